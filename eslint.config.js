@@ -1,0 +1,63 @@
+// @ts-check
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'node_modules/**', 'bench/results/**', 'coverage/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommendedTypeChecked,
+  {
+    languageOptions: {
+      parserOptions: {
+        projectService: { allowDefaultProject: ['eslint.config.js', 'vitest.config.ts'] },
+        tsconfigRootDir: import.meta.dirname,
+      },
+    },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true, allowBoolean: true }],
+    },
+  },
+  {
+    // The consensus core is pure: no I/O, no clocks, no ambient randomness, no timers.
+    files: ['src/shards/raft/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['node:*'], message: 'src/shards/raft is pure: no Node imports.' },
+            {
+              group: ['fs', 'fs/*', 'path', 'os', 'crypto', 'events', 'timers', 'timers/*', 'worker_threads', 'child_process', 'net', 'http', 'util', 'stream', 'buffer', 'process'],
+              message: 'src/shards/raft is pure: no Node imports.',
+            },
+          ],
+        },
+      ],
+      'no-restricted-globals': [
+        'error',
+        { name: 'setTimeout', message: 'Time is ticks in the raft core.' },
+        { name: 'setInterval', message: 'Time is ticks in the raft core.' },
+        { name: 'setImmediate', message: 'Time is ticks in the raft core.' },
+        { name: 'clearTimeout', message: 'Time is ticks in the raft core.' },
+        { name: 'clearInterval', message: 'Time is ticks in the raft core.' },
+        { name: 'queueMicrotask', message: 'The raft core is synchronous.' },
+        { name: 'performance', message: 'Time is ticks in the raft core.' },
+        { name: 'process', message: 'src/shards/raft is pure: no process access.' },
+        { name: 'Buffer', message: 'src/shards/raft is pure: use Uint8Array.' },
+        { name: 'crypto', message: 'Randomness is a seeded PRNG passed in.' },
+      ],
+      'no-restricted-properties': [
+        'error',
+        { object: 'Date', property: 'now', message: 'Time is ticks in the raft core.' },
+        { object: 'Math', property: 'random', message: 'Randomness is a seeded PRNG passed in.' },
+      ],
+      'no-restricted-syntax': [
+        'error',
+        { selector: "NewExpression[callee.name='Date']", message: 'Time is ticks in the raft core.' },
+      ],
+    },
+  },
+);
