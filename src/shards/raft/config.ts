@@ -1,0 +1,102 @@
+import { RaftError, RaftErrorCode } from './errors.js';
+import type { Prng } from './prng.js';
+import type { Storage } from './storage.js';
+import type { LogIndex, NodeId } from './types.js';
+
+/**
+ * Deliberately injectable bugs, so the simulator can prove its checks find real violations.
+ * Never set outside tests.
+ */
+export const BUGS = {
+  'commit-previous-term': 'the leader commits an entry of an earlier term by counting replicas',
+  'vote-without-log-check': 'a vote is granted without checking that the candidate log is up to date',
+  'lease-read-without-check-quorum': 'a leader serves lease reads on leadership alone, check-quorum off',
+  'apply-before-persist': 'acks and applies happen before the write they depend on is durable',
+  'no-conflict-truncate': 'a follower keeps conflicting entries instead of truncating them',
+} as const;
+export type BugName = keyof typeof BUGS;
+
+export interface RaftConfig {
+  /** This replica's id (> 0). */
+  readonly id: NodeId;
+  /** Stable storage the core reads; the shell writes it while handling each Ready. */
+  readonly storage: Storage;
+  /** The only source of randomness (election timeouts). */
+  readonly prng: Prng;
+  /** Last index the state machine applied before this start; default 0 (replay everything). */
+  readonly applied?: LogIndex;
+  /**
+   * Election timeout base, in ticks; a follower waits a random number of ticks in
+   * [electionTimeoutTicks, 2 * electionTimeoutTicks) before campaigning. Default 10.
+   */
+  readonly electionTimeoutTicks?: number;
+  /** Ticks between leader heartbeats; must be < electionTimeoutTicks. Default 1. */
+  readonly heartbeatIntervalTicks?: number;
+  /** Run a pre-vote round before a real election, so a partitioned node cannot inflate terms. Default true. */
+  readonly preVote?: boolean;
+  /** A leader that has not heard from a quorum within an election timeout steps down. Default true. */
+  readonly checkQuorum?: boolean;
+  /** Bytes of entries in one App message (at least one entry is always sent). Default 1 MiB. */
+  readonly appendBytesMax?: number;
+  /** App messages in flight to one follower in replicate state. Default 256. */
+  readonly inflightMessagesMax?: number;
+  /** Entry bytes in flight to one follower. Default 8 MiB. */
+  readonly inflightBytesMax?: number;
+  /** Bytes of proposed, not yet applied entries a leader accepts; beyond it proposals fail. Default 64 MiB. */
+  readonly uncommittedBytesMax?: number;
+  /** Bytes of committed entries in one Ready. Default 4 MiB. */
+  readonly committedBytesPerReadyMax?: number;
+  /** Reads queued at a leader (waiting for a round) or at a follower (waiting for the leader). Default 4096. */
+  readonly readQueueMax?: number;
+  /** Ticks a leadership transfer may take before it is aborted. Default electionTimeoutTicks. */
+  readonly transferTimeoutTicks?: number;
+  /** Test only: bugs to inject. */
+  readonly bugs?: ReadonlySet<BugName>;
+}
+
+export type ResolvedConfig = Required<Omit<RaftConfig, 'bugs'>> & { readonly bugs: ReadonlySet<BugName> };
+
+/** Fills defaults and checks every value and the relations between them. */
+export function resolveConfig(c: RaftConfig): ResolvedConfig {
+  const electionTimeoutTicks = c.electionTimeoutTicks ?? 10;
+  const r: ResolvedConfig = {
+    id: c.id,
+    storage: c.storage,
+    prng: c.prng,
+    applied: c.applied ?? (0 as LogIndex),
+    electionTimeoutTicks,
+    heartbeatIntervalTicks: c.heartbeatIntervalTicks ?? 1,
+    preVote: c.preVote ?? true,
+    checkQuorum: c.checkQuorum ?? true,
+    appendBytesMax: c.appendBytesMax ?? 1 << 20,
+    inflightMessagesMax: c.inflightMessagesMax ?? 256,
+    inflightBytesMax: c.inflightBytesMax ?? 8 << 20,
+    uncommittedBytesMax: c.uncommittedBytesMax ?? 64 << 20,
+    committedBytesPerReadyMax: c.committedBytesPerReadyMax ?? 4 << 20,
+    readQueueMax: c.readQueueMax ?? 4096,
+    transferTimeoutTicks: c.transferTimeoutTicks ?? electionTimeoutTicks,
+    bugs: c.bugs ?? new Set(),
+  };
+  const positive = (name: string, v: number): void => {
+    if (!Number.isInteger(v) || v <= 0) throw new RaftError(RaftErrorCode.InvalidConfig, `${name} must be a positive integer, got ${v}`);
+  };
+  positive('id', r.id);
+  positive('electionTimeoutTicks', r.electionTimeoutTicks);
+  positive('heartbeatIntervalTicks', r.heartbeatIntervalTicks);
+  positive('appendBytesMax', r.appendBytesMax);
+  positive('inflightMessagesMax', r.inflightMessagesMax);
+  positive('inflightBytesMax', r.inflightBytesMax);
+  positive('uncommittedBytesMax', r.uncommittedBytesMax);
+  positive('committedBytesPerReadyMax', r.committedBytesPerReadyMax);
+  positive('readQueueMax', r.readQueueMax);
+  positive('transferTimeoutTicks', r.transferTimeoutTicks);
+  if (r.heartbeatIntervalTicks >= r.electionTimeoutTicks) {
+    throw new RaftError(RaftErrorCode.InvalidConfig, 'heartbeatIntervalTicks must be < electionTimeoutTicks');
+  }
+  if (r.electionTimeoutTicks < 3) {
+    // The lease keeps a two-tick safety margin below the election timeout.
+    throw new RaftError(RaftErrorCode.InvalidConfig, 'electionTimeoutTicks must be >= 3');
+  }
+  if (!Number.isInteger(r.applied) || r.applied < 0) throw new RaftError(RaftErrorCode.InvalidConfig, 'applied must be >= 0');
+  return r;
+}

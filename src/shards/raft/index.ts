@@ -1,0 +1,10 @@
+export { RawNode } from './rawnode.js';
+export type { Status, ProgressStatus } from './rawnode.js';
+export { BUGS, resolveConfig } from './config.js';
+export type { BugName, RaftConfig, ResolvedConfig } from './config.js';
+export { encodeConfChange, decodeConfChange } from './confchange.js';
+export { RaftError, RaftErrorCode, AssertionError, assert } from './errors.js';
+export { Prng } from './prng.js';
+export { MemoryStorage, emptyConfState } from './storage.js';
+export type { Storage } from './storage.js';
+export * from './types.js';

@@ -1,0 +1,1016 @@
+import type { ResolvedConfig } from './config.js';
+import { decodeConfChange } from './confchange.js';
+import { RaftError, RaftErrorCode, assert } from './errors.js';
+import { RaftLog } from './log.js';
+import { Progress } from './progress.js';
+import { majority, quorumValue, voteResult } from './quorum.js';
+import type {
+  ConfChange,
+  ConfState,
+  Entry,
+  FailedProposal,
+  FailedRead,
+  LogIndex,
+  Message,
+  NodeId,
+  ReadState,
+  Role,
+  Term,
+} from './types.js';
+import { ConfChangeType, EntryType, MessageType, NONE, emptyMessage, entrySize } from './types.js';
+
+/** Vote context marking a campaign that a leader asked for (leadership transfer). */
+const TRANSFER_CONTEXT = 1;
+/** The lease ends this many ticks before a follower could vote again (tick phase slack). */
+const LEASE_MARGIN_TICKS = 2;
+
+interface QueuedRead {
+  readonly context: number;
+  /** Who asked: this node, or a follower that forwarded it. */
+  readonly from: NodeId;
+}
+
+/** One ReadIndex quorum round: every read queued before it started is released by it. */
+interface ReadRound {
+  /** Heartbeat sequence number that carries the round; acks of it or later ones count. */
+  readonly seq: number;
+  /** Commit index when the round started: the reads' index. */
+  readonly index: LogIndex;
+  readonly reads: QueuedRead[];
+}
+
+/** Counters the shell turns into metrics. */
+export interface RaftCounters {
+  elections: number;
+  preVotes: number;
+  leaderships: number;
+  stepDowns: number;
+  proposalsRefused: number;
+  snapshotsSent: number;
+  snapshotsInstalled: number;
+  readRounds: number;
+  leaseReads: number;
+  transfersAborted: number;
+}
+
+/**
+ * The raft state machine: pure and synchronous. Inputs are steps, ticks and proposals; outputs are
+ * collected in public fields that {@link RawNode} turns into a Ready.
+ */
+export class Raft {
+  readonly id: NodeId;
+  readonly cfg: ResolvedConfig;
+  readonly log: RaftLog;
+
+  /** Current term; persisted. Only grows. */
+  term: Term;
+  /** Whom this node voted for in `term`; persisted. Never changes within a term once set. */
+  vote: NodeId;
+  /** Leader of `term` as far as this node knows, or NONE. */
+  lead: NodeId = NONE;
+  role: Role = 'follower';
+
+  /** Progress of every member (voters and learners), including this node. */
+  prs = new Map<NodeId, Progress>();
+  voters = new Set<NodeId>();
+  learners = new Set<NodeId>();
+  /** Election responses in the current (pre-)campaign. */
+  private votes = new Map<NodeId, boolean>();
+
+  /** Messages that may leave at once. */
+  msgs: Message[] = [];
+  /** Messages that may leave only after the current hard state and entries are durable. */
+  msgsAfterPersist: Message[] = [];
+  readStates: ReadState[] = [];
+  failedReads: FailedRead[] = [];
+  failedProposals: FailedProposal[] = [];
+
+  /** Ticks since the last election timeout reset (follower: since it heard from the leader). */
+  private electionElapsed = 0;
+  private heartbeatElapsed = 0;
+  /** Random in [electionTimeoutTicks, 2 * electionTimeoutTicks), drawn at each role change. */
+  private randomizedElectionTimeout = 0;
+  /** Ticks since this node started; used for the lease guard after a restart. */
+  private now = 0;
+
+  /** Transfer target, or NONE. Proposals are refused while set. */
+  leadTransferee: NodeId = NONE;
+  private transferElapsed = 0;
+  /** Set once this leader sent TimeoutNow: a forced election may follow, so no more lease reads this term. */
+  private leaseRevoked = false;
+
+  /** A conf change at an index above `applied` is pending: no new one until it is applied. */
+  private pendingConfIndex = 0 as LogIndex;
+  /** Bytes of proposed entries not yet applied (leader only). */
+  private uncommittedBytes = 0;
+  /** Proposals accepted while leader, not yet resolved by a commit: (index, term). Ordered by index. */
+  private proposals: { index: LogIndex; term: Term }[] = [];
+
+  /** Leader: reads waiting for the next round. Follower: reads forwarded to `lead`. */
+  private pendingReads: QueuedRead[] = [];
+  private readRounds: ReadRound[] = [];
+  private heartbeatSeq = 0;
+  /** Send tick of recent heartbeat sequence numbers (leader), for the lease. */
+  private heartbeatTicks: { seq: number; tick: number }[] = [];
+
+  readonly counters: RaftCounters = {
+    elections: 0,
+    preVotes: 0,
+    leaderships: 0,
+    stepDowns: 0,
+    proposalsRefused: 0,
+    snapshotsSent: 0,
+    snapshotsInstalled: 0,
+    readRounds: 0,
+    leaseReads: 0,
+    transfersAborted: 0,
+  };
+
+  constructor(cfg: ResolvedConfig) {
+    this.cfg = cfg;
+    this.id = cfg.id;
+    const { hardState, confState } = cfg.storage.initialState();
+    this.log = new RaftLog(cfg.storage, hardState.commit, cfg.applied, {
+      noConflictTruncate: cfg.bugs.has('no-conflict-truncate'),
+    });
+    this.term = hardState.term;
+    this.vote = hardState.vote;
+    this.applyConfState(confState);
+    this.becomeFollower(this.term, NONE);
+  }
+
+  // ---------------------------------------------------------------- membership
+
+  private applyConfState(cs: ConfState): void {
+    this.prs.clear();
+    this.voters.clear();
+    this.learners.clear();
+    const next = (this.log.lastIndex() + 1) as LogIndex;
+    for (const v of cs.voters) {
+      this.voters.add(v);
+      this.prs.set(v, this.newProgress(next, false));
+    }
+    for (const l of cs.learners) {
+      assert(!this.voters.has(l), `conf state: ${l} is both voter and learner`);
+      this.learners.add(l);
+      this.prs.set(l, this.newProgress(next, true));
+    }
+  }
+
+  private newProgress(next: LogIndex, isLearner: boolean): Progress {
+    return new Progress(next, isLearner, this.cfg.inflightMessagesMax, this.cfg.inflightBytesMax);
+  }
+
+  confState(): ConfState {
+    return { voters: [...this.voters].sort((a, b) => a - b), learners: [...this.learners].sort((a, b) => a - b) };
+  }
+
+  /** A voter of the current configuration may campaign. */
+  promotable(): boolean {
+    return this.voters.has(this.id) && !this.log.pendingSnapshot();
+  }
+
+  /** Applies one committed membership change (called as the shell confirms it applied the entry). */
+  applyConfChange(cc: ConfChange): void {
+    const next = (this.log.lastIndex() + 1) as LogIndex;
+    switch (cc.type) {
+      case ConfChangeType.AddVoter: {
+        const pr = this.prs.get(cc.node);
+        if (pr) {
+          pr.isLearner = false;
+        } else {
+          this.prs.set(cc.node, this.newProgress(next, false));
+        }
+        this.learners.delete(cc.node);
+        this.voters.add(cc.node);
+        break;
+      }
+      case ConfChangeType.AddLearner: {
+        if (this.voters.has(cc.node)) return; // demotion is refused at proposal time
+        if (!this.prs.has(cc.node)) this.prs.set(cc.node, this.newProgress(next, true));
+        this.learners.add(cc.node);
+        break;
+      }
+      case ConfChangeType.RemoveNode: {
+        if (this.voters.has(cc.node) && this.voters.size === 1) return; // refused at proposal time
+        this.prs.delete(cc.node);
+        this.voters.delete(cc.node);
+        this.learners.delete(cc.node);
+        break;
+      }
+    }
+    if (this.role === 'leader') {
+      if (!this.voters.has(this.id)) {
+        // A leader that applied its own removal steps down; the rest elect a new leader.
+        this.becomeFollower(this.term, NONE);
+        return;
+      }
+      if (this.leadTransferee !== NONE && !this.voters.has(this.leadTransferee)) this.abortTransfer();
+      if (cc.type === ConfChangeType.AddVoter || cc.type === ConfChangeType.AddLearner) {
+        const pr = this.prs.get(cc.node);
+        if (pr && cc.node !== this.id) this.sendAppend(cc.node, true);
+      }
+      // The quorum may be smaller now.
+      if (this.maybeCommit()) this.bcastAppend();
+      this.maybeCompleteReadRounds();
+    } else if (this.role !== 'follower' && !this.voters.has(this.id)) {
+      this.becomeFollower(this.term, NONE);
+    }
+  }
+
+  // ---------------------------------------------------------------- roles
+
+  private reset(t: Term): void {
+    if (this.term !== t) {
+      this.term = t;
+      this.vote = NONE;
+    }
+    this.lead = NONE;
+    this.electionElapsed = 0;
+    this.heartbeatElapsed = 0;
+    this.randomizedElectionTimeout = this.cfg.prng.int(this.cfg.electionTimeoutTicks, 2 * this.cfg.electionTimeoutTicks);
+    this.votes.clear();
+    this.leadTransferee = NONE;
+    this.transferElapsed = 0;
+    this.leaseRevoked = false;
+    this.uncommittedBytes = 0;
+    this.heartbeatTicks = [];
+    const next = (this.log.lastIndex() + 1) as LogIndex;
+    for (const [id, pr] of this.prs) {
+      const fresh = this.newProgress(next, pr.isLearner);
+      if (id === this.id) fresh.match = this.log.stableLastIndex();
+      this.prs.set(id, fresh);
+    }
+  }
+
+  becomeFollower(t: Term, lead: NodeId): void {
+    const wasLeader = this.role === 'leader';
+    const oldLead = this.lead;
+    this.failReads(wasLeader);
+    this.reset(t);
+    this.role = 'follower';
+    this.lead = lead;
+    if (wasLeader) this.counters.stepDowns++;
+    if (oldLead !== lead) this.failForwardedReads();
+  }
+
+  private becomePreCandidate(): void {
+    this.failReads(this.role === 'leader');
+    this.failForwardedReads();
+    // Pre-vote changes neither term nor vote: a node that cannot win disturbs nobody.
+    this.votes.clear();
+    this.lead = NONE;
+    this.role = 'pre-candidate';
+    this.electionElapsed = 0;
+    this.randomizedElectionTimeout = this.cfg.prng.int(this.cfg.electionTimeoutTicks, 2 * this.cfg.electionTimeoutTicks);
+    this.counters.preVotes++;
+  }
+
+  private becomeCandidate(): void {
+    assert(this.role !== 'leader', 'becomeCandidate: leader');
+    this.failReads(false);
+    this.failForwardedReads();
+    this.reset((this.term + 1) as Term);
+    this.vote = this.id;
+    this.role = 'candidate';
+    this.counters.elections++;
+  }
+
+  private becomeLeader(): void {
+    assert(this.role === 'candidate', `becomeLeader: role ${this.role}`);
+    this.reset(this.term);
+    this.role = 'leader';
+    this.lead = this.id;
+    this.counters.leaderships++;
+    const self = this.prs.get(this.id);
+    assert(self !== undefined, 'becomeLeader: not a member');
+    self.becomeReplicate();
+    self.match = this.log.stableLastIndex();
+    // Conf changes wait until this leader applied everything up to its own first entry
+    // (the one-at-a-time rule needs an entry of the current term committed first).
+    this.pendingConfIndex = this.log.lastIndex();
+    // A no-op of the new term: commits everything before it (§5.4.2) and opens reads.
+    this.appendEntries([{ term: this.term, index: 0 as LogIndex, type: EntryType.Normal, data: new Uint8Array(0) }], false);
+    this.bcastAppend();
+  }
+
+  // ---------------------------------------------------------------- ticks
+
+  tick(): void {
+    this.now++;
+    if (this.role === 'leader') this.tickLeader();
+    else this.tickElection();
+  }
+
+  private tickElection(): void {
+    this.electionElapsed++;
+    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
+      this.electionElapsed = 0;
+      this.hup(false);
+    }
+  }
+
+  private tickLeader(): void {
+    this.heartbeatElapsed++;
+    this.electionElapsed++;
+    if (this.leadTransferee !== NONE) {
+      this.transferElapsed++;
+      if (this.transferElapsed >= this.cfg.transferTimeoutTicks) this.abortTransfer();
+    }
+    for (const [id, pr] of this.prs) {
+      if (id === this.id || pr.state !== 'snapshot') continue;
+      // A snapshot that got lost must not stall the follower forever.
+      if (++pr.snapshotTicks >= 2 * this.cfg.electionTimeoutTicks) pr.becomeProbe();
+    }
+    if (this.electionElapsed >= this.cfg.electionTimeoutTicks) {
+      this.electionElapsed = 0;
+      if (this.cfg.checkQuorum) {
+        if (!this.quorumActive()) {
+          this.becomeFollower(this.term, NONE);
+          return;
+        }
+        for (const [id, pr] of this.prs) if (id !== this.id) pr.recentActive = false;
+      }
+    }
+    if (this.heartbeatElapsed >= this.cfg.heartbeatIntervalTicks) {
+      this.heartbeatElapsed = 0;
+      this.bcastHeartbeat();
+    }
+  }
+
+  private quorumActive(): boolean {
+    let active = 0;
+    for (const v of this.voters) if (v === this.id || this.prs.get(v)?.recentActive) active++;
+    return active >= majority(this.voters.size);
+  }
+
+  // ---------------------------------------------------------------- elections
+
+  /** Starts a (pre-)campaign. `transfer`: asked by the leader, so skip pre-vote and override leases. */
+  hup(transfer: boolean): void {
+    if (this.role === 'leader' || !this.promotable()) return;
+    // A node must not campaign with committed entries it has not applied: they may hold conf changes.
+    if (this.hasUnappliedConfChange()) return;
+    if (this.cfg.preVote && !transfer) this.campaign('pre');
+    else this.campaign(transfer ? 'transfer' : 'real');
+  }
+
+  private hasUnappliedConfChange(): boolean {
+    if (this.log.applied >= this.log.committed) return false;
+    const ents = this.log.slice((this.log.applied + 1) as LogIndex, (this.log.committed + 1) as LogIndex, Number.MAX_SAFE_INTEGER);
+    return ents?.some((e) => e.type === EntryType.ConfChange) ?? false;
+  }
+
+  private campaign(kind: 'pre' | 'real' | 'transfer'): void {
+    let voteTerm: Term;
+    if (kind === 'pre') {
+      this.becomePreCandidate();
+      voteTerm = (this.term + 1) as Term;
+    } else {
+      this.becomeCandidate();
+      voteTerm = this.term;
+    }
+    this.votes.set(this.id, true);
+    if (voteResult(this.voters, this.votes) === 'won') {
+      if (kind === 'pre') this.campaign('real');
+      else this.becomeLeader();
+      return;
+    }
+    const lastIndex = this.log.lastIndex();
+    const lastTerm = this.log.lastTerm();
+    for (const v of [...this.voters].sort((a, b) => a - b)) {
+      if (v === this.id) continue;
+      const m: Message = {
+        ...emptyMessage(kind === 'pre' ? MessageType.PreVote : MessageType.Vote, this.id, v, voteTerm),
+        index: lastIndex,
+        logTerm: lastTerm,
+        context: kind === 'transfer' ? TRANSFER_CONTEXT : 0,
+      };
+      // A real vote request must not leave before this node's own vote is durable.
+      if (kind === 'pre') this.msgs.push(m);
+      else this.msgsAfterPersist.push(m);
+    }
+  }
+
+  /** Followers that heard from a leader recently (or just restarted) refuse to help unseat it. */
+  private inLease(): boolean {
+    if (!this.cfg.checkQuorum) return false;
+    if (this.now < this.cfg.electionTimeoutTicks) return true;
+    return this.lead !== NONE && this.electionElapsed < this.cfg.electionTimeoutTicks;
+  }
+
+  // ---------------------------------------------------------------- step
+
+  step(m: Message): void {
+    if (m.to !== this.id && m.type !== MessageType.Hup) return;
+    if (m.type === MessageType.Hup) {
+      this.hup(false);
+      return;
+    }
+    if (m.term > this.term) {
+      if (m.type === MessageType.Vote || m.type === MessageType.PreVote) {
+        const force = m.type === MessageType.Vote && m.context === TRANSFER_CONTEXT;
+        if (!force && this.inLease()) return;
+      }
+      if (m.type === MessageType.PreVote) {
+        // Never change term on a pre-vote.
+      } else if (m.type === MessageType.PreVoteResp && !m.reject) {
+        // A granted pre-vote carries the term we would campaign in; the term moves at the real vote.
+      } else if (m.type === MessageType.App || m.type === MessageType.Heartbeat || m.type === MessageType.Snap) {
+        this.becomeFollower(m.term, m.from);
+      } else {
+        this.becomeFollower(m.term, NONE);
+      }
+    } else if (m.term < this.term) {
+      if ((this.cfg.checkQuorum || this.cfg.preVote) && (m.type === MessageType.App || m.type === MessageType.Heartbeat)) {
+        // A stale leader (e.g. back from a partition) learns the new term and steps down.
+        this.msgs.push(emptyMessage(MessageType.AppResp, this.id, m.from, this.term));
+      } else if (m.type === MessageType.PreVote) {
+        this.msgs.push({ ...emptyMessage(MessageType.PreVoteResp, this.id, m.from, this.term), reject: true });
+      }
+      return;
+    }
+
+    switch (m.type) {
+      case MessageType.Vote:
+      case MessageType.PreVote:
+        this.handleVoteRequest(m);
+        return;
+      default:
+        break;
+    }
+    switch (this.role) {
+      case 'leader':
+        this.stepLeader(m);
+        break;
+      case 'candidate':
+      case 'pre-candidate':
+        this.stepCandidate(m);
+        break;
+      case 'follower':
+        this.stepFollower(m);
+        break;
+    }
+  }
+
+  private handleVoteRequest(m: Message): void {
+    const pre = m.type === MessageType.PreVote;
+    const canVote =
+      this.vote === m.from ||
+      (this.vote === NONE && this.lead === NONE) ||
+      (pre && m.term > this.term);
+    const logOk = this.cfg.bugs.has('vote-without-log-check') || this.log.isUpToDate(m.index, m.logTerm);
+    const respType = pre ? MessageType.PreVoteResp : MessageType.VoteResp;
+    if (canVote && logOk && this.voters.has(m.from)) {
+      const resp = emptyMessage(respType, this.id, m.from, m.term);
+      if (pre) {
+        this.msgs.push(resp);
+      } else {
+        this.electionElapsed = 0;
+        this.vote = m.from;
+        // The grant depends on the vote being durable.
+        this.msgsAfterPersist.push(resp);
+      }
+    } else {
+      this.msgs.push({ ...emptyMessage(respType, this.id, m.from, this.term), reject: true });
+    }
+  }
+
+  private stepCandidate(m: Message): void {
+    switch (m.type) {
+      case MessageType.App:
+        this.becomeFollower(m.term, m.from);
+        this.handleAppend(m);
+        return;
+      case MessageType.Heartbeat:
+        this.becomeFollower(m.term, m.from);
+        this.handleHeartbeat(m);
+        return;
+      case MessageType.Snap:
+        this.becomeFollower(m.term, m.from);
+        this.handleSnapshot(m);
+        return;
+      case MessageType.PreVoteResp:
+      case MessageType.VoteResp: {
+        const myType = this.role === 'pre-candidate' ? MessageType.PreVoteResp : MessageType.VoteResp;
+        if (m.type !== myType) return;
+        if (!this.voters.has(m.from)) return;
+        this.votes.set(m.from, !m.reject);
+        const r = voteResult(this.voters, this.votes);
+        if (r === 'won') {
+          if (this.role === 'pre-candidate') this.campaign('real');
+          else this.becomeLeader();
+        } else if (r === 'lost') {
+          this.becomeFollower(this.term, NONE);
+        }
+        return;
+      }
+      case MessageType.ReadIndexResp:
+        this.handleReadIndexResp(m);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private stepFollower(m: Message): void {
+    switch (m.type) {
+      case MessageType.App:
+        this.electionElapsed = 0;
+        this.lead = m.from;
+        this.handleAppend(m);
+        return;
+      case MessageType.Heartbeat:
+        this.electionElapsed = 0;
+        this.lead = m.from;
+        this.handleHeartbeat(m);
+        return;
+      case MessageType.Snap:
+        this.electionElapsed = 0;
+        this.lead = m.from;
+        this.handleSnapshot(m);
+        return;
+      case MessageType.TimeoutNow:
+        // The leader asked us to take over: campaign at once, overriding leases and pre-vote.
+        this.hup(true);
+        return;
+      case MessageType.ReadIndexResp:
+        this.handleReadIndexResp(m);
+        return;
+      default:
+        return;
+    }
+  }
+
+  // ---------------------------------------------------------------- follower handlers
+
+  private handleAppend(m: Message): void {
+    if (m.index < this.log.committed) {
+      this.msgsAfterPersist.push({ ...emptyMessage(MessageType.AppResp, this.id, m.from, this.term), index: this.log.committed });
+      return;
+    }
+    const lastNew = this.log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
+    this.resolveProposals();
+    if (lastNew !== undefined) {
+      this.msgsAfterPersist.push({ ...emptyMessage(MessageType.AppResp, this.id, m.from, this.term), index: lastNew });
+      return;
+    }
+    // Fast backtracking: tell the leader the last index at or before its probe whose term is no
+    // newer than the probe's, so it can skip a whole term of mismatching entries per round trip.
+    const hintIndex = Math.min(m.index, this.log.lastIndex()) as LogIndex;
+    const hint = this.log.findConflictByTerm(hintIndex, m.logTerm);
+    this.msgsAfterPersist.push({
+      ...emptyMessage(MessageType.AppResp, this.id, m.from, this.term),
+      index: m.index,
+      reject: true,
+      rejectHint: hint.index,
+      logTerm: hint.term,
+    });
+  }
+
+  private handleHeartbeat(m: Message): void {
+    this.log.commitTo(Math.min(m.commit, this.log.lastIndex()) as LogIndex);
+    this.resolveProposals();
+    this.msgs.push({ ...emptyMessage(MessageType.HeartbeatResp, this.id, m.from, this.term), context: m.context });
+  }
+
+  private handleSnapshot(m: Message): void {
+    const s = m.snapshot;
+    assert(s !== undefined, 'Snap message without snapshot');
+    if (this.restore(s)) {
+      this.counters.snapshotsInstalled++;
+      this.msgsAfterPersist.push({ ...emptyMessage(MessageType.AppResp, this.id, m.from, this.term), index: this.log.lastIndex() });
+    } else {
+      this.msgsAfterPersist.push({ ...emptyMessage(MessageType.AppResp, this.id, m.from, this.term), index: this.log.committed });
+    }
+  }
+
+  /** Installs a snapshot if it brings something new; false when it is stale or already matched. */
+  private restore(s: { metadata: { index: LogIndex; term: Term; confState: ConfState }; data: Uint8Array }): boolean {
+    const { index, term, confState } = s.metadata;
+    if (index <= this.log.committed) return false;
+    const inConf = confState.voters.includes(this.id) || confState.learners.includes(this.id);
+    if (!inConf) return false;
+    if (this.log.matchTerm(index, term)) {
+      // We already have the entry: just fast-forward the commit.
+      this.log.commitTo(index);
+      this.resolveProposals();
+      return false;
+    }
+    this.log.restore({ metadata: { index, term, confState }, data: s.data });
+    this.applyConfState(confState);
+    this.resolveProposals();
+    return true;
+  }
+
+  // ---------------------------------------------------------------- leader
+
+  private stepLeader(m: Message): void {
+    const pr = this.prs.get(m.from);
+    switch (m.type) {
+      case MessageType.AppResp:
+        if (pr) this.handleAppendResponse(m, pr);
+        return;
+      case MessageType.HeartbeatResp:
+        if (pr) this.handleHeartbeatResponse(m, pr);
+        return;
+      case MessageType.ReadIndex:
+        this.queueRead({ context: m.context, from: m.from });
+        return;
+      default:
+        return;
+    }
+  }
+
+  private handleAppendResponse(m: Message, pr: Progress): void {
+    pr.recentActive = true;
+    if (m.reject) {
+      let nextProbe = m.rejectHint;
+      if (m.logTerm > 0) nextProbe = this.log.findConflictByTerm(m.rejectHint, m.logTerm).index;
+      if (pr.maybeDecrTo(m.index, nextProbe)) {
+        if (pr.state === 'replicate') pr.becomeProbe();
+        this.sendAppend(m.from, false);
+      }
+      return;
+    }
+    const wasPaused = pr.isPaused();
+    if (!pr.maybeUpdate(m.index)) {
+      if (wasPaused && pr.state === 'probe') this.sendAppend(m.from, false);
+      return;
+    }
+    if (pr.state === 'probe') {
+      pr.becomeReplicate();
+    } else if (pr.state === 'snapshot' && pr.match + 1 >= this.log.firstIndex()) {
+      pr.becomeProbe();
+      pr.becomeReplicate();
+    } else if (pr.state === 'replicate') {
+      pr.inflights.freeLE(m.index);
+    }
+    if (this.maybeCommit()) {
+      this.bcastAppend();
+    } else {
+      while (this.sendAppend(m.from, false));
+    }
+    if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
+  }
+
+  private handleHeartbeatResponse(m: Message, pr: Progress): void {
+    pr.recentActive = true;
+    pr.probeSent = false;
+    if (m.context > pr.ackedHeartbeat) pr.ackedHeartbeat = m.context;
+    if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, false);
+    this.maybeCompleteReadRounds();
+  }
+
+  /** Raises commit to what a quorum of voters durably holds, counting only entries of this term. */
+  maybeCommit(): boolean {
+    const mci = quorumValue(this.voters, (id) => this.prs.get(id)?.match ?? 0) as LogIndex;
+    if (mci <= this.log.committed) return false;
+    // §5.4.2: an entry of an earlier term is committed only indirectly, by an entry of this term.
+    if (!this.cfg.bugs.has('commit-previous-term') && this.log.term(mci) !== this.term) return false;
+    this.log.commitTo(mci);
+    this.resolveProposals();
+    this.maybeStartReadRound();
+    return true;
+  }
+
+  private appendEntries(ents: Entry[], countBytes: boolean): Entry[] {
+    let idx = this.log.lastIndex();
+    const stamped = ents.map((e) => {
+      idx = (idx + 1) as LogIndex;
+      return { ...e, term: this.term, index: idx };
+    });
+    if (countBytes) for (const e of stamped) this.uncommittedBytes += e.data.length;
+    this.log.append(stamped);
+    if (this.cfg.bugs.has('apply-before-persist')) {
+      // Injected bug: the leader counts its own entries before they are durable.
+      this.prs.get(this.id)?.maybeUpdate(this.log.lastIndex());
+      this.maybeCommit();
+    }
+    return stamped;
+  }
+
+  /** Self progress catches up with what the shell made durable. */
+  onPersisted(): void {
+    if (this.role !== 'leader') return;
+    const self = this.prs.get(this.id);
+    if (!self) return;
+    const stable = this.log.stableLastIndex();
+    if (stable > self.match && this.log.term(stable) !== undefined) {
+      self.match = stable;
+      if (this.maybeCommit()) this.bcastAppend();
+    }
+  }
+
+  propose(data: Uint8Array, type: EntryType = EntryType.Normal): { index: LogIndex; term: Term } {
+    if (this.role !== 'leader') {
+      this.counters.proposalsRefused++;
+      throw new RaftError(RaftErrorCode.NotLeader, `node ${this.id} is not the leader`, this.lead);
+    }
+    if (this.leadTransferee !== NONE) {
+      this.counters.proposalsRefused++;
+      throw new RaftError(RaftErrorCode.TransferInProgress, `leadership is moving to ${this.leadTransferee}`, this.lead);
+    }
+    if (this.uncommittedBytes > 0 && this.uncommittedBytes + data.length > this.cfg.uncommittedBytesMax) {
+      this.counters.proposalsRefused++;
+      throw new RaftError(
+        RaftErrorCode.UncommittedBytesExceeded,
+        `uncommitted log holds ${this.uncommittedBytes} bytes; limit uncommittedBytesMax=${this.cfg.uncommittedBytesMax}`,
+        this.lead,
+      );
+    }
+    const [e] = this.appendEntries([{ term: this.term, index: 0 as LogIndex, type, data }], true);
+    assert(e !== undefined, 'propose: nothing appended');
+    this.proposals.push({ index: e.index, term: e.term });
+    this.bcastAppend();
+    return { index: e.index, term: e.term };
+  }
+
+  proposeConfChange(cc: ConfChange, data: Uint8Array): { index: LogIndex; term: Term } {
+    if (this.role !== 'leader') throw new RaftError(RaftErrorCode.NotLeader, `node ${this.id} is not the leader`, this.lead);
+    if (this.pendingConfIndex > this.log.applied) {
+      throw new RaftError(
+        RaftErrorCode.ConfChangePending,
+        `a membership change at ${this.pendingConfIndex} is not applied yet (applied ${this.log.applied})`,
+        this.lead,
+      );
+    }
+    const isVoter = this.voters.has(cc.node);
+    const isLearner = this.learners.has(cc.node);
+    switch (cc.type) {
+      case ConfChangeType.AddVoter:
+        if (isVoter) throw new RaftError(RaftErrorCode.InvalidConfChange, `${cc.node} is already a voter`);
+        break;
+      case ConfChangeType.AddLearner:
+        if (isVoter) throw new RaftError(RaftErrorCode.InvalidConfChange, `${cc.node} is a voter; demotion is not supported`);
+        if (isLearner) throw new RaftError(RaftErrorCode.InvalidConfChange, `${cc.node} is already a learner`);
+        break;
+      case ConfChangeType.RemoveNode:
+        if (!isVoter && !isLearner) throw new RaftError(RaftErrorCode.InvalidConfChange, `${cc.node} is not a member`);
+        if (isVoter && this.voters.size === 1) throw new RaftError(RaftErrorCode.InvalidConfChange, 'cannot remove the last voter');
+        break;
+    }
+    const r = this.propose(data, EntryType.ConfChange);
+    this.pendingConfIndex = r.index;
+    return r;
+  }
+
+  private resolveProposals(): void {
+    if (this.proposals.length === 0) return;
+    let n = 0;
+    for (const p of this.proposals) {
+      if (p.index > this.log.committed) break;
+      n++;
+      const t = this.log.term(p.index);
+      if (t === undefined) {
+        this.failedProposals.push({ ...p, code: RaftErrorCode.ProposalOutcomeUnknown });
+      } else if (t !== p.term) {
+        // Another leader's entry is committed at this index: ours can never apply.
+        this.failedProposals.push({ ...p, code: RaftErrorCode.ProposalDropped });
+      }
+    }
+    if (n > 0) this.proposals.splice(0, n);
+  }
+
+  /** Called as the shell confirms entries applied, to release uncommitted budget. */
+  onApplied(ents: readonly Entry[]): void {
+    if (this.role !== 'leader') return;
+    for (const e of ents) if (e.term === this.term) this.uncommittedBytes = Math.max(0, this.uncommittedBytes - e.data.length);
+  }
+
+  // ---------------------------------------------------------------- sending
+
+  private bcastAppend(): void {
+    for (const id of this.prs.keys()) if (id !== this.id) this.sendAppend(id, true);
+  }
+
+  /**
+   * Sends entries (or a snapshot) to `to` if its progress allows. `sendIfEmpty` also sends an
+   * empty App to carry the commit index. Returns whether something was sent.
+   */
+  private sendAppend(to: NodeId, sendIfEmpty: boolean): boolean {
+    const pr = this.prs.get(to);
+    if (!pr || pr.isPaused()) return false;
+    const prevIndex = (pr.next - 1) as LogIndex;
+    const prevTerm = this.log.term(prevIndex);
+    const ents = prevTerm === undefined ? undefined : this.log.entriesFrom(pr.next, this.cfg.appendBytesMax);
+    if (prevTerm === undefined || ents === undefined) return this.sendSnapshot(to, pr);
+    if (ents.length === 0 && !sendIfEmpty) return false;
+    this.msgs.push({
+      ...emptyMessage(MessageType.App, this.id, to, this.term),
+      index: prevIndex,
+      logTerm: prevTerm,
+      entries: ents,
+      commit: this.log.committed,
+    });
+    if (ents.length > 0) {
+      const last = ents[ents.length - 1]!.index;
+      switch (pr.state) {
+        case 'replicate':
+          pr.next = (last + 1) as LogIndex;
+          pr.inflights.add(last, ents.reduce((s, e) => s + entrySize(e), 0));
+          break;
+        case 'probe':
+          pr.probeSent = true;
+          break;
+        default:
+          assert(false, `sendAppend in state ${pr.state}`);
+      }
+    } else if (pr.state === 'probe') {
+      pr.probeSent = true;
+    }
+    return true;
+  }
+
+  private sendSnapshot(to: NodeId, pr: Progress): boolean {
+    if (!pr.recentActive) return false;
+    const snap = this.log.snapshot();
+    assert(snap.metadata.index > 0, 'sendSnapshot: log compacted without a snapshot');
+    pr.becomeSnapshot(snap.metadata.index);
+    this.counters.snapshotsSent++;
+    this.msgs.push({ ...emptyMessage(MessageType.Snap, this.id, to, this.term), snapshot: snap });
+    return true;
+  }
+
+  private bcastHeartbeat(): number {
+    const seq = ++this.heartbeatSeq;
+    this.heartbeatTicks.push({ seq, tick: this.now });
+    // Older than an election timeout: useless for the lease, so the list stays bounded.
+    while (this.heartbeatTicks.length > 0 && this.heartbeatTicks[0]!.tick + this.cfg.electionTimeoutTicks < this.now) {
+      this.heartbeatTicks.shift();
+    }
+    for (const [id, pr] of this.prs) {
+      if (id === this.id) continue;
+      this.msgs.push({
+        ...emptyMessage(MessageType.Heartbeat, this.id, id, this.term),
+        commit: Math.min(pr.match, this.log.committed) as LogIndex,
+        context: seq,
+      });
+    }
+    return seq;
+  }
+
+  private sendTimeoutNow(to: NodeId): void {
+    this.leaseRevoked = true;
+    this.msgs.push(emptyMessage(MessageType.TimeoutNow, this.id, to, this.term));
+  }
+
+  // ---------------------------------------------------------------- leadership transfer
+
+  transferLeader(to: NodeId): void {
+    if (this.role !== 'leader') throw new RaftError(RaftErrorCode.NotLeader, `node ${this.id} is not the leader`, this.lead);
+    if (to === this.id || !this.voters.has(to)) {
+      throw new RaftError(RaftErrorCode.InvalidTransferTarget, `cannot transfer leadership to ${to}: not another voter`);
+    }
+    if (this.leadTransferee === to) return;
+    this.leadTransferee = to;
+    this.transferElapsed = 0;
+    const pr = this.prs.get(to)!;
+    if (pr.match === this.log.lastIndex()) this.sendTimeoutNow(to);
+    else this.sendAppend(to, true);
+  }
+
+  private abortTransfer(): void {
+    this.leadTransferee = NONE;
+    this.transferElapsed = 0;
+    this.counters.transfersAborted++;
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  /** Queues a linearizable read; the answer comes as a ReadState or a FailedRead. */
+  readIndex(context: number, mode: 'safe' | 'lease'): void {
+    if (this.role === 'leader') {
+      if (mode === 'lease') {
+        const bug = this.cfg.bugs.has('lease-read-without-check-quorum');
+        if (!this.cfg.checkQuorum && !bug) {
+          this.failedReads.push({ context, code: RaftErrorCode.LeaseReadRequiresCheckQuorum });
+          return;
+        }
+        if (this.committedInTerm() && (bug || this.leaseValid())) {
+          this.counters.leaseReads++;
+          this.readStates.push({ index: this.log.committed, context });
+          return;
+        }
+        // No lease to lean on: fall back to a quorum round.
+      }
+      this.queueRead({ context, from: this.id });
+      return;
+    }
+    if (this.lead === NONE) {
+      this.failedReads.push({ context, code: RaftErrorCode.ReadDropped });
+      return;
+    }
+    if (this.pendingReads.length >= this.cfg.readQueueMax) {
+      this.failedReads.push({ context, code: RaftErrorCode.ReadQueueFull });
+      return;
+    }
+    this.pendingReads.push({ context, from: this.id });
+    this.msgs.push({ ...emptyMessage(MessageType.ReadIndex, this.id, this.lead, this.term), context });
+  }
+
+  private committedInTerm(): boolean {
+    return this.log.term(this.log.committed) === this.term;
+  }
+
+  /** True while no other leader can have been elected: a quorum acked a heartbeat sent recently. */
+  private leaseValid(): boolean {
+    if (this.leaseRevoked || this.leadTransferee !== NONE) return false;
+    const seq = quorumValue(this.voters, (id) => (id === this.id ? this.heartbeatSeq : (this.prs.get(id)?.ackedHeartbeat ?? 0)));
+    if (seq === 0) return false;
+    const sent = this.heartbeatTicks.find((h) => h.seq === seq);
+    if (sent === undefined) return false;
+    return this.now - sent.tick < this.cfg.electionTimeoutTicks - LEASE_MARGIN_TICKS + 1;
+  }
+
+  private queueRead(r: QueuedRead): void {
+    const queued = this.pendingReads.length + this.readRounds.reduce((s, rr) => s + rr.reads.length, 0);
+    if (queued >= this.cfg.readQueueMax) {
+      this.rejectRead(r, RaftErrorCode.ReadQueueFull);
+      return;
+    }
+    this.pendingReads.push(r);
+    this.maybeStartReadRound();
+  }
+
+  /** One round at a time: reads queued while a round is in flight ride the next one together. */
+  private maybeStartReadRound(): void {
+    if (this.role !== 'leader' || this.pendingReads.length === 0 || this.readRounds.length > 0) return;
+    // The commit index is only trustworthy as a read index once this term committed an entry.
+    if (!this.committedInTerm()) return;
+    const reads = this.pendingReads;
+    this.pendingReads = [];
+    this.counters.readRounds++;
+    const seq = this.voters.size === 1 ? ++this.heartbeatSeq : this.bcastHeartbeat();
+    this.readRounds.push({ seq, index: this.log.committed, reads });
+    this.maybeCompleteReadRounds();
+  }
+
+  private maybeCompleteReadRounds(): void {
+    if (this.role !== 'leader') return;
+    while (this.readRounds.length > 0) {
+      const round = this.readRounds[0]!;
+      let acks = 0;
+      for (const v of this.voters) {
+        if (v === this.id || (this.prs.get(v)?.ackedHeartbeat ?? 0) >= round.seq) acks++;
+      }
+      if (acks < majority(this.voters.size)) break;
+      this.readRounds.shift();
+      for (const r of round.reads) {
+        if (r.from === this.id) this.readStates.push({ index: round.index, context: r.context });
+        else this.msgs.push({ ...emptyMessage(MessageType.ReadIndexResp, this.id, r.from, this.term), index: round.index, context: r.context });
+      }
+    }
+    this.maybeStartReadRound();
+  }
+
+  private handleReadIndexResp(m: Message): void {
+    const i = this.pendingReads.findIndex((r) => r.context === m.context && r.from === this.id);
+    if (i < 0) return;
+    this.pendingReads.splice(i, 1);
+    if (m.reject) this.failedReads.push({ context: m.context, code: RaftErrorCode.ReadDropped });
+    else this.readStates.push({ index: m.index, context: m.context });
+  }
+
+  private rejectRead(r: QueuedRead, code: RaftErrorCode): void {
+    if (r.from === this.id) this.failedReads.push({ context: r.context, code });
+    else this.msgs.push({ ...emptyMessage(MessageType.ReadIndexResp, this.id, r.from, this.term), context: r.context, reject: true });
+  }
+
+  /** A leader losing its role fails every read it was holding. */
+  private failReads(wasLeader: boolean): void {
+    if (!wasLeader) return;
+    for (const round of this.readRounds) for (const r of round.reads) this.rejectRead(r, RaftErrorCode.ReadDropped);
+    for (const r of this.pendingReads) this.rejectRead(r, RaftErrorCode.ReadDropped);
+    this.readRounds = [];
+    this.pendingReads = [];
+  }
+
+  /** A follower whose leader changed fails the reads it forwarded: their answers may never come. */
+  private failForwardedReads(): void {
+    if (this.role === 'leader') return;
+    for (const r of this.pendingReads) this.failedReads.push({ context: r.context, code: RaftErrorCode.ReadDropped });
+    this.pendingReads = [];
+  }
+
+  /** Ticks since this node started. */
+  ticks(): number {
+    return this.now;
+  }
+
+  /** Pending (unresolved) proposals and queued reads, for status and tests. */
+  backlog(): { proposals: number; reads: number; readRounds: number; uncommittedBytes: number } {
+    return {
+      proposals: this.proposals.length,
+      reads: this.pendingReads.length,
+      readRounds: this.readRounds.length,
+      uncommittedBytes: this.uncommittedBytes,
+    };
+  }
+}
+
+/** Decodes a committed conf change entry; a malformed one is a broken invariant (it was validated at propose). */
+export function confChangeOf(e: Entry): ConfChange {
+  assert(e.type === EntryType.ConfChange, 'confChangeOf: not a conf change entry');
+  return decodeConfChange(e.data);
+}
