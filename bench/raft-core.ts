@@ -83,13 +83,14 @@ function run(groupCount: number): { proposalsPerSec: number; committed: number; 
   const start0 = leaders.map((l) => l.applied);
   const t0 = process.hrtime.bigint();
   const deadline = t0 + BigInt(Math.round(seconds * 1e9));
-  let turns = 0;
+  let rounds = 0;
   while (process.hrtime.bigint() < deadline) {
+    rounds++;
     for (let g = 0; g < groups.length; g++) {
       const l = leaders[g]!;
       for (let i = 0; i < batch; i++) l.rn.propose(payload);
       pump(groups[g]!);
-      if (++turns % 50 === 0) {
+      if (rounds % 50 === 0) {
         // Heartbeats and compaction keep the run realistic and the memory flat.
         for (const r of groups[g]!) r.rn.tick();
         for (const r of groups[g]!) {

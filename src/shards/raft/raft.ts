@@ -103,6 +103,8 @@ export class Raft {
   private pendingConfIndex = 0 as LogIndex;
   /** Bytes of proposed entries not yet applied (leader only). */
   private uncommittedBytes = 0;
+  /** Entries were proposed since the last broadcast; see {@link flushAppends}. */
+  private appendPending = false;
   /** Proposals accepted while leader, not yet resolved by a commit: (index, term). Ordered by index. */
   private proposals: { index: LogIndex; term: Term }[] = [];
 
@@ -722,7 +724,9 @@ export class Raft {
     const [e] = this.appendEntries([{ term: this.term, index: 0 as LogIndex, type, data }], true);
     assert(e !== undefined, 'propose: nothing appended');
     this.proposals.push({ index: e.index, term: e.term });
-    this.bcastAppend();
+    // Followers get the new entries when the shell next asks for a Ready, so every proposal of
+    // one shell turn rides the same App message.
+    this.appendPending = true;
     return { index: e.index, term: e.term };
   }
 
@@ -779,6 +783,17 @@ export class Raft {
   }
 
   // ---------------------------------------------------------------- sending
+
+  /** Sends proposed entries to followers, batched since the last call. */
+  flushAppends(): void {
+    if (!this.appendPending) return;
+    this.appendPending = false;
+    if (this.role === 'leader') this.bcastAppend();
+  }
+
+  hasPendingAppends(): boolean {
+    return this.appendPending && this.role === 'leader';
+  }
 
   private bcastAppend(): void {
     for (const id of this.prs.keys()) if (id !== this.id) this.sendAppend(id, true);

@@ -128,6 +128,7 @@ export class RawNode {
   hasReady(): boolean {
     if (this.outstanding) return false;
     const r = this.raft;
+    if (r.hasPendingAppends()) return true;
     const soft = this.softState();
     const hard = this.hardState();
     return (
@@ -150,6 +151,7 @@ export class RawNode {
   ready(): Ready {
     assert(this.outstanding === undefined, 'ready: the previous Ready was not advanced');
     const r = this.raft;
+    r.flushAppends();
     const soft = this.softState();
     const hard = this.hardState();
     const entries = r.log.unstableEntries().slice();

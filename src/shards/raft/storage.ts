@@ -115,7 +115,7 @@ export class MemoryStorage implements Storage {
   compact(index: LogIndex): void {
     const off = this.offset();
     if (index <= off) return;
-    assert(index <= this.lastIndex(), `compact: ${index} > last ${this.lastIndex()}`);
+    assert(index <= this.snap.metadata.index, `compact: ${index} is beyond the snapshot at ${this.snap.metadata.index}`);
     const i = index - off;
     const keep = this.ents[i]!;
     this.ents = [{ index: keep.index, term: keep.term, type: 0, data: new Uint8Array(0) }, ...this.ents.slice(i + 1)];
