@@ -463,7 +463,9 @@ export class Raft {
       (pre && m.term > this.term);
     const logOk = this.cfg.bugs.has('vote-without-log-check') || this.log.isUpToDate(m.index, m.logTerm);
     const respType = pre ? MessageType.PreVoteResp : MessageType.VoteResp;
-    if (canVote && logOk && this.voters.has(m.from)) {
+    // Membership is not checked: a replica whose configuration lags (or that is still empty,
+    // waiting for its first snapshot) may be a voter in the candidate's configuration.
+    if (canVote && logOk) {
       const resp = emptyMessage(respType, this.id, m.from, m.term);
       if (pre) {
         this.msgs.push(resp);
@@ -885,7 +887,9 @@ export class Raft {
     else this.sendAppend(to, true);
   }
 
-  private abortTransfer(): void {
+  /** Abandons a leadership transfer in progress (no-op without one); proposals are accepted again. */
+  abortTransfer(): void {
+    if (this.leadTransferee === NONE) return;
     this.leadTransferee = NONE;
     this.transferElapsed = 0;
     this.counters.transfersAborted++;

@@ -107,6 +107,11 @@ export class RawNode {
     this.raft.transferLeader(to);
   }
 
+  /** Abandons a leadership transfer in progress; proposals are accepted again. */
+  abortTransfer(): void {
+    this.raft.abortTransfer();
+  }
+
   /**
    * Asks for a linearizable read. `context` identifies it (unique among this node's outstanding
    * reads). The answer is a ReadState (serve once applied >= its index) or a FailedRead.

@@ -24,6 +24,14 @@ export interface Storage {
 
 export const emptyConfState = (): ConfState => ({ voters: [], learners: [] });
 
+/** Index of the snapshot every founding member of a group starts from; see {@link MemoryStorage.withMembers}. */
+export const INITIAL_INDEX = 1 as LogIndex;
+
+/** The snapshot a new group starts from: its first membership at index 1, term 1, no data. */
+export function initialSnapshot(confState: ConfState): Snapshot {
+  return { metadata: { index: INITIAL_INDEX, term: 1 as Term, confState }, data: new Uint8Array(0) };
+}
+
 /** An in-memory {@link Storage}, for tests, the simulator and benchmarks. */
 export class MemoryStorage implements Storage {
   private hard: HardState = { term: 0 as Term, vote: 0 as NodeId, commit: 0 as LogIndex };
@@ -34,10 +42,15 @@ export class MemoryStorage implements Storage {
   /** `ents[0]` is a placeholder for the snapshot's last entry (its index and term only). */
   private ents: Entry[] = [{ index: 0 as LogIndex, term: 0 as Term, type: 0, data: new Uint8Array(0) }];
 
-  /** A storage whose group starts with `voters` (and `learners`) at index 0. */
+  /**
+   * A storage for a founding member of a new group: the log starts after a snapshot at index 1
+   * (term 1) holding the first membership. A replica created later starts empty (index 0), so
+   * the only way for it to catch up is a snapshot, which carries the membership it needs.
+   */
   static withMembers(voters: readonly NodeId[], learners: readonly NodeId[] = []): MemoryStorage {
     const s = new MemoryStorage();
-    s.snap = { ...s.snap, metadata: { ...s.snap.metadata, confState: { voters: [...voters], learners: [...learners] } } };
+    s.applySnapshot(initialSnapshot({ voters: [...voters], learners: [...learners] }));
+    s.hard = { term: 1 as Term, vote: 0 as NodeId, commit: 1 as LogIndex };
     return s;
   }
 
