@@ -75,6 +75,11 @@ export class Progress {
   pendingSnapshot = 0 as LogIndex;
   /** Ticks spent in snapshot state; after a limit the leader probes again (the snapshot may be lost). */
   snapshotTicks = 0;
+  /**
+   * Replicate state: leader ticks since match last advanced while entries were outstanding. A
+   * follower that stays stalled lost messages (or a whole window of them) and is probed again.
+   */
+  stallTicks = 0;
   /** Heard from since the last check-quorum round. */
   recentActive = false;
   /** Highest heartbeat sequence number this node acknowledged in the current leadership. */
@@ -95,6 +100,7 @@ export class Progress {
     this.probeSent = false;
     this.pendingSnapshot = 0 as LogIndex;
     this.snapshotTicks = 0;
+    this.stallTicks = 0;
     this.state = state;
     this.inflights.reset();
   }
@@ -127,6 +133,7 @@ export class Progress {
       this.match = n;
       updated = true;
       this.probeSent = false;
+      this.stallTicks = 0;
     }
     if (this.next < n + 1) this.next = (n + 1) as LogIndex;
     return updated;

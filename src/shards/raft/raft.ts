@@ -21,6 +21,8 @@ import { ConfChangeType, EntryType, MessageType, NONE, emptyMessage, entrySize }
 
 /** Vote context marking a campaign that a leader asked for (leadership transfer). */
 const TRANSFER_CONTEXT = 1;
+/** Ticks (beyond a heartbeat interval) a replicating follower may go without progress before it is probed again. */
+const STALL_TICKS_MAX = 2;
 /** The lease ends this many ticks before a follower could vote again (tick phase slack). */
 const LEASE_MARGIN_TICKS = 2;
 
@@ -288,11 +290,11 @@ export class Raft {
     assert(self !== undefined, 'becomeLeader: not a member');
     self.becomeReplicate();
     self.match = this.log.stableLastIndex();
-    // Conf changes wait until this leader applied everything up to its own first entry
-    // (the one-at-a-time rule needs an entry of the current term committed first).
-    this.pendingConfIndex = this.log.lastIndex();
     // A no-op of the new term: commits everything before it (§5.4.2) and opens reads.
     this.appendEntries([{ term: this.term, index: 0 as LogIndex, type: EntryType.Normal, data: new Uint8Array(0) }], false);
+    // Conf changes wait until this leader applied its own first entry: the one-at-a-time rule
+    // is safe only once an entry of the current term is committed.
+    this.pendingConfIndex = this.log.lastIndex();
     this.bcastAppend();
   }
 
@@ -319,10 +321,15 @@ export class Raft {
       this.transferElapsed++;
       if (this.transferElapsed >= this.cfg.transferTimeoutTicks) this.abortTransfer();
     }
+    const last = this.log.lastIndex();
     for (const [id, pr] of this.prs) {
-      if (id === this.id || pr.state !== 'snapshot') continue;
-      // A snapshot that got lost must not stall the follower forever.
-      if (++pr.snapshotTicks >= 2 * this.cfg.electionTimeoutTicks) pr.becomeProbe();
+      if (id === this.id) continue;
+      if (pr.state === 'snapshot') {
+        // A snapshot that got lost must not stall the follower forever.
+        if (++pr.snapshotTicks >= 2 * this.cfg.electionTimeoutTicks) pr.becomeProbe();
+      } else if (pr.state === 'replicate' && pr.match < last) {
+        pr.stallTicks++;
+      }
     }
     if (this.electionElapsed >= this.cfg.electionTimeoutTicks) {
       this.electionElapsed = 0;
@@ -662,7 +669,11 @@ export class Raft {
     pr.recentActive = true;
     pr.probeSent = false;
     if (m.context > pr.ackedHeartbeat) pr.ackedHeartbeat = m.context;
-    if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, false);
+    // The follower is alive but its match has not moved for a while: what was in flight is lost
+    // (the network dropped it, or the follower restarted). Probe again from its match.
+    if (pr.state === 'replicate' && pr.stallTicks >= STALL_TICKS_MAX + this.cfg.heartbeatIntervalTicks) pr.becomeProbe();
+    // In probe state an empty App is a useful probe: its answer tells where the follower stands.
+    if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, pr.state === 'probe');
     this.maybeCompleteReadRounds();
   }
 
