@@ -601,7 +601,10 @@ export class Raft {
     const { index, term, confState } = s.metadata;
     if (index <= this.log.committed) return false;
     const inConf = confState.voters.includes(this.id) || confState.learners.includes(this.id);
-    if (!inConf) return false;
+    // A replica that is still empty takes any snapshot: one taken before its own addition
+    // gets it going, and it learns its membership from the log that follows.
+    const uninitialized = this.prs.size === 0 && this.log.lastIndex() === 0;
+    if (!inConf && !uninitialized) return false;
     if (this.log.matchTerm(index, term)) {
       // We already have the entry: just fast-forward the commit.
       this.log.commitTo(index);

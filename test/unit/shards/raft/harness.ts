@@ -92,23 +92,31 @@ export class Cluster {
     for (const n of this.nodes.values()) {
       if (!n.rn.hasReady()) continue;
       any = true;
-      const rd = n.rn.ready();
-      n.readies.push(rd);
-      if (rd.snapshot) {
-        n.storage.applySnapshot(rd.snapshot);
-        n.applied = [];
-      }
-      n.storage.append(rd.entries);
-      if (rd.hardState) n.storage.setHardState(rd.hardState);
-      this.send(rd.messages);
-      this.send(rd.messagesAfterPersist);
-      n.applied.push(...rd.committedEntries);
-      n.readStates.push(...rd.readStates);
-      n.failedReads.push(...rd.failedReads);
-      n.failedProposals.push(...rd.failedProposals);
-      n.rn.advance();
+      this.handleReady(n, n.rn.ready());
     }
     return any;
+  }
+
+  /**
+   * Does what a shell does with one Ready that the test took itself (persist, send, apply,
+   * advance). A node whose Ready is outstanding is skipped by {@link handleReadies}, so a test can
+   * hold one node's write back while the rest of the cluster runs.
+   */
+  handleReady(n: TestNode, rd: Ready): void {
+    n.readies.push(rd);
+    if (rd.snapshot) {
+      n.storage.applySnapshot(rd.snapshot);
+      n.applied = [];
+    }
+    n.storage.append(rd.entries);
+    if (rd.hardState) n.storage.setHardState(rd.hardState);
+    this.send(rd.messages);
+    this.send(rd.messagesAfterPersist);
+    n.applied.push(...rd.committedEntries);
+    n.readStates.push(...rd.readStates);
+    n.failedReads.push(...rd.failedReads);
+    n.failedProposals.push(...rd.failedProposals);
+    n.rn.advance();
   }
 
   private send(ms: readonly Message[]): void {
@@ -149,6 +157,53 @@ export class Cluster {
   elect(id: number): void {
     this.node(id).rn.campaign();
     this.deliver();
+  }
+
+  /**
+   * Ticks every node until exactly one leader exists and every other node follows it; returns its
+   * id. With check-quorum on, a node that just started ignores vote requests for an election
+   * timeout, so `elect` alone cannot pick a leader at tick 0; this lets the timers decide.
+   */
+  settle(maxTicks = 300): NodeId {
+    for (let i = 0; i < maxTicks; i++) {
+      const ls = this.leaders();
+      const l = ls[0];
+      if (ls.length === 1 && l !== undefined && [...this.nodes.values()].every((n) => n.rn.status().lead === l)) return l;
+      this.tickAll();
+    }
+    throw new Error('no stable leader');
+  }
+
+  /**
+   * Holds the messages matching `f` instead of delivering them; `release` puts them back into the
+   * network (and delivers), as a slow link would, without losing anything.
+   */
+  hold(f: Filter): { held: Message[]; release: () => void } {
+    const held: Message[] = [];
+    let on = true;
+    this.drop((m) => {
+      if (!on || !f(m)) return false;
+      held.push(m);
+      return true;
+    });
+    return {
+      held,
+      release: () => {
+        on = false;
+        this.inFlight.push(...held.splice(0));
+        this.deliver();
+      },
+    };
+  }
+
+  /** Ids of every node but `id`, ascending. */
+  others(id: number): NodeId[] {
+    return [...this.nodes.keys()].filter((k) => k !== id).sort((a, b) => a - b);
+  }
+
+  /** Messages ever sent that match `f`. */
+  sentWhere(f: Filter): Message[] {
+    return this.sent.filter(f);
   }
 
   leaders(): NodeId[] {

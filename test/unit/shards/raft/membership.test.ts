@@ -1,0 +1,175 @@
+import { describe, expect, test } from 'vitest';
+import { RaftErrorCode } from '../../../../src/shards/raft/errors.js';
+import { ConfChangeType, MessageType, nodeId } from '../../../../src/shards/raft/types.js';
+import { Cluster } from './harness.js';
+import { raftErrorOf } from './fixtures.js';
+
+const add = (n: number) => ({ type: ConfChangeType.AddVoter, node: nodeId(n) });
+const learner = (n: number) => ({ type: ConfChangeType.AddLearner, node: nodeId(n) });
+const remove = (n: number) => ({ type: ConfChangeType.RemoveNode, node: nodeId(n) });
+
+describe('learners', () => {
+  test('a learner receives and applies entries', () => {
+    const c = new Cluster([1, 2, 3], { checkQuorum: false }, 1, [4]);
+    c.elect(1);
+    c.propose(1, 'x');
+    expect(c.appliedData(4)).toEqual(['x']);
+  });
+
+  test('a learner is never asked for a vote and its vote would not count', () => {
+    const c = new Cluster([1, 2, 3], { checkQuorum: false, preVote: false }, 1, [4]);
+    c.drop((m) => m.from === 1 && (m.to === 2 || m.to === 3));
+    c.elect(1);
+    expect(c.sent.filter((m) => (m.type === MessageType.Vote || m.type === MessageType.PreVote) && m.to === 4)).toEqual([]);
+    expect(c.node(1).rn.status().role).toBe('candidate');
+  });
+
+  test('a learner never campaigns, however long it hears nothing', () => {
+    const c = new Cluster([1, 2, 3], { checkQuorum: false }, 1, [4]);
+    c.isolate(4);
+    c.tick(4, 100);
+    const st = c.node(4).rn.status();
+    expect(st.role).toBe('follower');
+    expect(st.counters.preVotes + st.counters.elections).toBe(0);
+  });
+
+  test('a learner is not counted for commit', () => {
+    const c = new Cluster([1, 2, 3], { checkQuorum: false }, 1, [4]);
+    c.elect(1);
+    c.drop((m) => m.to === 2 || m.to === 3);
+    const { index } = c.propose(1, 'y');
+    expect(c.node(4).rn.status().lastIndex).toBe(index);
+    expect(c.node(1).rn.status().progress.get(nodeId(4))?.match).toBe(index);
+    expect(c.node(1).rn.status().commit).toBeLessThan(index);
+  });
+
+  test('promoting a learner makes it a voter counted in the quorum', () => {
+    const c = new Cluster([1, 2, 3], { checkQuorum: false }, 1, [4]);
+    c.elect(1);
+    c.node(1).rn.proposeConfChange(add(4));
+    c.deliver();
+    for (const n of c.nodes.values()) expect(n.rn.confState()).toEqual({ voters: [1, 2, 3, 4], learners: [] });
+    // Four voters: 1, 2 and 4 make a quorum without 3, but 1 and 4 alone do not.
+    c.isolate(3);
+    const a = c.propose(1, 'a');
+    expect(c.node(1).rn.status().commit).toBe(a.index);
+    c.isolate(2);
+    const b = c.propose(1, 'b');
+    expect(c.node(1).rn.status().commit).toBeLessThan(b.index);
+  });
+
+  test('a learner added at run time appears in every replica membership once applied', () => {
+    const c = new Cluster([1, 2, 3], { checkQuorum: false });
+    c.elect(1);
+    c.node(1).rn.proposeConfChange(learner(4));
+    c.deliver();
+    for (const id of [1, 2, 3]) expect(c.node(id).rn.confState()).toEqual({ voters: [1, 2, 3], learners: [4] });
+  });
+});
+
+describe('removing members', () => {
+  test('removing a follower shrinks the quorum', () => {
+    const c = new Cluster([1, 2, 3, 4], { checkQuorum: false });
+    c.elect(1);
+    const slow = c.hold((m) => m.to === 3 || m.to === 4);
+    const a = c.propose(1, 'a');
+    // Two of four is not a quorum.
+    expect(c.node(1).rn.status().commit).toBeLessThan(a.index);
+    slow.release();
+    expect(c.node(1).rn.status().commit).toBe(a.index);
+    c.node(1).rn.proposeConfChange(remove(4));
+    c.deliver();
+    expect(c.node(1).rn.confState().voters).toEqual([1, 2, 3]);
+    c.isolate(3);
+    c.isolate(4);
+    // Two of three is.
+    const b = c.propose(1, 'b');
+    expect(c.node(1).rn.status().commit).toBe(b.index);
+    expect(c.sent.filter((m) => m.to === 4 && m.type === MessageType.App && m.entries.some((e) => e.index === b.index))).toEqual([]);
+  });
+
+  test('a removed leader steps down after applying its removal and the others elect a new leader', () => {
+    const c = new Cluster([1, 2, 3], {}, 4);
+    const l = c.settle();
+    const term0 = c.node(l).rn.status().term;
+    c.node(l).rn.proposeConfChange(remove(l));
+    c.deliver();
+    expect(c.node(l).rn.status().role).toBe('follower');
+    const rest = c.others(l);
+    for (const id of rest) expect(c.node(id).rn.confState().voters).toEqual(rest);
+    const electionsBefore = c.node(l).rn.status().counters.elections + c.node(l).rn.status().counters.preVotes;
+    c.tickAll(60);
+    const leaders = c.leaders();
+    expect(leaders.length).toBe(1);
+    expect(rest).toContain(leaders[0]);
+    expect(c.node(leaders[0]!).rn.status().term).toBeGreaterThan(term0);
+    const st = c.node(l).rn.status();
+    expect(st.counters.elections + st.counters.preVotes).toBe(electionsBefore);
+    const r = c.propose(leaders[0]!, 'after');
+    expect(c.node(leaders[0]!).rn.status().commit).toBe(r.index);
+  });
+});
+
+describe('one change at a time', () => {
+  test('a second change is refused with ConfChangePending until the first is applied', () => {
+    const c = new Cluster([1, 2, 3], { checkQuorum: false });
+    c.elect(1);
+    c.node(1).rn.proposeConfChange(learner(4));
+    const e = raftErrorOf(() => c.node(1).rn.proposeConfChange(learner(5)));
+    expect(e.code).toBe(RaftErrorCode.ConfChangePending);
+    c.deliver();
+    expect(() => c.node(1).rn.proposeConfChange(learner(5))).not.toThrow();
+  });
+
+  test('a new leader cannot propose a change before it applied the first entry of its term', () => {
+    const c = new Cluster([1, 2, 3], { checkQuorum: false });
+    // Votes pass, but no App reaches anyone: the leader's no-op cannot commit.
+    c.drop((m) => m.type === MessageType.App);
+    c.elect(1);
+    expect(c.leaders()).toEqual([1]);
+    expect(c.node(1).rn.status().applied).toBeLessThan(c.node(1).rn.status().lastIndex);
+    const e = raftErrorOf(() => c.node(1).rn.proposeConfChange(learner(4)));
+    expect(e.code).toBe(RaftErrorCode.ConfChangePending);
+  });
+
+  test('a new leader cannot propose a change while entries of earlier terms are unapplied', () => {
+    const c = new Cluster([1, 2, 3], { checkQuorum: false });
+    c.elect(1);
+    // 'u' reaches node 2 only and is never acknowledged: uncommitted in term 2.
+    c.drop((m) => (m.type === MessageType.App && m.to === 3) || (m.type === MessageType.AppResp && m.to === 1));
+    c.propose(1, 'u');
+    c.heal();
+    c.drop((m) => m.type === MessageType.App);
+    c.elect(2);
+    expect(c.leaders()).toEqual([2]);
+    expect(raftErrorOf(() => c.node(2).rn.proposeConfChange(learner(4))).code).toBe(RaftErrorCode.ConfChangePending);
+  });
+});
+
+describe('invalid changes', () => {
+  test('removing the last voter is InvalidConfChange', () => {
+    const c = new Cluster([1], { checkQuorum: false });
+    c.elect(1);
+    expect(c.leaders()).toEqual([1]);
+    expect(raftErrorOf(() => c.node(1).rn.proposeConfChange(remove(1))).code).toBe(RaftErrorCode.InvalidConfChange);
+  });
+
+  test('adding an existing voter, demoting a voter, re-adding a learner, removing a stranger: InvalidConfChange', () => {
+    const c = new Cluster([1, 2, 3], { checkQuorum: false }, 1, [4]);
+    c.elect(1);
+    const rn = c.node(1).rn;
+    for (const cc of [add(2), learner(2), learner(4), remove(9)]) {
+      expect(raftErrorOf(() => rn.proposeConfChange(cc)).code).toBe(RaftErrorCode.InvalidConfChange);
+    }
+    // Nothing was appended for the refused changes.
+    expect(rn.status().lastIndex).toBe(rn.status().commit);
+  });
+
+  test('a follower refuses a change with NotLeader and names the leader', () => {
+    const c = new Cluster([1, 2, 3], { checkQuorum: false });
+    c.elect(1);
+    const e = raftErrorOf(() => c.node(2).rn.proposeConfChange(learner(4)));
+    expect(e.code).toBe(RaftErrorCode.NotLeader);
+    expect(e.leaderHint).toBe(1);
+  });
+});

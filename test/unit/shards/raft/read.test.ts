@@ -1,0 +1,171 @@
+import { describe, expect, test } from 'vitest';
+import { RaftErrorCode } from '../../../../src/shards/raft/errors.js';
+import { MessageType } from '../../../../src/shards/raft/types.js';
+import { Cluster } from './harness.js';
+
+const heartbeatsFrom = (c: Cluster, from: number, since: number): number =>
+  c.sent.slice(since).filter((m) => m.type === MessageType.Heartbeat && m.from === from).length;
+
+function safeCluster(): Cluster {
+  const c = new Cluster([1, 2, 3], { checkQuorum: false });
+  c.elect(1);
+  c.propose(1, 'x');
+  return c;
+}
+
+/** Check-quorum on (needed for leases); leader chosen by the timers; settled with a few acked heartbeats. */
+function leaseCluster(seed = 1, opts = {}): { c: Cluster; l: number } {
+  const c = new Cluster([1, 2, 3], opts, seed);
+  const l = c.settle();
+  c.tickAll(3);
+  return { c, l };
+}
+
+describe('ReadIndex (§6.4 of the Raft thesis)', () => {
+  test('a leader answers a safe read only after a quorum acknowledged a heartbeat round started after the read', () => {
+    const c = safeCluster();
+    const commit = c.node(1).rn.status().commit;
+    const silent = c.hold((m) => m.type === MessageType.HeartbeatResp);
+    const mark = c.sent.length;
+    c.node(1).rn.readIndex(7);
+    c.deliver();
+    expect(heartbeatsFrom(c, 1, mark)).toBe(2);
+    expect(c.node(1).readStates).toEqual([]);
+    silent.release();
+    expect(c.node(1).readStates).toEqual([{ index: commit, context: 7 }]);
+  });
+
+  test('reads queued while a round is in flight are all released by the next single round', () => {
+    const c = safeCluster();
+    const silent = c.hold((m) => m.type === MessageType.HeartbeatResp);
+    const mark = c.sent.length;
+    c.node(1).rn.readIndex(1);
+    c.deliver();
+    for (let i = 2; i <= 20; i++) c.node(1).rn.readIndex(i);
+    c.deliver();
+    expect(heartbeatsFrom(c, 1, mark)).toBe(2);
+    silent.release();
+    // Round one released read 1; round two (one heartbeat per follower) released the other 19.
+    expect(heartbeatsFrom(c, 1, mark)).toBe(4);
+    expect(c.node(1).readStates.map((r) => r.context)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    expect(c.node(1).rn.status().counters.readRounds).toBe(2);
+  });
+
+  test('a read on a follower is forwarded to the leader and answered with the leader read index', () => {
+    const c = safeCluster();
+    const commit = c.node(1).rn.status().commit;
+    c.node(2).rn.readIndex(42);
+    c.deliver();
+    expect(c.sent.filter((m) => m.type === MessageType.ReadIndex).map((m) => [m.from, m.to, m.context])).toEqual([[2, 1, 42]]);
+    expect(c.sent.filter((m) => m.type === MessageType.ReadIndexResp).map((m) => [m.from, m.to, m.index])).toEqual([[1, 2, commit]]);
+    expect(c.node(2).readStates).toEqual([{ index: commit, context: 42 }]);
+  });
+
+  test('a new leader does not answer reads before it committed an entry of its term', () => {
+    const c = new Cluster([1, 2, 3], { checkQuorum: false });
+    const noApp = c.hold((m) => m.type === MessageType.App);
+    c.elect(1);
+    expect(c.leaders()).toEqual([1]);
+    c.node(1).rn.readIndex(5);
+    c.tick(1, 3);
+    expect(c.node(1).readStates).toEqual([]);
+    noApp.release();
+    c.tick(1, 2);
+    const st = c.node(1).rn.status();
+    expect(c.node(1).readStates).toEqual([{ index: st.commit, context: 5 }]);
+    expect(c.node(1).readStates[0]!.index).toBeGreaterThanOrEqual(2);
+  });
+
+  test('a deposed leader that does not know it cannot complete a safe read; the read fails when it learns', () => {
+    const c = safeCluster();
+    c.isolate(1);
+    c.elect(2);
+    expect(c.node(2).rn.status().role).toBe('leader');
+    expect(c.node(1).rn.status().role).toBe('leader');
+    c.node(1).rn.readIndex(9);
+    c.tick(1, 5);
+    expect(c.node(1).readStates).toEqual([]);
+    c.heal();
+    c.tickAll(2);
+    expect(c.node(1).rn.status().role).toBe('follower');
+    expect(c.node(1).failedReads).toEqual([{ context: 9, code: RaftErrorCode.ReadDropped }]);
+  });
+
+  test('reads queued on a leader that steps down (check-quorum) are reported in failedReads', () => {
+    const { c, l } = leaseCluster(3);
+    c.isolate(l);
+    c.node(l).rn.readIndex(1);
+    c.node(l).rn.readIndex(2);
+    c.tick(l, 25);
+    expect(c.node(l).rn.status().role).toBe('follower');
+    expect(c.node(l).failedReads).toEqual([
+      { context: 1, code: RaftErrorCode.ReadDropped },
+      { context: 2, code: RaftErrorCode.ReadDropped },
+    ]);
+    expect(c.node(l).readStates).toEqual([]);
+  });
+
+  test('readQueueMax bounds the reads queued at a leader: the excess fail with ReadQueueFull', () => {
+    const c = new Cluster([1, 2, 3], { checkQuorum: false, readQueueMax: 3 });
+    c.elect(1);
+    c.isolate(2);
+    c.isolate(3);
+    for (let i = 1; i <= 5; i++) c.node(1).rn.readIndex(i);
+    c.deliver();
+    expect(c.node(1).failedReads).toEqual([
+      { context: 4, code: RaftErrorCode.ReadQueueFull },
+      { context: 5, code: RaftErrorCode.ReadQueueFull },
+    ]);
+    expect(c.node(1).rn.backlog().reads + c.node(1).rn.backlog().readRounds).toBeGreaterThan(0);
+  });
+
+  test('readQueueMax bounds the reads a follower forwards', () => {
+    const c = new Cluster([1, 2, 3], { checkQuorum: false, readQueueMax: 2 });
+    c.elect(1);
+    c.isolate(1);
+    for (let i = 1; i <= 4; i++) c.node(2).rn.readIndex(i);
+    c.deliver();
+    expect(c.node(2).failedReads.map((f) => [f.context, f.code])).toEqual([
+      [3, RaftErrorCode.ReadQueueFull],
+      [4, RaftErrorCode.ReadQueueFull],
+    ]);
+  });
+});
+
+describe('lease reads', () => {
+  test('a check-quorum leader whose lease holds answers at once, without a heartbeat round', () => {
+    const { c, l } = leaseCluster();
+    const rn = c.node(l).rn;
+    rn.readIndex(3, 'lease');
+    const rd = rn.ready();
+    expect(rd.readStates).toEqual([{ index: rn.status().commit, context: 3 }]);
+    expect(rd.messages.filter((m) => m.type === MessageType.Heartbeat)).toEqual([]);
+    c.handleReady(c.node(l), rd);
+    expect(rn.status().counters.leaseReads).toBe(1);
+    expect(rn.status().counters.readRounds).toBe(0);
+  });
+
+  test('without check-quorum a lease read is refused with LeaseReadRequiresCheckQuorum', () => {
+    const c = new Cluster([1, 2, 3], { checkQuorum: false });
+    c.elect(1);
+    c.tickAll(3);
+    c.node(1).rn.readIndex(3, 'lease');
+    c.deliver();
+    expect(c.node(1).failedReads).toEqual([{ context: 3, code: RaftErrorCode.LeaseReadRequiresCheckQuorum }]);
+    expect(c.node(1).readStates).toEqual([]);
+  });
+
+  test('a leader whose lease lapsed (no heartbeat acks for an election timeout) falls back to a quorum round', () => {
+    const { c, l } = leaseCluster(2);
+    const silent = c.hold((m) => m.type === MessageType.HeartbeatResp || m.type === MessageType.AppResp);
+    c.tick(l, 9);
+    expect(c.node(l).rn.status().role).toBe('leader');
+    c.node(l).rn.readIndex(8, 'lease');
+    c.deliver();
+    expect(c.node(l).readStates).toEqual([]);
+    expect(c.node(l).rn.status().counters.readRounds).toBe(1);
+    silent.release();
+    expect(c.node(l).readStates.map((r) => r.context)).toEqual([8]);
+    expect(c.node(l).rn.status().counters.leaseReads).toBe(0);
+  });
+});

@@ -1,0 +1,166 @@
+import { describe, expect, test } from 'vitest';
+import { MemoryStorage } from '../../../../src/shards/raft/storage.js';
+import type { Message } from '../../../../src/shards/raft/types.js';
+import { ENTRY_OVERHEAD_BYTES, MessageType, entrySize, nodeId } from '../../../../src/shards/raft/types.js';
+import { Cluster } from './harness.js';
+import { enc, ent, msg, persist, solo } from './fixtures.js';
+
+const isApp = (from: number, to: number) => (m: Message) => m.type === MessageType.App && m.from === from && m.to === to;
+const withEntries = (f: (m: Message) => boolean) => (m: Message) => f(m) && m.entries.length > 0;
+
+/** A 3-node cluster with 1 as leader, followers in replicate state. */
+function ready3(opts = {}): Cluster {
+  const c = new Cluster([1, 2, 3], { checkQuorum: false, ...opts });
+  c.elect(1);
+  c.propose(1, 'warm');
+  return c;
+}
+
+const hold = (c: Cluster, f: (m: Message) => boolean) => c.hold(f);
+
+describe('replication', () => {
+  test('batching: every proposal of one shell turn rides a single App per follower in replicate state', () => {
+    const c = ready3();
+    expect(c.node(1).rn.status().progress.get(nodeId(2))?.state).toBe('replicate');
+    const mark = c.sent.length;
+    for (const s of ['a', 'b', 'c', 'd']) c.node(1).rn.propose(enc(s));
+    c.deliver();
+    const apps = c.sent.slice(mark).filter(withEntries(isApp(1, 2)));
+    expect(apps.length).toBe(1);
+    expect(apps[0]!.entries.length).toBe(4);
+    expect(c.appliedData(2)).toEqual(['warm', 'a', 'b', 'c', 'd']);
+  });
+
+  test('pipelining: several Apps are in flight before any ack, at most inflightMessagesMax', () => {
+    const c = ready3({ inflightMessagesMax: 3 });
+    const acks = hold(c, (m) => m.type === MessageType.AppResp && m.from === 2);
+    const mark = c.sent.length;
+    for (let i = 0; i < 6; i++) c.propose(1, `p${i}`);
+    const apps = c.sent.slice(mark).filter(withEntries(isApp(1, 2)));
+    expect(apps.length).toBe(3);
+    expect(c.node(1).rn.status().progress.get(nodeId(2))?.inflight).toBe(3);
+    // Follower 3 is not held back: its window drains as it acks.
+    expect(c.sent.slice(mark).filter(withEntries(isApp(1, 3))).length).toBe(6);
+    acks.release();
+    expect(c.appliedData(2)).toEqual(['warm', 'p0', 'p1', 'p2', 'p3', 'p4', 'p5']);
+  });
+
+  test('pipelining: in-flight Apps stop once their entry bytes reach inflightBytesMax', () => {
+    const data = 'x'.repeat(100 - ENTRY_OVERHEAD_BYTES);
+    const c = ready3({ inflightBytesMax: 250 });
+    const acks = hold(c, (m) => m.type === MessageType.AppResp && m.from === 2);
+    const mark = c.sent.length;
+    for (let i = 0; i < 6; i++) c.propose(1, data);
+    const apps = c.sent.slice(mark).filter(withEntries(isApp(1, 2)));
+    // 100 + 100 < 250 leaves room for a third; 300 >= 250 closes the window.
+    expect(apps.length).toBe(3);
+    acks.release();
+    expect(c.appliedData(2).length).toBe(7);
+  });
+
+  test('probe state: one App at a time until the follower answers', () => {
+    const c = new Cluster([1, 2, 3], { checkQuorum: false });
+    const to3 = hold(c, (m) => m.to === 3 || m.from === 3);
+    c.elect(1);
+    const mark = c.sent.length;
+    for (let i = 0; i < 5; i++) c.propose(1, `p${i}`);
+    expect(c.node(1).rn.status().progress.get(nodeId(3))?.state).toBe('probe');
+    expect(c.sent.slice(mark).filter(isApp(1, 3)).length).toBe(0);
+    expect(to3.held.filter(isApp(1, 3)).length).toBe(1);
+    to3.release();
+    c.tickAll(2);
+    expect(c.node(1).rn.status().progress.get(nodeId(3))?.state).toBe('replicate');
+    expect(c.appliedData(3)).toEqual(['p0', 'p1', 'p2', 'p3', 'p4']);
+  });
+
+  test('§5.3 fast backtracking: a long divergent follower log is repaired in a few round trips, and its conflicting entries are truncated', () => {
+    const c = new Cluster([1, 2, 3], { checkQuorum: false, preVote: false });
+    const good = MemoryStorage.withMembers([1, 2, 3].map(nodeId));
+    const goodLog = Array.from({ length: 30 }, (_, i) => ent(i + 2, 3, `g${i}`));
+    good.append(goodLog);
+    good.setHardState({ term: 3 as never, vote: 0 as never, commit: 1 as never });
+    const bad = MemoryStorage.withMembers([1, 2, 3].map(nodeId));
+    bad.append(Array.from({ length: 60 }, (_, i) => ent(i + 2, 2, `b${i}`)));
+    bad.setHardState({ term: 3 as never, vote: 0 as never, commit: 1 as never });
+    c.add(nodeId(1), good);
+    c.add(nodeId(2), good.clone());
+    c.add(nodeId(3), bad);
+    c.elect(1);
+    expect(c.leaders()).toEqual([1]);
+    const rejects = c.sent.filter((m) => m.type === MessageType.AppResp && m.from === 3 && m.reject);
+    expect(rejects.length).toBeGreaterThan(0);
+    expect(rejects.length).toBeLessThanOrEqual(3);
+    const s3 = c.node(3).rn.status();
+    expect(s3.lastIndex).toBe(c.node(1).rn.status().lastIndex);
+    expect(c.node(3).storage.term(32 as never)).toBe(4);
+    expect(c.node(3).storage.entries(2 as never, 32 as never, 1 << 20).every((e) => e.term === 3)).toBe(true);
+    expect(c.appliedData(3)).toEqual(goodLog.map((_, i) => `g${i}`));
+  });
+
+  test('§5.3 the no-conflict-truncate bug is caught by the same scenario (the test can fail)', () => {
+    const f = solo(1, [1, 2, 3], { log: [ent(2, 1), ent(3, 2), ent(4, 2)], termVote: [2, 0], bugs: new Set(['no-conflict-truncate']) });
+    f.rn.step(msg(MessageType.App, 2, 1, 3, { index: 2 as never, logTerm: 1 as never, entries: [ent(3, 3)] }));
+    persist(f);
+    expect(f.storage.term(3 as never)).toBe(2);
+  });
+
+  test('a follower acknowledges appended entries only after persisting them (AppResp in messagesAfterPersist)', () => {
+    const f = solo(2, [1, 2, 3], { checkQuorum: false });
+    f.rn.step(msg(MessageType.App, 1, 2, 2, { index: 1 as never, logTerm: 1 as never, entries: [ent(2, 2, 'a'), ent(3, 2, 'b')] }));
+    const rd = f.rn.ready();
+    expect(rd.entries.map((e) => e.index)).toEqual([2, 3]);
+    expect(rd.messages.filter((m) => m.type === MessageType.AppResp)).toEqual([]);
+    expect(rd.messagesAfterPersist).toEqual([msg(MessageType.AppResp, 2, 1, 2, { index: 3 as never })]);
+    f.rn.advance();
+  });
+
+  test('appendBytesMax bounds the entries of one App (a single larger entry still goes alone)', () => {
+    const small = 'x'.repeat(50 - ENTRY_OVERHEAD_BYTES);
+    const c = ready3({ appendBytesMax: 120 });
+    const mark = c.sent.length;
+    for (let i = 0; i < 7; i++) c.node(1).rn.propose(enc(small));
+    c.node(1).rn.propose(enc('y'.repeat(300)));
+    c.deliver();
+    const apps = c.sent.slice(mark).filter(withEntries(isApp(1, 2)));
+    for (const a of apps) {
+      const bytes = a.entries.reduce((s, e) => s + entrySize(e), 0);
+      if (a.entries.length > 1) expect(bytes).toBeLessThanOrEqual(120);
+    }
+    expect(apps.map((a) => a.entries.length)).toEqual([2, 2, 2, 1, 1]);
+    expect(c.appliedData(2).length).toBe(9);
+  });
+
+  test('a follower in replicate state whose App was lost gets the entries again without new proposals', () => {
+    const c = ready3();
+    c.drop((m) => m.type === MessageType.App && m.to === 3);
+    c.propose(1, 'a');
+    c.heal();
+    c.tickAll(30);
+    expect(c.appliedData(3)).toEqual(['warm', 'a']);
+  });
+
+  test('a follower whose whole in-flight window was lost is still replicated to afterwards', () => {
+    const c = ready3({ inflightMessagesMax: 1 });
+    c.drop((m) => m.type === MessageType.App && m.to === 3);
+    c.propose(1, 'a');
+    c.heal();
+    c.propose(1, 'b');
+    c.tickAll(30);
+    c.propose(1, 'c');
+    c.tickAll(30);
+    expect(c.appliedData(3)).toEqual(['warm', 'a', 'b', 'c']);
+  });
+
+  test('after a partition heals, a stalled commit resumes without new proposals', () => {
+    const c = new Cluster([1, 2, 3, 4], { checkQuorum: false });
+    c.elect(1);
+    c.propose(1, 'warm');
+    c.isolate(3);
+    c.isolate(4);
+    const a = c.propose(1, 'a');
+    expect(c.node(1).rn.status().commit).toBeLessThan(a.index);
+    c.heal();
+    c.tickAll(30);
+    expect(c.node(1).rn.status().commit).toBe(a.index);
+  });
+});
