@@ -92,8 +92,16 @@ export class Raft {
   private heartbeatElapsed = 0;
   /** Random in [electionTimeoutTicks, 2 * electionTimeoutTicks), drawn at each role change. */
   private randomizedElectionTimeout = 0;
-  /** Ticks since this node started; used for the lease guard after a restart. */
+  /** Ticks since this node started. */
   private now = 0;
+  /**
+   * Until this tick the node promises a leader not to help elect another one (check-quorum):
+   * it grants no vote and does not campaign. Set an election timeout ahead each time it hears
+   * from the leader, and for the first election timeout after a start (it may have promised
+   * before a crash). A leader's lease reads rely on this promise; only the leader's own
+   * TimeoutNow lifts it.
+   */
+  private leaseUntil: number;
 
   /** Transfer target, or NONE. Proposals are refused while set. */
   leadTransferee: NodeId = NONE;
@@ -139,6 +147,7 @@ export class Raft {
     });
     this.term = hardState.term;
     this.vote = hardState.vote;
+    this.leaseUntil = cfg.electionTimeoutTicks;
     this.applyConfState(confState);
     this.becomeFollower(this.term, NONE);
   }
@@ -358,6 +367,8 @@ export class Raft {
   /** Starts a (pre-)campaign. `transfer`: asked by the leader, so skip pre-vote and override leases. */
   hup(transfer: boolean): void {
     if (this.role === 'leader' || !this.promotable()) return;
+    // Campaigning means voting for oneself: not while a leader may rely on our promise.
+    if (!transfer && this.inLease()) return;
     // A node must not campaign with committed entries it has not applied: they may hold conf changes.
     if (this.hasUnappliedConfChange()) return;
     if (this.cfg.preVote && !transfer) this.campaign('pre');
@@ -404,8 +415,14 @@ export class Raft {
   /** Followers that heard from a leader recently (or just restarted) refuse to help unseat it. */
   private inLease(): boolean {
     if (!this.cfg.checkQuorum) return false;
-    if (this.now < this.cfg.electionTimeoutTicks) return true;
-    return this.lead !== NONE && this.electionElapsed < this.cfg.electionTimeoutTicks;
+    return this.role === 'leader' || this.now < this.leaseUntil;
+  }
+
+  /** A message from the leader of the current term: election timer and lease promise restart. */
+  private heardFromLeader(from: NodeId): void {
+    this.electionElapsed = 0;
+    this.lead = from;
+    this.leaseUntil = this.now + this.cfg.electionTimeoutTicks;
   }
 
   // ---------------------------------------------------------------- step
@@ -434,8 +451,11 @@ export class Raft {
       if ((this.cfg.checkQuorum || this.cfg.preVote) && (m.type === MessageType.App || m.type === MessageType.Heartbeat)) {
         // A stale leader (e.g. back from a partition) learns the new term and steps down.
         this.msgs.push(emptyMessage(MessageType.AppResp, this.id, m.from, this.term));
-      } else if (m.type === MessageType.PreVote) {
-        this.msgs.push({ ...emptyMessage(MessageType.PreVoteResp, this.id, m.from, this.term), reject: true });
+      } else if (m.type === MessageType.PreVote || m.type === MessageType.Vote) {
+        // The rejection carries our term: a candidate behind it learns the term and can catch
+        // up, even if we are not among the nodes it would otherwise hear from.
+        const t = m.type === MessageType.PreVote ? MessageType.PreVoteResp : MessageType.VoteResp;
+        this.msgs.push({ ...emptyMessage(t, this.id, m.from, this.term), reject: true });
       }
       return;
     }
@@ -491,14 +511,17 @@ export class Raft {
     switch (m.type) {
       case MessageType.App:
         this.becomeFollower(m.term, m.from);
+        this.heardFromLeader(m.from);
         this.handleAppend(m);
         return;
       case MessageType.Heartbeat:
         this.becomeFollower(m.term, m.from);
+        this.heardFromLeader(m.from);
         this.handleHeartbeat(m);
         return;
       case MessageType.Snap:
         this.becomeFollower(m.term, m.from);
+        this.heardFromLeader(m.from);
         this.handleSnapshot(m);
         return;
       case MessageType.PreVoteResp:
@@ -527,18 +550,15 @@ export class Raft {
   private stepFollower(m: Message): void {
     switch (m.type) {
       case MessageType.App:
-        this.electionElapsed = 0;
-        this.lead = m.from;
+        this.heardFromLeader(m.from);
         this.handleAppend(m);
         return;
       case MessageType.Heartbeat:
-        this.electionElapsed = 0;
-        this.lead = m.from;
+        this.heardFromLeader(m.from);
         this.handleHeartbeat(m);
         return;
       case MessageType.Snap:
-        this.electionElapsed = 0;
-        this.lead = m.from;
+        this.heardFromLeader(m.from);
         this.handleSnapshot(m);
         return;
       case MessageType.TimeoutNow:
@@ -600,11 +620,9 @@ export class Raft {
   private restore(s: { metadata: { index: LogIndex; term: Term; confState: ConfState }; data: Uint8Array }): boolean {
     const { index, term, confState } = s.metadata;
     if (index <= this.log.committed) return false;
-    const inConf = confState.voters.includes(this.id) || confState.learners.includes(this.id);
-    // A replica that is still empty takes any snapshot: one taken before its own addition
-    // gets it going, and it learns its membership from the log that follows.
-    const uninitialized = this.prs.size === 0 && this.log.lastIndex() === 0;
-    if (!inConf && !uninitialized) return false;
+    // The snapshot comes from this term's leader, so it is the truth at its index even when its
+    // membership leaves this node out (taken before the node was added or re-added): the log that
+    // follows brings the membership up to date.
     if (this.log.matchTerm(index, term)) {
       // We already have the entry: just fast-forward the commit.
       this.log.commitTo(index);

@@ -153,7 +153,8 @@ describe('§5.2 voting', () => {
 
 describe('persistence ordering of election messages', () => {
   test('the candidate Vote requests wait for its own term and vote to be durable (messagesAfterPersist)', () => {
-    const s = solo(1, [1, 2, 3], { preVote: false });
+    // check-quorum off: a fresh node would otherwise keep its start-up lease promise.
+    const s = solo(1, [1, 2, 3], { preVote: false, checkQuorum: false });
     s.rn.campaign();
     const rd = s.rn.ready();
     expect(rd.hardState).toMatchObject({ term: 2, vote: 1 });
@@ -166,7 +167,7 @@ describe('persistence ordering of election messages', () => {
   });
 
   test('pre-vote requests carry the next term but change nothing durable, so they leave at once', () => {
-    const s = solo(1, [1, 2, 3]);
+    const s = solo(1, [1, 2, 3], { checkQuorum: false });
     s.rn.campaign();
     const rd = s.rn.ready();
     expect(rd.hardState).toBeUndefined();
@@ -234,14 +235,48 @@ describe('check-quorum', () => {
     const l = c.settle();
     c.tickAll(12);
     const term0 = c.node(l).rn.status().term;
-    const [a, b] = c.others(l) as [NodeId, NodeId];
+    const [a, b] = c.others(l) as unknown as [NodeId, NodeId];
     const sentBefore = c.sent.length;
-    c.elect(a);
-    expect(c.node(a).rn.status()).toMatchObject({ role: 'candidate', term: term0 + 1 });
-    expect(c.node(b).rn.status()).toMatchObject({ term: term0, lead: l });
+    // A disruptive candidate (say, a replica that missed its removal) asks b for a vote.
+    const last = c.node(a).rn.status().lastIndex;
+    c.node(b).rn.step(msg(MessageType.Vote, a, b, term0 + 1, { index: (last + 5) as never, logTerm: (term0 + 1) as never }));
+    c.deliver();
+    expect(c.node(b).rn.status()).toMatchObject({ term: term0, lead: l, vote: c.node(b).rn.status().vote });
     expect(c.node(l).rn.status()).toMatchObject({ term: term0, role: 'leader' });
     const answers = c.sent.slice(sentBefore).filter((m) => m.type === MessageType.VoteResp);
     expect(answers).toEqual([]);
+  });
+
+  test('a follower inside its lease does not campaign when asked: its own vote would break the promise', () => {
+    const c = new Cluster([1, 2, 3], { preVote: false }, 5);
+    const l = c.settle();
+    c.tickAll(3);
+    const term0 = c.node(l).rn.status().term;
+    const [a] = c.others(l);
+    c.elect(a!);
+    expect(c.node(a!).rn.status()).toMatchObject({ role: 'follower', term: term0, lead: l });
+    expect(c.node(a!).rn.status().counters.elections).toBe(0);
+  });
+
+  test('a vote request from an older term is rejected with the newer term, so the candidate catches up', () => {
+    const c = new Cluster([1, 2, 3], { preVote: false, checkQuorum: false }, 5);
+    const l = c.settle();
+    const term0 = c.node(l).rn.status().term;
+    const [a] = c.others(l);
+    const before = c.sent.length;
+    c.node(a!).rn.step(msg(MessageType.Vote, l, a!, term0 - 1, { index: 1 as never, logTerm: 1 as never }));
+    c.handleReadies();
+    const answers = c.sent.slice(before).filter((m) => m.type === MessageType.VoteResp);
+    expect(answers.map((m) => [m.to, m.term, m.reject])).toEqual([[l, term0, true]]);
+  });
+
+  test('without check-quorum there is no lease: a follower asked to campaign does so', () => {
+    const c = new Cluster([1, 2, 3], { preVote: false, checkQuorum: false }, 5);
+    const l = c.settle();
+    const term0 = c.node(l).rn.status().term;
+    const [a] = c.others(l);
+    c.elect(a!);
+    expect(c.node(a!).rn.status().term).toBeGreaterThan(term0);
   });
 
   test('a node that just restarted ignores vote requests for an election timeout (a lease may rely on it)', () => {

@@ -2,7 +2,7 @@ import { describe, expect, test } from 'vitest';
 import { MemoryStorage } from '../../../../src/shards/raft/storage.js';
 import { ConfChangeType, MessageType, nodeId } from '../../../../src/shards/raft/types.js';
 import { Cluster } from './harness.js';
-import { dec, enc } from './fixtures.js';
+import { dec, enc, msg } from './fixtures.js';
 
 /** The state machine: the snapshot it installed (a JSON list of values) followed by what it applied since. */
 function stateOf(c: Cluster, id: number): string[] {
@@ -117,28 +117,22 @@ describe('snapshots', () => {
     expect(c.node(4).rn.confState()).toEqual({ voters: [1, 2, 3], learners: [4] });
   });
 
-  test('a replica that already has a membership refuses a snapshot that leaves it out', () => {
+  test('a replica takes the leader snapshot even when its membership leaves the replica out (re-added later)', () => {
     const c = new Cluster([1, 2, 3], { checkQuorum: false });
     c.elect(1);
     c.propose(1, 'a');
     const n3 = c.node(3);
     const before = n3.rn.status();
-    n3.rn.step({
-      type: MessageType.Snap,
-      from: nodeId(1),
-      to: nodeId(3),
-      term: before.term,
-      logTerm: 0 as never,
-      index: 0 as never,
-      entries: [],
-      commit: 0 as never,
-      reject: false,
-      rejectHint: 0 as never,
-      context: 0,
-      snapshot: { metadata: { index: (before.lastIndex + 5) as never, term: before.term, confState: { voters: [nodeId(1), nodeId(2)], learners: [] } }, data: enc('[]') },
-    });
-    c.deliver();
-    expect(n3.rn.status().counters.snapshotsInstalled).toBe(0);
-    expect(n3.rn.status().lastIndex).toBe(before.lastIndex);
+    const snapIndex = before.lastIndex + 5;
+    n3.rn.step(
+      msg(MessageType.Snap, 1, 3, before.term, {
+        snapshot: { metadata: { index: snapIndex as never, term: before.term, confState: { voters: [nodeId(1), nodeId(2)], learners: [] } }, data: enc('[]') },
+      }),
+    );
+    c.handleReadies();
+    expect(n3.rn.status().counters.snapshotsInstalled).toBe(1);
+    expect(n3.rn.status().lastIndex).toBe(snapIndex);
+    // Not a member as of the snapshot: it does not campaign until the log makes it one again.
+    expect(n3.rn.confState().voters).toEqual([1, 2]);
   });
 });
