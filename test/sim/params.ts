@@ -1,0 +1,135 @@
+/**
+ * Swarm testing: every seed draws its own cluster shape, network, fault rates and core limits, so
+ * the seeds together cover combinations no hand-written scenario would (Groce et al., "Swarm
+ * Testing"). Some knobs are often zero on purpose: a fault that is always on hides the bugs that
+ * need calm stretches to show.
+ */
+import type { Prng } from '../../src/shards/raft/prng.js';
+
+export interface SimParams {
+  readonly nodes: number;
+  readonly groups: number;
+  /** Initial voters of each group (node ids). */
+  readonly votersOf: readonly (readonly number[])[];
+
+  readonly tickMs: number;
+  readonly electionTicks: number;
+  readonly heartbeatTicks: number;
+  readonly preVote: boolean;
+  readonly checkQuorum: boolean;
+  readonly appendBytesMax: number | undefined;
+  readonly inflightMessagesMax: number | undefined;
+  readonly inflightBytesMax: number | undefined;
+  readonly uncommittedBytesMax: number | undefined;
+  /** Small values split a batch of committed entries over several Readies. */
+  readonly committedBytesPerReadyMax: number | undefined;
+  readonly readQueueMax: number | undefined;
+
+  readonly delayMinMs: number;
+  readonly delayMaxMs: number;
+  /** Chance that one message is held up far longer than the others (heavy reordering). */
+  readonly delaySpikeP: number;
+  readonly dropP: number;
+  readonly dupP: number;
+  readonly fsyncMinMs: number;
+  readonly fsyncMaxMs: number;
+
+  readonly crashPerSec: number;
+  /** Chance that a fresh leader's node crashes moments after it wins (partial replication, Raft fig. 8). */
+  readonly crashNewLeaderP: number;
+  /** Chance that a crash or a partition aims at a leader rather than at random. */
+  readonly targetLeaderP: number;
+  /** Nodes down at the same time at most. */
+  readonly maxDown: number;
+  readonly downMinMs: number;
+  readonly downMaxMs: number;
+  readonly partitionPerSec: number;
+  readonly partitionMinMs: number;
+  readonly partitionMaxMs: number;
+  readonly snapshotPerSec: number;
+  readonly confChangePerSec: number;
+  readonly transferPerSec: number;
+  readonly campaignPerSec: number;
+
+  readonly clientsPerGroup: number;
+  readonly keysPerGroup: number;
+  readonly thinkMaxMs: number;
+  readonly readP: number;
+  readonly casP: number;
+  readonly leaseReadP: number;
+  readonly clientTimeoutMs: number;
+}
+
+export function drawParams(p: Prng): SimParams {
+  const nodes = p.pick([3, 5]);
+  const groups = p.pick([1, 2, 3]);
+  const votersOf: number[][] = [];
+  for (let g = 0; g < groups; g++) {
+    const all = Array.from({ length: nodes }, (_, i) => i + 1);
+    const chosen: number[] = [];
+    while (chosen.length < 3) chosen.push(all.splice(p.int(0, all.length), 1)[0]!);
+    votersOf.push(chosen.sort((a, b) => a - b));
+  }
+  const delayMinMs = p.pick([0.05, 0.3, 1, 3]);
+  const fsyncMaxMs = p.pick([0.5, 1, 2, 5]);
+  const downMinMs = p.pick([20, 100, 300]);
+  const partitionMinMs = p.pick([50, 200, 500]);
+  return {
+    nodes,
+    groups,
+    votersOf,
+    tickMs: 10,
+    electionTicks: 10,
+    heartbeatTicks: p.pick([1, 2]),
+    preVote: p.chance(0.85),
+    checkQuorum: p.chance(0.85),
+    appendBytesMax: p.chance(0.3) ? p.pick([60, 120, 300]) : undefined,
+    inflightMessagesMax: p.chance(0.3) ? p.pick([1, 2, 4]) : undefined,
+    inflightBytesMax: p.chance(0.2) ? p.pick([200, 1000]) : undefined,
+    uncommittedBytesMax: p.chance(0.25) ? p.pick([100, 300, 1000]) : undefined,
+    committedBytesPerReadyMax: p.chance(0.2) ? p.pick([60, 200]) : undefined,
+    readQueueMax: p.chance(0.1) ? p.pick([1, 3]) : undefined,
+
+    delayMinMs,
+    delayMaxMs: delayMinMs + p.pick([0.5, 2, 8, 25]),
+    delaySpikeP: p.pick([0, 0, 0.01, 0.05]),
+    dropP: p.pick([0, 0, 0.01, 0.05, 0.15, 0.3]),
+    dupP: p.pick([0, 0, 0.01, 0.05, 0.2]),
+    fsyncMinMs: 0.2,
+    fsyncMaxMs,
+
+    crashPerSec: p.pick([0, 0.3, 1, 3]),
+    crashNewLeaderP: p.pick([0, 0, 0.1, 0.3]),
+    targetLeaderP: p.pick([0, 0.5, 0.8]),
+    maxDown: p.chance(0.2) ? nodes : Math.floor((nodes - 1) / 2),
+    downMinMs,
+    downMaxMs: downMinMs + p.pick([100, 500, 2000]),
+    partitionPerSec: p.pick([0, 0.3, 1, 3]),
+    partitionMinMs,
+    partitionMaxMs: partitionMinMs + p.pick([200, 1000, 3000]),
+    snapshotPerSec: p.pick([0, 1, 5, 20]),
+    confChangePerSec: p.pick([0, 0.5, 2, 5]),
+    transferPerSec: p.pick([0, 0, 0.5, 2]),
+    campaignPerSec: p.pick([0, 0, 0, 0.5, 2]),
+
+    clientsPerGroup: p.pick([2, 3, 4]),
+    keysPerGroup: p.int(3, 7),
+    thinkMaxMs: p.pick([0, 5, 20, 60]),
+    readP: p.pick([0.2, 0.4, 0.6]),
+    casP: p.pick([0.2, 0.4]),
+    leaseReadP: p.pick([0, 0.2, 0.7]),
+    clientTimeoutMs: p.int(2000, 3001),
+  };
+}
+
+export function describeParams(s: SimParams): string {
+  const parts = [
+    `N=${s.nodes} G=${s.groups} voters=${s.votersOf.map((v) => `[${v.join(',')}]`).join('')}`,
+    `hb=${s.heartbeatTicks} preVote=${s.preVote} checkQuorum=${s.checkQuorum}`,
+    `appendBytesMax=${s.appendBytesMax ?? '-'} inflight=${s.inflightMessagesMax ?? '-'}/${s.inflightBytesMax ?? '-'}B uncommitted=${s.uncommittedBytesMax ?? '-'} committedPerReady=${s.committedBytesPerReadyMax ?? '-'} readQueue=${s.readQueueMax ?? '-'}`,
+    `delay=${s.delayMinMs}..${s.delayMaxMs}ms spike=${s.delaySpikeP} drop=${s.dropP} dup=${s.dupP} fsync=${s.fsyncMinMs}..${s.fsyncMaxMs}ms`,
+    `crash/s=${s.crashPerSec} newLeaderCrash=${s.crashNewLeaderP} targetLeader=${s.targetLeaderP} maxDown=${s.maxDown} partition/s=${s.partitionPerSec} snapshot/s=${s.snapshotPerSec} conf/s=${s.confChangePerSec} transfer/s=${s.transferPerSec} campaign/s=${s.campaignPerSec}`,
+    `clients=${s.clientsPerGroup}x${s.keysPerGroup}keys think<=${s.thinkMaxMs}ms read=${s.readP} cas=${s.casP} lease=${s.leaseReadP}`,
+  ];
+  return parts.join('\n');
+}

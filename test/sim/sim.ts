@@ -1,0 +1,993 @@
+/**
+ * The deterministic cluster: N nodes hosting replicas of G raft groups, on virtual time, with one
+ * seeded PRNG behind every choice (network, faults, clients, and each core's own PRNG, forked
+ * from it), so a seed replays exactly.
+ *
+ * Each replica is a {@link RawNode} over a `live` storage (what the process sees: the page cache)
+ * and a `durable` one (what survives a crash). A Ready is written to `live` at once; it reaches
+ * `durable` only when its simulated fsync completes, and only then do acknowledgements leave and
+ * committed entries apply. A crash throws away everything but `durable`.
+ */
+import type { BugName } from '../../src/shards/raft/config.js';
+import { RaftError, RaftErrorCode } from '../../src/shards/raft/errors.js';
+import { Prng } from '../../src/shards/raft/prng.js';
+import { RawNode } from '../../src/shards/raft/rawnode.js';
+import { MemoryStorage } from '../../src/shards/raft/storage.js';
+import type { ConfChange, Entry, HardState, LogIndex, Message, NodeId, Ready, SoftState } from '../../src/shards/raft/types.js';
+import { ConfChangeType, EntryType, MessageType, messageTypeName, nodeId } from '../../src/shards/raft/types.js';
+import { GroupRecord, checkAck, checkHardState, fail } from './checks.js';
+import type { KvInput, KvOutput, Operation } from './history.js';
+import type { Command } from './kv.js';
+import { KvMachine, decodeCommand, encodeCommand } from './kv.js';
+import { Network } from './network.js';
+import type { SimParams } from './params.js';
+import { EventQueue } from './queue.js';
+import { Trace } from './trace.js';
+
+export interface SimStats {
+  virtualMs: number;
+  events: number;
+  messages: number;
+  messagesLost: number;
+  readies: number;
+  /** Elections won (a replica reporting leadership of a new term). */
+  elections: number;
+  crashes: number;
+  partitions: number;
+  commits: number;
+  snapshotsTaken: number;
+  snapshotsInstalled: number;
+  confChangesProposed: number;
+  /** Distinct membership changes committed and applied. */
+  confChangesApplied: number;
+  transfers: number;
+  /** Reads asked in lease mode and served. */
+  leaseReads: number;
+  ops: number;
+  unknownOps: number;
+  readsServed: number;
+  writesAcked: number;
+  /** Virtual time from the end of the chaos phase until every group was live. */
+  livenessMs: number;
+}
+
+export interface SimOptions {
+  readonly bug?: BugName;
+  readonly chaosMs: number;
+  readonly traceLines: number;
+}
+
+/** What survives a crash: the durable storage and the last durable hard state seen (for check 5). */
+interface Disk {
+  readonly durable: MemoryStorage;
+  lastHard: HardState;
+}
+
+interface SimNode {
+  readonly id: number;
+  up: boolean;
+  readonly replicas: Map<number, Replica>;
+  readonly disks: Map<number, Disk>;
+}
+
+interface Replica {
+  readonly node: SimNode;
+  readonly group: number;
+  readonly rn: RawNode;
+  readonly live: MemoryStorage;
+  readonly disk: Disk;
+  sm: KvMachine;
+  /** A Ready is taken and not yet advanced. */
+  busy: boolean;
+  /** Durable writes scheduled but not done (only with apply-before-persist, where advance runs first). */
+  durableQueued: number;
+  lastDurableAt: number;
+  dirty: boolean;
+  /** Role, leader and term as of the last Ready that reported them. */
+  soft: SoftState;
+  /** Highest index this replica reported committed (and the checks have looked at). */
+  commitChecked: number;
+  /** Client proposals accepted here, by index. */
+  readonly proposals: Map<number, ClientOp[]>;
+  /** Reads asked here, by context, waiting for their ReadState. */
+  readonly reads: Map<number, ClientOp>;
+  /** Reads that have their index, waiting for the state machine to reach it. */
+  waiting: { index: number; op: ClientOp }[];
+  /** The liveness probe proposed here. */
+  mark: { id: number; term: number; applied: boolean } | undefined;
+  /** Why the core last refused the liveness probe. */
+  markRefused: string | undefined;
+}
+
+interface Client {
+  readonly id: number;
+  readonly group: number;
+  readonly keys: readonly string[];
+  hint: number;
+  seq: number;
+  readonly lastSeen: Map<string, string | null>;
+}
+
+interface ClientOp {
+  readonly id: number;
+  readonly client: Client;
+  readonly input: KvInput;
+  readonly call: number;
+  done: boolean;
+  index: number;
+  term: number;
+  /** Every index committed anywhere before the call: the read index may not be below it. */
+  minReadIndex: number;
+  lease: boolean;
+}
+
+type Ev =
+  | { readonly k: 'tick'; readonly node: SimNode }
+  | { readonly k: 'msg'; readonly group: number; readonly m: Message }
+  | { readonly k: 'fsync'; readonly r: Replica; readonly rd: Ready }
+  | { readonly k: 'durable'; readonly r: Replica; readonly rd: Ready }
+  | { readonly k: 'restart'; readonly node: SimNode }
+  | { readonly k: 'crash'; readonly node: SimNode }
+  | { readonly k: 'heal'; readonly id: number }
+  | { readonly k: 'chaos'; readonly what: ChaosKind }
+  | { readonly k: 'client'; readonly c: Client }
+  | { readonly k: 'timeout'; readonly op: ClientOp }
+  | { readonly k: 'liveness-start' }
+  | { readonly k: 'liveness-check' };
+
+type ChaosKind = 'crash' | 'partition' | 'snapshot' | 'conf' | 'transfer' | 'campaign';
+
+/** Log length at which a replica snapshots and compacts regardless of the snapshot rate. */
+const LOG_ENTRIES_MAX = 4000;
+
+export class Sim {
+  readonly stats: SimStats = {
+    virtualMs: 0,
+    events: 0,
+    messages: 0,
+    messagesLost: 0,
+    readies: 0,
+    elections: 0,
+    crashes: 0,
+    partitions: 0,
+    commits: 0,
+    snapshotsTaken: 0,
+    snapshotsInstalled: 0,
+    confChangesProposed: 0,
+    confChangesApplied: 0,
+    transfers: 0,
+    leaseReads: 0,
+    ops: 0,
+    unknownOps: 0,
+    readsServed: 0,
+    writesAcked: 0,
+    livenessMs: 0,
+  };
+  readonly trace: Trace;
+  readonly history: Operation[] = [];
+
+  private readonly queue = new EventQueue<Ev>();
+  private readonly net: Network;
+  private readonly nodes: SimNode[] = [];
+  private readonly records: GroupRecord[] = [];
+  private readonly dirty: Replica[] = [];
+  private readonly bugs: ReadonlySet<BugName>;
+  private now = 0;
+  private phase: 'chaos' | 'liveness' | 'done' = 'chaos';
+  private livenessStart = 0;
+  private livenessDeadline = 0;
+  private readonly liveAt: (number | undefined)[] = [];
+  private nextOpId = 1;
+  private nextContext = 1;
+  private nextMark = 1;
+
+  constructor(
+    private readonly prng: Prng,
+    readonly params: SimParams,
+    private readonly opts: SimOptions,
+  ) {
+    this.trace = new Trace(opts.traceLines);
+    this.net = new Network(prng, params);
+    this.bugs = new Set(opts.bug ? [opts.bug] : []);
+    for (let i = 1; i <= params.nodes; i++) this.nodes.push({ id: i, up: true, replicas: new Map(), disks: new Map() });
+    for (let g = 0; g < params.groups; g++) {
+      this.records.push(new GroupRecord(g));
+      const voters = params.votersOf[g]!.map(nodeId);
+      for (const v of voters) {
+        const node = this.nodeAt(v)!;
+        const durable = MemoryStorage.withMembers(voters);
+        const disk: Disk = { durable, lastHard: durable.hardState() };
+        node.disks.set(g, disk);
+        this.startReplica(node, g, disk);
+      }
+    }
+  }
+
+  /** Runs the chaos phase, then the liveness phase; throws a {@link Violation} (or the core's error). */
+  run(): void {
+    const p = this.params;
+    for (const node of this.nodes) this.queue.push(this.prng.next() * p.tickMs, { k: 'tick', node });
+    const rates: [ChaosKind, number][] = [
+      ['crash', p.crashPerSec],
+      ['partition', p.partitionPerSec],
+      ['snapshot', p.snapshotPerSec],
+      ['conf', p.confChangePerSec],
+      ['transfer', p.transferPerSec],
+      ['campaign', p.campaignPerSec],
+    ];
+    for (const [what, rate] of rates) if (rate > 0) this.queue.push(this.expDelay(rate), { k: 'chaos', what });
+    let clientId = 1;
+    for (let g = 0; g < p.groups; g++) {
+      const keys = Array.from({ length: p.keysPerGroup }, (_, i) => `g${g}k${i}`);
+      for (let c = 0; c < p.clientsPerGroup; c++) {
+        const client: Client = { id: clientId++, group: g, keys, hint: 0, seq: 0, lastSeen: new Map() };
+        this.queue.push(this.prng.next() * 50, { k: 'client', c: client });
+      }
+    }
+    this.queue.push(this.opts.chaosMs, { k: 'liveness-start' });
+
+    while (this.phase !== 'done') {
+      const next = this.queue.pop();
+      if (next === undefined) fail('liveness', 'the event queue ran dry');
+      this.now = next.time;
+      this.stats.events++;
+      this.handle(next.event);
+      this.drainReadies();
+    }
+    this.stats.virtualMs = this.now;
+    this.finishHistory();
+  }
+
+  private expDelay(perSec: number): number {
+    return (-Math.log(1 - this.prng.next()) / perSec) * 1000;
+  }
+
+  private uniform(lo: number, hi: number): number {
+    return lo + this.prng.next() * (hi - lo);
+  }
+
+  private log(node: number, group: number, text: string, msg?: Message): void {
+    this.trace.add(this.now, node, group, text, msg);
+  }
+
+  // ------------------------------------------------------------------ events
+
+  private handle(ev: Ev): void {
+    switch (ev.k) {
+      case 'tick':
+        this.onTick(ev.node);
+        return;
+      case 'msg':
+        this.deliver(ev.group, ev.m);
+        return;
+      case 'fsync':
+        this.onFsync(ev.r, ev.rd);
+        return;
+      case 'durable':
+        if (!this.current(ev.r)) return;
+        this.writeDurable(ev.r, ev.rd);
+        ev.r.durableQueued--;
+        return;
+      case 'restart':
+        this.restart(ev.node);
+        return;
+      case 'crash':
+        if (this.phase === 'chaos') this.crashFor(ev.node);
+        return;
+      case 'heal': {
+        const part = this.net.heal(ev.id);
+        if (part) this.log(0, -1, `heal ${part.text}`);
+        return;
+      }
+      case 'chaos':
+        this.onChaos(ev.what);
+        return;
+      case 'client':
+        this.clientStep(ev.c);
+        return;
+      case 'timeout':
+        this.onTimeout(ev.op);
+        return;
+      case 'liveness-start':
+        this.startLiveness();
+        return;
+      case 'liveness-check':
+        this.checkLiveness();
+        return;
+    }
+  }
+
+  private onTick(node: SimNode): void {
+    this.queue.push(this.now + this.params.tickMs, { k: 'tick', node });
+    if (!node.up) return;
+    for (const r of node.replicas.values()) {
+      r.rn.tick();
+      this.markDirty(r);
+    }
+  }
+
+  private current(r: Replica): boolean {
+    return r.node.up && r.node.replicas.get(r.group) === r;
+  }
+
+  private markDirty(r: Replica): void {
+    if (r.dirty) return;
+    r.dirty = true;
+    this.dirty.push(r);
+  }
+
+  private drainReadies(): void {
+    while (this.dirty.length > 0) {
+      const r = this.dirty.pop()!;
+      r.dirty = false;
+      if (!this.current(r) || r.busy || !r.rn.hasReady()) continue;
+      this.handleReady(r);
+    }
+  }
+
+  // ------------------------------------------------------------------ network
+
+  private send(r: Replica, m: Message): void {
+    this.stats.messages++;
+    if (m.type === MessageType.App) this.records[r.group]!.onLeaderApp(r.node.id, r.live, m);
+    const delays = this.net.copies();
+    if (delays.length === 0) {
+      this.stats.messagesLost++;
+      this.log(r.node.id, r.group, 'lost', m);
+      return;
+    }
+    for (const d of delays) this.queue.push(this.now + d, { k: 'msg', group: r.group, m });
+  }
+
+  private deliver(group: number, m: Message): void {
+    const node = this.nodeAt(m.to);
+    if (node === undefined || !node.up) {
+      this.log(m.to, group, 'dropped (node down)', m);
+      return;
+    }
+    if (!this.net.canDeliver(m.from, m.to)) {
+      this.log(m.to, group, 'dropped (partition)', m);
+      return;
+    }
+    let r = node.replicas.get(group);
+    if (r === undefined) {
+      // A node learns it hosts a group when a member talks to it; the replica starts empty and
+      // learns the membership from the leader's snapshot.
+      const creates = m.type === MessageType.App || m.type === MessageType.Heartbeat || m.type === MessageType.Snap || m.type === MessageType.Vote || m.type === MessageType.PreVote;
+      if (!creates) {
+        this.log(m.to, group, 'dropped (no replica)', m);
+        return;
+      }
+      const durable = new MemoryStorage();
+      const disk: Disk = { durable, lastHard: durable.hardState() };
+      node.disks.set(group, disk);
+      r = this.startReplica(node, group, disk);
+      this.log(node.id, group, 'replica created');
+    }
+    this.log(m.to, group, 'recv', m);
+    r.rn.step(m);
+    this.markDirty(r);
+  }
+
+  // ------------------------------------------------------------------ replicas
+
+  private startReplica(node: SimNode, group: number, disk: Disk): Replica {
+    const p = this.params;
+    const live = disk.durable.clone();
+    const snap = live.snapshot();
+    const hs = live.hardState();
+    const rn = new RawNode({
+      id: nodeId(node.id),
+      storage: live,
+      prng: this.prng.fork(),
+      applied: snap.metadata.index,
+      electionTimeoutTicks: p.electionTicks,
+      heartbeatIntervalTicks: p.heartbeatTicks,
+      preVote: p.preVote,
+      checkQuorum: p.checkQuorum,
+      ...(p.appendBytesMax !== undefined ? { appendBytesMax: p.appendBytesMax } : {}),
+      ...(p.inflightMessagesMax !== undefined ? { inflightMessagesMax: p.inflightMessagesMax } : {}),
+      ...(p.inflightBytesMax !== undefined ? { inflightBytesMax: p.inflightBytesMax } : {}),
+      ...(p.uncommittedBytesMax !== undefined ? { uncommittedBytesMax: p.uncommittedBytesMax } : {}),
+      ...(p.committedBytesPerReadyMax !== undefined ? { committedBytesPerReadyMax: p.committedBytesPerReadyMax } : {}),
+      ...(p.readQueueMax !== undefined ? { readQueueMax: p.readQueueMax } : {}),
+      bugs: this.bugs,
+    });
+    const r: Replica = {
+      node,
+      group,
+      rn,
+      live,
+      disk,
+      sm: KvMachine.fromSnapshot(snap.metadata.index, snap.data),
+      busy: false,
+      durableQueued: 0,
+      lastDurableAt: 0,
+      dirty: false,
+      soft: { lead: 0 as NodeId, role: 'follower', term: hs.term },
+      commitChecked: 0,
+      proposals: new Map(),
+      reads: new Map(),
+      waiting: [],
+      mark: undefined,
+      markRefused: undefined,
+    };
+    // What a restarted replica holds as committed must still agree with everything committed.
+    this.records[group]!.onCommit(node.id, live, 0, hs.commit);
+    r.commitChecked = Math.max(hs.commit, snap.metadata.index);
+    node.replicas.set(group, r);
+    this.markDirty(r);
+    return r;
+  }
+
+  private handleReady(r: Replica): void {
+    const rd = r.rn.ready();
+    const rec = this.records[r.group]!;
+    this.stats.readies++;
+    if (rd.softState) this.onSoftState(r, rd.softState);
+    this.traceReady(r, rd);
+    // The page cache: the core reads these at once.
+    const commitBefore = r.commitChecked;
+    write(r.live, rd);
+    rec.onLogWrite(r.node.id, r.live, rd.entries, commitBefore);
+    if (rd.hardState && rd.hardState.commit > r.commitChecked) {
+      rec.onCommit(r.node.id, r.live, r.commitChecked, rd.hardState.commit);
+      r.commitChecked = rd.hardState.commit;
+    }
+    if (rd.snapshot && rd.snapshot.metadata.index > r.commitChecked) r.commitChecked = rd.snapshot.metadata.index;
+    for (const m of rd.messages) this.send(r, m);
+    const fsyncMs = this.uniform(this.params.fsyncMinMs, this.params.fsyncMaxMs);
+    if (this.bugs.has('apply-before-persist')) {
+      // The shell under test does not wait for its write: it acks and applies now, and the data
+      // reaches the disk later (in order).
+      const at = Math.max(this.now + fsyncMs, r.lastDurableAt);
+      r.lastDurableAt = at;
+      r.durableQueued++;
+      this.queue.push(at, { k: 'durable', r, rd });
+      this.finishReady(r, rd);
+      return;
+    }
+    r.busy = true;
+    this.queue.push(this.now + fsyncMs, { k: 'fsync', r, rd });
+  }
+
+  private onFsync(r: Replica, rd: Ready): void {
+    if (!this.current(r)) return;
+    this.writeDurable(r, rd);
+    r.busy = false;
+    this.log(r.node.id, r.group, 'fsync done');
+    this.finishReady(r, rd);
+  }
+
+  private writeDurable(r: Replica, rd: Ready): void {
+    const d = r.disk.durable;
+    write(d, rd);
+    const hs = d.hardState();
+    checkHardState(r.group, r.node.id, r.disk.lastHard, hs);
+    r.disk.lastHard = hs;
+    if (hs.commit > d.lastIndex()) fail('committed-changed', `group ${r.group} node ${r.node.id}: durable commit ${hs.commit} beyond durable log end ${d.lastIndex()}`);
+  }
+
+  /** Steps 3-5 of the Ready contract, once the write is durable. */
+  private finishReady(r: Replica, rd: Ready): void {
+    const rec = this.records[r.group]!;
+    for (const m of rd.messagesAfterPersist) {
+      checkAck(r.group, r.node.id, r.disk.durable, m, (i) => this.leaderTermAt(r.group, m, i));
+      this.send(r, m);
+    }
+    if (rd.snapshot) {
+      const md = rd.snapshot.metadata;
+      rec.onSnapshotInstalled(r.node.id, r.sm.applied, md.index, md.term);
+      r.sm = KvMachine.fromSnapshot(md.index, rd.snapshot.data);
+      this.stats.snapshotsInstalled++;
+    }
+    for (const e of rd.committedEntries) this.apply(r, e);
+    for (const rs of rd.readStates) this.onReadState(r, rs.index, rs.context);
+    if (r.waiting.length > 0) this.serveWaitingReads(r);
+    for (const fp of rd.failedProposals) this.onFailedProposal(r, fp.index, fp.term, fp.code);
+    for (const fr of rd.failedReads) {
+      const op = r.reads.get(fr.context);
+      if (op === undefined) continue;
+      r.reads.delete(fr.context);
+      this.log(r.node.id, r.group, `read op${op.id} failed: ${fr.code}`);
+      this.finishOp(op, 'not-happened');
+    }
+    r.rn.advance();
+    this.markDirty(r);
+    // A shell compacts by size too, not only now and then; and MemoryStorage copies its log on
+    // every append, so an endless log would make a calm, busy seed quadratic.
+    if (r.durableQueued === 0 && r.live.lastIndex() - r.live.firstIndex() >= LOG_ENTRIES_MAX && r.sm.applied > r.live.snapshot().metadata.index) {
+      this.snapshot(r);
+    }
+  }
+
+  private onSoftState(r: Replica, s: SoftState): void {
+    const prev = r.soft;
+    r.soft = s;
+    this.records[r.group]!.onSoftState(r.node.id, s);
+    if (s.role === 'leader' && (prev.role !== 'leader' || prev.term !== s.term)) {
+      this.stats.elections++;
+      if (this.phase === 'chaos' && this.params.crashNewLeaderP > 0 && this.prng.chance(this.params.crashNewLeaderP)) {
+        this.queue.push(this.now + this.prng.next() * 3 * this.params.tickMs, { k: 'crash', node: r.node });
+      }
+    }
+  }
+
+  /** Term of entry `i` in the log of the leader an ack goes to, if that leader is still leading the ack's term. */
+  private leaderTermAt(group: number, m: Message, i: number): number | undefined {
+    const l = this.nodeAt(m.to)?.replicas.get(group);
+    if (l === undefined || !this.current(l) || l.soft.role !== 'leader' || l.soft.term !== m.term) return undefined;
+    if (i < l.live.firstIndex() - 1 || i > l.live.lastIndex()) return undefined;
+    return l.live.term(i as LogIndex);
+  }
+
+  private apply(r: Replica, e: Entry): void {
+    this.records[r.group]!.onApply(r.node.id, r.sm.applied, e);
+    let cmd: Command | undefined;
+    let out: KvOutput | undefined;
+    if (e.type === EntryType.Normal && e.data.length > 0) {
+      cmd = decodeCommand(e.data);
+      out = r.sm.apply(cmd);
+    }
+    r.sm.applied = e.index;
+    if (e.index > r.commitChecked) {
+      // Entries handed out to apply are committed even if no hard state reported it yet.
+      this.records[r.group]!.onCommit(r.node.id, r.live, r.commitChecked, e.index);
+      r.commitChecked = e.index;
+    }
+    const ps = r.proposals.get(e.index);
+    if (ps !== undefined) {
+      r.proposals.delete(e.index);
+      for (const op of ps) {
+        if (op.term === e.term && cmd !== undefined && cmd.i === op.id) this.finishOp(op, 'ok', out);
+        else this.finishOp(op, 'not-happened');
+      }
+    }
+    if (cmd !== undefined && cmd.o === 'mark' && r.mark !== undefined && r.mark.id === cmd.i) r.mark.applied = true;
+  }
+
+  private onFailedProposal(r: Replica, index: number, term: number, code: string): void {
+    const ps = r.proposals.get(index);
+    const i = ps?.findIndex((op) => op.term === term) ?? -1;
+    if (ps === undefined || i < 0) return;
+    const op = ps[i]!;
+    ps.splice(i, 1);
+    if (ps.length === 0) r.proposals.delete(index);
+    this.log(r.node.id, r.group, `proposal op${op.id} at ${index}/t${term} failed: ${code}`);
+    if (code === RaftErrorCode.ProposalDropped) {
+      this.records[r.group]!.onDropped(op.id);
+      this.finishOp(op, 'not-happened');
+    } else {
+      this.finishOp(op, 'unknown');
+    }
+  }
+
+  private onReadState(r: Replica, index: number, context: number): void {
+    const op = r.reads.get(context);
+    if (op === undefined) return;
+    r.reads.delete(context);
+    if (op.done) return;
+    if (index < op.minReadIndex) {
+      fail('stale-read', `group ${r.group} node ${r.node.id}: read op${op.id} got read index ${index}, but ${op.minReadIndex} was committed before it was asked`);
+    }
+    op.index = index;
+    if (r.sm.applied >= index) this.serveRead(r, op);
+    else r.waiting.push({ index, op });
+  }
+
+  private serveWaitingReads(r: Replica): void {
+    const still: { index: number; op: ClientOp }[] = [];
+    for (const w of r.waiting) {
+      if (w.index <= r.sm.applied) this.serveRead(r, w.op);
+      else still.push(w);
+    }
+    r.waiting = still;
+  }
+
+  private serveRead(r: Replica, op: ClientOp): void {
+    if (op.input.op !== 'get') return;
+    this.stats.readsServed++;
+    if (op.lease) this.stats.leaseReads++;
+    this.finishOp(op, 'ok', { kind: 'value', value: r.sm.get(op.input.key) });
+  }
+
+  // ------------------------------------------------------------------ faults
+
+  private crash(node: SimNode): void {
+    node.up = false;
+    this.stats.crashes++;
+    this.log(node.id, -1, 'CRASH');
+    for (const r of node.replicas.values()) {
+      for (const ps of r.proposals.values()) for (const op of ps) this.finishOp(op, 'unknown');
+      for (const op of r.reads.values()) this.finishOp(op, 'not-happened');
+      for (const w of r.waiting) this.finishOp(w.op, 'not-happened');
+    }
+    node.replicas.clear();
+  }
+
+  /** Crashes `node` and schedules its restart, unless too many nodes are down already. */
+  private crashFor(node: SimNode): void {
+    if (!node.up) return;
+    const down = this.nodes.filter((n) => !n.up).length;
+    if (down >= this.params.maxDown) return;
+    this.crash(node);
+    this.queue.push(this.now + this.uniform(this.params.downMinMs, this.params.downMaxMs), { k: 'restart', node });
+  }
+
+  private randomLeaderNode(): SimNode | undefined {
+    const leaders = this.upReplicas().filter((r) => r.soft.role === 'leader');
+    return leaders.length === 0 ? undefined : this.prng.pick(leaders).node;
+  }
+
+  private restart(node: SimNode): void {
+    if (node.up) return;
+    node.up = true;
+    this.log(node.id, -1, 'RESTART');
+    for (const [g, disk] of node.disks) this.startReplica(node, g, disk);
+  }
+
+  private onChaos(what: ChaosKind): void {
+    if (this.phase !== 'chaos') return;
+    const p = this.params;
+    const rate = { crash: p.crashPerSec, partition: p.partitionPerSec, snapshot: p.snapshotPerSec, conf: p.confChangePerSec, transfer: p.transferPerSec, campaign: p.campaignPerSec }[what];
+    this.queue.push(this.now + this.expDelay(rate), { k: 'chaos', what });
+    switch (what) {
+      case 'crash': {
+        const up = this.nodes.filter((n) => n.up);
+        if (up.length === 0) return;
+        const leader = this.randomLeaderNode();
+        const node = leader !== undefined && this.prng.chance(p.targetLeaderP) ? leader : this.prng.pick(up);
+        this.crashFor(node);
+        return;
+      }
+      case 'partition': {
+        const leader = this.randomLeaderNode();
+        const part = this.net.partition(leader !== undefined && this.prng.chance(p.targetLeaderP) ? leader.id : undefined);
+        this.stats.partitions++;
+        this.log(0, -1, `partition ${part.text}`);
+        this.queue.push(this.now + this.uniform(p.partitionMinMs, p.partitionMaxMs), { k: 'heal', id: part.id });
+        return;
+      }
+      case 'snapshot':
+        this.takeSnapshot();
+        return;
+      case 'conf':
+        this.changeMembership();
+        return;
+      case 'transfer': {
+        const l = this.leaderOf(this.prng.int(0, p.groups));
+        if (l === undefined) return;
+        const others = l.rn.confState().voters.filter((v) => v !== l.node.id);
+        if (others.length === 0) return;
+        const to = this.prng.pick(others);
+        this.log(l.node.id, l.group, `transferLeader -> ${to}`);
+        this.stats.transfers++;
+        this.refusable(() => l.rn.transferLeader(to));
+        this.markDirty(l);
+        return;
+      }
+      case 'campaign': {
+        const rs = this.upReplicas();
+        if (rs.length === 0) return;
+        const r = this.prng.pick(rs);
+        this.log(r.node.id, r.group, 'campaign');
+        r.rn.campaign();
+        this.markDirty(r);
+        return;
+      }
+    }
+  }
+
+  /** Runs a call the core may refuse with an operating error; anything else is a failure. */
+  private refusable<T>(f: () => T): T | RaftError {
+    try {
+      return f();
+    } catch (e) {
+      if (e instanceof RaftError) return e;
+      throw e;
+    }
+  }
+
+  /** Node ids start at 1. */
+  private nodeAt(id: number): SimNode | undefined {
+    return this.nodes[id - 1];
+  }
+
+  private upReplicas(): Replica[] {
+    const out: Replica[] = [];
+    for (const n of this.nodes) if (n.up) for (const r of n.replicas.values()) out.push(r);
+    return out;
+  }
+
+  /** The replica that last reported leading the highest term, among live nodes. */
+  private leaderOf(group: number): Replica | undefined {
+    let best: Replica | undefined;
+    for (const n of this.nodes) {
+      if (!n.up) continue;
+      const r = n.replicas.get(group);
+      if (r !== undefined && r.soft.role === 'leader' && (best === undefined || r.soft.term > best.soft.term)) best = r;
+    }
+    return best;
+  }
+
+  private takeSnapshot(): void {
+    const rs = this.upReplicas().filter((r) => !r.busy && r.durableQueued === 0 && r.sm.applied > r.live.snapshot().metadata.index);
+    if (rs.length === 0) return;
+    this.snapshot(this.prng.pick(rs));
+  }
+
+  /** Snapshots `r`'s state machine at its applied index and compacts its log, live and durable alike. */
+  private snapshot(r: Replica): void {
+    const index = r.sm.applied as LogIndex;
+    const data = r.sm.snapshot();
+    this.records[r.group]!.onSnapshotTaken(r.node.id, index, data);
+    const cs = r.rn.confState();
+    const keep = this.prng.pick([0, 0, this.prng.int(1, 6), 50]);
+    for (const s of [r.live, r.disk.durable]) {
+      s.createSnapshot(index, cs, data);
+      const to = index - keep;
+      if (to >= s.firstIndex()) s.compact(to as LogIndex);
+    }
+    this.stats.snapshotsTaken++;
+    this.log(r.node.id, r.group, `snapshot at ${index}, log from ${r.live.firstIndex()}`);
+  }
+
+  private changeMembership(): void {
+    const g = this.prng.int(0, this.params.groups);
+    const l = this.leaderOf(g);
+    if (l === undefined) return;
+    const cs = l.rn.confState();
+    const members = new Set<number>([...cs.voters, ...cs.learners]);
+    const outsiders = this.nodes.filter((n) => !members.has(n.id)).map((n) => n.id);
+    const options: ConfChange[] = [];
+    for (const n of outsiders) options.push({ type: ConfChangeType.AddLearner, node: nodeId(n) });
+    for (const n of cs.learners) {
+      options.push({ type: ConfChangeType.AddVoter, node: n });
+      options.push({ type: ConfChangeType.RemoveNode, node: n });
+    }
+    // Two voters tolerate no failure; go there only now and then.
+    if (cs.voters.length > 3 || (cs.voters.length === 3 && this.prng.chance(0.25))) {
+      for (const n of cs.voters) options.push({ type: ConfChangeType.RemoveNode, node: n });
+    }
+    if (options.length === 0) return;
+    const cc = this.prng.pick(options);
+    const name = cc.type === ConfChangeType.AddLearner ? 'add-learner' : cc.type === ConfChangeType.AddVoter ? 'add-voter' : 'remove';
+    const res = this.refusable(() => l.rn.proposeConfChange(cc));
+    if (res instanceof RaftError) {
+      this.log(l.node.id, g, `conf change ${name} ${cc.node} refused: ${res.code}`);
+    } else {
+      this.stats.confChangesProposed++;
+      this.log(l.node.id, g, `conf change ${name} ${cc.node} proposed at ${res.index}/t${res.term} (voters ${cs.voters.join(',')} learners ${cs.learners.join(',')})`);
+    }
+    this.markDirty(l);
+  }
+
+  // ------------------------------------------------------------------ clients
+
+  private clientStep(c: Client): void {
+    if (this.phase === 'done') return;
+    const p = this.params;
+    const key = this.prng.pick(c.keys);
+    const roll = this.prng.next();
+    let input: KvInput;
+    if (roll < p.readP) {
+      input = { op: 'get', key };
+    } else {
+      const value = `${c.id}.${++c.seq}`;
+      if (roll < p.readP + (1 - p.readP) * p.casP) {
+        const seen = c.lastSeen.get(key);
+        const expected = seen !== undefined && this.prng.chance(0.75) ? seen : null;
+        input = { op: 'cas', key, expected, value };
+      } else {
+        input = { op: 'put', key, value };
+      }
+    }
+    const target = c.hint > 0 && this.prng.chance(0.8) ? c.hint : this.prng.int(1, p.nodes + 1);
+    const node = this.nodeAt(target);
+    const r = node?.replicas.get(c.group);
+    const retry = (): void => this.queue.push(this.now + this.uniform(1, 10), { k: 'client', c });
+    if (r === undefined || !node!.up) {
+      c.hint = 0;
+      retry();
+      return;
+    }
+    const op: ClientOp = { id: this.nextOpId++, client: c, input, call: this.now, done: false, index: 0, term: 0, minReadIndex: 0, lease: false };
+    if (input.op === 'get') {
+      const ctx = this.nextContext++;
+      const lease = p.leaseReadP > 0 && this.prng.chance(p.leaseReadP);
+      op.lease = lease;
+      op.minReadIndex = this.records[c.group]!.maxCommitted;
+      r.reads.set(ctx, op);
+      this.log(r.node.id, c.group, `op${op.id} c${c.id} get ${key}${lease ? ' (lease)' : ''} ctx${ctx}`);
+      r.rn.readIndex(ctx, lease ? 'lease' : 'safe');
+    } else {
+      const cmd: Command =
+        input.op === 'put' ? { i: op.id, o: 'put', k: key, v: input.value } : { i: op.id, o: 'cas', k: key, e: input.expected, v: input.value };
+      const res = this.refusable(() => r.rn.propose(encodeCommand(cmd)));
+      if (res instanceof RaftError) {
+        // Refused synchronously: it did not happen; try again as a new operation.
+        if (res.code === RaftErrorCode.NotLeader) c.hint = res.leaderHint;
+        retry();
+        return;
+      }
+      op.index = res.index;
+      op.term = res.term;
+      let ps = r.proposals.get(res.index);
+      if (ps === undefined) {
+        ps = [];
+        r.proposals.set(res.index, ps);
+      }
+      ps.push(op);
+      c.hint = r.node.id;
+      this.log(r.node.id, c.group, `op${op.id} c${c.id} ${input.op} ${key}=${input.value}${input.op === 'cas' ? ` if ${input.expected}` : ''} at ${res.index}/t${res.term}`);
+    }
+    this.queue.push(this.now + p.clientTimeoutMs, { k: 'timeout', op });
+    this.markDirty(r);
+  }
+
+  private onTimeout(op: ClientOp): void {
+    if (op.done) return;
+    this.log(0, op.client.group, `op${op.id} timed out`);
+    this.finishOp(op, op.input.op === 'get' ? 'not-happened' : 'unknown');
+  }
+
+  /** An operation's outcome. 'not-happened' leaves it out of the history; 'unknown' never returns. */
+  private finishOp(op: ClientOp, outcome: 'ok' | 'unknown' | 'not-happened', output?: KvOutput): void {
+    if (op.done) return;
+    op.done = true;
+    const c = op.client;
+    if (outcome === 'ok') {
+      this.history.push({ id: op.id, client: c.id, input: op.input, call: op.call, ret: this.now, output: output! });
+      if (op.input.op === 'put' || (op.input.op === 'cas' && output?.kind === 'cas' && output.swapped)) c.lastSeen.set(op.input.key, op.input.value);
+      if (output?.kind === 'value') c.lastSeen.set(op.input.key, output.value);
+      if (op.input.op !== 'get') this.stats.writesAcked++;
+      this.log(0, c.group, `op${op.id} ok ${JSON.stringify(output)}`);
+    } else if (outcome === 'unknown') {
+      this.history.push({ id: op.id, client: c.id, input: op.input, call: op.call, ret: Infinity });
+      this.stats.unknownOps++;
+      this.log(0, c.group, `op${op.id} outcome unknown`);
+    }
+    if (this.phase !== 'done') this.queue.push(this.now + this.prng.next() * this.params.thinkMaxMs, { k: 'client', c });
+  }
+
+  private finishHistory(): void {
+    for (const n of this.nodes) {
+      if (!n.up) continue;
+      for (const r of n.replicas.values()) {
+        for (const ps of r.proposals.values()) for (const op of ps) this.finishOp(op, 'unknown');
+        for (const op of r.reads.values()) this.finishOp(op, 'not-happened');
+        for (const w of r.waiting) this.finishOp(w.op, 'not-happened');
+      }
+    }
+    this.history.sort((a, b) => a.id - b.id);
+    this.stats.ops = this.history.length;
+    this.stats.commits = 0;
+    for (const rec of this.records) {
+      this.stats.commits += rec.maxCommitted;
+      this.stats.confChangesApplied += rec.confChangesApplied;
+    }
+  }
+
+  // ------------------------------------------------------------------ liveness
+
+  private startLiveness(): void {
+    this.phase = 'liveness';
+    this.livenessStart = this.now;
+    this.livenessDeadline = this.now + 40 * this.params.electionTicks * this.params.tickMs;
+    this.net.healAll();
+    this.net.dropP = 0;
+    this.net.dupP = 0;
+    this.net.delaySpikeP = 0;
+    this.log(0, -1, 'LIVENESS PHASE: healed, no loss, every node up');
+    for (const n of this.nodes) if (!n.up) this.restart(n);
+    this.queue.push(this.now, { k: 'liveness-check' });
+  }
+
+  private checkLiveness(): void {
+    let all = true;
+    for (let g = 0; g < this.params.groups; g++) {
+      if (this.liveAt[g] !== undefined) continue;
+      if (this.groupLive(g)) {
+        this.liveAt[g] = this.now;
+        this.log(0, g, 'group is live');
+      } else {
+        all = false;
+      }
+    }
+    if (all) {
+      this.phase = 'done';
+      this.stats.livenessMs = this.now - this.livenessStart;
+      return;
+    }
+    if (this.now >= this.livenessDeadline) {
+      const stuck: number[] = [];
+      for (let g = 0; g < this.params.groups; g++) if (this.liveAt[g] === undefined) stuck.push(g);
+      const why = stuck.map((g) => `group ${g}: ${this.whyNotLive(g)}`).join('; ');
+      fail('liveness', `${why} (${this.now - this.livenessStart} ms after healing)\n${stuck.map((g) => this.describeGroup(g)).join('\n')}`);
+    }
+    this.queue.push(this.now + 20, { k: 'liveness-check' });
+  }
+
+  private groupLive(g: number): boolean {
+    const l = this.leaderOf(g);
+    if (l === undefined) return false;
+    if (l.mark === undefined || l.mark.term !== l.soft.term) {
+      const id = -this.nextMark++;
+      const res = this.refusable(() => l.rn.propose(encodeCommand({ i: id, o: 'mark' })));
+      if (res instanceof RaftError) {
+        l.markRefused = res.code;
+      } else {
+        l.mark = { id, term: res.term, applied: false };
+        this.markDirty(l);
+      }
+      return false;
+    }
+    if (!l.mark.applied) return false;
+    for (const v of l.rn.confState().voters) {
+      const r = this.nodeAt(v)?.replicas.get(g);
+      if (r === undefined || r.soft.lead !== l.node.id || r.soft.term !== l.soft.term) return false;
+    }
+    return true;
+  }
+
+  private whyNotLive(g: number): string {
+    const l = this.leaderOf(g);
+    if (l === undefined) return 'no leader';
+    if (l.mark === undefined || l.mark.term !== l.soft.term) return `leader n${l.node.id} (t${l.soft.term}) refuses proposals (${l.markRefused ?? '?'})`;
+    if (!l.mark.applied) return `leader n${l.node.id} (t${l.soft.term}) does not commit a fresh proposal`;
+    return `not every voter follows leader n${l.node.id} (t${l.soft.term})`;
+  }
+
+  private describeGroup(g: number): string {
+    const lines = [`group ${g}:`];
+    for (const n of this.nodes) {
+      const r = n.replicas.get(g);
+      if (r === undefined) continue;
+      const st = r.rn.status();
+      lines.push(
+        `  n${n.id}${n.up ? '' : ' (down)'}: ${st.role} t${st.term} vote ${st.vote} lead ${st.lead} commit ${st.commit} applied ${st.applied} log ${st.firstIndex}..${st.lastIndex} voters [${st.confState.voters.join(',')}] learners [${st.confState.learners.join(',')}]${r.busy ? ' (fsync pending)' : ''}`,
+      );
+      for (const [id, pr] of st.progress) {
+        if (id !== st.id) lines.push(`    progress of n${id}: ${pr.state} match ${pr.match} next ${pr.next} inflight ${pr.inflight}${pr.isLearner ? ' (learner)' : ''}`);
+      }
+    }
+    return lines.join('\n');
+  }
+
+  private traceReady(r: Replica, rd: Ready): void {
+    const parts: string[] = ['ready'];
+    if (rd.softState) parts.push(`${rd.softState.role} t${rd.softState.term} lead ${rd.softState.lead}`);
+    if (rd.hardState) parts.push(`hs(t${rd.hardState.term} v${rd.hardState.vote} c${rd.hardState.commit})`);
+    if (rd.snapshot) parts.push(`snap@${rd.snapshot.metadata.index}/t${rd.snapshot.metadata.term}`);
+    if (rd.entries.length > 0) parts.push(`ents ${rd.entries[0]!.index}..${rd.entries[rd.entries.length - 1]!.index}/t${rd.entries[rd.entries.length - 1]!.term}`);
+    if (rd.committedEntries.length > 0) parts.push(`apply ${rd.committedEntries[0]!.index}..${rd.committedEntries[rd.committedEntries.length - 1]!.index}`);
+    if (rd.messages.length > 0) parts.push(`send ${summarize(rd.messages)}`);
+    if (rd.messagesAfterPersist.length > 0) parts.push(`after-persist ${summarize(rd.messagesAfterPersist)}`);
+    if (rd.readStates.length > 0) parts.push(`reads ${rd.readStates.map((x) => `ctx${x.context}@${x.index}`).join(',')}`);
+    if (rd.failedReads.length > 0) parts.push(`failed-reads ${rd.failedReads.length}`);
+    if (rd.failedProposals.length > 0) parts.push(`failed-proposals ${rd.failedProposals.map((x) => `${x.index}/t${x.term}:${x.code}`).join(',')}`);
+    this.log(r.node.id, r.group, parts.join(' '));
+  }
+
+  /** Every group's replicas, for a failure report. */
+  describeGroups(): string {
+    const out: string[] = [];
+    for (let g = 0; g < this.params.groups; g++) out.push(this.describeGroup(g));
+    return out.join('\n');
+  }
+}
+
+function write(s: MemoryStorage, rd: Ready): void {
+  if (rd.snapshot) s.applySnapshot(rd.snapshot);
+  s.append(rd.entries);
+  if (rd.hardState) s.setHardState(rd.hardState);
+}
+
+function summarize(ms: readonly Message[]): string {
+  const counts = new Map<string, number>();
+  for (const m of ms) {
+    const k = `${messageTypeName(m.type)}${m.reject ? '(rej)' : ''}`;
+    counts.set(k, (counts.get(k) ?? 0) + 1);
+  }
+  return [...counts].map(([k, n]) => (n > 1 ? `${k}x${n}` : k)).join(',');
+}
