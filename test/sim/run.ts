@@ -4,7 +4,7 @@
  */
 import type { BugName } from '../../src/shards/raft/config.js';
 import { Prng } from '../../src/shards/raft/prng.js';
-import { CHECKS, Violation } from './checks.js';
+import { Violation } from './checks.js';
 import type { CheckName } from './checks.js';
 import { checkHistory } from './linearizability.js';
 import type { Operation } from './history.js';
@@ -132,5 +132,3 @@ export function formatOp(op: Operation): string {
   const ret = Number.isFinite(op.ret) ? op.ret.toFixed(3) : 'never';
   return `  op${op.id} c${op.client} [${op.call.toFixed(3)}, ${ret}] ${what} -> ${out}`;
 }
-
-export { CHECKS };

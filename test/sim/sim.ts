@@ -226,16 +226,20 @@ export class Sim {
     }
     this.queue.push(this.opts.chaosMs, { k: 'liveness-start' });
 
-    while (this.phase !== 'done') {
-      const next = this.queue.pop();
-      if (next === undefined) fail('liveness', 'the event queue ran dry');
-      this.now = next.time;
-      this.stats.events++;
-      this.handle(next.event);
-      this.drainReadies();
+    try {
+      while (this.phase !== 'done') {
+        const next = this.queue.pop();
+        if (next === undefined) fail('liveness', 'the event queue ran dry');
+        this.now = next.time;
+        this.stats.events++;
+        this.handle(next.event);
+        this.drainReadies();
+      }
+      this.finishHistory();
+    } finally {
+      // A failed run reports how far it got.
+      this.summarize();
     }
-    this.stats.virtualMs = this.now;
-    this.finishHistory();
   }
 
   private expDelay(perSec: number): number {
@@ -860,8 +864,13 @@ export class Sim {
       }
     }
     this.history.sort((a, b) => a.id - b.id);
+  }
+
+  private summarize(): void {
+    this.stats.virtualMs = this.now;
     this.stats.ops = this.history.length;
     this.stats.commits = 0;
+    this.stats.confChangesApplied = 0;
     for (const rec of this.records) {
       this.stats.commits += rec.maxCommitted;
       this.stats.confChangesApplied += rec.confChangesApplied;
