@@ -2,7 +2,9 @@
  * Proposals committed per second through the raft core alone: 3 replicas per group, in memory,
  * messages handed over synchronously. Measures the core's CPU cost, not I/O.
  *
- *   npm run bench:core -- [--seconds 3] [--batch 64] [--value-size 128]
+ *   npm run bench:core -- [--seconds 2] [--runs 3] [--batch 64] [--value-size 128] [--groups 1,64]
+ *
+ * Each configuration runs `--runs` times; the median is reported with the spread.
  */
 import { RawNode } from '../src/shards/raft/rawnode.js';
 import { Prng } from '../src/shards/raft/prng.js';
@@ -20,17 +22,19 @@ interface Replica {
 
 const { values } = parseArgs({
   options: {
-    seconds: { type: 'string', default: '3' },
+    seconds: { type: 'string', default: '2' },
+    runs: { type: 'string', default: '3' },
     batch: { type: 'string', default: '64' },
     'value-size': { type: 'string', default: '128' },
     groups: { type: 'string' },
   },
 });
 const seconds = Number(values.seconds);
+const runs = Number(values.runs);
 const batch = Number(values.batch);
 const valueSize = Number(values['value-size']);
-for (const [name, v] of [['seconds', seconds], ['batch', batch], ['value-size', valueSize]] as const) {
-  if (!Number.isFinite(v) || v <= 0) {
+for (const [name, v] of [['seconds', seconds], ['runs', runs], ['batch', batch], ['value-size', valueSize]] as const) {
+  if (!Number.isFinite(v) || v <= 0 || (name !== 'seconds' && !Number.isInteger(v))) {
     console.error(`--${name} must be a positive number`);
     process.exit(2);
   }
@@ -109,10 +113,16 @@ function run(groupCount: number): { proposalsPerSec: number; committed: number; 
 }
 
 const groupsList = values.groups ? values.groups.split(',').map(Number) : [1, 64];
-console.log(`raft core, in memory, 3 replicas per group, batch ${batch}, ${valueSize}-byte values, ${seconds}s per run`);
-console.log(`node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'} x${os.cpus().length}`);
-console.log('groups  proposals/s   committed');
+if (groupsList.some((g) => !Number.isInteger(g) || g <= 0)) {
+  console.error('--groups must be a comma-separated list of positive integers');
+  process.exit(2);
+}
+console.log(`raft core, in memory, 3 replicas per group, batch ${batch}, ${valueSize}-byte values, median of ${runs} runs of ${seconds}s`);
+console.log(`node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'} x${os.cpus().length}, ${new Date().toISOString().slice(0, 10)}`);
+console.log('groups  proposals/s (median)   min .. max');
+const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
 for (const g of groupsList) {
-  const r = run(g);
-  console.log(`${String(g).padStart(6)}  ${Math.round(r.proposalsPerSec).toLocaleString('en-US').padStart(11)}  ${r.committed.toLocaleString('en-US').padStart(10)}`);
+  const rates = Array.from({ length: runs }, () => run(g).proposalsPerSec).sort((a, b) => a - b);
+  const median = rates[Math.floor(rates.length / 2)]!;
+  console.log(`${String(g).padStart(6)}  ${fmt(median).padStart(20)}   ${fmt(rates[0]!)} .. ${fmt(rates[rates.length - 1]!)}`);
 }
