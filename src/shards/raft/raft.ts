@@ -510,19 +510,11 @@ export class Raft {
   private stepCandidate(m: Message): void {
     switch (m.type) {
       case MessageType.App:
-        this.becomeFollower(m.term, m.from);
-        this.heardFromLeader(m.from);
-        this.handleAppend(m);
-        return;
       case MessageType.Heartbeat:
-        this.becomeFollower(m.term, m.from);
-        this.heardFromLeader(m.from);
-        this.handleHeartbeat(m);
-        return;
       case MessageType.Snap:
+        // A leader of our term exists: this campaign is over.
         this.becomeFollower(m.term, m.from);
-        this.heardFromLeader(m.from);
-        this.handleSnapshot(m);
+        this.stepFollower(m);
         return;
       case MessageType.PreVoteResp:
       case MessageType.VoteResp: {
