@@ -133,3 +133,24 @@ export function describeParams(s: SimParams): string {
   ];
   return parts.join('\n');
 }
+
+/**
+ * Leaders under fire: new leaders often crash at once, crashes and partitions aim at leaders, one
+ * entry per App, lossy links. This is where an old leader's entries get half-replicated and then
+ * overwritten, the ground on which Raft's Figure 8 (commit only entries of one's own term) and
+ * truncation bugs show their consequences end to end.
+ */
+export function leaderChurn(p: SimParams): SimParams {
+  return {
+    ...p,
+    appendBytesMax: 60,
+    crashNewLeaderP: 0.8,
+    crashPerSec: 6,
+    targetLeaderP: 0.9,
+    maxDown: Math.max(1, p.maxDown),
+    downMinMs: 20,
+    downMaxMs: 200,
+    dropP: 0.15,
+    partitionPerSec: 3,
+  };
+}

@@ -8,7 +8,7 @@ import { Violation } from './checks.js';
 import type { CheckName } from './checks.js';
 import { checkHistory } from './linearizability.js';
 import type { Operation } from './history.js';
-import { describeParams, drawParams } from './params.js';
+import { describeParams, drawParams, leaderChurn } from './params.js';
 import type { SimParams } from './params.js';
 import { Sim } from './sim.js';
 import type { SimStats } from './sim.js';
@@ -50,9 +50,16 @@ export interface RunOptions {
   readonly tweak?: (p: SimParams) => SimParams;
 }
 
+/** Share of seeds that run the leader-churn profile (see {@link leaderChurn}). */
+const CHURN_SEED_SHARE = 0.2;
+const CHURN_SALT = 0x5eedc4a1;
+
 export function runSeed(seed: number, opts: RunOptions = {}): SimResult {
   const prng = new Prng(seed);
-  const params = opts.tweak ? opts.tweak(drawParams(prng)) : drawParams(prng);
+  let params = drawParams(prng);
+  // Drawn from its own generator, so the main stream (and every other seed) is unchanged.
+  if (new Prng(seed ^ CHURN_SALT).chance(CHURN_SEED_SHARE)) params = leaderChurn(params);
+  if (opts.tweak) params = opts.tweak(params);
   const sim = new Sim(prng, params, {
     ...(opts.bug !== undefined ? { bug: opts.bug } : {}),
     chaosMs: opts.durationMs ?? DEFAULT_DURATION_MS,
