@@ -144,7 +144,9 @@ export class MemoryStorage implements Storage {
     if (first > es[0]!.index) es = es.slice(first - es[0]!.index);
     const off = es[0]!.index - this.offset();
     assert(off <= this.ents.length, `append: gap at ${es[0]!.index}, last ${this.lastIndex()}`);
-    this.ents = this.ents.slice(0, off).concat(es);
+    // In place: clones share no arrays (clone() copies), so truncating here touches no other copy.
+    this.ents.length = off;
+    for (const e of es) this.ents.push(e);
   }
 
   /** A deep-enough copy (entries are immutable) for crash simulation. */
