@@ -1,7 +1,8 @@
 /**
  * The linearizability checker: hand-made histories with known verdicts, the real-time rule at equal
- * timestamps, operations of unknown outcome, and randomized histories that are linearizable by
- * construction (and stop being so once one read returns a value nobody wrote).
+ * timestamps, operations of unknown outcome, an exhaustive search as an oracle on tiny random
+ * histories, and larger randomized histories that are linearizable by construction (and stop being
+ * so once one read returns a value nobody wrote).
  */
 import { describe, expect, test } from 'vitest';
 import { Prng } from '../../../src/shards/raft/prng.js';
@@ -430,7 +431,10 @@ describe('checkHistory: randomized histories', () => {
       const ops = tinyHistory(p);
       const expected = bruteForce(ops);
       const got = checkHistory(ops).ok;
-      if (got !== expected) expect.fail(`history ${n}: expected ${expected}, got ${got}: ${JSON.stringify(ops)}`);
+      if (got !== expected) {
+        const shown = JSON.stringify(ops, (_k, v: unknown) => (v === Infinity ? 'Infinity' : v));
+        expect.fail(`history ${n}: expected ${expected}, got ${got}: ${shown}`);
+      }
       if (expected) passing++;
     }
     // Both verdicts must be well represented for the comparison to mean anything.
