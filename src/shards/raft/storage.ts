@@ -10,6 +10,10 @@ import { entrySize } from './types.js';
  * `Unavailable` above `lastIndex()`.
  */
 export interface Storage {
+  /**
+   * The persisted hard state, and the membership as of the `applied` index the node is started
+   * with (conf changes after it are re-delivered and applied again).
+   */
   initialState(): { hardState: HardState; confState: ConfState };
   /** Entries in [lo, hi), at most `maxBytes` in total but always at least one when lo < hi. */
   entries(lo: LogIndex, hi: LogIndex, maxBytes: number): Entry[];
