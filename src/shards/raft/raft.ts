@@ -17,7 +17,7 @@ import type {
   Role,
   Term,
 } from './types.js';
-import { ConfChangeType, EntryType, MessageType, NONE, emptyMessage, entrySize } from './types.js';
+import { ConfChangeType, ENTRY_OVERHEAD_BYTES, EntryType, MessageType, NONE, emptyMessage, entrySize } from './types.js';
 
 /** Vote context marking a campaign that a leader asked for (leadership transfer). */
 const TRANSFER_CONTEXT = 1;
@@ -30,6 +30,8 @@ interface QueuedRead {
   readonly context: number;
   /** Who asked: this node, or a follower that forwarded it. */
   readonly from: NodeId;
+  /** Tick it was queued at (follower side: forwarded reads whose answer got lost expire). */
+  readonly tick: number;
 }
 
 /** One ReadIndex quorum round: every read queued before it started is released by it. */
@@ -109,6 +111,12 @@ export class Raft {
   /** Set once this leader sent TimeoutNow: a forced election may follow, so no more lease reads this term. */
   private leaseRevoked = false;
 
+  /**
+   * Index of the last membership change applied (or of the snapshot that set the membership).
+   * A conf change entry at or below it is stale (it came in a Ready handed out before a snapshot
+   * was installed) and must not roll the membership back.
+   */
+  private confIndex: LogIndex;
   /** A conf change at an index above `applied` is pending: no new one until it is applied. */
   private pendingConfIndex = 0 as LogIndex;
   /** Bytes of proposed entries not yet applied (leader only). */
@@ -148,6 +156,7 @@ export class Raft {
     this.term = hardState.term;
     this.vote = hardState.vote;
     this.leaseUntil = cfg.electionTimeoutTicks;
+    this.confIndex = this.log.applied;
     this.applyConfState(confState);
     this.becomeFollower(this.term, NONE);
   }
@@ -183,8 +192,10 @@ export class Raft {
     return this.voters.has(this.id) && !this.log.pendingSnapshot();
   }
 
-  /** Applies one committed membership change (called as the shell confirms it applied the entry). */
-  applyConfChange(cc: ConfChange): void {
+  /** Applies the committed membership change at `index` (as the shell confirms it applied the entry). */
+  applyConfChange(cc: ConfChange, index: LogIndex): void {
+    if (index <= this.confIndex) return;
+    this.confIndex = index;
     const next = (this.log.lastIndex() + 1) as LogIndex;
     switch (cc.type) {
       case ConfChangeType.AddVoter: {
@@ -317,6 +328,7 @@ export class Raft {
 
   private tickElection(): void {
     this.electionElapsed++;
+    this.expireForwardedReads();
     if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
       this.electionElapsed = 0;
       this.hup(false);
@@ -524,8 +536,13 @@ export class Raft {
         this.votes.set(m.from, !m.reject);
         const r = voteResult(this.voters, this.votes);
         if (r === 'won') {
-          if (this.role === 'pre-candidate') this.campaign('real');
-          else this.becomeLeader();
+          if (this.role === 'pre-candidate') {
+            // A conf change may have become known as committed during the pre-vote.
+            if (this.hasUnappliedConfChange()) this.becomeFollower(this.term, NONE);
+            else this.campaign('real');
+          } else {
+            this.becomeLeader();
+          }
         } else if (r === 'lost') {
           this.becomeFollower(this.term, NONE);
         }
@@ -623,6 +640,7 @@ export class Raft {
     }
     this.log.restore({ metadata: { index, term, confState }, data: s.data });
     this.applyConfState(confState);
+    this.confIndex = index;
     this.resolveProposals();
     return true;
   }
@@ -639,7 +657,7 @@ export class Raft {
         if (pr) this.handleHeartbeatResponse(m, pr);
         return;
       case MessageType.ReadIndex:
-        this.queueRead({ context: m.context, from: m.from });
+        this.queueRead({ context: m.context, from: m.from, tick: this.now });
         return;
       default:
         return;
@@ -708,7 +726,7 @@ export class Raft {
       idx = (idx + 1) as LogIndex;
       return { ...e, term: this.term, index: idx };
     });
-    if (countBytes) for (const e of stamped) this.uncommittedBytes += e.data.length;
+    if (countBytes) for (const e of stamped) this.uncommittedBytes += e.data.length + ENTRY_OVERHEAD_BYTES;
     this.log.append(stamped);
     if (this.cfg.bugs.has('apply-before-persist')) {
       // Injected bug: the leader counts its own entries before they are durable.
@@ -739,7 +757,8 @@ export class Raft {
       this.counters.proposalsRefused++;
       throw new RaftError(RaftErrorCode.TransferInProgress, `leadership is moving to ${this.leadTransferee}`, this.lead);
     }
-    if (this.uncommittedBytes > 0 && this.uncommittedBytes + data.length > this.cfg.uncommittedBytesMax) {
+    const cost = data.length + ENTRY_OVERHEAD_BYTES;
+    if (this.uncommittedBytes > 0 && this.uncommittedBytes + cost > this.cfg.uncommittedBytesMax) {
       this.counters.proposalsRefused++;
       throw new RaftError(
         RaftErrorCode.UncommittedBytesExceeded,
@@ -805,7 +824,9 @@ export class Raft {
   /** Called as the shell confirms entries applied, to release uncommitted budget. */
   onApplied(ents: readonly Entry[]): void {
     if (this.role !== 'leader') return;
-    for (const e of ents) if (e.term === this.term) this.uncommittedBytes = Math.max(0, this.uncommittedBytes - e.data.length);
+    for (const e of ents) {
+      if (e.term === this.term && e.data.length > 0) this.uncommittedBytes = Math.max(0, this.uncommittedBytes - e.data.length - ENTRY_OVERHEAD_BYTES);
+    }
   }
 
   // ---------------------------------------------------------------- sending
@@ -937,7 +958,7 @@ export class Raft {
         }
         // No lease to lean on: fall back to a quorum round.
       }
-      this.queueRead({ context, from: this.id });
+      this.queueRead({ context, from: this.id, tick: this.now });
       return;
     }
     if (this.lead === NONE) {
@@ -948,7 +969,7 @@ export class Raft {
       this.failedReads.push({ context, code: RaftErrorCode.ReadQueueFull });
       return;
     }
-    this.pendingReads.push({ context, from: this.id });
+    this.pendingReads.push({ context, from: this.id, tick: this.now });
     this.msgs.push({ ...emptyMessage(MessageType.ReadIndex, this.id, this.lead, this.term), context });
   }
 
@@ -1027,6 +1048,20 @@ export class Raft {
     for (const r of this.pendingReads) this.rejectRead(r, RaftErrorCode.ReadDropped);
     this.readRounds = [];
     this.pendingReads = [];
+  }
+
+  /**
+   * A forwarded read whose request or answer was lost would wait forever and hold a queue slot:
+   * after an election timeout it fails (ReadDropped), and the client may retry.
+   */
+  private expireForwardedReads(): void {
+    if (this.pendingReads.length === 0 || this.pendingReads[0]!.tick + this.cfg.electionTimeoutTicks > this.now) return;
+    const keep: QueuedRead[] = [];
+    for (const r of this.pendingReads) {
+      if (r.tick + this.cfg.electionTimeoutTicks <= this.now) this.failedReads.push({ context: r.context, code: RaftErrorCode.ReadDropped });
+      else keep.push(r);
+    }
+    this.pendingReads = keep;
   }
 
   /** A follower whose leader changed fails the reads it forwarded: their answers may never come. */

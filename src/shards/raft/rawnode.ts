@@ -165,13 +165,15 @@ export class RawNode {
     if (committed.length > 0) r.log.applying = committed[committed.length - 1]!.index;
     const softChanged = soft.lead !== this.prevSoft.lead || soft.role !== this.prevSoft.role || soft.term !== this.prevSoft.term;
     const hardChanged = !sameHard(hard, this.prevHard);
+    // Nothing may speak for a term before that term is durable (a crash would reuse it).
+    const termChanged = hard.term !== this.prevHard.term;
     const rd: Ready = {
       softState: softChanged ? soft : undefined,
       hardState: hardChanged ? hard : undefined,
       snapshot,
       entries,
-      messages: r.msgs,
-      messagesAfterPersist: r.msgsAfterPersist,
+      messages: termChanged ? [] : r.msgs,
+      messagesAfterPersist: termChanged ? [...r.msgs, ...r.msgsAfterPersist] : r.msgsAfterPersist,
       committedEntries: committed,
       readStates: r.readStates,
       failedReads: r.failedReads,
@@ -207,7 +209,7 @@ export class RawNode {
     if (out.lastEntry) r.log.stableTo(out.lastEntry.index, out.lastEntry.term);
     if (out.committed.length > 0) {
       for (const e of out.committed) {
-        if (e.type === EntryType.ConfChange) r.applyConfChange(confChangeOf(e));
+        if (e.type === EntryType.ConfChange) r.applyConfChange(confChangeOf(e), e.index);
       }
       r.log.appliedTo(out.committed[out.committed.length - 1]!.index);
       r.onApplied(out.committed);

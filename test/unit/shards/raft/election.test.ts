@@ -109,8 +109,9 @@ describe('§5.2 voting', () => {
     const s = solo(1, [1, 2, 3], { preVote: false, checkQuorum: false, log: [ent(2, 1), ent(3, 2)], termVote: [2, 0] });
     s.rn.step(vote(2, 3, 9, 1));
     const rd = persist(s);
-    expect(rd.messages).toEqual([msg(MessageType.VoteResp, 1, 2, 3, { reject: true })]);
-    expect(rd.messagesAfterPersist).toEqual([]);
+    // The rejection speaks for term 3, which this Ready makes durable: it leaves after the write.
+    expect(rd.messages).toEqual([]);
+    expect(rd.messagesAfterPersist).toEqual([msg(MessageType.VoteResp, 1, 2, 3, { reject: true })]);
     // It still adopts the higher term, without voting.
     expect(s.rn.status()).toMatchObject({ term: 3, vote: 0 });
   });
@@ -118,7 +119,7 @@ describe('§5.2 voting', () => {
   test('§5.4.1 a voter rejects a candidate with the same last term but a shorter log', () => {
     const s = solo(1, [1, 2, 3], { preVote: false, checkQuorum: false, log: [ent(2, 1), ent(3, 2)], termVote: [2, 0] });
     s.rn.step(vote(2, 3, 2, 2));
-    expect(persist(s).messages).toEqual([msg(MessageType.VoteResp, 1, 2, 3, { reject: true })]);
+    expect(persist(s).messagesAfterPersist).toEqual([msg(MessageType.VoteResp, 1, 2, 3, { reject: true })]);
   });
 
   test('§5.4.1 a voter grants a candidate whose last term is newer, even with a shorter log', () => {

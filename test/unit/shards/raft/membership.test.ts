@@ -1,8 +1,9 @@
 import { describe, expect, test } from 'vitest';
 import { RaftErrorCode } from '../../../../src/shards/raft/errors.js';
-import { ConfChangeType, MessageType, nodeId } from '../../../../src/shards/raft/types.js';
+import { encodeConfChange } from '../../../../src/shards/raft/confchange.js';
+import { ConfChangeType, EntryType, MessageType, nodeId } from '../../../../src/shards/raft/types.js';
 import { Cluster } from './harness.js';
-import { raftErrorOf } from './fixtures.js';
+import { ent, msg, persist, raftErrorOf, solo } from './fixtures.js';
 
 const add = (n: number) => ({ type: ConfChangeType.AddVoter, node: nodeId(n) });
 const learner = (n: number) => ({ type: ConfChangeType.AddLearner, node: nodeId(n) });
@@ -171,5 +172,24 @@ describe('invalid changes', () => {
     const e = raftErrorOf(() => c.node(2).rn.proposeConfChange(learner(4)));
     expect(e.code).toBe(RaftErrorCode.NotLeader);
     expect(e.leaderHint).toBe(1);
+  });
+});
+
+describe('membership and snapshots arriving between ready() and advance()', () => {
+  test('a conf change handed out before a snapshot was installed does not roll the snapshot membership back', () => {
+    const s = solo(2, [1, 2, 3]);
+    const remove3 = ent(3, 2, '', EntryType.ConfChange);
+    const rm = { ...remove3, data: encodeConfChange({ type: ConfChangeType.RemoveNode, node: nodeId(3) }) };
+    s.rn.step(msg(MessageType.App, 1, 2, 2, { index: 1 as never, logTerm: 1 as never, entries: [ent(2, 2), rm], commit: 3 as never }));
+    const rd = s.rn.ready();
+    expect(rd.committedEntries.map((e) => e.index)).toEqual([2, 3]);
+    // While that write is in flight the leader's snapshot at 10 arrives: 3 was re-added since.
+    const snapConf = { voters: [1, 2, 3].map(nodeId), learners: [] };
+    s.rn.step(msg(MessageType.Snap, 1, 2, 2, { snapshot: { metadata: { index: 10 as never, term: 2 as never, confState: snapConf }, data: new Uint8Array(0) } }));
+    s.storage.append(rd.entries);
+    if (rd.hardState) s.storage.setHardState(rd.hardState);
+    s.rn.advance();
+    persist(s);
+    expect(s.rn.confState()).toEqual(snapConf);
   });
 });

@@ -2,6 +2,7 @@ import { describe, expect, test } from 'vitest';
 import { RaftErrorCode } from '../../../../src/shards/raft/errors.js';
 import { MessageType } from '../../../../src/shards/raft/types.js';
 import { Cluster } from './harness.js';
+import { msg, persist, solo } from './fixtures.js';
 
 const heartbeatsFrom = (c: Cluster, from: number, since: number): number =>
   c.sent.slice(since).filter((m) => m.type === MessageType.Heartbeat && m.from === from).length;
@@ -167,5 +168,28 @@ describe('lease reads', () => {
     silent.release();
     expect(c.node(l).readStates.map((r) => r.context)).toEqual([8]);
     expect(c.node(l).rn.status().counters.leaseReads).toBe(0);
+  });
+});
+
+describe('forwarded reads that lose their way', () => {
+  test('a forwarded read whose request or answer was lost fails with ReadDropped after an election timeout, freeing its slot', () => {
+    const f = solo(2, [1, 2, 3], { readQueueMax: 2 });
+    f.rn.step(msg(MessageType.Heartbeat, 1, 2, 2, { commit: 1 as never, context: 1 }));
+    persist(f);
+    f.rn.readIndex(1);
+    f.rn.readIndex(2);
+    persist(f); // the ReadIndex messages are lost
+    const failed: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      f.rn.tick();
+      f.rn.step(msg(MessageType.Heartbeat, 1, 2, 2, { commit: 1 as never, context: 2 + i }));
+      failed.push(...persist(f).failedReads.map((r) => r.context));
+    }
+    expect(failed).toEqual([1, 2]);
+    expect(f.rn.backlog().reads).toBe(0);
+    f.rn.readIndex(3);
+    const rd = persist(f);
+    expect(rd.failedReads).toEqual([]);
+    expect(rd.messages.filter((m) => m.type === MessageType.ReadIndex).map((m) => m.context)).toEqual([3]);
   });
 });
