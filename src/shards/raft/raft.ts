@@ -2,6 +2,8 @@ import type { ResolvedConfig } from './config.js';
 import { decodeConfChange } from './confchange.js';
 import { RaftError, RaftErrorCode, assert } from './errors.js';
 import { RaftLog } from './log.js';
+import { ReadOnly } from './read-only.js';
+import type { QueuedRead } from './read-only.js';
 import { Progress } from './progress.js';
 import { majority, quorumValue, voteResult } from './quorum.js';
 import type {
@@ -25,23 +27,6 @@ const TRANSFER_CONTEXT = 1;
 const STALL_TICKS_MAX = 2;
 /** The lease ends this many ticks before a follower could vote again (tick phase slack). */
 const LEASE_MARGIN_TICKS = 2;
-
-interface QueuedRead {
-  readonly context: number;
-  /** Who asked: this node, or a follower that forwarded it. */
-  readonly from: NodeId;
-  /** Tick it was queued at (follower side: forwarded reads whose answer got lost expire). */
-  readonly tick: number;
-}
-
-/** One ReadIndex quorum round: every read queued before it started is released by it. */
-interface ReadRound {
-  /** Heartbeat sequence number that carries the round; acks of it or later ones count. */
-  readonly seq: number;
-  /** Commit index when the round started: the reads' index. */
-  readonly index: LogIndex;
-  readonly reads: QueuedRead[];
-}
 
 /** Counters the shell turns into metrics. */
 export interface RaftCounters {
@@ -126,12 +111,8 @@ export class Raft {
   /** Proposals accepted while leader, not yet resolved by a commit: (index, term). Ordered by index. */
   private proposals: { index: LogIndex; term: Term }[] = [];
 
-  /** Leader: reads waiting for the next round. Follower: reads forwarded to `lead`. */
-  private pendingReads: QueuedRead[] = [];
-  private readRounds: ReadRound[] = [];
-  private heartbeatSeq = 0;
-  /** Send tick of recent heartbeat sequence numbers (leader), for the lease. */
-  private heartbeatTicks: { seq: number; tick: number }[] = [];
+  /** Reads waiting (leader: for a round; follower: for the leader's answer) and heartbeat send ticks. */
+  private readonly reads = new ReadOnly();
 
   readonly counters: RaftCounters = {
     elections: 0,
@@ -258,7 +239,7 @@ export class Raft {
     this.transferElapsed = 0;
     this.leaseRevoked = false;
     this.uncommittedBytes = 0;
-    this.heartbeatTicks = [];
+    this.reads.resetHeartbeats();
     const next = (this.log.lastIndex() + 1) as LogIndex;
     for (const [id, pr] of this.prs) {
       const fresh = this.newProgress(next, pr.isLearner);
@@ -559,16 +540,12 @@ export class Raft {
   private stepFollower(m: Message): void {
     switch (m.type) {
       case MessageType.App:
-        this.heardFromLeader(m.from);
-        this.handleAppend(m);
-        return;
       case MessageType.Heartbeat:
-        this.heardFromLeader(m.from);
-        this.handleHeartbeat(m);
-        return;
       case MessageType.Snap:
         this.heardFromLeader(m.from);
-        this.handleSnapshot(m);
+        if (m.type === MessageType.App) this.handleAppend(m);
+        else if (m.type === MessageType.Heartbeat) this.handleHeartbeat(m);
+        else this.handleSnapshot(m);
         return;
       case MessageType.TimeoutNow:
         // The leader asked us to take over: campaign at once, overriding leases and pre-vote.
@@ -895,12 +872,8 @@ export class Raft {
   }
 
   private bcastHeartbeat(): number {
-    const seq = ++this.heartbeatSeq;
-    this.heartbeatTicks.push({ seq, tick: this.now });
-    // Older than an election timeout: useless for the lease, so the list stays bounded.
-    while (this.heartbeatTicks.length > 0 && this.heartbeatTicks[0]!.tick + this.cfg.electionTimeoutTicks < this.now) {
-      this.heartbeatTicks.shift();
-    }
+    // Send ticks older than an election timeout are useless for the lease, so they are dropped.
+    const seq = this.reads.nextHeartbeat(this.now, this.cfg.electionTimeoutTicks);
     for (const [id, pr] of this.prs) {
       if (id === this.id) continue;
       this.msgs.push({
@@ -965,11 +938,11 @@ export class Raft {
       this.failedReads.push({ context, code: RaftErrorCode.ReadDropped });
       return;
     }
-    if (this.pendingReads.length >= this.cfg.readQueueMax) {
+    if (this.reads.size() >= this.cfg.readQueueMax) {
       this.failedReads.push({ context, code: RaftErrorCode.ReadQueueFull });
       return;
     }
-    this.pendingReads.push({ context, from: this.id, tick: this.now });
+    this.reads.add({ context, from: this.id, tick: this.now });
     this.msgs.push({ ...emptyMessage(MessageType.ReadIndex, this.id, this.lead, this.term), context });
   }
 
@@ -980,46 +953,43 @@ export class Raft {
   /** True while no other leader can have been elected: a quorum acked a heartbeat sent recently. */
   private leaseValid(): boolean {
     if (this.leaseRevoked || this.leadTransferee !== NONE) return false;
-    const seq = quorumValue(this.voters, (id) => (id === this.id ? this.heartbeatSeq : (this.prs.get(id)?.ackedHeartbeat ?? 0)));
+    const seq = quorumValue(this.voters, (id) => (id === this.id ? this.reads.heartbeatSeq : (this.prs.get(id)?.ackedHeartbeat ?? 0)));
     if (seq === 0) return false;
-    const sent = this.heartbeatTicks.find((h) => h.seq === seq);
+    const sent = this.reads.sentTick(seq);
     if (sent === undefined) return false;
-    return this.now - sent.tick < this.cfg.electionTimeoutTicks - LEASE_MARGIN_TICKS + 1;
+    return this.now - sent < this.cfg.electionTimeoutTicks - LEASE_MARGIN_TICKS + 1;
   }
 
   private queueRead(r: QueuedRead): void {
-    const queued = this.pendingReads.length + this.readRounds.reduce((s, rr) => s + rr.reads.length, 0);
-    if (queued >= this.cfg.readQueueMax) {
+    if (this.reads.size() >= this.cfg.readQueueMax) {
       this.rejectRead(r, RaftErrorCode.ReadQueueFull);
       return;
     }
-    this.pendingReads.push(r);
+    this.reads.add(r);
     this.maybeStartReadRound();
   }
 
   /** One round at a time: reads queued while a round is in flight ride the next one together. */
   private maybeStartReadRound(): void {
-    if (this.role !== 'leader' || this.pendingReads.length === 0 || this.readRounds.length > 0) return;
+    if (this.role !== 'leader' || this.reads.pendingCount() === 0 || this.reads.roundsInFlight() > 0) return;
     // The commit index is only trustworthy as a read index once this term committed an entry.
     if (!this.committedInTerm()) return;
-    const reads = this.pendingReads;
-    this.pendingReads = [];
+    const seq = this.voters.size === 1 ? ++this.reads.heartbeatSeq : this.bcastHeartbeat();
+    this.reads.startRound(seq, this.log.committed);
     this.counters.readRounds++;
-    const seq = this.voters.size === 1 ? ++this.heartbeatSeq : this.bcastHeartbeat();
-    this.readRounds.push({ seq, index: this.log.committed, reads });
     this.maybeCompleteReadRounds();
   }
 
   private maybeCompleteReadRounds(): void {
     if (this.role !== 'leader') return;
-    while (this.readRounds.length > 0) {
-      const round = this.readRounds[0]!;
+    const acked = (seq: number): boolean => {
       let acks = 0;
       for (const v of this.voters) {
-        if (v === this.id || (this.prs.get(v)?.ackedHeartbeat ?? 0) >= round.seq) acks++;
+        if (v === this.id || (this.prs.get(v)?.ackedHeartbeat ?? 0) >= seq) acks++;
       }
-      if (acks < majority(this.voters.size)) break;
-      this.readRounds.shift();
+      return acks >= majority(this.voters.size);
+    };
+    for (const round of this.reads.completeRounds(acked)) {
       for (const r of round.reads) {
         if (r.from === this.id) this.readStates.push({ index: round.index, context: r.context });
         else this.msgs.push({ ...emptyMessage(MessageType.ReadIndexResp, this.id, r.from, this.term), index: round.index, context: r.context });
@@ -1029,9 +999,7 @@ export class Raft {
   }
 
   private handleReadIndexResp(m: Message): void {
-    const i = this.pendingReads.findIndex((r) => r.context === m.context && r.from === this.id);
-    if (i < 0) return;
-    this.pendingReads.splice(i, 1);
+    if (this.reads.take(m.context, this.id) === undefined) return;
     if (m.reject) this.failedReads.push({ context: m.context, code: RaftErrorCode.ReadDropped });
     else this.readStates.push({ index: m.index, context: m.context });
   }
@@ -1044,10 +1012,7 @@ export class Raft {
   /** A leader losing its role fails every read it was holding. */
   private failReads(wasLeader: boolean): void {
     if (!wasLeader) return;
-    for (const round of this.readRounds) for (const r of round.reads) this.rejectRead(r, RaftErrorCode.ReadDropped);
-    for (const r of this.pendingReads) this.rejectRead(r, RaftErrorCode.ReadDropped);
-    this.readRounds = [];
-    this.pendingReads = [];
+    for (const r of this.reads.drain()) this.rejectRead(r, RaftErrorCode.ReadDropped);
   }
 
   /**
@@ -1055,20 +1020,15 @@ export class Raft {
    * after an election timeout it fails (ReadDropped), and the client may retry.
    */
   private expireForwardedReads(): void {
-    if (this.pendingReads.length === 0 || this.pendingReads[0]!.tick + this.cfg.electionTimeoutTicks > this.now) return;
-    const keep: QueuedRead[] = [];
-    for (const r of this.pendingReads) {
-      if (r.tick + this.cfg.electionTimeoutTicks <= this.now) this.failedReads.push({ context: r.context, code: RaftErrorCode.ReadDropped });
-      else keep.push(r);
+    for (const r of this.reads.expire(this.now - this.cfg.electionTimeoutTicks)) {
+      this.failedReads.push({ context: r.context, code: RaftErrorCode.ReadDropped });
     }
-    this.pendingReads = keep;
   }
 
   /** A follower whose leader changed fails the reads it forwarded: their answers may never come. */
   private failForwardedReads(): void {
     if (this.role === 'leader') return;
-    for (const r of this.pendingReads) this.failedReads.push({ context: r.context, code: RaftErrorCode.ReadDropped });
-    this.pendingReads = [];
+    for (const r of this.reads.drain()) this.failedReads.push({ context: r.context, code: RaftErrorCode.ReadDropped });
   }
 
   /** Ticks since this node started. */
@@ -1080,8 +1040,8 @@ export class Raft {
   backlog(): { proposals: number; reads: number; readRounds: number; uncommittedBytes: number } {
     return {
       proposals: this.proposals.length,
-      reads: this.pendingReads.length,
-      readRounds: this.readRounds.length,
+      reads: this.reads.pendingCount(),
+      readRounds: this.reads.roundsInFlight(),
       uncommittedBytes: this.uncommittedBytes,
     };
   }
