@@ -121,27 +121,32 @@ export class Ring {
    */
   async write(kind: number, shard: number, payload: Uint8Array, timeoutMs: number): Promise<boolean> {
     const deadline = performance.now() + timeoutMs;
-    for (;;) {
-      // Read the sequence before trying, so a free that lands in between wakes the wait at once.
-      const seq = Atomics.load(this.ctl, SPACE_SEQ);
-      if (this.tryWrite(kind, shard, payload)) return true;
-      const left = deadline - performance.now();
-      if (left <= 0) return false;
-      const r = Atomics.waitAsync(this.ctl, SPACE_SEQ, seq, left);
+    for (let wait = this.attempt(kind, shard, payload, deadline); wait !== undefined; wait = this.attempt(kind, shard, payload, deadline)) {
+      if (wait.left <= 0) return false;
+      const r = Atomics.waitAsync(this.ctl, SPACE_SEQ, wait.seq, wait.left);
       if (r.async) await r.value;
     }
+    return true;
   }
 
   /** As {@link write}, blocking the calling thread: for workers only, never the main thread. */
   writeSync(kind: number, shard: number, payload: Uint8Array, timeoutMs: number): boolean {
     const deadline = performance.now() + timeoutMs;
-    for (;;) {
-      const seq = Atomics.load(this.ctl, SPACE_SEQ);
-      if (this.tryWrite(kind, shard, payload)) return true;
-      const left = deadline - performance.now();
-      if (left <= 0) return false;
-      Atomics.wait(this.ctl, SPACE_SEQ, seq, left);
+    for (let wait = this.attempt(kind, shard, payload, deadline); wait !== undefined; wait = this.attempt(kind, shard, payload, deadline)) {
+      if (wait.left <= 0) return false;
+      Atomics.wait(this.ctl, SPACE_SEQ, wait.seq, wait.left);
     }
+    return true;
+  }
+
+  /**
+   * One try of a timed write: undefined when written, else what to wait on. The sequence is read
+   * before trying, so a free that lands in between wakes the wait at once.
+   */
+  private attempt(kind: number, shard: number, payload: Uint8Array, deadline: number): { seq: number; left: number } | undefined {
+    const seq = Atomics.load(this.ctl, SPACE_SEQ);
+    if (this.tryWrite(kind, shard, payload)) return undefined;
+    return { seq, left: deadline - performance.now() };
   }
 
   // ------------------------------------------------------------------ consumer side

@@ -2,6 +2,7 @@ import type { ResolvedConfig } from './config.js';
 import { decodeConfChange } from './confchange.js';
 import { RaftError, RaftErrorCode, assert } from './errors.js';
 import { RaftLog } from './log.js';
+import { ProposalTracker } from './proposals.js';
 import { ReadOnly } from './read-only.js';
 import type { QueuedRead } from './read-only.js';
 import { Progress } from './progress.js';
@@ -109,7 +110,7 @@ export class Raft {
   /** Entries were proposed since the last broadcast; see {@link flushAppends}. */
   private appendPending = false;
   /** Proposals accepted while leader, not yet resolved by a commit: (index, term). Ordered by index. */
-  private proposals: { index: LogIndex; term: Term }[] = [];
+  private readonly proposals = new ProposalTracker();
 
   /** Reads waiting (leader: for a round; follower: for the leader's answer) and heartbeat send ticks. */
   private readonly reads = new ReadOnly();
@@ -745,7 +746,7 @@ export class Raft {
     }
     const [e] = this.appendEntries([{ term: this.term, index: 0 as LogIndex, type, data }], true);
     assert(e !== undefined, 'propose: nothing appended');
-    this.proposals.push({ index: e.index, term: e.term });
+    this.proposals.track(e.index, e.term);
     // Followers get the new entries when the shell next asks for a Ready, so every proposal of
     // one shell turn rides the same App message.
     this.appendPending = true;
@@ -782,20 +783,7 @@ export class Raft {
   }
 
   private resolveProposals(): void {
-    if (this.proposals.length === 0) return;
-    let n = 0;
-    for (const p of this.proposals) {
-      if (p.index > this.log.committed) break;
-      n++;
-      const t = this.log.term(p.index);
-      if (t === undefined) {
-        this.failedProposals.push({ ...p, code: RaftErrorCode.ProposalOutcomeUnknown });
-      } else if (t !== p.term) {
-        // Another leader's entry is committed at this index: ours can never apply.
-        this.failedProposals.push({ ...p, code: RaftErrorCode.ProposalDropped });
-      }
-    }
-    if (n > 0) this.proposals.splice(0, n);
+    for (const f of this.proposals.resolve(this.log.committed, (i) => this.log.term(i))) this.failedProposals.push(f);
   }
 
   /** Called as the shell confirms entries applied, to release uncommitted budget. */
@@ -1039,7 +1027,7 @@ export class Raft {
   /** Pending (unresolved) proposals and queued reads, for status and tests. */
   backlog(): { proposals: number; reads: number; readRounds: number; uncommittedBytes: number } {
     return {
-      proposals: this.proposals.length,
+      proposals: this.proposals.size,
       reads: this.reads.pendingCount(),
       readRounds: this.reads.roundsInFlight(),
       uncommittedBytes: this.uncommittedBytes,
