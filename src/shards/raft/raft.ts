@@ -1019,11 +1019,6 @@ export class Raft {
     for (const r of this.reads.drain()) this.failedReads.push({ context: r.context, code: RaftErrorCode.ReadDropped });
   }
 
-  /** Ticks since this node started. */
-  ticks(): number {
-    return this.now;
-  }
-
   /** Pending (unresolved) proposals and queued reads, for status and tests. */
   backlog(): { proposals: number; reads: number; readRounds: number; uncommittedBytes: number } {
     return {
