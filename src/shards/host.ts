@@ -1,0 +1,460 @@
+/**
+ * The shell around the consensus core for all shards of one worker. Each turn it takes every
+ * shard's Ready, writes all of them in one durable transaction (group commit), and only then lets
+ * out what depended on that write: append and vote responses (`messagesAfterPersist`), client
+ * replies, read answers. Applying committed entries and recording the applied index happen in the
+ * same transaction, so a crash never applies an entry twice.
+ */
+import { RawNode, Prng, RaftError, assert, decodeConfChange, EntryType, ConfChangeType } from './raft/index.js';
+import type { ConfState, Entry, LogIndex, Message, NodeId, RaftConfig, Ready, Role, ShardId, Term } from './raft/index.js';
+import type { ShardStore, Store } from './store.js';
+import { RESERVED_PREFIX } from './store.js';
+import type { StateMachine } from './state-machine.js';
+
+/** How a read is served: after a quorum round (default), on the leader's lease, or from local state. */
+export type Consistency = 'linearizable' | 'lease' | 'stale';
+
+/** What a request came to: the state machine's reply bytes, or an error with a stable `code`. */
+export type Outcome =
+  | { readonly ok: true; readonly body: Uint8Array }
+  | { readonly ok: false; readonly code: string; readonly message: string; readonly leaderHint: number };
+
+/** The answer to one client request. */
+export type ClientReply = Outcome & { readonly reqId: number };
+
+/** A change of a shard's leader or of this replica's role, for routing. */
+export interface ShardEvent {
+  readonly lead: NodeId;
+  readonly term: Term;
+  readonly role: Role;
+}
+
+/** Where the host's output goes. Calls happen in the order the durability rule allows. */
+export interface HostSink {
+  /** A raft message for another replica of `shard`. */
+  send(shard: ShardId, m: Message): void;
+  /** The answer to a proposal or read this host received. */
+  reply(shard: ShardId, r: ClientReply): void;
+  /** Leader or role change of `shard` on this replica. */
+  event(shard: ShardId, e: ShardEvent): void;
+}
+
+export interface ShardSpec {
+  readonly shard: ShardId;
+  /** Founding voters when the shard is created here; empty for a replica that joins later. */
+  readonly voters: readonly NodeId[];
+  readonly learners?: readonly NodeId[];
+}
+
+export interface HostOptions {
+  readonly store: Store;
+  readonly stateMachine: StateMachine;
+  readonly sink: HostSink;
+  /** This node's replica id in every shard it hosts. */
+  readonly nodeId: NodeId;
+  /** Seed for the shards' election-timeout PRNGs (mixed with the shard id). */
+  readonly seed: number;
+  /** Raft settings shared by all shards (ids, storage and PRNG are filled in). */
+  readonly raft?: Omit<RaftConfig, 'id' | 'storage' | 'prng' | 'applied'>;
+  /** Applied entries between log compactions. Default 10,000. */
+  readonly compactEveryEntries?: number;
+  /** Entries kept behind the applied index at compaction, for followers that lag a little. Default 1,000. */
+  readonly compactKeepEntries?: number;
+  /** Test only: send what depends on a write before the write is durable (breaks the durability rule). */
+  readonly unsafeSendBeforePersist?: boolean;
+}
+
+export const HostErrorCode = {
+  ShardNotFound: 'ShardNotFound',
+  /** The client reused a sequence number older than its last one: the reply is gone. */
+  SessionSeqStale: 'SessionSeqStale',
+} as const;
+
+interface PendingProposal {
+  readonly reqId: number;
+  readonly term: Term;
+}
+
+interface PendingRead {
+  readonly reqId: number;
+  readonly query: Uint8Array;
+}
+
+/** One hosted shard: its core, its slice of the store and its outstanding client work. */
+interface Shard {
+  readonly id: ShardId;
+  readonly node: RawNode;
+  readonly store: ShardStore;
+  /** Proposals this replica accepted as leader, by log index; resolved when applied or failed. */
+  readonly proposals: Map<number, PendingProposal>;
+  /** Reads waiting for their read index, by read context. */
+  readonly reads: Map<number, PendingRead>;
+  /** Reads whose index is known, waiting for applied to reach it (index order). */
+  readonly readyReads: { index: LogIndex; read: PendingRead }[];
+}
+
+/** One shard's Ready and the results of handling it inside the commit. */
+interface Turn {
+  readonly shard: Shard;
+  readonly rd: Ready;
+  readonly applied: { index: LogIndex; term: Term; reply: Outcome | undefined }[];
+}
+
+const SESSION_TAG = 0x73; // 's'
+const PROPOSAL_HEADER_BYTES = 16;
+
+/**
+ * Entry data of a client proposal: client id (f64) and sequence (f64), then the state machine
+ * command. Client id 0 means "no session" (the command is applied every time it is committed).
+ */
+export function encodeProposal(clientId: number, seq: number, command: Uint8Array): Uint8Array {
+  const out = new Uint8Array(PROPOSAL_HEADER_BYTES + command.length);
+  const v = new DataView(out.buffer);
+  v.setFloat64(0, clientId, true);
+  v.setFloat64(8, seq, true);
+  out.set(command, PROPOSAL_HEADER_BYTES);
+  return out;
+}
+
+function sessionKey(clientId: number): Uint8Array {
+  const k = new Uint8Array(10);
+  k[0] = RESERVED_PREFIX;
+  k[1] = SESSION_TAG;
+  new DataView(k.buffer).setFloat64(2, clientId, false);
+  return k;
+}
+
+/** Session record: last sequence applied (f64), then the encoded reply it got. */
+function encodeSession(seq: number, reply: Outcome): Uint8Array {
+  const enc = new TextEncoder();
+  const body = reply.ok ? reply.body : enc.encode(JSON.stringify({ code: reply.code, message: reply.message }));
+  const out = new Uint8Array(9 + body.length);
+  const v = new DataView(out.buffer);
+  v.setFloat64(0, seq, true);
+  v.setUint8(8, reply.ok ? 0 : 1);
+  out.set(body, 9);
+  return out;
+}
+
+function decodeSession(b: Uint8Array): { seq: number; reply: Outcome } {
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const seq = v.getFloat64(0, true);
+  const body = b.slice(9);
+  if (v.getUint8(8) === 0) return { seq, reply: { ok: true, body } };
+  const e = JSON.parse(new TextDecoder().decode(body)) as { code: string; message: string };
+  return { seq, reply: { ok: false, code: e.code, message: e.message, leaderHint: 0 } };
+}
+
+function nextConfState(cs: ConfState, e: Entry): ConfState {
+  const cc = decodeConfChange(e.data);
+  const voters = cs.voters.filter((v) => v !== cc.node);
+  const learners = cs.learners.filter((v) => v !== cc.node);
+  if (cc.type === ConfChangeType.AddVoter) voters.push(cc.node);
+  else if (cc.type === ConfChangeType.AddLearner) learners.push(cc.node);
+  return { voters, learners };
+}
+
+/** Counts for metrics; monotonic. */
+export interface HostCounters {
+  turns: number;
+  commits: number;
+  entriesPersisted: number;
+  entriesApplied: number;
+  proposals: number;
+  proposalsRefused: number;
+  replies: number;
+  reads: number;
+  messagesSent: number;
+  snapshotsInstalled: number;
+  compactions: number;
+  duplicateProposals: number;
+}
+
+export class ShardHost {
+  private readonly shards = new Map<ShardId, Shard>();
+  private readContext = 0;
+  readonly counters: HostCounters = {
+    turns: 0,
+    commits: 0,
+    entriesPersisted: 0,
+    entriesApplied: 0,
+    proposals: 0,
+    proposalsRefused: 0,
+    replies: 0,
+    reads: 0,
+    messagesSent: 0,
+    snapshotsInstalled: 0,
+    compactions: 0,
+    duplicateProposals: 0,
+  };
+  private readonly compactEvery: number;
+  private readonly compactKeep: number;
+
+  constructor(private readonly opts: HostOptions) {
+    this.compactEvery = opts.compactEveryEntries ?? 10_000;
+    this.compactKeep = opts.compactKeepEntries ?? 1_000;
+    assert(Number.isInteger(this.compactEvery) && this.compactEvery > 0, 'compactEveryEntries must be a positive integer');
+    assert(Number.isInteger(this.compactKeep) && this.compactKeep >= 0, 'compactKeepEntries must be >= 0');
+  }
+
+  /** Opens a shard from disk, creating it first when this store has never held it. */
+  open(spec: ShardSpec): void {
+    if (this.shards.has(spec.shard)) return;
+    const { store } = this.opts;
+    const ss = store.has(spec.shard) ? store.shard(spec.shard) : store.create(spec.shard, spec.voters, spec.learners ?? []);
+    const node = new RawNode({
+      ...this.opts.raft,
+      id: this.opts.nodeId,
+      storage: ss,
+      prng: new Prng((this.opts.seed ^ Math.imul(spec.shard + 1, 0x9e3779b1)) >>> 0),
+      applied: ss.applied(),
+    });
+    this.shards.set(spec.shard, { id: spec.shard, node, store: ss, proposals: new Map(), reads: new Map(), readyReads: [] });
+  }
+
+  /** Stops hosting a shard; its outstanding requests fail with ShardNotFound. Data stays on disk. */
+  close(id: ShardId): void {
+    const s = this.shards.get(id);
+    if (!s) return;
+    this.shards.delete(id);
+    const fail = (reqId: number): void => this.replyError(id, reqId, HostErrorCode.ShardNotFound, `shard ${id} was closed`);
+    for (const p of s.proposals.values()) fail(p.reqId);
+    for (const r of s.reads.values()) fail(r.reqId);
+    for (const r of s.readyReads) fail(r.read.reqId);
+  }
+
+  has(id: ShardId): boolean {
+    return this.shards.has(id);
+  }
+
+  shardIds(): ShardId[] {
+    return [...this.shards.keys()];
+  }
+
+  status(id: ShardId): ReturnType<RawNode['status']> | undefined {
+    return this.shards.get(id)?.node.status();
+  }
+
+  /** The shard's data as committed, for tools and tests. */
+  storeOf(id: ShardId): ShardStore | undefined {
+    return this.shards.get(id)?.store;
+  }
+
+  tick(): void {
+    for (const s of this.shards.values()) s.node.tick();
+  }
+
+  /** A raft message from another replica. Messages for unknown shards are dropped (raft retries). */
+  step(id: ShardId, m: Message): void {
+    this.shards.get(id)?.node.step(m);
+  }
+
+  /** Starts a client proposal; the reply comes through the sink once applied (or failed). */
+  propose(id: ShardId, req: { reqId: number; clientId: number; seq: number; command: Uint8Array }): void {
+    const s = this.shards.get(id);
+    if (!s) return this.replyError(id, req.reqId, HostErrorCode.ShardNotFound, `shard ${id} is not hosted here`);
+    const bad = this.opts.stateMachine.validateCommand(req.command);
+    if (bad) return this.replyError(id, req.reqId, bad.code, bad.message);
+    try {
+      const at = s.node.propose(encodeProposal(req.clientId, req.seq, req.command));
+      s.proposals.set(at.index, { reqId: req.reqId, term: at.term });
+      this.counters.proposals++;
+    } catch (e) {
+      if (!(e instanceof RaftError)) throw e;
+      this.counters.proposalsRefused++;
+      this.replyError(id, req.reqId, e.code, e.message, e.leaderHint);
+    }
+  }
+
+  /** Starts a client read; the reply comes through the sink. */
+  read(id: ShardId, req: { reqId: number; consistency: Consistency; query: Uint8Array }): void {
+    const s = this.shards.get(id);
+    if (!s) return this.replyError(id, req.reqId, HostErrorCode.ShardNotFound, `shard ${id} is not hosted here`);
+    this.counters.reads++;
+    if (req.consistency === 'stale') {
+      this.reply(id, { reqId: req.reqId, ok: true, body: this.opts.stateMachine.query(s.store.reader(), req.query) });
+      return;
+    }
+    const ctx = ++this.readContext;
+    s.reads.set(ctx, { reqId: req.reqId, query: req.query });
+    s.node.readIndex(ctx, req.consistency === 'lease' ? 'lease' : 'safe');
+  }
+
+  /** True when some shard has a Ready to handle. */
+  hasReady(): boolean {
+    for (const s of this.shards.values()) if (s.node.hasReady()) return true;
+    return false;
+  }
+
+  /**
+   * Handles every shard's Ready: messages that may leave at once, then one durable commit of all
+   * shards' log appends, hard states, snapshots and applied entries, then everything that waited
+   * for it. Returns the number of shards that had work.
+   */
+  turn(): number {
+    const turns: Turn[] = [];
+    for (const s of this.shards.values()) {
+      if (!s.node.hasReady()) continue;
+      const rd = s.node.ready();
+      turns.push({ shard: s, rd, applied: [] });
+      this.sendAll(s.id, rd.messages);
+      if (this.opts.unsafeSendBeforePersist) this.afterPersist(turns[turns.length - 1]!, true);
+    }
+    if (turns.length === 0) return 0;
+    this.counters.turns++;
+    if (turns.some((t) => needsWrite(t.rd))) {
+      this.opts.store.commit(() => {
+        for (const t of turns) this.persistAndApply(t);
+      });
+      this.counters.commits++;
+    }
+    for (const t of turns) {
+      if (!this.opts.unsafeSendBeforePersist) this.afterPersist(t, false);
+      this.finish(t);
+    }
+    return turns.length;
+  }
+
+  /** Inside the commit: install, append, store hard state, apply committed entries, maybe compact. */
+  private persistAndApply(t: Turn): void {
+    const { shard: s, rd } = t;
+    const ss = s.store;
+    if (rd.snapshot) {
+      ss.installSnapshot(rd.snapshot);
+      this.counters.snapshotsInstalled++;
+    }
+    ss.append(rd.entries);
+    this.counters.entriesPersisted += rd.entries.length;
+    if (rd.hardState) ss.setHardState(rd.hardState);
+    if (rd.committedEntries.length === 0) return;
+    let conf = ss.confState();
+    let last = ss.applied();
+    for (const e of rd.committedEntries) {
+      if (e.index <= last) continue; // covered by a snapshot installed in this Ready
+      assert(e.index === last + 1, `shard ${s.id}: applying ${e.index} after ${last}`);
+      last = e.index;
+      if (e.type === EntryType.ConfChange) {
+        conf = nextConfState(conf, e);
+        t.applied.push({ index: e.index, term: e.term, reply: undefined });
+      } else if (e.data.length === 0) {
+        t.applied.push({ index: e.index, term: e.term, reply: undefined }); // a leader's no-op
+      } else {
+        t.applied.push({ index: e.index, term: e.term, reply: this.applyOne(ss, e) });
+      }
+    }
+    ss.setApplied(last, conf);
+    this.counters.entriesApplied += t.applied.length;
+    const applied = ss.applied();
+    if (applied - ss.compactedIndex() >= this.compactEvery + this.compactKeep) {
+      ss.compact((applied - this.compactKeep) as LogIndex);
+      this.counters.compactions++;
+    }
+  }
+
+  /** Applies one client entry, at most once per (client, sequence). */
+  private applyOne(ss: ShardStore, e: Entry): Outcome {
+    const v = new DataView(e.data.buffer, e.data.byteOffset, e.data.byteLength);
+    assert(e.data.length >= PROPOSAL_HEADER_BYTES, `shard ${ss.id}: entry ${e.index} has no proposal header`);
+    const clientId = v.getFloat64(0, true);
+    const seq = v.getFloat64(8, true);
+    const command = e.data.subarray(PROPOSAL_HEADER_BYTES);
+    const sm = this.opts.stateMachine;
+    if (clientId === 0) return { ok: true, body: sm.apply(ss.txn(), { index: e.index, term: e.term, command }) };
+    const key = sessionKey(clientId);
+    const prev = ss.reservedGet(key);
+    if (prev) {
+      const session = decodeSession(prev);
+      if (seq === session.seq) {
+        this.counters.duplicateProposals++;
+        return session.reply;
+      }
+      if (seq < session.seq) {
+        return {
+          ok: false,
+          code: HostErrorCode.SessionSeqStale,
+          message: `client ${clientId} sequence ${seq} is older than its last applied ${session.seq}`,
+          leaderHint: 0,
+        };
+      }
+    }
+    const reply: Outcome = { ok: true, body: sm.apply(ss.txn(), { index: e.index, term: e.term, command }) };
+    ss.reservedPut(key, encodeSession(seq, reply));
+    return reply;
+  }
+
+  /** After the commit: what waited for durability may leave. */
+  private afterPersist(t: Turn, early: boolean): void {
+    this.sendAll(t.shard.id, t.rd.messagesAfterPersist);
+    if (early) return;
+    const s = t.shard;
+    for (const a of t.applied) {
+      const p = s.proposals.get(a.index);
+      if (!p) continue;
+      s.proposals.delete(a.index);
+      if (p.term !== a.term) {
+        this.replyError(s.id, p.reqId, 'ProposalDropped', `entry ${a.index} was replaced by another leader's entry`);
+      } else if (a.reply) {
+        this.reply(s.id, { reqId: p.reqId, ...a.reply });
+      }
+    }
+  }
+
+  /** Reports failures, serves reads, publishes leader changes, then advances the core. */
+  private finish(t: Turn): void {
+    const { shard: s, rd } = t;
+    for (const f of rd.failedProposals) {
+      const p = s.proposals.get(f.index);
+      if (!p || p.term !== f.term) continue;
+      s.proposals.delete(f.index);
+      this.replyError(s.id, p.reqId, f.code, `proposal at ${f.index}: ${f.code}`);
+    }
+    for (const f of rd.failedReads) {
+      const r = s.reads.get(f.context);
+      if (!r) continue;
+      s.reads.delete(f.context);
+      this.replyError(s.id, r.reqId, f.code, `read failed: ${f.code}`, s.node.status().lead);
+    }
+    for (const rs of rd.readStates) {
+      const r = s.reads.get(rs.context);
+      if (!r) continue;
+      s.reads.delete(rs.context);
+      s.readyReads.push({ index: rs.index, read: r });
+    }
+    if (rd.softState) this.opts.sink.event(s.id, rd.softState);
+    s.node.advance();
+    this.serveReads(s);
+  }
+
+  private serveReads(s: Shard): void {
+    if (s.readyReads.length === 0) return;
+    const applied = s.store.applied();
+    const reader = s.store.reader();
+    let kept = 0;
+    for (const r of s.readyReads) {
+      if (r.index > applied) {
+        s.readyReads[kept++] = r;
+        continue;
+      }
+      this.reply(s.id, { reqId: r.read.reqId, ok: true, body: this.opts.stateMachine.query(reader, r.read.query) });
+    }
+    s.readyReads.length = kept;
+  }
+
+  private sendAll(id: ShardId, ms: readonly Message[]): void {
+    for (const m of ms) this.opts.sink.send(id, m);
+    this.counters.messagesSent += ms.length;
+  }
+
+  private reply(id: ShardId, r: ClientReply): void {
+    this.counters.replies++;
+    this.opts.sink.reply(id, r);
+  }
+
+  private replyError(id: ShardId, reqId: number, code: string, message: string, leaderHint = 0): void {
+    this.reply(id, { reqId, ok: false, code, message, leaderHint });
+  }
+}
+
+function needsWrite(rd: Ready): boolean {
+  return rd.snapshot !== undefined || rd.entries.length > 0 || rd.hardState !== undefined || rd.committedEntries.length > 0;
+}

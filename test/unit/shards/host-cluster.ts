@@ -1,0 +1,176 @@
+/**
+ * Shard hosts of several nodes in one process, each with its own real LMDB store in a temp
+ * directory, connected by in-memory queues. Drives them turn by turn, for tests of the shell.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ShardHost } from '../../../src/shards/host.js';
+import type { ClientReply, HostOptions, HostSink, Outcome } from '../../../src/shards/host.js';
+import { Store } from '../../../src/shards/store.js';
+import type { StateMachine } from '../../../src/shards/state-machine.js';
+import type { Message, NodeId, ShardId } from '../../../src/shards/raft/index.js';
+
+/**
+ * A test state machine: a command is a key; applying it stores (key -> index) and replies with the
+ * 8-byte index, so a reply tells which entry it came from. Queries return the stored index or empty.
+ */
+export class IndexMachine implements StateMachine {
+  validateCommand(command: Uint8Array): { code: string; message: string } | undefined {
+    return command.length === 0 || command[0] === 0xff ? { code: 'BadRequest', message: 'empty or reserved key' } : undefined;
+  }
+  apply(txn: Parameters<StateMachine['apply']>[0], cmd: Parameters<StateMachine['apply']>[1]): Uint8Array {
+    const v = new Uint8Array(8);
+    new DataView(v.buffer).setFloat64(0, cmd.index, true);
+    const prev = txn.get(cmd.command);
+    // Count applications per key, so double applies show.
+    const count = prev ? new DataView(prev.buffer, prev.byteOffset).getFloat64(8, true) + 1 : 1;
+    const stored = new Uint8Array(16);
+    stored.set(v);
+    new DataView(stored.buffer).setFloat64(8, count, true);
+    txn.put(cmd.command, stored);
+    return v;
+  }
+  query(view: Parameters<StateMachine['query']>[0], request: Uint8Array): Uint8Array {
+    return view.get(request)?.slice() ?? new Uint8Array(0);
+  }
+}
+
+export const indexOf = (body: Uint8Array): number => new DataView(body.buffer, body.byteOffset, body.byteLength).getFloat64(0, true);
+
+export interface ClusterNode {
+  readonly id: NodeId;
+  readonly dir: string;
+  store: Store;
+  host: ShardHost;
+  /** Outcomes by request id. */
+  readonly replies: Map<number, Outcome>;
+  up: boolean;
+}
+
+export interface HostClusterOptions {
+  readonly nodes: number;
+  readonly shards: number;
+  readonly host?: Partial<Omit<HostOptions, 'store' | 'stateMachine' | 'sink' | 'nodeId' | 'seed'>>;
+  /** Called for every message a node sends, before it is queued (checks hook in here). */
+  readonly onSend?: (from: ClusterNode, shard: ShardId, m: Message) => void;
+  readonly onReply?: (node: ClusterNode, shard: ShardId, r: ClientReply) => void;
+  readonly stateMachine?: () => StateMachine;
+}
+
+export class HostCluster {
+  readonly nodes: ClusterNode[] = [];
+  private queue: { shard: ShardId; m: Message }[] = [];
+  /** Links cut: messages between these pairs are dropped. */
+  readonly cut = new Set<string>();
+  private reqId = 1;
+  private readonly root = mkdtempSync(join(tmpdir(), 'iroh-raft-hosts-'));
+
+  constructor(private readonly opts: HostClusterOptions) {
+    for (let i = 1; i <= opts.nodes; i++) {
+      const id = i as NodeId;
+      const dir = join(this.root, `n${i}`);
+      const node = { id, dir, replies: new Map<number, Outcome>(), up: true } as ClusterNode;
+      node.store = Store.open({ path: dir, worker: 0, workers: 1 });
+      node.host = this.makeHost(node);
+      this.nodes.push(node);
+    }
+  }
+
+  private makeHost(node: ClusterNode): ShardHost {
+    const sink: HostSink = {
+      send: (shard, m) => {
+        this.opts.onSend?.(node, shard, m);
+        this.queue.push({ shard, m });
+      },
+      reply: (shard, r) => {
+        this.opts.onReply?.(node, shard, r);
+        const { reqId, ...o } = r;
+        node.replies.set(reqId, o);
+      },
+      event: () => undefined,
+    };
+    const host = new ShardHost({
+      store: node.store,
+      stateMachine: this.opts.stateMachine?.() ?? new IndexMachine(),
+      sink,
+      nodeId: node.id,
+      seed: node.id * 7919,
+      raft: { electionTimeoutTicks: 10 },
+      ...this.opts.host,
+    });
+    const all = Array.from({ length: this.opts.nodes }, (_, i) => (i + 1) as NodeId);
+    for (let s = 0; s < this.opts.shards; s++) host.open({ shard: s as ShardId, voters: all });
+    return host;
+  }
+
+  node(id: number): ClusterNode {
+    return this.nodes[id - 1]!;
+  }
+
+  /** One round: deliver queued messages, tick every node once, turn every node until quiet. */
+  round(tick = true): void {
+    const q = this.queue;
+    this.queue = [];
+    for (const { shard, m } of q) {
+      const to = this.node(m.to);
+      if (!to.up || this.cut.has(`${m.from}-${m.to}`) || this.cut.has(`${m.to}-${m.from}`)) continue;
+      to.host.step(shard, m);
+    }
+    for (const n of this.nodes) {
+      if (!n.up) continue;
+      if (tick) n.host.tick();
+      for (let i = 0; i < 8 && n.host.hasReady(); i++) n.host.turn();
+    }
+  }
+
+  /** Runs rounds until `done` holds (or throws after `max` rounds). */
+  until(done: () => boolean, max = 2000, tick = true): void {
+    for (let i = 0; i < max; i++) {
+      if (done()) return;
+      this.round(tick);
+    }
+    throw new Error(`condition not reached in ${max} rounds`);
+  }
+
+  leaderOf(shard: number): ClusterNode | undefined {
+    return this.nodes.find((n) => n.up && n.host.status(shard as ShardId)?.role === 'leader');
+  }
+
+  /** Waits until every shard has a leader. */
+  elect(): void {
+    this.until(() => Array.from({ length: this.opts.shards }, (_, s) => this.leaderOf(s)).every((l) => l !== undefined));
+  }
+
+  propose(node: ClusterNode, shard: number, key: string, session?: { clientId: number; seq: number }): number {
+    const reqId = this.reqId++;
+    node.host.propose(shard as ShardId, { reqId, clientId: session?.clientId ?? 0, seq: session?.seq ?? 0, command: new TextEncoder().encode(key) });
+    return reqId;
+  }
+
+  read(node: ClusterNode, shard: number, key: string, consistency: 'linearizable' | 'lease' | 'stale' = 'linearizable'): number {
+    const reqId = this.reqId++;
+    node.host.read(shard as ShardId, { reqId, consistency, query: new TextEncoder().encode(key) });
+    return reqId;
+  }
+
+  /** Crash: drop the node's host and store handle without any further turn. */
+  async crash(id: number): Promise<void> {
+    const n = this.node(id);
+    n.up = false;
+    await n.store.close();
+  }
+
+  /** Restart from disk. */
+  restart(id: number): void {
+    const n = this.node(id);
+    n.store = Store.open({ path: n.dir, worker: 0, workers: 1 });
+    n.host = this.makeHost(n);
+    n.up = true;
+  }
+
+  async close(): Promise<void> {
+    for (const n of this.nodes) if (n.up) await n.store.close();
+    rmSync(this.root, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,206 @@
+import { afterEach, describe, expect, test } from 'vitest';
+import { MessageType } from '../../../src/shards/raft/index.js';
+import type { Message, ShardId } from '../../../src/shards/raft/index.js';
+import type { ClientReply } from '../../../src/shards/host.js';
+import { HostCluster, indexOf } from './host-cluster.js';
+import type { ClusterNode } from './host-cluster.js';
+
+let cluster: HostCluster | undefined;
+afterEach(async () => {
+  await cluster?.close();
+  cluster = undefined;
+});
+
+
+describe('shard host on LMDB', () => {
+  test('a single-node shard applies proposals in order, replies with their results, and keeps them across a restart', async () => {
+    cluster = new HostCluster({ nodes: 1, shards: 4 });
+    const c = cluster;
+    c.elect();
+    const n = c.node(1);
+    const reqs: { req: number; shard: number }[] = [];
+    for (let i = 0; i < 200; i++) reqs.push({ req: c.propose(n, i % 4, `k${i}`), shard: i % 4 });
+    const k3 = reqs[3]!.req;
+    c.until(() => reqs.every((r) => n.replies.has(r.req)));
+    const lastIndex = new Map<number, number>();
+    for (const r of reqs) {
+      const o = n.replies.get(r.req)!;
+      expect(o.ok).toBe(true);
+      const idx = indexOf((o as { body: Uint8Array }).body);
+      // Replies carry increasing indexes per shard (proposal order).
+      expect(idx).toBeGreaterThan(lastIndex.get(r.shard) ?? 0);
+      lastIndex.set(r.shard, idx);
+    }
+    await c.crash(1);
+    c.restart(1);
+    c.elect();
+    const r = c.read(n, 3, 'k3');
+    c.until(() => n.replies.has(r));
+    const got = n.replies.get(r)!;
+    expect(got.ok).toBe(true);
+    // Stored: (index, applications = 1).
+    const body = (got as { body: Uint8Array }).body;
+    expect(indexOf(body)).toBe(indexOf((n.replies.get(k3) as { body: Uint8Array }).body));
+    expect(new DataView(body.buffer, body.byteOffset).getFloat64(8, true)).toBe(1);
+    const st = c.node(1).host.status(3 as ShardId)!;
+    expect(st.applied).toBe(st.commit);
+  });
+
+  test('a retried proposal with the same client session applies once; an older sequence is refused', () => {
+    cluster = new HostCluster({ nodes: 1, shards: 1 });
+    const c = cluster;
+    c.elect();
+    const n = c.node(1);
+    const a = c.propose(n, 0, 'x', { clientId: 42, seq: 1 });
+    const b = c.propose(n, 0, 'x', { clientId: 42, seq: 1 });
+    const d = c.propose(n, 0, 'x', { clientId: 42, seq: 2 });
+    c.until(() => n.replies.has(a) && n.replies.has(b) && n.replies.has(d));
+    const ra = n.replies.get(a)!;
+    const rb = n.replies.get(b)!;
+    expect(ra.ok && rb.ok).toBe(true);
+    // Same reply (same entry index) for the retry.
+    expect(indexOf((rb as { body: Uint8Array }).body)).toBe(indexOf((ra as { body: Uint8Array }).body));
+    const stale = c.propose(n, 0, 'x', { clientId: 42, seq: 1 });
+    const q = c.read(n, 0, 'x');
+    c.until(() => n.replies.has(stale) && n.replies.has(q));
+    expect(n.replies.get(stale)).toMatchObject({ ok: false, code: 'SessionSeqStale' });
+    const body = (n.replies.get(q) as { body: Uint8Array }).body;
+    // Applied twice (seq 1 and seq 2), not three or four times.
+    expect(new DataView(body.buffer, body.byteOffset).getFloat64(8, true)).toBe(2);
+    expect(c.node(1).host.counters.duplicateProposals).toBe(1);
+  });
+
+  test('bad commands are refused before they enter the log; unknown shards answer ShardNotFound', () => {
+    cluster = new HostCluster({ nodes: 1, shards: 1 });
+    const c = cluster;
+    c.elect();
+    const n = c.node(1);
+    const bad = c.propose(n, 0, '');
+    const missing = c.propose(n, 9, 'k');
+    expect(n.replies.get(bad)).toMatchObject({ ok: false, code: 'BadRequest' });
+    expect(n.replies.get(missing)).toMatchObject({ ok: false, code: 'ShardNotFound' });
+    expect(n.host.status(0 as ShardId)!.lastIndex).toBe(2); // initial snapshot at 1 + the leader's no-op
+  });
+
+  test('a follower refuses proposals with NotLeader and a hint; reads from every replica see acknowledged writes', () => {
+    cluster = new HostCluster({ nodes: 3, shards: 2 });
+    const c = cluster;
+    c.elect();
+    const leader = c.leaderOf(0)!;
+    const follower = c.nodes.find((x) => x !== leader)!;
+    c.until(() => follower.host.status(0 as ShardId)!.lead === leader.id);
+    const refused = c.propose(follower, 0, 'k');
+    c.round(false);
+    expect(follower.replies.get(refused)).toMatchObject({ ok: false, code: 'NotLeader', leaderHint: leader.id });
+    const w = c.propose(leader, 0, 'k');
+    c.until(() => leader.replies.has(w));
+    for (const n of c.nodes) {
+      const r = c.read(n, 0, 'k');
+      c.until(() => n.replies.has(r));
+      const o = n.replies.get(r)!;
+      expect(o.ok).toBe(true);
+      expect((o as { body: Uint8Array }).body.length).toBe(16);
+    }
+  });
+});
+
+describe('durability ordering', () => {
+  /**
+   * Every acknowledgement is checked against what the sender's LMDB holds at the moment it leaves:
+   * an accepted append response needs the entries on disk, a granted vote needs the vote on disk,
+   * a client reply needs its entry applied on disk.
+   */
+  function checker(violations: string[]) {
+    return {
+      onSend(from: ClusterNode, shard: ShardId, m: Message): void {
+        const stored = from.store.shard(shard).readStored();
+        if (m.type === MessageType.AppResp && !m.reject && m.index > stored.lastIndex) {
+          violations.push(`node ${from.id} acked index ${m.index} of shard ${shard} with ${stored.lastIndex} stored`);
+        }
+        if ((m.type === MessageType.VoteResp) && !m.reject && (stored.hard.vote !== m.to || stored.hard.term !== m.term)) {
+          violations.push(`node ${from.id} granted a vote to ${m.to} in term ${m.term} with ${JSON.stringify(stored.hard)} stored`);
+        }
+      },
+      onReply(node: ClusterNode, shard: ShardId, r: ClientReply): void {
+        if (!r.ok || r.body.length !== 8) return;
+        const stored = node.store.shard(shard).readStored();
+        if (indexOf(r.body) > stored.applied) violations.push(`node ${node.id} replied for index ${indexOf(r.body)} with applied ${stored.applied} stored`);
+      },
+    };
+  }
+
+  function run(unsafe: boolean): { violations: string[]; acks: number } {
+    const violations: string[] = [];
+    const check = checker(violations);
+    let acks = 0;
+    cluster = new HostCluster({
+      nodes: 3,
+      shards: 3,
+      host: { unsafeSendBeforePersist: unsafe },
+      onSend: (from, shard, m) => {
+        if ((m.type === MessageType.AppResp || m.type === MessageType.VoteResp) && !m.reject) acks++;
+        check.onSend(from, shard, m);
+      },
+      onReply: (n, shard, r) => {
+        acks++;
+        check.onReply(n, shard, r);
+      },
+    });
+    const c = cluster;
+    c.elect();
+    for (let round = 0; round < 30; round++) {
+      for (let s = 0; s < 3; s++) {
+        const l = c.leaderOf(s);
+        if (l) for (let i = 0; i < 5; i++) c.propose(l, s, `r${round}-${i}`);
+      }
+      c.round();
+      // Force elections now and then, so votes are cast under load.
+      if (round % 10 === 5) c.node(1 + (round % 3)).host['shards'].get(0 as ShardId)?.node.campaign();
+    }
+    c.until(() => c.nodes.every((n) => !n.host.hasReady()), 200, false);
+    return { violations, acks };
+  }
+
+  test('no append response, vote or client reply leaves before its write is in LMDB', () => {
+    const { violations, acks } = run(false);
+    expect(acks).toBeGreaterThan(300);
+    expect(violations).toEqual([]);
+  });
+
+  test('the check catches a shell that sends acknowledgements before persisting', async () => {
+    const { violations } = run(true);
+    expect(violations.length).toBeGreaterThan(0);
+    await cluster?.close();
+    cluster = undefined;
+  });
+});
+
+describe('compaction and snapshots', () => {
+  test('a replica that fell behind a compacted log catches up by snapshot, and keeps it across a restart', async () => {
+    cluster = new HostCluster({ nodes: 3, shards: 1, host: { compactEveryEntries: 50, compactKeepEntries: 10 } });
+    const c = cluster;
+    c.elect();
+    const leader = c.leaderOf(0)!;
+    const lagger = c.nodes.find((x) => x !== leader)!;
+    for (const n of c.nodes) if (n !== lagger) c.cut.add(`${n.id}-${lagger.id}`);
+    const reqs: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      reqs.push(c.propose(leader, 0, `k${i}`, { clientId: 7, seq: i + 1 }));
+      if (i % 20 === 0) c.round();
+    }
+    c.until(() => reqs.every((r) => leader.replies.has(r)));
+    const ls = leader.store.shard(0 as ShardId);
+    expect(ls.compactedIndex()).toBeGreaterThan(100);
+    c.cut.clear();
+    c.until(() => lagger.host.status(0 as ShardId)!.applied === leader.host.status(0 as ShardId)!.applied);
+    expect(lagger.host.counters.snapshotsInstalled).toBeGreaterThan(0);
+    const dump = (n: ClusterNode): string => JSON.stringify([...n.store.shard(0 as ShardId).data.getRange({})].map(({ key, value }) => [Buffer.from(key).toString('hex'), Buffer.from(value).toString('hex')]));
+    expect(dump(lagger)).toBe(dump(leader));
+    // Sessions travel with the snapshot: the lagger, once leader, still knows client 7's last sequence.
+    await c.crash(lagger.id);
+    c.restart(lagger.id);
+    const again = c.node(lagger.id);
+    expect(dump(again)).toBe(dump(leader));
+    expect(again.store.shard(0 as ShardId).applied()).toBe(leader.store.shard(0 as ShardId).applied());
+  });
+});
