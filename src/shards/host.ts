@@ -8,16 +8,17 @@
 import { RawNode, Prng, RaftError, assert, decodeConfChange, EntryType, ConfChangeType } from './raft/index.js';
 import type { ConfState, Entry, LogIndex, Message, NodeId, RaftConfig, Ready, Role, ShardId, Term } from './raft/index.js';
 import type { ShardStore, Store } from './store.js';
-import { RESERVED_PREFIX } from './store.js';
 import type { StateMachine } from './state-machine.js';
+import { SESSION_SEQ_STALE, applyEntry, encodeProposal } from './sessions.js';
+import type { Outcome } from './sessions.js';
+import { verifyShard } from './verify.js';
+import type { VerifyResult } from './verify.js';
 
 /** How a read is served: after a quorum round (default), on the leader's lease, or from local state. */
 export type Consistency = 'linearizable' | 'lease' | 'stale';
 
-/** What a request came to: the state machine's reply bytes, or an error with a stable `code`. */
-export type Outcome =
-  | { readonly ok: true; readonly body: Uint8Array }
-  | { readonly ok: false; readonly code: string; readonly message: string; readonly leaderHint: number };
+export type { Outcome } from './sessions.js';
+export { encodeProposal } from './sessions.js';
 
 /** The answer to one client request. */
 export type ClientReply = Outcome & { readonly reqId: number };
@@ -67,7 +68,7 @@ export interface HostOptions {
 export const HostErrorCode = {
   ShardNotFound: 'ShardNotFound',
   /** The client reused a sequence number older than its last one: the reply is gone. */
-  SessionSeqStale: 'SessionSeqStale',
+  SessionSeqStale: SESSION_SEQ_STALE,
 } as const;
 
 interface PendingProposal {
@@ -100,52 +101,7 @@ interface Turn {
   readonly applied: { index: LogIndex; term: Term; reply: Outcome | undefined }[];
 }
 
-const SESSION_TAG = 0x73; // 's'
-const PROPOSAL_HEADER_BYTES = 16;
-
-/**
- * Entry data of a client proposal: client id (f64) and sequence (f64), then the state machine
- * command. Client id 0 means "no session" (the command is applied every time it is committed).
- */
-export function encodeProposal(clientId: number, seq: number, command: Uint8Array): Uint8Array {
-  const out = new Uint8Array(PROPOSAL_HEADER_BYTES + command.length);
-  const v = new DataView(out.buffer);
-  v.setFloat64(0, clientId, true);
-  v.setFloat64(8, seq, true);
-  out.set(command, PROPOSAL_HEADER_BYTES);
-  return out;
-}
-
-function sessionKey(clientId: number): Uint8Array {
-  const k = new Uint8Array(10);
-  k[0] = RESERVED_PREFIX;
-  k[1] = SESSION_TAG;
-  new DataView(k.buffer).setFloat64(2, clientId, false);
-  return k;
-}
-
-/** Session record: last sequence applied (f64), then the encoded reply it got. */
-function encodeSession(seq: number, reply: Outcome): Uint8Array {
-  const enc = new TextEncoder();
-  const body = reply.ok ? reply.body : enc.encode(JSON.stringify({ code: reply.code, message: reply.message }));
-  const out = new Uint8Array(9 + body.length);
-  const v = new DataView(out.buffer);
-  v.setFloat64(0, seq, true);
-  v.setUint8(8, reply.ok ? 0 : 1);
-  out.set(body, 9);
-  return out;
-}
-
-function decodeSession(b: Uint8Array): { seq: number; reply: Outcome } {
-  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  const seq = v.getFloat64(0, true);
-  const body = b.slice(9);
-  if (v.getUint8(8) === 0) return { seq, reply: { ok: true, body } };
-  const e = JSON.parse(new TextDecoder().decode(body)) as { code: string; message: string };
-  return { seq, reply: { ok: false, code: e.code, message: e.message, leaderHint: 0 } };
-}
-
-function nextConfState(cs: ConfState, e: Entry): ConfState {
+export function nextConfState(cs: ConfState, e: Entry): ConfState {
   const cc = decodeConfChange(e.data);
   const voters = cs.voters.filter((v) => v !== cc.node);
   const learners = cs.learners.filter((v) => v !== cc.node);
@@ -233,6 +189,12 @@ export class ShardHost {
 
   status(id: ShardId): ReturnType<RawNode['status']> | undefined {
     return this.shards.get(id)?.node.status();
+  }
+
+  /** Replays the shard's log and compares with its data (see verifyShard). */
+  verify(id: ShardId): VerifyResult | undefined {
+    const s = this.shards.get(id);
+    return s ? verifyShard(s.store, this.opts.stateMachine) : undefined;
   }
 
   /** The shard's data as committed, for tools and tests. */
@@ -339,7 +301,9 @@ export class ShardHost {
       } else if (e.data.length === 0) {
         t.applied.push({ index: e.index, term: e.term, reply: undefined }); // a leader's no-op
       } else {
-        t.applied.push({ index: e.index, term: e.term, reply: this.applyOne(ss, e) });
+        const { outcome, duplicate } = applyEntry(this.opts.stateMachine, ss, e);
+        if (duplicate) this.counters.duplicateProposals++;
+        t.applied.push({ index: e.index, term: e.term, reply: outcome });
       }
     }
     ss.setApplied(last, conf);
@@ -349,37 +313,6 @@ export class ShardHost {
       ss.compact((applied - this.compactKeep) as LogIndex);
       this.counters.compactions++;
     }
-  }
-
-  /** Applies one client entry, at most once per (client, sequence). */
-  private applyOne(ss: ShardStore, e: Entry): Outcome {
-    const v = new DataView(e.data.buffer, e.data.byteOffset, e.data.byteLength);
-    assert(e.data.length >= PROPOSAL_HEADER_BYTES, `shard ${ss.id}: entry ${e.index} has no proposal header`);
-    const clientId = v.getFloat64(0, true);
-    const seq = v.getFloat64(8, true);
-    const command = e.data.subarray(PROPOSAL_HEADER_BYTES);
-    const sm = this.opts.stateMachine;
-    if (clientId === 0) return { ok: true, body: sm.apply(ss.txn(), { index: e.index, term: e.term, command }) };
-    const key = sessionKey(clientId);
-    const prev = ss.reservedGet(key);
-    if (prev) {
-      const session = decodeSession(prev);
-      if (seq === session.seq) {
-        this.counters.duplicateProposals++;
-        return session.reply;
-      }
-      if (seq < session.seq) {
-        return {
-          ok: false,
-          code: HostErrorCode.SessionSeqStale,
-          message: `client ${clientId} sequence ${seq} is older than its last applied ${session.seq}`,
-          leaderHint: 0,
-        };
-      }
-    }
-    const reply: Outcome = { ok: true, body: sm.apply(ss.txn(), { index: e.index, term: e.term, command }) };
-    ss.reservedPut(key, encodeSession(seq, reply));
-    return reply;
   }
 
   /** After the commit: what waited for durability may leave. */
