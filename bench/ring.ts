@@ -28,7 +28,7 @@ for (const [name, v] of [['records', records], ['size', size], ['capacity', capa
   }
 }
 
-const bootstrap = new URL('./ts-worker.mjs', import.meta.url);
+const bootstrap = new URL('../test/support/ts-worker.mjs', import.meta.url);
 const entry = new URL('./ring-consumer.ts', import.meta.url).href;
 
 async function once(mode: 'ring' | 'post'): Promise<number> {

@@ -4,7 +4,7 @@ import { describe, expect, test } from 'vitest';
 import { Ring, RingError, maxPayloadBytes } from '../../../src/workers/ring.js';
 import { recordBytes } from './ring-records.js';
 
-const bootstrap = new URL('./ts-worker.mjs', import.meta.url);
+const bootstrap = new URL('../../support/ts-worker.mjs', import.meta.url);
 const producer = new URL('./ring-producer.ts', import.meta.url).href;
 
 /** Runs a real producer thread writing `sizes`; the main thread consumes and checks every record. */

@@ -1,0 +1,408 @@
+/**
+ * The worker pool: W worker threads, each hosting the shards with `shard % W == w`, each with an
+ * in-ring and an out-ring. The pool moves client requests into rings and replies out of them
+ * (bounded in-flight table with deadlines), hands raft messages between rings and the caller,
+ * restarts a crashed worker (its shards recover from disk) and stops cleanly.
+ */
+import { availableParallelism } from 'node:os';
+import { EventEmitter } from 'node:events';
+import { Worker } from 'node:worker_threads';
+import * as Comlink from 'comlink';
+import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
+import { unpack } from 'msgpackr';
+import type { MetricObjectWithValues, MetricValue } from 'prom-client';
+import { CodecError, RecordKind, ReadConsistency, decodeReply, encodePropose, encodeRead } from '../shards/codec.js';
+import type { Consistency, Outcome, ShardEvent, ShardSpec } from '../shards/host.js';
+import type { KvLimits } from '../shards/kv.js';
+import type { ShardId } from '../shards/raft/index.js';
+import { Ring } from './ring.js';
+import type { WorkerInit, WorkerNotice } from './protocol.js';
+import type { WorkerApi } from './worker.js';
+
+export class PoolError extends Error {
+  override readonly name = 'PoolError';
+  constructor(
+    readonly code: 'InvalidPoolConfig' | 'WorkerStartFailed' | 'WorkerCountMismatch' | 'PoolClosed',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Operating errors a request can end with (besides the shard's own codes, e.g. NotLeader). */
+export const PoolErrorCode = {
+  /** The in-ring is full or the in-flight table is at `inflightRequestsMax`: retry later. */
+  Overloaded: 'Overloaded',
+  /** No reply before the deadline; the request may still be applied. */
+  Timeout: 'Timeout',
+  /** The worker hosting the shard crashed; the request may or may not have been applied. */
+  WorkerRestarted: 'WorkerRestarted',
+  /** The worker hosting the shard is restarting. */
+  WorkerUnavailable: 'WorkerUnavailable',
+  /** The pool is shutting down. */
+  ShuttingDown: 'ShuttingDown',
+  /** The request is too large for a ring record. */
+  RequestTooLarge: 'RequestTooLarge',
+} as const;
+
+export interface PoolOptions {
+  /** Data directory; worker w keeps its LMDB environment in `<dataDir>/worker-<w>`. */
+  readonly dataDir: string;
+  /** Worker threads. Default: the number of cores. */
+  readonly workers?: number;
+  /** This node's replica id in its shards. Default 1. */
+  readonly nodeId?: number;
+  /** Shards to host (each on worker `shard % workers`). */
+  readonly shards: readonly ShardSpec[];
+  /** Bytes of each ring (power of two). Default 4 MiB. */
+  readonly ringBytes?: number;
+  /** Milliseconds per raft tick. Default 100. */
+  readonly tickMs?: number;
+  /** Requests waiting for a reply across all workers. Default 65,536. */
+  readonly inflightRequestsMax?: number;
+  /** Default request deadline in milliseconds. Default 5,000. */
+  readonly requestTimeoutMs?: number;
+  /** How long close() waits for in-flight requests before stopping workers. Default 5,000 ms. */
+  readonly closeTimeoutMs?: number;
+  readonly shardsPerWorkerMax?: number;
+  readonly raft?: WorkerInit['raft'];
+  readonly compactEveryEntries?: number;
+  readonly compactKeepEntries?: number;
+  readonly kvLimits?: Partial<KvLimits>;
+  readonly stateMachine?: { readonly module: string; readonly options?: unknown };
+  /** Worker entry: default the compiled `worker.js` beside this file. */
+  readonly workerUrl?: URL;
+  /** Extra workerData for a bootstrap entry (tests load TypeScript through one). */
+  readonly workerData?: Record<string, unknown>;
+  /** Seed for election timeouts; default random per start. */
+  readonly seed?: number;
+  /** Raft messages a worker sends to another replica (payload: the binary message layout; a copy). */
+  readonly onRaftMessage?: (shard: ShardId, payload: Uint8Array) => void;
+  readonly onShardEvent?: (shard: ShardId, e: ShardEvent) => void;
+}
+
+interface Pending {
+  readonly resolve: (o: Outcome) => void;
+  readonly timer: NodeJS.Timeout;
+  readonly worker: number;
+}
+
+interface Slot {
+  readonly index: number;
+  worker: Worker;
+  api: Comlink.Remote<WorkerApi>;
+  inRing: Ring;
+  outRing: Ring;
+  state: 'running' | 'restarting' | 'stopped';
+  specs: ShardSpec[];
+  restarts: number;
+}
+
+type PoolEvents = {
+  restart: [worker: number, reason: string];
+  'restart-failed': [worker: number, reason: string];
+};
+
+const CONSISTENCY: Record<Consistency, ReadConsistency> = {
+  linearizable: ReadConsistency.Linearizable,
+  lease: ReadConsistency.Lease,
+  stale: ReadConsistency.Stale,
+};
+
+export class WorkerPool extends EventEmitter<PoolEvents> {
+  readonly workers: number;
+  private readonly slots: Slot[] = [];
+  private readonly pending = new Map<number, Pending>();
+  private nextReqId = 1;
+  private closing = false;
+  private readonly init: Omit<WorkerInit, 'worker' | 'inRing' | 'outRing'>;
+  /** Leader and term last reported by each shard. */
+  readonly leaders = new Map<ShardId, ShardEvent>();
+  readonly counters = { inboundDropped: 0, badReplies: 0, restarts: 0 };
+
+  private constructor(private readonly opts: PoolOptions) {
+    super();
+    const workers = opts.workers ?? availableParallelism();
+    const check = (name: string, v: number, min: number): void => {
+      if (!Number.isInteger(v) || v < min) throw new PoolError('InvalidPoolConfig', `${name} must be an integer >= ${min}, got ${v}`);
+    };
+    check('workers', workers, 1);
+    this.workers = workers;
+    const shardsPerWorker = Math.ceil(opts.shards.length / workers);
+    this.init = {
+      workers,
+      dataDir: opts.dataDir,
+      nodeId: opts.nodeId ?? 1,
+      seed: opts.seed ?? Math.floor(Math.random() * 2 ** 31),
+      tickMs: opts.tickMs ?? 100,
+      outRingWaitMs: 1000,
+      shardsMax: opts.shardsPerWorkerMax ?? Math.max(1024, shardsPerWorker),
+      raft: opts.raft ?? {},
+      compactEveryEntries: opts.compactEveryEntries ?? 10_000,
+      compactKeepEntries: opts.compactKeepEntries ?? 1_000,
+      kvLimits: opts.kvLimits,
+      stateMachine: opts.stateMachine ? { module: opts.stateMachine.module, options: opts.stateMachine.options } : undefined,
+    };
+    check('tickMs', this.init.tickMs, 1);
+    check('nodeId', this.init.nodeId, 1);
+    check('inflightRequestsMax', this.inflightMax(), 1);
+    check('requestTimeoutMs', opts.requestTimeoutMs ?? 5000, 1);
+    const ids = new Set<number>();
+    for (const s of opts.shards) {
+      check('shard id', s.shard, 0);
+      if (ids.has(s.shard)) throw new PoolError('InvalidPoolConfig', `shard ${s.shard} is listed twice`);
+      ids.add(s.shard);
+    }
+  }
+
+  /** Starts the workers and opens their shards. Throws PoolError (e.g. WorkerCountMismatch). */
+  static async start(opts: PoolOptions): Promise<WorkerPool> {
+    const pool = new WorkerPool(opts);
+    try {
+      await Promise.all(Array.from({ length: pool.workers }, (_, w) => pool.startSlot(w)));
+    } catch (e) {
+      await pool.destroy();
+      throw e;
+    }
+    return pool;
+  }
+
+  private inflightMax(): number {
+    return this.opts.inflightRequestsMax ?? 65_536;
+  }
+
+  /** The worker that hosts `shard`. */
+  workerOf(shard: ShardId): number {
+    return shard % this.workers;
+  }
+
+  private async spawn(w: number): Promise<Omit<Slot, 'specs' | 'restarts' | 'state' | 'index'>> {
+    const ringBytes = this.opts.ringBytes ?? 4 << 20;
+    const inBuf = Ring.allocate(ringBytes);
+    const outBuf = Ring.allocate(ringBytes);
+    const init: WorkerInit = { ...this.init, worker: w, inRing: inBuf, outRing: outBuf };
+    const url = this.opts.workerUrl ?? new URL('./worker.js', import.meta.url);
+    const worker = new Worker(url, { workerData: { ...this.opts.workerData, ...init } });
+    const notice = await new Promise<WorkerNotice>((resolve, reject) => {
+      const onMessage = (m: WorkerNotice): void => {
+        if (m.type !== 'started' && m.type !== 'start-failed') return;
+        worker.off('message', onMessage);
+        worker.off('error', onError);
+        resolve(m);
+      };
+      const onError = (e: Error): void => {
+        worker.off('message', onMessage);
+        reject(new PoolError('WorkerStartFailed', `worker ${w} failed to start: ${e.message}`));
+      };
+      worker.on('message', onMessage);
+      worker.once('error', onError);
+    });
+    if (notice.type === 'start-failed') {
+      await worker.terminate();
+      const code = notice.code === 'WorkerCountMismatch' ? 'WorkerCountMismatch' : 'WorkerStartFailed';
+      throw new PoolError(code, notice.message);
+    }
+    return { worker, api: Comlink.wrap<WorkerApi>(nodeEndpoint(worker)), inRing: new Ring(inBuf), outRing: new Ring(outBuf) };
+  }
+
+  private async startSlot(w: number): Promise<void> {
+    const specs = this.opts.shards.filter((s) => s.shard % this.workers === w);
+    const parts = await this.spawn(w);
+    const slot: Slot = { index: w, ...parts, state: 'running', specs, restarts: 0 };
+    this.slots[w] = slot;
+    this.watch(slot);
+    await slot.api.openShards(specs);
+    void this.pump(slot);
+  }
+
+  /** Restarts a worker that exited without being asked to. */
+  private watch(slot: Slot): void {
+    const worker = slot.worker;
+    worker.once('exit', (code) => {
+      if (this.closing || slot.state === 'stopped' || slot.worker !== worker) return;
+      void this.restart(slot, `exit code ${code}`);
+    });
+    // An uncaught exception in the worker: the 'exit' that follows restarts it.
+    worker.on('error', () => undefined);
+  }
+
+  private async restart(slot: Slot, reason: string): Promise<void> {
+    slot.state = 'restarting';
+    this.counters.restarts++;
+    for (const [id, p] of this.pending) {
+      if (p.worker !== slot.index) continue;
+      this.settle(id, { ok: false, code: PoolErrorCode.WorkerRestarted, message: `worker ${slot.index} restarted (${reason}); the request may or may not have been applied`, leaderHint: 0 });
+    }
+    // Back off on repeated crashes so a crash loop does not spin.
+    const delayMs = Math.min(5000, 50 * 2 ** Math.min(slot.restarts, 7));
+    slot.restarts++;
+    await new Promise((r) => setTimeout(r, delayMs));
+    if (this.closing) return;
+    try {
+      const parts = await this.spawn(slot.index);
+      Object.assign(slot, parts);
+      this.watch(slot);
+      await slot.api.openShards(slot.specs);
+      slot.state = 'running';
+      this.emit('restart', slot.index, reason);
+      void this.pump(slot);
+    } catch (e) {
+      this.emit('restart-failed', slot.index, e instanceof Error ? e.message : String(e));
+      if (!this.closing) void this.restart(slot, 'restart failed');
+    }
+  }
+
+  /** Drains one worker's out-ring until the worker changes or the pool stops. */
+  private async pump(slot: Slot): Promise<void> {
+    const worker = slot.worker;
+    const ring = slot.outRing;
+    const onRecord = (kind: number, shard: number, payload: Uint8Array): void => this.onRecord(kind, shard as ShardId, payload);
+    while (slot.worker === worker && slot.state !== 'stopped') {
+      let n = 0;
+      while (ring.readView(onRecord)) n++;
+      if (n === 0) await ring.waitForData(50);
+      else if (n > 1024) await new Promise<void>((r) => setImmediate(r));
+    }
+    // A replaced worker's ring may still hold replies written before it died.
+    while (ring.readView(onRecord));
+  }
+
+  private onRecord(kind: number, shard: ShardId, payload: Uint8Array): void {
+    try {
+      switch (kind) {
+        case RecordKind.ClientReply: {
+          const r = decodeReply(payload);
+          const { reqId, ...outcome } = r;
+          this.settle(reqId, outcome);
+          return;
+        }
+        case RecordKind.RaftMessage:
+          this.opts.onRaftMessage?.(shard, payload.slice());
+          return;
+        case RecordKind.ShardEvent: {
+          const e = unpack(payload) as ShardEvent;
+          this.leaders.set(shard, e);
+          this.opts.onShardEvent?.(shard, e);
+          return;
+        }
+        default:
+          this.counters.badReplies++;
+      }
+    } catch (e) {
+      if (!(e instanceof CodecError)) throw e;
+      this.counters.badReplies++;
+    }
+  }
+
+  private settle(reqId: number, o: Outcome): void {
+    const p = this.pending.get(reqId);
+    if (!p) return; // timed out earlier
+    this.pending.delete(reqId);
+    clearTimeout(p.timer);
+    p.resolve(o);
+  }
+
+  private submit(shard: ShardId, kind: number, build: (reqId: number) => Uint8Array, timeoutMs: number | undefined): Promise<Outcome> {
+    const fail = (code: string, message: string): Promise<Outcome> => Promise.resolve({ ok: false, code, message, leaderHint: 0 });
+    if (this.closing) return fail(PoolErrorCode.ShuttingDown, 'the node is shutting down');
+    if (this.pending.size >= this.inflightMax()) return fail(PoolErrorCode.Overloaded, `${this.pending.size} requests in flight (inflightRequestsMax)`);
+    const w = this.workerOf(shard);
+    const slot = this.slots[w];
+    if (!slot || slot.state !== 'running') return fail(PoolErrorCode.WorkerUnavailable, `worker ${w} (shard ${shard}) is restarting`);
+    const reqId = this.nextReqId++;
+    const payload = build(reqId);
+    let written: boolean;
+    try {
+      written = slot.inRing.tryWrite(kind, shard, payload);
+    } catch {
+      return fail(PoolErrorCode.RequestTooLarge, `request of ${payload.length} bytes does not fit a ring record`);
+    }
+    if (!written) return fail(PoolErrorCode.Overloaded, `worker ${w} in-ring is full`);
+    const ms = timeoutMs ?? this.opts.requestTimeoutMs ?? 5000;
+    return new Promise<Outcome>((resolve) => {
+      const timer = setTimeout(() => {
+        this.settle(reqId, { ok: false, code: PoolErrorCode.Timeout, message: `no reply from shard ${shard} within ${ms} ms; the request may still be applied`, leaderHint: 0 });
+      }, ms);
+      this.pending.set(reqId, { resolve, timer, worker: w });
+    });
+  }
+
+  /**
+   * Proposes a state machine command to `shard` (this node must lead it). `clientId`/`seq` form the
+   * client session: a retry with the same pair applies once. Resolves with the state machine's
+   * reply or an error: NotLeader (with leaderHint), Overloaded, Timeout, WorkerRestarted,
+   * ShuttingDown, SessionSeqStale, or a validation code of the state machine.
+   */
+  propose(shard: ShardId, req: { clientId?: number; seq?: number; command: Uint8Array }, timeoutMs?: number): Promise<Outcome> {
+    return this.submit(shard, RecordKind.ClientPropose, (reqId) => encodePropose({ reqId, clientId: req.clientId ?? 0, seq: req.seq ?? 0, command: req.command }), timeoutMs);
+  }
+
+  /** Reads from `shard` with the given consistency (default linearizable). */
+  read(shard: ShardId, query: Uint8Array, consistency: Consistency = 'linearizable', timeoutMs?: number): Promise<Outcome> {
+    return this.submit(shard, RecordKind.ClientRead, (reqId) => encodeRead({ reqId, consistency: CONSISTENCY[consistency], query }), timeoutMs);
+  }
+
+  /** A raft message from a peer for `shard` (binary layout). False when dropped (ring full). */
+  deliver(shard: ShardId, payload: Uint8Array): boolean {
+    const slot = this.slots[this.workerOf(shard)];
+    if (!slot || slot.state !== 'running' || !slot.inRing.tryWrite(RecordKind.RaftMessage, shard, payload)) {
+      this.counters.inboundDropped++;
+      return false;
+    }
+    return true;
+  }
+
+  /** The control API of worker `w`. */
+  control(w: number): Comlink.Remote<WorkerApi> {
+    const slot = this.slots[w];
+    if (!slot) throw new PoolError('InvalidPoolConfig', `no worker ${w}`);
+    return slot.api;
+  }
+
+  /** Requests waiting for a reply. */
+  inflight(): number {
+    return this.pending.size;
+  }
+
+  /** Every running worker's metrics (prom-client JSON), to merge with AggregatorRegistry.aggregate. */
+  async metrics(): Promise<MetricObjectWithValues<MetricValue<string>>[][]> {
+    return Promise.all(this.slots.filter((s) => s.state === 'running').map((s) => s.api.metrics()));
+  }
+
+  /** Finishes in-flight requests (up to closeTimeoutMs), then stops every worker after its current turn. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    const deadline = performance.now() + (this.opts.closeTimeoutMs ?? 5000);
+    while (this.pending.size > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    await Promise.all(
+      this.slots.map(async (slot) => {
+        if (slot.state === 'running') {
+          await Promise.race([slot.api.shutdown(), new Promise((r) => setTimeout(r, 5000))]).catch(() => undefined);
+        }
+        slot.state = 'stopped';
+        slot.api[Comlink.releaseProxy]();
+        await slot.worker.terminate();
+      }),
+    );
+    this.failAll();
+  }
+
+  /** Stops every worker at once; in-flight requests fail with ShuttingDown. */
+  async destroy(): Promise<void> {
+    this.closing = true;
+    await Promise.all(
+      this.slots.map(async (slot) => {
+        slot.state = 'stopped';
+        await slot.worker.terminate();
+      }),
+    );
+    this.failAll();
+  }
+
+  private failAll(): void {
+    for (const id of [...this.pending.keys()]) {
+      this.settle(id, { ok: false, code: PoolErrorCode.ShuttingDown, message: 'the node stopped before replying', leaderHint: 0 });
+    }
+  }
+}

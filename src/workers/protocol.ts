@@ -1,0 +1,28 @@
+import type { KvLimits } from '../shards/kv.js';
+import type { RaftConfig } from '../shards/raft/index.js';
+
+/** What the pool hands each worker thread at start (structured-cloned, rings shared). */
+export interface WorkerInit {
+  readonly worker: number;
+  readonly workers: number;
+  readonly dataDir: string;
+  readonly nodeId: number;
+  readonly seed: number;
+  /** main -> worker records (raft messages in, client proposals and reads). */
+  readonly inRing: SharedArrayBuffer;
+  /** worker -> main records (raft messages out, client replies, shard events). */
+  readonly outRing: SharedArrayBuffer;
+  readonly tickMs: number;
+  /** How long the worker waits for room in a full out-ring before dropping a record. */
+  readonly outRingWaitMs: number;
+  readonly shardsMax: number;
+  readonly raft: Omit<RaftConfig, 'id' | 'storage' | 'prng' | 'applied' | 'bugs'>;
+  readonly compactEveryEntries: number;
+  readonly compactKeepEntries: number;
+  readonly kvLimits: Partial<KvLimits> | undefined;
+  /** A module exporting `createStateMachine(options)`, instead of the built-in KV. */
+  readonly stateMachine: { readonly module: string; readonly options: unknown } | undefined;
+}
+
+/** Messages a worker posts outside comlink. */
+export type WorkerNotice = { readonly type: 'started' } | { readonly type: 'start-failed'; readonly code: string; readonly message: string };

@@ -1,0 +1,247 @@
+/**
+ * Entry of one worker thread: opens this worker's store, hosts its shards and runs the event loop
+ * that drains the in-ring, ticks, turns the shard host (one durable commit per turn) and writes
+ * replies and raft messages to the out-ring. The control API is exposed with comlink.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import * as Comlink from 'comlink';
+import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
+import { pack } from 'msgpackr';
+import { Counter, Registry } from 'prom-client';
+import type { MetricObjectWithValues, MetricValue } from 'prom-client';
+import { ShardHost } from '../shards/host.js';
+import type { ClientReply, Consistency, HostCounters, ShardEvent, ShardSpec } from '../shards/host.js';
+import { KvStateMachine } from '../shards/kv.js';
+import { Store, StoreError } from '../shards/store.js';
+import type { StateMachine } from '../shards/state-machine.js';
+import type { VerifyResult } from '../shards/verify.js';
+import { RecordKind, ReadConsistency, decodeMessage, decodePropose, decodeRead, encodeMessage, encodeReply, CodecError } from '../shards/codec.js';
+import type { Message, NodeId, ShardId, Snapshot } from '../shards/raft/index.js';
+import { Ring } from './ring.js';
+import type { WorkerInit } from './protocol.js';
+
+const init = workerData as WorkerInit;
+const inRing = new Ring(init.inRing);
+const outRing = new Ring(init.outRing);
+
+/** Counts the worker keeps beside the host's. */
+const local = { outRingDrops: 0, badRecords: 0 };
+
+function out(kind: number, shard: number, payload: Uint8Array): void {
+  // The main thread drains continuously; a ring still full after this long means it is stuck, and
+  // dropping is safe: raft resends, and the client's request times out with a clear error.
+  if (!outRing.writeSync(kind, shard, payload, init.outRingWaitMs)) local.outRingDrops++;
+}
+
+const sink = {
+  send(shard: ShardId, m: Message): void {
+    out(RecordKind.RaftMessage, shard, encodeMessage(m));
+  },
+  reply(shard: ShardId, r: ClientReply): void {
+    out(RecordKind.ClientReply, shard, encodeReply(r));
+  },
+  event(shard: ShardId, e: ShardEvent): void {
+    out(RecordKind.ShardEvent, shard, pack(e));
+  },
+};
+
+async function loadStateMachine(): Promise<StateMachine> {
+  if (init.stateMachine === undefined) return new KvStateMachine(init.kvLimits);
+  const mod = (await import(init.stateMachine.module)) as { createStateMachine(options: unknown): StateMachine };
+  return mod.createStateMachine(init.stateMachine.options);
+}
+
+let store: Store;
+let host: ShardHost;
+try {
+  store = Store.open({ path: `${init.dataDir}/worker-${init.worker}`, worker: init.worker, workers: init.workers, shardsMax: init.shardsMax });
+  host = new ShardHost({
+    store,
+    stateMachine: await loadStateMachine(),
+    sink,
+    nodeId: init.nodeId as NodeId,
+    seed: init.seed,
+    raft: init.raft,
+    compactEveryEntries: init.compactEveryEntries,
+    compactKeepEntries: init.compactKeepEntries,
+  });
+} catch (e) {
+  // Report a refusal (e.g. a data directory laid out for another worker count) to the pool.
+  const code = e instanceof StoreError ? e.code : 'WorkerStartFailed';
+  parentPort!.postMessage({ type: 'start-failed', code, message: e instanceof Error ? e.message : String(e) });
+  process.exit(1);
+}
+
+const consistencyOf: Record<number, Consistency> = {
+  [ReadConsistency.Linearizable]: 'linearizable',
+  [ReadConsistency.Lease]: 'lease',
+  [ReadConsistency.Stale]: 'stale',
+};
+
+function dispatch(kind: number, shard: number, payload: Uint8Array): void {
+  const id = shard as ShardId;
+  try {
+    switch (kind) {
+      case RecordKind.RaftMessage:
+        host.step(id, decodeMessage(payload));
+        return;
+      case RecordKind.ClientPropose: {
+        const p = decodePropose(payload);
+        host.propose(id, p);
+        return;
+      }
+      case RecordKind.ClientRead: {
+        const r = decodeRead(payload);
+        host.read(id, { reqId: r.reqId, consistency: consistencyOf[r.consistency] ?? 'linearizable', query: r.query });
+        return;
+      }
+      default:
+        local.badRecords++;
+    }
+  } catch (e) {
+    // Malformed records from the ring are counted and dropped; anything else is a bug.
+    if (!(e instanceof CodecError)) throw e;
+    local.badRecords++;
+  }
+}
+
+let stopping = false;
+let stopped: () => void = () => undefined;
+const loopDone = new Promise<void>((resolve) => {
+  stopped = resolve;
+});
+
+/** Records drained per turn at most, so ticks and control messages are not starved. */
+const DRAIN_BUDGET = 4096;
+
+async function loop(): Promise<void> {
+  let lastTick = performance.now();
+  while (!stopping) {
+    let n = 0;
+    while (n < DRAIN_BUDGET && inRing.readView(dispatch)) n++;
+    const now = performance.now();
+    // Catch up at most a few ticks after a stall instead of firing a burst of elections.
+    if (now - lastTick >= init.tickMs) {
+      const ticks = Math.min(3, Math.floor((now - lastTick) / init.tickMs));
+      for (let i = 0; i < ticks; i++) host.tick();
+      lastTick = ticks === 3 ? now : lastTick + ticks * init.tickMs;
+    }
+    let turned = 0;
+    for (let i = 0; i < 4 && host.hasReady(); i++) turned += host.turn();
+    if (n === 0 && turned === 0) {
+      await inRing.waitForData(Math.max(1, init.tickMs - (performance.now() - lastTick)));
+    } else {
+      // Let comlink calls and timers in between busy turns.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+  stopped();
+}
+
+// ------------------------------------------------------------------ metrics
+
+const registry = new Registry();
+const hostCounterNames: (keyof HostCounters)[] = [
+  'turns',
+  'commits',
+  'entriesPersisted',
+  'entriesApplied',
+  'proposals',
+  'proposalsRefused',
+  'replies',
+  'reads',
+  'messagesSent',
+  'snapshotsInstalled',
+  'compactions',
+  'duplicateProposals',
+];
+const snake = (s: string): string => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+for (const name of hostCounterNames) {
+  new Counter({
+    name: `iroh_raft_host_${snake(name)}_total`,
+    help: `Shard host: ${snake(name).replace(/_/g, ' ')} (per worker).`,
+    labelNames: ['worker'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc({ worker: String(init.worker) }, host.counters[name]);
+    },
+  });
+}
+new Counter({
+  name: 'iroh_raft_worker_out_ring_drops_total',
+  help: 'Records the worker dropped because its out-ring stayed full.',
+  labelNames: ['worker'],
+  registers: [registry],
+  collect() {
+    this.reset();
+    this.inc({ worker: String(init.worker) }, local.outRingDrops);
+  },
+});
+new Counter({
+  name: 'iroh_raft_worker_bad_records_total',
+  help: 'Malformed records the worker dropped from its in-ring.',
+  labelNames: ['worker'],
+  registers: [registry],
+  collect() {
+    this.reset();
+    this.inc({ worker: String(init.worker) }, local.badRecords);
+  },
+});
+
+// ------------------------------------------------------------------ control API
+
+const api = {
+  /** Opens (creating when new) the given shards; returns the ids now hosted. */
+  openShards(specs: ShardSpec[]): ShardId[] {
+    for (const s of specs) host.open(s);
+    return host.shardIds();
+  },
+  closeShard(id: ShardId): void {
+    host.close(id);
+  },
+  /** Shards this worker's store holds on disk (hosted or not). */
+  storedShards(): ShardId[] {
+    return store.shardIds();
+  },
+  status(): { worker: number; shards: { id: ShardId; role: string; term: number; lead: number; commit: number; applied: number; firstIndex: number; lastIndex: number }[]; counters: HostCounters & typeof local } {
+    return {
+      worker: init.worker,
+      shards: host.shardIds().map((id) => {
+        const s = host.status(id)!;
+        return { id, role: s.role, term: s.term, lead: s.lead, commit: s.commit, applied: s.applied, firstIndex: s.firstIndex, lastIndex: s.lastIndex };
+      }),
+      counters: { ...host.counters, ...local },
+    };
+  },
+  /** prom-client metrics of this worker, for the main thread to merge. */
+  async metrics(): Promise<MetricObjectWithValues<MetricValue<string>>[]> {
+    return registry.getMetricsAsJSON();
+  },
+  /** A consistent snapshot of a shard's data at its applied index. */
+  snapshot(id: ShardId): Snapshot | undefined {
+    return host.storeOf(id)?.snapshot();
+  },
+  /** Replays each shard's log and compares with its data (see verifyShard); for checks and tests. */
+  verify(ids?: ShardId[]): { shard: ShardId; result: VerifyResult | undefined }[] {
+    return (ids ?? host.shardIds()).map((shard) => ({ shard, result: host.verify(shard) }));
+  },
+  /** Stops the loop after the current turn, closes the store. */
+  async shutdown(): Promise<void> {
+    stopping = true;
+    await loopDone;
+    await store.close();
+  },
+  /** Chaos and tests: throw from the event loop, as a bug would. The pool restarts the worker. */
+  crash(reason: string): void {
+    setImmediate(() => {
+      throw new Error(`worker ${init.worker} crashed on request: ${reason}`);
+    });
+  },
+};
+
+export type WorkerApi = typeof api;
+
+Comlink.expose(api, nodeEndpoint(parentPort!));
+parentPort!.postMessage({ type: 'started' });
+void loop();

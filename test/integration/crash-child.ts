@@ -1,0 +1,80 @@
+/**
+ * A node-like process for the crash-recovery test: it starts a worker pool over a data directory,
+ * first verifies every write acknowledged by earlier runs, then writes under load and prints each
+ * acknowledged write on stdout ("ack <key>") until it is killed.
+ *
+ * Usage: crash-child.ts <dataDir> <acksFile> <shards> <workers> <runId> [--verify-only]
+ */
+import { readFileSync, existsSync } from 'node:fs';
+import { decodeKvReply, encodeGet, encodePut, KvOp } from '../../src/shards/kv.js';
+import type { ShardId } from '../../src/shards/raft/index.js';
+import { shardOfKey, startPool } from '../support/pool.js';
+
+const [dataDir, acksFile, shardsArg, workersArg, runArg, flag] = process.argv.slice(2);
+const shards = Number(shardsArg);
+const run = Number(runArg);
+const enc = new TextEncoder();
+const valueOf = (key: string): Uint8Array => enc.encode(`value-of-${key}`);
+const say = (o: unknown): void => {
+  process.stdout.write(`${JSON.stringify(o)}\n`);
+};
+
+const pool = await startPool({
+  dataDir: dataDir!,
+  workers: Number(workersArg),
+  shards: Array.from({ length: shards }, (_, s) => ({ shard: s as ShardId, voters: [1 as never] })),
+  tickMs: 10,
+  // Keep the whole log, so the log can be replayed against the data.
+  compactEveryEntries: 1e9,
+  requestTimeoutMs: 10_000,
+});
+
+/** Retries while the shard has no leader yet (right after a start). */
+async function until<T>(f: () => Promise<{ ok: boolean; code?: string } & T>): Promise<T> {
+  for (;;) {
+    const r = await f();
+    if (r.ok || (r.code !== 'NotLeader' && r.code !== 'ReadDropped' && r.code !== 'WorkerUnavailable')) return r;
+    await new Promise((res) => setTimeout(res, 5));
+  }
+}
+
+// ---------------------------------------------------------------- verify what earlier runs acknowledged
+const acked = existsSync(acksFile!) ? readFileSync(acksFile!, 'utf8').split('\n').filter((l) => l.length > 0) : [];
+const problems: string[] = [];
+await Promise.all(
+  acked.map(async (key) => {
+    const shard = shardOfKey(key, shards) as ShardId;
+    const o = await until(() => pool.read(shard, encodeGet('t', enc.encode(key))));
+    if (!o.ok) return problems.push(`${key}: read failed ${JSON.stringify(o)}`);
+    const r = decodeKvReply(KvOp.Get, (o as { body: Uint8Array }).body);
+    if (!r.ok || !('found' in r) || !r.found) return problems.push(`${key}: missing`);
+    if (Buffer.compare(Buffer.from(r.value), Buffer.from(valueOf(key))) !== 0) problems.push(`${key}: wrong value`);
+    if (r.version !== 1) problems.push(`${key}: version ${r.version} (applied more than once)`);
+  }),
+);
+const checks = (await Promise.all(Array.from({ length: pool.workers }, (_, w) => pool.control(w).verify()))).flat();
+for (const { shard, result } of checks) {
+  if (!result?.checked) problems.push(`shard ${shard}: not checked`);
+  else if (result.mismatches.length > 0) problems.push(`shard ${shard}: log and data differ at ${result.mismatches.join(',')}`);
+}
+say({ type: 'verified', acked: acked.length, problems, entries: checks.reduce((n, c) => n + (c.result?.entriesReplayed ?? 0), 0) });
+
+if (flag === '--verify-only') {
+  await pool.close();
+  process.exit(0);
+}
+
+// ---------------------------------------------------------------- write until killed
+say({ type: 'loading' });
+const lanes = 32;
+await Promise.all(
+  Array.from({ length: lanes }, async (_, lane) => {
+    const clientId = run * 1000 + lane + 1;
+    for (let seq = 1; ; seq++) {
+      const key = `r${run}-l${lane}-${seq}`;
+      const o = await until(() => pool.propose(shardOfKey(key, shards) as ShardId, { clientId, seq, command: encodePut('t', enc.encode(key), valueOf(key)) }));
+      if (o.ok) process.stdout.write(`ack ${key}\n`);
+      else say({ type: 'error', key, o });
+    }
+  }),
+);

@@ -1,0 +1,20 @@
+/** Starting a worker pool from TypeScript sources (tests and benches load workers through tsx). */
+import { WorkerPool } from '../../src/workers/pool.js';
+import type { PoolOptions } from '../../src/workers/pool.js';
+
+const bootstrap = new URL('./ts-worker.mjs', import.meta.url);
+const entry = new URL('../../src/workers/worker.ts', import.meta.url).href;
+
+export function startPool(opts: PoolOptions): Promise<WorkerPool> {
+  return WorkerPool.start({ workerUrl: bootstrap, workerData: { entry }, ...opts });
+}
+
+/** FNV-1a of a string: a stable key -> shard placement for tests. */
+export function shardOfKey(key: string, shards: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    h ^= key.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0) % shards;
+}

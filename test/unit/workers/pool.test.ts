@@ -1,0 +1,207 @@
+/**
+ * The single-node path with real worker threads and LMDB: requests go through the in-ring to the
+ * shard hosts, are committed to LMDB and answered on the out-ring. Results are compared with the
+ * reference model of the KV semantics.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, test } from 'vitest';
+import { KvOp, decodeKvReply, encodeCas, encodeDelete, encodeGet, encodePut, encodeScan } from '../../../src/shards/kv.js';
+import type { KvReply, ScanItem } from '../../../src/shards/kv.js';
+import { Prng } from '../../../src/shards/raft/index.js';
+import type { NodeId, ShardId } from '../../../src/shards/raft/index.js';
+import type { Outcome } from '../../../src/shards/host.js';
+import { PoolError, WorkerPool } from '../../../src/workers/pool.js';
+import { KvModel } from '../shards/kv-model.js';
+import { shardOfKey, startPool } from '../../support/pool.js';
+
+const root = mkdtempSync(join(tmpdir(), 'iroh-raft-pool-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+let dirs = 0;
+const freshDir = (): string => join(root, `d${dirs++}`);
+
+const enc = new TextEncoder();
+const specs = (n: number) => Array.from({ length: n }, (_, s) => ({ shard: s as ShardId, voters: [1 as NodeId] }));
+
+async function leaders(pool: WorkerPool, shards: number): Promise<void> {
+  while (pool.leaders.size < shards || [...pool.leaders.values()].some((e) => e.role !== 'leader')) await new Promise((r) => setTimeout(r, 5));
+}
+
+const tenants = ['acme', 'globex', 'initech'];
+const placement = (tenant: string, key: Uint8Array, shards: number): ShardId => shardOfKey(`${tenant}/${Buffer.from(key).toString('hex')}`, shards) as ShardId;
+
+/** Drops the raft indexes (the model cannot know them) after checking they are sane. */
+function normalize(r: KvReply, real = true): unknown {
+  if (r.ok && r.op === KvOp.Get && r.found) {
+    if (real) {
+      expect(r.createIndex).toBeGreaterThan(1);
+      expect(r.modIndex).toBeGreaterThanOrEqual(r.createIndex);
+    }
+    const { createIndex: _c, modIndex: _m, ...rest } = r;
+    return rest;
+  }
+  return r;
+}
+
+function body(o: Outcome): Uint8Array {
+  if (!o.ok) throw new Error(`request failed: ${o.code} ${o.message}`);
+  return o.body;
+}
+
+async function modelRun(shards: number, seed: number): Promise<number> {
+  const pool = await startPool({ dataDir: freshDir(), workers: 2, shards: specs(shards), tickMs: 10, seed });
+  try {
+    await leaders(pool, shards);
+    const model = new KvModel();
+    const prng = new Prng(seed);
+    const key = (): Uint8Array => enc.encode(`k${prng.int(0, 39)}`);
+    let ops = 0;
+    for (let batch = 0; batch < 30; batch++) {
+      if (batch % 3 !== 2) {
+        // Writes on distinct keys, all in flight at once (they commute, so any commit order matches the model).
+        const seen = new Set<string>();
+        const cmds: { cmd: Uint8Array; shard: ShardId }[] = [];
+        for (let i = 0; i < 24; i++) {
+          const t = tenants[prng.int(0, 2)]!;
+          const k = key();
+          const id = `${t}/${Buffer.from(k).toString()}`;
+          if (seen.has(id)) continue;
+          seen.add(id);
+          const pick = prng.int(0, 9);
+          const value = enc.encode(`v${batch}-${i}-${'x'.repeat(prng.int(0, 200))}`);
+          const cmd = pick < 5 ? encodePut(t, k, value) : pick < 7 ? encodeDelete(t, k) : encodeCas(t, k, prng.int(0, 3), value);
+          cmds.push({ cmd, shard: placement(t, k, shards) });
+        }
+        const outs = await Promise.all(cmds.map((c) => pool.propose(c.shard, { command: c.cmd })));
+        outs.forEach((o, i) => {
+          const cmd = cmds[i]!.cmd;
+          const op = cmd[0] as KvOp;
+          expect(normalize(decodeKvReply(op, body(o)))).toEqual(normalize(model.apply(cmd, 0), false));
+        });
+        ops += cmds.length;
+      } else {
+        // Reads: gets by key, and prefix scans fanned out to every shard and merged.
+        const gets = Array.from({ length: 20 }, () => {
+          const t = tenants[prng.int(0, 2)]!;
+          const k = key();
+          return { q: encodeGet(t, k), shard: placement(t, k, shards) };
+        });
+        const outs = await Promise.all(gets.map((g) => pool.read(g.shard, g.q)));
+        outs.forEach((o, i) => expect(normalize(decodeKvReply(KvOp.Get, body(o)))).toEqual(normalize(model.query(gets[i]!.q), false)));
+        for (const t of tenants) {
+          const limit = prng.int(1, 12);
+          const q = encodeScan(t, enc.encode(`k${prng.int(1, 3)}`), limit);
+          const parts = await Promise.all(Array.from({ length: shards }, (_, s) => pool.read(s as ShardId, q, 'linearizable')));
+          let more = false;
+          const items: ScanItem[] = [];
+          for (const p of parts) {
+            const r = decodeKvReply(KvOp.Scan, body(p));
+            if (!r.ok) throw new Error(r.code);
+            more ||= r.more;
+            items.push(...r.items);
+          }
+          items.sort((a, b) => Buffer.compare(Buffer.from(a.key), Buffer.from(b.key)));
+          more ||= items.length > limit;
+          expect({ ok: true, op: KvOp.Scan, items: items.slice(0, limit), more }).toEqual(model.query(q));
+        }
+        ops += gets.length + tenants.length;
+      }
+    }
+    return ops;
+  } finally {
+    await pool.close();
+  }
+}
+
+describe('the single-node in-process path: ring -> shard host -> LMDB -> reply', () => {
+  for (const shards of [1, 4, 16, 64]) {
+    test(`${shards} shards on 2 workers give the reference model's results`, async () => {
+      const ops = await modelRun(shards, 1000 + shards);
+      expect(ops).toBeGreaterThan(400);
+    });
+  }
+});
+
+describe('worker pool life', () => {
+  test('a worker thread that throws is restarted and its shards serve again, with their data', async () => {
+    const pool = await startPool({ dataDir: freshDir(), workers: 2, shards: specs(4), tickMs: 10 });
+    try {
+      await leaders(pool, 4);
+      for (let s = 0; s < 4; s++) expect((await pool.propose(s as ShardId, { command: encodePut('t', enc.encode(`before${s}`), enc.encode('1')) })).ok).toBe(true);
+      const restarted = new Promise<number>((resolve) => pool.once('restart', (w) => resolve(w)));
+      await pool.control(0).crash('test');
+      // While it is down, requests to its shards fail clearly instead of hanging.
+      const during = await pool.propose(0 as ShardId, { command: encodePut('t', enc.encode('during'), enc.encode('1')) });
+      expect(during.ok ? 'ok' : during.code).toMatch(/^(ok|WorkerUnavailable|WorkerRestarted|NotLeader)$/);
+      expect(await restarted).toBe(0);
+      // Shards of worker 1 never stopped; those of worker 0 come back (after electing themselves).
+      for (let s = 0; s < 4; s++) {
+        const shard = s as ShardId;
+        let o: Outcome;
+        do {
+          o = await pool.propose(shard, { command: encodePut('t', enc.encode(`after${s}`), enc.encode('2')) });
+        } while (!o.ok && o.code === 'NotLeader');
+        expect(o.ok).toBe(true);
+        const g = decodeKvReply(KvOp.Get, body(await pool.read(shard, encodeGet('t', enc.encode(`before${s}`)))));
+        expect(g).toMatchObject({ ok: true, found: true, version: 1 });
+      }
+      expect(pool.counters.restarts).toBe(1);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  test('restarting with another worker count refuses clearly; the same count finds every shard', async () => {
+    const dir = freshDir();
+    const first = await startPool({ dataDir: dir, workers: 2, shards: specs(4), tickMs: 10 });
+    await leaders(first, 4);
+    for (let s = 0; s < 4; s++) expect((await first.propose(s as ShardId, { command: encodePut('t', enc.encode(`k${s}`), enc.encode(`v${s}`)) })).ok).toBe(true);
+    await first.close();
+    for (const workers of [1, 3]) {
+      const err = await startPool({ dataDir: dir, workers, shards: specs(4), tickMs: 10 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(PoolError);
+      expect((err as PoolError).code).toBe('WorkerCountMismatch');
+      expect((err as PoolError).message).toMatch(/--workers 2/);
+    }
+    const again = await startPool({ dataDir: dir, workers: 2, shards: specs(4), tickMs: 10 });
+    try {
+      await leaders(again, 4);
+      for (let s = 0; s < 4; s++) {
+        const g = decodeKvReply(KvOp.Get, body(await again.read(s as ShardId, encodeGet('t', enc.encode(`k${s}`)))));
+        expect(g).toMatchObject({ ok: true, found: true, value: enc.encode(`v${s}`) });
+      }
+    } finally {
+      await again.close();
+    }
+  });
+
+  test('a full in-ring or in-flight table refuses work with Overloaded; every request gets an answer', async () => {
+    const pool = await startPool({ dataDir: freshDir(), workers: 1, shards: specs(1), tickMs: 10, ringBytes: 4096, inflightRequestsMax: 200 });
+    try {
+      await leaders(pool, 1);
+      const outs = await Promise.all(Array.from({ length: 2000 }, (_, i) => pool.propose(0 as ShardId, { command: encodePut('t', enc.encode(`k${i}`), enc.encode('v'.repeat(100))) })));
+      const codes = new Map<string, number>();
+      for (const o of outs) codes.set(o.ok ? 'ok' : o.code, (codes.get(o.ok ? 'ok' : o.code) ?? 0) + 1);
+      expect(codes.get('Overloaded')).toBeGreaterThan(0);
+      expect(codes.get('ok')).toBeGreaterThan(0);
+      expect([...codes.keys()].sort()).toEqual(['Overloaded', 'ok']);
+      // What was acknowledged is there.
+      const okKeys = outs.flatMap((o, i) => (o.ok ? [i] : []));
+      for (const i of okKeys.slice(0, 50)) {
+        expect(decodeKvReply(KvOp.Get, body(await pool.read(0 as ShardId, encodeGet('t', enc.encode(`k${i}`)))))).toMatchObject({ found: true });
+      }
+    } finally {
+      await pool.close();
+    }
+  });
+
+  test('invalid pool configuration is refused with InvalidPoolConfig', async () => {
+    for (const bad of [{ workers: 0 }, { tickMs: 0 }, { inflightRequestsMax: -1 }]) {
+      const err = await startPool({ dataDir: freshDir(), shards: specs(1), ...bad }).catch((e: unknown) => e);
+      expect((err as PoolError).code).toBe('InvalidPoolConfig');
+    }
+    const dup = await startPool({ dataDir: freshDir(), workers: 1, shards: [...specs(2), ...specs(1)] }).catch((e: unknown) => e);
+    expect((dup as PoolError).code).toBe('InvalidPoolConfig');
+  });
+});
