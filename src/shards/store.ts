@@ -151,7 +151,10 @@ export class ShardStore implements Storage {
   // ------------------------------------------------------------------ Storage (reads)
 
   initialState(): { hardState: HardState; confState: ConfState } {
-    return { hardState: this.meta.hard, confState: this.meta.conf };
+    // The commit index is written only with term and vote changes (it is volatile in raft and
+    // re-learned from the leader); what is applied is known committed.
+    const hard = this.meta.hard;
+    return { hardState: { ...hard, commit: Math.max(hard.commit, this.meta.applied) as LogIndex }, confState: this.meta.conf };
   }
 
   entries(lo: LogIndex, hi: LogIndex, maxBytes: number): Entry[] {
@@ -247,10 +250,17 @@ export class ShardStore implements Storage {
     this.last = entries[entries.length - 1]!.index;
   }
 
+  /**
+   * Stores term and vote. A change of the commit index alone is not written: it would cost a
+   * page per shard per turn, and raft does not need it durable (see {@link initialState}).
+   */
   setHardState(h: HardState): void {
     this.store.assertInCommit();
-    this.metaDb.putSync('hard', h);
-    this.meta.hard = h;
+    const stored = this.meta.hard;
+    if (h.term !== stored.term || h.vote !== stored.vote) {
+      this.metaDb.putSync('hard', h);
+      this.meta.hard = h;
+    }
   }
 
   /** Records the applied index and the membership as of it (same transaction as the data writes). */
