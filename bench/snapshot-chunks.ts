@@ -32,7 +32,7 @@ for (const [name, v] of [['mib', snapshotBytes], ['chunk-kib', chunkBytes], ['ru
 
 // The pool threads load the TypeScript task module through the test bootstrap (Node 20 workers
 // cannot load .ts); production points taskUrl at the compiled chunk-task.js instead.
-const taskUrl = new URL('../test/unit/workers/piscina-task.mjs', import.meta.url);
+const taskUrl = new URL('../test/support/piscina-task.mjs', import.meta.url);
 const entry = new URL('../src/workers/chunk-task.ts', import.meta.url).href;
 
 /**

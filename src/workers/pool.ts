@@ -14,7 +14,9 @@ import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import { CodecError, RecordKind, ReadConsistency, decodeReply, encodePropose, encodeRead } from '../shards/codec.js';
 import type { Consistency, Outcome, ShardEvent, ShardSpec } from '../shards/host.js';
 import type { KvLimits } from '../shards/kv.js';
-import type { ShardId } from '../shards/raft/index.js';
+import type { ShardId, SnapshotMetadata } from '../shards/raft/index.js';
+import { SnapshotChunker } from './snapshot-chunks.js';
+import type { SnapshotChunk } from './snapshot-chunks.js';
 import { Ring } from './ring.js';
 import type { WorkerInit, WorkerNotice } from './protocol.js';
 import type { WorkerApi } from './worker.js';
@@ -74,6 +76,11 @@ export interface PoolOptions {
   readonly workerUrl?: URL;
   /** Extra workerData for a bootstrap entry (tests load TypeScript through one). */
   readonly workerData?: Record<string, unknown>;
+  /** Compression and checksums of exported snapshots run in this many piscina threads. Default 1. */
+  readonly snapshotThreads?: number;
+  /** piscina task module for snapshot chunks: default the compiled `chunk-task.js` beside this file. */
+  readonly chunkTaskUrl?: URL;
+  readonly chunkTaskData?: unknown;
   /** Seed for election timeouts; default random per start. */
   readonly seed?: number;
   /** Raft messages a worker sends to another replica (payload: the binary message layout; a copy). */
@@ -115,6 +122,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
   private readonly pending = new Map<number, Pending>();
   private nextReqId = 1;
   private closing = false;
+  private chunker: SnapshotChunker | undefined;
   private readonly init: Omit<WorkerInit, 'worker' | 'inRing' | 'outRing'>;
   /** Leader and term last reported by each shard. */
   readonly leaders = new Map<ShardId, ShardEvent>();
@@ -359,6 +367,32 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     return slot.api;
   }
 
+  /**
+   * A consistent snapshot of `shard` at its applied index, cut into compressed, checksummed chunks
+   * (for transfer and backups). The CPU work runs in a piscina pool, off the main thread and off
+   * the shard's worker. Undefined when the shard is not hosted here.
+   */
+  async exportSnapshot(shard: ShardId): Promise<{ metadata: SnapshotMetadata; length: number; chunks: SnapshotChunk[] } | undefined> {
+    const snap = await this.control(this.workerOf(shard)).snapshot(shard);
+    if (!snap) return undefined;
+    this.chunker ??= new SnapshotChunker({
+      threads: this.opts.snapshotThreads ?? 1,
+      ...(this.opts.chunkTaskUrl ? { taskUrl: this.opts.chunkTaskUrl } : {}),
+      workerData: this.opts.chunkTaskData,
+    });
+    return { metadata: snap.metadata, length: snap.data.length, chunks: await this.chunker.pack(snap.data) };
+  }
+
+  /** Reassembles and verifies chunks from {@link exportSnapshot}; throws SnapshotChunkError. */
+  async importSnapshotData(chunks: readonly SnapshotChunk[], length: number): Promise<Uint8Array> {
+    this.chunker ??= new SnapshotChunker({
+      threads: this.opts.snapshotThreads ?? 1,
+      ...(this.opts.chunkTaskUrl ? { taskUrl: this.opts.chunkTaskUrl } : {}),
+      workerData: this.opts.chunkTaskData,
+    });
+    return this.chunker.unpack(chunks, length);
+  }
+
   /** Requests waiting for a reply. */
   inflight(): number {
     return this.pending.size;
@@ -386,6 +420,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
       }),
     );
     this.failAll();
+    await this.chunker?.close();
   }
 
   /** Stops every worker at once; in-flight requests fail with ShuttingDown. */
@@ -398,6 +433,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
       }),
     );
     this.failAll();
+    await this.chunker?.destroy();
   }
 
   private failAll(): void {

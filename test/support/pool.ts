@@ -4,9 +4,11 @@ import type { PoolOptions } from '../../src/workers/pool.js';
 
 const bootstrap = new URL('./ts-worker.mjs', import.meta.url);
 const entry = new URL('../../src/workers/worker.ts', import.meta.url).href;
+const chunkTaskUrl = new URL('./piscina-task.mjs', import.meta.url);
+const chunkTask = new URL('../../src/workers/chunk-task.ts', import.meta.url).href;
 
 export function startPool(opts: PoolOptions): Promise<WorkerPool> {
-  return WorkerPool.start({ workerUrl: bootstrap, workerData: { entry }, ...opts });
+  return WorkerPool.start({ workerUrl: bootstrap, workerData: { entry }, chunkTaskUrl, chunkTaskData: { entry: chunkTask }, ...opts });
 }
 
 /** FNV-1a of a string: a stable key -> shard placement for tests. */

@@ -12,7 +12,7 @@ import {
 } from '../../../src/workers/snapshot-chunks.js';
 
 // Pool threads cannot load .ts on Node 20: a bootstrap registers tsx and forwards to the task module.
-const taskUrl = new URL('./piscina-task.mjs', import.meta.url);
+const taskUrl = new URL('../../support/piscina-task.mjs', import.meta.url);
 const entry = new URL('../../../src/workers/chunk-task.ts', import.meta.url).href;
 
 const open: SnapshotChunker[] = [];
