@@ -129,41 +129,52 @@ describe('durability ordering', () => {
     };
   }
 
-  function run(unsafe: boolean): { violations: string[]; acks: number } {
+  function run(unsafe: boolean): { violations: string[]; acks: number; votes: number; replies: number } {
     const violations: string[] = [];
     const check = checker(violations);
     let acks = 0;
+    let votes = 0;
+    let replies = 0;
     cluster = new HostCluster({
       nodes: 3,
       shards: 3,
       host: { unsafeSendBeforePersist: unsafe },
       onSend: (from, shard, m) => {
         if ((m.type === MessageType.AppResp || m.type === MessageType.VoteResp) && !m.reject) acks++;
+        if (m.type === MessageType.VoteResp && !m.reject) votes++;
         check.onSend(from, shard, m);
       },
       onReply: (n, shard, r) => {
         acks++;
+        if (r.ok) replies++;
         check.onReply(n, shard, r);
       },
     });
     const c = cluster;
     c.elect();
-    for (let round = 0; round < 30; round++) {
+    for (let round = 0; round < 120; round++) {
       for (let s = 0; s < 3; s++) {
         const l = c.leaderOf(s);
-        if (l) for (let i = 0; i < 5; i++) c.propose(l, s, `r${round}-${i}`);
+        if (l) for (let i = 0; i < 3; i++) c.propose(l, s, `r${round}-${i}`);
       }
       c.round();
-      // Force elections now and then, so votes are cast under load.
-      if (round % 10 === 5) c.node(1 + (round % 3)).host['shards'].get(0 as ShardId)?.node.campaign();
+      // Isolate a node for a while, twice, so new elections happen (and votes are cast) under load.
+      if (round === 10 || round === 60) {
+        const victim = c.leaderOf(0)!.id;
+        for (const n of c.nodes) if (n.id !== victim) c.cut.add(`${victim}-${n.id}`);
+      }
+      if (round === 45 || round === 95) c.cut.clear();
     }
     c.until(() => c.nodes.every((n) => !n.host.hasReady()), 200, false);
-    return { violations, acks };
+    return { violations, acks, votes, replies };
   }
 
   test('no append response, vote or client reply leaves before its write is in LMDB', () => {
-    const { violations, acks } = run(false);
+    const { violations, acks, votes, replies } = run(false);
+    // Each kind of acknowledgement was exercised.
     expect(acks).toBeGreaterThan(300);
+    expect(votes).toBeGreaterThan(6);
+    expect(replies).toBeGreaterThan(100);
     expect(violations).toEqual([]);
   });
 
