@@ -1,0 +1,121 @@
+/**
+ * Errors of the client API. Every error response is `{"error":{"code","message"}}` (some add
+ * fields, e.g. `version` on VersionMismatch) with the status that {@link statusByCode} gives its
+ * code. The codes are stable: clients branch on them, never on messages.
+ */
+
+/** Codes the HTTP layer produces itself (the service's own codes pass through {@link statusByCode}). */
+export const HttpErrorCode = {
+  /** Malformed request: bad percent-encoding, a bad query or header value, an unparsable request. */
+  BadRequest: 'BadRequest',
+  /** No route for this path. */
+  NotFound: 'NotFound',
+  /** The route exists but not for this method; the `allow` header lists the methods it takes. */
+  MethodNotAllowed: 'MethodNotAllowed',
+  /** `GET /v1/kv/<key>`: the key does not exist. */
+  KeyNotFound: 'KeyNotFound',
+  /** Compare-and-set failed: the key's version is not the expected one; `version` is the current one (0 = absent). */
+  VersionMismatch: 'VersionMismatch',
+  /** The request body is longer than `maxBodyBytes`; the connection is closed after the reply. */
+  PayloadTooLarge: 'PayloadTooLarge',
+  /** The key is empty (`PUT` or `DELETE /v1/kv/`). */
+  EmptyKey: 'EmptyKey',
+  /** The key, scan prefix or `after` is longer than `maxKeyBytes` (counted after percent-decoding). */
+  KeyTooLarge: 'KeyTooLarge',
+  /** A scan `limit` that is not an integer in 1..10,000. */
+  InvalidLimit: 'InvalidLimit',
+  /** A `consistency` other than linearizable, lease or stale. */
+  InvalidConsistency: 'InvalidConsistency',
+  /** The request did not arrive whole within `requestTimeoutMs` (or its headers within `headersTimeoutMs`). */
+  RequestTimeout: 'RequestTimeout',
+  /** The request line and headers are larger than Node's header limit (16 KiB). */
+  HeadersTooLarge: 'HeadersTooLarge',
+  /** The server is draining or closing; retry on another node or later. */
+  ShuttingDown: 'ShuttingDown',
+  /** A bug or an unknown service error; it is logged. */
+  Internal: 'Internal',
+  /** Thrown by `HttpServer.start` for an option out of range. Never a response. */
+  InvalidConfig: 'InvalidConfig',
+} as const;
+export type HttpErrorCode = (typeof HttpErrorCode)[keyof typeof HttpErrorCode];
+
+/** How a code is answered: the status, and `retry-after` (seconds) for errors worth retrying. */
+export interface StatusRule {
+  readonly status: number;
+  readonly retryAfterS?: number;
+}
+
+const retry = (status: number): StatusRule => ({ status, retryAfterS: 1 });
+
+/**
+ * Code -> status, for the HTTP layer's codes and the service's (KV, raft, pool, router). A code
+ * not in this map is answered 500 `Internal` and logged: add it here when a layer below gains one.
+ */
+export const statusByCode: ReadonlyMap<string, StatusRule> = new Map<string, StatusRule>([
+  // Client mistakes.
+  ['BadRequest', { status: 400 }],
+  ['InvalidTenant', { status: 400 }],
+  ['EmptyKey', { status: 400 }],
+  ['KeyTooLarge', { status: 400 }],
+  ['ScanLimitInvalid', { status: 400 }],
+  ['InvalidLimit', { status: 400 }],
+  ['InvalidConsistency', { status: 400 }],
+  // A lease read on a cluster without check-quorum: ask for another consistency.
+  ['LeaseReadRequiresCheckQuorum', { status: 400 }],
+  ['NotFound', { status: 404 }],
+  ['KeyNotFound', { status: 404 }],
+  ['MethodNotAllowed', { status: 405 }],
+  ['RequestTimeout', { status: 408 }],
+  ['SessionSeqStale', { status: 409 }],
+  ['VersionMismatch', { status: 412 }],
+  ['PayloadTooLarge', { status: 413 }],
+  ['ValueTooLarge', { status: 413 }],
+  ['RequestTooLarge', { status: 413 }],
+  ['HeadersTooLarge', { status: 431 }],
+  // The cluster cannot serve it now; the same request may succeed in a moment.
+  ['NotLeader', retry(503)],
+  ['ReadDropped', retry(503)],
+  ['LeaseExpired', retry(503)],
+  ['WorkerUnavailable', retry(503)],
+  ['WorkerRestarted', retry(503)],
+  ['ShuttingDown', retry(503)],
+  ['Overloaded', retry(503)],
+  ['ReadQueueFull', retry(503)],
+  ['UncommittedBytesExceeded', retry(503)],
+  ['TransferInProgress', retry(503)],
+  ['ProposalDropped', retry(503)],
+  ['ShardNotFound', retry(503)],
+  ['Unreachable', retry(503)],
+  // The outcome is unknown: the write may or may not have been applied.
+  ['Timeout', { status: 504 }],
+  ['ProposalOutcomeUnknown', { status: 504 }],
+  ['Internal', { status: 500 }],
+]);
+
+/**
+ * An error answered to the client. `extra` fields are added to the JSON error object (they must
+ * not be named code or message); `headers` are added to the response (e.g. `allow`).
+ */
+export class HttpError extends Error {
+  override readonly name = 'HttpError';
+  /** The response status: the code's in {@link statusByCode}, else 500. */
+  readonly status: number;
+  /** Response headers: the ones given, plus `retry-after` when the code's rule has one. */
+  readonly headers: Readonly<Record<string, string>>;
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly extra: Readonly<Record<string, unknown>> = {},
+    headers: Readonly<Record<string, string>> = {},
+  ) {
+    super(message);
+    const rule = statusByCode.get(code);
+    this.status = rule?.status ?? 500;
+    this.headers = rule?.retryAfterS === undefined ? headers : { 'retry-after': String(rule.retryAfterS), ...headers };
+  }
+
+  /** The response body's `error` object. */
+  toJSON(): Record<string, unknown> {
+    return { ...this.extra, code: this.code, message: this.message };
+  }
+}

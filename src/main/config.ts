@@ -1,0 +1,176 @@
+/**
+ * A node's configuration: defaults, then a JSON config file, then environment variables, then
+ * command-line flags (each later source overrides the earlier). Every value is validated, and
+ * every failure names the setting, where it came from and what is allowed.
+ */
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(
+    readonly code: 'InvalidFlag' | 'InvalidConfig' | 'UnknownFlag' | 'ConfigFileUnreadable',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface NodeConfig {
+  /** Data directory: node key, cluster layout, one LMDB environment per worker. */
+  readonly data: string;
+  /** HTTP client API address, host:port. */
+  readonly http: { readonly host: string; readonly port: number };
+  /** Iroh bind address, host:port. */
+  readonly listen: { readonly host: string; readonly port: number };
+  /** Raft groups in the cluster (fixed at the first start). */
+  readonly shards: number;
+  /** Worker threads. */
+  readonly workers: number;
+  /** Replicas per shard (capped at the member count). */
+  readonly replicas: number;
+  /** Other members' tickets (`iroh-raft ticket`). */
+  readonly peers: readonly string[];
+  /** Milliseconds per raft tick. */
+  readonly tickMs: number;
+  /** Ticks without a leader before a follower campaigns (randomized up to twice this). */
+  readonly electionTicks: number;
+  /** Deadline of a client request in milliseconds. */
+  readonly requestTimeoutMs: number;
+  /** Applied entries between log compactions of a shard. */
+  readonly compactEveryEntries: number;
+  /** Entries kept behind the applied index at compaction (lagging followers catch up from them). */
+  readonly compactKeepEntries: number;
+  /** How long a graceful shutdown may take before the node exits anyway, in milliseconds. */
+  readonly shutdownTimeoutMs: number;
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+/** One setting: its flag, environment variable, parser and a line of help. */
+interface Setting {
+  readonly key: keyof NodeConfig;
+  readonly flag: string;
+  readonly env: string;
+  readonly help: string;
+  readonly parse: (raw: unknown, where: string) => unknown;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+function int(min: number, max: number) {
+  return (raw: unknown, where: string): number => {
+    const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^-?\d+$/.test(raw.trim()) ? Number(raw) : NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) throw new ConfigError('InvalidConfig', `${where}: expected an integer in [${min}, ${max}], got ${JSON.stringify(raw)}`);
+    return n;
+  };
+}
+
+function hostPort(raw: unknown, where: string): { host: string; port: number } {
+  if (typeof raw !== 'string') throw new ConfigError('InvalidConfig', `${where}: expected host:port, got ${JSON.stringify(raw)}`);
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(raw.trim());
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) throw new ConfigError('InvalidConfig', `${where}: expected host:port (port 0-65535), got ${JSON.stringify(raw)}`);
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
+}
+
+function str(raw: unknown, where: string): string {
+  if (typeof raw !== 'string' || raw.length === 0) throw new ConfigError('InvalidConfig', `${where}: expected a non-empty string`);
+  return raw;
+}
+
+function list(raw: unknown, where: string): string[] {
+  const items = typeof raw === 'string' ? raw.split(',') : Array.isArray(raw) ? raw : undefined;
+  if (!items || !items.every((x) => typeof x === 'string')) throw new ConfigError('InvalidConfig', `${where}: expected a comma-separated list or an array of strings`);
+  return (items).map((x) => x.trim()).filter((x) => x.length > 0);
+}
+
+export const SETTINGS: readonly Setting[] = [
+  { key: 'data', flag: '--data', env: 'IROH_RAFT_DATA', help: 'data directory (default ./data)', parse: str },
+  { key: 'http', flag: '--http', env: 'IROH_RAFT_HTTP', help: 'HTTP API address (default 127.0.0.1:7070)', parse: hostPort },
+  { key: 'listen', flag: '--listen', env: 'IROH_RAFT_LISTEN', help: 'Iroh bind address (default 127.0.0.1:7071)', parse: hostPort },
+  { key: 'shards', flag: '--shards', env: 'IROH_RAFT_SHARDS', help: 'raft groups in the cluster, fixed at the first start (default 16)', parse: int(1, 65536) },
+  { key: 'workers', flag: '--workers', env: 'IROH_RAFT_WORKERS', help: 'worker threads (default: cores)', parse: int(1, 256) },
+  { key: 'replicas', flag: '--replicas', env: 'IROH_RAFT_REPLICAS', help: 'replicas per shard, at most the members (default 3)', parse: int(1, 9) },
+  { key: 'peers', flag: '--peers', env: 'IROH_RAFT_PEERS', help: "other members' tickets, comma-separated", parse: list },
+  { key: 'tickMs', flag: '--tick-ms', env: 'IROH_RAFT_TICK_MS', help: 'milliseconds per raft tick (default 100)', parse: int(1, 10_000) },
+  { key: 'electionTicks', flag: '--election-ticks', env: 'IROH_RAFT_ELECTION_TICKS', help: 'election timeout in ticks (default 10)', parse: int(3, 1000) },
+  { key: 'requestTimeoutMs', flag: '--request-timeout-ms', env: 'IROH_RAFT_REQUEST_TIMEOUT_MS', help: 'client request deadline (default 5000)', parse: int(1, 600_000) },
+  { key: 'compactEveryEntries', flag: '--compact-every-entries', env: 'IROH_RAFT_COMPACT_EVERY_ENTRIES', help: 'applied entries between log compactions (default 10000)', parse: int(1, 1e9) },
+  { key: 'compactKeepEntries', flag: '--compact-keep-entries', env: 'IROH_RAFT_COMPACT_KEEP_ENTRIES', help: 'entries kept behind applied at compaction (default 1000)', parse: int(0, 1e9) },
+  { key: 'shutdownTimeoutMs', flag: '--shutdown-timeout-ms', env: 'IROH_RAFT_SHUTDOWN_TIMEOUT_MS', help: 'graceful shutdown bound (default 10000)', parse: int(100, 600_000) },
+  {
+    key: 'logLevel',
+    flag: '--log-level',
+    env: 'IROH_RAFT_LOG_LEVEL',
+    help: `log level: ${LOG_LEVELS.join(', ')} (default info)`,
+    parse: (raw, where) => {
+      if (typeof raw !== 'string' || !(LOG_LEVELS as readonly string[]).includes(raw)) throw new ConfigError('InvalidConfig', `${where}: expected one of ${LOG_LEVELS.join(', ')}`);
+      return raw;
+    },
+  },
+];
+
+export function defaults(): NodeConfig {
+  return {
+    data: './data',
+    http: { host: '127.0.0.1', port: 7070 },
+    listen: { host: '127.0.0.1', port: 7071 },
+    shards: 16,
+    workers: Math.min(availableParallelism(), 256),
+    replicas: 3,
+    peers: [],
+    tickMs: 100,
+    electionTicks: 10,
+    requestTimeoutMs: 5000,
+    compactEveryEntries: 10_000,
+    compactKeepEntries: 1_000,
+    shutdownTimeoutMs: 10_000,
+    logLevel: 'info',
+  };
+}
+
+/**
+ * Parses flags (`--name value` or `--name=value`; `--config <file>`) over the environment over the
+ * config file over the defaults. Throws ConfigError.
+ */
+export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): NodeConfig {
+  const flags = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith('--')) throw new ConfigError('InvalidFlag', `unexpected argument ${JSON.stringify(a)}`);
+    const eq = a.indexOf('=');
+    const name = eq > 0 ? a.slice(0, eq) : a;
+    let value: string | undefined = eq > 0 ? a.slice(eq + 1) : argv[i + 1];
+    if (eq < 0) i++;
+    if (name !== '--config' && !SETTINGS.some((s) => s.flag === name)) throw new ConfigError('UnknownFlag', `unknown flag ${name} (see iroh-raft help)`);
+    if (value === undefined || (eq < 0 && value.startsWith('--'))) throw new ConfigError('InvalidFlag', `${name} needs a value`);
+    if (flags.has(name)) throw new ConfigError('InvalidFlag', `${name} is given twice`);
+    value = value.trim();
+    flags.set(name, value);
+  }
+  const out: Record<string, unknown> = { ...defaults() };
+  const file = flags.get('--config') ?? env.IROH_RAFT_CONFIG;
+  if (file !== undefined) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (e) {
+      throw new ConfigError('ConfigFileUnreadable', `config file ${file}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new ConfigError('InvalidConfig', `config file ${file}: expected a JSON object`);
+    for (const [k, v] of Object.entries(parsed)) {
+      const s = SETTINGS.find((x) => x.key === k);
+      if (!s) throw new ConfigError('InvalidConfig', `config file ${file}: unknown setting ${JSON.stringify(k)} (known: ${SETTINGS.map((x) => x.key).join(', ')})`);
+      out[k] = s.parse(v, `config file ${file}: ${k}`);
+    }
+  }
+  for (const s of SETTINGS) {
+    const v = env[s.env];
+    if (v !== undefined && v !== '') out[s.key] = s.parse(v, `environment ${s.env}`);
+  }
+  for (const s of SETTINGS) {
+    const v = flags.get(s.flag);
+    if (v !== undefined) out[s.key] = s.parse(v, `flag ${s.flag}`);
+  }
+  return out as unknown as NodeConfig;
+}

@@ -1,0 +1,214 @@
+/**
+ * One node: the Iroh transport, the worker pool with this node's shards, the router between them
+ * and the HTTP API in front. Start order: identity and cluster layout, transport, workers,
+ * router, HTTP. Stop order (graceful): refuse new requests, finish in-flight ones, stop workers
+ * after their current turn, close Iroh.
+ */
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { AggregatorRegistry, Gauge, Registry } from 'prom-client';
+import type { Logger } from 'pino';
+import { HttpServer } from '../io/http/server.js';
+import { decodeTicket } from '../io/ticket.js';
+import { Transport } from '../io/transport.js';
+import type { NodeId } from '../shards/raft/index.js';
+import { Router } from '../router/router.js';
+import { localShards } from '../router/placement.js';
+import type { Member } from '../router/router.js';
+import { WorkerPool } from '../workers/pool.js';
+import type { NodeConfig } from './config.js';
+
+export class NodeError extends Error {
+  override readonly name = 'NodeError';
+  constructor(
+    readonly code: 'ClusterMismatch' | 'InvalidTicket' | 'DuplicateMember' | 'DataDirLocked',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** What a data directory was first started with; a later start must agree. */
+interface Layout {
+  readonly shards: number;
+  readonly members: readonly string[];
+  readonly replicas: number;
+}
+
+function checkLayout(dir: string, want: Layout): void {
+  const path = join(dir, 'cluster.json');
+  if (!existsSync(path)) {
+    writeFileSync(path, `${JSON.stringify(want, null, 2)}\n`);
+    return;
+  }
+  const have = JSON.parse(readFileSync(path, 'utf8')) as Layout;
+  const problems: string[] = [];
+  if (have.shards !== want.shards) problems.push(`--shards ${have.shards} (asked ${want.shards}; keys are placed by shard count)`);
+  if (have.replicas !== want.replicas) problems.push(`--replicas ${have.replicas} (asked ${want.replicas})`);
+  if (JSON.stringify(have.members) !== JSON.stringify(want.members)) problems.push(`the same members (${have.members.length} then, ${want.members.length} now: pass the same --peers)`);
+  if (problems.length > 0) {
+    throw new NodeError('ClusterMismatch', `${dir} belongs to a cluster started with ${problems.join(' and ')}; start with those settings, or use another --data directory`);
+  }
+}
+
+/**
+ * One process per data directory: a LOCK file holds the owner's pid. A lock whose process is gone
+ * (killed) is taken over; a live one is refused.
+ */
+function lockDataDir(dir: string): () => void {
+  const path = join(dir, 'LOCK');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(path, String(process.pid), { flag: 'wx' });
+      return () => rmSync(path, { force: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const pid = Number(readFileSync(path, 'utf8'));
+      let alive: boolean;
+      try {
+        alive = Number.isInteger(pid) && pid > 0 && pid !== process.pid && process.kill(pid, 0);
+      } catch {
+        alive = false;
+      }
+      if (alive) throw new NodeError('DataDirLocked', `${dir} is in use by process ${pid}; stop it first or use another --data directory`);
+      rmSync(path, { force: true });
+    }
+  }
+  throw new NodeError('DataDirLocked', `${dir}: could not take the LOCK file`);
+}
+
+export interface RunningNode {
+  readonly nodeId: NodeId;
+  readonly peerId: string;
+  readonly ticket: string;
+  readonly httpUrl: string;
+  readonly router: Router;
+  /** Graceful stop: refuse new requests, finish in-flight ones, flush, close. */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  readonly logger: Logger;
+  /** Worker entry override (tests running from TypeScript sources). */
+  readonly workerUrl?: URL;
+  readonly workerData?: Record<string, unknown>;
+}
+
+export async function startNode(cfg: NodeConfig, opts: StartOptions): Promise<RunningNode> {
+  const log = opts.logger;
+  mkdirSync(cfg.data, { recursive: true });
+  const unlock = lockDataDir(cfg.data);
+  let peers: { id: string; addrs: string[] }[];
+  try {
+    peers = cfg.peers.map((t) => decodeTicket(t));
+  } catch (e) {
+    unlock();
+    throw new NodeError('InvalidTicket', `--peers: ${e instanceof Error ? e.message : String(e)}`);
+  }
+
+  let router: Router | undefined;
+  let memberIds = new Set<string>();
+  const transport = await Transport.start({
+    keyPath: join(cfg.data, 'node.key'),
+    bindAddr: `${cfg.listen.host.includes(':') ? `[${cfg.listen.host}]` : cfg.listen.host}:${cfg.listen.port}`,
+    isMember: (id) => memberIds.has(id),
+    onRecords: (peer, records) => router?.onPeerRecords(peer, records),
+    logger: log,
+  });
+  try {
+    const ids = [transport.id, ...peers.map((p) => p.id)];
+    if (new Set(ids).size !== ids.length) throw new NodeError('DuplicateMember', '--peers lists this node or the same member twice');
+    const sorted = [...ids].sort();
+    memberIds = new Set(sorted);
+    const members: Member[] = sorted.map((peerId, i) => ({ nodeId: (i + 1) as NodeId, peerId }));
+    const self = members.find((m) => m.peerId === transport.id)!.nodeId;
+    for (const p of peers) transport.addPeer(p);
+    const replicas = Math.min(cfg.replicas, members.length);
+    checkLayout(cfg.data, { shards: cfg.shards, members: sorted, replicas });
+
+    const routerRef: { r?: Router } = {};
+    const local = localShards(self, members.map((m) => m.nodeId), cfg.shards, replicas);
+    const leaderChanges = { n: 0 };
+    const registry = new Registry();
+    const pool = await WorkerPool.start({
+      dataDir: cfg.data,
+      workers: cfg.workers,
+      nodeId: self,
+      shards: local.map((s) => ({ shard: s.shard, voters: s.voters })),
+      tickMs: cfg.tickMs,
+      raft: { electionTimeoutTicks: cfg.electionTicks },
+      requestTimeoutMs: cfg.requestTimeoutMs,
+      compactEveryEntries: cfg.compactEveryEntries,
+      compactKeepEntries: cfg.compactKeepEntries,
+      onRaftMessage: (shard, payload) => routerRef.r?.onLocalRaftMessage(shard, payload),
+      onShardEvent: (shard, e) => {
+        leaderChanges.n++;
+        log.debug({ shard, lead: e.lead, term: e.term, role: e.role }, 'shard leader changed');
+      },
+      ...(opts.workerUrl ? { workerUrl: opts.workerUrl, workerData: opts.workerData } : {}),
+    });
+    pool.on('restart', (w, reason) => log.warn({ worker: w, reason }, 'worker restarted'));
+    router = new Router({
+      self,
+      members,
+      shards: cfg.shards,
+      replicas,
+      pool,
+      link: transport,
+      requestTimeoutMs: cfg.requestTimeoutMs,
+      metrics: async () => {
+        const merged = AggregatorRegistry.aggregate([await registry.getMetricsAsJSON(), ...(await pool.metrics())]);
+        return { contentType: merged.contentType, body: await merged.metrics() };
+      },
+    });
+    routerRef.r = router;
+
+    const gauge = (name: string, help: string, read: () => number): void => {
+      new Gauge({
+        name,
+        help,
+        registers: [registry],
+        collect() {
+          this.set(read());
+        },
+      });
+    };
+    const r = router;
+    const p = pool;
+    gauge('iroh_raft_router_forwarded_total', 'Client requests this node forwarded to a leader.', () => r.counters.forwarded);
+    gauge('iroh_raft_router_retries_total', 'Client request attempts retried after NotLeader and the like.', () => r.counters.retries);
+    gauge('iroh_raft_router_spoofed_total', 'Raft messages refused because their sender was not the connection peer.', () => r.counters.spoofed);
+    gauge('iroh_raft_pool_inflight_requests', 'Requests waiting for a worker reply.', () => p.inflight());
+    gauge('iroh_raft_pool_worker_restarts_total', 'Worker threads restarted after a crash.', () => p.counters.restarts);
+    gauge('iroh_raft_transport_bytes_sent_total', 'Bytes sent to peers over Iroh.', () => transport.stats().bytesSent);
+    gauge('iroh_raft_transport_bytes_received_total', 'Bytes received from peers over Iroh.', () => transport.stats().bytesReceived);
+    gauge('iroh_raft_transport_records_sent_total', 'Records sent to peers over Iroh.', () => transport.stats().recordsSent);
+    gauge('iroh_raft_transport_frames_sent_total', 'Frames (batches of records) sent to peers over Iroh.', () => transport.stats().framesSent);
+    gauge('iroh_raft_shard_leader_changes_total', 'Leader changes seen by this node\'s replicas.', () => leaderChanges.n);
+    const http = await HttpServer.start({ host: cfg.http.host, port: cfg.http.port, service: router, logger: log });
+    log.info({ node: self, id: transport.id, http: http.url, shards: local.length, members: members.length }, 'node started');
+
+    let closing: Promise<void> | undefined;
+    return {
+      nodeId: self,
+      peerId: transport.id,
+      ticket: transport.ticket(),
+      httpUrl: http.url,
+      router,
+      close: () =>
+        (closing ??= (async () => {
+          http.beginDrain();
+          await http.close();
+          await p.close();
+          r.close();
+          await transport.close();
+          unlock();
+          log.info({ node: self }, 'node stopped');
+        })()),
+    };
+  } catch (e) {
+    await transport.destroy();
+    unlock();
+    throw e;
+  }
+}

@@ -1,0 +1,322 @@
+/**
+ * Per-node routing. Client requests: key -> shard, shard -> leader (learned from the local
+ * replicas' events and from NotLeader hints); proposals go to the local worker when this node
+ * leads the shard, else one hop over Iroh to the leader, which answers back. Retries after a
+ * leader change reuse the request's client session (client id, sequence), so a proposal that did
+ * get applied is not applied again. Raft messages: from the workers' out-rings to peers (the
+ * transport batches them per peer) and from peers into the in-rings, with the sender checked
+ * against the authenticated peer of the connection.
+ */
+import { randomInt } from 'node:crypto';
+import { CodecError, RecordKind, decodePropose, decodeRead, decodeReply, encodePropose, encodeRead, encodeReply, peekMessageFrom, peekMessageTo } from '../shards/codec.js';
+import type { Consistency, Outcome } from '../shards/host.js';
+import { KvOp, decodeKvReply, encodeCas, encodeDelete, encodeGet, encodePut, encodeScan } from '../shards/kv.js';
+import type { NodeId, ShardId } from '../shards/raft/index.js';
+import type { WorkerPool } from '../workers/pool.js';
+import type { KvService, Result } from '../io/http/server.js';
+import { localShards, replicasOf, shardOf } from './placement.js';
+
+/** What the router needs from the transport. */
+export interface PeerLink {
+  send(peerId: string, kind: number, shard: number, payload: Uint8Array): void;
+}
+
+export interface Member {
+  readonly nodeId: NodeId;
+  /** The member's Iroh endpoint id. */
+  readonly peerId: string;
+}
+
+export interface RouterOptions {
+  readonly self: NodeId;
+  readonly members: readonly Member[];
+  readonly shards: number;
+  readonly replicas: number;
+  readonly pool: WorkerPool;
+  readonly link: PeerLink;
+  /** Deadline of a client request, in milliseconds. Default 5,000. */
+  readonly requestTimeoutMs?: number;
+  /** Client requests in flight through this router (each holds a session lane). Default 4,096. */
+  readonly requestsMax?: number;
+  /** The node's metrics in Prometheus text (the router does not own the registry). */
+  readonly metrics?: () => Promise<{ contentType: string; body: string }>;
+}
+
+/** Codes after which a request is tried again (with the same session) until its deadline. */
+const RETRYABLE = new Set(['NotLeader', 'ReadDropped', 'WorkerUnavailable', 'WorkerRestarted', 'ProposalDropped', 'ProposalOutcomeUnknown', 'Unreachable', 'LeaseExpired']);
+
+interface Lane {
+  readonly clientId: number;
+  seq: number;
+}
+
+interface Forward {
+  readonly resolve: (o: Outcome) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const fail = (code: string, message: string, leaderHint = 0): Outcome => ({ ok: false, code, message, leaderHint });
+
+export class Router implements KvService {
+  private readonly byNode = new Map<NodeId, Member>();
+  private readonly byPeer = new Map<string, Member>();
+  /** Leaders learned from NotLeader hints, for shards this node does not host. */
+  private readonly hints = new Map<ShardId, NodeId>();
+  private readonly freeLanes: Lane[] = [];
+  private readonly forwards = new Map<number, Forward>();
+  private nextForward = 1;
+  private readonly timeoutMs: number;
+  readonly counters = { forwarded: 0, forwardedIn: 0, retries: 0, spoofed: 0, badRecords: 0, raftIn: 0, raftOut: 0, raftDropped: 0 };
+
+  constructor(private readonly opts: RouterOptions) {
+    for (const m of opts.members) {
+      this.byNode.set(m.nodeId, m);
+      this.byPeer.set(m.peerId, m);
+    }
+    this.timeoutMs = opts.requestTimeoutMs ?? 5000;
+    // Client ids are random per start, so sessions of an earlier run never collide with this one.
+    const base = randomInt(1, 2 ** 40) * 2 ** 12;
+    const lanes = opts.requestsMax ?? 4096;
+    for (let i = 0; i < lanes; i++) this.freeLanes.push({ clientId: base + i, seq: 0 });
+  }
+
+  /** Shards whose replica set includes this node. */
+  localShards(): { shard: ShardId; voters: NodeId[] }[] {
+    return localShards(this.opts.self, this.opts.members.map((m) => m.nodeId), this.opts.shards, this.opts.replicas);
+  }
+
+  private hosts(shard: ShardId): boolean {
+    return replicasOf(shard, this.opts.members.map((m) => m.nodeId), this.opts.replicas).includes(this.opts.self);
+  }
+
+  /** Best guess of the shard's leader. */
+  leaderOf(shard: ShardId): NodeId | undefined {
+    const local = this.opts.pool.leaders.get(shard);
+    if (local && local.lead !== 0) return local.lead;
+    const hint = this.hints.get(shard);
+    if (hint !== undefined) return hint;
+    if (this.hosts(shard)) return undefined;
+    return replicasOf(shard, this.opts.members.map((m) => m.nodeId), this.opts.replicas)[0];
+  }
+
+  // ---------------------------------------------------------------- raft traffic
+
+  /** A raft message from a local worker: to the peer it names. */
+  onLocalRaftMessage(shard: ShardId, payload: Uint8Array): void {
+    const to = this.byNode.get(peekMessageTo(payload));
+    if (!to) {
+      this.counters.raftDropped++;
+      return;
+    }
+    this.counters.raftOut++;
+    this.opts.link.send(to.peerId, RecordKind.RaftMessage, shard, payload);
+  }
+
+  /** Records from an authenticated peer. */
+  onPeerRecords(peerId: string, records: readonly { kind: number; shard: number; payload: Uint8Array }[]): void {
+    const member = this.byPeer.get(peerId);
+    if (!member) return;
+    for (const r of records) {
+      try {
+        this.onPeerRecord(member, r.kind, r.shard as ShardId, r.payload);
+      } catch (e) {
+        if (!(e instanceof CodecError)) throw e;
+        this.counters.badRecords++;
+      }
+    }
+  }
+
+  private onPeerRecord(from: Member, kind: number, shard: ShardId, payload: Uint8Array): void {
+    if (shard >= this.opts.shards) {
+      this.counters.badRecords++;
+      return;
+    }
+    switch (kind) {
+      case RecordKind.RaftMessage:
+        // The sender is the connection's peer, never what the message claims.
+        if (peekMessageFrom(payload) !== from.nodeId || peekMessageTo(payload) !== this.opts.self) {
+          this.counters.spoofed++;
+          return;
+        }
+        this.counters.raftIn++;
+        this.opts.pool.deliver(shard, payload);
+        return;
+      case RecordKind.ClientPropose: {
+        const p = decodePropose(payload);
+        this.counters.forwardedIn++;
+        void this.opts.pool.propose(shard, { clientId: p.clientId, seq: p.seq, command: p.command }, this.timeoutMs).then((o) => this.answer(from, shard, p.reqId, o));
+        return;
+      }
+      case RecordKind.ClientRead: {
+        const r = decodeRead(payload);
+        const consistency: Consistency = r.consistency === 1 ? 'lease' : r.consistency === 2 ? 'stale' : 'linearizable';
+        this.counters.forwardedIn++;
+        void this.opts.pool.read(shard, r.query, consistency, this.timeoutMs).then((o) => this.answer(from, shard, r.reqId, o));
+        return;
+      }
+      case RecordKind.ClientReply: {
+        const r = decodeReply(payload);
+        const f = this.forwards.get(r.reqId);
+        if (!f) return;
+        this.forwards.delete(r.reqId);
+        clearTimeout(f.timer);
+        const { reqId: _id, ...o } = r;
+        f.resolve(o);
+        return;
+      }
+      default:
+        this.counters.badRecords++;
+    }
+  }
+
+  private answer(to: Member, shard: ShardId, reqId: number, o: Outcome): void {
+    this.opts.link.send(to.peerId, RecordKind.ClientReply, shard, encodeReply({ reqId, ...o }));
+  }
+
+  private forward(to: NodeId, kind: number, shard: ShardId, build: (reqId: number) => Uint8Array, timeoutMs: number): Promise<Outcome> {
+    const m = this.byNode.get(to);
+    if (!m) return Promise.resolve(fail('Unreachable', `node ${to} is not a member`));
+    const reqId = this.nextForward++;
+    this.counters.forwarded++;
+    this.opts.link.send(m.peerId, kind, shard, build(reqId));
+    return new Promise<Outcome>((resolve) => {
+      const timer = setTimeout(() => {
+        this.forwards.delete(reqId);
+        resolve(fail('Unreachable', `no answer from node ${to} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.forwards.set(reqId, { resolve, timer });
+    });
+  }
+
+  // ---------------------------------------------------------------- client requests
+
+  /**
+   * Proposes `command` to the shard's leader, wherever it is, retrying with the same session until
+   * the deadline. Errors: Overloaded (no free session lane), Timeout, and the shard's own codes.
+   */
+  async command(shard: ShardId, command: Uint8Array): Promise<Outcome> {
+    const lane = this.freeLanes.pop();
+    if (!lane) return fail('Overloaded', 'too many requests in flight (requestsMax)');
+    const seq = ++lane.seq;
+    try {
+      return await this.retrying(shard, (target, left) =>
+        target === this.opts.self
+          ? this.opts.pool.propose(shard, { clientId: lane.clientId, seq, command }, left)
+          : this.forward(target, RecordKind.ClientPropose, shard, (reqId) => encodePropose({ reqId, clientId: lane.clientId, seq, command }), left),
+      );
+    } finally {
+      this.freeLanes.push(lane);
+    }
+  }
+
+  /** Reads from the local replica when there is one (raft's ReadIndex reaches the leader), else forwards. */
+  query(shard: ShardId, query: Uint8Array, consistency: Consistency): Promise<Outcome> {
+    const local = this.hosts(shard);
+    return this.retrying(shard, (target, left) =>
+      local || target === this.opts.self
+        ? this.opts.pool.read(shard, query, consistency, left)
+        : this.forward(target, RecordKind.ClientRead, shard, (reqId) => encodeRead({ reqId, consistency: consistency === 'lease' ? 1 : consistency === 'stale' ? 2 : 0, query }), left),
+    );
+  }
+
+  private async retrying(shard: ShardId, attempt: (target: NodeId, leftMs: number) => Promise<Outcome>): Promise<Outcome> {
+    const deadline = performance.now() + this.timeoutMs;
+    let last: Outcome | undefined;
+    for (let i = 0; ; i++) {
+      const left = Math.floor(deadline - performance.now());
+      if (left <= 0) {
+        const why = last && !last.ok ? ` (last: ${last.code})` : '';
+        return fail('Timeout', `shard ${shard}: no answer within ${this.timeoutMs} ms${why}`);
+      }
+      const target = this.leaderOf(shard) ?? (this.hosts(shard) ? this.opts.self : undefined);
+      const o = target === undefined ? fail('NotLeader', `shard ${shard} has no known leader`) : await attempt(target, left);
+      if (o.ok || !RETRYABLE.has(o.code)) return o;
+      last = o;
+      if (o.code === 'NotLeader' && o.leaderHint !== 0) this.hints.set(shard, o.leaderHint as NodeId);
+      else this.hints.delete(shard);
+      this.counters.retries++;
+      await sleep(Math.min(100, 5 * 2 ** Math.min(i, 5)));
+    }
+  }
+
+  // ---------------------------------------------------------------- KvService (the HTTP API's view)
+
+  async put(r: { tenant: string; key: Uint8Array; value: Uint8Array; expectedVersion?: number }): Promise<Result<{ version: number; swapped: boolean }>> {
+    const shard = shardOf(r.tenant, r.key, this.opts.shards);
+    if (r.expectedVersion === undefined) {
+      const o = await this.command(shard, encodePut(r.tenant, r.key, r.value));
+      return this.decode(o, KvOp.Put, (v) => ({ version: v.version, swapped: true }));
+    }
+    const o = await this.command(shard, encodeCas(r.tenant, r.key, r.expectedVersion, r.value));
+    return this.decode(o, KvOp.Cas, (v) => ({ version: v.version, swapped: v.swapped }));
+  }
+
+  async delete(r: { tenant: string; key: Uint8Array }): Promise<Result<{ deleted: boolean }>> {
+    const o = await this.command(shardOf(r.tenant, r.key, this.opts.shards), encodeDelete(r.tenant, r.key));
+    return this.decode(o, KvOp.Delete, (v) => ({ deleted: v.deleted }));
+  }
+
+  async get(r: { tenant: string; key: Uint8Array; consistency: Consistency }): Promise<
+    Result<{ found: false } | { found: true; value: Uint8Array; version: number; createIndex: number; modIndex: number }>
+  > {
+    const o = await this.query(shardOf(r.tenant, r.key, this.opts.shards), encodeGet(r.tenant, r.key), r.consistency);
+    return this.decode(o, KvOp.Get, (v) => (v.found ? { found: true, value: v.value, version: v.version, createIndex: v.createIndex, modIndex: v.modIndex } : { found: false }));
+  }
+
+  /** A prefix scan within a tenant: every shard is asked, the answers merged in key order. */
+  async scan(r: { tenant: string; prefix: Uint8Array; limit: number; startAfter?: Uint8Array; consistency: Consistency }): Promise<
+    Result<{ items: { key: Uint8Array; value: Uint8Array; version: number }[]; more: boolean }>
+  > {
+    const q = encodeScan(r.tenant, r.prefix, r.limit, r.startAfter);
+    const parts = await Promise.all(Array.from({ length: this.opts.shards }, (_, s) => this.query(s as ShardId, q, r.consistency)));
+    const items: { key: Uint8Array; value: Uint8Array; version: number }[] = [];
+    let more = false;
+    for (const o of parts) {
+      const d = this.decode(o, KvOp.Scan, (v) => v);
+      if (!d.ok) return d;
+      more ||= d.value.more;
+      items.push(...d.value.items);
+    }
+    items.sort((a, b) => Buffer.compare(a.key, b.key));
+    return { ok: true, value: { items: items.slice(0, r.limit), more: more || items.length > r.limit } };
+  }
+
+  private decode<O extends KvOp, T>(o: Outcome, op: O, pick: (v: Extract<ReturnType<typeof decodeKvReply<O>>, { ok: true }>) => T): Result<T> {
+    if (!o.ok) return { ok: false, code: o.code, message: o.message };
+    const r = decodeKvReply(op, o.body);
+    if (!r.ok) return { ok: false, code: r.code, message: r.message };
+    return { ok: true, value: pick(r as Extract<typeof r, { ok: true }>) };
+  }
+
+  async status(): Promise<unknown> {
+    const pool = this.opts.pool;
+    const workers = await Promise.all(Array.from({ length: pool.workers }, (_, w) => pool.control(w).status().catch(() => undefined)));
+    const shards = workers.flatMap((w) => w?.shards ?? []).sort((a, b) => a.id - b.id);
+    return {
+      node: this.opts.self,
+      members: this.opts.members.map((m) => ({ node: m.nodeId, id: m.peerId })),
+      shards: shards.map((s) => ({ shard: s.id, role: s.role, leader: s.lead, term: s.term, commit: s.commit, applied: s.applied, firstIndex: s.firstIndex, lastIndex: s.lastIndex })),
+      router: { ...this.counters, inflightForwards: this.forwards.size },
+    };
+  }
+
+  metrics(): Promise<{ contentType: string; body: string }> {
+    return this.opts.metrics ? this.opts.metrics() : Promise.resolve({ contentType: 'text/plain; version=0.0.4', body: '' });
+  }
+
+  health(): { ok: boolean; detail: unknown } {
+    const local = this.localShards();
+    const led = local.filter((s) => (this.opts.pool.leaders.get(s.shard)?.lead ?? 0) !== 0).length;
+    return { ok: led === local.length, detail: { shards: local.length, withLeader: led } };
+  }
+
+  /** Fails in-flight forwards (shutdown). */
+  close(): void {
+    for (const [id, f] of this.forwards) {
+      clearTimeout(f.timer);
+      f.resolve(fail('ShuttingDown', 'the node is shutting down'));
+      this.forwards.delete(id);
+    }
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * Real nodes for integration tests: each is a separate `node dist/main/cli.js start` process
+ * (the compiled build, as users run it) with its own data directory, HTTP port and Iroh port on
+ * 127.0.0.1. `npm test` builds dist first.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+
+export const CLI = new URL('../../dist/main/cli.js', import.meta.url).pathname;
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface NodeProc {
+  readonly index: number;
+  readonly data: string;
+  readonly httpPort: number;
+  readonly listenPort: number;
+  readonly url: string;
+  ticket: string;
+  proc: ChildProcess | undefined;
+  /** Everything the process printed (stdout and stderr), for failure messages. */
+  output: string;
+}
+
+export interface ClusterOptions {
+  readonly nodes: number;
+  readonly shards: number;
+  readonly workers?: number;
+  readonly tickMs?: number;
+  readonly extra?: readonly string[];
+}
+
+export class TestCluster {
+  readonly root = mkdtempSync(join(tmpdir(), 'iroh-raft-it-'));
+  readonly nodes: NodeProc[] = [];
+
+  constructor(private readonly opts: ClusterOptions) {}
+
+  /** Creates keys and tickets (`iroh-raft ticket`), then starts every node. */
+  async start(): Promise<void> {
+    for (let i = 0; i < this.opts.nodes; i++) {
+      const data = join(this.root, `n${i + 1}`);
+      mkdirSync(data, { recursive: true });
+      const httpPort = await freePort();
+      const listenPort = await freePort();
+      const t = spawnSync(process.execPath, [CLI, 'ticket', '--data', data, '--listen', `127.0.0.1:${listenPort}`], { encoding: 'utf8' });
+      if (t.status !== 0) throw new Error(`ticket failed: ${t.stderr}`);
+      this.nodes.push({ index: i + 1, data, httpPort, listenPort, url: `http://127.0.0.1:${httpPort}`, ticket: t.stdout.trim(), proc: undefined, output: '' });
+    }
+    await Promise.all(this.nodes.map((n) => this.startNode(n.index)));
+  }
+
+  args(n: NodeProc): string[] {
+    const peers = this.nodes.filter((m) => m !== n).map((m) => m.ticket);
+    return [
+      CLI,
+      'start',
+      '--data', n.data,
+      '--http', `127.0.0.1:${n.httpPort}`,
+      '--listen', `127.0.0.1:${n.listenPort}`,
+      '--shards', String(this.opts.shards),
+      '--workers', String(this.opts.workers ?? 1),
+      '--tick-ms', String(this.opts.tickMs ?? 20),
+      '--log-level', 'warn',
+      ...(peers.length > 0 ? ['--peers', peers.join(',')] : []),
+      ...(this.opts.extra ?? []),
+    ];
+  }
+
+  /** Starts node `index` and resolves once its HTTP API listens. */
+  async startNode(index: number): Promise<void> {
+    const n = this.node(index);
+    n.output = '';
+    const proc = spawn(process.execPath, this.args(n), { stdio: ['ignore', 'pipe', 'pipe'] });
+    n.proc = proc;
+    proc.stderr.on('data', (d: Buffer) => (n.output += d.toString()));
+    await new Promise<void>((resolve, reject) => {
+      const lines = createInterface({ input: proc.stdout });
+      lines.on('line', (line) => {
+        n.output += `${line}\n`;
+        if (line.includes('listening: HTTP')) resolve();
+      });
+      proc.once('exit', (code, signal) => reject(new Error(`node ${index} exited (${code ?? signal}) before listening:\n${n.output}`)));
+    });
+  }
+
+  node(index: number): NodeProc {
+    return this.nodes[index - 1]!;
+  }
+
+  /** SIGKILL: no chance to flush or say goodbye. */
+  async kill(index: number): Promise<void> {
+    const n = this.node(index);
+    const p = n.proc;
+    if (!p || p.exitCode !== null) return;
+    const exited = new Promise((r) => p.once('exit', r));
+    p.kill('SIGKILL');
+    await exited;
+    n.proc = undefined;
+  }
+
+  /** SIGTERM and wait; resolves with the exit code. */
+  async stop(index: number): Promise<number | null> {
+    const n = this.node(index);
+    const p = n.proc;
+    if (!p || p.exitCode !== null) return p?.exitCode ?? null;
+    const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
+    p.kill('SIGTERM');
+    const code = await exited;
+    n.proc = undefined;
+    return code;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.nodes.map((n) => this.kill(n.index)));
+    rmSync(this.root, { recursive: true, force: true });
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Retries `f` until it returns true or `ms` pass. */
+export async function eventually(f: () => Promise<boolean>, ms = 30_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      if (await f()) return;
+    } catch {
+      // not yet
+    }
+    if (Date.now() > deadline) throw new Error(`${what} not reached within ${ms} ms`);
+    await sleep(100);
+  }
+}

@@ -1,0 +1,489 @@
+/**
+ * The transport over real Iroh endpoints on 127.0.0.1 (no relays, no discovery), keys in a temp
+ * directory. Timeouts are generous; nothing asserts on speed.
+ */
+import { spawn } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import type * as Iroh from '@number0/iroh/index.js';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { RecordKind } from '../../../src/shards/codec.js';
+import { decodeTicket } from '../../../src/io/ticket.js';
+import { HELLO_BYTES, RAFT_ALPN, Transport, TransportError, encodeHello } from '../../../src/io/transport.js';
+import type { TransportOptions } from '../../../src/io/transport.js';
+
+const iroh = createRequire(import.meta.url)('@number0/iroh/index.js') as typeof Iroh;
+
+// The binding frees an endpoint's UDP sockets only when its JS object is collected, so rebinding
+// a port within one process needs a collection.
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+let dir: string;
+const open: Transport[] = [];
+const endpoints: Iroh.Endpoint[] = [];
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'transport-test-'));
+});
+
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((t) => t.destroy()));
+  await Promise.all(endpoints.splice(0).map((e) => e.close()));
+});
+
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+interface Got {
+  from: string;
+  kind: number;
+  shard: number;
+  payload: Uint8Array;
+}
+
+interface Node {
+  t: Transport;
+  got: Got[];
+  frames: number;
+}
+
+let keySeq = 0;
+const keyPath = (name?: string): string => join(dir, `${name ?? `k${++keySeq}`}.key`);
+
+async function node(over: Partial<TransportOptions> = {}): Promise<Node> {
+  const n: Node = { t: undefined as unknown as Transport, got: [], frames: 0 };
+  n.t = await Transport.start({
+    keyPath: keyPath(),
+    bindAddr: '127.0.0.1:0',
+    isMember: () => true,
+    onRecords: (from, records) => {
+      n.frames++;
+      for (const r of records) n.got.push({ from, ...r });
+    },
+    ...over,
+  });
+  open.push(n.t);
+  return n;
+}
+
+async function waitFor(cond: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const bytes = (n: number, seed: number): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (i * 7 + seed) & 0xff);
+
+/** A bare Iroh endpoint that speaks the raft ALPN (or another) by hand. */
+async function rawEndpoint(): Promise<Iroh.Endpoint> {
+  const b = iroh.Endpoint.builder();
+  iroh.presetMinimal(b);
+  b.relayMode(iroh.RelayMode.disabled());
+  b.bindAddr('127.0.0.1:0');
+  const ep = await b.bind();
+  endpoints.push(ep);
+  return ep;
+}
+
+const alpn = (s: string): number[] => Array.from(Buffer.from(s));
+
+function addrOf(t: Transport): Iroh.EndpointAddr {
+  const { id, addrs } = decodeTicket(t.ticket());
+  return new iroh.EndpointAddr(iroh.EndpointId.fromString(id), null, addrs);
+}
+
+/** Connects to `t` with the raft ALPN, sends a valid hello and reads the transport's. */
+async function rawRaftStream(ep: Iroh.Endpoint, t: Transport): Promise<{ conn: Iroh.Connection; send: Iroh.SendStream }> {
+  const conn = await ep.connect(addrOf(t), alpn(RAFT_ALPN));
+  const bi = await conn.openBi();
+  await bi.send.writeAll(Array.from(encodeHello(new Uint8Array(8).fill(9))));
+  expect((await bi.recv.readExact(HELLO_BYTES)).slice(0, 4)).toEqual(alpn('IRFT'));
+  return { conn, send: bi.send };
+}
+
+/** A 127.0.0.1 UDP port nobody listens on. */
+async function deadPort(): Promise<number> {
+  const s = createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+  const port = s.address().port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+async function connect(a: Node, b: Node): Promise<void> {
+  a.t.addPeer(b.t.ticket());
+  b.t.addPeer(a.t.ticket());
+  const before = b.got.length;
+  a.t.send(b.t.id, RecordKind.RaftMessage, 0, new Uint8Array([1]));
+  await waitFor(() => b.got.length > before, 'a first record');
+}
+
+describe('Transport', () => {
+  it('exchanges records both ways, sender identified by its endpoint id, payloads intact', async () => {
+    const a = await node();
+    const b = await node();
+    a.t.addPeer(b.t.ticket());
+    b.t.addPeer(a.t.ticket());
+    for (let i = 0; i < 50; i++) {
+      expect(a.t.send(b.t.id, RecordKind.RaftMessage, i, bytes(100 + i, i))).toBe(true);
+      expect(b.t.send(a.t.id, RecordKind.ClientPropose, 1000 + i, bytes(3 * i, i))).toBe(true);
+    }
+    await waitFor(() => a.got.length === 50 && b.got.length === 50, 'all records');
+    expect(b.got.map((g) => g.shard)).toEqual(Array.from({ length: 50 }, (_, i) => i));
+    for (const [i, g] of b.got.entries()) {
+      expect(g).toEqual({ from: a.t.id, kind: RecordKind.RaftMessage, shard: i, payload: bytes(100 + i, i) });
+    }
+    for (const [i, g] of a.got.entries()) {
+      expect(g).toEqual({ from: b.t.id, kind: RecordKind.ClientPropose, shard: 1000 + i, payload: bytes(3 * i, i) });
+    }
+    const sa = a.t.stats();
+    expect(sa.recordsSent).toBe(50);
+    expect(sa.recordsReceived).toBe(50);
+    expect(sa.peers[b.t.id]).toMatchObject({ state: 'connected', recordsSent: 50, recordsReceived: 50, dropped: 0, protocolErrors: 0 });
+    expect(sa.bytesSent).toBe(b.t.stats().bytesReceived);
+    // Both dialed at once; one connection remains on each side.
+    await waitFor(() => a.t.stats().peers[b.t.id]?.connections === 1 && b.t.stats().peers[a.t.id]?.connections === 1, 'one connection per pair');
+  });
+
+  it('sends the records of one event-loop turn as one frame, in order', async () => {
+    const a = await node();
+    const b = await node();
+    await connect(a, b);
+    const s0 = a.t.stats();
+    const r0 = b.t.stats();
+    const frames0 = b.frames;
+    const base = b.got.length;
+    const n = 1000;
+    for (let i = 0; i < n; i++) a.t.send(b.t.id, RecordKind.RaftMessage, i % 7, bytes(i % 300, i));
+    await waitFor(() => b.got.length === base + n, 'the batch');
+    const s1 = a.t.stats();
+    const r1 = b.t.stats();
+    expect(s1.framesSent - s0.framesSent).toBe(1);
+    expect(s1.recordsSent - s0.recordsSent).toBe(n);
+    expect(r1.framesReceived - r0.framesReceived).toBe(1);
+    expect(b.frames - frames0).toBe(1);
+    const got = b.got.slice(base);
+    for (let i = 0; i < n; i++) expect(got[i]).toEqual({ from: a.t.id, kind: RecordKind.RaftMessage, shard: i % 7, payload: bytes(i % 300, i) });
+  });
+
+  it('splits a backlog larger than maxFrameBytes into several frames, and carries a large record', async () => {
+    const a = await node({ maxFrameBytes: 64 * 1024, maxRecordBytes: 60 * 1024 });
+    const b = await node({ maxFrameBytes: 64 * 1024, maxRecordBytes: 60 * 1024 });
+    await connect(a, b);
+    const base = b.got.length;
+    const f0 = a.t.stats().framesSent;
+    for (let i = 0; i < 20; i++) a.t.send(b.t.id, RecordKind.RaftMessage, i, bytes(10_000, i));
+    a.t.send(b.t.id, RecordKind.RaftMessage, 99, bytes(60 * 1024, 5));
+    await waitFor(() => b.got.length === base + 21, 'the backlog');
+    expect(a.t.stats().framesSent - f0).toBeGreaterThanOrEqual(4);
+    expect(b.got.slice(base).map((g) => g.shard)).toEqual([...Array.from({ length: 20 }, (_, i) => i), 99]);
+    expect(b.got.at(-1)!.payload).toEqual(bytes(60 * 1024, 5));
+    // Above maxRecordBytes: refused at the sender and counted.
+    expect(a.t.send(b.t.id, RecordKind.RaftMessage, 0, new Uint8Array(60 * 1024 + 1))).toBe(false);
+    expect(a.t.stats().peers[b.t.id]!.dropped).toBe(1);
+  });
+
+  it('exchanges records among three transports', async () => {
+    const ns = [await node(), await node(), await node()];
+    for (const x of ns) for (const y of ns) if (x !== y) x.t.addPeer(y.t.ticket());
+    for (let round = 0; round < 3; round++) {
+      for (const [i, x] of ns.entries()) for (const y of ns) if (x !== y) x.t.send(y.t.id, RecordKind.RaftMessage, i * 10 + round, bytes(64, round));
+      await new Promise((r) => setImmediate(r));
+    }
+    await waitFor(() => ns.every((x) => x.got.length === 6), 'every record');
+    for (const [i, x] of ns.entries()) {
+      for (const [j, y] of ns.entries()) {
+        if (i === j) continue;
+        expect(y.got.filter((g) => g.from === x.t.id).map((g) => g.shard)).toEqual([i * 10, i * 10 + 1, i * 10 + 2]);
+      }
+    }
+  });
+
+  it('keeps the node id across restarts with the same key file, and another key gives another id', async () => {
+    const path = keyPath('stable');
+    const t1 = await Transport.start({ keyPath: path, bindAddr: '127.0.0.1:0', isMember: () => true, onRecords: () => undefined });
+    const id = t1.id;
+    await t1.close();
+    expect(id).toMatch(/^[0-9a-f]{64}$/);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    const t2 = await Transport.start({ keyPath: path, bindAddr: '127.0.0.1:0', isMember: () => true, onRecords: () => undefined });
+    open.push(t2);
+    expect(t2.id).toBe(id);
+    expect(decodeTicket(t2.ticket())).toEqual({ id, addrs: t2.addrs() });
+    const t3 = await Transport.start({ keyPath: keyPath('other'), bindAddr: '127.0.0.1:0', isMember: () => true, onRecords: () => undefined });
+    open.push(t3);
+    expect(t3.id).not.toBe(id);
+  });
+
+  it('refuses a key file that does not hold a key', async () => {
+    const path = keyPath('broken');
+    writeFileSync(path, 'not a key\n', { mode: 0o600 });
+    await expect(Transport.start({ keyPath: path, bindAddr: '127.0.0.1:0', isMember: () => true, onRecords: () => undefined })).rejects.toMatchObject({ code: 'BadKeyFile' });
+  });
+
+  it('validates options and inputs', async () => {
+    const base = { keyPath: keyPath(), bindAddr: '127.0.0.1:0', isMember: () => true, onRecords: () => undefined };
+    await expect(Transport.start({ ...base, maxFrameBytes: 1000 })).rejects.toMatchObject({ code: 'InvalidOptions' });
+    await expect(Transport.start({ ...base, maxRecordBytes: 16 * 1024 * 1024 })).rejects.toMatchObject({ code: 'InvalidOptions' });
+    await expect(Transport.start({ ...base, backoff: { initialMs: 100, maxMs: 10 } })).rejects.toMatchObject({ code: 'InvalidOptions' });
+    await expect(Transport.start({ ...base, dialTimeoutMs: 0 })).rejects.toMatchObject({ code: 'InvalidOptions' });
+    await expect(Transport.start({ ...base, bindAddr: 'nowhere' })).rejects.toMatchObject({ code: 'BindFailed' });
+    const a = await node();
+    expect(() => a.t.addPeer('garbage')).toThrow(expect.objectContaining({ code: 'InvalidTicket' }) as unknown);
+    expect(() => a.t.addPeer(a.t.ticket())).toThrow(TransportError);
+    expect(() => a.t.addPeer({ id: 'ab', addrs: [] })).toThrow(expect.objectContaining({ code: 'InvalidPeer' }) as unknown);
+    expect(() => a.t.send('x', RecordKind.RaftMessage, 0, new Uint8Array(1))).toThrow(expect.objectContaining({ code: 'InvalidPeer' }) as unknown);
+    expect(() => a.t.send(a.t.id, 999, 0, new Uint8Array(1))).toThrow(expect.objectContaining({ code: 'InvalidRecord' }) as unknown);
+    expect(() => a.t.send(a.t.id, RecordKind.RaftMessage, -1, new Uint8Array(1))).toThrow(expect.objectContaining({ code: 'InvalidRecord' }) as unknown);
+  });
+
+  it('refuses a non-member: its connection is closed and nothing is delivered', async () => {
+    const a = await node();
+    const b = await node({ isMember: () => false });
+    a.t.addPeer(b.t.ticket());
+    a.t.send(b.t.id, RecordKind.RaftMessage, 1, new Uint8Array([1, 2, 3]));
+    await waitFor(() => b.t.stats().refused >= 1, 'a refusal');
+    await waitFor(() => (a.t.stats().peers[b.t.id]?.consecutiveFailures ?? 0) >= 1, 'the dial to fail');
+    expect(b.got).toEqual([]);
+    expect(b.t.stats().recordsReceived).toBe(0);
+  });
+
+  it('cuts off a peer at its next frame once it stops being a member', async () => {
+    let member = true;
+    const a = await node();
+    const b = await node({ isMember: () => member });
+    await connect(a, b);
+    member = false;
+    const before = b.got.length;
+    a.t.send(b.t.id, RecordKind.RaftMessage, 2, new Uint8Array([2]));
+    await waitFor(() => (b.t.stats().peers[a.t.id]?.refused ?? 0) >= 1, 'the frame to be refused');
+    await waitFor(() => b.t.stats().peers[a.t.id]?.connections === 0, 'the connection to close');
+    expect(b.got.length).toBe(before);
+  });
+
+  it('reconnects to a peer that restarts on the same key and port, and records flow again', async () => {
+    const a = await node();
+    const bKey = keyPath('restart-same');
+    const b1 = await node({ keyPath: bKey });
+    const bId = b1.t.id;
+    const port = b1.t.addrs()[0]!;
+    await connect(a, b1);
+    await b1.t.close();
+    let b2: Node | undefined;
+    const until = Date.now() + 20_000;
+    while (b2 === undefined) {
+      gc();
+      try {
+        b2 = await node({ keyPath: bKey, bindAddr: port });
+      } catch (e) {
+        if ((e as TransportError).code !== 'BindFailed' || Date.now() > until) throw e;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    const b = b2;
+    expect(b.t.id).toBe(bId);
+    b.t.addPeer(a.t.ticket());
+    // Keep sending until one arrives: records sent while the old connection was dying may be lost (raft resends).
+    await waitFor(() => {
+      a.t.send(b.t.id, RecordKind.RaftMessage, 7, new Uint8Array([7]));
+      return b.got.some((g) => g.shard === 7 && g.from === a.t.id);
+    }, 'a record to the restarted peer');
+    b.t.send(a.t.id, RecordKind.RaftMessage, 8, new Uint8Array([8]));
+    await waitFor(() => a.got.some((g) => g.shard === 8 && g.from === b.t.id), 'a record from the restarted peer');
+  });
+
+  it('reconnects to a peer that restarts on a new port once given its new ticket', async () => {
+    const a = await node();
+    const bKey = keyPath('restart-new');
+    const b1 = await node({ keyPath: bKey });
+    await connect(a, b1);
+    await b1.t.destroy();
+    const b2 = await node({ keyPath: bKey });
+    expect(b2.t.addrs()).not.toEqual(b1.t.addrs());
+    a.t.addPeer(b2.t.ticket());
+    await waitFor(() => {
+      a.t.send(b2.t.id, RecordKind.RaftMessage, 9, new Uint8Array([9]));
+      return b2.got.some((g) => g.shard === 9);
+    }, 'a record to the moved peer');
+    expect(a.t.stats().peers[b2.t.id]!.addrs).toEqual(b2.t.addrs());
+  });
+
+  it('learns the address of a peer that dialed in, so it can dial back later', async () => {
+    const a = await node();
+    const b = await node();
+    b.t.addPeer(a.t.ticket()); // a is never told where b is
+    b.t.send(a.t.id, RecordKind.RaftMessage, 1, new Uint8Array([1]));
+    await waitFor(() => a.got.length === 1, 'the first record');
+    expect(a.t.stats().peers[b.t.id]!.addrs).toEqual(b.t.addrs());
+    a.t.send(b.t.id, RecordKind.RaftMessage, 2, new Uint8Array([2]));
+    await waitFor(() => b.got.length === 1, 'the answer');
+  });
+
+  describe('a peer speaking garbage is cut off, and the transport keeps serving others', () => {
+    async function setup(): Promise<{ a: Node; b: Node; ep: Iroh.Endpoint }> {
+      const a = await node();
+      const b = await node();
+      await connect(a, b);
+      return { a, b, ep: await rawEndpoint() };
+    }
+
+    async function stillServes(a: Node, b: Node): Promise<void> {
+      const before = b.got.length;
+      a.t.send(b.t.id, RecordKind.RaftMessage, 42, new Uint8Array([42]));
+      await waitFor(() => b.got.length > before, 'traffic between the good peers');
+    }
+
+    it('a wrong hello', async () => {
+      const { a, b, ep } = await setup();
+      const conn = await ep.connect(addrOf(b.t), alpn(RAFT_ALPN));
+      const bi = await conn.openBi();
+      await bi.send.writeAll(alpn('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+      await expect(conn.closed()).resolves.toMatch(/code 1/);
+      expect(b.t.stats().peers[ep.id().toString()]!.protocolErrors).toBe(1);
+      await stillServes(a, b);
+    });
+
+    it('a length above maxFrameBytes', async () => {
+      const { a, b, ep } = await setup();
+      const { conn, send } = await rawRaftStream(ep, b.t);
+      await send.writeAll([0xff, 0xff, 0xff, 0xff, 1, 2, 3]);
+      await expect(conn.closed()).resolves.toMatch(/exceeds maxFrameBytes/);
+      expect(b.t.stats().protocolErrors).toBe(1);
+      await stillServes(a, b);
+    });
+
+    it('a frame that does not decode', async () => {
+      const { a, b, ep } = await setup();
+      const { conn, send } = await rawRaftStream(ep, b.t);
+      // Length 16, then a record header with an unknown kind.
+      await send.writeAll([16, 0, 0, 0, 4, 0, 0, 0, 0xee, 0xee, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4]);
+      await expect(conn.closed()).resolves.toMatch(/bad frame/);
+      expect(b.t.stats().peers[ep.id().toString()]!.protocolErrors).toBe(1);
+      expect(b.got.every((g) => g.from === a.t.id)).toBe(true);
+      await stillServes(a, b);
+    });
+
+    it('a stream that ends inside a frame', async () => {
+      const { a, b, ep } = await setup();
+      const { conn, send } = await rawRaftStream(ep, b.t);
+      await send.writeAll([100, 0, 0, 0, 1, 2]);
+      await send.finish();
+      await expect(conn.closed()).resolves.toMatch(/inside a frame/);
+      await stillServes(a, b);
+    });
+  });
+
+  it('keeps accepting after a connection with a wrong ALPN', async () => {
+    const b = await node();
+    const ep = await rawEndpoint();
+    await expect(ep.connect(addrOf(b.t), alpn('not-raft/0'))).rejects.toThrow();
+    await waitFor(() => b.t.stats().handshakeFailures >= 1, 'the failed handshake to be counted');
+    const a = await node();
+    await connect(a, b);
+    expect(b.got.at(-1)!.from).toBe(a.t.id);
+  });
+
+  it('gives up on an unreachable peer within dialTimeoutMs, opens the breaker after N failures, then drops sends without dialing', async () => {
+    const a = await node({ dialTimeoutMs: 300, backoff: { initialMs: 10, maxMs: 20 }, breaker: { failures: 3, coolDownMs: 60_000 } });
+    const ghost = iroh.SecretKey.generate().public().toString();
+    a.t.addPeer({ id: ghost, addrs: [`127.0.0.1:${await deadPort()}`] });
+    const t0 = Date.now();
+    expect(a.t.send(ghost, RecordKind.RaftMessage, 0, new Uint8Array(8))).toBe(true);
+    await waitFor(() => a.t.stats().dialFailures >= 1, 'the first dial to fail');
+    // Iroh alone would wait 30 s; the dial timeout cuts it short (generous bound, not a speed check).
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    expect(a.t.stats().peers[ghost]!.state).not.toBe('connected');
+    // Records queued while dialing wait; keep one queued so the transport keeps retrying.
+    await waitFor(() => {
+      if (a.t.stats().peers[ghost]!.queuedRecords === 0) a.t.send(ghost, RecordKind.RaftMessage, 0, new Uint8Array(8));
+      return a.t.stats().peers[ghost]!.state === 'open';
+    }, 'the breaker to open', 30_000);
+    const s = a.t.stats();
+    expect(s.peers[ghost]!.consecutiveFailures).toBe(3);
+    expect(s.dialFailures).toBe(3);
+    const dropped = s.peers[ghost]!.dropped;
+    expect(dropped).toBeGreaterThanOrEqual(1); // the queue is dropped when the breaker opens
+    for (let i = 0; i < 10; i++) expect(a.t.send(ghost, RecordKind.RaftMessage, 0, new Uint8Array(8))).toBe(false);
+    await new Promise((r) => setTimeout(r, 500));
+    const s2 = a.t.stats();
+    expect(s2.peers[ghost]!.dropped).toBe(dropped + 10);
+    expect(s2.dialFailures).toBe(3); // no dial while open
+    expect(s2.peers[ghost]!.state).toBe('open');
+  });
+
+  it('bounds the queue of a peer that cannot be reached yet', async () => {
+    const a = await node({ peerQueueBytesMax: 4096, dialTimeoutMs: 5000 });
+    const ghost = iroh.SecretKey.generate().public().toString();
+    a.t.addPeer({ id: ghost, addrs: [`127.0.0.1:${await deadPort()}`] });
+    let accepted = 0;
+    for (let i = 0; i < 100; i++) if (a.t.send(ghost, RecordKind.RaftMessage, 0, new Uint8Array(100))) accepted++;
+    expect(accepted).toBe(36); // 4096 / (12 + 100)
+    const p = a.t.stats().peers[ghost]!;
+    expect(p.dropped).toBe(64);
+    expect(p.queuedBytes).toBeLessThanOrEqual(4096);
+  });
+
+  it('close() flushes what was queued, and send() after close is a no-op counted as dropped', async () => {
+    const a = await node();
+    const b = await node();
+    await connect(a, b);
+    const base = b.got.length;
+    for (let i = 0; i < 200; i++) a.t.send(b.t.id, RecordKind.RaftMessage, i, bytes(500, i));
+    await a.t.close();
+    expect(b.got.length - base).toBe(200);
+    expect(a.t.send(b.t.id, RecordKind.RaftMessage, 0, new Uint8Array(1))).toBe(false);
+    expect(a.t.stats().dropped).toBe(1);
+    await waitFor(() => b.t.stats().peers[a.t.id]?.connections === 0, 'b to see the connection end');
+    await a.t.close(); // idempotent
+  });
+
+  it('leaves nothing running after close(): the process exits on its own', async () => {
+    const src = new URL('../../../src/io/transport.ts', import.meta.url).pathname;
+    const script = `
+      import { Transport } from ${JSON.stringify(src)};
+      const mk = (k, got) => Transport.start({ keyPath: ${JSON.stringify(dir)} + '/' + k, bindAddr: '127.0.0.1:0', isMember: () => true, onRecords: (_p, r) => got.push(...r) });
+      const ga = [], gb = [];
+      const a = await mk('exit-a.key', ga), b = await mk('exit-b.key', gb);
+      a.addPeer(b.ticket()); b.addPeer(a.ticket());
+      a.send(b.id, 1, 1, new Uint8Array(10)); b.send(a.id, 1, 2, new Uint8Array(10));
+      while (ga.length + gb.length < 2) await new Promise((r) => setTimeout(r, 10));
+      await a.close(); await b.close();
+      console.log('closed');
+    `;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((resolve) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        resolve(null);
+      }, 60_000);
+      child.on('exit', (c) => {
+        clearTimeout(timer);
+        resolve(c);
+      });
+    });
+    expect(out).toContain('closed');
+    expect(code).toBe(0);
+  });
+
+  it('destroy() stops at once and is idempotent with close()', async () => {
+    const a = await node();
+    const b = await node();
+    await connect(a, b);
+    await a.t.destroy();
+    await a.t.close();
+    expect(a.t.send(b.t.id, RecordKind.RaftMessage, 0, new Uint8Array(1))).toBe(false);
+    await waitFor(() => b.t.stats().peers[a.t.id]?.connections === 0, 'b to see the connection end');
+  });
+});
