@@ -31,11 +31,17 @@
  * keep queuing and leave as the next frame, so a busy link coalesces more. Each peer's queue is
  * bounded by `peerQueueBytesMax`; beyond it records are dropped and counted (raft resends).
  *
- * Dialing: a dial (connect + hello) that does not finish within `dialTimeoutMs` fails (Iroh alone
- * would wait 30 s for an unreachable address). Failed dials back off exponentially with jitter;
- * after `breaker.failures` consecutive failures the peer's breaker opens for `breaker.coolDownMs`,
- * during which sends to it are dropped at once without dialing. A successful connection in either
- * direction closes the breaker. Records queued while dialing wait (bounded by the queue).
+ * Dialing: peers given to addPeer are kept connected (dialed at start, redialed after a break);
+ * other peers are dialed on demand when they have records queued and an address is known. Keeping
+ * connections matters after a crash: a peer killed without closing its connections leaves the
+ * others holding a dead one (writes vanish until QUIC's 30 s idle timeout), so the restarted peer
+ * dials everyone at once and its new incarnation replaces the dead connection. A dial (connect +
+ * hello) that does not finish within `dialTimeoutMs` fails (Iroh alone would wait 30 s for an
+ * unreachable address). Failed dials back off exponentially with jitter; after
+ * `breaker.failures` consecutive failures the peer's breaker opens for `breaker.coolDownMs`,
+ * during which sends to it are dropped at once without dialing; then one dial is tried
+ * (half-open). A connection in either direction closes the breaker. Records queued while dialing
+ * wait (bounded by the queue).
  *
  * Cost: these bindings pass bytes as `Array<number>` (about 50 ns per byte on the JS thread going
  * out, measured), so frames are converted once, in 64 KiB pieces (the event loop keeps running
@@ -289,7 +295,7 @@ async function loadOrCreateKey(path: string, log: TransportLogger): Promise<numb
   try {
     text = await readFile(path, 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new TransportError('BadKeyFile', `cannot read ${path}: ${errText(e)}`);
     await createKey(path);
     log.info({ keyPath: path }, 'created a new node key');
     text = await readFile(path, 'utf8');
@@ -431,6 +437,8 @@ class Peer {
   readonly counters = zeroCounters();
   /** Addresses to dial, canonical; replaced by addPeer, learned from an inbound connection when empty. */
   addrs: string[] = [];
+  /** Added by addPeer: kept connected (dialed at once, redialed after a break), not only on demand. */
+  wanted = false;
   endpointId: Iroh.EndpointId | undefined;
   /** Records waiting for the writer, oldest first; their wire size sums to `queuedBytes`. */
   queue: FrameRecord[] = [];
@@ -559,8 +567,10 @@ export class Transport {
   }
 
   /**
-   * Remembers where `peer` can be dialed: a ticket string or `{ id, addrs }`. Idempotent; new
-   * addresses replace the old ones and, when they differ, reset the peer's backoff and breaker.
+   * Remembers where `peer` can be dialed (a ticket string or `{ id, addrs }`) and keeps a
+   * connection to it: dialed now, redialed with backoff after a break, once per cool-down while
+   * its breaker is open. Idempotent; new addresses replace the old ones and, when they differ,
+   * reset the peer's backoff and breaker.
    * TicketError `InvalidTicket` for a bad ticket; TransportError `InvalidPeer` for a bad id or
    * address, or this node's own id.
    */
@@ -584,6 +594,7 @@ export class Transport {
       throw new TransportError('InvalidPeer', `${p.id} is not a valid endpoint id: ${errText(e)}`);
     }
     entry.endpointId = endpointId;
+    entry.wanted = true;
     const addrs = [...new Set(p.addrs)];
     if (addrs.join(' ') !== entry.addrs.join(' ')) {
       entry.addrs = addrs;
@@ -594,8 +605,8 @@ export class Transport {
         clearTimeout(entry.retryTimer);
         entry.retryTimer = undefined;
       }
-      this.pump(entry);
     }
+    this.pump(entry);
   }
 
   /**
@@ -615,6 +626,8 @@ export class Transport {
 
   /**
    * Queues a record for `peerId`; records queued in one event-loop turn leave as one frame.
+   * `payload` is not copied: it must not change until the frame is written (pass a copy of any
+   * buffer that gets reused).
    * Returns false when the record is dropped (and counted): transport closed, peer queue full,
    * breaker open, or a payload above maxRecordBytes. TransportError `InvalidRecord` for an unknown
    * kind or a shard that is not a u32, `InvalidPeer` for a malformed id (bugs in the caller).
@@ -713,13 +726,13 @@ export class Transport {
 
   /** Moves a peer's queue along: to the writer when connected, else towards a dial. */
   private pump(peer: Peer): void {
-    if (peer.queue.length === 0 || this.stopped) return;
+    if (this.stopped) return;
     const l = peer.active;
     if (l !== undefined) {
-      if (!l.writing) void this.writeLoop(l);
+      if (peer.queue.length > 0 && !l.writing) void this.writeLoop(l);
       return;
     }
-    this.ensureDial(peer);
+    if (peer.queue.length > 0 || (peer.wanted && !this.closing)) this.ensureDial(peer);
   }
 
   private dropQueue(peer: Peer): void {
@@ -766,8 +779,16 @@ export class Transport {
   private ensureDial(peer: Peer): void {
     if (this.stopped || peer.dialing || peer.retryTimer !== undefined || peer.active !== undefined) return;
     const now = Date.now();
+    const retryAt = (at: number): void => {
+      peer.retryTimer = setTimeout(() => {
+        peer.retryTimer = undefined;
+        this.pump(peer);
+      }, at - now);
+    };
     if (now < peer.breakerUntil) {
       this.dropQueue(peer);
+      // A peer we keep a connection to gets one dial when the cool-down ends (half-open).
+      if (peer.wanted && !this.closing) retryAt(peer.breakerUntil);
       return;
     }
     if (peer.addrs.length === 0 || peer.endpointId === undefined) {
@@ -776,10 +797,7 @@ export class Transport {
       return;
     }
     if (now < peer.nextDialAt) {
-      peer.retryTimer = setTimeout(() => {
-        peer.retryTimer = undefined;
-        this.pump(peer);
-      }, peer.nextDialAt - now);
+      retryAt(peer.nextDialAt);
       return;
     }
     peer.dialing = true;
@@ -800,7 +818,9 @@ export class Transport {
         if (this.stopped) return;
         if (peer.failures >= this.limits.breakerFailures) {
           peer.breakerUntil = Date.now() + this.limits.breakerCoolDownMs;
-          this.log.warn({ peer: peer.id, failures: peer.failures, coolDownMs: this.limits.breakerCoolDownMs, err: errText(e) }, 'peer unreachable: breaker open');
+          const o = { peer: peer.id, failures: peer.failures, coolDownMs: this.limits.breakerCoolDownMs, err: errText(e) };
+          if (peer.failures === this.limits.breakerFailures) this.log.warn(o, 'peer unreachable: breaker open');
+          else this.log.debug?.(o, 'peer still unreachable: breaker open again');
           this.dropQueue(peer);
         } else {
           peer.nextDialAt = Date.now() + this.backoffMs(peer.failures);

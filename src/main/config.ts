@@ -35,6 +35,8 @@ export interface NodeConfig {
   readonly tickMs: number;
   /** Ticks without a leader before a follower campaigns (randomized up to twice this). */
   readonly electionTicks: number;
+  /** Idle ticks after which a shard goes quiet (no heartbeats); 0 keeps every shard ticking. */
+  readonly quiesceAfterTicks: number;
   /** Deadline of a client request in milliseconds. */
   readonly requestTimeoutMs: number;
   /** Applied entries between log compactions of a shard. */
@@ -94,6 +96,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'peers', flag: '--peers', env: 'IROH_RAFT_PEERS', help: "other members' tickets, comma-separated", parse: list },
   { key: 'tickMs', flag: '--tick-ms', env: 'IROH_RAFT_TICK_MS', help: 'milliseconds per raft tick (default 100)', parse: int(1, 10_000) },
   { key: 'electionTicks', flag: '--election-ticks', env: 'IROH_RAFT_ELECTION_TICKS', help: 'election timeout in ticks (default 10)', parse: int(3, 1000) },
+  { key: 'quiesceAfterTicks', flag: '--quiesce-after-ticks', env: 'IROH_RAFT_QUIESCE_AFTER_TICKS', help: 'idle ticks before a shard goes quiet, 0 = never (default 20)', parse: int(0, 1_000_000) },
   { key: 'requestTimeoutMs', flag: '--request-timeout-ms', env: 'IROH_RAFT_REQUEST_TIMEOUT_MS', help: 'client request deadline (default 5000)', parse: int(1, 600_000) },
   { key: 'compactEveryEntries', flag: '--compact-every-entries', env: 'IROH_RAFT_COMPACT_EVERY_ENTRIES', help: 'applied entries between log compactions (default 10000)', parse: int(1, 1e9) },
   { key: 'compactKeepEntries', flag: '--compact-keep-entries', env: 'IROH_RAFT_COMPACT_KEEP_ENTRIES', help: 'entries kept behind applied at compaction (default 1000)', parse: int(0, 1e9) },
@@ -121,6 +124,7 @@ export function defaults(): NodeConfig {
     peers: [],
     tickMs: 100,
     electionTicks: 10,
+    quiesceAfterTicks: 20,
     requestTimeoutMs: 5000,
     compactEveryEntries: 10_000,
     compactKeepEntries: 1_000,

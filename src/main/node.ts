@@ -136,7 +136,7 @@ export async function startNode(cfg: NodeConfig, opts: StartOptions): Promise<Ru
       nodeId: self,
       shards: local.map((s) => ({ shard: s.shard, voters: s.voters })),
       tickMs: cfg.tickMs,
-      raft: { electionTimeoutTicks: cfg.electionTicks },
+      raft: { electionTimeoutTicks: cfg.electionTicks, quiesceAfterTicks: cfg.quiesceAfterTicks },
       requestTimeoutMs: cfg.requestTimeoutMs,
       compactEveryEntries: cfg.compactEveryEntries,
       compactKeepEntries: cfg.compactKeepEntries,
@@ -156,12 +156,15 @@ export async function startNode(cfg: NodeConfig, opts: StartOptions): Promise<Ru
       pool,
       link: transport,
       requestTimeoutMs: cfg.requestTimeoutMs,
+      livenessIntervalMs: cfg.tickMs,
+      livenessTimeoutMs: cfg.tickMs * cfg.electionTicks,
       metrics: async () => {
         const merged = AggregatorRegistry.aggregate([await registry.getMetricsAsJSON(), ...(await pool.metrics())]);
         return { contentType: merged.contentType, body: await merged.metrics() };
       },
     });
     routerRef.r = router;
+    router.startLiveness();
 
     const gauge = (name: string, help: string, read: () => number): void => {
       new Gauge({

@@ -38,6 +38,13 @@ export interface RouterOptions {
   readonly requestTimeoutMs?: number;
   /** Client requests in flight through this router (each holds a session lane). Default 4,096. */
   readonly requestsMax?: number;
+  /**
+   * Milliseconds without any record from a peer before it counts as gone: the quiet shards it
+   * leads are then woken so they can elect another leader. Default 1,000.
+   */
+  readonly livenessTimeoutMs?: number;
+  /** Milliseconds between this node's liveness records to each peer. Default 100. */
+  readonly livenessIntervalMs?: number;
   /** The node's metrics in Prometheus text (the router does not own the registry). */
   readonly metrics?: () => Promise<{ contentType: string; body: string }>;
 }
@@ -55,6 +62,9 @@ interface Forward {
   readonly timer: NodeJS.Timeout;
 }
 
+/** Longest wait for one forwarded attempt before retrying (with the same session). */
+const FORWARD_ATTEMPT_MS = 1000;
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const fail = (code: string, message: string, leaderHint = 0): Outcome => ({ ok: false, code, message, leaderHint });
 
@@ -67,7 +77,10 @@ export class Router implements KvService {
   private readonly forwards = new Map<number, Forward>();
   private nextForward = 1;
   private readonly timeoutMs: number;
-  readonly counters = { forwarded: 0, forwardedIn: 0, retries: 0, spoofed: 0, badRecords: 0, raftIn: 0, raftOut: 0, raftDropped: 0 };
+  readonly counters = { forwarded: 0, forwardedIn: 0, retries: 0, spoofed: 0, badRecords: 0, raftIn: 0, raftOut: 0, raftDropped: 0, peersDown: 0, peersUp: 0 };
+  /** Per peer: when a record last arrived (performance.now()) and whether it counts as up. */
+  private readonly liveness = new Map<NodeId, { heard: number; up: boolean }>();
+  private livenessTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: RouterOptions) {
     for (const m of opts.members) {
@@ -79,6 +92,49 @@ export class Router implements KvService {
     const base = randomInt(1, 2 ** 40) * 2 ** 12;
     const lanes = opts.requestsMax ?? 4096;
     for (let i = 0; i < lanes; i++) this.freeLanes.push({ clientId: base + i, seq: 0 });
+    for (const m of opts.members) if (m.nodeId !== opts.self) this.liveness.set(m.nodeId, { heard: 0, up: false });
+  }
+
+  /**
+   * Node liveness, one record per peer per interval however many shards there are: quiet shards
+   * send no heartbeats of their own, so this is how their followers learn a leader's node died.
+   */
+  startLiveness(): void {
+    const timeout = this.opts.livenessTimeoutMs ?? 1000;
+    const empty = new Uint8Array(0);
+    this.livenessTimer = setInterval(() => {
+      const now = performance.now();
+      for (const [id, l] of this.liveness) {
+        this.opts.link.send(this.byNode.get(id)!.peerId, RecordKind.NodeHeartbeat, 0, empty);
+        if (l.up && now - l.heard > timeout) {
+          l.up = false;
+          this.counters.peersDown++;
+          void this.opts.pool.wake(id);
+        }
+      }
+    }, this.opts.livenessIntervalMs ?? 100);
+    this.livenessTimer.unref();
+  }
+
+  private reachable(id: NodeId): boolean {
+    return id === this.opts.self || this.liveness.get(id)?.up !== false;
+  }
+
+  /** Peers currently heard from. */
+  peersUp(): NodeId[] {
+    return [...this.liveness].filter(([, l]) => l.up).map(([id]) => id);
+  }
+
+  private heard(from: Member): void {
+    const l = this.liveness.get(from.nodeId);
+    if (!l) return;
+    l.heard = performance.now();
+    if (!l.up) {
+      l.up = true;
+      this.counters.peersUp++;
+      // A peer came (back): quiet leaders here heartbeat again, so it finds its leaders at once.
+      void this.opts.pool.wake();
+    }
   }
 
   /** Shards whose replica set includes this node. */
@@ -90,12 +146,12 @@ export class Router implements KvService {
     return replicasOf(shard, this.opts.members.map((m) => m.nodeId), this.opts.replicas).includes(this.opts.self);
   }
 
-  /** Best guess of the shard's leader. */
+  /** Best guess of the shard's leader; never a peer that liveness says is gone. */
   leaderOf(shard: ShardId): NodeId | undefined {
     const local = this.opts.pool.leaders.get(shard);
-    if (local && local.lead !== 0) return local.lead;
+    if (local && local.lead !== 0) return this.reachable(local.lead) ? local.lead : undefined;
     const hint = this.hints.get(shard);
-    if (hint !== undefined) return hint;
+    if (hint !== undefined) return this.reachable(hint) ? hint : undefined;
     if (this.hosts(shard)) return undefined;
     return replicasOf(shard, this.opts.members.map((m) => m.nodeId), this.opts.replicas)[0];
   }
@@ -117,6 +173,7 @@ export class Router implements KvService {
   onPeerRecords(peerId: string, records: readonly { kind: number; shard: number; payload: Uint8Array }[]): void {
     const member = this.byPeer.get(peerId);
     if (!member) return;
+    this.heard(member);
     for (const r of records) {
       try {
         this.onPeerRecord(member, r.kind, r.shard as ShardId, r.payload);
@@ -155,6 +212,8 @@ export class Router implements KvService {
         void this.opts.pool.read(shard, r.query, consistency, this.timeoutMs).then((o) => this.answer(from, shard, r.reqId, o));
         return;
       }
+      case RecordKind.NodeHeartbeat:
+        return;
       case RecordKind.ClientReply: {
         const r = decodeReply(payload);
         const f = this.forwards.get(r.reqId);
@@ -180,6 +239,9 @@ export class Router implements KvService {
     const reqId = this.nextForward++;
     this.counters.forwarded++;
     this.opts.link.send(m.peerId, kind, shard, build(reqId));
+    // One hop gets a slice of the deadline, so a leader that died meanwhile costs one retry, not
+    // the whole request.
+    timeoutMs = Math.min(timeoutMs, FORWARD_ATTEMPT_MS);
     return new Promise<Outcome>((resolve) => {
       const timer = setTimeout(() => {
         this.forwards.delete(reqId);
@@ -297,7 +359,7 @@ export class Router implements KvService {
       node: this.opts.self,
       members: this.opts.members.map((m) => ({ node: m.nodeId, id: m.peerId })),
       shards: shards.map((s) => ({ shard: s.id, role: s.role, leader: s.lead, term: s.term, commit: s.commit, applied: s.applied, firstIndex: s.firstIndex, lastIndex: s.lastIndex })),
-      router: { ...this.counters, inflightForwards: this.forwards.size },
+      router: { ...this.counters, inflightForwards: this.forwards.size, peersUp: this.peersUp() },
     };
   }
 
@@ -311,8 +373,9 @@ export class Router implements KvService {
     return { ok: led === local.length, detail: { shards: local.length, withLeader: led } };
   }
 
-  /** Fails in-flight forwards (shutdown). */
+  /** Fails in-flight forwards and stops liveness records (shutdown). */
   close(): void {
+    if (this.livenessTimer) clearInterval(this.livenessTimer);
     for (const [id, f] of this.forwards) {
       clearTimeout(f.timer);
       f.resolve(fail('ShuttingDown', 'the node is shutting down'));

@@ -206,6 +206,21 @@ export class ShardHost {
     for (const s of this.shards.values()) s.node.tick();
   }
 
+  /**
+   * Ends quiet on the shards led by `leader` (all shards when undefined): the shell learned that
+   * the leader's node is gone, or that a peer came back. Returns how many shards were woken.
+   */
+  wake(leader?: NodeId): number {
+    let n = 0;
+    for (const s of this.shards.values()) {
+      const st = s.node.status();
+      if (!st.quiesced || (leader !== undefined && st.lead !== leader)) continue;
+      s.node.wake();
+      n++;
+    }
+    return n;
+  }
+
   /** A raft message from another replica. Messages for unknown shards are dropped (raft retries). */
   step(id: ShardId, m: Message): void {
     this.shards.get(id)?.node.step(m);

@@ -360,6 +360,12 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     return true;
   }
 
+  /** Wakes quiet shards led by `leader` (every quiet shard when undefined) on every worker. */
+  async wake(leader?: number): Promise<number> {
+    const counts = await Promise.all(this.slots.filter((s) => s.state === 'running').map((s) => s.api.wake(leader).catch(() => 0)));
+    return counts.reduce((a, b) => a + b, 0);
+  }
+
   /** The control API of worker `w`. */
   control(w: number): Comlink.Remote<WorkerApi> {
     const slot = this.slots[w];

@@ -222,6 +222,10 @@ const api = {
   snapshot(id: ShardId): Snapshot | undefined {
     return host.storeOf(id)?.snapshot();
   },
+  /** Wakes quiet shards led by `leader` (all quiet shards when undefined); see ShardHost.wake. */
+  wake(leader?: number): number {
+    return host.wake(leader as NodeId | undefined);
+  },
   /** Replays each shard's log and compares with its data (see verifyShard); for checks and tests. */
   verify(ids?: ShardId[]): { shard: ShardId; result: VerifyResult | undefined }[] {
     return (ids ?? host.shardIds()).map((shard) => ({ shard, result: host.verify(shard) }));

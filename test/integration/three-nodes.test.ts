@@ -31,6 +31,7 @@ async function get(node: number, key: string): Promise<string | undefined> {
 
 interface Status {
   node: number;
+  router: { raftOut: number };
   shards: { shard: number; role: string; leader: number; applied: number; firstIndex: number }[];
 }
 const status = async (node: number): Promise<Status> => (await (await fetch(`${c.node(node).url}/v1/status`)).json()) as Status;
@@ -85,4 +86,22 @@ test('writes and linearizable reads through every node; a killed leader is repla
   // The restarted node really installed a snapshot (its metrics count it).
   const metrics = await (await fetch(`${c.node(victimIndex).url}/metrics`)).text();
   expect(metrics).toMatch(/iroh_raft_host_snapshots_installed_total\{[^}]*\} [1-9]/);
+
+  // Idle, every shard goes quiet: no raft messages at all between nodes (only node liveness).
+  await eventually(async () => {
+    const before = await Promise.all([1, 2, 3].map(async (n) => (await status(n)).router.raftOut));
+    await sleep(1000);
+    const after = await Promise.all([1, 2, 3].map(async (n) => (await status(n)).router.raftOut));
+    return after.every((a, i) => a === before[i]);
+  }, 30_000, 'idle shards go quiet');
+  // A quiet cluster fails over too: kill the node leading the most shards while all is quiet;
+  // node liveness wakes the followers, they elect new leaders, writes go on.
+  const quiet = await status(1);
+  const counts = new Map<number, number>();
+  for (const s of quiet.shards) counts.set(s.leader, (counts.get(s.leader) ?? 0) + 1);
+  const second = ids.indexOf([...counts.entries()].sort((a, b) => b[1] - a[1])[0]![0]) + 1;
+  await c.kill(second);
+  const rest = [1, 2, 3].filter((n) => n !== second);
+  for (let i = 0; i < 20; i++) expect(await put(rest[i % 2]!, `q${i}`, `quiet${i}`), `q${i}`).toBe(true);
+  for (const n of rest) for (let i = 0; i < 20; i++) expect(await get(n, `q${i}`)).toBe(`quiet${i}`);
 });

@@ -50,6 +50,12 @@ export interface RaftConfig {
   readonly readQueueMax?: number;
   /** Ticks a leadership transfer may take before it is aborted. Default electionTimeoutTicks. */
   readonly transferTimeoutTicks?: number;
+  /**
+   * Idle ticks after which a leader whose followers all match its log stops heartbeating and its
+   * followers stop their election timers (0: never). The shell must then wake the group's
+   * replicas when it learns the leader's node is gone ({@link RawNode.wake}). Default 0.
+   */
+  readonly quiesceAfterTicks?: number;
   /** Test only: bugs to inject. */
   readonly bugs?: ReadonlySet<BugName>;
 }
@@ -75,6 +81,7 @@ export function resolveConfig(c: RaftConfig): ResolvedConfig {
     committedBytesPerReadyMax: c.committedBytesPerReadyMax ?? 4 << 20,
     readQueueMax: c.readQueueMax ?? 4096,
     transferTimeoutTicks: c.transferTimeoutTicks ?? electionTimeoutTicks,
+    quiesceAfterTicks: c.quiesceAfterTicks ?? 0,
     bugs: c.bugs ?? new Set(),
   };
   const positive = (name: string, v: number): void => {
@@ -97,6 +104,7 @@ export function resolveConfig(c: RaftConfig): ResolvedConfig {
     // The lease keeps a two-tick safety margin below the election timeout.
     throw new RaftError(RaftErrorCode.InvalidConfig, 'electionTimeoutTicks must be >= 3');
   }
+  if (!Number.isInteger(r.quiesceAfterTicks) || r.quiesceAfterTicks < 0) throw new RaftError(RaftErrorCode.InvalidConfig, 'quiesceAfterTicks must be an integer >= 0');
   if (!Number.isInteger(r.applied) || r.applied < 0) throw new RaftError(RaftErrorCode.InvalidConfig, 'applied must be >= 0');
   return r;
 }

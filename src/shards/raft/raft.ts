@@ -41,6 +41,8 @@ export interface RaftCounters {
   readRounds: number;
   leaseReads: number;
   transfersAborted: number;
+  /** Times this replica, as leader, made its group go quiet. */
+  quiesced: number;
 }
 
 /**
@@ -91,6 +93,16 @@ export class Raft {
    */
   private leaseUntil: number;
 
+  /**
+   * Quiet: the group was idle, so this replica neither heartbeats (leader) nor runs its election
+   * timer (follower); the logical clock still advances. Any message other than the leader's
+   * quiescing heartbeat (and, on a leader, heartbeat responses), any proposal or read, and the
+   * shell's wake() end it. A quiet follower counts as in contact with its leader (see inLease).
+   */
+  quiesced = false;
+  /** Leader: consecutive ticks the group has been idle. */
+  private idleTicks = 0;
+
   /** Transfer target, or NONE. Proposals are refused while set. */
   leadTransferee: NodeId = NONE;
   private transferElapsed = 0;
@@ -126,6 +138,7 @@ export class Raft {
     readRounds: 0,
     leaseReads: 0,
     transfersAborted: 0,
+    quiesced: 0,
   };
 
   constructor(cfg: ResolvedConfig) {
@@ -232,6 +245,8 @@ export class Raft {
       this.vote = NONE;
     }
     this.lead = NONE;
+    this.quiesced = false;
+    this.idleTicks = 0;
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
     this.randomizedElectionTimeout = this.cfg.prng.int(this.cfg.electionTimeoutTicks, 2 * this.cfg.electionTimeoutTicks);
@@ -304,6 +319,7 @@ export class Raft {
 
   tick(): void {
     this.now++;
+    if (this.quiesced) return;
     if (this.role === 'leader') this.tickLeader();
     else this.tickElection();
   }
@@ -345,6 +361,46 @@ export class Raft {
       }
     }
     if (this.heartbeatElapsed >= this.cfg.heartbeatIntervalTicks) {
+      this.heartbeatElapsed = 0;
+      this.bcastHeartbeat();
+    }
+    this.maybeQuiesce();
+  }
+
+  /** Idle: every member matches the whole log, all of it applied, nothing queued or pending. */
+  private idle(): boolean {
+    const last = this.log.lastIndex();
+    if (this.leadTransferee !== NONE || this.log.committed !== last || this.log.applied !== last || this.reads.size() > 0) return false;
+    if (this.pendingConfIndex > this.log.applied) return false;
+    for (const [id, pr] of this.prs) {
+      if (id !== this.id && (pr.match !== last || pr.state !== 'replicate' || pr.inflights.count > 0)) return false;
+    }
+    return true;
+  }
+
+  private maybeQuiesce(): void {
+    if (this.cfg.quiesceAfterTicks === 0 || this.role !== 'leader') return;
+    if (!this.idle()) {
+      this.idleTicks = 0;
+      return;
+    }
+    if (++this.idleTicks < this.cfg.quiesceAfterTicks) return;
+    this.bcastHeartbeat(true);
+    this.quiesced = true;
+    this.counters.quiesced++;
+  }
+
+  /**
+   * Ends quiet. A follower restarts its election timer (so it campaigns if the leader is gone);
+   * a leader heartbeats at once and gives its followers a fresh check-quorum period.
+   */
+  wake(): void {
+    if (!this.quiesced) return;
+    this.quiesced = false;
+    this.idleTicks = 0;
+    this.electionElapsed = 0;
+    if (this.role === 'leader') {
+      for (const pr of this.prs.values()) pr.recentActive = true;
       this.heartbeatElapsed = 0;
       this.bcastHeartbeat();
     }
@@ -409,7 +465,7 @@ export class Raft {
   /** Followers that heard from a leader recently (or just restarted) refuse to help unseat it. */
   private inLease(): boolean {
     if (!this.cfg.checkQuorum) return false;
-    return this.role === 'leader' || this.now < this.leaseUntil;
+    return this.role === 'leader' || this.now < this.leaseUntil || this.quiesced;
   }
 
   /** A message from the leader of the current term: election timer and lease promise restart. */
@@ -427,6 +483,7 @@ export class Raft {
       this.hup(false);
       return;
     }
+    if (this.quiesced) this.wakeOn(m);
     if (m.term > this.term) {
       if (m.type === MessageType.Vote || m.type === MessageType.PreVote) {
         const force = m.type === MessageType.Vote && m.context === TRANSFER_CONTEXT;
@@ -590,6 +647,27 @@ export class Raft {
     this.log.commitTo(Math.min(m.commit, this.log.lastIndex()) as LogIndex);
     this.resolveProposals();
     this.msgs.push({ ...emptyMessage(MessageType.HeartbeatResp, this.id, m.from, this.term), context: m.context });
+    // Go quiet only with a log that ends exactly where the leader's does.
+    if (m.quiesce === true && this.cfg.quiesceAfterTicks > 0 && this.log.lastIndex() === m.commit && this.log.lastTerm() === this.term) {
+      this.quiesced = true;
+      this.electionElapsed = 0;
+    }
+  }
+
+  /** What ends quiet when a message arrives (see {@link quiesced}). */
+  private wakeOn(m: Message): void {
+    if (this.role === 'leader') {
+      if (m.type !== MessageType.HeartbeatResp) this.wake();
+      return;
+    }
+    if (m.type === MessageType.Heartbeat && m.quiesce === true && m.from === this.lead && m.term === this.term) return;
+    if ((m.type === MessageType.PreVote || m.type === MessageType.Vote) && m.from !== this.lead) {
+      // Another node campaigns while our leader said all is well: stay quiet (in lease), refuse.
+      return;
+    }
+    // The leader itself campaigning means it lost its state (a restart): its leadership is over.
+    if (m.type === MessageType.PreVote || m.type === MessageType.Vote) this.leaseUntil = this.now;
+    this.wake();
   }
 
   private handleSnapshot(m: Message): void {
@@ -727,6 +805,7 @@ export class Raft {
   }
 
   propose(data: Uint8Array, type: EntryType = EntryType.Normal): { index: LogIndex; term: Term } {
+    this.wake();
     if (this.role !== 'leader') {
       this.counters.proposalsRefused++;
       throw new RaftError(RaftErrorCode.NotLeader, `node ${this.id} is not the leader`, this.lead);
@@ -754,6 +833,7 @@ export class Raft {
   }
 
   proposeConfChange(cc: ConfChange, data: Uint8Array): { index: LogIndex; term: Term } {
+    this.wake();
     if (this.role !== 'leader') throw new RaftError(RaftErrorCode.NotLeader, `node ${this.id} is not the leader`, this.lead);
     if (this.pendingConfIndex > this.log.applied) {
       throw new RaftError(
@@ -859,16 +939,17 @@ export class Raft {
     return true;
   }
 
-  private bcastHeartbeat(): number {
+  private bcastHeartbeat(quiesce = false): number {
     // Send ticks older than an election timeout are useless for the lease, so they are dropped.
     const seq = this.reads.nextHeartbeat(this.now, this.cfg.electionTimeoutTicks);
     for (const [id, pr] of this.prs) {
       if (id === this.id) continue;
-      this.msgs.push({
+      const m: Message = {
         ...emptyMessage(MessageType.Heartbeat, this.id, id, this.term),
         commit: Math.min(pr.match, this.log.committed) as LogIndex,
         context: seq,
-      });
+      };
+      this.msgs.push(quiesce ? { ...m, quiesce: true } : m);
     }
     return seq;
   }
@@ -881,6 +962,7 @@ export class Raft {
   // ---------------------------------------------------------------- leadership transfer
 
   transferLeader(to: NodeId): void {
+    this.wake();
     if (this.role !== 'leader') throw new RaftError(RaftErrorCode.NotLeader, `node ${this.id} is not the leader`, this.lead);
     if (to === this.id || !this.voters.has(to)) {
       throw new RaftError(RaftErrorCode.InvalidTransferTarget, `cannot transfer leadership to ${to}: not another voter`);
@@ -905,6 +987,7 @@ export class Raft {
 
   /** Queues a linearizable read; the answer comes as a ReadState or a FailedRead. */
   readIndex(context: number, mode: 'safe' | 'lease'): void {
+    this.wake();
     if (this.role === 'leader') {
       if (mode === 'lease') {
         const bug = this.cfg.bugs.has('lease-read-without-check-quorum');

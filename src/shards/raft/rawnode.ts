@@ -30,6 +30,8 @@ export interface Status {
   /** Leader only: each member's replication progress. */
   readonly progress: ReadonlyMap<NodeId, ProgressStatus>;
   readonly leadTransferee: NodeId;
+  /** True while the group is quiet on this replica. */
+  readonly quiesced: boolean;
   readonly counters: Readonly<RaftCounters>;
 }
 
@@ -76,7 +78,17 @@ export class RawNode {
 
   /** Starts an election now (pre-vote first when enabled). */
   campaign(): void {
+    this.raft.wake();
     this.raft.hup(false);
+  }
+
+  /**
+   * Ends quiet (see RaftConfig.quiesceAfterTicks). The shell calls it when it learns that the
+   * node leading this group is gone, or that a peer came back: a quiet follower then runs its
+   * election timer again, a quiet leader heartbeats.
+   */
+  wake(): void {
+    this.raft.wake();
   }
 
   /**
@@ -243,6 +255,7 @@ export class RawNode {
       lastIndex: r.log.lastIndex(),
       progress,
       leadTransferee: r.leadTransferee,
+      quiesced: r.quiesced,
       counters: { ...r.counters },
     };
   }

@@ -134,6 +134,11 @@ export interface Message {
   readonly rejectHint: LogIndex;
   readonly context: number;
   readonly snapshot?: Snapshot;
+  /**
+   * Heartbeat only: the group is idle and the leader goes quiet; a follower whose log matches
+   * stops its election timer until any other message (or the shell's wake()) arrives.
+   */
+  readonly quiesce?: boolean;
 }
 
 export type Role = 'follower' | 'pre-candidate' | 'candidate' | 'leader';

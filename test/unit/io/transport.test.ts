@@ -301,6 +301,59 @@ describe('Transport', () => {
     await waitFor(() => a.got.some((g) => g.shard === 8 && g.from === b.t.id), 'a record from the restarted peer');
   });
 
+  it('replaces the dead connection of a peer killed with SIGKILL and restarted on its port, without waiting for the idle timeout', async () => {
+    const logs: string[] = [];
+    const logger = { info: (_o: object, m: string) => logs.push(m), warn: (_o: object, m: string) => logs.push(m), error: (_o: object, m: string) => logs.push(m) };
+    const a = await node({ logger });
+    const src = new URL('../../../src/io/transport.ts', import.meta.url).pathname;
+    // The child echoes every record back with shard + 1000.
+    const script = `
+      import { Transport } from ${JSON.stringify(src)};
+      const [keyPath, bindAddr, peer] = process.argv.slice(1);
+      const t = await Transport.start({ keyPath, bindAddr, isMember: () => true, onRecords: (p, rs) => { for (const r of rs) t.send(p, r.kind, r.shard + 1000, r.payload); } });
+      t.addPeer(peer);
+      console.log('ready ' + t.ticket());
+    `;
+    const bKey = keyPath('killed');
+    const children: ReturnType<typeof spawn>[] = [];
+    const startB = (bindAddr: string): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const c = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, bKey, bindAddr, a.t.ticket()], { stdio: ['ignore', 'pipe', 'inherit'] });
+        children.push(c);
+        let out = '';
+        c.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          const m = /ready (\S+)/.exec(out);
+          if (m) resolve(m[1]!);
+        });
+        c.on('exit', (code) => reject(new Error(`child exited with ${code}`)));
+      });
+    const kill = async (): Promise<void> => {
+      const c = children.at(-1)!;
+      const exited = new Promise((r) => c.once('exit', r));
+      c.kill('SIGKILL');
+      await exited;
+    };
+    try {
+      const ticket = await startB('127.0.0.1:0');
+      const { id, addrs } = decodeTicket(ticket);
+      a.t.addPeer(ticket);
+      const echo = async (shard: number): Promise<void> =>
+        waitFor(() => {
+          a.t.send(id, RecordKind.RaftMessage, shard, new Uint8Array([shard]));
+          return a.got.some((g) => g.shard === shard + 1000 && g.from === id);
+        }, `the echo of ${shard}`, 60_000);
+      await echo(1);
+      await kill();
+      await startB(addrs[0]!);
+      await echo(2);
+      expect(logs).toContain('peer restarted: replacing its old connection');
+      await kill();
+    } finally {
+      for (const c of children) c.kill('SIGKILL');
+    }
+  });
+
   it('reconnects to a peer that restarts on a new port once given its new ticket', async () => {
     const a = await node();
     const bKey = keyPath('restart-new');
@@ -418,6 +471,36 @@ describe('Transport', () => {
     expect(s2.peers[ghost]!.dropped).toBe(dropped + 10);
     expect(s2.dialFailures).toBe(3); // no dial while open
     expect(s2.peers[ghost]!.state).toBe('open');
+  });
+
+  it('tries one dial after the cool-down (half-open) and opens the breaker again when it fails', async () => {
+    const a = await node({ dialTimeoutMs: 200, backoff: { initialMs: 5, maxMs: 10 }, breaker: { failures: 2, coolDownMs: 300 } });
+    const ghost = iroh.SecretKey.generate().public().toString();
+    a.t.addPeer({ id: ghost, addrs: [`127.0.0.1:${await deadPort()}`] });
+    await waitFor(() => {
+      if (a.t.stats().peers[ghost]!.queuedRecords === 0) a.t.send(ghost, RecordKind.RaftMessage, 0, new Uint8Array(8));
+      return a.t.stats().peers[ghost]!.state === 'open';
+    }, 'the breaker to open', 30_000);
+    expect(a.t.stats().dialFailures).toBe(2);
+    // A peer given to addPeer is kept connected: after the cool-down one dial is tried on its own.
+    await waitFor(() => a.t.stats().dialFailures === 3, 'the half-open dial to fail');
+    await waitFor(() => a.t.stats().peers[ghost]!.state === 'open', 'the breaker to open again');
+    expect(a.t.stats().peers[ghost]).toMatchObject({ consecutiveFailures: 3, queuedRecords: 0 });
+    await waitFor(() => a.t.stats().dialFailures === 4, 'the next half-open dial');
+    // A new address for the peer resets its breaker.
+    a.t.addPeer({ id: ghost, addrs: [`127.0.0.1:${await deadPort()}`] });
+    expect(a.t.stats().peers[ghost]).toMatchObject({ consecutiveFailures: 0 });
+    expect(a.t.stats().peers[ghost]!.state).not.toBe('open');
+  });
+
+  it('removePeer drops what is queued for the peer and closes its connection', async () => {
+    const a = await node();
+    const b = await node();
+    await connect(a, b);
+    a.t.removePeer(b.t.id);
+    expect(a.t.stats().peers[b.t.id]).toBeUndefined();
+    await waitFor(() => b.t.stats().peers[a.t.id]?.connections === 0, 'b to see the connection end');
+    a.t.removePeer(b.t.id); // idempotent
   });
 
   it('bounds the queue of a peer that cannot be reached yet', async () => {

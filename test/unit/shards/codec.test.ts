@@ -71,6 +71,7 @@ const messageArb: fc.Arbitrary<Message> = fc
     context: u53,
     entries: fc.array(fc.record({ term: u53, type: fc.constantFrom(0, 1), data: bytes }), { maxLength: 6 }),
     snapshot: fc.option(snapshotArb, { nil: undefined }),
+    quiesce: fc.boolean(),
   })
   .map((r) => {
     // Entry indexes follow message.index, so it must leave room for them below 2^53.
@@ -93,6 +94,7 @@ const messageArb: fc.Arbitrary<Message> = fc
       reject: r.reject,
       rejectHint: logIndex(r.rejectHint),
       context: r.context,
+      ...(r.quiesce ? { quiesce: true } : {}),
     };
     return r.snapshot === undefined ? m : { ...m, snapshot: r.snapshot };
   });
@@ -314,7 +316,7 @@ describe('raft message codec', () => {
       expectBadFrame(() => decodeMessage(patched(b, (v) => v.setUint8(0, t))));
       expectBadFrame(() => peekMessageType(patched(b, (v) => v.setUint8(0, t))));
     }
-    for (const f of [4, 8, 0x80, 0xff]) expectBadFrame(() => decodeMessage(patched(b, (v) => v.setUint8(1, f))));
+    for (const f of [8, 0x10, 0x80, 0xff]) expectBadFrame(() => decodeMessage(patched(b, (v) => v.setUint8(1, f))));
     expectBadFrame(() => decodeMessage(patched(b, (v) => v.setUint16(2, 1, true))));
     expectBadFrame(() => decodeMessage(patched(b, (v) => v.setUint8(MESSAGE_HEADER_BYTES + 8, 2))));
     for (const peek of [peekMessageType, peekMessageFrom, peekMessageTo]) {
@@ -476,7 +478,7 @@ describe('wire frame codec', () => {
     expectBadFrame(() => decodeFrame(patched(one, (v) => v.setUint32(0, 0xfffffff0, true)), 2 ** 40)); // length beyond input
     expectBadFrame(() => decodeFrame(one, 4)); // beyond maxRecordBytes
     expect(decodeFrame(one, 5)).toHaveLength(1);
-    for (const k of [0, 7, 0x100, 0xffff]) expectBadFrame(() => decodeFrame(patched(one, (v) => v.setUint16(4, k, true)), MAX_RECORD));
+    for (const k of [0, 8, 0x100, 0xffff]) expectBadFrame(() => decodeFrame(patched(one, (v) => v.setUint16(4, k, true)), MAX_RECORD));
     expectBadFrame(() => decodeFrame(patched(one, (v) => v.setUint16(6, 1, true)), MAX_RECORD)); // pad field
     expectBadFrame(() => decodeFrame(patched(one, (v) => v.setUint8(one.length - 1, 1)), MAX_RECORD)); // padding bytes
   });
