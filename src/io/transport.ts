@@ -539,8 +539,10 @@ export class Transport {
     let ep: Iroh.Endpoint;
     try {
       const b = iroh.Endpoint.builder();
-      // Minimal preset: crypto only. Never the n0 presets: no relay, no discovery, nothing leaves
-      // for third parties; peers are reached at the direct addresses their tickets name.
+      // Minimal preset: crypto only. Never the n0 presets: no relay, no discovery, nothing goes to
+      // third parties; peers are reached at the direct addresses their tickets name. (The binding
+      // still runs iroh's port mapper, which sends one UPnP SSDP multicast, TTL 1, per bind; its
+      // JS API has no switch for it.)
       iroh.presetMinimal(b);
       b.relayMode(iroh.RelayMode.disabled());
       b.secretKey(key);

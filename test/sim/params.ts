@@ -17,6 +17,8 @@ export interface SimParams {
   readonly heartbeatTicks: number;
   readonly preVote: boolean;
   readonly checkQuorum: boolean;
+  /** Idle ticks before a group goes quiet (0: never); see RaftConfig.quiesceAfterTicks. */
+  readonly quiesceAfterTicks?: number;
   readonly appendBytesMax: number | undefined;
   readonly inflightMessagesMax: number | undefined;
   readonly inflightBytesMax: number | undefined;
@@ -125,7 +127,7 @@ export function drawParams(p: Prng): SimParams {
 export function describeParams(s: SimParams): string {
   const parts = [
     `N=${s.nodes} G=${s.groups} voters=${s.votersOf.map((v) => `[${v.join(',')}]`).join('')}`,
-    `hb=${s.heartbeatTicks} preVote=${s.preVote} checkQuorum=${s.checkQuorum}`,
+    `hb=${s.heartbeatTicks} preVote=${s.preVote} checkQuorum=${s.checkQuorum} quiesce=${s.quiesceAfterTicks ?? 0}`,
     `appendBytesMax=${s.appendBytesMax ?? '-'} inflight=${s.inflightMessagesMax ?? '-'}/${s.inflightBytesMax ?? '-'}B uncommitted=${s.uncommittedBytesMax ?? '-'} committedPerReady=${s.committedBytesPerReadyMax ?? '-'} readQueue=${s.readQueueMax ?? '-'}`,
     `delay=${s.delayMinMs}..${s.delayMaxMs}ms spike=${s.delaySpikeP} drop=${s.dropP} dup=${s.dupP} fsync=${s.fsyncMinMs}..${s.fsyncMaxMs}ms`,
     `crash/s=${s.crashPerSec} newLeaderCrash=${s.crashNewLeaderP} targetLeader=${s.targetLeaderP} maxDown=${s.maxDown} partition/s=${s.partitionPerSec} snapshot/s=${s.snapshotPerSec} conf/s=${s.confChangePerSec} transfer/s=${s.transferPerSec} campaign/s=${s.campaignPerSec}`,

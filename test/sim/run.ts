@@ -53,12 +53,18 @@ export interface RunOptions {
 /** Share of seeds that run the leader-churn profile (see {@link leaderChurn}). */
 const CHURN_SEED_SHARE = 0.2;
 const CHURN_SALT = 0x5eedc4a1;
+/** Share of seeds whose groups go quiet when idle (with the shell's wake modeled, see Sim). */
+const QUIESCE_SEED_SHARE = 0.3;
+const QUIESCE_SALT = 0x0901e7;
 
 export function runSeed(seed: number, opts: RunOptions = {}): SimResult {
   const prng = new Prng(seed);
   let params = drawParams(prng);
   // Drawn from its own generator, so the main stream (and every other seed) is unchanged.
   if (new Prng(seed ^ CHURN_SALT).chance(CHURN_SEED_SHARE)) params = leaderChurn(params);
+  const q = new Prng(seed ^ QUIESCE_SALT);
+  // Quiet needs idle stretches: these seeds' clients pause longer between operations.
+  if (q.chance(QUIESCE_SEED_SHARE)) params = { ...params, quiesceAfterTicks: q.pick([2, 5, 15]), thinkMaxMs: q.pick([100, 300, 1000]) };
   if (opts.tweak) params = opts.tweak(params);
   const sim = new Sim(prng, params, {
     ...(opts.bug !== undefined ? { bug: opts.bug } : {}),

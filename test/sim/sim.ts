@@ -34,6 +34,8 @@ export interface SimStats {
   elections: number;
   crashes: number;
   partitions: number;
+  /** Quiet replicas woken because their leader's node was down or cut off. */
+  quietWakes: number;
   commits: number;
   snapshotsTaken: number;
   snapshotsInstalled: number;
@@ -150,6 +152,7 @@ export class Sim {
     elections: 0,
     crashes: 0,
     partitions: 0,
+    quietWakes: 0,
     commits: 0,
     snapshotsTaken: 0,
     snapshotsInstalled: 0,
@@ -281,6 +284,7 @@ export class Sim {
       case 'heal': {
         const part = this.net.heal(ev.id);
         if (part) this.log(0, -1, `heal ${part.text}`);
+        this.wakeAll();
         return;
       }
       case 'chaos':
@@ -305,7 +309,32 @@ export class Sim {
     this.queue.push(this.now + this.params.tickMs, { k: 'tick', node });
     if (!node.up) return;
     for (const r of node.replicas.values()) {
+      this.livenessOracle(r);
       r.rn.tick();
+      this.markDirty(r);
+    }
+  }
+
+  /**
+   * The shell's node liveness, as a perfect failure detector: a quiet replica whose leader's node
+   * is down or cut off from it is woken (a real node learns it from missing liveness records).
+   */
+  private livenessOracle(r: Replica): void {
+    if (!r.rn.isQuiesced()) return;
+    const lead = r.soft.lead;
+    if (lead === 0 || lead === r.node.id) return;
+    const leader = this.nodes[lead - 1];
+    if (!leader?.up || !this.net.canDeliver(lead, r.node.id) || !this.net.canDeliver(r.node.id, lead)) {
+      this.stats.quietWakes++;
+      r.rn.wake();
+      this.markDirty(r);
+    }
+  }
+
+  /** A peer came back (restart, healed partition): every quiet replica wakes, as a node does. */
+  private wakeAll(): void {
+    for (const r of this.upReplicas()) {
+      r.rn.wake();
       this.markDirty(r);
     }
   }
@@ -389,6 +418,7 @@ export class Sim {
       heartbeatIntervalTicks: p.heartbeatTicks,
       preVote: p.preVote,
       checkQuorum: p.checkQuorum,
+      ...(p.quiesceAfterTicks !== undefined ? { quiesceAfterTicks: p.quiesceAfterTicks } : {}),
       ...(p.appendBytesMax !== undefined ? { appendBytesMax: p.appendBytesMax } : {}),
       ...(p.inflightMessagesMax !== undefined ? { inflightMessagesMax: p.inflightMessagesMax } : {}),
       ...(p.inflightBytesMax !== undefined ? { inflightBytesMax: p.inflightBytesMax } : {}),
@@ -628,6 +658,7 @@ export class Sim {
     node.up = true;
     this.log(node.id, -1, 'RESTART');
     for (const [g, disk] of node.disks) this.startReplica(node, g, disk);
+    this.wakeAll();
   }
 
   private onChaos(what: ChaosKind): void {
@@ -889,6 +920,7 @@ export class Sim {
     this.net.delaySpikeP = 0;
     this.log(0, -1, 'LIVENESS PHASE: healed, no loss, every node up');
     for (const n of this.nodes) if (!n.up) this.restart(n);
+    this.wakeAll();
     this.queue.push(this.now, { k: 'liveness-check' });
   }
 

@@ -91,6 +91,11 @@ export class RawNode {
     this.raft.wake();
   }
 
+  /** True while the group is quiet on this replica (cheaper than status()). */
+  isQuiesced(): boolean {
+    return this.raft.quiesced;
+  }
+
   /**
    * Appends `data` as a new entry (leader only). Returns the entry's index and term: the proposal
    * succeeded when that (index, term) shows up in `committedEntries`; a Ready's `failedProposals`
