@@ -17,7 +17,7 @@ import type { KvLimits } from '../shards/kv.js';
 import type { ShardId, SnapshotMetadata } from '../shards/raft/index.js';
 import { SnapshotChunker } from './snapshot-chunks.js';
 import type { SnapshotChunk } from './snapshot-chunks.js';
-import { Ring } from './ring.js';
+import { Ring, maxPayloadBytes } from './ring.js';
 import type { WorkerInit, WorkerNotice } from './protocol.js';
 import type { WorkerApi } from './worker.js';
 
@@ -353,7 +353,8 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
   /** A raft message from a peer for `shard` (binary layout). False when dropped (ring full). */
   deliver(shard: ShardId, payload: Uint8Array): boolean {
     const slot = this.slots[this.workerOf(shard)];
-    if (!slot || slot.state !== 'running' || !slot.inRing.tryWrite(RecordKind.RaftMessage, shard, payload)) {
+    // Too large for the ring (a big snapshot) or ring full: dropped and counted; raft resends.
+    if (!slot || slot.state !== 'running' || payload.length > maxPayloadBytes(slot.inRing.capacityBytes) || !slot.inRing.tryWrite(RecordKind.RaftMessage, shard, payload)) {
       this.counters.inboundDropped++;
       return false;
     }

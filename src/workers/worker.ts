@@ -17,7 +17,7 @@ import type { StateMachine } from '../shards/state-machine.js';
 import type { VerifyResult } from '../shards/verify.js';
 import { RecordKind, ReadConsistency, decodeMessage, decodePropose, decodeRead, encodeMessage, encodeReply, CodecError } from '../shards/codec.js';
 import type { Message, NodeId, ShardId, Snapshot } from '../shards/raft/index.js';
-import { Ring } from './ring.js';
+import { Ring, maxPayloadBytes } from './ring.js';
 import type { WorkerInit } from './protocol.js';
 
 const init = workerData as WorkerInit;
@@ -25,9 +25,16 @@ const inRing = new Ring(init.inRing);
 const outRing = new Ring(init.outRing);
 
 /** Counts the worker keeps beside the host's. */
-const local = { outRingDrops: 0, badRecords: 0 };
+const local = { outRingDrops: 0, badRecords: 0, oversizeDrops: 0 };
+const outRecordMax = maxPayloadBytes(outRing.capacityBytes);
 
 function out(kind: number, shard: number, payload: Uint8Array): void {
+  if (payload.length > outRecordMax) {
+    // Only a snapshot of a large shard gets here (appends are capped by appendBytesMax): it cannot
+    // travel as one record until snapshots stream in chunks. Counted, never a crash.
+    local.oversizeDrops++;
+    return;
+  }
   // The main thread drains continuously; a ring still full after this long means it is stuck, and
   // dropping is safe: raft resends, and the client's request times out with a clear error.
   if (!outRing.writeSync(kind, shard, payload, init.outRingWaitMs)) local.outRingDrops++;
@@ -176,6 +183,16 @@ new Counter({
   collect() {
     this.reset();
     this.inc({ worker: String(init.worker) }, local.outRingDrops);
+  },
+});
+new Counter({
+  name: 'iroh_raft_worker_oversize_drops_total',
+  help: 'Records too large for the out-ring (a snapshot of a large shard), dropped.',
+  labelNames: ['worker'],
+  registers: [registry],
+  collect() {
+    this.reset();
+    this.inc({ worker: String(init.worker) }, local.oversizeDrops);
   },
 });
 new Counter({
