@@ -92,7 +92,9 @@ export class Router implements KvService {
     const base = randomInt(1, 2 ** 40) * 2 ** 12;
     const lanes = opts.requestsMax ?? 4096;
     for (let i = 0; i < lanes; i++) this.freeLanes.push({ clientId: base + i, seq: 0 });
-    for (const m of opts.members) if (m.nodeId !== opts.self) this.liveness.set(m.nodeId, { heard: 0, up: false });
+    // Peers count as up until they stay silent for a liveness timeout.
+    const now = performance.now();
+    for (const m of opts.members) if (m.nodeId !== opts.self) this.liveness.set(m.nodeId, { heard: now, up: true });
   }
 
   /**

@@ -1,0 +1,120 @@
+/**
+ * The router's request path with a peer standing in for a remote leader: retries after NotLeader
+ * or a lost answer reuse the request's client session, so a write that did apply is not applied
+ * twice; hints steer the retry; deadlines end with a clear error; spoofed raft senders are refused.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { RecordKind, decodePropose, encodeMessage, encodeReply } from '../../../src/shards/codec.js';
+import { MessageType, emptyMessage } from '../../../src/shards/raft/index.js';
+import type { NodeId, ShardId, Term } from '../../../src/shards/raft/index.js';
+import { Router } from '../../../src/router/router.js';
+import type { Member, PeerLink } from '../../../src/router/router.js';
+import { replicasOf, shardOf } from '../../../src/router/placement.js';
+import type { WorkerPool } from '../../../src/workers/pool.js';
+import { startPool } from '../../support/pool.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'iroh-raft-router-'));
+let pool: WorkerPool;
+beforeAll(async () => {
+  // Node 1 hosts no shard here (replicas = 1 on node 2 or 3), so every write is forwarded.
+  pool = await startPool({ dataDir: dir, workers: 1, shards: [], tickMs: 10 });
+});
+afterAll(async () => {
+  await pool.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const members: Member[] = [1, 2, 3].map((n) => ({ nodeId: n as NodeId, peerId: `peer-${n}` }));
+
+interface Sent {
+  peer: string;
+  kind: number;
+  shard: number;
+  payload: Uint8Array;
+}
+
+function makeRouter(onSend: (s: Sent, r: Router) => void, timeoutMs = 2000): Router {
+  const link: PeerLink = { send: (peer, kind, shard, payload) => onSend({ peer, kind, shard, payload }, router) };
+  const router: Router = new Router({ self: 1 as NodeId, members, shards: 4, replicas: 1, pool, link, requestTimeoutMs: timeoutMs });
+  return router;
+}
+
+/** A key whose shard lives on another node (node 1 hosts no shard in this pool). */
+function remoteKey(tag: string): Uint8Array {
+  for (let i = 0; ; i++) {
+    const key = new TextEncoder().encode(`${tag}${i}`);
+    if (replicasOf(shardOf('t', key, 4), [1, 2, 3] as NodeId[], 1)[0] !== 1) return key;
+  }
+}
+
+const reply = (r: Router, from: string, shard: number, body: Parameters<typeof encodeReply>[0]): void =>
+  r.onPeerRecords(from, [{ kind: RecordKind.ClientReply, shard, payload: encodeReply(body) }]);
+
+describe('router', () => {
+  test('a write for a shard led elsewhere is forwarded; after NotLeader it retries at the hinted leader with the same session', async () => {
+    const key = remoteKey('k');
+    const shard = shardOf('t', key, 4);
+    const owner = replicasOf(shard, [1, 2, 3] as NodeId[], 1)[0]!;
+    const other = owner === 2 ? 3 : 2;
+    const seen: { peer: string; clientId: number; seq: number }[] = [];
+    const router = makeRouter((s, r) => {
+      if (s.kind !== RecordKind.ClientPropose) return;
+      const p = decodePropose(s.payload);
+      seen.push({ peer: s.peer, clientId: p.clientId, seq: p.seq });
+      setImmediate(() => {
+        if (seen.length === 1) reply(r, s.peer, s.shard, { reqId: p.reqId, ok: false, code: 'NotLeader', message: 'not me', leaderHint: other });
+        else if (seen.length === 2) return; // the answer is lost: the router retries after its per-hop wait
+        else reply(r, s.peer, s.shard, { reqId: p.reqId, ok: true, body: new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f]) });
+      });
+    }, 5000);
+    const res = await router.put({ tenant: 't', key, value: new Uint8Array([1]) });
+    expect(res).toEqual({ ok: true, value: { version: 1, swapped: true } });
+    expect(seen[0]!.peer).toBe(`peer-${owner}`);
+    expect(seen[1]!.peer).toBe(`peer-${other}`);
+    // Every attempt carried the same client session: a leader that applied an earlier attempt answers the retry from its session table.
+    expect(new Set(seen.map((s) => `${s.clientId}/${s.seq}`)).size).toBe(1);
+    // The next request gets a new sequence.
+    const next = router.put({ tenant: 't', key, value: new Uint8Array([2]) });
+    await expect(next).resolves.toMatchObject({ ok: true });
+    expect(seen[seen.length - 1]!.seq).not.toBe(seen[0]!.seq);
+    router.close();
+  });
+
+  test('a request nobody answers ends with Timeout at its deadline', async () => {
+    const router = makeRouter(() => undefined, 300);
+    const res = await router.put({ tenant: 't', key: remoteKey('t'), value: new Uint8Array([1]) });
+    expect(res).toMatchObject({ ok: false, code: 'Timeout' });
+    router.close();
+  });
+
+  test('errors that are not about leadership are returned at once, not retried', async () => {
+    let attempts = 0;
+    const router = makeRouter((s, r) => {
+      if (s.kind !== RecordKind.ClientPropose) return;
+      attempts++;
+      const p = decodePropose(s.payload);
+      setImmediate(() => reply(r, s.peer, s.shard, { reqId: p.reqId, ok: false, code: 'ValueTooLarge', message: 'too big', leaderHint: 0 }));
+    });
+    expect(await router.put({ tenant: 't', key: remoteKey('e'), value: new Uint8Array([1]) })).toMatchObject({ ok: false, code: 'ValueTooLarge' });
+    expect(attempts).toBe(1);
+    router.close();
+  });
+
+  test('a raft message whose sender is not the connection peer is refused', () => {
+    const delivered: number[] = [];
+    const fakePool = { deliver: (shard: ShardId) => delivered.push(shard), wake: () => Promise.resolve(0), leaders: new Map() } as unknown as WorkerPool;
+    const router = new Router({ self: 1 as NodeId, members, shards: 4, replicas: 3, pool: fakePool, link: { send: () => undefined } });
+    const m = (from: number): Uint8Array => encodeMessage(emptyMessage(MessageType.Heartbeat, from as NodeId, 1 as NodeId, 1 as Term));
+    router.onPeerRecords('peer-2', [{ kind: RecordKind.RaftMessage, shard: 0, payload: m(2) }]);
+    router.onPeerRecords('peer-2', [{ kind: RecordKind.RaftMessage, shard: 0, payload: m(3) }]); // claims to be node 3
+    router.onPeerRecords('stranger', [{ kind: RecordKind.RaftMessage, shard: 0, payload: m(2) }]);
+    router.onPeerRecords('peer-2', [{ kind: RecordKind.RaftMessage, shard: 0, payload: new Uint8Array([1, 2, 3]) }]); // garbage
+    expect(delivered).toEqual([0]);
+    expect(router.counters.spoofed).toBe(1);
+    expect(router.counters.badRecords).toBe(1);
+    router.close();
+  });
+});
