@@ -143,6 +143,7 @@ export async function startNode(cfg: NodeConfig, opts: StartOptions): Promise<Ru
       onRaftMessage: (shard, payload) => routerRef.r?.onLocalRaftMessage(shard, payload),
       onShardEvent: (shard, e) => {
         leaderChanges.n++;
+        routerRef.r?.onShardEvent(shard);
         log.debug({ shard, lead: e.lead, term: e.term, role: e.role }, 'shard leader changed');
       },
       ...(opts.workerUrl ? { workerUrl: opts.workerUrl, workerData: opts.workerData } : {}),

@@ -106,8 +106,11 @@ export class Router implements KvService {
     const empty = new Uint8Array(0);
     this.livenessTimer = setInterval(() => {
       const now = performance.now();
+      // While a worker is down (crash loop, failed restart) its shards cannot lead: this node goes
+      // silent, so peers wake the quiet followers of the shards it leads and elect elsewhere.
+      const healthy = this.opts.pool.allRunning();
       for (const [id, l] of this.liveness) {
-        this.opts.link.send(this.byNode.get(id)!.peerId, RecordKind.NodeHeartbeat, 0, empty);
+        if (healthy) this.opts.link.send(this.byNode.get(id)!.peerId, RecordKind.NodeHeartbeat, 0, empty);
         if (l.up && now - l.heard > timeout) {
           l.up = false;
           this.counters.peersDown++;
@@ -148,17 +151,25 @@ export class Router implements KvService {
     return replicasOf(shard, this.opts.members.map((m) => m.nodeId), this.opts.replicas).includes(this.opts.self);
   }
 
-  /** Best guess of the shard's leader; never a peer that liveness says is gone. */
+  /**
+   * Best guess of the shard's leader; never a peer that liveness says is gone. A NotLeader hint
+   * (the freshest news) wins over the local replica's last event until the next event.
+   */
   leaderOf(shard: ShardId): NodeId | undefined {
-    const local = this.opts.pool.leaders.get(shard);
-    if (local && local.lead !== 0) return this.reachable(local.lead) ? local.lead : undefined;
     const hint = this.hints.get(shard);
     if (hint !== undefined) return this.reachable(hint) ? hint : undefined;
+    const local = this.opts.pool.leaders.get(shard);
+    if (local && local.lead !== 0) return this.reachable(local.lead) ? local.lead : undefined;
     if (this.hosts(shard)) return undefined;
     return replicasOf(shard, this.opts.members.map((m) => m.nodeId), this.opts.replicas)[0];
   }
 
   // ---------------------------------------------------------------- raft traffic
+
+  /** A local replica reported a leader or role change: it supersedes NotLeader hints. */
+  onShardEvent(shard: ShardId): void {
+    this.hints.delete(shard);
+  }
 
   /** A raft message from a local worker: to the peer it names. */
   onLocalRaftMessage(shard: ShardId, payload: Uint8Array): void {

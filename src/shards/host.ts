@@ -5,6 +5,7 @@
  * replies, read answers. Applying committed entries and recording the applied index happen in the
  * same transaction, so a crash never applies an entry twice.
  */
+import { randomInt } from 'node:crypto';
 import { RawNode, Prng, RaftError, assert, decodeConfChange, EntryType, ConfChangeType } from './raft/index.js';
 import type { ConfState, Entry, LogIndex, Message, NodeId, RaftConfig, Ready, Role, ShardId, Term } from './raft/index.js';
 import type { ShardStore, Store } from './store.js';
@@ -128,7 +129,11 @@ export interface HostCounters {
 
 export class ShardHost {
   private readonly shards = new Map<ShardId, Shard>();
-  private readContext = 0;
+  /**
+   * Read ids, unique per host instance: a random start, so an answer to a read of a previous
+   * instance (before a worker restart) cannot match a new read.
+   */
+  private readContext = randomInt(0, 2 ** 40) * 1024;
   readonly counters: HostCounters = {
     turns: 0,
     commits: 0,
@@ -234,6 +239,9 @@ export class ShardHost {
     if (bad) return this.replyError(id, req.reqId, bad.code, bad.message);
     try {
       const at = s.node.propose(encodeProposal(req.clientId, req.seq, req.command));
+      // An older proposal at this index (an earlier term's, truncated away) will never apply.
+      const old = s.proposals.get(at.index);
+      if (old) this.replyError(id, old.reqId, 'ProposalDropped', `entry ${at.index} was replaced by a later term's entry`);
       s.proposals.set(at.index, { reqId: req.reqId, term: at.term });
       this.counters.proposals++;
     } catch (e) {

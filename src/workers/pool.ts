@@ -21,6 +21,9 @@ import { Ring, maxPayloadBytes } from './ring.js';
 import type { WorkerInit, WorkerNotice } from './protocol.js';
 import type { WorkerApi } from './worker.js';
 
+/** How long a restarted worker may take to open its shards before it is replaced again. */
+const OPEN_SHARDS_TIMEOUT_MS = 60_000;
+
 export class PoolError extends Error {
   override readonly name = 'PoolError';
   constructor(
@@ -227,16 +230,24 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
   private watch(slot: Slot): void {
     const worker = slot.worker;
     worker.once('exit', (code) => {
-      if (this.closing || slot.state === 'stopped' || slot.worker !== worker) return;
+      // Only a running worker's exit is a crash to restart from; a restart in progress handles its own.
+      if (this.closing || slot.state !== 'running' || slot.worker !== worker) return;
       void this.restart(slot, `exit code ${code}`);
     });
     // An uncaught exception in the worker: the 'exit' that follows restarts it.
     worker.on('error', () => undefined);
   }
 
+  /** True when every worker runs (none is restarting). */
+  allRunning(): boolean {
+    return this.slots.every((s) => s.state === 'running');
+  }
+
   private async restart(slot: Slot, reason: string): Promise<void> {
     slot.state = 'restarting';
     this.counters.restarts++;
+    // Its shards' leadership died with it: forget it until they report again.
+    for (const spec of slot.specs) this.leaders.delete(spec.shard);
     for (const [id, p] of this.pending) {
       if (p.worker !== slot.index) continue;
       this.settle(id, { ok: false, code: PoolErrorCode.WorkerRestarted, message: `worker ${slot.index} restarted (${reason}); the request may or may not have been applied`, leaderHint: 0 });
@@ -246,17 +257,28 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     slot.restarts++;
     await new Promise((r) => setTimeout(r, delayMs));
     if (this.closing) return;
+    let parts: Awaited<ReturnType<WorkerPool['spawn']>> | undefined;
     try {
-      const parts = await this.spawn(slot.index);
+      parts = await this.spawn(slot.index);
+      if (this.closing) throw new PoolError('PoolClosed', 'the pool closed during the restart');
       Object.assign(slot, parts);
       this.watch(slot);
-      await slot.api.openShards(slot.specs);
+      // A worker that dies during this call never answers it: bound the wait.
+      await Promise.race([
+        slot.api.openShards(slot.specs),
+        new Promise((_, reject) => setTimeout(() => reject(new PoolError('WorkerStartFailed', 'opening shards timed out')), OPEN_SHARDS_TIMEOUT_MS).unref()),
+      ]);
+      if (this.closing) throw new PoolError('PoolClosed', 'the pool closed during the restart');
       slot.state = 'running';
       this.emit('restart', slot.index, reason);
       void this.pump(slot);
     } catch (e) {
+      // Never leave a half-started worker running beside its replacement (or after close).
+      slot.state = 'restarting';
+      if (parts) await parts.worker.terminate().catch(() => undefined);
+      if (this.closing) return;
       this.emit('restart-failed', slot.index, e instanceof Error ? e.message : String(e));
-      if (!this.closing) void this.restart(slot, 'restart failed');
+      void this.restart(slot, 'restart failed');
     }
   }
 

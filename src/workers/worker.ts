@@ -124,15 +124,16 @@ const DRAIN_BUDGET = 4096;
 async function loop(): Promise<void> {
   let lastTick = performance.now();
   while (!stopping) {
+    // Time first, and all of it: leases are measured in ticks, so a stalled worker must not judge
+    // a read (or anything else) on a clock that fell behind the other replicas'.
+    const now = performance.now();
+    if (now - lastTick >= init.tickMs) {
+      const ticks = Math.floor((now - lastTick) / init.tickMs);
+      for (let i = 0; i < ticks; i++) host.tick();
+      lastTick += ticks * init.tickMs;
+    }
     let n = 0;
     while (n < DRAIN_BUDGET && inRing.readView(dispatch)) n++;
-    const now = performance.now();
-    // Catch up at most a few ticks after a stall instead of firing a burst of elections.
-    if (now - lastTick >= init.tickMs) {
-      const ticks = Math.min(3, Math.floor((now - lastTick) / init.tickMs));
-      for (let i = 0; i < ticks; i++) host.tick();
-      lastTick = ticks === 3 ? now : lastTick + ticks * init.tickMs;
-    }
     let turned = 0;
     for (let i = 0; i < 4 && host.hasReady(); i++) turned += host.turn();
     if (n === 0 && turned === 0) {

@@ -319,7 +319,11 @@ export class Raft {
 
   tick(): void {
     this.now++;
-    if (this.quiesced) return;
+    if (this.quiesced) {
+      // Forwarded reads whose answer got lost still expire while quiet.
+      if (this.role !== 'leader') this.expireForwardedReads();
+      return;
+    }
     if (this.role === 'leader') this.tickLeader();
     else this.tickElection();
   }
@@ -648,7 +652,7 @@ export class Raft {
     this.resolveProposals();
     this.msgs.push({ ...emptyMessage(MessageType.HeartbeatResp, this.id, m.from, this.term), context: m.context });
     // Go quiet only with a log that ends exactly where the leader's does.
-    if (m.quiesce === true && this.cfg.quiesceAfterTicks > 0 && this.log.lastIndex() === m.commit && this.log.lastTerm() === this.term) {
+    if (m.quiesce === true && this.cfg.quiesceAfterTicks > 0 && this.reads.size() === 0 && this.log.lastIndex() === m.commit && this.log.lastTerm() === this.term) {
       this.quiesced = true;
       this.electionElapsed = 0;
     }
