@@ -10,7 +10,7 @@ import { RawNode, Prng, RaftError, assert, decodeConfChange, EntryType, ConfChan
 import type { ConfState, Entry, LogIndex, Message, NodeId, RaftConfig, Ready, Role, ShardId, Term } from './raft/index.js';
 import type { ShardStore, Store } from './store.js';
 import type { StateMachine } from './state-machine.js';
-import { SESSION_SEQ_STALE, applyEntry, encodeProposal } from './sessions.js';
+import { SESSION_SEQ_STALE, afterEntry, applyEntry, encodeProposal } from './sessions.js';
 import type { Outcome } from './sessions.js';
 import { verifyShard } from './verify.js';
 import type { VerifyResult } from './verify.js';
@@ -125,6 +125,7 @@ export interface HostCounters {
   snapshotsInstalled: number;
   compactions: number;
   duplicateProposals: number;
+  sessionsExpired: number;
 }
 
 export class ShardHost {
@@ -147,6 +148,7 @@ export class ShardHost {
     snapshotsInstalled: 0,
     compactions: 0,
     duplicateProposals: 0,
+    sessionsExpired: 0,
   };
   private readonly compactEvery: number;
   private readonly compactKeep: number;
@@ -328,6 +330,7 @@ export class ShardHost {
         if (duplicate) this.counters.duplicateProposals++;
         t.applied.push({ index: e.index, term: e.term, reply: outcome });
       }
+      this.counters.sessionsExpired += afterEntry(ss, e.index);
     }
     ss.setApplied(last, conf);
     this.counters.entriesApplied += t.applied.length;

@@ -33,6 +33,8 @@ export function encodeProposal(clientId: number, seq: number, command: Uint8Arra
   return out;
 }
 
+const SESSION_PREFIX = new Uint8Array([RESERVED_PREFIX, SESSION_TAG]);
+
 function sessionKey(clientId: number): Uint8Array {
   const k = new Uint8Array(10);
   k[0] = RESERVED_PREFIX;
@@ -41,25 +43,27 @@ function sessionKey(clientId: number): Uint8Array {
   return k;
 }
 
-/** Session record: last sequence applied (f64), then the encoded reply it got. */
-function encodeSession(seq: number, reply: Outcome): Uint8Array {
+/** Session record: last sequence applied (f64), index of its entry (f64), then the reply it got. */
+function encodeSession(seq: number, index: number, reply: Outcome): Uint8Array {
   const enc = new TextEncoder();
   const body = reply.ok ? reply.body : enc.encode(JSON.stringify({ code: reply.code, message: reply.message }));
-  const out = new Uint8Array(9 + body.length);
+  const out = new Uint8Array(17 + body.length);
   const v = new DataView(out.buffer);
   v.setFloat64(0, seq, true);
-  v.setUint8(8, reply.ok ? 0 : 1);
-  out.set(body, 9);
+  v.setFloat64(8, index, true);
+  v.setUint8(16, reply.ok ? 0 : 1);
+  out.set(body, 17);
   return out;
 }
 
-function decodeSession(b: Uint8Array): { seq: number; reply: Outcome } {
+function decodeSession(b: Uint8Array): { seq: number; index: number; reply: Outcome } {
   const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
   const seq = v.getFloat64(0, true);
-  const body = b.slice(9);
-  if (v.getUint8(8) === 0) return { seq, reply: { ok: true, body } };
+  const index = v.getFloat64(8, true);
+  const body = b.slice(17);
+  if (v.getUint8(16) === 0) return { seq, index, reply: { ok: true, body } };
   const e = JSON.parse(new TextDecoder().decode(body)) as { code: string; message: string };
-  return { seq, reply: { ok: false, code: e.code, message: e.message, leaderHint: 0 } };
+  return { seq, index, reply: { ok: false, code: e.code, message: e.message, leaderHint: 0 } };
 }
 
 /** Where entries are applied: the shard's data database inside a commit, or a replay copy. */
@@ -68,6 +72,31 @@ export interface ApplyTarget {
   /** Host-reserved keys (first byte 0xff): client sessions. */
   reservedGet(key: Uint8Array): Uint8Array | undefined;
   reservedPut(key: Uint8Array, value: Uint8Array): void;
+  reservedRemove(key: Uint8Array): void;
+  /** Reserved keys starting with `prefix`, in key order (copies). */
+  reservedScan(prefix: Uint8Array): { key: Uint8Array; value: Uint8Array }[];
+}
+
+/** Applied entries a session outlives its last use; a retry older than this may apply again. */
+export const SESSION_TTL_ENTRIES = 100_000;
+/** Sessions are swept at every entry whose index is a multiple of this (on every replica alike). */
+export const SESSION_SWEEP_EVERY_ENTRIES = 10_000;
+
+/**
+ * Called for every applied entry, of any type, in index order: at multiples of
+ * SESSION_SWEEP_EVERY_ENTRIES, drops the sessions unused for SESSION_TTL_ENTRIES. Depends only
+ * on the index, so every replica (and a replay) drops the same sessions at the same point.
+ */
+export function afterEntry(target: ApplyTarget, index: number): number {
+  if (index % SESSION_SWEEP_EVERY_ENTRIES !== 0) return 0;
+  let dropped = 0;
+  for (const { key, value } of target.reservedScan(SESSION_PREFIX)) {
+    if (decodeSession(value).index < index - SESSION_TTL_ENTRIES) {
+      target.reservedRemove(key);
+      dropped++;
+    }
+  }
+  return dropped;
 }
 
 /**
@@ -93,7 +122,7 @@ export function applyEntry(sm: StateMachine, target: ApplyTarget, e: Entry): { o
     }
   }
   const outcome = run();
-  target.reservedPut(key, encodeSession(seq, outcome));
+  target.reservedPut(key, encodeSession(seq, e.index, outcome));
   return { outcome, duplicate: false };
 }
 

@@ -292,6 +292,23 @@ export class ShardStore implements Storage {
     this.data.putSync(Buffer.from(key), Buffer.from(value));
   }
 
+  /** Removes a host-reserved key inside {@link Store.commit}. */
+  reservedRemove(key: Uint8Array): void {
+    this.store.assertInCommit();
+    assert(key[0] === RESERVED_PREFIX, 'reservedRemove: key outside the reserved range');
+    this.data.removeSync(Buffer.from(key));
+  }
+
+  /** Host-reserved keys starting with `prefix`, in key order (copies). */
+  reservedScan(prefix: Uint8Array): { key: Uint8Array; value: Uint8Array }[] {
+    assert(prefix[0] === RESERVED_PREFIX, 'reservedScan: prefix outside the reserved range');
+    const end = Buffer.from(prefix);
+    end[end.length - 1]! += 1;
+    const out: { key: Uint8Array; value: Uint8Array }[] = [];
+    for (const { key, value } of this.data.getRange({ start: Buffer.from(prefix), end })) out.push({ key: Uint8Array.from(key), value: Uint8Array.from(value) });
+    return out;
+  }
+
   /** Replaces log, data and membership by a snapshot, atomically (inside {@link Store.commit}). */
   installSnapshot(snap: Snapshot): void {
     this.store.assertInCommit();

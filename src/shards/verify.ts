@@ -6,7 +6,7 @@
  */
 import { EntryType } from './raft/index.js';
 import type { LogIndex } from './raft/index.js';
-import { applyEntry } from './sessions.js';
+import { afterEntry, applyEntry } from './sessions.js';
 import type { ApplyTarget } from './sessions.js';
 import type { DataTxn, StateMachine } from './state-machine.js';
 import type { ShardStore } from './store.js';
@@ -45,6 +45,17 @@ export class MemoryData implements ApplyTarget {
     this.map.set(hex(key), { key: key.slice(), value: value.slice() });
   }
 
+  reservedRemove(key: Uint8Array): void {
+    this.map.delete(hex(key));
+  }
+
+  reservedScan(prefix: Uint8Array): { key: Uint8Array; value: Uint8Array }[] {
+    const p = hex(prefix);
+    return this.sorted()
+      .filter(([k]) => k.startsWith(p))
+      .map(([, kv]) => kv);
+  }
+
   /** Entries as hex pairs in key order. */
   sorted(): [string, { key: Uint8Array; value: Uint8Array }][] {
     // Hex of bytes sorts like the bytes (same length prefix comparison per byte pair).
@@ -70,6 +81,7 @@ export function verifyShard(ss: ShardStore, sm: StateMachine): VerifyResult {
     const batch = ss.entries(lo, (applied + 1) as LogIndex, 4 << 20);
     for (const e of batch) {
       if (e.type === EntryType.Normal && e.data.length > 0) applyEntry(sm, mem, e);
+      afterEntry(mem, e.index);
       replayed++;
     }
     lo = (lo + batch.length) as LogIndex;

@@ -162,6 +162,7 @@ const hostCounterNames: (keyof HostCounters)[] = [
   'snapshotsInstalled',
   'compactions',
   'duplicateProposals',
+  'sessionsExpired',
 ];
 const snake = (s: string): string => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 for (const name of hostCounterNames) {
