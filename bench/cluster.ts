@@ -1,0 +1,910 @@
+/**
+ * End-to-end load test of a cluster over HTTP: starts a fresh local cluster of real node
+ * processes (or uses running ones with --target), preloads keys for reads, drives load with
+ * autocannon from a separate process (bench/load-worker.ts), then reads every acknowledged write
+ * back through a random node (linearizable) and reports throughput, latency percentiles to the
+ * microsecond, errors, CPU and memory per process, bytes sent over Iroh per write and leader
+ * changes. With --ceiling, the same workload also runs against a do-nothing in-memory KV on
+ * node:http (bench/ceiling.ts), and the node's throughput is shown as a share of it.
+ *
+ *   npm run bench -- [--nodes 3] [--shards 16] [--workers 1] [--connections 64] [--duration 15]
+ *     [--value-size 256] [--keys 100000] [--mix put|get|mixed:R/W] [--consistency linearizable]
+ *     [--target http://h:p,...] [--ceiling] [--idle-seconds 0] [--json] [--name NAME]
+ *
+ * The result (config, versions, machine) goes to bench/results/<date>-<name>.json; --json also
+ * prints it as the last line. Exit code 2 for bad flags, 1 when a node fell over, an
+ * acknowledged write could not be read back with its value, a read returned a wrong value or
+ * the load generator failed; errors, non-2xx answers and timeouts are reported, never hidden,
+ * but do not fail the run on their own.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Histogram } from './histogram.js';
+import type { LatencySummary } from './histogram.js';
+import { call, callRetrying, describe, forEachLimit, scrape, sleep, waitHealthy } from './kv-client.js';
+import { LocalServers } from './local-cluster.js';
+import type { ServerProcess } from './local-cluster.js';
+import { RssPoller, cpuSeconds, cpuSpeedKops, machineCpuSeconds, splitThreads, threadCpuSeconds, vmBytes } from './proc.js';
+import { PRELOAD_KEYS_MAX, VALUE_BYTES_MAX, parseMix, readKey, valueOf, writeKey } from './workload.js';
+import type { Consistency, LoadConfig, LoadResult, Mix, OpResult, WorkerMessage } from './workload.js';
+
+const ROOT = new URL('..', import.meta.url).pathname;
+const LOAD_WORKER = join(ROOT, 'bench/load-worker.ts');
+const RESULTS_DIR = join(ROOT, 'bench/results');
+
+/** Node counters whose change over the load is reported per node (short name: metric). */
+const COUNTERS: Record<string, string> = {
+  turns: 'iroh_raft_host_turns_total',
+  commits: 'iroh_raft_host_commits_total',
+  entriesPersisted: 'iroh_raft_host_entries_persisted_total',
+  entriesApplied: 'iroh_raft_host_entries_applied_total',
+  proposals: 'iroh_raft_host_proposals_total',
+  proposalsRefused: 'iroh_raft_host_proposals_refused_total',
+  reads: 'iroh_raft_host_reads_total',
+  raftMessagesSent: 'iroh_raft_host_messages_sent_total',
+  irohRecordsSent: 'iroh_raft_transport_records_sent_total',
+  irohFramesSent: 'iroh_raft_transport_frames_sent_total',
+  forwarded: 'iroh_raft_router_forwarded_total',
+  outRingDrops: 'iroh_raft_worker_out_ring_drops_total',
+  compactions: 'iroh_raft_host_compactions_total',
+};
+
+/** Requests in flight while preloading and while reading acknowledged writes back. */
+const SIDE_CONCURRENCY = 32;
+/** Client deadline per load request, seconds: above the node's 5 s request timeout. */
+const LOAD_TIMEOUT_S = 10;
+/** Acknowledged writes kept for verification; past it, a uniform sample of this many. */
+const ACKED_KEPT_MAX = 1_000_000;
+/** Quiet time before an idle measurement, so shards have time to go quiet (20 ticks of 100 ms). */
+const IDLE_SETTLE_MS = 3000;
+/** Load generator CPU (% of one core) above which it, not the server, may be the bottleneck. */
+const LOADGEN_SATURATED_PERCENT = 90;
+
+// ---------------------------------------------------------------------------------------------
+// Flags
+
+interface Config {
+  readonly nodes: number;
+  readonly shards: number;
+  readonly workers: number;
+  readonly connections: number;
+  readonly durationS: number;
+  readonly valueSize: number;
+  readonly keys: number;
+  readonly mix: Mix;
+  readonly consistency: Consistency;
+  readonly target: readonly string[] | undefined;
+  readonly json: boolean;
+  readonly ceiling: boolean;
+  readonly idleSeconds: number;
+  readonly name: string;
+}
+
+const USAGE = `usage: npm run bench -- [flags]
+  --nodes N           local cluster size (default 3)
+  --shards N          raft groups (default 16)
+  --workers N         worker threads per node (default 1)
+  --connections N     HTTP connections in total, split over the nodes (default 64)
+  --duration S        seconds of load (default 15)
+  --value-size B      bytes per value (default 256, at most ${VALUE_BYTES_MAX})
+  --keys N            read key space; min(N, ${PRELOAD_KEYS_MAX}) keys are preloaded (default 100000)
+  --mix M             put | get | mixed:R/W (R % reads, W % writes; default put)
+  --consistency C     linearizable | lease | stale, for reads (default linearizable)
+  --target URLS       comma-separated http://host:port of running nodes instead of a local cluster
+  --ceiling           also run the same workload against bench/ceiling.ts
+  --idle-seconds S    measure each node's CPU while idle for S seconds before the load (default 0)
+  --json              print the result as JSON on the last line
+  --name NAME         result file name part (default from the settings)`;
+
+function usageError(message: string): never {
+  console.error(`bench: ${message}`);
+  console.error(USAGE);
+  process.exit(2);
+}
+
+function parseFlags(argv: string[]): Config {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        nodes: { type: 'string' },
+        shards: { type: 'string' },
+        workers: { type: 'string' },
+        connections: { type: 'string' },
+        duration: { type: 'string' },
+        'value-size': { type: 'string' },
+        keys: { type: 'string' },
+        mix: { type: 'string' },
+        consistency: { type: 'string' },
+        target: { type: 'string' },
+        json: { type: 'boolean' },
+        ceiling: { type: 'boolean' },
+        'idle-seconds': { type: 'string' },
+        name: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (e) {
+    usageError(e instanceof Error ? e.message : String(e));
+  }
+  if (values.help === true) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  const str = (k: string): string | undefined => values[k] as string | undefined;
+  const int = (k: string, dflt: number, min: number, max: number): number => {
+    const s = str(k);
+    if (s === undefined) return dflt;
+    if (!/^\d+$/.test(s)) usageError(`--${k} must be a whole number, got '${s}'`);
+    const n = Number(s);
+    if (n < min || n > max) usageError(`--${k} must be between ${min} and ${max}, got ${n}`);
+    return n;
+  };
+  let target: string[] | undefined;
+  const t = str('target');
+  if (t !== undefined) {
+    for (const k of ['nodes', 'shards', 'workers', 'idle-seconds']) {
+      if (str(k) !== undefined) usageError(`--${k} has no effect with --target (the cluster is already running)`);
+    }
+    target = t.split(',').map((u) => {
+      let url: URL;
+      try {
+        url = new URL(u);
+      } catch {
+        usageError(`--target: '${u}' is not a URL (expected http://host:port)`);
+      }
+      if (url.protocol !== 'http:' || url.port === '' || (url.pathname !== '/' && url.pathname !== '')) usageError(`--target: '${u}' is not http://host:port`);
+      return `http://${url.host}`;
+    });
+    if (new Set(target).size !== target.length) usageError('--target lists a URL twice');
+  }
+  const nodes = int('nodes', 3, 1, 9);
+  const targets = target?.length ?? nodes;
+  const connections = int('connections', 64, 1, 10_000);
+  if (connections < targets) usageError(`--connections ${connections} is fewer than the ${targets} node URLs: every node needs a connection`);
+  const mixText = str('mix') ?? 'put';
+  const mix = parseMix(mixText);
+  if (!mix) usageError(`--mix must be put, get or mixed:R/W with R + W = 100 (e.g. mixed:90/10), got '${mixText}'`);
+  const consistency = str('consistency') ?? 'linearizable';
+  if (consistency !== 'linearizable' && consistency !== 'lease' && consistency !== 'stale') {
+    usageError(`--consistency must be linearizable, lease or stale, got '${consistency}'`);
+  }
+  const shards = int('shards', 16, 1, 100_000);
+  const workers = int('workers', 1, 1, 64);
+  const name = str('name') ?? `${target ? `target${target.length}` : `n${nodes}-s${shards}-w${workers}`}-${mix.label.replace(':', '').replace('/', '-')}-c${connections}`;
+  if (!/^[A-Za-z0-9._-]{1,100}$/.test(name)) usageError(`--name may hold letters, digits, '.', '_' and '-' (1-100 of them), got '${name}'`);
+  return {
+    nodes,
+    shards,
+    workers,
+    connections,
+    durationS: int('duration', 15, 1, 3600),
+    valueSize: int('value-size', 256, 1, VALUE_BYTES_MAX),
+    keys: int('keys', 100_000, 1, 1_000_000_000),
+    mix,
+    consistency,
+    target,
+    json: values.json === true,
+    ceiling: values.ceiling === true,
+    idleSeconds: int('idle-seconds', 0, 0, 600),
+    name,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Facts
+
+function packageVersion(name: string): string | undefined {
+  try {
+    return (JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return undefined;
+  }
+}
+
+function versions(): Record<string, string | undefined> {
+  const git = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' });
+  // Read-only (no index refresh): were the sources that dist was built from edited since the commit?
+  const dirty = spawnSync('git', ['--no-optional-locks', 'status', '--porcelain', '--', 'src'], { cwd: ROOT, encoding: 'utf8' });
+  return {
+    node: process.version,
+    irohRaft: (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version,
+    commit: git.status === 0 ? git.stdout.trim() : undefined,
+    srcEditedSinceCommit: dirty.status === 0 ? (dirty.stdout.trim() === '' ? 'no' : 'yes') : undefined,
+    iroh: packageVersion('@number0/iroh'),
+    lmdb: packageVersion('lmdb'),
+    autocannon: packageVersion('autocannon'),
+  };
+}
+
+function machine(): Record<string, unknown> {
+  const cpus = os.cpus();
+  return {
+    cpus: cpus.length,
+    model: cpus[0]?.model,
+    memoryBytes: os.totalmem(),
+    kernel: os.release(),
+    platform: `${os.platform()} ${os.arch()}`,
+    loadAverageAtStart: os.loadavg(),
+    date: new Date().toISOString(),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// One system under load
+
+interface ProcessResult {
+  readonly name: string;
+  readonly pid: number;
+  readonly cpuS: number | undefined;
+  /** CPU over the load's wall time, % of one core. */
+  readonly cpuPercent: number | undefined;
+  /** Highest VmRSS seen while the load ran, bytes. */
+  readonly peakRssBytes: number | undefined;
+  /** VmHWM at the end of the load: the peak since the process started, bytes. */
+  readonly hwmBytes: number | undefined;
+  readonly irohBytesSent?: number;
+  /** A node's CPU by thread over the load, % of one core (see splitThreads). */
+  readonly threads?: { readonly mainPercent: number; readonly irohPercent: number; readonly otherPercent: number; readonly busiestOtherPercent: number };
+}
+
+interface VerifyResult {
+  readonly ackedWrites: number;
+  readonly checked: number;
+  /** True when `checked` is a uniform sample of the acknowledged writes, not all of them. */
+  readonly sampled: boolean;
+  readonly ok: number;
+  /** 404: an acknowledged write is gone. */
+  readonly missing: number;
+  /** 200 with another value. */
+  readonly wrong: number;
+  /** Could not be read (errors after retries): neither confirmed nor refuted. */
+  readonly unreadable: number;
+  readonly unreadableCodes: Record<string, number>;
+  readonly samples: readonly string[];
+  readonly seconds: number;
+}
+
+interface SystemResult {
+  readonly system: string;
+  readonly urls: readonly string[];
+  readonly preload: { readonly keys: number; readonly seconds: number };
+  readonly elapsedS: number;
+  /** 2xx answers per second. */
+  readonly okPerSec: number;
+  readonly latency: { readonly all: LatencySummary; readonly put?: LatencySummary; readonly get?: LatencySummary };
+  readonly counts: {
+    readonly ok: number;
+    readonly non2xx: number;
+    /** Connection errors and timeouts (autocannon's `errors`). */
+    readonly errors: number;
+    readonly timeouts: number;
+    readonly readMismatches: number;
+    readonly byStatus: { readonly put: Record<string, number>; readonly get: Record<string, number> };
+    readonly non2xxByCode: Record<string, number>;
+    readonly connErrors: Record<string, number>;
+  };
+  readonly readMismatchSamples: readonly string[];
+  readonly autocannon: LoadResult['autocannon'];
+  readonly processes: readonly ProcessResult[];
+  readonly loadGenerator: ProcessResult;
+  /**
+   * The whole machine's CPU over the load, % of one core (all cores: cpus x 100): busy in all,
+   * used by the processes above, and by everything else (other people's work on a shared machine).
+   */
+  readonly machineCpu?: { readonly cores: number; readonly busyPercent: number; readonly oursPercent: number; readonly othersPercent: number };
+  /** cpuSpeedKops() just before the load generator starts and just after it ends (machine speed). */
+  readonly cpuSpeedKops: { readonly before: number; readonly after: number };
+  /** CPU of the server processes (all nodes) per 2xx answer, µs: the cost of one request. */
+  readonly serverCpuUsPerOk: number | undefined;
+  /** From the nodes' /metrics (deltas over the load); undefined for the ceiling. */
+  readonly iroh?: {
+    readonly bytesSent: number;
+    readonly bytesPerAckedWrite: number | undefined;
+    readonly bytesPerRequest: number | undefined;
+    readonly leaderChanges: number;
+    readonly forwarded: number;
+    readonly retries: number;
+    readonly workerRestarts: number;
+  };
+  /** Change of each COUNTERS entry over the load, per node (null: the node's /metrics did not answer). */
+  readonly counters?: Record<string, readonly (number | null)[]>;
+  /** Shards led by each node after the load (from /v1/status; null: no answer). */
+  readonly leadersPerNode?: readonly (number | null)[];
+  /** Nodes whose /metrics did not answer before or after the load: their counters are missing. */
+  readonly metricsMissing: readonly string[];
+  /** Watched processes that fell over during this measurement. */
+  readonly exits: readonly string[];
+  readonly verify: VerifyResult;
+}
+
+interface Target {
+  readonly system: string;
+  readonly urls: readonly string[];
+  /** Local processes to watch (/proc), none with --target. */
+  readonly procs: readonly ServerProcess[];
+  /** True when the URLs are nodes with /metrics and /v1/status. */
+  readonly isNode: boolean;
+  /** Watched processes that exited without being asked to, described (empty while all run). */
+  readonly exits: () => string[];
+  /** URLs whose process still runs (all of them with --target). */
+  readonly liveUrls: () => string[];
+}
+
+function progress(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+async function preload(t: Target, cfg: Config, prefix: string): Promise<{ keys: number; seconds: number }> {
+  if (cfg.mix.readPercent === 0) return { keys: 0, seconds: 0 };
+  const keys = Math.min(cfg.keys, PRELOAD_KEYS_MAX);
+  progress(`[${t.system}] preloading ${keys} keys through ${t.urls.length} URL(s)`);
+  const t0 = performance.now();
+  await forEachLimit(Array.from({ length: keys }, (_, i) => i), SIDE_CONCURRENCY, async (i) => {
+    const key = readKey(prefix, i);
+    const a = await callRetrying(() => `${t.urls[i % t.urls.length]!}/v1/kv/${key}`, { method: 'PUT', body: valueOf(key, cfg.valueSize) });
+    if (a.status !== 200) throw new Error(`preloading ${key} failed: ${describe(a)}`);
+  });
+  return { keys, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** Every node's metrics; a node that does not answer is added to `missing` (its changes are then unknown). */
+async function scrapeAll(t: Target, missing: Set<string>): Promise<Map<string, number>[] | undefined> {
+  if (!t.isNode) return undefined;
+  return Promise.all(
+    t.urls.map((u) =>
+      scrape(u).catch(() => {
+        missing.add(u);
+        return new Map<string, number>();
+      }),
+    ),
+  );
+}
+
+/** Runs the load generator process; resolves with its result and its CPU seconds over the run. */
+async function drive(t: Target, cfg: Config, prefix: string, readKeys: number, rss: RssPoller, atStart: () => void): Promise<{ result: LoadResult; cpuS: number | undefined; pid: number }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', LOAD_WORKER], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], cwd: ROOT });
+  const pid = child.pid!;
+  rss.add(pid);
+  const load: LoadConfig = {
+    urls: t.urls,
+    connections: cfg.connections,
+    durationS: cfg.durationS,
+    valueSize: cfg.valueSize,
+    mix: cfg.mix,
+    consistency: cfg.consistency,
+    prefix,
+    readKeys,
+    timeoutS: LOAD_TIMEOUT_S,
+    ackedKeptMax: ACKED_KEPT_MAX,
+  };
+  let cpu0: number | undefined;
+  let cpuS: number | undefined;
+  const reported = new Set<string>();
+  const result = await new Promise<LoadResult>((resolve, reject) => {
+    let done = false;
+    child.on('message', (m: WorkerMessage) => {
+      switch (m.type) {
+        case 'ready':
+          atStart();
+          cpu0 = cpuSeconds(pid);
+          child.send(load);
+          break;
+        case 'progress':
+          for (const e of t.exits()) {
+            if (!reported.has(e)) progress(`[${t.system}] ${e}`);
+            reported.add(e);
+          }
+          progress(`[${t.system}] ${m.elapsedS.toFixed(0).padStart(3)} s  ${fmtInt(m.okPerSec).padStart(8)} ok/s${m.nonOkPerSec > 0 ? `  ${fmtInt(m.nonOkPerSec)} non-2xx/s` : ''}`);
+          break;
+        case 'result': {
+          const c1 = cpuSeconds(pid);
+          cpuS = c1 !== undefined && cpu0 !== undefined ? c1 - cpu0 : undefined;
+          done = true;
+          resolve(m.result);
+          break;
+        }
+        case 'error':
+          done = true;
+          reject(new Error(`load generator failed: ${m.message}`));
+          break;
+      }
+    });
+    child.once('exit', (code, signal) => {
+      if (!done) reject(new Error(`load generator exited (${code ?? signal}) without a result`));
+    });
+  });
+  return { result, cpuS, pid };
+}
+
+async function verify(t: Target, cfg: Config, prefix: string, r: LoadResult): Promise<VerifyResult> {
+  const items = r.acked;
+  if (items.length > 0) progress(`[${t.system}] reading back ${items.length}${r.ackedSampled ? ` (a sample of ${r.ackedWrites})` : ''} acknowledged writes (linearizable, random node)`);
+  const t0 = performance.now();
+  let ok = 0;
+  let missing = 0;
+  let wrong = 0;
+  let unreadable = 0;
+  const unreadableCodes: Record<string, number> = {};
+  const samples: string[] = [];
+  const note = (s: string): void => {
+    if (samples.length < 10) samples.push(s);
+  };
+  await forEachLimit(items, SIDE_CONCURRENCY, async ([instance, seq]) => {
+    const key = writeKey(prefix, instance, seq);
+    let url = '';
+    let a;
+    try {
+      // A random node that still runs, another one on each retry.
+      a = await callRetrying(() => {
+        const live = t.liveUrls();
+        url = live[Math.floor(Math.random() * live.length)] ?? t.urls[0]!;
+        return `${url}/v1/kv/${key}?consistency=linearizable`;
+      });
+    } catch (e) {
+      unreadable++;
+      const m = e instanceof Error ? e.message : String(e);
+      unreadableCodes[m] = (unreadableCodes[m] ?? 0) + 1;
+      note(`${key} via ${url}: ${m}`);
+      return;
+    }
+    if (a.status === 200) {
+      if (a.body.equals(valueOf(key, cfg.valueSize))) ok++;
+      else {
+        wrong++;
+        note(`${key} via ${url}: ${a.body.length} bytes, starts ${JSON.stringify(a.body.subarray(0, 40).toString('latin1'))}`);
+      }
+    } else if (a.status === 404) {
+      missing++;
+      note(`${key} via ${url}: ${describe(a)}`);
+    } else {
+      unreadable++;
+      const d = describe(a);
+      unreadableCodes[d] = (unreadableCodes[d] ?? 0) + 1;
+      note(`${key} via ${url}: ${d}`);
+    }
+  });
+  return { ackedWrites: r.ackedWrites, checked: items.length, sampled: r.ackedSampled, ok, missing, wrong, unreadable, unreadableCodes, samples, seconds: (performance.now() - t0) / 1000 };
+}
+
+const metric = (m: Map<string, number>[] | undefined, i: number, name: string): number => m?.[i]?.get(name) ?? 0;
+
+function mergeCounts(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
+  const out = { ...a };
+  for (const [k, v] of Object.entries(b)) out[k] = (out[k] ?? 0) + v;
+  return out;
+}
+
+async function measure(t: Target, cfg: Config, prefix: string): Promise<SystemResult> {
+  const pre = await preload(t, cfg, prefix);
+  const unscraped = new Set<string>();
+  const rss = new RssPoller(t.procs.map((p) => p.pid));
+  let cpu0: (number | undefined)[] = [];
+  let threads0: ReturnType<typeof threadCpuSeconds>[] = [];
+  let machine0: ReturnType<typeof machineCpuSeconds>;
+  let metrics0: Map<string, number>[] | undefined;
+  // Scraped before the load generator starts: /metrics is not free, and not part of the load.
+  metrics0 = await scrapeAll(t, unscraped);
+  const speedBefore = cpuSpeedKops();
+  progress(`[${t.system}] load: ${cfg.connections} connections, ${cfg.durationS} s, ${cfg.mix.label}, ${cfg.valueSize} B values`);
+  const run = await drive(t, cfg, prefix, pre.keys, rss, () => {
+    cpu0 = t.procs.map((p) => cpuSeconds(p.pid));
+    threads0 = t.procs.map((p) => threadCpuSeconds(p.pid));
+    machine0 = machineCpuSeconds();
+    rss.start();
+  });
+  const cpu1 = t.procs.map((p) => cpuSeconds(p.pid));
+  const threads1 = t.procs.map((p) => threadCpuSeconds(p.pid));
+  const machine1 = machineCpuSeconds();
+  rss.stop();
+  const hwm = t.procs.map((p) => vmBytes(p.pid, 'VmHWM'));
+  const r = run.result;
+  const speedAfter = cpuSpeedKops();
+  const metrics1 = await scrapeAll(t, unscraped);
+  if (metrics1 === undefined) metrics0 = undefined;
+  /** Change of a node's metric over the load; undefined when the node did not answer before or after. */
+  const delta = (i: number, name: string): number | undefined => (unscraped.has(t.urls[i]!) ? undefined : metric(metrics1, i, name) - metric(metrics0, i, name));
+  const sumDelta = (name: string): number => t.urls.reduce((a, _, i) => a + (delta(i, name) ?? 0), 0);
+
+  let leadersPerNode: (number | null)[] | undefined;
+  if (t.isNode) {
+    leadersPerNode = await Promise.all(
+      t.urls.map(async (u) => {
+        try {
+          const a = await call(`${u}/v1/status`);
+          const s = JSON.parse(a.body.toString('utf8')) as { shards: { role: string }[] };
+          return s.shards.filter((x) => x.role === 'leader').length;
+        } catch {
+          return null;
+        }
+      }),
+    );
+  }
+  const verified = await verify(t, cfg, prefix, r);
+
+  const put = Histogram.fromJSON(r.put.latency);
+  const get = Histogram.fromJSON(r.get.latency);
+  const all = new Histogram();
+  all.add(put);
+  all.add(get);
+  const ok = all.count;
+  const non2xx = (o: OpResult): number => Object.entries(o.statuses).reduce((a, [s, n]) => a + (Number(s) >= 200 && Number(s) <= 299 ? 0 : n), 0);
+  const pct = (cpu: number | undefined): number | undefined => (cpu === undefined ? undefined : (cpu / r.elapsedS) * 100);
+  const processes: ProcessResult[] = t.procs.map((p, i) => {
+    const c = cpu1[i] !== undefined && cpu0[i] !== undefined ? cpu1[i] - cpu0[i] : undefined;
+    return {
+      name: p.name,
+      pid: p.pid,
+      cpuS: c,
+      cpuPercent: pct(c),
+      peakRssBytes: rss.peak.get(p.pid),
+      hwmBytes: hwm[i],
+      ...(t.isNode ? { irohBytesSent: delta(i, 'iroh_raft_transport_bytes_sent_total') } : {}),
+    };
+  });
+  for (const [i, p] of t.procs.entries()) {
+    if (!t.isNode || threads0[i] === undefined) continue;
+    const sp = splitThreads(p.pid, threads0[i], threads1[i]!);
+    processes[i] = { ...processes[i]!, threads: { mainPercent: pct(sp.mainS)!, irohPercent: pct(sp.irohS)!, otherPercent: pct(sp.otherS)!, busiestOtherPercent: pct(sp.busiestOtherS)! } };
+  }
+  let machineCpu: SystemResult['machineCpu'];
+  if (machine0 && machine1 && machine1.totalS > machine0.totalS) {
+    const cores = os.cpus().length;
+    // Wall time of the window from the machine's own clock: total CPU seconds over the cores.
+    const wallS = (machine1.totalS - machine0.totalS) / cores;
+    const busyPercent = ((machine1.busyS - machine0.busyS) / wallS) * 100;
+    const oursS = [...processes.map((p) => p.cpuS ?? 0), run.cpuS ?? 0].reduce((a, b) => a + b, 0);
+    const oursPercent = (oursS / wallS) * 100;
+    machineCpu = { cores, busyPercent, oursPercent, othersPercent: Math.max(0, busyPercent - oursPercent) };
+  }
+  const bytesSent = sumDelta('iroh_raft_transport_bytes_sent_total');
+  const requests = ok + non2xx(r.put) + non2xx(r.get);
+  return {
+    system: t.system,
+    urls: t.urls,
+    preload: pre,
+    elapsedS: r.elapsedS,
+    okPerSec: ok / r.elapsedS,
+    latency: {
+      all: all.summary(),
+      ...(cfg.mix.readPercent < 100 ? { put: put.summary() } : {}),
+      ...(cfg.mix.readPercent > 0 ? { get: get.summary() } : {}),
+    },
+    counts: {
+      ok,
+      non2xx: non2xx(r.put) + non2xx(r.get),
+      errors: r.autocannon.errors,
+      timeouts: r.autocannon.timeouts,
+      readMismatches: r.readMismatches,
+      byStatus: { put: r.put.statuses, get: r.get.statuses },
+      non2xxByCode: mergeCounts(
+        Object.fromEntries(Object.entries(r.put.errorCodes).map(([k, v]) => [`PUT ${k}`, v])),
+        Object.fromEntries(Object.entries(r.get.errorCodes).map(([k, v]) => [`GET ${k}`, v])),
+      ),
+      connErrors: r.connErrors,
+    },
+    readMismatchSamples: r.readMismatchSamples,
+    autocannon: r.autocannon,
+    processes,
+    loadGenerator: { name: 'load generator', pid: run.pid, cpuS: run.cpuS, cpuPercent: pct(run.cpuS), peakRssBytes: rss.peak.get(run.pid), hwmBytes: undefined },
+    ...(machineCpu ? { machineCpu } : {}),
+    cpuSpeedKops: { before: speedBefore, after: speedAfter },
+    serverCpuUsPerOk: ok > 0 && processes.every((p) => p.cpuS !== undefined) && processes.length > 0 ? (processes.reduce((a, p) => a + p.cpuS!, 0) / ok) * 1e6 : undefined,
+    ...(t.isNode
+      ? {
+          iroh: {
+            bytesSent,
+            bytesPerAckedWrite: r.ackedWrites > 0 ? bytesSent / r.ackedWrites : undefined,
+            bytesPerRequest: requests > 0 ? bytesSent / requests : undefined,
+            leaderChanges: sumDelta('iroh_raft_shard_leader_changes_total'),
+            forwarded: sumDelta('iroh_raft_router_forwarded_total'),
+            retries: sumDelta('iroh_raft_router_retries_total'),
+            workerRestarts: sumDelta('iroh_raft_pool_worker_restarts_total'),
+          },
+          leadersPerNode,
+          counters: Object.fromEntries(Object.entries(COUNTERS).map(([k, m]) => [k, t.urls.map((_, i) => delta(i, m) ?? null)])),
+        }
+      : {}),
+    verify: verified,
+    metricsMissing: [...unscraped],
+    exits: t.exits(),
+  };
+}
+
+function exitsOf(servers: LocalServers | undefined): () => string[] {
+  return () => (servers?.unexpectedExits() ?? []).map((g) => `${g.name} fell over: code ${g.exit.code}, signal ${g.exit.signal}, ${g.exit.afterS.toFixed(1)} s after it started; its last output:\n${g.tail}`);
+}
+
+/** Throws when a process fell over (while starting, before there is anything to measure). */
+function assertRunning(servers: LocalServers): () => void {
+  return () => {
+    const e = exitsOf(servers)();
+    if (e.length > 0) throw new Error(e.join('\n'));
+  };
+}
+
+function liveUrlsOf(servers: LocalServers | undefined, urls: readonly string[]): () => string[] {
+  return () => (servers ? servers.servers.filter((s) => !s.exit).map((s) => s.url) : [...urls]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+const fmtInt = (n: number): string => Math.round(n).toLocaleString('en-US');
+const fmtMs = (n: number): string => n.toFixed(3);
+const fmtMiB = (b: number | undefined): string => (b === undefined ? '-' : (b / 2 ** 20).toFixed(1));
+const fmtOpt = (n: number | undefined, digits: number): string => (n === undefined ? '-' : n.toFixed(digits));
+
+function table(rows: string[][], rightFrom = 1): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
+  return rows.map((r) => r.map((cell, c) => (c < rightFrom ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ').trimEnd()).join('\n');
+}
+
+function latencyRow(label: string, okPerSec: string, l: LatencySummary, errs: string[]): string[] {
+  return [label, okPerSec, fmtMs(l.p50Ms), fmtMs(l.p90Ms), fmtMs(l.p99Ms), fmtMs(l.p999Ms), fmtMs(l.maxMs), ...errs];
+}
+
+function report(cfg: Config, results: SystemResult[], extra: Record<string, unknown>, problems: string[]): string {
+  const out: string[] = [];
+  const where = cfg.target ? `target ${cfg.target.join(',')}` : `${cfg.nodes} node(s), ${cfg.shards} shards, ${cfg.workers} worker(s) per node`;
+  out.push(`\n${where}; ${cfg.connections} connections, ${cfg.durationS} s, mix ${cfg.mix.label}, ${cfg.valueSize} B values${cfg.mix.readPercent > 0 ? `, reads ${cfg.consistency} over ${Math.min(cfg.keys, PRELOAD_KEYS_MAX)} keys` : ''}`);
+  if (results.length === 0) {
+    if (problems.length > 0) out.push('', 'PROBLEMS:', ...problems.map((p) => `  - ${p}`));
+    return out.join('\n');
+  }
+  const rows: string[][] = [['system', 'ok req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'errors', 'non-2xx', 'timeouts']];
+  for (const r of results) {
+    const errs = [String(r.counts.errors), String(r.counts.non2xx), String(r.counts.timeouts)];
+    rows.push(latencyRow(r.system, fmtInt(r.okPerSec), r.latency.all, errs));
+    if (r.latency.put && r.latency.get) {
+      rows.push(latencyRow('  put', fmtInt(r.latency.put.count / r.elapsedS), r.latency.put, ['', '', '']));
+      rows.push(latencyRow('  get', fmtInt(r.latency.get.count / r.elapsedS), r.latency.get, ['', '', '']));
+    }
+  }
+  const node = results.find((r) => r.system !== 'ceiling');
+  const ceiling = results.find((r) => r.system === 'ceiling');
+  if (node && ceiling) {
+    const p = (a: number, b: number): string => (b > 0 ? `${((a / b) * 100).toFixed(1)} %` : '-');
+    rows.push(['% of ceiling', p(node.okPerSec, ceiling.okPerSec), '', '', '', '', '', '', '', '']);
+    rows.push(['x ceiling latency', '', ...(['p50Ms', 'p90Ms', 'p99Ms', 'p999Ms', 'maxMs'] as const).map((k) => (ceiling.latency.all[k] > 0 ? `${(node.latency.all[k] / ceiling.latency.all[k]).toFixed(1)}x` : '-')), '', '', '']);
+  }
+  out.push(table(rows));
+
+  const prow: string[][] = [['process', 'system', 'pid', 'CPU s', 'CPU %', 'main %', 'iroh %', 'other %', 'busiest other %', 'peak RSS MiB', 'VmHWM MiB', 'Iroh MB sent']];
+  for (const r of results) {
+    for (const p of [...r.processes, r.loadGenerator]) {
+      const th = p.threads;
+      prow.push([
+        p.name, r.system, String(p.pid), fmtOpt(p.cpuS, 2), fmtOpt(p.cpuPercent, 0),
+        fmtOpt(th?.mainPercent, 0), fmtOpt(th?.irohPercent, 0), fmtOpt(th?.otherPercent, 0), fmtOpt(th?.busiestOtherPercent, 0),
+        fmtMiB(p.peakRssBytes), fmtMiB(p.hwmBytes), p.irohBytesSent === undefined ? '-' : (p.irohBytesSent / 1e6).toFixed(2),
+      ]);
+    }
+  }
+  out.push('', table(prow, 2));
+  out.push('(CPU % is of one core over the load: main = main thread (HTTP, router, transport), iroh = tokio threads, other = shard workers, GC, libuv,');
+  out.push(' busiest other = the busiest of those alone (with --workers 1 nearly always the shard worker);');
+  out.push(' peak RSS is the highest VmRSS polled during the load, VmHWM the peak since the process started)');
+  for (const r of results) {
+    const m = r.machineCpu;
+    if (m && r.processes.length > 0) out.push(`machine CPU during the ${r.system} load: ${m.busyPercent.toFixed(0)} % busy of ${m.cores * 100} % (these processes ${m.oursPercent.toFixed(0)} %, everything else ${m.othersPercent.toFixed(0)} %)`);
+    if (m && r.processes.length === 0) out.push(`machine CPU during the ${r.system} load: ${m.busyPercent.toFixed(0)} % busy of ${m.cores * 100} % (the load generator ${m.oursPercent.toFixed(0)} %; the rest includes the --target nodes if they run on this machine)`);
+    out.push(`machine speed (JSON round trips on one thread) around the ${r.system} load: ${r.cpuSpeedKops.before.toFixed(0)}k/s before, ${r.cpuSpeedKops.after.toFixed(0)}k/s after`);
+    if (r.serverCpuUsPerOk !== undefined) out.push(`server CPU per ok request (${r.system}, all its processes): ${fmtInt(r.serverCpuUsPerOk)} µs`);
+  }
+
+  for (const r of results) {
+    const lines: string[] = [];
+    if (r.iroh) {
+      lines.push(`Iroh bytes sent per acknowledged write: ${r.iroh.bytesPerAckedWrite === undefined ? '- (no writes)' : fmtInt(r.iroh.bytesPerAckedWrite)}; per request: ${r.iroh.bytesPerRequest === undefined ? '-' : fmtInt(r.iroh.bytesPerRequest)} (${(r.iroh.bytesSent / 1e6).toFixed(2)} MB in all)`);
+      lines.push(`leader changes during the load: ${r.iroh.leaderChanges} (role and leader changes seen by replicas, summed over nodes); forwarded requests: ${fmtInt(r.iroh.forwarded)}; retries: ${r.iroh.retries}; worker restarts: ${r.iroh.workerRestarts}`);
+      if (r.leadersPerNode) lines.push(`shards led per node after the load: ${r.leadersPerNode.map((n) => n ?? '?').join(' / ')}`);
+      if (r.counters) {
+        const sum = (k: string): number => (r.counters![k] ?? []).reduce<number>((a, b) => a + (b ?? 0), 0);
+        const per = (a: number, b: number): string => (b > 0 ? (a / b).toFixed(2) : '-');
+        const crow: string[][] = [['counter (per node, over the load)', ...r.urls.map((_, i) => `node ${i + 1}`), 'sum', 'per s']];
+        for (const k of Object.keys(COUNTERS)) crow.push([k, ...r.counters[k]!.map((v) => (v === null ? '-' : fmtInt(v))), fmtInt(sum(k)), fmtInt(sum(k) / r.elapsedS)]);
+        lines.push(...table(crow).split('\n'));
+        lines.push(
+          `per ok request: ${per(sum('commits'), r.counts.ok)} LMDB commits, ${per(sum('raftMessagesSent'), r.counts.ok)} raft messages, ${per(sum('irohFramesSent'), r.counts.ok)} Iroh frames; ` +
+            `${per(sum('entriesPersisted'), sum('commits'))} entries per commit, ${per(sum('irohRecordsSent'), sum('irohFramesSent'))} records per frame, ${per(sum('entriesPersisted'), sum('turns'))} entries per turn`,
+        );
+      }
+    }
+    const v = r.verify;
+    if (v.ackedWrites > 0) {
+      lines.push(
+        `verification: ${fmtInt(v.ok)} of ${fmtInt(v.checked)} ${v.sampled ? `sampled (uniformly, of ${fmtInt(v.ackedWrites)}) ` : ''}acknowledged writes read back with their value (linearizable, random node, ${v.seconds.toFixed(1)} s); missing ${v.missing}, wrong ${v.wrong}, unreadable ${v.unreadable}`,
+      );
+    } else {
+      lines.push('verification: no acknowledged writes to read back');
+    }
+    if (r.counts.readMismatches > 0) lines.push(`reads with a wrong value during the load: ${r.counts.readMismatches}`);
+    if (Object.keys(r.counts.non2xxByCode).length > 0) lines.push(`non-2xx answers: ${Object.entries(r.counts.non2xxByCode).map(([k, n]) => `${k} x${n}`).join(', ')}`);
+    if (Object.keys(r.counts.connErrors).length > 0) lines.push(`connection errors: ${Object.entries(r.counts.connErrors).map(([k, n]) => `${k} x${n}`).join(', ')}`);
+    lines.push(`preload: ${r.preload.keys} keys in ${r.preload.seconds.toFixed(1)} s; load wall time ${r.elapsedS.toFixed(2)} s; autocannon counted ${fmtInt(r.autocannon.requests)} responses, ${r.autocannon.errors} errors, ${r.autocannon.timeouts} timeouts, ${r.autocannon.non2xx} non-2xx`);
+    out.push('', `${r.system}:`, ...lines.map((l) => `  ${l}`));
+  }
+  const startup = extra.startup as { listeningS: number[]; healthyS: number } | undefined;
+  if (startup) out.push('', `startup: listening after ${startup.listeningS.map((s) => s.toFixed(2)).join(' / ')} s; every node healthy after ${startup.healthyS.toFixed(2)} s`);
+  const idle = extra.idle as { seconds: number; cpuPercent: (number | undefined)[]; irohBytesPerSec: number[] } | undefined;
+  if (idle) out.push(`idle (${idle.seconds} s, after ${IDLE_SETTLE_MS / 1000} s settling): CPU ${idle.cpuPercent.map((c) => fmtOpt(c, 1)).join(' / ')} % of a core; Iroh ${idle.irohBytesPerSec.map((b) => fmtInt(b)).join(' / ')} B/s sent`);
+  if (problems.length > 0) out.push('', 'PROBLEMS:', ...problems.map((p) => `  - ${p}`));
+  return out.join('\n');
+}
+
+function problemsOf(r: SystemResult): string[] {
+  const p: string[] = [...r.exits.map((e) => `${r.system}: ${e}`)];
+  if (r.metricsMissing.length > 0) p.push(`${r.system}: /metrics did not answer on ${r.metricsMissing.join(', ')}: their counters are missing from the sums`);
+  const v = r.verify;
+  if (v.missing > 0 || v.wrong > 0) p.push(`${r.system}: ${v.missing} acknowledged writes missing and ${v.wrong} with a wrong value (${v.samples.slice(0, 3).join('; ')})`);
+  if (v.unreadable > 0) p.push(`${r.system}: ${v.unreadable} acknowledged writes could not be read back: ${JSON.stringify(v.unreadableCodes)}`);
+  if (r.counts.readMismatches > 0) p.push(`${r.system}: ${r.counts.readMismatches} reads returned a wrong value (${r.readMismatchSamples.slice(0, 3).join('; ')})`);
+  if (r.counts.errors > 0) p.push(`${r.system}: ${r.counts.errors} request errors (${r.counts.timeouts} timeouts)`);
+  if (r.counts.non2xx > 0) p.push(`${r.system}: ${r.counts.non2xx} non-2xx answers`);
+  if (r.iroh && r.iroh.workerRestarts > 0) p.push(`${r.system}: ${r.iroh.workerRestarts} worker restarts during the load`);
+  const drops = (r.counters?.outRingDrops ?? []).reduce<number>((a, b) => a + (b ?? 0), 0);
+  if (drops > 0) p.push(`${r.system}: workers dropped ${drops} records because their out-ring stayed full`);
+  // A process that fell over is missing from "ours", so its CPU would show as someone else's.
+  if (r.machineCpu && r.processes.length > 0 && r.exits.length === 0 && r.machineCpu.othersPercent > 20) {
+    p.push(`${r.system}: other work on the machine used ${r.machineCpu.othersPercent.toFixed(0)} % of a core during the load: numbers are disturbed`);
+  }
+  if ((r.loadGenerator.cpuPercent ?? 0) > LOADGEN_SATURATED_PERCENT) {
+    p.push(`${r.system}: the load generator used ${r.loadGenerator.cpuPercent!.toFixed(0)} % of a core: it may be the bottleneck (numbers are a lower bound)`);
+  }
+  return p;
+}
+
+/** Problems that make the run fail (exit 1), as opposed to numbers worth a look. */
+function fatal(r: SystemResult): boolean {
+  return r.verify.missing > 0 || r.verify.wrong > 0 || r.counts.readMismatches > 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** Server processes running now, for an interrupted run to clean up. */
+const running = new Set<LocalServers>();
+
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    progress(`bench: ${sig}, stopping the servers`);
+    void Promise.all([...running].map((s) => s.destroy())).finally(() => process.exit(130));
+  });
+}
+
+async function main(): Promise<void> {
+  const cfg = parseFlags(process.argv.slice(2));
+  const facts = { versions: versions(), machine: machine() };
+  const prefix = `bench-${Date.now().toString(36)}/`;
+  const results: SystemResult[] = [];
+  const problems: string[] = [];
+  const extra: Record<string, unknown> = {};
+  let failed = false;
+
+  let servers: LocalServers | undefined;
+  let keep = false;
+  try {
+    let urls: readonly string[];
+    if (cfg.target) {
+      urls = cfg.target;
+      progress(`[iroh-raft] waiting for /healthz on ${urls.join(', ')}`);
+      await waitHealthy(urls, 30_000);
+    } else {
+      progress(`[iroh-raft] starting ${cfg.nodes} node(s), ${cfg.shards} shards, ${cfg.workers} worker(s) each`);
+      const t0 = performance.now();
+      servers = await LocalServers.cluster({ nodes: cfg.nodes, shards: cfg.shards, workers: cfg.workers });
+      running.add(servers);
+      urls = servers.urls;
+      const check = assertRunning(servers);
+      await waitHealthy(urls, 60_000 + cfg.shards * 50, check);
+      extra.startup = { listeningS: servers.servers.map((s) => s.listeningS), healthyS: (performance.now() - t0) / 1000 };
+      progress(`[iroh-raft] healthy after ${((performance.now() - t0) / 1000).toFixed(2)} s`);
+      if (cfg.idleSeconds > 0) {
+        await sleep(IDLE_SETTLE_MS);
+        check();
+        const pids = servers.servers.map((s) => s.pid);
+        const c0 = pids.map(cpuSeconds);
+        const m0 = await Promise.all(urls.map((u) => scrape(u)));
+        const i0 = performance.now();
+        progress(`[iroh-raft] measuring idle CPU for ${cfg.idleSeconds} s`);
+        await sleep(cfg.idleSeconds * 1000);
+        const secs = (performance.now() - i0) / 1000;
+        const c1 = pids.map(cpuSeconds);
+        const m1 = await Promise.all(urls.map((u) => scrape(u)));
+        check();
+        extra.idle = {
+          seconds: cfg.idleSeconds,
+          cpuPercent: pids.map((_, i) => (c1[i] !== undefined && c0[i] !== undefined ? ((c1[i] - c0[i]) / secs) * 100 : undefined)),
+          irohBytesPerSec: urls.map((_, i) => ((m1[i]!.get('iroh_raft_transport_bytes_sent_total') ?? 0) - (m0[i]!.get('iroh_raft_transport_bytes_sent_total') ?? 0)) / secs),
+          leaderChanges: urls.reduce((a, _, i) => a + (m1[i]!.get('iroh_raft_shard_leader_changes_total') ?? 0) - (m0[i]!.get('iroh_raft_shard_leader_changes_total') ?? 0), 0),
+        };
+      }
+    }
+    const r = await measure({ system: 'iroh-raft', urls, procs: servers?.servers ?? [], isNode: true, exits: exitsOf(servers), liveUrls: liveUrlsOf(servers, urls) }, cfg, prefix);
+    results.push(r);
+    problems.push(...problemsOf(r));
+    if (fatal(r)) {
+      failed = true;
+      keep = true;
+    }
+    if (servers) {
+      progress('[iroh-raft] stopping the nodes (SIGTERM)');
+      const fell = new Set(servers.unexpectedExits().map((g) => g.name));
+      const stops = await servers.stop();
+      extra.stop = stops;
+      for (const s of stops.filter((x) => !fell.has(x.name))) {
+        if (s.code !== 0 || s.killed) problems.push(`${s.name} did not stop cleanly on SIGTERM: code ${s.code}, signal ${s.signal}${s.killed ? ', killed after the grace period' : ''}`);
+      }
+    }
+  } catch (e) {
+    failed = true;
+    keep = true;
+    problems.push(`iroh-raft: ${e instanceof Error ? e.message : String(e)}`);
+  } finally {
+    if (servers) {
+      const gone = servers.unexpectedExits();
+      if (results.length === 0) for (const g of gone) problems.push(`${g.name} fell over: code ${g.exit.code}, signal ${g.exit.signal}, ${g.exit.afterS.toFixed(1)} s after start`);
+      if (gone.length > 0) {
+        failed = true;
+        keep = true;
+      }
+      await servers.destroy(keep);
+      running.delete(servers);
+      if (keep) problems.push(`logs and data kept in ${servers.root}`);
+    }
+  }
+
+  if (cfg.ceiling) {
+    let ceil: LocalServers | undefined;
+    try {
+      progress('[ceiling] starting bench/ceiling.ts');
+      ceil = await LocalServers.ceiling();
+      running.add(ceil);
+      const url = ceil.urls[0]!;
+      await waitHealthy([url], 30_000);
+      // The same URL once per node: the same number of autocannon instances and connections.
+      const urls = Array.from({ length: cfg.target?.length ?? cfg.nodes }, () => url);
+      const r = await measure({ system: 'ceiling', urls, procs: ceil.servers, isNode: false, exits: exitsOf(ceil), liveUrls: liveUrlsOf(ceil, urls) }, cfg, prefix);
+      results.push(r);
+      problems.push(...problemsOf(r));
+      if (fatal(r)) failed = true;
+      await ceil.stop();
+    } catch (e) {
+      failed = true;
+      problems.push(`ceiling: ${e instanceof Error ? e.message : String(e)}`);
+    } finally {
+      await ceil?.destroy();
+      if (ceil) running.delete(ceil);
+    }
+  }
+
+  const out = {
+    name: cfg.name,
+    ...facts,
+    config: { ...cfg, mix: cfg.mix.label, target: cfg.target ?? null, loadTimeoutS: LOAD_TIMEOUT_S, sideConcurrency: SIDE_CONCURRENCY, nodeArgs: '--log-level warn, defaults otherwise (tick 100 ms)' },
+    ...extra,
+    results,
+    ofCeiling: (() => {
+      const n = results.find((r) => r.system === 'iroh-raft');
+      const c = results.find((r) => r.system === 'ceiling');
+      return n && c && c.okPerSec > 0 ? { throughputPercent: (n.okPerSec / c.okPerSec) * 100 } : undefined;
+    })(),
+    problems,
+    failed,
+  };
+  console.log(report(cfg, results, extra, problems));
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const file = join(RESULTS_DIR, `${facts.machine.date as string}`.slice(0, 19).replace(/:/g, '') + `-${cfg.name}.json`);
+  writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
+  console.log(`\nresult: ${file}`);
+  if (cfg.json) console.log(JSON.stringify(out));
+  process.exitCode = failed ? 1 : 0;
+}
+
+await main();

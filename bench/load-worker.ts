@@ -1,0 +1,204 @@
+/**
+ * The load generator of bench/cluster.ts, in a process of its own so that nothing else shares
+ * its event loop: one autocannon instance per target URL, the connections split between them,
+ * each connection one request at a time (closed loop: a slow answer delays that connection's next
+ * request, so latencies under overload show as lower throughput, not as queueing).
+ *
+ * Started with an IPC channel: it says `ready` once loaded, then takes one LoadConfig and answers
+ * with progress messages every second and one result (or error) message, then exits.
+ *
+ * Latency is measured here, not taken from autocannon (whose histogram holds whole milliseconds):
+ * `setupRequest` runs just before autocannon writes the request, `onResponse` when its last byte
+ * is parsed; both stamp `process.hrtime.bigint()` into the request's context.
+ */
+import autocannon from 'autocannon';
+import { Histogram } from './histogram.js';
+import type { LoadConfig, LoadResult, OpResult, WorkerMessage } from './workload.js';
+import { readKey, valueOf, writeKey } from './workload.js';
+
+/** autocannon's per-request context (fresh for every request when the request list has one entry). */
+interface RequestContext {
+  t0: bigint;
+  op: 'put' | 'get';
+  key: string;
+  instance: number;
+  seq: number;
+}
+
+class OpStats {
+  readonly latency = new Histogram();
+  readonly statuses = new Map<number, number>();
+  readonly errorCodes = new Map<string, number>();
+
+  toJSON(): OpResult {
+    return {
+      latency: this.latency.toJSON(),
+      statuses: Object.fromEntries([...this.statuses].map(([s, n]) => [String(s), n])),
+      errorCodes: Object.fromEntries(this.errorCodes),
+    };
+  }
+}
+
+function send(m: WorkerMessage): Promise<void> {
+  return new Promise((resolve) => {
+    if (!process.send) return resolve();
+    process.send(m, undefined, {}, () => resolve());
+  });
+}
+
+function errorCode(status: number, body: string): string {
+  try {
+    const code = (JSON.parse(body) as { error?: { code?: unknown } }).error?.code;
+    return typeof code === 'string' ? `${status} ${code}` : String(status);
+  } catch {
+    return String(status);
+  }
+}
+
+async function run(cfg: LoadConfig): Promise<LoadResult> {
+  const put = new OpStats();
+  const get = new OpStats();
+  const connErrors = new Map<string, number>();
+  let readMismatches = 0;
+  const readMismatchSamples: string[] = [];
+  let ackedWrites = 0;
+  const acked: [number, number][] = [];
+  let ok = 0;
+  let nonOk = 0;
+  const expected = new Map<string, string>();
+  const expectedValue = (key: string): string => {
+    // Preloaded values are read over and over: keep the small ones as strings to compare with.
+    let v = expected.get(key);
+    if (v === undefined) {
+      v = valueOf(key, cfg.valueSize).toString('latin1');
+      if (cfg.valueSize <= 4096) expected.set(key, v);
+    }
+    return v;
+  };
+  const emptyBody = Buffer.alloc(0);
+
+  const instance = (index: number, url: string, connections: number): Promise<autocannon.Result> => {
+    let seq = 0;
+    const setupRequest = (req: autocannon.Request, context: object): autocannon.Request => {
+      const ctx = context as RequestContext;
+      const read = cfg.mix.readPercent === 100 || (cfg.mix.readPercent > 0 && Math.random() * 100 < cfg.mix.readPercent);
+      ctx.instance = index;
+      if (read) {
+        ctx.op = 'get';
+        ctx.key = readKey(cfg.prefix, Math.floor(Math.random() * cfg.readKeys));
+        req.method = 'GET';
+        req.path = `/v1/kv/${ctx.key}?consistency=${cfg.consistency}`;
+        req.body = emptyBody;
+      } else {
+        ctx.op = 'put';
+        ctx.seq = seq++;
+        ctx.key = writeKey(cfg.prefix, index, ctx.seq);
+        req.method = 'PUT';
+        req.path = `/v1/kv/${ctx.key}`;
+        req.body = valueOf(ctx.key, cfg.valueSize);
+      }
+      // A fresh object: autocannon writes content-length into the headers it is given, and a
+      // shared object would carry a PUT's length into the next GET.
+      req.headers = read ? {} : { 'content-type': 'application/octet-stream' };
+      ctx.t0 = process.hrtime.bigint();
+      return req;
+    };
+    const onResponse = (status: number, body: string, context: object): void => {
+      const t1 = process.hrtime.bigint();
+      const ctx = context as RequestContext;
+      const stats = ctx.op === 'put' ? put : get;
+      stats.statuses.set(status, (stats.statuses.get(status) ?? 0) + 1);
+      if (status < 200 || status > 299) {
+        nonOk++;
+        const code = errorCode(status, body);
+        stats.errorCodes.set(code, (stats.errorCodes.get(code) ?? 0) + 1);
+        return;
+      }
+      ok++;
+      stats.latency.recordNs(t1 - ctx.t0);
+      if (ctx.op === 'put') {
+        ackedWrites++;
+        if (acked.length < cfg.ackedKeptMax) {
+          acked.push([ctx.instance, ctx.seq]);
+        } else {
+          // Reservoir sampling: every acknowledged write is kept with the same probability.
+          const j = Math.floor(Math.random() * ackedWrites);
+          if (j < cfg.ackedKeptMax) acked[j] = [ctx.instance, ctx.seq];
+        }
+      } else if (body !== expectedValue(ctx.key)) {
+        readMismatches++;
+        if (readMismatchSamples.length < 10) readMismatchSamples.push(`${ctx.key}: ${body.length} bytes, starts ${JSON.stringify(body.slice(0, 40))}`);
+      }
+    };
+    return autocannon({
+      url,
+      connections,
+      duration: cfg.durationS,
+      timeout: cfg.timeoutS,
+      requests: [{ setupRequest, onResponse }],
+      setupClient: (client) => {
+        // 'connError' is emitted by autocannon's Client but missing from its typings.
+        (client as unknown as NodeJS.EventEmitter).on('connError', (e: unknown) => {
+          const m = e instanceof Error ? e.message : String(e);
+          connErrors.set(m, (connErrors.get(m) ?? 0) + 1);
+        });
+      },
+    });
+  };
+
+  const share = (i: number): number => Math.floor(cfg.connections / cfg.urls.length) + (i < cfg.connections % cfg.urls.length ? 1 : 0);
+  const t0 = performance.now();
+  let last = { t: t0, ok: 0, nonOk: 0 };
+  const progress = setInterval(() => {
+    const t = performance.now();
+    const dt = (t - last.t) / 1000;
+    void send({ type: 'progress', elapsedS: (t - t0) / 1000, okPerSec: (ok - last.ok) / dt, nonOkPerSec: (nonOk - last.nonOk) / dt });
+    last = { t, ok, nonOk };
+  }, 1000);
+  let results: autocannon.Result[];
+  try {
+    results = await Promise.all(cfg.urls.map((u, i) => instance(i, u, share(i))));
+  } finally {
+    clearInterval(progress);
+  }
+  const elapsedS = (performance.now() - t0) / 1000;
+  const sum = (f: (r: autocannon.Result) => number): number => results.reduce((a, r) => a + f(r), 0);
+  return {
+    elapsedS,
+    put: put.toJSON(),
+    get: get.toJSON(),
+    readMismatches,
+    readMismatchSamples,
+    ackedWrites,
+    acked,
+    ackedSampled: ackedWrites > acked.length,
+    autocannon: {
+      requests: sum((r) => r.requests.total),
+      errors: sum((r) => r.errors),
+      timeouts: sum((r) => r.timeouts),
+      non2xx: sum((r) => r.non2xx),
+      mismatches: sum((r) => r.mismatches),
+      resets: sum((r) => (r as { resets?: number }).resets ?? 0),
+    },
+    connErrors: Object.fromEntries(connErrors),
+  };
+}
+
+let finished = false;
+process.once('message', (cfg: LoadConfig) => {
+  void (async () => {
+    try {
+      await send({ type: 'result', result: await run(cfg) });
+    } catch (e) {
+      process.exitCode = 1;
+      await send({ type: 'error', message: e instanceof Error ? (e.stack ?? e.message) : String(e) });
+    }
+    finished = true;
+    process.disconnect?.();
+  })();
+});
+// The parent went away (interrupted): nobody will read the result, so stop loading the servers.
+process.once('disconnect', () => {
+  if (!finished) process.exit(1);
+});
+void send({ type: 'ready' });

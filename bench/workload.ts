@@ -1,0 +1,101 @@
+/**
+ * The workload shared by the cluster benchmark (bench/cluster.ts) and its load generator
+ * (bench/load-worker.ts): key names, values that can be recomputed from their key (so verifying
+ * a write needs only the key), and the messages between the two processes.
+ */
+import type { HistogramJson } from './histogram.js';
+
+export type Consistency = 'linearizable' | 'lease' | 'stale';
+
+/** Share of requests that are reads, in percent (puts are the rest): put = 0, get = 100. */
+export interface Mix {
+  readonly label: string;
+  readonly readPercent: number;
+}
+
+/** `put`, `get`, or `mixed:R/W` with R + W = 100 (R percent reads, W percent writes). */
+export function parseMix(s: string): Mix | undefined {
+  if (s === 'put') return { label: s, readPercent: 0 };
+  if (s === 'get') return { label: s, readPercent: 100 };
+  const m = /^mixed:(\d{1,3})\/(\d{1,3})$/.exec(s);
+  if (!m) return undefined;
+  const r = Number(m[1]);
+  const w = Number(m[2]);
+  if (r + w !== 100) return undefined;
+  return { label: s, readPercent: r };
+}
+
+/** Largest value the node accepts (`valueBytesMax` in src/shards/kv.ts), bytes. */
+export const VALUE_BYTES_MAX = 1 << 20;
+/** Keys preloaded for reads at most, whatever `--keys` says: preloading is not what we measure. */
+export const PRELOAD_KEYS_MAX = 5000;
+
+/** The key of preloaded (read) key `i` of a run. */
+export const readKey = (prefix: string, i: number): string => `${prefix}r${i}`;
+/** The key of write number `seq` of load instance `instance`: every put writes a new key. */
+export const writeKey = (prefix: string, instance: number, seq: number): string => `${prefix}w${instance}-${seq}`;
+
+/** The value stored under `key`: the key and a separator repeated to `size` bytes (ASCII). */
+export function valueOf(key: string, size: number): Buffer {
+  return Buffer.alloc(size, `${key};`);
+}
+
+/** What the parent asks the load generator to do (first IPC message). */
+export interface LoadConfig {
+  /** One autocannon instance per URL; connections are split between them. */
+  readonly urls: readonly string[];
+  readonly connections: number;
+  readonly durationS: number;
+  readonly valueSize: number;
+  readonly mix: Mix;
+  readonly consistency: Consistency;
+  readonly prefix: string;
+  /** Preloaded keys readKey(prefix, 0 .. readKeys - 1); reads pick one uniformly. */
+  readonly readKeys: number;
+  /** Client-side deadline per request, seconds (autocannon's `timeout`). */
+  readonly timeoutS: number;
+  /** Acknowledged write seqs kept per run; past it a uniform reservoir sample of this size. */
+  readonly ackedKeptMax: number;
+}
+
+export interface OpResult {
+  /** Latency of 2xx answers, from just before the request is written to its last byte. */
+  readonly latency: HistogramJson;
+  /** Answers by HTTP status. */
+  readonly statuses: Record<string, number>;
+  /** Non-2xx answers by `status code` (the error body's code), e.g. "503 Overloaded". */
+  readonly errorCodes: Record<string, number>;
+}
+
+/** The load generator's answer (last IPC message). */
+export interface LoadResult {
+  readonly elapsedS: number;
+  readonly put: OpResult;
+  readonly get: OpResult;
+  /** Reads answered 200 with a value other than the one written. */
+  readonly readMismatches: number;
+  /** Some mismatching reads (key, length got, first bytes), for the report. */
+  readonly readMismatchSamples: readonly string[];
+  /** Acknowledged writes (200 with a version), all of them. */
+  readonly ackedWrites: number;
+  /** [instance, seq] of acknowledged writes: all of them, or a uniform sample of ackedKeptMax. */
+  readonly acked: readonly (readonly [number, number])[];
+  readonly ackedSampled: boolean;
+  /** autocannon's own totals, summed over instances (a cross-check of ours). */
+  readonly autocannon: {
+    readonly requests: number;
+    readonly errors: number;
+    readonly timeouts: number;
+    readonly non2xx: number;
+    readonly mismatches: number;
+    readonly resets: number;
+  };
+  /** Connection errors (refused, reset), with their messages counted. */
+  readonly connErrors: Record<string, number>;
+}
+
+export type WorkerMessage =
+  | { readonly type: 'ready' }
+  | { readonly type: 'progress'; readonly elapsedS: number; readonly okPerSec: number; readonly nonOkPerSec: number }
+  | { readonly type: 'result'; readonly result: LoadResult }
+  | { readonly type: 'error'; readonly message: string };
