@@ -18,6 +18,7 @@
 
 import { isIPv4, isIPv6 } from 'node:net';
 import { crc32 } from 'node:zlib';
+import { CodedError } from '../errors.js';
 
 /** What a ticket carries. */
 export interface PeerAddr {
@@ -28,12 +29,10 @@ export interface PeerAddr {
 }
 
 /** Every failure of this module: input that is not a valid ticket (or cannot become one). */
-export class TicketError extends Error {
+export class TicketError extends CodedError<'InvalidTicket'> {
   override readonly name = 'TicketError';
-  readonly code = 'InvalidTicket' as const;
-
-  toJSON(): { code: 'InvalidTicket'; message: string } {
-    return { code: this.code, message: this.message };
+  constructor(message: string) {
+    super('InvalidTicket', message);
   }
 }
 

@@ -60,6 +60,7 @@ import { CodecError, RECORD_HEADER_BYTES, decodeFrame, encodeFrame, isRecordKind
 import type { DecodedRecord, FrameRecord } from '../shards/codec.js';
 import { TicketError, checkPeerId, decodeTicket, encodeTicket, normalizeAddr } from './ticket.js';
 import type { PeerAddr } from './ticket.js';
+import { CodedError } from '../errors.js';
 
 // The package's `main` names a file that does not exist; its index.js at the root is the real entry.
 // Requiring it by path also avoids Node's DEP0128 warning.
@@ -138,18 +139,8 @@ export type TransportErrorCode =
   | 'ProtocolError';
 
 /** Operating errors of the transport, with a stable `code`. */
-export class TransportError extends Error {
+export class TransportError extends CodedError<TransportErrorCode> {
   override readonly name = 'TransportError';
-  constructor(
-    readonly code: TransportErrorCode,
-    message: string,
-  ) {
-    super(message);
-  }
-
-  toJSON(): { code: TransportErrorCode; message: string } {
-    return { code: this.code, message: this.message };
-  }
 }
 
 /** The subset of a pino logger the transport uses. */

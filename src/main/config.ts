@@ -5,15 +5,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { CodedError } from '../errors.js';
 
-export class ConfigError extends Error {
+export class ConfigError extends CodedError<'InvalidFlag' | 'InvalidConfig' | 'UnknownFlag' | 'ConfigFileUnreadable'> {
   override readonly name = 'ConfigError';
-  constructor(
-    readonly code: 'InvalidFlag' | 'InvalidConfig' | 'UnknownFlag' | 'ConfigFileUnreadable',
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 export interface NodeConfig {

@@ -17,15 +17,10 @@ import { localShards } from '../router/placement.js';
 import type { Member } from '../router/router.js';
 import { WorkerPool } from '../workers/pool.js';
 import type { NodeConfig } from './config.js';
+import { CodedError } from '../errors.js';
 
-export class NodeError extends Error {
+export class NodeError extends CodedError<'ClusterMismatch' | 'InvalidTicket' | 'DuplicateMember' | 'DataDirLocked'> {
   override readonly name = 'NodeError';
-  constructor(
-    readonly code: 'ClusterMismatch' | 'InvalidTicket' | 'DuplicateMember' | 'DataDirLocked',
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 /** What a data directory was first started with; a later start must agree. */

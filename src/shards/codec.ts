@@ -23,6 +23,7 @@
  * peer to report; asking to encode an invalid value is a bug and throws an {@link AssertionError}.
  */
 
+import { CodedError } from '../errors.js';
 import { AssertionError } from './raft/errors.js';
 import type { Entry, EntryType, LogIndex, Message, MessageType, NodeId, Snapshot, Term } from './raft/types.js';
 
@@ -60,12 +61,10 @@ export function isRecordKind(kind: number): kind is RecordKind {
  * Always code `BadFrame`; the peer that sent it is broken or hostile, drop the frame (or the
  * connection) and report it.
  */
-export class CodecError extends Error {
+export class CodecError extends CodedError<'BadFrame'> {
   override readonly name = 'CodecError';
-  readonly code = 'BadFrame' as const;
-
-  toJSON(): { code: 'BadFrame'; message: string } {
-    return { code: this.code, message: this.message };
+  constructor(message: string) {
+    super('BadFrame', message);
   }
 }
 

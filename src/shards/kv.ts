@@ -34,6 +34,7 @@
 import { assert } from './raft/index.js';
 import type { LogIndex } from './raft/index.js';
 import type { AppliedCommand, DataReader, DataTxn, StateMachine } from './state-machine.js';
+import { CodedError } from '../errors.js';
 
 export const KvOp = {
   Put: 1,
@@ -68,18 +69,8 @@ export const KvErrorCode = {
 export type KvErrorCode = (typeof KvErrorCode)[keyof typeof KvErrorCode];
 
 /** A KV operating error thrown by the encoders, {@link decodeKvReply} and {@link resolveKvLimits}. */
-export class KvError extends Error {
+export class KvError extends CodedError<KvErrorCode> {
   override readonly name = 'KvError';
-  constructor(
-    readonly code: KvErrorCode,
-    message: string,
-  ) {
-    super(message);
-  }
-
-  toJSON(): { code: KvErrorCode; message: string } {
-    return { code: this.code, message: this.message };
-  }
 }
 
 // ------------------------------------------------------------------------------------ limits

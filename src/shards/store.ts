@@ -19,15 +19,10 @@ import type { Database, RootDatabase } from 'lmdb';
 import type { DataReader, DataTxn } from './state-machine.js';
 import type { ConfState, Entry, EntryType, HardState, LogIndex, NodeId, ShardId, Snapshot, SnapshotMetadata, Storage, Term } from './raft/index.js';
 import { RaftError, RaftErrorCode, assert, entrySize } from './raft/index.js';
+import { CodedError } from '../errors.js';
 
-export class StoreError extends Error {
+export class StoreError extends CodedError<'WorkerCountMismatch' | 'ShardNotFound' | 'ShardExists' | 'BadSnapshot' | 'StoreClosed'> {
   override readonly name = 'StoreError';
-  constructor(
-    readonly code: 'WorkerCountMismatch' | 'ShardNotFound' | 'ShardExists' | 'BadSnapshot' | 'StoreClosed',
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 export interface StoreOptions {

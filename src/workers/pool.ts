@@ -20,18 +20,13 @@ import type { SnapshotChunk } from './snapshot-chunks.js';
 import { Ring, maxPayloadBytes } from './ring.js';
 import type { WorkerInit, WorkerNotice } from './protocol.js';
 import type { WorkerApi } from './worker.js';
+import { CodedError } from '../errors.js';
 
 /** How long a restarted worker may take to open its shards before it is replaced again. */
 const OPEN_SHARDS_TIMEOUT_MS = 60_000;
 
-export class PoolError extends Error {
+export class PoolError extends CodedError<'InvalidPoolConfig' | 'WorkerStartFailed' | 'WorkerCountMismatch' | 'PoolClosed'> {
   override readonly name = 'PoolError';
-  constructor(
-    readonly code: 'InvalidPoolConfig' | 'WorkerStartFailed' | 'WorkerCountMismatch' | 'PoolClosed',
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 /** Operating errors a request can end with (besides the shard's own codes, e.g. NotLeader). */

@@ -14,6 +14,8 @@
  * Atomics.wait (a worker) or Atomics.waitAsync (a thread whose event loop must keep running).
  */
 
+import { CodedError } from '../errors.js';
+
 const HEAD = 0;
 const TAIL = 1;
 const DATA_SEQ = 2;
@@ -36,14 +38,8 @@ export interface RingRecord {
   readonly payload: Uint8Array;
 }
 
-export class RingError extends Error {
+export class RingError extends CodedError<'RecordTooLarge' | 'InvalidRingSize' | 'InvalidRecordField'> {
   override readonly name = 'RingError';
-  constructor(
-    readonly code: 'RecordTooLarge' | 'InvalidRingSize' | 'InvalidRecordField',
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 export class Ring {

@@ -7,6 +7,7 @@
 import { crc32 as zlibCrc32 } from 'node:zlib';
 import { Piscina } from 'piscina';
 import type { ChunkTaskErrorCode, PackResult, PackTask, UnpackTask } from './chunk-task.js';
+import { CodedError } from '../errors.js';
 
 /** Smallest accepted `chunkBytes`: below this, per-task overhead dominates. */
 export const chunkBytesMin = 4 * 1024;
@@ -35,14 +36,8 @@ export type SnapshotChunkErrorCode = ChunkTaskErrorCode | 'ChunkOrder' | 'Invali
  * - `InvalidChunkerConfig`: a constructor option is out of range.
  * - `ChunkerClosed`: the chunker was closed or destroyed before or during the call.
  */
-export class SnapshotChunkError extends Error {
+export class SnapshotChunkError extends CodedError<SnapshotChunkErrorCode> {
   override readonly name = 'SnapshotChunkError';
-  constructor(
-    readonly code: SnapshotChunkErrorCode,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 /** One piece of a snapshot. Chunk i holds raw bytes [offset, offset + length) of the snapshot. */

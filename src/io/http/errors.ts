@@ -3,6 +3,7 @@
  * fields, e.g. `version` on VersionMismatch) with the status that {@link statusByCode} gives its
  * code. The codes are stable: clients branch on them, never on messages.
  */
+import { CodedError } from '../../errors.js';
 
 /** Codes the HTTP layer produces itself (the service's own codes pass through {@link statusByCode}). */
 export const HttpErrorCode = {
@@ -96,26 +97,26 @@ export const statusByCode: ReadonlyMap<string, StatusRule> = new Map<string, Sta
  * An error answered to the client. `extra` fields are added to the JSON error object (they must
  * not be named code or message); `headers` are added to the response (e.g. `allow`).
  */
-export class HttpError extends Error {
+export class HttpError extends CodedError {
   override readonly name = 'HttpError';
   /** The response status: the code's in {@link statusByCode}, else 500. */
   readonly status: number;
   /** Response headers: the ones given, plus `retry-after` when the code's rule has one. */
   readonly headers: Readonly<Record<string, string>>;
   constructor(
-    readonly code: string,
+    code: string,
     message: string,
     readonly extra: Readonly<Record<string, unknown>> = {},
     headers: Readonly<Record<string, string>> = {},
   ) {
-    super(message);
+    super(code, message);
     const rule = statusByCode.get(code);
     this.status = rule?.status ?? 500;
     this.headers = rule?.retryAfterS === undefined ? headers : { 'retry-after': String(rule.retryAfterS), ...headers };
   }
 
   /** The response body's `error` object. */
-  toJSON(): Record<string, unknown> {
+  override toJSON(): { code: string; message: string } & Record<string, unknown> {
     return { ...this.extra, code: this.code, message: this.message };
   }
 }

@@ -2,6 +2,7 @@
  * Operating errors of the consensus core: values with a stable `code`, safe to send across threads
  * and the wire. A broken invariant is not one of these: it is an {@link assert} failure.
  */
+import { CodedError } from '../../errors.js';
 
 export const RaftErrorCode = {
   /** This node is not the leader; `leaderHint` names the leader when known. */
@@ -39,17 +40,17 @@ export const RaftErrorCode = {
 } as const;
 export type RaftErrorCode = (typeof RaftErrorCode)[keyof typeof RaftErrorCode];
 
-export class RaftError extends Error {
+export class RaftError extends CodedError<RaftErrorCode> {
   override readonly name = 'RaftError';
   constructor(
-    readonly code: RaftErrorCode,
+    code: RaftErrorCode,
     message: string,
     readonly leaderHint = 0,
   ) {
-    super(message);
+    super(code, message);
   }
 
-  toJSON(): { code: RaftErrorCode; message: string; leaderHint: number } {
+  override toJSON(): { code: RaftErrorCode; message: string; leaderHint: number } {
     return { code: this.code, message: this.message, leaderHint: this.leaderHint };
   }
 }
