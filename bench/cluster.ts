@@ -10,7 +10,12 @@
  *   npm run bench -- [--nodes 3] [--shards 16] [--workers 1] [--connections 64] [--duration 15]
  *     [--value-size 256] [--keys 100000] [--mix put|get|mixed:R/W] [--consistency linearizable]
  *     [--target http://h:p,...] [--ceiling] [--idle-seconds 0] [--json] [--name NAME]
+ *     [--sweep shards|connections|value-size|nodes=V1,V2,...] [--idle]
  *
+ * With --sweep, one full run per value (a fresh cluster each), then a summary table, and
+ * bench/results/<date>-<name>-sweep.json and -sweep.svg (requests/s and p99 against the value).
+ * With --idle, no load at all: a fresh cluster is measured for --duration seconds while idle
+ * (CPU, RSS, Iroh bytes and records sent per second, per node) into <date>-idle-<name>.json.
  * The result (config, versions, machine) goes to bench/results/<date>-<name>.json; --json also
  * prints it as the last line. Exit code 2 for bad flags, 1 when a node fell over, an
  * acknowledged write could not be read back with its value, a read returned a wrong value or
@@ -22,6 +27,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { sweepSvg } from './chart.js';
 import { Histogram } from './histogram.js';
 import type { LatencySummary } from './histogram.js';
 import { call, callRetrying, describe, forEachLimit, scrape, sleep, waitHealthy } from './kv-client.js';
@@ -81,6 +87,7 @@ interface Config {
   readonly ceiling: boolean;
   readonly idleSeconds: number;
   readonly name: string;
+  readonly idle: boolean;
 }
 
 const USAGE = `usage: npm run bench -- [flags]
@@ -97,7 +104,44 @@ const USAGE = `usage: npm run bench -- [flags]
   --ceiling           also run the same workload against bench/ceiling.ts
   --idle-seconds S    measure each node's CPU while idle for S seconds before the load (default 0)
   --json              print the result as JSON on the last line
-  --name NAME         result file name part (default from the settings)`;
+  --name NAME         result file name part (default from the settings)
+  --sweep K=V1,V2,... one run per value of K (shards, connections, value-size or nodes), each on a
+                      fresh cluster; then a summary table and a chart (<date>-<name>-sweep.svg)
+  --idle              no load: measure the idle cluster for --duration seconds (CPU, RSS, Iroh per node)`;
+
+/** Flags --sweep can vary, and the Config field each sets. */
+const SWEEP_KEYS = { shards: 'shards', connections: 'connections', 'value-size': 'valueSize', nodes: 'nodes' } as const;
+type SweepKey = keyof typeof SWEEP_KEYS;
+
+interface Sweep {
+  readonly key: SweepKey;
+  readonly values: readonly number[];
+  /** Result file name part of the sweep's own files. */
+  readonly name: string;
+  /** One config per value, in order. */
+  readonly configs: readonly Config[];
+}
+
+/** Lowest and highest value of each whole-number flag. */
+const RANGES: Record<string, readonly [number, number]> = {
+  nodes: [1, 9],
+  shards: [1, 100_000],
+  workers: [1, 64],
+  connections: [1, 10_000],
+  duration: [1, 3600],
+  'value-size': [1, VALUE_BYTES_MAX],
+  keys: [1, 1_000_000_000],
+  'idle-seconds': [0, 600],
+};
+
+/** The default result name; parts for `omit` (the swept flag) are left out. */
+function defaultName(c: Pick<Config, 'target' | 'nodes' | 'shards' | 'workers' | 'mix' | 'connections'>, omit?: SweepKey): string {
+  const parts = c.target
+    ? [`target${c.target.length}`]
+    : [omit === 'nodes' ? '' : `n${c.nodes}`, omit === 'shards' ? '' : `s${c.shards}`, `w${c.workers}`];
+  parts.push(c.mix.label.replace(':', '').replace('/', '-'), omit === 'connections' ? '' : `c${c.connections}`);
+  return parts.filter((p) => p !== '').join('-');
+}
 
 function usageError(message: string): never {
   console.error(`bench: ${message}`);
@@ -105,7 +149,7 @@ function usageError(message: string): never {
   process.exit(2);
 }
 
-function parseFlags(argv: string[]): Config {
+function parseFlags(argv: string[]): { cfg: Config; sweep: Sweep | undefined } {
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({
@@ -127,6 +171,8 @@ function parseFlags(argv: string[]): Config {
         ceiling: { type: 'boolean' },
         'idle-seconds': { type: 'string' },
         name: { type: 'string' },
+        sweep: { type: 'string' },
+        idle: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -138,13 +184,16 @@ function parseFlags(argv: string[]): Config {
     process.exit(0);
   }
   const str = (k: string): string | undefined => values[k] as string | undefined;
-  const int = (k: string, dflt: number, min: number, max: number): number => {
-    const s = str(k);
-    if (s === undefined) return dflt;
-    if (!/^\d+$/.test(s)) usageError(`--${k} must be a whole number, got '${s}'`);
+  const checkInt = (what: string, k: string, s: string): number => {
+    const [min, max] = RANGES[k]!;
+    if (!/^\d+$/.test(s)) usageError(`${what} must be a whole number, got '${s}'`);
     const n = Number(s);
-    if (n < min || n > max) usageError(`--${k} must be between ${min} and ${max}, got ${n}`);
+    if (n < min || n > max) usageError(`${what} must be between ${min} and ${max}, got ${n}`);
     return n;
+  };
+  const int = (k: string, dflt: number): number => {
+    const s = str(k);
+    return s === undefined ? dflt : checkInt(`--${k}`, k, s);
   };
   let target: string[] | undefined;
   const t = str('target');
@@ -164,9 +213,9 @@ function parseFlags(argv: string[]): Config {
     });
     if (new Set(target).size !== target.length) usageError('--target lists a URL twice');
   }
-  const nodes = int('nodes', 3, 1, 9);
+  const nodes = int('nodes', 3);
   const targets = target?.length ?? nodes;
-  const connections = int('connections', 64, 1, 10_000);
+  const connections = int('connections', 64);
   if (connections < targets) usageError(`--connections ${connections} is fewer than the ${targets} node URLs: every node needs a connection`);
   const mixText = str('mix') ?? 'put';
   const mix = parseMix(mixText);
@@ -175,26 +224,54 @@ function parseFlags(argv: string[]): Config {
   if (consistency !== 'linearizable' && consistency !== 'lease' && consistency !== 'stale') {
     usageError(`--consistency must be linearizable, lease or stale, got '${consistency}'`);
   }
-  const shards = int('shards', 16, 1, 100_000);
-  const workers = int('workers', 1, 1, 64);
-  const name = str('name') ?? `${target ? `target${target.length}` : `n${nodes}-s${shards}-w${workers}`}-${mix.label.replace(':', '').replace('/', '-')}-c${connections}`;
-  if (!/^[A-Za-z0-9._-]{1,100}$/.test(name)) usageError(`--name may hold letters, digits, '.', '_' and '-' (1-100 of them), got '${name}'`);
-  return {
+  const shards = int('shards', 16);
+  const workers = int('workers', 1);
+  const given = str('name');
+  const checkName = (n: string): string => {
+    if (!/^[A-Za-z0-9._-]{1,100}$/.test(n)) usageError(`--name may hold letters, digits, '.', '_' and '-' (1-100 of them), got '${n}'`);
+    return n;
+  };
+  const name = checkName(given ?? (values.idle === true ? `n${nodes}-s${shards}-w${workers}` : defaultName({ target, nodes, shards, workers, mix, connections })));
+  const cfg: Config = {
     nodes,
     shards,
     workers,
     connections,
-    durationS: int('duration', 15, 1, 3600),
-    valueSize: int('value-size', 256, 1, VALUE_BYTES_MAX),
-    keys: int('keys', 100_000, 1, 1_000_000_000),
+    durationS: int('duration', 15),
+    valueSize: int('value-size', 256),
+    keys: int('keys', 100_000),
     mix,
     consistency,
     target,
     json: values.json === true,
     ceiling: values.ceiling === true,
-    idleSeconds: int('idle-seconds', 0, 0, 600),
+    idleSeconds: int('idle-seconds', 0),
     name,
+    idle: values.idle === true,
   };
+  if (cfg.idle) {
+    for (const k of ['target', 'sweep', 'ceiling', 'idle-seconds', 'connections', 'value-size', 'keys', 'mix', 'consistency']) {
+      if (values[k] !== undefined) usageError(`--${k} has no effect with --idle (no load; a fresh local cluster)`);
+    }
+  }
+  const sw = str('sweep');
+  if (sw === undefined) return { cfg, sweep: undefined };
+  const m = /^([^=]*)=(.*)$/.exec(sw);
+  if (!m) usageError(`--sweep must be KEY=V1,V2,... (e.g. shards=1,4,16), got '${sw}'`);
+  const key = m[1]!;
+  if (!Object.hasOwn(SWEEP_KEYS, key)) usageError(`--sweep: unknown key '${key}' (expected ${Object.keys(SWEEP_KEYS).join(', ')})`);
+  const k = key as SweepKey;
+  if (m[2]!.trim() === '') usageError(`--sweep ${k}= lists no values`);
+  const swept = m[2]!.split(',').map((v) => checkInt(`--sweep ${k} value`, k, v.trim()));
+  if (new Set(swept).size !== swept.length) usageError(`--sweep ${k} lists a value twice`);
+  if (str(k) !== undefined) usageError(`--${k} and --sweep ${k}=... both set it: give one`);
+  if (target && (k === 'nodes' || k === 'shards')) usageError(`--sweep ${k} has no effect with --target (the cluster is already running)`);
+  const configs = swept.map((v) => {
+    const c: Config = { ...cfg, [SWEEP_KEYS[k]]: v };
+    if (c.connections < (target?.length ?? c.nodes)) usageError(`--sweep ${k}=${v}: ${c.connections} connections are fewer than the ${target?.length ?? c.nodes} node URLs`);
+    return { ...c, name: checkName(given !== undefined ? `${given}-${k}${v}` : `${defaultName(c)}${k === 'value-size' ? `-b${v}` : ''}`) };
+  });
+  return { cfg, sweep: { key: k, values: swept, name: given ?? `${defaultName(cfg, k)}-by-${k}`, configs } };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -778,8 +855,101 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-async function main(): Promise<void> {
-  const cfg = parseFlags(process.argv.slice(2));
+interface IdleNode {
+  readonly name: string;
+  readonly pid: number;
+  /** CPU over the window, % of one core. */
+  readonly cpuPercent: number | undefined;
+  /** VmRSS at the end of the window and the highest seen during it, bytes. */
+  readonly rssBytes: number | undefined;
+  readonly peakRssBytes: number | undefined;
+  readonly irohBytesPerSec: number;
+  readonly irohRecordsPerSec: number;
+}
+
+/** Each node's CPU, memory and Iroh traffic over `seconds` with no load, after IDLE_SETTLE_MS of quiet. */
+async function measureIdle(servers: LocalServers, seconds: number, check: () => void) {
+  await sleep(IDLE_SETTLE_MS);
+  check();
+  const pids = servers.servers.map((s) => s.pid);
+  const urls = servers.urls;
+  const rss = new RssPoller([...pids], 500);
+  const c0 = pids.map(cpuSeconds);
+  const m0 = await Promise.all(urls.map((u) => scrape(u)));
+  rss.start();
+  const i0 = performance.now();
+  progress(`[iroh-raft] measuring the idle cluster for ${seconds} s`);
+  await sleep(seconds * 1000);
+  const secs = (performance.now() - i0) / 1000;
+  const c1 = pids.map(cpuSeconds);
+  const m1 = await Promise.all(urls.map((u) => scrape(u)));
+  rss.stop();
+  check();
+  const rate = (i: number, name: string): number => (metric(m1, i, name) - metric(m0, i, name)) / secs;
+  const nodes: IdleNode[] = servers.servers.map((s, i) => ({
+    name: s.name,
+    pid: s.pid,
+    cpuPercent: c1[i] !== undefined && c0[i] !== undefined ? ((c1[i] - c0[i]) / secs) * 100 : undefined,
+    rssBytes: vmBytes(s.pid, 'VmRSS'),
+    peakRssBytes: rss.peak.get(s.pid),
+    irohBytesPerSec: rate(i, 'iroh_raft_transport_bytes_sent_total'),
+    irohRecordsPerSec: rate(i, 'iroh_raft_transport_records_sent_total'),
+  }));
+  return {
+    seconds,
+    measuredS: secs,
+    cpuPercent: nodes.map((n) => n.cpuPercent),
+    irohBytesPerSec: nodes.map((n) => n.irohBytesPerSec),
+    leaderChanges: urls.reduce((a, _, i) => a + metric(m1, i, 'iroh_raft_shard_leader_changes_total') - metric(m0, i, 'iroh_raft_shard_leader_changes_total'), 0),
+    nodes,
+  };
+}
+
+/** --idle: a fresh cluster, healthy, then measured with no load; prints a table and writes the result. */
+async function runIdle(cfg: Config): Promise<boolean> {
+  const facts = { versions: versions(), machine: machine() };
+  const problems: string[] = [];
+  progress(`[iroh-raft] starting ${cfg.nodes} node(s), ${cfg.shards} shards, ${cfg.workers} worker(s) each`);
+  const t0 = performance.now();
+  const servers = await LocalServers.cluster({ nodes: cfg.nodes, shards: cfg.shards, workers: cfg.workers });
+  running.add(servers);
+  let idle: Awaited<ReturnType<typeof measureIdle>> | undefined;
+  let keep = false;
+  try {
+    const check = assertRunning(servers);
+    await waitHealthy(servers.urls, 60_000 + cfg.shards * 50, check);
+    progress(`[iroh-raft] healthy after ${((performance.now() - t0) / 1000).toFixed(2)} s`);
+    idle = await measureIdle(servers, cfg.durationS, check);
+    await servers.stop();
+  } catch (e) {
+    keep = true;
+    problems.push(e instanceof Error ? e.message : String(e));
+  } finally {
+    for (const g of servers.unexpectedExits()) problems.push(`${g.name} fell over: code ${g.exit.code}, signal ${g.exit.signal}`);
+    keep ||= problems.length > 0;
+    await servers.destroy(keep);
+    running.delete(servers);
+    if (keep) problems.push(`logs and data kept in ${servers.root}`);
+  }
+  const lines = [`\nidle: ${cfg.nodes} node(s), ${cfg.shards} shards, ${cfg.workers} worker(s) per node; ${cfg.durationS} s after ${IDLE_SETTLE_MS / 1000} s settling, no load`];
+  if (idle) {
+    const rows = [['node', 'pid', 'CPU %', 'RSS MiB', 'peak RSS MiB', 'Iroh B/s', 'Iroh records/s']];
+    for (const n of idle.nodes) rows.push([n.name, String(n.pid), fmtOpt(n.cpuPercent, 1), fmtMiB(n.rssBytes), fmtMiB(n.peakRssBytes), fmtInt(n.irohBytesPerSec), n.irohRecordsPerSec.toFixed(1)]);
+    lines.push(table(rows), `(CPU % is of one core; leader changes during the window: ${idle.leaderChanges})`);
+  }
+  if (problems.length > 0) lines.push('', 'PROBLEMS:', ...problems.map((p) => `  - ${p}`));
+  console.log(lines.join('\n'));
+  const out = { name: `idle-${cfg.name}`, ...facts, config: { nodes: cfg.nodes, shards: cfg.shards, workers: cfg.workers, durationS: cfg.durationS, settleS: IDLE_SETTLE_MS / 1000 }, idle, problems, failed: problems.length > 0 };
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const file = join(RESULTS_DIR, `${facts.machine.date as string}`.slice(0, 19).replace(/:/g, '') + `-idle-${cfg.name}.json`);
+  writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
+  console.log(`\nresult: ${file}`);
+  if (cfg.json) console.log(JSON.stringify(out));
+  return out.failed;
+}
+
+/** One full run: a fresh cluster (unless --target), the load, the report and its result file. */
+async function runOnce(cfg: Config): Promise<{ results: SystemResult[]; failed: boolean; file: string }> {
   const facts = { versions: versions(), machine: machine() };
   const prefix = `bench-${Date.now().toString(36)}/`;
   const results: SystemResult[] = [];
@@ -805,26 +975,7 @@ async function main(): Promise<void> {
       await waitHealthy(urls, 60_000 + cfg.shards * 50, check);
       extra.startup = { listeningS: servers.servers.map((s) => s.listeningS), healthyS: (performance.now() - t0) / 1000 };
       progress(`[iroh-raft] healthy after ${((performance.now() - t0) / 1000).toFixed(2)} s`);
-      if (cfg.idleSeconds > 0) {
-        await sleep(IDLE_SETTLE_MS);
-        check();
-        const pids = servers.servers.map((s) => s.pid);
-        const c0 = pids.map(cpuSeconds);
-        const m0 = await Promise.all(urls.map((u) => scrape(u)));
-        const i0 = performance.now();
-        progress(`[iroh-raft] measuring idle CPU for ${cfg.idleSeconds} s`);
-        await sleep(cfg.idleSeconds * 1000);
-        const secs = (performance.now() - i0) / 1000;
-        const c1 = pids.map(cpuSeconds);
-        const m1 = await Promise.all(urls.map((u) => scrape(u)));
-        check();
-        extra.idle = {
-          seconds: cfg.idleSeconds,
-          cpuPercent: pids.map((_, i) => (c1[i] !== undefined && c0[i] !== undefined ? ((c1[i] - c0[i]) / secs) * 100 : undefined)),
-          irohBytesPerSec: urls.map((_, i) => ((m1[i]!.get('iroh_raft_transport_bytes_sent_total') ?? 0) - (m0[i]!.get('iroh_raft_transport_bytes_sent_total') ?? 0)) / secs),
-          leaderChanges: urls.reduce((a, _, i) => a + (m1[i]!.get('iroh_raft_shard_leader_changes_total') ?? 0) - (m0[i]!.get('iroh_raft_shard_leader_changes_total') ?? 0), 0),
-        };
-      }
+      if (cfg.idleSeconds > 0) extra.idle = await measureIdle(servers, cfg.idleSeconds, check);
     }
     const r = await measure({ system: 'iroh-raft', urls, procs: servers?.servers ?? [], isNode: true, exits: exitsOf(servers), liveUrls: liveUrlsOf(servers, urls) }, cfg, prefix);
     results.push(r);
@@ -904,6 +1055,54 @@ async function main(): Promise<void> {
   writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
   console.log(`\nresult: ${file}`);
   if (cfg.json) console.log(JSON.stringify(out));
+  return { results, failed, file };
+}
+
+async function runSweep(sweep: Sweep, json: boolean): Promise<boolean> {
+  const runs: { value: number; file: string | undefined; failed: boolean; result: SystemResult | undefined }[] = [];
+  for (const [i, c] of sweep.configs.entries()) {
+    const value = sweep.values[i]!;
+    progress(`\n[sweep] ${sweep.key} = ${value} (${i + 1} of ${sweep.values.length})`);
+    const r = await runOnce(c);
+    runs.push({ value, file: r.file, failed: r.failed, result: r.results.find((x) => x.system === 'iroh-raft') });
+  }
+  const rows = [[sweep.key, 'req/s', 'p50 ms', 'p99 ms', 'errors', 'non-2xx', 'failed']];
+  for (const r of runs) {
+    const x = r.result;
+    rows.push([String(r.value), x ? fmtInt(x.okPerSec) : '-', x ? fmtMs(x.latency.all.p50Ms) : '-', x ? fmtMs(x.latency.all.p99Ms) : '-', x ? String(x.counts.errors) : '-', x ? String(x.counts.non2xx) : '-', r.failed ? 'yes' : 'no']);
+  }
+  const first = sweep.configs[0]!;
+  const fixed = `${first.target ? `target ${first.target.length}` : `${sweep.key === 'nodes' ? '' : `${first.nodes} node(s), `}${sweep.key === 'shards' ? '' : `${first.shards} shards, `}${first.workers} worker(s)`}; ${sweep.key === 'connections' ? '' : `${first.connections} connections, `}${first.durationS} s, ${first.mix.label}${sweep.key === 'value-size' ? '' : `, ${first.valueSize} B values`}`;
+  console.log(`\nsweep over ${sweep.key} (${fixed}):\n${table(rows, 0)}`);
+  const summary = runs.map((r) => ({
+    value: r.value,
+    okPerSec: r.result?.okPerSec ?? null,
+    p50Ms: r.result?.latency.all.p50Ms ?? null,
+    p99Ms: r.result?.latency.all.p99Ms ?? null,
+    errors: r.result?.counts.errors ?? null,
+    non2xx: r.result?.counts.non2xx ?? null,
+    failed: r.failed,
+    resultFile: r.file ?? null,
+  }));
+  const base = join(RESULTS_DIR, new Date().toISOString().slice(0, 19).replace(/:/g, '') + `-${sweep.name}-sweep`);
+  const units: Record<SweepKey, string> = { shards: 'shards', connections: 'HTTP connections in total', 'value-size': 'value size (bytes)', nodes: 'nodes' };
+  const svg = sweepSvg({
+    title: `iroh-raft: ${fixed}`,
+    xLabel: `${units[sweep.key]} (evenly spaced)`,
+    points: runs.map((r) => ({ x: r.value, reqPerSec: r.result?.okPerSec, p99Ms: r.result?.latency.all.p99Ms })),
+  });
+  const out = { name: sweep.name, sweep: { key: sweep.key, values: sweep.values }, fixed, versions: versions(), machine: machine(), runs: summary, failed: runs.some((r) => r.failed) };
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  writeFileSync(`${base}.json`, `${JSON.stringify(out, null, 2)}\n`);
+  writeFileSync(`${base}.svg`, svg);
+  console.log(`\nsweep result: ${base}.json\nsweep chart:  ${base}.svg`);
+  if (json) console.log(JSON.stringify(out));
+  return out.failed;
+}
+
+async function main(): Promise<void> {
+  const { cfg, sweep } = parseFlags(process.argv.slice(2));
+  const failed = cfg.idle ? await runIdle(cfg) : sweep ? await runSweep(sweep, cfg.json) : (await runOnce(cfg)).failed;
   process.exitCode = failed ? 1 : 0;
 }
 
