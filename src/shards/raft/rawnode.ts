@@ -151,8 +151,9 @@ export class RawNode {
     if (this.outstanding) return false;
     const r = this.raft;
     if (r.hasPendingAppends()) return true;
-    const soft = this.softState();
-    const hard = this.hardState();
+    // Called for every shard on every loop turn: compare fields, allocate nothing.
+    const hard = this.prevHard;
+    const soft = this.prevSoft;
     return (
       r.msgs.length > 0 ||
       r.msgsAfterPersist.length > 0 ||
@@ -162,10 +163,12 @@ export class RawNode {
       r.readStates.length > 0 ||
       r.failedReads.length > 0 ||
       r.failedProposals.length > 0 ||
-      !sameHard(hard, this.prevHard) ||
-      soft.lead !== this.prevSoft.lead ||
-      soft.role !== this.prevSoft.role ||
-      soft.term !== this.prevSoft.term
+      r.term !== hard.term ||
+      r.vote !== hard.vote ||
+      r.log.committed !== hard.commit ||
+      r.lead !== soft.lead ||
+      r.role !== soft.role ||
+      r.term !== soft.term
     );
   }
 
