@@ -8,7 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import type { WriteStream } from 'node:fs';
-import { createServer } from 'node:net';
+import { freePort } from '../test/integration/cluster.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -19,17 +19,6 @@ const CEILING = join(ROOT, 'bench/ceiling.ts');
 
 /** Output kept per process for reports, characters (the full log is in its file). */
 const TAIL_CHARS_MAX = 16 * 1024;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 export interface Exit {
   readonly code: number | null;

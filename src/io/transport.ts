@@ -449,6 +449,19 @@ class Peer {
 
   constructor(readonly id: string) {}
 
+  /** A fresh start for dialing (new addresses, or a connection came up): no backoff, breaker closed. */
+  resetDialing(): void {
+    this.failures = 0;
+    this.nextDialAt = 0;
+    this.breakerUntil = 0;
+    this.cancelRetry();
+  }
+
+  cancelRetry(): void {
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+  }
+
   /** Takes the oldest records that fit in one frame of `maxFrameBytes` (at least one). */
   takeBatch(maxFrameBytes: number): FrameRecord[] {
     if (this.queuedBytes <= maxFrameBytes) {
@@ -591,13 +604,7 @@ export class Transport {
     const addrs = [...new Set(p.addrs)];
     if (addrs.join(' ') !== entry.addrs.join(' ')) {
       entry.addrs = addrs;
-      entry.failures = 0;
-      entry.nextDialAt = 0;
-      entry.breakerUntil = 0;
-      if (entry.retryTimer !== undefined) {
-        clearTimeout(entry.retryTimer);
-        entry.retryTimer = undefined;
-      }
+      entry.resetDialing();
     }
     this.pump(entry);
   }
@@ -610,8 +617,7 @@ export class Transport {
     const peer = this.peers.get(peerId);
     if (peer === undefined) return;
     this.dropQueue(peer);
-    if (peer.retryTimer !== undefined) clearTimeout(peer.retryTimer);
-    peer.retryTimer = undefined;
+    peer.cancelRetry();
     for (const l of [...peer.links]) this.closeLink(l, CloseCode.Normal, 'peer removed');
     this.peers.delete(peerId);
     this.dirty.delete(peer);
@@ -947,13 +953,7 @@ export class Transport {
       this.log.debug?.({ peer: peer.id, kept: peer.active.dialedByMe ? 'outbound' : 'inbound' }, 'duplicate connection: draining one');
       this.drain(loser);
     }
-    peer.failures = 0;
-    peer.nextDialAt = 0;
-    peer.breakerUntil = 0;
-    if (peer.retryTimer !== undefined) {
-      clearTimeout(peer.retryTimer);
-      peer.retryTimer = undefined;
-    }
+    peer.resetDialing();
     void this.readLoop(l);
     this.pump(peer);
   }
@@ -1125,8 +1125,7 @@ export class Transport {
     this.flushHandle = undefined;
     for (const p of this.peers.values()) {
       this.dropQueue(p);
-      if (p.retryTimer !== undefined) clearTimeout(p.retryTimer);
-      p.retryTimer = undefined;
+      p.cancelRetry();
       for (const l of [...p.links]) this.closeLink(l, CloseCode.ShuttingDown, 'shutting down');
     }
     const ep = this.ep;

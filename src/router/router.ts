@@ -77,6 +77,8 @@ export class Router implements KvService {
   private readonly forwards = new Map<number, Forward>();
   private nextForward = 1;
   private readonly timeoutMs: number;
+  /** Per shard: undefined when this node hosts it, else the replica to ask first (fixed placement). */
+  private readonly firstReplica: (NodeId | undefined)[] = [];
   readonly counters = { forwarded: 0, forwardedIn: 0, retries: 0, spoofed: 0, badRecords: 0, raftIn: 0, raftOut: 0, raftDropped: 0, peersDown: 0, peersUp: 0 };
   /** Per peer: when a record last arrived (performance.now()) and whether it counts as up. */
   private readonly liveness = new Map<NodeId, { heard: number; up: boolean }>();
@@ -88,6 +90,11 @@ export class Router implements KvService {
       this.byPeer.set(m.peerId, m);
     }
     this.timeoutMs = opts.requestTimeoutMs ?? 5000;
+    const ids = opts.members.map((m) => m.nodeId);
+    for (let s = 0; s < opts.shards; s++) {
+      const replicas = replicasOf(s as ShardId, ids, opts.replicas);
+      this.firstReplica.push(replicas.includes(opts.self) ? undefined : replicas[0]);
+    }
     // Client ids are random per start, so sessions of an earlier run never collide with this one.
     const base = randomInt(1, 2 ** 40) * 2 ** 12;
     const lanes = opts.requestsMax ?? 4096;
@@ -148,7 +155,7 @@ export class Router implements KvService {
   }
 
   private hosts(shard: ShardId): boolean {
-    return replicasOf(shard, this.opts.members.map((m) => m.nodeId), this.opts.replicas).includes(this.opts.self);
+    return this.firstReplica[shard] === undefined;
   }
 
   /**
@@ -160,8 +167,7 @@ export class Router implements KvService {
     if (hint !== undefined) return this.reachable(hint) ? hint : undefined;
     const local = this.opts.pool.leaders.get(shard);
     if (local && local.lead !== 0) return this.reachable(local.lead) ? local.lead : undefined;
-    if (this.hosts(shard)) return undefined;
-    return replicasOf(shard, this.opts.members.map((m) => m.nodeId), this.opts.replicas)[0];
+    return this.firstReplica[shard];
   }
 
   // ---------------------------------------------------------------- raft traffic

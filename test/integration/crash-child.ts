@@ -8,7 +8,8 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { decodeKvReply, encodeGet, encodePut, KvOp } from '../../src/shards/kv.js';
 import type { ShardId } from '../../src/shards/raft/index.js';
-import { shardOfKey, startPool } from '../support/pool.js';
+import { shardOf } from '../../src/router/placement.js';
+import { startPool } from '../support/pool.js';
 
 const [dataDir, acksFile, shardsArg, workersArg, runArg, flag] = process.argv.slice(2);
 const shards = Number(shardsArg);
@@ -43,7 +44,7 @@ const acked = existsSync(acksFile!) ? readFileSync(acksFile!, 'utf8').split('\n'
 const problems: string[] = [];
 await Promise.all(
   acked.map(async (key) => {
-    const shard = shardOfKey(key, shards) as ShardId;
+    const shard = shardOf('t', enc.encode(key), shards);
     const o = await until(() => pool.read(shard, encodeGet('t', enc.encode(key))));
     if (!o.ok) return problems.push(`${key}: read failed ${JSON.stringify(o)}`);
     const r = decodeKvReply(KvOp.Get, (o as { body: Uint8Array }).body);
@@ -72,7 +73,7 @@ await Promise.all(
     const clientId = run * 1000 + lane + 1;
     for (let seq = 1; ; seq++) {
       const key = `r${run}-l${lane}-${seq}`;
-      const o = await until(() => pool.propose(shardOfKey(key, shards) as ShardId, { clientId, seq, command: encodePut('t', enc.encode(key), valueOf(key)) }));
+      const o = await until(() => pool.propose(shardOf('t', enc.encode(key), shards), { clientId, seq, command: encodePut('t', enc.encode(key), valueOf(key)) }));
       if (o.ok) process.stdout.write(`ack ${key}\n`);
       else say({ type: 'error', key, o });
     }

@@ -10,13 +10,3 @@ const chunkTask = new URL('../../src/workers/chunk-task.ts', import.meta.url).hr
 export function startPool(opts: PoolOptions): Promise<WorkerPool> {
   return WorkerPool.start({ workerUrl: bootstrap, workerData: { entry }, chunkTaskUrl, chunkTaskData: { entry: chunkTask }, ...opts });
 }
-
-/** FNV-1a of a string: a stable key -> shard placement for tests. */
-export function shardOfKey(key: string, shards: number): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) {
-    h ^= key.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return (h >>> 0) % shards;
-}

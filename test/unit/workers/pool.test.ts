@@ -15,7 +15,8 @@ import type { Outcome } from '../../../src/shards/host.js';
 import { PoolError, WorkerPool } from '../../../src/workers/pool.js';
 import { decodeDataDump } from '../../../src/shards/store.js';
 import { KvModel } from '../shards/kv-model.js';
-import { shardOfKey, startPool } from '../../support/pool.js';
+import { shardOf } from '../../../src/router/placement.js';
+import { startPool } from '../../support/pool.js';
 
 const root = mkdtempSync(join(tmpdir(), 'iroh-raft-pool-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -30,7 +31,7 @@ async function leaders(pool: WorkerPool, shards: number): Promise<void> {
 }
 
 const tenants = ['acme', 'globex', 'initech'];
-const placement = (tenant: string, key: Uint8Array, shards: number): ShardId => shardOfKey(`${tenant}/${Buffer.from(key).toString('hex')}`, shards) as ShardId;
+const placement = shardOf;
 
 /** Drops the raft indexes (the model cannot know them) after checking they are sane. */
 function normalize(r: KvReply, real = true): unknown {
