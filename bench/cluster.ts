@@ -25,13 +25,14 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { sweepSvg } from './chart.js';
 import { Histogram } from './histogram.js';
 import type { LatencySummary } from './histogram.js';
 import { call, callRetrying, describe, forEachLimit, scrape, sleep, waitHealthy } from './kv-client.js';
 import { LocalServers } from './local-cluster.js';
+import { formatProfiles, summarizeDir } from './profile.js';
 import type { ServerProcess } from './local-cluster.js';
 import { RssPoller, cpuSeconds, cpuSpeedKops, machineCpuSeconds, splitThreads, threadCpuSeconds, vmBytes } from './proc.js';
 import { PRELOAD_KEYS_MAX, VALUE_BYTES_MAX, parseMix, readKey, valueOf, writeKey } from './workload.js';
@@ -88,6 +89,8 @@ interface Config {
   readonly idleSeconds: number;
   readonly name: string;
   readonly idle: boolean;
+  /** Run the nodes under `node --cpu-prof` and summarize where their time went during the load. */
+  readonly profile: boolean;
 }
 
 const USAGE = `usage: npm run bench -- [flags]
@@ -107,7 +110,9 @@ const USAGE = `usage: npm run bench -- [flags]
   --name NAME         result file name part (default from the settings)
   --sweep K=V1,V2,... one run per value of K (shards, connections, value-size or nodes), each on a
                       fresh cluster; then a summary table and a chart (<date>-<name>-sweep.svg)
-  --idle              no load: measure the idle cluster for --duration seconds (CPU, RSS, Iroh per node)`;
+  --idle              no load: measure the idle cluster for --duration seconds (CPU, RSS, Iroh per node)
+  --profile           run the nodes under node --cpu-prof and print where each thread's time went
+                      during the load (profiles kept in bench/results/<date>-<name>-profile/)`;
 
 /** Flags --sweep can vary, and the Config field each sets. */
 const SWEEP_KEYS = { shards: 'shards', connections: 'connections', 'value-size': 'valueSize', nodes: 'nodes' } as const;
@@ -173,6 +178,7 @@ function parseFlags(argv: string[]): { cfg: Config; sweep: Sweep | undefined } {
         name: { type: 'string' },
         sweep: { type: 'string' },
         idle: { type: 'boolean' },
+        profile: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -248,7 +254,9 @@ function parseFlags(argv: string[]): { cfg: Config; sweep: Sweep | undefined } {
     idleSeconds: int('idle-seconds', 0),
     name,
     idle: values.idle === true,
+    profile: values.profile === true,
   };
+  if (cfg.profile && target) usageError('--profile needs a local cluster: it has no effect with --target');
   if (cfg.idle) {
     for (const k of ['target', 'sweep', 'ceiling', 'idle-seconds', 'connections', 'value-size', 'keys', 'mix', 'consistency']) {
       if (values[k] !== undefined) usageError(`--${k} has no effect with --idle (no load; a fresh local cluster)`);
@@ -399,6 +407,8 @@ interface SystemResult {
   /** Watched processes that fell over during this measurement. */
   readonly exits: readonly string[];
   readonly verify: VerifyResult;
+  /** When the load ran, CLOCK_MONOTONIC µs (the clock of `--cpu-prof` sample times). */
+  readonly loadWindowUs: { readonly fromUs: number; readonly toUs: number };
 }
 
 interface Target {
@@ -412,6 +422,10 @@ interface Target {
   readonly exits: () => string[];
   /** URLs whose process still runs (all of them with --target). */
   readonly liveUrls: () => string[];
+}
+
+function monotonicUs(): number {
+  return Number(process.hrtime.bigint() / 1000n);
 }
 
 function progress(line: string): void {
@@ -570,12 +584,15 @@ async function measure(t: Target, cfg: Config, prefix: string): Promise<SystemRe
   metrics0 = await scrapeAll(t, unscraped);
   const speedBefore = cpuSpeedKops();
   progress(`[${t.system}] load: ${cfg.connections} connections, ${cfg.durationS} s, ${cfg.mix.label}, ${cfg.valueSize} B values`);
+  let fromUs = 0;
   const run = await drive(t, cfg, prefix, pre.keys, rss, () => {
+    fromUs = monotonicUs();
     cpu0 = t.procs.map((p) => cpuSeconds(p.pid));
     threads0 = t.procs.map((p) => threadCpuSeconds(p.pid));
     machine0 = machineCpuSeconds();
     rss.start();
   });
+  const loadWindowUs = { fromUs, toUs: monotonicUs() };
   const cpu1 = t.procs.map((p) => cpuSeconds(p.pid));
   const threads1 = t.procs.map((p) => threadCpuSeconds(p.pid));
   const machine1 = machineCpuSeconds();
@@ -691,6 +708,7 @@ async function measure(t: Target, cfg: Config, prefix: string): Promise<SystemRe
     verify: verified,
     metricsMissing: [...unscraped],
     exits: t.exits(),
+    loadWindowUs,
   };
 }
 
@@ -948,6 +966,24 @@ async function runIdle(cfg: Config): Promise<boolean> {
   return out.failed;
 }
 
+/** Each node's profiles (written at its exit) over the load's window: a report and its data. */
+function profileOf(dir: string, servers: LocalServers, window: { fromUs: number; toUs: number }, problems: string[]) {
+  const nodes = servers.servers.map((s, i) => {
+    const d = join(dir, `n${i + 1}`);
+    try {
+      return { node: s.name, dir: d, threads: summarizeDir(d, window) };
+    } catch (e) {
+      problems.push(`${s.name}: no profile in ${d}: ${e instanceof Error ? e.message : String(e)}`);
+      return { node: s.name, dir: d, threads: [] };
+    }
+  });
+  const text = [
+    `where the time went during the load (node --cpu-prof self time, samples inside the load window; native calls count to their JavaScript caller):`,
+    ...nodes.map((n) => formatProfiles(`${n.node} (${n.dir}):`, n.threads, 10)),
+  ].join('\n');
+  return { dir, window, text, nodes: nodes.map((n) => ({ node: n.node, dir: n.dir, threads: n.threads.map((t) => ({ ...t, functions: t.functions.slice(0, 40) })) })) };
+}
+
 /** One full run: a fresh cluster (unless --target), the load, the report and its result file. */
 async function runOnce(cfg: Config): Promise<{ results: SystemResult[]; failed: boolean; file: string }> {
   const facts = { versions: versions(), machine: machine() };
@@ -959,6 +995,7 @@ async function runOnce(cfg: Config): Promise<{ results: SystemResult[]; failed: 
 
   let servers: LocalServers | undefined;
   let keep = false;
+  const profileDir = cfg.profile ? join(RESULTS_DIR, `${facts.machine.date as string}`.slice(0, 19).replace(/:/g, '') + `-${cfg.name}-profile`) : undefined;
   try {
     let urls: readonly string[];
     if (cfg.target) {
@@ -968,7 +1005,12 @@ async function runOnce(cfg: Config): Promise<{ results: SystemResult[]; failed: 
     } else {
       progress(`[iroh-raft] starting ${cfg.nodes} node(s), ${cfg.shards} shards, ${cfg.workers} worker(s) each`);
       const t0 = performance.now();
-      servers = await LocalServers.cluster({ nodes: cfg.nodes, shards: cfg.shards, workers: cfg.workers });
+      servers = await LocalServers.cluster({
+        nodes: cfg.nodes,
+        shards: cfg.shards,
+        workers: cfg.workers,
+        ...(profileDir !== undefined ? { nodeFlags: (data: string) => ['--cpu-prof', '--cpu-prof-dir', join(profileDir, basename(data))] } : {}),
+      });
       running.add(servers);
       urls = servers.urls;
       const check = assertRunning(servers);
@@ -992,6 +1034,7 @@ async function runOnce(cfg: Config): Promise<{ results: SystemResult[]; failed: 
       for (const s of stops.filter((x) => !fell.has(x.name))) {
         if (s.code !== 0 || s.killed) problems.push(`${s.name} did not stop cleanly on SIGTERM: code ${s.code}, signal ${s.signal}${s.killed ? ', killed after the grace period' : ''}`);
       }
+      if (profileDir !== undefined) extra.profile = profileOf(profileDir, servers, r.loadWindowUs, problems);
     }
   } catch (e) {
     failed = true;
@@ -1035,6 +1078,7 @@ async function runOnce(cfg: Config): Promise<{ results: SystemResult[]; failed: 
     }
   }
 
+  if (extra.profile !== undefined) console.log(`\n${(extra.profile as { text: string }).text}`);
   const out = {
     name: cfg.name,
     ...facts,

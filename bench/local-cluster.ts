@@ -117,7 +117,7 @@ export class LocalServers {
    * A fresh cluster of `nodes` node processes: creates each node's key and ticket, then starts
    * them all with each other's tickets. Resolves once every process listens (not yet healthy).
    */
-  static async cluster(opts: { nodes: number; shards: number; workers: number; extraArgs?: readonly string[] }): Promise<LocalServers> {
+  static async cluster(opts: { nodes: number; shards: number; workers: number; extraArgs?: readonly string[]; nodeFlags?: (dataDir: string) => readonly string[] }): Promise<LocalServers> {
     const ls = new LocalServers(mkdtempSync(join(tmpdir(), 'iroh-raft-bench-')));
     try {
       const specs: { data: string; http: number; listen: number; ticket: string }[] = [];
@@ -133,6 +133,7 @@ export class LocalServers {
       specs.forEach((s, i) => {
         const peers = specs.filter((o) => o !== s).map((o) => o.ticket);
         const args = [
+          ...(opts.nodeFlags?.(s.data) ?? []),
           CLI, 'start',
           '--data', s.data,
           '--http', `127.0.0.1:${s.http}`,
