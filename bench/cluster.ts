@@ -31,12 +31,12 @@ import { sweepSvg } from './chart.js';
 import { Histogram } from './histogram.js';
 import type { LatencySummary } from './histogram.js';
 import { call, callRetrying, describe, forEachLimit, scrape, sleep, waitHealthy } from './kv-client.js';
+import { etcdVersion, startEtcd } from './etcd-local.js';
 import { LocalServers } from './local-cluster.js';
 import { formatProfiles, summarizeDir } from './profile.js';
-import type { ServerProcess } from './local-cluster.js';
-import { RssPoller, cpuSeconds, cpuSpeedKops, machineCpuSeconds, splitThreads, threadCpuSeconds, vmBytes } from './proc.js';
-import { PRELOAD_KEYS_MAX, VALUE_BYTES_MAX, parseMix, readKey, valueOf, writeKey } from './workload.js';
-import type { Consistency, LoadConfig, LoadResult, Mix, OpResult, WorkerMessage } from './workload.js';
+import { RssPoller, cpuSeconds, pidListeningOn, cpuSpeedKops, machineCpuSeconds, splitThreads, threadCpuSeconds, vmBytes } from './proc.js';
+import { PRELOAD_KEYS_MAX, VALUE_BYTES_MAX, getRequest, parseMix, putRequest, readKey, readValue, valueOf, writeKey } from './workload.js';
+import type { Api, Consistency, LoadConfig, LoadResult, Mix, OpResult, WorkerMessage } from './workload.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const LOAD_WORKER = join(ROOT, 'bench/load-worker.ts');
@@ -91,6 +91,9 @@ interface Config {
   readonly idle: boolean;
   /** Run the nodes under `node --cpu-prof` and summarize where their time went during the load. */
   readonly profile: boolean;
+  /** --against etcd=URLS|local: the same workload against etcd, alternating with ours, `rounds` times each. */
+  readonly against: { readonly system: 'etcd'; readonly urls: readonly string[] | 'local' } | undefined;
+  readonly rounds: number;
 }
 
 const USAGE = `usage: npm run bench -- [flags]
@@ -111,6 +114,10 @@ const USAGE = `usage: npm run bench -- [flags]
   --sweep K=V1,V2,... one run per value of K (shards, connections, value-size or nodes), each on a
                       fresh cluster; then a summary table and a chart (<date>-<name>-sweep.svg)
   --idle              no load: measure the idle cluster for --duration seconds (CPU, RSS, Iroh per node)
+  --against etcd=URLS the same workload against an etcd v3 cluster's JSON gateway (comma-separated
+                      http://host:port), alternating runs with ours; etcd=local starts a local etcd
+                      cluster of --nodes members (the etcd binary: PATH or $ETCD_BIN)
+  --rounds N          with --against: runs of each system, alternating (default 3)
   --profile           run the nodes under node --cpu-prof and print where each thread's time went
                       during the load (profiles kept in bench/results/<date>-<name>-profile/)`;
 
@@ -137,6 +144,7 @@ const RANGES: Record<string, readonly [number, number]> = {
   'value-size': [1, VALUE_BYTES_MAX],
   keys: [1, 1_000_000_000],
   'idle-seconds': [0, 600],
+  rounds: [1, 20],
 };
 
 /** The default result name; parts for `omit` (the swept flag) are left out. */
@@ -152,6 +160,22 @@ function usageError(message: string): never {
   console.error(`bench: ${message}`);
   console.error(USAGE);
   process.exit(2);
+}
+
+/** Comma-separated http://host:port URLs, each once; a usage error names `flag` otherwise. */
+function parseUrls(flag: string, text: string): string[] {
+  const urls = text.split(',').map((u) => {
+    let url: URL;
+    try {
+      url = new URL(u);
+    } catch {
+      usageError(`${flag}: '${u}' is not a URL (expected http://host:port)`);
+    }
+    if (url.protocol !== 'http:' || url.port === '' || (url.pathname !== '/' && url.pathname !== '')) usageError(`${flag}: '${u}' is not http://host:port`);
+    return `http://${url.host}`;
+  });
+  if (new Set(urls).size !== urls.length) usageError(`${flag} lists a URL twice`);
+  return urls;
 }
 
 function parseFlags(argv: string[]): { cfg: Config; sweep: Sweep | undefined } {
@@ -179,6 +203,8 @@ function parseFlags(argv: string[]): { cfg: Config; sweep: Sweep | undefined } {
         sweep: { type: 'string' },
         idle: { type: 'boolean' },
         profile: { type: 'boolean' },
+        against: { type: 'string' },
+        rounds: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -207,17 +233,7 @@ function parseFlags(argv: string[]): { cfg: Config; sweep: Sweep | undefined } {
     for (const k of ['nodes', 'shards', 'workers', 'idle-seconds']) {
       if (str(k) !== undefined) usageError(`--${k} has no effect with --target (the cluster is already running)`);
     }
-    target = t.split(',').map((u) => {
-      let url: URL;
-      try {
-        url = new URL(u);
-      } catch {
-        usageError(`--target: '${u}' is not a URL (expected http://host:port)`);
-      }
-      if (url.protocol !== 'http:' || url.port === '' || (url.pathname !== '/' && url.pathname !== '')) usageError(`--target: '${u}' is not http://host:port`);
-      return `http://${url.host}`;
-    });
-    if (new Set(target).size !== target.length) usageError('--target lists a URL twice');
+    target = parseUrls('--target', t);
   }
   const nodes = int('nodes', 3);
   const targets = target?.length ?? nodes;
@@ -255,8 +271,20 @@ function parseFlags(argv: string[]): { cfg: Config; sweep: Sweep | undefined } {
     name,
     idle: values.idle === true,
     profile: values.profile === true,
+    against: undefined,
+    rounds: 1,
   };
   if (cfg.profile && target) usageError('--profile needs a local cluster: it has no effect with --target');
+  const against = str('against');
+  if (against !== undefined) {
+    const am = /^([^=]*)=(.*)$/.exec(against);
+    if (!am || am[1] !== 'etcd') usageError(`--against must be etcd=http://host:port[,...] or etcd=local, got '${against}'`);
+    const urls = am[2] === 'local' ? 'local' : parseUrls('--against etcd', am[2]!);
+    if (cfg.consistency === 'lease') usageError('--consistency lease has no etcd counterpart: compare linearizable (etcd default) or stale (etcd serializable) reads');
+    for (const k of ['sweep', 'idle', 'profile']) if (values[k] !== undefined) usageError(`--${k} cannot be combined with --against`);
+    return { cfg: { ...cfg, against: { system: 'etcd', urls }, rounds: int('rounds', 3) }, sweep: undefined };
+  }
+  if (str('rounds') !== undefined) usageError('--rounds needs --against');
   if (cfg.idle) {
     for (const k of ['target', 'sweep', 'ceiling', 'idle-seconds', 'connections', 'value-size', 'keys', 'mix', 'consistency']) {
       if (values[k] !== undefined) usageError(`--${k} has no effect with --idle (no load; a fresh local cluster)`);
@@ -413,9 +441,11 @@ interface SystemResult {
 
 interface Target {
   readonly system: string;
+  /** The HTTP API the URLs speak. */
+  readonly api: Api;
   readonly urls: readonly string[];
   /** Local processes to watch (/proc), none with --target. */
-  readonly procs: readonly ServerProcess[];
+  readonly procs: readonly { readonly name: string; readonly pid: number }[];
   /** True when the URLs are nodes with /metrics and /v1/status. */
   readonly isNode: boolean;
   /** Watched processes that exited without being asked to, described (empty while all run). */
@@ -439,7 +469,8 @@ async function preload(t: Target, cfg: Config, prefix: string): Promise<{ keys: 
   const t0 = performance.now();
   await forEachLimit(Array.from({ length: keys }, (_, i) => i), SIDE_CONCURRENCY, async (i) => {
     const key = readKey(prefix, i);
-    const a = await callRetrying(() => `${t.urls[i % t.urls.length]!}/v1/kv/${key}`, { method: 'PUT', body: valueOf(key, cfg.valueSize) });
+    const req = putRequest(t.api, key, valueOf(key, cfg.valueSize));
+    const a = await callRetrying(() => `${t.urls[i % t.urls.length]!}${req.path}`, req);
     if (a.status !== 200) throw new Error(`preloading ${key} failed: ${describe(a)}`);
   });
   return { keys, seconds: (performance.now() - t0) / 1000 };
@@ -464,6 +495,7 @@ async function drive(t: Target, cfg: Config, prefix: string, readKeys: number, r
   const pid = child.pid!;
   rss.add(pid);
   const load: LoadConfig = {
+    api: t.api,
     urls: t.urls,
     connections: cfg.connections,
     durationS: cfg.durationS,
@@ -529,6 +561,7 @@ async function verify(t: Target, cfg: Config, prefix: string, r: LoadResult): Pr
   };
   await forEachLimit(items, SIDE_CONCURRENCY, async ([instance, seq]) => {
     const key = writeKey(prefix, instance, seq);
+    const req = getRequest(t.api, key, 'linearizable');
     let url = '';
     let a;
     try {
@@ -536,8 +569,8 @@ async function verify(t: Target, cfg: Config, prefix: string, r: LoadResult): Pr
       a = await callRetrying(() => {
         const live = t.liveUrls();
         url = live[Math.floor(Math.random() * live.length)] ?? t.urls[0]!;
-        return `${url}/v1/kv/${key}?consistency=linearizable`;
-      });
+        return `${url}${req.path}`;
+      }, req);
     } catch (e) {
       unreadable++;
       const m = e instanceof Error ? e.message : String(e);
@@ -545,13 +578,19 @@ async function verify(t: Target, cfg: Config, prefix: string, r: LoadResult): Pr
       note(`${key} via ${url}: ${m}`);
       return;
     }
-    if (a.status === 200) {
-      if (a.body.equals(valueOf(key, cfg.valueSize))) ok++;
+    let value: string | null | undefined;
+    try {
+      value = a.status === 200 ? readValue(t.api, a.body.toString('latin1')) : undefined;
+    } catch {
+      value = undefined;
+    }
+    if (a.status === 200 && value !== null) {
+      if (value !== undefined && value === valueOf(key, cfg.valueSize).toString('latin1')) ok++;
       else {
         wrong++;
-        note(`${key} via ${url}: ${a.body.length} bytes, starts ${JSON.stringify(a.body.subarray(0, 40).toString('latin1'))}`);
+        note(`${key} via ${url}: ${value === undefined ? `unparsable answer ${JSON.stringify(a.body.subarray(0, 60).toString('latin1'))}` : `${value.length} bytes, starts ${JSON.stringify(value.slice(0, 40))}`}`);
       }
-    } else if (a.status === 404) {
+    } else if (a.status === 404 || value === null) {
       missing++;
       note(`${key} via ${url}: ${describe(a)}`);
     } else {
@@ -984,18 +1023,16 @@ function profileOf(dir: string, servers: LocalServers, window: { fromUs: number;
   return { dir, window, text, nodes: nodes.map((n) => ({ node: n.node, dir: n.dir, threads: n.threads.map((t) => ({ ...t, functions: t.functions.slice(0, 40) })) })) };
 }
 
-/** One full run: a fresh cluster (unless --target), the load, the report and its result file. */
-async function runOnce(cfg: Config): Promise<{ results: SystemResult[]; failed: boolean; file: string }> {
-  const facts = { versions: versions(), machine: machine() };
-  const prefix = `bench-${Date.now().toString(36)}/`;
-  const results: SystemResult[] = [];
-  const problems: string[] = [];
-  const extra: Record<string, unknown> = {};
+/**
+ * iroh-raft under the load once: a fresh local cluster (or the --target nodes), measured, stopped;
+ * its result goes to `results`, what went wrong to `problems`, startup/stop/profile facts to `extra`.
+ * True when the run failed.
+ */
+async function runNodes(cfg: Config, prefix: string, date: string, results: SystemResult[], problems: string[], extra: Record<string, unknown>): Promise<boolean> {
   let failed = false;
-
   let servers: LocalServers | undefined;
   let keep = false;
-  const profileDir = cfg.profile ? join(RESULTS_DIR, `${facts.machine.date as string}`.slice(0, 19).replace(/:/g, '') + `-${cfg.name}-profile`) : undefined;
+  const profileDir = cfg.profile ? join(RESULTS_DIR, `${date.slice(0, 19).replace(/:/g, '')}-${cfg.name}-profile`) : undefined;
   try {
     let urls: readonly string[];
     if (cfg.target) {
@@ -1019,7 +1056,7 @@ async function runOnce(cfg: Config): Promise<{ results: SystemResult[]; failed: 
       progress(`[iroh-raft] healthy after ${((performance.now() - t0) / 1000).toFixed(2)} s`);
       if (cfg.idleSeconds > 0) extra.idle = await measureIdle(servers, cfg.idleSeconds, check);
     }
-    const r = await measure({ system: 'iroh-raft', urls, procs: servers?.servers ?? [], isNode: true, exits: exitsOf(servers), liveUrls: liveUrlsOf(servers, urls) }, cfg, prefix);
+    const r = await measure({ system: 'iroh-raft', api: 'iroh-raft', urls, procs: servers?.servers ?? [], isNode: true, exits: exitsOf(servers), liveUrls: liveUrlsOf(servers, urls) }, cfg, prefix);
     results.push(r);
     problems.push(...problemsOf(r));
     if (fatal(r)) {
@@ -1054,29 +1091,45 @@ async function runOnce(cfg: Config): Promise<{ results: SystemResult[]; failed: 
     }
   }
 
-  if (cfg.ceiling) {
-    let ceil: LocalServers | undefined;
-    try {
-      progress('[ceiling] starting bench/ceiling.ts');
-      ceil = await LocalServers.ceiling();
-      running.add(ceil);
-      const url = ceil.urls[0]!;
-      await waitHealthy([url], 30_000);
-      // The same URL once per node: the same number of autocannon instances and connections.
-      const urls = Array.from({ length: cfg.target?.length ?? cfg.nodes }, () => url);
-      const r = await measure({ system: 'ceiling', urls, procs: ceil.servers, isNode: false, exits: exitsOf(ceil), liveUrls: liveUrlsOf(ceil, urls) }, cfg, prefix);
-      results.push(r);
-      problems.push(...problemsOf(r));
-      if (fatal(r)) failed = true;
-      await ceil.stop();
-    } catch (e) {
-      failed = true;
-      problems.push(`ceiling: ${e instanceof Error ? e.message : String(e)}`);
-    } finally {
-      await ceil?.destroy();
-      if (ceil) running.delete(ceil);
-    }
+  return failed;
+}
+
+/** The do-nothing ceiling server (bench/ceiling.ts) under the same load once. True when the run failed. */
+async function runCeiling(cfg: Config, prefix: string, results: SystemResult[], problems: string[]): Promise<boolean> {
+  let failed = false;
+  let ceil: LocalServers | undefined;
+  try {
+    progress('[ceiling] starting bench/ceiling.ts');
+    ceil = await LocalServers.ceiling();
+    running.add(ceil);
+    const url = ceil.urls[0]!;
+    await waitHealthy([url], 30_000);
+    // The same URL once per node: the same number of autocannon instances and connections.
+    const urls = Array.from({ length: cfg.target?.length ?? cfg.nodes }, () => url);
+    const r = await measure({ system: 'ceiling', api: 'iroh-raft', urls, procs: ceil.servers, isNode: false, exits: exitsOf(ceil), liveUrls: liveUrlsOf(ceil, urls) }, cfg, prefix);
+    results.push(r);
+    problems.push(...problemsOf(r));
+    if (fatal(r)) failed = true;
+    await ceil.stop();
+  } catch (e) {
+    failed = true;
+    problems.push(`ceiling: ${e instanceof Error ? e.message : String(e)}`);
+  } finally {
+    await ceil?.destroy();
+    if (ceil) running.delete(ceil);
   }
+  return failed;
+}
+
+/** One full run: a fresh cluster (unless --target), the load, the report and its result file. */
+async function runOnce(cfg: Config): Promise<{ results: SystemResult[]; failed: boolean; file: string }> {
+  const facts = { versions: versions(), machine: machine() };
+  const prefix = `bench-${Date.now().toString(36)}/`;
+  const results: SystemResult[] = [];
+  const problems: string[] = [];
+  const extra: Record<string, unknown> = {};
+  let failed = await runNodes(cfg, prefix, facts.machine.date as string, results, problems, extra);
+  if (cfg.ceiling) failed = (await runCeiling(cfg, prefix, results, problems)) || failed;
 
   if (extra.profile !== undefined) console.log(`\n${(extra.profile as { text: string }).text}`);
   const out = {
@@ -1100,6 +1153,139 @@ async function runOnce(cfg: Config): Promise<{ results: SystemResult[]; failed: 
   console.log(`\nresult: ${file}`);
   if (cfg.json) console.log(JSON.stringify(out));
   return { results, failed, file };
+}
+
+/** What the comparison with etcd holds equal and what it does not; printed with the figures. */
+const AGAINST_ETCD_NOTES = [
+  'the same: load generator (autocannon in its own process), connections split evenly over the same number of members,',
+  '  a new key per write, the same value bytes, durable writes (iroh-raft: an fsynced LMDB commit before the reply;',
+  '  etcd: its write-ahead log fsynced before the entry applies), linearizable reads (both ReadIndex), every acknowledged',
+  '  write read back afterwards, writes to a follower forwarded to the leader (iroh-raft over Iroh, etcd inside raft)',
+  'different: etcd is one raft group (every write through one leader), iroh-raft --shards groups with leaders spread',
+  '  over the nodes; etcd members are Go processes that run on every core, an iroh-raft node is one main thread plus',
+  '  --workers shard workers; etcd peers speak plain HTTP over TCP, iroh-raft nodes QUIC (TLS) through Iroh; etcd\'s JSON',
+  '  gateway carries keys and values base64 in JSON (4/3 the bytes) and turns them into gRPC calls inside the member;',
+  '  the etcd cluster lives from round to round, iroh-raft starts a fresh cluster every round (unless --target)',
+];
+
+function median(xs: readonly number[]): number {
+  const v = [...xs].sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  const m = v.length >> 1;
+  return v.length % 2 === 1 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
+}
+
+/** --against: iroh-raft and etcd alternately (ours, etcd, ours, etcd...), then both rows and the ratio with its spread. */
+async function runAgainst(cfg: Config): Promise<boolean> {
+  const against = cfg.against!;
+  const facts = { versions: { ...versions(), etcd: etcdVersion() ?? 'unknown (not on this machine)' }, machine: machine() };
+  const problems: string[] = [];
+  let failed = false;
+  let etcd: LocalServers | undefined;
+  const rounds: { ours: SystemResult | undefined; etcd: SystemResult | undefined; extra: Record<string, unknown> }[] = [];
+  try {
+    let urls: readonly string[];
+    let procs: { name: string; pid: number }[];
+    if (against.urls === 'local') {
+      progress(`[etcd] starting a local etcd cluster of ${cfg.nodes} member(s) (${etcdVersion() ?? 'etcd'})`);
+      etcd = await startEtcd(cfg.nodes);
+      running.add(etcd);
+      urls = etcd.urls;
+      procs = etcd.servers;
+    } else {
+      urls = against.urls;
+      progress(`[etcd] waiting for /health on ${urls.join(', ')}`);
+      await waitHealthy(urls, 30_000, undefined, '/health');
+      // Members on this machine are watched like our nodes (CPU, RSS); others cannot be.
+      procs = urls.flatMap((u, i) => {
+        const pid = pidListeningOn(Number(new URL(u).port));
+        return pid === undefined ? [] : [{ name: `etcd ${i + 1}`, pid }];
+      });
+    }
+    const etcdTarget: Target = { system: 'etcd', api: 'etcd', urls, procs, isNode: false, exits: exitsOf(etcd), liveUrls: liveUrlsOf(etcd, urls) };
+    for (let i = 0; i < cfg.rounds; i++) {
+      const prefix = `bench-${Date.now().toString(36)}-${i}/`;
+      const results: SystemResult[] = [];
+      const extra: Record<string, unknown> = {};
+      const roundProblems: string[] = [];
+      progress(`\n[round ${i + 1} of ${cfg.rounds}] iroh-raft`);
+      failed = (await runNodes(cfg, prefix, facts.machine.date as string, results, roundProblems, extra)) || failed;
+      progress(`[round ${i + 1} of ${cfg.rounds}] etcd at ${urls.join(', ')}`);
+      try {
+        const r = await measure(etcdTarget, cfg, prefix);
+        results.push(r);
+        roundProblems.push(...problemsOf(r));
+        if (fatal(r)) failed = true;
+      } catch (e) {
+        failed = true;
+        roundProblems.push(`etcd: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      console.log(report(cfg, results, extra, roundProblems));
+      problems.push(...roundProblems.map((p) => `round ${i + 1}: ${p}`));
+      rounds.push({ ours: results.find((r) => r.system === 'iroh-raft'), etcd: results.find((r) => r.system === 'etcd'), extra });
+    }
+    if (etcd) await etcd.stop(10_000);
+  } catch (e) {
+    failed = true;
+    problems.push(e instanceof Error ? e.message : String(e));
+  } finally {
+    if (etcd) {
+      await etcd.destroy(failed);
+      running.delete(etcd);
+      if (failed) problems.push(`etcd logs and data kept in ${etcd.root}`);
+    }
+  }
+
+  const rows = [['round', 'iroh-raft req/s', 'p50 ms', 'p99 ms', 'etcd req/s', 'p50 ms', 'p99 ms', 'req/s ratio', 'p99 ratio']];
+  const ratio = (a: number | undefined, b: number | undefined): number | undefined => (a !== undefined && b !== undefined && b > 0 ? a / b : undefined);
+  const pairs = rounds.map((r) => ({
+    tput: ratio(r.ours?.okPerSec, r.etcd?.okPerSec),
+    p99: ratio(r.ours?.latency.all.p99Ms, r.etcd?.latency.all.p99Ms),
+    cpu: ratio(r.ours?.serverCpuUsPerOk, r.etcd?.serverCpuUsPerOk),
+  }));
+  const x = (v: number | undefined): string => (v === undefined || Number.isNaN(v) ? '-' : `${v.toFixed(2)}x`);
+  rounds.forEach((r, i) => {
+    const o = r.ours;
+    const e = r.etcd;
+    rows.push([String(i + 1), o ? fmtInt(o.okPerSec) : '-', o ? fmtMs(o.latency.all.p50Ms) : '-', o ? fmtMs(o.latency.all.p99Ms) : '-', e ? fmtInt(e.okPerSec) : '-', e ? fmtMs(e.latency.all.p50Ms) : '-', e ? fmtMs(e.latency.all.p99Ms) : '-', x(pairs[i]!.tput), x(pairs[i]!.p99)]);
+  });
+  const med = (f: (r: SystemResult) => number, sys: 'ours' | 'etcd'): number => median(rounds.flatMap((r) => (r[sys] ? [f(r[sys])] : [])));
+  const spread = (k: 'tput' | 'p99' | 'cpu'): { median: number; min: number; max: number; n: number } => {
+    const v = pairs.flatMap((p) => (p[k] === undefined ? [] : [p[k]]));
+    return { median: median(v), min: Math.min(...v), max: Math.max(...v), n: v.length };
+  };
+  const tput = spread('tput');
+  const p99 = spread('p99');
+  const cpu = spread('cpu');
+  rows.push(['median', fmtInt(med((r) => r.okPerSec, 'ours')), fmtMs(med((r) => r.latency.all.p50Ms, 'ours')), fmtMs(med((r) => r.latency.all.p99Ms, 'ours')), fmtInt(med((r) => r.okPerSec, 'etcd')), fmtMs(med((r) => r.latency.all.p50Ms, 'etcd')), fmtMs(med((r) => r.latency.all.p99Ms, 'etcd')), x(tput.median), x(p99.median)]);
+  const where = `${cfg.target ? `iroh-raft target ${cfg.target.join(',')}` : `iroh-raft ${cfg.nodes} node(s), ${cfg.shards} shards, ${cfg.workers} worker(s) per node`}; etcd ${facts.versions.etcd} at ${against.urls === 'local' ? `a local cluster of ${cfg.nodes} member(s)` : against.urls.join(',')}`;
+  const lines = [
+    `\niroh-raft against etcd, alternating, ${rounds.length} round(s): ${where}`,
+    `${cfg.connections} connections, ${cfg.durationS} s per run, mix ${cfg.mix.label}, ${cfg.valueSize} B values${cfg.mix.readPercent > 0 ? `, reads ${cfg.consistency}${cfg.consistency === 'stale' ? ' (etcd: serializable)' : ''}` : ''}`,
+    table(rows),
+    `iroh-raft / etcd requests/s: median ${x(tput.median)} (min ${x(tput.min)}, max ${x(tput.max)} over ${tput.n} pair(s)); p99: median ${x(p99.median)} (min ${x(p99.min)}, max ${x(p99.max)})`,
+  ];
+  if (cpu.n > 0) lines.push(`server CPU per ok request: iroh-raft median ${fmtInt(med((r) => r.serverCpuUsPerOk ?? NaN, 'ours'))} µs, etcd median ${fmtInt(med((r) => r.serverCpuUsPerOk ?? NaN, 'etcd'))} µs (ratio ${x(cpu.median)}, min ${x(cpu.min)}, max ${x(cpu.max)})`);
+  else lines.push('server CPU per ok request: unknown for etcd (its processes are not on this machine or not visible)');
+  lines.push(...AGAINST_ETCD_NOTES);
+  if (problems.length > 0) lines.push('', 'PROBLEMS:', ...problems.map((p) => `  - ${p}`));
+  console.log(lines.join('\n'));
+  const out = {
+    name: `${cfg.name}-vs-etcd`,
+    ...facts,
+    config: { ...cfg, mix: cfg.mix.label, target: cfg.target ?? null, loadTimeoutS: LOAD_TIMEOUT_S, sideConcurrency: SIDE_CONCURRENCY },
+    summary: { throughputRatio: tput, p99Ratio: p99, cpuPerRequestRatio: cpu.n > 0 ? cpu : null },
+    notes: AGAINST_ETCD_NOTES.join(' ').replace(/\s+/g, ' '),
+    rounds,
+    problems,
+    failed,
+  };
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const file = join(RESULTS_DIR, `${facts.machine.date as string}`.slice(0, 19).replace(/:/g, '') + `-${out.name}.json`);
+  writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
+  console.log(`\nresult: ${file}`);
+  if (cfg.json) console.log(JSON.stringify(out));
+  return failed;
 }
 
 async function runSweep(sweep: Sweep, json: boolean): Promise<boolean> {
@@ -1146,7 +1332,7 @@ async function runSweep(sweep: Sweep, json: boolean): Promise<boolean> {
 
 async function main(): Promise<void> {
   const { cfg, sweep } = parseFlags(process.argv.slice(2));
-  const failed = cfg.idle ? await runIdle(cfg) : sweep ? await runSweep(sweep, cfg.json) : (await runOnce(cfg)).failed;
+  const failed = cfg.idle ? await runIdle(cfg) : cfg.against ? await runAgainst(cfg) : sweep ? await runSweep(sweep, cfg.json) : (await runOnce(cfg)).failed;
   process.exitCode = failed ? 1 : 0;
 }
 

@@ -13,8 +13,9 @@ export interface Answer {
 const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 
 export interface CallInit {
-  readonly method?: 'GET' | 'PUT';
+  readonly method?: 'GET' | 'PUT' | 'POST';
   readonly body?: Buffer;
+  readonly contentType?: string;
 }
 
 /**
@@ -23,7 +24,7 @@ export interface CallInit {
  */
 export function call(url: string, init: CallInit = {}, timeoutMs = 10_000): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: init.method ?? 'GET', agent, timeout: timeoutMs, headers: init.body ? { 'content-length': init.body.length } : {} }, (res) => {
+    const req = http.request(url, { method: init.method ?? 'GET', agent, timeout: timeoutMs, headers: { ...(init.body ? { 'content-length': init.body.length } : {}), ...(init.contentType !== undefined ? { 'content-type': init.contentType } : {}) } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
@@ -95,14 +96,14 @@ export async function scrape(baseUrl: string): Promise<Map<string, number>> {
 }
 
 /** Resolves once every URL answers /healthz with 200; rejects after `timeoutMs`. */
-export async function waitHealthy(urls: readonly string[], timeoutMs: number, alive: () => void = () => {}): Promise<void> {
+export async function waitHealthy(urls: readonly string[], timeoutMs: number, alive: () => void = () => {}, path = '/healthz'): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   const pending = new Set(urls);
   while (pending.size > 0) {
     alive();
     for (const u of [...pending]) {
       try {
-        if ((await call(`${u}/healthz`, {}, 2000)).status === 200) pending.delete(u);
+        if ((await call(`${u}${path}`, {}, 2000)).status === 200) pending.delete(u);
       } catch {
         // not listening yet
       }

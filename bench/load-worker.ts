@@ -14,7 +14,7 @@
 import autocannon from 'autocannon';
 import { Histogram } from './histogram.js';
 import type { LoadConfig, LoadResult, OpResult, WorkerMessage } from './workload.js';
-import { readKey, valueOf, writeKey } from './workload.js';
+import { errorCodeOf, getRequest, putRequest, readKey, readValue, valueOf, writeKey } from './workload.js';
 
 /** autocannon's per-request context (fresh for every request when the request list has one entry). */
 interface RequestContext {
@@ -46,15 +46,6 @@ function send(m: WorkerMessage): Promise<void> {
   });
 }
 
-function errorCode(status: number, body: string): string {
-  try {
-    const code = (JSON.parse(body) as { error?: { code?: unknown } }).error?.code;
-    return typeof code === 'string' ? `${status} ${code}` : String(status);
-  } catch {
-    return String(status);
-  }
-}
-
 async function run(cfg: LoadConfig): Promise<LoadResult> {
   const put = new OpStats();
   const get = new OpStats();
@@ -75,7 +66,6 @@ async function run(cfg: LoadConfig): Promise<LoadResult> {
     }
     return v;
   };
-  const emptyBody = Buffer.alloc(0);
 
   const instance = (index: number, url: string, connections: number): Promise<autocannon.Result> => {
     let seq = 0;
@@ -83,23 +73,23 @@ async function run(cfg: LoadConfig): Promise<LoadResult> {
       const ctx = context as RequestContext;
       const read = cfg.mix.readPercent === 100 || (cfg.mix.readPercent > 0 && Math.random() * 100 < cfg.mix.readPercent);
       ctx.instance = index;
+      let r;
       if (read) {
         ctx.op = 'get';
         ctx.key = readKey(cfg.prefix, Math.floor(Math.random() * cfg.readKeys));
-        req.method = 'GET';
-        req.path = `/v1/kv/${ctx.key}?consistency=${cfg.consistency}`;
-        req.body = emptyBody;
+        r = getRequest(cfg.api, ctx.key, cfg.consistency);
       } else {
         ctx.op = 'put';
         ctx.seq = seq++;
         ctx.key = writeKey(cfg.prefix, index, ctx.seq);
-        req.method = 'PUT';
-        req.path = `/v1/kv/${ctx.key}`;
-        req.body = valueOf(ctx.key, cfg.valueSize);
+        r = putRequest(cfg.api, ctx.key, valueOf(ctx.key, cfg.valueSize));
       }
+      req.method = r.method;
+      req.path = r.path;
+      req.body = r.body;
       // A fresh object: autocannon writes content-length into the headers it is given, and a
       // shared object would carry a PUT's length into the next GET.
-      req.headers = read ? {} : { 'content-type': 'application/octet-stream' };
+      req.headers = r.contentType === undefined ? {} : { 'content-type': r.contentType };
       ctx.t0 = process.hrtime.bigint();
       return req;
     };
@@ -110,7 +100,7 @@ async function run(cfg: LoadConfig): Promise<LoadResult> {
       stats.statuses.set(status, (stats.statuses.get(status) ?? 0) + 1);
       if (status < 200 || status > 299) {
         nonOk++;
-        const code = errorCode(status, body);
+        const code = errorCodeOf(status, body);
         stats.errorCodes.set(code, (stats.errorCodes.get(code) ?? 0) + 1);
         return;
       }
@@ -125,9 +115,17 @@ async function run(cfg: LoadConfig): Promise<LoadResult> {
           const j = Math.floor(Math.random() * ackedWrites);
           if (j < cfg.ackedKeptMax) acked[j] = [ctx.instance, ctx.seq];
         }
-      } else if (body !== expectedValue(ctx.key)) {
-        readMismatches++;
-        if (readMismatchSamples.length < 10) readMismatchSamples.push(`${ctx.key}: ${body.length} bytes, starts ${JSON.stringify(body.slice(0, 40))}`);
+      } else {
+        let got: string | null;
+        try {
+          got = readValue(cfg.api, body);
+        } catch {
+          got = null;
+        }
+        if (got !== expectedValue(ctx.key)) {
+          readMismatches++;
+          if (readMismatchSamples.length < 10) readMismatchSamples.push(`${ctx.key}: ${got === null ? 'no value' : `${got.length} bytes, starts ${JSON.stringify(got.slice(0, 40))}`}`);
+        }
       }
     };
     return autocannon({

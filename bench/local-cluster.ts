@@ -109,6 +109,13 @@ export class LocalServers {
 
   private constructor(readonly root: string) {}
 
+  /** Processes started elsewhere (e.g. bench/etcd-local.ts), owned from now on: destroy() removes `root`. */
+  static of(root: string, servers: readonly ServerProcess[]): LocalServers {
+    const ls = new LocalServers(root);
+    ls.servers.push(...servers);
+    return ls;
+  }
+
   get urls(): string[] {
     return this.servers.map((s) => s.url);
   }

@@ -7,6 +7,62 @@ import type { HistogramJson } from './histogram.js';
 
 export type Consistency = 'linearizable' | 'lease' | 'stale';
 
+/**
+ * The HTTP API a target speaks: iroh-raft's own (`PUT /v1/kv/<key>` with the value as the body,
+ * `GET /v1/kv/<key>?consistency=`), or etcd v3's JSON gateway (`POST /v3/kv/put` and
+ * `POST /v3/kv/range` with base64 keys and values in JSON; a range is linearizable unless
+ * `serializable` is set, which is what `stale` asks for).
+ */
+export type Api = 'iroh-raft' | 'etcd';
+
+export interface KvRequest {
+  readonly method: 'GET' | 'PUT' | 'POST';
+  readonly path: string;
+  readonly body: Buffer;
+  readonly contentType: string | undefined;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+export function putRequest(api: Api, key: string, value: Buffer): KvRequest {
+  if (api === 'etcd') {
+    const body = Buffer.from(`{"key":"${Buffer.from(key).toString('base64')}","value":"${value.toString('base64')}"}`);
+    return { method: 'POST', path: '/v3/kv/put', body, contentType: 'application/json' };
+  }
+  return { method: 'PUT', path: `/v1/kv/${key}`, body: value, contentType: 'application/octet-stream' };
+}
+
+export function getRequest(api: Api, key: string, consistency: Consistency): KvRequest {
+  if (api === 'etcd') {
+    const body = Buffer.from(`{"key":"${Buffer.from(key).toString('base64')}"${consistency === 'stale' ? ',"serializable":true' : ''}}`);
+    return { method: 'POST', path: '/v3/kv/range', body, contentType: 'application/json' };
+  }
+  return { method: 'GET', path: `/v1/kv/${key}?consistency=${consistency}`, body: EMPTY, contentType: undefined };
+}
+
+/**
+ * The value a 2xx read answer carries (latin1 text), or null when the key does not exist (an
+ * iroh-raft read answers 404 for that; an etcd range answers 200 without `kvs`).
+ */
+export function readValue(api: Api, body: string): string | null {
+  if (api === 'iroh-raft') return body;
+  const kvs = (JSON.parse(body) as { kvs?: { value?: string }[] }).kvs;
+  if (kvs === undefined || kvs.length === 0) return null;
+  return Buffer.from(kvs[0]!.value ?? '', 'base64').toString('latin1');
+}
+
+/** A short code for a non-2xx answer: iroh-raft's `error.code`, etcd's gateway `message`, or the status alone. */
+export function errorCodeOf(status: number, body: string): string {
+  try {
+    const e = JSON.parse(body) as { error?: { code?: unknown } | string; message?: unknown };
+    if (typeof e.error === 'object' && typeof e.error.code === 'string') return `${status} ${e.error.code}`;
+    if (typeof e.message === 'string') return `${status} ${e.message.slice(0, 80)}`;
+    return String(status);
+  } catch {
+    return String(status);
+  }
+}
+
 /** Share of requests that are reads, in percent (puts are the rest): put = 0, get = 100. */
 export interface Mix {
   readonly label: string;
@@ -42,6 +98,7 @@ export function valueOf(key: string, size: number): Buffer {
 
 /** What the parent asks the load generator to do (first IPC message). */
 export interface LoadConfig {
+  readonly api: Api;
   /** One autocannon instance per URL; connections are split between them. */
   readonly urls: readonly string[];
   readonly connections: number;

@@ -1,0 +1,40 @@
+/**
+ * The bench's flag checks: every bad combination exits 2 with a message naming the flag, before
+ * anything is started (no cluster, no load).
+ */
+import { spawn } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+
+const ROOT = new URL('../../..', import.meta.url).pathname;
+
+function bench(args: string[]): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, ['--import', 'tsx', 'bench/cluster.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    p.on('exit', (code) => resolve({ code, stderr }));
+  });
+}
+
+const cases: [string[], RegExp][] = [
+  [['--against', 'postgres=http://127.0.0.1:5432'], /--against must be etcd=/],
+  [['--against', 'etcd=ftp://127.0.0.1:2379'], /--against etcd: 'ftp:\/\/127.0.0.1:2379' is not http:\/\/host:port/],
+  [['--against', 'etcd=http://127.0.0.1:2379,http://127.0.0.1:2379'], /--against etcd lists a URL twice/],
+  [['--against', 'etcd=local', '--consistency', 'lease'], /--consistency lease has no etcd counterpart/],
+  [['--against', 'etcd=local', '--sweep', 'shards=1,2'], /--sweep cannot be combined with --against/],
+  [['--against', 'etcd=local', '--rounds', '0'], /--rounds must be between 1 and 20/],
+  [['--rounds', '2'], /--rounds needs --against/],
+  [['--profile', '--target', 'http://127.0.0.1:7070'], /--profile needs a local cluster/],
+  [['--sweep', 'colour=1,2'], /--sweep: unknown key 'colour'/],
+  [['--connections', 'many'], /--connections must be a whole number/],
+  [['--idle', '--mix', 'get'], /--mix has no effect with --idle/],
+];
+
+describe('bench flags', () => {
+  it.concurrent.each(cases)('%j is refused with exit 2', async (args, message) => {
+    const r = await bench(args);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr).toMatch(/usage: npm run bench/);
+  });
+});
