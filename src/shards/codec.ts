@@ -123,6 +123,7 @@ const M_ENTRY_COUNT = 60;
 const FLAG_REJECT = 1;
 const FLAG_SNAPSHOT = 2;
 const FLAG_QUIESCE = 4;
+const FLAG_COMMIT_ONLY = 8;
 
 /** term f64, type u8, data length u32. */
 const ENTRY_FIXED_BYTES = 13;
@@ -135,7 +136,7 @@ const MESSAGE_TYPE_MAX = 12;
 
 /**
  * Encodes a raft message. Layout (little-endian), fixed 64-byte header first:
- * `type u8, flags u8 (bit0 reject, bit1 snapshot, bit2 quiesce), reserved u16 = 0, from u32, to u32,
+ * `type u8, flags u8 (bit0 reject, bit1 snapshot, bit2 quiesce, bit3 commit only), reserved u16 = 0, from u32, to u32,
  * term f64, logTerm f64, index f64, commit f64, rejectHint f64, context f64, entry count u32`;
  * then per entry `term f64, type u8, data length u32, data` (its index is `index + 1 + i`);
  * then, with the snapshot flag, `index f64, term f64, voter count u32, voters u32...,
@@ -162,7 +163,7 @@ export function encodeMessage(m: Message): Uint8Array<ArrayBuffer> {
   const bytes = new Uint8Array(size);
   const view = new DataView(bytes.buffer);
   view.setUint8(M_TYPE, m.type);
-  view.setUint8(M_FLAGS, (m.reject ? FLAG_REJECT : 0) | (snap !== undefined ? FLAG_SNAPSHOT : 0) | (m.quiesce === true ? FLAG_QUIESCE : 0));
+  view.setUint8(M_FLAGS, (m.reject ? FLAG_REJECT : 0) | (snap !== undefined ? FLAG_SNAPSHOT : 0) | (m.quiesce === true ? FLAG_QUIESCE : 0) | (m.commitOnly === true ? FLAG_COMMIT_ONLY : 0));
   // M_RESERVED stays 0.
   putU32(view, M_FROM, m.from, 'from');
   putU32(view, M_TO, m.to, 'to');
@@ -242,7 +243,7 @@ export function decodeMessage(b: Uint8Array): Message {
   const view = viewOf(b);
   const type = getMessageType(b);
   const flags = view.getUint8(M_FLAGS);
-  if ((flags & ~(FLAG_REJECT | FLAG_SNAPSHOT | FLAG_QUIESCE)) !== 0) bad(`unknown message flags 0x${flags.toString(16)}`);
+  if ((flags & ~(FLAG_REJECT | FLAG_SNAPSHOT | FLAG_QUIESCE | FLAG_COMMIT_ONLY)) !== 0) bad(`unknown message flags 0x${flags.toString(16)}`);
   if (view.getUint16(M_RESERVED, true) !== 0) bad('reserved header bytes are not zero');
   const from = view.getUint32(M_FROM, true) as NodeId;
   const to = view.getUint32(M_TO, true) as NodeId;
@@ -295,7 +296,8 @@ export function decodeMessage(b: Uint8Array): Message {
   if (off !== len) bad(`${len - off} trailing bytes after the raft message`);
 
   const base: Message = { type, from, to, term, logTerm, index, entries, commit, reject: (flags & FLAG_REJECT) !== 0, rejectHint, context };
-  const m = (flags & FLAG_QUIESCE) !== 0 ? { ...base, quiesce: true } : base;
+  let m = (flags & FLAG_QUIESCE) !== 0 ? { ...base, quiesce: true } : base;
+  if ((flags & FLAG_COMMIT_ONLY) !== 0) m = { ...m, commitOnly: true };
   return snapshot === undefined ? m : { ...m, snapshot };
 }
 

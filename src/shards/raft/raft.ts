@@ -631,6 +631,7 @@ export class Raft {
     const lastNew = this.log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
     this.resolveProposals();
     if (lastNew !== undefined) {
+      if (m.commitOnly === true && m.entries.length === 0) return;
       this.msgsAfterPersist.push({ ...emptyMessage(MessageType.AppResp, this.id, m.from, this.term), index: lastNew });
       return;
     }
@@ -907,13 +908,15 @@ export class Raft {
     const ents = prevTerm === undefined ? undefined : this.log.entriesFrom(pr.next, this.cfg.appendBytesMax);
     if (prevTerm === undefined || ents === undefined) return this.sendSnapshot(to, pr);
     if (ents.length === 0 && !sendIfEmpty) return false;
-    this.msgs.push({
+    const app: Message = {
       ...emptyMessage(MessageType.App, this.id, to, this.term),
       index: prevIndex,
       logTerm: prevTerm,
       entries: ents,
       commit: this.log.committed,
-    });
+    };
+    // Nothing in flight and nothing new: the follower's answer could not teach us anything.
+    this.msgs.push(ents.length === 0 && pr.state === 'replicate' && pr.match === prevIndex ? { ...app, commitOnly: true } : app);
     if (ents.length > 0) {
       const last = ents[ents.length - 1]!.index;
       switch (pr.state) {

@@ -139,6 +139,12 @@ export interface Message {
    * stops its election timer until any other message (or the shell's wake()) arrives.
    */
   readonly quiesce?: boolean;
+  /**
+   * App only: no entries, only the commit index, to a follower the leader knows holds every entry
+   * up to `index`. Accepting it teaches the leader nothing, so the follower does not answer it:
+   * one message fewer per follower per commit (a rejection is still answered).
+   */
+  readonly commitOnly?: boolean;
 }
 
 export type Role = 'follower' | 'pre-candidate' | 'candidate' | 'leader';

@@ -72,6 +72,7 @@ const messageArb: fc.Arbitrary<Message> = fc
     entries: fc.array(fc.record({ term: u53, type: fc.constantFrom(0, 1), data: bytes }), { maxLength: 6 }),
     snapshot: fc.option(snapshotArb, { nil: undefined }),
     quiesce: fc.boolean(),
+    commitOnly: fc.boolean(),
   })
   .map((r) => {
     // Entry indexes follow message.index, so it must leave room for them below 2^53.
@@ -95,6 +96,7 @@ const messageArb: fc.Arbitrary<Message> = fc
       rejectHint: logIndex(r.rejectHint),
       context: r.context,
       ...(r.quiesce ? { quiesce: true } : {}),
+      ...(r.commitOnly ? { commitOnly: true } : {}),
     };
     return r.snapshot === undefined ? m : { ...m, snapshot: r.snapshot };
   });
@@ -316,7 +318,7 @@ describe('raft message codec', () => {
       expectBadFrame(() => decodeMessage(patched(b, (v) => v.setUint8(0, t))));
       expectBadFrame(() => peekMessageType(patched(b, (v) => v.setUint8(0, t))));
     }
-    for (const f of [8, 0x10, 0x80, 0xff]) expectBadFrame(() => decodeMessage(patched(b, (v) => v.setUint8(1, f))));
+    for (const f of [0x10, 0x20, 0x80, 0xff]) expectBadFrame(() => decodeMessage(patched(b, (v) => v.setUint8(1, f))));
     expectBadFrame(() => decodeMessage(patched(b, (v) => v.setUint16(2, 1, true))));
     expectBadFrame(() => decodeMessage(patched(b, (v) => v.setUint8(MESSAGE_HEADER_BYTES + 8, 2))));
     for (const peek of [peekMessageType, peekMessageFrom, peekMessageTo]) {

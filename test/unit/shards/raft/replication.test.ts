@@ -3,7 +3,7 @@ import { MemoryStorage } from '../../../../src/shards/raft/storage.js';
 import type { Message } from '../../../../src/shards/raft/types.js';
 import { ENTRY_OVERHEAD_BYTES, MessageType, entrySize, nodeId } from '../../../../src/shards/raft/types.js';
 import { Cluster } from './harness.js';
-import { enc, ent, msg, persist, solo } from './fixtures.js';
+import { allMessages, enc, ent, msg, persist, solo } from './fixtures.js';
 
 const isApp = (from: number, to: number) => (m: Message) => m.type === MessageType.App && m.from === from && m.to === to;
 const withEntries = (f: (m: Message) => boolean) => (m: Message) => f(m) && m.entries.length > 0;
@@ -112,6 +112,50 @@ describe('replication', () => {
     expect(rd.messages.filter((m) => m.type === MessageType.AppResp)).toEqual([]);
     expect(rd.messagesAfterPersist).toEqual([msg(MessageType.AppResp, 2, 1, 2, { index: 3 as never })]);
     f.rn.advance();
+  });
+
+  test('the App that only carries a new commit index to an up-to-date follower is marked commit-only and not answered', () => {
+    const c = ready3();
+    const mark = c.sent.length;
+    c.propose(1, 'x');
+    const sent = c.sent.slice(mark);
+    const commitApps = sent.filter((m) => isApp(1, 2)(m) && m.entries.length === 0);
+    expect(commitApps.length).toBe(1);
+    expect(commitApps[0]!.commitOnly).toBe(true);
+    // Follower 2 answered the entry, not the commit that followed it.
+    expect(sent.filter((m) => m.type === MessageType.AppResp && m.from === 2).length).toBe(1);
+    expect(c.appliedData(2)).toEqual(['warm', 'x']);
+    expect(c.appliedData(3)).toEqual(['warm', 'x']);
+  });
+
+  test('an empty App to a follower with entries in flight or in probe state is not commit-only (its answer is needed)', () => {
+    const c = ready3();
+    const acks = hold(c, (m) => m.type === MessageType.AppResp && m.from === 2);
+    const mark = c.sent.length;
+    c.propose(1, 'x');
+    // 3 acked, so the entry commits; 2's ack is held, so its entry is still in flight.
+    const commitTo2 = c.sent.slice(mark).filter((m) => isApp(1, 2)(m) && m.entries.length === 0);
+    expect(commitTo2.length).toBe(1);
+    expect(commitTo2[0]!.commitOnly).toBeUndefined();
+    acks.release();
+    expect(c.appliedData(2)).toEqual(['warm', 'x']);
+  });
+
+  test('a commit-only App that does not match the follower log is still answered (a rejection)', () => {
+    const f = solo(2, [1, 2, 3], { checkQuorum: false });
+    f.rn.step(msg(MessageType.App, 1, 2, 2, { index: 5 as never, logTerm: 2 as never, commit: 5 as never, commitOnly: true }));
+    const out = allMessages([persist(f)]);
+    expect(out.map((m) => [m.type, m.reject])).toEqual([[MessageType.AppResp, true]]);
+  });
+
+  test('an accepted commit-only App advances the follower commit and sends nothing', () => {
+    const f = solo(2, [1, 2, 3], { checkQuorum: false });
+    f.rn.step(msg(MessageType.App, 1, 2, 2, { index: 1 as never, logTerm: 1 as never, entries: [ent(2, 2, 'a')] }));
+    persist(f);
+    f.rn.step(msg(MessageType.App, 1, 2, 2, { index: 2 as never, logTerm: 2 as never, commit: 2 as never, commitOnly: true }));
+    const rd = persist(f);
+    expect(allMessages([rd])).toEqual([]);
+    expect(rd.committedEntries.map((e) => e.index)).toEqual([2]);
   });
 
   test('appendBytesMax bounds the entries of one App (a single larger entry still goes alone)', () => {
