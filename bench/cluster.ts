@@ -94,6 +94,8 @@ interface Config {
   /** --against etcd=URLS|local: the same workload against etcd, alternating with ours, `rounds` times each. */
   readonly against: { readonly system: 'etcd'; readonly urls: readonly string[] | 'local' } | undefined;
   readonly rounds: number;
+  /** Node.js / V8 flags for every node process (e.g. --max-semi-space-size=32). */
+  readonly nodeFlags: readonly string[];
 }
 
 const USAGE = `usage: npm run bench -- [flags]
@@ -118,6 +120,7 @@ const USAGE = `usage: npm run bench -- [flags]
                       http://host:port), alternating runs with ours; etcd=local starts a local etcd
                       cluster of --nodes members (the etcd binary: PATH or $ETCD_BIN)
   --rounds N          with --against: runs of each system, alternating (default 3)
+  --node-flags F      Node.js / V8 flags for every node process, space-separated (e.g. '--max-semi-space-size=32')
   --profile           run the nodes under node --cpu-prof and print where each thread's time went
                       during the load (profiles kept in bench/results/<date>-<name>-profile/)`;
 
@@ -204,6 +207,7 @@ function parseFlags(argv: string[]): { cfg: Config; sweep: Sweep | undefined } {
         idle: { type: 'boolean' },
         profile: { type: 'boolean' },
         against: { type: 'string' },
+        'node-flags': { type: 'string' },
         rounds: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -273,7 +277,10 @@ function parseFlags(argv: string[]): { cfg: Config; sweep: Sweep | undefined } {
     profile: values.profile === true,
     against: undefined,
     rounds: 1,
+    nodeFlags: (str('node-flags') ?? '').split(' ').filter((f) => f !== ''),
   };
+  for (const f of cfg.nodeFlags) if (!/^--[a-z0-9-]+(=[A-Za-z0-9._,:/-]*)?$/.test(f)) usageError(`--node-flags: '${f}' is not a --flag or --flag=value`);
+  if (cfg.nodeFlags.length > 0 && target) usageError('--node-flags needs a local cluster: it has no effect with --target');
   if (cfg.profile && target) usageError('--profile needs a local cluster: it has no effect with --target');
   const against = str('against');
   if (against !== undefined) {
@@ -968,7 +975,7 @@ async function runIdle(cfg: Config): Promise<boolean> {
   const problems: string[] = [];
   progress(`[iroh-raft] starting ${cfg.nodes} node(s), ${cfg.shards} shards, ${cfg.workers} worker(s) each`);
   const t0 = performance.now();
-  const servers = await LocalServers.cluster({ nodes: cfg.nodes, shards: cfg.shards, workers: cfg.workers });
+  const servers = await LocalServers.cluster({ nodes: cfg.nodes, shards: cfg.shards, workers: cfg.workers, nodeFlags: () => cfg.nodeFlags });
   running.add(servers);
   let idle: Awaited<ReturnType<typeof measureIdle>> | undefined;
   let keep = false;
@@ -1046,7 +1053,7 @@ async function runNodes(cfg: Config, prefix: string, date: string, results: Syst
         nodes: cfg.nodes,
         shards: cfg.shards,
         workers: cfg.workers,
-        ...(profileDir !== undefined ? { nodeFlags: (data: string) => ['--cpu-prof', '--cpu-prof-dir', join(profileDir, basename(data))] } : {}),
+        nodeFlags: (data: string) => [...cfg.nodeFlags, ...(profileDir !== undefined ? ['--cpu-prof', '--cpu-prof-dir', join(profileDir, basename(data))] : [])],
       });
       running.add(servers);
       urls = servers.urls;

@@ -915,8 +915,9 @@ export class Raft {
       entries: ents,
       commit: this.log.committed,
     };
-    // Nothing in flight and nothing new: the follower's answer could not teach us anything.
-    this.msgs.push(ents.length === 0 && pr.state === 'replicate' && pr.match === prevIndex ? { ...app, commitOnly: true } : app);
+    // In replicate state an empty App's answer would repeat the answer to the App that carried
+    // the entries up to prevIndex; if that answer is lost, stall detection probes again.
+    this.msgs.push(ents.length === 0 && pr.state === 'replicate' ? { ...app, commitOnly: true } : app);
     if (ents.length > 0) {
       const last = ents[ents.length - 1]!.index;
       switch (pr.state) {

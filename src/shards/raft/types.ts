@@ -140,9 +140,10 @@ export interface Message {
    */
   readonly quiesce?: boolean;
   /**
-   * App only: no entries, only the commit index, to a follower the leader knows holds every entry
-   * up to `index`. Accepting it teaches the leader nothing, so the follower does not answer it:
-   * one message fewer per follower per commit (a rejection is still answered).
+   * App only: no entries, only the commit index, to a follower in replicate state. Accepting it
+   * would answer what the answer to the App that carried the entries up to `index` already says,
+   * so the follower does not answer it: one message fewer per follower per commit (a rejection is
+   * still answered; a lost answer of the entries is recovered by the leader's stall probe).
    */
   readonly commitOnly?: boolean;
 }
