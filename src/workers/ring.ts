@@ -10,8 +10,40 @@
  *
  * Only the producer writes `tail`, only the consumer writes `head`; each publishes with an
  * Atomics store after the bytes it covers are written, so the other side never sees a partial
- * record. `dataSeq` and `spaceSeq` are bumped and notified so a side can sleep with
- * Atomics.wait (a worker) or Atomics.waitAsync (a thread whose event loop must keep running).
+ * record.
+ *
+ * Sleeping and waking. A side sleeps with Atomics.wait (a worker) or Atomics.waitAsync (a thread
+ * whose event loop must keep running) on a sequence word: the consumer on `dataSeq` for records,
+ * the producer on `spaceSeq` for room. Waking costs the other side an atomic add and a notify, so
+ * it is paid only when someone sleeps: a side about to sleep first counts itself in a waiter word
+ * (`dataWaiters`, `spaceWaiters`; counters, because the main thread may have several async waiters
+ * at once), reads the sequence, checks the ring once more, and only then waits on that sequence
+ * value. The other side publishes its index, then loads the waiter word, and bumps the sequence and
+ * notifies only when it is non-zero.
+ *
+ * Why no wakeup is lost (every Atomics operation is sequentially consistent, so all of them fall in
+ * one total order that keeps each thread's program order). Producer: (p1) store tail, (p2) load
+ * dataWaiters, and if non-zero (p3) bump dataSeq, (p4) notify. Consumer: (c1) add to dataWaiters,
+ * (c2) s = load dataSeq, (c3) load tail and find the ring empty, (c4) wait while dataSeq == s.
+ * - p2 before c1: then p1 < p2 < c1 < c3, so c3 sees the new tail and the consumer does not sleep.
+ * - c1 before p2: p2 sees the waiter, so p3 and p4 happen. If c3 found the ring empty, c3 < p1, so
+ *   c2 < p3: s is older than the bumped sequence. Atomics.wait compares and enqueues inside the
+ *   same critical section that notify takes: either it compares after p3 (and returns at once,
+ *   "not-equal") or it is enqueued before p4 (and p4 wakes it).
+ * So the sleeper must count itself and read the sequence, both before its last check (in either
+ * order), and the waker must load the waiter word after publishing, never before. The bump can be
+ * skipped with the notify: a sleeper that p2 does not see counted has not checked yet.
+ * The space side is the mirror image (head for tail, spaceSeq for dataSeq, the producer's try for
+ * the check), with one difference: the consumer notifies space waiters only when its read leaves
+ * the ring at most half full (see {@link SPACE_LOW_WATER_FRACTION}). Every such read that comes
+ * after a producer's failed try sees it counted and wakes it, by the argument above; the read that
+ * empties the ring is one of them, so a waiting producer wakes at the latest when the ring is empty
+ * (an empty ring fits any record).
+ * The sequences are Int32 counters that wrap; a sleeper would miss a wakeup only if exactly 2^32
+ * bumps landed between c2 and c4.
+ *
+ * A thread that dies while counted (a terminated worker) leaves its waiter word raised: the other
+ * side then bumps and notifies for nothing, which costs time but is never wrong.
  */
 
 import { CodedError } from '../errors.js';
@@ -20,10 +52,22 @@ const HEAD = 0;
 const TAIL = 1;
 const DATA_SEQ = 2;
 const SPACE_SEQ = 3;
+/** Consumers sleeping (or about to) on DATA_SEQ; the producer notifies only when non-zero. */
+const DATA_WAITERS = 4;
+/** Producers sleeping (or about to) on SPACE_SEQ; the consumer notifies only when non-zero. */
+const SPACE_WAITERS = 5;
 const CONTROL_WORDS = 16; // one 64-byte line, so the data starts aligned
 
 const HEADER_BYTES = 12;
 const WRAP_MARKER = 0xffffffff;
+
+/**
+ * A producer waiting for room is woken once the ring holds at most this fraction of its capacity,
+ * not at every record freed: it then writes many records per wakeup instead of one record per
+ * wakeup while the consumer pays a notify per read. It may still find its record does not fit
+ * (a large record needing a wrap gap); it sleeps again and the read that empties the ring wakes it.
+ */
+const SPACE_LOW_WATER_FRACTION = 0.5;
 
 /** Largest payload one record may carry in a ring of `capacityBytes`. */
 export function maxPayloadBytes(capacityBytes: number): number {
@@ -48,6 +92,8 @@ export class Ring {
   private readonly bytes: Uint8Array;
   private readonly view: DataView;
   private readonly mask: number;
+  /** Bytes in use at or below which a read wakes waiting producers (SPACE_LOW_WATER_FRACTION). */
+  private readonly spaceLowWaterBytes: number;
 
   /** Allocates the shared memory for a ring of `capacityBytes` (a power of two, >= 64). */
   static allocate(capacityBytes: number): SharedArrayBuffer {
@@ -67,11 +113,20 @@ export class Ring {
     this.bytes = new Uint8Array(buffer, CONTROL_WORDS * 4, this.capacityBytes);
     this.view = new DataView(buffer, CONTROL_WORDS * 4, this.capacityBytes);
     this.mask = this.capacityBytes - 1;
+    this.spaceLowWaterBytes = Math.floor(this.capacityBytes * SPACE_LOW_WATER_FRACTION);
   }
 
   /** Bytes in use (records, headers, padding, wrap gaps). */
   usedBytes(): number {
     return (Atomics.load(this.ctl, TAIL) - Atomics.load(this.ctl, HEAD)) >>> 0;
+  }
+
+  /**
+   * Sides counted as sleeping or about to sleep: consumers waiting for records (`data`) and
+   * producers waiting for room (`space`). Zero whenever nobody waits; for tests and diagnostics.
+   */
+  waiters(): { data: number; space: number } {
+    return { data: Atomics.load(this.ctl, DATA_WAITERS), space: Atomics.load(this.ctl, SPACE_WAITERS) };
   }
 
   // ------------------------------------------------------------------ producer side
@@ -106,43 +161,54 @@ export class Ring {
     this.view.setUint32(at + 8, shard, true);
     this.bytes.set(payload, at + HEADER_BYTES);
     Atomics.store(this.ctl, TAIL, (tail + gap + size) | 0);
-    Atomics.add(this.ctl, DATA_SEQ, 1);
-    Atomics.notify(this.ctl, DATA_SEQ);
+    // After the tail store, never before it: see the race argument at the top of the file.
+    if (Atomics.load(this.ctl, DATA_WAITERS) !== 0) {
+      Atomics.add(this.ctl, DATA_SEQ, 1);
+      Atomics.notify(this.ctl, DATA_SEQ);
+    }
     return true;
   }
 
   /**
    * Writes one record, waiting (without blocking the event loop) while the ring is full, for at
    * most `timeoutMs`. False when it is still full then: the caller refuses the work ("overloaded").
+   * A waiting write wakes when the consumer has drained the ring to half its capacity.
    */
   async write(kind: number, shard: number, payload: Uint8Array, timeoutMs: number): Promise<boolean> {
+    if (this.tryWrite(kind, shard, payload)) return true;
     const deadline = performance.now() + timeoutMs;
-    for (let wait = this.attempt(kind, shard, payload, deadline); wait !== undefined; wait = this.attempt(kind, shard, payload, deadline)) {
-      if (wait.left <= 0) return false;
-      const r = Atomics.waitAsync(this.ctl, SPACE_SEQ, wait.seq, wait.left);
-      if (r.async) await r.value;
+    Atomics.add(this.ctl, SPACE_WAITERS, 1);
+    try {
+      for (;;) {
+        // The sequence is read after counting ourselves and before trying (see the file comment).
+        const seq = Atomics.load(this.ctl, SPACE_SEQ);
+        if (this.tryWrite(kind, shard, payload)) return true;
+        const left = deadline - performance.now();
+        if (left <= 0) return false;
+        const r = Atomics.waitAsync(this.ctl, SPACE_SEQ, seq, left);
+        if (r.async) await r.value;
+      }
+    } finally {
+      Atomics.sub(this.ctl, SPACE_WAITERS, 1);
     }
-    return true;
   }
 
   /** As {@link write}, blocking the calling thread: for workers only, never the main thread. */
   writeSync(kind: number, shard: number, payload: Uint8Array, timeoutMs: number): boolean {
+    if (this.tryWrite(kind, shard, payload)) return true;
     const deadline = performance.now() + timeoutMs;
-    for (let wait = this.attempt(kind, shard, payload, deadline); wait !== undefined; wait = this.attempt(kind, shard, payload, deadline)) {
-      if (wait.left <= 0) return false;
-      Atomics.wait(this.ctl, SPACE_SEQ, wait.seq, wait.left);
+    Atomics.add(this.ctl, SPACE_WAITERS, 1);
+    try {
+      for (;;) {
+        const seq = Atomics.load(this.ctl, SPACE_SEQ);
+        if (this.tryWrite(kind, shard, payload)) return true;
+        const left = deadline - performance.now();
+        if (left <= 0) return false;
+        Atomics.wait(this.ctl, SPACE_SEQ, seq, left);
+      }
+    } finally {
+      Atomics.sub(this.ctl, SPACE_WAITERS, 1);
     }
-    return true;
-  }
-
-  /**
-   * One try of a timed write: undefined when written, else what to wait on. The sequence is read
-   * before trying, so a free that lands in between wakes the wait at once.
-   */
-  private attempt(kind: number, shard: number, payload: Uint8Array, deadline: number): { seq: number; left: number } | undefined {
-    const seq = Atomics.load(this.ctl, SPACE_SEQ);
-    if (this.tryWrite(kind, shard, payload)) return undefined;
-    return { seq, left: deadline - performance.now() };
   }
 
   // ------------------------------------------------------------------ consumer side
@@ -174,24 +240,45 @@ export class Ring {
     const shard = this.view.getUint32(off + 8, true);
     fn(kind, shard, this.bytes.subarray(off + HEADER_BYTES, off + HEADER_BYTES + len));
     const size = (HEADER_BYTES + len + 3) & ~3;
-    Atomics.store(this.ctl, HEAD, (head + size) | 0);
-    Atomics.add(this.ctl, SPACE_SEQ, 1);
-    Atomics.notify(this.ctl, SPACE_SEQ);
+    head = (head + size) >>> 0;
+    Atomics.store(this.ctl, HEAD, head | 0);
+    // After the head store (see the file comment). `tail` may be stale, which only makes `used`
+    // smaller than it is: a wakeup may come early (the producer sleeps again), never late.
+    if (Atomics.load(this.ctl, SPACE_WAITERS) !== 0 && ((tail - head) >>> 0) <= this.spaceLowWaterBytes) {
+      Atomics.add(this.ctl, SPACE_SEQ, 1);
+      Atomics.notify(this.ctl, SPACE_SEQ);
+    }
     return true;
   }
 
-  /** Resolves when records may be there (or after `timeoutMs`); the event loop keeps running. */
+  /**
+   * Resolves when records may be there (or after `timeoutMs`); the event loop keeps running.
+   * Several calls may wait at once; a record wakes them all.
+   */
   async waitForData(timeoutMs: number): Promise<void> {
-    const seq = Atomics.load(this.ctl, DATA_SEQ);
     if (this.usedBytes() > 0) return;
-    const r = Atomics.waitAsync(this.ctl, DATA_SEQ, seq, timeoutMs);
-    if (r.async) await r.value;
+    Atomics.add(this.ctl, DATA_WAITERS, 1);
+    try {
+      // Counted, then the sequence, then the check (see the file comment).
+      const seq = Atomics.load(this.ctl, DATA_SEQ);
+      if (this.usedBytes() > 0) return;
+      const r = Atomics.waitAsync(this.ctl, DATA_SEQ, seq, timeoutMs);
+      if (r.async) await r.value;
+    } finally {
+      Atomics.sub(this.ctl, DATA_WAITERS, 1);
+    }
   }
 
   /** Blocks the calling thread until records may be there (or `timeoutMs`); never on the main thread. */
   waitForDataSync(timeoutMs: number): void {
-    const seq = Atomics.load(this.ctl, DATA_SEQ);
     if (this.usedBytes() > 0) return;
-    Atomics.wait(this.ctl, DATA_SEQ, seq, timeoutMs);
+    Atomics.add(this.ctl, DATA_WAITERS, 1);
+    try {
+      const seq = Atomics.load(this.ctl, DATA_SEQ);
+      if (this.usedBytes() > 0) return;
+      Atomics.wait(this.ctl, DATA_SEQ, seq, timeoutMs);
+    } finally {
+      Atomics.sub(this.ctl, DATA_WAITERS, 1);
+    }
   }
 }
