@@ -916,8 +916,9 @@ export class Raft {
       commit: this.log.committed,
     };
     // In replicate state an empty App's answer would repeat the answer to the App that carried
-    // the entries up to prevIndex; if that answer is lost, stall detection probes again.
-    this.msgs.push(ents.length === 0 && pr.state === 'replicate' ? { ...app, commitOnly: true } : app);
+    // the entries up to prevIndex; if that answer is lost, stall detection probes again (a few
+    // ticks later). A transferee's answer is what sends TimeoutNow: it is always asked for.
+    this.msgs.push(ents.length === 0 && pr.state === 'replicate' && to !== this.leadTransferee ? { ...app, commitOnly: true } : app);
     if (ents.length > 0) {
       const last = ents[ents.length - 1]!.index;
       switch (pr.state) {

@@ -143,7 +143,8 @@ export interface Message {
    * App only: no entries, only the commit index, to a follower in replicate state. Accepting it
    * would answer what the answer to the App that carried the entries up to `index` already says,
    * so the follower does not answer it: one message fewer per follower per commit (a rejection is
-   * still answered; a lost answer of the entries is recovered by the leader's stall probe).
+   * still answered; a lost answer of the entries is recovered by the leader's stall probe, a few
+   * ticks later). Never sent to a leadership transferee, whose answer triggers TimeoutNow.
    */
   readonly commitOnly?: boolean;
 }

@@ -7,9 +7,9 @@ import { describe, expect, it } from 'vitest';
 
 const ROOT = new URL('../../..', import.meta.url).pathname;
 
-function bench(args: string[]): Promise<{ code: number | null; stderr: string }> {
+function bench(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', 'bench/cluster.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    const p = spawn(process.execPath, ['--import', 'tsx', 'bench/cluster.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
     let stderr = '';
     p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     p.on('exit', (code) => resolve({ code, stderr }));
@@ -20,9 +20,13 @@ const cases: [string[], RegExp][] = [
   [['--against', 'postgres=http://127.0.0.1:5432'], /--against must be etcd=/],
   [['--against', 'etcd=ftp://127.0.0.1:2379'], /--against etcd: 'ftp:\/\/127.0.0.1:2379' is not http:\/\/host:port/],
   [['--against', 'etcd=http://127.0.0.1:2379,http://127.0.0.1:2379'], /--against etcd lists a URL twice/],
-  [['--against', 'etcd=local', '--consistency', 'lease'], /--consistency lease has no etcd counterpart/],
-  [['--against', 'etcd=local', '--sweep', 'shards=1,2'], /--sweep cannot be combined with --against/],
-  [['--against', 'etcd=local', '--rounds', '0'], /--rounds must be between 1 and 20/],
+  [['--against', 'etcd=http://127.0.0.1:2379', '--nodes', '1', '--consistency', 'lease'], /--consistency lease has no etcd counterpart/],
+  [['--against', 'etcd=http://127.0.0.1:2379', '--nodes', '1', '--sweep', 'shards=1,2'], /--sweep cannot be combined with --against/],
+  [['--against', 'etcd=http://127.0.0.1:2379', '--nodes', '1', '--rounds', '0'], /--rounds must be between 1 and 20/],
+  [['--against', 'etcd=http://127.0.0.1:2379', '--nodes', '3'], /--against etcd lists 1 URL\(s\) and iroh-raft has 3 node\(s\)/],
+  [['--against', 'etcd=http://127.0.0.1:2379', '--nodes', '1', '--ceiling'], /--ceiling cannot be combined with --against/],
+  [['--idle', '--profile'], /--profile has no effect with --idle/],
+  [['--node-flags=--max-semi-space-size=32 rm'], /--node-flags: 'rm' is not a --flag/],
   [['--rounds', '2'], /--rounds needs --against/],
   [['--profile', '--target', 'http://127.0.0.1:7070'], /--profile needs a local cluster/],
   [['--sweep', 'colour=1,2'], /--sweep: unknown key 'colour'/],
@@ -36,5 +40,11 @@ describe('bench flags', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(message);
     expect(r.stderr).toMatch(/usage: npm run bench/);
+  });
+
+  it('etcd=local without an etcd binary is refused before anything starts', async () => {
+    const r = await bench(['--against', 'etcd=local'], { ETCD_BIN: '/nonexistent/etcd' });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/no etcd binary \('\/nonexistent\/etcd --version' failed\)/);
   });
 });

@@ -45,6 +45,23 @@ describe('leadership transfer (§3.10 of the Raft thesis)', () => {
     expect(c.appliedData(t)).toEqual(['v0', 'v1', 'v2', 'v3', 'v4']);
   });
 
+  test('to a follower whose answer to the last entries was lost: the transfer App is answered and TimeoutNow follows without waiting for ticks', () => {
+    const { c, l, t } = cluster(1, { electionTimeoutTicks: 3 });
+    let lost = false;
+    c.drop((m) => {
+      if (lost || m.type !== MessageType.AppResp || m.from !== t) return false;
+      lost = true;
+      return true;
+    });
+    c.propose(l, 'x');
+    expect(lost).toBe(true);
+    expect(c.node(l).rn.status().progress.get(nodeId(t))!.match).toBeLessThan(c.node(l).rn.status().lastIndex);
+    c.node(l).rn.transferLeader(nodeId(t));
+    c.deliver();
+    expect(c.sent.filter((m) => m.type === MessageType.TimeoutNow).map((m) => [m.from, m.to])).toEqual([[l, t]]);
+    expect(c.leaders()).toEqual([t]);
+  });
+
   test('proposals are refused with TransferInProgress while the transfer runs', () => {
     const { c, l, t } = cluster();
     c.isolate(t);
