@@ -31,7 +31,7 @@ import { sweepSvg } from './chart.js';
 import { Histogram } from './histogram.js';
 import type { LatencySummary } from './histogram.js';
 import { call, callRetrying, describe, forEachLimit, scrape, sleep, waitHealthy } from './kv-client.js';
-import { etcdVersion, startEtcd } from './etcd-local.js';
+import { etcdBinary, etcdVersion, startEtcd } from './etcd-local.js';
 import { LocalServers } from './local-cluster.js';
 import { formatProfiles, summarizeDir } from './profile.js';
 import { RssPoller, cpuSeconds, pidListeningOn, cpuSpeedKops, machineCpuSeconds, splitThreads, threadCpuSeconds, vmBytes } from './proc.js';
@@ -120,7 +120,7 @@ const USAGE = `usage: npm run bench -- [flags]
                       http://host:port), alternating runs with ours; etcd=local starts a local etcd
                       cluster of --nodes members (the etcd binary: PATH or $ETCD_BIN)
   --rounds N          with --against: runs of each system, alternating (default 3)
-  --node-flags F      Node.js / V8 flags for every node process, space-separated (e.g. '--max-semi-space-size=32')
+  --node-flags=F      Node.js / V8 flags for every node process, space-separated (e.g. --node-flags='--max-semi-space-size=32')
   --profile           run the nodes under node --cpu-prof and print where each thread's time went
                       during the load (profiles kept in bench/results/<date>-<name>-profile/)`;
 
@@ -279,7 +279,7 @@ function parseFlags(argv: string[]): { cfg: Config; sweep: Sweep | undefined } {
     rounds: 1,
     nodeFlags: (str('node-flags') ?? '').split(' ').filter((f) => f !== ''),
   };
-  for (const f of cfg.nodeFlags) if (!/^--[a-z0-9-]+(=[A-Za-z0-9._,:/-]*)?$/.test(f)) usageError(`--node-flags: '${f}' is not a --flag or --flag=value`);
+  for (const f of cfg.nodeFlags) if (!/^--[a-z0-9_-]+(=[A-Za-z0-9._,:/-]*)?$/.test(f)) usageError(`--node-flags: '${f}' is not a --flag or --flag=value`);
   if (cfg.nodeFlags.length > 0 && target) usageError('--node-flags needs a local cluster: it has no effect with --target');
   if (cfg.profile && target) usageError('--profile needs a local cluster: it has no effect with --target');
   const against = str('against');
@@ -287,13 +287,16 @@ function parseFlags(argv: string[]): { cfg: Config; sweep: Sweep | undefined } {
     const am = /^([^=]*)=(.*)$/.exec(against);
     if (!am || am[1] !== 'etcd') usageError(`--against must be etcd=http://host:port[,...] or etcd=local, got '${against}'`);
     const urls = am[2] === 'local' ? 'local' : parseUrls('--against etcd', am[2]!);
+    const members = target?.length ?? nodes;
+    if (urls !== 'local' && urls.length !== members) usageError(`--against etcd lists ${urls.length} URL(s) and iroh-raft has ${members} node(s): compare clusters of the same size`);
+    if (urls === 'local' && etcdVersion() === undefined) usageError(`--against etcd=local: no etcd binary ('${etcdBinary()} --version' failed); install one (Debian: apt-get install etcd-server) or set ETCD_BIN`);
     if (cfg.consistency === 'lease') usageError('--consistency lease has no etcd counterpart: compare linearizable (etcd default) or stale (etcd serializable) reads');
-    for (const k of ['sweep', 'idle', 'profile']) if (values[k] !== undefined) usageError(`--${k} cannot be combined with --against`);
+    for (const k of ['sweep', 'idle', 'profile', 'ceiling', 'idle-seconds']) if (values[k] !== undefined) usageError(`--${k} cannot be combined with --against`);
     return { cfg: { ...cfg, against: { system: 'etcd', urls }, rounds: int('rounds', 3) }, sweep: undefined };
   }
   if (str('rounds') !== undefined) usageError('--rounds needs --against');
   if (cfg.idle) {
-    for (const k of ['target', 'sweep', 'ceiling', 'idle-seconds', 'connections', 'value-size', 'keys', 'mix', 'consistency']) {
+    for (const k of ['target', 'sweep', 'ceiling', 'idle-seconds', 'connections', 'value-size', 'keys', 'mix', 'consistency', 'profile']) {
       if (values[k] !== undefined) usageError(`--${k} has no effect with --idle (no load; a fresh local cluster)`);
     }
   }
@@ -777,8 +780,8 @@ function liveUrlsOf(servers: LocalServers | undefined, urls: readonly string[]):
 // ---------------------------------------------------------------------------------------------
 // Report
 
-const fmtInt = (n: number): string => Math.round(n).toLocaleString('en-US');
-const fmtMs = (n: number): string => n.toFixed(3);
+const fmtInt = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-');
+const fmtMs = (n: number): string => (Number.isFinite(n) ? n.toFixed(3) : '-');
 const fmtMiB = (b: number | undefined): string => (b === undefined ? '-' : (b / 2 ** 20).toFixed(1));
 const fmtOpt = (n: number | undefined, digits: number): string => (n === undefined ? '-' : n.toFixed(digits));
 
@@ -1023,8 +1026,12 @@ function profileOf(dir: string, servers: LocalServers, window: { fromUs: number;
       return { node: s.name, dir: d, threads: [] };
     }
   });
+  for (const n of nodes) {
+    if (n.threads.length > 0 && n.threads.every((t) => t.totalMs === 0)) problems.push(`${n.node}: no profile sample falls inside the load window (${n.dir})`);
+  }
   const text = [
-    `where the time went during the load (node --cpu-prof self time, samples inside the load window; native calls count to their JavaScript caller):`,
+    `where the time went during the load (node --cpu-prof self time, samples inside the load window; native calls count to their JavaScript caller;`,
+    ` a thread blocked in a native call, an fsync or Atomics.wait counts as busy, so a worker's busy share is not its CPU):`,
     ...nodes.map((n) => formatProfiles(`${n.node} (${n.dir}):`, n.threads, 10)),
   ].join('\n');
   return { dir, window, text, nodes: nodes.map((n) => ({ node: n.node, dir: n.dir, threads: n.threads.map((t) => ({ ...t, functions: t.functions.slice(0, 40) })) })) };
@@ -1142,7 +1149,7 @@ async function runOnce(cfg: Config): Promise<{ results: SystemResult[]; failed: 
   const out = {
     name: cfg.name,
     ...facts,
-    config: { ...cfg, mix: cfg.mix.label, target: cfg.target ?? null, loadTimeoutS: LOAD_TIMEOUT_S, sideConcurrency: SIDE_CONCURRENCY, nodeArgs: '--log-level warn, defaults otherwise (tick 100 ms)' },
+    config: { ...cfg, mix: cfg.mix.label, target: cfg.target ?? null, loadTimeoutS: LOAD_TIMEOUT_S, sideConcurrency: SIDE_CONCURRENCY, nodeArgs: `--log-level warn, defaults otherwise (tick 100 ms)${cfg.nodeFlags.length > 0 ? `; node flags ${cfg.nodeFlags.join(' ')}` : ''}${cfg.profile ? '; under --cpu-prof (slower than without)' : ''}` },
     ...extra,
     results,
     ofCeiling: (() => {
@@ -1163,17 +1170,20 @@ async function runOnce(cfg: Config): Promise<{ results: SystemResult[]; failed: 
 }
 
 /** What the comparison with etcd holds equal and what it does not; printed with the figures. */
-const AGAINST_ETCD_NOTES = [
-  'the same: load generator (autocannon in its own process), connections split evenly over the same number of members,',
-  '  a new key per write, the same value bytes, durable writes (iroh-raft: an fsynced LMDB commit before the reply;',
-  '  etcd: its write-ahead log fsynced before the entry applies), linearizable reads (both ReadIndex), every acknowledged',
-  '  write read back afterwards, writes to a follower forwarded to the leader (iroh-raft over Iroh, etcd inside raft)',
-  'different: etcd is one raft group (every write through one leader), iroh-raft --shards groups with leaders spread',
-  '  over the nodes; etcd members are Go processes that run on every core, an iroh-raft node is one main thread plus',
-  '  --workers shard workers; etcd peers speak plain HTTP over TCP, iroh-raft nodes QUIC (TLS) through Iroh; etcd\'s JSON',
-  '  gateway carries keys and values base64 in JSON (4/3 the bytes) and turns them into gRPC calls inside the member;',
-  '  the etcd cluster lives from round to round, iroh-raft starts a fresh cluster every round (unless --target)',
-];
+function againstEtcdNotes(cfg: Config): string[] {
+  const reads = cfg.mix.readPercent === 0 ? '' : cfg.consistency === 'stale' ? ', reads that may be stale (iroh-raft: stale, etcd: serializable)' : ', linearizable reads (both ReadIndex)';
+  return [
+    'the same: load generator (autocannon in its own process), connections split evenly over the same number of members,',
+    `  a new key per write, the same value bytes, durable writes (iroh-raft: an fsynced LMDB commit before the reply;`,
+    `  etcd: its write-ahead log fsynced before the entry applies)${reads}, every acknowledged write read back afterwards,`,
+    '  writes to a follower forwarded to the leader (iroh-raft over Iroh, etcd inside raft); the order alternates per round',
+    'different: etcd is one raft group (every write through one leader), iroh-raft --shards groups with leaders spread',
+    '  over the nodes; etcd members are Go processes that run on every core, an iroh-raft node is one main thread plus',
+    "  --workers shard workers; etcd peers speak plain HTTP over TCP, iroh-raft nodes QUIC (TLS) through Iroh; etcd's JSON",
+    '  gateway carries keys and values base64 in JSON (4/3 the bytes) and turns them into gRPC calls inside the member;',
+    '  the etcd cluster lives from round to round (never compacted), iroh-raft starts a fresh cluster every round (unless --target)',
+  ];
+}
 
 function median(xs: readonly number[]): number {
   const v = [...xs].sort((a, b) => a - b);
@@ -1194,8 +1204,9 @@ async function runAgainst(cfg: Config): Promise<boolean> {
     let urls: readonly string[];
     let procs: { name: string; pid: number }[];
     if (against.urls === 'local') {
-      progress(`[etcd] starting a local etcd cluster of ${cfg.nodes} member(s) (${etcdVersion() ?? 'etcd'})`);
-      etcd = await startEtcd(cfg.nodes);
+      const members = cfg.target?.length ?? cfg.nodes;
+      progress(`[etcd] starting a local etcd cluster of ${members} member(s) (etcd ${etcdVersion() ?? ''})`);
+      etcd = await startEtcd(members);
       running.add(etcd);
       urls = etcd.urls;
       procs = etcd.servers;
@@ -1203,11 +1214,16 @@ async function runAgainst(cfg: Config): Promise<boolean> {
       urls = against.urls;
       progress(`[etcd] waiting for /health on ${urls.join(', ')}`);
       await waitHealthy(urls, 30_000, undefined, '/health');
-      // Members on this machine are watched like our nodes (CPU, RSS); others cannot be.
-      procs = urls.flatMap((u, i) => {
-        const pid = pidListeningOn(Number(new URL(u).port));
-        return pid === undefined ? [] : [{ name: `etcd ${i + 1}`, pid }];
+      // Members on this machine are watched like our nodes (CPU, RSS), but only when all of them
+      // are: CPU per request summed over some members would understate etcd's.
+      const local = (h: string): boolean => h === '127.0.0.1' || h === 'localhost' || h === '[::1]';
+      const found = urls.map((u, i) => {
+        const url = new URL(u);
+        const pid = local(url.hostname) ? pidListeningOn(Number(url.port)) : undefined;
+        return pid === undefined ? undefined : { name: `etcd ${i + 1}`, pid };
       });
+      procs = found.every((p) => p !== undefined) && new Set(found.map((p) => p.pid)).size === found.length ? found : [];
+      if (procs.length === 0) progress('[etcd] its members are not all local processes of this machine: no CPU or memory figures for etcd');
     }
     const etcdTarget: Target = { system: 'etcd', api: 'etcd', urls, procs, isNode: false, exits: exitsOf(etcd), liveUrls: liveUrlsOf(etcd, urls) };
     for (let i = 0; i < cfg.rounds; i++) {
@@ -1215,17 +1231,29 @@ async function runAgainst(cfg: Config): Promise<boolean> {
       const results: SystemResult[] = [];
       const extra: Record<string, unknown> = {};
       const roundProblems: string[] = [];
-      progress(`\n[round ${i + 1} of ${cfg.rounds}] iroh-raft`);
-      failed = (await runNodes(cfg, prefix, facts.machine.date as string, results, roundProblems, extra)) || failed;
-      progress(`[round ${i + 1} of ${cfg.rounds}] etcd at ${urls.join(', ')}`);
-      try {
-        const r = await measure(etcdTarget, cfg, prefix);
-        results.push(r);
-        roundProblems.push(...problemsOf(r));
-        if (fatal(r)) failed = true;
-      } catch (e) {
-        failed = true;
-        roundProblems.push(`etcd: ${e instanceof Error ? e.message : String(e)}`);
+      const ours = async (): Promise<void> => {
+        progress(`\n[round ${i + 1} of ${cfg.rounds}] iroh-raft`);
+        failed = (await runNodes(cfg, prefix, facts.machine.date as string, results, roundProblems, extra)) || failed;
+      };
+      const theirs = async (): Promise<void> => {
+        progress(`\n[round ${i + 1} of ${cfg.rounds}] etcd at ${urls.join(', ')}`);
+        try {
+          const r = await measure(etcdTarget, cfg, prefix);
+          results.push(r);
+          roundProblems.push(...problemsOf(r));
+          if (fatal(r)) failed = true;
+        } catch (e) {
+          failed = true;
+          roundProblems.push(`etcd: ${e instanceof Error ? e.message : String(e)}`);
+        }
+      };
+      // ours, etcd, etcd, ours, ours, etcd...: neither always runs right after the other's teardown.
+      if (i % 2 === 0) {
+        await ours();
+        await theirs();
+      } else {
+        await theirs();
+        await ours();
       }
       console.log(report(cfg, results, extra, roundProblems));
       problems.push(...roundProblems.map((p) => `round ${i + 1}: ${p}`));
@@ -1250,13 +1278,13 @@ async function runAgainst(cfg: Config): Promise<boolean> {
     p99: ratio(r.ours?.latency.all.p99Ms, r.etcd?.latency.all.p99Ms),
     cpu: ratio(r.ours?.serverCpuUsPerOk, r.etcd?.serverCpuUsPerOk),
   }));
-  const x = (v: number | undefined): string => (v === undefined || Number.isNaN(v) ? '-' : `${v.toFixed(2)}x`);
+  const x = (v: number | undefined): string => (v === undefined || !Number.isFinite(v) ? '-' : `${v.toFixed(2)}x`);
   rounds.forEach((r, i) => {
     const o = r.ours;
     const e = r.etcd;
     rows.push([String(i + 1), o ? fmtInt(o.okPerSec) : '-', o ? fmtMs(o.latency.all.p50Ms) : '-', o ? fmtMs(o.latency.all.p99Ms) : '-', e ? fmtInt(e.okPerSec) : '-', e ? fmtMs(e.latency.all.p50Ms) : '-', e ? fmtMs(e.latency.all.p99Ms) : '-', x(pairs[i]!.tput), x(pairs[i]!.p99)]);
   });
-  const med = (f: (r: SystemResult) => number, sys: 'ours' | 'etcd'): number => median(rounds.flatMap((r) => (r[sys] ? [f(r[sys])] : [])));
+  const med = (f: (r: SystemResult) => number | undefined, sys: 'ours' | 'etcd'): number => median(rounds.flatMap((r) => (r[sys] && f(r[sys]) !== undefined ? [f(r[sys])!] : [])));
   const spread = (k: 'tput' | 'p99' | 'cpu'): { median: number; min: number; max: number; n: number } => {
     const v = pairs.flatMap((p) => (p[k] === undefined ? [] : [p[k]]));
     return { median: median(v), min: Math.min(...v), max: Math.max(...v), n: v.length };
@@ -1272,9 +1300,9 @@ async function runAgainst(cfg: Config): Promise<boolean> {
     table(rows),
     `iroh-raft / etcd requests/s: median ${x(tput.median)} (min ${x(tput.min)}, max ${x(tput.max)} over ${tput.n} pair(s)); p99: median ${x(p99.median)} (min ${x(p99.min)}, max ${x(p99.max)})`,
   ];
-  if (cpu.n > 0) lines.push(`server CPU per ok request: iroh-raft median ${fmtInt(med((r) => r.serverCpuUsPerOk ?? NaN, 'ours'))} µs, etcd median ${fmtInt(med((r) => r.serverCpuUsPerOk ?? NaN, 'etcd'))} µs (ratio ${x(cpu.median)}, min ${x(cpu.min)}, max ${x(cpu.max)})`);
+  if (cpu.n > 0) lines.push(`server CPU per ok request: iroh-raft median ${fmtInt(med((r) => r.serverCpuUsPerOk, 'ours'))} µs, etcd median ${fmtInt(med((r) => r.serverCpuUsPerOk, 'etcd'))} µs (ratio ${x(cpu.median)}, min ${x(cpu.min)}, max ${x(cpu.max)})`);
   else lines.push('server CPU per ok request: unknown for etcd (its processes are not on this machine or not visible)');
-  lines.push(...AGAINST_ETCD_NOTES);
+  lines.push(...againstEtcdNotes(cfg));
   if (problems.length > 0) lines.push('', 'PROBLEMS:', ...problems.map((p) => `  - ${p}`));
   console.log(lines.join('\n'));
   const out = {
@@ -1282,7 +1310,7 @@ async function runAgainst(cfg: Config): Promise<boolean> {
     ...facts,
     config: { ...cfg, mix: cfg.mix.label, target: cfg.target ?? null, loadTimeoutS: LOAD_TIMEOUT_S, sideConcurrency: SIDE_CONCURRENCY },
     summary: { throughputRatio: tput, p99Ratio: p99, cpuPerRequestRatio: cpu.n > 0 ? cpu : null },
-    notes: AGAINST_ETCD_NOTES.join(' ').replace(/\s+/g, ' '),
+    notes: againstEtcdNotes(cfg).join(' ').replace(/\s+/g, ' '),
     rounds,
     problems,
     failed,

@@ -17,6 +17,12 @@ const ROOT = new URL('..', import.meta.url).pathname;
 export const CLI = join(ROOT, 'dist/main/cli.js');
 const CEILING = join(ROOT, 'bench/ceiling.ts');
 
+/** Every server process started and not yet exited: killed if the bench itself exits first. */
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const p of live) p.kill('SIGKILL');
+});
+
 /** Output kept per process for reports, characters (the full log is in its file). */
 const TAIL_CHARS_MAX = 16 * 1024;
 
@@ -46,6 +52,7 @@ export class ServerProcess {
     readonly logPath: string,
   ) {
     this.log = createWriteStream(logPath);
+    live.add(proc);
     const take = (d: Buffer): void => {
       this.log.write(d);
       this.tailText = (this.tailText + d.toString()).slice(-TAIL_CHARS_MAX);
@@ -54,6 +61,7 @@ export class ServerProcess {
     proc.stderr?.on('data', take);
     this.exited = new Promise((resolve) => {
       proc.once('exit', (code, signal) => {
+        live.delete(proc);
         this.exit = { code, signal, afterS: (performance.now() - this.t0) / 1000 };
         this.log.end();
         resolve(this.exit);

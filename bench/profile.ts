@@ -119,7 +119,7 @@ export function summarizeProfile(file: string, window?: { readonly fromUs: numbe
   };
 }
 
-/** Every `.cpuprofile` in `dir`, main threads first (Node names them CPU.<date>.<pid>.<thread>.<seq>). */
+/** Every `.cpuprofile` in `dir`, main threads first (Node names them CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile). */
 export function summarizeDir(dir: string, window?: { readonly fromUs: number; readonly toUs: number }): ThreadProfile[] {
   const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
   const thread = (f: string): number => Number(f.split('.')[4] ?? 0);
@@ -149,5 +149,20 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   }
   const i = process.argv.indexOf('--top');
   const top = i > 0 ? Number(process.argv[i + 1]) : 15;
-  console.log(formatProfiles(`profiles in ${dir}`, summarizeDir(dir), top));
+  if (!Number.isInteger(top) || top < 1) {
+    console.error(`--top must be a whole number >= 1, got '${process.argv[i + 1]}'`);
+    process.exit(2);
+  }
+  let profiles: ThreadProfile[];
+  try {
+    profiles = summarizeDir(dir);
+  } catch (e) {
+    console.error(`cannot read profiles in ${dir}: ${e instanceof Error ? e.message : String(e)}`);
+    process.exit(2);
+  }
+  if (profiles.length === 0) {
+    console.error(`no .cpuprofile files in ${dir}`);
+    process.exit(2);
+  }
+  console.log(formatProfiles(`profiles in ${dir}`, profiles, top));
 }
