@@ -93,6 +93,11 @@ interface Shard {
   readonly reads: Map<number, PendingRead>;
   /** Reads whose index is known, waiting for applied to reach it (index order). */
   readonly readyReads: { index: LogIndex; read: PendingRead }[];
+  /**
+   * Host ticks this shard's core has seen (ShardHost.ticks when it is level). A shard outside
+   * `ticking` falls behind; its lag is made up with skipTicks before its next input.
+   */
+  clock: number;
 }
 
 /** One shard's Ready and the results of handling it inside the commit. */
@@ -130,6 +135,20 @@ export interface HostCounters {
 
 export class ShardHost {
   private readonly shards = new Map<ShardId, Shard>();
+  /** Ticks so far; only grows. */
+  private ticks = 0;
+  /**
+   * Shards whose tick does more than move the clock: every shard but quiet ones. Invariant: a
+   * hosted shard not in it has `node.ticksIdle()`, so skipping its ticks changes nothing but its
+   * clock. A quiet shard costs no tick, and ten thousand of them leave the worker idle.
+   */
+  private readonly ticking = new Set<Shard>();
+  /**
+   * Shards that may have a Ready: every shard touched (stepped, ticked with a result, proposed to,
+   * read, woken, turned) since it was last seen without one. Invariant: a shard whose node has a
+   * Ready is in it, so hasReady and turn look at these only.
+   */
+  private readonly dirty = new Set<Shard>();
   /**
    * Read ids, unique per host instance: a random start, so an answer to a read of a previous
    * instance (before a worker restart) cannot match a new read.
@@ -172,7 +191,10 @@ export class ShardHost {
       prng: new Prng((this.opts.seed ^ Math.imul(spec.shard + 1, 0x9e3779b1)) >>> 0),
       applied: ss.applied(),
     });
-    this.shards.set(spec.shard, { id: spec.shard, node, store: ss, proposals: new Map(), reads: new Map(), readyReads: [] });
+    const s: Shard = { id: spec.shard, node, store: ss, proposals: new Map(), reads: new Map(), readyReads: [], clock: this.ticks };
+    this.shards.set(spec.shard, s);
+    this.ticking.add(s);
+    this.dirty.add(s);
   }
 
   /** Stops hosting a shard; its outstanding requests fail with ShardNotFound. Data stays on disk. */
@@ -180,6 +202,8 @@ export class ShardHost {
     const s = this.shards.get(id);
     if (!s) return;
     this.shards.delete(id);
+    this.ticking.delete(s);
+    this.dirty.delete(s);
     const fail = (reqId: number): void => this.replyError(id, reqId, HostErrorCode.ShardNotFound, `shard ${id} was closed`);
     for (const p of s.proposals.values()) fail(p.reqId);
     for (const r of s.reads.values()) fail(r.reqId);
@@ -209,8 +233,34 @@ export class ShardHost {
     return this.shards.get(id)?.store;
   }
 
+  /** Advances every shard's logical clock by one tick; only shards that are not quiet do work. */
   tick(): void {
-    for (const s of this.shards.values()) s.node.tick();
+    this.ticks++;
+    for (const s of this.ticking) {
+      s.node.tick();
+      s.clock = this.ticks;
+      if (s.node.hasReady()) this.dirty.add(s);
+      if (s.node.ticksIdle()) this.ticking.delete(s);
+    }
+  }
+
+  /** Shards that are not quiet (their ticks do work); for metrics and tests. */
+  activeShards(): number {
+    return this.ticking.size;
+  }
+
+  /** Before any input reaches a shard: its core catches up the ticks it was left out of. */
+  private level(s: Shard): void {
+    const behind = this.ticks - s.clock;
+    if (behind === 0) return;
+    s.node.skipTicks(behind);
+    s.clock = this.ticks;
+  }
+
+  /** After an input reached a shard: it may have a Ready, and may no longer be quiet. */
+  private touched(s: Shard): void {
+    this.dirty.add(s);
+    if (!s.node.ticksIdle()) this.ticking.add(s);
   }
 
   /**
@@ -220,9 +270,10 @@ export class ShardHost {
   wake(leader?: NodeId): number {
     let n = 0;
     for (const s of this.shards.values()) {
-      const st = s.node.status();
-      if (!st.quiesced || (leader !== undefined && st.lead !== leader)) continue;
+      if (!s.node.isQuiesced() || (leader !== undefined && s.node.leader() !== leader)) continue;
+      this.level(s);
       s.node.wake();
+      this.touched(s);
       n++;
     }
     return n;
@@ -230,7 +281,11 @@ export class ShardHost {
 
   /** A raft message from another replica. Messages for unknown shards are dropped (raft retries). */
   step(id: ShardId, m: Message): void {
-    this.shards.get(id)?.node.step(m);
+    const s = this.shards.get(id);
+    if (!s) return;
+    this.level(s);
+    s.node.step(m);
+    this.touched(s);
   }
 
   /** Starts a client proposal; the reply comes through the sink once applied (or failed). */
@@ -239,6 +294,7 @@ export class ShardHost {
     if (!s) return this.replyError(id, req.reqId, HostErrorCode.ShardNotFound, `shard ${id} is not hosted here`);
     const bad = this.opts.stateMachine.validateCommand(req.command);
     if (bad) return this.replyError(id, req.reqId, bad.code, bad.message);
+    this.level(s);
     try {
       const at = s.node.propose(encodeProposal(req.clientId, req.seq, req.command));
       // An older proposal at this index (an earlier term's, truncated away) will never apply.
@@ -250,6 +306,8 @@ export class ShardHost {
       if (!(e instanceof RaftError)) throw e;
       this.counters.proposalsRefused++;
       this.replyError(id, req.reqId, e.code, e.message, e.leaderHint);
+    } finally {
+      this.touched(s);
     }
   }
 
@@ -264,12 +322,17 @@ export class ShardHost {
     }
     const ctx = ++this.readContext;
     s.reads.set(ctx, { reqId: req.reqId, query: req.query });
+    this.level(s);
     s.node.readIndex(ctx, req.consistency === 'lease' ? 'lease' : 'safe');
+    this.touched(s);
   }
 
-  /** True when some shard has a Ready to handle. */
+  /** True when some shard has a Ready to handle. Looks at touched shards only (see `dirty`). */
   hasReady(): boolean {
-    for (const s of this.shards.values()) if (s.node.hasReady()) return true;
+    for (const s of this.dirty) {
+      if (s.node.hasReady()) return true;
+      this.dirty.delete(s);
+    }
     return false;
   }
 
@@ -280,8 +343,12 @@ export class ShardHost {
    */
   turn(): number {
     const turns: Turn[] = [];
-    for (const s of this.shards.values()) {
-      if (!s.node.hasReady()) continue;
+    for (const s of this.dirty) {
+      if (!s.node.hasReady()) {
+        this.dirty.delete(s);
+        continue;
+      }
+      this.level(s);
       const rd = s.node.ready();
       turns.push({ shard: s, rd, applied: [] });
       this.sendAll(s.id, rd.messages);
@@ -381,6 +448,8 @@ export class ShardHost {
     }
     if (rd.softState) this.opts.sink.event(s.id, rd.softState);
     s.node.advance();
+    // What advance did (commits, applied conf changes) may leave more work: the shard stays dirty.
+    this.touched(s);
     this.serveReads(s);
   }
 

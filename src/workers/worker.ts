@@ -7,7 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { pack } from 'msgpackr';
-import { Counter, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import { ShardHost } from '../shards/host.js';
 import type { ClientReply, Consistency, HostCounters, ShardEvent, ShardSpec } from '../shards/host.js';
@@ -177,6 +177,15 @@ for (const name of hostCounterNames) {
     },
   });
 }
+new Gauge({
+  name: 'iroh_raft_host_active_shards',
+  help: 'Shards that are not quiet: their ticks do work (per worker). Quiet shards cost no tick.',
+  labelNames: ['worker'],
+  registers: [registry],
+  collect() {
+    this.set({ worker: String(init.worker) }, host.activeShards());
+  },
+});
 new Counter({
   name: 'iroh_raft_worker_out_ring_drops_total',
   help: 'Records the worker dropped because its out-ring stayed full.',

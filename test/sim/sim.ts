@@ -6,7 +6,9 @@
  * Each replica is a {@link RawNode} over a `live` storage (what the process sees: the page cache)
  * and a `durable` one (what survives a crash). A Ready is written to `live` at once; it reaches
  * `durable` only when its simulated fsync completes, and only then do acknowledgements leave and
- * committed entries apply. A crash throws away everything but `durable`.
+ * committed entries apply. A crash throws away everything but `durable`. Replicas are ticked as
+ * the shard host ticks its shards: a quiet replica's ticks are left out and made up before its
+ * next input (see HostedNode).
  */
 import type { BugName } from '../../src/shards/raft/config.js';
 import { RaftError, RaftErrorCode } from '../../src/shards/raft/errors.js';
@@ -21,6 +23,7 @@ import type { Command } from './kv.js';
 import { KvMachine, decodeCommand, encodeCommand } from './kv.js';
 import { Network } from './network.js';
 import type { SimParams } from './params.js';
+import { HostedNode } from './hosted-node.js';
 import { EventQueue } from './queue.js';
 import { Trace } from './trace.js';
 
@@ -36,6 +39,8 @@ export interface SimStats {
   partitions: number;
   /** Quiet replicas woken because their leader's node was down or cut off. */
   quietWakes: number;
+  /** Ticks left out on quiet replicas (made up before their next input), as the shard host does. */
+  ticksSkipped: number;
   commits: number;
   snapshotsTaken: number;
   snapshotsInstalled: number;
@@ -153,6 +158,7 @@ export class Sim {
     crashes: 0,
     partitions: 0,
     quietWakes: 0,
+    ticksSkipped: 0,
     commits: 0,
     snapshotsTaken: 0,
     snapshotsInstalled: 0,
@@ -409,7 +415,7 @@ export class Sim {
     const live = disk.durable.clone();
     const snap = live.snapshot();
     const hs = live.hardState();
-    const rn = new RawNode({
+    const rn = new HostedNode({
       id: nodeId(node.id),
       storage: live,
       prng: this.prng.fork(),
@@ -426,7 +432,7 @@ export class Sim {
       ...(p.committedBytesPerReadyMax !== undefined ? { committedBytesPerReadyMax: p.committedBytesPerReadyMax } : {}),
       ...(p.readQueueMax !== undefined ? { readQueueMax: p.readQueueMax } : {}),
       bugs: this.bugs,
-    });
+    }, () => this.stats.ticksSkipped++);
     const r: Replica = {
       node,
       group,

@@ -328,6 +328,23 @@ export class Raft {
     else this.tickElection();
   }
 
+  /**
+   * True when {@link tick} would only advance the logical clock: the group is quiet here and no
+   * forwarded read waits to expire. It stays true until a message, proposal, read or wake() reaches
+   * this node (ticks alone never end it), so a shell may leave such a node unticked and catch its
+   * clock up with {@link skipTicks} before its next input.
+   */
+  ticksIdle(): boolean {
+    return this.quiesced && (this.role === 'leader' || this.reads.size() === 0);
+  }
+
+  /** Exactly what `n` calls of {@link tick} do to a node for which {@link ticksIdle} holds. */
+  skipTicks(n: number): void {
+    assert(Number.isInteger(n) && n >= 0, `skipTicks: bad tick count ${n}`);
+    assert(this.ticksIdle(), 'skipTicks: the node is not idle (its ticks do more than move the clock)');
+    this.now += n;
+  }
+
   private tickElection(): void {
     this.electionElapsed++;
     this.expireForwardedReads();

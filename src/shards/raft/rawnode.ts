@@ -96,6 +96,29 @@ export class RawNode {
     return this.raft.quiesced;
   }
 
+  /** Leader of the current term as far as this replica knows, or NONE (cheaper than status()). */
+  leader(): NodeId {
+    return this.raft.lead;
+  }
+
+  /**
+   * True when a tick would only advance the logical clock (the group is quiet here, no forwarded
+   * read waits). It stays true under ticks alone: only step, propose, reads, transfers, wake() and
+   * campaign() end it. A shell hosting many groups may then stop ticking this one and call
+   * {@link skipTicks} with the ticks it left out before anything else reaches the node.
+   */
+  ticksIdle(): boolean {
+    return this.raft.ticksIdle();
+  }
+
+  /**
+   * The same as `n` calls of {@link tick} on a node for which {@link ticksIdle} holds (asserted):
+   * its clock, which lease reads and heartbeat send ticks are measured on, moves by `n`.
+   */
+  skipTicks(n: number): void {
+    this.raft.skipTicks(n);
+  }
+
   /**
    * Appends `data` as a new entry (leader only). Returns the entry's index and term: the proposal
    * succeeded when that (index, term) shows up in `committedEntries`; a Ready's `failedProposals`

@@ -1,5 +1,5 @@
-import { afterEach, describe, expect, test } from 'vitest';
-import { MessageType } from '../../../src/shards/raft/index.js';
+import { afterEach, describe, expect, test, vi } from 'vitest';
+import { MessageType, RawNode } from '../../../src/shards/raft/index.js';
 import type { Message, ShardId } from '../../../src/shards/raft/index.js';
 import type { ClientReply } from '../../../src/shards/host.js';
 import { HostCluster, indexOf } from './host-cluster.js';
@@ -7,6 +7,7 @@ import type { ClusterNode } from './host-cluster.js';
 
 let cluster: HostCluster | undefined;
 afterEach(async () => {
+  vi.restoreAllMocks();
   await cluster?.close();
   cluster = undefined;
 });
@@ -183,6 +184,56 @@ describe('durability ordering', () => {
     expect(violations.length).toBeGreaterThan(0);
     await cluster?.close();
     cluster = undefined;
+  });
+});
+
+describe('quiet shards', () => {
+  const quiet = (c: HostCluster): boolean => c.nodes.every((n) => !n.up || n.host.activeShards() === 0);
+
+  test('a quiet shard costs no tick and no Ready check; a proposal makes it tick again; woken followers of a dead leader elect another', async () => {
+    const shards = 6;
+    cluster = new HostCluster({ nodes: 3, shards, host: { raft: { electionTimeoutTicks: 10, quiesceAfterTicks: 5 } } });
+    const c = cluster;
+    c.elect();
+    c.until(() => quiet(c));
+    c.round(); // the last Readies of going quiet (heartbeat responses) are handled
+    const ticks = vi.spyOn(RawNode.prototype, 'tick');
+    const readyChecks = vi.spyOn(RawNode.prototype, 'hasReady');
+    for (let i = 0; i < 50; i++) c.round();
+    expect(ticks).not.toHaveBeenCalled();
+    expect(readyChecks).not.toHaveBeenCalled();
+
+    // A proposal wakes its own shard only, which ticks until it is quiet again.
+    const l0 = c.leaderOf(0)!;
+    const w = c.propose(l0, 0, 'k');
+    expect(l0.host.activeShards()).toBe(1);
+    c.until(() => l0.replies.has(w));
+    expect(l0.replies.get(w)).toMatchObject({ ok: true });
+    expect(ticks).toHaveBeenCalled();
+    c.until(() => quiet(c));
+
+    // The node leading shard 0 dies. Its quiet followers do not notice by themselves...
+    const dead = l0.id;
+    const led = Array.from({ length: shards }, (_, s) => s).filter((s) => c.leaderOf(s) === l0);
+    await c.crash(dead);
+    for (let i = 0; i < 100; i++) c.round();
+    for (const s of led) expect(c.leaderOf(s)).toBeUndefined();
+    // ...until the shell wakes them (node liveness): they tick again and elect new leaders.
+    for (const n of c.nodes) if (n.up) expect(n.host.wake(dead)).toBe(led.length);
+    c.until(() => led.every((s) => c.leaderOf(s) !== undefined));
+    const l1 = c.leaderOf(0)!;
+    expect(l1.id).not.toBe(dead);
+    const w2 = c.propose(l1, 0, 'k2');
+    c.until(() => l1.replies.has(w2));
+    expect(l1.replies.get(w2)).toMatchObject({ ok: true });
+    const r = c.read(l1, 0, 'k', 'lease');
+    c.until(() => l1.replies.has(r));
+    expect(l1.replies.get(r)).toMatchObject({ ok: true });
+
+    // The dead node comes back and catches up: every shard goes quiet again.
+    c.restart(dead);
+    c.until(() => quiet(c));
+    for (let s = 0; s < shards; s++) expect(c.node(dead).host.status(s as ShardId)!.commit).toBe(c.leaderOf(s)!.host.status(s as ShardId)!.commit);
   });
 });
 

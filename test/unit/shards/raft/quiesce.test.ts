@@ -90,6 +90,66 @@ describe('quiescence: idle groups go quiet', () => {
     for (const n of c.nodes.values()) expect(n.rn.status().lead).toBe(leaders[0]);
   });
 
+  test('a quiet replica ticks idle: ticking it only moves its clock, until a message, read or wake', () => {
+    const { c, l } = quietCluster(7);
+    for (const n of c.nodes.values()) expect(n.rn.ticksIdle()).toBe(true);
+    c.tickAll(50);
+    // Ticks alone never end it.
+    for (const n of c.nodes.values()) expect(n.rn.ticksIdle()).toBe(true);
+    const f = c.others(l)[0]!;
+    c.node(f).rn.wake();
+    expect(c.node(f).rn.ticksIdle()).toBe(false);
+    // A node whose ticks do work cannot have them skipped.
+    expect(() => c.node(f).rn.skipTicks(1)).toThrow(/not idle/);
+    c.propose(l, 'y');
+    expect(c.node(l).rn.ticksIdle()).toBe(false);
+  });
+
+  test('skipTicks(n) on quiet replicas is exactly n ticks: the same lease decision and failover afterwards', () => {
+    // Two copies of one cluster: `ticked` ticks every replica, `skipped` leaves the ticks out
+    // while the group is quiet and makes them up before the next input, as the shard host does.
+    const ticked = quietCluster(8);
+    const skipped = quietCluster(8);
+    expect(skipped.l).toBe(ticked.l);
+    const l = ticked.l;
+    for (const n of skipped.c.nodes.values()) expect(n.rn.ticksIdle()).toBe(true);
+    ticked.c.tickAll(40); // far longer than an election timeout: the leader's lease lapsed
+    for (const n of skipped.c.nodes.values()) n.rn.skipTicks(40);
+    const same = (): void => {
+      expect(skipped.c.sent).toEqual(ticked.c.sent);
+      for (const [id, n] of ticked.c.nodes) {
+        const { counters: _a, ...st } = n.rn.status();
+        const { counters: _b, ...other } = skipped.c.node(id).rn.status();
+        expect(other).toEqual(st);
+        expect(skipped.c.node(id).readStates).toEqual(n.readStates);
+      }
+    };
+    // A lease read after the lapse needs a quorum round in both (a clock left behind would
+    // wrongly find the lease still valid and answer at once).
+    for (const x of [ticked, skipped]) {
+      x.c.node(l).rn.readIndex(99, 'lease');
+      x.c.deliver();
+      expect(x.c.node(l).readStates.map((r) => r.context)).toContain(99);
+      expect(x.c.node(l).rn.status().counters.leaseReads).toBe(0);
+    }
+    same();
+    // Quiet again, then the leader dies; its followers are woken and elect a new leader.
+    ticked.c.tickAll(Q + 2);
+    skipped.c.tickAll(Q + 2);
+    for (const n of skipped.c.nodes.values()) expect(n.rn.ticksIdle()).toBe(true);
+    ticked.c.tickAll(30);
+    for (const n of skipped.c.nodes.values()) n.rn.skipTicks(30);
+    for (const x of [ticked, skipped]) {
+      x.c.isolate(l);
+      for (const id of x.c.others(l)) x.c.node(id).rn.wake();
+      x.c.tickAll(60);
+    }
+    same();
+    const next = ticked.c.leaders().filter((x) => x !== l);
+    expect(next).toHaveLength(1);
+    expect(skipped.c.leaders()).toEqual(ticked.c.leaders());
+  });
+
   test('a quiet leader serves no lease read on an expired lease: it falls back to a quorum round', () => {
     const c = new Cluster([1, 2, 3], { quiesceAfterTicks: Q }, 6);
     const l = c.settle();
