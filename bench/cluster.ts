@@ -101,7 +101,8 @@ interface Config {
 const USAGE = `usage: npm run bench -- [flags]
   --nodes N           local cluster size (default 3)
   --shards N          raft groups (default 16)
-  --workers N         worker threads per node (default 1)
+  --workers N         worker threads per node (default: with --nodes 1 the node's own default, one per
+                      core; with more nodes 1, since they share this machine's cores)
   --connections N     HTTP connections in total, split over the nodes (default 64)
   --duration S        seconds of load (default 15)
   --value-size B      bytes per value (default 256, at most ${VALUE_BYTES_MAX})
@@ -251,7 +252,8 @@ function parseFlags(argv: string[]): { cfg: Config; sweep: Sweep | undefined } {
     usageError(`--consistency must be linearizable, lease or stale, got '${consistency}'`);
   }
   const shards = int('shards', 16);
-  const workers = int('workers', 1);
+  // One node runs as `npm start` does (a worker per core); several share the cores, one worker each.
+  const workers = int('workers', nodes === 1 && target === undefined ? Math.min(os.availableParallelism(), RANGES.workers![1]) : 1);
   const given = str('name');
   const checkName = (n: string): string => {
     if (!/^[A-Za-z0-9._-]{1,100}$/.test(n)) usageError(`--name may hold letters, digits, '.', '_' and '-' (1-100 of them), got '${n}'`);
