@@ -35,7 +35,7 @@ import { etcdBinary, etcdVersion, startEtcd } from './etcd-local.js';
 import { LocalServers } from './local-cluster.js';
 import { formatProfiles, summarizeDir } from './profile.js';
 import { RssPoller, cpuSeconds, pidListeningOn, cpuSpeedKops, machineCpuSeconds, splitThreads, threadCpuSeconds, vmBytes } from './proc.js';
-import { PRELOAD_KEYS_MAX, VALUE_BYTES_MAX, getRequest, parseMix, putRequest, readKey, readValue, valueOf, writeKey } from './workload.js';
+import { PRELOAD_KEYS_MAX, VALUE_BYTES_MAX, casValueOf, getRequest, parseMix, putRequest, readKey, readValue, valueOf, writeKey } from './workload.js';
 import type { Api, Consistency, LoadConfig, LoadResult, Mix, OpResult, WorkerMessage } from './workload.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -107,7 +107,8 @@ const USAGE = `usage: npm run bench -- [flags]
   --duration S        seconds of load (default 15)
   --value-size B      bytes per value (default 256, at most ${VALUE_BYTES_MAX})
   --keys N            read key space; min(N, ${PRELOAD_KEYS_MAX}) keys are preloaded (default 100000)
-  --mix M             put | get | mixed:R/W (R % reads, W % writes; default put)
+  --mix M             put | get | cas | mixed:R/W (R % reads, W % writes; default put); cas: compare-and-set
+                      on the preloaded keys, expecting the version last seen (conflicts answer 412)
   --consistency C     linearizable | lease | stale, for reads (default linearizable)
   --target URLS       comma-separated http://host:port of running nodes instead of a local cluster
   --ceiling           also run the same workload against bench/ceiling.ts
@@ -246,7 +247,7 @@ function parseFlags(argv: string[]): { cfg: Config; sweep: Sweep | undefined } {
   if (connections < targets) usageError(`--connections ${connections} is fewer than the ${targets} node URLs: every node needs a connection`);
   const mixText = str('mix') ?? 'put';
   const mix = parseMix(mixText);
-  if (!mix) usageError(`--mix must be put, get or mixed:R/W with R + W = 100 (e.g. mixed:90/10), got '${mixText}'`);
+  if (!mix) usageError(`--mix must be put, get, cas or mixed:R/W with R + W = 100 (e.g. mixed:90/10), got '${mixText}'`);
   const consistency = str('consistency') ?? 'linearizable';
   if (consistency !== 'linearizable' && consistency !== 'lease' && consistency !== 'stale') {
     usageError(`--consistency must be linearizable, lease or stale, got '${consistency}'`);
@@ -292,6 +293,7 @@ function parseFlags(argv: string[]): { cfg: Config; sweep: Sweep | undefined } {
     const members = target?.length ?? nodes;
     if (urls !== 'local' && urls.length !== members) usageError(`--against etcd lists ${urls.length} URL(s) and iroh-raft has ${members} node(s): compare clusters of the same size`);
     if (urls === 'local' && etcdVersion() === undefined) usageError(`--against etcd=local: no etcd binary ('${etcdBinary()} --version' failed); install one (Debian: apt-get install etcd-server) or set ETCD_BIN`);
+    if (cfg.mix.cas === true) usageError('--mix cas has no counterpart in the etcd comparison (etcd compares and sets through transactions)');
     if (cfg.consistency === 'lease') usageError('--consistency lease has no etcd counterpart: compare linearizable (etcd default) or stale (etcd serializable) reads');
     for (const k of ['sweep', 'idle', 'profile', 'ceiling', 'idle-seconds']) if (values[k] !== undefined) usageError(`--${k} cannot be combined with --against`);
     return { cfg: { ...cfg, against: { system: 'etcd', urls }, rounds: int('rounds', 3) }, sweep: undefined };
@@ -475,7 +477,7 @@ function progress(line: string): void {
 }
 
 async function preload(t: Target, cfg: Config, prefix: string): Promise<{ keys: number; seconds: number }> {
-  if (cfg.mix.readPercent === 0) return { keys: 0, seconds: 0 };
+  if (cfg.mix.readPercent === 0 && cfg.mix.cas !== true) return { keys: 0, seconds: 0 };
   const keys = Math.min(cfg.keys, PRELOAD_KEYS_MAX);
   progress(`[${t.system}] preloading ${keys} keys through ${t.urls.length} URL(s)`);
   const t0 = performance.now();
@@ -493,7 +495,8 @@ async function scrapeAll(t: Target, missing: Set<string>): Promise<Map<string, n
   if (!t.isNode) return undefined;
   return Promise.all(
     t.urls.map((u) =>
-      scrape(u).catch(() => {
+      scrape(u).catch((e: unknown) => {
+        progress(`[${t.system}] ${u}/metrics: ${e instanceof Error ? e.message : String(e)}`);
         missing.add(u);
         return new Map<string, number>();
       }),
@@ -559,6 +562,7 @@ async function drive(t: Target, cfg: Config, prefix: string, readKeys: number, r
 }
 
 async function verify(t: Target, cfg: Config, prefix: string, r: LoadResult): Promise<VerifyResult> {
+  if (cfg.mix.cas === true) return verifyCas(t, cfg, prefix, r);
   const items = r.acked;
   if (items.length > 0) progress(`[${t.system}] reading back ${items.length}${r.ackedSampled ? ` (a sample of ${r.ackedWrites})` : ''} acknowledged writes (linearizable, random node)`);
   const t0 = performance.now();
@@ -616,6 +620,53 @@ async function verify(t: Target, cfg: Config, prefix: string, r: LoadResult): Pr
 }
 
 const metric = (m: Map<string, number>[] | undefined, i: number, name: string): number => m?.[i]?.get(name) ?? 0;
+
+/**
+ * --mix cas: every key a compare-and-set was acknowledged on must be at least at the highest
+ * acknowledged version, and hold the value of the version it is at (a timed-out compare-and-set
+ * may have applied after all, so a higher version is fine; its value is just as checkable).
+ */
+async function verifyCas(t: Target, cfg: Config, prefix: string, r: LoadResult): Promise<VerifyResult> {
+  const items = Object.entries(r.casMax).map(([i, v]) => [Number(i), v] as const);
+  progress(`[${t.system}] reading back ${items.length} keys changed by ${r.ackedWrites} acknowledged compare-and-sets (linearizable, random node)`);
+  const t0 = performance.now();
+  let ok = 0;
+  let missing = 0;
+  let wrong = 0;
+  let unreadable = 0;
+  const unreadableCodes: Record<string, number> = {};
+  const samples: string[] = [];
+  await forEachLimit(items, SIDE_CONCURRENCY, async ([i, maxVersion]) => {
+    const key = readKey(prefix, i);
+    let a;
+    try {
+      a = await callRetrying(() => {
+        const live = t.liveUrls();
+        return `${live[Math.floor(Math.random() * live.length)] ?? t.urls[0]!}/v1/kv/${key}?consistency=linearizable`;
+      });
+    } catch (e) {
+      unreadable++;
+      const m = e instanceof Error ? e.message : String(e);
+      unreadableCodes[m] = (unreadableCodes[m] ?? 0) + 1;
+      return;
+    }
+    const version = Number(a.headers['x-version']);
+    if (a.status === 404) {
+      missing++;
+      if (samples.length < 10) samples.push(`${key}: gone (acknowledged up to version ${maxVersion})`);
+    } else if (a.status !== 200) {
+      unreadable++;
+      const d = describe(a);
+      unreadableCodes[d] = (unreadableCodes[d] ?? 0) + 1;
+    } else if (!(version >= maxVersion) || !a.body.equals(casValueOf(key, version, cfg.valueSize))) {
+      wrong++;
+      if (samples.length < 10) samples.push(`${key}: version ${version}, acknowledged up to ${maxVersion}, value starts ${JSON.stringify(a.body.subarray(0, 40).toString('latin1'))}`);
+    } else {
+      ok++;
+    }
+  });
+  return { ackedWrites: r.ackedWrites, checked: items.length, sampled: false, ok, missing, wrong, unreadable, unreadableCodes, samples, seconds: (performance.now() - t0) / 1000 };
+}
 
 function mergeCounts(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
   const out = { ...a };
@@ -865,7 +916,9 @@ function report(cfg: Config, results: SystemResult[], extra: Record<string, unkn
     }
     const v = r.verify;
     if (v.ackedWrites > 0) {
-      lines.push(
+      if (cfg.mix.cas === true) {
+        lines.push(`verification: ${fmtInt(v.ok)} of ${fmtInt(v.checked)} keys changed by ${fmtInt(v.ackedWrites)} acknowledged compare-and-sets read back at or past their highest acknowledged version, with that version's value (${v.seconds.toFixed(1)} s); missing ${v.missing}, wrong ${v.wrong}, unreadable ${v.unreadable}`);
+      } else lines.push(
         `verification: ${fmtInt(v.ok)} of ${fmtInt(v.checked)} ${v.sampled ? `sampled (uniformly, of ${fmtInt(v.ackedWrites)}) ` : ''}acknowledged writes read back with their value (linearizable, random node, ${v.seconds.toFixed(1)} s); missing ${v.missing}, wrong ${v.wrong}, unreadable ${v.unreadable}`,
       );
     } else {
@@ -893,7 +946,8 @@ function problemsOf(r: SystemResult): string[] {
   if (v.unreadable > 0) p.push(`${r.system}: ${v.unreadable} acknowledged writes could not be read back: ${JSON.stringify(v.unreadableCodes)}`);
   if (r.counts.readMismatches > 0) p.push(`${r.system}: ${r.counts.readMismatches} reads returned a wrong value (${r.readMismatchSamples.slice(0, 3).join('; ')})`);
   if (r.counts.errors > 0) p.push(`${r.system}: ${r.counts.errors} request errors (${r.counts.timeouts} timeouts)`);
-  if (r.counts.non2xx > 0) p.push(`${r.system}: ${r.counts.non2xx} non-2xx answers`);
+  const conflicts = Object.entries(r.counts.non2xxByCode).reduce((n, [k, v]) => n + (k.endsWith('412 VersionMismatch') ? v : 0), 0);
+  if (r.counts.non2xx > 0) p.push(`${r.system}: ${r.counts.non2xx} non-2xx answers${conflicts > 0 ? ` (${conflicts} of them 412 VersionMismatch: compare-and-set conflicts, expected under --mix cas)` : ''}`);
   if (r.iroh && r.iroh.workerRestarts > 0) p.push(`${r.system}: ${r.iroh.workerRestarts} worker restarts during the load`);
   const drops = (r.counters?.outRingDrops ?? []).reduce<number>((a, b) => a + (b ?? 0), 0);
   if (drops > 0) p.push(`${r.system}: workers dropped ${drops} records because their out-ring stayed full`);

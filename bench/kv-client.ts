@@ -7,6 +7,7 @@ import http from 'node:http';
 export interface Answer {
   readonly status: number;
   readonly body: Buffer;
+  readonly headers: http.IncomingHttpHeaders;
 }
 
 /** Keep-alive connections, so reading back a hundred thousand writes does not open as many sockets. */
@@ -27,7 +28,7 @@ export function call(url: string, init: CallInit = {}, timeoutMs = 10_000): Prom
     const req = http.request(url, { method: init.method ?? 'GET', agent, timeout: timeoutMs, headers: { ...(init.body ? { 'content-length': init.body.length } : {}), ...(init.contentType !== undefined ? { 'content-type': init.contentType } : {}) } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), headers: res.headers }));
       res.on('error', reject);
     });
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
@@ -82,7 +83,8 @@ export async function forEachLimit<T>(items: readonly T[], limit: number, f: (it
 
 /** Sums of the samples of each metric in Prometheus text (over all label sets). */
 export async function scrape(baseUrl: string): Promise<Map<string, number>> {
-  const a = await call(`${baseUrl}/metrics`);
+  // Once more on a network error: a kept-alive socket the server closed while idle resets.
+  const a = await call(`${baseUrl}/metrics`).catch(() => call(`${baseUrl}/metrics`));
   if (a.status !== 200) throw new Error(`${baseUrl}/metrics answered ${describe(a)}`);
   const sums = new Map<string, number>();
   for (const line of a.body.toString('utf8').split('\n')) {

@@ -14,7 +14,7 @@
 import autocannon from 'autocannon';
 import { Histogram } from './histogram.js';
 import type { LoadConfig, LoadResult, OpResult, WorkerMessage } from './workload.js';
-import { errorCodeOf, getRequest, putRequest, readKey, readValue, valueOf, writeKey } from './workload.js';
+import { casRequest, casValueOf, errorCodeOf, getRequest, putRequest, readKey, readValue, valueOf, versionOf, writeKey } from './workload.js';
 
 /** autocannon's per-request context (fresh for every request when the request list has one entry). */
 interface RequestContext {
@@ -22,6 +22,7 @@ interface RequestContext {
   op: 'put' | 'get';
   key: string;
   instance: number;
+  /** A put's write number; a compare-and-set's preloaded key index. */
   seq: number;
 }
 
@@ -54,6 +55,9 @@ async function run(cfg: LoadConfig): Promise<LoadResult> {
   const readMismatchSamples: string[] = [];
   let ackedWrites = 0;
   const acked: [number, number][] = [];
+  /** --mix cas: the version last seen per preloaded key (all start at 1), and the highest acknowledged. */
+  const casKnown = new Map<number, number>();
+  const casMax = new Map<number, number>();
   let ok = 0;
   let nonOk = 0;
   const expected = new Map<string, string>();
@@ -74,7 +78,13 @@ async function run(cfg: LoadConfig): Promise<LoadResult> {
       const read = cfg.mix.readPercent === 100 || (cfg.mix.readPercent > 0 && Math.random() * 100 < cfg.mix.readPercent);
       ctx.instance = index;
       let r;
-      if (read) {
+      if (cfg.mix.cas === true) {
+        ctx.op = 'put';
+        ctx.seq = Math.floor(Math.random() * cfg.readKeys);
+        ctx.key = readKey(cfg.prefix, ctx.seq);
+        const expected = casKnown.get(ctx.seq) ?? 1;
+        r = casRequest(ctx.key, expected, casValueOf(ctx.key, expected + 1, cfg.valueSize));
+      } else if (read) {
         ctx.op = 'get';
         ctx.key = readKey(cfg.prefix, Math.floor(Math.random() * cfg.readKeys));
         r = getRequest(cfg.api, ctx.key, cfg.consistency);
@@ -98,6 +108,12 @@ async function run(cfg: LoadConfig): Promise<LoadResult> {
       const ctx = context as RequestContext;
       const stats = ctx.op === 'put' ? put : get;
       stats.statuses.set(status, (stats.statuses.get(status) ?? 0) + 1);
+      if (cfg.mix.cas === true) {
+        // Both a success and a conflict tell the key's current version.
+        const v = versionOf(body);
+        if (v !== undefined && (status === 200 || status === 412)) casKnown.set(ctx.seq, Math.max(casKnown.get(ctx.seq) ?? 1, v));
+        if (status === 200 && v !== undefined) casMax.set(ctx.seq, Math.max(casMax.get(ctx.seq) ?? 0, v));
+      }
       if (status < 200 || status > 299) {
         nonOk++;
         const code = errorCodeOf(status, body);
@@ -106,7 +122,9 @@ async function run(cfg: LoadConfig): Promise<LoadResult> {
       }
       ok++;
       stats.latency.recordNs(t1 - ctx.t0);
-      if (ctx.op === 'put') {
+      if (cfg.mix.cas === true) {
+        ackedWrites++;
+      } else if (ctx.op === 'put') {
         ackedWrites++;
         if (acked.length < cfg.ackedKeptMax) {
           acked.push([ctx.instance, ctx.seq]);
@@ -179,6 +197,7 @@ async function run(cfg: LoadConfig): Promise<LoadResult> {
       resets: sum((r) => (r as { resets?: number }).resets ?? 0),
     },
     connErrors: Object.fromEntries(connErrors),
+    casMax: Object.fromEntries([...casMax].map(([k, v]) => [String(k), v])),
   };
 }
 

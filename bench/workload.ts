@@ -67,11 +67,17 @@ export function errorCodeOf(status: number, body: string): string {
 export interface Mix {
   readonly label: string;
   readonly readPercent: number;
+  /**
+   * `cas`: every request is a compare-and-set on a preloaded key, expecting the version the load
+   * generator last saw for it (conflicts between connections answer 412 and teach it the version).
+   */
+  readonly cas?: boolean;
 }
 
-/** `put`, `get`, or `mixed:R/W` with R + W = 100 (R percent reads, W percent writes). */
+/** `put`, `get`, `cas`, or `mixed:R/W` with R + W = 100 (R percent reads, W percent writes). */
 export function parseMix(s: string): Mix | undefined {
   if (s === 'put') return { label: s, readPercent: 0 };
+  if (s === 'cas') return { label: s, readPercent: 0, cas: true };
   if (s === 'get') return { label: s, readPercent: 100 };
   const m = /^mixed:(\d{1,3})\/(\d{1,3})$/.exec(s);
   if (!m) return undefined;
@@ -94,6 +100,27 @@ export const writeKey = (prefix: string, instance: number, seq: number): string 
 /** The value stored under `key`: the key and a separator repeated to `size` bytes (ASCII). */
 export function valueOf(key: string, size: number): Buffer {
   return Buffer.alloc(size, `${key};`);
+}
+
+/** The value a compare-and-set writes when it moves `key` to `version`: checkable from both. */
+export function casValueOf(key: string, version: number, size: number): Buffer {
+  return valueOf(`${key}#${version}`, size);
+}
+
+/** A compare-and-set of iroh-raft's API: `PUT /v1/kv/<key>?version=<expected>`. */
+export function casRequest(key: string, expected: number, value: Buffer): KvRequest {
+  return { method: 'PUT', path: `/v1/kv/${key}?version=${expected}`, body: value, contentType: 'application/octet-stream' };
+}
+
+/** The `version` of a 200 `{"version"}` answer or of a 412 `{"error":{"version"}}` one, or undefined. */
+export function versionOf(body: string): number | undefined {
+  try {
+    const j = JSON.parse(body) as { version?: unknown; error?: { version?: unknown } };
+    const v = j.version ?? j.error?.version;
+    return typeof v === 'number' && Number.isSafeInteger(v) ? v : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** What the parent asks the load generator to do (first IPC message). */
@@ -149,6 +176,8 @@ export interface LoadResult {
   };
   /** Connection errors (refused, reset), with their messages counted. */
   readonly connErrors: Record<string, number>;
+  /** --mix cas: per preloaded key index, the highest version an acknowledged compare-and-set set. */
+  readonly casMax: Record<string, number>;
 }
 
 export type WorkerMessage =

@@ -28,6 +28,8 @@ const cases: [string[], RegExp][] = [
   [['--idle', '--profile'], /--profile has no effect with --idle/],
   [['--node-flags=--max-semi-space-size=32 rm'], /--node-flags: 'rm' is not a --flag/],
   [['--rounds', '2'], /--rounds needs --against/],
+  [['--against', 'etcd=http://127.0.0.1:2379', '--nodes', '1', '--mix', 'cas'], /--mix cas has no counterpart in the etcd comparison/],
+  [['--mix', 'cas:50'], /--mix must be put, get, cas or mixed:R\/W/],
   [['--profile', '--target', 'http://127.0.0.1:7070'], /--profile needs a local cluster/],
   [['--sweep', 'colour=1,2'], /--sweep: unknown key 'colour'/],
   [['--connections', 'many'], /--connections must be a whole number/],

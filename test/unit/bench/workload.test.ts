@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { summarizeProfile } from '../../../bench/profile.js';
-import { errorCodeOf, getRequest, parseMix, putRequest, readValue, valueOf } from '../../../bench/workload.js';
+import { casRequest, casValueOf, errorCodeOf, getRequest, parseMix, putRequest, readValue, valueOf, versionOf } from '../../../bench/workload.js';
 
 describe('bench workload: requests per API', () => {
   it('iroh-raft: PUT with the raw value, GET with the consistency', () => {
@@ -40,7 +40,19 @@ describe('bench workload: requests per API', () => {
     expect(errorCodeOf(502, '<html>')).toBe('502');
   });
 
+  it('compare-and-set: the expected version in the query, a value tied to the new version, versions from both answers', () => {
+    const r = casRequest('k', 3, casValueOf('k', 4, 10));
+    expect([r.method, r.path]).toEqual(['PUT', '/v1/kv/k?version=3']);
+    expect(r.body.toString()).toBe('k#4;k#4;k#');
+    expect(casValueOf('k', 4, 10).equals(casValueOf('k', 5, 10))).toBe(false);
+    expect(versionOf('{"version":4}')).toBe(4);
+    expect(versionOf('{"error":{"version":7,"code":"VersionMismatch","message":"x"}}')).toBe(7);
+    expect(versionOf('{"error":{"code":"Overloaded"}}')).toBeUndefined();
+    expect(versionOf('nope')).toBeUndefined();
+  });
+
   it('mixes', () => {
+    expect(parseMix('cas')).toEqual({ label: 'cas', readPercent: 0, cas: true });
     expect(parseMix('mixed:90/10')).toEqual({ label: 'mixed:90/10', readPercent: 90 });
     expect(parseMix('mixed:90/20')).toBeUndefined();
     expect(parseMix('puts')).toBeUndefined();
