@@ -29,14 +29,16 @@ import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { sweepSvg } from './chart.js';
 import { Histogram } from './histogram.js';
+import { median } from './stats.js';
 import type { LatencySummary } from './histogram.js';
+import type { Answer } from './kv-client.js';
 import { call, callRetrying, describe, forEachLimit, scrape, sleep, waitHealthy } from './kv-client.js';
 import { etcdBinary, etcdVersion, startEtcd } from './etcd-local.js';
 import { LocalServers } from './local-cluster.js';
 import { formatProfiles, summarizeDir } from './profile.js';
 import { RssPoller, cpuSeconds, pidListeningOn, cpuSpeedKops, machineCpuSeconds, splitThreads, threadCpuSeconds, vmBytes } from './proc.js';
 import { PRELOAD_KEYS_MAX, VALUE_BYTES_MAX, casValueOf, getRequest, parseMix, putRequest, readKey, readValue, valueOf, writeKey } from './workload.js';
-import type { Api, Consistency, LoadConfig, LoadResult, Mix, OpResult, WorkerMessage } from './workload.js';
+import type { Api, Consistency, KvRequest, LoadConfig, LoadResult, Mix, OpResult, WorkerMessage } from './workload.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const LOAD_WORKER = join(ROOT, 'bench/load-worker.ts');
@@ -561,10 +563,15 @@ async function drive(t: Target, cfg: Config, prefix: string, readKeys: number, r
   return { result, cpuS, pid };
 }
 
-async function verify(t: Target, cfg: Config, prefix: string, r: LoadResult): Promise<VerifyResult> {
-  if (cfg.mix.cas === true) return verifyCas(t, cfg, prefix, r);
-  const items = r.acked;
-  if (items.length > 0) progress(`[${t.system}] reading back ${items.length}${r.ackedSampled ? ` (a sample of ${r.ackedWrites})` : ''} acknowledged writes (linearizable, random node)`);
+/** What reading one acknowledged write back found. */
+type Verdict = 'ok' | { readonly missing: string } | { readonly wrong: string };
+
+/**
+ * Reads `items` back through random live nodes (SIDE_CONCURRENCY at a time, retrying 503/504 and
+ * network errors on another node) and counts what `judge` says of each answer; answers other than
+ * 200 and 404 count as unreadable, by code.
+ */
+async function readBack<T>(t: Target, items: readonly T[], request: (item: T) => KvRequest, judge: (item: T, a: Answer) => Verdict): Promise<Omit<VerifyResult, 'ackedWrites' | 'checked' | 'sampled'>> {
   const t0 = performance.now();
   let ok = 0;
   let missing = 0;
@@ -575,51 +582,56 @@ async function verify(t: Target, cfg: Config, prefix: string, r: LoadResult): Pr
   const note = (s: string): void => {
     if (samples.length < 10) samples.push(s);
   };
-  await forEachLimit(items, SIDE_CONCURRENCY, async ([instance, seq]) => {
-    const key = writeKey(prefix, instance, seq);
-    const req = getRequest(t.api, key, 'linearizable');
+  const unread = (code: string, what: string): void => {
+    unreadable++;
+    unreadableCodes[code] = (unreadableCodes[code] ?? 0) + 1;
+    note(`${what}: ${code}`);
+  };
+  await forEachLimit(items, SIDE_CONCURRENCY, async (item) => {
+    const req = request(item);
     let url = '';
-    let a;
+    let a: Answer;
     try {
-      // A random node that still runs, another one on each retry.
       a = await callRetrying(() => {
         const live = t.liveUrls();
         url = live[Math.floor(Math.random() * live.length)] ?? t.urls[0]!;
         return `${url}${req.path}`;
       }, req);
     } catch (e) {
-      unreadable++;
-      const m = e instanceof Error ? e.message : String(e);
-      unreadableCodes[m] = (unreadableCodes[m] ?? 0) + 1;
-      note(`${key} via ${url}: ${m}`);
-      return;
+      return unread(e instanceof Error ? e.message : String(e), `${req.path} via ${url}`);
     }
+    if (a.status !== 200 && a.status !== 404) return unread(describe(a), `${req.path} via ${url}`);
+    const v = judge(item, a);
+    if (v === 'ok') ok++;
+    else if ('missing' in v) {
+      missing++;
+      note(`${v.missing} (via ${url})`);
+    } else {
+      wrong++;
+      note(`${v.wrong} (via ${url})`);
+    }
+  });
+  return { ok, missing, wrong, unreadable, unreadableCodes, samples, seconds: (performance.now() - t0) / 1000 };
+}
+
+async function verify(t: Target, cfg: Config, prefix: string, r: LoadResult): Promise<VerifyResult> {
+  if (cfg.mix.cas === true) return verifyCas(t, cfg, prefix, r);
+  const items = r.acked;
+  if (items.length > 0) progress(`[${t.system}] reading back ${items.length}${r.ackedSampled ? ` (a sample of ${r.ackedWrites})` : ''} acknowledged writes (linearizable, random node)`);
+  const key = ([instance, seq]: readonly [number, number]): string => writeKey(prefix, instance, seq);
+  const found = await readBack(t, items, (w) => getRequest(t.api, key(w), 'linearizable'), (w, a) => {
     let value: string | null | undefined;
     try {
-      value = a.status === 200 ? readValue(t.api, a.body.toString('latin1')) : undefined;
+      value = a.status === 200 ? readValue(t.api, a.body.toString('latin1')) : null;
     } catch {
       value = undefined;
     }
-    if (a.status === 200 && value !== null) {
-      if (value !== undefined && value === valueOf(key, cfg.valueSize).toString('latin1')) ok++;
-      else {
-        wrong++;
-        note(`${key} via ${url}: ${value === undefined ? `unparsable answer ${JSON.stringify(a.body.subarray(0, 60).toString('latin1'))}` : `${value.length} bytes, starts ${JSON.stringify(value.slice(0, 40))}`}`);
-      }
-    } else if (a.status === 404 || value === null) {
-      missing++;
-      note(`${key} via ${url}: ${describe(a)}`);
-    } else {
-      unreadable++;
-      const d = describe(a);
-      unreadableCodes[d] = (unreadableCodes[d] ?? 0) + 1;
-      note(`${key} via ${url}: ${d}`);
-    }
+    if (value === null) return { missing: `${key(w)}: ${describe(a)}` };
+    if (value !== undefined && value === valueOf(key(w), cfg.valueSize).toString('latin1')) return 'ok';
+    return { wrong: `${key(w)}: ${value === undefined ? `unparsable answer ${JSON.stringify(a.body.subarray(0, 60).toString('latin1'))}` : `${value.length} bytes, starts ${JSON.stringify(value.slice(0, 40))}`}` };
   });
-  return { ackedWrites: r.ackedWrites, checked: items.length, sampled: r.ackedSampled, ok, missing, wrong, unreadable, unreadableCodes, samples, seconds: (performance.now() - t0) / 1000 };
+  return { ackedWrites: r.ackedWrites, checked: items.length, sampled: r.ackedSampled, ...found };
 }
-
-const metric = (m: Map<string, number>[] | undefined, i: number, name: string): number => m?.[i]?.get(name) ?? 0;
 
 /**
  * --mix cas: every key a compare-and-set was acknowledged on must be at least at the highest
@@ -627,46 +639,18 @@ const metric = (m: Map<string, number>[] | undefined, i: number, name: string): 
  * may have applied after all, so a higher version is fine; its value is just as checkable).
  */
 async function verifyCas(t: Target, cfg: Config, prefix: string, r: LoadResult): Promise<VerifyResult> {
-  const items = Object.entries(r.casMax).map(([i, v]) => [Number(i), v] as const);
+  const items = Object.entries(r.casMax).map(([i, v]) => [readKey(prefix, Number(i)), v] as const);
   progress(`[${t.system}] reading back ${items.length} keys changed by ${r.ackedWrites} acknowledged compare-and-sets (linearizable, random node)`);
-  const t0 = performance.now();
-  let ok = 0;
-  let missing = 0;
-  let wrong = 0;
-  let unreadable = 0;
-  const unreadableCodes: Record<string, number> = {};
-  const samples: string[] = [];
-  await forEachLimit(items, SIDE_CONCURRENCY, async ([i, maxVersion]) => {
-    const key = readKey(prefix, i);
-    let a;
-    try {
-      a = await callRetrying(() => {
-        const live = t.liveUrls();
-        return `${live[Math.floor(Math.random() * live.length)] ?? t.urls[0]!}/v1/kv/${key}?consistency=linearizable`;
-      });
-    } catch (e) {
-      unreadable++;
-      const m = e instanceof Error ? e.message : String(e);
-      unreadableCodes[m] = (unreadableCodes[m] ?? 0) + 1;
-      return;
-    }
+  const found = await readBack(t, items, ([key]) => getRequest('iroh-raft', key, 'linearizable'), ([key, maxVersion], a) => {
+    if (a.status === 404) return { missing: `${key}: gone (acknowledged up to version ${maxVersion})` };
     const version = Number(a.headers['x-version']);
-    if (a.status === 404) {
-      missing++;
-      if (samples.length < 10) samples.push(`${key}: gone (acknowledged up to version ${maxVersion})`);
-    } else if (a.status !== 200) {
-      unreadable++;
-      const d = describe(a);
-      unreadableCodes[d] = (unreadableCodes[d] ?? 0) + 1;
-    } else if (!(version >= maxVersion) || !a.body.equals(casValueOf(key, version, cfg.valueSize))) {
-      wrong++;
-      if (samples.length < 10) samples.push(`${key}: version ${version}, acknowledged up to ${maxVersion}, value starts ${JSON.stringify(a.body.subarray(0, 40).toString('latin1'))}`);
-    } else {
-      ok++;
-    }
+    if (version >= maxVersion && a.body.equals(casValueOf(key, version, cfg.valueSize))) return 'ok';
+    return { wrong: `${key}: version ${version}, acknowledged up to ${maxVersion}, value starts ${JSON.stringify(a.body.subarray(0, 40).toString('latin1'))}` };
   });
-  return { ackedWrites: r.ackedWrites, checked: items.length, sampled: false, ok, missing, wrong, unreadable, unreadableCodes, samples, seconds: (performance.now() - t0) / 1000 };
+  return { ackedWrites: r.ackedWrites, checked: items.length, sampled: false, ...found };
 }
+
+const metric = (m: Map<string, number>[] | undefined, i: number, name: string): number => m?.[i]?.get(name) ?? 0;
 
 function mergeCounts(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
   const out = { ...a };
@@ -1239,13 +1223,6 @@ function againstEtcdNotes(cfg: Config): string[] {
     '  gateway carries keys and values base64 in JSON (4/3 the bytes) and turns them into gRPC calls inside the member;',
     '  the etcd cluster lives from round to round (never compacted), iroh-raft starts a fresh cluster every round (unless --target)',
   ];
-}
-
-function median(xs: readonly number[]): number {
-  const v = [...xs].sort((a, b) => a - b);
-  if (v.length === 0) return NaN;
-  const m = v.length >> 1;
-  return v.length % 2 === 1 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
 }
 
 /** --against: iroh-raft and etcd alternately (ours, etcd, ours, etcd...), then both rows and the ratio with its spread. */

@@ -8,6 +8,7 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { Ring } from '../src/workers/ring.js';
+import { median } from './stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -55,7 +56,6 @@ async function once(mode: 'ring' | 'post'): Promise<number> {
   return records / seconds;
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
 const ring: number[] = [];
 const post: number[] = [];

@@ -10,6 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { packChunk } from '../src/workers/chunk-task.js';
 import { SnapshotChunker } from '../src/workers/snapshot-chunks.js';
+import { median } from './stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -107,7 +108,6 @@ function pooled(chunker: SnapshotChunker, data: Uint8Array): () => Promise<numbe
   return async () => (await chunker.pack(data)).reduce((sum, c) => sum + c.compressed.byteLength, 0);
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 const data = makeSnapshot(snapshotBytes);
 const rows: { name: string; samples: Sample[] }[] = [];

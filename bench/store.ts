@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util';
 import { encodePut } from '../src/shards/kv.js';
 import type { NodeId, ShardId } from '../src/shards/raft/index.js';
 import { startPool } from '../test/support/pool.js';
+import { median } from './stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -82,7 +83,6 @@ async function once(shards: number): Promise<Result> {
   }
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 console.log(`bench:store  one worker, ${inflight} proposals in flight, ${valueSize}-byte values, ${runs} x ${seconds} s per row`);
 console.log(`machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, node ${process.version}, ${new Date().toISOString().slice(0, 10)}`);

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Transport } from '../src/io/transport.js';
 import { RecordKind } from '../src/shards/codec.js';
+import { median } from './stats.js';
 
 type ToChild = { op: 'start' } | { op: 'stop' };
 type FromChild = { op: 'ready'; ticket: string } | { op: 'started' } | { op: 'stopped'; records: number; bytes: number; seconds: number };
@@ -116,7 +117,6 @@ async function sender(): Promise<void> {
   await t.close();
   rmSync(dir, { recursive: true, force: true });
 
-  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const recs = rs.map((r) => r.recordsPerSec);
   const mbs = rs.map((r) => r.mbPerSec);
   console.log(`bench:transport  two processes on 127.0.0.1, ${size}-byte records, ${batch} per turn, ${runs} x ${seconds} s`);
