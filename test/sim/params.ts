@@ -52,6 +52,18 @@ export interface SimParams {
   readonly confChangePerSec: number;
   readonly transferPerSec: number;
   readonly campaignPerSec: number;
+  /** Cuts of one link between a leader and one of its followers, both ways (0 or absent: none). */
+  readonly linkCutPerSec?: number;
+  /**
+   * Chance that a follower going quiet soon receives a late copy of a campaign message addressed
+   * to it earlier (a duplicate, or one held up on a replaced connection), mostly its leader's own.
+   */
+  readonly lateCampaignP?: number;
+  /**
+   * Chance that, when a group elects a new leader, a client with an old hint asks the previous
+   * leader (if it still thinks it leads, typically quiet) for a lease read moments later.
+   */
+  readonly staleHintReadP?: number;
 
   readonly clientsPerGroup: number;
   readonly keysPerGroup: number;
@@ -130,7 +142,8 @@ export function describeParams(s: SimParams): string {
     `hb=${s.heartbeatTicks} preVote=${s.preVote} checkQuorum=${s.checkQuorum} quiesce=${s.quiesceAfterTicks ?? 0}`,
     `appendBytesMax=${s.appendBytesMax ?? '-'} inflight=${s.inflightMessagesMax ?? '-'}/${s.inflightBytesMax ?? '-'}B uncommitted=${s.uncommittedBytesMax ?? '-'} committedPerReady=${s.committedBytesPerReadyMax ?? '-'} readQueue=${s.readQueueMax ?? '-'}`,
     `delay=${s.delayMinMs}..${s.delayMaxMs}ms spike=${s.delaySpikeP} drop=${s.dropP} dup=${s.dupP} fsync=${s.fsyncMinMs}..${s.fsyncMaxMs}ms`,
-    `crash/s=${s.crashPerSec} newLeaderCrash=${s.crashNewLeaderP} targetLeader=${s.targetLeaderP} maxDown=${s.maxDown} partition/s=${s.partitionPerSec} snapshot/s=${s.snapshotPerSec} conf/s=${s.confChangePerSec} transfer/s=${s.transferPerSec} campaign/s=${s.campaignPerSec}`,
+    `crash/s=${s.crashPerSec} newLeaderCrash=${s.crashNewLeaderP} targetLeader=${s.targetLeaderP} maxDown=${s.maxDown} partition/s=${s.partitionPerSec} linkCut/s=${s.linkCutPerSec ?? 0} snapshot/s=${s.snapshotPerSec} conf/s=${s.confChangePerSec} transfer/s=${s.transferPerSec} campaign/s=${s.campaignPerSec}`,
+    `lateCampaign=${s.lateCampaignP ?? 0} staleHintRead=${s.staleHintReadP ?? 0}`,
     `clients=${s.clientsPerGroup}x${s.keysPerGroup}keys think<=${s.thinkMaxMs}ms read=${s.readP} cas=${s.casP} lease=${s.leaseReadP}`,
   ];
   return parts.join('\n');

@@ -54,7 +54,7 @@ export interface RunOptions {
 const CHURN_SEED_SHARE = 0.2;
 const CHURN_SALT = 0x5eedc4a1;
 /** Share of seeds whose groups go quiet when idle (with the shell's wake modeled, see Sim). */
-const QUIESCE_SEED_SHARE = 0.3;
+const QUIESCE_SEED_SHARE = 0.4;
 const QUIESCE_SALT = 0x0901e7;
 
 export function runSeed(seed: number, opts: RunOptions = {}): SimResult {
@@ -64,7 +64,19 @@ export function runSeed(seed: number, opts: RunOptions = {}): SimResult {
   if (new Prng(seed ^ CHURN_SALT).chance(CHURN_SEED_SHARE)) params = leaderChurn(params);
   const q = new Prng(seed ^ QUIESCE_SALT);
   // Quiet needs idle stretches: these seeds' clients pause longer between operations.
-  if (q.chance(QUIESCE_SEED_SHARE)) params = { ...params, quiesceAfterTicks: q.pick([2, 5, 15]), thinkMaxMs: q.pick([100, 300, 1000]) };
+  // The faults that matter to quiet groups come with them: links between a leader and one
+  // follower failing one at a time, late copies of campaign messages reaching quiet followers,
+  // and lease reads at a leader that is quiet (and may have been deposed meanwhile).
+  if (q.chance(QUIESCE_SEED_SHARE)) {
+    params = {
+      ...params,
+      quiesceAfterTicks: q.pick([2, 5, 15]),
+      thinkMaxMs: q.pick([100, 300, 1000]),
+      linkCutPerSec: q.pick([1, 3, 10]),
+      lateCampaignP: q.pick([0.7, 1]),
+      staleHintReadP: q.pick([0.7, 1]),
+    };
+  }
   if (opts.tweak) params = opts.tweak(params);
   const sim = new Sim(prng, params, {
     ...(opts.bug !== undefined ? { bug: opts.bug } : {}),

@@ -104,6 +104,8 @@ interface Replica {
   mark: { id: number; term: number; applied: boolean } | undefined;
   /** Why the core last refused the liveness probe. */
   markRefused: string | undefined;
+  /** The next message of this type to this node is lost (the answer to a late copy). */
+  loseNext?: { type: MessageType; to: number } | undefined;
 }
 
 interface Client {
@@ -113,6 +115,8 @@ interface Client {
   hint: number;
   seq: number;
   readonly lastSeen: Map<string, string | null>;
+  /** A one-off client that asks one replica once (see probeRead); it issues nothing after. */
+  readonly probe?: boolean;
 }
 
 interface ClientOp {
@@ -138,14 +142,19 @@ type Ev =
   | { readonly k: 'heal'; readonly id: number }
   | { readonly k: 'chaos'; readonly what: ChaosKind }
   | { readonly k: 'client'; readonly c: Client }
+  | { readonly k: 'probe-read'; readonly r: Replica }
   | { readonly k: 'timeout'; readonly op: ClientOp }
   | { readonly k: 'liveness-start' }
   | { readonly k: 'liveness-check' };
 
-type ChaosKind = 'crash' | 'partition' | 'snapshot' | 'conf' | 'transfer' | 'campaign';
+type ChaosKind = 'crash' | 'partition' | 'link' | 'snapshot' | 'conf' | 'transfer' | 'campaign';
 
 /** Log length at which a replica snapshots and compacts regardless of the snapshot rate. */
 const LOG_ENTRIES_MAX = 4000;
+/** Campaign messages kept per group for late copies (see SimParams.lateCampaignP). */
+const CAMPAIGN_ARCHIVE_MAX = 64;
+/** Client ids of one-off probe clients start here (above every regular client's). */
+const PROBE_CLIENT_BASE = 1_000_000;
 
 export class Sim {
   readonly stats: SimStats = {
@@ -189,6 +198,11 @@ export class Sim {
   private nextOpId = 1;
   private nextContext = 1;
   private nextMark = 1;
+  private nextProbeClient = PROBE_CLIENT_BASE;
+  /** Per group: campaign messages sent, newest last (bounded), for late copies. */
+  private readonly campaignArchive: Message[][] = [];
+  /** Late copies in flight: their recipient's answer travels on the dying connection and is lost. */
+  private readonly lateCopies = new Set<Message>();
 
   constructor(
     private readonly prng: Prng,
@@ -219,6 +233,7 @@ export class Sim {
     const rates: [ChaosKind, number][] = [
       ['crash', p.crashPerSec],
       ['partition', p.partitionPerSec],
+      ['link', p.linkCutPerSec ?? 0],
       ['snapshot', p.snapshotPerSec],
       ['conf', p.confChangePerSec],
       ['transfer', p.transferPerSec],
@@ -299,6 +314,9 @@ export class Sim {
       case 'client':
         this.clientStep(ev.c);
         return;
+      case 'probe-read':
+        this.probeRead(ev.r);
+        return;
       case 'timeout':
         this.onTimeout(ev.op);
         return;
@@ -368,7 +386,18 @@ export class Sim {
 
   private send(r: Replica, m: Message): void {
     this.stats.messages++;
+    if ((this.params.lateCampaignP ?? 0) > 0 && (m.type === MessageType.PreVote || m.type === MessageType.Vote)) {
+      const archive = (this.campaignArchive[r.group] ??= []);
+      archive.push(m);
+      if (archive.length > CAMPAIGN_ARCHIVE_MAX) archive.shift();
+    }
     if (m.type === MessageType.App) this.records[r.group]!.onLeaderApp(r.node.id, r.live, m);
+    if (r.loseNext !== undefined && r.loseNext.type === m.type && r.loseNext.to === m.to) {
+      r.loseNext = undefined;
+      this.stats.messagesLost++;
+      this.log(r.node.id, r.group, 'lost (answer to a late copy)', m);
+      return;
+    }
     const delays = this.net.copies();
     if (delays.length === 0) {
       this.stats.messagesLost++;
@@ -403,9 +432,46 @@ export class Sim {
       r = this.startReplica(node, group, disk);
       this.log(node.id, group, 'replica created');
     }
+    if ((m.type === MessageType.PreVote || m.type === MessageType.Vote) && !this.lateCopies.has(m) && r.rn.isQuiesced() && r.soft.role !== 'leader' && m.from !== r.rn.leader()) this.maybeLateCampaign(r, 'now');
     this.log(m.to, group, 'recv', m);
+    const wasQuiet = r.rn.isQuiesced();
+    if (this.lateCopies.delete(m)) {
+      // It came on a connection that is being replaced: the answer written to it is lost.
+      const t = m.type === MessageType.PreVote ? MessageType.PreVoteResp : MessageType.VoteResp;
+      r.loseNext = { type: t, to: m.from };
+    }
     r.rn.step(m);
     this.markDirty(r);
+    if (!wasQuiet && r.rn.isQuiesced() && r.soft.role !== 'leader') this.maybeLateCampaign(r, 'soon');
+  }
+
+  /**
+   * Now and then a late copy of a campaign message addressed to a quiet follower earlier reaches
+   * it (duplicated, or held up on a connection that was replaced, so the answer is lost), mostly
+   * one of its leader's own, as any network may deliver. It comes at the moments that matter:
+   * 'soon' after the follower went quiet, or 'now', just before another node's campaign reaches
+   * it. A quiet follower must not take a late copy of the campaign that made its leader for news
+   * that the leader restarted: it would then help elect another leader inside the lease it
+   * promised.
+   */
+  private maybeLateCampaign(r: Replica, when: 'soon' | 'now'): void {
+    const p = this.params.lateCampaignP ?? 0;
+    if (p === 0 || this.phase !== 'chaos' || !this.prng.chance(p)) return;
+    const mine = (this.campaignArchive[r.group] ?? []).filter((m) => m.to === r.node.id);
+    if (mine.length === 0) return;
+    const lead = r.rn.leader();
+    const fromLeader = mine.filter((m) => m.from === lead);
+    if (when === 'now' && fromLeader.length === 0) return;
+    const m = fromLeader.length > 0 && (when === 'now' || this.prng.chance(0.8)) ? this.prng.pick(fromLeader) : this.prng.pick(mine);
+    const copy = { ...m };
+    this.lateCopies.add(copy);
+    if (when === 'now') {
+      this.log(m.from, r.group, `late copy of ${messageTypeName(m.type)} t${m.term} -> ${m.to} arrives`);
+      this.deliver(r.group, copy);
+      return;
+    }
+    this.log(m.from, r.group, `late copy of ${messageTypeName(m.type)} t${m.term} -> ${m.to} on its way`);
+    this.queue.push(this.now + this.prng.next() * 3 * this.params.tickMs, { k: 'msg', group: r.group, m: copy });
   }
 
   // ------------------------------------------------------------------ replicas
@@ -547,10 +613,43 @@ export class Sim {
     this.records[r.group]!.onSoftState(r.node.id, s);
     if (s.role === 'leader' && (prev.role !== 'leader' || prev.term !== s.term)) {
       this.stats.elections++;
+      this.maybeStaleHintReads(r, s.term);
       if (this.phase === 'chaos' && this.params.crashNewLeaderP > 0 && this.prng.chance(this.params.crashNewLeaderP)) {
         this.queue.push(this.now + this.prng.next() * 3 * this.params.tickMs, { k: 'crash', node: r.node });
       }
     }
+  }
+
+  /**
+   * A new leader was elected: a client still holding the old hint asks a replica that still
+   * thinks it leads an older term (typically quiet, possibly cut off) for a lease read moments
+   * later. Its lease is valid only if no new leader can have been elected meanwhile.
+   */
+  private maybeStaleHintReads(fresh: Replica, term: number): void {
+    const p = this.params.staleHintReadP ?? 0;
+    if (p === 0 || this.phase !== 'chaos') return;
+    for (const n of this.nodes) {
+      const old = n.replicas.get(fresh.group);
+      if (old === undefined || old === fresh || !this.current(old) || old.soft.role !== 'leader' || old.soft.term >= term) continue;
+      if (!this.prng.chance(p)) continue;
+      this.queue.push(this.now + this.prng.next() * 2 * this.params.tickMs, { k: 'probe-read', r: old });
+    }
+  }
+
+  /** A one-off client's lease read at replica `r`. */
+  private probeRead(r: Replica): void {
+    if (this.phase !== 'chaos' || !this.current(r)) return;
+    const keys = Array.from({ length: this.params.keysPerGroup }, (_, i) => `g${r.group}k${i}`);
+    const c: Client = { id: this.nextProbeClient++, group: r.group, keys, hint: r.node.id, seq: 0, lastSeen: new Map(), probe: true };
+    const key = this.prng.pick(keys);
+    const op: ClientOp = { id: this.nextOpId++, client: c, input: { op: 'get', key }, call: this.now, done: false, index: 0, term: 0, minReadIndex: 0, lease: true };
+    const ctx = this.nextContext++;
+    op.minReadIndex = this.records[r.group]!.maxCommitted;
+    r.reads.set(ctx, op);
+    this.log(r.node.id, r.group, `op${op.id} c${c.id} get ${key} (lease, old hint) ctx${ctx}`);
+    r.rn.readIndex(ctx, 'lease');
+    this.queue.push(this.now + this.params.clientTimeoutMs, { k: 'timeout', op });
+    this.markDirty(r);
   }
 
   /** Term of entry `i` in the log of the leader an ack goes to, if that leader is still leading the ack's term. */
@@ -670,7 +769,7 @@ export class Sim {
   private onChaos(what: ChaosKind): void {
     if (this.phase !== 'chaos') return;
     const p = this.params;
-    const rate = { crash: p.crashPerSec, partition: p.partitionPerSec, snapshot: p.snapshotPerSec, conf: p.confChangePerSec, transfer: p.transferPerSec, campaign: p.campaignPerSec }[what];
+    const rate = { crash: p.crashPerSec, partition: p.partitionPerSec, link: p.linkCutPerSec ?? 0, snapshot: p.snapshotPerSec, conf: p.confChangePerSec, transfer: p.transferPerSec, campaign: p.campaignPerSec }[what];
     this.queue.push(this.now + this.expDelay(rate), { k: 'chaos', what });
     switch (what) {
       case 'crash': {
@@ -684,6 +783,18 @@ export class Sim {
       case 'partition': {
         const leader = this.randomLeaderNode();
         const part = this.net.partition(leader !== undefined && this.prng.chance(p.targetLeaderP) ? leader.id : undefined);
+        this.stats.partitions++;
+        this.log(0, -1, `partition ${part.text}`);
+        this.queue.push(this.now + this.uniform(p.partitionMinMs, p.partitionMaxMs), { k: 'heal', id: part.id });
+        return;
+      }
+      case 'link': {
+        // One link between a leader and one of its followers fails; the rest of the network stays up.
+        const l = this.leaderOf(this.prng.int(0, p.groups));
+        if (l === undefined) return;
+        const others = l.rn.confState().voters.filter((v) => v !== l.node.id);
+        if (others.length === 0) return;
+        const part = this.net.cutLink(l.node.id, this.prng.pick(others));
         this.stats.partitions++;
         this.log(0, -1, `partition ${part.text}`);
         this.queue.push(this.now + this.uniform(p.partitionMinMs, p.partitionMaxMs), { k: 'heal', id: part.id });
@@ -888,7 +999,7 @@ export class Sim {
       this.stats.unknownOps++;
       this.log(0, c.group, `op${op.id} outcome unknown`);
     }
-    if (this.phase !== 'done') this.queue.push(this.now + this.prng.next() * this.params.thinkMaxMs, { k: 'client', c });
+    if (this.phase !== 'done' && c.probe !== true) this.queue.push(this.now + this.prng.next() * this.params.thinkMaxMs, { k: 'client', c });
   }
 
   private finishHistory(): void {

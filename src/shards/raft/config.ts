@@ -13,6 +13,7 @@ export const BUGS = {
   'lease-read-without-check-quorum': 'a leader serves lease reads on leadership alone, check-quorum off',
   'apply-before-persist': 'acks and applies happen before the write they depend on is durable',
   'no-conflict-truncate': 'a follower keeps conflicting entries instead of truncating them',
+  'wake-on-stale-campaign': "a quiet follower drops its lease promise on a late copy of its leader's own campaign message",
 } as const;
 export type BugName = keyof typeof BUGS;
 

@@ -96,8 +96,8 @@ export class Raft {
   /**
    * Quiet: the group was idle, so this replica neither heartbeats (leader) nor runs its election
    * timer (follower); the logical clock still advances. Any message other than the leader's
-   * quiescing heartbeat (and, on a leader, heartbeat responses), any proposal or read, and the
-   * shell's wake() end it. A quiet follower counts as in contact with its leader (see inLease).
+   * quiescing heartbeat, another node's campaign and late copies of the leader's own campaign
+   * (and, on a leader, heartbeat responses), any proposal or read, and the shell's wake() end it. A quiet follower counts as in contact with its leader (see inLease).
    */
   quiesced = false;
   /** Leader: consecutive ticks the group has been idle. */
@@ -683,12 +683,16 @@ export class Raft {
       return;
     }
     if (m.type === MessageType.Heartbeat && m.quiesce === true && m.from === this.lead && m.term === this.term) return;
-    if ((m.type === MessageType.PreVote || m.type === MessageType.Vote) && m.from !== this.lead) {
+    if (m.type === MessageType.PreVote || m.type === MessageType.Vote) {
       // Another node campaigns while our leader said all is well: stay quiet (in lease), refuse.
-      return;
+      if (m.from !== this.lead) return;
+      // A campaign of the leader's own term or an older one is a late copy of what made it
+      // leader (duplicated or long delayed): the leadership it won still stands, and so does
+      // the promise its lease reads count on. Only a campaign of a later term says the leader
+      // lost its state (a restart) and its leadership is over.
+      if (m.term <= this.term && !this.cfg.bugs.has('wake-on-stale-campaign')) return;
+      this.leaseUntil = this.now;
     }
-    // The leader itself campaigning means it lost its state (a restart): its leadership is over.
-    if (m.type === MessageType.PreVote || m.type === MessageType.Vote) this.leaseUntil = this.now;
     this.wake();
   }
 
