@@ -4,24 +4,27 @@
  * `ticket` prints this node's join ticket. Errors are one JSON line on stderr with a stable code,
  * and exit code 2 for bad usage, 1 for a failure at run time.
  */
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { ConfigError, SETTINGS, loadConfig } from './config.js';
 import type { NodeConfig } from './config.js';
+import { parseDevFlags, runDev } from './dev.js';
+import type { DevFlags } from './dev.js';
 import { NodeError, startNode } from './node.js';
-import { encodeTicket } from '../io/ticket.js';
-import { Transport } from '../io/transport.js';
+import { ticketOf } from './ticket.js';
 
 const USAGE = `usage: iroh-raft <command> [flags]
 
 commands:
   start      run a node (with no flags: a single-node cluster in ./data, HTTP on 127.0.0.1:7070)
   dev        run a local cluster of separate processes: --nodes 3 [--shards N] [--workers N]
-             [--base-port 7070] [--data ./data-dev]; Ctrl-C stops them all
+             [--base-port 7070] [--data ./data-dev] [--tick-ms N] [--replicas N] [--log-level L];
+             a node that exits (kill it to watch a failover) leaves the others serving, and dev
+             prints the command line that restarts it with its data; typed on dev's stdin:
+             "restart <n>" (or "r <n>") restarts exited node n, "status" lists the nodes;
+             Ctrl-C stops them all; with every node exited dev waits for "restart" (exits 1 if
+             stdin has ended or no node ever served)
   ticket     print this node's ticket (give it to the other members' --peers): [--data] [--listen]
   version    print the version
   help       print this help
@@ -86,14 +89,6 @@ async function start(argv: readonly string[]): Promise<number> {
   });
 }
 
-/** The node id (from its key, created if missing) with the address it will listen on. */
-async function ticketOf(data: string, listen: { host: string; port: number }): Promise<string> {
-  const t = await Transport.start({ keyPath: join(data, 'node.key'), bindAddr: '127.0.0.1:0', isMember: () => false, onRecords: () => undefined });
-  const id = t.id;
-  await t.destroy();
-  return encodeTicket({ id, addrs: [`${listen.host}:${listen.port}`] });
-}
-
 async function ticket(argv: readonly string[]): Promise<number> {
   let cfg: NodeConfig;
   try {
@@ -107,91 +102,18 @@ async function ticket(argv: readonly string[]): Promise<number> {
   return 0;
 }
 
-function parseDevFlags(argv: readonly string[]): { nodes: number; shards: number; workers: number; basePort: number; data: string; rest: string[] } {
-  const out = { nodes: 3, shards: 16, workers: 1, basePort: 7070, data: './data-dev', rest: [] as string[] };
-  for (let i = 0; i < argv.length; i += 2) {
-    const [name, value] = [argv[i]!, argv[i + 1]];
-    if (value === undefined) throw new ConfigError('InvalidFlag', `${name} needs a value`);
-    const n = Number(value);
-    const int = (min: number, max: number): number => {
-      if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError('InvalidFlag', `${name}: expected an integer in [${min}, ${max}], got ${JSON.stringify(value)}`);
-      return n;
-    };
-    if (name === '--nodes') out.nodes = int(1, 9);
-    else if (name === '--shards') out.shards = int(1, 65536);
-    else if (name === '--workers') out.workers = int(1, 64);
-    else if (name === '--base-port') out.basePort = int(1, 65000);
-    else if (name === '--data') out.data = value;
-    else if (name === '--tick-ms' || name === '--log-level' || name === '--replicas') out.rest.push(name, value);
-    else throw new ConfigError('UnknownFlag', `unknown flag ${name} for dev`);
-  }
-  return out;
-}
-
 async function dev(argv: readonly string[]): Promise<number> {
-  let f: ReturnType<typeof parseDevFlags>;
+  let flags: DevFlags;
   try {
-    f = parseDevFlags(argv);
+    flags = parseDevFlags(argv);
   } catch (e) {
     return usageError(e);
   }
-  const cli = fileURLToPath(import.meta.url);
-  const nodes = Array.from({ length: f.nodes }, (_, i) => ({
-    data: resolve(f.data, `node-${i + 1}`),
-    http: { host: '127.0.0.1', port: f.basePort + i },
-    listen: { host: '127.0.0.1', port: f.basePort + 100 + i },
-  }));
-  const { mkdirSync } = await import('node:fs');
-  const tickets: string[] = [];
-  for (const n of nodes) {
-    mkdirSync(n.data, { recursive: true });
-    tickets.push(await ticketOf(n.data, n.listen));
+  try {
+    return await runDev(flags, fileURLToPath(import.meta.url));
+  } catch (e) {
+    return usageError(e);
   }
-  const children: ChildProcess[] = nodes.map((n, i) => {
-    const args = [
-      cli,
-      'start',
-      '--data', n.data,
-      '--http', `${n.http.host}:${n.http.port}`,
-      '--listen', `${n.listen.host}:${n.listen.port}`,
-      '--shards', String(f.shards),
-      '--workers', String(f.workers),
-      ...(f.nodes > 1 ? ['--peers', tickets.filter((_, j) => j !== i).join(',')] : []),
-      ...f.rest,
-    ];
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const prefix = `[node ${i + 1}] `;
-    const pipe = (src: NodeJS.ReadableStream, dst: NodeJS.WriteStream): void => {
-      let buf = '';
-      src.on('data', (d: Buffer) => {
-        buf += d.toString();
-        let nl: number;
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          dst.write(prefix + buf.slice(0, nl + 1));
-          buf = buf.slice(nl + 1);
-        }
-      });
-    };
-    pipe(child.stdout, process.stdout);
-    pipe(child.stderr, process.stderr);
-    return child;
-  });
-  console.log(`iroh-raft dev: ${f.nodes} nodes, ${f.shards} shards`);
-  nodes.forEach((n, i) => console.log(`  node ${i + 1}: http://${n.http.host}:${n.http.port}  data ${n.data}`));
-  console.log('Ctrl-C stops them all.');
-  const exits = children.map((c) => new Promise<number>((r) => c.once('exit', (code) => r(code ?? 1))));
-  let stopping = false;
-  const stop = (): void => {
-    if (stopping) return;
-    stopping = true;
-    for (const c of children) c.kill('SIGTERM');
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-  // If one node dies on its own, stop the others too.
-  void Promise.race(exits).then(stop);
-  const codes = await Promise.all(exits);
-  return codes.every((c) => c === 0) ? 0 : 1;
 }
 
 export async function main(argv: readonly string[]): Promise<number> {

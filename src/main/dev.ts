@@ -1,0 +1,350 @@
+/**
+ * `iroh-raft dev`: a local cluster of separate node processes in one command, for trying the
+ * engine and watching a failover.
+ *
+ * Each node is a `start` process of its own, as in a deployment, so a SIGKILL hits one node only.
+ * A node that exits leaves the others serving: dev prints which node exited and how (exit code or
+ * signal), and two ways to bring it back with its data: `restart <n>` typed on dev's stdin, or the
+ * exact command line that dev ran, for a shell. SIGINT and SIGTERM stop every node dev runs.
+ *
+ * When every node has exited, dev exits 1 if none of them ever served (a start-up failure that a
+ * restart would only repeat) or if stdin has ended (no restart command can come); otherwise it
+ * waits for `restart <n>`, and Ctrl-C quits.
+ */
+import { strict as assert } from 'node:assert';
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
+import { ConfigError } from './config.js';
+import { ticketOf } from './ticket.js';
+
+/** `iroh-raft dev`'s flags, validated. */
+export interface DevFlags {
+  /** Node processes, 1-9. Node i (1-based) serves HTTP on `basePort + i - 1` and Iroh on `basePort + 100 + i - 1`. */
+  readonly nodes: number;
+  /** Raft groups in the cluster. */
+  readonly shards: number;
+  /** Worker threads per node. */
+  readonly workers: number;
+  readonly basePort: number;
+  /** Parent of the nodes' data directories `node-<i>`. */
+  readonly data: string;
+  /** Flags passed to every node unchanged (`--tick-ms`, `--log-level`, `--replicas`). */
+  readonly rest: readonly string[];
+}
+
+/** Parses `--name value` pairs. Throws ConfigError. */
+export function parseDevFlags(argv: readonly string[]): DevFlags {
+  const out = { nodes: 3, shards: 16, workers: 1, basePort: 7070, data: './data-dev', rest: [] as string[] };
+  for (let i = 0; i < argv.length; i += 2) {
+    const [name, value] = [argv[i]!, argv[i + 1]];
+    if (value === undefined) throw new ConfigError('InvalidFlag', `${name} needs a value`);
+    const n = Number(value);
+    const int = (min: number, max: number): number => {
+      if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError('InvalidFlag', `${name}: expected an integer in [${min}, ${max}], got ${JSON.stringify(value)}`);
+      return n;
+    };
+    if (name === '--nodes') out.nodes = int(1, 9);
+    else if (name === '--shards') out.shards = int(1, 65536);
+    else if (name === '--workers') out.workers = int(1, 64);
+    else if (name === '--base-port') out.basePort = int(1, 65000);
+    else if (name === '--data') out.data = value;
+    else if (name === '--tick-ms' || name === '--log-level' || name === '--replicas') out.rest.push(name, value);
+    else throw new ConfigError('UnknownFlag', `unknown flag ${name} for dev`);
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------ commands on stdin
+
+/** A line typed on dev's stdin, parsed. */
+export type DevCommand =
+  | { readonly kind: 'restart'; readonly node: number }
+  | { readonly kind: 'status' }
+  | { readonly kind: 'help' }
+  | { readonly kind: 'empty' }
+  | { readonly kind: 'invalid'; readonly message: string };
+
+export const DEV_COMMANDS = '"restart <n>" or "r <n>" starts exited node n again with its data; "status" or "s" lists the nodes; "help" or "h" prints this';
+
+/** Parses one line for a cluster of `nodes` nodes; never throws (bad input is `invalid`, with the reason). */
+export function parseDevCommand(line: string, nodes: number): DevCommand {
+  const [verb, ...args] = line.trim().split(/\s+/).filter((w) => w.length > 0);
+  if (verb === undefined) return { kind: 'empty' };
+  const noArgs = (c: DevCommand): DevCommand => (args.length === 0 ? c : { kind: 'invalid', message: `"${verb}" takes no arguments` });
+  switch (verb.toLowerCase()) {
+    case 'restart':
+    case 'r': {
+      const [n, ...more] = args;
+      if (n === undefined || more.length > 0) return { kind: 'invalid', message: `"${verb}" takes one node number, 1-${nodes}: restart <n>` };
+      const node = /^\d{1,3}$/.test(n) ? Number(n) : NaN;
+      if (!(node >= 1 && node <= nodes)) return { kind: 'invalid', message: `no node ${JSON.stringify(n)}: the nodes are 1-${nodes}` };
+      return { kind: 'restart', node };
+    }
+    case 'status':
+    case 's':
+      return noArgs({ kind: 'status' });
+    case 'help':
+    case 'h':
+    case '?':
+      return noArgs({ kind: 'help' });
+    default:
+      return { kind: 'invalid', message: `unknown command ${JSON.stringify(verb)}; ${DEV_COMMANDS}` };
+  }
+}
+
+// ------------------------------------------------------------------ the printed command line
+
+/** Quotes `arg` for a POSIX shell (sh, bash, zsh) only when it needs it. */
+export function shellQuote(arg: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
+}
+
+/** The environment prefix of iroh-raft's settings: without it a pasted command would miss the
+ * `IROH_RAFT_*` variables that the nodes inherited from dev (a one-shot `IROH_RAFT_X=1 iroh-raft dev`). */
+function settingsPrefix(env: NodeJS.ProcessEnv): string {
+  return Object.entries(env)
+    .filter((e): e is [string, string] => e[0].startsWith('IROH_RAFT_') && e[1] !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([k, v]) => `${k}=${shellQuote(v)} `)
+    .join('');
+}
+
+// ------------------------------------------------------------------ the cluster
+
+/** Part of the line `iroh-raft start` prints once its HTTP API listens (cli.ts): the node serves. */
+const LISTENING = 'listening: HTTP';
+
+/** One node of the dev cluster: how to run it, and the process running it now. */
+interface DevNode {
+  /** 1-based, as printed. */
+  readonly index: number;
+  readonly url: string;
+  readonly data: string;
+  /** `node` arguments that start this node with its data directory, ports, peers and flags. */
+  readonly args: readonly string[];
+  /** The process running this node; undefined once it has exited, until a restart. */
+  proc: ChildProcess | undefined;
+  /** How its last process ended ("was killed by SIGKILL"); undefined while none has. */
+  lastExit: string | undefined;
+  /** Whether any process of this node has printed its listening line; only goes false -> true. */
+  served: boolean;
+}
+
+/** Copies `src` to `dst` line by line with `prefix` before each, so nodes' lines do not interleave mid-line. */
+function forwardLines(src: Readable, dst: NodeJS.WritableStream, prefix: string, onLine?: (line: string) => void): void {
+  let buf = '';
+  src.setEncoding('utf8'); // a multi-byte character split over two chunks stays whole
+  src.on('data', (d: string) => {
+    buf += d;
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      onLine?.(line);
+      dst.write(`${prefix}${line}\n`);
+    }
+  });
+  src.on('end', () => {
+    if (buf.length > 0) dst.write(`${prefix}${buf}\n`);
+  });
+}
+
+function say(message: string): void {
+  console.log(`[dev] ${message}`);
+}
+
+function complain(message: string): void {
+  console.error(`[dev] ${message}`);
+}
+
+/**
+ * The node processes of one dev run and what happens to them: launches, exit notices, commands
+ * from stdin, and the stop on SIGINT or SIGTERM. Decides dev's exit code once (`done`).
+ */
+class DevCluster {
+  /** Set by SIGINT or SIGTERM; from then on nodes are only stopped, never restarted. */
+  private stopping = false;
+  /** Whether stdin may still bring commands; false once it has ended or failed. */
+  private stdinOpen = true;
+  /** Exit code once stopped: 1 if a node did not stop cleanly. */
+  private stopCode = 0;
+  /** Set once dev's exit code is decided; nothing is reported after it. */
+  private finished = false;
+
+  constructor(
+    private readonly nodes: readonly DevNode[],
+    /** The nodes' environment: dev's own, which the printed command lines reproduce. */
+    private readonly env: NodeJS.ProcessEnv,
+    private readonly done: (code: number) => void,
+  ) {}
+
+  private finish(code: number): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.done(code);
+  }
+
+  /** Starts a process for node `n`, which has none. */
+  launch(n: DevNode): ChildProcess {
+    assert(n.proc === undefined);
+    assert(!this.stopping);
+    const proc = spawn(process.execPath, n.args, { stdio: ['ignore', 'pipe', 'pipe'], env: this.env });
+    n.proc = proc;
+    const prefix = `[node ${n.index}] `;
+    forwardLines(proc.stdout, process.stdout, prefix, (line) => {
+      if (line.includes(LISTENING)) n.served = true;
+    });
+    forwardLines(proc.stderr, process.stderr, prefix);
+    // 'close' rather than 'exit': it comes after the node's last output line, so the notice follows it.
+    proc.once('close', (code, signal) => this.exited(n, proc, signal !== null ? `was killed by ${signal}` : `exited with code ${code}`, code === 0));
+    proc.once('error', (e) => {
+      if (proc.pid === undefined) this.exited(n, proc, `could not start (${e.message})`, false);
+    });
+    return proc;
+  }
+
+  /** The command line that runs node `n` as dev does, from any directory and shell. */
+  commandLine(n: DevNode): string {
+    return settingsPrefix(this.env) + [process.execPath, ...n.args].map(shellQuote).join(' ');
+  }
+
+  private exited(n: DevNode, proc: ChildProcess, how: string, clean: boolean): void {
+    if (n.proc !== proc) return; // already reported (a failed spawn reports 'error', then maybe 'close')
+    n.proc = undefined;
+    n.lastExit = how;
+    if (this.finished) return;
+    if (this.stopping) {
+      if (!clean) this.stopCode = 1;
+      this.finishIfStopped();
+      return;
+    }
+    const running = this.nodes.filter((m) => m.proc !== undefined);
+    const left = running.length > 0 ? ` (${running.map((m) => m.index).join(', ')})` : '';
+    say(`node ${n.index} (pid ${proc.pid ?? '-'}) ${how}; ${running.length} of ${this.nodes.length} nodes running${left}`);
+    const typed = this.stdinOpen ? `type "restart ${n.index}" (or "r ${n.index}") and Enter here, or ` : '';
+    say(`bring node ${n.index} back with its data: ${typed}run in a shell:`);
+    console.log(`  ${this.commandLine(n)}`);
+    if (running.length === 0) this.allExited();
+  }
+
+  private allExited(): void {
+    if (!this.nodes.some((m) => m.served)) {
+      say('every node exited before it served (see the errors above); stopping');
+      this.finish(1);
+    } else if (!this.stdinOpen) {
+      say('every node has exited and stdin has ended, so no restart command can come; stopping');
+      this.finish(1);
+    } else {
+      say('every node has exited; "restart <n>" starts one again, Ctrl-C quits');
+    }
+  }
+
+  stdinEnded(): void {
+    if (!this.stdinOpen) return;
+    this.stdinOpen = false;
+    if (!this.finished && !this.stopping && this.nodes.every((m) => m.proc === undefined)) this.allExited();
+  }
+
+  command(line: string): void {
+    if (this.finished) return;
+    const c = parseDevCommand(line, this.nodes.length);
+    switch (c.kind) {
+      case 'empty':
+        return;
+      case 'invalid':
+        complain(c.message);
+        return;
+      case 'help':
+        say(DEV_COMMANDS);
+        return;
+      case 'status':
+        for (const n of this.nodes) {
+          const state = n.proc ? `running, pid ${n.proc.pid ?? '-'}` : `down (${n.lastExit === undefined ? 'not started' : `it ${n.lastExit}`})`;
+          say(`node ${n.index}: ${state}; ${n.url}`);
+        }
+        return;
+      case 'restart': {
+        const n = this.nodes[c.node - 1]!;
+        if (this.stopping) complain(`stopping; node ${n.index} is not restarted`);
+        else if (n.proc) complain(`node ${n.index} is running (pid ${n.proc.pid ?? '-'}); "restart" starts a node that has exited`);
+        else {
+          const proc = this.launch(n);
+          say(`node ${n.index} starting again with its data: pid ${proc.pid ?? '-'}`);
+        }
+        return;
+      }
+    }
+  }
+
+  stop(): void {
+    if (this.stopping) return;
+    this.stopping = true;
+    for (const n of this.nodes) n.proc?.kill('SIGTERM');
+    this.finishIfStopped();
+  }
+
+  private finishIfStopped(): void {
+    assert(this.stopping);
+    if (this.nodes.every((m) => m.proc === undefined)) this.finish(this.stopCode);
+  }
+}
+
+/**
+ * Runs the cluster until SIGINT or SIGTERM (exit code 0 when every running node stopped cleanly)
+ * or until no node is left to restart (1). `cli` is the path of the `iroh-raft` script the nodes run.
+ */
+export async function runDev(f: DevFlags, cli: string): Promise<number> {
+  const layout = Array.from({ length: f.nodes }, (_, i) => ({
+    data: resolve(f.data, `node-${i + 1}`),
+    http: `127.0.0.1:${f.basePort + i}`,
+    listen: { host: '127.0.0.1', port: f.basePort + 100 + i },
+  }));
+  const tickets: string[] = [];
+  for (const n of layout) {
+    mkdirSync(n.data, { recursive: true });
+    tickets.push(await ticketOf(n.data, n.listen));
+  }
+  const nodes: DevNode[] = layout.map((n, i) => ({
+    index: i + 1,
+    url: `http://${n.http}`,
+    data: n.data,
+    args: [
+      cli,
+      'start',
+      '--data', n.data,
+      '--http', n.http,
+      '--listen', `${n.listen.host}:${n.listen.port}`,
+      '--shards', String(f.shards),
+      '--workers', String(f.workers),
+      ...(f.nodes > 1 ? ['--peers', tickets.filter((_, j) => j !== i).join(',')] : []),
+      ...f.rest,
+    ],
+    proc: undefined,
+    lastExit: undefined,
+    served: false,
+  }));
+  // A relative config path would name another file once the printed command runs elsewhere.
+  const env = { ...process.env };
+  if (env.IROH_RAFT_CONFIG) env.IROH_RAFT_CONFIG = resolve(env.IROH_RAFT_CONFIG);
+
+  return new Promise<number>((done) => {
+    const cluster = new DevCluster(nodes, env, done);
+    const procs = nodes.map((n) => cluster.launch(n));
+    console.log(`iroh-raft dev: ${f.nodes} nodes, ${f.shards} shards`);
+    nodes.forEach((n, i) => console.log(`  node ${n.index}: ${n.url}  data ${n.data}  pid ${procs[i]!.pid ?? '-'}`));
+    console.log('Ctrl-C stops them all. A node that exits leaves the others serving; dev reads commands on stdin:');
+    console.log(`  ${DEV_COMMANDS}`);
+    // terminal: false keeps a terminal in cooked mode, so Ctrl-C stays a SIGINT to dev and every node.
+    const lines = createInterface({ input: process.stdin, terminal: false });
+    lines.on('line', (l) => cluster.command(l));
+    lines.on('close', () => cluster.stdinEnded());
+    // stdin closed or unreadable (stdio 'ignore', a failed pipe) is not a reason to stop the nodes.
+    process.stdin.on('error', () => cluster.stdinEnded());
+    process.once('SIGINT', () => cluster.stop());
+    process.once('SIGTERM', () => cluster.stop());
+  });
+}
