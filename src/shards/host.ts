@@ -87,8 +87,14 @@ interface Shard {
   readonly id: ShardId;
   readonly node: RawNode;
   readonly store: ShardStore;
-  /** Proposals this replica accepted as leader, by log index; resolved when applied or failed. */
-  readonly proposals: Map<number, PendingProposal>;
+  /**
+   * Proposals this replica accepted as leader, by log index; resolved when their index is applied
+   * (the applied entry's term says whether it was theirs) or when the core fails them. Several may
+   * wait at one index: a leader of a later term may propose at an index whose earlier entry was
+   * truncated here, and that earlier entry may still commit through another replica (Raft fig. 8),
+   * so only the commit decides.
+   */
+  readonly proposals: Map<number, PendingProposal[]>;
   /** Reads waiting for their read index, by read context. */
   readonly reads: Map<number, PendingRead>;
   /** Reads whose index is known, waiting for applied to reach it (index order). */
@@ -205,7 +211,7 @@ export class ShardHost {
     this.ticking.delete(s);
     this.dirty.delete(s);
     const fail = (reqId: number): void => this.replyError(id, reqId, HostErrorCode.ShardNotFound, `shard ${id} was closed`);
-    for (const p of s.proposals.values()) fail(p.reqId);
+    for (const ps of s.proposals.values()) for (const p of ps) fail(p.reqId);
     for (const r of s.reads.values()) fail(r.reqId);
     for (const r of s.readyReads) fail(r.read.reqId);
   }
@@ -297,10 +303,11 @@ export class ShardHost {
     this.level(s);
     try {
       const at = s.node.propose(encodeProposal(req.clientId, req.seq, req.command));
-      // An older proposal at this index (an earlier term's, truncated away) will never apply.
-      const old = s.proposals.get(at.index);
-      if (old) this.replyError(id, old.reqId, 'ProposalDropped', `entry ${at.index} was replaced by a later term's entry`);
-      s.proposals.set(at.index, { reqId: req.reqId, term: at.term });
+      // An older proposal at this index (an earlier term's, truncated here) stays: it is answered
+      // when the index commits, with whichever entry commits there.
+      const waiting = s.proposals.get(at.index);
+      if (waiting) waiting.push({ reqId: req.reqId, term: at.term });
+      else s.proposals.set(at.index, [{ reqId: req.reqId, term: at.term }]);
       this.counters.proposals++;
     } catch (e) {
       if (!(e instanceof RaftError)) throw e;
@@ -414,13 +421,16 @@ export class ShardHost {
     if (early) return;
     const s = t.shard;
     for (const a of t.applied) {
-      const p = s.proposals.get(a.index);
-      if (!p) continue;
+      const ps = s.proposals.get(a.index);
+      if (!ps) continue;
       s.proposals.delete(a.index);
-      if (p.term !== a.term) {
-        this.replyError(s.id, p.reqId, 'ProposalDropped', `entry ${a.index} was replaced by another leader's entry`);
-      } else if (a.reply) {
-        this.reply(s.id, { reqId: p.reqId, ...a.reply });
+      for (const p of ps) {
+        if (p.term !== a.term) {
+          // Committed and applied with another term: final, this proposal never applies.
+          this.replyError(s.id, p.reqId, 'ProposalDropped', `entry ${a.index} was replaced by another leader's entry`);
+        } else if (a.reply) {
+          this.reply(s.id, { reqId: p.reqId, ...a.reply });
+        }
       }
     }
   }
@@ -429,10 +439,12 @@ export class ShardHost {
   private finish(t: Turn): void {
     const { shard: s, rd } = t;
     for (const f of rd.failedProposals) {
-      const p = s.proposals.get(f.index);
-      if (!p || p.term !== f.term) continue;
-      s.proposals.delete(f.index);
-      this.replyError(s.id, p.reqId, f.code, `proposal at ${f.index}: ${f.code}`);
+      const ps = s.proposals.get(f.index);
+      const i = ps?.findIndex((p) => p.term === f.term) ?? -1;
+      if (!ps || i < 0) continue;
+      const [p] = ps.splice(i, 1);
+      if (ps.length === 0) s.proposals.delete(f.index);
+      this.replyError(s.id, p!.reqId, f.code, `proposal at ${f.index}: ${f.code}`);
     }
     for (const f of rd.failedReads) {
       const r = s.reads.get(f.context);
