@@ -934,7 +934,7 @@ function problemsOf(r: SystemResult): string[] {
   if (r.counts.non2xx > 0) p.push(`${r.system}: ${r.counts.non2xx} non-2xx answers${conflicts > 0 ? ` (${conflicts} of them 412 VersionMismatch: compare-and-set conflicts, expected under --mix cas)` : ''}`);
   if (r.iroh && r.iroh.workerRestarts > 0) p.push(`${r.system}: ${r.iroh.workerRestarts} worker restarts during the load`);
   const drops = (r.counters?.outRingDrops ?? []).reduce<number>((a, b) => a + (b ?? 0), 0);
-  if (drops > 0) p.push(`${r.system}: workers dropped ${drops} records because their out-ring stayed full`);
+  if (drops > 0) p.push(`${r.system}: workers dropped ${drops} raft messages because their out-ring and outbox were full`);
   // A process that fell over is missing from "ours", so its CPU would show as someone else's.
   if (r.machineCpu && r.processes.length > 0 && r.exits.length === 0 && r.machineCpu.othersPercent > 20) {
     p.push(`${r.system}: other work on the machine used ${r.machineCpu.othersPercent.toFixed(0)} % of a core during the load: numbers are disturbed`);

@@ -62,6 +62,16 @@ export interface HostOptions {
   readonly compactEveryEntries?: number;
   /** Entries kept behind the applied index at compaction, for followers that lag a little. Default 1,000. */
   readonly compactKeepEntries?: number;
+  /**
+   * Monotonic milliseconds (the worker passes `performance.now`; only the shell reads a clock).
+   * With it the host keeps its ticks level with real time by itself ({@link ShardHost.catchUp}),
+   * also right before each decision a tick count stands for real time in: a lease read, a
+   * message from a leader or a candidate. Without it (tests, simulations), ticks come only from
+   * {@link ShardHost.tick}.
+   */
+  readonly clock?: () => number;
+  /** Milliseconds per tick when `clock` is given. Default 100. */
+  readonly tickMs?: number;
   /** Test only: send what depends on a write before the write is durable (breaks the durability rule). */
   readonly unsafeSendBeforePersist?: boolean;
 }
@@ -137,12 +147,27 @@ export interface HostCounters {
   compactions: number;
   duplicateProposals: number;
   sessionsExpired: number;
+  /** Ticks run (host-wide, each ticks every shard that is not quiet). */
+  ticks: number;
+  /**
+   * Ticks that ran more than a tick after they were due, caught up in one go: the worker was
+   * stalled (a long commit, a GC pause, a busy turn). Every one of them ran before the next
+   * lease decision or leader message was judged.
+   */
+  ticksLate: number;
 }
 
 export class ShardHost {
   private readonly shards = new Map<ShardId, Shard>();
   /** Ticks so far; only grows. */
   private ticks = 0;
+  /**
+   * With `clock`: the clock time (ms) at which the next tick is due. Only grows, by `tickMs` per
+   * tick; invariant after catchUp(): `clock() < nextTickAtMs`, i.e. no tick that is due is left
+   * unrun, so the tick count never lags real time at a decision and never runs ahead of it.
+   */
+  private nextTickAtMs = 0;
+  private readonly tickMs: number;
   /**
    * Shards whose tick does more than move the clock: every shard but quiet ones. Invariant: a
    * hosted shard not in it has `node.ticksIdle()`, so skipping its ticks changes nothing but its
@@ -174,6 +199,8 @@ export class ShardHost {
     compactions: 0,
     duplicateProposals: 0,
     sessionsExpired: 0,
+    ticks: 0,
+    ticksLate: 0,
   };
   private readonly compactEvery: number;
   private readonly compactKeep: number;
@@ -183,6 +210,9 @@ export class ShardHost {
     this.compactKeep = opts.compactKeepEntries ?? 1_000;
     assert(Number.isInteger(this.compactEvery) && this.compactEvery > 0, 'compactEveryEntries must be a positive integer');
     assert(Number.isInteger(this.compactKeep) && this.compactKeep >= 0, 'compactKeepEntries must be >= 0');
+    this.tickMs = opts.tickMs ?? 100;
+    assert(this.tickMs > 0 && Number.isFinite(this.tickMs), 'tickMs must be positive');
+    if (opts.clock) this.nextTickAtMs = opts.clock() + this.tickMs;
   }
 
   /** Opens a shard from disk, creating it first when this store has never held it. */
@@ -239,9 +269,46 @@ export class ShardHost {
     return this.shards.get(id)?.store;
   }
 
-  /** Advances every shard's logical clock by one tick; only shards that are not quiet do work. */
+  /**
+   * Advances every shard's logical clock by one tick; only shards that are not quiet do work. For
+   * hosts without a `clock` (tests, simulations); with one, {@link catchUp} ticks.
+   */
   tick(): void {
+    assert(this.opts.clock === undefined, 'tick(): this host ticks by its clock (catchUp)');
+    this.tickOnce();
+  }
+
+  /**
+   * Runs every tick the clock says is due, so the tick count is level with real time; returns how
+   * many ran. The worker calls it at the top of each loop pass; the host itself calls it right
+   * before each decision that a tick count stands for real time in (see read and step), because a
+   * pass can stall between its catch-up and such a decision (a long commit, a GC pause). Without a
+   * `clock` it does nothing.
+   */
+  catchUp(): number {
+    const clock = this.opts.clock;
+    if (clock === undefined) return 0;
+    const now = clock();
+    let ran = 0;
+    while (now >= this.nextTickAtMs) {
+      this.tickOnce();
+      this.nextTickAtMs += this.tickMs;
+      ran++;
+    }
+    if (ran > 1) this.counters.ticksLate += ran - 1;
+    assert(now < this.nextTickAtMs, 'catchUp: a due tick was left unrun');
+    return ran;
+  }
+
+  /** Milliseconds until the next tick is due (0 when one is due now); the tick length without a clock. */
+  msUntilTick(): number {
+    const clock = this.opts.clock;
+    return clock === undefined ? this.tickMs : Math.max(0, this.nextTickAtMs - clock());
+  }
+
+  private tickOnce(): void {
     this.ticks++;
+    this.counters.ticks++;
     for (const s of this.ticking) {
       s.node.tick();
       s.clock = this.ticks;
@@ -274,6 +341,7 @@ export class ShardHost {
    * the leader's node is gone, or that a peer came back. Returns how many shards were woken.
    */
   wake(leader?: NodeId): number {
+    this.catchUp();
     let n = 0;
     for (const s of this.shards.values()) {
       if (!s.node.isQuiesced() || (leader !== undefined && s.node.leader() !== leader)) continue;
@@ -289,6 +357,13 @@ export class ShardHost {
   step(id: ShardId, m: Message): void {
     const s = this.shards.get(id);
     if (!s) return;
+    // Level with real time first. A follower that hears from its leader promises not to help elect
+    // another until its tick count reaches `now + electionTimeoutTicks`; a count that lags real
+    // time by d ticks here would end that promise d ticks early once the lag is made up, and the
+    // leader's lease counts on it lasting an election timeout from (after) the heartbeat's send.
+    // Caught up, the promise starts no earlier than the message's arrival, which is after its
+    // send. Votes judged on a lagging count only err toward refusing (safe, but slower elections).
+    this.catchUp();
     this.level(s);
     s.node.step(m);
     this.touched(s);
@@ -329,6 +404,15 @@ export class ShardHost {
     }
     const ctx = ++this.readContext;
     s.reads.set(ctx, { reqId: req.reqId, query: req.query });
+    // A lease read is judged on the leader's tick count: served while `now - sent` (ticks since it
+    // sent the heartbeat a quorum acknowledged) is at most electionTimeoutTicks - 2. A count that
+    // lags real time makes the lease look younger than it is: the followers' promises may have run
+    // out, another leader may have been elected and have committed writes, and this read would
+    // miss them. So the count is caught up right here, with nothing that can stall between the
+    // catch-up and the core's synchronous decision. It never runs ahead of real time, and the send
+    // tick it is compared with was read no later than the heartbeat left, so an error in either
+    // only shortens the lease.
+    if (req.consistency === 'lease') this.catchUp();
     this.level(s);
     s.node.readIndex(ctx, req.consistency === 'lease' ? 'lease' : 'safe');
     this.touched(s);

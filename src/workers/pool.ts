@@ -56,6 +56,11 @@ export interface PoolOptions {
   readonly shards: readonly ShardSpec[];
   /** Bytes of each ring (power of two). Default 4 MiB. */
   readonly ringBytes?: number;
+  /**
+   * Payload bytes a worker keeps for its full out-ring (its outbox) before it drops raft messages
+   * and stops taking client requests (they then get `Overloaded`). Default: `ringBytes`.
+   */
+  readonly outboxBytesMax?: number;
   /** Milliseconds per raft tick. Default 100. */
   readonly tickMs?: number;
   /** Requests waiting for a reply across all workers. Default 65,536. */
@@ -141,7 +146,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
       nodeId: opts.nodeId ?? 1,
       seed: opts.seed ?? Math.floor(Math.random() * 2 ** 31),
       tickMs: opts.tickMs ?? 100,
-      outRingWaitMs: 1000,
+      outboxBytesMax: opts.outboxBytesMax ?? opts.ringBytes ?? 4 << 20,
       shardsMax: opts.shardsPerWorkerMax ?? Math.max(1024, shardsPerWorker),
       raft: opts.raft ?? {},
       compactEveryEntries: opts.compactEveryEntries ?? 10_000,
@@ -150,6 +155,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
       stateMachine: opts.stateMachine ? { module: opts.stateMachine.module, options: opts.stateMachine.options } : undefined,
     };
     check('tickMs', this.init.tickMs, 1);
+    check('outboxBytesMax', this.init.outboxBytesMax, 1);
     check('nodeId', this.init.nodeId, 1);
     check('inflightRequestsMax', this.inflightMax(), 1);
     check('requestTimeoutMs', opts.requestTimeoutMs ?? 5000, 1);

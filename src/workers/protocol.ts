@@ -13,8 +13,12 @@ export interface WorkerInit {
   /** worker -> main records (raft messages out, client replies, shard events). */
   readonly outRing: SharedArrayBuffer;
   readonly tickMs: number;
-  /** How long the worker waits for room in a full out-ring before dropping a record. */
-  readonly outRingWaitMs: number;
+  /**
+   * Payload bytes the worker's outbox may hold for a full out-ring before it counts as full: then
+   * raft messages are dropped (raft resends) and client requests stay in the in-ring. The worker
+   * never blocks on the out-ring. See outbox.ts.
+   */
+  readonly outboxBytesMax: number;
   readonly shardsMax: number;
   readonly raft: Omit<RaftConfig, 'id' | 'storage' | 'prng' | 'applied' | 'bugs'>;
   readonly compactEveryEntries: number;

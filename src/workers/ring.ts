@@ -193,6 +193,34 @@ export class Ring {
     }
   }
 
+  /** True when a record of `payloadBytes` would fit now (what {@link tryWrite} would find). */
+  fits(payloadBytes: number): boolean {
+    const size = (HEADER_BYTES + payloadBytes + 3) & ~3;
+    const tail = Atomics.load(this.ctl, TAIL) >>> 0;
+    const used = (tail - (Atomics.load(this.ctl, HEAD) >>> 0)) >>> 0;
+    const untilEnd = this.capacityBytes - (tail & this.mask);
+    return used + (size > untilEnd ? untilEnd : 0) + size <= this.capacityBytes;
+  }
+
+  /**
+   * Resolves when a record of `payloadBytes` may fit (the consumer drained the ring to half its
+   * capacity, or emptied it), or after `timeoutMs`; the event loop keeps running. For a producer
+   * that keeps its own bounded backlog instead of waiting inside a write (the worker's outbox).
+   */
+  async waitForSpace(payloadBytes: number, timeoutMs: number): Promise<void> {
+    if (this.fits(payloadBytes)) return;
+    Atomics.add(this.ctl, SPACE_WAITERS, 1);
+    try {
+      // Counted, then the sequence, then the check (see the file comment).
+      const seq = Atomics.load(this.ctl, SPACE_SEQ);
+      if (this.fits(payloadBytes)) return;
+      const r = Atomics.waitAsync(this.ctl, SPACE_SEQ, seq, timeoutMs);
+      if (r.async) await r.value;
+    } finally {
+      Atomics.sub(this.ctl, SPACE_WAITERS, 1);
+    }
+  }
+
   /** As {@link write}, blocking the calling thread: for workers only, never the main thread. */
   writeSync(kind: number, shard: number, payload: Uint8Array, timeoutMs: number): boolean {
     if (this.tryWrite(kind, shard, payload)) return true;
@@ -249,6 +277,18 @@ export class Ring {
       Atomics.notify(this.ctl, SPACE_SEQ);
     }
     return true;
+  }
+
+  /**
+   * The kind of the next record, without taking it; undefined when the ring is empty. Lets a
+   * consumer leave work in the ring (backpressure) rather than take it and hold it.
+   */
+  peekKind(): number | undefined {
+    const head = Atomics.load(this.ctl, HEAD) >>> 0;
+    if (head === (Atomics.load(this.ctl, TAIL) >>> 0)) return undefined;
+    let off = head & this.mask;
+    if (this.view.getUint32(off, true) === WRAP_MARKER) off = 0;
+    return this.view.getUint16(off + 4, true);
   }
 
   /**

@@ -2,6 +2,11 @@
  * Entry of one worker thread: opens this worker's store, hosts its shards and runs the event loop
  * that drains the in-ring, ticks, turns the shard host (one durable commit per turn) and writes
  * replies and raft messages to the out-ring. The control API is exposed with comlink.
+ *
+ * The loop never blocks on the out-ring: what does not fit waits in a bounded outbox (see
+ * outbox.ts), and while the outbox is full the worker leaves client requests in its in-ring (so
+ * the pool answers new work `Overloaded`) but keeps ticking, stepping raft messages ahead of them,
+ * turning, and answering control calls.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import * as Comlink from 'comlink';
@@ -18,37 +23,43 @@ import type { VerifyResult } from '../shards/verify.js';
 import { RecordKind, ReadConsistency, decodeMessage, decodePropose, decodeRead, encodeMessage, encodeReply, CodecError } from '../shards/codec.js';
 import type { Message, NodeId, ShardId, Snapshot } from '../shards/raft/index.js';
 import { Ring, maxPayloadBytes } from './ring.js';
+import { Outbox } from './outbox.js';
+import type { OutClass } from './outbox.js';
 import type { WorkerInit } from './protocol.js';
 
 const init = workerData as WorkerInit;
 const inRing = new Ring(init.inRing);
 const outRing = new Ring(init.outRing);
 
-/** Counts the worker keeps beside the host's. */
-const local = { outRingDrops: 0, badRecords: 0, oversizeDrops: 0 };
+/** Counts the worker keeps beside the host's and the outbox's; monotonic. */
+const local = {
+  badRecords: 0,
+  oversizeDrops: 0,
+  /** Loop passes that left client requests in the in-ring because the outbox was full. */
+  clientWorkHeld: 0,
+};
 const outRecordMax = maxPayloadBytes(outRing.capacityBytes);
+const outbox = new Outbox(outRing, init.outboxBytesMax);
 
-function out(kind: number, shard: number, payload: Uint8Array): void {
+function out(kind: number, shard: number, payload: Uint8Array, cls: OutClass): void {
   if (payload.length > outRecordMax) {
     // Only a snapshot of a large shard gets here (appends are capped by appendBytesMax): it cannot
     // travel as one record until snapshots stream in chunks. Counted, never a crash.
     local.oversizeDrops++;
     return;
   }
-  // The main thread drains continuously; a ring still full after this long means it is stuck, and
-  // dropping is safe: raft resends, and the client's request times out with a clear error.
-  if (!outRing.writeSync(kind, shard, payload, init.outRingWaitMs)) local.outRingDrops++;
+  outbox.push(kind, shard, payload, cls);
 }
 
 const sink = {
   send(shard: ShardId, m: Message): void {
-    out(RecordKind.RaftMessage, shard, encodeMessage(m));
+    out(RecordKind.RaftMessage, shard, encodeMessage(m), 'message');
   },
   reply(shard: ShardId, r: ClientReply): void {
-    out(RecordKind.ClientReply, shard, encodeReply(r));
+    out(RecordKind.ClientReply, shard, encodeReply(r), 'reply');
   },
   event(shard: ShardId, e: ShardEvent): void {
-    out(RecordKind.ShardEvent, shard, pack(e));
+    out(RecordKind.ShardEvent, shard, pack(e), 'event');
   },
 };
 
@@ -71,6 +82,9 @@ try {
     raft: init.raft,
     compactEveryEntries: init.compactEveryEntries,
     compactKeepEntries: init.compactKeepEntries,
+    // The shell's clock: the host catches its ticks up by it, also right before lease decisions.
+    clock: () => performance.now(),
+    tickMs: init.tickMs,
   });
 } catch (e) {
   // Report a refusal (e.g. a data directory laid out for another worker count) to the pool.
@@ -121,49 +135,89 @@ const loopDone = new Promise<void>((resolve) => {
 /** Records drained per turn at most, so ticks and control messages are not starved. */
 const DRAIN_BUDGET = 4096;
 
+const isClientWork = (kind: number | undefined): boolean => kind === RecordKind.ClientPropose || kind === RecordKind.ClientRead;
+
+/**
+ * The waits in progress, at most one of each, so passes that race them do not pile up waiters
+ * (each ends by its timeout, at most a tick).
+ */
+let dataWait: Promise<void> | undefined;
+let spaceWait: Promise<void> | undefined;
+
+function waitForData(ms: number): Promise<void> {
+  dataWait ??= inRing.waitForData(ms).finally(() => {
+    dataWait = undefined;
+  });
+  return dataWait;
+}
+
+function waitForSpace(ms: number): Promise<void> {
+  spaceWait ??= outRing.waitForSpace(outbox.nextBytes(), ms).finally(() => {
+    spaceWait = undefined;
+  });
+  return spaceWait;
+}
+
 async function loop(): Promise<void> {
-  let lastTick = performance.now();
   while (!stopping) {
-    // Time first, and all of it: leases are measured in ticks, so a stalled worker must not judge
-    // a read (or anything else) on a clock that fell behind the other replicas'.
-    const now = performance.now();
-    if (now - lastTick >= init.tickMs) {
-      const ticks = Math.floor((now - lastTick) / init.tickMs);
-      for (let i = 0; i < ticks; i++) host.tick();
-      lastTick += ticks * init.tickMs;
-    }
+    outbox.flush();
+    // Time first, and all of it. The host also catches up by itself right before each lease
+    // decision and each raft message, since this pass may stall before it gets to them.
+    host.catchUp();
     let n = 0;
-    while (n < DRAIN_BUDGET && inRing.readView(dispatch)) n++;
+    let held = false;
+    while (n < DRAIN_BUDGET) {
+      // Backpressure: with the outbox full, client work stays in the in-ring (new requests then
+      // find it full and get Overloaded); raft messages ahead of it are still stepped.
+      if (outbox.full() && isClientWork(inRing.peekKind())) {
+        held = true;
+        local.clientWorkHeld++;
+        break;
+      }
+      if (!inRing.readView(dispatch)) break;
+      n++;
+    }
     let turned = 0;
     for (let i = 0; i < 4 && host.hasReady(); i++) turned += host.turn();
-    if (n === 0 && turned === 0) {
-      await inRing.waitForData(Math.max(1, init.tickMs - (performance.now() - lastTick)));
-    } else {
+    outbox.flush();
+    if (n > 0 || turned > 0) {
       // Let comlink calls and timers in between busy turns.
       await new Promise<void>((resolve) => setImmediate(resolve));
+      continue;
     }
+    // Idle until the next tick, new records (unless client work is held back: then the outbox is
+    // full, so something waits for room) or room for what waits in the outbox.
+    const ms = Math.max(1, host.msUntilTick());
+    const waits: Promise<void>[] = [];
+    if (!held) waits.push(waitForData(ms));
+    if (outbox.records() > 0) waits.push(waitForSpace(ms));
+    await Promise.race(waits);
   }
+  outbox.flush();
   stopped();
 }
 
 // ------------------------------------------------------------------ metrics
 
 const registry = new Registry();
-const hostCounterNames: (keyof HostCounters)[] = [
-  'turns',
-  'commits',
-  'entriesPersisted',
-  'entriesApplied',
-  'proposals',
-  'proposalsRefused',
-  'replies',
-  'reads',
-  'messagesSent',
-  'snapshotsInstalled',
-  'compactions',
-  'duplicateProposals',
-  'sessionsExpired',
-];
+/** Every host counter, exported as a Prometheus counter (a Record, so a new one cannot be left out). */
+const hostCounterNames = Object.keys({
+  turns: true,
+  commits: true,
+  entriesPersisted: true,
+  entriesApplied: true,
+  proposals: true,
+  proposalsRefused: true,
+  replies: true,
+  reads: true,
+  messagesSent: true,
+  snapshotsInstalled: true,
+  compactions: true,
+  duplicateProposals: true,
+  sessionsExpired: true,
+  ticks: true,
+  ticksLate: true,
+} satisfies Record<keyof HostCounters, true>) as (keyof HostCounters)[];
 const snake = (s: string): string => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 for (const name of hostCounterNames) {
   new Counter({
@@ -188,12 +242,60 @@ new Gauge({
 });
 new Counter({
   name: 'iroh_raft_worker_out_ring_drops_total',
-  help: 'Records the worker dropped because its out-ring stayed full.',
+  help: 'Raft messages the worker dropped because its out-ring was full and its outbox at its bound (raft resends).',
   labelNames: ['worker'],
   registers: [registry],
   collect() {
     this.reset();
-    this.inc({ worker: String(init.worker) }, local.outRingDrops);
+    this.inc({ worker: String(init.worker) }, outbox.counters.messagesDropped);
+  },
+});
+new Counter({
+  name: 'iroh_raft_worker_outbox_held_total',
+  help: 'Records that waited in the outbox because the out-ring was full.',
+  labelNames: ['worker'],
+  registers: [registry],
+  collect() {
+    this.reset();
+    this.inc({ worker: String(init.worker) }, outbox.counters.held);
+  },
+});
+new Counter({
+  name: 'iroh_raft_worker_outbox_events_coalesced_total',
+  help: 'Shard events replaced in the outbox by a newer event of the same shard.',
+  labelNames: ['worker'],
+  registers: [registry],
+  collect() {
+    this.reset();
+    this.inc({ worker: String(init.worker) }, outbox.counters.eventsCoalesced);
+  },
+});
+new Gauge({
+  name: 'iroh_raft_worker_outbox_records',
+  help: 'Records waiting in the outbox for room in the out-ring.',
+  labelNames: ['worker'],
+  registers: [registry],
+  collect() {
+    this.set({ worker: String(init.worker) }, outbox.records());
+  },
+});
+new Gauge({
+  name: 'iroh_raft_worker_outbox_bytes',
+  help: 'Payload bytes waiting in the outbox; at its bound the worker takes no new client request.',
+  labelNames: ['worker'],
+  registers: [registry],
+  collect() {
+    this.set({ worker: String(init.worker) }, outbox.bytes());
+  },
+});
+new Counter({
+  name: 'iroh_raft_worker_client_work_held_total',
+  help: 'Loop passes that left client requests in the in-ring because the outbox was full (backpressure).',
+  labelNames: ['worker'],
+  registers: [registry],
+  collect() {
+    this.reset();
+    this.inc({ worker: String(init.worker) }, local.clientWorkHeld);
   },
 });
 new Counter({
@@ -232,14 +334,27 @@ const api = {
   storedShards(): ShardId[] {
     return store.shardIds();
   },
-  status(): { worker: number; shards: { id: ShardId; role: string; term: number; lead: number; commit: number; applied: number; firstIndex: number; lastIndex: number }[]; counters: HostCounters & typeof local } {
+  status(): {
+    worker: number;
+    shards: { id: ShardId; role: string; term: number; lead: number; commit: number; applied: number; firstIndex: number; lastIndex: number }[];
+    counters: HostCounters & typeof local & { outRingDrops: number; outboxHeld: number; eventsCoalesced: number };
+    /** What waits in the outbox now. */
+    outbox: { records: number; bytes: number; full: boolean };
+  } {
     return {
       worker: init.worker,
       shards: host.shardIds().map((id) => {
         const s = host.status(id)!;
         return { id, role: s.role, term: s.term, lead: s.lead, commit: s.commit, applied: s.applied, firstIndex: s.firstIndex, lastIndex: s.lastIndex };
       }),
-      counters: { ...host.counters, ...local },
+      counters: {
+        ...host.counters,
+        ...local,
+        outRingDrops: outbox.counters.messagesDropped,
+        outboxHeld: outbox.counters.held,
+        eventsCoalesced: outbox.counters.eventsCoalesced,
+      },
+      outbox: { records: outbox.records(), bytes: outbox.bytes(), full: outbox.full() },
     };
   },
   /** prom-client metrics of this worker, for the main thread to merge. */

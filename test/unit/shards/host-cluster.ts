@@ -56,6 +56,11 @@ export interface HostClusterOptions {
   readonly onSend?: (from: ClusterNode, shard: ShardId, m: Message) => void;
   readonly onReply?: (node: ClusterNode, shard: ShardId, r: ClientReply) => void;
   readonly stateMachine?: () => StateMachine;
+  /**
+   * Hosts tick by a clock (as in a worker) instead of tick(): each round with ticks moves the
+   * clock by `tickMs` and calls every running host's catchUp() (its worker's loop top).
+   */
+  readonly clock?: { readonly tickMs: number };
 }
 
 export class HostCluster {
@@ -64,6 +69,15 @@ export class HostCluster {
   /** Links cut: messages between these pairs are dropped. */
   readonly cut = new Set<string>();
   private reqId = 1;
+  /** With `clock`: the shared clock, in ms; moves by tickMs per round with ticks. */
+  nowMs = 0;
+  /** With `clock`: how far ahead of `nowMs` a node's clock runs (its own timers fire early). */
+  private readonly aheadMs = new Map<number, number>();
+  /**
+   * Nodes whose worker is stalled: no catch-up, no turn, and messages to them wait (in their
+   * in-ring) until they run again, to be stepped then.
+   */
+  readonly paused = new Set<number>();
   private readonly root = mkdtempSync(join(tmpdir(), 'iroh-raft-hosts-'));
 
   constructor(private readonly opts: HostClusterOptions) {
@@ -97,6 +111,7 @@ export class HostCluster {
       nodeId: node.id,
       seed: node.id * 7919,
       raft: { electionTimeoutTicks: 10 },
+      ...(this.opts.clock ? { clock: () => this.nowMs + (this.aheadMs.get(node.id) ?? 0), tickMs: this.opts.clock.tickMs } : {}),
       ...this.opts.host,
     });
     const all = Array.from({ length: this.opts.nodes }, (_, i) => (i + 1) as NodeId);
@@ -108,20 +123,37 @@ export class HostCluster {
     return this.nodes[id - 1]!;
   }
 
-  /** One round: deliver queued messages, tick every node once, turn every node until quiet. */
+  /**
+   * One round: deliver queued messages, tick every node once (with a clock: move it a tick and
+   * catch up), turn every node until quiet. Paused nodes do nothing; messages to them wait.
+   */
   round(tick = true): void {
+    if (tick && this.opts.clock) this.nowMs += this.opts.clock.tickMs;
     const q = this.queue;
     this.queue = [];
-    for (const { shard, m } of q) {
+    for (const item of q) {
+      const { shard, m } = item;
       const to = this.node(m.to);
       if (!to.up || this.cut.has(`${m.from}-${m.to}`) || this.cut.has(`${m.to}-${m.from}`)) continue;
+      if (this.paused.has(to.id)) {
+        this.queue.push(item);
+        continue;
+      }
       to.host.step(shard, m);
     }
     for (const n of this.nodes) {
-      if (!n.up) continue;
-      if (tick) n.host.tick();
+      if (!n.up || this.paused.has(n.id)) continue;
+      if (tick) {
+        if (this.opts.clock) n.host.catchUp();
+        else n.host.tick();
+      }
       for (let i = 0; i < 8 && n.host.hasReady(); i++) n.host.turn();
     }
+  }
+
+  /** With `clock`: node `id`'s clock jumps `ms` ahead of the others' (from its next catch-up on). */
+  runAhead(id: number, ms: number): void {
+    this.aheadMs.set(id, (this.aheadMs.get(id) ?? 0) + ms);
   }
 
   /** Runs rounds until `done` holds (or throws after `max` rounds). */

@@ -293,3 +293,100 @@ describe('log and data agree', () => {
     expect(n1.host.verify(0 as ShardId)!.mismatches).toEqual(['010203']);
   });
 });
+
+describe('leases judged on real time (hosts with a clock)', () => {
+  const TICK_MS = 100;
+  const E = 10; // electionTimeoutTicks of HostCluster
+  const okIndex = (n: ClusterNode, req: number): number | undefined => {
+    const o = n.replies.get(req);
+    return o?.ok ? indexOf(o.body) : undefined;
+  };
+  const role = (n: ClusterNode): string => n.host.status(0 as ShardId)!.role;
+  const leaseReads = (n: ClusterNode): number => n.host.status(0 as ShardId)!.counters.leaseReads;
+  const turnAll = (n: ClusterNode): void => {
+    for (let i = 0; i < 8 && n.host.hasReady(); i++) n.host.turn();
+  };
+
+  test('a leader stalled after its catch-up judges a lease read on the caught-up clock: its lapsed lease serves no stale read', () => {
+    cluster = new HostCluster({ nodes: 3, shards: 1, clock: { tickMs: TICK_MS } });
+    const c = cluster;
+    c.elect();
+    const old = c.leaderOf(0)!;
+    const w1 = c.propose(old, 0, 'k');
+    c.until(() => old.replies.has(w1));
+    for (let i = 0; i < 3; i++) c.round();
+    // The lease holds: a lease read is answered by it, at once.
+    const before = leaseReads(old);
+    const r0 = c.read(old, 0, 'k', 'lease');
+    expect(leaseReads(old)).toBe(before + 1);
+    turnAll(old);
+    expect(okIndex(old, r0)).toBe(okIndex(old, w1));
+
+    // Its worker stalls right after a catch-up (a blocked write, a GC pause) and its links fail.
+    // The others' promises run out; they elect a leader that acknowledges a newer write of k.
+    c.paused.add(old.id);
+    const others = c.nodes.filter((n) => n !== old);
+    for (const n of others) c.cut.add(`${old.id}-${n.id}`);
+    const newLeader = (): ClusterNode | undefined => others.find((n) => role(n) === 'leader');
+    c.until(() => newLeader() !== undefined, 200);
+    const nl = newLeader()!;
+    const w2 = c.propose(nl, 0, 'k');
+    c.until(() => nl.replies.has(w2), 200);
+    expect(okIndex(nl, w2)).toBeGreaterThan(okIndex(old, w1)!);
+
+    // The stall ends and the next record it drains is a lease read, before any loop-top catch-up.
+    c.paused.delete(old.id);
+    const r = c.read(old, 0, 'k', 'lease');
+    turnAll(old);
+    expect(leaseReads(old)).toBe(before + 1);
+    expect(old.replies.get(r)?.ok).not.toBe(true);
+    expect(old.host.counters.ticksLate).toBeGreaterThanOrEqual(E);
+  });
+
+  test('a follower stalled with heartbeats waiting in its in-ring promises from real time: the leader’s lease never outlives the promise', () => {
+    cluster = new HostCluster({ nodes: 3, shards: 1, clock: { tickMs: TICK_MS } });
+    const c = cluster;
+    c.elect();
+    const l = c.leaderOf(0)!;
+    const [a, b] = c.nodes.filter((n) => n !== l) as [ClusterNode, ClusterNode];
+    const w1 = c.propose(l, 0, 'k');
+    c.until(() => l.replies.has(w1));
+    for (let i = 0; i < 3; i++) c.round();
+
+    // b loses the leader: its promise runs out, so only a's promise stands between b and leadership.
+    c.cut.add(`${l.id}-${b.id}`);
+    for (let i = 0; i < E + 2; i++) c.round();
+    // a's worker stalls for 7 ticks after a catch-up; the leader's heartbeats wait in its in-ring.
+    c.paused.add(a.id);
+    for (let i = 0; i < 7; i++) c.round();
+    // The stall ends: a steps the waiting heartbeats (no catch-up at a loop top in between) and
+    // acknowledges the newest; the leader takes the acks: its lease counts from its newest heartbeat.
+    c.paused.delete(a.id);
+    c.round(false);
+    c.round(false);
+    // Then the leader is cut off from everyone, and three ticks pass: its lease still holds.
+    c.cut.add(`${l.id}-${a.id}`);
+    for (let i = 0; i < 3; i++) c.round();
+    const r0 = c.read(l, 0, 'k', 'lease');
+    turnAll(l);
+    expect(okIndex(l, r0)).toBe(okIndex(l, w1));
+
+    // b's election timer fires (its clock runs ahead; only its own timers see that). Messages now
+    // travel without time passing: a judges b's (pre-)votes on its promise alone.
+    c.runAhead(b.id, 2 * E * TICK_MS);
+    c.round();
+    for (let i = 0; i < 30 && role(b) !== 'leader'; i++) c.round(false);
+    let stale = false;
+    if (role(b) === 'leader') {
+      const w2 = c.propose(b, 0, 'k');
+      for (let i = 0; i < 30 && !b.replies.has(w2); i++) c.round(false);
+      const r = c.read(l, 0, 'k', 'lease');
+      turnAll(l);
+      stale = okIndex(b, w2) !== undefined && okIndex(l, r) !== undefined && okIndex(l, r)! < okIndex(b, w2)!;
+    }
+    // a still keeps its promise to the leader whose lease it renewed, so no stale read is possible.
+    expect(stale).toBe(false);
+    expect(role(b)).not.toBe('leader');
+    expect(role(l)).toBe('leader');
+  });
+});

@@ -88,6 +88,54 @@ describe('SPSC ring on SharedArrayBuffer', () => {
     expect(ring.tryWrite(0, written, new Uint8Array(20))).toBe(true);
   });
 
+  test('peekKind tells the next record\'s kind without taking it, across a wrap; fits agrees with tryWrite', () => {
+    const ring = new Ring(Ring.allocate(256));
+    expect(ring.peekKind()).toBeUndefined();
+    // Move the positions near the end (224 of 256), so the next record wraps.
+    for (let i = 0; i < 2; i++) {
+      expect(ring.tryWrite(1, 0, new Uint8Array(100))).toBe(true);
+      expect(ring.read()?.kind).toBe(1);
+    }
+    expect(ring.fits(40)).toBe(true);
+    expect(ring.tryWrite(7, 1, new Uint8Array(40))).toBe(true);
+    expect(ring.peekKind()).toBe(7);
+    expect(ring.peekKind()).toBe(7);
+    expect(ring.tryWrite(9, 2, new Uint8Array(8))).toBe(true);
+    expect(ring.tryWrite(9, 3, new Uint8Array(100))).toBe(true);
+    const answers = new Set<boolean>();
+    for (let size = 0; size <= maxPayloadBytes(256); size += 4) {
+      const fits = ring.fits(size);
+      answers.add(fits);
+      const probe = new Ring(ring.buffer.slice(0));
+      expect(probe.tryWrite(0, 0, new Uint8Array(size))).toBe(fits);
+    }
+    expect([...answers].sort()).toEqual([false, true]);
+    expect(ring.read()?.kind).toBe(7);
+    expect(ring.peekKind()).toBe(9);
+    expect(ring.read()?.shard).toBe(2);
+    expect(ring.read()?.shard).toBe(3);
+    expect(ring.peekKind()).toBeUndefined();
+  });
+
+  test('waitForSpace resolves once a reader has made room, or at its timeout, and leaves no waiter counted', async () => {
+    const ring = new Ring(Ring.allocate(256));
+    const fitted = fillWithBurstRecords(ring);
+    expect(ring.fits(BURST_PAYLOAD_BYTES)).toBe(false);
+    await ring.waitForSpace(BURST_PAYLOAD_BYTES, 5);
+    expect(ring.fits(BURST_PAYLOAD_BYTES)).toBe(false);
+    expect(ring.waiters()).toEqual({ data: 0, space: 0 });
+    let settled = false;
+    const pending = ring.waitForSpace(BURST_PAYLOAD_BYTES, 10_000).then(() => {
+      settled = true;
+    });
+    expect(ring.waiters().space).toBe(1);
+    for (let i = 0; i < fitted / 2; i++) expect(ring.read()?.shard).toBe(i);
+    await within(pending, 2000);
+    expect(settled).toBe(true);
+    expect(ring.fits(BURST_PAYLOAD_BYTES)).toBe(true);
+    expect(ring.waiters()).toEqual({ data: 0, space: 0 });
+  });
+
   test('a full ring makes write() give up after its timeout', async () => {
     const ring = new Ring(Ring.allocate(128));
     while (ring.tryWrite(0, 0, new Uint8Array(20)));

@@ -1,0 +1,140 @@
+/**
+ * What a worker has for its out-ring but could not write yet. The worker never blocks on a full
+ * out-ring: a blocked worker thread would stop ticking and stepping every shard it hosts (their
+ * leases and election timers judge ticks, see ShardHost.catchUp) and stop answering its control
+ * API. Records wait here instead, in the order they were produced, and leave as the main thread
+ * frees room.
+ *
+ * Bounds, by class of record:
+ * - raft messages wait only while the outbox holds less than `bytesMax`; past it they are
+ *   dropped and counted: raft resends what matters (appends are retried, heartbeats recur);
+ * - client replies are never dropped: each answers a request the worker already took from its
+ *   in-ring, and while {@link Outbox.full} holds the worker takes no new client request (it
+ *   leaves them in the in-ring, which fills, so the pool answers new work `Overloaded`). Replies
+ *   therefore grow past `bytesMax` only by the answers to work taken before the outbox filled;
+ * - shard events are coalesced: a shard's event still waiting is replaced by its newer one
+ *   (routing needs the latest leader and role only), so they number at most the hosted shards.
+ */
+import { assert } from '../shards/raft/index.js';
+
+/** How a record may be treated while the out-ring is full. */
+export type OutClass = 'message' | 'reply' | 'event';
+
+/** The producer side of the out-ring, as the outbox uses it. */
+export interface OutRing {
+  tryWrite(kind: number, shard: number, payload: Uint8Array): boolean;
+}
+
+interface Held {
+  readonly kind: number;
+  readonly shard: number;
+  readonly cls: OutClass;
+  /** Replaced in place when a newer event of the same shard arrives (events only). */
+  payload: Uint8Array;
+}
+
+/** Counts for metrics; monotonic. */
+export interface OutboxCounters {
+  /** Records that had to wait here because the out-ring was full. */
+  held: number;
+  /** Raft messages dropped: out-ring full and the outbox at `bytesMax`. */
+  messagesDropped: number;
+  /** Waiting shard events replaced by a newer event of the same shard. */
+  eventsCoalesced: number;
+}
+
+export class Outbox {
+  /**
+   * Records waiting, oldest first, from `head` on: `queue[head..]`. Invariant: empty whenever
+   * nothing waits (then a new record goes straight to the ring), so order is kept: no record is
+   * written while an older one waits.
+   */
+  private queue: Held[] = [];
+  private head = 0;
+  /** Payload bytes of the waiting records; equals the sum over `queue[head..]`. */
+  private bytesHeld = 0;
+  /** The waiting event of each shard that has one (an entry of `queue`). */
+  private readonly events = new Map<number, Held>();
+  readonly counters: OutboxCounters = { held: 0, messagesDropped: 0, eventsCoalesced: 0 };
+
+  /**
+   * `bytesMax`: payload bytes at which the outbox counts as full: raft messages are dropped and
+   * the worker stops taking client requests. At least one ring record, so any record can wait.
+   */
+  constructor(
+    private readonly ring: OutRing,
+    readonly bytesMax: number,
+  ) {
+    assert(Number.isInteger(bytesMax) && bytesMax > 0, `outbox bytesMax must be a positive integer, got ${bytesMax}`);
+  }
+
+  /** Records waiting. */
+  records(): number {
+    return this.queue.length - this.head;
+  }
+
+  /** Payload bytes waiting. */
+  bytes(): number {
+    return this.bytesHeld;
+  }
+
+  /** At or past `bytesMax`: take no new client work; raft messages are dropped. */
+  full(): boolean {
+    return this.bytesHeld >= this.bytesMax;
+  }
+
+  /** Payload bytes of the oldest waiting record (what the ring must fit next); 0 when none waits. */
+  nextBytes(): number {
+    return this.head < this.queue.length ? this.queue[this.head]!.payload.length : 0;
+  }
+
+  /**
+   * Writes `payload` to the ring, or keeps it until the ring has room (never waits). A raft
+   * message that finds the outbox full is dropped and counted; replies and events always stay.
+   */
+  push(kind: number, shard: number, payload: Uint8Array, cls: OutClass): void {
+    if (this.records() > 0) this.flush();
+    if (this.records() === 0 && this.ring.tryWrite(kind, shard, payload)) return;
+    if (cls === 'event') {
+      const waiting = this.events.get(shard);
+      if (waiting !== undefined) {
+        this.bytesHeld += payload.length - waiting.payload.length;
+        waiting.payload = payload;
+        this.counters.eventsCoalesced++;
+        return;
+      }
+    } else if (cls === 'message' && this.full()) {
+      this.counters.messagesDropped++;
+      return;
+    }
+    const h: Held = { kind, shard, cls, payload };
+    this.queue.push(h);
+    this.bytesHeld += payload.length;
+    if (cls === 'event') this.events.set(shard, h);
+    this.counters.held++;
+  }
+
+  /** Writes waiting records, oldest first, while the ring takes them. Returns how many left. */
+  flush(): number {
+    let n = 0;
+    while (this.head < this.queue.length) {
+      const h = this.queue[this.head]!;
+      if (!this.ring.tryWrite(h.kind, h.shard, h.payload)) break;
+      this.head++;
+      this.bytesHeld -= h.payload.length;
+      if (h.cls === 'event' && this.events.get(h.shard) === h) this.events.delete(h.shard);
+      n++;
+    }
+    if (this.head === this.queue.length) {
+      this.queue = [];
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.queue.length) {
+      // Drop the written prefix now and then, so a long backlog costs O(1) per record.
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+    assert(this.bytesHeld >= 0, 'outbox: negative byte count');
+    assert(this.records() > 0 || this.bytesHeld === 0, 'outbox: bytes held with no record');
+    return n;
+  }
+}
