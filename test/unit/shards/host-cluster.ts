@@ -68,6 +68,8 @@ export class HostCluster {
   private queue: { shard: ShardId; m: Message }[] = [];
   /** Links cut: messages between these pairs are dropped. */
   readonly cut = new Set<string>();
+  /** Messages for which one of these is true are dropped (finer than `cut`). */
+  readonly drops: ((m: Message) => boolean)[] = [];
   private reqId = 1;
   /** With `clock`: the shared clock, in ms; moves by tickMs per round with ticks. */
   nowMs = 0;
@@ -134,7 +136,7 @@ export class HostCluster {
     for (const item of q) {
       const { shard, m } = item;
       const to = this.node(m.to);
-      if (!to.up || this.cut.has(`${m.from}-${m.to}`) || this.cut.has(`${m.to}-${m.from}`)) continue;
+      if (!to.up || this.cut.has(`${m.from}-${m.to}`) || this.cut.has(`${m.to}-${m.from}`) || this.drops.some((d) => d(m))) continue;
       if (this.paused.has(to.id)) {
         this.queue.push(item);
         continue;

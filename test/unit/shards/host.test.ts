@@ -390,3 +390,52 @@ describe('leases judged on real time (hosts with a clock)', () => {
     expect(role(l)).toBe('leader');
   });
 });
+
+describe('proposals whose entry is overwritten', () => {
+  test('a proposal truncated here and replaced at its index is answered only once that index commits, with the entry that committed', () => {
+    cluster = new HostCluster({ nodes: 3, shards: 1 });
+    const c = cluster;
+    const [a, b] = [c.node(1), c.node(2)];
+    const role = (n: ClusterNode): string => n.host.status(0 as ShardId)!.role;
+    const campaigns = (m: Message): boolean => m.type === MessageType.PreVote || m.type === MessageType.Vote;
+    // Node 1 leads (the others' campaigns are dropped) and commits a first write.
+    const only = (id: number) => (m: Message): boolean => campaigns(m) && m.from !== id;
+    c.drops.push(only(1));
+    c.until(() => role(a) === 'leader');
+    const w0 = c.propose(a, 0, 'k0');
+    c.until(() => a.replies.has(w0));
+    // Cut off, it takes three proposals that reach nobody.
+    c.cut.add('1-2');
+    c.cut.add('1-3');
+    const [p1, p2, p3] = [c.propose(a, 0, 'p1'), c.propose(a, 0, 'p2'), c.propose(a, 0, 'p3')];
+    for (let i = 0; i < 3; i++) c.round(false);
+    // Node 2 is elected by node 3 and commits its no-op over p1's index.
+    c.drops.length = 0;
+    c.drops.push(only(2));
+    c.until(() => role(b) === 'leader');
+    const t2 = b.host.status(0 as ShardId)!.term;
+    c.until(() => b.host.status(0 as ShardId)!.commit === b.host.status(0 as ShardId)!.lastIndex);
+    // Node 1 hears from node 2: its log is truncated after p1's index (now node 2's no-op).
+    c.cut.delete('1-2');
+    c.until(() => a.host.status(0 as ShardId)!.lead === b.id && a.host.status(0 as ShardId)!.lastIndex === b.host.status(0 as ShardId)!.lastIndex);
+    expect(a.replies.get(p1)).toMatchObject({ ok: false, code: 'ProposalDropped' });
+    // Node 2 goes away; node 1 is elected again (node 3's vote), and its next proposal lands at
+    // p3's index: its no-op takes p2's.
+    c.cut.add('1-2');
+    c.cut.add('2-3');
+    c.cut.delete('1-3');
+    c.drops.length = 0;
+    c.drops.push(only(1));
+    c.until(() => role(a) === 'leader' && a.host.status(0 as ShardId)!.term > t2);
+    const p4 = c.propose(a, 0, 'p4');
+    // p3's index is not committed: another replica holding p3's entry could still commit it, so
+    // nothing final can be said yet, and nothing is.
+    expect(a.replies.has(p3)).toBe(false);
+    c.until(() => a.replies.has(p4) && a.replies.has(p3) && a.replies.has(p2));
+    expect(a.replies.get(p4)).toMatchObject({ ok: true });
+    // The index committed with p4's entry: final, p2 and p3 never apply.
+    expect(a.replies.get(p2)).toMatchObject({ ok: false, code: 'ProposalDropped' });
+    expect(a.replies.get(p3)).toMatchObject({ ok: false, code: 'ProposalDropped' });
+    expect(indexOf((a.replies.get(p4) as { body: Uint8Array }).body)).toBe(b.host.status(0 as ShardId)!.lastIndex + 2);
+  });
+});
