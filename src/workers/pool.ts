@@ -233,11 +233,6 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     worker.on('error', () => undefined);
   }
 
-  /** True when every worker runs (none is restarting). */
-  allRunning(): boolean {
-    return this.slots.every((s) => s.state === 'running');
-  }
-
   /** True when worker `w` runs: its shards can lead and take requests (not restarting, not stopped). */
   isRunning(w: number): boolean {
     return this.slots[w]?.state === 'running';
