@@ -9,7 +9,7 @@ export default tseslint.config(
   {
     languageOptions: {
       parserOptions: {
-        projectService: { allowDefaultProject: ['eslint.config.js', 'test/support/*.mjs', 'test/unit/workers/*.mjs'] },
+        projectService: { allowDefaultProject: ['eslint.config.js', 'test/support/*.mjs', 'test/unit/workers/*.mjs', 'test/integration/*.cjs'] },
         tsconfigRootDir: import.meta.dirname,
       },
     },
@@ -22,8 +22,14 @@ export default tseslint.config(
   },
   {
     // Plain JS bootstraps carry no types to check.
-    files: ['**/*.mjs'],
+    files: ['**/*.mjs', '**/*.cjs'],
     ...tseslint.configs.disableTypeChecked,
+  },
+  {
+    // CommonJS test hooks, for `node --require` (which, unlike `--import`, also runs in workers).
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', setInterval: 'readonly' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
   {
     // The consensus core is pure: no I/O, no clocks, no ambient randomness, no timers.

@@ -177,6 +177,15 @@ export async function startNode(cfg: NodeConfig, opts: StartOptions): Promise<Ru
     gauge('iroh_raft_router_forwarded_total', 'Client requests this node forwarded to a leader.', () => r.counters.forwarded);
     gauge('iroh_raft_router_retries_total', 'Client request attempts retried after NotLeader and the like.', () => r.counters.retries);
     gauge('iroh_raft_router_spoofed_total', 'Raft messages refused because their sender was not the connection peer.', () => r.counters.spoofed);
+    const lc = r.liveness.counters;
+    gauge('iroh_raft_liveness_peers_down_total', 'Peers declared gone after a liveness timeout of silence.', () => lc.peersDown);
+    gauge('iroh_raft_liveness_peers_up_total', 'Peers heard again after being declared gone.', () => lc.peersUp);
+    gauge('iroh_raft_liveness_workers_down_total', 'Workers of peers that their liveness records reported stopped.', () => lc.workersDown);
+    gauge('iroh_raft_liveness_bad_records_total', 'Liveness records whose payload did not decode (ignored).', () => lc.bad);
+    gauge('iroh_raft_liveness_wakes_total', 'Wake rounds run on behalf of a peer (at most one per peer per election timeout).', () => lc.wakes);
+    gauge('iroh_raft_liveness_wakes_coalesced_total', 'Reasons to wake folded into a round a peer already owed.', () => lc.wakesCoalesced);
+    gauge('iroh_raft_liveness_wake_shards_total', 'Shards named in wake requests: the work peers coming and going cost.', () => lc.wakeShards);
+    gauge('iroh_raft_liveness_shards_woken_total', 'Quiet replicas here that liveness woke.', () => r.counters.shardsWoken);
     gauge('iroh_raft_pool_inflight_requests', 'Requests waiting for a worker reply.', () => p.inflight());
     gauge('iroh_raft_pool_worker_restarts_total', 'Worker threads restarted after a crash.', () => p.counters.restarts);
     gauge('iroh_raft_transport_bytes_sent_total', 'Bytes sent to peers over Iroh.', () => transport.stats().bytesSent);

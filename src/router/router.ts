@@ -8,12 +8,13 @@
  * against the authenticated peer of the connection.
  */
 import { randomInt } from 'node:crypto';
-import { CodecError, RecordKind, decodePropose, decodeRead, decodeReply, encodePropose, encodeRead, encodeReply, peekMessageFrom, peekMessageTo } from '../shards/codec.js';
+import { CodecError, RecordKind, decodePropose, decodeRead, decodeReply, encodeLiveness, encodePropose, encodeRead, encodeReply, peekMessageFrom, peekMessageTo } from '../shards/codec.js';
 import type { Consistency, Outcome } from '../shards/host.js';
 import { KvOp, decodeKvReply, encodeCas, encodeDelete, encodeGet, encodePut, encodeScan } from '../shards/kv.js';
 import type { NodeId, ShardId } from '../shards/raft/index.js';
 import type { WorkerPool } from '../workers/pool.js';
 import type { KvService, Result } from '../io/http/server.js';
+import { Liveness } from './liveness.js';
 import { localShards, replicasOf, shardOf } from './placement.js';
 
 /** What the router needs from the transport. */
@@ -39,12 +40,21 @@ export interface RouterOptions {
   /** Client requests in flight through this router (each holds a session lane). Default 4,096. */
   readonly requestsMax?: number;
   /**
-   * Milliseconds without any record from a peer before it counts as gone: the quiet shards it
-   * leads are then woken so they can elect another leader. Default 1,000.
+   * Milliseconds without a liveness record from a peer before it counts as gone: the quiet shards
+   * it leads here are then woken so they can elect another leader. Other records (raft traffic,
+   * forwards) do not count: they may come from a healthy worker of a node whose other worker is
+   * dead. Default 1,000.
    */
   readonly livenessTimeoutMs?: number;
   /** Milliseconds between this node's liveness records to each peer. Default 100. */
   readonly livenessIntervalMs?: number;
+  /**
+   * Least milliseconds between two wake rounds on behalf of one peer, so a flapping peer (or
+   * worker of one) costs at most one round per this. Default livenessTimeoutMs.
+   */
+  readonly wakeGapMs?: number;
+  /** Milliseconds now, for liveness. Default performance.now (tests pass their own clock). */
+  readonly clock?: () => number;
   /** The node's metrics in Prometheus text (the router does not own the registry). */
   readonly metrics?: () => Promise<{ contentType: string; body: string }>;
 }
@@ -77,12 +87,19 @@ export class Router implements KvService {
   private readonly forwards = new Map<number, Forward>();
   private nextForward = 1;
   private readonly timeoutMs: number;
-  /** Per shard: undefined when this node hosts it, else the replica to ask first (fixed placement). */
-  private readonly firstReplica: (NodeId | undefined)[] = [];
-  readonly counters = { forwarded: 0, forwardedIn: 0, retries: 0, spoofed: 0, badRecords: 0, raftIn: 0, raftOut: 0, raftDropped: 0, peersDown: 0, peersUp: 0 };
-  /** Per peer: when a record last arrived (performance.now()) and whether it counts as up. */
-  private readonly liveness = new Map<NodeId, { heard: number; up: boolean }>();
+  /** Per shard: whether this node hosts a replica of it (fixed placement). */
+  private readonly hosted: boolean[] = [];
+  /**
+   * Per shard: the replicas to try when its leader is unknown or cannot be reached, this node
+   * first when it hosts one, then the placement order. Fixed.
+   */
+  private readonly replicaOrder: NodeId[][] = [];
+  /** `shardsWoken`: quiet replicas here that liveness woke (a worker's count of those it found quiet). */
+  readonly counters = { forwarded: 0, forwardedIn: 0, retries: 0, spoofed: 0, badRecords: 0, raftIn: 0, raftOut: 0, raftDropped: 0, shardsWoken: 0 };
+  /** Peers and their workers: who can lead which shard, and the wakes that follow. */
+  readonly liveness: Liveness;
   private livenessTimer: NodeJS.Timeout | undefined;
+  private readonly clock: () => number;
 
   constructor(private readonly opts: RouterOptions) {
     for (const m of opts.members) {
@@ -93,60 +110,58 @@ export class Router implements KvService {
     const ids = opts.members.map((m) => m.nodeId);
     for (let s = 0; s < opts.shards; s++) {
       const replicas = replicasOf(s as ShardId, ids, opts.replicas);
-      this.firstReplica.push(replicas.includes(opts.self) ? undefined : replicas[0]);
+      const here = replicas.includes(opts.self);
+      this.hosted.push(here);
+      this.replicaOrder.push(here ? [opts.self, ...replicas.filter((id) => id !== opts.self)] : replicas);
     }
     // Client ids are random per start, so sessions of an earlier run never collide with this one.
     const base = randomInt(1, 2 ** 40) * 2 ** 12;
     const lanes = opts.requestsMax ?? 4096;
     for (let i = 0; i < lanes; i++) this.freeLanes.push({ clientId: base + i, seq: 0 });
-    // Peers count as up until they stay silent for a liveness timeout.
-    const now = performance.now();
-    for (const m of opts.members) if (m.nodeId !== opts.self) this.liveness.set(m.nodeId, { heard: now, up: true });
+    // Peers count as up, all of their workers running, until they say or show otherwise.
+    const timeoutMs = opts.livenessTimeoutMs ?? 1000;
+    this.clock = opts.clock ?? (() => performance.now());
+    this.liveness = new Liveness({
+      self: opts.self,
+      peers: ids,
+      local: this.localShards(),
+      localLead: (shard) => opts.pool.leaders.get(shard)?.lead,
+      timeoutMs,
+      wakeGapMs: opts.wakeGapMs ?? timeoutMs,
+      now: this.clock(),
+    });
   }
 
   /**
-   * Node liveness, one record per peer per interval however many shards there are: quiet shards
-   * send no heartbeats of their own, so this is how their followers learn a leader's node died.
+   * Liveness, one record per peer per interval however many shards there are, naming which of
+   * this node's workers run: quiet shards send no heartbeats of their own, so this is how their
+   * followers learn that the node or the worker of their leader died. A node with a worker down
+   * keeps sending (its other workers' shards still lead); peers wake only the followers of the
+   * dead worker's shards.
    */
   startLiveness(): void {
-    const timeout = this.opts.livenessTimeoutMs ?? 1000;
-    const empty = new Uint8Array(0);
     this.livenessTimer = setInterval(() => {
-      const now = performance.now();
-      // While a worker is down (crash loop, failed restart) its shards cannot lead: this node goes
-      // silent, so peers wake the quiet followers of the shards it leads and elect elsewhere.
-      const healthy = this.opts.pool.allRunning();
-      for (const [id, l] of this.liveness) {
-        if (healthy) this.opts.link.send(this.byNode.get(id)!.peerId, RecordKind.NodeHeartbeat, 0, empty);
-        if (l.up && now - l.heard > timeout) {
-          l.up = false;
-          this.counters.peersDown++;
-          void this.opts.pool.wake(id);
-        }
-      }
+      const payload = encodeLiveness({ running: this.opts.pool.workersRunning() });
+      for (const m of this.opts.members) if (m.nodeId !== this.opts.self) this.opts.link.send(m.peerId, RecordKind.NodeHeartbeat, 0, payload);
+      this.tickLiveness();
     }, this.opts.livenessIntervalMs ?? 100);
     this.livenessTimer.unref();
   }
 
-  private reachable(id: NodeId): boolean {
-    return id === this.opts.self || this.liveness.get(id)?.up !== false;
+  /** Declares silent peers gone and runs the wakes due (startLiveness calls it every interval). */
+  tickLiveness(): void {
+    const now = this.clock();
+    this.liveness.check(now);
+    for (const w of this.liveness.due(now)) {
+      void this.opts.pool.wake(w.leader, w.shards).then((n) => {
+        this.counters.shardsWoken += n;
+      });
+    }
   }
 
   /** Peers currently heard from. */
   peersUp(): NodeId[] {
-    return [...this.liveness].filter(([, l]) => l.up).map(([id]) => id);
-  }
-
-  private heard(from: Member): void {
-    const l = this.liveness.get(from.nodeId);
-    if (!l) return;
-    l.heard = performance.now();
-    if (!l.up) {
-      l.up = true;
-      this.counters.peersUp++;
-      // A peer came (back): quiet leaders here heartbeat again, so it finds its leaders at once.
-      void this.opts.pool.wake();
-    }
+    return this.liveness.peersUp();
   }
 
   /** Shards whose replica set includes this node. */
@@ -155,19 +170,32 @@ export class Router implements KvService {
   }
 
   private hosts(shard: ShardId): boolean {
-    return this.firstReplica[shard] === undefined;
+    return this.hosted[shard] === true;
+  }
+
+  /** This node hosts `shard` and the worker hosting it runs, so the local replica can answer. */
+  private servesLocally(shard: ShardId): boolean {
+    return this.hosts(shard) && this.opts.pool.isRunning(this.opts.pool.workerOf(shard));
+  }
+
+  /** `node` can answer for `shard` now: not gone, and its worker for the shard runs. */
+  private canServe(node: NodeId, shard: ShardId): boolean {
+    return node === this.opts.self ? this.servesLocally(shard) : this.liveness.reachable(node, shard);
   }
 
   /**
-   * Best guess of the shard's leader; never a peer that liveness says is gone. A NotLeader hint
-   * (the freshest news) wins over the local replica's last event until the next event.
+   * Where requests for `shard` go: its leader as best known, never a node that cannot serve it
+   * now (gone, or the worker hosting the shard there stopped, this node's own included). A
+   * NotLeader hint (the freshest news) wins over the local replica's last event until the next
+   * event. Without a usable leader, a replica that can answer (this node's first), which points
+   * on with a hint; undefined when none can.
    */
   leaderOf(shard: ShardId): NodeId | undefined {
     const hint = this.hints.get(shard);
-    if (hint !== undefined) return this.reachable(hint) ? hint : undefined;
-    const local = this.opts.pool.leaders.get(shard);
-    if (local && local.lead !== 0) return this.reachable(local.lead) ? local.lead : undefined;
-    return this.firstReplica[shard];
+    if (hint !== undefined && this.canServe(hint, shard)) return hint;
+    const lead = this.opts.pool.leaders.get(shard)?.lead;
+    if (lead !== undefined && lead !== 0 && this.canServe(lead, shard)) return lead;
+    return this.replicaOrder[shard]?.find((id) => this.canServe(id, shard));
   }
 
   // ---------------------------------------------------------------- raft traffic
@@ -192,7 +220,6 @@ export class Router implements KvService {
   onPeerRecords(peerId: string, records: readonly { kind: number; shard: number; payload: Uint8Array }[]): void {
     const member = this.byPeer.get(peerId);
     if (!member) return;
-    this.heard(member);
     for (const r of records) {
       try {
         this.onPeerRecord(member, r.kind, r.shard as ShardId, r.payload);
@@ -232,6 +259,8 @@ export class Router implements KvService {
         return;
       }
       case RecordKind.NodeHeartbeat:
+        // A payload that does not decode is counted there and ignored: it refreshes nothing.
+        this.liveness.onRecord(from.nodeId, payload, this.clock());
         return;
       case RecordKind.ClientReply: {
         const r = decodeReply(payload);
@@ -291,9 +320,12 @@ export class Router implements KvService {
     }
   }
 
-  /** Reads from the local replica when there is one (raft's ReadIndex reaches the leader), else forwards. */
+  /**
+   * Reads from the local replica when there is one that runs (raft's ReadIndex reaches the
+   * leader), else forwards.
+   */
   query(shard: ShardId, query: Uint8Array, consistency: Consistency): Promise<Outcome> {
-    const local = this.hosts(shard);
+    const local = this.servesLocally(shard);
     return this.retrying(shard, (target, left) =>
       local || target === this.opts.self
         ? this.opts.pool.read(shard, query, consistency, left)
@@ -372,13 +404,16 @@ export class Router implements KvService {
 
   async status(): Promise<unknown> {
     const pool = this.opts.pool;
-    const workers = await Promise.all(Array.from({ length: pool.workers }, (_, w) => pool.control(w).status().catch(() => undefined)));
+    // A worker that is restarting would never answer: it is listed as down instead.
+    const workers = await Promise.all(Array.from({ length: pool.workers }, (_, w) => (pool.isRunning(w) ? pool.control(w).status().catch(() => undefined) : Promise.resolve(undefined))));
     const shards = workers.flatMap((w) => w?.shards ?? []).sort((a, b) => a.id - b.id);
     return {
       node: this.opts.self,
       members: this.opts.members.map((m) => ({ node: m.nodeId, id: m.peerId })),
       shards: shards.map((s) => ({ shard: s.id, role: s.role, leader: s.lead, term: s.term, commit: s.commit, applied: s.applied, firstIndex: s.firstIndex, lastIndex: s.lastIndex })),
+      workersDown: pool.workersRunning().flatMap((r, w) => (r ? [] : [w])),
       router: { ...this.counters, inflightForwards: this.forwards.size, peersUp: this.peersUp() },
+      liveness: { ...this.liveness.counters, peers: this.liveness.view() },
     };
   }
 

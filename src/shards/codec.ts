@@ -43,7 +43,10 @@ export const RecordKind = {
   ShardEvent: 5,
   /** Control traffic; msgpack, not encoded here. */
   Control: 6,
-  /** Node -> node, once per tick: "this node is alive" (empty payload); quiet groups rely on it. */
+  /**
+   * Node -> node, once per tick: "this node is alive, and these of its workers run"
+   * ({@link encodeLiveness}); quiet groups rely on it.
+   */
   NodeHeartbeat: 7,
 } as const;
 export type RecordKind = (typeof RecordKind)[keyof typeof RecordKind];
@@ -506,6 +509,60 @@ export function decodeReply(b: Uint8Array): ReplyFrame {
     bad('error message is not valid UTF-8');
   }
   return { reqId, ok: false, code, message, leaderHint };
+}
+
+// ------------------------------------------------------------------ node liveness
+
+/**
+ * What a node says of itself in a {@link RecordKind.NodeHeartbeat} record. Only these records
+ * keep a peer counted as alive: raft traffic from one healthy worker says nothing about the
+ * shards of another, dead one.
+ */
+export interface LivenessFrame {
+  /**
+   * Per worker thread of the sender, by index (the sender hosts shard `s` on worker
+   * `s % running.length`): true while the worker runs, so the shards it hosts can lead. Empty:
+   * the sender did not say (the payload of the previous layout, which was empty and sent only
+   * while every worker ran): every worker counts as running.
+   */
+  readonly running: readonly boolean[];
+}
+
+/** Worker count u16. */
+const LIVENESS_FIXED_BYTES = 2;
+const LIVENESS_WORKERS_MAX = 0xffff;
+
+/**
+ * Layout: `workers u16, running bitmap (ceil(workers / 8) bytes: bit w & 7 of byte w >> 3 set
+ * when worker w runs; the bits past workers are zero)`; no payload at all when `running` is
+ * empty. AssertionError for more than 65,535 workers.
+ */
+export function encodeLiveness(f: LivenessFrame): Uint8Array<ArrayBuffer> {
+  const workers = f.running.length;
+  if (workers > LIVENESS_WORKERS_MAX) bug(`${workers} workers exceed ${LIVENESS_WORKERS_MAX}`);
+  if (workers === 0) return new Uint8Array(0);
+  const bytes = new Uint8Array(LIVENESS_FIXED_BYTES + Math.ceil(workers / 8));
+  new DataView(bytes.buffer).setUint16(0, workers, true);
+  for (let w = 0; w < workers; w++) if (f.running[w]) bytes[LIVENESS_FIXED_BYTES + (w >> 3)]! |= 1 << (w & 7);
+  return bytes;
+}
+
+/**
+ * Decodes {@link encodeLiveness}. CodecError `BadFrame` for a payload of one byte, a worker count
+ * of 0, a length other than the count says, or a set bit past the count.
+ */
+export function decodeLiveness(b: Uint8Array): LivenessFrame {
+  if (b.length === 0) return { running: [] };
+  if (b.length < LIVENESS_FIXED_BYTES) bad(`liveness payload of ${b.length} bytes is truncated`);
+  const workers = viewOf(b).getUint16(0, true);
+  if (workers === 0) bad('liveness payload names 0 workers');
+  const want = LIVENESS_FIXED_BYTES + Math.ceil(workers / 8);
+  if (b.length !== want) bad(`liveness payload for ${workers} workers must be ${want} bytes, got ${b.length}`);
+  const running: boolean[] = [];
+  for (let w = 0; w < workers; w++) running.push((b[LIVENESS_FIXED_BYTES + (w >> 3)]! & (1 << (w & 7))) !== 0);
+  const last = b[want - 1]!;
+  if (workers % 8 !== 0 && last >> (workers % 8) !== 0) bad('liveness payload sets bits past its worker count');
+  return { running };
 }
 
 // ------------------------------------------------------------------ wire frames

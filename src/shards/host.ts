@@ -337,14 +337,16 @@ export class ShardHost {
   }
 
   /**
-   * Ends quiet on the shards led by `leader` (all shards when undefined): the shell learned that
-   * the leader's node is gone, or that a peer came back. Returns how many shards were woken.
+   * Ends quiet on the shards led by `leader` (whatever their leader when undefined), among
+   * `shards` when given (ids not hosted here are skipped), else among all: the shell learned that
+   * the leader's node or worker is gone, or that a replica came back. Returns how many woke.
    */
-  wake(leader?: NodeId): number {
+  wake(leader?: NodeId, shards?: readonly ShardId[]): number {
     this.catchUp();
     let n = 0;
-    for (const s of this.shards.values()) {
-      if (!s.node.isQuiesced() || (leader !== undefined && s.node.leader() !== leader)) continue;
+    const among = shards === undefined ? this.shards.values() : shards.map((id) => this.shards.get(id));
+    for (const s of among) {
+      if (!s || !s.node.isQuiesced() || (leader !== undefined && s.node.leader() !== leader)) continue;
       this.level(s);
       s.node.wake();
       this.touched(s);

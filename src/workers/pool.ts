@@ -239,9 +239,14 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     worker.on('error', () => undefined);
   }
 
-  /** True when every worker runs (none is restarting). */
-  allRunning(): boolean {
-    return this.slots.every((s) => s.state === 'running');
+  /** True when worker `w` runs: its shards can lead and take requests (not restarting, not stopped). */
+  isRunning(w: number): boolean {
+    return this.slots[w]?.state === 'running';
+  }
+
+  /** Per worker, by index: {@link isRunning}. What this node announces in its liveness records. */
+  workersRunning(): boolean[] {
+    return Array.from({ length: this.workers }, (_, w) => this.isRunning(w));
   }
 
   private async restart(slot: Slot, reason: string): Promise<void> {
@@ -384,9 +389,28 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     return true;
   }
 
-  /** Wakes quiet shards led by `leader` (every quiet shard when undefined) on every worker. */
-  async wake(leader?: number): Promise<number> {
-    const counts = await Promise.all(this.slots.filter((s) => s.state === 'running').map((s) => s.api.wake(leader).catch(() => 0)));
+  /**
+   * Wakes quiet shards led by `leader` (whatever their leader when undefined): only those of
+   * `shards` when given, else every quiet shard, on every running worker. Resolves with how many
+   * woke; a worker that is restarting is skipped (its shards restart awake anyway).
+   */
+  async wake(leader?: number, shards?: readonly ShardId[]): Promise<number> {
+    let calls: Promise<number>[];
+    if (shards === undefined) {
+      calls = this.slots.filter((s) => s.state === 'running').map((s) => s.api.wake(leader).catch(() => 0));
+    } else {
+      // Each worker gets only its own shards: a wake names a few shards, not all of them.
+      const byWorker = new Map<number, ShardId[]>();
+      for (const shard of shards) {
+        const w = this.workerOf(shard);
+        if (this.slots[w]?.state !== 'running') continue;
+        let list = byWorker.get(w);
+        if (!list) byWorker.set(w, (list = []));
+        list.push(shard);
+      }
+      calls = [...byWorker].map(([w, list]) => this.slots[w]!.api.wake(leader, list).catch(() => 0));
+    }
+    const counts = await Promise.all(calls);
     return counts.reduce((a, b) => a + b, 0);
   }
 

@@ -365,9 +365,9 @@ const api = {
   snapshot(id: ShardId): Snapshot | undefined {
     return host.storeOf(id)?.snapshot();
   },
-  /** Wakes quiet shards led by `leader` (all quiet shards when undefined); see ShardHost.wake. */
-  wake(leader?: number): number {
-    return host.wake(leader as NodeId | undefined);
+  /** Wakes quiet shards led by `leader` (any leader when undefined), of `shards` when given; see ShardHost.wake. */
+  wake(leader?: number, shards?: ShardId[]): number {
+    return host.wake(leader as NodeId | undefined, shards);
   },
   /** Replays each shard's log and compares with its data (see verifyShard); for checks and tests. */
   verify(ids?: ShardId[]): { shard: ShardId; result: VerifyResult | undefined }[] {

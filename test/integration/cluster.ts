@@ -42,6 +42,8 @@ export interface ClusterOptions {
   readonly workers?: number;
   readonly tickMs?: number;
   readonly extra?: readonly string[];
+  /** Flags for node itself, before the script (e.g. `--require` of a test hook). */
+  readonly nodeArgs?: readonly string[];
 }
 
 export class TestCluster {
@@ -85,7 +87,7 @@ export class TestCluster {
   async startNode(index: number): Promise<void> {
     const n = this.node(index);
     n.output = '';
-    const proc = spawn(process.execPath, this.args(n), { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [...(this.opts.nodeArgs ?? []), ...this.args(n)], { stdio: ['ignore', 'pipe', 'pipe'] });
     n.proc = proc;
     proc.stderr.on('data', (d: Buffer) => (n.output += d.toString()));
     await new Promise<void>((resolve, reject) => {

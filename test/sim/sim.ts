@@ -355,9 +355,14 @@ export class Sim {
     }
   }
 
-  /** A peer came back (restart, healed partition): every quiet replica wakes, as a node does. */
+  /**
+   * A peer came back (restart, healed partition): quiet leaders wake, so its replicas find them at
+   * once, as a node's liveness does (a node wakes only the quiet leaders of the shards it shares
+   * with the returning peer; every quiet leader here is a superset of that).
+   */
   private wakeAll(): void {
     for (const r of this.upReplicas()) {
+      if (r.soft.role !== 'leader') continue;
       r.rn.wake();
       this.markDirty(r);
     }

@@ -2,12 +2,15 @@
  * The router's request path with a peer standing in for a remote leader: retries after NotLeader
  * or a lost answer reuse the request's client session, so a write that did apply is not applied
  * twice; hints steer the retry; deadlines end with a clear error; spoofed raft senders are refused.
+ * Liveness through the router, on a clock of the test's: only liveness records keep a peer up,
+ * a peer's dead worker wakes only its shards' followers and steers routing away, bad liveness
+ * payloads are counted and ignored, and this node announces its running workers.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { RecordKind, decodePropose, encodeMessage, encodeReply } from '../../../src/shards/codec.js';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
+import { RecordKind, decodeLiveness, decodePropose, encodeLiveness, encodeMessage, encodeReply } from '../../../src/shards/codec.js';
 import { MessageType, emptyMessage } from '../../../src/shards/raft/index.js';
 import type { NodeId, ShardId, Term } from '../../../src/shards/raft/index.js';
 import { Router } from '../../../src/router/router.js';
@@ -115,6 +118,109 @@ describe('router', () => {
     expect(delivered).toEqual([0]);
     expect(router.counters.spoofed).toBe(1);
     expect(router.counters.badRecords).toBe(1);
+    router.close();
+  });
+});
+
+describe('router liveness', () => {
+  /** A pool of `workers` workers (shard s on s % workers) whose replicas report `lead`; wakes are recorded. */
+  function fakePool(workers: number, lead: Map<number, number>) {
+    const wakes: { leader: number | undefined; shards: readonly ShardId[] | undefined }[] = [];
+    const running = Array.from({ length: workers }, () => true);
+    const pool = {
+      workers,
+      leaders: new Map([...lead].map(([s, l]) => [s, { lead: l, term: 1, role: 'follower' }])),
+      workerOf: (s: number) => s % workers,
+      isRunning: (w: number) => running[w] === true,
+      workersRunning: () => [...running],
+      wake: (leader?: number, shards?: readonly ShardId[]) => {
+        wakes.push({ leader, shards });
+        return Promise.resolve(shards?.length ?? 0);
+      },
+      deliver: () => true,
+    };
+    return { pool: pool as unknown as WorkerPool, wakes, running };
+  }
+
+  const heartbeat = (running: boolean[]) => ({ kind: RecordKind.NodeHeartbeat, shard: 0, payload: encodeLiveness({ running }) });
+  const raft = (from: number) => ({ kind: RecordKind.RaftMessage, shard: 0, payload: encodeMessage(emptyMessage(MessageType.App, from as NodeId, 1 as NodeId, 1 as Term)) });
+
+  test('raft traffic does not keep a peer up, liveness records do; a silent peer has the quiet followers it leads woken', () => {
+    // Shards 0-3 on all three nodes; node 2 leads 0 and 1, node 3 leads 2, this node 3.
+    const { pool, wakes } = fakePool(1, new Map([[0, 2], [1, 2], [2, 3], [3, 1]]));
+    let now = 0;
+    const router = new Router({ self: 1 as NodeId, members, shards: 4, replicas: 3, pool, link: { send: () => undefined }, livenessTimeoutMs: 200, clock: () => now });
+    for (; now <= 1000; now += 20) {
+      router.onPeerRecords('peer-2', [raft(2)]); // node 2's busy healthy worker...
+      router.onPeerRecords('peer-3', [heartbeat([true])]);
+      router.tickLiveness();
+    }
+    // ...says nothing about its other shards: without liveness records it counts as gone.
+    expect(router.peersUp()).toEqual([3]);
+    expect(wakes).toEqual([{ leader: 2, shards: [0, 1] }]);
+    expect(router.leaderOf(0 as ShardId)).toBe(1); // not node 2: the local replica answers with a hint
+    expect(router.leaderOf(2 as ShardId)).toBe(3);
+    router.close();
+  });
+
+  test("a peer's record naming a stopped worker wakes only that worker's shards it leads, and routing avoids it for them only", () => {
+    // Node 2 runs 2 workers (shard s on s % 2) and leads shards 0-3.
+    const { pool, wakes } = fakePool(1, new Map([[0, 2], [1, 2], [2, 2], [3, 2]]));
+    let now = 0;
+    const router = new Router({ self: 1 as NodeId, members, shards: 4, replicas: 3, pool, link: { send: () => undefined }, livenessTimeoutMs: 200, clock: () => now });
+    const beat = (two: boolean[]): void => {
+      router.onPeerRecords('peer-2', [heartbeat(two)]);
+      router.onPeerRecords('peer-3', [heartbeat([true])]);
+      router.tickLiveness();
+      now += 20;
+    };
+    for (let i = 0; i < 10; i++) beat([true, true]);
+    expect(wakes).toEqual([]);
+    expect([0, 1, 2, 3].map((s) => router.leaderOf(s as ShardId))).toEqual([2, 2, 2, 2]);
+    for (let i = 0; i < 100; i++) beat([true, false]);
+    expect(wakes).toEqual([{ leader: 2, shards: [1, 3] }]);
+    expect(router.peersUp()).toEqual([2, 3]);
+    expect([0, 1, 2, 3].map((s) => router.leaderOf(s as ShardId))).toEqual([2, 1, 2, 1]);
+    router.close();
+  });
+
+  test('malformed liveness payloads are counted and ignored, never a crash; the peer then counts as silent', () => {
+    const { pool } = fakePool(1, new Map([[0, 2]]));
+    let now = 0;
+    const router = new Router({ self: 1 as NodeId, members, shards: 4, replicas: 3, pool, link: { send: () => undefined }, livenessTimeoutMs: 200, clock: () => now });
+    const garbage = [new Uint8Array([7]), new Uint8Array([0, 0]), new Uint8Array([3, 0, 0xf8]), new Uint8Array([1, 0, 1, 0])];
+    for (; now <= 400; now += 20) {
+      expect(() => router.onPeerRecords('peer-2', garbage.map((payload) => ({ kind: RecordKind.NodeHeartbeat, shard: 0, payload })))).not.toThrow();
+      router.onPeerRecords('peer-3', [heartbeat([true])]);
+      router.tickLiveness();
+    }
+    expect(router.liveness.counters.bad).toBe(garbage.length * 21);
+    expect(router.peersUp()).toEqual([3]);
+    router.close();
+  });
+
+  test('this node announces which of its workers run, and keeps announcing while one is down', async () => {
+    const { pool, running } = fakePool(3, new Map());
+    const sent: { peer: string; running: readonly boolean[] }[] = [];
+    const router = new Router({
+      self: 1 as NodeId,
+      members,
+      shards: 4,
+      replicas: 3,
+      pool,
+      link: { send: (peer, kind, _shard, payload) => kind === RecordKind.NodeHeartbeat && sent.push({ peer, running: decodeLiveness(payload).running }) },
+      livenessIntervalMs: 5,
+    });
+    router.startLiveness();
+    await vi.waitFor(() => expect(sent.length).toBeGreaterThanOrEqual(2));
+    expect(sent.slice(0, 2)).toEqual([
+      { peer: 'peer-2', running: [true, true, true] },
+      { peer: 'peer-3', running: [true, true, true] },
+    ]);
+    running[1] = false;
+    sent.length = 0;
+    await vi.waitFor(() => expect(sent.length).toBeGreaterThanOrEqual(2));
+    expect(sent[0]!.running).toEqual([true, false, true]);
     router.close();
   });
 });

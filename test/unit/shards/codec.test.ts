@@ -7,11 +7,13 @@ import {
   ReadConsistency,
   RecordKind,
   decodeFrame,
+  decodeLiveness,
   decodeMessage,
   decodePropose,
   decodeRead,
   decodeReply,
   encodeFrame,
+  encodeLiveness,
   encodeMessage,
   encodePropose,
   encodeRead,
@@ -21,6 +23,7 @@ import {
   peekMessageTo,
   peekMessageType,
   type FrameRecord,
+  type LivenessFrame,
   type ProposeFrame,
   type ReadFrame,
   type ReplyFrame,
@@ -118,6 +121,7 @@ const replyArb: fc.Arbitrary<ReplyFrame> = fc.oneof(
     leaderHint: u32,
   }),
 );
+const livenessArb: fc.Arbitrary<LivenessFrame> = fc.record({ running: fc.array(fc.boolean(), { maxLength: 40 }) });
 const kindArb = fc.constantFrom(...Object.values(RecordKind));
 const recordsArb: fc.Arbitrary<FrameRecord[]> = fc.array(fc.record({ kind: kindArb, shard: u32, payload: bytes }), { maxLength: 8 });
 
@@ -128,6 +132,7 @@ const codecs = [
   { name: 'propose', arb: proposeArb, encode: encodePropose, decode: decodePropose },
   { name: 'read', arb: readArb, encode: encodeRead, decode: decodeRead },
   { name: 'reply', arb: replyArb, encode: encodeReply, decode: decodeReply },
+  { name: 'liveness', arb: livenessArb, encode: encodeLiveness, decode: decodeLiveness },
   { name: 'frame', arb: recordsArb, encode: encodeFrame, decode: (b: Uint8Array) => decodeFrame(b, MAX_RECORD) },
 ] as const;
 
@@ -427,6 +432,37 @@ describe('client frame codecs', () => {
     expect(() => encodeReply({ reqId: 0, ok: false, code: 'é', message: '', leaderHint: 0 })).toThrow(AssertionError);
     expect(() => encodeReply({ reqId: 0, ok: false, code: 'x'.repeat(256), message: '', leaderHint: 0 })).toThrow(AssertionError);
     expect(() => encodeReply({ reqId: 0, ok: false, code: 'x', message: '', leaderHint: 2 ** 32 })).toThrow(AssertionError);
+  });
+});
+
+// ------------------------------------------------------------------ node liveness
+
+describe('liveness codec', () => {
+  test('property: decode(encode(f)) equals f, for 0 to 40 workers', () => {
+    fc.assert(
+      fc.property(livenessArb, (f) => {
+        expect(decodeLiveness(encodeLiveness(f))).toEqual(f);
+      }),
+      RUNS,
+    );
+  });
+
+  test('layout: worker count u16, then one bit per worker from the low bit; the previous, empty payload means "not said"', () => {
+    expect([...encodeLiveness({ running: [true, false, true] })]).toEqual([3, 0, 0b101]);
+    const nine = encodeLiveness({ running: [false, false, false, false, false, false, false, false, true] });
+    expect([...nine]).toEqual([9, 0, 0, 1]);
+    expect(encodeLiveness({ running: [] }).length).toBe(0);
+    expect(decodeLiveness(new Uint8Array(0))).toEqual({ running: [] });
+  });
+
+  test('malformed payloads are refused: truncated, zero workers, a length other than the count says, bits past the count', () => {
+    for (const b of [[1], [0, 0], [0, 0, 0], [3, 0], [3, 0, 1, 0], [3, 0, 0b1000], [9, 0, 0xff, 0b10], [9, 0, 0xff]]) {
+      expectBadFrame(() => decodeLiveness(new Uint8Array(b)));
+    }
+  });
+
+  test('encoding more than 65,535 workers is a bug: AssertionError', () => {
+    expect(() => encodeLiveness({ running: new Array<boolean>(0x10000).fill(true) })).toThrow(AssertionError);
   });
 });
 

@@ -218,8 +218,11 @@ describe('quiet shards', () => {
     await c.crash(dead);
     for (let i = 0; i < 100; i++) c.round();
     for (const s of led) expect(c.leaderOf(s)).toBeUndefined();
-    // ...until the shell wakes them (node liveness): they tick again and elect new leaders.
-    for (const n of c.nodes) if (n.up) expect(n.host.wake(dead)).toBe(led.length);
+    // ...until the shell wakes them (node liveness): they tick again and elect new leaders. A wake
+    // may name its shards (those of one dead worker): only those wake; ids not hosted are skipped.
+    for (const n of c.nodes) if (n.up) expect(n.host.wake(dead, [led[0] as ShardId, 999 as ShardId])).toBe(1);
+    for (const n of c.nodes) if (n.up) expect(n.host.activeShards()).toBe(1);
+    for (const n of c.nodes) if (n.up) expect(n.host.wake(dead)).toBe(led.length - 1);
     c.until(() => led.every((s) => c.leaderOf(s) !== undefined));
     const l1 = c.leaderOf(0)!;
     expect(l1.id).not.toBe(dead);

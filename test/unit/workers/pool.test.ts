@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, test } from 'vitest';
+import { afterAll, describe, expect, test, vi } from 'vitest';
 import { KvOp, decodeKvReply, encodeCas, encodeDelete, encodeGet, encodePut, encodeScan } from '../../../src/shards/kv.js';
 import type { KvReply, ScanItem } from '../../../src/shards/kv.js';
 import { Prng } from '../../../src/shards/raft/index.js';
@@ -132,11 +132,13 @@ describe('worker pool life', () => {
       await leaders(pool, 4);
       for (let s = 0; s < 4; s++) expect((await pool.propose(s as ShardId, { command: encodePut('t', enc.encode(`before${s}`), enc.encode('1')) })).ok).toBe(true);
       const restarted = new Promise<number>((resolve) => pool.once('restart', (w) => resolve(w)));
+      expect(pool.workersRunning()).toEqual([true, true]);
       await pool.control(0).crash('test');
       // While it is down, requests to its shards fail clearly instead of hanging.
       const during = await pool.propose(0 as ShardId, { command: encodePut('t', enc.encode('during'), enc.encode('1')) });
       expect(during.ok ? 'ok' : during.code).toMatch(/^(ok|WorkerUnavailable|WorkerRestarted|NotLeader)$/);
       expect(await restarted).toBe(0);
+      expect(pool.workersRunning()).toEqual([true, true]);
       // Shards of worker 1 never stopped; those of worker 0 come back (after electing themselves).
       for (let s = 0; s < 4; s++) {
         const shard = s as ShardId;
@@ -193,6 +195,37 @@ describe('worker pool life', () => {
       for (const i of okKeys.slice(0, 50)) {
         expect(decodeKvReply(KvOp.Get, body(await pool.read(0 as ShardId, encodeGet('t', enc.encode(`k${i}`)))))).toMatchObject({ found: true });
       }
+    } finally {
+      await pool.close();
+    }
+  });
+
+  test('while a worker is down it counts as not running (what liveness announces)', async () => {
+    const pool = await startPool({ dataDir: freshDir(), workers: 2, shards: specs(2), tickMs: 10 });
+    try {
+      const restarted = new Promise<number>((resolve) => pool.once('restart', (w) => resolve(w)));
+      await pool.control(1).crash('test');
+      await vi.waitFor(() => expect(pool.workersRunning()).toEqual([true, false]), { interval: 2 });
+      expect(pool.isRunning(1)).toBe(false);
+      await restarted;
+      expect(pool.isRunning(1)).toBe(true);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  test('a wake that names shards reaches only their workers and wakes only those quiet and led by the given leader', async () => {
+    const pool = await startPool({ dataDir: freshDir(), workers: 2, shards: specs(4), tickMs: 5, raft: { quiesceAfterTicks: 100 } }); // quiet again 0.5 s after a wake
+    const active = async (): Promise<number> =>
+      (await pool.metrics()).flat().filter((m) => m.name === 'iroh_raft_host_active_shards').reduce((n, m) => n + m.values.reduce((a, v) => a + v.value, 0), 0);
+    try {
+      await leaders(pool, 4);
+      await vi.waitFor(async () => expect(await active()).toBe(0), { timeout: 10_000 });
+      const ids = (...s: number[]): ShardId[] => s as ShardId[];
+      expect(await pool.wake(2, ids(0, 1, 2, 3))).toBe(0); // led by node 1, not 2
+      expect(await pool.wake(1, ids(1, 2, 99))).toBe(2); // one on each worker; 99 is hosted nowhere
+      expect(await active()).toBe(2);
+      expect(await pool.wake(1, ids(1))).toBe(0); // awake already
     } finally {
       await pool.close();
     }

@@ -1,0 +1,257 @@
+/**
+ * Which peers, and which of their workers, can lead shards, as this node sees them; and the wakes
+ * of quiet shards that follow. A quiet group sends no heartbeats, so when the node of its leader
+ * dies, or only the worker thread that hosts the leader's replica, nothing in raft tells the
+ * followers. Liveness records do: one per peer per tick however many shards, naming the sender's
+ * running workers ({@link decodeLiveness}). Only these records refresh a peer: raft traffic from
+ * one healthy worker says nothing about the shards of a dead one.
+ *
+ * Pure bookkeeping: the caller passes the time and runs the wakes it is handed, so tests drive it
+ * without timers, threads or a network.
+ */
+import { CodecError, decodeLiveness } from '../shards/codec.js';
+import { assert } from '../shards/raft/index.js';
+import type { NodeId, ShardId } from '../shards/raft/index.js';
+
+export interface LivenessOptions {
+  readonly self: NodeId;
+  readonly peers: readonly NodeId[];
+  /** Shards hosted here with their voters (fixed placement): which peer shares which shard. */
+  readonly local: readonly { readonly shard: ShardId; readonly voters: readonly NodeId[] }[];
+  /** The leader the local replica of `shard` last reported; 0 or undefined when none is known. */
+  readonly localLead: (shard: ShardId) => number | undefined;
+  /** Milliseconds without a liveness record before a peer counts as gone (an election timeout). */
+  readonly timeoutMs: number;
+  /**
+   * Least milliseconds between two wake rounds on behalf of one peer: a peer (or a worker of it)
+   * that comes and goes costs at most one round per this, however often it flaps.
+   */
+  readonly wakeGapMs: number;
+  /** The time now, in milliseconds (performance.now()): every peer counts as just heard. */
+  readonly now: number;
+}
+
+/**
+ * Quiet replicas here to wake: those of `shards` whose leader is `leader`. The worker checks both
+ * again (quiet, and led by `leader`), since either may have changed on the way.
+ */
+export interface WakeRequest {
+  readonly leader: NodeId;
+  readonly shards: readonly ShardId[];
+}
+
+/** Counts, all only growing. */
+export interface LivenessCounters {
+  /** Peers declared gone after a liveness timeout of silence. */
+  peersDown: number;
+  /** Peers heard again after being declared gone. */
+  peersUp: number;
+  /** Workers of up peers that a liveness record reported stopped (were running before). */
+  workersDown: number;
+  /** Workers of up peers that a liveness record reported running again. */
+  workersUp: number;
+  /** Liveness payloads that did not decode: ignored, the peer is not refreshed. */
+  bad: number;
+  /** Wake rounds: at most one per peer per wakeGapMs. */
+  wakes: number;
+  /** Reasons to wake for a peer that already owed a round: folded into it. */
+  wakesCoalesced: number;
+  /** Shards named in wake requests: the work that peers' comings and goings cost. */
+  wakeShards: number;
+  /** Checks that declared nobody gone because this node's own event loop had stalled. */
+  stalls: number;
+}
+
+/** What one peer last said of itself, and the wakes owed on its behalf. */
+interface Peer {
+  readonly id: NodeId;
+  /** Shards hosted here that the peer replicates too, ascending; fixed with the placement. */
+  readonly shared: readonly ShardId[];
+  /** When its last valid liveness record arrived (ms); only grows. */
+  heard: number;
+  /** False once silent for longer than timeoutMs; true again at its next valid liveness record. */
+  up: boolean;
+  /**
+   * Per worker of the peer, as its last valid record said: true while it runs. Empty: not said
+   * (every worker counts as running). Kept while the peer is down: the last word it gave.
+   */
+  running: readonly boolean[];
+  /**
+   * Quiet followers here may have lost their leader to this peer (it went silent, or a worker of
+   * it stopped) and no round has run since. The round wakes those still led by the peer whose
+   * shard the peer cannot lead now.
+   */
+  orphaned: boolean;
+  /**
+   * The peer came back from silence since the last round: quiet leaders here of the shards it
+   * can lead owe its replicas a heartbeat, so they find their leader at once.
+   */
+  returnedAll: boolean;
+  /** Workers of the peer that came back since the last round (as returnedAll, for their shards). */
+  readonly returned: Set<number>;
+  /** Earliest time of the next round for this peer: the last round's time plus wakeGapMs. */
+  nextWakeAt: number;
+}
+
+export class Liveness {
+  private readonly peers = new Map<NodeId, Peer>();
+  /** When check() last ran (ms), to tell a stall of this node's own event loop. */
+  private lastCheck: number;
+  /** The last check was skipped as a stall: the next one is not, so detection waits one check at most. */
+  private skipped = false;
+  readonly counters: LivenessCounters = { peersDown: 0, peersUp: 0, workersDown: 0, workersUp: 0, bad: 0, wakes: 0, wakesCoalesced: 0, wakeShards: 0, stalls: 0 };
+
+  constructor(private readonly opts: LivenessOptions) {
+    assert(opts.timeoutMs > 0, `liveness timeoutMs must be positive, got ${opts.timeoutMs}`);
+    assert(opts.wakeGapMs >= 0, `liveness wakeGapMs must be >= 0, got ${opts.wakeGapMs}`);
+    this.lastCheck = opts.now;
+    for (const id of opts.peers) {
+      if (id === opts.self) continue;
+      const shared = opts.local.filter((s) => s.voters.includes(id)).map((s) => s.shard);
+      shared.sort((a, b) => a - b);
+      this.peers.set(id, { id, shared, heard: opts.now, up: true, running: [], orphaned: false, returnedAll: false, returned: new Set(), nextWakeAt: -Infinity });
+    }
+  }
+
+  /**
+   * A liveness record from `peer` (the authenticated sender). False when ignored: not a peer, or a
+   * payload that does not decode (counted in `bad`; the peer is not refreshed by it).
+   */
+  onRecord(peer: NodeId, payload: Uint8Array, now: number): boolean {
+    const p = this.peers.get(peer);
+    if (!p) return false;
+    let running: readonly boolean[];
+    try {
+      running = decodeLiveness(payload).running;
+    } catch (e) {
+      if (!(e instanceof CodecError)) throw e;
+      this.counters.bad++;
+      return false;
+    }
+    p.heard = Math.max(p.heard, now);
+    if (!p.up) {
+      p.up = true;
+      this.counters.peersUp++;
+      p.running = running;
+      this.owe(p);
+      p.returnedAll = true;
+      // Back, but with a worker down: the followers it leads there still need a new leader.
+      if (running.includes(false)) p.orphaned = true;
+      return true;
+    }
+    // A peer's worker count is fixed at its first start; if it changed anyway, its old report
+    // says nothing about the new workers: compare as if they had all been running.
+    const before = p.running.length === running.length ? p.running : undefined;
+    for (let w = 0; w < running.length; w++) {
+      const was = before === undefined || before[w] === true;
+      if (was && !running[w]) {
+        this.counters.workersDown++;
+        this.owe(p);
+        p.orphaned = true;
+      } else if (!was && running[w]) {
+        this.counters.workersUp++;
+        this.owe(p);
+        p.returned.add(w);
+      }
+    }
+    p.running = running;
+    return true;
+  }
+
+  /**
+   * Declares peers silent for longer than timeoutMs gone. Call it about once per liveness
+   * interval. Right after a stall of this node's own event loop (longer than half a timeout since
+   * the last check) it declares nobody gone: the records that arrived meanwhile are still queued
+   * behind this timer, and silence measured on a stalled clock is not the peer's. Never twice in
+   * a row, so a loop that always lags still detects, one check late.
+   */
+  check(now: number): void {
+    const stalled = now - this.lastCheck > this.opts.timeoutMs / 2;
+    this.lastCheck = now;
+    if (stalled && !this.skipped) {
+      this.skipped = true;
+      this.counters.stalls++;
+      return;
+    }
+    this.skipped = false;
+    for (const p of this.peers.values()) {
+      if (!p.up || now - p.heard <= this.opts.timeoutMs) continue;
+      p.up = false;
+      this.counters.peersDown++;
+      this.owe(p);
+      p.orphaned = true;
+    }
+  }
+
+  /**
+   * The wake rounds due now, at most one per peer per wakeGapMs; each names only shards hosted
+   * here that the peer replicates too and that need it now:
+   * - followers still led by the peer, when the peer cannot lead that shard (gone, or the
+   *   shard's worker on it stopped);
+   * - shards led here whose replica on the peer came back (with the node or with its worker).
+   */
+  due(now: number): WakeRequest[] {
+    const out: WakeRequest[] = [];
+    for (const p of this.peers.values()) {
+      if (!this.owes(p) || now < p.nextWakeAt) continue;
+      p.nextWakeAt = now + this.opts.wakeGapMs;
+      this.counters.wakes++;
+      if (p.orphaned) {
+        const shards = p.shared.filter((s) => this.opts.localLead(s) === p.id && !this.canLead(p, s));
+        if (shards.length > 0) out.push({ leader: p.id, shards });
+        this.counters.wakeShards += shards.length;
+      }
+      if (p.up && (p.returnedAll || p.returned.size > 0)) {
+        const workers = p.running.length;
+        const back = (s: ShardId): boolean => p.returnedAll || (workers > 0 && p.returned.has(s % workers));
+        const shards = p.shared.filter((s) => this.opts.localLead(s) === this.opts.self && back(s) && this.canLead(p, s));
+        if (shards.length > 0) out.push({ leader: this.opts.self, shards });
+        this.counters.wakeShards += shards.length;
+      }
+      p.orphaned = false;
+      p.returnedAll = false;
+      p.returned.clear();
+      assert(!this.owes(p), 'a wake round leaves nothing owed');
+    }
+    return out;
+  }
+
+  /**
+   * True when requests for `shard` may go to `node`: this node, or a peer that is up and whose
+   * worker for `shard` runs as far as its last record said. False for a non-member.
+   */
+  reachable(node: NodeId, shard: ShardId): boolean {
+    if (node === this.opts.self) return true;
+    const p = this.peers.get(node);
+    return p !== undefined && this.canLead(p, shard);
+  }
+
+  /** Peers currently counted as up. */
+  peersUp(): NodeId[] {
+    return [...this.peers.values()].filter((p) => p.up).map((p) => p.id);
+  }
+
+  /** Every peer as seen from here, for the status page. */
+  view(): { node: NodeId; up: boolean; workers: number; workersDown: number[] }[] {
+    return [...this.peers.values()].map((p) => ({
+      node: p.id,
+      up: p.up,
+      workers: p.running.length,
+      workersDown: p.running.flatMap((r, w) => (r ? [] : [w])),
+    }));
+  }
+
+  /** Up, and the worker of the peer that hosts `shard` runs (unknown counts as running). */
+  private canLead(p: Peer, shard: ShardId): boolean {
+    return p.up && (p.running.length === 0 || p.running[shard % p.running.length] === true);
+  }
+
+  private owes(p: Peer): boolean {
+    return p.orphaned || p.returnedAll || p.returned.size > 0;
+  }
+
+  /** Counts a reason to wake that joins a round the peer already owes. */
+  private owe(p: Peer): void {
+    if (this.owes(p)) this.counters.wakesCoalesced++;
+  }
+}
