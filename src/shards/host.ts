@@ -10,7 +10,7 @@ import { RawNode, Prng, RaftError, assert, decodeConfChange, EntryType, ConfChan
 import type { ConfState, Entry, LogIndex, Message, NodeId, RaftConfig, Ready, Role, ShardId, Term } from './raft/index.js';
 import type { ShardStore, Store } from './store.js';
 import type { StateMachine } from './state-machine.js';
-import { SESSION_SEQ_STALE, afterEntry, applyEntry, encodeProposal } from './sessions.js';
+import { LOG_CLOCK_CLIENT, LOG_CLOCK_EVERY_MS, SESSION_SEQ_STALE, afterEntry, applyEntry, encodeLogClock, encodeProposal } from './sessions.js';
 import type { Outcome } from './sessions.js';
 import { verifyShard } from './verify.js';
 import type { VerifyResult } from './verify.js';
@@ -72,12 +72,21 @@ export interface HostOptions {
   readonly clock?: () => number;
   /** Milliseconds per tick when `clock` is given. Default 100. */
   readonly tickMs?: number;
+  /**
+   * Wall clock (ms since the epoch), for log time: as leader the host writes it into the log
+   * (at most every LOG_CLOCK_EVERY_MS, before a client proposal), and client sessions expire only
+   * after SESSION_TTL_MS of that time (see sessions.ts). Without it no log time is written, and
+   * sessions never expire.
+   */
+  readonly wallClock?: () => number;
   /** Test only: send what depends on a write before the write is durable (breaks the durability rule). */
   readonly unsafeSendBeforePersist?: boolean;
 }
 
 export const HostErrorCode = {
   ShardNotFound: 'ShardNotFound',
+  /** A proposal's client id is not a non-negative integer (negative ids are the host's own). */
+  InvalidClientId: 'InvalidClientId',
   /** The client reused a sequence number older than its last one: the reply is gone. */
   SessionSeqStale: SESSION_SEQ_STALE,
 } as const;
@@ -114,6 +123,8 @@ interface Shard {
    * `ticking` falls behind; its lag is made up with skipTicks before its next input.
    */
   clock: number;
+  /** Wall-clock ms at which this host, as leader, last wrote log time for this shard (-Infinity: never). */
+  logClockAtMs: number;
 }
 
 /** One shard's Ready and the results of handling it inside the commit. */
@@ -140,6 +151,8 @@ export interface HostCounters {
   entriesApplied: number;
   proposals: number;
   proposalsRefused: number;
+  /** Log clock entries this host wrote as leader (see HostOptions.wallClock). */
+  logClockEntries: number;
   replies: number;
   reads: number;
   messagesSent: number;
@@ -192,6 +205,7 @@ export class ShardHost {
     entriesApplied: 0,
     proposals: 0,
     proposalsRefused: 0,
+    logClockEntries: 0,
     replies: 0,
     reads: 0,
     messagesSent: 0,
@@ -227,7 +241,7 @@ export class ShardHost {
       prng: new Prng((this.opts.seed ^ Math.imul(spec.shard + 1, 0x9e3779b1)) >>> 0),
       applied: ss.applied(),
     });
-    const s: Shard = { id: spec.shard, node, store: ss, proposals: new Map(), reads: new Map(), readyReads: [], clock: this.ticks };
+    const s: Shard = { id: spec.shard, node, store: ss, proposals: new Map(), reads: new Map(), readyReads: [], clock: this.ticks, logClockAtMs: -Infinity };
     this.shards.set(spec.shard, s);
     this.ticking.add(s);
     this.dirty.add(s);
@@ -375,10 +389,14 @@ export class ShardHost {
   propose(id: ShardId, req: { reqId: number; clientId: number; seq: number; command: Uint8Array }): void {
     const s = this.shards.get(id);
     if (!s) return this.replyError(id, req.reqId, HostErrorCode.ShardNotFound, `shard ${id} is not hosted here`);
+    if (!Number.isSafeInteger(req.clientId) || req.clientId < 0) {
+      return this.replyError(id, req.reqId, HostErrorCode.InvalidClientId, `client id ${req.clientId} is not a non-negative integer`);
+    }
     const bad = this.opts.stateMachine.validateCommand(req.command);
     if (bad) return this.replyError(id, req.reqId, bad.code, bad.message);
     this.level(s);
     try {
+      if (req.clientId !== 0) this.maybeWriteLogClock(s);
       const at = s.node.propose(encodeProposal(req.clientId, req.seq, req.command));
       // An older proposal at this index (an earlier term's, truncated here) stays: it is answered
       // when the index commits, with whichever entry commits there.
@@ -392,6 +410,25 @@ export class ShardHost {
       this.replyError(id, req.reqId, e.code, e.message, e.leaderHint);
     } finally {
       this.touched(s);
+    }
+  }
+
+  /**
+   * Before a client proposal with a session: as leader, writes the wall clock into the log if the
+   * last write is LOG_CLOCK_EVERY_MS old, so log time moves while sessions are in use. Refused
+   * (not leader, budget full): nothing written, the client's proposal meets the same answer.
+   */
+  private maybeWriteLogClock(s: Shard): void {
+    const wall = this.opts.wallClock;
+    if (wall === undefined) return;
+    const now = wall();
+    if (now - s.logClockAtMs < LOG_CLOCK_EVERY_MS) return;
+    try {
+      s.node.propose(encodeProposal(LOG_CLOCK_CLIENT, 0, encodeLogClock(now)));
+      s.logClockAtMs = now;
+      this.counters.logClockEntries++;
+    } catch (e) {
+      if (!(e instanceof RaftError)) throw e;
     }
   }
 

@@ -77,25 +77,107 @@ export interface ApplyTarget {
   reservedScan(prefix: Uint8Array): { key: Uint8Array; value: Uint8Array }[];
 }
 
-/** Applied entries a session outlives its last use; a retry older than this may apply again. */
+/**
+ * Applied entries a session outlives its last use, at least. A busy shard applies that many in
+ * seconds, so this alone would not make a session outlive its client's retries: see
+ * SESSION_TTL_MS.
+ */
 export const SESSION_TTL_ENTRIES = 100_000;
+/**
+ * Log time (leader-proposed wall-clock milliseconds, see LOG_CLOCK_CLIENT) a session outlives its
+ * last use, at least: 12 times the router's default request deadline (5 s), during which it
+ * retries a proposal under the same session. It holds as long as the wall clocks of successive
+ * leaders differ by less than SESSION_TTL_MS minus the longest retry window (55 s with the
+ * defaults). A session expires only once both its TTLs have passed; without log time (a log with
+ * no clock entries) it never expires.
+ */
+export const SESSION_TTL_MS = 60_000;
 /** Sessions are swept at every entry whose index is a multiple of this (on every replica alike). */
 export const SESSION_SWEEP_EVERY_ENTRIES = 10_000;
+/** A leader writes its wall clock into the log at most this often, and only while clients write. */
+export const LOG_CLOCK_EVERY_MS = 1_000;
+/**
+ * Client id of a log clock entry: proposed by the shard host as leader (never by a client; the
+ * host refuses negative client ids), its command is the leader's wall clock (f64 ms, little
+ * endian). Log time never goes back: a mark below the previous one counts as the previous one.
+ */
+export const LOG_CLOCK_CLIENT = -1;
+/** Log clock marks kept at most; older ones go first (which only delays expiry). */
+export const LOG_CLOCK_MARKS_MAX = 1024;
+
+const CLOCK_TAG = 0x63; // 'c'
+const CLOCK_KEY = new Uint8Array([RESERVED_PREFIX, CLOCK_TAG]);
+
+/** The command of a log clock entry at `nowMs`. */
+export function encodeLogClock(nowMs: number): Uint8Array {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setFloat64(0, nowMs, true);
+  return b;
+}
+
+/** Log clock marks, (index, ms) in index order, ms never decreasing; stored as f64 pairs. */
+function readMarks(target: ApplyTarget): { index: number; ms: number }[] {
+  const b = target.reservedGet(CLOCK_KEY);
+  if (!b) return [];
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const out: { index: number; ms: number }[] = [];
+  for (let o = 0; o + 16 <= b.byteLength; o += 16) out.push({ index: v.getFloat64(o, true), ms: v.getFloat64(o + 8, true) });
+  return out;
+}
+
+function writeMarks(target: ApplyTarget, marks: readonly { index: number; ms: number }[]): void {
+  const b = new Uint8Array(marks.length * 16);
+  const v = new DataView(b.buffer);
+  marks.forEach((m, i) => {
+    v.setFloat64(i * 16, m.index, true);
+    v.setFloat64(i * 16 + 8, m.ms, true);
+  });
+  target.reservedPut(CLOCK_KEY, b);
+}
+
+function applyLogClock(target: ApplyTarget, index: number, command: Uint8Array): void {
+  const proposed = command.byteLength === 8 ? new DataView(command.buffer, command.byteOffset, 8).getFloat64(0, true) : NaN;
+  const marks = readMarks(target);
+  const last = marks[marks.length - 1];
+  // A malformed mark (it cannot come from a host, which writes 8 bytes) moves nothing.
+  if (!Number.isFinite(proposed)) return;
+  marks.push({ index, ms: Math.max(proposed, last?.ms ?? -Infinity) });
+  if (marks.length > LOG_CLOCK_MARKS_MAX) marks.splice(0, marks.length - LOG_CLOCK_MARKS_MAX);
+  writeMarks(target, marks);
+}
 
 /**
  * Called for every applied entry, of any type, in index order: at multiples of
- * SESSION_SWEEP_EVERY_ENTRIES, drops the sessions unused for SESSION_TTL_ENTRIES. Depends only
- * on the index, so every replica (and a replay) drops the same sessions at the same point.
+ * SESSION_SWEEP_EVERY_ENTRIES, drops the sessions unused for SESSION_TTL_ENTRIES entries and for
+ * SESSION_TTL_MS of log time. A session counts as unused for SESSION_TTL_MS when it was last used
+ * before a clock mark at least that much older than the newest mark. Depends only on the log, so
+ * every replica (and a replay) drops the same sessions at the same point.
  */
 export function afterEntry(target: ApplyTarget, index: number): number {
   if (index % SESSION_SWEEP_EVERY_ENTRIES !== 0) return 0;
+  const marks = readMarks(target);
+  const newest = marks[marks.length - 1];
+  if (newest === undefined) return 0;
+  // The newest mark at least SESSION_TTL_MS older than the newest: uses before its index are that old.
+  let cut = -1;
+  for (let i = marks.length - 1; i >= 0; i--) {
+    if (marks[i]!.ms <= newest.ms - SESSION_TTL_MS) {
+      cut = i;
+      break;
+    }
+  }
+  if (cut < 0) return 0;
+  const cutIndex = marks[cut]!.index;
   let dropped = 0;
   for (const { key, value } of target.reservedScan(SESSION_PREFIX)) {
-    if (decodeSession(value).index < index - SESSION_TTL_ENTRIES) {
+    const used = decodeSession(value).index;
+    if (used < index - SESSION_TTL_ENTRIES && used < cutIndex) {
       target.reservedRemove(key);
       dropped++;
     }
   }
+  // Marks older than the cut can never decide anything again.
+  if (cut > 0) writeMarks(target, marks.slice(cut));
   return dropped;
 }
 
@@ -109,6 +191,10 @@ export function applyEntry(sm: StateMachine, target: ApplyTarget, e: Entry): { o
   const clientId = v.getFloat64(0, true);
   const seq = v.getFloat64(8, true);
   const command = e.data.subarray(PROPOSAL_HEADER_BYTES);
+  if (clientId === LOG_CLOCK_CLIENT) {
+    applyLogClock(target, e.index, command);
+    return { outcome: { ok: true, body: new Uint8Array(0) }, duplicate: false };
+  }
   const run = (): Outcome => ({ ok: true, body: sm.apply(target.txn(), { index: e.index, term: e.term, command }) });
   if (clientId === 0) return { outcome: run(), duplicate: false };
   const key = sessionKey(clientId);

@@ -84,6 +84,8 @@ try {
     compactKeepEntries: init.compactKeepEntries,
     // The shell's clock: the host catches its ticks up by it, also right before lease decisions.
     clock: () => performance.now(),
+    // Log time for client sessions: written into the log by leaders (see sessions.ts).
+    wallClock: () => Date.now(),
     tickMs: init.tickMs,
   });
 } catch (e) {
@@ -217,6 +219,7 @@ const hostCounterNames = Object.keys({
   sessionsExpired: true,
   ticks: true,
   ticksLate: true,
+  logClockEntries: true,
 } satisfies Record<keyof HostCounters, true>) as (keyof HostCounters)[];
 const snake = (s: string): string => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 for (const name of hostCounterNames) {

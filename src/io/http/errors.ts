@@ -55,6 +55,7 @@ const retry = (status: number): StatusRule => ({ status, retryAfterS: 1 });
 export const statusByCode: ReadonlyMap<string, StatusRule> = new Map<string, StatusRule>([
   // Client mistakes.
   ['BadRequest', { status: 400 }],
+  ['InvalidClientId', { status: 400 }],
   ['InvalidTenant', { status: 400 }],
   ['EmptyKey', { status: 400 }],
   ['KeyTooLarge', { status: 400 }],

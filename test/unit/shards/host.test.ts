@@ -442,3 +442,38 @@ describe('proposals whose entry is overwritten', () => {
     expect(indexOf((a.replies.get(p4) as { body: Uint8Array }).body)).toBe(b.host.status(0 as ShardId)!.lastIndex + 2);
   });
 });
+
+describe('log time for client sessions', () => {
+  test('a leader writes its wall clock into the log at most once a second, before proposals with a session; negative client ids are refused', () => {
+    let wallMs = 1_000_000;
+    cluster = new HostCluster({ nodes: 1, shards: 1, host: { wallClock: () => wallMs } });
+    const c = cluster;
+    c.elect();
+    const n = c.node(1);
+    const reqs: number[] = [];
+    for (let i = 0; i < 5; i++) reqs.push(c.propose(n, 0, `a${i}`, { clientId: 7, seq: i + 1 }));
+    c.until(() => reqs.every((r) => n.replies.has(r)));
+    expect(n.host.counters.logClockEntries).toBe(1);
+    wallMs += 999;
+    const r1 = c.propose(n, 0, 'b', { clientId: 7, seq: 6 });
+    c.until(() => n.replies.has(r1));
+    expect(n.host.counters.logClockEntries).toBe(1);
+    wallMs += 1;
+    const r2 = c.propose(n, 0, 'c', { clientId: 7, seq: 7 });
+    c.until(() => n.replies.has(r2));
+    expect(n.host.counters.logClockEntries).toBe(2);
+    // Proposals without a session do not move log time.
+    wallMs += 5_000;
+    const r3 = c.propose(n, 0, 'd');
+    c.until(() => n.replies.has(r3));
+    expect(n.host.counters.logClockEntries).toBe(2);
+    // Every reply is the client's own entry (the clock entries took indexes of their own).
+    const indexes = [...reqs, r1, r2].map((r) => indexOf((n.replies.get(r) as { body: Uint8Array }).body));
+    expect(new Set(indexes).size).toBe(indexes.length);
+    const bad = c.propose(n, 0, 'e', { clientId: -1, seq: 1 });
+    c.round(false);
+    expect(n.replies.get(bad)).toMatchObject({ ok: false, code: 'InvalidClientId' });
+    const st = n.host.status(0 as ShardId)!;
+    expect(st.applied).toBe(st.commit);
+  });
+});
