@@ -76,7 +76,7 @@ const ALPN_BYTES = Array.from(new TextEncoder().encode(RAFT_ALPN));
 export const HELLO_BYTES = 16;
 const HELLO_MAGIC = [0x49, 0x52, 0x46, 0x54]; // "IRFT"
 /** 1: raft messages may carry the commit-only flag (bit3), which version 0 refuses. */
-const WIRE_VERSION = 1;
+const WIRE_VERSION = 2;
 const INCARNATION_BYTES = 8;
 /** Length prefix of a frame on the stream. */
 const LENGTH_BYTES = 4;

@@ -127,6 +127,7 @@ const FLAG_REJECT = 1;
 const FLAG_SNAPSHOT = 2;
 const FLAG_QUIESCE = 4;
 const FLAG_COMMIT_ONLY = 8;
+const FLAG_NOT_MEMBER = 16;
 
 /** term f64, type u8, data length u32. */
 const ENTRY_FIXED_BYTES = 13;
@@ -139,7 +140,7 @@ const MESSAGE_TYPE_MAX = 12;
 
 /**
  * Encodes a raft message. Layout (little-endian), fixed 64-byte header first:
- * `type u8, flags u8 (bit0 reject, bit1 snapshot, bit2 quiesce, bit3 commit only), reserved u16 = 0, from u32, to u32,
+ * `type u8, flags u8 (bit0 reject, bit1 snapshot, bit2 quiesce, bit3 commit only, bit4 not member), reserved u16 = 0, from u32, to u32,
  * term f64, logTerm f64, index f64, commit f64, rejectHint f64, context f64, entry count u32`;
  * then per entry `term f64, type u8, data length u32, data` (its index is `index + 1 + i`);
  * then, with the snapshot flag, `index f64, term f64, voter count u32, voters u32...,
@@ -166,7 +167,7 @@ export function encodeMessage(m: Message): Uint8Array<ArrayBuffer> {
   const bytes = new Uint8Array(size);
   const view = new DataView(bytes.buffer);
   view.setUint8(M_TYPE, m.type);
-  view.setUint8(M_FLAGS, (m.reject ? FLAG_REJECT : 0) | (snap !== undefined ? FLAG_SNAPSHOT : 0) | (m.quiesce === true ? FLAG_QUIESCE : 0) | (m.commitOnly === true ? FLAG_COMMIT_ONLY : 0));
+  view.setUint8(M_FLAGS, (m.reject ? FLAG_REJECT : 0) | (snap !== undefined ? FLAG_SNAPSHOT : 0) | (m.quiesce === true ? FLAG_QUIESCE : 0) | (m.commitOnly === true ? FLAG_COMMIT_ONLY : 0) | (m.notMember === true ? FLAG_NOT_MEMBER : 0));
   // M_RESERVED stays 0.
   putU32(view, M_FROM, m.from, 'from');
   putU32(view, M_TO, m.to, 'to');
@@ -246,7 +247,7 @@ export function decodeMessage(b: Uint8Array): Message {
   const view = viewOf(b);
   const type = getMessageType(b);
   const flags = view.getUint8(M_FLAGS);
-  if ((flags & ~(FLAG_REJECT | FLAG_SNAPSHOT | FLAG_QUIESCE | FLAG_COMMIT_ONLY)) !== 0) bad(`unknown message flags 0x${flags.toString(16)}`);
+  if ((flags & ~(FLAG_REJECT | FLAG_SNAPSHOT | FLAG_QUIESCE | FLAG_COMMIT_ONLY | FLAG_NOT_MEMBER)) !== 0) bad(`unknown message flags 0x${flags.toString(16)}`);
   if (view.getUint16(M_RESERVED, true) !== 0) bad('reserved header bytes are not zero');
   const from = view.getUint32(M_FROM, true) as NodeId;
   const to = view.getUint32(M_TO, true) as NodeId;
@@ -301,6 +302,7 @@ export function decodeMessage(b: Uint8Array): Message {
   const base: Message = { type, from, to, term, logTerm, index, entries, commit, reject: (flags & FLAG_REJECT) !== 0, rejectHint, context };
   let m = (flags & FLAG_QUIESCE) !== 0 ? { ...base, quiesce: true } : base;
   if ((flags & FLAG_COMMIT_ONLY) !== 0) m = { ...m, commitOnly: true };
+  if ((flags & FLAG_NOT_MEMBER) !== 0) m = { ...m, notMember: true };
   return snapshot === undefined ? m : { ...m, snapshot };
 }
 

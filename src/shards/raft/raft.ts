@@ -43,6 +43,10 @@ export interface RaftCounters {
   transfersAborted: number;
   /** Times this replica, as leader, made its group go quiet. */
   quiesced: number;
+  /** Campaigns of non-members answered with a notMember hint. */
+  notMemberHintsSent: number;
+  /** Times this replica learned from a member that it was removed (and stopped campaigning). */
+  removedHints: number;
 }
 
 /**
@@ -115,6 +119,14 @@ export class Raft {
    * was installed) and must not roll the membership back.
    */
   private confIndex: LogIndex;
+  /**
+   * Index of a configuration that a member told us (notMember) leaves this replica out, newer
+   * than ours; 0 when none. While set the replica does not campaign: it was removed while cut off
+   * and never learned it, and would otherwise pre-vote every election timeout forever. Cleared
+   * when a leader talks to it or it applies a newer configuration (it was added back, or the
+   * hint came from a configuration since replaced).
+   */
+  removedHint = 0 as LogIndex;
   /** A conf change at an index above `applied` is pending: no new one until it is applied. */
   private pendingConfIndex = 0 as LogIndex;
   /** Bytes of proposed entries not yet applied (leader only). */
@@ -139,6 +151,8 @@ export class Raft {
     leaseReads: 0,
     transfersAborted: 0,
     quiesced: 0,
+    notMemberHintsSent: 0,
+    removedHints: 0,
   };
 
   constructor(cfg: ResolvedConfig) {
@@ -182,15 +196,16 @@ export class Raft {
     return { voters: [...this.voters].sort((a, b) => a - b), learners: [...this.learners].sort((a, b) => a - b) };
   }
 
-  /** A voter of the current configuration may campaign. */
+  /** A voter of the current configuration may campaign (unless members said it was removed). */
   promotable(): boolean {
-    return this.voters.has(this.id) && !this.log.pendingSnapshot();
+    return this.voters.has(this.id) && !this.log.pendingSnapshot() && this.removedHint === 0;
   }
 
   /** Applies the committed membership change at `index` (as the shell confirms it applied the entry). */
   applyConfChange(cc: ConfChange, index: LogIndex): void {
     if (index <= this.confIndex) return;
     this.confIndex = index;
+    this.removedHint = 0 as LogIndex;
     const next = (this.log.lastIndex() + 1) as LogIndex;
     switch (cc.type) {
       case ConfChangeType.AddVoter: {
@@ -492,6 +507,8 @@ export class Raft {
   /** A message from the leader of the current term: election timer and lease promise restart. */
   private heardFromLeader(from: NodeId): void {
     this.electionElapsed = 0;
+    // A leader counts us in its configuration.
+    this.removedHint = 0 as LogIndex;
     this.lead = from;
     this.leaseUntil = this.now + this.cfg.electionTimeoutTicks;
   }
@@ -503,6 +520,17 @@ export class Raft {
     if (m.type === MessageType.Hup) {
       this.hup(false);
       return;
+    }
+    if (m.notMember === true) {
+      this.onNotMember(m);
+      return;
+    }
+    if ((m.type === MessageType.PreVote || m.type === MessageType.Vote) && !this.prs.has(m.from)) {
+      // Tell a campaigning non-member which configuration left it out; the request itself is
+      // still handled as usual (our configuration may be the one that lags).
+      const t = m.type === MessageType.PreVote ? MessageType.PreVoteResp : MessageType.VoteResp;
+      this.msgs.push({ ...emptyMessage(t, this.id, m.from, this.term), reject: true, notMember: true, index: this.confIndex });
+      this.counters.notMemberHintsSent++;
     }
     if (this.quiesced) this.wakeOn(m);
     if (m.term > this.term) {
@@ -552,6 +580,19 @@ export class Raft {
         this.stepFollower(m);
         break;
     }
+  }
+
+  /**
+   * A member says our campaign comes from outside its configuration. If that configuration is
+   * newer than ours, we were removed while cut off: stop campaigning (nothing else changes; no
+   * term, no vote). An older one lags behind ours and says nothing.
+   */
+  private onNotMember(m: Message): void {
+    if (m.type !== MessageType.PreVoteResp && m.type !== MessageType.VoteResp) return;
+    if (m.index <= this.confIndex || this.role === 'leader') return;
+    if (this.removedHint === 0) this.counters.removedHints++;
+    this.removedHint = Math.max(this.removedHint, m.index) as LogIndex;
+    if (this.role !== 'follower') this.becomeFollower(this.term, NONE);
   }
 
   private handleVoteRequest(m: Message): void {
@@ -723,6 +764,7 @@ export class Raft {
     this.log.restore({ metadata: { index, term, confState }, data: s.data });
     this.applyConfState(confState);
     this.confIndex = index;
+    this.removedHint = 0 as LogIndex;
     this.resolveProposals();
     return true;
   }

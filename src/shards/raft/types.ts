@@ -147,6 +147,12 @@ export interface Message {
    * ticks later). Never sent to a leadership transferee, whose answer triggers TimeoutNow.
    */
   readonly commitOnly?: boolean;
+  /**
+   * PreVoteResp or VoteResp only, with `reject`: the candidate is not a member of the sender's
+   * applied configuration, which took effect at `index`. Not a vote: a hint for a replica removed
+   * while it was cut off, which then stops campaigning if its own configuration is older.
+   */
+  readonly notMember?: boolean;
 }
 
 export type Role = 'follower' | 'pre-candidate' | 'candidate' | 'leader';

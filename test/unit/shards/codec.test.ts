@@ -76,6 +76,7 @@ const messageArb: fc.Arbitrary<Message> = fc
     snapshot: fc.option(snapshotArb, { nil: undefined }),
     quiesce: fc.boolean(),
     commitOnly: fc.boolean(),
+    notMember: fc.boolean(),
   })
   .map((r) => {
     // Entry indexes follow message.index, so it must leave room for them below 2^53.
@@ -100,6 +101,7 @@ const messageArb: fc.Arbitrary<Message> = fc
       context: r.context,
       ...(r.quiesce ? { quiesce: true } : {}),
       ...(r.commitOnly ? { commitOnly: true } : {}),
+      ...(r.notMember ? { notMember: true } : {}),
     };
     return r.snapshot === undefined ? m : { ...m, snapshot: r.snapshot };
   });
@@ -323,7 +325,7 @@ describe('raft message codec', () => {
       expectBadFrame(() => decodeMessage(patched(b, (v) => v.setUint8(0, t))));
       expectBadFrame(() => peekMessageType(patched(b, (v) => v.setUint8(0, t))));
     }
-    for (const f of [0x10, 0x20, 0x80, 0xff]) expectBadFrame(() => decodeMessage(patched(b, (v) => v.setUint8(1, f))));
+    for (const f of [0x20, 0x40, 0x80, 0xff]) expectBadFrame(() => decodeMessage(patched(b, (v) => v.setUint8(1, f))));
     expectBadFrame(() => decodeMessage(patched(b, (v) => v.setUint16(2, 1, true))));
     expectBadFrame(() => decodeMessage(patched(b, (v) => v.setUint8(MESSAGE_HEADER_BYTES + 8, 2))));
     for (const peek of [peekMessageType, peekMessageFrom, peekMessageTo]) {

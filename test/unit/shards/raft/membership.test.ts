@@ -2,6 +2,7 @@ import { describe, expect, test } from 'vitest';
 import { RaftErrorCode } from '../../../../src/shards/raft/errors.js';
 import { encodeConfChange } from '../../../../src/shards/raft/confchange.js';
 import { ConfChangeType, EntryType, MessageType, nodeId } from '../../../../src/shards/raft/types.js';
+import { MemoryStorage } from '../../../../src/shards/raft/storage.js';
 import { Cluster } from './harness.js';
 import { ent, msg, persist, raftErrorOf, solo } from './fixtures.js';
 
@@ -108,6 +109,83 @@ describe('removing members', () => {
     expect(st.counters.elections + st.counters.preVotes).toBe(electionsBefore);
     const r = c.propose(leaders[0]!, 'after');
     expect(c.node(leaders[0]!).rn.status().commit).toBe(r.index);
+  });
+});
+
+describe('a replica removed while it was cut off', () => {
+  const campaigns = (c: Cluster, from: number, since = 0): number =>
+    c.sent.slice(since).filter((m) => m.from === from && (m.type === MessageType.PreVote || m.type === MessageType.Vote)).length;
+
+  test('learns from the members that it was removed and stops campaigning, instead of pre-voting every election timeout', () => {
+    const c = new Cluster([1, 2, 3, 4], {}, 5);
+    const l = c.settle();
+    const gone = c.others(l).at(-1)!;
+    c.isolate(gone);
+    c.node(l).rn.proposeConfChange(remove(gone));
+    c.deliver();
+    expect(c.node(l).rn.confState().voters).not.toContain(gone);
+    // It never heard of its removal; back on the network, its election timer fires.
+    c.heal();
+    c.drop((m) => m.from === l && m.to === gone); // and the leader no longer talks to it
+    c.tickAll(3 * 20);
+    const early = campaigns(c, gone);
+    expect(early).toBeGreaterThan(0);
+    expect(c.node(gone).rn.status().counters.removedHints).toBe(1);
+    const mark = c.sent.length;
+    c.tickAll(50 * 20);
+    // Fifty election timeouts later: not one more campaign, and the group never noticed it.
+    expect(campaigns(c, gone, mark)).toBe(0);
+    expect(c.leaders()).toEqual([l]);
+  });
+
+  test('campaigns again once added back', () => {
+    const c = new Cluster([1, 2, 3, 4], { checkQuorum: false }, 6);
+    c.elect(1);
+    c.isolate(4);
+    c.node(1).rn.proposeConfChange(remove(4));
+    c.deliver();
+    c.heal();
+    c.drop((m) => m.from === 1 && m.to === 4);
+    c.tickAll(3 * 20);
+    expect(c.node(4).rn.status().counters.removedHints).toBe(1);
+    // Added back (as a learner, then a voter): the leader talks to it, it takes part again.
+    c.heal();
+    c.node(1).rn.proposeConfChange(learner(4));
+    c.deliver();
+    c.node(1).rn.proposeConfChange(add(4));
+    c.deliver();
+    expect(c.node(4).rn.confState().voters).toContain(4);
+    c.isolate(1);
+    c.tickAll(10 * 20);
+    expect(c.leaders().filter((x) => x !== 1)).toHaveLength(1);
+    const mark = c.sent.length;
+    for (const id of [2, 3]) c.isolate(id);
+    c.tickAll(3 * 20);
+    // The hint is gone: cut off from everyone, it campaigns like any voter.
+    expect(campaigns(c, 4, mark)).toBeGreaterThan(0);
+  });
+
+  test("a lagging member's hint says nothing to a replica whose configuration is newer", () => {
+    const c = new Cluster([1, 2, 3], { checkQuorum: false }, 7);
+    c.add(nodeId(4), new MemoryStorage());
+    c.elect(1);
+    // Node 3 lags: it never applies the addition of node 4.
+    c.isolate(3);
+    c.node(1).rn.proposeConfChange(learner(4));
+    c.deliver();
+    c.node(1).rn.proposeConfChange(add(4));
+    c.deliver();
+    expect(c.node(4).rn.confState().voters).toContain(4);
+    expect(c.node(3).rn.confState().voters).not.toContain(4);
+    // Node 4 campaigns; node 3 (without 4 in its configuration) answers with a hint.
+    c.heal();
+    c.isolate(1);
+    c.drop((m) => m.from === 2 || m.to === 2);
+    const mark = c.sent.length;
+    c.node(4).rn.campaign();
+    c.deliver();
+    expect(c.sent.slice(mark).some((m) => m.from === 3 && m.to === 4 && m.notMember === true)).toBe(true);
+    expect(c.node(4).rn.status().counters.removedHints).toBe(0);
   });
 });
 
