@@ -26,8 +26,12 @@ import { ConfChangeType, ENTRY_OVERHEAD_BYTES, EntryType, MessageType, NONE, emp
 const TRANSFER_CONTEXT = 1;
 /** Ticks (beyond a heartbeat interval) a replicating follower may go without progress before it is probed again. */
 const STALL_TICKS_MAX = 2;
-/** The lease ends this many ticks before a follower could vote again (tick phase slack). */
-const LEASE_MARGIN_TICKS = 2;
+/**
+ * The lease ends this many ticks before a follower could vote again: two pay for the rounding of
+ * the leader's and the follower's tick counts, the third for clocks that run at different rates
+ * (up to 12 % with a 10-tick election timeout: the lease lasts under 8 ticks, the promise over 9).
+ */
+const LEASE_MARGIN_TICKS = 3;
 
 /** Counters the shell turns into metrics. */
 export interface RaftCounters {
