@@ -444,7 +444,7 @@ export class ShardHost {
     const ctx = ++this.readContext;
     s.reads.set(ctx, { reqId: req.reqId, query: req.query });
     // A lease read is judged on the leader's tick count: served while `now - sent` (ticks since it
-    // sent the heartbeat a quorum acknowledged) is at most electionTimeoutTicks - 2. A count that
+    // sent the heartbeat a quorum acknowledged) is at most electionTimeoutTicks - 3. A count that
     // lags real time makes the lease look younger than it is: the followers' promises may have run
     // out, another leader may have been elected and have committed writes, and this read would
     // miss them. So the count is caught up right here, with nothing that can stall between the
