@@ -35,8 +35,8 @@ const outRing = new Ring(init.outRing);
 const local = {
   badRecords: 0,
   oversizeDrops: 0,
-  /** Loop passes that left client requests in the in-ring because the outbox was full. */
-  clientWorkHeld: 0,
+  /** Client requests answered Overloaded at once because the outbox was full (see refuseWhileFull). */
+  clientWorkRefused: 0,
 };
 const outRecordMax = maxPayloadBytes(outRing.capacityBytes);
 const outbox = new Outbox(outRing, init.outboxBytesMax);
@@ -110,11 +110,13 @@ function dispatch(kind: number, shard: number, payload: Uint8Array): void {
         return;
       case RecordKind.ClientPropose: {
         const p = decodePropose(payload);
+        if (refuseWhileFull(id, p.reqId)) return;
         host.propose(id, p);
         return;
       }
       case RecordKind.ClientRead: {
         const r = decodeRead(payload);
+        if (refuseWhileFull(id, r.reqId)) return;
         host.read(id, { reqId: r.reqId, consistency: consistencyOf[r.consistency] ?? 'linearizable', query: r.query });
         return;
       }
@@ -137,7 +139,19 @@ const loopDone = new Promise<void>((resolve) => {
 /** Records drained per turn at most, so ticks and control messages are not starved. */
 const DRAIN_BUDGET = 4096;
 
-const isClientWork = (kind: number | undefined): boolean => kind === RecordKind.ClientPropose || kind === RecordKind.ClientRead;
+/**
+ * Backpressure: while the outbox is full (the main thread does not drain the out-ring), client
+ * work is answered `Overloaded` at once instead of being started. Its answer is small and waits
+ * in the outbox like every reply (so replies past the bound are at most one per request the pool
+ * has in flight, `inflightRequestsMax`), and raft messages behind it in the in-ring are still
+ * stepped: leases, elections and commits go on while clients are refused.
+ */
+function refuseWhileFull(shard: ShardId, reqId: number): boolean {
+  if (!outbox.full()) return false;
+  local.clientWorkRefused++;
+  sink.reply(shard, { reqId, ok: false, code: 'Overloaded', message: `worker ${init.worker}: its out-ring is full (the node is overloaded)`, leaderHint: 0 });
+  return true;
+}
 
 /**
  * The waits in progress, at most one of each, so passes that race them do not pile up waiters
@@ -167,18 +181,7 @@ async function loop(): Promise<void> {
     // decision and each raft message, since this pass may stall before it gets to them.
     host.catchUp();
     let n = 0;
-    let held = false;
-    while (n < DRAIN_BUDGET) {
-      // Backpressure: with the outbox full, client work stays in the in-ring (new requests then
-      // find it full and get Overloaded); raft messages ahead of it are still stepped.
-      if (outbox.full() && isClientWork(inRing.peekKind())) {
-        held = true;
-        local.clientWorkHeld++;
-        break;
-      }
-      if (!inRing.readView(dispatch)) break;
-      n++;
-    }
+    while (n < DRAIN_BUDGET && inRing.readView(dispatch)) n++;
     let turned = 0;
     for (let i = 0; i < 4 && host.hasReady(); i++) turned += host.turn();
     outbox.flush();
@@ -187,11 +190,11 @@ async function loop(): Promise<void> {
       await new Promise<void>((resolve) => setImmediate(resolve));
       continue;
     }
-    // Idle until the next tick, new records (unless client work is held back: then the outbox is
-    // full, so something waits for room) or room for what waits in the outbox.
+    // Idle until the next tick, new records or room for what waits in the outbox. The data wait
+    // is always among them and ends by its timeout at the latest, so a pass never waits past the
+    // next tick.
     const ms = Math.max(1, host.msUntilTick());
-    const waits: Promise<void>[] = [];
-    if (!held) waits.push(waitForData(ms));
+    const waits: Promise<void>[] = [waitForData(ms)];
     if (outbox.records() > 0) waits.push(waitForSpace(ms));
     await Promise.race(waits);
   }
@@ -292,13 +295,13 @@ new Gauge({
   },
 });
 new Counter({
-  name: 'iroh_raft_worker_client_work_held_total',
-  help: 'Loop passes that left client requests in the in-ring because the outbox was full (backpressure).',
+  name: 'iroh_raft_worker_client_work_refused_total',
+  help: 'Client requests answered Overloaded at once because the outbox was full (backpressure).',
   labelNames: ['worker'],
   registers: [registry],
   collect() {
     this.reset();
-    this.inc({ worker: String(init.worker) }, local.clientWorkHeld);
+    this.inc({ worker: String(init.worker) }, local.clientWorkRefused);
   },
 });
 new Counter({

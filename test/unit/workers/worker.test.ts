@@ -1,8 +1,8 @@
 /**
  * One real worker thread whose out-ring nobody drains (a main thread that stopped reading it):
  * the worker must not block on it. It keeps ticking its shards and answering control calls, holds
- * client replies in its bounded outbox, drops (and counts) raft messages past the bound, leaves
- * new client requests in its in-ring, and answers every request it took once the ring drains.
+ * client replies in its bounded outbox, drops (and counts) raft messages past the bound, answers
+ * new client requests Overloaded at once, and delivers every answer exactly once when the ring drains.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -71,7 +71,7 @@ async function startWorker(dir: string, outRingBytes: number, outboxBytesMax: nu
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('a worker whose out-ring is full', () => {
-  test('keeps ticking and answering control calls, holds replies, refuses no taken request, and answers all once drained', async () => {
+  test('keeps ticking and answering control calls, holds replies, refuses new client work with Overloaded, and delivers every answer once drained', async () => {
     const h = await startWorker(join(root, 'full'), 1024, 2048);
     // Shard 0 has this node as its only voter: it elects itself and serves reads. Shard 1 has two
     // voters that do not exist: it campaigns every few ticks, and each campaign is raft messages.
@@ -89,21 +89,23 @@ describe('a worker whose out-ring is full', () => {
     }
     expect(st.outbox.full).toBe(true);
 
-    // Client work arriving now stays in the in-ring (backpressure), while ticks go on.
+    // Client work arriving now is refused with Overloaded (backpressure), while ticks go on.
     const reads = 50;
     for (let reqId = 1; reqId <= reads; reqId++) {
       const ok = h.inRing.tryWrite(RecordKind.ClientRead, 0, encodeRead({ reqId, consistency: ReadConsistency.Stale, query: encodeGet('t', new TextEncoder().encode(`k${reqId}`)) }));
       expect(ok).toBe(true);
     }
     const ticksBefore = st.counters.ticks;
-    while (st.counters.ticks <= ticksBefore + 3 || st.counters.clientWorkHeld === 0) {
+    while (st.counters.ticks <= ticksBefore + 3 || st.counters.clientWorkRefused < reads) {
       await sleep(10);
       st = await h.api.status();
     }
+    // None was started; the in-ring is empty (nothing waits behind them).
     expect(st.counters.reads).toBe(0);
-    expect(h.inRing.usedBytes()).toBeGreaterThan(0);
+    expect(h.inRing.usedBytes()).toBe(0);
     expect(st.outbox.full).toBe(true);
-    expect(st.outbox.bytes).toBeLessThan(2048 + 1024);
+    // Past the bound only by the answers to the requests (one each, small).
+    expect(st.outbox.bytes).toBeLessThan(2048 + 1024 + reads * 200);
 
     // The main thread reads again: every request taken gets exactly one answer.
     const answered = new Map<number, number>();
@@ -117,15 +119,35 @@ describe('a worker whose out-ring is full', () => {
       if (r.kind === RecordKind.ShardEvent) events++;
       if (r.kind !== RecordKind.ClientReply) continue;
       const reply = decodeReply(r.payload);
-      expect(reply.ok).toBe(true);
+      expect(reply).toMatchObject({ ok: false, code: 'Overloaded' });
       answered.set(reply.reqId, (answered.get(reply.reqId) ?? 0) + 1);
     }
     expect([...answered.keys()].sort((a, b) => a - b)).toEqual(Array.from({ length: reads }, (_, i) => i + 1));
     expect([...answered.values()].every((n) => n === 1)).toBe(true);
     expect(events).toBeGreaterThan(0);
     st = await h.api.status();
-    expect(st.counters.reads).toBe(reads);
+    expect(st.counters.reads).toBe(0);
     expect(st.counters.outboxHeld).toBeGreaterThan(0);
+    // Read on: once the outbox drains, the worker takes client work again (a request that still
+    // met a full outbox is refused and sent again).
+    let again = 1000;
+    const ask = (): boolean => h.inRing.tryWrite(RecordKind.ClientRead, 0, encodeRead({ reqId: ++again, consistency: ReadConsistency.Stale, query: encodeGet('t', new TextEncoder().encode('k')) }));
+    expect(ask()).toBe(true);
+    for (;;) {
+      const r = h.outRing.read();
+      if (r === undefined) {
+        await h.outRing.waitForData(50);
+        continue;
+      }
+      if (r.kind !== RecordKind.ClientReply) continue;
+      const reply = decodeReply(r.payload);
+      if (reply.reqId !== again) continue;
+      if (reply.ok) break;
+      expect(reply).toMatchObject({ code: 'Overloaded' });
+      expect(ask()).toBe(true);
+    }
+    st = await h.api.status();
+    expect(st.counters.reads).toBeGreaterThan(0);
     await h.api.shutdown();
   }, 60_000);
 });
