@@ -3,8 +3,10 @@
  * of quiet shards that follow. A quiet group sends no heartbeats, so when the node of its leader
  * dies, or only the worker thread that hosts the leader's replica, nothing in raft tells the
  * followers. Liveness records do: one per peer per tick however many shards, naming the sender's
- * running workers ({@link decodeLiveness}). Only these records refresh a peer: raft traffic from
- * one healthy worker says nothing about the shards of a dead one.
+ * running workers ({@link decodeLiveness}). Any record from a peer says its node is there (so a
+ * liveness record queued behind bulk traffic never makes a busy peer look gone), but only
+ * liveness records say which of its workers run: raft traffic from one healthy worker says
+ * nothing about the shards of a dead one.
  *
  * Pure bookkeeping: the caller passes the time and runs the wakes it is handed, so tests drive it
  * without timers, threads or a network.
@@ -67,9 +69,9 @@ interface Peer {
   readonly id: NodeId;
   /** Shards hosted here that the peer replicates too, ascending; fixed with the placement. */
   readonly shared: readonly ShardId[];
-  /** When its last valid liveness record arrived (ms); only grows. */
+  /** When its last record of any kind arrived (ms); only grows. */
   heard: number;
-  /** False once silent for longer than timeoutMs; true again at its next valid liveness record. */
+  /** False once silent for longer than timeoutMs; true again at its next record. */
   up: boolean;
   /**
    * Per worker of the peer, as its last valid record said: true while it runs. Empty: not said
@@ -130,13 +132,8 @@ export class Liveness {
     }
     p.heard = Math.max(p.heard, now);
     if (!p.up) {
-      p.up = true;
-      this.counters.peersUp++;
       p.running = running;
-      this.owe(p);
-      p.returnedAll = true;
-      // Back, but with a worker down: the followers it leads there still need a new leader.
-      if (running.includes(false)) p.orphaned = true;
+      this.back(p);
       return true;
     }
     // A peer's worker count is fixed at its first start; if it changed anyway, its old report
@@ -156,6 +153,27 @@ export class Liveness {
     }
     p.running = running;
     return true;
+  }
+
+  /**
+   * Any other authenticated record from `peer` (raft traffic, forwards, replies): its node is
+   * there. Its workers stay as its last liveness record said.
+   */
+  onTraffic(peer: NodeId, now: number): void {
+    const p = this.peers.get(peer);
+    if (!p) return;
+    p.heard = Math.max(p.heard, now);
+    if (!p.up) this.back(p);
+  }
+
+  /** A peer that was gone is heard again. */
+  private back(p: Peer): void {
+    p.up = true;
+    this.counters.peersUp++;
+    this.owe(p);
+    p.returnedAll = true;
+    // Back, but with a worker down: the followers it leads there still need a new leader.
+    if (p.running.includes(false)) p.orphaned = true;
   }
 
   /**

@@ -220,6 +220,8 @@ export class Router implements KvService {
   onPeerRecords(peerId: string, records: readonly { kind: number; shard: number; payload: Uint8Array }[]): void {
     const member = this.byPeer.get(peerId);
     if (!member) return;
+    // Its node is there, whatever the records say (liveness records may wait behind bulk traffic).
+    this.liveness.onTraffic(member.nodeId, this.clock());
     for (const r of records) {
       try {
         this.onPeerRecord(member, r.kind, r.shard as ShardId, r.payload);

@@ -145,17 +145,24 @@ describe('router liveness', () => {
   const heartbeat = (running: boolean[]) => ({ kind: RecordKind.NodeHeartbeat, shard: 0, payload: encodeLiveness({ running }) });
   const raft = (from: number) => ({ kind: RecordKind.RaftMessage, shard: 0, payload: encodeMessage(emptyMessage(MessageType.App, from as NodeId, 1 as NodeId, 1 as Term)) });
 
-  test('raft traffic does not keep a peer up, liveness records do; a silent peer has the quiet followers it leads woken', () => {
+  test('any record keeps a peer up (a busy peer whose liveness records wait behind bulk traffic is not gone); a silent peer has the quiet followers it leads woken', () => {
     // Shards 0-3 on all three nodes; node 2 leads 0 and 1, node 3 leads 2, this node 3.
     const { pool, wakes } = fakePool(1, new Map([[0, 2], [1, 2], [2, 3], [3, 1]]));
     let now = 0;
     const router = new Router({ self: 1 as NodeId, members, shards: 4, replicas: 3, pool, link: { send: () => undefined }, livenessTimeoutMs: 200, clock: () => now });
     for (; now <= 1000; now += 20) {
-      router.onPeerRecords('peer-2', [raft(2)]); // node 2's busy healthy worker...
+      router.onPeerRecords('peer-2', [raft(2)]); // node 2 is busy: only raft traffic gets through
       router.onPeerRecords('peer-3', [heartbeat([true])]);
       router.tickLiveness();
     }
-    // ...says nothing about its other shards: without liveness records it counts as gone.
+    expect(router.peersUp()).toEqual([2, 3]);
+    expect(wakes).toEqual([]);
+    expect(router.leaderOf(0 as ShardId)).toBe(2);
+    // Then node 2 goes silent: after the timeout its quiet followers here are woken.
+    for (const end = now + 1000; now <= end; now += 20) {
+      router.onPeerRecords('peer-3', [heartbeat([true])]);
+      router.tickLiveness();
+    }
     expect(router.peersUp()).toEqual([3]);
     expect(wakes).toEqual([{ leader: 2, shards: [0, 1] }]);
     expect(router.leaderOf(0 as ShardId)).toBe(1); // not node 2: the local replica answers with a hint
@@ -184,18 +191,23 @@ describe('router liveness', () => {
     router.close();
   });
 
-  test('malformed liveness payloads are counted and ignored, never a crash; the peer then counts as silent', () => {
-    const { pool } = fakePool(1, new Map([[0, 2]]));
+  test('malformed liveness payloads are counted and ignored, never a crash; they say nothing of the workers', () => {
+    // Node 2 (one worker) leads shard 0 and reports its worker down; then it sends only garbage.
+    const { pool, wakes } = fakePool(1, new Map([[0, 2]]));
     let now = 0;
     const router = new Router({ self: 1 as NodeId, members, shards: 4, replicas: 3, pool, link: { send: () => undefined }, livenessTimeoutMs: 200, clock: () => now });
     const garbage = [new Uint8Array([7]), new Uint8Array([0, 0]), new Uint8Array([3, 0, 0xf8]), new Uint8Array([1, 0, 1, 0])];
+    router.onPeerRecords('peer-2', [heartbeat([false])]);
     for (; now <= 400; now += 20) {
       expect(() => router.onPeerRecords('peer-2', garbage.map((payload) => ({ kind: RecordKind.NodeHeartbeat, shard: 0, payload })))).not.toThrow();
       router.onPeerRecords('peer-3', [heartbeat([true])]);
       router.tickLiveness();
     }
     expect(router.liveness.counters.bad).toBe(garbage.length * 21);
-    expect(router.peersUp()).toEqual([3]);
+    // The node is there (it sends), and its worker counts as down still: no garbage revived it.
+    expect(router.peersUp()).toEqual([2, 3]);
+    expect(router.leaderOf(0 as ShardId)).toBe(1);
+    expect(wakes).toEqual([{ leader: 2, shards: [0] }]);
     router.close();
   });
 
