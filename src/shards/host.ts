@@ -73,12 +73,13 @@ export interface HostOptions {
   /** Milliseconds per tick when `clock` is given. Default 100. */
   readonly tickMs?: number;
   /**
-   * Wall clock (ms since the epoch), for log time: as leader the host writes it into the log
-   * (at most every LOG_CLOCK_EVERY_MS, before a client proposal), and client sessions expire only
-   * after SESSION_TTL_MS of that time (see sessions.ts). Without it no log time is written, and
+   * A monotonic clock in ms (performance.now), for log time: as leader the host writes into the
+   * log how far it moved since its previous clock entry of the same term (at most every
+   * LOG_CLOCK_EVERY_MS, before a client proposal with a session), and client sessions expire only
+   * after SESSION_TTL_MS of log time (see sessions.ts). Without it no log time is written, and
    * sessions never expire.
    */
-  readonly wallClock?: () => number;
+  readonly logClock?: () => number;
   /** Test only: send what depends on a write before the write is durable (breaks the durability rule). */
   readonly unsafeSendBeforePersist?: boolean;
 }
@@ -123,8 +124,10 @@ interface Shard {
    * `ticking` falls behind; its lag is made up with skipTicks before its next input.
    */
   clock: number;
-  /** Wall-clock ms at which this host, as leader, last wrote log time for this shard (-Infinity: never). */
+  /** logClock ms at which this host, as leader, last wrote log time for this shard (-Infinity: never). */
   logClockAtMs: number;
+  /** The term of that clock entry: a step is measured only within one term (0: never). */
+  logClockTerm: number;
 }
 
 /** One shard's Ready and the results of handling it inside the commit. */
@@ -151,7 +154,7 @@ export interface HostCounters {
   entriesApplied: number;
   proposals: number;
   proposalsRefused: number;
-  /** Log clock entries this host wrote as leader (see HostOptions.wallClock). */
+  /** Log clock entries this host wrote as leader (see HostOptions.logClock). */
   logClockEntries: number;
   replies: number;
   reads: number;
@@ -241,7 +244,7 @@ export class ShardHost {
       prng: new Prng((this.opts.seed ^ Math.imul(spec.shard + 1, 0x9e3779b1)) >>> 0),
       applied: ss.applied(),
     });
-    const s: Shard = { id: spec.shard, node, store: ss, proposals: new Map(), reads: new Map(), readyReads: [], clock: this.ticks, logClockAtMs: -Infinity };
+    const s: Shard = { id: spec.shard, node, store: ss, proposals: new Map(), reads: new Map(), readyReads: [], clock: this.ticks, logClockAtMs: -Infinity, logClockTerm: 0 };
     this.shards.set(spec.shard, s);
     this.ticking.add(s);
     this.dirty.add(s);
@@ -419,13 +422,18 @@ export class ShardHost {
    * (not leader, budget full): nothing written, the client's proposal meets the same answer.
    */
   private maybeWriteLogClock(s: Shard): void {
-    const wall = this.opts.wallClock;
-    if (wall === undefined) return;
-    const now = wall();
-    if (now - s.logClockAtMs < LOG_CLOCK_EVERY_MS) return;
+    const clock = this.opts.logClock;
+    if (clock === undefined) return;
+    const now = clock();
+    const term = s.node.term();
+    const sameTerm = term === s.logClockTerm;
+    if (sameTerm && now - s.logClockAtMs < LOG_CLOCK_EVERY_MS) return;
+    // The first entry of a term steps by 0: what passed before this replica led is not its to say.
+    const step = sameTerm ? now - s.logClockAtMs : 0;
     try {
-      s.node.propose(encodeProposal(LOG_CLOCK_CLIENT, 0, encodeLogClock(now)));
+      s.node.propose(encodeProposal(LOG_CLOCK_CLIENT, 0, encodeLogClock(step)));
       s.logClockAtMs = now;
+      s.logClockTerm = term;
       this.counters.logClockEntries++;
     } catch (e) {
       if (!(e instanceof RaftError)) throw e;

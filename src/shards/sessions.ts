@@ -84,22 +84,28 @@ export interface ApplyTarget {
  */
 export const SESSION_TTL_ENTRIES = 100_000;
 /**
- * Log time (leader-proposed wall-clock milliseconds, see LOG_CLOCK_CLIENT) a session outlives its
- * last use, at least: 12 times the router's default request deadline (5 s), during which it
- * retries a proposal under the same session. It holds as long as the wall clocks of successive
- * leaders differ by less than SESSION_TTL_MS minus the longest retry window (55 s with the
- * defaults). A session expires only once both its TTLs have passed; without log time (a log with
- * no clock entries) it never expires.
+ * Log time a session outlives its last use, at least, in milliseconds: 12 times the router's
+ * default request deadline (5 s), during which it retries a proposal under the same session. Log
+ * time is what leaders measured and wrote into the log (see LOG_CLOCK_CLIENT): it never runs
+ * ahead of real time, so a session lives at least this long in real time, whatever the wall
+ * clocks say. A session expires only once both its TTLs have passed; without log time (a log
+ * with no clock entries) it never expires.
  */
 export const SESSION_TTL_MS = 60_000;
 /** Sessions are swept at every entry whose index is a multiple of this (on every replica alike). */
 export const SESSION_SWEEP_EVERY_ENTRIES = 10_000;
-/** A leader writes its wall clock into the log at most this often, and only while clients write. */
+/** A leader writes log time at most this often (by its monotonic clock), only while clients write. */
 export const LOG_CLOCK_EVERY_MS = 1_000;
+/** Log time one clock entry may add at most: a longer stretch counts as this (expiry only comes later). */
+export const LOG_CLOCK_STEP_MAX_MS = SESSION_TTL_MS;
 /**
  * Client id of a log clock entry: proposed by the shard host as leader (never by a client; the
- * host refuses negative client ids), its command is the leader's wall clock (f64 ms, little
- * endian). Log time never goes back: a mark below the previous one counts as the previous one.
+ * host refuses negative client ids). Its command is an f64 (little endian): the milliseconds the
+ * leader's monotonic clock moved since its previous clock entry in the same term (0 for its
+ * first one in a term: it cannot know what passed before it led). Applying it adds that step,
+ * clamped to [0, LOG_CLOCK_STEP_MAX_MS], to log time. Steps are measured within one leader's
+ * term on one monotonic clock, so log time never runs ahead of real time (it lags it when
+ * leaders change or write rarely): wall-clock jumps and skew between nodes do not matter.
  */
 export const LOG_CLOCK_CLIENT = -1;
 /** Log clock marks kept at most; older ones go first (which only delays expiry). */
@@ -108,14 +114,14 @@ export const LOG_CLOCK_MARKS_MAX = 1024;
 const CLOCK_TAG = 0x63; // 'c'
 const CLOCK_KEY = new Uint8Array([RESERVED_PREFIX, CLOCK_TAG]);
 
-/** The command of a log clock entry at `nowMs`. */
-export function encodeLogClock(nowMs: number): Uint8Array {
+/** The command of a log clock entry: the step of log time, in ms. */
+export function encodeLogClock(stepMs: number): Uint8Array {
   const b = new Uint8Array(8);
-  new DataView(b.buffer).setFloat64(0, nowMs, true);
+  new DataView(b.buffer).setFloat64(0, stepMs, true);
   return b;
 }
 
-/** Log clock marks, (index, ms) in index order, ms never decreasing; stored as f64 pairs. */
+/** Log clock marks, (index, log time in ms) in index order, time never decreasing; f64 pairs. */
 function readMarks(target: ApplyTarget): { index: number; ms: number }[] {
   const b = target.reservedGet(CLOCK_KEY);
   if (!b) return [];
@@ -135,13 +141,25 @@ function writeMarks(target: ApplyTarget, marks: readonly { index: number; ms: nu
   target.reservedPut(CLOCK_KEY, b);
 }
 
+/** Position of the newest mark at least SESSION_TTL_MS older than the newest one, or -1. */
+function cutOf(marks: readonly { index: number; ms: number }[]): number {
+  const newest = marks[marks.length - 1];
+  if (newest === undefined) return -1;
+  for (let i = marks.length - 1; i >= 0; i--) if (marks[i]!.ms <= newest.ms - SESSION_TTL_MS) return i;
+  return -1;
+}
+
 function applyLogClock(target: ApplyTarget, index: number, command: Uint8Array): void {
-  const proposed = command.byteLength === 8 ? new DataView(command.buffer, command.byteOffset, 8).getFloat64(0, true) : NaN;
+  const step = command.byteLength === 8 ? new DataView(command.buffer, command.byteOffset, 8).getFloat64(0, true) : NaN;
+  // A malformed mark (it cannot come from a host, which writes 8 bytes of a finite step) moves nothing.
+  if (!Number.isFinite(step)) return;
   const marks = readMarks(target);
-  const last = marks[marks.length - 1];
-  // A malformed mark (it cannot come from a host, which writes 8 bytes) moves nothing.
-  if (!Number.isFinite(proposed)) return;
-  marks.push({ index, ms: Math.max(proposed, last?.ms ?? -Infinity) });
+  const last = marks[marks.length - 1]?.ms ?? 0;
+  marks.push({ index, ms: last + Math.min(LOG_CLOCK_STEP_MAX_MS, Math.max(0, step)) });
+  // Marks older than the cut can never decide anything again: about SESSION_TTL_MS /
+  // LOG_CLOCK_EVERY_MS marks stay.
+  const cut = cutOf(marks);
+  if (cut > 0) marks.splice(0, cut);
   if (marks.length > LOG_CLOCK_MARKS_MAX) marks.splice(0, marks.length - LOG_CLOCK_MARKS_MAX);
   writeMarks(target, marks);
 }
@@ -156,17 +174,9 @@ function applyLogClock(target: ApplyTarget, index: number, command: Uint8Array):
 export function afterEntry(target: ApplyTarget, index: number): number {
   if (index % SESSION_SWEEP_EVERY_ENTRIES !== 0) return 0;
   const marks = readMarks(target);
-  const newest = marks[marks.length - 1];
-  if (newest === undefined) return 0;
-  // The newest mark at least SESSION_TTL_MS older than the newest: uses before its index are that old.
-  let cut = -1;
-  for (let i = marks.length - 1; i >= 0; i--) {
-    if (marks[i]!.ms <= newest.ms - SESSION_TTL_MS) {
-      cut = i;
-      break;
-    }
-  }
+  const cut = cutOf(marks);
   if (cut < 0) return 0;
+  // Uses before the cut mark's index are at least SESSION_TTL_MS of log time old.
   const cutIndex = marks[cut]!.index;
   let dropped = 0;
   for (const { key, value } of target.reservedScan(SESSION_PREFIX)) {
@@ -176,8 +186,6 @@ export function afterEntry(target: ApplyTarget, index: number): number {
       dropped++;
     }
   }
-  // Marks older than the cut can never decide anything again.
-  if (cut > 0) writeMarks(target, marks.slice(cut));
   return dropped;
 }
 

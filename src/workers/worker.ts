@@ -84,8 +84,8 @@ try {
     compactKeepEntries: init.compactKeepEntries,
     // The shell's clock: the host catches its ticks up by it, also right before lease decisions.
     clock: () => performance.now(),
-    // Log time for client sessions: written into the log by leaders (see sessions.ts).
-    wallClock: () => Date.now(),
+    // Log time for client sessions: leaders write how far it moved into the log (see sessions.ts).
+    logClock: () => performance.now(),
     tickMs: init.tickMs,
   });
 } catch (e) {

@@ -101,6 +101,11 @@ export class RawNode {
     return this.raft.lead;
   }
 
+  /** Current term (cheaper than status()). */
+  term(): Term {
+    return this.raft.term;
+  }
+
   /**
    * True when a tick would only advance the logical clock (the group is quiet here, no forwarded
    * read waits). It stays true under ticks alone: only step, propose, reads, transfers, wake() and

@@ -444,9 +444,9 @@ describe('proposals whose entry is overwritten', () => {
 });
 
 describe('log time for client sessions', () => {
-  test('a leader writes its wall clock into the log at most once a second, before proposals with a session; negative client ids are refused', () => {
-    let wallMs = 1_000_000;
-    cluster = new HostCluster({ nodes: 1, shards: 1, host: { wallClock: () => wallMs } });
+  test('a leader writes how far its monotonic clock moved into the log, at most once a second, before proposals with a session; negative client ids are refused', () => {
+    let monoMs = 5_000;
+    cluster = new HostCluster({ nodes: 1, shards: 1, host: { logClock: () => monoMs } });
     const c = cluster;
     c.elect();
     const n = c.node(1);
@@ -454,16 +454,16 @@ describe('log time for client sessions', () => {
     for (let i = 0; i < 5; i++) reqs.push(c.propose(n, 0, `a${i}`, { clientId: 7, seq: i + 1 }));
     c.until(() => reqs.every((r) => n.replies.has(r)));
     expect(n.host.counters.logClockEntries).toBe(1);
-    wallMs += 999;
+    monoMs += 999;
     const r1 = c.propose(n, 0, 'b', { clientId: 7, seq: 6 });
     c.until(() => n.replies.has(r1));
     expect(n.host.counters.logClockEntries).toBe(1);
-    wallMs += 1;
+    monoMs += 1;
     const r2 = c.propose(n, 0, 'c', { clientId: 7, seq: 7 });
     c.until(() => n.replies.has(r2));
     expect(n.host.counters.logClockEntries).toBe(2);
     // Proposals without a session do not move log time.
-    wallMs += 5_000;
+    monoMs += 5_000;
     const r3 = c.propose(n, 0, 'd');
     c.until(() => n.replies.has(r3));
     expect(n.host.counters.logClockEntries).toBe(2);
@@ -475,5 +475,12 @@ describe('log time for client sessions', () => {
     expect(n.replies.get(bad)).toMatchObject({ ok: false, code: 'InvalidClientId' });
     const st = n.host.status(0 as ShardId)!;
     expect(st.applied).toBe(st.commit);
+    // The steps written: 0 (the term's first), then 1,000 ms.
+    const steps = n.store
+      .shard(0 as ShardId)
+      .entries(st.firstIndex, (st.lastIndex + 1) as never, 1 << 20)
+      .filter((e) => e.data.length === 24 && new DataView(e.data.buffer, e.data.byteOffset).getFloat64(0, true) === -1)
+      .map((e) => new DataView(e.data.buffer, e.data.byteOffset).getFloat64(16, true));
+    expect(steps).toEqual([0, 1_000]);
   });
 });

@@ -21,12 +21,12 @@ const entry = (index: number, clientId: number, seq: number, key: string): Entry
   data: encodeProposal(clientId, seq, new TextEncoder().encode(key)),
 });
 
-/** A log clock entry at `index`: the leader's wall clock `ms`. */
-const clock = (index: number, ms: number): Entry => ({
+/** A log clock entry at `index`: log time moves by `stepMs`. */
+const clock = (index: number, stepMs: number): Entry => ({
   index: index as LogIndex,
   term: 1 as Term,
   type: EntryType.Normal,
-  data: encodeProposal(LOG_CLOCK_CLIENT, 0, encodeLogClock(ms)),
+  data: encodeProposal(LOG_CLOCK_CLIENT, 0, encodeLogClock(stepMs)),
 });
 
 /** Applies `entries` (sorted by index) and sweeps at every index from `from` to `to`, as the host does. */
@@ -60,7 +60,7 @@ describe('client sessions', () => {
     const end = late + 2 * SESSION_SWEEP_EVERY_ENTRIES;
     const run = (): MemoryData => {
       const mem = new MemoryData();
-      replay(mem, [clock(1, 0), entry(2, 1, 1, 'old'), clock(3, 500), clock(late - 1, SESSION_TTL_MS + 500), entry(late, 2, 1, 'recent')], 1, end);
+      replay(mem, [clock(1, 0), entry(2, 1, 1, 'old'), clock(3, 500), clock(late - 1, SESSION_TTL_MS), entry(late, 2, 1, 'recent')], 1, end);
       return mem;
     };
     const a = run();
@@ -74,23 +74,26 @@ describe('client sessions', () => {
     // A busy shard: 150,000 entries in 5 s of log time (the router retries for up to 5 s).
     const mem = new MemoryData();
     const n = SESSION_TTL_ENTRIES + 5 * SESSION_SWEEP_EVERY_ENTRIES;
-    const marks = Array.from({ length: 6 }, (_, i) => clock(1 + i * (n / 5), 1_000 + i * 1_000));
+    const marks = Array.from({ length: 6 }, (_, i) => clock(1 + i * (n / 5), 1_000));
     const out = replay(mem, [...marks, entry(3, 7, 1, 'w')], 1, n + 1);
     const retry = applyEntry(new IndexMachine(), mem, entry(n + 2, 7, 1, 'w'));
     expect(retry.duplicate).toBe(true);
     expect(retry.outcome).toEqual(out.get(3)!.outcome);
   });
 
-  test('without log time sessions never expire; log time never goes back', () => {
+  test('without log time sessions never expire; one step, however large, does not expire a session used just before it', () => {
     const mem = new MemoryData();
     replay(mem, [entry(2, 1, 1, 'a')], 1, 3 * SESSION_TTL_ENTRIES);
     expect(sessionsIn(mem)).toBe(1);
-    // A later leader whose clock is behind does not make the log younger: client 2's session,
-    // last used SESSION_TTL_MS before the newest mark, still expires.
+    // A leader that wrote no log time for a long stretch (or a bogus step): the session used
+    // before that step keeps its full TTL from the step on; steps count at most a TTL.
     const m2 = new MemoryData();
-    const end = 2 * SESSION_TTL_ENTRIES;
-    replay(m2, [clock(1, 0), entry(2, 2, 1, 'b'), clock(3, 0), clock(10, SESSION_TTL_MS + 5), clock(20, 3)], 1, end);
-    expect(sessionsIn(m2)).toBe(0);
+    replay(m2, [clock(1, 0), entry(2, 2, 1, 'b'), clock(3, 1e12), clock(4, -1e12)], 1, 2 * SESSION_TTL_ENTRIES);
+    expect(sessionsIn(m2)).toBe(1);
+    // Another TTL of log time later it does expire.
+    const m3 = new MemoryData();
+    replay(m3, [clock(1, 0), entry(2, 2, 1, 'b'), clock(3, 1e12), clock(4, SESSION_TTL_MS)], 1, 2 * SESSION_TTL_ENTRIES);
+    expect(sessionsIn(m3)).toBe(0);
   });
 
   test('a malformed log clock entry moves nothing', () => {
