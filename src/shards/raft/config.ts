@@ -102,7 +102,8 @@ export function resolveConfig(c: RaftConfig): ResolvedConfig {
     throw new RaftError(RaftErrorCode.InvalidConfig, 'heartbeatIntervalTicks must be < electionTimeoutTicks');
   }
   if (r.electionTimeoutTicks < 3) {
-    // The lease keeps a two-tick safety margin below the election timeout.
+    // Elections need room for randomized timeouts; the lease (LEASE_MARGIN_TICKS below the
+    // election timeout) then lasts at most a tick, and falls back to ReadIndex rounds.
     throw new RaftError(RaftErrorCode.InvalidConfig, 'electionTimeoutTicks must be >= 3');
   }
   if (!Number.isInteger(r.quiesceAfterTicks) || r.quiesceAfterTicks < 0) throw new RaftError(RaftErrorCode.InvalidConfig, 'quiesceAfterTicks must be an integer >= 0');

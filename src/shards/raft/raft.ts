@@ -593,7 +593,8 @@ export class Raft {
    */
   private onNotMember(m: Message): void {
     if (m.type !== MessageType.PreVoteResp && m.type !== MessageType.VoteResp) return;
-    if (m.index <= this.confIndex || this.role === 'leader') return;
+    // Only a voter of our own configuration speaks for it.
+    if (!this.voters.has(m.from) || m.index <= this.confIndex || this.role === 'leader') return;
     if (this.removedHint === 0) this.counters.removedHints++;
     this.removedHint = Math.max(this.removedHint, m.index) as LogIndex;
     if (this.role !== 'follower') this.becomeFollower(this.term, NONE);

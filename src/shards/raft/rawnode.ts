@@ -32,6 +32,8 @@ export interface Status {
   readonly leadTransferee: NodeId;
   /** True while the group is quiet on this replica. */
   readonly quiesced: boolean;
+  /** Non-zero: members said a configuration at this index left this replica out; it does not campaign. */
+  readonly removedHint: LogIndex;
   readonly counters: Readonly<RaftCounters>;
 }
 
@@ -292,6 +294,7 @@ export class RawNode {
       progress,
       leadTransferee: r.leadTransferee,
       quiesced: r.quiesced,
+      removedHint: r.removedHint,
       counters: { ...r.counters },
     };
   }
