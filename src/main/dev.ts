@@ -344,7 +344,8 @@ export async function runDev(f: DevFlags, cli: string): Promise<number> {
     lines.on('close', () => cluster.stdinEnded());
     // stdin closed or unreadable (stdio 'ignore', a failed pipe) is not a reason to stop the nodes.
     process.stdin.on('error', () => cluster.stdinEnded());
-    process.once('SIGINT', () => cluster.stop());
-    process.once('SIGTERM', () => cluster.stop());
+    // on, not once: a second Ctrl-C must not kill dev (the default action) while its nodes stop.
+    process.on('SIGINT', () => cluster.stop());
+    process.on('SIGTERM', () => cluster.stop());
   });
 }
