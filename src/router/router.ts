@@ -140,6 +140,7 @@ export class Router implements KvService {
    * dead worker's shards.
    */
   startLiveness(): void {
+    if (this.livenessTimer) return; // already running
     this.livenessTimer = setInterval(() => {
       const payload = encodeLiveness({ running: this.opts.pool.workersRunning() });
       for (const m of this.opts.members) if (m.nodeId !== this.opts.self) this.opts.link.send(m.peerId, RecordKind.NodeHeartbeat, 0, payload);
