@@ -1,0 +1,108 @@
+/**
+ * What quiet shards cost: a cluster with no load, measured per node (CPU, RSS, Iroh bytes and
+ * records sent per second) after IDLE_SETTLE_MS of settling. --idle is a mode of its own;
+ * --idle-seconds measures the same before a run's load.
+ */
+import { scrape, sleep } from '../kv-client.js';
+import type { LocalServers } from '../local-cluster.js';
+import { RssPoller, cpuSeconds, vmBytes } from '../proc.js';
+import { facts } from './facts.js';
+import type { Config } from './flags.js';
+import { fmtInt, fmtMiB, fmtOpt, problemLines, table } from './format.js';
+import { metric } from './measure.js';
+import { progress } from './progress.js';
+import { writeResult } from './report.js';
+import { assertRunning, release, startCluster, untilHealthy } from './servers.js';
+import { IDLE_SETTLE_MS } from './settings.js';
+
+interface IdleNode {
+  readonly name: string;
+  readonly pid: number;
+  /** CPU over the window, % of one core. */
+  readonly cpuPercent: number | undefined;
+  /** VmRSS at the end of the window and the highest seen during it, bytes. */
+  readonly rssBytes: number | undefined;
+  readonly peakRssBytes: number | undefined;
+  readonly irohBytesPerSec: number;
+  readonly irohRecordsPerSec: number;
+}
+
+/** Each node's CPU, memory and Iroh traffic over `seconds` with no load, after IDLE_SETTLE_MS of quiet. */
+export async function measureIdle(servers: LocalServers, seconds: number, check: () => void) {
+  await sleep(IDLE_SETTLE_MS);
+  check();
+  const pids = servers.servers.map((s) => s.pid);
+  const urls = servers.urls;
+  const rss = new RssPoller([...pids], 500);
+  const c0 = pids.map(cpuSeconds);
+  const m0 = await Promise.all(urls.map((u) => scrape(u)));
+  rss.start();
+  const i0 = performance.now();
+  progress(`[iroh-raft] measuring the idle cluster for ${seconds} s`);
+  await sleep(seconds * 1000);
+  const secs = (performance.now() - i0) / 1000;
+  const c1 = pids.map(cpuSeconds);
+  const m1 = await Promise.all(urls.map((u) => scrape(u)));
+  rss.stop();
+  check();
+  const rate = (i: number, name: string): number => (metric(m1, i, name) - metric(m0, i, name)) / secs;
+  const nodes: IdleNode[] = servers.servers.map((s, i) => ({
+    name: s.name,
+    pid: s.pid,
+    cpuPercent: c1[i] !== undefined && c0[i] !== undefined ? ((c1[i] - c0[i]) / secs) * 100 : undefined,
+    rssBytes: vmBytes(s.pid, 'VmRSS'),
+    peakRssBytes: rss.peak.get(s.pid),
+    irohBytesPerSec: rate(i, 'iroh_raft_transport_bytes_sent_total'),
+    irohRecordsPerSec: rate(i, 'iroh_raft_transport_records_sent_total'),
+  }));
+  return {
+    seconds,
+    measuredS: secs,
+    cpuPercent: nodes.map((n) => n.cpuPercent),
+    irohBytesPerSec: nodes.map((n) => n.irohBytesPerSec),
+    leaderChanges: urls.reduce((a, _, i) => a + metric(m1, i, 'iroh_raft_shard_leader_changes_total') - metric(m0, i, 'iroh_raft_shard_leader_changes_total'), 0),
+    nodes,
+  };
+}
+
+type Idle = Awaited<ReturnType<typeof measureIdle>>;
+
+/** A fresh cluster, healthy, then measured with no load; undefined when it did not get that far (see `problems`). */
+async function idleCluster(cfg: Config, problems: string[]): Promise<Idle | undefined> {
+  const t0 = performance.now();
+  const servers = await startCluster(cfg, () => cfg.nodeFlags);
+  let idle: Idle | undefined;
+  let keep = false;
+  try {
+    await untilHealthy(servers, cfg.shards, t0);
+    idle = await measureIdle(servers, cfg.durationS, assertRunning(servers));
+    await servers.stop();
+  } catch (e) {
+    keep = true;
+    problems.push(e instanceof Error ? e.message : String(e));
+  } finally {
+    for (const g of servers.unexpectedExits()) problems.push(`${g.name} fell over: code ${g.exit.code}, signal ${g.exit.signal}`);
+    keep ||= problems.length > 0;
+    await release(servers, keep);
+    if (keep) problems.push(`logs and data kept in ${servers.root}`);
+  }
+  return idle;
+}
+
+/** --idle: a fresh cluster, healthy, then measured with no load; prints a table and writes the result. True when it failed. */
+export async function runIdle(cfg: Config): Promise<boolean> {
+  const run = facts();
+  const problems: string[] = [];
+  const idle = await idleCluster(cfg, problems);
+  const lines = [`\nidle: ${cfg.nodes} node(s), ${cfg.shards} shards, ${cfg.workers} worker(s) per node; ${cfg.durationS} s after ${IDLE_SETTLE_MS / 1000} s settling, no load`];
+  if (idle) {
+    const rows = [['node', 'pid', 'CPU %', 'RSS MiB', 'peak RSS MiB', 'Iroh B/s', 'Iroh records/s']];
+    for (const n of idle.nodes) rows.push([n.name, String(n.pid), fmtOpt(n.cpuPercent, 1), fmtMiB(n.rssBytes), fmtMiB(n.peakRssBytes), fmtInt(n.irohBytesPerSec), n.irohRecordsPerSec.toFixed(1)]);
+    lines.push(table(rows), `(CPU % is of one core; leader changes during the window: ${idle.leaderChanges})`);
+  }
+  lines.push(...problemLines(problems));
+  console.log(lines.join('\n'));
+  const out = { name: `idle-${cfg.name}`, ...run, config: { nodes: cfg.nodes, shards: cfg.shards, workers: cfg.workers, durationS: cfg.durationS, settleS: IDLE_SETTLE_MS / 1000 }, idle, problems, failed: problems.length > 0 };
+  writeResult(out, run.machine.date, cfg.json);
+  return out.failed;
+}
