@@ -59,7 +59,6 @@ export const statusByCode: ReadonlyMap<string, StatusRule> = new Map<string, Sta
   ['InvalidTenant', { status: 400 }],
   ['EmptyKey', { status: 400 }],
   ['KeyTooLarge', { status: 400 }],
-  ['ScanLimitInvalid', { status: 400 }],
   ['InvalidLimit', { status: 400 }],
   ['InvalidConsistency', { status: 400 }],
   // A lease read on a cluster without check-quorum: ask for another consistency.

@@ -585,7 +585,7 @@ describe('HttpServer routes', () => {
       InvalidTenant: 400,
       EmptyKey: 400,
       KeyTooLarge: 400,
-      ScanLimitInvalid: 400,
+      InvalidLimit: 400,
       ValueTooLarge: 413,
       NotLeader: 503,
       ReadDropped: 503,
