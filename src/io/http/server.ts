@@ -34,34 +34,9 @@ import { STATUS_CODES, createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { HttpError, HttpErrorCode, statusByCode } from './errors.js';
-
-export type Result<T> = { ok: true; value: T } | { ok: false; code: string; message: string };
-export type Consistency = 'linearizable' | 'lease' | 'stale';
-
-/** What the HTTP API needs from the node. Operating errors are `{ ok: false, code }`; a throw is a bug (500). */
-export interface KvService {
-  /** swapped false = compare-and-set mismatch (version = the current one, 0 when absent). */
-  put(r: { tenant: string; key: Uint8Array; value: Uint8Array; expectedVersion?: number }): Promise<Result<{ version: number; swapped: boolean }>>;
-  delete(r: { tenant: string; key: Uint8Array }): Promise<Result<{ deleted: boolean }>>;
-  get(r: {
-    tenant: string;
-    key: Uint8Array;
-    consistency: Consistency;
-  }): Promise<Result<{ found: false } | { found: true; value: Uint8Array; version: number; createIndex: number; modIndex: number }>>;
-  /** Keys with `prefix`, greater than `startAfter`, in byte order, at most `limit`; `more` if some were left. */
-  scan(r: {
-    tenant: string;
-    prefix: Uint8Array;
-    limit: number;
-    startAfter?: Uint8Array;
-    consistency: Consistency;
-  }): Promise<Result<{ items: { key: Uint8Array; value: Uint8Array; version: number }[]; more: boolean }>>;
-  /** JSON-serializable. */
-  status(): Promise<unknown>;
-  metrics(): Promise<{ contentType: string; body: string }>;
-  health(): { ok: boolean; detail: unknown };
-}
+import { isConsistency, isServiceErrorCode } from '../../api/index.js';
+import type { Consistency, Failure, KvService } from '../../api/index.js';
+import { HttpError, HttpErrorCode } from './errors.js';
 
 /** Pino's logger fits. */
 export interface HttpLogger {
@@ -498,10 +473,9 @@ export class HttpServer {
     return bytes;
   }
 
-  /** A service failure as an HttpError; a code missing from statusByCode is logged and becomes Internal. */
-  private serviceError(r: { code: string; message: string }): HttpError {
-    const rule = statusByCode.get(r.code);
-    if (rule === undefined) {
+  /** A service failure as an HttpError; a code outside ServiceErrorCode is logged and becomes Internal. */
+  private serviceError(r: Failure): HttpError {
+    if (!isServiceErrorCode(r.code)) {
       this.logger.error({ code: r.code, message: r.message }, 'unknown service error code');
       return new HttpError(HttpErrorCode.Internal, `internal error (${r.code}: ${r.message})`);
     }
@@ -620,7 +594,7 @@ function tenantOf(req: IncomingMessage, q: Query): string {
 function consistencyOf(q: Query): Consistency {
   const c = textParam(q, 'consistency');
   if (c === undefined) return 'linearizable';
-  if (c === 'linearizable' || c === 'lease' || c === 'stale') return c;
+  if (isConsistency(c)) return c;
   throw new HttpError(HttpErrorCode.InvalidConsistency, `consistency must be linearizable, lease or stale, got '${c}'`);
 }
 
