@@ -8,7 +8,7 @@ import { Buffer } from 'node:buffer';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import type { Consistency, KvService, Result } from '../../../src/api/index.js';
-import { HttpServer, percentDecode, statusByCode, statusRuleOf } from '../../../src/io/http/index.js';
+import { HttpServer, statusByCode, statusRuleOf } from '../../../src/io/http/index.js';
 import type { HttpLogger, HttpServerOptions } from '../../../src/io/http/index.js';
 
 interface Entry {
@@ -907,14 +907,5 @@ describe('HttpServer shutdown', () => {
     } finally {
       await server.close();
     }
-  });
-});
-
-describe('percentDecode', () => {
-  test('decodes bytes, keeps other characters as latin1 bytes, refuses a broken escape', () => {
-    expect([...(percentDecode('a%2Fb%ff+', false) ?? [])]).toEqual([0x61, 0x2f, 0x62, 0xff, 0x2b]);
-    expect([...(percentDecode('a+b', true) ?? [])]).toEqual([0x61, 0x20, 0x62]);
-    expect([...(percentDecode('\u00e9', false) ?? [])]).toEqual([0xe9]);
-    for (const bad of ['%', '%a', '%zz', 'a%g1', '\u0100']) expect(percentDecode(bad, false), bad).toBeUndefined();
   });
 });
