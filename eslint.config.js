@@ -2,6 +2,12 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+// Layers (DESIGN.md, "Folders: one role each"): each folder imports only what its row allows.
+// Patterns match the import text, so relative paths from any depth are caught;
+// test/unit/lint/layers-api.test.ts proves that each rule bites.
+const ioForbidden = ['**/shards/**', '**/router/**', '**/workers/**'];
+const ioMessage = 'src/io is the outside world: it imports wire and api, never shards, router or workers.';
+
 export default tseslint.config(
   { ignores: ['.scratch/**', 'dist/**', 'node_modules/**', 'bench/results/**', 'coverage/**'] },
   js.configs.recommended,
@@ -68,6 +74,36 @@ export default tseslint.config(
       'no-restricted-syntax': [
         'error',
         { selector: "NewExpression[callee.name='Date']", message: 'Time is ticks in the raft core.' },
+      ],
+    },
+  },
+  {
+    files: ['src/io/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ioForbidden, message: ioMessage }] }] },
+  },
+  {
+    // Until the byte layouts move from src/shards/codec.ts to src/wire, the transport frames
+    // records with that one module; remove this exception with the move.
+    files: ['src/io/transport.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: [...ioForbidden, '!../shards/codec.js'], message: ioMessage }] }] },
+  },
+  {
+    files: ['src/router/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['**/io/http', '**/io/http/**'], message: 'The router never imports the HTTP layer: the contract between them is src/api.' }] },
+      ],
+    },
+  },
+  {
+    // api is the small contract between io/http and the router: its own files and src/wire, nothing else
+    // (no Node modules, no packages, no other folder of src).
+    files: ['src/api/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ regex: '^(?!\\./(?!.*\\.\\./)|(?:\\.\\./)+wire/)', message: 'src/api imports nothing but src/wire (and its own files).' }] },
       ],
     },
   },

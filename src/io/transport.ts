@@ -102,7 +102,7 @@ const CloseCode = {
  * Exported for tests that speak the wire by hand.
  */
 export function encodeHello(incarnation: Uint8Array): Uint8Array {
-  if (incarnation.length !== INCARNATION_BYTES) throw new TransportError('InvalidOptions', `incarnation must be ${INCARNATION_BYTES} bytes`);
+  if (incarnation.length !== INCARNATION_BYTES) throw new TransportError('InvalidConfig', `incarnation must be ${INCARNATION_BYTES} bytes`);
   const b = new Uint8Array(HELLO_BYTES);
   b.set(HELLO_MAGIC, 0);
   b[4] = WIRE_VERSION;
@@ -125,7 +125,7 @@ function parseHello(b: readonly number[]): string {
 
 export type TransportErrorCode =
   /** An option is missing, out of range or inconsistent with another. */
-  | 'InvalidOptions'
+  | 'InvalidConfig'
   /** The key file exists but does not hold a 32-byte key in hex. */
   | 'BadKeyFile'
   /** The endpoint could not bind its address (in use, not local, malformed). */
@@ -254,11 +254,11 @@ interface Limits {
 function checkOptions(o: TransportOptions): Limits {
   const int = (name: string, v: number | undefined, dflt: number, min: number, max: number): number => {
     const x = v ?? dflt;
-    if (!Number.isSafeInteger(x) || x < min || x > max) throw new TransportError('InvalidOptions', `${name} must be an integer in [${min}, ${max}], got ${x}`);
+    if (!Number.isSafeInteger(x) || x < min || x > max) throw new TransportError('InvalidConfig', `${name} must be an integer in [${min}, ${max}], got ${x}`);
     return x;
   };
-  if (typeof o.keyPath !== 'string' || o.keyPath === '') throw new TransportError('InvalidOptions', 'keyPath is required');
-  if (typeof o.isMember !== 'function' || typeof o.onRecords !== 'function') throw new TransportError('InvalidOptions', 'isMember and onRecords are required');
+  if (typeof o.keyPath !== 'string' || o.keyPath === '') throw new TransportError('InvalidConfig', 'keyPath is required');
+  if (typeof o.isMember !== 'function' || typeof o.onRecords !== 'function') throw new TransportError('InvalidConfig', 'isMember and onRecords are required');
   const l: Limits = {
     maxFrameBytes: int('maxFrameBytes', o.maxFrameBytes, 16 * 1024 * 1024, 1024, U32_MAX),
     maxRecordBytes: int('maxRecordBytes', o.maxRecordBytes, 8 * 1024 * 1024, 1, U32_MAX),
@@ -271,9 +271,9 @@ function checkOptions(o: TransportOptions): Limits {
     closeTimeoutMs: int('closeTimeoutMs', o.closeTimeoutMs, 2000, 0, 600_000),
   };
   if (l.maxRecordBytes + RECORD_HEADER_BYTES + 3 > l.maxFrameBytes) {
-    throw new TransportError('InvalidOptions', `maxRecordBytes (${l.maxRecordBytes}) plus a record header must fit in maxFrameBytes (${l.maxFrameBytes})`);
+    throw new TransportError('InvalidConfig', `maxRecordBytes (${l.maxRecordBytes}) plus a record header must fit in maxFrameBytes (${l.maxFrameBytes})`);
   }
-  if (l.backoffInitialMs > l.backoffMaxMs) throw new TransportError('InvalidOptions', `backoff.initialMs (${l.backoffInitialMs}) exceeds backoff.maxMs (${l.backoffMaxMs})`);
+  if (l.backoffInitialMs > l.backoffMaxMs) throw new TransportError('InvalidConfig', `backoff.initialMs (${l.backoffInitialMs}) exceeds backoff.maxMs (${l.backoffMaxMs})`);
   return l;
 }
 
@@ -532,14 +532,14 @@ export class Transport {
 
   /**
    * Loads (or creates) the node key, binds the endpoint with no relays and no discovery (direct
-   * addresses only) and starts accepting. TransportError `InvalidOptions`, `BadKeyFile` or
+   * addresses only) and starts accepting. TransportError `InvalidConfig`, `BadKeyFile` or
    * `BindFailed`.
    */
   static async start(opts: TransportOptions): Promise<Transport> {
     const limits = checkOptions(opts);
     const log = opts.logger ?? noopLogger;
     const addrs = typeof opts.bindAddr === 'string' ? [opts.bindAddr] : [...opts.bindAddr];
-    if (addrs.length === 0 || addrs.length > 2) throw new TransportError('InvalidOptions', 'bindAddr must be one address, or one per IP family');
+    if (addrs.length === 0 || addrs.length > 2) throw new TransportError('InvalidConfig', 'bindAddr must be one address, or one per IP family');
     const key = await loadOrCreateKey(opts.keyPath, log);
     let ep: Iroh.Endpoint;
     try {

@@ -9,11 +9,12 @@
  */
 import { randomInt } from 'node:crypto';
 import { CodecError, RecordKind, decodePropose, decodeRead, decodeReply, encodeLiveness, encodePropose, encodeRead, encodeReply, peekMessageFrom, peekMessageTo } from '../shards/codec.js';
-import type { Consistency, Outcome } from '../shards/host.js';
+import type { Outcome } from '../shards/host.js';
 import { KvOp, decodeKvReply, encodeCas, encodeDelete, encodeGet, encodePut, encodeScan } from '../shards/kv.js';
 import type { NodeId, ShardId } from '../shards/raft/index.js';
 import type { WorkerPool } from '../workers/pool.js';
-import type { KvService, Result } from '../io/http/server.js';
+import { isServiceErrorCode } from '../api/index.js';
+import type { Consistency, DeleteArgs, DeleteResult, GetArgs, GetResult, KvService, PutArgs, PutResult, Result, ScanArgs, ScanItem, ScanResult, ServiceErrorCode } from '../api/index.js';
 import { Liveness } from './liveness.js';
 import { localShards, replicasOf, shardOf } from './placement.js';
 
@@ -59,8 +60,53 @@ export interface RouterOptions {
   readonly metrics?: () => Promise<{ contentType: string; body: string }>;
 }
 
-/** Codes after which a request is tried again (with the same session) until its deadline. */
-const RETRYABLE = new Set(['NotLeader', 'ReadDropped', 'WorkerUnavailable', 'WorkerRestarted', 'ProposalDropped', 'ProposalOutcomeUnknown', 'Unreachable', 'LeaseExpired']);
+/**
+ * Whether a request that failed with a code is tried again (with the same session) until its
+ * deadline: when another attempt may reach a leader, a running worker or a live node, and the
+ * session makes a write that did apply answer without applying twice. Every code is listed, so a
+ * new one must be decided here; a code outside ServiceErrorCode is not retried.
+ */
+const RETRYABLE: Readonly<Record<ServiceErrorCode, boolean>> = {
+  NotLeader: true,
+  ReadDropped: true,
+  LeaseExpired: true,
+  WorkerUnavailable: true,
+  WorkerRestarted: true,
+  ProposalDropped: true,
+  ProposalOutcomeUnknown: true,
+  Unreachable: true,
+  // The same request would fail the same way.
+  BadRequest: false,
+  InvalidTenant: false,
+  InvalidClientId: false,
+  EmptyKey: false,
+  KeyTooLarge: false,
+  InvalidLimit: false,
+  InvalidConsistency: false,
+  LeaseReadRequiresCheckQuorum: false,
+  NotFound: false,
+  KeyNotFound: false,
+  MethodNotAllowed: false,
+  RequestTimeout: false,
+  SessionSeqStale: false,
+  VersionMismatch: false,
+  PayloadTooLarge: false,
+  ValueTooLarge: false,
+  RequestTooLarge: false,
+  HeadersTooLarge: false,
+  // Load and shutdown: the client backs off (HTTP retry-after), the router does not pile on.
+  ShuttingDown: false,
+  Overloaded: false,
+  ReadQueueFull: false,
+  UncommittedBytesExceeded: false,
+  TransferInProgress: false,
+  ShardNotFound: false,
+  // The deadline has passed, or a bug.
+  Timeout: false,
+  Internal: false,
+};
+
+const retryable = (code: string): boolean => isServiceErrorCode(code) && RETRYABLE[code];
 
 interface Lane {
   readonly clientId: number;
@@ -76,7 +122,7 @@ interface Forward {
 const FORWARD_ATTEMPT_MS = 1000;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const fail = (code: string, message: string, leaderHint = 0): Outcome => ({ ok: false, code, message, leaderHint });
+const fail = (code: ServiceErrorCode, message: string, leaderHint = 0): Outcome => ({ ok: false, code, message, leaderHint });
 
 export class Router implements KvService {
   private readonly byNode = new Map<NodeId, Member>();
@@ -347,7 +393,7 @@ export class Router implements KvService {
       }
       const target = this.leaderOf(shard) ?? (this.hosts(shard) ? this.opts.self : undefined);
       const o = target === undefined ? fail('NotLeader', `shard ${shard} has no known leader`) : await attempt(target, left);
-      if (o.ok || !RETRYABLE.has(o.code)) return o;
+      if (o.ok || !retryable(o.code)) return o;
       last = o;
       if (o.code === 'NotLeader' && o.leaderHint !== 0) this.hints.set(shard, o.leaderHint as NodeId);
       else this.hints.delete(shard);
@@ -358,7 +404,7 @@ export class Router implements KvService {
 
   // ---------------------------------------------------------------- KvService (the HTTP API's view)
 
-  async put(r: { tenant: string; key: Uint8Array; value: Uint8Array; expectedVersion?: number }): Promise<Result<{ version: number; swapped: boolean }>> {
+  async put(r: PutArgs): Promise<Result<PutResult>> {
     const shard = shardOf(r.tenant, r.key, this.opts.shards);
     if (r.expectedVersion === undefined) {
       const o = await this.command(shard, encodePut(r.tenant, r.key, r.value));
@@ -368,25 +414,21 @@ export class Router implements KvService {
     return this.decode(o, KvOp.Cas, (v) => ({ version: v.version, swapped: v.swapped }));
   }
 
-  async delete(r: { tenant: string; key: Uint8Array }): Promise<Result<{ deleted: boolean }>> {
+  async delete(r: DeleteArgs): Promise<Result<DeleteResult>> {
     const o = await this.command(shardOf(r.tenant, r.key, this.opts.shards), encodeDelete(r.tenant, r.key));
     return this.decode(o, KvOp.Delete, (v) => ({ deleted: v.deleted }));
   }
 
-  async get(r: { tenant: string; key: Uint8Array; consistency: Consistency }): Promise<
-    Result<{ found: false } | { found: true; value: Uint8Array; version: number; createIndex: number; modIndex: number }>
-  > {
+  async get(r: GetArgs): Promise<Result<GetResult>> {
     const o = await this.query(shardOf(r.tenant, r.key, this.opts.shards), encodeGet(r.tenant, r.key), r.consistency);
     return this.decode(o, KvOp.Get, (v) => (v.found ? { found: true, value: v.value, version: v.version, createIndex: v.createIndex, modIndex: v.modIndex } : { found: false }));
   }
 
   /** A prefix scan within a tenant: every shard is asked, the answers merged in key order. */
-  async scan(r: { tenant: string; prefix: Uint8Array; limit: number; startAfter?: Uint8Array; consistency: Consistency }): Promise<
-    Result<{ items: { key: Uint8Array; value: Uint8Array; version: number }[]; more: boolean }>
-  > {
+  async scan(r: ScanArgs): Promise<Result<ScanResult>> {
     const q = encodeScan(r.tenant, r.prefix, r.limit, r.startAfter);
     const parts = await Promise.all(Array.from({ length: this.opts.shards }, (_, s) => this.query(s as ShardId, q, r.consistency)));
-    const items: { key: Uint8Array; value: Uint8Array; version: number }[] = [];
+    const items: ScanItem[] = [];
     let more = false;
     for (const o of parts) {
       const d = this.decode(o, KvOp.Scan, (v) => v);

@@ -15,7 +15,10 @@ import type { Outcome } from './sessions.js';
 import { verifyShard } from './verify.js';
 import type { VerifyResult } from './verify.js';
 
-/** How a read is served: after a quorum round (default), on the leader's lease, or from local state. */
+/**
+ * How a read is served: after a quorum round (default), on the leader's lease, or from local state.
+ * The same type as src/api's Consistency, which shards may not import (test/unit/api holds them equal).
+ */
 export type Consistency = 'linearizable' | 'lease' | 'stale';
 
 export type { Outcome } from './sessions.js';

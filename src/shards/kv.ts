@@ -60,7 +60,7 @@ export const KvErrorCode = {
   /** A value is longer than `valueBytesMax`. */
   ValueTooLarge: 'ValueTooLarge',
   /** A scan limit of 0 (limits above `scanLimitMax` are capped, not refused). */
-  ScanLimitInvalid: 'ScanLimitInvalid',
+  InvalidLimit: 'InvalidLimit',
   /** Thrown by {@link decodeKvReply}: the reply bytes are malformed. Never a reply. */
   BadReply: 'BadReply',
   /** Thrown by {@link resolveKvLimits}: a limit is out of range. Never a reply. */
@@ -251,7 +251,7 @@ function checkValueEncodable(v: Uint8Array): void {
 
 /**
  * Encoders write any field that fits its length field, and throw KvError (InvalidTenant,
- * KeyTooLarge, ValueTooLarge, ScanLimitInvalid) only for one that does not; the limits of the
+ * KeyTooLarge, ValueTooLarge, InvalidLimit) only for one that does not; the limits of the
  * state machine are checked when the request arrives.
  */
 function encodeKeyed(op: KvOp, tenant: string, key: Uint8Array, tail: number): { out: Uint8Array; at: number } {
@@ -300,7 +300,7 @@ export function encodeScan(tenant: string, prefix: Uint8Array, limit: number, st
   checkKeyEncodable('prefix', prefix);
   checkKeyEncodable('startAfter', after);
   if (!Number.isInteger(limit) || limit < 0 || limit > 0xffff_ffff) {
-    throw new KvError(KvErrorCode.ScanLimitInvalid, `scan limit must be an integer in 1..${0xffff_ffff}, got ${limit}`);
+    throw new KvError(KvErrorCode.InvalidLimit, `scan limit must be an integer in 1..${0xffff_ffff}, got ${limit}`);
   }
   const out = new Uint8Array(1 + 1 + t.length + 2 + prefix.length + 4 + 2 + after.length);
   out[0] = KvOp.Scan;
@@ -422,7 +422,7 @@ export function checkKvRequest(r: KvRequest, limits: KvLimits): KvFailure | unde
   if (r.op === KvOp.Scan) {
     const bad = tooLarge('prefix', r.prefix) ?? (r.startAfter && tooLarge('startAfter', r.startAfter));
     if (bad) return bad;
-    if (r.limit === 0) return failure(KvErrorCode.ScanLimitInvalid, 'scan limit must be at least 1');
+    if (r.limit === 0) return failure(KvErrorCode.InvalidLimit, 'scan limit must be at least 1');
     return undefined;
   }
   if (r.key.length === 0) return failure(KvErrorCode.EmptyKey, 'key must not be empty');

@@ -25,7 +25,7 @@ import { CodedError } from '../errors.js';
 /** How long a restarted worker may take to open its shards before it is replaced again. */
 const OPEN_SHARDS_TIMEOUT_MS = 60_000;
 
-export class PoolError extends CodedError<'InvalidPoolConfig' | 'WorkerStartFailed' | 'WorkerCountMismatch' | 'PoolClosed'> {
+export class PoolError extends CodedError<'InvalidConfig' | 'WorkerStartFailed' | 'WorkerCountMismatch' | 'PoolClosed'> {
   override readonly name = 'PoolError';
 }
 
@@ -135,7 +135,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     super();
     const workers = opts.workers ?? availableParallelism();
     const check = (name: string, v: number, min: number): void => {
-      if (!Number.isInteger(v) || v < min) throw new PoolError('InvalidPoolConfig', `${name} must be an integer >= ${min}, got ${v}`);
+      if (!Number.isInteger(v) || v < min) throw new PoolError('InvalidConfig', `${name} must be an integer >= ${min}, got ${v}`);
     };
     check('workers', workers, 1);
     this.workers = workers;
@@ -162,7 +162,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     const ids = new Set<number>();
     for (const s of opts.shards) {
       check('shard id', s.shard, 0);
-      if (ids.has(s.shard)) throw new PoolError('InvalidPoolConfig', `shard ${s.shard} is listed twice`);
+      if (ids.has(s.shard)) throw new PoolError('InvalidConfig', `shard ${s.shard} is listed twice`);
       ids.add(s.shard);
     }
   }
@@ -417,7 +417,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
   /** The control API of worker `w`. */
   control(w: number): Comlink.Remote<WorkerApi> {
     const slot = this.slots[w];
-    if (!slot) throw new PoolError('InvalidPoolConfig', `no worker ${w}`);
+    if (!slot) throw new PoolError('InvalidConfig', `no worker ${w}`);
     return slot.api;
   }
 

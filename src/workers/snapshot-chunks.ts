@@ -23,7 +23,7 @@ export const threadsMax = 64;
  */
 const tasksInflightPerThread = 2;
 
-export type SnapshotChunkErrorCode = ChunkTaskErrorCode | 'ChunkOrder' | 'InvalidChunkerConfig' | 'ChunkerClosed';
+export type SnapshotChunkErrorCode = ChunkTaskErrorCode | 'ChunkOrder' | 'InvalidConfig' | 'ChunkerClosed';
 
 /**
  * An operating error of snapshot chunking:
@@ -33,7 +33,7 @@ export type SnapshotChunkErrorCode = ChunkTaskErrorCode | 'ChunkOrder' | 'Invali
  * - `CorruptChunk`: a chunk's `compressed` is not a Uint8Array holding a complete raw deflate stream.
  * - `ChunkOrder`: the chunks are not in index order or do not cover [0, totalLength) exactly once
  *   (missing, duplicated, reordered, bad offset or length).
- * - `InvalidChunkerConfig`: a constructor option is out of range.
+ * - `InvalidConfig`: a constructor option is out of range.
  * - `ChunkerClosed`: the chunker was closed or destroyed before or during the call.
  */
 export class SnapshotChunkError extends CodedError<SnapshotChunkErrorCode> {
@@ -79,7 +79,7 @@ export function crc32(data: Uint8Array, value = 0): number {
 const taskErrorPrefix = /^(ChecksumMismatch|LengthMismatch|CorruptChunk):/;
 
 function configError(message: string): SnapshotChunkError {
-  return new SnapshotChunkError('InvalidChunkerConfig', message);
+  return new SnapshotChunkError('InvalidConfig', message);
 }
 
 /**
@@ -101,7 +101,7 @@ export class SnapshotChunker {
   private closing: Promise<void> | undefined;
   private destroying: Promise<void> | undefined;
 
-  /** Throws SnapshotChunkError `InvalidChunkerConfig` before starting any thread. */
+  /** Throws SnapshotChunkError `InvalidConfig` before starting any thread. */
   constructor(opts: SnapshotChunkerOptions = {}) {
     const threads = opts.threads ?? 1;
     const chunkBytes = opts.chunkBytes ?? chunkBytesDefault;

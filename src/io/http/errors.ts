@@ -3,6 +3,8 @@
  * fields, e.g. `version` on VersionMismatch) with the status that {@link statusByCode} gives its
  * code. The codes are stable: clients branch on them, never on messages.
  */
+import { isServiceErrorCode } from '../../api/index.js';
+import type { ServiceErrorCode } from '../../api/index.js';
 import { CodedError } from '../../errors.js';
 
 /** Codes the HTTP layer produces itself (the service's own codes pass through {@link statusByCode}). */
@@ -37,7 +39,7 @@ export const HttpErrorCode = {
   Internal: 'Internal',
   /** Thrown by `HttpServer.start` for an option out of range. Never a response. */
   InvalidConfig: 'InvalidConfig',
-} as const;
+} as const satisfies Record<string, ServiceErrorCode | 'InvalidConfig'>;
 export type HttpErrorCode = (typeof HttpErrorCode)[keyof typeof HttpErrorCode];
 
 /** How a code is answered: the status, and `retry-after` (seconds) for errors worth retrying. */
@@ -49,75 +51,81 @@ export interface StatusRule {
 const retry = (status: number): StatusRule => ({ status, retryAfterS: 1 });
 
 /**
- * Code -> status, for the HTTP layer's codes and the service's (KV, raft, pool, router). A code
- * not in this map is answered 500 `Internal` and logged: add it here when a layer below gains one.
+ * Code -> status, for every code the client API can answer (the HTTP layer's and the service's:
+ * KV, shard host, raft, pool, router). Exhaustive: a new {@link ServiceErrorCode} fails the
+ * typecheck until it has a row here. A code outside the union is answered 500 `Internal` and
+ * logged ({@link statusRuleOf} gives undefined for it).
  */
-export const statusByCode: ReadonlyMap<string, StatusRule> = new Map<string, StatusRule>([
+export const statusByCode: Readonly<Record<ServiceErrorCode, StatusRule>> = {
   // Client mistakes.
-  ['BadRequest', { status: 400 }],
-  ['InvalidClientId', { status: 400 }],
-  ['InvalidTenant', { status: 400 }],
-  ['EmptyKey', { status: 400 }],
-  ['KeyTooLarge', { status: 400 }],
-  ['ScanLimitInvalid', { status: 400 }],
-  ['InvalidLimit', { status: 400 }],
-  ['InvalidConsistency', { status: 400 }],
+  BadRequest: { status: 400 },
+  InvalidClientId: { status: 400 },
+  InvalidTenant: { status: 400 },
+  EmptyKey: { status: 400 },
+  KeyTooLarge: { status: 400 },
+  InvalidLimit: { status: 400 },
+  InvalidConsistency: { status: 400 },
   // A lease read on a cluster without check-quorum: ask for another consistency.
-  ['LeaseReadRequiresCheckQuorum', { status: 400 }],
-  ['NotFound', { status: 404 }],
-  ['KeyNotFound', { status: 404 }],
-  ['MethodNotAllowed', { status: 405 }],
-  ['RequestTimeout', { status: 408 }],
-  ['SessionSeqStale', { status: 409 }],
-  ['VersionMismatch', { status: 412 }],
-  ['PayloadTooLarge', { status: 413 }],
-  ['ValueTooLarge', { status: 413 }],
-  ['RequestTooLarge', { status: 413 }],
-  ['HeadersTooLarge', { status: 431 }],
+  LeaseReadRequiresCheckQuorum: { status: 400 },
+  NotFound: { status: 404 },
+  KeyNotFound: { status: 404 },
+  MethodNotAllowed: { status: 405 },
+  RequestTimeout: { status: 408 },
+  SessionSeqStale: { status: 409 },
+  VersionMismatch: { status: 412 },
+  PayloadTooLarge: { status: 413 },
+  ValueTooLarge: { status: 413 },
+  RequestTooLarge: { status: 413 },
+  HeadersTooLarge: { status: 431 },
   // The cluster cannot serve it now; the same request may succeed in a moment.
-  ['NotLeader', retry(503)],
-  ['ReadDropped', retry(503)],
-  ['LeaseExpired', retry(503)],
-  ['WorkerUnavailable', retry(503)],
-  ['WorkerRestarted', retry(503)],
-  ['ShuttingDown', retry(503)],
-  ['Overloaded', retry(503)],
-  ['ReadQueueFull', retry(503)],
-  ['UncommittedBytesExceeded', retry(503)],
-  ['TransferInProgress', retry(503)],
-  ['ProposalDropped', retry(503)],
-  ['ShardNotFound', retry(503)],
-  ['Unreachable', retry(503)],
+  NotLeader: retry(503),
+  ReadDropped: retry(503),
+  LeaseExpired: retry(503),
+  WorkerUnavailable: retry(503),
+  WorkerRestarted: retry(503),
+  ShuttingDown: retry(503),
+  Overloaded: retry(503),
+  ReadQueueFull: retry(503),
+  UncommittedBytesExceeded: retry(503),
+  TransferInProgress: retry(503),
+  ProposalDropped: retry(503),
+  ShardNotFound: retry(503),
+  Unreachable: retry(503),
   // The outcome is unknown: the write may or may not have been applied.
-  ['Timeout', { status: 504 }],
-  ['ProposalOutcomeUnknown', { status: 504 }],
-  ['Internal', { status: 500 }],
-]);
+  Timeout: { status: 504 },
+  ProposalOutcomeUnknown: { status: 504 },
+  Internal: { status: 500 },
+};
+
+/** The rule of a code from anywhere (a service's reply, a wire): undefined when it is not a {@link ServiceErrorCode}. */
+export function statusRuleOf(code: string): StatusRule | undefined {
+  return isServiceErrorCode(code) ? statusByCode[code] : undefined;
+}
 
 /**
  * An error answered to the client. `extra` fields are added to the JSON error object (they must
  * not be named code or message); `headers` are added to the response (e.g. `allow`).
  */
-export class HttpError extends CodedError {
+export class HttpError extends CodedError<HttpErrorCode | ServiceErrorCode> {
   override readonly name = 'HttpError';
   /** The response status: the code's in {@link statusByCode}, else 500. */
   readonly status: number;
   /** Response headers: the ones given, plus `retry-after` when the code's rule has one. */
   readonly headers: Readonly<Record<string, string>>;
   constructor(
-    code: string,
+    code: HttpErrorCode | ServiceErrorCode,
     message: string,
     readonly extra: Readonly<Record<string, unknown>> = {},
     headers: Readonly<Record<string, string>> = {},
   ) {
     super(code, message);
-    const rule = statusByCode.get(code);
+    const rule = statusRuleOf(code);
     this.status = rule?.status ?? 500;
     this.headers = rule?.retryAfterS === undefined ? headers : { 'retry-after': String(rule.retryAfterS), ...headers };
   }
 
   /** The response body's `error` object. */
-  override toJSON(): { code: string; message: string } & Record<string, unknown> {
+  override toJSON(): { code: HttpErrorCode | ServiceErrorCode; message: string } & Record<string, unknown> {
     return { ...this.extra, code: this.code, message: this.message };
   }
 }

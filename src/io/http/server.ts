@@ -1,73 +1,26 @@
 /**
- * The client API: HTTP/1.1 on `node:http`, on the main thread. It parses and checks requests,
- * calls a {@link KvService} (the router, in a node) and turns its results into responses. It knows
- * nothing of shards or workers.
+ * The client API's server: HTTP/1.1 on `node:http`, on the main thread. It owns the sockets and
+ * the limits (body, headers, timeouts), reads bodies, writes replies, and drains and closes. What
+ * a request means is parsed in request.ts and answered in routes.ts, through a
+ * {@link KvService} (the router, in a node); it knows nothing of shards or workers.
  *
- * Routes (tenant: header `x-tenant` or query `tenant`, default `default`; both given and
- * different is a BadRequest):
- *
- * - `PUT /v1/kv/<key>`: the body is the value. `?version=N` or `if-match: N` (or `"N"`) makes it a
- *   compare-and-set: N is the expected current version, 0 = the key must not exist.
- *   200 `{"version"}`; 412 VersionMismatch with the current `version`.
- * - `GET /v1/kv/<key>`: 200 with the raw value (`application/octet-stream`) and headers
- *   `x-version`, `x-create-index`, `x-mod-index`; with `?format=json` or `accept: application/json`,
- *   `{"key","value","version","createIndex","modIndex"}`. 404 KeyNotFound.
- * - `DELETE /v1/kv/<key>`: 200 `{"deleted"}`.
- * - `GET /v1/kv?prefix=&limit=&after=` (or `/v1/kv/`): `{"items":[{"key","value","version"}],"more","next"}`;
- *   `next` (present when `more`) is the last key, to pass back as `after`. limit: 1..10,000, default 100.
- * - `GET /v1/status`, `GET /healthz` (200 or 503), `GET /metrics`.
- *
- * Keys are bytes: the path after `/v1/kv/` (up to `?`), percent-decoded byte by byte, so `%FF` is
- * the byte 0xFF and `a%2Fb` and `a/b` are the same key; `+` is a plus sign in the path. Query values
- * (`prefix`, `after`) decode the same way, except that `+` is a space there (form encoding): a client
- * that builds URLs with `encodeURIComponent` or `URLSearchParams` gets exact bytes either way.
- *
- * Keys and values in JSON bodies are strings when their bytes are valid UTF-8, else
- * `{"base64": "..."}`. A string key goes back into a URL with `encodeURIComponent`; a base64 one by
- * percent-encoding each of its bytes.
- *
- * `consistency` (GET and scan): linearizable (default), lease or stale. HEAD is answered like GET.
- * Every error is `{"error":{"code","message"}}`, with the status from `statusByCode`.
+ * Tenant: header `x-tenant` or query `tenant`, default `default`; both given and different is a
+ * BadRequest. `consistency` (GET and scan): linearizable (default), lease or stale. HEAD is
+ * answered like GET. Every error is `{"error":{"code","message"}}`, with the status from
+ * `statusByCode`.
  */
-import { Buffer, isUtf8 } from 'node:buffer';
+import { Buffer } from 'node:buffer';
 import { STATUS_CODES, createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { HttpError, HttpErrorCode, statusByCode } from './errors.js';
-
-export type Result<T> = { ok: true; value: T } | { ok: false; code: string; message: string };
-export type Consistency = 'linearizable' | 'lease' | 'stale';
-
-/** What the HTTP API needs from the node. Operating errors are `{ ok: false, code }`; a throw is a bug (500). */
-export interface KvService {
-  /** swapped false = compare-and-set mismatch (version = the current one, 0 when absent). */
-  put(r: { tenant: string; key: Uint8Array; value: Uint8Array; expectedVersion?: number }): Promise<Result<{ version: number; swapped: boolean }>>;
-  delete(r: { tenant: string; key: Uint8Array }): Promise<Result<{ deleted: boolean }>>;
-  get(r: {
-    tenant: string;
-    key: Uint8Array;
-    consistency: Consistency;
-  }): Promise<Result<{ found: false } | { found: true; value: Uint8Array; version: number; createIndex: number; modIndex: number }>>;
-  /** Keys with `prefix`, greater than `startAfter`, in byte order, at most `limit`; `more` if some were left. */
-  scan(r: {
-    tenant: string;
-    prefix: Uint8Array;
-    limit: number;
-    startAfter?: Uint8Array;
-    consistency: Consistency;
-  }): Promise<Result<{ items: { key: Uint8Array; value: Uint8Array; version: number }[]; more: boolean }>>;
-  /** JSON-serializable. */
-  status(): Promise<unknown>;
-  metrics(): Promise<{ contentType: string; body: string }>;
-  health(): { ok: boolean; detail: unknown };
-}
-
-/** Pino's logger fits. */
-export interface HttpLogger {
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
+import type { KvService } from '../../api/index.js';
+import { HttpError, HttpErrorCode } from './errors.js';
+import { stderrLogger } from './log.js';
+import type { HttpLogger } from './log.js';
+import { JSON_TYPE, declaredBodyBytes, hasBody, parseRequest, payloadTooLarge } from './request.js';
+import { answer, errorReply } from './routes.js';
+import type { Reply } from './routes.js';
 
 export interface HttpServerOptions {
   /** Address to listen on, e.g. 127.0.0.1 or ::. */
@@ -107,16 +60,8 @@ const DEFAULTS = {
   closeTimeoutMs: 5_000,
   lingerMs: 1_000,
 } as const;
-/** Scan limits: default and largest. */
-const SCAN_LIMIT_DEFAULT = 100;
-const SCAN_LIMIT_MAX = 10_000;
 /** Node checks request and header deadlines on this period; a finer one for short timeouts. */
 const CONNECTIONS_CHECK_INTERVAL_MAX_MS = 1_000;
-
-const KV_PREFIX = '/v1/kv/';
-const KEY_METHODS = 'GET, HEAD, PUT, DELETE';
-const READ_METHODS = 'GET, HEAD';
-const JSON_TYPE = 'application/json';
 
 /** Per request: what happened to its body, which decides whether the connection can be kept. */
 interface Exchange {
@@ -126,17 +71,6 @@ interface Exchange {
   bodyRead: boolean;
   /** Close the connection after the reply, whatever the body's state (413). */
   closeAfter: boolean;
-}
-
-const stderrLogger: HttpLogger = {
-  warn: (obj, msg) => console.warn(logLine('warn', obj, msg)),
-  error: (obj, msg) => console.error(logLine('error', obj, msg)),
-};
-
-function logLine(level: string, obj: object, msg: string): string {
-  return JSON.stringify({ level, time: Date.now(), msg, ...obj }, (_k, v: unknown) =>
-    v instanceof Error ? { name: v.name, message: v.message, stack: v.stack } : v,
-  );
 }
 
 /** The running HTTP API. Start it with {@link HttpServer.start}; end it with close() or destroy(). */
@@ -301,10 +235,10 @@ export class HttpServer {
       if (this.closing !== undefined && this.inflightCount === 0) this.server.closeIdleConnections();
     });
     const ex: Exchange = { req, res, bodyRead: false, closeAfter: false };
-    this.route(ex).catch((err: unknown) => {
-      if (err instanceof HttpError) return this.sendError(ex, err);
+    this.serve(ex).catch((err: unknown) => {
+      if (err instanceof HttpError) return this.send(ex, errorReply(err));
       this.logger.error({ err, method: req.method, url: req.url }, 'request failed');
-      this.sendError(ex, new HttpError(HttpErrorCode.Internal, 'internal error'));
+      this.send(ex, errorReply(new HttpError(HttpErrorCode.Internal, 'internal error')));
     });
   }
 
@@ -336,104 +270,13 @@ export class HttpServer {
     socket.end(`${head}\r\n\r\n${body}`, () => socket.destroy());
   }
 
-  private async route(ex: Exchange): Promise<void> {
+  /** Parses, answers through the service, and writes the reply; an HttpError thrown on the way is answered by onRequest. */
+  private async serve(ex: Exchange): Promise<void> {
     const { req } = ex;
     if (this.drainingFlag) throw new HttpError(HttpErrorCode.ShuttingDown, 'the server is shutting down');
-    const method = req.method ?? '';
-    const { path, query } = splitTarget(req.url ?? '');
-
-    if (path === '/v1/kv' || path === KV_PREFIX) {
-      if (path === KV_PREFIX && (method === 'PUT' || method === 'DELETE')) throw new HttpError(HttpErrorCode.EmptyKey, 'the key is empty');
-      allow(method, path === KV_PREFIX ? KEY_METHODS : READ_METHODS);
-      return this.scan(ex, parseQuery(query));
-    }
-    if (path.startsWith(KV_PREFIX)) {
-      allow(method, KEY_METHODS);
-      const key = this.decodeKey(path.slice(KV_PREFIX.length));
-      if (key.length === 0) throw new HttpError(HttpErrorCode.EmptyKey, 'the key is empty');
-      const q = parseQuery(query);
-      if (method === 'PUT') return this.put(ex, key, q);
-      if (method === 'DELETE') return this.delete(ex, key, q);
-      return this.get(ex, key, q);
-    }
-    switch (path) {
-      case '/v1/status': {
-        allow(method, READ_METHODS);
-        const status = await this.service.status();
-        return this.sendJson(ex, 200, status);
-      }
-      case '/healthz': {
-        allow(method, READ_METHODS);
-        const h = this.service.health();
-        return this.sendJson(ex, h.ok ? 200 : 503, { ok: h.ok, detail: h.detail });
-      }
-      case '/metrics': {
-        allow(method, READ_METHODS);
-        const m = await this.service.metrics();
-        return this.send(ex, 200, { 'content-type': m.contentType }, Buffer.from(m.body, 'utf8'));
-      }
-      default:
-        throw new HttpError(HttpErrorCode.NotFound, `no route for ${req.method ?? ''} ${path}`);
-    }
-  }
-
-  private async put(ex: Exchange, key: Uint8Array, q: Query): Promise<void> {
-    const tenant = tenantOf(ex.req, q);
-    const expectedVersion = expectedVersionOf(ex.req, q);
-    const value = await this.readBody(ex);
-    const r = await this.service.put({ tenant, key, value, ...(expectedVersion === undefined ? {} : { expectedVersion }) });
-    if (!r.ok) return this.sendError(ex, this.serviceError(r));
-    if (!r.value.swapped) {
-      const current = r.value.version;
-      throw new HttpError(HttpErrorCode.VersionMismatch, `expected version ${expectedVersion ?? '(none)'}, the key is at version ${current}`, {
-        version: current,
-      });
-    }
-    this.sendJson(ex, 200, { version: r.value.version }, { 'x-version': String(r.value.version) });
-  }
-
-  private async delete(ex: Exchange, key: Uint8Array, q: Query): Promise<void> {
-    const r = await this.service.delete({ tenant: tenantOf(ex.req, q), key });
-    if (!r.ok) return this.sendError(ex, this.serviceError(r));
-    this.sendJson(ex, 200, { deleted: r.value.deleted });
-  }
-
-  private async get(ex: Exchange, key: Uint8Array, q: Query): Promise<void> {
-    const tenant = tenantOf(ex.req, q);
-    const consistency = consistencyOf(q);
-    const json = wantsJson(ex.req, q);
-    const r = await this.service.get({ tenant, key, consistency });
-    if (!r.ok) return this.sendError(ex, this.serviceError(r));
-    const v = r.value;
-    if (!v.found) throw new HttpError(HttpErrorCode.KeyNotFound, 'no such key');
-    const meta = { 'x-version': String(v.version), 'x-create-index': String(v.createIndex), 'x-mod-index': String(v.modIndex) };
-    if (json) {
-      const body = { key: bytesToJson(key), value: bytesToJson(v.value), version: v.version, createIndex: v.createIndex, modIndex: v.modIndex };
-      return this.sendJson(ex, 200, body, meta);
-    }
-    this.send(ex, 200, { ...meta, 'content-type': 'application/octet-stream' }, asBuffer(v.value));
-  }
-
-  private async scan(ex: Exchange, q: Query): Promise<void> {
-    const tenant = tenantOf(ex.req, q);
-    const consistency = consistencyOf(q);
-    const limitText = q.get('limit');
-    let limit = SCAN_LIMIT_DEFAULT;
-    if (limitText !== undefined) {
-      const s = limitText.toString('latin1');
-      limit = /^[0-9]{1,6}$/.test(s) ? Number(s) : 0;
-      if (limit < 1 || limit > SCAN_LIMIT_MAX) throw new HttpError(HttpErrorCode.InvalidLimit, `limit must be an integer in 1..${SCAN_LIMIT_MAX}, got '${s}'`);
-    }
-    const prefix = this.checkKeyLength(q.get('prefix') ?? new Uint8Array(0), 'prefix');
-    const afterBytes = q.get('after');
-    const startAfter = afterBytes === undefined || afterBytes.length === 0 ? undefined : this.checkKeyLength(afterBytes, 'after');
-    const r = await this.service.scan({ tenant, prefix, limit, consistency, ...(startAfter === undefined ? {} : { startAfter }) });
-    if (!r.ok) return this.sendError(ex, this.serviceError(r));
-    const items = r.value.items.map((it) => ({ key: bytesToJson(it.key), value: bytesToJson(it.value), version: it.version }));
-    const last = r.value.items.at(-1);
-    const body: Record<string, unknown> = { items, more: r.value.more };
-    if (r.value.more && last !== undefined) body.next = bytesToJson(last.key);
-    this.sendJson(ex, 200, body);
+    const request = parseRequest({ method: req.method ?? '', url: req.url ?? '', headers: req.headers }, { maxKeyBytes: this.maxKeyBytes });
+    const reply = await answer(request, { service: this.service, logger: this.logger, readBody: () => this.readBody(ex) });
+    this.send(ex, reply);
   }
 
   /** Reads the whole body, up to maxBodyBytes, into one exactly sized array. */
@@ -441,11 +284,9 @@ export class HttpServer {
     const { req, res } = ex;
     const tooLarge = (): HttpError => {
       ex.closeAfter = true;
-      return new HttpError(HttpErrorCode.PayloadTooLarge, `the body is larger than ${this.maxBodyBytes} bytes`);
+      return payloadTooLarge(this.maxBodyBytes);
     };
-    // Node's parser has checked that content-length is digits.
-    const declared = req.headers['content-length'];
-    if (declared !== undefined && Number(declared) > this.maxBodyBytes) throw tooLarge();
+    if ((declaredBodyBytes(req.headers) ?? 0) > this.maxBodyBytes) throw tooLarge();
     if (req.headers.expect?.toLowerCase() === '100-continue') res.writeContinue();
     const chunks: Buffer[] = [];
     let size = 0;
@@ -484,53 +325,21 @@ export class HttpServer {
     return body;
   }
 
-  /** The key of a `/v1/kv/<key>` path (`+` is a plus sign there, not a space). */
-  private decodeKey(text: string): Uint8Array {
-    const bytes = percentDecode(text, false);
-    if (bytes === undefined) throw new HttpError(HttpErrorCode.BadRequest, 'malformed percent-encoding in the key');
-    return this.checkKeyLength(bytes, 'key');
-  }
-
-  private checkKeyLength(bytes: Uint8Array, what: string): Uint8Array {
-    if (bytes.length > this.maxKeyBytes) {
-      throw new HttpError(HttpErrorCode.KeyTooLarge, `the ${what} is ${bytes.length} bytes, more than ${this.maxKeyBytes}`);
-    }
-    return bytes;
-  }
-
-  /** A service failure as an HttpError; a code missing from statusByCode is logged and becomes Internal. */
-  private serviceError(r: { code: string; message: string }): HttpError {
-    const rule = statusByCode.get(r.code);
-    if (rule === undefined) {
-      this.logger.error({ code: r.code, message: r.message }, 'unknown service error code');
-      return new HttpError(HttpErrorCode.Internal, `internal error (${r.code}: ${r.message})`);
-    }
-    return new HttpError(r.code, r.message);
-  }
-
-  private sendError(ex: Exchange, e: HttpError): void {
-    this.sendJson(ex, e.status, { error: e }, e.headers);
-  }
-
-  private sendJson(ex: Exchange, status: number, body: unknown, headers: Readonly<Record<string, string>> = {}): void {
-    this.send(ex, status, { ...headers, 'content-type': JSON_TYPE }, Buffer.from(JSON.stringify(body), 'utf8'));
-  }
-
   /** Writes the whole response, unless one was written already or the connection is gone. */
-  private send(ex: Exchange, status: number, headers: Readonly<Record<string, string>>, body: Buffer): void {
+  private send(ex: Exchange, reply: Reply): void {
     const { req, res } = ex;
     if (res.headersSent || res.writableEnded || res.destroyed || req.socket.destroyed || !req.socket.writable) return;
     // A body left unread (an early error) cannot be skipped safely: close after the reply.
-    const unreadBody = !ex.bodyRead && !req.complete && hasBody(req);
-    res.statusCode = status;
-    for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+    const unreadBody = !ex.bodyRead && !req.complete && hasBody(req.headers);
+    res.statusCode = reply.status;
+    for (const [name, value] of Object.entries(reply.headers)) res.setHeader(name, value);
     res.setHeader('cache-control', 'no-store');
-    res.setHeader('content-length', body.length);
+    res.setHeader('content-length', reply.body.length);
     if (this.drainingFlag || ex.closeAfter || unreadBody) {
       res.setHeader('connection', 'close');
       if (unreadBody || ex.closeAfter) this.lingerAfterReply(req);
     }
-    res.end(body);
+    res.end(reply.body);
   }
 
   /**
@@ -551,152 +360,4 @@ export class HttpServer {
       this.once('close', () => clearTimeout(timer));
     };
   }
-}
-
-function allow(method: string, methods: string): void {
-  if (!methods.split(', ').includes(method)) {
-    throw new HttpError(HttpErrorCode.MethodNotAllowed, `method ${method} is not allowed here (allowed: ${methods})`, {}, { allow: methods });
-  }
-}
-
-/** Path and query of a request target; the absolute form (`http://host/path`) is reduced to its path. */
-function splitTarget(url: string): { path: string; query: string } {
-  let u = url;
-  const hash = u.indexOf('#');
-  if (hash >= 0) u = u.slice(0, hash);
-  if (!u.startsWith('/')) {
-    const m = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?]*/.exec(u);
-    if (m === null) throw new HttpError(HttpErrorCode.BadRequest, 'the request target must be a path');
-    u = u.slice(m[0].length);
-    if (!u.startsWith('/')) u = `/${u}`;
-  }
-  const q = u.indexOf('?');
-  return q < 0 ? { path: u, query: '' } : { path: u.slice(0, q), query: u.slice(q + 1) };
-}
-
-/** Query parameters, names as text, values as percent-decoded bytes. */
-type Query = ReadonlyMap<string, Buffer>;
-
-/** Parameters this API reads; each may appear once. Others are ignored. */
-const KNOWN_PARAMS = new Set(['tenant', 'consistency', 'format', 'version', 'prefix', 'limit', 'after']);
-
-function parseQuery(query: string): Query {
-  const out = new Map<string, Buffer>();
-  if (query === '') return out;
-  for (const part of query.split('&')) {
-    if (part === '') continue;
-    const eq = part.indexOf('=');
-    const rawName = eq < 0 ? part : part.slice(0, eq);
-    const rawValue = eq < 0 ? '' : part.slice(eq + 1);
-    const name = percentDecode(rawName, true);
-    const value = percentDecode(rawValue, true);
-    if (name === undefined || value === undefined) throw new HttpError(HttpErrorCode.BadRequest, 'malformed percent-encoding in the query');
-    const key = Buffer.from(name.buffer, name.byteOffset, name.byteLength).toString('latin1');
-    if (!KNOWN_PARAMS.has(key)) continue;
-    if (out.has(key)) throw new HttpError(HttpErrorCode.BadRequest, `query parameter '${key}' is given more than once`);
-    out.set(key, Buffer.from(value.buffer, value.byteOffset, value.byteLength));
-  }
-  return out;
-}
-
-/** A query value that must be text. */
-function textParam(q: Query, name: string): string | undefined {
-  const v = q.get(name);
-  if (v === undefined) return undefined;
-  if (!isUtf8(v)) throw new HttpError(HttpErrorCode.BadRequest, `query parameter '${name}' is not UTF-8`);
-  return v.toString('utf8');
-}
-
-function tenantOf(req: IncomingMessage, q: Query): string {
-  const fromHeader = req.headers['x-tenant'];
-  const header = Array.isArray(fromHeader) ? fromHeader.join(', ') : fromHeader;
-  const fromQuery = textParam(q, 'tenant');
-  if (header !== undefined && fromQuery !== undefined && header !== fromQuery) {
-    throw new HttpError(HttpErrorCode.BadRequest, `tenant '${header}' (x-tenant) and '${fromQuery}' (query) differ`);
-  }
-  return header ?? fromQuery ?? 'default';
-}
-
-function consistencyOf(q: Query): Consistency {
-  const c = textParam(q, 'consistency');
-  if (c === undefined) return 'linearizable';
-  if (c === 'linearizable' || c === 'lease' || c === 'stale') return c;
-  throw new HttpError(HttpErrorCode.InvalidConsistency, `consistency must be linearizable, lease or stale, got '${c}'`);
-}
-
-function wantsJson(req: IncomingMessage, q: Query): boolean {
-  const format = textParam(q, 'format');
-  if (format === 'json') return true;
-  if (format === 'raw') return false;
-  if (format !== undefined) throw new HttpError(HttpErrorCode.BadRequest, `format must be json or raw, got '${format}'`);
-  // JSON when the client lists application/json (with a q above 0); `*/*` keeps the raw value.
-  for (const range of (req.headers.accept ?? '').split(',')) {
-    const [type = '', ...params] = range.split(';').map((p) => p.trim().toLowerCase());
-    if (type !== JSON_TYPE) continue;
-    const q = params.find((p) => p.startsWith('q='));
-    if (q === undefined || Number(q.slice(2)) > 0) return true;
-  }
-  return false;
-}
-
-const VERSION_RE = /^(0|[1-9][0-9]{0,15})$/;
-
-/** The compare-and-set version from `?version=N` or `if-match: N` / `"N"`; both given must agree. */
-function expectedVersionOf(req: IncomingMessage, q: Query): number | undefined {
-  const parse = (text: string, where: string): number => {
-    const n = VERSION_RE.test(text) ? Number(text) : NaN;
-    if (!Number.isSafeInteger(n)) throw new HttpError(HttpErrorCode.BadRequest, `${where} must be a version number (0 = must not exist), got '${text}'`);
-    return n;
-  };
-  const fromQuery = q.get('version');
-  const a = fromQuery === undefined ? undefined : parse(fromQuery.toString('latin1'), 'version');
-  const ifMatch = req.headers['if-match']?.trim();
-  const b = ifMatch === undefined ? undefined : parse(ifMatch.replace(/^"(.*)"$/, '$1'), 'if-match');
-  if (a !== undefined && b !== undefined && a !== b) throw new HttpError(HttpErrorCode.BadRequest, `version ${a} and if-match ${b} differ`);
-  return a ?? b;
-}
-
-function hasBody(req: IncomingMessage): boolean {
-  const len = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
-}
-
-function hexValue(c: number): number {
-  if (c >= 0x30 && c <= 0x39) return c - 0x30;
-  if (c >= 0x41 && c <= 0x46) return c - 0x37;
-  if (c >= 0x61 && c <= 0x66) return c - 0x57;
-  return -1;
-}
-
-/**
- * Percent-decodes to bytes. Other characters are taken as bytes: Node reads the request line as
- * latin1, so raw non-ASCII bytes come back as they were sent. Undefined for a `%` not followed by
- * two hex digits.
- */
-export function percentDecode(text: string, plusIsSpace: boolean): Uint8Array | undefined {
-  const out = new Uint8Array(text.length);
-  let n = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 0x25) {
-      const hi = hexValue(text.charCodeAt(i + 1));
-      const lo = hexValue(text.charCodeAt(i + 2));
-      if (hi < 0 || lo < 0) return undefined;
-      out[n++] = hi * 16 + lo;
-      i += 2;
-    } else if (c === 0x2b && plusIsSpace) out[n++] = 0x20;
-    else if (c > 0xff) return undefined;
-    else out[n++] = c;
-  }
-  return out.slice(0, n);
-}
-
-function asBuffer(b: Uint8Array): Buffer {
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-}
-
-/** A key or value for a JSON body: the string when the bytes are valid UTF-8, else `{ base64 }`. */
-export function bytesToJson(bytes: Uint8Array): string | { base64: string } {
-  const b = asBuffer(bytes);
-  return isUtf8(b) ? b.toString('utf8') : { base64: b.toString('base64') };
 }

@@ -7,8 +7,9 @@
 import { Buffer } from 'node:buffer';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
-import { HttpServer, percentDecode, statusByCode } from '../../../src/io/http/index.js';
-import type { Consistency, HttpLogger, HttpServerOptions, KvService, Result } from '../../../src/io/http/index.js';
+import type { Consistency, KvService, Result } from '../../../src/api/index.js';
+import { HttpServer, statusByCode, statusRuleOf } from '../../../src/io/http/index.js';
+import type { HttpLogger, HttpServerOptions } from '../../../src/io/http/index.js';
 
 interface Entry {
   value: Uint8Array;
@@ -579,13 +580,13 @@ describe('HttpServer routes', () => {
 
   test('every service error code gets its status (and retry-after where retrying helps)', async () => {
     await fetch(kvUrl('mapped'), { method: 'PUT', body: 'x' });
-    expect(statusByCode.get('NotLeader')).toEqual({ status: 503, retryAfterS: 1 });
+    expect(statusByCode.NotLeader).toEqual({ status: 503, retryAfterS: 1 });
     const expected: Record<string, number> = {
       BadRequest: 400,
       InvalidTenant: 400,
       EmptyKey: 400,
       KeyTooLarge: 400,
-      ScanLimitInvalid: 400,
+      InvalidLimit: 400,
       ValueTooLarge: 413,
       NotLeader: 503,
       ReadDropped: 503,
@@ -597,8 +598,8 @@ describe('HttpServer routes', () => {
       Timeout: 504,
       SessionSeqStale: 409,
     };
-    for (const [code, status] of Object.entries(expected)) expect(statusByCode.get(code)?.status, code).toBe(status);
-    for (const [code, rule] of statusByCode) {
+    for (const [code, status] of Object.entries(expected)) expect(statusRuleOf(code)?.status, code).toBe(status);
+    for (const [code, rule] of Object.entries(statusByCode)) {
       kv.failWith = { code, message: `injected ${code}` };
       for (const req of [
         () => fetch(kvUrl('mapped')),
@@ -906,14 +907,5 @@ describe('HttpServer shutdown', () => {
     } finally {
       await server.close();
     }
-  });
-});
-
-describe('percentDecode', () => {
-  test('decodes bytes, keeps other characters as latin1 bytes, refuses a broken escape', () => {
-    expect([...(percentDecode('a%2Fb%ff+', false) ?? [])]).toEqual([0x61, 0x2f, 0x62, 0xff, 0x2b]);
-    expect([...(percentDecode('a+b', true) ?? [])]).toEqual([0x61, 0x20, 0x62]);
-    expect([...(percentDecode('\u00e9', false) ?? [])]).toEqual([0xe9]);
-    for (const bad of ['%', '%a', '%zz', 'a%g1', '\u0100']) expect(percentDecode(bad, false), bad).toBeUndefined();
   });
 });

@@ -232,10 +232,10 @@ describe('Transport', () => {
 
   it('validates options and inputs', async () => {
     const base = { keyPath: keyPath(), bindAddr: '127.0.0.1:0', isMember: () => true, onRecords: () => undefined };
-    await expect(Transport.start({ ...base, maxFrameBytes: 1000 })).rejects.toMatchObject({ code: 'InvalidOptions' });
-    await expect(Transport.start({ ...base, maxRecordBytes: 16 * 1024 * 1024 })).rejects.toMatchObject({ code: 'InvalidOptions' });
-    await expect(Transport.start({ ...base, backoff: { initialMs: 100, maxMs: 10 } })).rejects.toMatchObject({ code: 'InvalidOptions' });
-    await expect(Transport.start({ ...base, dialTimeoutMs: 0 })).rejects.toMatchObject({ code: 'InvalidOptions' });
+    await expect(Transport.start({ ...base, maxFrameBytes: 1000 })).rejects.toMatchObject({ code: 'InvalidConfig' });
+    await expect(Transport.start({ ...base, maxRecordBytes: 16 * 1024 * 1024 })).rejects.toMatchObject({ code: 'InvalidConfig' });
+    await expect(Transport.start({ ...base, backoff: { initialMs: 100, maxMs: 10 } })).rejects.toMatchObject({ code: 'InvalidConfig' });
+    await expect(Transport.start({ ...base, dialTimeoutMs: 0 })).rejects.toMatchObject({ code: 'InvalidConfig' });
     await expect(Transport.start({ ...base, bindAddr: 'nowhere' })).rejects.toMatchObject({ code: 'BindFailed' });
     const a = await node();
     expect(() => a.t.addPeer('garbage')).toThrow(expect.objectContaining({ code: 'InvalidTicket' }) as unknown);

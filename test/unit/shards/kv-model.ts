@@ -123,7 +123,7 @@ export class KvModel {
       if (r.startAfter && r.startAfter.length > l.keyBytesMax) {
         return fail(KvErrorCode.KeyTooLarge, `startAfter is ${r.startAfter.length} bytes; keyBytesMax is ${l.keyBytesMax}`);
       }
-      if (r.limit < 1) return fail(KvErrorCode.ScanLimitInvalid, 'scan limit must be at least 1');
+      if (r.limit < 1) return fail(KvErrorCode.InvalidLimit, 'scan limit must be at least 1');
       return r;
     }
     if (r.key.length === 0) return fail(KvErrorCode.EmptyKey, 'key must not be empty');

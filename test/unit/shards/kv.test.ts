@@ -531,7 +531,7 @@ describe('bad input', () => {
     ['negative expectedVersion', encodeCas('t', bytes(1), -1, bytes()), 'command', KvErrorCode.BadRequest],
     ['fractional expectedVersion', encodeCas('t', bytes(1), 1.5, bytes()), 'command', KvErrorCode.BadRequest],
     ['NaN expectedVersion', encodeCas('t', bytes(1), NaN, bytes()), 'command', KvErrorCode.BadRequest],
-    ['zero scan limit', encodeScan('t', bytes(), 0), 'query', KvErrorCode.ScanLimitInvalid],
+    ['zero scan limit', encodeScan('t', bytes(), 0), 'query', KvErrorCode.InvalidLimit],
     ['invalid tenant wins over a bad key', encodePut('a b', bytes(), bytes()), 'command', KvErrorCode.InvalidTenant],
   ];
 
@@ -554,9 +554,9 @@ describe('bad input', () => {
     };
     expect(code(() => encodePut('x'.repeat(256), bytes(1), bytes()))).toBe(KvErrorCode.InvalidTenant);
     expect(code(() => encodeGet('t', new Uint8Array(0x10000)))).toBe(KvErrorCode.KeyTooLarge);
-    expect(code(() => encodeScan('t', bytes(), -1))).toBe(KvErrorCode.ScanLimitInvalid);
-    expect(code(() => encodeScan('t', bytes(), 1.5))).toBe(KvErrorCode.ScanLimitInvalid);
-    expect(code(() => encodeScan('t', bytes(), 2 ** 32))).toBe(KvErrorCode.ScanLimitInvalid);
+    expect(code(() => encodeScan('t', bytes(), -1))).toBe(KvErrorCode.InvalidLimit);
+    expect(code(() => encodeScan('t', bytes(), 1.5))).toBe(KvErrorCode.InvalidLimit);
+    expect(code(() => encodeScan('t', bytes(), 2 ** 32))).toBe(KvErrorCode.InvalidLimit);
     expect(code(() => encodeScan('t', bytes(), 0))).toBeUndefined();
     expect(code(() => encodePut('x'.repeat(255), new Uint8Array(0xffff), bytes()))).toBeUndefined();
   });

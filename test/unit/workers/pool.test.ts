@@ -231,13 +231,13 @@ describe('worker pool life', () => {
     }
   });
 
-  test('invalid pool configuration is refused with InvalidPoolConfig', async () => {
+  test('invalid pool configuration is refused with InvalidConfig', async () => {
     for (const bad of [{ workers: 0 }, { tickMs: 0 }, { inflightRequestsMax: -1 }]) {
       const err = await startPool({ dataDir: freshDir(), shards: specs(1), ...bad }).catch((e: unknown) => e);
-      expect((err as PoolError).code).toBe('InvalidPoolConfig');
+      expect((err as PoolError).code).toBe('InvalidConfig');
     }
     const dup = await startPool({ dataDir: freshDir(), workers: 1, shards: [...specs(2), ...specs(1)] }).catch((e: unknown) => e);
-    expect((dup as PoolError).code).toBe('InvalidPoolConfig');
+    expect((dup as PoolError).code).toBe('InvalidConfig');
   });
 });
 

@@ -251,7 +251,7 @@ describe('SnapshotChunker checks chunk order and coverage before inflating', () 
 });
 
 describe('SnapshotChunker config and lifecycle', () => {
-  it('rejects out-of-range options with InvalidChunkerConfig before starting a thread', () => {
+  it('rejects out-of-range options with InvalidConfig before starting a thread', () => {
     const bad: SnapshotChunkerOptions[] = [
       { chunkBytes: chunkBytesMin - 1 },
       { chunkBytes: chunkBytesMax + 1 },
@@ -272,7 +272,7 @@ describe('SnapshotChunker config and lifecycle', () => {
         error = e;
       }
       expect(error, JSON.stringify(opts)).toBeInstanceOf(SnapshotChunkError);
-      expect((error as SnapshotChunkError).code).toBe('InvalidChunkerConfig');
+      expect((error as SnapshotChunkError).code).toBe('InvalidConfig');
     }
     expect(() => chunker({ chunkBytes: chunkBytesMin, level: 0 })).not.toThrow();
     expect(() => chunker({ chunkBytes: chunkBytesMax, level: 9 })).not.toThrow();

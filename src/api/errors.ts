@@ -1,0 +1,93 @@
+/**
+ * Every error code the client API can answer, as one union. Tables over it (the HTTP status of
+ * each code, whether the router retries it) are `Record<ServiceErrorCode, ...>`, so a code that
+ * nobody mapped fails the typecheck instead of becoming a 500.
+ *
+ * The layers below own their codes (RaftErrorCode, HostErrorCode, PoolErrorCode, KvErrorCode,
+ * HttpErrorCode); test/unit/api/errors.test.ts proves that each of theirs a client can meet is
+ * listed here. A code outside this union (a plug-in state machine's own, a bug) is answered
+ * 500 Internal and logged. The codes are stable: clients branch on them, never on messages.
+ */
+export const ServiceErrorCode = {
+  // ------------------------------------------------ the request is wrong: do not retry it as is
+  /** Malformed request (HTTP: bad percent-encoding, query or header value; KV: bad request bytes). */
+  BadRequest: 'BadRequest',
+  /** KV: the tenant is not 1..64 bytes of [A-Za-z0-9_.-]. */
+  InvalidTenant: 'InvalidTenant',
+  /** Shard host: a proposal's client id is not a non-negative integer. */
+  InvalidClientId: 'InvalidClientId',
+  /** HTTP, KV: the key is empty. */
+  EmptyKey: 'EmptyKey',
+  /** HTTP, KV: a key, scan prefix or `after` is longer than the limit. */
+  KeyTooLarge: 'KeyTooLarge',
+  /** HTTP, KV: a scan limit out of range (HTTP: not an integer in 1..10,000; KV: 0). */
+  InvalidLimit: 'InvalidLimit',
+  /** HTTP: a consistency other than linearizable, lease or stale. */
+  InvalidConsistency: 'InvalidConsistency',
+  /** Raft: a lease read on a cluster without check-quorum; ask for another consistency. */
+  LeaseReadRequiresCheckQuorum: 'LeaseReadRequiresCheckQuorum',
+  /** HTTP: no route for this path. */
+  NotFound: 'NotFound',
+  /** HTTP: `GET /v1/kv/<key>` of a key that does not exist. */
+  KeyNotFound: 'KeyNotFound',
+  /** HTTP: the route exists but not for this method. */
+  MethodNotAllowed: 'MethodNotAllowed',
+  /** HTTP: the request did not arrive whole in time. */
+  RequestTimeout: 'RequestTimeout',
+  /** Shard host: the client reused a sequence number older than its last one; the reply is gone. */
+  SessionSeqStale: 'SessionSeqStale',
+  /** HTTP: compare-and-set found another version than the expected one. */
+  VersionMismatch: 'VersionMismatch',
+  /** HTTP: the request body is longer than the server's limit. */
+  PayloadTooLarge: 'PayloadTooLarge',
+  /** KV: the value is longer than `valueBytesMax`. */
+  ValueTooLarge: 'ValueTooLarge',
+  /** Pool: the request does not fit a ring record. */
+  RequestTooLarge: 'RequestTooLarge',
+  /** HTTP: the request line and headers are larger than Node's limit. */
+  HeadersTooLarge: 'HeadersTooLarge',
+
+  // ------------------------------------------------ the cluster cannot serve it now: retry
+  /** Raft, router: this replica does not lead the shard, or no leader is known. */
+  NotLeader: 'NotLeader',
+  /** Raft: the read lost its round (the leader changed or is unknown). */
+  ReadDropped: 'ReadDropped',
+  /** Raft: the leader's lease has lapsed. */
+  LeaseExpired: 'LeaseExpired',
+  /** Pool: the worker hosting the shard is restarting. */
+  WorkerUnavailable: 'WorkerUnavailable',
+  /** Pool: the worker hosting the shard crashed; a write may or may not have been applied. */
+  WorkerRestarted: 'WorkerRestarted',
+  /** HTTP, pool, router: the node is draining or closing. */
+  ShuttingDown: 'ShuttingDown',
+  /** Pool, router: too much work in flight (a full ring, in-flight table or session lanes). */
+  Overloaded: 'Overloaded',
+  /** Raft: too many reads are queued. */
+  ReadQueueFull: 'ReadQueueFull',
+  /** Raft: the uncommitted log is at `uncommittedBytesMax`. */
+  UncommittedBytesExceeded: 'UncommittedBytesExceeded',
+  /** Raft: leadership is moving; proposals are refused until it ends. */
+  TransferInProgress: 'TransferInProgress',
+  /** Raft: the proposal was accepted, then removed from the log; it will never apply. */
+  ProposalDropped: 'ProposalDropped',
+  /** Shard host: the shard is not hosted on the replica asked (closed or moved). */
+  ShardNotFound: 'ShardNotFound',
+  /** Router: the node that should answer is not a member or did not answer in time. */
+  Unreachable: 'Unreachable',
+
+  // ------------------------------------------------ the outcome is unknown
+  /** Pool, router: no answer before the deadline; a write may still be applied. */
+  Timeout: 'Timeout',
+  /** Raft: the proposal was accepted but its fate cannot be known any more. */
+  ProposalOutcomeUnknown: 'ProposalOutcomeUnknown',
+
+  // ------------------------------------------------ a bug
+  /** HTTP: a bug or an unknown service error; it is logged. */
+  Internal: 'Internal',
+} as const;
+export type ServiceErrorCode = (typeof ServiceErrorCode)[keyof typeof ServiceErrorCode];
+
+/** Whether `code` is one of the {@link ServiceErrorCode}s (false for anything else, `__proto__` included). */
+export function isServiceErrorCode(code: string): code is ServiceErrorCode {
+  return Object.hasOwn(ServiceErrorCode, code);
+}

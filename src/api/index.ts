@@ -1,0 +1,9 @@
+/**
+ * The contract between the client API (src/io/http) and the router: the service the HTTP layer
+ * calls, its arguments and results, the read consistencies, and the union of every error code a
+ * client can meet. It imports nothing but src/wire.
+ */
+export { CONSISTENCIES, isConsistency } from './consistency.js';
+export type { Consistency } from './consistency.js';
+export { ServiceErrorCode, isServiceErrorCode } from './errors.js';
+export type { DeleteArgs, DeleteResult, Failure, GetArgs, GetResult, Health, KvService, MetricsText, PutArgs, PutResult, Result, ScanArgs, ScanItem, ScanResult } from './service.js';

@@ -1,0 +1,101 @@
+/**
+ * The contract between the client API (src/io/http) and the node (the router): what a request
+ * asks and what it comes to. Keys and values are bytes; tenants are text.
+ */
+import type { Consistency } from './consistency.js';
+
+/**
+ * A failed request: an operating error with a stable `code`. The code is a
+ * {@link ServiceErrorCode} as a rule; any other (a plug-in state machine's, a bug) is answered
+ * 500 Internal and logged.
+ */
+export interface Failure {
+  readonly ok: false;
+  readonly code: string;
+  readonly message: string;
+}
+
+/** What a request came to: its value, or a {@link Failure}. */
+export type Result<T> = { readonly ok: true; readonly value: T } | Failure;
+
+/** A write of `value` under `key`; with `expectedVersion`, a compare-and-set (0 = the key must not exist). */
+export interface PutArgs {
+  readonly tenant: string;
+  readonly key: Uint8Array;
+  readonly value: Uint8Array;
+  readonly expectedVersion?: number;
+}
+
+/** `swapped` false: a compare-and-set found another version, `version` (0 when the key is absent). */
+export interface PutResult {
+  readonly version: number;
+  readonly swapped: boolean;
+}
+
+export interface DeleteArgs {
+  readonly tenant: string;
+  readonly key: Uint8Array;
+}
+
+export interface DeleteResult {
+  /** The key existed. */
+  readonly deleted: boolean;
+}
+
+export interface GetArgs {
+  readonly tenant: string;
+  readonly key: Uint8Array;
+  readonly consistency: Consistency;
+}
+
+/** The value and its metadata: `version` counts the key's writes, the indexes are log indexes. */
+export type GetResult = { readonly found: false } | { readonly found: true; readonly value: Uint8Array; readonly version: number; readonly createIndex: number; readonly modIndex: number };
+
+/** Keys of `tenant` with `prefix`, greater than `startAfter` (when given), in byte order, at most `limit`. */
+export interface ScanArgs {
+  readonly tenant: string;
+  readonly prefix: Uint8Array;
+  readonly limit: number;
+  readonly startAfter?: Uint8Array;
+  readonly consistency: Consistency;
+}
+
+export interface ScanItem {
+  readonly key: Uint8Array;
+  readonly value: Uint8Array;
+  readonly version: number;
+}
+
+export interface ScanResult {
+  readonly items: ScanItem[];
+  /** Some keys were left out: ask again with the last key as `startAfter`. */
+  readonly more: boolean;
+}
+
+/** Metrics in a text exposition format, e.g. Prometheus'. */
+export interface MetricsText {
+  readonly contentType: string;
+  readonly body: string;
+}
+
+export interface Health {
+  /** The node can serve: every local shard knows a leader. */
+  readonly ok: boolean;
+  /** JSON-serializable. */
+  readonly detail: unknown;
+}
+
+/**
+ * What the client API needs from the node. Operating errors are {@link Failure}s; a throw is a
+ * bug (answered 500 Internal and logged).
+ */
+export interface KvService {
+  put(r: PutArgs): Promise<Result<PutResult>>;
+  delete(r: DeleteArgs): Promise<Result<DeleteResult>>;
+  get(r: GetArgs): Promise<Result<GetResult>>;
+  scan(r: ScanArgs): Promise<Result<ScanResult>>;
+  /** JSON-serializable. */
+  status(): Promise<unknown>;
+  metrics(): Promise<MetricsText>;
+  health(): Health;
+}

@@ -1,0 +1,141 @@
+/**
+ * The routes of the client API: each checked {@link ApiRequest} is answered by calling the
+ * {@link KvService} and turning its result into a {@link Reply}. Operating errors are thrown as
+ * HttpError; the server answers them. No sockets here.
+ *
+ * - `PUT /v1/kv/<key>`: the body is the value. `?version=N` or `if-match: N` (or `"N"`) makes it a
+ *   compare-and-set: N is the expected current version, 0 = the key must not exist.
+ *   200 `{"version"}`; 412 VersionMismatch with the current `version`.
+ * - `GET /v1/kv/<key>`: 200 with the raw value (`application/octet-stream`) and headers
+ *   `x-version`, `x-create-index`, `x-mod-index`; with `?format=json` or `accept: application/json`,
+ *   `{"key","value","version","createIndex","modIndex"}`. 404 KeyNotFound.
+ * - `DELETE /v1/kv/<key>`: 200 `{"deleted"}`.
+ * - `GET /v1/kv?prefix=&limit=&after=` (or `/v1/kv/`): `{"items":[{"key","value","version"}],"more","next"}`;
+ *   `next` (present when `more`) is the last key, to pass back as `after`. limit: 1..10,000, default 100.
+ * - `GET /v1/status`, `GET /healthz` (200 or 503), `GET /metrics`.
+ *
+ * Keys and values in JSON bodies are strings when their bytes are valid UTF-8, else
+ * `{"base64": "..."}`. A string key goes back into a URL with `encodeURIComponent`; a base64 one by
+ * percent-encoding each of its bytes.
+ */
+import { Buffer, isUtf8 } from 'node:buffer';
+import { isServiceErrorCode } from '../../api/index.js';
+import type { Failure, KvService } from '../../api/index.js';
+import { HttpError, HttpErrorCode } from './errors.js';
+import type { HttpLogger } from './log.js';
+import { JSON_TYPE } from './request.js';
+import type { ApiRequest } from './request.js';
+
+/** A whole response: status, headers (names in lowercase) and body. */
+export interface Reply {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Buffer;
+}
+
+/** What a route needs besides its request. */
+export interface RouteContext {
+  readonly service: KvService;
+  /** Told about service failures with a code outside ServiceErrorCode. */
+  readonly logger: HttpLogger;
+  /** Reads the whole request body (PUT); throws HttpError PayloadTooLarge or BadRequest. */
+  readBody(): Promise<Uint8Array>;
+}
+
+/** Answers one request. Throws HttpError for operating errors; any other throw is a bug. */
+export async function answer(req: ApiRequest, ctx: RouteContext): Promise<Reply> {
+  switch (req.route) {
+    case 'put':
+      return put(req, ctx);
+    case 'delete': {
+      const r = await ctx.service.delete({ tenant: req.tenant, key: req.key });
+      if (!r.ok) throw serviceError(r, ctx.logger);
+      return jsonReply(200, { deleted: r.value.deleted });
+    }
+    case 'get':
+      return get(req, ctx);
+    case 'scan':
+      return scan(req, ctx);
+    case 'status':
+      return jsonReply(200, await ctx.service.status());
+    case 'health': {
+      const h = ctx.service.health();
+      return jsonReply(h.ok ? 200 : 503, { ok: h.ok, detail: h.detail });
+    }
+    case 'metrics': {
+      const m = await ctx.service.metrics();
+      return { status: 200, headers: { 'content-type': m.contentType }, body: Buffer.from(m.body, 'utf8') };
+    }
+  }
+}
+
+async function put(req: Extract<ApiRequest, { route: 'put' }>, ctx: RouteContext): Promise<Reply> {
+  const { tenant, key, expectedVersion } = req;
+  const value = await ctx.readBody();
+  const r = await ctx.service.put({ tenant, key, value, ...(expectedVersion === undefined ? {} : { expectedVersion }) });
+  if (!r.ok) throw serviceError(r, ctx.logger);
+  if (!r.value.swapped) {
+    const current = r.value.version;
+    throw new HttpError(HttpErrorCode.VersionMismatch, `expected version ${expectedVersion ?? '(none)'}, the key is at version ${current}`, {
+      version: current,
+    });
+  }
+  return jsonReply(200, { version: r.value.version }, { 'x-version': String(r.value.version) });
+}
+
+async function get(req: Extract<ApiRequest, { route: 'get' }>, ctx: RouteContext): Promise<Reply> {
+  const { tenant, key, consistency } = req;
+  const r = await ctx.service.get({ tenant, key, consistency });
+  if (!r.ok) throw serviceError(r, ctx.logger);
+  const v = r.value;
+  if (!v.found) throw new HttpError(HttpErrorCode.KeyNotFound, 'no such key');
+  const meta = { 'x-version': String(v.version), 'x-create-index': String(v.createIndex), 'x-mod-index': String(v.modIndex) };
+  if (req.json) {
+    const body = { key: bytesToJson(key), value: bytesToJson(v.value), version: v.version, createIndex: v.createIndex, modIndex: v.modIndex };
+    return jsonReply(200, body, meta);
+  }
+  return { status: 200, headers: { ...meta, 'content-type': 'application/octet-stream' }, body: asBuffer(v.value) };
+}
+
+async function scan(req: Extract<ApiRequest, { route: 'scan' }>, ctx: RouteContext): Promise<Reply> {
+  const { tenant, prefix, limit, consistency, startAfter } = req;
+  const r = await ctx.service.scan({ tenant, prefix, limit, consistency, ...(startAfter === undefined ? {} : { startAfter }) });
+  if (!r.ok) throw serviceError(r, ctx.logger);
+  const items = r.value.items.map((it) => ({ key: bytesToJson(it.key), value: bytesToJson(it.value), version: it.version }));
+  const last = r.value.items.at(-1);
+  const body: Record<string, unknown> = { items, more: r.value.more };
+  if (r.value.more && last !== undefined) body.next = bytesToJson(last.key);
+  return jsonReply(200, body);
+}
+
+/**
+ * A service failure as an HttpError with the code's status. A code outside ServiceErrorCode
+ * (a plug-in state machine's, a bug) is logged and becomes 500 Internal, naming the code.
+ */
+export function serviceError(f: Failure, logger: HttpLogger): HttpError {
+  if (!isServiceErrorCode(f.code)) {
+    logger.error({ code: f.code, message: f.message }, 'unknown service error code');
+    return new HttpError(HttpErrorCode.Internal, `internal error (${f.code}: ${f.message})`);
+  }
+  return new HttpError(f.code, f.message);
+}
+
+/** The answer to an HttpError: `{"error":{"code","message",...}}` with its status and headers. */
+export function errorReply(e: HttpError): Reply {
+  return jsonReply(e.status, { error: e }, e.headers);
+}
+
+/** A JSON body (throws for what JSON cannot hold, e.g. a bigint: a bug). */
+export function jsonReply(status: number, body: unknown, headers: Readonly<Record<string, string>> = {}): Reply {
+  return { status, headers: { ...headers, 'content-type': JSON_TYPE }, body: Buffer.from(JSON.stringify(body), 'utf8') };
+}
+
+function asBuffer(b: Uint8Array): Buffer {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
+/** A key or value for a JSON body: the string when the bytes are valid UTF-8, else `{ base64 }`. */
+export function bytesToJson(bytes: Uint8Array): string | { base64: string } {
+  const b = asBuffer(bytes);
+  return isUtf8(b) ? b.toString('utf8') : { base64: b.toString('base64') };
+}
