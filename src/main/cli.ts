@@ -11,6 +11,7 @@ import { ConfigError, SETTINGS, loadConfig } from './config.js';
 import type { NodeConfig } from './config.js';
 import { parseDevFlags, runDev } from './dev.js';
 import type { DevFlags } from './dev.js';
+import { DataDir, DataDirError } from './data-dir.js';
 import { NodeError, startNode } from './node.js';
 import { ticketOf } from './ticket.js';
 
@@ -44,7 +45,7 @@ function fail(code: string, message: string, exit: number): number {
 }
 
 function usageError(e: unknown): number {
-  if (e instanceof ConfigError || e instanceof NodeError) return fail(e.code, e.message, 2);
+  if (e instanceof ConfigError || e instanceof NodeError || e instanceof DataDirError) return fail(e.code, e.message, 2);
   const err = e as { code?: unknown; message?: unknown };
   return fail(typeof err.code === 'string' ? err.code : 'StartFailed', String(err.message ?? e), 1);
 }
@@ -96,9 +97,7 @@ async function ticket(argv: readonly string[]): Promise<number> {
   } catch (e) {
     return usageError(e);
   }
-  const { mkdirSync } = await import('node:fs');
-  mkdirSync(cfg.data, { recursive: true });
-  console.log(await ticketOf(cfg.data, cfg.listen));
+  console.log(await ticketOf(DataDir.open(cfg.data), cfg.listen));
   return 0;
 }
 

@@ -14,11 +14,11 @@
 import { strict as assert } from 'node:assert';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { ConfigError } from './config.js';
+import { DataDir } from './data-dir.js';
 import { ticketOf } from './ticket.js';
 
 /** `iroh-raft dev`'s flags, validated. */
@@ -305,8 +305,7 @@ export async function runDev(f: DevFlags, cli: string): Promise<number> {
   }));
   const tickets: string[] = [];
   for (const n of layout) {
-    mkdirSync(n.data, { recursive: true });
-    tickets.push(await ticketOf(n.data, n.listen));
+    tickets.push(await ticketOf(DataDir.open(n.data), n.listen));
   }
   const nodes: DevNode[] = layout.map((n, i) => ({
     index: i + 1,

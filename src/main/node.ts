@@ -4,8 +4,6 @@
  * router, HTTP. Stop order (graceful): refuse new requests, finish in-flight ones, stop workers
  * after their current turn, close Iroh.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { AggregatorRegistry, Gauge, Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { HttpServer } from '../io/http/server.js';
@@ -18,58 +16,11 @@ import type { Member } from '../router/router.js';
 import { WorkerPool } from '../workers/pool.js';
 import type { NodeConfig } from './config.js';
 import { CodedError } from '../errors.js';
+import { DataDir } from './data-dir.js';
 
-export class NodeError extends CodedError<'ClusterMismatch' | 'InvalidTicket' | 'DuplicateMember' | 'DataDirLocked'> {
+/** `InvalidTicket`: a bad --peers ticket. `DuplicateMember`: --peers names this node or a member twice. */
+export class NodeError extends CodedError<'InvalidTicket' | 'DuplicateMember'> {
   override readonly name = 'NodeError';
-}
-
-/** What a data directory was first started with; a later start must agree. */
-interface Layout {
-  readonly shards: number;
-  readonly members: readonly string[];
-  readonly replicas: number;
-}
-
-function checkLayout(dir: string, want: Layout): void {
-  const path = join(dir, 'cluster.json');
-  if (!existsSync(path)) {
-    writeFileSync(path, `${JSON.stringify(want, null, 2)}\n`);
-    return;
-  }
-  const have = JSON.parse(readFileSync(path, 'utf8')) as Layout;
-  const problems: string[] = [];
-  if (have.shards !== want.shards) problems.push(`--shards ${have.shards} (asked ${want.shards}; keys are placed by shard count)`);
-  if (have.replicas !== want.replicas) problems.push(`--replicas ${have.replicas} (asked ${want.replicas})`);
-  if (JSON.stringify(have.members) !== JSON.stringify(want.members)) problems.push(`the same members (${have.members.length} then, ${want.members.length} now: pass the same --peers)`);
-  if (problems.length > 0) {
-    throw new NodeError('ClusterMismatch', `${dir} belongs to a cluster started with ${problems.join(' and ')}; start with those settings, or use another --data directory`);
-  }
-}
-
-/**
- * One process per data directory: a LOCK file holds the owner's pid. A lock whose process is gone
- * (killed) is taken over; a live one is refused.
- */
-function lockDataDir(dir: string): () => void {
-  const path = join(dir, 'LOCK');
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      writeFileSync(path, String(process.pid), { flag: 'wx' });
-      return () => rmSync(path, { force: true });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const pid = Number(readFileSync(path, 'utf8'));
-      let alive: boolean;
-      try {
-        alive = Number.isInteger(pid) && pid > 0 && pid !== process.pid && process.kill(pid, 0);
-      } catch {
-        alive = false;
-      }
-      if (alive) throw new NodeError('DataDirLocked', `${dir} is in use by process ${pid}; stop it first or use another --data directory`);
-      rmSync(path, { force: true });
-    }
-  }
-  throw new NodeError('DataDirLocked', `${dir}: could not take the LOCK file`);
 }
 
 export interface RunningNode {
@@ -91,8 +42,8 @@ export interface StartOptions {
 
 export async function startNode(cfg: NodeConfig, opts: StartOptions): Promise<RunningNode> {
   const log = opts.logger;
-  mkdirSync(cfg.data, { recursive: true });
-  const unlock = lockDataDir(cfg.data);
+  const dir = DataDir.open(cfg.data);
+  const unlock = dir.lock();
   let peers: { id: string; addrs: string[] }[];
   try {
     peers = cfg.peers.map((t) => decodeTicket(t));
@@ -104,7 +55,7 @@ export async function startNode(cfg: NodeConfig, opts: StartOptions): Promise<Ru
   let router: Router | undefined;
   let memberIds = new Set<string>();
   const transport = await Transport.start({
-    keyPath: join(cfg.data, 'node.key'),
+    keyPath: dir.keyPath,
     bindAddr: `${cfg.listen.host.includes(':') ? `[${cfg.listen.host}]` : cfg.listen.host}:${cfg.listen.port}`,
     isMember: (id) => memberIds.has(id),
     onRecords: (peer, records) => router?.onPeerRecords(peer, records),
@@ -119,7 +70,7 @@ export async function startNode(cfg: NodeConfig, opts: StartOptions): Promise<Ru
     const self = members.find((m) => m.peerId === transport.id)!.nodeId;
     for (const p of peers) transport.addPeer(p);
     const replicas = Math.min(cfg.replicas, members.length);
-    checkLayout(cfg.data, { shards: cfg.shards, members: sorted, replicas });
+    dir.checkCluster({ shards: cfg.shards, members: sorted, replicas });
 
     const routerRef: { r?: Router } = {};
     const local = localShards(self, members.map((m) => m.nodeId), cfg.shards, replicas);

@@ -46,7 +46,7 @@ export const PoolErrorCode = {
 } as const;
 
 export interface PoolOptions {
-  /** Data directory; worker w keeps its LMDB environment in `<dataDir>/worker-<w>`. */
+  /** Data directory; worker w keeps its LMDB environment in `workerDir(dataDir, w)` (`<dataDir>/worker-<w>`). */
   readonly dataDir: string;
   /** Worker threads. Default: the number of cores. */
   readonly workers?: number;

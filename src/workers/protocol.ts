@@ -1,10 +1,19 @@
 import type { KvLimits } from '../shards/kv.js';
 import type { RaftConfig } from '../shards/raft/index.js';
 
+/**
+ * Directory of worker `worker`'s LMDB environment inside the data directory `dataDir`: the one
+ * place that names it (the worker opens its store there; src/main/data-dir.ts shows it).
+ */
+export function workerDir(dataDir: string, worker: number): string {
+  return `${dataDir}/worker-${worker}`;
+}
+
 /** What the pool hands each worker thread at start (structured-cloned, rings shared). */
 export interface WorkerInit {
   readonly worker: number;
   readonly workers: number;
+  /** The node's data directory; this worker's LMDB environment is {@link workerDir}(dataDir, worker). */
   readonly dataDir: string;
   readonly nodeId: number;
   readonly seed: number;

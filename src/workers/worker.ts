@@ -25,6 +25,7 @@ import type { Message, NodeId, ShardId, Snapshot } from '../shards/raft/index.js
 import { Ring, maxPayloadBytes } from './ring.js';
 import { Outbox } from './outbox.js';
 import type { OutClass } from './outbox.js';
+import { workerDir } from './protocol.js';
 import type { WorkerInit } from './protocol.js';
 
 const init = workerData as WorkerInit;
@@ -72,7 +73,7 @@ async function loadStateMachine(): Promise<StateMachine> {
 let store: Store;
 let host: ShardHost;
 try {
-  store = Store.open({ path: `${init.dataDir}/worker-${init.worker}`, worker: init.worker, workers: init.workers, shardsMax: init.shardsMax });
+  store = Store.open({ path: workerDir(init.dataDir, init.worker), worker: init.worker, workers: init.workers, shardsMax: init.shardsMax });
   host = new ShardHost({
     store,
     stateMachine: await loadStateMachine(),

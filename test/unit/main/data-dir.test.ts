@@ -1,0 +1,183 @@
+/**
+ * The data directory of a node, on real temp directories: one process per directory (LOCK),
+ * the cluster layout a restart must agree with (cluster.json), the node's identity (node.key) and
+ * where each worker keeps its LMDB environment.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { DataDir, DataDirError } from '../../../src/main/data-dir.js';
+import type { ClusterLayout } from '../../../src/main/data-dir.js';
+import { ticketOf } from '../../../src/main/ticket.js';
+import { decodeTicket } from '../../../src/io/ticket.js';
+import { workerDir } from '../../../src/workers/protocol.js';
+
+const root = mkdtempSync(join(tmpdir(), 'iroh-raft-data-dir-'));
+let seq = 0;
+const fresh = (): DataDir => DataDir.open(join(root, `d${++seq}`));
+
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+/** The error `f` throws, to assert its class, code and message one by one. */
+function thrown(f: () => unknown): unknown {
+  try {
+    f();
+  } catch (e) {
+    return e;
+  }
+  throw new Error('expected a throw');
+}
+
+describe('DataDir.open', () => {
+  it('creates the directory with its parents, and names the files in it', () => {
+    const path = join(root, 'nested', 'a', 'b');
+    const dir = DataDir.open(path);
+    expect(statSync(path).isDirectory()).toBe(true);
+    expect(dir.path).toBe(path);
+    expect(dir.lockPath).toBe(join(path, 'LOCK'));
+    expect(dir.clusterPath).toBe(join(path, 'cluster.json'));
+    expect(dir.keyPath).toBe(join(path, 'node.key'));
+  });
+
+  it('opens an existing directory without touching what it holds', () => {
+    const dir = fresh();
+    writeFileSync(join(dir.path, 'cluster.json'), 'kept');
+    DataDir.open(dir.path);
+    expect(readFileSync(join(dir.path, 'cluster.json'), 'utf8')).toBe('kept');
+  });
+
+  it('names worker w\'s LMDB directory as the worker threads do', () => {
+    const dir = fresh();
+    expect(dir.workerDir(0)).toBe(`${dir.path}/worker-0`);
+    expect(dir.workerDir(3)).toBe(workerDir(dir.path, 3));
+  });
+});
+
+describe('DataDir.lock', () => {
+  let child: ChildProcess | undefined;
+  afterEach(() => {
+    child?.kill('SIGKILL');
+    child = undefined;
+  });
+
+  it('writes this process\'s pid into LOCK, and unlock removes it', () => {
+    const dir = fresh();
+    const unlock = dir.lock();
+    expect(readFileSync(dir.lockPath, 'utf8')).toBe(String(process.pid));
+    unlock();
+    expect(existsSync(dir.lockPath)).toBe(false);
+    unlock();
+    expect(existsSync(dir.lockPath)).toBe(false);
+  });
+
+  it('refuses a directory whose LOCK names a live process, and leaves its LOCK alone', async () => {
+    const dir = fresh();
+    child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+    await new Promise<void>((ok, fail) => child!.once('spawn', ok).once('error', fail));
+    const pid = child.pid!;
+    writeFileSync(dir.lockPath, String(pid));
+    const e = thrown(() => dir.lock());
+    expect(e).toBeInstanceOf(DataDirError);
+    expect((e as DataDirError).code).toBe('DataDirLocked');
+    expect((e as DataDirError).message).toBe(`${dir.path} is in use by process ${pid}; stop it first or use another --data directory`);
+    expect(readFileSync(dir.lockPath, 'utf8')).toBe(String(pid));
+  });
+
+  it('takes over a LOCK whose process is gone (killed)', () => {
+    const dir = fresh();
+    const gone = spawnSync(process.execPath, ['-e', 'process.pid'], { stdio: 'ignore' });
+    expect(gone.pid).toBeGreaterThan(0);
+    writeFileSync(dir.lockPath, String(gone.pid));
+    const unlock = dir.lock();
+    expect(readFileSync(dir.lockPath, 'utf8')).toBe(String(process.pid));
+    unlock();
+  });
+
+  it('takes over a LOCK that holds no pid', () => {
+    for (const junk of ['', 'not a pid', '-1', '0', '1.5']) {
+      const dir = fresh();
+      writeFileSync(dir.lockPath, junk);
+      const unlock = dir.lock();
+      expect(readFileSync(dir.lockPath, 'utf8'), junk).toBe(String(process.pid));
+      unlock();
+    }
+  });
+
+  it('takes over a LOCK naming this very process: the lock is per process, not per call', () => {
+    const dir = fresh();
+    const first = dir.lock();
+    const second = dir.lock();
+    expect(readFileSync(dir.lockPath, 'utf8')).toBe(String(process.pid));
+    second();
+    first();
+    expect(existsSync(dir.lockPath)).toBe(false);
+  });
+});
+
+describe('DataDir.checkCluster', () => {
+  const layout: ClusterLayout = { shards: 16, members: ['a'.repeat(64), 'b'.repeat(64)], replicas: 2 };
+
+  it('records the layout at the first start, and the same layout starts again', () => {
+    const dir = fresh();
+    expect(dir.readCluster()).toBeUndefined();
+    dir.checkCluster(layout);
+    expect(dir.readCluster()).toEqual(layout);
+    expect(readFileSync(dir.clusterPath, 'utf8')).toBe(`${JSON.stringify(layout, null, 2)}\n`);
+    dir.checkCluster({ ...layout, members: [...layout.members] });
+    expect(DataDir.open(dir.path).readCluster()).toEqual(layout);
+  });
+
+  it('refuses another shard count with ClusterMismatch, naming the count to use', () => {
+    const dir = fresh();
+    dir.checkCluster(layout);
+    const e = thrown(() => dir.checkCluster({ ...layout, shards: 4 }));
+    expect(e).toBeInstanceOf(DataDirError);
+    expect((e as DataDirError).code).toBe('ClusterMismatch');
+    expect((e as DataDirError).message).toBe(
+      `${dir.path} belongs to a cluster started with --shards 16 (asked 4; keys are placed by shard count); start with those settings, or use another --data directory`,
+    );
+    expect(dir.readCluster()).toEqual(layout);
+  });
+
+  it('refuses other replicas or other members, naming every difference', () => {
+    const dir = fresh();
+    dir.checkCluster(layout);
+    const replicas = thrown(() => dir.checkCluster({ ...layout, replicas: 1 }));
+    expect((replicas as DataDirError).code).toBe('ClusterMismatch');
+    expect((replicas as DataDirError).message).toContain('--replicas 2 (asked 1)');
+    const members = thrown(() => dir.checkCluster({ ...layout, members: [layout.members[0]!] }));
+    expect((members as DataDirError).code).toBe('ClusterMismatch');
+    expect((members as DataDirError).message).toContain('the same members (2 then, 1 now: pass the same --peers)');
+    const reordered = thrown(() => dir.checkCluster({ ...layout, members: [...layout.members].reverse() }));
+    expect((reordered as DataDirError).code).toBe('ClusterMismatch');
+    const all = thrown(() => dir.checkCluster({ shards: 8, members: [], replicas: 3 }));
+    expect((all as DataDirError).message).toContain('--shards 16 (asked 8; keys are placed by shard count) and --replicas 2 (asked 3) and the same members (2 then, 0 now');
+    expect(dir.readCluster()).toEqual(layout);
+  });
+});
+
+describe('node.key', () => {
+  it('is created once (mode 0600) and reloaded identically: the same node id after a restart', async () => {
+    const dir = fresh();
+    expect(existsSync(dir.keyPath)).toBe(false);
+    const listen = { host: '127.0.0.1', port: 7100 };
+    const first = await ticketOf(dir, listen);
+    const key = readFileSync(dir.keyPath, 'utf8');
+    expect(key).toMatch(/^[0-9a-f]{64}\n$/);
+    expect(statSync(dir.keyPath).mode & 0o777).toBe(0o600);
+    const second = await ticketOf(DataDir.open(dir.path), listen);
+    expect(readFileSync(dir.keyPath, 'utf8')).toBe(key);
+    expect(decodeTicket(second).id).toBe(decodeTicket(first).id);
+    expect(decodeTicket(second).addrs).toEqual(['127.0.0.1:7100']);
+  });
+
+  it('another data directory is another identity', async () => {
+    const listen = { host: '127.0.0.1', port: 7100 };
+    const a = decodeTicket(await ticketOf(fresh(), listen)).id;
+    const b = decodeTicket(await ticketOf(fresh(), listen)).id;
+    expect(a).not.toBe(b);
+  });
+});
