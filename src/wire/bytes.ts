@@ -107,6 +107,13 @@ export class ByteWriter {
     this.data.setFloat64(at, v + 0, true);
   }
 
+  /** Overwrites the u8 at `pos`, before `at` (a field known only after what follows it). */
+  u8At(pos: number, v: number, field = 'u8'): void {
+    if (!(Number.isInteger(pos) && pos >= 0 && pos + 1 <= this.at)) bug(`${field} at ${pos} is not inside the ${this.at} bytes written`);
+    if (!(Number.isInteger(v) && v >= 0 && v <= U8_MAX)) bug(`${field} must be a u8, got ${v}`);
+    this.buf[pos] = v;
+  }
+
   /** Overwrites the u32 at `pos`, before `at` (a count known only after what it counts). */
   u32At(pos: number, v: number, field = 'u32'): void {
     if (!(Number.isInteger(pos) && pos >= 0 && pos + 4 <= this.at)) bug(`${field} at ${pos} is not inside the ${this.at} bytes written`);
