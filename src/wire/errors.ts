@@ -34,5 +34,5 @@ export function bad(message: string): never {
 
 /** Throws AssertionError: asked to encode a value the layout cannot hold. */
 export function bug(message: string): never {
-  throw new AssertionError(`codec: ${message}`);
+  throw new AssertionError(`wire: ${message}`);
 }
