@@ -40,6 +40,11 @@ export function utf8Length(s: string): number {
 const utf8Encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
 
+// Integers are written and read byte by byte, and a writer writes float64s through this one 8-byte
+// scratch, so a writer costs no DataView of its own (measured: that was most of the cost of short
+// encodings such as a data key); a reader makes one at its first float64.
+const f64Scratch = new DataView(new ArrayBuffer(8));
+
 /**
  * Writes fields one after another into a buffer of the size the caller computed, which grows (by
  * doubling) only when a write goes past it. A value that does not fit its field is a bug: it throws
@@ -49,18 +54,16 @@ export class ByteWriter {
   /** Next byte to write; the bytes before it are the output so far. */
   at = 0;
   private buf: Uint8Array<ArrayBuffer>;
-  private data: DataView<ArrayBuffer>;
 
   /** `sizeBytes`: the expected size of the output (exact for fixed layouts, a guess otherwise). */
   constructor(sizeBytes: number) {
     this.buf = new Uint8Array(sizeBytes);
-    this.data = new DataView(this.buf.buffer);
   }
 
   /**
    * Makes room for `n` bytes at `at`, moves `at` past them and returns where they start. It may
-   * replace `buf` and `data`: call it before reading either (`this.buf[this.take(1)] = v` would
-   * write into the old buffer, which JS evaluates first).
+   * replace `buf`: call it before reading `buf` (`this.buf[this.take(1)] = v` would write into the
+   * old buffer, which JS evaluates first).
    */
   private take(n: number): number {
     const at = this.at;
@@ -73,7 +76,12 @@ export class ByteWriter {
     const next = new Uint8Array(Math.max(this.buf.length * 2, minBytes));
     next.set(this.buf.subarray(0, this.at));
     this.buf = next;
-    this.data = new DataView(next.buffer);
+  }
+
+  private f64At(at: number, v: number): void {
+    f64Scratch.setFloat64(0, v, true);
+    const buf = this.buf;
+    for (let i = 0; i < 8; i++) buf[at + i] = f64Scratch.getUint8(i);
   }
 
   u8(v: number, field = 'u8'): void {
@@ -85,26 +93,30 @@ export class ByteWriter {
   u16(v: number, field = 'u16'): void {
     if (!(Number.isInteger(v) && v >= 0 && v <= U16_MAX)) bug(`${field} must be a u16, got ${v}`);
     const at = this.take(2);
-    this.data.setUint16(at, v, true);
+    const buf = this.buf;
+    buf[at] = v & 0xff;
+    buf[at + 1] = v >>> 8;
   }
 
   u32(v: number, field = 'u32'): void {
     if (!isU32(v)) bug(`${field} must be a u32, got ${v}`);
     const at = this.take(4);
-    this.data.setUint32(at, v, true);
+    const buf = this.buf;
+    buf[at] = v & 0xff;
+    buf[at + 1] = (v >>> 8) & 0xff;
+    buf[at + 2] = (v >>> 16) & 0xff;
+    buf[at + 3] = v >>> 24;
   }
 
   /** Any float64, as is (NaN, -0 and fractions included): for fields the reader checks itself. */
   f64(v: number): void {
-    const at = this.take(8);
-    this.data.setFloat64(at, v, true);
+    this.f64At(this.take(8), v);
   }
 
   /** A non-negative safe integer as float64; `+ 0` turns -0 into the one canonical zero. */
   u53(v: number, field = 'u53'): void {
     if (!isU53(v + 0)) bug(`${field} must be a non-negative safe integer, got ${v}`);
-    const at = this.take(8);
-    this.data.setFloat64(at, v + 0, true);
+    this.f64At(this.take(8), v + 0);
   }
 
   /** Overwrites the u8 at `pos`, before `at` (a field known only after what follows it). */
@@ -118,7 +130,11 @@ export class ByteWriter {
   u32At(pos: number, v: number, field = 'u32'): void {
     if (!(Number.isInteger(pos) && pos >= 0 && pos + 4 <= this.at)) bug(`${field} at ${pos} is not inside the ${this.at} bytes written`);
     if (!isU32(v)) bug(`${field} must be a u32, got ${v}`);
-    this.data.setUint32(pos, v, true);
+    const buf = this.buf;
+    buf[pos] = v & 0xff;
+    buf[pos + 1] = (v >>> 8) & 0xff;
+    buf[pos + 2] = (v >>> 16) & 0xff;
+    buf[pos + 3] = v >>> 24;
   }
 
   bytes(b: Uint8Array): void {
@@ -162,14 +178,14 @@ export class ByteReader {
   at: number;
   /** True once a read went past the end; every later read then yields 0 or no bytes. */
   short = false;
-  private readonly data: DataView;
+  /** Over `bytes`, made at the first float64 read: cheaper than the scratch for many of them. */
+  private data: DataView | undefined;
 
   constructor(
     readonly bytes: Uint8Array,
     at = 0,
   ) {
     this.at = at;
-    this.data = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
   /** Bytes not read yet. */
@@ -195,23 +211,28 @@ export class ByteReader {
 
   u8(): number {
     const at = this.take(1);
-    return at < 0 ? 0 : this.data.getUint8(at);
+    return at < 0 ? 0 : this.bytes[at]!;
   }
 
   u16(): number {
     const at = this.take(2);
-    return at < 0 ? 0 : this.data.getUint16(at, true);
+    const b = this.bytes;
+    return at < 0 ? 0 : b[at]! | (b[at + 1]! << 8);
   }
 
   u32(): number {
     const at = this.take(4);
-    return at < 0 ? 0 : this.data.getUint32(at, true);
+    const b = this.bytes;
+    return at < 0 ? 0 : (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
   }
 
   /** Any float64; check it with {@link isU53} where the layout says integer. */
   f64(): number {
     const at = this.take(8);
-    return at < 0 ? 0 : this.data.getFloat64(at, true);
+    if (at < 0) return 0;
+    const b = this.bytes;
+    this.data ??= new DataView(b.buffer, b.byteOffset, b.byteLength);
+    return this.data.getFloat64(at, true);
   }
 
   skip(n: number): void {
@@ -235,7 +256,7 @@ export class ByteReader {
     const at = this.take(n);
     if (at < 0) return '';
     let s = '';
-    for (let i = 0; i < n; i++) s += String.fromCharCode(this.data.getUint8(at + i));
+    for (let i = 0; i < n; i++) s += String.fromCharCode(this.bytes[at + i]!);
     return s;
   }
 
