@@ -38,6 +38,29 @@ export default tseslint.config(
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
   {
+    // The wire layer is a leaf: byte layouts that import nothing outside src/wire (no other
+    // layer, no package, no Node module), so everything may build on it and it on nothing.
+    files: ['src/wire/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^(?!\\./)|(^|/)\\.\\.(/|$)',
+              message: 'src/wire is a leaf: it imports only its own modules (./name.js).',
+            },
+          ],
+        },
+      ],
+      'no-restricted-globals': [
+        'error',
+        { name: 'Buffer', message: 'src/wire is pure bytes: use Uint8Array and DataView.' },
+        { name: 'process', message: 'src/wire is pure bytes: no process access.' },
+      ],
+    },
+  },
+  {
     // The consensus core is pure: no I/O, no clocks, no ambient randomness, no timers.
     files: ['src/shards/raft/**/*.ts'],
     rules: {
@@ -80,12 +103,6 @@ export default tseslint.config(
   {
     files: ['src/io/**/*.ts'],
     rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ioForbidden, message: ioMessage }] }] },
-  },
-  {
-    // Until the byte layouts move from src/shards/codec.ts to src/wire, the transport frames
-    // records with that one module; remove this exception with the move.
-    files: ['src/io/transport.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: [...ioForbidden, '!../shards/codec.js'], message: ioMessage }] }] },
   },
   {
     files: ['src/router/**/*.ts'],

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Transport } from '../src/io/transport.js';
-import { RecordKind } from '../src/shards/codec.js';
+import { RecordKind } from '../src/wire/index.js';
 import { median } from './stats.js';
 
 type ToChild = { op: 'start' } | { op: 'stop' };

@@ -7,7 +7,7 @@
  * side first writes a {@link HELLO_BYTES}-byte hello (`"IRFT"`, version u8 = 0, three zero bytes,
  * an 8-byte incarnation drawn at random when the transport starts), then frames: `length u32
  * little-endian, frame` where the frame is `encodeFrame(records)` from the shared wire layout
- * (src/shards/codec.ts). A length above `maxFrameBytes`, a frame that `decodeFrame` refuses or a
+ * (src/wire/record.ts). A length above `maxFrameBytes`, a frame that `decodeFrame` refuses or a
  * malformed hello is a protocol error: counted, logged, and that connection is closed; the process
  * carries on and the peer reconnects.
  *
@@ -56,8 +56,8 @@ import { link, mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import type * as Iroh from '@number0/iroh/index.js';
-import { CodecError, RECORD_HEADER_BYTES, decodeFrame, encodeFrame, isRecordKind } from '../shards/codec.js';
-import type { DecodedRecord, FrameRecord } from '../shards/codec.js';
+import { CodecError, RECORD_HEADER_BYTES, decodeFrame, encodeFrame, isRecordKind, recordBytes } from '../wire/index.js';
+import type { DecodedRecord, FrameRecord } from '../wire/index.js';
 import { TicketError, checkPeerId, decodeTicket, encodeTicket, normalizeAddr } from './ticket.js';
 import type { PeerAddr } from './ticket.js';
 import { CodedError } from '../errors.js';
@@ -377,9 +377,6 @@ function withDeadline<T>(p: Promise<T>, deadline: number, what: string, onLate?:
   });
 }
 
-/** Wire size of one record in a frame: header, payload, padding to 4 bytes. */
-const recordWireBytes = (len: number): number => RECORD_HEADER_BYTES + len + ((4 - (len & 3)) & 3);
-
 /** Writes `length u32 LE, frame` in pieces of at most WRITE_CHUNK_BYTES. */
 async function writeFrame(send: Iroh.SendStream, frame: Uint8Array): Promise<void> {
   const len = frame.length;
@@ -474,7 +471,7 @@ class Peer {
     let bytes = 0;
     let n = 0;
     while (n < this.queue.length) {
-      const w = recordWireBytes(this.queue[n]!.payload.length);
+      const w = recordBytes(this.queue[n]!.payload.length);
       if (n > 0 && bytes + w > maxFrameBytes) break;
       bytes += w;
       n++;
@@ -648,7 +645,7 @@ export class Transport {
       this.log.error({ peer: peerId, kind, shard, bytes: len, maxRecordBytes: this.limits.maxRecordBytes }, 'record larger than maxRecordBytes dropped');
       return false;
     }
-    const w = recordWireBytes(len);
+    const w = recordBytes(len);
     if (peer.queuedBytes + w > this.limits.peerQueueBytesMax || Date.now() < peer.breakerUntil) {
       this.count(peer, 'dropped', 1);
       return false;

@@ -11,7 +11,7 @@
  * Pure bookkeeping: the caller passes the time and runs the wakes it is handed, so tests drive it
  * without timers, threads or a network.
  */
-import { CodecError, decodeLiveness } from '../shards/codec.js';
+import { CodecError, decodeLiveness } from '../wire/index.js';
 import { assert } from '../shards/raft/index.js';
 import type { NodeId, ShardId } from '../shards/raft/index.js';
 

@@ -8,7 +8,7 @@
  * against the authenticated peer of the connection.
  */
 import { randomInt } from 'node:crypto';
-import { CodecError, RecordKind, decodePropose, decodeRead, decodeReply, encodeLiveness, encodePropose, encodeRead, encodeReply, peekMessageFrom, peekMessageTo } from '../shards/codec.js';
+import { CodecError, RecordKind, decodePropose, decodeRead, decodeReply, encodeLiveness, encodePropose, encodeRead, encodeReply, peekMessageFrom, peekMessageTo } from '../wire/index.js';
 import type { Outcome } from '../shards/host.js';
 import { KvOp, decodeKvReply, encodeCas, encodeDelete, encodeGet, encodePut, encodeScan } from '../shards/kv.js';
 import type { NodeId, ShardId } from '../shards/raft/index.js';

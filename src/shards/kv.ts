@@ -35,6 +35,7 @@ import { assert } from './raft/index.js';
 import type { LogIndex } from './raft/index.js';
 import type { AppliedCommand, DataReader, DataTxn, StateMachine } from './state-machine.js';
 import { CodedError } from '../errors.js';
+import { ByteReader, ByteWriter, utf8Length } from '../wire/index.js';
 
 export const KvOp = {
   Put: 1,
@@ -189,39 +190,6 @@ const failure = (code: KvErrorCode, message: string): KvFailure => ({ ok: false,
 
 export const isKvCommandOp = (op: KvOp): op is KvCommand['op'] => op === KvOp.Put || op === KvOp.Delete || op === KvOp.Cas;
 
-// Module-level scratch for f64 conversion, so encoders allocate nothing but their output.
-const f64Scratch = new DataView(new ArrayBuffer(8));
-
-function putU16(out: Uint8Array, at: number, v: number): number {
-  out[at] = v & 0xff;
-  out[at + 1] = v >>> 8;
-  return at + 2;
-}
-
-function putU32(out: Uint8Array, at: number, v: number): number {
-  out[at] = v & 0xff;
-  out[at + 1] = (v >>> 8) & 0xff;
-  out[at + 2] = (v >>> 16) & 0xff;
-  out[at + 3] = v >>> 24;
-  return at + 4;
-}
-
-function putF64(out: Uint8Array, at: number, v: number): number {
-  f64Scratch.setFloat64(0, v, true);
-  for (let i = 0; i < 8; i++) out[at + i] = f64Scratch.getUint8(i);
-  return at + 8;
-}
-
-function getF64(b: Uint8Array, at: number): number {
-  for (let i = 0; i < 8; i++) f64Scratch.setUint8(i, b[at + i] ?? 0);
-  return f64Scratch.getFloat64(0, true);
-}
-
-function putBytes(out: Uint8Array, at: number, b: Uint8Array): number {
-  out.set(b, at);
-  return at + b.length;
-}
-
 const utf8 = new TextEncoder();
 
 /** The tenant's bytes: ASCII as is (no allocation), anything else as UTF-8 (refused on arrival). */
@@ -230,11 +198,10 @@ function tenantBytes(tenant: string): string | Uint8Array {
   return tenant;
 }
 
-function putTenant(out: Uint8Array, at: number, t: string | Uint8Array): number {
-  out[at++] = t.length;
-  if (typeof t !== 'string') return putBytes(out, at, t);
-  for (let i = 0; i < t.length; i++) out[at++] = t.charCodeAt(i);
-  return at;
+function putTenant(w: ByteWriter, t: string | Uint8Array): void {
+  w.u8(t.length, 'tenant length');
+  if (typeof t === 'string') w.ascii(t, 'tenant');
+  else w.bytes(t);
 }
 
 function checkTenantEncodable(t: string | Uint8Array): void {
@@ -254,39 +221,42 @@ function checkValueEncodable(v: Uint8Array): void {
  * KeyTooLarge, ValueTooLarge, InvalidLimit) only for one that does not; the limits of the
  * state machine are checked when the request arrives.
  */
-function encodeKeyed(op: KvOp, tenant: string, key: Uint8Array, tail: number): { out: Uint8Array; at: number } {
+function encodeKeyed(op: KvOp, tenant: string, key: Uint8Array, tail: number): ByteWriter {
   const t = tenantBytes(tenant);
   checkTenantEncodable(t);
   checkKeyEncodable('key', key);
-  const out = new Uint8Array(1 + 1 + t.length + 2 + key.length + tail);
-  out[0] = op;
-  let at = putTenant(out, 1, t);
-  at = putU16(out, at, key.length);
-  at = putBytes(out, at, key);
-  return { out, at };
+  const w = new ByteWriter(1 + 1 + t.length + 2 + key.length + tail);
+  w.u8(op);
+  putTenant(w, t);
+  w.u16(key.length, 'key length');
+  w.bytes(key);
+  return w;
 }
 
 export function encodePut(tenant: string, key: Uint8Array, value: Uint8Array): Uint8Array {
   checkValueEncodable(value);
-  const { out, at } = encodeKeyed(KvOp.Put, tenant, key, 4 + value.length);
-  putBytes(out, putU32(out, at, value.length), value);
-  return out;
+  const w = encodeKeyed(KvOp.Put, tenant, key, 4 + value.length);
+  w.u32(value.length, 'value length');
+  w.bytes(value);
+  return w.finish();
 }
 
 export function encodeDelete(tenant: string, key: Uint8Array): Uint8Array {
-  return encodeKeyed(KvOp.Delete, tenant, key, 0).out;
+  return encodeKeyed(KvOp.Delete, tenant, key, 0).finish();
 }
 
 /** `expectedVersion` 0 means "write only if the key is absent". */
 export function encodeCas(tenant: string, key: Uint8Array, expectedVersion: number, value: Uint8Array): Uint8Array {
   checkValueEncodable(value);
-  const { out, at } = encodeKeyed(KvOp.Cas, tenant, key, 8 + 4 + value.length);
-  putBytes(out, putU32(out, putF64(out, at, expectedVersion), value.length), value);
-  return out;
+  const w = encodeKeyed(KvOp.Cas, tenant, key, 8 + 4 + value.length);
+  w.f64(expectedVersion); // any number: the state machine refuses a bad one (BadRequest)
+  w.u32(value.length, 'value length');
+  w.bytes(value);
+  return w.finish();
 }
 
 export function encodeGet(tenant: string, key: Uint8Array): Uint8Array {
-  return encodeKeyed(KvOp.Get, tenant, key, 0).out;
+  return encodeKeyed(KvOp.Get, tenant, key, 0).finish();
 }
 
 /**
@@ -302,100 +272,43 @@ export function encodeScan(tenant: string, prefix: Uint8Array, limit: number, st
   if (!Number.isInteger(limit) || limit < 0 || limit > 0xffff_ffff) {
     throw new KvError(KvErrorCode.InvalidLimit, `scan limit must be an integer in 1..${0xffff_ffff}, got ${limit}`);
   }
-  const out = new Uint8Array(1 + 1 + t.length + 2 + prefix.length + 4 + 2 + after.length);
-  out[0] = KvOp.Scan;
-  let at = putTenant(out, 1, t);
-  at = putBytes(out, putU16(out, at, prefix.length), prefix);
-  at = putU32(out, at, limit);
-  putBytes(out, putU16(out, at, after.length), after);
-  return out;
+  const w = new ByteWriter(1 + 1 + t.length + 2 + prefix.length + 4 + 2 + after.length);
+  w.u8(KvOp.Scan);
+  putTenant(w, t);
+  w.u16(prefix.length, 'prefix length');
+  w.bytes(prefix);
+  w.u32(limit, 'scan limit');
+  w.u16(after.length, 'startAfter length');
+  w.bytes(after);
+  return w.finish();
 }
 
 const EMPTY = new Uint8Array(0);
 
-/** Reads fields off a byte array; reading past the end sets `short` and yields zeros. */
-class Cursor {
-  at = 0;
-  short = false;
-  private readonly view: DataView;
-
-  constructor(readonly b: Uint8Array) {
-    this.view = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  }
-
-  private take(n: number): number {
-    const at = this.at;
-    if (this.short || at + n > this.b.length) {
-      this.short = true;
-      return -1;
-    }
-    this.at = at + n;
-    return at;
-  }
-
-  u8(): number {
-    const at = this.take(1);
-    return at < 0 ? 0 : this.view.getUint8(at);
-  }
-
-  u16(): number {
-    const at = this.take(2);
-    return at < 0 ? 0 : this.view.getUint16(at, true);
-  }
-
-  u32(): number {
-    const at = this.take(4);
-    return at < 0 ? 0 : this.view.getUint32(at, true);
-  }
-
-  f64(): number {
-    const at = this.take(8);
-    return at < 0 ? 0 : this.view.getFloat64(at, true);
-  }
-
-  /** A plain Uint8Array view (never a Buffer, even when `b` is one) of the next `n` bytes. */
-  bytes(n: number): Uint8Array {
-    const at = this.take(n);
-    return at < 0 ? EMPTY : new Uint8Array(this.b.buffer, this.b.byteOffset + at, n);
-  }
-
-  /** Bytes as Latin-1 characters: ASCII stays itself, other bytes stay visible in messages. */
-  latin1(n: number): string {
-    const at = this.take(n);
-    if (at < 0) return '';
-    let s = '';
-    for (let i = 0; i < n; i++) s += String.fromCharCode(this.view.getUint8(at + i));
-    return s;
-  }
-
-  rest(): Uint8Array {
-    return this.bytes(this.b.length - this.at);
-  }
-}
-
 /**
  * Parses request bytes. Checks structure only (BadRequest: empty, unknown op, truncated, trailing
  * bytes); {@link checkKvRequest} checks tenant, sizes and limits. Byte fields of the result are
- * views into `bytes`: copy them before `bytes` is reused.
+ * views into `bytes` (plain Uint8Arrays, even when `bytes` is a Buffer): copy them before `bytes`
+ * is reused.
  */
 export function decodeKvRequest(bytes: Uint8Array): KvRequest | KvFailure {
   if (bytes.length === 0) return failure(KvErrorCode.BadRequest, 'empty request');
-  const c = new Cursor(bytes);
+  const c = new ByteReader(bytes);
   const op = c.u8();
   if (op < KvOp.Put || op > KvOp.Scan) return failure(KvErrorCode.BadRequest, `unknown op ${op}`);
   const tenant = c.latin1(c.u8());
   let r: KvRequest;
   if (op === KvOp.Scan) {
-    const prefix = c.bytes(c.u16());
+    const prefix = c.view(c.u16());
     const limit = c.u32();
-    const after = c.bytes(c.u16());
+    const after = c.view(c.u16());
     r = { op, tenant, prefix, limit, startAfter: after.length === 0 ? undefined : after };
   } else {
-    const key = c.bytes(c.u16());
-    if (op === KvOp.Put) r = { op, tenant, key, value: c.bytes(c.u32()) };
+    const key = c.view(c.u16());
+    if (op === KvOp.Put) r = { op, tenant, key, value: c.view(c.u32()) };
     else if (op === KvOp.Cas) {
       const expectedVersion = c.f64();
-      r = { op, tenant, key, expectedVersion, value: c.bytes(c.u32()) };
+      r = { op, tenant, key, expectedVersion, value: c.view(c.u32()) };
     } else r = { op: op as typeof KvOp.Delete | typeof KvOp.Get, tenant, key };
   }
   const name = OP_NAMES[op as KvOp];
@@ -498,13 +411,12 @@ const KNOWN_CODES = new Set<string>(Object.values(KvErrorCode));
 
 /** An error reply: status 1, code (u8 length + ASCII), message (UTF-8 to the end). */
 export function encodeKvFailure(code: KvErrorCode, message: string): Uint8Array {
-  const msg = utf8.encode(message);
-  const out = new Uint8Array(2 + code.length + msg.length);
-  out[0] = STATUS_ERROR;
-  out[1] = code.length;
-  for (let i = 0; i < code.length; i++) out[2 + i] = code.charCodeAt(i);
-  out.set(msg, 2 + code.length);
-  return out;
+  const w = new ByteWriter(2 + code.length + utf8Length(message));
+  w.u8(STATUS_ERROR);
+  w.u8(code.length, 'error code length');
+  w.ascii(code, 'error code');
+  w.utf8(message);
+  return w.finish();
 }
 
 const utf8Decoder = new TextDecoder();
@@ -516,7 +428,7 @@ const utf8Decoder = new TextDecoder();
  */
 export function decodeKvReply<O extends KvOp>(op: O, bytes: Uint8Array): KvReplyOf<O>;
 export function decodeKvReply(op: KvOp, bytes: Uint8Array): KvReply {
-  const c = new Cursor(bytes);
+  const c = new ByteReader(bytes);
   const status = c.u8();
   let r: KvReply;
   if (status === STATUS_ERROR) {
@@ -540,16 +452,16 @@ export function decodeKvReply(op: KvOp, bytes: Uint8Array): KvReply {
       const version = c.f64();
       const createIndex = c.f64() as LogIndex;
       const modIndex = c.f64() as LogIndex;
-      r = { ok: true, op, found: true, value: c.bytes(c.u32()), version, createIndex, modIndex };
+      r = { ok: true, op, found: true, value: c.view(c.u32()), version, createIndex, modIndex };
     }
   } else if (op === KvOp.Scan) {
     const more = flag(c);
     const count = c.u32();
     const items: ScanItem[] = [];
     for (let i = 0; i < count && !c.short; i++) {
-      const key = c.bytes(c.u16());
+      const key = c.view(c.u16());
       const version = c.f64();
-      items.push({ key, version, value: c.bytes(c.u32()) });
+      items.push({ key, version, value: c.view(c.u32()) });
     }
     r = { ok: true, op, items, more };
   } else {
@@ -560,7 +472,7 @@ export function decodeKvReply(op: KvOp, bytes: Uint8Array): KvReply {
   return r;
 }
 
-function flag(c: Cursor): boolean {
+function flag(c: ByteReader): boolean {
   const b = c.u8();
   if (b > 1) throw new KvError(KvErrorCode.BadReply, `bad boolean byte ${b}`);
   return b === 1;
@@ -568,18 +480,17 @@ function flag(c: Cursor): boolean {
 
 // ----------------------------------------------------------------------------- storage layout
 
+/** version f64, createIndex f64, modIndex f64, in this order. */
 const STORED_HEADER_BYTES = 24;
-const STORED_VERSION = 0;
-const STORED_CREATE_INDEX = 8;
-const STORED_MOD_INDEX = 16;
 
 function tenantPrefixBytes(tenant: string): number {
   return 1 + tenant.length;
 }
 
 /** Writes [tenant length][tenant][key]; `tenant` must be valid (ASCII). */
-function putDataKey(out: Uint8Array, at: number, tenant: string, key: Uint8Array): number {
-  return putBytes(out, putTenant(out, at, tenant), key);
+function putDataKey(w: ByteWriter, tenant: string, key: Uint8Array): void {
+  putTenant(w, tenant);
+  w.bytes(key);
 }
 
 /** The data-database key of `key` in `tenant`: [tenant length u8][tenant ASCII][key]. */
@@ -590,9 +501,9 @@ export function dataKey(tenant: string, key: Uint8Array): Uint8Array {
 
 /** {@link dataKey} for a tenant that {@link checkKvRequest} already accepted. */
 function checkedDataKey(tenant: string, key: Uint8Array): Uint8Array {
-  const out = new Uint8Array(tenantPrefixBytes(tenant) + key.length);
-  putDataKey(out, 0, tenant, key);
-  return out;
+  const w = new ByteWriter(tenantPrefixBytes(tenant) + key.length);
+  putDataKey(w, tenant, key);
+  return w.finish();
 }
 
 /** The first key after every key that starts with `prefix` (which must not be all 0xff). */
@@ -615,12 +526,12 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
 }
 
 function storedValue(version: number, createIndex: number, modIndex: number, value: Uint8Array): Uint8Array {
-  const out = new Uint8Array(STORED_HEADER_BYTES + value.length);
-  putF64(out, STORED_VERSION, version);
-  putF64(out, STORED_CREATE_INDEX, createIndex);
-  putF64(out, STORED_MOD_INDEX, modIndex);
-  out.set(value, STORED_HEADER_BYTES);
-  return out;
+  const w = new ByteWriter(STORED_HEADER_BYTES + value.length);
+  w.f64(version);
+  w.f64(createIndex);
+  w.f64(modIndex);
+  w.bytes(value);
+  return w.finish();
 }
 
 function checkStored(stored: Uint8Array): void {
@@ -629,9 +540,12 @@ function checkStored(stored: Uint8Array): void {
 
 // ------------------------------------------------------------------------------ state machine
 
+/** status u8, version f64. */
 const PUT_REPLY_BYTES = 9;
+/** status u8, swapped u8, version f64. */
+const CAS_REPLY_BYTES = 10;
+/** status u8, more u8, count u32. */
 const SCAN_HEADER_BYTES = 6;
-const SCAN_ITEM_OVERHEAD_BYTES = 2 + 8 + 4;
 
 /**
  * The multi-tenant KV. Deterministic: its state is the data database, its only inputs the command
@@ -690,21 +604,18 @@ export class KvStateMachine implements StateMachine {
     let createIndex: number = index;
     if (old !== undefined) {
       checkStored(old);
-      current = getF64(old, STORED_VERSION);
-      createIndex = getF64(old, STORED_CREATE_INDEX);
+      const r = new ByteReader(old);
+      current = r.f64();
+      createIndex = r.f64();
     }
     const swapped = expected === undefined || expected === current;
     const version = swapped ? current + 1 : current;
     if (swapped) txn.put(k, storedValue(version, createIndex, index, value));
-    if (expected === undefined) {
-      const out = new Uint8Array(PUT_REPLY_BYTES);
-      putF64(out, 1, version);
-      return out;
-    }
-    const out = new Uint8Array(PUT_REPLY_BYTES + 1);
-    out[1] = swapped ? 1 : 0;
-    putF64(out, 2, version);
-    return out;
+    const w = new ByteWriter(expected === undefined ? PUT_REPLY_BYTES : CAS_REPLY_BYTES);
+    w.u8(STATUS_OK);
+    if (expected !== undefined) w.u8(swapped ? 1 : 0);
+    w.f64(version);
+    return w.finish();
   }
 
   query(view: DataReader, request: Uint8Array): Uint8Array {
@@ -726,13 +637,17 @@ export class KvStateMachine implements StateMachine {
     let start = lo;
     if (r.startAfter !== undefined) {
       // The smallest key after startAfter is startAfter + 0x00.
-      const after = new Uint8Array(tenantPrefixBytes(r.tenant) + r.startAfter.length + 1);
-      putDataKey(after, 0, r.tenant, r.startAfter);
+      const w = new ByteWriter(tenantPrefixBytes(r.tenant) + r.startAfter.length + 1);
+      putDataKey(w, r.tenant, r.startAfter);
+      w.u8(0);
+      const after = w.finish();
       if (compareBytes(after, start) > 0) start = after;
     }
     const limit = Math.min(r.limit, this.limits.scanLimitMax);
-    const w = new Growable(SCAN_HEADER_BYTES + 256);
-    w.at = SCAN_HEADER_BYTES;
+    const w = new ByteWriter(SCAN_HEADER_BYTES + 256);
+    w.u8(STATUS_OK);
+    w.u8(0); // more, known at the end
+    w.u32(0); // count, known at the end
     let count = 0;
     let payload = 0;
     let more = false;
@@ -749,23 +664,18 @@ export class KvStateMachine implements StateMachine {
           more = true;
           break;
         }
-        const out = w.reserve(SCAN_ITEM_OVERHEAD_BYTES + keyBytes + valueBytes);
-        let at = putU16(out, w.at, keyBytes);
-        out.set(key.subarray(skip), at);
-        at += keyBytes;
-        out.set(value.subarray(0, 8), at); // version, already f64 LE
-        at = putU32(out, at + 8, valueBytes);
-        out.set(value.subarray(STORED_HEADER_BYTES), at);
-        w.at = at + valueBytes;
+        w.u16(keyBytes, 'key length');
+        w.bytes(key.subarray(skip));
+        w.bytes(value.subarray(0, 8)); // version, already f64 LE
+        w.u32(valueBytes, 'value length');
+        w.bytes(value.subarray(STORED_HEADER_BYTES));
         count++;
         payload += keyBytes + valueBytes;
       }
     }
-    const out = w.finish();
-    out[0] = STATUS_OK;
-    out[1] = more ? 1 : 0;
-    putU32(out, 2, count);
-    return out;
+    w.u8At(1, more ? 1 : 0, 'more');
+    w.u32At(2, count, 'count');
+    return w.finish();
   }
 }
 
@@ -774,35 +684,11 @@ function get(view: DataReader, r: GetRequest): Uint8Array {
   if (stored === undefined) return new Uint8Array([STATUS_OK, 0]);
   checkStored(stored);
   const valueBytes = stored.length - STORED_HEADER_BYTES;
-  const out = new Uint8Array(2 + STORED_HEADER_BYTES + 4 + valueBytes);
-  out[0] = STATUS_OK;
-  out[1] = 1;
-  out.set(stored.subarray(0, STORED_HEADER_BYTES), 2); // version, createIndex, modIndex: f64 LE
-  putU32(out, 2 + STORED_HEADER_BYTES, valueBytes);
-  out.set(stored.subarray(STORED_HEADER_BYTES), 2 + STORED_HEADER_BYTES + 4);
-  return out;
-}
-
-/** A byte buffer that doubles when full; `finish` trims it to the bytes written. */
-class Growable {
-  buf: Uint8Array;
-  at = 0;
-
-  constructor(initialBytes: number) {
-    this.buf = new Uint8Array(initialBytes);
-  }
-
-  /** Makes room for `n` more bytes after `at`; returns the (possibly new) buffer. */
-  reserve(n: number): Uint8Array {
-    if (this.at + n > this.buf.length) {
-      const next = new Uint8Array(Math.max(this.buf.length * 2, this.at + n));
-      next.set(this.buf.subarray(0, this.at));
-      this.buf = next;
-    }
-    return this.buf;
-  }
-
-  finish(): Uint8Array {
-    return this.at === this.buf.length ? this.buf : this.buf.slice(0, this.at);
-  }
+  const w = new ByteWriter(2 + STORED_HEADER_BYTES + 4 + valueBytes);
+  w.u8(STATUS_OK);
+  w.u8(1); // found
+  w.bytes(stored.subarray(0, STORED_HEADER_BYTES)); // version, createIndex, modIndex: f64 LE
+  w.u32(valueBytes, 'value length');
+  w.bytes(stored.subarray(STORED_HEADER_BYTES));
+  return w.finish();
 }

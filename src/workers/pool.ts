@@ -11,7 +11,7 @@ import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { unpack } from 'msgpackr';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
-import { CodecError, RecordKind, ReadConsistency, decodeReply, encodePropose, encodeRead } from '../shards/codec.js';
+import { CodecError, RecordKind, ReadConsistency, decodeReply, encodePropose, encodeRead } from '../wire/index.js';
 import type { Consistency, Outcome, ShardEvent, ShardSpec } from '../shards/host.js';
 import type { KvLimits } from '../shards/kv.js';
 import type { ShardId, SnapshotMetadata } from '../shards/raft/index.js';

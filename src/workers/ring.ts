@@ -4,9 +4,10 @@
  *
  * Layout: a control block of Int32 words, then `capacityBytes` of data (a power of two).
  * `head` and `tail` are byte positions that only grow (modulo 2^32); the ring holds
- * `tail - head` bytes. A record is a 12-byte header (length, kind, shard) followed by its payload,
- * padded to 4 bytes. A record never straddles the end: when it does not fit before the end, the
- * producer writes a wrap marker and starts at offset 0.
+ * `tail - head` bytes. A record is laid out as on the wire (src/wire/record.ts): a 12-byte header
+ * (length, kind, shard) followed by its payload, padded to 4 bytes. A record never straddles the
+ * end: when it does not fit before the end, the producer writes a wrap marker and starts at
+ * offset 0.
  *
  * Only the producer writes `tail`, only the consumer writes `head`; each publishes with an
  * Atomics store after the bytes it covers are written, so the other side never sees a partial
@@ -47,6 +48,7 @@
  */
 
 import { CodedError } from '../errors.js';
+import { RECORD_HEADER_BYTES, recordBytes, recordKindAt, recordLengthAt, recordShardAt, writeRecordHeader } from '../wire/index.js';
 
 const HEAD = 0;
 const TAIL = 1;
@@ -58,7 +60,7 @@ const DATA_WAITERS = 4;
 const SPACE_WAITERS = 5;
 const CONTROL_WORDS = 16; // one 64-byte line, so the data starts aligned
 
-const HEADER_BYTES = 12;
+/** In a record's length field: the rest of the data area up to its end is skipped. */
 const WRAP_MARKER = 0xffffffff;
 
 /**
@@ -72,7 +74,7 @@ const SPACE_LOW_WATER_FRACTION = 0.5;
 /** Largest payload one record may carry in a ring of `capacityBytes`. */
 export function maxPayloadBytes(capacityBytes: number): number {
   // Room for the record plus a wrap marker, so a maximal record always fits after a wrap.
-  return capacityBytes / 2 - HEADER_BYTES - 4;
+  return capacityBytes / 2 - RECORD_HEADER_BYTES - 4;
 }
 
 export interface RingRecord {
@@ -142,7 +144,7 @@ export class Ring {
     if (!Number.isInteger(kind) || kind < 0 || kind > 0xffff || !Number.isInteger(shard) || shard < 0 || shard > 0xffffffff) {
       throw new RingError('InvalidRecordField', `kind must be a u16 and shard a u32 (kind ${kind}, shard ${shard})`);
     }
-    const size = (HEADER_BYTES + payload.length + 3) & ~3;
+    const size = recordBytes(payload.length);
     const tail = Atomics.load(this.ctl, TAIL) >>> 0;
     const head = Atomics.load(this.ctl, HEAD) >>> 0;
     const used = (tail - head) >>> 0;
@@ -153,13 +155,11 @@ export class Ring {
     let at = off;
     if (gap > 0) {
       // Too close to the end: mark the rest as skipped and start over at offset 0.
-      this.view.setUint32(off, WRAP_MARKER, true);
+      this.view.setUint32(off, WRAP_MARKER, true); // where a record's length would be
       at = 0;
     }
-    this.view.setUint32(at, payload.length, true);
-    this.view.setUint16(at + 4, kind, true);
-    this.view.setUint32(at + 8, shard, true);
-    this.bytes.set(payload, at + HEADER_BYTES);
+    writeRecordHeader(this.view, at, payload.length, kind, shard);
+    this.bytes.set(payload, at + RECORD_HEADER_BYTES);
     Atomics.store(this.ctl, TAIL, (tail + gap + size) | 0);
     // After the tail store, never before it: see the race argument at the top of the file.
     if (Atomics.load(this.ctl, DATA_WAITERS) !== 0) {
@@ -195,7 +195,7 @@ export class Ring {
 
   /** True when a record of `payloadBytes` would fit now (what {@link tryWrite} would find). */
   fits(payloadBytes: number): boolean {
-    const size = (HEADER_BYTES + payloadBytes + 3) & ~3;
+    const size = recordBytes(payloadBytes);
     const tail = Atomics.load(this.ctl, TAIL) >>> 0;
     const used = (tail - (Atomics.load(this.ctl, HEAD) >>> 0)) >>> 0;
     const untilEnd = this.capacityBytes - (tail & this.mask);
@@ -259,15 +259,15 @@ export class Ring {
     const tail = Atomics.load(this.ctl, TAIL) >>> 0;
     if (head === tail) return false;
     let off = head & this.mask;
-    if (this.view.getUint32(off, true) === WRAP_MARKER) {
+    if (recordLengthAt(this.view, off) === WRAP_MARKER) {
       head = (head + (this.capacityBytes - off)) >>> 0;
       off = 0;
     }
-    const len = this.view.getUint32(off, true);
-    const kind = this.view.getUint16(off + 4, true);
-    const shard = this.view.getUint32(off + 8, true);
-    fn(kind, shard, this.bytes.subarray(off + HEADER_BYTES, off + HEADER_BYTES + len));
-    const size = (HEADER_BYTES + len + 3) & ~3;
+    const len = recordLengthAt(this.view, off);
+    const kind = recordKindAt(this.view, off);
+    const shard = recordShardAt(this.view, off);
+    fn(kind, shard, this.bytes.subarray(off + RECORD_HEADER_BYTES, off + RECORD_HEADER_BYTES + len));
+    const size = recordBytes(len);
     head = (head + size) >>> 0;
     Atomics.store(this.ctl, HEAD, head | 0);
     // After the head store (see the file comment). `tail` may be stale, which only makes `used`
@@ -287,8 +287,8 @@ export class Ring {
     const head = Atomics.load(this.ctl, HEAD) >>> 0;
     if (head === (Atomics.load(this.ctl, TAIL) >>> 0)) return undefined;
     let off = head & this.mask;
-    if (this.view.getUint32(off, true) === WRAP_MARKER) off = 0;
-    return this.view.getUint16(off + 4, true);
+    if (recordLengthAt(this.view, off) === WRAP_MARKER) off = 0;
+    return recordKindAt(this.view, off);
   }
 
   /**

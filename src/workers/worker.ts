@@ -20,7 +20,7 @@ import { KvStateMachine } from '../shards/kv.js';
 import { Store, StoreError } from '../shards/store.js';
 import type { StateMachine } from '../shards/state-machine.js';
 import type { VerifyResult } from '../shards/verify.js';
-import { RecordKind, ReadConsistency, decodeMessage, decodePropose, decodeRead, encodeMessage, encodeReply, CodecError } from '../shards/codec.js';
+import { RecordKind, ReadConsistency, decodeMessage, decodePropose, decodeRead, encodeMessage, encodeReply, CodecError } from '../wire/index.js';
 import type { Message, NodeId, ShardId, Snapshot } from '../shards/raft/index.js';
 import { Ring, maxPayloadBytes } from './ring.js';
 import { Outbox } from './outbox.js';

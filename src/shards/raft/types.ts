@@ -3,8 +3,13 @@
  * Ready batch the shell consumes.
  */
 
-declare const brand: unique symbol;
-type Brand<T, B extends string> = T & { readonly [brand]: B };
+/**
+ * A number of one kind (a node id, a term, an index) that a plain number, or a number of another
+ * kind, does not silently become. The brand is a string-keyed phantom property (never present at
+ * run time), so a layer that may not import this module (src/wire) can declare the same types, and
+ * the compiler checks that the two agree wherever they meet.
+ */
+type Brand<T, B extends string> = T & { readonly __brand: B };
 
 /** A replica's id inside a cluster: a small positive integer; 0 means "none". */
 export type NodeId = Brand<number, 'NodeId'>;

@@ -12,7 +12,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type * as Iroh from '@number0/iroh/index.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { RecordKind } from '../../../src/shards/codec.js';
+import { RecordKind } from '../../../src/wire/index.js';
 import { decodeTicket } from '../../../src/io/ticket.js';
 import { HELLO_BYTES, RAFT_ALPN, Transport, TransportError, encodeHello } from '../../../src/io/transport.js';
 import type { TransportOptions } from '../../../src/io/transport.js';

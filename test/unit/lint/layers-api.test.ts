@@ -67,8 +67,8 @@ describe('src/io never imports shards, router or workers', () => {
     ]);
   });
 
-  test('the transport may use the codec until the byte layouts move to src/wire', async () => {
-    await expectAllowed([['src/io/transport.ts', '../shards/codec.js']]);
+  test('the transport is no exception: it may not import the shards either', async () => {
+    await expectForbidden([['src/io/transport.ts', '../shards/kv.js']], /shards/);
   });
 });
 

@@ -5,7 +5,7 @@
  * costing bounded work.
  */
 import { describe, expect, test } from 'vitest';
-import { encodeLiveness } from '../../../src/shards/codec.js';
+import { encodeLiveness } from '../../../src/wire/index.js';
 import type { NodeId, ShardId } from '../../../src/shards/raft/index.js';
 import { Liveness } from '../../../src/router/liveness.js';
 import type { LivenessOptions, WakeRequest } from '../../../src/router/liveness.js';

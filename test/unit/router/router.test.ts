@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
-import { RecordKind, decodeLiveness, decodePropose, encodeLiveness, encodeMessage, encodeReply } from '../../../src/shards/codec.js';
+import { RecordKind, decodeLiveness, decodePropose, encodeLiveness, encodeMessage, encodeReply } from '../../../src/wire/index.js';
 import { MessageType, emptyMessage } from '../../../src/shards/raft/index.js';
 import type { NodeId, ShardId, Term } from '../../../src/shards/raft/index.js';
 import { Router } from '../../../src/router/router.js';

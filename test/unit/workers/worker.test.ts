@@ -11,7 +11,7 @@ import { Worker } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { afterAll, afterEach, describe, expect, test } from 'vitest';
-import { RecordKind, ReadConsistency, decodeReply, encodeRead } from '../../../src/shards/codec.js';
+import { RecordKind, ReadConsistency, decodeReply, encodeRead } from '../../../src/wire/index.js';
 import { encodeGet } from '../../../src/shards/kv.js';
 import type { NodeId, ShardId } from '../../../src/shards/raft/index.js';
 import { Ring } from '../../../src/workers/ring.js';

@@ -1,0 +1,39 @@
+/**
+ * The wire layer: the byte layouts shared by the SharedArrayBuffer rings and the Iroh frames, as
+ * etcd keeps its in `raftpb`. A leaf: it imports nothing outside this folder (a lint rule says so),
+ * so the rings, the transport, the router and the shards all build on it.
+ *
+ * - `record.ts`: the record header (length, kind, shard) and padding, {@link RecordKind}, and the
+ *   frame of records the transport sends.
+ * - `message.ts`: raft messages, with a fixed header the router reads without decoding the body.
+ * - `client.ts`: client writes, reads and replies; `liveness.ts`: a node's heartbeat payload.
+ * - `bytes.ts`: the one byte writer and reader under all of them (and the KV encodings).
+ * - `errors.ts`: malformed input is a {@link CodecError} (`BadFrame`); asking to encode an invalid
+ *   value is a bug, an {@link AssertionError}.
+ *
+ * Cold, rarely sent payloads (shard events, control, snapshot metadata) stay msgpack, outside this
+ * folder.
+ */
+
+export { AssertionError, CodecError } from './errors.js';
+export { ByteReader, ByteWriter, U16_MAX, U32_MAX, U8_MAX, isU32, isU53, utf8Length } from './bytes.js';
+export {
+  RECORD_HEADER_BYTES,
+  RecordKind,
+  decodeFrame,
+  encodeFrame,
+  isRecordKind,
+  recordBytes,
+  recordKindAt,
+  recordLengthAt,
+  recordPadBytes,
+  recordShardAt,
+  writeRecordHeader,
+} from './record.js';
+export type { DecodedRecord, FrameRecord } from './record.js';
+export { MESSAGE_HEADER_BYTES, decodeMessage, encodeMessage, peekMessageFrom, peekMessageTo, peekMessageType } from './message.js';
+export type { WireEntry, WireEntryType, WireLogIndex, WireMessage, WireMessageType, WireNodeId, WireSnapshot, WireTerm } from './message.js';
+export { ReadConsistency, decodePropose, decodeRead, decodeReply, encodePropose, encodeRead, encodeReply } from './client.js';
+export type { ProposeFrame, ReadFrame, ReplyError, ReplyFrame, ReplyOk } from './client.js';
+export { decodeLiveness, encodeLiveness } from './liveness.js';
+export type { LivenessFrame } from './liveness.js';

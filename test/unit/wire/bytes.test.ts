@@ -1,0 +1,134 @@
+import fc from 'fast-check';
+import { describe, expect, test } from 'vitest';
+import { AssertionError, ByteReader, ByteWriter, isU53, utf8Length } from '../../../src/wire/index.js';
+import { MAX, RUNS, bytes, u32, u53 } from './support.js';
+
+type Field = { t: 'u8'; v: number } | { t: 'u16'; v: number } | { t: 'u32'; v: number } | { t: 'f64'; v: number } | { t: 'u53'; v: number } | { t: 'bytes'; v: Uint8Array };
+
+const fieldArb: fc.Arbitrary<Field> = fc.oneof(
+  fc.record({ t: fc.constant('u8' as const), v: fc.integer({ min: 0, max: 0xff }) }),
+  fc.record({ t: fc.constant('u16' as const), v: fc.integer({ min: 0, max: 0xffff }) }),
+  fc.record({ t: fc.constant('u32' as const), v: u32 }),
+  fc.record({ t: fc.constant('f64' as const), v: fc.double() }),
+  fc.record({ t: fc.constant('u53' as const), v: u53 }),
+  fc.record({ t: fc.constant('bytes' as const), v: bytes }),
+);
+
+const size = (f: Field): number => (f.t === 'bytes' ? 4 + f.v.length : { u8: 1, u16: 2, u32: 4, f64: 8, u53: 8 }[f.t]);
+
+function write(w: ByteWriter, f: Field): void {
+  if (f.t === 'bytes') {
+    w.u32(f.v.length);
+    w.bytes(f.v);
+  } else w[f.t](f.v);
+}
+
+function read(r: ByteReader, f: Field): unknown {
+  return f.t === 'bytes' ? r.copy(r.u32()) : f.t === 'u53' ? r.f64() : r[f.t]();
+}
+
+describe('byte writer and reader', () => {
+  test('property: what the writer writes, the reader reads back, little-endian, whether the size was right or had to grow', () => {
+    fc.assert(
+      fc.property(fc.array(fieldArb, { maxLength: 20 }), fc.boolean(), (fields, exact) => {
+        const total = fields.reduce((n, f) => n + size(f), 0);
+        const w = new ByteWriter(exact ? total : 1);
+        for (const f of fields) write(w, f);
+        const out = w.finish();
+        expect(out.length).toBe(total);
+        const r = new ByteReader(out);
+        for (const f of fields) expect(read(r, f)).toEqual(f.t === 'u53' ? f.v + 0 : f.v);
+        expect(r.done).toBe(true);
+      }),
+      RUNS,
+    );
+  });
+
+  test('an exact size returns the buffer itself; the layout is little-endian', () => {
+    const w = new ByteWriter(7);
+    w.u8(1);
+    w.u16(0x0302);
+    w.u32(0x07060504);
+    const out = w.finish();
+    expect([...out]).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(out.buffer.byteLength).toBe(7);
+  });
+
+  test('values that do not fit their field are bugs: AssertionError naming the field', () => {
+    const w = new ByteWriter(16);
+    expect(() => w.u8(256, 'flags')).toThrow(/flags must be a u8/);
+    expect(() => w.u8(-1)).toThrow(AssertionError);
+    expect(() => w.u16(0x10000)).toThrow(AssertionError);
+    expect(() => w.u32(2 ** 32)).toThrow(AssertionError);
+    expect(() => w.u32(1.5)).toThrow(AssertionError);
+    for (const v of [-1, 0.5, Number.NaN, Infinity, MAX + 1]) expect(() => w.u53(v, 'term')).toThrow(/term must be a non-negative safe integer/);
+    expect(() => w.ascii('é', 'code')).toThrow(AssertionError);
+    const empty = new ByteWriter(8);
+    expect(() => empty.u32At(0, 1)).toThrow(AssertionError); // nothing written there yet
+    expect(() => empty.u8At(0, 1)).toThrow(AssertionError);
+  });
+
+  test('u53 writes -0 as 0; isU53 refuses -0, so each value has one encoding', () => {
+    const w = new ByteWriter(8);
+    w.u53(-0);
+    expect([...w.finish()]).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
+    expect(isU53(0)).toBe(true);
+    expect(isU53(-0)).toBe(false);
+    expect(isU53(MAX)).toBe(true);
+    expect(isU53(MAX + 1)).toBe(false);
+  });
+
+  test('u8At and u32At patch fields written earlier', () => {
+    const w = new ByteWriter(6);
+    w.u8(0);
+    w.u8(0);
+    w.u32(0);
+    w.u8At(1, 9);
+    w.u32At(2, 0x01020304);
+    expect([...w.finish()]).toEqual([0, 9, 4, 3, 2, 1]);
+  });
+
+  test('property: utf8 writes what TextEncoder writes, utf8Length bytes (lone surrogates as U+FFFD)', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.string({ unit: 'binary' }), fc.string({ unit: 'grapheme' }), fc.string({ unit: fc.integer({ min: 0xd7f0, max: 0xe010 }).map((c) => String.fromCharCode(c)) })), (s) => {
+        const w = new ByteWriter(0);
+        w.utf8(s);
+        const out = w.finish();
+        expect(out).toEqual(new TextEncoder().encode(s));
+        expect(utf8Length(s)).toBe(out.length);
+      }),
+      RUNS,
+    );
+  });
+
+  test('a read past the end sets short for good and yields zeros and no bytes', () => {
+    const r = new ByteReader(new Uint8Array([1, 2, 3]));
+    expect(r.u16()).toBe(0x0201);
+    expect(r.left).toBe(1);
+    expect(r.u32()).toBe(0);
+    expect(r.short).toBe(true);
+    expect(r.u8()).toBe(0); // the byte that was there is not read after a short read
+    expect(r.view(0).length).toBe(0);
+    expect(r.copy(1).length).toBe(0);
+    expect(r.latin1(1)).toBe('');
+    expect(r.left).toBe(0);
+    expect(r.done).toBe(false);
+  });
+
+  test('views are plain Uint8Arrays into the input, even a Buffer; copies own their memory', () => {
+    const input = Buffer.from([0xaa, 1, 2, 3, 4]);
+    const r = new ByteReader(input, 1);
+    const view = r.view(2);
+    const copy = r.copy(2);
+    expect(Object.getPrototypeOf(view)).toBe(Uint8Array.prototype);
+    expect(Object.getPrototypeOf(copy)).toBe(Uint8Array.prototype);
+    input.fill(0);
+    expect([...view]).toEqual([0, 0]);
+    expect([...copy]).toEqual([3, 4]);
+    expect(r.done).toBe(true);
+  });
+
+  test('latin1 keeps every byte visible', () => {
+    expect(new ByteReader(new Uint8Array([0x41, 0xe9, 0x00])).latin1(3)).toBe('A\u00e9\u0000');
+  });
+});
