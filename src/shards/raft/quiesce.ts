@@ -53,7 +53,8 @@ export class Quiescence {
    * timer (follower); the logical clock still advances. Any message other than the leader's
    * quiescing heartbeat, another node's campaign and late copies of the leader's own campaign
    * (and, on a leader, heartbeat responses), any proposal or read, and the shell's wake() end it.
-   * A quiet follower counts as in contact with its leader (see Raft's inLease).
+   * A quiet follower counts as in contact with its leader (see Raft's inLease). A quiet leader
+   * holds no reads and moves no leadership: it went quiet idle, and a read or a transfer wakes it.
    */
   quiesced = false;
   /** Leader: consecutive ticks the group has been idle; 0 whenever it is not. */
@@ -109,6 +110,7 @@ export class Quiescence {
     if (++this.idleTicks < this.core.cfg.quiesceAfterTicks) return;
     this.hooks.bcastQuiesce();
     this.quiesced = true;
+    assert(this.hooks.readsHeld() === 0 && this.core.leadTransferee === NONE, 'a quiet leader holds no reads and no transfer');
     this.core.counters.quiesced++;
   }
 

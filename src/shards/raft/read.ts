@@ -1,5 +1,5 @@
 import type { ResolvedConfig } from './config.js';
-import { RaftErrorCode } from './errors.js';
+import { RaftErrorCode, assert } from './errors.js';
 import type { RaftLog } from './log.js';
 import type { Progress } from './progress.js';
 import { majority, quorumValue } from './quorum.js';
@@ -142,7 +142,8 @@ export class ReadPath {
     // The commit index is only trustworthy as a read index once this term committed an entry.
     if (!this.committedInTerm()) return;
     const seq = c.voters.size === 1 ? ++this.queue.heartbeatSeq : this.hooks.bcastHeartbeat();
-    this.queue.startRound(seq, c.log.committed);
+    const started = this.queue.startRound(seq, c.log.committed);
+    assert(started && this.queue.roundsInFlight() === 1 && this.queue.pendingCount() === 0, 'read rounds: one at a time, carrying every pending read');
     c.counters.readRounds++;
     this.maybeCompleteReadRounds();
   }
