@@ -3,10 +3,10 @@ import { decodeConfChange } from './confchange.js';
 import { RaftError, RaftErrorCode, assert } from './errors.js';
 import { RaftLog } from './log.js';
 import { ProposalTracker } from './proposals.js';
-import { ReadOnly } from './read-only.js';
-import type { QueuedRead } from './read-only.js';
 import { Progress } from './progress.js';
 import { majority, quorumValue, voteResult } from './quorum.js';
+import { Quiescence } from './quiesce.js';
+import { ReadPath } from './read.js';
 import type {
   ConfChange,
   ConfState,
@@ -26,12 +26,6 @@ import { ConfChangeType, ENTRY_OVERHEAD_BYTES, EntryType, MessageType, NONE, emp
 const TRANSFER_CONTEXT = 1;
 /** Ticks (beyond a heartbeat interval) a replicating follower may go without progress before it is probed again. */
 const STALL_TICKS_MAX = 2;
-/**
- * The lease ends this many ticks before a follower could vote again: two pay for the rounding of
- * the leader's and the follower's tick counts, the third for clocks that run at different rates
- * (up to 12 % with a 10-tick election timeout: the lease lasts under 8 ticks, the promise over 9).
- */
-const LEASE_MARGIN_TICKS = 3;
 
 /** Counters the shell turns into metrics. */
 export interface RaftCounters {
@@ -101,21 +95,9 @@ export class Raft {
    */
   private leaseUntil: number;
 
-  /**
-   * Quiet: the group was idle, so this replica neither heartbeats (leader) nor runs its election
-   * timer (follower); the logical clock still advances. Any message other than the leader's
-   * quiescing heartbeat, another node's campaign and late copies of the leader's own campaign
-   * (and, on a leader, heartbeat responses), any proposal or read, and the shell's wake() end it. A quiet follower counts as in contact with its leader (see inLease).
-   */
-  quiesced = false;
-  /** Leader: consecutive ticks the group has been idle. */
-  private idleTicks = 0;
-
   /** Transfer target, or NONE. Proposals are refused while set. */
   leadTransferee: NodeId = NONE;
   private transferElapsed = 0;
-  /** Set once this leader sent TimeoutNow: a forced election may follow, so no more lease reads this term. */
-  private leaseRevoked = false;
 
   /**
    * Index of the last membership change applied (or of the snapshot that set the membership).
@@ -140,8 +122,33 @@ export class Raft {
   /** Proposals accepted while leader, not yet resolved by a commit: (index, term). Ordered by index. */
   private readonly proposals = new ProposalTracker();
 
-  /** Reads waiting (leader: for a round; follower: for the leader's answer) and heartbeat send ticks. */
-  private readonly reads = new ReadOnly();
+  /** Linearizable reads and the leader's lease (read.ts). */
+  private readonly read = new ReadPath(this, {
+    now: () => this.now,
+    bcastHeartbeat: () => this.bcastHeartbeat(),
+  });
+
+  /** Quiescence of an idle group (quiesce.ts). */
+  private readonly quiet = new Quiescence(this, {
+    advanceClock: (n) => {
+      this.now += n;
+    },
+    pendingConfIndex: () => this.pendingConfIndex,
+    readsHeld: () => this.read.queue.size(),
+    restartElectionTimer: () => {
+      this.electionElapsed = 0;
+    },
+    heartbeatNow: () => {
+      this.heartbeatElapsed = 0;
+      this.bcastHeartbeat();
+    },
+    bcastQuiesce: () => {
+      this.bcastHeartbeat(true);
+    },
+    endPromise: () => {
+      this.leaseUntil = this.now;
+    },
+  });
 
   readonly counters: RaftCounters = {
     elections: 0,
@@ -250,7 +257,7 @@ export class Raft {
       }
       // The quorum may be smaller now.
       if (this.maybeCommit()) this.bcastAppend();
-      this.maybeCompleteReadRounds();
+      this.read.maybeCompleteReadRounds();
     } else if (this.role !== 'follower' && !this.voters.has(this.id)) {
       this.becomeFollower(this.term, NONE);
     }
@@ -264,17 +271,15 @@ export class Raft {
       this.vote = NONE;
     }
     this.lead = NONE;
-    this.quiesced = false;
-    this.idleTicks = 0;
+    this.quiet.reset();
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
     this.randomizedElectionTimeout = this.cfg.prng.int(this.cfg.electionTimeoutTicks, 2 * this.cfg.electionTimeoutTicks);
     this.votes.clear();
     this.leadTransferee = NONE;
     this.transferElapsed = 0;
-    this.leaseRevoked = false;
     this.uncommittedBytes = 0;
-    this.reads.resetHeartbeats();
+    this.read.reset();
     const next = (this.log.lastIndex() + 1) as LogIndex;
     for (const [id, pr] of this.prs) {
       const fresh = this.newProgress(next, pr.isLearner);
@@ -286,17 +291,17 @@ export class Raft {
   becomeFollower(t: Term, lead: NodeId): void {
     const wasLeader = this.role === 'leader';
     const oldLead = this.lead;
-    this.failReads(wasLeader);
+    this.read.failReads(wasLeader);
     this.reset(t);
     this.role = 'follower';
     this.lead = lead;
     if (wasLeader) this.counters.stepDowns++;
-    if (oldLead !== lead) this.failForwardedReads();
+    if (oldLead !== lead) this.read.failForwardedReads();
   }
 
   private becomePreCandidate(): void {
-    this.failReads(this.role === 'leader');
-    this.failForwardedReads();
+    this.read.failReads(this.role === 'leader');
+    this.read.failForwardedReads();
     // Pre-vote changes neither term nor vote: a node that cannot win disturbs nobody.
     this.votes.clear();
     this.lead = NONE;
@@ -308,8 +313,8 @@ export class Raft {
 
   private becomeCandidate(): void {
     assert(this.role !== 'leader', 'becomeCandidate: leader');
-    this.failReads(false);
-    this.failForwardedReads();
+    this.read.failReads(false);
+    this.read.failForwardedReads();
     this.reset((this.term + 1) as Term);
     this.vote = this.id;
     this.role = 'candidate';
@@ -338,35 +343,28 @@ export class Raft {
 
   tick(): void {
     this.now++;
-    if (this.quiesced) {
+    if (this.quiet.quiesced) {
       // Forwarded reads whose answer got lost still expire while quiet.
-      if (this.role !== 'leader') this.expireForwardedReads();
+      if (this.role !== 'leader') this.read.expireForwardedReads();
       return;
     }
     if (this.role === 'leader') this.tickLeader();
     else this.tickElection();
   }
 
-  /**
-   * True when {@link tick} would only advance the logical clock: the group is quiet here and no
-   * forwarded read waits to expire. It stays true until a message, proposal, read or wake() reaches
-   * this node (ticks alone never end it), so a shell may leave such a node unticked and catch its
-   * clock up with {@link skipTicks} before its next input.
-   */
+  /** See {@link Quiescence.ticksIdle}: the shell may skip this node's ticks while it holds. */
   ticksIdle(): boolean {
-    return this.quiesced && (this.role === 'leader' || this.reads.size() === 0);
+    return this.quiet.ticksIdle();
   }
 
   /** Exactly what `n` calls of {@link tick} do to a node for which {@link ticksIdle} holds. */
   skipTicks(n: number): void {
-    assert(Number.isInteger(n) && n >= 0, `skipTicks: bad tick count ${n}`);
-    assert(this.ticksIdle(), 'skipTicks: the node is not idle (its ticks do more than move the clock)');
-    this.now += n;
+    this.quiet.skipTicks(n);
   }
 
   private tickElection(): void {
     this.electionElapsed++;
-    this.expireForwardedReads();
+    this.read.expireForwardedReads();
     if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
       this.electionElapsed = 0;
       this.hup(false);
@@ -404,46 +402,17 @@ export class Raft {
       this.heartbeatElapsed = 0;
       this.bcastHeartbeat();
     }
-    this.maybeQuiesce();
+    this.quiet.maybeQuiesce();
   }
 
-  /** Idle: every member matches the whole log, all of it applied, nothing queued or pending. */
-  private idle(): boolean {
-    const last = this.log.lastIndex();
-    if (this.leadTransferee !== NONE || this.log.committed !== last || this.log.applied !== last || this.reads.size() > 0) return false;
-    if (this.pendingConfIndex > this.log.applied) return false;
-    for (const [id, pr] of this.prs) {
-      if (id !== this.id && (pr.match !== last || pr.state !== 'replicate' || pr.inflights.count > 0)) return false;
-    }
-    return true;
+  /** Quiet: see {@link Quiescence.quiesced}. */
+  get quiesced(): boolean {
+    return this.quiet.quiesced;
   }
 
-  private maybeQuiesce(): void {
-    if (this.cfg.quiesceAfterTicks === 0 || this.role !== 'leader') return;
-    if (!this.idle()) {
-      this.idleTicks = 0;
-      return;
-    }
-    if (++this.idleTicks < this.cfg.quiesceAfterTicks) return;
-    this.bcastHeartbeat(true);
-    this.quiesced = true;
-    this.counters.quiesced++;
-  }
-
-  /**
-   * Ends quiet. A follower restarts its election timer (so it campaigns if the leader is gone);
-   * a leader heartbeats at once and gives its followers a fresh check-quorum period.
-   */
+  /** Ends quiet (no-op when awake): see {@link Quiescence.wake}. */
   wake(): void {
-    if (!this.quiesced) return;
-    this.quiesced = false;
-    this.idleTicks = 0;
-    this.electionElapsed = 0;
-    if (this.role === 'leader') {
-      for (const pr of this.prs.values()) pr.recentActive = true;
-      this.heartbeatElapsed = 0;
-      this.bcastHeartbeat();
-    }
+    this.quiet.wake();
   }
 
   private quorumActive(): boolean {
@@ -505,7 +474,7 @@ export class Raft {
   /** Followers that heard from a leader recently (or just restarted) refuse to help unseat it. */
   private inLease(): boolean {
     if (!this.cfg.checkQuorum) return false;
-    return this.role === 'leader' || this.now < this.leaseUntil || this.quiesced;
+    return this.role === 'leader' || this.now < this.leaseUntil || this.quiet.quiesced;
   }
 
   /** A message from the leader of the current term: election timer and lease promise restart. */
@@ -536,7 +505,7 @@ export class Raft {
       this.msgs.push({ ...emptyMessage(t, this.id, m.from, this.term), reject: true, notMember: true, index: this.confIndex });
       this.counters.notMemberHintsSent++;
     }
-    if (this.quiesced) this.wakeOn(m);
+    if (this.quiet.quiesced) this.quiet.wakeOn(m);
     if (m.term > this.term) {
       if (m.type === MessageType.Vote || m.type === MessageType.PreVote) {
         const force = m.type === MessageType.Vote && m.context === TRANSFER_CONTEXT;
@@ -655,7 +624,7 @@ export class Raft {
         return;
       }
       case MessageType.ReadIndexResp:
-        this.handleReadIndexResp(m);
+        this.read.handleReadIndexResp(m);
         return;
       default:
         return;
@@ -677,7 +646,7 @@ export class Raft {
         this.hup(true);
         return;
       case MessageType.ReadIndexResp:
-        this.handleReadIndexResp(m);
+        this.read.handleReadIndexResp(m);
         return;
       default:
         return;
@@ -716,30 +685,7 @@ export class Raft {
     this.resolveProposals();
     this.msgs.push({ ...emptyMessage(MessageType.HeartbeatResp, this.id, m.from, this.term), context: m.context });
     // Go quiet only with a log that ends exactly where the leader's does.
-    if (m.quiesce === true && this.cfg.quiesceAfterTicks > 0 && this.reads.size() === 0 && this.log.lastIndex() === m.commit && this.log.lastTerm() === this.term) {
-      this.quiesced = true;
-      this.electionElapsed = 0;
-    }
-  }
-
-  /** What ends quiet when a message arrives (see {@link quiesced}). */
-  private wakeOn(m: Message): void {
-    if (this.role === 'leader') {
-      if (m.type !== MessageType.HeartbeatResp) this.wake();
-      return;
-    }
-    if (m.type === MessageType.Heartbeat && m.quiesce === true && m.from === this.lead && m.term === this.term) return;
-    if (m.type === MessageType.PreVote || m.type === MessageType.Vote) {
-      // Another node campaigns while our leader said all is well: stay quiet (in lease), refuse.
-      if (m.from !== this.lead) return;
-      // A campaign of the leader's own term or an older one is a late copy of what made it
-      // leader (duplicated or long delayed): the leadership it won still stands, and so does
-      // the promise its lease reads count on. Only a campaign of a later term says the leader
-      // lost its state (a restart) and its leadership is over.
-      if (m.term <= this.term && !this.cfg.bugs.has('wake-on-stale-campaign')) return;
-      this.leaseUntil = this.now;
-    }
-    this.wake();
+    this.quiet.onHeartbeat(m);
   }
 
   private handleSnapshot(m: Message): void {
@@ -786,7 +732,7 @@ export class Raft {
         if (pr) this.handleHeartbeatResponse(m, pr);
         return;
       case MessageType.ReadIndex:
-        this.queueRead({ context: m.context, from: m.from, tick: this.now });
+        this.read.queueRead({ context: m.context, from: m.from, tick: this.now });
         return;
       default:
         return;
@@ -834,7 +780,7 @@ export class Raft {
     if (pr.state === 'replicate' && pr.stallTicks >= STALL_TICKS_MAX + this.cfg.heartbeatIntervalTicks) pr.becomeProbe();
     // In probe state an empty App is a useful probe: its answer tells where the follower stands.
     if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, pr.state === 'probe');
-    this.maybeCompleteReadRounds();
+    this.read.maybeCompleteReadRounds();
   }
 
   /** Raises commit to what a quorum of voters durably holds, counting only entries of this term. */
@@ -845,7 +791,7 @@ export class Raft {
     if (!this.cfg.bugs.has('commit-previous-term') && this.log.term(mci) !== this.term) return false;
     this.log.commitTo(mci);
     this.resolveProposals();
-    this.maybeStartReadRound();
+    this.read.maybeStartReadRound();
     return true;
   }
 
@@ -1018,7 +964,7 @@ export class Raft {
 
   private bcastHeartbeat(quiesce = false): number {
     // Send ticks older than an election timeout are useless for the lease, so they are dropped.
-    const seq = this.reads.nextHeartbeat(this.now, this.cfg.electionTimeoutTicks);
+    const seq = this.read.queue.nextHeartbeat(this.now, this.cfg.electionTimeoutTicks);
     for (const [id, pr] of this.prs) {
       if (id === this.id) continue;
       const m: Message = {
@@ -1032,7 +978,7 @@ export class Raft {
   }
 
   private sendTimeoutNow(to: NodeId): void {
-    this.leaseRevoked = true;
+    this.read.revokeLease();
     this.msgs.push(emptyMessage(MessageType.TimeoutNow, this.id, to, this.term));
   }
 
@@ -1062,129 +1008,17 @@ export class Raft {
 
   // ---------------------------------------------------------------- reads
 
-  /** Queues a linearizable read; the answer comes as a ReadState or a FailedRead. */
+  /** Queues a linearizable read; the answer comes as a ReadState or a FailedRead (see {@link ReadPath.readIndex}). */
   readIndex(context: number, mode: 'safe' | 'lease'): void {
-    this.wake();
-    if (this.role === 'leader') {
-      if (mode === 'lease') {
-        const bug = this.cfg.bugs.has('lease-read-without-check-quorum');
-        if (!this.cfg.checkQuorum && !bug) {
-          this.failedReads.push({ context, code: RaftErrorCode.LeaseReadRequiresCheckQuorum });
-          return;
-        }
-        if (this.committedInTerm() && (bug || this.leaseValid())) {
-          this.counters.leaseReads++;
-          this.readStates.push({ index: this.log.committed, context });
-          return;
-        }
-        // No lease to lean on: fall back to a quorum round.
-      }
-      this.queueRead({ context, from: this.id, tick: this.now });
-      return;
-    }
-    if (this.lead === NONE) {
-      this.failedReads.push({ context, code: RaftErrorCode.ReadDropped });
-      return;
-    }
-    if (this.reads.size() >= this.cfg.readQueueMax) {
-      this.failedReads.push({ context, code: RaftErrorCode.ReadQueueFull });
-      return;
-    }
-    this.reads.add({ context, from: this.id, tick: this.now });
-    this.msgs.push({ ...emptyMessage(MessageType.ReadIndex, this.id, this.lead, this.term), context });
-  }
-
-  private committedInTerm(): boolean {
-    return this.log.term(this.log.committed) === this.term;
-  }
-
-  /** True while no other leader can have been elected: a quorum acked a heartbeat sent recently. */
-  private leaseValid(): boolean {
-    if (this.leaseRevoked || this.leadTransferee !== NONE) return false;
-    const seq = quorumValue(this.voters, (id) => (id === this.id ? this.reads.heartbeatSeq : (this.prs.get(id)?.ackedHeartbeat ?? 0)));
-    if (seq === 0) return false;
-    const sent = this.reads.sentTick(seq);
-    if (sent === undefined) return false;
-    return this.now - sent < this.cfg.electionTimeoutTicks - LEASE_MARGIN_TICKS + 1;
-  }
-
-  private queueRead(r: QueuedRead): void {
-    if (this.reads.size() >= this.cfg.readQueueMax) {
-      this.rejectRead(r, RaftErrorCode.ReadQueueFull);
-      return;
-    }
-    this.reads.add(r);
-    this.maybeStartReadRound();
-  }
-
-  /** One round at a time: reads queued while a round is in flight ride the next one together. */
-  private maybeStartReadRound(): void {
-    if (this.role !== 'leader' || this.reads.pendingCount() === 0 || this.reads.roundsInFlight() > 0) return;
-    // The commit index is only trustworthy as a read index once this term committed an entry.
-    if (!this.committedInTerm()) return;
-    const seq = this.voters.size === 1 ? ++this.reads.heartbeatSeq : this.bcastHeartbeat();
-    this.reads.startRound(seq, this.log.committed);
-    this.counters.readRounds++;
-    this.maybeCompleteReadRounds();
-  }
-
-  private maybeCompleteReadRounds(): void {
-    if (this.role !== 'leader') return;
-    const acked = (seq: number): boolean => {
-      let acks = 0;
-      for (const v of this.voters) {
-        if (v === this.id || (this.prs.get(v)?.ackedHeartbeat ?? 0) >= seq) acks++;
-      }
-      return acks >= majority(this.voters.size);
-    };
-    for (const round of this.reads.completeRounds(acked)) {
-      for (const r of round.reads) {
-        if (r.from === this.id) this.readStates.push({ index: round.index, context: r.context });
-        else this.msgs.push({ ...emptyMessage(MessageType.ReadIndexResp, this.id, r.from, this.term), index: round.index, context: r.context });
-      }
-    }
-    this.maybeStartReadRound();
-  }
-
-  private handleReadIndexResp(m: Message): void {
-    if (this.reads.take(m.context, this.id) === undefined) return;
-    if (m.reject) this.failedReads.push({ context: m.context, code: RaftErrorCode.ReadDropped });
-    else this.readStates.push({ index: m.index, context: m.context });
-  }
-
-  private rejectRead(r: QueuedRead, code: RaftErrorCode): void {
-    if (r.from === this.id) this.failedReads.push({ context: r.context, code });
-    else this.msgs.push({ ...emptyMessage(MessageType.ReadIndexResp, this.id, r.from, this.term), context: r.context, reject: true });
-  }
-
-  /** A leader losing its role fails every read it was holding. */
-  private failReads(wasLeader: boolean): void {
-    if (!wasLeader) return;
-    for (const r of this.reads.drain()) this.rejectRead(r, RaftErrorCode.ReadDropped);
-  }
-
-  /**
-   * A forwarded read whose request or answer was lost would wait forever and hold a queue slot:
-   * after an election timeout it fails (ReadDropped), and the client may retry.
-   */
-  private expireForwardedReads(): void {
-    for (const r of this.reads.expire(this.now - this.cfg.electionTimeoutTicks)) {
-      this.failedReads.push({ context: r.context, code: RaftErrorCode.ReadDropped });
-    }
-  }
-
-  /** A follower whose leader changed fails the reads it forwarded: their answers may never come. */
-  private failForwardedReads(): void {
-    if (this.role === 'leader') return;
-    for (const r of this.reads.drain()) this.failedReads.push({ context: r.context, code: RaftErrorCode.ReadDropped });
+    this.read.readIndex(context, mode);
   }
 
   /** Pending (unresolved) proposals and queued reads, for status and tests. */
   backlog(): { proposals: number; reads: number; readRounds: number; uncommittedBytes: number } {
     return {
       proposals: this.proposals.size,
-      reads: this.reads.pendingCount(),
-      readRounds: this.reads.roundsInFlight(),
+      reads: this.read.queue.pendingCount(),
+      readRounds: this.read.queue.roundsInFlight(),
       uncommittedBytes: this.uncommittedBytes,
     };
   }
