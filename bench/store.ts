@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { encodePut } from '../src/shards/kv.js';
+import { encodePut } from '../src/shards/kv/index.js';
 import type { NodeId, ShardId } from '../src/shards/raft/index.js';
 import { startPool } from '../test/support/pool.js';
 import { median } from './stats.js';

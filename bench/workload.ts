@@ -87,7 +87,7 @@ export function parseMix(s: string): Mix | undefined {
   return { label: s, readPercent: r };
 }
 
-/** Largest value the node accepts (`valueBytesMax` in src/shards/kv.ts), bytes. */
+/** Largest value the node accepts (`valueBytesMax` in src/shards/kv/limits.ts), bytes. */
 export const VALUE_BYTES_MAX = 1 << 20;
 /** Keys preloaded for reads at most, whatever `--keys` says: preloading is not what we measure. */
 export const PRELOAD_KEYS_MAX = 5000;

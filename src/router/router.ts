@@ -10,7 +10,7 @@
 import { randomInt } from 'node:crypto';
 import { CodecError, RecordKind, decodePropose, decodeRead, decodeReply, encodeLiveness, encodePropose, encodeRead, encodeReply, peekMessageFrom, peekMessageTo } from '../wire/index.js';
 import type { Outcome } from '../shards/host.js';
-import { KvOp, decodeKvReply, encodeCas, encodeDelete, encodeGet, encodePut, encodeScan } from '../shards/kv.js';
+import { KvOp, decodeKvReply, encodeCas, encodeDelete, encodeGet, encodePut, encodeScan } from '../shards/kv/index.js';
 import type { NodeId, ShardId } from '../shards/raft/index.js';
 import type { WorkerPool } from '../workers/pool.js';
 import { isServiceErrorCode } from '../api/index.js';

@@ -2,7 +2,7 @@
  * The binary layouts of client work between the main thread (or the node that forwards it) and
  * the worker hosting the shard: a write ({@link ProposeFrame}), a read ({@link ReadFrame}) and the
  * answer to either ({@link ReplyFrame}). Commands, queries and reply bodies are opaque here (the
- * state machine encodes them, e.g. src/shards/kv.ts).
+ * state machine encodes them, e.g. src/shards/kv/request.ts).
  *
  * Decoding never trusts a length, and byte fields of a decoded frame are copies (inputs are often
  * views into ring memory). Malformed input is a CodecError `BadFrame`; asking to encode an invalid

@@ -13,7 +13,7 @@ import { unpack } from 'msgpackr';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import { CodecError, RecordKind, ReadConsistency, decodeReply, encodePropose, encodeRead } from '../wire/index.js';
 import type { Consistency, Outcome, ShardEvent, ShardSpec } from '../shards/host.js';
-import type { KvLimits } from '../shards/kv.js';
+import type { KvLimits } from '../shards/kv/index.js';
 import type { ShardId, SnapshotMetadata } from '../shards/raft/index.js';
 import { SnapshotChunker } from './snapshot-chunks.js';
 import type { SnapshotChunk } from './snapshot-chunks.js';

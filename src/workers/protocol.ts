@@ -1,4 +1,4 @@
-import type { KvLimits } from '../shards/kv.js';
+import type { KvLimits } from '../shards/kv/index.js';
 import type { RaftConfig } from '../shards/raft/index.js';
 
 /**

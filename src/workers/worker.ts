@@ -16,7 +16,7 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import { ShardHost } from '../shards/host.js';
 import type { ClientReply, Consistency, HostCounters, ShardEvent, ShardSpec } from '../shards/host.js';
-import { KvStateMachine } from '../shards/kv.js';
+import { KvStateMachine } from '../shards/kv/index.js';
 import { Store, StoreError } from '../shards/store.js';
 import type { StateMachine } from '../shards/state-machine.js';
 import type { VerifyResult } from '../shards/verify.js';

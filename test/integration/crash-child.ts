@@ -6,7 +6,7 @@
  * Usage: crash-child.ts <dataDir> <acksFile> <shards> <workers> <runId> [--verify-only]
  */
 import { readFileSync, existsSync } from 'node:fs';
-import { decodeKvReply, encodeGet, encodePut, KvOp } from '../../src/shards/kv.js';
+import { decodeKvReply, encodeGet, encodePut, KvOp } from '../../src/shards/kv/index.js';
 import type { ShardId } from '../../src/shards/raft/index.js';
 import { shardOf } from '../../src/router/placement.js';
 import { startPool } from '../support/pool.js';

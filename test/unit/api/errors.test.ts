@@ -10,7 +10,7 @@ import { CONSISTENCIES, ServiceErrorCode, isConsistency, isServiceErrorCode } fr
 import type { Consistency } from '../../../src/api/index.js';
 import type { HttpErrorCode } from '../../../src/io/http/index.js';
 import type { Consistency as HostConsistency, HostErrorCode } from '../../../src/shards/host.js';
-import type { KvErrorCode } from '../../../src/shards/kv.js';
+import type { KvErrorCode } from '../../../src/shards/kv/index.js';
 import type { RaftErrorCode } from '../../../src/shards/raft/index.js';
 import type { PoolErrorCode } from '../../../src/workers/pool.js';
 

@@ -6,8 +6,8 @@
  * semantics, not one implementation against itself. Its replies are the objects `decodeKvReply`
  * gives for the state machine's reply bytes.
  */
-import { KvErrorCode, KvOp, decodeKvRequest, resolveKvLimits } from '../../../src/shards/kv.js';
-import type { KvFailure, KvLimits, KvReply, KvRequest, ScanItem } from '../../../src/shards/kv.js';
+import { KvErrorCode, KvOp, decodeKvRequest, resolveKvLimits } from '../../../src/shards/kv/index.js';
+import type { KvFailure, KvLimits, KvReply, KvRequest, ScanItem } from '../../../src/shards/kv/index.js';
 import type { LogIndex } from '../../../src/shards/raft/index.js';
 
 /** One live key as the model holds it. */

@@ -28,8 +28,8 @@ import {
   encodePut,
   encodeScan,
   resolveKvLimits,
-} from '../../../src/shards/kv.js';
-import type { KvLimits, KvReply } from '../../../src/shards/kv.js';
+} from '../../../src/shards/kv/index.js';
+import type { KvLimits, KvReply } from '../../../src/shards/kv/index.js';
 import type { DataTxn } from '../../../src/shards/state-machine.js';
 import { logIndex, term } from '../../../src/shards/raft/index.js';
 import { KvModel, sortEntries } from './kv-model.js';

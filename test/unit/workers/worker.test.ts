@@ -12,7 +12,7 @@ import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { afterAll, afterEach, describe, expect, test } from 'vitest';
 import { RecordKind, ReadConsistency, decodeReply, encodeRead } from '../../../src/wire/index.js';
-import { encodeGet } from '../../../src/shards/kv.js';
+import { encodeGet } from '../../../src/shards/kv/index.js';
 import type { NodeId, ShardId } from '../../../src/shards/raft/index.js';
 import { Ring } from '../../../src/workers/ring.js';
 import type { WorkerInit, WorkerNotice } from '../../../src/workers/protocol.js';

@@ -1,0 +1,18 @@
+/**
+ * The built-in multi-tenant key-value state machine and the binary encoding of its requests and
+ * replies: the public face of this folder.
+ *
+ * - limits.ts:  size limits ({@link KvLimits}), their bounds, defaults and validation
+ * - request.ts: request layouts (encoders, {@link decodeKvRequest}) and {@link checkKvRequest}
+ * - reply.ts:   ops, error codes, reply layouts and {@link decodeKvReply}
+ * - storage.ts: data keys and the stored value format in the shard's data database
+ * - machine.ts: {@link KvStateMachine} (apply, query, validateCommand)
+ */
+export { KEY_BYTES_LIMIT, KV_LIMITS_DEFAULT, SCAN_BYTES_LIMIT, SCAN_LIMIT_LIMIT, STORE_KEY_BYTES_MAX, VALUE_BYTES_LIMIT, resolveKvLimits } from './limits.js';
+export type { KvLimits } from './limits.js';
+export { checkKvRequest, decodeKvRequest, encodeCas, encodeDelete, encodeGet, encodePut, encodeScan, isKvCommandOp, isValidTenant } from './request.js';
+export type { CasRequest, DeleteRequest, GetRequest, KvCommand, KvQuery, KvRequest, PutRequest, ScanRequest } from './request.js';
+export { KvError, KvErrorCode, KvOp, decodeKvReply, encodeKvFailure } from './reply.js';
+export type { CasReply, DeleteReply, GetReply, KvFailure, KvReplies, KvReply, KvReplyOf, PutReply, ScanItem, ScanReply } from './reply.js';
+export { dataKey } from './storage.js';
+export { KvStateMachine } from './machine.js';

@@ -1,0 +1,69 @@
+/**
+ * The size limits of the KV: their bounds, defaults, and the check of the relations between them.
+ */
+import { KvError, KvErrorCode } from './reply.js';
+
+/**
+ * Largest key LMDB accepts with its default page size (lmdb-js `getMaxKeySize()`); larger keys
+ * make `put`/`remove` throw, which while applying would crash every replica on the same entry.
+ */
+export const STORE_KEY_BYTES_MAX = 1978;
+/** Most bytes a tenant takes in a data key (length byte + 64 bytes). */
+const TENANT_PREFIX_BYTES_MAX = 65;
+/**
+ * Upper bound for `keyBytesMax`: a data key and a scan's start key (data key + one 0x00 byte after
+ * `startAfter`) must stay within {@link STORE_KEY_BYTES_MAX}.
+ */
+export const KEY_BYTES_LIMIT = STORE_KEY_BYTES_MAX - TENANT_PREFIX_BYTES_MAX - 1;
+/** Upper bound for `valueBytesMax` (1 GiB), far above what a proposal may carry. */
+export const VALUE_BYTES_LIMIT = 1 << 30;
+/** Upper bound for `scanBytesMax` (2 GiB). */
+export const SCAN_BYTES_LIMIT = 2 ** 31;
+/** Upper bound for `scanLimitMax`: the count field of a scan reply is a u32. */
+export const SCAN_LIMIT_LIMIT = 0xffff_ffff;
+
+export interface KvLimits {
+  /** Longest key, scan prefix or startAfter, in bytes; 1..{@link KEY_BYTES_LIMIT}. Default 1024. */
+  readonly keyBytesMax: number;
+  /** Longest value, in bytes; 1..{@link VALUE_BYTES_LIMIT}. Default 1 MiB. */
+  readonly valueBytesMax: number;
+  /** Most items one scan returns; larger requested limits are capped to it. Default 10,000. */
+  readonly scanLimitMax: number;
+  /**
+   * Most key + value bytes one scan returns: the scan stops before an item that would exceed it
+   * (the first item always goes in) and reports `more`. At least keyBytesMax + valueBytesMax.
+   * Default 4 MiB.
+   */
+  readonly scanBytesMax: number;
+}
+
+export const KV_LIMITS_DEFAULT: KvLimits = {
+  keyBytesMax: 1024,
+  valueBytesMax: 1 << 20,
+  scanLimitMax: 10_000,
+  scanBytesMax: 4 << 20,
+};
+
+/** Fills defaults and checks every limit and the relations between them. Throws KvError InvalidConfig. */
+export function resolveKvLimits(partial: Partial<KvLimits> = {}): KvLimits {
+  const l: KvLimits = {
+    keyBytesMax: partial.keyBytesMax ?? KV_LIMITS_DEFAULT.keyBytesMax,
+    valueBytesMax: partial.valueBytesMax ?? KV_LIMITS_DEFAULT.valueBytesMax,
+    scanLimitMax: partial.scanLimitMax ?? KV_LIMITS_DEFAULT.scanLimitMax,
+    scanBytesMax: partial.scanBytesMax ?? KV_LIMITS_DEFAULT.scanBytesMax,
+  };
+  const check = (name: keyof KvLimits, max: number): void => {
+    const v = l[name];
+    if (!Number.isInteger(v) || v <= 0 || v > max) {
+      throw new KvError(KvErrorCode.InvalidConfig, `${name} must be an integer in 1..${max}, got ${v}`);
+    }
+  };
+  check('keyBytesMax', KEY_BYTES_LIMIT);
+  check('valueBytesMax', VALUE_BYTES_LIMIT);
+  check('scanLimitMax', SCAN_LIMIT_LIMIT);
+  check('scanBytesMax', SCAN_BYTES_LIMIT);
+  if (l.scanBytesMax < l.keyBytesMax + l.valueBytesMax) {
+    throw new KvError(KvErrorCode.InvalidConfig, 'scanBytesMax must be >= keyBytesMax + valueBytesMax, so one item always fits');
+  }
+  return l;
+}
