@@ -44,12 +44,12 @@ export const KvErrorCode = {
   InvalidLimit: 'InvalidLimit',
   /** Thrown by {@link decodeKvReply}: the reply bytes are malformed. Never a reply. */
   BadReply: 'BadReply',
-  /** Thrown by {@link resolveKvLimits}: a limit is out of range. Never a reply. */
+  /** Thrown by `resolveKvLimits` (./limits.ts): a limit is out of range. Never a reply. */
   InvalidConfig: 'InvalidConfig',
 } as const;
 export type KvErrorCode = (typeof KvErrorCode)[keyof typeof KvErrorCode];
 
-/** A KV operating error thrown by the encoders, {@link decodeKvReply} and {@link resolveKvLimits}. */
+/** A KV operating error thrown by the encoders, {@link decodeKvReply} and `resolveKvLimits` (./limits.ts). */
 export class KvError extends CodedError<KvErrorCode> {
   override readonly name = 'KvError';
 }

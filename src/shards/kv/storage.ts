@@ -31,7 +31,7 @@ export function dataKey(tenant: string, key: Uint8Array): Uint8Array {
   return checkedDataKey(tenant, key);
 }
 
-/** {@link dataKey} for a tenant that {@link checkKvRequest} already accepted. */
+/** {@link dataKey} for a tenant that `checkKvRequest` (./request.ts) already accepted. */
 export function checkedDataKey(tenant: string, key: Uint8Array): Uint8Array {
   const w = new ByteWriter(tenantPrefixBytes(tenant) + key.length);
   putDataKey(w, tenant, key);
