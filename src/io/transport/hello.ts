@@ -29,7 +29,7 @@ export const CloseCode = {
 } as const;
 
 /**
- * The hello for `incarnation` (8 bytes): `"IRFT"`, version 0, three zero bytes, incarnation.
+ * The hello for `incarnation` (8 bytes): `"IRFT"`, the wire version, three zero bytes, incarnation.
  * Exported for tests that speak the wire by hand.
  */
 export function encodeHello(incarnation: Uint8Array): Uint8Array {
