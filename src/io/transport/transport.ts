@@ -363,7 +363,7 @@ export class Transport {
       },
       (e: unknown) => {
         peer.dialing = false;
-        const failed = afterDialFailure(peer.dial, Date.now(), this.limits, Math.random);
+        const failed = afterDialFailure(peer.dial, Date.now(), this.limits, () => this.host.random());
         peer.dial = failed.state;
         this.totals.dialFailures++;
         if (e instanceof TransportError && e.code === 'ProtocolError') this.count(peer, 'protocolErrors', 1);
