@@ -14,7 +14,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Transport } from '../src/io/transport.js';
+import { Transport } from '../src/io/transport/index.js';
 import { RecordKind } from '../src/wire/index.js';
 import { median } from './stats.js';
 

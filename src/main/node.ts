@@ -8,7 +8,7 @@ import { AggregatorRegistry, Gauge, Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { HttpServer } from '../io/http/server.js';
 import { decodeTicket } from '../io/ticket.js';
-import { Transport } from '../io/transport.js';
+import { Transport } from '../io/transport/index.js';
 import type { NodeId } from '../shards/raft/index.js';
 import { Router } from '../router/router.js';
 import { localShards } from '../router/placement.js';

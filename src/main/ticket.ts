@@ -1,6 +1,6 @@
 /** The join ticket of a node's data directory, without starting the node. */
 import { encodeTicket } from '../io/ticket.js';
-import { Transport } from '../io/transport.js';
+import { Transport } from '../io/transport/index.js';
 import type { DataDir } from './data-dir.js';
 
 /**

@@ -14,8 +14,8 @@ import type * as Iroh from '@number0/iroh/index.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RecordKind } from '../../../src/wire/index.js';
 import { decodeTicket } from '../../../src/io/ticket.js';
-import { HELLO_BYTES, RAFT_ALPN, Transport, TransportError, encodeHello } from '../../../src/io/transport.js';
-import type { TransportOptions } from '../../../src/io/transport.js';
+import { HELLO_BYTES, RAFT_ALPN, Transport, TransportError, encodeHello } from '../../../src/io/transport/index.js';
+import type { TransportOptions } from '../../../src/io/transport/index.js';
 
 const iroh = createRequire(import.meta.url)('@number0/iroh/index.js') as typeof Iroh;
 
@@ -305,7 +305,7 @@ describe('Transport', () => {
     const logs: string[] = [];
     const logger = { info: (_o: object, m: string) => logs.push(m), warn: (_o: object, m: string) => logs.push(m), error: (_o: object, m: string) => logs.push(m) };
     const a = await node({ logger });
-    const src = new URL('../../../src/io/transport.ts', import.meta.url).pathname;
+    const src = new URL('../../../src/io/transport/index.ts', import.meta.url).pathname;
     // The child echoes every record back with shard + 1000.
     const script = `
       import { Transport } from ${JSON.stringify(src)};
@@ -530,7 +530,7 @@ describe('Transport', () => {
   });
 
   it('leaves nothing running after close(): the process exits on its own', async () => {
-    const src = new URL('../../../src/io/transport.ts', import.meta.url).pathname;
+    const src = new URL('../../../src/io/transport/index.ts', import.meta.url).pathname;
     const script = `
       import { Transport } from ${JSON.stringify(src)};
       const mk = (k, got) => Transport.start({ keyPath: ${JSON.stringify(dir)} + '/' + k, bindAddr: '127.0.0.1:0', isMember: () => true, onRecords: (_p, r) => got.push(...r) });

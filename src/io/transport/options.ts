@@ -1,0 +1,135 @@
+/** The transport's options, the limits checked from them, and the counters it reports. */
+
+import { RECORD_HEADER_BYTES } from '../../wire/index.js';
+import type { DecodedRecord } from '../../wire/index.js';
+import { TransportError } from './errors.js';
+import type { TransportLogger } from './errors.js';
+
+/** Largest frame length the u32 prefix can state, and the largest shard id. */
+export const U32_MAX = 0xffffffff;
+
+export interface TransportOptions {
+  /** File holding this node's secret key (hex); created with mode 0600 when missing, so the id survives restarts. */
+  readonly keyPath: string;
+  /** `ip:port` to bind (port 0: any), e.g. `127.0.0.1:7000`; or one address per IP family. */
+  readonly bindAddr: string | readonly string[];
+  /** Whether `peerId` may speak raft with this node; asked per connection and per frame. */
+  readonly isMember: (peerId: string) => boolean;
+  /** Records of one frame from `peerId` (the authenticated sender), in order. Payloads are copies. */
+  readonly onRecords: (peerId: string, records: DecodedRecord[]) => void;
+  /** Largest frame accepted or sent, in bytes. Default 16 MiB. */
+  readonly maxFrameBytes?: number;
+  /** Largest record payload accepted or sent, in bytes. Default 8 MiB. */
+  readonly maxRecordBytes?: number;
+  /** Time a dial (connect + hello) may take, in milliseconds. Default 3,000. */
+  readonly dialTimeoutMs?: number;
+  /** Bytes (on the wire) queued for one peer; beyond it records are dropped and counted. Default 64 MiB. */
+  readonly peerQueueBytesMax?: number;
+  /** Delay before redialing after the n-th failure: `min(maxMs, initialMs * 2^(n-1))`, jittered to 50-100 %. */
+  readonly backoff?: { readonly initialMs?: number; readonly maxMs?: number };
+  /** After `failures` consecutive failed dials, sends to the peer are dropped for `coolDownMs`. Defaults 5 and 10,000. */
+  readonly breaker?: { readonly failures?: number; readonly coolDownMs?: number };
+  /** How long close() may spend flushing and draining, in milliseconds. Default 2,000. */
+  readonly closeTimeoutMs?: number;
+  readonly logger?: TransportLogger;
+}
+
+/** What a peer's link is doing now. */
+export type PeerState =
+  /** A connection is up. */
+  | 'connected'
+  /** A dial is in progress. */
+  | 'dialing'
+  /** Waiting before the next dial after a failure. */
+  | 'backoff'
+  /** The breaker is open: sends are dropped until the cool-down ends. */
+  | 'open'
+  /** No connection and nothing to send. */
+  | 'idle';
+
+export interface TransportCounters {
+  /** Bytes written on raft streams (length prefixes and frames). */
+  bytesSent: number;
+  /** Bytes read from raft streams after the hello. */
+  bytesReceived: number;
+  framesSent: number;
+  framesReceived: number;
+  recordsSent: number;
+  recordsReceived: number;
+  /** Records not sent: queue full, breaker open, no address, lost with a broken connection, or sent after close. */
+  dropped: number;
+  /** Malformed hellos or frames, and oversized lengths; each closes its connection. */
+  protocolErrors: number;
+  /** Connections and frames refused because the peer is not a member. */
+  refused: number;
+}
+
+export interface PeerStats extends TransportCounters {
+  readonly state: PeerState;
+  /** Failed dials since the last successful connection. */
+  readonly consecutiveFailures: number;
+  readonly queuedRecords: number;
+  readonly queuedBytes: number;
+  /** Open connections: 1 normally, 2 while a duplicate drains. */
+  readonly connections: number;
+  readonly addrs: readonly string[];
+}
+
+export interface TransportStats extends TransportCounters {
+  /** Dials that failed (timeout, refused, unreachable, bad hello). */
+  dialFailures: number;
+  /** Inbound connections that failed before their hello (wrong ALPN, timeouts). */
+  handshakeFailures: number;
+  readonly peers: Record<string, PeerStats>;
+}
+
+export const zeroCounters = (): TransportCounters => ({
+  bytesSent: 0,
+  bytesReceived: 0,
+  framesSent: 0,
+  framesReceived: 0,
+  recordsSent: 0,
+  recordsReceived: 0,
+  dropped: 0,
+  protocolErrors: 0,
+  refused: 0,
+});
+
+export interface Limits {
+  readonly maxFrameBytes: number;
+  readonly maxRecordBytes: number;
+  readonly dialTimeoutMs: number;
+  readonly peerQueueBytesMax: number;
+  readonly backoffInitialMs: number;
+  readonly backoffMaxMs: number;
+  readonly breakerFailures: number;
+  readonly breakerCoolDownMs: number;
+  readonly closeTimeoutMs: number;
+}
+
+export function checkOptions(o: TransportOptions): Limits {
+  const int = (name: string, v: number | undefined, dflt: number, min: number, max: number): number => {
+    const x = v ?? dflt;
+    if (!Number.isSafeInteger(x) || x < min || x > max) throw new TransportError('InvalidConfig', `${name} must be an integer in [${min}, ${max}], got ${x}`);
+    return x;
+  };
+  if (typeof o.keyPath !== 'string' || o.keyPath === '') throw new TransportError('InvalidConfig', 'keyPath is required');
+  if (typeof o.isMember !== 'function' || typeof o.onRecords !== 'function') throw new TransportError('InvalidConfig', 'isMember and onRecords are required');
+  const l: Limits = {
+    maxFrameBytes: int('maxFrameBytes', o.maxFrameBytes, 16 * 1024 * 1024, 1024, U32_MAX),
+    maxRecordBytes: int('maxRecordBytes', o.maxRecordBytes, 8 * 1024 * 1024, 1, U32_MAX),
+    dialTimeoutMs: int('dialTimeoutMs', o.dialTimeoutMs, 3000, 1, 600_000),
+    peerQueueBytesMax: int('peerQueueBytesMax', o.peerQueueBytesMax, 64 * 1024 * 1024, 1024, Number.MAX_SAFE_INTEGER),
+    backoffInitialMs: int('backoff.initialMs', o.backoff?.initialMs, 50, 1, 3_600_000),
+    backoffMaxMs: int('backoff.maxMs', o.backoff?.maxMs, 5000, 1, 3_600_000),
+    breakerFailures: int('breaker.failures', o.breaker?.failures, 5, 1, 1_000_000),
+    breakerCoolDownMs: int('breaker.coolDownMs', o.breaker?.coolDownMs, 10_000, 0, 3_600_000),
+    closeTimeoutMs: int('closeTimeoutMs', o.closeTimeoutMs, 2000, 0, 600_000),
+  };
+  if (l.maxRecordBytes + RECORD_HEADER_BYTES + 3 > l.maxFrameBytes) {
+    throw new TransportError('InvalidConfig', `maxRecordBytes (${l.maxRecordBytes}) plus a record header must fit in maxFrameBytes (${l.maxFrameBytes})`);
+  }
+  if (l.backoffInitialMs > l.backoffMaxMs) throw new TransportError('InvalidConfig', `backoff.initialMs (${l.backoffInitialMs}) exceeds backoff.maxMs (${l.backoffMaxMs})`);
+  return l;
+}
+

@@ -1,0 +1,511 @@
+/**
+ * The raft transport between nodes: one Iroh endpoint (QUIC with ed25519 identities), one
+ * long-lived connection per peer, and on it one bidirectional stream that carries frames of
+ * records both ways.
+ *
+ * Wire, per connection (ALPN {@link RAFT_ALPN}): the dialer opens one bidirectional stream; each
+ * side first writes a {@link HELLO_BYTES}-byte hello (`"IRFT"`, the wire version u8, three zero bytes,
+ * an 8-byte incarnation drawn at random when the transport starts), then frames: `length u32
+ * little-endian, frame` where the frame is `encodeFrame(records)` from the shared wire layout
+ * (src/wire/record.ts). A length above `maxFrameBytes`, a frame that `decodeFrame` refuses or a
+ * malformed hello is a protocol error: counted, logged, and that connection is closed; the process
+ * carries on and the peer reconnects.
+ *
+ * Identity: the sender of a record is the connection's authenticated remote endpoint id (the TLS
+ * handshake proves the peer holds the key); nothing inside a frame is trusted for that. Only peers
+ * for which `isMember` says yes may connect, and every frame is checked again, so a member removed
+ * later is cut off at its next frame.
+ *
+ * One connection per peer. Both sides may dial (whoever has something to send and no connection),
+ * so two nodes can dial each other at the same moment; the hellos' incarnations and the endpoint
+ * ids settle it deterministically, without losing a frame in flight (Peer.adopt in peer.ts).
+ *
+ * Batching: `send()` queues a record for its peer; all records queued in one event-loop turn are
+ * flushed by one setImmediate as one frame per peer. While a frame is being written, new records
+ * keep queuing and leave as the next frame, so a busy link coalesces more. Each peer's queue is
+ * bounded by `peerQueueBytesMax`; beyond it records are dropped and counted (raft resends).
+ *
+ * Dialing: peers given to addPeer are kept connected (dialed at start, redialed after a break);
+ * other peers are dialed on demand when they have records queued and an address is known. Keeping
+ * connections matters after a crash: a peer killed without closing its connections leaves the
+ * others holding a dead one (writes vanish until QUIC's 30 s idle timeout), so the restarted peer
+ * dials everyone at once and its new incarnation replaces the dead connection. A dial (connect +
+ * hello) that does not finish within `dialTimeoutMs` fails (Iroh alone would wait 30 s for an
+ * unreachable address). Failed dials back off exponentially with jitter; after
+ * `breaker.failures` consecutive failures the peer's breaker opens for `breaker.coolDownMs`,
+ * during which sends to it are dropped at once without dialing; then one dial is tried
+ * (half-open). A connection in either direction closes the breaker. Records queued while dialing
+ * wait (bounded by the queue).
+ *
+ * Files, one idea each, in this folder (index.ts is its public face): `hello.ts` (the hello and
+ * the wire version), `key.ts` (the node key file), `options.ts` (options, limits, counters),
+ * `backoff.ts` (backoff and breaker as pure functions of the time), `handshake.ts` (connect or
+ * accept, then hellos, by a deadline), `link.ts` (one connection: framing, read loop, write
+ * coalescing, drain; its header says what the byte conversions cost), `peer.ts` (a peer's queue
+ * and links). This file is the coordinator: the endpoint, the accept loop, the peers and their
+ * queues, dialing and shutdown.
+ */
+
+import { randomBytes } from 'node:crypto';
+import type * as Iroh from '@number0/iroh/index.js';
+import { isRecordKind, recordBytes } from '../../wire/index.js';
+import { TicketError, checkPeerId, decodeTicket, encodeTicket, normalizeAddr } from '../ticket.js';
+import type { PeerAddr } from '../ticket.js';
+import { afterDialFailure, breakerOpen, dialDecision, peerState } from './backoff.js';
+import { TransportError, errText, noopLogger } from './errors.js';
+import type { TransportLogger } from './errors.js';
+import { acceptHandshake, dialHandshake, withDeadline } from './handshake.js';
+import { ALPN_BYTES, CloseCode, INCARNATION_BYTES, encodeHello } from './hello.js';
+import { iroh } from './iroh.js';
+import { loadOrCreateKey } from './key.js';
+import { Link, closeQuietly, protocolError } from './link.js';
+import type { LinkHost } from './link.js';
+import { U32_MAX, checkOptions, zeroCounters } from './options.js';
+import type { Limits, PeerStats, TransportCounters, TransportOptions, TransportStats } from './options.js';
+import { Peer } from './peer.js';
+
+/**
+ * The raft transport of one node. Start with {@link Transport.start}; stop with close() (flush,
+ * then drain) or destroy() (at once).
+ */
+export class Transport {
+  /** This node's endpoint id (64 hex characters). */
+  readonly id: string;
+
+  private readonly log: TransportLogger;
+  private readonly limits: Limits;
+  private readonly isMember: (peerId: string) => boolean;
+  /** What this transport's links use of it. */
+  private readonly host: LinkHost;
+  private readonly hello: number[];
+  private readonly peers = new Map<string, Peer>();
+  private readonly totals = { ...zeroCounters(), dialFailures: 0, handshakeFailures: 0 };
+  /** Peers with records queued since the last flush. */
+  private readonly dirty = new Set<Peer>();
+  private flushHandle: NodeJS.Immediate | undefined;
+  /** close() or destroy() was called: sends are dropped, no new connections are taken. */
+  private closing = false;
+  /** Everything is being torn down: no dials, no timers. */
+  private stopped = false;
+  private closed: Promise<void> | undefined;
+  private readonly acceptLoop: Promise<void>;
+  /**
+   * The endpoint; let go once closed, because the binding releases its UDP sockets only when the
+   * JS object is garbage-collected (Endpoint.close() alone keeps the port bound).
+   */
+  private ep: Iroh.Endpoint | undefined;
+  /** The direct addresses last seen, for ticket() after close. */
+  private lastAddrs: string[];
+
+  private constructor(ep: Iroh.Endpoint, opts: TransportOptions, limits: Limits, log: TransportLogger) {
+    this.ep = ep;
+    this.lastAddrs = ep.addr().directAddresses();
+    this.id = ep.id().toString();
+    this.log = log;
+    this.limits = limits;
+    this.isMember = opts.isMember;
+    this.host = {
+      limits,
+      log,
+      isMember: opts.isMember,
+      onRecords: opts.onRecords,
+      closing: () => this.closing,
+      count: (peer, what, n) => this.count(peer, what, n),
+      pump: (peer) => this.pump(peer),
+      random: Math.random,
+    };
+    this.hello = Array.from(encodeHello(randomBytes(INCARNATION_BYTES)));
+    this.acceptLoop = this.runAcceptLoop(ep);
+  }
+
+  /**
+   * Loads (or creates) the node key, binds the endpoint with no relays and no discovery (direct
+   * addresses only) and starts accepting. TransportError `InvalidConfig`, `BadKeyFile` or
+   * `BindFailed`.
+   */
+  static async start(opts: TransportOptions): Promise<Transport> {
+    const limits = checkOptions(opts);
+    const log = opts.logger ?? noopLogger;
+    const addrs = typeof opts.bindAddr === 'string' ? [opts.bindAddr] : [...opts.bindAddr];
+    if (addrs.length === 0 || addrs.length > 2) throw new TransportError('InvalidConfig', 'bindAddr must be one address, or one per IP family');
+    const key = await loadOrCreateKey(opts.keyPath, log);
+    let ep: Iroh.Endpoint;
+    try {
+      const b = iroh.Endpoint.builder();
+      // Minimal preset: crypto only. Never the n0 presets: no relay, no discovery, nothing goes to
+      // third parties; peers are reached at the direct addresses their tickets name. (The binding
+      // still runs iroh's port mapper, which sends one UPnP SSDP multicast, TTL 1, per bind; its
+      // JS API has no switch for it.)
+      iroh.presetMinimal(b);
+      b.relayMode(iroh.RelayMode.disabled());
+      b.secretKey(key);
+      b.alpns([ALPN_BYTES]);
+      for (const a of addrs) b.bindAddr(a);
+      ep = await b.bind();
+    } catch (e) {
+      throw new TransportError('BindFailed', `cannot bind ${addrs.join(', ')}: ${errText(e)}`);
+    }
+    const t = new Transport(ep, opts, limits, log);
+    log.info({ id: t.id, addrs: ep.addr().directAddresses() }, 'transport started');
+    return t;
+  }
+
+  /** This node's ticket: its id and the direct addresses it is bound to. */
+  ticket(): string {
+    return encodeTicket({ id: this.id, addrs: this.addrs() });
+  }
+
+  /** The direct addresses this endpoint listens on (`ip:port`). */
+  addrs(): string[] {
+    if (this.ep !== undefined) this.lastAddrs = this.ep.addr().directAddresses();
+    return [...this.lastAddrs];
+  }
+
+  /**
+   * Remembers where `peer` can be dialed (a ticket string or `{ id, addrs }`) and keeps a
+   * connection to it: dialed now, redialed with backoff after a break, once per cool-down while
+   * its breaker is open. Idempotent; new addresses replace the old ones and, when they differ,
+   * reset the peer's backoff and breaker.
+   * TicketError `InvalidTicket` for a bad ticket; TransportError `InvalidPeer` for a bad id or
+   * address, or this node's own id.
+   */
+  addPeer(peer: string | PeerAddr): void {
+    let p: PeerAddr;
+    if (typeof peer === 'string') {
+      p = decodeTicket(peer);
+    } else {
+      try {
+        p = { id: checkPeerId(peer.id), addrs: peer.addrs.map(normalizeAddr) };
+      } catch (e) {
+        throw new TransportError('InvalidPeer', e instanceof TicketError ? e.message : errText(e));
+      }
+    }
+    if (p.id === this.id) throw new TransportError('InvalidPeer', 'cannot add this node itself as a peer');
+    const entry = this.peer(p.id);
+    let endpointId: Iroh.EndpointId;
+    try {
+      endpointId = iroh.EndpointId.fromString(p.id);
+    } catch (e) {
+      throw new TransportError('InvalidPeer', `${p.id} is not a valid endpoint id: ${errText(e)}`);
+    }
+    entry.endpointId = endpointId;
+    entry.wanted = true;
+    const addrs = [...new Set(p.addrs)];
+    if (addrs.join(' ') !== entry.addrs.join(' ')) {
+      entry.addrs = addrs;
+      entry.resetDialing();
+    }
+    this.pump(entry);
+  }
+
+  /**
+   * Forgets a peer: drops its queue (counted) and closes its connections. Its counters leave
+   * stats().peers; the totals keep them.
+   */
+  removePeer(peerId: string): void {
+    const peer = this.peers.get(peerId);
+    if (peer === undefined) return;
+    this.dropQueue(peer);
+    peer.cancelRetry();
+    for (const l of [...peer.links]) l.close(CloseCode.Normal, 'peer removed');
+    this.peers.delete(peerId);
+    this.dirty.delete(peer);
+  }
+
+  /**
+   * Queues a record for `peerId`; records queued in one event-loop turn leave as one frame.
+   * `payload` is not copied: it must not change until the frame is written (pass a copy of any
+   * buffer that gets reused).
+   * Returns false when the record is dropped (and counted): transport closed, peer queue full,
+   * breaker open, or a payload above maxRecordBytes. TransportError `InvalidRecord` for an unknown
+   * kind or a shard that is not a u32, `InvalidPeer` for a malformed id (bugs in the caller).
+   */
+  send(peerId: string, kind: number, shard: number, payload: Uint8Array): boolean {
+    if (this.closing) {
+      this.totals.dropped++;
+      const p = this.peers.get(peerId);
+      if (p !== undefined) p.counters.dropped++;
+      return false;
+    }
+    if (!isRecordKind(kind)) throw new TransportError('InvalidRecord', `unknown record kind ${kind}`);
+    if (!(Number.isInteger(shard) && shard >= 0 && shard <= U32_MAX)) throw new TransportError('InvalidRecord', `shard must be a u32, got ${shard}`);
+    const peer = this.peer(peerId);
+    const len = payload.length;
+    if (len > this.limits.maxRecordBytes) {
+      this.count(peer, 'dropped', 1);
+      this.log.error({ peer: peerId, kind, shard, bytes: len, maxRecordBytes: this.limits.maxRecordBytes }, 'record larger than maxRecordBytes dropped');
+      return false;
+    }
+    const w = recordBytes(len);
+    if (peer.queuedBytes + w > this.limits.peerQueueBytesMax || breakerOpen(peer.dial, Date.now())) {
+      this.count(peer, 'dropped', 1);
+      return false;
+    }
+    peer.queue.push({ kind, shard, payload });
+    peer.queuedBytes += w;
+    this.dirty.add(peer);
+    this.flushHandle ??= setImmediate(() => this.flush());
+    return true;
+  }
+
+  /** Counters in total and per peer. */
+  stats(): TransportStats {
+    const now = Date.now();
+    const peers: Record<string, PeerStats> = {};
+    for (const p of this.peers.values()) {
+      peers[p.id] = {
+        ...p.counters,
+        state: peerState(p.dial, now, { connected: p.active !== undefined, dialing: p.dialing, retryScheduled: p.retryTimer !== undefined }),
+        consecutiveFailures: p.dial.failures,
+        queuedRecords: p.queue.length,
+        queuedBytes: p.queuedBytes,
+        connections: p.links.size,
+        addrs: [...p.addrs],
+      };
+    }
+    return { ...this.totals, peers };
+  }
+
+  /**
+   * Graceful stop: sends are refused from now on; queued records are flushed to connected peers,
+   * then every connection drains (both halves finished and read), all within closeTimeoutMs; then
+   * the endpoint closes. Records still queued at the deadline are dropped and counted.
+   */
+  close(): Promise<void> {
+    this.closed ??= this.shutdown(true);
+    return this.closed;
+  }
+
+  /** Stops at once: connections are closed without flushing, the endpoint closes. */
+  destroy(): Promise<void> {
+    this.closed ??= this.shutdown(false);
+    return this.closed;
+  }
+
+  // ---------------------------------------------------------------- sending
+
+  private peer(id: string): Peer {
+    let p = this.peers.get(id);
+    if (p === undefined) {
+      if (typeof id !== 'string' || !/^[0-9a-f]{64}$/.test(id)) throw new TransportError('InvalidPeer', `peer id must be 64 lowercase hex characters, got ${JSON.stringify(id)}`);
+      p = new Peer(id);
+      this.peers.set(id, p);
+    }
+    return p;
+  }
+
+  private count(peer: Peer | undefined, what: keyof TransportCounters, n: number): void {
+    this.totals[what] += n;
+    if (peer !== undefined) peer.counters[what] += n;
+  }
+
+  private flush(): void {
+    this.flushHandle = undefined;
+    const peers = [...this.dirty];
+    this.dirty.clear();
+    for (const p of peers) this.pump(p);
+  }
+
+  /** Moves a peer's queue along: to the writer when connected, else towards a dial. */
+  private pump(peer: Peer): void {
+    if (this.stopped) return;
+    const l = peer.active;
+    if (l !== undefined) {
+      if (peer.queue.length > 0 && !l.writing) void l.writeLoop();
+      return;
+    }
+    if (peer.queue.length > 0 || (peer.wanted && !this.closing)) this.ensureDial(peer);
+  }
+
+  private dropQueue(peer: Peer): void {
+    if (peer.queue.length === 0) return;
+    this.count(peer, 'dropped', peer.queue.length);
+    peer.queue = [];
+    peer.queuedBytes = 0;
+  }
+
+  // ---------------------------------------------------------------- dialing
+
+  private ensureDial(peer: Peer): void {
+    if (this.stopped || peer.dialing || peer.retryTimer !== undefined || peer.active !== undefined) return;
+    const now = Date.now();
+    const retryAt = (at: number): void => {
+      peer.retryTimer = setTimeout(() => {
+        peer.retryTimer = undefined;
+        this.pump(peer);
+      }, at - now);
+    };
+    const decision = dialDecision(peer.dial, now);
+    if (decision.kind === 'open') {
+      this.dropQueue(peer);
+      // A peer we keep a connection to gets one dial when the cool-down ends (half-open).
+      if (peer.wanted && !this.closing) retryAt(decision.at);
+      return;
+    }
+    if (peer.addrs.length === 0 || peer.endpointId === undefined) {
+      // Nowhere to dial; the peer may still connect to us.
+      this.dropQueue(peer);
+      return;
+    }
+    if (decision.kind === 'wait') {
+      retryAt(decision.at);
+      return;
+    }
+    peer.dialing = true;
+    this.dial(peer, peer.endpointId).then(
+      (l) => {
+        peer.dialing = false;
+        if (this.stopped) {
+          closeQuietly(l.conn, CloseCode.ShuttingDown, 'shutting down');
+          return;
+        }
+        this.register(l);
+      },
+      (e: unknown) => {
+        peer.dialing = false;
+        const failed = afterDialFailure(peer.dial, Date.now(), this.limits, () => this.host.random());
+        peer.dial = failed.state;
+        this.totals.dialFailures++;
+        if (e instanceof TransportError && e.code === 'ProtocolError') this.count(peer, 'protocolErrors', 1);
+        if (this.stopped) return;
+        const failures = peer.dial.failures;
+        if (failed.breaker !== undefined) {
+          const o = { peer: peer.id, failures, coolDownMs: this.limits.breakerCoolDownMs, err: errText(e) };
+          if (failed.breaker === 'opened') this.log.warn(o, 'peer unreachable: breaker open');
+          else this.log.debug?.(o, 'peer still unreachable: breaker open again');
+          this.dropQueue(peer);
+        } else {
+          this.log.info({ peer: peer.id, failures, err: errText(e) }, 'dial failed');
+        }
+        this.pump(peer);
+      },
+    );
+  }
+
+  /** Connects and exchanges hellos, all within dialTimeoutMs. */
+  private async dial(peer: Peer, endpointId: Iroh.EndpointId): Promise<Link> {
+    const ep = this.ep;
+    if (ep === undefined) throw new TransportError('DialTimeout', 'the transport is closed');
+    const h = await dialHandshake(ep, endpointId, peer.id, peer.addrs, this.hello, Date.now() + this.limits.dialTimeoutMs);
+    return new Link(this.host, peer, h.conn, h.send, h.recv, true, h.incarnation);
+  }
+
+  // ---------------------------------------------------------------- accepting
+
+  private async runAcceptLoop(ep: Iroh.Endpoint): Promise<void> {
+    for (;;) {
+      let inc: Iroh.Incoming | null;
+      try {
+        inc = await ep.acceptNext();
+      } catch (e) {
+        if (this.stopped) return;
+        this.log.error({ err: errText(e) }, 'accept failed');
+        await new Promise((r) => setTimeout(r, 100));
+        continue;
+      }
+      if (inc === null) return; // The endpoint closed.
+      void this.handleIncoming(inc);
+    }
+  }
+
+  private async handleIncoming(inc: Iroh.Incoming): Promise<void> {
+    const deadline = Date.now() + this.limits.dialTimeoutMs;
+    let conn: Iroh.Connection;
+    let from: Iroh.IncomingAddr | undefined;
+    try {
+      from = await inc.remoteAddr();
+      const accepting = await withDeadline(inc.accept(), deadline, 'accept');
+      conn = await withDeadline(accepting.connect(), deadline, 'handshake', (late) => closeQuietly(late, CloseCode.Normal, 'handshake timed out'));
+    } catch (e) {
+      // A wrong ALPN lands here (the TLS handshake refuses it): count it and keep accepting.
+      this.totals.handshakeFailures++;
+      this.log.info({ from: from?.addr, err: errText(e) }, 'inbound handshake failed');
+      return;
+    }
+    if (this.closing) {
+      closeQuietly(conn, CloseCode.ShuttingDown, 'shutting down');
+      return;
+    }
+    const peerId = conn.remoteId().toString();
+    if (!this.isMember(peerId)) {
+      this.count(this.peers.get(peerId), 'refused', 1);
+      this.log.warn({ peer: peerId, from: from?.addr }, 'refused a connection from a non-member');
+      closeQuietly(conn, CloseCode.NotMember, 'not a member');
+      return;
+    }
+    const peer = this.peer(peerId);
+    try {
+      const h = await acceptHandshake(conn, this.hello, deadline);
+      if (this.closing) {
+        closeQuietly(conn, CloseCode.ShuttingDown, 'shutting down');
+        return;
+      }
+      // The dialer's socket is its listening socket: learn it when nothing better is known.
+      if (peer.addrs.length === 0 && from?.kind === 'ip' && from.addr !== undefined) {
+        try {
+          peer.addrs = [normalizeAddr(from.addr)];
+        } catch {
+          // Not an address we can dial back.
+        }
+      }
+      peer.endpointId ??= conn.remoteId();
+      this.register(new Link(this.host, peer, conn, h.send, h.recv, false, h.incarnation));
+    } catch (e) {
+      if (e instanceof TransportError && e.code === 'ProtocolError') {
+        protocolError(this.host, peer, conn, e.message);
+      } else {
+        this.totals.handshakeFailures++;
+        this.log.info({ peer: peerId, err: errText(e) }, 'inbound hello failed');
+        closeQuietly(conn, CloseCode.Normal, errText(e));
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- links
+
+  /** Makes a fresh link usable, settling duplicates (see the header comment). */
+  private register(l: Link): void {
+    l.peer.adopt(l, this.id, this.log);
+    void l.readLoop();
+    this.pump(l.peer);
+  }
+
+  // ---------------------------------------------------------------- shutdown
+
+  private async shutdown(graceful: boolean): Promise<void> {
+    this.closing = true;
+    if (graceful) {
+      const deadline = Date.now() + this.limits.closeTimeoutMs;
+      if (this.flushHandle !== undefined) {
+        clearImmediate(this.flushHandle);
+        this.flush();
+      }
+      const busy = (): boolean => [...this.peers.values()].some((p) => (p.queue.length > 0 && (p.active !== undefined || p.dialing)) || p.active?.writing === true);
+      while (busy() && Date.now() < deadline) await sleep(5);
+      for (const p of this.peers.values()) {
+        this.dropQueue(p);
+        for (const l of p.links) l.drain();
+      }
+      const open = (): boolean => [...this.peers.values()].some((p) => p.links.size > 0);
+      while (open() && Date.now() < deadline) await sleep(5);
+    }
+    this.stopped = true;
+    if (this.flushHandle !== undefined) clearImmediate(this.flushHandle);
+    this.flushHandle = undefined;
+    for (const p of this.peers.values()) {
+      this.dropQueue(p);
+      p.cancelRetry();
+      for (const l of [...p.links]) l.close(CloseCode.ShuttingDown, 'shutting down');
+    }
+    const ep = this.ep;
+    if (ep !== undefined) {
+      this.lastAddrs = ep.addr().directAddresses();
+      await ep.close();
+    }
+    await this.acceptLoop;
+    this.ep = undefined;
+    this.log.info({ id: this.id }, 'transport closed');
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
