@@ -4,7 +4,7 @@
  * A record is a 12-byte header, `length u32 (payload bytes), kind u16, pad u16 = 0, shard u32`
  * (little-endian), then the payload, then zero padding to a multiple of 4 bytes. The
  * SharedArrayBuffer rings (src/workers/ring.ts) lay records out this way, and a wire frame
- * (src/io/transport.ts) is a run of records in the same layout, so records move between a socket
+ * (src/io/transport/) is a run of records in the same layout, so records move between a socket
  * and a ring without being re-framed, and the router routes them by their header alone.
  */
 
