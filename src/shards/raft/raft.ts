@@ -943,8 +943,8 @@ export class Raft {
         case 'probe':
           pr.probeSent = true;
           break;
-        default:
-          assert(false, `sendAppend in state ${pr.state}`);
+        case 'snapshot':
+          assert(false, 'sendAppend in state snapshot');
       }
     } else if (pr.state === 'probe') {
       pr.probeSent = true;
