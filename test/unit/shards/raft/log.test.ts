@@ -7,7 +7,7 @@ import { ENTRY_OVERHEAD_BYTES, logIndex, nodeId, term } from '../../../../src/sh
 import { dec, ent } from './fixtures.js';
 
 const idx = logIndex;
-const noBugs = { noConflictTruncate: false };
+const noBugs = { noConflictTruncate: false, voteWithoutLogCheck: false };
 
 /** A log whose storage holds the initial snapshot at 1 plus `stable`; `unstable` is appended on top. */
 function makeLog(stable: Entry[], unstable: Entry[] = [], committed = 1): { log: RaftLog; storage: MemoryStorage } {
