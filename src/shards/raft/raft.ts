@@ -918,6 +918,8 @@ export class Raft {
     const pr = this.prs.get(to);
     if (!pr || pr.isPaused()) return false;
     const prevIndex = (pr.next - 1) as LogIndex;
+    // The other half of Progress's match < next: an App never starts at or below what the follower holds.
+    if (!(prevIndex >= pr.match)) assert(false, `sendAppend to ${to}: prev ${prevIndex} below match ${pr.match}`);
     const prevTerm = this.log.term(prevIndex);
     const ents = prevTerm === undefined ? undefined : this.log.entriesFrom(pr.next, this.cfg.appendBytesMax);
     if (prevTerm === undefined || ents === undefined) return this.sendSnapshot(to, pr);
