@@ -24,6 +24,18 @@ export default tseslint.config(
       '@typescript-eslint/no-misused-promises': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true, allowBoolean: true }],
+      // STYLE 17: a switch over a union names every member, or carries a `default` that says the
+      // switch is partial on purpose (a role's step handles its own message types; the rest fall through).
+      '@typescript-eslint/switch-exhaustiveness-check': ['error', { considerDefaultExhaustiveForUnions: true }],
+    },
+  },
+  {
+    // Size habits: warnings, not errors. What they flag is the roadmap for later splits
+    // (a function that outgrew one screen, a file that outgrew one concept; STYLE 3).
+    files: ['src/**/*.ts'],
+    rules: {
+      'max-lines-per-function': ['warn', { max: 70, skipBlankLines: true, skipComments: true }],
+      'max-lines': ['warn', { max: 500, skipBlankLines: true, skipComments: true }],
     },
   },
   {

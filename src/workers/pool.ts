@@ -14,6 +14,7 @@ import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import { CodecError, RecordKind, ReadConsistency, decodeReply, encodePropose, encodeRead } from '../wire/index.js';
 import type { Consistency, Outcome, ShardEvent, ShardSpec } from '../shards/host.js';
 import type { KvLimits } from '../shards/kv/index.js';
+import { assert } from '../shards/raft/index.js';
 import type { ShardId, SnapshotMetadata } from '../shards/raft/index.js';
 import { SnapshotChunker } from './snapshot-chunks.js';
 import type { SnapshotChunk } from './snapshot-chunks.js';
@@ -122,6 +123,10 @@ const CONSISTENCY: Record<Consistency, ReadConsistency> = {
 export class WorkerPool extends EventEmitter<PoolEvents> {
   readonly workers: number;
   private readonly slots: Slot[] = [];
+  /**
+   * Requests in flight by request id, until their reply or timeout. At most `inflightRequestsMax`:
+   * {@link submit} refuses at the limit and checks the bound after each addition.
+   */
   private readonly pending = new Map<number, Pending>();
   private nextReqId = 1;
   private closing = false;
@@ -360,6 +365,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
         this.settle(reqId, { ok: false, code: PoolErrorCode.Timeout, message: `no reply from shard ${shard} within ${ms} ms; the request may still be applied`, leaderHint: 0 });
       }, ms);
       this.pending.set(reqId, { resolve, timer, worker: w });
+      if (this.pending.size > this.inflightMax()) assert(false, `pool: ${this.pending.size} requests in flight, beyond ${this.inflightMax()}`);
     });
   }
 

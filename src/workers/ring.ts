@@ -4,7 +4,9 @@
  *
  * Layout: a control block of Int32 words, then `capacityBytes` of data (a power of two).
  * `head` and `tail` are byte positions that only grow (modulo 2^32); the ring holds
- * `tail - head` bytes. A record is laid out as on the wire (src/wire/record.ts): a 12-byte header
+ * `tail - head` bytes, never more than `capacityBytes` (checked by each side after it publishes:
+ * the producer that its tail stays within a ring of the head it saw, the consumer that its head
+ * never passes the tail it saw). A record is laid out as on the wire (src/wire/record.ts): a 12-byte header
  * (length, kind, shard) followed by its payload, padded to 4 bytes. A record never straddles the
  * end: when it does not fit before the end, the producer writes a wrap marker and starts at
  * offset 0.
@@ -48,6 +50,7 @@
  */
 
 import { CodedError } from '../errors.js';
+import { assert } from '../shards/raft/index.js';
 import { RECORD_HEADER_BYTES, recordBytes, recordKindAt, recordLengthAt, recordShardAt, writeRecordHeader } from '../wire/index.js';
 
 const HEAD = 0;
@@ -160,7 +163,10 @@ export class Ring {
     }
     writeRecordHeader(this.view, at, payload.length, kind, shard);
     this.bytes.set(payload, at + RECORD_HEADER_BYTES);
-    Atomics.store(this.ctl, TAIL, (tail + gap + size) | 0);
+    const published = (tail + gap + size) >>> 0;
+    Atomics.store(this.ctl, TAIL, published | 0);
+    // The head only grows, so the one seen above bounds the bytes held from above.
+    if (((published - head) >>> 0) > this.capacityBytes) assert(false, `ring: tail ${published} beyond head ${head} + capacity ${this.capacityBytes}`);
     // After the tail store, never before it: see the race argument at the top of the file.
     if (Atomics.load(this.ctl, DATA_WAITERS) !== 0) {
       Atomics.add(this.ctl, DATA_SEQ, 1);
@@ -270,6 +276,8 @@ export class Ring {
     const size = recordBytes(len);
     head = (head + size) >>> 0;
     Atomics.store(this.ctl, HEAD, head | 0);
+    // The tail only grows, so a head past the one seen above would wrap to more than the capacity.
+    if (((tail - head) >>> 0) > this.capacityBytes) assert(false, `ring: head ${head} passed tail ${tail}`);
     // After the head store (see the file comment). `tail` may be stale, which only makes `used`
     // smaller than it is: a wakeup may come early (the producer sleeps again), never late.
     if (Atomics.load(this.ctl, SPACE_WAITERS) !== 0 && ((tail - head) >>> 0) <= this.spaceLowWaterBytes) {

@@ -14,7 +14,10 @@ export class RaftLog {
   private unstable: Entry[] = [];
   /** Index of the first unstable entry: storage's entries at or beyond it are shadowed. */
   private unstableOffset: LogIndex;
-  /** Highest index known committed. Never decreases. */
+  /**
+   * Highest index known committed. Never decreases. applied <= committed <= lastIndex(), checked
+   * after every change to one of them ({@link checkIndexes}).
+   */
   committed: LogIndex;
   /** Highest index handed to the shell for applying (in a Ready). applied <= applying <= committed. */
   applying: LogIndex;
@@ -25,7 +28,7 @@ export class RaftLog {
     private readonly storage: Storage,
     committed: LogIndex,
     applied: LogIndex,
-    private readonly bugs: { noConflictTruncate: boolean },
+    private readonly bugs: { noConflictTruncate: boolean; voteWithoutLogCheck: boolean },
   ) {
     this.unstableOffset = (storage.lastIndex() + 1) as LogIndex;
     const first = storage.firstIndex();
@@ -35,6 +38,13 @@ export class RaftLog {
     assert(floor <= this.committed, `log: applied ${floor} > committed ${this.committed}`);
     this.applying = floor;
     this.applied = floor;
+    this.checkIndexes();
+  }
+
+  /** applied <= committed <= lastIndex: comparisons on success, a message only on failure. */
+  private checkIndexes(): void {
+    if (this.applied <= this.committed && this.committed <= this.lastIndex()) return;
+    assert(false, `log: indexes out of order: applied ${this.applied}, committed ${this.committed}, last ${this.lastIndex()}`);
   }
 
   firstIndex(): LogIndex {
@@ -85,6 +95,7 @@ export class RaftLog {
 
   /** Raft's up-to-date rule (§5.4.1): a later last term wins, then a longer log. */
   isUpToDate(lastIndex: LogIndex, lastTerm: Term): boolean {
+    if (this.bugs.voteWithoutLogCheck) return true;
     const myTerm = this.lastTerm();
     return lastTerm > myTerm || (lastTerm === myTerm && lastIndex >= this.lastIndex());
   }
@@ -150,12 +161,14 @@ export class RaftLog {
       this.unstable = this.unstable.slice(0, after - this.unstableOffset).concat(ents);
     }
     assert(!this.unstableSnapshot || this.unstableOffset === this.unstableSnapshot.metadata.index + 1, 'log: entries must follow the pending snapshot');
+    this.checkIndexes();
   }
 
   commitTo(i: LogIndex): void {
     if (i <= this.committed) return;
-    assert(i <= this.lastIndex(), `log: commit ${i} beyond last ${this.lastIndex()}`);
+    if (!(i <= this.lastIndex())) assert(false, `log: commit ${i} beyond last ${this.lastIndex()}`);
     this.committed = i;
+    this.checkIndexes();
   }
 
   /** Entries in [lo, lastIndex], at most `maxBytes` (at least one); undefined if lo is compacted. */
@@ -228,8 +241,9 @@ export class RaftLog {
   }
 
   appliedTo(i: LogIndex): void {
-    assert(i <= this.committed, `log: applied ${i} > committed ${this.committed}`);
+    if (!(i <= this.committed)) assert(false, `log: applied ${i} > committed ${this.committed}`);
     if (i > this.applied) this.applied = i;
+    this.checkIndexes();
   }
 
   snapshot(): Snapshot {
@@ -245,5 +259,6 @@ export class RaftLog {
     this.unstableSnapshot = s;
     this.unstable = [];
     this.unstableOffset = (i + 1) as LogIndex;
+    this.checkIndexes();
   }
 }

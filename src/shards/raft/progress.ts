@@ -66,7 +66,7 @@ export type ProgressState = 'probe' | 'replicate' | 'snapshot';
 export class Progress {
   /** Highest index known to be durably replicated on this node; only grows within a leadership. */
   match = 0 as LogIndex;
-  /** Next index to send; match < next. */
+  /** Next index to send; match < next (checked after every change to either, by {@link checkMatchBelowNext}). */
   next: LogIndex;
   state: ProgressState = 'probe';
   /** In probe state: an App was sent and no answer came yet, so sending pauses. */
@@ -94,6 +94,13 @@ export class Progress {
   ) {
     this.next = next;
     this.inflights = new Inflights(inflightMessagesMax, inflightBytesMax);
+    this.checkMatchBelowNext();
+  }
+
+  /** The invariant of match and next; a comparison on success, a message only on failure. */
+  private checkMatchBelowNext(): void {
+    if (this.match < this.next) return;
+    assert(false, `progress: match ${this.match} not below next ${this.next}`);
   }
 
   private resetState(state: ProgressState): void {
@@ -114,11 +121,19 @@ export class Progress {
       this.resetState('probe');
       this.next = (this.match + 1) as LogIndex;
     }
+    this.checkMatchBelowNext();
   }
 
   becomeReplicate(): void {
     this.resetState('replicate');
     this.next = (this.match + 1) as LogIndex;
+    this.checkMatchBelowNext();
+  }
+
+  /** Replicate state: entries up to `last` were sent, so the next App starts after them. */
+  optimisticUpdate(last: LogIndex): void {
+    this.next = (last + 1) as LogIndex;
+    this.checkMatchBelowNext();
   }
 
   becomeSnapshot(snapshotIndex: LogIndex): void {
@@ -136,6 +151,7 @@ export class Progress {
       this.stallTicks = 0;
     }
     if (this.next < n + 1) this.next = (n + 1) as LogIndex;
+    this.checkMatchBelowNext();
     return updated;
   }
 
@@ -147,11 +163,13 @@ export class Progress {
     if (this.state === 'replicate') {
       if (rejected <= this.match) return false;
       this.next = (this.match + 1) as LogIndex;
+      this.checkMatchBelowNext();
       return true;
     }
     if (this.next - 1 !== rejected) return false;
     this.next = Math.max(Math.min(rejected, matchHint + 1), this.match + 1, 1) as LogIndex;
     this.probeSent = false;
+    this.checkMatchBelowNext();
     return true;
   }
 

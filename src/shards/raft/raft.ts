@@ -172,6 +172,7 @@ export class Raft {
     const { hardState, confState } = cfg.storage.initialState();
     this.log = new RaftLog(cfg.storage, hardState.commit, cfg.applied, {
       noConflictTruncate: cfg.bugs.has('no-conflict-truncate'),
+      voteWithoutLogCheck: cfg.bugs.has('vote-without-log-check'),
     });
     this.term = hardState.term;
     this.vote = hardState.vote;
@@ -283,7 +284,7 @@ export class Raft {
     const next = (this.log.lastIndex() + 1) as LogIndex;
     for (const [id, pr] of this.prs) {
       const fresh = this.newProgress(next, pr.isLearner);
-      if (id === this.id) fresh.match = this.log.stableLastIndex();
+      if (id === this.id) fresh.maybeUpdate(this.log.stableLastIndex());
       this.prs.set(id, fresh);
     }
   }
@@ -330,7 +331,6 @@ export class Raft {
     const self = this.prs.get(this.id);
     assert(self !== undefined, 'becomeLeader: not a member');
     self.becomeReplicate();
-    self.match = this.log.stableLastIndex();
     // A no-op of the new term: commits everything before it (§5.4.2) and opens reads.
     this.appendEntries([{ term: this.term, index: 0 as LogIndex, type: EntryType.Normal, data: new Uint8Array(0) }], false);
     // Conf changes wait until this leader applied its own first entry: the one-at-a-time rule
@@ -575,7 +575,7 @@ export class Raft {
       this.vote === m.from ||
       (this.vote === NONE && this.lead === NONE) ||
       (pre && m.term > this.term);
-    const logOk = this.cfg.bugs.has('vote-without-log-check') || this.log.isUpToDate(m.index, m.logTerm);
+    const logOk = this.log.isUpToDate(m.index, m.logTerm);
     const respType = pre ? MessageType.PreVoteResp : MessageType.VoteResp;
     // Membership is not checked: a replica whose configuration lags (or that is still empty,
     // waiting for its first snapshot) may be a voter in the candidate's configuration.
@@ -818,7 +818,7 @@ export class Raft {
     if (!self) return;
     const stable = this.log.stableLastIndex();
     if (stable > self.match && this.log.term(stable) !== undefined) {
-      self.match = stable;
+      self.maybeUpdate(stable);
       if (this.maybeCommit()) this.bcastAppend();
     }
   }
@@ -918,6 +918,8 @@ export class Raft {
     const pr = this.prs.get(to);
     if (!pr || pr.isPaused()) return false;
     const prevIndex = (pr.next - 1) as LogIndex;
+    // The other half of Progress's match < next: an App never starts at or below what the follower holds.
+    if (!(prevIndex >= pr.match)) assert(false, `sendAppend to ${to}: prev ${prevIndex} below match ${pr.match}`);
     const prevTerm = this.log.term(prevIndex);
     const ents = prevTerm === undefined ? undefined : this.log.entriesFrom(pr.next, this.cfg.appendBytesMax);
     if (prevTerm === undefined || ents === undefined) return this.sendSnapshot(to, pr);
@@ -937,14 +939,14 @@ export class Raft {
       const last = ents[ents.length - 1]!.index;
       switch (pr.state) {
         case 'replicate':
-          pr.next = (last + 1) as LogIndex;
+          pr.optimisticUpdate(last);
           pr.inflights.add(last, ents.reduce((s, e) => s + entrySize(e), 0));
           break;
         case 'probe':
           pr.probeSent = true;
           break;
-        default:
-          assert(false, `sendAppend in state ${pr.state}`);
+        case 'snapshot':
+          assert(false, 'sendAppend in state snapshot');
       }
     } else if (pr.state === 'probe') {
       pr.probeSent = true;

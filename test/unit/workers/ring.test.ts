@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, test } from 'vitest';
+import { AssertionError } from '../../../src/shards/raft/index.js';
 import { Ring, RingError, maxPayloadBytes } from '../../../src/workers/ring.js';
 import { recordBytes } from './ring-records.js';
 import { BURST_PAYLOAD_BYTES, CONSUMED, StretchedRing, burstConsume, pingPongProduce, prng, takePingPong } from './ring-wakeup.js';
@@ -42,6 +43,14 @@ async function roundTrip(capacity: number, sizes: number[]): Promise<{ full: num
 }
 
 describe('SPSC ring on SharedArrayBuffer', () => {
+  test('a consumer whose head would pass the tail fails its check at once (the tail word corrupted, as a bug would)', () => {
+    const buffer = Ring.allocate(256);
+    const ring = new Ring(buffer);
+    expect(ring.tryWrite(1, 0, new Uint8Array(20))).toBe(true);
+    new Int32Array(buffer)[1] = 4; // the tail word: now inside the record the consumer is about to take
+    expect(() => ring.readView(() => undefined)).toThrow(AssertionError);
+  });
+
   test('property: random record sizes through a real producer thread arrive once, in order, intact', async () => {
     let sawFull = false;
     await fc.assert(

@@ -7,7 +7,7 @@ import { ENTRY_OVERHEAD_BYTES, logIndex, nodeId, term } from '../../../../src/sh
 import { dec, ent } from './fixtures.js';
 
 const idx = logIndex;
-const noBugs = { noConflictTruncate: false };
+const noBugs = { noConflictTruncate: false, voteWithoutLogCheck: false };
 
 /** A log whose storage holds the initial snapshot at 1 plus `stable`; `unstable` is appended on top. */
 function makeLog(stable: Entry[], unstable: Entry[] = [], committed = 1): { log: RaftLog; storage: MemoryStorage } {
@@ -177,6 +177,13 @@ describe('RaftLog.restore (install snapshot)', () => {
 });
 
 describe('RaftLog misc', () => {
+  test('applied <= committed <= lastIndex is checked after every change: a commit beyond the log fails at the next one', () => {
+    const { log } = makeLog([ent(2, 1), ent(3, 1)], [], 2);
+    log.appliedTo(idx(2));
+    log.committed = idx(9); // corrupted from outside, as a bug would
+    expect(() => log.appliedTo(idx(2))).toThrow(AssertionError);
+  });
+
   test('§5.4.1 isUpToDate: a later last term wins whatever the length; equal terms compare length', () => {
     const { log } = makeLog([ent(2, 1), ent(3, 2), ent(4, 2)]);
     expect(log.isUpToDate(idx(2), term(3))).toBe(true);

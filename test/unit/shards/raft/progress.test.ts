@@ -58,6 +58,17 @@ describe('Inflights', () => {
 describe('Progress', () => {
   const fresh = (next = 10): Progress => new Progress(idx(next), false, 4, 1 << 20);
 
+  test('match < next is checked after every change: a broken pair fails at the next one', () => {
+    const pr = fresh();
+    pr.becomeReplicate();
+    pr.match = idx(20); // corrupted from outside, as a bug would
+    expect(() => pr.optimisticUpdate(idx(15))).toThrow(AssertionError);
+    const ok = fresh();
+    ok.becomeReplicate();
+    ok.optimisticUpdate(idx(15));
+    expect(ok.next).toBe(16);
+  });
+
   test('starts in probe; one probe in flight pauses sending until an answer', () => {
     const p = fresh();
     expect(p.state).toBe('probe');
