@@ -16,7 +16,7 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 export interface CallInit {
   readonly method?: 'GET' | 'PUT' | 'POST';
   readonly body?: Buffer;
-  readonly contentType?: string;
+  readonly contentType?: string | undefined;
 }
 
 /**

@@ -43,7 +43,7 @@ export interface ProcessResult {
   readonly peakRssBytes: number | undefined;
   /** VmHWM at the end of the load: the peak since the process started, bytes. */
   readonly hwmBytes: number | undefined;
-  readonly irohBytesSent?: number;
+  readonly irohBytesSent?: number | undefined;
   /** A node's CPU by thread over the load, % of one core (see splitThreads). */
   readonly threads?: { readonly mainPercent: number; readonly irohPercent: number; readonly otherPercent: number; readonly busiestOtherPercent: number };
 }
@@ -93,7 +93,7 @@ export interface SystemResult {
   /** Change of each COUNTERS entry over the load, per node (null: the node's /metrics did not answer). */
   readonly counters?: Record<string, readonly (number | null)[]>;
   /** Shards led by each node after the load (from /v1/status; null: no answer). */
-  readonly leadersPerNode?: readonly (number | null)[];
+  readonly leadersPerNode?: readonly (number | null)[] | undefined;
   /** Nodes whose /metrics did not answer before or after the load: their counters are missing. */
   readonly metricsMissing: readonly string[];
   /** Watched processes that fell over during this measurement. */
