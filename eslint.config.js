@@ -82,7 +82,24 @@ export default tseslint.config(
           patterns: [
             { group: ['node:*'], message: 'src/shards/raft is pure: no Node imports.' },
             {
-              group: ['fs', 'fs/*', 'path', 'os', 'crypto', 'events', 'timers', 'timers/*', 'worker_threads', 'child_process', 'net', 'http', 'util', 'stream', 'buffer', 'process'],
+              group: [
+                'fs',
+                'fs/*',
+                'path',
+                'os',
+                'crypto',
+                'events',
+                'timers',
+                'timers/*',
+                'worker_threads',
+                'child_process',
+                'net',
+                'http',
+                'util',
+                'stream',
+                'buffer',
+                'process',
+              ],
               message: 'src/shards/raft is pure: no Node imports.',
             },
           ],
@@ -106,10 +123,7 @@ export default tseslint.config(
         { object: 'Date', property: 'now', message: 'Time is ticks in the raft core.' },
         { object: 'Math', property: 'random', message: 'Randomness is a seeded PRNG passed in.' },
       ],
-      'no-restricted-syntax': [
-        'error',
-        { selector: "NewExpression[callee.name='Date']", message: 'Time is ticks in the raft core.' },
-      ],
+      'no-restricted-syntax': ['error', { selector: "NewExpression[callee.name='Date']", message: 'Time is ticks in the raft core.' }],
     },
   },
   {

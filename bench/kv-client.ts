@@ -25,12 +25,24 @@ export interface CallInit {
  */
 export function call(url: string, init: CallInit = {}, timeoutMs = 10_000): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: init.method ?? 'GET', agent, timeout: timeoutMs, headers: { ...(init.body ? { 'content-length': init.body.length } : {}), ...(init.contentType !== undefined ? { 'content-type': init.contentType } : {}) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), headers: res.headers }));
-      res.on('error', reject);
-    });
+    const req = http.request(
+      url,
+      {
+        method: init.method ?? 'GET',
+        agent,
+        timeout: timeoutMs,
+        headers: {
+          ...(init.body ? { 'content-length': init.body.length } : {}),
+          ...(init.contentType !== undefined ? { 'content-type': init.contentType } : {}),
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), headers: res.headers }));
+        res.on('error', reject);
+      },
+    );
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
     req.on('error', reject);
     req.end(init.body);

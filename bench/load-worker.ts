@@ -142,7 +142,8 @@ async function run(cfg: LoadConfig): Promise<LoadResult> {
         }
         if (got !== expectedValue(ctx.key)) {
           readMismatches++;
-          if (readMismatchSamples.length < 10) readMismatchSamples.push(`${ctx.key}: ${got === null ? 'no value' : `${got.length} bytes, starts ${JSON.stringify(got.slice(0, 40))}`}`);
+          if (readMismatchSamples.length < 10)
+            readMismatchSamples.push(`${ctx.key}: ${got === null ? 'no value' : `${got.length} bytes, starts ${JSON.stringify(got.slice(0, 40))}`}`);
         }
       }
     };

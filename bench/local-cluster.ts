@@ -74,7 +74,10 @@ export class ServerProcess {
   }
 
   tail(lines = 20): string {
-    return this.tailText.split('\n').slice(-lines - 1).join('\n');
+    return this.tailText
+      .split('\n')
+      .slice(-lines - 1)
+      .join('\n');
   }
 
   /** Resolves with the URL printed in the "listening: HTTP <url>" line. */
@@ -101,10 +104,7 @@ export class ServerProcess {
     this.stopping = true;
     this.proc.kill('SIGTERM');
     let timer: NodeJS.Timeout | undefined;
-    const killed = await Promise.race([
-      this.exited.then(() => false),
-      new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs))),
-    ]);
+    const killed = await Promise.race([this.exited.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs)))]);
     clearTimeout(timer);
     if (killed) this.proc.kill('SIGKILL');
     return { ...(await this.exited), killed };
@@ -132,7 +132,13 @@ export class LocalServers {
    * A fresh cluster of `nodes` node processes: creates each node's key and ticket, then starts
    * them all with each other's tickets. Resolves once every process listens (not yet healthy).
    */
-  static async cluster(opts: { nodes: number; shards: number; workers: number; extraArgs?: readonly string[]; nodeFlags?: (dataDir: string) => readonly string[] }): Promise<LocalServers> {
+  static async cluster(opts: {
+    nodes: number;
+    shards: number;
+    workers: number;
+    extraArgs?: readonly string[];
+    nodeFlags?: (dataDir: string) => readonly string[];
+  }): Promise<LocalServers> {
     const ls = new LocalServers(mkdtempSync(join(tmpdir(), 'iroh-raft-bench-')));
     try {
       const specs: { data: string; http: number; listen: number; ticket: string }[] = [];
@@ -149,13 +155,20 @@ export class LocalServers {
         const peers = specs.filter((o) => o !== s).map((o) => o.ticket);
         const args = [
           ...(opts.nodeFlags?.(s.data) ?? []),
-          CLI, 'start',
-          '--data', s.data,
-          '--http', `127.0.0.1:${s.http}`,
-          '--listen', `127.0.0.1:${s.listen}`,
-          '--shards', String(opts.shards),
-          '--workers', String(opts.workers),
-          '--log-level', 'warn',
+          CLI,
+          'start',
+          '--data',
+          s.data,
+          '--http',
+          `127.0.0.1:${s.http}`,
+          '--listen',
+          `127.0.0.1:${s.listen}`,
+          '--shards',
+          String(opts.shards),
+          '--workers',
+          String(opts.workers),
+          '--log-level',
+          'warn',
           ...(peers.length > 0 ? ['--peers', peers.join(',')] : []),
           ...(opts.extraArgs ?? []),
         ];

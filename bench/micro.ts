@@ -40,7 +40,9 @@ const BENCHES: readonly Bench[] = [
     parse: (out) =>
       lines(out).flatMap((l) => {
         const m = /^\s*(\d+)\s+([\d,]+)\s+([\d,]+) \.\. ([\d,]+)$/.exec(l);
-        return m ? [{ bench: 'bench:core', configuration: `${m[1]} group(s) x 3 replicas, in memory, batch 64, 1 x 1 s`, result: `${fmt(num(m[2]!))} proposals/s` }] : [];
+        return m
+          ? [{ bench: 'bench:core', configuration: `${m[1]} group(s) x 3 replicas, in memory, batch 64, 1 x 1 s`, result: `${fmt(num(m[2]!))} proposals/s` }]
+          : [];
       }),
   },
   {
@@ -51,7 +53,14 @@ const BENCHES: readonly Bench[] = [
     parse: (out) =>
       lines(out).flatMap((l) => {
         const m = /^(ring|postMessage)\s+([\d,]+) records\/s\s+([\d.]+) MB\/s$/.exec(l);
-        if (m) return [{ bench: 'bench:ring', configuration: `main -> worker via ${m[1] === 'ring' ? 'SharedArrayBuffer ring' : 'postMessage'}, 100-byte records, 100,000 records`, result: `${fmt(num(m[2]!))} records/s (${m[3]} MB/s)` }];
+        if (m)
+          return [
+            {
+              bench: 'bench:ring',
+              configuration: `main -> worker via ${m[1] === 'ring' ? 'SharedArrayBuffer ring' : 'postMessage'}, 100-byte records, 100,000 records`,
+              result: `${fmt(num(m[2]!))} records/s (${m[3]} MB/s)`,
+            },
+          ];
         const r = /^ratio\s+([\d.]+)x$/.exec(l);
         return r ? [{ bench: 'bench:ring', configuration: 'ring / postMessage', result: `${r[1]}x` }] : [];
       }),
@@ -66,7 +75,13 @@ const BENCHES: readonly Bench[] = [
       lines(out).flatMap((l) => {
         const m = /^\s*(\d+)\s+(\d+) \((\d+)-(\d+)\)\s+(\d+)\s+([\d.]+|NaN)\s+(\d+)$/.exec(l);
         return m
-          ? [{ bench: 'bench:store', configuration: `${m[1]} shard(s), 1 worker, LMDB, 512 in flight, 1 x 1 s`, result: `${fmt(num(m[2]!))} proposals/s, ${fmt(num(m[5]!))} fsyncs/s, ${m[6]} entries/fsync, ${m[7]} errors` }]
+          ? [
+              {
+                bench: 'bench:store',
+                configuration: `${m[1]} shard(s), 1 worker, LMDB, 512 in flight, 1 x 1 s`,
+                result: `${fmt(num(m[2]!))} proposals/s, ${fmt(num(m[5]!))} fsyncs/s, ${m[6]} entries/fsync, ${m[7]} errors`,
+              },
+            ]
           : [];
       }),
   },
@@ -74,7 +89,14 @@ const BENCHES: readonly Bench[] = [
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
-  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((cell, c) => cell.padEnd(widths[c]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 const rows: Row[] = [];
@@ -82,7 +104,12 @@ let failed = false;
 for (const b of BENCHES) {
   process.stderr.write(`[micro] ${b.name}: ${b.file} ${b.args.join(' ')}\n`);
   const t0 = performance.now();
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, b.file), ...b.args], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 300_000 });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, b.file), ...b.args], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    timeout: 300_000,
+  });
   process.stderr.write(`[micro] ${b.name} took ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
   const parsed = r.status === 0 ? b.parse(r.stdout) : [];
   if (parsed.length === 0) {
@@ -94,6 +121,8 @@ for (const b of BENCHES) {
   rows.push(...parsed);
 }
 
-console.log(`micro benches, short settings (1 run each: numbers are rough); node ${process.version}, ${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, ${new Date().toISOString().slice(0, 10)}`);
+console.log(
+  `micro benches, short settings (1 run each: numbers are rough); node ${process.version}, ${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, ${new Date().toISOString().slice(0, 10)}`,
+);
 console.log(table([['bench', 'configuration', 'result'], ...rows.map((r) => [r.bench, r.configuration, r.result])]));
 process.exitCode = failed ? 1 : 0;

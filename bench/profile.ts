@@ -104,7 +104,8 @@ export function summarizeProfile(file: string, window?: { readonly fromUs: numbe
     if (area === 'idle') continue;
     busy += us;
     areas.set(area, (areas.get(area) ?? 0) + us);
-    const short = f.url === '' ? '' : ` ${f.url.replace(/^file:\/\/.*?\/(node_modules|dist|src|bench)\//, '$1/').replace(/^node:/, 'node:')}:${f.lineNumber + 1}`;
+    const short =
+      f.url === '' ? '' : ` ${f.url.replace(/^file:\/\/.*?\/(node_modules|dist|src|bench)\//, '$1/').replace(/^node:/, 'node:')}:${f.lineNumber + 1}`;
     const key = `${f.functionName || '(anonymous)'}${short}`;
     const e = fns.get(key) ?? { area, us: 0 };
     e.us += us;
@@ -135,7 +136,12 @@ export function formatProfiles(title: string, profiles: readonly ThreadProfile[]
     const thread = basename(p.file).split('.')[4] === '0' ? 'main thread' : `worker thread ${basename(p.file).split('.')[4]}`;
     lines.push(`  ${thread} (${basename(p.file)}): busy ${p.busyMs.toFixed(0)} ms of ${p.totalMs.toFixed(0)} ms (${busyPct.toFixed(0)} %)`);
     const pct = (ms: number): string => `${((ms / Math.max(p.busyMs, 1e-9)) * 100).toFixed(1).padStart(5)} %`;
-    lines.push(`    by area (% of busy): ${p.areas.slice(0, 10).map((a) => `${a.area} ${pct(a.ms).trim()}`).join(', ')}`);
+    lines.push(
+      `    by area (% of busy): ${p.areas
+        .slice(0, 10)
+        .map((a) => `${a.area} ${pct(a.ms).trim()}`)
+        .join(', ')}`,
+    );
     for (const f of p.functions.slice(0, top)) lines.push(`    ${pct(f.ms)}  ${f.fn}  [${f.area}]`);
   }
   return lines.join('\n');

@@ -33,7 +33,12 @@ const seconds = Number(values.seconds);
 const runs = Number(values.runs);
 const batch = Number(values.batch);
 const valueSize = Number(values['value-size']);
-for (const [name, v] of [['seconds', seconds], ['runs', runs], ['batch', batch], ['value-size', valueSize]] as const) {
+for (const [name, v] of [
+  ['seconds', seconds],
+  ['runs', runs],
+  ['batch', batch],
+  ['value-size', valueSize],
+] as const) {
   if (!Number.isFinite(v) || v <= 0 || (name !== 'seconds' && !Number.isInteger(v))) {
     console.error(`--${name} must be a positive number`);
     process.exit(2);

@@ -22,7 +22,12 @@ const records = Number(values.records);
 const size = Number(values.size);
 const capacity = Number(values.capacity);
 const runs = Number(values.runs);
-for (const [name, v] of [['records', records], ['size', size], ['capacity', capacity], ['runs', runs]] as const) {
+for (const [name, v] of [
+  ['records', records],
+  ['size', size],
+  ['capacity', capacity],
+  ['runs', runs],
+] as const) {
   if (!Number.isInteger(v) || v <= 0) {
     console.error(`--${name} must be a positive integer`);
     process.exit(2);
@@ -65,6 +70,6 @@ for (let i = 0; i < runs; i++) {
 }
 console.log(`main -> worker, ${size}-byte records, ${fmt(records)} per run, median of ${runs} (alternating), ring ${capacity} bytes`);
 console.log(`node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'} x${os.cpus().length}, ${new Date().toISOString().slice(0, 10)}`);
-console.log(`ring         ${fmt(median(ring)).padStart(12)} records/s  ${(median(ring) * size / 1e6).toFixed(1).padStart(7)} MB/s`);
-console.log(`postMessage  ${fmt(median(post)).padStart(12)} records/s  ${(median(post) * size / 1e6).toFixed(1).padStart(7)} MB/s`);
+console.log(`ring         ${fmt(median(ring)).padStart(12)} records/s  ${((median(ring) * size) / 1e6).toFixed(1).padStart(7)} MB/s`);
+console.log(`postMessage  ${fmt(median(post)).padStart(12)} records/s  ${((median(post) * size) / 1e6).toFixed(1).padStart(7)} MB/s`);
 console.log(`ratio        ${(median(ring) / median(post)).toFixed(1)}x`);

@@ -24,7 +24,11 @@ const snapshotBytes = Number(values.mib) * 1024 * 1024;
 const chunkBytes = Number(values['chunk-kib']) * 1024;
 const level = Number(values.level);
 const runs = Number(values.runs);
-for (const [name, v] of [['mib', snapshotBytes], ['chunk-kib', chunkBytes], ['runs', runs]] as const) {
+for (const [name, v] of [
+  ['mib', snapshotBytes],
+  ['chunk-kib', chunkBytes],
+  ['runs', runs],
+] as const) {
   if (!Number.isInteger(v) || v <= 0) {
     console.error(`--${name} must be a positive integer`);
     process.exit(2);
@@ -107,7 +111,6 @@ function mainThread(data: Uint8Array, yieldEachChunk: boolean): () => Promise<nu
 function pooled(chunker: SnapshotChunker, data: Uint8Array): () => Promise<number> {
   return async () => (await chunker.pack(data)).reduce((sum, c) => sum + c.compressed.byteLength, 0);
 }
-
 
 const data = makeSnapshot(snapshotBytes);
 const rows: { name: string; samples: Sample[] }[] = [];

@@ -31,7 +31,13 @@ const runs = Number(values.runs);
 const inflight = Number(values.inflight);
 const valueSize = Number(values['value-size']);
 const shardCounts = values.shards.split(',').map(Number);
-for (const [name, v] of [['seconds', seconds], ['runs', runs], ['inflight', inflight], ['value-size', valueSize], ...shardCounts.map((s) => ['shards', s] as const)] as const) {
+for (const [name, v] of [
+  ['seconds', seconds],
+  ['runs', runs],
+  ['inflight', inflight],
+  ['value-size', valueSize],
+  ...shardCounts.map((s) => ['shards', s] as const),
+] as const) {
   if (!Number.isFinite(v) || v <= 0) {
     console.error(`--${name} must be a positive number`);
     process.exit(2);
@@ -76,13 +82,17 @@ async function once(shards: number): Promise<Result> {
     const secs = (performance.now() - t0) / 1000;
     const after = (await pool.control(0).status()).counters;
     const commits = after.commits - before.commits;
-    return { proposalsPerSec: done / secs, commitsPerSec: commits / secs, entriesPerCommit: (after.entriesPersisted - before.entriesPersisted) / commits, errors };
+    return {
+      proposalsPerSec: done / secs,
+      commitsPerSec: commits / secs,
+      entriesPerCommit: (after.entriesPersisted - before.entriesPersisted) / commits,
+      errors,
+    };
   } finally {
     await pool.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }
-
 
 console.log(`bench:store  one worker, ${inflight} proposals in flight, ${valueSize}-byte values, ${runs} x ${seconds} s per row`);
 console.log(`machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, node ${process.version}, ${new Date().toISOString().slice(0, 10)}`);

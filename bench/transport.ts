@@ -68,7 +68,13 @@ async function sender(): Promise<void> {
   const seconds = Number(values.seconds);
   const runs = Number(values.runs);
   const queueMax = Number(values.queue);
-  for (const [name, v] of [['size', size], ['batch', batch], ['seconds', seconds], ['runs', runs], ['queue', queueMax]] as const) {
+  for (const [name, v] of [
+    ['size', size],
+    ['batch', batch],
+    ['seconds', seconds],
+    ['runs', runs],
+    ['queue', queueMax],
+  ] as const) {
     if (!Number.isFinite(v) || v <= 0) {
       console.error(`--${name} must be a positive number`);
       process.exit(2);
@@ -123,7 +129,9 @@ async function sender(): Promise<void> {
   console.log(`machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, node ${process.version}, ${new Date().toISOString().slice(0, 10)}`);
   console.log(`records/s  ${Math.round(median(recs)).toLocaleString('en-US')}  (runs: ${recs.map((x) => Math.round(x).toLocaleString('en-US')).join(', ')})`);
   console.log(`payload MB/s  ${median(mbs).toFixed(2)}  (wire adds a 12-byte record header each, padding to 4, and 4 bytes per frame)`);
-  console.log(`sender: ${s.framesSent} frames for ${s.recordsSent} records (${(s.recordsSent / Math.max(1, s.framesSent)).toFixed(0)} records/frame), dropped ${s.dropped}`);
+  console.log(
+    `sender: ${s.framesSent} frames for ${s.recordsSent} records (${(s.recordsSent / Math.max(1, s.framesSent)).toFixed(0)} records/frame), dropped ${s.dropped}`,
+  );
 }
 
 if (process.argv[2] === '--receiver') {

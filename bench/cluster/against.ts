@@ -39,7 +39,12 @@ interface Spread {
 
 /** What the comparison with etcd holds equal and what it does not; printed with the figures. */
 function againstEtcdNotes(cfg: Config): string[] {
-  const reads = cfg.mix.readPercent === 0 ? '' : cfg.consistency === 'stale' ? ', reads that may be stale (iroh-raft: stale, etcd: serializable)' : ', linearizable reads (both ReadIndex)';
+  const reads =
+    cfg.mix.readPercent === 0
+      ? ''
+      : cfg.consistency === 'stale'
+        ? ', reads that may be stale (iroh-raft: stale, etcd: serializable)'
+        : ', linearizable reads (both ReadIndex)';
   return [
     'the same: load generator (autocannon in its own process), connections split evenly over the same number of members,',
     `  a new key per write, the same value bytes, durable writes (iroh-raft: an fsynced LMDB commit before the reply;`,
@@ -135,7 +140,11 @@ function figures(r: SystemResult | undefined): string[] {
 
 /** Requests/s, p50 and p99 of one system: the medians over the rounds. */
 function medianFigures(rounds: readonly Round[], sys: 'ours' | 'etcd'): string[] {
-  return [fmtInt(med(rounds, (r) => r.okPerSec, sys)), fmtMs(med(rounds, (r) => r.latency.all.p50Ms, sys)), fmtMs(med(rounds, (r) => r.latency.all.p99Ms, sys))];
+  return [
+    fmtInt(med(rounds, (r) => r.okPerSec, sys)),
+    fmtMs(med(rounds, (r) => r.latency.all.p50Ms, sys)),
+    fmtMs(med(rounds, (r) => r.latency.all.p99Ms, sys)),
+  ];
 }
 
 /** Per round, iroh-raft's figures over etcd's; then their spread. */
@@ -161,7 +170,14 @@ function roundsTable(rounds: readonly Round[], q: ReturnType<typeof ratios>): st
 }
 
 /** The comparison's summary: what ran, the table, the ratios, the CPU per request, the notes and the problems. */
-function summaryLines(cfg: Config, against: Against, etcdVersionText: string, rounds: readonly Round[], q: ReturnType<typeof ratios>, problems: string[]): string[] {
+function summaryLines(
+  cfg: Config,
+  against: Against,
+  etcdVersionText: string,
+  rounds: readonly Round[],
+  q: ReturnType<typeof ratios>,
+  problems: string[],
+): string[] {
   const { tput, p99, cpu } = q;
   const where = `${cfg.target ? `iroh-raft target ${cfg.target.join(',')}` : `iroh-raft ${cfg.nodes} node(s), ${cfg.shards} shards, ${cfg.workers} worker(s) per node`}; etcd ${etcdVersionText} at ${against.urls === 'local' ? `a local cluster of ${cfg.nodes} member(s)` : against.urls.join(',')}`;
   const lines = [
@@ -170,7 +186,10 @@ function summaryLines(cfg: Config, against: Against, etcdVersionText: string, ro
     roundsTable(rounds, q),
     `iroh-raft / etcd requests/s: median ${x(tput.median)} (min ${x(tput.min)}, max ${x(tput.max)} over ${tput.n} pair(s)); p99: median ${x(p99.median)} (min ${x(p99.min)}, max ${x(p99.max)})`,
   ];
-  if (cpu.n > 0) lines.push(`server CPU per ok request: iroh-raft median ${fmtInt(med(rounds, (r) => r.serverCpuUsPerOk, 'ours'))} µs, etcd median ${fmtInt(med(rounds, (r) => r.serverCpuUsPerOk, 'etcd'))} µs (ratio ${x(cpu.median)}, min ${x(cpu.min)}, max ${x(cpu.max)})`);
+  if (cpu.n > 0)
+    lines.push(
+      `server CPU per ok request: iroh-raft median ${fmtInt(med(rounds, (r) => r.serverCpuUsPerOk, 'ours'))} µs, etcd median ${fmtInt(med(rounds, (r) => r.serverCpuUsPerOk, 'etcd'))} µs (ratio ${x(cpu.median)}, min ${x(cpu.min)}, max ${x(cpu.max)})`,
+    );
   else lines.push('server CPU per ok request: unknown for etcd (its processes are not on this machine or not visible)');
   lines.push(...againstEtcdNotes(cfg), ...problemLines(problems));
   return lines;

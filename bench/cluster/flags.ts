@@ -103,9 +103,7 @@ type Values = Readonly<Record<string, string | boolean | undefined>>;
 
 /** The default result name; parts for `omit` (the swept flag) are left out. */
 function defaultName(c: Pick<Config, 'target' | 'nodes' | 'shards' | 'workers' | 'mix' | 'connections'>, omit?: SweepKey): string {
-  const parts = c.target
-    ? [`target${c.target.length}`]
-    : [omit === 'nodes' ? '' : `n${c.nodes}`, omit === 'shards' ? '' : `s${c.shards}`, `w${c.workers}`];
+  const parts = c.target ? [`target${c.target.length}`] : [omit === 'nodes' ? '' : `n${c.nodes}`, omit === 'shards' ? '' : `s${c.shards}`, `w${c.workers}`];
   parts.push(c.mix.label.replace(':', '').replace('/', '-'), omit === 'connections' ? '' : `c${c.connections}`);
   return parts.filter((p) => p !== '').join('-');
 }
@@ -245,10 +243,13 @@ function withAgainst(f: Flags, cfg: Config, text: string): Config {
   if (!am || am[1] !== 'etcd') usageError(`--against must be etcd=http://host:port[,...] or etcd=local, got '${text}'`);
   const urls = am[2] === 'local' ? 'local' : parseUrls('--against etcd', am[2]!);
   const members = cfg.target?.length ?? cfg.nodes;
-  if (urls !== 'local' && urls.length !== members) usageError(`--against etcd lists ${urls.length} URL(s) and iroh-raft has ${members} node(s): compare clusters of the same size`);
-  if (urls === 'local' && etcdVersion() === undefined) usageError(`--against etcd=local: no etcd binary ('${etcdBinary()} --version' failed); install one (Debian: apt-get install etcd-server) or set ETCD_BIN`);
+  if (urls !== 'local' && urls.length !== members)
+    usageError(`--against etcd lists ${urls.length} URL(s) and iroh-raft has ${members} node(s): compare clusters of the same size`);
+  if (urls === 'local' && etcdVersion() === undefined)
+    usageError(`--against etcd=local: no etcd binary ('${etcdBinary()} --version' failed); install one (Debian: apt-get install etcd-server) or set ETCD_BIN`);
   if (cfg.mix.cas === true) usageError('--mix cas has no counterpart in the etcd comparison (etcd compares and sets through transactions)');
-  if (cfg.consistency === 'lease') usageError('--consistency lease has no etcd counterpart: compare linearizable (etcd default) or stale (etcd serializable) reads');
+  if (cfg.consistency === 'lease')
+    usageError('--consistency lease has no etcd counterpart: compare linearizable (etcd default) or stale (etcd serializable) reads');
   for (const k of NOT_WITH_AGAINST) if (f.values[k] !== undefined) usageError(`--${k} cannot be combined with --against`);
   return { ...cfg, against: { system: 'etcd', urls }, rounds: f.int('rounds', 3) };
 }
@@ -269,7 +270,8 @@ function parseSweep(f: Flags, cfg: Config, text: string): Sweep {
   const given = f.str('name');
   const configs = swept.map((v) => {
     const c: Config = { ...cfg, [SWEEP_KEYS[k]]: v };
-    if (c.connections < (target?.length ?? c.nodes)) usageError(`--sweep ${k}=${v}: ${c.connections} connections are fewer than the ${target?.length ?? c.nodes} node URLs`);
+    if (c.connections < (target?.length ?? c.nodes))
+      usageError(`--sweep ${k}=${v}: ${c.connections} connections are fewer than the ${target?.length ?? c.nodes} node URLs`);
     return { ...c, name: checkName(given !== undefined ? `${given}-${k}${v}` : `${defaultName(c)}${k === 'value-size' ? `-b${v}` : ''}`) };
   });
   return { key: k, values: swept, name: given ?? `${defaultName(cfg, k)}-by-${k}`, configs };

@@ -12,7 +12,14 @@ export const fmtOpt = (n: number | undefined, digits: number): string => (n === 
 /** Rows as aligned columns; columns from `rightFrom` on are right-aligned. The first row is the header. */
 export function table(rows: string[][], rightFrom = 1): string {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
-  return rows.map((r) => r.map((cell, c) => (c < rightFrom ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((cell, c) => (c < rightFrom ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!)))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 /** The PROBLEMS block that ends a report, or nothing when there are none. */

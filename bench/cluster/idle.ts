@@ -60,7 +60,10 @@ export async function measureIdle(servers: LocalServers, seconds: number, check:
     measuredS: secs,
     cpuPercent: nodes.map((n) => n.cpuPercent),
     irohBytesPerSec: nodes.map((n) => n.irohBytesPerSec),
-    leaderChanges: urls.reduce((a, _, i) => a + metric(m1, i, 'iroh_raft_shard_leader_changes_total') - metric(m0, i, 'iroh_raft_shard_leader_changes_total'), 0),
+    leaderChanges: urls.reduce(
+      (a, _, i) => a + metric(m1, i, 'iroh_raft_shard_leader_changes_total') - metric(m0, i, 'iroh_raft_shard_leader_changes_total'),
+      0,
+    ),
     nodes,
   };
 }
@@ -94,15 +97,33 @@ export async function runIdle(cfg: Config): Promise<boolean> {
   const run = facts();
   const problems: string[] = [];
   const idle = await idleCluster(cfg, problems);
-  const lines = [`\nidle: ${cfg.nodes} node(s), ${cfg.shards} shards, ${cfg.workers} worker(s) per node; ${cfg.durationS} s after ${IDLE_SETTLE_MS / 1000} s settling, no load`];
+  const lines = [
+    `\nidle: ${cfg.nodes} node(s), ${cfg.shards} shards, ${cfg.workers} worker(s) per node; ${cfg.durationS} s after ${IDLE_SETTLE_MS / 1000} s settling, no load`,
+  ];
   if (idle) {
     const rows = [['node', 'pid', 'CPU %', 'RSS MiB', 'peak RSS MiB', 'Iroh B/s', 'Iroh records/s']];
-    for (const n of idle.nodes) rows.push([n.name, String(n.pid), fmtOpt(n.cpuPercent, 1), fmtMiB(n.rssBytes), fmtMiB(n.peakRssBytes), fmtInt(n.irohBytesPerSec), n.irohRecordsPerSec.toFixed(1)]);
+    for (const n of idle.nodes)
+      rows.push([
+        n.name,
+        String(n.pid),
+        fmtOpt(n.cpuPercent, 1),
+        fmtMiB(n.rssBytes),
+        fmtMiB(n.peakRssBytes),
+        fmtInt(n.irohBytesPerSec),
+        n.irohRecordsPerSec.toFixed(1),
+      ]);
     lines.push(table(rows), `(CPU % is of one core; leader changes during the window: ${idle.leaderChanges})`);
   }
   lines.push(...problemLines(problems));
   console.log(lines.join('\n'));
-  const out = { name: `idle-${cfg.name}`, ...run, config: { nodes: cfg.nodes, shards: cfg.shards, workers: cfg.workers, durationS: cfg.durationS, settleS: IDLE_SETTLE_MS / 1000 }, idle, problems, failed: problems.length > 0 };
+  const out = {
+    name: `idle-${cfg.name}`,
+    ...run,
+    config: { nodes: cfg.nodes, shards: cfg.shards, workers: cfg.workers, durationS: cfg.durationS, settleS: IDLE_SETTLE_MS / 1000 },
+    idle,
+    problems,
+    failed: problems.length > 0,
+  };
   writeResult(out, run.machine.date, cfg.json);
   return out.failed;
 }

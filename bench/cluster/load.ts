@@ -35,12 +35,16 @@ export async function preload(t: Target, cfg: Config, prefix: string): Promise<{
   const keys = Math.min(cfg.keys, PRELOAD_KEYS_MAX);
   progress(`[${t.system}] preloading ${keys} keys through ${t.urls.length} URL(s)`);
   const t0 = performance.now();
-  await forEachLimit(Array.from({ length: keys }, (_, i) => i), SIDE_CONCURRENCY, async (i) => {
-    const key = readKey(prefix, i);
-    const req = putRequest(t.api, key, valueOf(key, cfg.valueSize));
-    const a = await callRetrying(() => `${t.urls[i % t.urls.length]!}${req.path}`, req);
-    if (a.status !== 200) throw new Error(`preloading ${key} failed: ${describe(a)}`);
-  });
+  await forEachLimit(
+    Array.from({ length: keys }, (_, i) => i),
+    SIDE_CONCURRENCY,
+    async (i) => {
+      const key = readKey(prefix, i);
+      const req = putRequest(t.api, key, valueOf(key, cfg.valueSize));
+      const a = await callRetrying(() => `${t.urls[i % t.urls.length]!}${req.path}`, req);
+      if (a.status !== 200) throw new Error(`preloading ${key} failed: ${describe(a)}`);
+    },
+  );
   return { keys, seconds: (performance.now() - t0) / 1000 };
 }
 
@@ -67,11 +71,20 @@ function reportProgress(t: Target, m: Extract<WorkerMessage, { type: 'progress' 
     if (!reported.has(e)) progress(`[${t.system}] ${e}`);
     reported.add(e);
   }
-  progress(`[${t.system}] ${m.elapsedS.toFixed(0).padStart(3)} s  ${fmtInt(m.okPerSec).padStart(8)} ok/s${m.nonOkPerSec > 0 ? `  ${fmtInt(m.nonOkPerSec)} non-2xx/s` : ''}`);
+  progress(
+    `[${t.system}] ${m.elapsedS.toFixed(0).padStart(3)} s  ${fmtInt(m.okPerSec).padStart(8)} ok/s${m.nonOkPerSec > 0 ? `  ${fmtInt(m.nonOkPerSec)} non-2xx/s` : ''}`,
+  );
 }
 
 /** Runs the load generator process; resolves with its result and its CPU seconds over the run. */
-export async function drive(t: Target, cfg: Config, prefix: string, readKeys: number, rss: RssPoller, atStart: () => void): Promise<{ result: LoadResult; cpuS: number | undefined; pid: number }> {
+export async function drive(
+  t: Target,
+  cfg: Config,
+  prefix: string,
+  readKeys: number,
+  rss: RssPoller,
+  atStart: () => void,
+): Promise<{ result: LoadResult; cpuS: number | undefined; pid: number }> {
   const child = spawn(process.execPath, ['--import', 'tsx', LOAD_WORKER], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], cwd: ROOT });
   const pid = child.pid!;
   rss.add(pid);

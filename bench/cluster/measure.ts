@@ -212,7 +212,20 @@ export async function measure(t: Target, cfg: Config, prefix: string): Promise<S
   const deltas = new MetricDeltas(t.urls, metrics1 === undefined ? undefined : metrics0, metrics1, unscraped);
   const leaders = t.isNode ? await leadersPerNode(t) : undefined;
   const verified = await verify(t, cfg, prefix, run.result);
-  return summarize(t, cfg, { preload: pre, run, start, end, rss, hwm, cpuSpeedKops: { before: speedBefore, after: speedAfter }, deltas, unscraped, leadersPerNode: leaders, verified, loadWindowUs });
+  return summarize(t, cfg, {
+    preload: pre,
+    run,
+    start,
+    end,
+    rss,
+    hwm,
+    cpuSpeedKops: { before: speedBefore, after: speedAfter },
+    deltas,
+    unscraped,
+    leadersPerNode: leaders,
+    verified,
+    loadWindowUs,
+  });
 }
 
 /** The watched processes' CPU (by thread for nodes) and memory over the load. */
@@ -232,7 +245,10 @@ function processResults(t: Target, m: Readings, pct: (cpuS: number | undefined) 
   for (const [i, p] of t.procs.entries()) {
     if (!t.isNode || m.start.threads[i] === undefined) continue;
     const sp = splitThreads(p.pid, m.start.threads[i], m.end.threads[i]!);
-    processes[i] = { ...processes[i]!, threads: { mainPercent: pct(sp.mainS)!, irohPercent: pct(sp.irohS)!, otherPercent: pct(sp.otherS)!, busiestOtherPercent: pct(sp.busiestOtherS)! } };
+    processes[i] = {
+      ...processes[i]!,
+      threads: { mainPercent: pct(sp.mainS)!, irohPercent: pct(sp.irohS)!, otherPercent: pct(sp.otherS)!, busiestOtherPercent: pct(sp.busiestOtherS)! },
+    };
   }
   return processes;
 }
@@ -329,10 +345,18 @@ function summarize(t: Target, cfg: Config, m: Readings): SystemResult {
     readMismatchSamples: r.readMismatchSamples,
     autocannon: r.autocannon,
     processes,
-    loadGenerator: { name: 'load generator', pid: m.run.pid, cpuS: m.run.cpuS, cpuPercent: pct(m.run.cpuS), peakRssBytes: m.rss.peak.get(m.run.pid), hwmBytes: undefined },
+    loadGenerator: {
+      name: 'load generator',
+      pid: m.run.pid,
+      cpuS: m.run.cpuS,
+      cpuPercent: pct(m.run.cpuS),
+      peakRssBytes: m.rss.peak.get(m.run.pid),
+      hwmBytes: undefined,
+    },
     ...(machineCpu ? { machineCpu } : {}),
     cpuSpeedKops: m.cpuSpeedKops,
-    serverCpuUsPerOk: ok > 0 && processes.every((p) => p.cpuS !== undefined) && processes.length > 0 ? (processes.reduce((a, p) => a + p.cpuS!, 0) / ok) * 1e6 : undefined,
+    serverCpuUsPerOk:
+      ok > 0 && processes.every((p) => p.cpuS !== undefined) && processes.length > 0 ? (processes.reduce((a, p) => a + p.cpuS!, 0) / ok) * 1e6 : undefined,
     ...(t.isNode ? nodeFigures(t, m, ok + counts.non2xx) : {}),
     verify: m.verified,
     metricsMissing: [...m.unscraped],

@@ -29,7 +29,8 @@ async function stopNodes(servers: LocalServers, extra: Record<string, unknown>, 
   const stops = await servers.stop();
   extra.stop = stops;
   for (const s of stops.filter((x) => !fell.has(x.name))) {
-    if (s.code !== 0 || s.killed) problems.push(`${s.name} did not stop cleanly on SIGTERM: code ${s.code}, signal ${s.signal}${s.killed ? ', killed after the grace period' : ''}`);
+    if (s.code !== 0 || s.killed)
+      problems.push(`${s.name} did not stop cleanly on SIGTERM: code ${s.code}, signal ${s.signal}${s.killed ? ', killed after the grace period' : ''}`);
   }
 }
 
@@ -40,7 +41,8 @@ async function stopNodes(servers: LocalServers, extra: Record<string, unknown>, 
  */
 async function releaseNodes(servers: LocalServers, failed: boolean, results: readonly SystemResult[], problems: string[]): Promise<boolean> {
   const gone = servers.unexpectedExits();
-  if (results.length === 0) for (const g of gone) problems.push(`${g.name} fell over: code ${g.exit.code}, signal ${g.exit.signal}, ${g.exit.afterS.toFixed(1)} s after start`);
+  if (results.length === 0)
+    for (const g of gone) problems.push(`${g.name} fell over: code ${g.exit.code}, signal ${g.exit.signal}, ${g.exit.afterS.toFixed(1)} s after start`);
   const keep = failed || gone.length > 0;
   await release(servers, keep);
   if (keep) problems.push(`logs and data kept in ${servers.root}`);
@@ -52,7 +54,14 @@ async function releaseNodes(servers: LocalServers, failed: boolean, results: rea
  * its result goes to `results`, what went wrong to `problems`, startup/stop/profile facts to `extra`.
  * `date` is when the run started (ISO). True when the run failed.
  */
-export async function runNodes(cfg: Config, prefix: string, date: string, results: SystemResult[], problems: string[], extra: Record<string, unknown>): Promise<boolean> {
+export async function runNodes(
+  cfg: Config,
+  prefix: string,
+  date: string,
+  results: SystemResult[],
+  problems: string[],
+  extra: Record<string, unknown>,
+): Promise<boolean> {
   let failed = false;
   let servers: LocalServers | undefined;
   const profiles = cfg.profile ? profileDir(date, cfg.name) : undefined;
@@ -66,7 +75,19 @@ export async function runNodes(cfg: Config, prefix: string, date: string, result
       await settle(servers, cfg, t0, extra);
     }
     const urls = servers?.urls ?? cfg.target!;
-    const r = await measure({ system: 'iroh-raft', api: 'iroh-raft', urls, procs: servers?.servers ?? [], isNode: true, exits: exitsOf(servers), liveUrls: liveUrlsOf(servers, urls) }, cfg, prefix);
+    const r = await measure(
+      {
+        system: 'iroh-raft',
+        api: 'iroh-raft',
+        urls,
+        procs: servers?.servers ?? [],
+        isNode: true,
+        exits: exitsOf(servers),
+        liveUrls: liveUrlsOf(servers, urls),
+      },
+      cfg,
+      prefix,
+    );
     failed = recorded(r, results, problems);
     if (servers) {
       await stopNodes(servers, extra, problems);

@@ -26,7 +26,11 @@ async function runCeiling(cfg: Config, prefix: string, results: SystemResult[], 
     await waitHealthy([url], HEALTHY_TIMEOUT_MS);
     // The same URL once per node: the same number of autocannon instances and connections.
     const urls = Array.from({ length: cfg.target?.length ?? cfg.nodes }, () => url);
-    const r = await measure({ system: 'ceiling', api: 'iroh-raft', urls, procs: ceil.servers, isNode: false, exits: exitsOf(ceil), liveUrls: liveUrlsOf(ceil, urls) }, cfg, prefix);
+    const r = await measure(
+      { system: 'ceiling', api: 'iroh-raft', urls, procs: ceil.servers, isNode: false, exits: exitsOf(ceil), liveUrls: liveUrlsOf(ceil, urls) },
+      cfg,
+      prefix,
+    );
     if (recorded(r, results, problems)) failed = true;
     await ceil.stop();
   } catch (e) {
@@ -54,7 +58,10 @@ export async function runOnce(cfg: Config): Promise<{ results: SystemResult[]; f
   const out = {
     name: cfg.name,
     ...run,
-    config: { ...configOf(cfg), nodeArgs: `--log-level warn, defaults otherwise (tick 100 ms)${cfg.nodeFlags.length > 0 ? `; node flags ${cfg.nodeFlags.join(' ')}` : ''}${cfg.profile ? '; under --cpu-prof (slower than without)' : ''}` },
+    config: {
+      ...configOf(cfg),
+      nodeArgs: `--log-level warn, defaults otherwise (tick 100 ms)${cfg.nodeFlags.length > 0 ? `; node flags ${cfg.nodeFlags.join(' ')}` : ''}${cfg.profile ? '; under --cpu-prof (slower than without)' : ''}`,
+    },
     ...extra,
     results,
     ofCeiling: n && c && c.okPerSec > 0 ? { throughputPercent: (n.okPerSec / c.okPerSec) * 100 } : undefined,

@@ -37,5 +37,10 @@ export function profileOf(dir: string, servers: LocalServers, window: { fromUs: 
     ` a thread blocked in a native call, an fsync or Atomics.wait counts as busy, so a worker's busy share is not its CPU):`,
     ...nodes.map((n) => formatProfiles(`${n.node} (${n.dir}):`, n.threads, 10)),
   ].join('\n');
-  return { dir, window, text, nodes: nodes.map((n) => ({ node: n.node, dir: n.dir, threads: n.threads.map((t) => ({ ...t, functions: t.functions.slice(0, 40) })) })) };
+  return {
+    dir,
+    window,
+    text,
+    nodes: nodes.map((n) => ({ node: n.node, dir: n.dir, threads: n.threads.map((t) => ({ ...t, functions: t.functions.slice(0, 40) })) })),
+  };
 }

@@ -51,21 +51,41 @@ function latencyTable(results: readonly SystemResult[]): string {
   if (node && ceiling) {
     const p = (a: number, b: number): string => (b > 0 ? `${((a / b) * 100).toFixed(1)} %` : '-');
     rows.push(['% of ceiling', p(node.okPerSec, ceiling.okPerSec), '', '', '', '', '', '', '', '']);
-    rows.push(['x ceiling latency', '', ...(['p50Ms', 'p90Ms', 'p99Ms', 'p999Ms', 'maxMs'] as const).map((k) => (ceiling.latency.all[k] > 0 ? `${(node.latency.all[k] / ceiling.latency.all[k]).toFixed(1)}x` : '-')), '', '', '']);
+    rows.push([
+      'x ceiling latency',
+      '',
+      ...(['p50Ms', 'p90Ms', 'p99Ms', 'p999Ms', 'maxMs'] as const).map((k) =>
+        ceiling.latency.all[k] > 0 ? `${(node.latency.all[k] / ceiling.latency.all[k]).toFixed(1)}x` : '-',
+      ),
+      '',
+      '',
+      '',
+    ]);
   }
   return table(rows);
 }
 
 /** CPU (by thread for nodes) and memory of every process, then the machine's CPU and the cost per request. */
 function processLines(results: readonly SystemResult[]): string[] {
-  const prow: string[][] = [['process', 'system', 'pid', 'CPU s', 'CPU %', 'main %', 'iroh %', 'other %', 'busiest other %', 'peak RSS MiB', 'VmHWM MiB', 'Iroh MB sent']];
+  const prow: string[][] = [
+    ['process', 'system', 'pid', 'CPU s', 'CPU %', 'main %', 'iroh %', 'other %', 'busiest other %', 'peak RSS MiB', 'VmHWM MiB', 'Iroh MB sent'],
+  ];
   for (const r of results) {
     for (const p of [...r.processes, r.loadGenerator]) {
       const th = p.threads;
       prow.push([
-        p.name, r.system, String(p.pid), fmtOpt(p.cpuS, 2), fmtOpt(p.cpuPercent, 0),
-        fmtOpt(th?.mainPercent, 0), fmtOpt(th?.irohPercent, 0), fmtOpt(th?.otherPercent, 0), fmtOpt(th?.busiestOtherPercent, 0),
-        fmtMiB(p.peakRssBytes), fmtMiB(p.hwmBytes), p.irohBytesSent === undefined ? '-' : (p.irohBytesSent / 1e6).toFixed(2),
+        p.name,
+        r.system,
+        String(p.pid),
+        fmtOpt(p.cpuS, 2),
+        fmtOpt(p.cpuPercent, 0),
+        fmtOpt(th?.mainPercent, 0),
+        fmtOpt(th?.irohPercent, 0),
+        fmtOpt(th?.otherPercent, 0),
+        fmtOpt(th?.busiestOtherPercent, 0),
+        fmtMiB(p.peakRssBytes),
+        fmtMiB(p.hwmBytes),
+        p.irohBytesSent === undefined ? '-' : (p.irohBytesSent / 1e6).toFixed(2),
       ]);
     }
   }
@@ -75,9 +95,17 @@ function processLines(results: readonly SystemResult[]): string[] {
   out.push(' peak RSS is the highest VmRSS polled during the load, VmHWM the peak since the process started)');
   for (const r of results) {
     const m = r.machineCpu;
-    if (m && r.processes.length > 0) out.push(`machine CPU during the ${r.system} load: ${m.busyPercent.toFixed(0)} % busy of ${m.cores * 100} % (these processes ${m.oursPercent.toFixed(0)} %, everything else ${m.othersPercent.toFixed(0)} %)`);
-    if (m && r.processes.length === 0) out.push(`machine CPU during the ${r.system} load: ${m.busyPercent.toFixed(0)} % busy of ${m.cores * 100} % (the load generator ${m.oursPercent.toFixed(0)} %; the rest includes the --target nodes if they run on this machine)`);
-    out.push(`machine speed (JSON round trips on one thread) around the ${r.system} load: ${r.cpuSpeedKops.before.toFixed(0)}k/s before, ${r.cpuSpeedKops.after.toFixed(0)}k/s after`);
+    if (m && r.processes.length > 0)
+      out.push(
+        `machine CPU during the ${r.system} load: ${m.busyPercent.toFixed(0)} % busy of ${m.cores * 100} % (these processes ${m.oursPercent.toFixed(0)} %, everything else ${m.othersPercent.toFixed(0)} %)`,
+      );
+    if (m && r.processes.length === 0)
+      out.push(
+        `machine CPU during the ${r.system} load: ${m.busyPercent.toFixed(0)} % busy of ${m.cores * 100} % (the load generator ${m.oursPercent.toFixed(0)} %; the rest includes the --target nodes if they run on this machine)`,
+      );
+    out.push(
+      `machine speed (JSON round trips on one thread) around the ${r.system} load: ${r.cpuSpeedKops.before.toFixed(0)}k/s before, ${r.cpuSpeedKops.after.toFixed(0)}k/s after`,
+    );
     if (r.serverCpuUsPerOk !== undefined) out.push(`server CPU per ok request (${r.system}, all its processes): ${fmtInt(r.serverCpuUsPerOk)} µs`);
   }
   return out;
@@ -87,15 +115,20 @@ function processLines(results: readonly SystemResult[]): string[] {
 function nodeLines(r: SystemResult): string[] {
   const lines: string[] = [];
   if (!r.iroh) return lines;
-  lines.push(`Iroh bytes sent per acknowledged write: ${r.iroh.bytesPerAckedWrite === undefined ? '- (no writes)' : fmtInt(r.iroh.bytesPerAckedWrite)}; per request: ${r.iroh.bytesPerRequest === undefined ? '-' : fmtInt(r.iroh.bytesPerRequest)} (${(r.iroh.bytesSent / 1e6).toFixed(2)} MB in all)`);
-  lines.push(`leader changes during the load: ${r.iroh.leaderChanges} (role and leader changes seen by replicas, summed over nodes); forwarded requests: ${fmtInt(r.iroh.forwarded)}; retries: ${r.iroh.retries}; worker restarts: ${r.iroh.workerRestarts}`);
+  lines.push(
+    `Iroh bytes sent per acknowledged write: ${r.iroh.bytesPerAckedWrite === undefined ? '- (no writes)' : fmtInt(r.iroh.bytesPerAckedWrite)}; per request: ${r.iroh.bytesPerRequest === undefined ? '-' : fmtInt(r.iroh.bytesPerRequest)} (${(r.iroh.bytesSent / 1e6).toFixed(2)} MB in all)`,
+  );
+  lines.push(
+    `leader changes during the load: ${r.iroh.leaderChanges} (role and leader changes seen by replicas, summed over nodes); forwarded requests: ${fmtInt(r.iroh.forwarded)}; retries: ${r.iroh.retries}; worker restarts: ${r.iroh.workerRestarts}`,
+  );
   if (r.leadersPerNode) lines.push(`shards led per node after the load: ${r.leadersPerNode.map((n) => n ?? '?').join(' / ')}`);
   const counters = r.counters;
   if (!counters) return lines;
   const sum = (k: string): number => (counters[k] ?? []).reduce<number>((a, b) => a + (b ?? 0), 0);
   const per = (a: number, b: number): string => (b > 0 ? (a / b).toFixed(2) : '-');
   const crow: string[][] = [['counter (per node, over the load)', ...r.urls.map((_, i) => `node ${i + 1}`), 'sum', 'per s']];
-  for (const k of Object.keys(COUNTERS)) crow.push([k, ...counters[k]!.map((v) => (v === null ? '-' : fmtInt(v))), fmtInt(sum(k)), fmtInt(sum(k) / r.elapsedS)]);
+  for (const k of Object.keys(COUNTERS))
+    crow.push([k, ...counters[k]!.map((v) => (v === null ? '-' : fmtInt(v))), fmtInt(sum(k)), fmtInt(sum(k) / r.elapsedS)]);
   lines.push(...table(crow).split('\n'));
   lines.push(
     `per ok request: ${per(sum('commits'), r.counts.ok)} LMDB commits, ${per(sum('raftMessagesSent'), r.counts.ok)} raft messages, ${per(sum('irohFramesSent'), r.counts.ok)} Iroh frames; ` +
@@ -110,17 +143,32 @@ function outcomeLines(cfg: Config, r: SystemResult): string[] {
   const v = r.verify;
   if (v.ackedWrites > 0) {
     if (cfg.mix.cas === true) {
-      lines.push(`verification: ${fmtInt(v.ok)} of ${fmtInt(v.checked)} keys changed by ${fmtInt(v.ackedWrites)} acknowledged compare-and-sets read back at or past their highest acknowledged version, with that version's value (${v.seconds.toFixed(1)} s); missing ${v.missing}, wrong ${v.wrong}, unreadable ${v.unreadable}`);
-    } else lines.push(
-      `verification: ${fmtInt(v.ok)} of ${fmtInt(v.checked)} ${v.sampled ? `sampled (uniformly, of ${fmtInt(v.ackedWrites)}) ` : ''}acknowledged writes read back with their value (linearizable, random node, ${v.seconds.toFixed(1)} s); missing ${v.missing}, wrong ${v.wrong}, unreadable ${v.unreadable}`,
-    );
+      lines.push(
+        `verification: ${fmtInt(v.ok)} of ${fmtInt(v.checked)} keys changed by ${fmtInt(v.ackedWrites)} acknowledged compare-and-sets read back at or past their highest acknowledged version, with that version's value (${v.seconds.toFixed(1)} s); missing ${v.missing}, wrong ${v.wrong}, unreadable ${v.unreadable}`,
+      );
+    } else
+      lines.push(
+        `verification: ${fmtInt(v.ok)} of ${fmtInt(v.checked)} ${v.sampled ? `sampled (uniformly, of ${fmtInt(v.ackedWrites)}) ` : ''}acknowledged writes read back with their value (linearizable, random node, ${v.seconds.toFixed(1)} s); missing ${v.missing}, wrong ${v.wrong}, unreadable ${v.unreadable}`,
+      );
   } else {
     lines.push('verification: no acknowledged writes to read back');
   }
   if (r.counts.readMismatches > 0) lines.push(`reads with a wrong value during the load: ${r.counts.readMismatches}`);
-  if (Object.keys(r.counts.non2xxByCode).length > 0) lines.push(`non-2xx answers: ${Object.entries(r.counts.non2xxByCode).map(([k, n]) => `${k} x${n}`).join(', ')}`);
-  if (Object.keys(r.counts.connErrors).length > 0) lines.push(`connection errors: ${Object.entries(r.counts.connErrors).map(([k, n]) => `${k} x${n}`).join(', ')}`);
-  lines.push(`preload: ${r.preload.keys} keys in ${r.preload.seconds.toFixed(1)} s; load wall time ${r.elapsedS.toFixed(2)} s; autocannon counted ${fmtInt(r.autocannon.requests)} responses, ${r.autocannon.errors} errors, ${r.autocannon.timeouts} timeouts, ${r.autocannon.non2xx} non-2xx`);
+  if (Object.keys(r.counts.non2xxByCode).length > 0)
+    lines.push(
+      `non-2xx answers: ${Object.entries(r.counts.non2xxByCode)
+        .map(([k, n]) => `${k} x${n}`)
+        .join(', ')}`,
+    );
+  if (Object.keys(r.counts.connErrors).length > 0)
+    lines.push(
+      `connection errors: ${Object.entries(r.counts.connErrors)
+        .map(([k, n]) => `${k} x${n}`)
+        .join(', ')}`,
+    );
+  lines.push(
+    `preload: ${r.preload.keys} keys in ${r.preload.seconds.toFixed(1)} s; load wall time ${r.elapsedS.toFixed(2)} s; autocannon counted ${fmtInt(r.autocannon.requests)} responses, ${r.autocannon.errors} errors, ${r.autocannon.timeouts} timeouts, ${r.autocannon.non2xx} non-2xx`,
+  );
   return lines;
 }
 
@@ -128,14 +176,23 @@ function outcomeLines(cfg: Config, r: SystemResult): string[] {
 export function report(cfg: Config, results: SystemResult[], extra: Record<string, unknown>, problems: string[]): string {
   const out: string[] = [];
   const where = cfg.target ? `target ${cfg.target.join(',')}` : `${cfg.nodes} node(s), ${cfg.shards} shards, ${cfg.workers} worker(s) per node`;
-  out.push(`\n${where}; ${cfg.connections} connections, ${cfg.durationS} s, mix ${cfg.mix.label}, ${cfg.valueSize} B values${cfg.mix.readPercent > 0 ? `, reads ${cfg.consistency} over ${Math.min(cfg.keys, PRELOAD_KEYS_MAX)} keys` : ''}`);
+  out.push(
+    `\n${where}; ${cfg.connections} connections, ${cfg.durationS} s, mix ${cfg.mix.label}, ${cfg.valueSize} B values${cfg.mix.readPercent > 0 ? `, reads ${cfg.consistency} over ${Math.min(cfg.keys, PRELOAD_KEYS_MAX)} keys` : ''}`,
+  );
   if (results.length === 0) return [...out, ...problemLines(problems)].join('\n');
   out.push(latencyTable(results), ...processLines(results));
   for (const r of results) out.push('', `${r.system}:`, ...[...nodeLines(r), ...outcomeLines(cfg, r)].map((l) => `  ${l}`));
   const startup = extra.startup as { listeningS: number[]; healthyS: number } | undefined;
-  if (startup) out.push('', `startup: listening after ${startup.listeningS.map((s) => s.toFixed(2)).join(' / ')} s; every node healthy after ${startup.healthyS.toFixed(2)} s`);
+  if (startup)
+    out.push(
+      '',
+      `startup: listening after ${startup.listeningS.map((s) => s.toFixed(2)).join(' / ')} s; every node healthy after ${startup.healthyS.toFixed(2)} s`,
+    );
   const idle = extra.idle as { seconds: number; cpuPercent: (number | undefined)[]; irohBytesPerSec: number[] } | undefined;
-  if (idle) out.push(`idle (${idle.seconds} s, after ${IDLE_SETTLE_MS / 1000} s settling): CPU ${idle.cpuPercent.map((c) => fmtOpt(c, 1)).join(' / ')} % of a core; Iroh ${idle.irohBytesPerSec.map((b) => fmtInt(b)).join(' / ')} B/s sent`);
+  if (idle)
+    out.push(
+      `idle (${idle.seconds} s, after ${IDLE_SETTLE_MS / 1000} s settling): CPU ${idle.cpuPercent.map((c) => fmtOpt(c, 1)).join(' / ')} % of a core; Iroh ${idle.irohBytesPerSec.map((b) => fmtInt(b)).join(' / ')} B/s sent`,
+    );
   out.push(...problemLines(problems));
   return out.join('\n');
 }
@@ -145,12 +202,17 @@ export function problemsOf(r: SystemResult): string[] {
   const p: string[] = [...r.exits.map((e) => `${r.system}: ${e}`)];
   if (r.metricsMissing.length > 0) p.push(`${r.system}: /metrics did not answer on ${r.metricsMissing.join(', ')}: their counters are missing from the sums`);
   const v = r.verify;
-  if (v.missing > 0 || v.wrong > 0) p.push(`${r.system}: ${v.missing} acknowledged writes missing and ${v.wrong} with a wrong value (${v.samples.slice(0, 3).join('; ')})`);
+  if (v.missing > 0 || v.wrong > 0)
+    p.push(`${r.system}: ${v.missing} acknowledged writes missing and ${v.wrong} with a wrong value (${v.samples.slice(0, 3).join('; ')})`);
   if (v.unreadable > 0) p.push(`${r.system}: ${v.unreadable} acknowledged writes could not be read back: ${JSON.stringify(v.unreadableCodes)}`);
-  if (r.counts.readMismatches > 0) p.push(`${r.system}: ${r.counts.readMismatches} reads returned a wrong value (${r.readMismatchSamples.slice(0, 3).join('; ')})`);
+  if (r.counts.readMismatches > 0)
+    p.push(`${r.system}: ${r.counts.readMismatches} reads returned a wrong value (${r.readMismatchSamples.slice(0, 3).join('; ')})`);
   if (r.counts.errors > 0) p.push(`${r.system}: ${r.counts.errors} request errors (${r.counts.timeouts} timeouts)`);
   const conflicts = Object.entries(r.counts.non2xxByCode).reduce((n, [k, v]) => n + (k.endsWith('412 VersionMismatch') ? v : 0), 0);
-  if (r.counts.non2xx > 0) p.push(`${r.system}: ${r.counts.non2xx} non-2xx answers${conflicts > 0 ? ` (${conflicts} of them 412 VersionMismatch: compare-and-set conflicts, expected under --mix cas)` : ''}`);
+  if (r.counts.non2xx > 0)
+    p.push(
+      `${r.system}: ${r.counts.non2xx} non-2xx answers${conflicts > 0 ? ` (${conflicts} of them 412 VersionMismatch: compare-and-set conflicts, expected under --mix cas)` : ''}`,
+    );
   if (r.iroh && r.iroh.workerRestarts > 0) p.push(`${r.system}: ${r.iroh.workerRestarts} worker restarts during the load`);
   const drops = (r.counters?.outRingDrops ?? []).reduce<number>((a, b) => a + (b ?? 0), 0);
   if (drops > 0) p.push(`${r.system}: workers dropped ${drops} raft messages because their out-ring and outbox were full`);

@@ -35,7 +35,10 @@ export async function release(servers: LocalServers, keep = false): Promise<void
 
 /** The watched processes that fell over, each described with its last output. */
 export function exitsOf(servers: LocalServers | undefined): () => string[] {
-  return () => (servers?.unexpectedExits() ?? []).map((g) => `${g.name} fell over: code ${g.exit.code}, signal ${g.exit.signal}, ${g.exit.afterS.toFixed(1)} s after it started; its last output:\n${g.tail}`);
+  return () =>
+    (servers?.unexpectedExits() ?? []).map(
+      (g) => `${g.name} fell over: code ${g.exit.code}, signal ${g.exit.signal}, ${g.exit.afterS.toFixed(1)} s after it started; its last output:\n${g.tail}`,
+    );
 }
 
 /** Throws when a process fell over (while starting, before there is anything to measure). */

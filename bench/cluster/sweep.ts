@@ -34,7 +34,15 @@ function sweepTable(key: SweepKey, runs: readonly SweepRun[]): string {
   const rows = [[key, 'req/s', 'p50 ms', 'p99 ms', 'errors', 'non-2xx', 'failed']];
   for (const r of runs) {
     const x = r.result;
-    rows.push([String(r.value), x ? fmtInt(x.okPerSec) : '-', x ? fmtMs(x.latency.all.p50Ms) : '-', x ? fmtMs(x.latency.all.p99Ms) : '-', x ? String(x.counts.errors) : '-', x ? String(x.counts.non2xx) : '-', r.failed ? 'yes' : 'no']);
+    rows.push([
+      String(r.value),
+      x ? fmtInt(x.okPerSec) : '-',
+      x ? fmtMs(x.latency.all.p50Ms) : '-',
+      x ? fmtMs(x.latency.all.p99Ms) : '-',
+      x ? String(x.counts.errors) : '-',
+      x ? String(x.counts.non2xx) : '-',
+      r.failed ? 'yes' : 'no',
+    ]);
   }
   return table(rows, 0);
 }
@@ -70,7 +78,14 @@ export async function runSweep(sweep: Sweep, json: boolean): Promise<boolean> {
     xLabel: `${UNITS[sweep.key]} (evenly spaced)`,
     points: runs.map((r) => ({ x: r.value, reqPerSec: r.result?.okPerSec, p99Ms: r.result?.latency.all.p99Ms })),
   });
-  const out = { name: sweep.name, sweep: { key: sweep.key, values: sweep.values }, fixed, ...facts(), runs: summaryOf(runs), failed: runs.some((r) => r.failed) };
+  const out = {
+    name: sweep.name,
+    sweep: { key: sweep.key, values: sweep.values },
+    fixed,
+    ...facts(),
+    runs: summaryOf(runs),
+    failed: runs.some((r) => r.failed),
+  };
   mkdirSync(RESULTS_DIR, { recursive: true });
   writeFileSync(`${base}.json`, `${JSON.stringify(out, null, 2)}\n`);
   writeFileSync(`${base}.svg`, svg);

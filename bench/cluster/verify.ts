@@ -37,7 +37,12 @@ type Verdict = 'ok' | { readonly missing: string } | { readonly wrong: string };
  * network errors on another node) and counts what `judge` says of each answer; answers other than
  * 200 and 404 count as unreadable, by code.
  */
-async function readBack<T>(t: Target, items: readonly T[], request: (item: T) => KvRequest, judge: (item: T, a: Answer) => Verdict): Promise<Omit<VerifyResult, 'ackedWrites' | 'checked' | 'sampled'>> {
+async function readBack<T>(
+  t: Target,
+  items: readonly T[],
+  request: (item: T) => KvRequest,
+  judge: (item: T, a: Answer) => Verdict,
+): Promise<Omit<VerifyResult, 'ackedWrites' | 'checked' | 'sampled'>> {
   const t0 = performance.now();
   let ok = 0;
   let missing = 0;
@@ -84,19 +89,29 @@ async function readBack<T>(t: Target, items: readonly T[], request: (item: T) =>
 export async function verify(t: Target, cfg: Config, prefix: string, r: LoadResult): Promise<VerifyResult> {
   if (cfg.mix.cas === true) return verifyCas(t, cfg, prefix, r);
   const items = r.acked;
-  if (items.length > 0) progress(`[${t.system}] reading back ${items.length}${r.ackedSampled ? ` (a sample of ${r.ackedWrites})` : ''} acknowledged writes (linearizable, random node)`);
+  if (items.length > 0)
+    progress(
+      `[${t.system}] reading back ${items.length}${r.ackedSampled ? ` (a sample of ${r.ackedWrites})` : ''} acknowledged writes (linearizable, random node)`,
+    );
   const key = ([instance, seq]: readonly [number, number]): string => writeKey(prefix, instance, seq);
-  const found = await readBack(t, items, (w) => getRequest(t.api, key(w), 'linearizable'), (w, a) => {
-    let value: string | null | undefined;
-    try {
-      value = a.status === 200 ? readValue(t.api, a.body.toString('latin1')) : null;
-    } catch {
-      value = undefined;
-    }
-    if (value === null) return { missing: `${key(w)}: ${describe(a)}` };
-    if (value !== undefined && value === valueOf(key(w), cfg.valueSize).toString('latin1')) return 'ok';
-    return { wrong: `${key(w)}: ${value === undefined ? `unparsable answer ${JSON.stringify(a.body.subarray(0, 60).toString('latin1'))}` : `${value.length} bytes, starts ${JSON.stringify(value.slice(0, 40))}`}` };
-  });
+  const found = await readBack(
+    t,
+    items,
+    (w) => getRequest(t.api, key(w), 'linearizable'),
+    (w, a) => {
+      let value: string | null | undefined;
+      try {
+        value = a.status === 200 ? readValue(t.api, a.body.toString('latin1')) : null;
+      } catch {
+        value = undefined;
+      }
+      if (value === null) return { missing: `${key(w)}: ${describe(a)}` };
+      if (value !== undefined && value === valueOf(key(w), cfg.valueSize).toString('latin1')) return 'ok';
+      return {
+        wrong: `${key(w)}: ${value === undefined ? `unparsable answer ${JSON.stringify(a.body.subarray(0, 60).toString('latin1'))}` : `${value.length} bytes, starts ${JSON.stringify(value.slice(0, 40))}`}`,
+      };
+    },
+  );
   return { ackedWrites: r.ackedWrites, checked: items.length, sampled: r.ackedSampled, ...found };
 }
 
@@ -108,11 +123,18 @@ export async function verify(t: Target, cfg: Config, prefix: string, r: LoadResu
 async function verifyCas(t: Target, cfg: Config, prefix: string, r: LoadResult): Promise<VerifyResult> {
   const items = Object.entries(r.casMax).map(([i, v]) => [readKey(prefix, Number(i)), v] as const);
   progress(`[${t.system}] reading back ${items.length} keys changed by ${r.ackedWrites} acknowledged compare-and-sets (linearizable, random node)`);
-  const found = await readBack(t, items, ([key]) => getRequest('iroh-raft', key, 'linearizable'), ([key, maxVersion], a) => {
-    if (a.status === 404) return { missing: `${key}: gone (acknowledged up to version ${maxVersion})` };
-    const version = Number(a.headers['x-version']);
-    if (version >= maxVersion && a.body.equals(casValueOf(key, version, cfg.valueSize))) return 'ok';
-    return { wrong: `${key}: version ${version}, acknowledged up to ${maxVersion}, value starts ${JSON.stringify(a.body.subarray(0, 40).toString('latin1'))}` };
-  });
+  const found = await readBack(
+    t,
+    items,
+    ([key]) => getRequest('iroh-raft', key, 'linearizable'),
+    ([key, maxVersion], a) => {
+      if (a.status === 404) return { missing: `${key}: gone (acknowledged up to version ${maxVersion})` };
+      const version = Number(a.headers['x-version']);
+      if (version >= maxVersion && a.body.equals(casValueOf(key, version, cfg.valueSize))) return 'ok';
+      return {
+        wrong: `${key}: version ${version}, acknowledged up to ${maxVersion}, value starts ${JSON.stringify(a.body.subarray(0, 40).toString('latin1'))}`,
+      };
+    },
+  );
   return { ackedWrites: r.ackedWrites, checked: items.length, sampled: false, ...found };
 }

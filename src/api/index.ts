@@ -6,4 +6,19 @@
 export { CONSISTENCIES, isConsistency } from './consistency.js';
 export type { Consistency } from './consistency.js';
 export { ServiceErrorCode, isServiceErrorCode } from './errors.js';
-export type { DeleteArgs, DeleteResult, Failure, GetArgs, GetResult, Health, KvService, MetricsText, PutArgs, PutResult, Result, ScanArgs, ScanItem, ScanResult } from './service.js';
+export type {
+  DeleteArgs,
+  DeleteResult,
+  Failure,
+  GetArgs,
+  GetResult,
+  Health,
+  KvService,
+  MetricsText,
+  PutArgs,
+  PutResult,
+  Result,
+  ScanArgs,
+  ScanItem,
+  ScanResult,
+} from './service.js';

@@ -49,7 +49,9 @@ export interface GetArgs {
 }
 
 /** The value and its metadata: `version` counts the key's writes, the indexes are log indexes. */
-export type GetResult = { readonly found: false } | { readonly found: true; readonly value: Uint8Array; readonly version: number; readonly createIndex: number; readonly modIndex: number };
+export type GetResult =
+  | { readonly found: false }
+  | { readonly found: true; readonly value: Uint8Array; readonly version: number; readonly createIndex: number; readonly modIndex: number };
 
 /** Keys of `tenant` with `prefix`, greater than `startAfter` (when given), in byte order, at most `limit`. */
 export interface ScanArgs {

@@ -57,7 +57,8 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 function int(min: number, max: number) {
   return (raw: unknown, where: string): number => {
     const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^-?\d+$/.test(raw.trim()) ? Number(raw) : NaN;
-    if (!Number.isSafeInteger(n) || n < min || n > max) throw new ConfigError('InvalidConfig', `${where}: expected an integer in [${min}, ${max}], got ${JSON.stringify(raw)}`);
+    if (!Number.isSafeInteger(n) || n < min || n > max)
+      throw new ConfigError('InvalidConfig', `${where}: expected an integer in [${min}, ${max}], got ${JSON.stringify(raw)}`);
     return n;
   };
 }
@@ -77,8 +78,9 @@ function str(raw: unknown, where: string): string {
 
 function list(raw: unknown, where: string): string[] {
   const items = typeof raw === 'string' ? raw.split(',') : Array.isArray(raw) ? raw : undefined;
-  if (!items || !items.every((x) => typeof x === 'string')) throw new ConfigError('InvalidConfig', `${where}: expected a comma-separated list or an array of strings`);
-  return (items).map((x) => x.trim()).filter((x) => x.length > 0);
+  if (!items || !items.every((x) => typeof x === 'string'))
+    throw new ConfigError('InvalidConfig', `${where}: expected a comma-separated list or an array of strings`);
+  return items.map((x) => x.trim()).filter((x) => x.length > 0);
 }
 
 export const SETTINGS: readonly Setting[] = [
@@ -91,18 +93,49 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'peers', flag: '--peers', env: 'IROH_RAFT_PEERS', help: "other members' tickets, comma-separated", parse: list },
   { key: 'tickMs', flag: '--tick-ms', env: 'IROH_RAFT_TICK_MS', help: 'milliseconds per raft tick (default 100)', parse: int(1, 10_000) },
   { key: 'electionTicks', flag: '--election-ticks', env: 'IROH_RAFT_ELECTION_TICKS', help: 'election timeout in ticks (default 10)', parse: int(3, 1000) },
-  { key: 'quiesceAfterTicks', flag: '--quiesce-after-ticks', env: 'IROH_RAFT_QUIESCE_AFTER_TICKS', help: 'idle ticks before a shard goes quiet, 0 = never (default 20)', parse: int(0, 1_000_000) },
-  { key: 'requestTimeoutMs', flag: '--request-timeout-ms', env: 'IROH_RAFT_REQUEST_TIMEOUT_MS', help: 'client request deadline (default 5000)', parse: int(1, 600_000) },
-  { key: 'compactEveryEntries', flag: '--compact-every-entries', env: 'IROH_RAFT_COMPACT_EVERY_ENTRIES', help: 'applied entries between log compactions (default 10000)', parse: int(1, 1e9) },
-  { key: 'compactKeepEntries', flag: '--compact-keep-entries', env: 'IROH_RAFT_COMPACT_KEEP_ENTRIES', help: 'entries kept behind applied at compaction (default 1000)', parse: int(0, 1e9) },
-  { key: 'shutdownTimeoutMs', flag: '--shutdown-timeout-ms', env: 'IROH_RAFT_SHUTDOWN_TIMEOUT_MS', help: 'graceful shutdown bound (default 10000)', parse: int(100, 600_000) },
+  {
+    key: 'quiesceAfterTicks',
+    flag: '--quiesce-after-ticks',
+    env: 'IROH_RAFT_QUIESCE_AFTER_TICKS',
+    help: 'idle ticks before a shard goes quiet, 0 = never (default 20)',
+    parse: int(0, 1_000_000),
+  },
+  {
+    key: 'requestTimeoutMs',
+    flag: '--request-timeout-ms',
+    env: 'IROH_RAFT_REQUEST_TIMEOUT_MS',
+    help: 'client request deadline (default 5000)',
+    parse: int(1, 600_000),
+  },
+  {
+    key: 'compactEveryEntries',
+    flag: '--compact-every-entries',
+    env: 'IROH_RAFT_COMPACT_EVERY_ENTRIES',
+    help: 'applied entries between log compactions (default 10000)',
+    parse: int(1, 1e9),
+  },
+  {
+    key: 'compactKeepEntries',
+    flag: '--compact-keep-entries',
+    env: 'IROH_RAFT_COMPACT_KEEP_ENTRIES',
+    help: 'entries kept behind applied at compaction (default 1000)',
+    parse: int(0, 1e9),
+  },
+  {
+    key: 'shutdownTimeoutMs',
+    flag: '--shutdown-timeout-ms',
+    env: 'IROH_RAFT_SHUTDOWN_TIMEOUT_MS',
+    help: 'graceful shutdown bound (default 10000)',
+    parse: int(100, 600_000),
+  },
   {
     key: 'logLevel',
     flag: '--log-level',
     env: 'IROH_RAFT_LOG_LEVEL',
     help: `log level: ${LOG_LEVELS.join(', ')} (default info)`,
     parse: (raw, where) => {
-      if (typeof raw !== 'string' || !(LOG_LEVELS as readonly string[]).includes(raw)) throw new ConfigError('InvalidConfig', `${where}: expected one of ${LOG_LEVELS.join(', ')}`);
+      if (typeof raw !== 'string' || !(LOG_LEVELS as readonly string[]).includes(raw))
+        throw new ConfigError('InvalidConfig', `${where}: expected one of ${LOG_LEVELS.join(', ')}`);
       return raw;
     },
   },
@@ -156,10 +189,12 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     } catch (e) {
       throw new ConfigError('ConfigFileUnreadable', `config file ${file}: ${e instanceof Error ? e.message : String(e)}`);
     }
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new ConfigError('InvalidConfig', `config file ${file}: expected a JSON object`);
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+      throw new ConfigError('InvalidConfig', `config file ${file}: expected a JSON object`);
     for (const [k, v] of Object.entries(parsed)) {
       const s = SETTINGS.find((x) => x.key === k);
-      if (!s) throw new ConfigError('InvalidConfig', `config file ${file}: unknown setting ${JSON.stringify(k)} (known: ${SETTINGS.map((x) => x.key).join(', ')})`);
+      if (!s)
+        throw new ConfigError('InvalidConfig', `config file ${file}: unknown setting ${JSON.stringify(k)} (known: ${SETTINGS.map((x) => x.key).join(', ')})`);
       out[k] = s.parse(v, `config file ${file}: ${k}`);
     }
   }

@@ -111,9 +111,13 @@ export class DataDir {
     const problems: string[] = [];
     if (have.shards !== want.shards) problems.push(`--shards ${have.shards} (asked ${want.shards}; keys are placed by shard count)`);
     if (have.replicas !== want.replicas) problems.push(`--replicas ${have.replicas} (asked ${want.replicas})`);
-    if (JSON.stringify(have.members) !== JSON.stringify(want.members)) problems.push(`the same members (${have.members.length} then, ${want.members.length} now: pass the same --peers)`);
+    if (JSON.stringify(have.members) !== JSON.stringify(want.members))
+      problems.push(`the same members (${have.members.length} then, ${want.members.length} now: pass the same --peers)`);
     if (problems.length > 0) {
-      throw new DataDirError('ClusterMismatch', `${this.path} belongs to a cluster started with ${problems.join(' and ')}; start with those settings, or use another --data directory`);
+      throw new DataDirError(
+        'ClusterMismatch',
+        `${this.path} belongs to a cluster started with ${problems.join(' and ')}; start with those settings, or use another --data directory`,
+      );
     }
   }
 }

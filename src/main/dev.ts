@@ -44,7 +44,8 @@ export function parseDevFlags(argv: readonly string[]): DevFlags {
     if (value === undefined) throw new ConfigError('InvalidFlag', `${name} needs a value`);
     const n = Number(value);
     const int = (min: number, max: number): number => {
-      if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError('InvalidFlag', `${name}: expected an integer in [${min}, ${max}], got ${JSON.stringify(value)}`);
+      if (!Number.isInteger(n) || n < min || n > max)
+        throw new ConfigError('InvalidFlag', `${name}: expected an integer in [${min}, ${max}], got ${JSON.stringify(value)}`);
       return n;
     };
     if (name === '--nodes') out.nodes = int(1, 9);
@@ -72,7 +73,10 @@ export const DEV_COMMANDS = '"restart <n>" or "r <n>" starts exited node n again
 
 /** Parses one line for a cluster of `nodes` nodes; never throws (bad input is `invalid`, with the reason). */
 export function parseDevCommand(line: string, nodes: number): DevCommand {
-  const [verb, ...args] = line.trim().split(/\s+/).filter((w) => w.length > 0);
+  const [verb, ...args] = line
+    .trim()
+    .split(/\s+/)
+    .filter((w) => w.length > 0);
   if (verb === undefined) return { kind: 'empty' };
   const noArgs = (c: DevCommand): DevCommand => (args.length === 0 ? c : { kind: 'invalid', message: `"${verb}" takes no arguments` });
   switch (verb.toLowerCase()) {
@@ -314,11 +318,16 @@ export async function runDev(f: DevFlags, cli: string): Promise<number> {
     args: [
       cli,
       'start',
-      '--data', n.data,
-      '--http', n.http,
-      '--listen', `${n.listen.host}:${n.listen.port}`,
-      '--shards', String(f.shards),
-      '--workers', String(f.workers),
+      '--data',
+      n.data,
+      '--http',
+      n.http,
+      '--listen',
+      `${n.listen.host}:${n.listen.port}`,
+      '--shards',
+      String(f.shards),
+      '--workers',
+      String(f.workers),
       ...(f.nodes > 1 ? ['--peers', tickets.filter((_, j) => j !== i).join(',')] : []),
       ...f.rest,
     ],

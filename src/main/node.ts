@@ -73,7 +73,12 @@ export async function startNode(cfg: NodeConfig, opts: StartOptions): Promise<Ru
     dir.checkCluster({ shards: cfg.shards, members: sorted, replicas });
 
     const routerRef: { r?: Router } = {};
-    const local = localShards(self, members.map((m) => m.nodeId), cfg.shards, replicas);
+    const local = localShards(
+      self,
+      members.map((m) => m.nodeId),
+      cfg.shards,
+      replicas,
+    );
     const leaderChanges = { n: 0 };
     const registry = new Registry();
     const pool = await WorkerPool.start({
@@ -143,7 +148,7 @@ export async function startNode(cfg: NodeConfig, opts: StartOptions): Promise<Ru
     gauge('iroh_raft_transport_bytes_received_total', 'Bytes received from peers over Iroh.', () => transport.stats().bytesReceived);
     gauge('iroh_raft_transport_records_sent_total', 'Records sent to peers over Iroh.', () => transport.stats().recordsSent);
     gauge('iroh_raft_transport_frames_sent_total', 'Frames (batches of records) sent to peers over Iroh.', () => transport.stats().framesSent);
-    gauge('iroh_raft_shard_leader_changes_total', 'Leader changes seen by this node\'s replicas.', () => leaderChanges.n);
+    gauge('iroh_raft_shard_leader_changes_total', "Leader changes seen by this node's replicas.", () => leaderChanges.n);
     const http = await HttpServer.start({ host: cfg.http.host, port: cfg.http.port, service: router, logger: log });
     log.info({ node: self, id: transport.id, http: http.url, shards: local.length, members: members.length }, 'node started');
 

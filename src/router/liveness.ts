@@ -101,7 +101,17 @@ export class Liveness {
   private lastCheck: number;
   /** The last check was skipped as a stall: the next one is not, so detection waits one check at most. */
   private skipped = false;
-  readonly counters: LivenessCounters = { peersDown: 0, peersUp: 0, workersDown: 0, workersUp: 0, bad: 0, wakes: 0, wakesCoalesced: 0, wakeShards: 0, stalls: 0 };
+  readonly counters: LivenessCounters = {
+    peersDown: 0,
+    peersUp: 0,
+    workersDown: 0,
+    workersUp: 0,
+    bad: 0,
+    wakes: 0,
+    wakesCoalesced: 0,
+    wakeShards: 0,
+    stalls: 0,
+  };
 
   constructor(private readonly opts: LivenessOptions) {
     assert(opts.timeoutMs > 0, `liveness timeoutMs must be positive, got ${opts.timeoutMs}`);
@@ -111,7 +121,17 @@ export class Liveness {
       if (id === opts.self) continue;
       const shared = opts.local.filter((s) => s.voters.includes(id)).map((s) => s.shard);
       shared.sort((a, b) => a - b);
-      this.peers.set(id, { id, shared, heard: opts.now, up: true, running: [], orphaned: false, returnedAll: false, returned: new Set(), nextWakeAt: -Infinity });
+      this.peers.set(id, {
+        id,
+        shared,
+        heard: opts.now,
+        up: true,
+        running: [],
+        orphaned: false,
+        returnedAll: false,
+        returned: new Set(),
+        nextWakeAt: -Infinity,
+      });
     }
   }
 

@@ -8,13 +8,39 @@
  * against the authenticated peer of the connection.
  */
 import { randomInt } from 'node:crypto';
-import { CodecError, RecordKind, decodePropose, decodeRead, decodeReply, encodeLiveness, encodePropose, encodeRead, encodeReply, peekMessageFrom, peekMessageTo } from '../wire/index.js';
+import {
+  CodecError,
+  RecordKind,
+  decodePropose,
+  decodeRead,
+  decodeReply,
+  encodeLiveness,
+  encodePropose,
+  encodeRead,
+  encodeReply,
+  peekMessageFrom,
+  peekMessageTo,
+} from '../wire/index.js';
 import type { Outcome } from '../shards/host.js';
 import { KvOp, decodeKvReply, encodeCas, encodeDelete, encodeGet, encodePut, encodeScan } from '../shards/kv/index.js';
 import type { NodeId, ShardId } from '../shards/raft/index.js';
 import type { WorkerPool } from '../workers/pool.js';
 import { isServiceErrorCode } from '../api/index.js';
-import type { Consistency, DeleteArgs, DeleteResult, GetArgs, GetResult, KvService, PutArgs, PutResult, Result, ScanArgs, ScanItem, ScanResult, ServiceErrorCode } from '../api/index.js';
+import type {
+  Consistency,
+  DeleteArgs,
+  DeleteResult,
+  GetArgs,
+  GetResult,
+  KvService,
+  PutArgs,
+  PutResult,
+  Result,
+  ScanArgs,
+  ScanItem,
+  ScanResult,
+  ServiceErrorCode,
+} from '../api/index.js';
 import { Liveness } from './liveness.js';
 import { localShards, replicasOf, shardOf } from './placement.js';
 
@@ -213,7 +239,12 @@ export class Router implements KvService {
 
   /** Shards whose replica set includes this node. */
   localShards(): { shard: ShardId; voters: NodeId[] }[] {
-    return localShards(this.opts.self, this.opts.members.map((m) => m.nodeId), this.opts.shards, this.opts.replicas);
+    return localShards(
+      this.opts.self,
+      this.opts.members.map((m) => m.nodeId),
+      this.opts.shards,
+      this.opts.replicas,
+    );
   }
 
   private hosts(shard: ShardId): boolean {
@@ -297,7 +328,9 @@ export class Router implements KvService {
       case RecordKind.ClientPropose: {
         const p = decodePropose(payload);
         this.counters.forwardedIn++;
-        void this.opts.pool.propose(shard, { clientId: p.clientId, seq: p.seq, command: p.command }, this.timeoutMs).then((o) => this.answer(from, shard, p.reqId, o));
+        void this.opts.pool
+          .propose(shard, { clientId: p.clientId, seq: p.seq, command: p.command }, this.timeoutMs)
+          .then((o) => this.answer(from, shard, p.reqId, o));
         return;
       }
       case RecordKind.ClientRead: {
@@ -378,7 +411,13 @@ export class Router implements KvService {
     return this.retrying(shard, (target, left) =>
       local || target === this.opts.self
         ? this.opts.pool.read(shard, query, consistency, left)
-        : this.forward(target, RecordKind.ClientRead, shard, (reqId) => encodeRead({ reqId, consistency: consistency === 'lease' ? 1 : consistency === 'stale' ? 2 : 0, query }), left),
+        : this.forward(
+            target,
+            RecordKind.ClientRead,
+            shard,
+            (reqId) => encodeRead({ reqId, consistency: consistency === 'lease' ? 1 : consistency === 'stale' ? 2 : 0, query }),
+            left,
+          ),
     );
   }
 
@@ -421,7 +460,9 @@ export class Router implements KvService {
 
   async get(r: GetArgs): Promise<Result<GetResult>> {
     const o = await this.query(shardOf(r.tenant, r.key, this.opts.shards), encodeGet(r.tenant, r.key), r.consistency);
-    return this.decode(o, KvOp.Get, (v) => (v.found ? { found: true, value: v.value, version: v.version, createIndex: v.createIndex, modIndex: v.modIndex } : { found: false }));
+    return this.decode(o, KvOp.Get, (v) =>
+      v.found ? { found: true, value: v.value, version: v.version, createIndex: v.createIndex, modIndex: v.modIndex } : { found: false },
+    );
   }
 
   /** A prefix scan within a tenant: every shard is asked, the answers merged in key order. */
@@ -450,12 +491,30 @@ export class Router implements KvService {
   async status(): Promise<unknown> {
     const pool = this.opts.pool;
     // A worker that is restarting would never answer: it is listed as down instead.
-    const workers = await Promise.all(Array.from({ length: pool.workers }, (_, w) => (pool.isRunning(w) ? pool.control(w).status().catch(() => undefined) : Promise.resolve(undefined))));
+    const workers = await Promise.all(
+      Array.from({ length: pool.workers }, (_, w) =>
+        pool.isRunning(w)
+          ? pool
+              .control(w)
+              .status()
+              .catch(() => undefined)
+          : Promise.resolve(undefined),
+      ),
+    );
     const shards = workers.flatMap((w) => w?.shards ?? []).sort((a, b) => a.id - b.id);
     return {
       node: this.opts.self,
       members: this.opts.members.map((m) => ({ node: m.nodeId, id: m.peerId })),
-      shards: shards.map((s) => ({ shard: s.id, role: s.role, leader: s.lead, term: s.term, commit: s.commit, applied: s.applied, firstIndex: s.firstIndex, lastIndex: s.lastIndex })),
+      shards: shards.map((s) => ({
+        shard: s.id,
+        role: s.role,
+        leader: s.lead,
+        term: s.term,
+        commit: s.commit,
+        applied: s.applied,
+        firstIndex: s.firstIndex,
+        lastIndex: s.lastIndex,
+      })),
       workersDown: pool.workersRunning().flatMap((r, w) => (r ? [] : [w])),
       router: { ...this.counters, inflightForwards: this.forwards.size, peersUp: this.peersUp() },
       liveness: { ...this.liveness.counters, peers: this.liveness.view() },

@@ -247,7 +247,17 @@ export class ShardHost {
       prng: new Prng((this.opts.seed ^ Math.imul(spec.shard + 1, 0x9e3779b1)) >>> 0),
       applied: ss.applied(),
     });
-    const s: Shard = { id: spec.shard, node, store: ss, proposals: new Map(), reads: new Map(), readyReads: [], clock: this.ticks, logClockAtMs: -Infinity, logClockTerm: 0 };
+    const s: Shard = {
+      id: spec.shard,
+      node,
+      store: ss,
+      proposals: new Map(),
+      reads: new Map(),
+      readyReads: [],
+      clock: this.ticks,
+      logClockAtMs: -Infinity,
+      logClockTerm: 0,
+    };
     this.shards.set(spec.shard, s);
     this.ticking.add(s);
     this.dirty.add(s);

@@ -11,8 +11,7 @@ import { RESERVED_PREFIX } from './store.js';
 
 /** What a request came to: the state machine's reply bytes, or an error with a stable `code`. */
 export type Outcome =
-  | { readonly ok: true; readonly body: Uint8Array }
-  | { readonly ok: false; readonly code: string; readonly message: string; readonly leaderHint: number };
+  { readonly ok: true; readonly body: Uint8Array } | { readonly ok: false; readonly code: string; readonly message: string; readonly leaderHint: number };
 
 /** The client reused a sequence number older than its last one: the reply is gone. */
 export const SESSION_SEQ_STALE = 'SessionSeqStale';
@@ -219,4 +218,3 @@ export function applyEntry(sm: StateMachine, target: ApplyTarget, e: Entry): { o
   target.reservedPut(key, encodeSession(seq, e.index, outcome));
   return { outcome, duplicate: false };
 }
-

@@ -300,7 +300,8 @@ export class ShardStore implements Storage {
     const end = Buffer.from(prefix);
     end[end.length - 1]! += 1;
     const out: { key: Uint8Array; value: Uint8Array }[] = [];
-    for (const { key, value } of this.data.getRange({ start: Buffer.from(prefix), end })) out.push({ key: Uint8Array.from(key), value: Uint8Array.from(value) });
+    for (const { key, value } of this.data.getRange({ start: Buffer.from(prefix), end }))
+      out.push({ key: Uint8Array.from(key), value: Uint8Array.from(value) });
     return out;
   }
 
@@ -351,8 +352,7 @@ function dataAccess(db: Database<Buffer, Buffer>): DataTxn {
     remove: (key) => {
       db.removeSync(Buffer.from(key));
     },
-    range: (start, end, limit) =>
-      db.getRange({ start: Buffer.from(start), end: Buffer.from(end), limit }) as Iterable<{ key: Uint8Array; value: Uint8Array }>,
+    range: (start, end, limit) => db.getRange({ start: Buffer.from(start), end: Buffer.from(end), limit }) as Iterable<{ key: Uint8Array; value: Uint8Array }>,
   };
 }
 

@@ -77,7 +77,7 @@ export function verifyShard(ss: ShardStore, sm: StateMachine): VerifyResult {
   if (ss.compactedIndex() > 1) return { checked: false, applied, entriesReplayed: 0, mismatches: [] };
   const mem = new MemoryData();
   let replayed = 0;
-  for (let lo = ss.firstIndex(); lo <= applied; ) {
+  for (let lo = ss.firstIndex(); lo <= applied;) {
     const batch = ss.entries(lo, (applied + 1) as LogIndex, 4 << 20);
     for (const e of batch) {
       if (e.type === EntryType.Normal && e.data.length > 0) applyEntry(sm, mem, e);

@@ -129,7 +129,13 @@ export function encodeMessage(m: WireMessage): Uint8Array<ArrayBuffer> {
 
   const w = new ByteWriter(size);
   w.u8(m.type);
-  w.u8((m.reject ? FLAG_REJECT : 0) | (snap !== undefined ? FLAG_SNAPSHOT : 0) | (m.quiesce === true ? FLAG_QUIESCE : 0) | (m.commitOnly === true ? FLAG_COMMIT_ONLY : 0) | (m.notMember === true ? FLAG_NOT_MEMBER : 0));
+  w.u8(
+    (m.reject ? FLAG_REJECT : 0) |
+      (snap !== undefined ? FLAG_SNAPSHOT : 0) |
+      (m.quiesce === true ? FLAG_QUIESCE : 0) |
+      (m.commitOnly === true ? FLAG_COMMIT_ONLY : 0) |
+      (m.notMember === true ? FLAG_NOT_MEMBER : 0),
+  );
   w.u16(0); // reserved
   w.u32(m.from, 'from');
   w.u32(m.to, 'to');

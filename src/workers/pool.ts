@@ -261,7 +261,12 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     for (const spec of slot.specs) this.leaders.delete(spec.shard);
     for (const [id, p] of this.pending) {
       if (p.worker !== slot.index) continue;
-      this.settle(id, { ok: false, code: PoolErrorCode.WorkerRestarted, message: `worker ${slot.index} restarted (${reason}); the request may or may not have been applied`, leaderHint: 0 });
+      this.settle(id, {
+        ok: false,
+        code: PoolErrorCode.WorkerRestarted,
+        message: `worker ${slot.index} restarted (${reason}); the request may or may not have been applied`,
+        leaderHint: 0,
+      });
     }
     // Back off on repeated crashes so a crash loop does not spin.
     const delayMs = Math.min(5000, 50 * 2 ** Math.min(slot.restarts, 7));
@@ -362,7 +367,12 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     const ms = timeoutMs ?? this.opts.requestTimeoutMs ?? 5000;
     return new Promise<Outcome>((resolve) => {
       const timer = setTimeout(() => {
-        this.settle(reqId, { ok: false, code: PoolErrorCode.Timeout, message: `no reply from shard ${shard} within ${ms} ms; the request may still be applied`, leaderHint: 0 });
+        this.settle(reqId, {
+          ok: false,
+          code: PoolErrorCode.Timeout,
+          message: `no reply from shard ${shard} within ${ms} ms; the request may still be applied`,
+          leaderHint: 0,
+        });
       }, ms);
       this.pending.set(reqId, { resolve, timer, worker: w });
       if (this.pending.size > this.inflightMax()) assert(false, `pool: ${this.pending.size} requests in flight, beyond ${this.inflightMax()}`);
@@ -376,7 +386,12 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
    * ShuttingDown, SessionSeqStale, or a validation code of the state machine.
    */
   propose(shard: ShardId, req: { clientId?: number; seq?: number; command: Uint8Array }, timeoutMs?: number): Promise<Outcome> {
-    return this.submit(shard, RecordKind.ClientPropose, (reqId) => encodePropose({ reqId, clientId: req.clientId ?? 0, seq: req.seq ?? 0, command: req.command }), timeoutMs);
+    return this.submit(
+      shard,
+      RecordKind.ClientPropose,
+      (reqId) => encodePropose({ reqId, clientId: req.clientId ?? 0, seq: req.seq ?? 0, command: req.command }),
+      timeoutMs,
+    );
   }
 
   /** Reads from `shard` with the given consistency (default linearizable). */
@@ -388,7 +403,12 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
   deliver(shard: ShardId, payload: Uint8Array): boolean {
     const slot = this.slots[this.workerOf(shard)];
     // Too large for the ring (a big snapshot) or ring full: dropped and counted; raft resends.
-    if (!slot || slot.state !== 'running' || payload.length > maxPayloadBytes(slot.inRing.capacityBytes) || !slot.inRing.tryWrite(RecordKind.RaftMessage, shard, payload)) {
+    if (
+      !slot ||
+      slot.state !== 'running' ||
+      payload.length > maxPayloadBytes(slot.inRing.capacityBytes) ||
+      !slot.inRing.tryWrite(RecordKind.RaftMessage, shard, payload)
+    ) {
       this.counters.inboundDropped++;
       return false;
     }

@@ -166,7 +166,7 @@ export class Ring {
     const published = (tail + gap + size) >>> 0;
     Atomics.store(this.ctl, TAIL, published | 0);
     // The head only grows, so the one seen above bounds the bytes held from above.
-    if (((published - head) >>> 0) > this.capacityBytes) assert(false, `ring: tail ${published} beyond head ${head} + capacity ${this.capacityBytes}`);
+    if ((published - head) >>> 0 > this.capacityBytes) assert(false, `ring: tail ${published} beyond head ${head} + capacity ${this.capacityBytes}`);
     // After the tail store, never before it: see the race argument at the top of the file.
     if (Atomics.load(this.ctl, DATA_WAITERS) !== 0) {
       Atomics.add(this.ctl, DATA_SEQ, 1);
@@ -277,10 +277,10 @@ export class Ring {
     head = (head + size) >>> 0;
     Atomics.store(this.ctl, HEAD, head | 0);
     // The tail only grows, so a head past the one seen above would wrap to more than the capacity.
-    if (((tail - head) >>> 0) > this.capacityBytes) assert(false, `ring: head ${head} passed tail ${tail}`);
+    if ((tail - head) >>> 0 > this.capacityBytes) assert(false, `ring: head ${head} passed tail ${tail}`);
     // After the head store (see the file comment). `tail` may be stale, which only makes `used`
     // smaller than it is: a wakeup may come early (the producer sleeps again), never late.
-    if (Atomics.load(this.ctl, SPACE_WAITERS) !== 0 && ((tail - head) >>> 0) <= this.spaceLowWaterBytes) {
+    if (Atomics.load(this.ctl, SPACE_WAITERS) !== 0 && (tail - head) >>> 0 <= this.spaceLowWaterBytes) {
       Atomics.add(this.ctl, SPACE_SEQ, 1);
       Atomics.notify(this.ctl, SPACE_SEQ);
     }
@@ -293,7 +293,7 @@ export class Ring {
    */
   peekKind(): number | undefined {
     const head = Atomics.load(this.ctl, HEAD) >>> 0;
-    if (head === (Atomics.load(this.ctl, TAIL) >>> 0)) return undefined;
+    if (head === Atomics.load(this.ctl, TAIL) >>> 0) return undefined;
     let off = head & this.mask;
     if (recordLengthAt(this.view, off) === WRAP_MARKER) off = 0;
     return recordKindAt(this.view, off);

@@ -60,7 +60,11 @@ async function bounded<T>(items: readonly T[], limit: number, f: (item: T) => Pr
 const VERIFY_CONCURRENCY = 32;
 
 // ---------------------------------------------------------------- verify what earlier runs acknowledged
-const acked = existsSync(acksFile!) ? readFileSync(acksFile!, 'utf8').split('\n').filter((l) => l.length > 0) : [];
+const acked = existsSync(acksFile!)
+  ? readFileSync(acksFile!, 'utf8')
+      .split('\n')
+      .filter((l) => l.length > 0)
+  : [];
 const problems: string[] = [];
 await bounded(acked, VERIFY_CONCURRENCY, async (key) => {
   const shard = shardOf('t', enc.encode(key), shards);
@@ -91,7 +95,9 @@ await Promise.all(
     const clientId = run * 1000 + lane + 1;
     for (let seq = 1; ; seq++) {
       const key = `r${run}-l${lane}-${seq}`;
-      const o = await until(() => pool.propose(shardOf('t', enc.encode(key), shards), { clientId, seq, command: encodePut('t', enc.encode(key), valueOf(key)) }));
+      const o = await until(() =>
+        pool.propose(shardOf('t', enc.encode(key), shards), { clientId, seq, command: encodePut('t', enc.encode(key), valueOf(key)) }),
+      );
       if (o.ok) process.stdout.write(`ack ${key}\n`);
       else say({ type: 'error', key, o });
     }

@@ -23,7 +23,11 @@ interface Verified {
 }
 
 /** Runs the child once; kills it `killAfterMs` after it starts loading (never, when undefined). */
-async function runChild(run: number, acks: string[], killAfterMs: number | undefined): Promise<{ verified: Verified; newAcks: string[]; signal: string | null }> {
+async function runChild(
+  run: number,
+  acks: string[],
+  killAfterMs: number | undefined,
+): Promise<{ verified: Verified; newAcks: string[]; signal: string | null }> {
   const acksFile = join(dir, 'acks.txt');
   writeFileSync(acksFile, acks.join('\n'));
   const args = ['--import', 'tsx', child, join(dir, 'data'), acksFile, '8', '2', String(run)];

@@ -13,7 +13,13 @@ const { isMainThread, workerData } = require('node:worker_threads');
 const { existsSync } = require('node:fs');
 const { join } = require('node:path');
 
-const shardWorker = !isMainThread && workerData !== null && typeof workerData === 'object' && typeof workerData.dataDir === 'string' && typeof workerData.worker === 'number' && workerData.inRing !== undefined;
+const shardWorker =
+  !isMainThread &&
+  workerData !== null &&
+  typeof workerData === 'object' &&
+  typeof workerData.dataDir === 'string' &&
+  typeof workerData.worker === 'number' &&
+  workerData.inRing !== undefined;
 if (shardWorker) {
   const marker = join(workerData.dataDir, `crash-worker-${workerData.worker}`);
   if (existsSync(marker)) throw new Error(`test hook: ${marker} exists: worker ${workerData.worker} fails at start`);

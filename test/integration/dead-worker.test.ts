@@ -49,18 +49,26 @@ async function put(i: number, key: string, value: string): Promise<number> {
 }
 
 test("a quiet shard whose leader's worker crash-loops gets a new leader elsewhere; the node's other worker keeps leading", async () => {
-  await eventually(async () => (await Promise.all([1, 2, 3].map((n) => fetch(`${c.node(n).url}/healthz`)))).every((r) => r.status === 200), 60_000, 'every shard has a leader');
+  await eventually(
+    async () => (await Promise.all([1, 2, 3].map((n) => fetch(`${c.node(n).url}/healthz`)))).every((r) => r.status === 200),
+    60_000,
+    'every shard has a leader',
+  );
   // Every shard has a replica on every node: any node's status lists them all.
   const ids = await Promise.all([1, 2, 3].map(async (i) => (await status(i)).node));
   const indexOf = (node: number): number => ids.indexOf(node) + 1;
 
   // Let every shard go quiet: no raft message between nodes any more.
-  await eventually(async () => {
-    const before = await Promise.all([1, 2, 3].map(async (i) => (await status(i)).router.raftOut));
-    await sleep(1500);
-    const after = await Promise.all([1, 2, 3].map(async (i) => (await status(i)).router.raftOut));
-    return after.every((a, i) => a === before[i]);
-  }, 60_000, 'idle shards go quiet');
+  await eventually(
+    async () => {
+      const before = await Promise.all([1, 2, 3].map(async (i) => (await status(i)).router.raftOut));
+      await sleep(1500);
+      const after = await Promise.all([1, 2, 3].map(async (i) => (await status(i)).router.raftOut));
+      return after.every((a, i) => a === before[i]);
+    },
+    60_000,
+    'idle shards go quiet',
+  );
 
   // The victim: a node leading shards on both of its workers; the dead worker is one of them.
   const st = await status(1);
@@ -106,15 +114,23 @@ test("a quiet shard whose leader's worker crash-loops gets a new leader elsewher
   const t0 = performance.now();
   try {
     // Its orphaned quiet shards get a leader on another node, seen from both healthy nodes.
-    await eventually(async () => {
-      const views = await Promise.all(others.map(status));
-      return views.every((view) => orphaned.every((s) => ![0, victim].includes(view.shards.find((x) => x.shard === s)!.leader)));
-    }, 30_000, 'the orphaned shards elect a leader elsewhere');
+    await eventually(
+      async () => {
+        const views = await Promise.all(others.map(status));
+        return views.every((view) => orphaned.every((s) => ![0, victim].includes(view.shards.find((x) => x.shard === s)!.leader)));
+      },
+      30_000,
+      'the orphaned shards elect a leader elsewhere',
+    );
     const failoverMs = performance.now() - t0;
     // Crash (within 20 ms), one liveness record, a wake, then an election: a few election timeouts.
     expect(failoverMs, 'ms from the crash to a leader elsewhere').toBeLessThan(5 * ELECTION_MS);
     // A crash loop, not one restart: the pool keeps trying and failing.
-    await eventually(async () => Number(/^iroh_raft_pool_worker_restarts_total (\d+)/m.exec(await (await fetch(`${c.node(v).url}/metrics`)).text())?.[1]) >= 3, 10_000, 'the worker crash-loops');
+    await eventually(
+      async () => Number(/^iroh_raft_pool_worker_restarts_total (\d+)/m.exec(await (await fetch(`${c.node(v).url}/metrics`)).text())?.[1]) >= 3,
+      10_000,
+      'the worker crash-loops',
+    );
 
     // The healthy nodes know which worker of the victim is down, and say so.
     for (const i of others) {
@@ -130,7 +146,11 @@ test("a quiet shard whose leader's worker crash-loops gets a new leader elsewher
     for (const i of [1, 2, 3]) {
       const view = await status(i);
       expect(view.workersDown).toEqual(i === v ? [dead] : []);
-      for (const k of kept) expect(view.shards.find((s) => s.shard === k.shard), `shard ${k.shard} on node ${i}`).toMatchObject({ leader: victim, term: k.term });
+      for (const k of kept)
+        expect(
+          view.shards.find((s) => s.shard === k.shard),
+          `shard ${k.shard} on node ${i}`,
+        ).toMatchObject({ leader: victim, term: k.term });
     }
     writing = false;
     await writer;

@@ -62,7 +62,9 @@ describe('a single node over HTTP', () => {
 
     expect(await c.stop(1)).toBe(0);
     // Restarting with another shard count would move keys: refused, the data stays as it is.
-    const other = spawnSync(process.execPath, [CLI, 'start', '--data', c.node(1).data, '--shards', '8', '--http', '127.0.0.1:0', '--listen', '127.0.0.1:0'], { encoding: 'utf8' });
+    const other = spawnSync(process.execPath, [CLI, 'start', '--data', c.node(1).data, '--shards', '8', '--http', '127.0.0.1:0', '--listen', '127.0.0.1:0'], {
+      encoding: 'utf8',
+    });
     expect(other.status).toBe(2);
     expect(other.stderr).toMatch(/ClusterMismatch.*--shards 4/);
     await c.startNode(1);
@@ -116,11 +118,17 @@ describe('a single node over HTTP', () => {
       const line = r.stderr.trim().split('\n')[0] ?? '{}';
       return { status: r.status, err: (JSON.parse(line) as { error: { code: string; message: string } }).error };
     };
-    expect(run(['start', '--shards', 'many'])).toMatchObject({ status: 2, err: { code: 'InvalidConfig', message: expect.stringMatching(/--shards/) as unknown } });
+    expect(run(['start', '--shards', 'many'])).toMatchObject({
+      status: 2,
+      err: { code: 'InvalidConfig', message: expect.stringMatching(/--shards/) as unknown },
+    });
     expect(run(['start', '--http', 'localhost'])).toMatchObject({ status: 2, err: { code: 'InvalidConfig' } });
     expect(run(['start', '--bogus', '1'])).toMatchObject({ status: 2, err: { code: 'UnknownFlag' } });
     expect(run(['start', '--workers'])).toMatchObject({ status: 2, err: { code: 'InvalidFlag' } });
-    expect(run(['start', '--peers', 'not-a-ticket', '--http', '127.0.0.1:0', '--listen', '127.0.0.1:0'])).toMatchObject({ status: 2, err: { code: 'InvalidTicket' } });
+    expect(run(['start', '--peers', 'not-a-ticket', '--http', '127.0.0.1:0', '--listen', '127.0.0.1:0'])).toMatchObject({
+      status: 2,
+      err: { code: 'InvalidTicket' },
+    });
     expect(run(['frobnicate'])).toMatchObject({ status: 2, err: { code: 'UnknownCommand' } });
     const cfg = join(c.root, 'bad.json');
     writeFileSync(cfg, JSON.stringify({ shards: 4, colour: 'blue' }));
@@ -131,6 +139,9 @@ describe('a single node over HTTP', () => {
     expect(env.status).toBe(2);
     expect(env.stderr).toMatch(/IROH_RAFT_TICK_MS/);
     // A data directory in use by a running node is refused.
-    expect(run(['start', '--data', c.node(1).data, '--http', '127.0.0.1:0', '--listen', '127.0.0.1:0'])).toMatchObject({ status: 2, err: { code: 'DataDirLocked' } });
+    expect(run(['start', '--data', c.node(1).data, '--http', '127.0.0.1:0', '--listen', '127.0.0.1:0'])).toMatchObject({
+      status: 2,
+      err: { code: 'DataDirLocked' },
+    });
   });
 });

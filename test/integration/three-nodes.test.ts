@@ -37,7 +37,11 @@ interface Status {
 const status = async (node: number): Promise<Status> => (await (await fetch(`${c.node(node).url}/v1/status`)).json()) as Status;
 
 test('writes and linearizable reads through every node; a killed leader is replaced; the restarted node catches up', async () => {
-  await eventually(async () => (await Promise.all([1, 2, 3].map((n) => fetch(`${c.node(n).url}/healthz`)))).every((r) => r.status === 200), 60_000, 'every shard has a leader');
+  await eventually(
+    async () => (await Promise.all([1, 2, 3].map((n) => fetch(`${c.node(n).url}/healthz`)))).every((r) => r.status === 200),
+    60_000,
+    'every shard has a leader',
+  );
 
   // Writes through every node, reads from every node (each read must see every earlier write).
   for (let i = 0; i < 60; i++) {
@@ -71,10 +75,14 @@ test('writes and linearizable reads through every node; a killed leader is repla
 
   // Restart: it catches up (by snapshot, the log it missed is gone).
   await c.startNode(victimIndex);
-  await eventually(async () => {
-    const [mine, theirs] = await Promise.all([status(victimIndex), status(alive[0]!)]);
-    return mine.shards.every((s) => s.applied >= theirs.shards.find((t) => t.shard === s.shard)!.applied - 5);
-  }, 60_000, 'the restarted node catches up');
+  await eventually(
+    async () => {
+      const [mine, theirs] = await Promise.all([status(victimIndex), status(alive[0]!)]);
+      return mine.shards.every((s) => s.applied >= theirs.shards.find((t) => t.shard === s.shard)!.applied - 5);
+    },
+    60_000,
+    'the restarted node catches up',
+  );
 
   // More writes through the restarted node, which is now a follower: forwarded to leaders.
   for (let i = 0; i < 30; i++) expect(await put(victimIndex, `c${i}`, `x${i}`)).toBe(true);
@@ -88,12 +96,16 @@ test('writes and linearizable reads through every node; a killed leader is repla
   expect(metrics).toMatch(/iroh_raft_host_snapshots_installed_total\{[^}]*\} [1-9]/);
 
   // Idle, every shard goes quiet: no raft messages at all between nodes (only node liveness).
-  await eventually(async () => {
-    const before = await Promise.all([1, 2, 3].map(async (n) => (await status(n)).router.raftOut));
-    await sleep(1000);
-    const after = await Promise.all([1, 2, 3].map(async (n) => (await status(n)).router.raftOut));
-    return after.every((a, i) => a === before[i]);
-  }, 30_000, 'idle shards go quiet');
+  await eventually(
+    async () => {
+      const before = await Promise.all([1, 2, 3].map(async (n) => (await status(n)).router.raftOut));
+      await sleep(1000);
+      const after = await Promise.all([1, 2, 3].map(async (n) => (await status(n)).router.raftOut));
+      return after.every((a, i) => a === before[i]);
+    },
+    30_000,
+    'idle shards go quiet',
+  );
   // A quiet cluster fails over too: kill the node leading the most shards while all is quiet;
   // node liveness wakes the followers, they elect new leaders, writes go on.
   const quiet = await status(1);
@@ -107,10 +119,14 @@ test('writes and linearizable reads through every node; a killed leader is repla
 
   // Back after a short outage (logs not compacted since): it catches up from the log alone.
   await c.startNode(second);
-  await eventually(async () => {
-    const [mine, theirs] = await Promise.all([status(second), status(rest[0]!)]);
-    return mine.shards.every((s) => s.applied >= theirs.shards.find((t) => t.shard === s.shard)!.applied);
-  }, 60_000, 'the second restarted node catches up');
+  await eventually(
+    async () => {
+      const [mine, theirs] = await Promise.all([status(second), status(rest[0]!)]);
+      return mine.shards.every((s) => s.applied >= theirs.shards.find((t) => t.shard === s.shard)!.applied);
+    },
+    60_000,
+    'the second restarted node catches up',
+  );
   const m2 = await (await fetch(`${c.node(second).url}/metrics`)).text();
   expect(m2).not.toMatch(/iroh_raft_host_snapshots_installed_total\{[^}]*\} [1-9]/);
   for (const [k, v] of acked) expect(await get(second, k), `${k} on node ${second}`).toBe(v);

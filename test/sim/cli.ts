@@ -169,7 +169,7 @@ function sweep(seeds: number, opts: RunOptions, stopAtFirst: boolean): number {
   const secs = (performance.now() - t0) / 1000;
   const out = process.stdout;
   const bug = opts.bug ? `, bug ${opts.bug}` : '';
-  out.write(`${run} seeds${bug}: ${failed.length} failed, ${(secs).toFixed(1)} s (${((secs * 1000) / run).toFixed(0)} ms/seed)\n`);
+  out.write(`${run} seeds${bug}: ${failed.length} failed, ${secs.toFixed(1)} s (${((secs * 1000) / run).toFixed(0)} ms/seed)\n`);
   if (unknown.length > 0) out.write(`linearizability unknown (checker budget) for seeds: ${unknown.join(' ')}\n`);
   if (failed.length > 0) {
     const byCheck = new Map<string, number[]>();

@@ -318,8 +318,7 @@ function checkKey(key: string, keyOps: readonly Operation[], maxStates: number):
       const g = nf + u;
       // A put right after another unknown operation overwrites it unseen: the same put made
       // directly from the earlier state reaches this value with fewer operations used up.
-      const ns =
-        kind[g] === PUT && depth > 0 && stackOp[depth - 1]! >= nf ? -1 : step(kind[g]!, argA[g]!, argB[g]!, state);
+      const ns = kind[g] === PUT && depth > 0 && stackOp[depth - 1]! >= nf ? -1 : step(kind[g]!, argA[g]!, argB[g]!, state);
       if (ns >= 0) {
         placedU[u >>> 5]! |= 1 << (u & 31);
         if (memo.insert(mixKey(h1, h2, ns), ns, placedF, placedU)) {
@@ -522,9 +521,7 @@ function notLinearizable(
     `At most ${best.placed} of its ${nf} completed operations can be linearized in an order that ` +
       `respects real time and register semantics: [${prefix}] (? marks operations of unknown outcome), ` +
       `leaving the register ${showValue(valueNames[best.state] ?? null)}.`,
-    blocker === undefined
-      ? 'No operation could be placed next.'
-      : `After that, ${describe(blocker)} cannot be placed before it returns.`,
+    blocker === undefined ? 'No operation could be placed next.' : `After that, ${describe(blocker)} cannot be placed before it returns.`,
     `Operations of key ${JSON.stringify(key)} by call time:`,
     ...operations.slice(0, MAX_LISTED_OPERATIONS).map((op) => `  ${describe(op)}`),
   ];

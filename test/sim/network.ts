@@ -90,7 +90,14 @@ export class Network {
 
   /** Cuts the link between `a` and `b` in both directions (one failing link; the rest stay up). */
   cutLink(a: number, b: number): Partition {
-    const part: Partition = { id: this.nextId++, links: [[a, b], [b, a]], text: `cut ${a} <-x-> ${b}` };
+    const part: Partition = {
+      id: this.nextId++,
+      links: [
+        [a, b],
+        [b, a],
+      ],
+      text: `cut ${a} <-x-> ${b}`,
+    };
     for (const [x, y] of part.links) this.blocked[x]![y]!++;
     this.active.set(part.id, part);
     return part;

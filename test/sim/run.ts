@@ -147,13 +147,24 @@ export function huntBug(bug: BugName, first: number, last: number, opts: Omit<Ru
 /** The report of one failed seed: check, message, then the trace. */
 export function formatFailure(r: SimResult): string {
   if (r.failure === undefined) return `seed ${r.seed}: ok`;
-  return [`seed ${r.seed} failed check "${r.failure.check}": ${r.failure.message}`, 'parameters:', r.params, 'trace (oldest first):', ...r.failure.trace].join('\n');
+  return [`seed ${r.seed} failed check "${r.failure.check}": ${r.failure.message}`, 'parameters:', r.params, 'trace (oldest first):', ...r.failure.trace].join(
+    '\n',
+  );
 }
 
 export function formatOp(op: Operation): string {
   const i = op.input;
   const what = i.op === 'get' ? `get ${i.key}` : i.op === 'put' ? `put ${i.key}=${i.value}` : `cas ${i.key} ${i.expected} -> ${i.value}`;
-  const out = op.output === undefined ? '?' : op.output.kind === 'ok' ? 'ok' : op.output.kind === 'value' ? `= ${op.output.value}` : op.output.swapped ? 'swapped' : 'not swapped';
+  const out =
+    op.output === undefined
+      ? '?'
+      : op.output.kind === 'ok'
+        ? 'ok'
+        : op.output.kind === 'value'
+          ? `= ${op.output.value}`
+          : op.output.swapped
+            ? 'swapped'
+            : 'not swapped';
   const ret = Number.isFinite(op.ret) ? op.ret.toFixed(3) : 'never';
   return `  op${op.id} c${op.client} [${op.call.toFixed(3)}, ${ret}] ${what} -> ${out}`;
 }

@@ -426,7 +426,12 @@ export class Sim {
     if (r === undefined) {
       // A node learns it hosts a group when a member talks to it; the replica starts empty and
       // learns the membership from the leader's snapshot.
-      const creates = m.type === MessageType.App || m.type === MessageType.Heartbeat || m.type === MessageType.Snap || m.type === MessageType.Vote || m.type === MessageType.PreVote;
+      const creates =
+        m.type === MessageType.App ||
+        m.type === MessageType.Heartbeat ||
+        m.type === MessageType.Snap ||
+        m.type === MessageType.Vote ||
+        m.type === MessageType.PreVote;
       if (!creates) {
         this.log(m.to, group, 'dropped (no replica)', m);
         return;
@@ -437,7 +442,14 @@ export class Sim {
       r = this.startReplica(node, group, disk);
       this.log(node.id, group, 'replica created');
     }
-    if ((m.type === MessageType.PreVote || m.type === MessageType.Vote) && !this.lateCopies.has(m) && r.rn.isQuiesced() && r.soft.role !== 'leader' && m.from !== r.rn.leader()) this.maybeLateCampaign(r, 'now');
+    if (
+      (m.type === MessageType.PreVote || m.type === MessageType.Vote) &&
+      !this.lateCopies.has(m) &&
+      r.rn.isQuiesced() &&
+      r.soft.role !== 'leader' &&
+      m.from !== r.rn.leader()
+    )
+      this.maybeLateCampaign(r, 'now');
     this.log(m.to, group, 'recv', m);
     const wasQuiet = r.rn.isQuiesced();
     if (this.lateCopies.delete(m)) {
@@ -486,24 +498,27 @@ export class Sim {
     const live = disk.durable.clone();
     const snap = live.snapshot();
     const hs = live.hardState();
-    const rn = new HostedNode({
-      id: nodeId(node.id),
-      storage: live,
-      prng: this.prng.fork(),
-      applied: snap.metadata.index,
-      electionTimeoutTicks: p.electionTicks,
-      heartbeatIntervalTicks: p.heartbeatTicks,
-      preVote: p.preVote,
-      checkQuorum: p.checkQuorum,
-      ...(p.quiesceAfterTicks !== undefined ? { quiesceAfterTicks: p.quiesceAfterTicks } : {}),
-      ...(p.appendBytesMax !== undefined ? { appendBytesMax: p.appendBytesMax } : {}),
-      ...(p.inflightMessagesMax !== undefined ? { inflightMessagesMax: p.inflightMessagesMax } : {}),
-      ...(p.inflightBytesMax !== undefined ? { inflightBytesMax: p.inflightBytesMax } : {}),
-      ...(p.uncommittedBytesMax !== undefined ? { uncommittedBytesMax: p.uncommittedBytesMax } : {}),
-      ...(p.committedBytesPerReadyMax !== undefined ? { committedBytesPerReadyMax: p.committedBytesPerReadyMax } : {}),
-      ...(p.readQueueMax !== undefined ? { readQueueMax: p.readQueueMax } : {}),
-      bugs: this.bugs,
-    }, () => this.stats.ticksSkipped++);
+    const rn = new HostedNode(
+      {
+        id: nodeId(node.id),
+        storage: live,
+        prng: this.prng.fork(),
+        applied: snap.metadata.index,
+        electionTimeoutTicks: p.electionTicks,
+        heartbeatIntervalTicks: p.heartbeatTicks,
+        preVote: p.preVote,
+        checkQuorum: p.checkQuorum,
+        ...(p.quiesceAfterTicks !== undefined ? { quiesceAfterTicks: p.quiesceAfterTicks } : {}),
+        ...(p.appendBytesMax !== undefined ? { appendBytesMax: p.appendBytesMax } : {}),
+        ...(p.inflightMessagesMax !== undefined ? { inflightMessagesMax: p.inflightMessagesMax } : {}),
+        ...(p.inflightBytesMax !== undefined ? { inflightBytesMax: p.inflightBytesMax } : {}),
+        ...(p.uncommittedBytesMax !== undefined ? { uncommittedBytesMax: p.uncommittedBytesMax } : {}),
+        ...(p.committedBytesPerReadyMax !== undefined ? { committedBytesPerReadyMax: p.committedBytesPerReadyMax } : {}),
+        ...(p.readQueueMax !== undefined ? { readQueueMax: p.readQueueMax } : {}),
+        bugs: this.bugs,
+      },
+      () => this.stats.ticksSkipped++,
+    );
     const r: Replica = {
       node,
       group,
@@ -576,7 +591,8 @@ export class Sim {
     const hs = d.hardState();
     checkHardState(r.group, r.node.id, r.disk.lastHard, hs);
     r.disk.lastHard = hs;
-    if (hs.commit > d.lastIndex()) fail('committed-changed', `group ${r.group} node ${r.node.id}: durable commit ${hs.commit} beyond durable log end ${d.lastIndex()}`);
+    if (hs.commit > d.lastIndex())
+      fail('committed-changed', `group ${r.group} node ${r.node.id}: durable commit ${hs.commit} beyond durable log end ${d.lastIndex()}`);
   }
 
   /** Steps 3-5 of the Ready contract, once the write is durable. */
@@ -647,7 +663,17 @@ export class Sim {
     const keys = Array.from({ length: this.params.keysPerGroup }, (_, i) => `g${r.group}k${i}`);
     const c: Client = { id: this.nextProbeClient++, group: r.group, keys, hint: r.node.id, seq: 0, lastSeen: new Map(), probe: true };
     const key = this.prng.pick(keys);
-    const op: ClientOp = { id: this.nextOpId++, client: c, input: { op: 'get', key }, call: this.now, done: false, index: 0, term: 0, minReadIndex: 0, lease: true };
+    const op: ClientOp = {
+      id: this.nextOpId++,
+      client: c,
+      input: { op: 'get', key },
+      call: this.now,
+      done: false,
+      index: 0,
+      term: 0,
+      minReadIndex: 0,
+      lease: true,
+    };
     const ctx = this.nextContext++;
     op.minReadIndex = this.records[r.group]!.maxCommitted;
     r.reads.set(ctx, op);
@@ -712,7 +738,10 @@ export class Sim {
     r.reads.delete(context);
     if (op.done) return;
     if (index < op.minReadIndex) {
-      fail('stale-read', `group ${r.group} node ${r.node.id}: read op${op.id} got read index ${index}, but ${op.minReadIndex} was committed before it was asked`);
+      fail(
+        'stale-read',
+        `group ${r.group} node ${r.node.id}: read op${op.id} got read index ${index}, but ${op.minReadIndex} was committed before it was asked`,
+      );
     }
     op.index = index;
     if (r.sm.applied >= index) this.serveRead(r, op);
@@ -774,7 +803,15 @@ export class Sim {
   private onChaos(what: ChaosKind): void {
     if (this.phase !== 'chaos') return;
     const p = this.params;
-    const rate = { crash: p.crashPerSec, partition: p.partitionPerSec, link: p.linkCutPerSec ?? 0, snapshot: p.snapshotPerSec, conf: p.confChangePerSec, transfer: p.transferPerSec, campaign: p.campaignPerSec }[what];
+    const rate = {
+      crash: p.crashPerSec,
+      partition: p.partitionPerSec,
+      link: p.linkCutPerSec ?? 0,
+      snapshot: p.snapshotPerSec,
+      conf: p.confChangePerSec,
+      transfer: p.transferPerSec,
+      campaign: p.campaignPerSec,
+    }[what];
     this.queue.push(this.now + this.expDelay(rate), { k: 'chaos', what });
     switch (what) {
       case 'crash': {
@@ -914,7 +951,11 @@ export class Sim {
       this.log(l.node.id, g, `conf change ${name} ${cc.node} refused: ${res.code}`);
     } else {
       this.stats.confChangesProposed++;
-      this.log(l.node.id, g, `conf change ${name} ${cc.node} proposed at ${res.index}/t${res.term} (voters ${cs.voters.join(',')} learners ${cs.learners.join(',')})`);
+      this.log(
+        l.node.id,
+        g,
+        `conf change ${name} ${cc.node} proposed at ${res.index}/t${res.term} (voters ${cs.voters.join(',')} learners ${cs.learners.join(',')})`,
+      );
     }
     this.markDirty(l);
   }
@@ -976,7 +1017,11 @@ export class Sim {
       }
       ps.push(op);
       c.hint = r.node.id;
-      this.log(r.node.id, c.group, `op${op.id} c${c.id} ${input.op} ${key}=${input.value}${input.op === 'cas' ? ` if ${input.expected}` : ''} at ${res.index}/t${res.term}`);
+      this.log(
+        r.node.id,
+        c.group,
+        `op${op.id} c${c.id} ${input.op} ${key}=${input.value}${input.op === 'cas' ? ` if ${input.expected}` : ''} at ${res.index}/t${res.term}`,
+      );
     }
     this.queue.push(this.now + p.clientTimeoutMs, { k: 'timeout', op });
     this.markDirty(r);
@@ -1111,7 +1156,8 @@ export class Sim {
         `  n${n.id}${n.up ? '' : ' (down)'}: ${st.role} t${st.term} vote ${st.vote} lead ${st.lead} commit ${st.commit} applied ${st.applied} log ${st.firstIndex}..${st.lastIndex} voters [${st.confState.voters.join(',')}] learners [${st.confState.learners.join(',')}]${r.busy ? ' (fsync pending)' : ''}`,
       );
       for (const [id, pr] of st.progress) {
-        if (id !== st.id) lines.push(`    progress of n${id}: ${pr.state} match ${pr.match} next ${pr.next} inflight ${pr.inflight}${pr.isLearner ? ' (learner)' : ''}`);
+        if (id !== st.id)
+          lines.push(`    progress of n${id}: ${pr.state} match ${pr.match} next ${pr.next} inflight ${pr.inflight}${pr.isLearner ? ' (learner)' : ''}`);
       }
     }
     return lines.join('\n');
@@ -1122,7 +1168,8 @@ export class Sim {
     if (rd.softState) parts.push(`${rd.softState.role} t${rd.softState.term} lead ${rd.softState.lead}`);
     if (rd.hardState) parts.push(`hs(t${rd.hardState.term} v${rd.hardState.vote} c${rd.hardState.commit})`);
     if (rd.snapshot) parts.push(`snap@${rd.snapshot.metadata.index}/t${rd.snapshot.metadata.term}`);
-    if (rd.entries.length > 0) parts.push(`ents ${rd.entries[0]!.index}..${rd.entries[rd.entries.length - 1]!.index}/t${rd.entries[rd.entries.length - 1]!.term}`);
+    if (rd.entries.length > 0)
+      parts.push(`ents ${rd.entries[0]!.index}..${rd.entries[rd.entries.length - 1]!.index}/t${rd.entries[rd.entries.length - 1]!.term}`);
     if (rd.committedEntries.length > 0) parts.push(`apply ${rd.committedEntries[0]!.index}..${rd.committedEntries[rd.committedEntries.length - 1]!.index}`);
     if (rd.messages.length > 0) parts.push(`send ${summarize(rd.messages)}`);
     if (rd.messagesAfterPersist.length > 0) parts.push(`after-persist ${summarize(rd.messagesAfterPersist)}`);

@@ -63,10 +63,18 @@ export function dialDecision(s: DialState, now: number): DialDecision {
  * the first time the count reaches `breakerFailures`, `reopened` for each failure after it (a
  * half-open dial that failed), else undefined (backing off).
  */
-export function afterDialFailure(s: DialState, now: number, policy: DialPolicy, random: () => number): { readonly state: DialState; readonly breaker: 'opened' | 'reopened' | undefined } {
+export function afterDialFailure(
+  s: DialState,
+  now: number,
+  policy: DialPolicy,
+  random: () => number,
+): { readonly state: DialState; readonly breaker: 'opened' | 'reopened' | undefined } {
   const failures = s.failures + 1;
   if (failures >= policy.breakerFailures) {
-    return { state: { failures, nextDialAt: s.nextDialAt, breakerUntil: now + policy.breakerCoolDownMs }, breaker: failures === policy.breakerFailures ? 'opened' : 'reopened' };
+    return {
+      state: { failures, nextDialAt: s.nextDialAt, breakerUntil: now + policy.breakerCoolDownMs },
+      breaker: failures === policy.breakerFailures ? 'opened' : 'reopened',
+    };
   }
   return { state: { failures, nextDialAt: now + backoffMs(failures, policy, random), breakerUntil: s.breakerUntil }, breaker: undefined };
 }
@@ -77,7 +85,11 @@ export function afterLinkLost(s: DialState, now: number, policy: DialPolicy, ran
 }
 
 /** What a peer's link is doing at `now`, for stats. */
-export function peerState(s: DialState, now: number, link: { readonly connected: boolean; readonly dialing: boolean; readonly retryScheduled: boolean }): PeerState {
+export function peerState(
+  s: DialState,
+  now: number,
+  link: { readonly connected: boolean; readonly dialing: boolean; readonly retryScheduled: boolean },
+): PeerState {
   if (link.connected) return 'connected';
   if (link.dialing) return 'dialing';
   if (now < s.breakerUntil) return 'open';

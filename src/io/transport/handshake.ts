@@ -19,7 +19,6 @@ export interface Handshaken {
   readonly incarnation: string;
 }
 
-
 /** `p`, or a DialTimeout rejection at `deadline` (epoch ms); a late value goes to `onLate`. */
 export function withDeadline<T>(p: Promise<T>, deadline: number, what: string, onLate?: (v: T) => void): Promise<T> {
   return new Promise<T>((resolve, reject) => {
@@ -56,7 +55,14 @@ export function withDeadline<T>(p: Promise<T>, deadline: number, what: string, o
  * TransportError `DialTimeout` when late, `ProtocolError` for another endpoint id than dialed or a
  * malformed hello; the connection is closed on any failure.
  */
-export async function dialHandshake(ep: Iroh.Endpoint, endpointId: Iroh.EndpointId, peerId: string, addrs: string[], hello: number[], deadline: number): Promise<Handshaken> {
+export async function dialHandshake(
+  ep: Iroh.Endpoint,
+  endpointId: Iroh.EndpointId,
+  peerId: string,
+  addrs: string[],
+  hello: number[],
+  deadline: number,
+): Promise<Handshaken> {
   const addr = new iroh.EndpointAddr(endpointId, null, addrs);
   const conn = await withDeadline(ep.connect(addr, ALPN_BYTES), deadline, 'connect', (late) => closeQuietly(late, CloseCode.Normal, 'dial timed out'));
   try {

@@ -68,7 +68,7 @@ export function protocolError(host: LinkHost, peer: Peer, conn: Iroh.Connection,
 async function writeFrame(send: Iroh.SendStream, frame: Uint8Array): Promise<void> {
   const len = frame.length;
   const total = LENGTH_BYTES + len;
-  for (let pos = 0; pos < total; ) {
+  for (let pos = 0; pos < total;) {
     const n = Math.min(WRITE_CHUNK_BYTES, total - pos);
     // A holey array filled by index is the cheapest Array<number> to build (measured); the binding
     // copies it synchronously, before writeAll returns its promise.

@@ -129,7 +129,7 @@ export function checkOptions(o: TransportOptions): Limits {
   if (l.maxRecordBytes + RECORD_HEADER_BYTES + 3 > l.maxFrameBytes) {
     throw new TransportError('InvalidConfig', `maxRecordBytes (${l.maxRecordBytes}) plus a record header must fit in maxFrameBytes (${l.maxFrameBytes})`);
   }
-  if (l.backoffInitialMs > l.backoffMaxMs) throw new TransportError('InvalidConfig', `backoff.initialMs (${l.backoffInitialMs}) exceeds backoff.maxMs (${l.backoffMaxMs})`);
+  if (l.backoffInitialMs > l.backoffMaxMs)
+    throw new TransportError('InvalidConfig', `backoff.initialMs (${l.backoffInitialMs}) exceeds backoff.maxMs (${l.backoffMaxMs})`);
   return l;
 }
-

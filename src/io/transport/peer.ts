@@ -68,7 +68,7 @@ export class Peer {
     } else {
       // Same incarnations: keep the connection dialed by the lower id; between two of the same
       // direction (the dialer gave up on the older one), the newer.
-      const keepNew = cur.dialedByMe === l.dialedByMe || l.dialedByMe === (localId < this.id);
+      const keepNew = cur.dialedByMe === l.dialedByMe || l.dialedByMe === localId < this.id;
       const loser = keepNew ? cur : l;
       this.active = keepNew ? l : cur;
       log.debug?.({ peer: this.id, kept: this.active.dialedByMe ? 'outbound' : 'inbound' }, 'duplicate connection: draining one');

@@ -287,7 +287,8 @@ export class Transport {
   private peer(id: string): Peer {
     let p = this.peers.get(id);
     if (p === undefined) {
-      if (typeof id !== 'string' || !/^[0-9a-f]{64}$/.test(id)) throw new TransportError('InvalidPeer', `peer id must be 64 lowercase hex characters, got ${JSON.stringify(id)}`);
+      if (typeof id !== 'string' || !/^[0-9a-f]{64}$/.test(id))
+        throw new TransportError('InvalidPeer', `peer id must be 64 lowercase hex characters, got ${JSON.stringify(id)}`);
       p = new Peer(id);
       this.peers.set(id, p);
     }
@@ -480,7 +481,8 @@ export class Transport {
         clearImmediate(this.flushHandle);
         this.flush();
       }
-      const busy = (): boolean => [...this.peers.values()].some((p) => (p.queue.length > 0 && (p.active !== undefined || p.dialing)) || p.active?.writing === true);
+      const busy = (): boolean =>
+        [...this.peers.values()].some((p) => (p.queue.length > 0 && (p.active !== undefined || p.dialing)) || p.active?.writing === true);
       while (busy() && Date.now() < deadline) await sleep(5);
       for (const p of this.peers.values()) {
         this.dropQueue(p);

@@ -106,7 +106,8 @@ export function resolveConfig(c: RaftConfig): ResolvedConfig {
     // election timeout) then lasts at most a tick, and falls back to ReadIndex rounds.
     throw new RaftError(RaftErrorCode.InvalidConfig, 'electionTimeoutTicks must be >= 3');
   }
-  if (!Number.isInteger(r.quiesceAfterTicks) || r.quiesceAfterTicks < 0) throw new RaftError(RaftErrorCode.InvalidConfig, 'quiesceAfterTicks must be an integer >= 0');
+  if (!Number.isInteger(r.quiesceAfterTicks) || r.quiesceAfterTicks < 0)
+    throw new RaftError(RaftErrorCode.InvalidConfig, 'quiesceAfterTicks must be an integer >= 0');
   if (!Number.isInteger(r.applied) || r.applied < 0) throw new RaftError(RaftErrorCode.InvalidConfig, 'applied must be >= 0');
   return r;
 }

@@ -7,19 +7,7 @@ import { Progress } from './progress.js';
 import { majority, quorumValue, voteResult } from './quorum.js';
 import { Quiescence } from './quiesce.js';
 import { ReadPath } from './read.js';
-import type {
-  ConfChange,
-  ConfState,
-  Entry,
-  FailedProposal,
-  FailedRead,
-  LogIndex,
-  Message,
-  NodeId,
-  ReadState,
-  Role,
-  Term,
-} from './types.js';
+import type { ConfChange, ConfState, Entry, FailedProposal, FailedRead, LogIndex, Message, NodeId, ReadState, Role, Term } from './types.js';
 import { ConfChangeType, ENTRY_OVERHEAD_BYTES, EntryType, MessageType, NONE, emptyMessage, entrySize } from './types.js';
 
 /** Vote context marking a campaign that a leader asked for (leadership transfer). */
@@ -571,10 +559,7 @@ export class Raft {
 
   private handleVoteRequest(m: Message): void {
     const pre = m.type === MessageType.PreVote;
-    const canVote =
-      this.vote === m.from ||
-      (this.vote === NONE && this.lead === NONE) ||
-      (pre && m.term > this.term);
+    const canVote = this.vote === m.from || (this.vote === NONE && this.lead === NONE) || (pre && m.term > this.term);
     const logOk = this.log.isUpToDate(m.index, m.logTerm);
     const respType = pre ? MessageType.PreVoteResp : MessageType.VoteResp;
     // Membership is not checked: a replica whose configuration lags (or that is still empty,
@@ -940,7 +925,10 @@ export class Raft {
       switch (pr.state) {
         case 'replicate':
           pr.optimisticUpdate(last);
-          pr.inflights.add(last, ents.reduce((s, e) => s + entrySize(e), 0));
+          pr.inflights.add(
+            last,
+            ents.reduce((s, e) => s + entrySize(e), 0),
+          );
           break;
         case 'probe':
           pr.probeSent = true;

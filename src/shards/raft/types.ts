@@ -108,8 +108,7 @@ export const MessageType = {
 } as const;
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
 
-export const messageTypeName = (t: MessageType): string =>
-  Object.keys(MessageType).find((k) => MessageType[k as keyof typeof MessageType] === t) ?? `?${t}`;
+export const messageTypeName = (t: MessageType): string => Object.keys(MessageType).find((k) => MessageType[k as keyof typeof MessageType] === t) ?? `?${t}`;
 
 /**
  * One raft message. Fields not meaningful for a type are zero / empty.

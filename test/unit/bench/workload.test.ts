@@ -28,7 +28,11 @@ describe('bench workload: requests per API', () => {
   });
 
   it("etcd: a range answer's value, and null when the key is absent", () => {
-    const answer = JSON.stringify({ header: { revision: '2' }, kvs: [{ key: 'YS9i', value: Buffer.from('hello\u00ff', 'latin1').toString('base64') }], count: '1' });
+    const answer = JSON.stringify({
+      header: { revision: '2' },
+      kvs: [{ key: 'YS9i', value: Buffer.from('hello\u00ff', 'latin1').toString('base64') }],
+      count: '1',
+    });
     expect(readValue('etcd', answer)).toBe('hello\u00ff');
     expect(readValue('etcd', JSON.stringify({ header: { revision: '2' } }))).toBeNull();
     expect(() => readValue('etcd', 'not json')).toThrow();

@@ -44,8 +44,19 @@ describe('routes', () => {
   });
 
   test('a scan is GET or HEAD of /v1/kv or /v1/kv/, with defaults', () => {
-    for (const [method, url] of [['GET', '/v1/kv'], ['GET', '/v1/kv/'], ['HEAD', '/v1/kv']] as const) {
-      expect(plain(parse(method, url))).toEqual({ route: 'scan', tenant: 'default', prefix: bytes(), limit: 100, startAfter: undefined, consistency: 'linearizable' });
+    for (const [method, url] of [
+      ['GET', '/v1/kv'],
+      ['GET', '/v1/kv/'],
+      ['HEAD', '/v1/kv'],
+    ] as const) {
+      expect(plain(parse(method, url))).toEqual({
+        route: 'scan',
+        tenant: 'default',
+        prefix: bytes(),
+        limit: 100,
+        startAfter: undefined,
+        consistency: 'linearizable',
+      });
     }
   });
 
@@ -174,14 +185,21 @@ describe('query', () => {
   });
 
   test('compare-and-set version: ?version=N or if-match N or "N"; both must agree; else 400 BadRequest', () => {
-    const version = (url: string, ifMatch?: string): unknown => (parse('PUT', url, ifMatch === undefined ? {} : { 'if-match': ifMatch }) as { expectedVersion?: number }).expectedVersion;
+    const version = (url: string, ifMatch?: string): unknown =>
+      (parse('PUT', url, ifMatch === undefined ? {} : { 'if-match': ifMatch }) as { expectedVersion?: number }).expectedVersion;
     expect(version('/v1/kv/a')).toBeUndefined();
     expect(version('/v1/kv/a?version=0')).toBe(0);
     expect(version('/v1/kv/a?version=7')).toBe(7);
     expect(version('/v1/kv/a', '7')).toBe(7);
     expect(version('/v1/kv/a', ' "7" ')).toBe(7);
     expect(version('/v1/kv/a?version=7', '"7"')).toBe(7);
-    for (const [url, ifMatch] of [['/v1/kv/a?version=7', '8'], ['/v1/kv/a?version=07', undefined], ['/v1/kv/a?version=-1', undefined], ['/v1/kv/a', '*'], ['/v1/kv/a?version=99999999999999999', undefined]] as const) {
+    for (const [url, ifMatch] of [
+      ['/v1/kv/a?version=7', '8'],
+      ['/v1/kv/a?version=07', undefined],
+      ['/v1/kv/a?version=-1', undefined],
+      ['/v1/kv/a', '*'],
+      ['/v1/kv/a?version=99999999999999999', undefined],
+    ] as const) {
       expect(refusal('PUT', url, ifMatch === undefined ? {} : { 'if-match': ifMatch }).code, `${url} ${ifMatch}`).toBe('BadRequest');
     }
   });

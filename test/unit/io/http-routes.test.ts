@@ -135,7 +135,10 @@ describe('routes', () => {
       { key: text('a'), value: text('1'), version: 1 },
       { key: new Uint8Array([0x62, 0xff]), value: text('2'), version: 4 },
     ];
-    const more = await run({ route: 'scan', tenant: 't', prefix: new Uint8Array(0), limit: 2, startAfter: undefined, consistency: 'linearizable' }, serviceOf({ ok: true, value: { items, more: true } }));
+    const more = await run(
+      { route: 'scan', tenant: 't', prefix: new Uint8Array(0), limit: 2, startAfter: undefined, consistency: 'linearizable' },
+      serviceOf({ ok: true, value: { items, more: true } }),
+    );
     expect(json(more)).toEqual({
       items: [
         { key: 'a', value: '1', version: 1 },
@@ -144,7 +147,10 @@ describe('routes', () => {
       more: true,
       next: { base64: 'Yv8=' },
     });
-    const done = await run({ route: 'scan', tenant: 't', prefix: new Uint8Array(0), limit: 2, startAfter: text('a'), consistency: 'linearizable' }, serviceOf({ ok: true, value: { items, more: false } }));
+    const done = await run(
+      { route: 'scan', tenant: 't', prefix: new Uint8Array(0), limit: 2, startAfter: text('a'), consistency: 'linearizable' },
+      serviceOf({ ok: true, value: { items, more: false } }),
+    );
     expect(json(done)).not.toHaveProperty('next');
   });
 

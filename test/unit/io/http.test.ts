@@ -57,7 +57,8 @@ class MemoryKv implements KvService {
     const t = this.table(r.tenant);
     const k = Buffer.from(r.key).toString('latin1');
     const cur = t.get(k);
-    if (r.expectedVersion !== undefined && r.expectedVersion !== (cur?.version ?? 0)) return { ok: true, value: { version: cur?.version ?? 0, swapped: false } };
+    if (r.expectedVersion !== undefined && r.expectedVersion !== (cur?.version ?? 0))
+      return { ok: true, value: { version: cur?.version ?? 0, swapped: false } };
     const index = ++this.index;
     const e: Entry = { value: r.value.slice(), version: (cur?.version ?? 0) + 1, createIndex: cur?.createIndex ?? index, modIndex: index };
     t.set(k, e);
@@ -71,18 +72,24 @@ class MemoryKv implements KvService {
     return { ok: true, value: { deleted: this.table(r.tenant).delete(Buffer.from(r.key).toString('latin1')) } };
   }
 
-  async get(r: { tenant: string; key: Uint8Array; consistency: Consistency }): Promise<
-    Result<{ found: false } | { found: true; value: Uint8Array; version: number; createIndex: number; modIndex: number }>
-  > {
+  async get(r: {
+    tenant: string;
+    key: Uint8Array;
+    consistency: Consistency;
+  }): Promise<Result<{ found: false } | { found: true; value: Uint8Array; version: number; createIndex: number; modIndex: number }>> {
     const fail = await this.enter('get', r, r.tenant);
     if (fail) return fail;
     const e = this.table(r.tenant).get(Buffer.from(r.key).toString('latin1'));
     return { ok: true, value: e === undefined ? { found: false } : { found: true, ...e } };
   }
 
-  async scan(r: { tenant: string; prefix: Uint8Array; limit: number; startAfter?: Uint8Array; consistency: Consistency }): Promise<
-    Result<{ items: { key: Uint8Array; value: Uint8Array; version: number }[]; more: boolean }>
-  > {
+  async scan(r: {
+    tenant: string;
+    prefix: Uint8Array;
+    limit: number;
+    startAfter?: Uint8Array;
+    consistency: Consistency;
+  }): Promise<Result<{ items: { key: Uint8Array; value: Uint8Array; version: number }[]; more: boolean }>> {
     const fail = await this.enter('scan', r, r.tenant);
     if (fail) return fail;
     const prefix = Buffer.from(r.prefix).toString('latin1');
@@ -483,7 +490,10 @@ describe('HttpServer routes', () => {
     expect(page1.next).toEqual({ base64: '/gCA' });
     const afterBytes = Buffer.from(page1.next?.base64 ?? '', 'base64');
     const after = [...afterBytes].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('');
-    const page2 = (await (await fetch(`${url}/v1/kv?prefix=%FE%00&limit=2&after=${after}`, { headers: t })).json()) as { items: { key: unknown }[]; more: boolean };
+    const page2 = (await (await fetch(`${url}/v1/kv?prefix=%FE%00&limit=2&after=${after}`, { headers: t })).json()) as {
+      items: { key: unknown }[];
+      more: boolean;
+    };
     expect(page2.items.map((i) => i.key)).toEqual([{ base64: '/gD/' }]);
     expect(page2.more).toBe(false);
   });

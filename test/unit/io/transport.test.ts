@@ -227,7 +227,9 @@ describe('Transport', () => {
   it('refuses a key file that does not hold a key', async () => {
     const path = keyPath('broken');
     writeFileSync(path, 'not a key\n', { mode: 0o600 });
-    await expect(Transport.start({ keyPath: path, bindAddr: '127.0.0.1:0', isMember: () => true, onRecords: () => undefined })).rejects.toMatchObject({ code: 'BadKeyFile' });
+    await expect(Transport.start({ keyPath: path, bindAddr: '127.0.0.1:0', isMember: () => true, onRecords: () => undefined })).rejects.toMatchObject({
+      code: 'BadKeyFile',
+    });
   });
 
   it('validates options and inputs', async () => {
@@ -303,7 +305,11 @@ describe('Transport', () => {
 
   it('replaces the dead connection of a peer killed with SIGKILL and restarted on its port, without waiting for the idle timeout', async () => {
     const logs: string[] = [];
-    const logger = { info: (_o: object, m: string) => logs.push(m), warn: (_o: object, m: string) => logs.push(m), error: (_o: object, m: string) => logs.push(m) };
+    const logger = {
+      info: (_o: object, m: string) => logs.push(m),
+      warn: (_o: object, m: string) => logs.push(m),
+      error: (_o: object, m: string) => logs.push(m),
+    };
     const a = await node({ logger });
     const src = new URL('../../../src/io/transport/index.ts', import.meta.url).pathname;
     // The child echoes every record back with shard + 1000.
@@ -318,7 +324,9 @@ describe('Transport', () => {
     const children: ReturnType<typeof spawn>[] = [];
     const startB = (bindAddr: string): Promise<string> =>
       new Promise((resolve, reject) => {
-        const c = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, bKey, bindAddr, a.t.ticket()], { stdio: ['ignore', 'pipe', 'inherit'] });
+        const c = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, bKey, bindAddr, a.t.ticket()], {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        });
         children.push(c);
         let out = '';
         c.stdout.on('data', (d: Buffer) => {
@@ -339,10 +347,14 @@ describe('Transport', () => {
       const { id, addrs } = decodeTicket(ticket);
       a.t.addPeer(ticket);
       const echo = async (shard: number): Promise<void> =>
-        waitFor(() => {
-          a.t.send(id, RecordKind.RaftMessage, shard, new Uint8Array([shard]));
-          return a.got.some((g) => g.shard === shard + 1000 && g.from === id);
-        }, `the echo of ${shard}`, 60_000);
+        waitFor(
+          () => {
+            a.t.send(id, RecordKind.RaftMessage, shard, new Uint8Array([shard]));
+            return a.got.some((g) => g.shard === shard + 1000 && g.from === id);
+          },
+          `the echo of ${shard}`,
+          60_000,
+        );
       await echo(1);
       await kill();
       await startB(addrs[0]!);
@@ -456,10 +468,14 @@ describe('Transport', () => {
     expect(Date.now() - t0).toBeLessThan(15_000);
     expect(a.t.stats().peers[ghost]!.state).not.toBe('connected');
     // Records queued while dialing wait; keep one queued so the transport keeps retrying.
-    await waitFor(() => {
-      if (a.t.stats().peers[ghost]!.queuedRecords === 0) a.t.send(ghost, RecordKind.RaftMessage, 0, new Uint8Array(8));
-      return a.t.stats().peers[ghost]!.state === 'open';
-    }, 'the breaker to open', 30_000);
+    await waitFor(
+      () => {
+        if (a.t.stats().peers[ghost]!.queuedRecords === 0) a.t.send(ghost, RecordKind.RaftMessage, 0, new Uint8Array(8));
+        return a.t.stats().peers[ghost]!.state === 'open';
+      },
+      'the breaker to open',
+      30_000,
+    );
     const s = a.t.stats();
     expect(s.peers[ghost]!.consecutiveFailures).toBe(3);
     expect(s.dialFailures).toBe(3);
@@ -477,10 +493,14 @@ describe('Transport', () => {
     const a = await node({ dialTimeoutMs: 200, backoff: { initialMs: 5, maxMs: 10 }, breaker: { failures: 2, coolDownMs: 300 } });
     const ghost = iroh.SecretKey.generate().public().toString();
     a.t.addPeer({ id: ghost, addrs: [`127.0.0.1:${await deadPort()}`] });
-    await waitFor(() => {
-      if (a.t.stats().peers[ghost]!.queuedRecords === 0) a.t.send(ghost, RecordKind.RaftMessage, 0, new Uint8Array(8));
-      return a.t.stats().peers[ghost]!.state === 'open';
-    }, 'the breaker to open', 30_000);
+    await waitFor(
+      () => {
+        if (a.t.stats().peers[ghost]!.queuedRecords === 0) a.t.send(ghost, RecordKind.RaftMessage, 0, new Uint8Array(8));
+        return a.t.stats().peers[ghost]!.state === 'open';
+      },
+      'the breaker to open',
+      30_000,
+    );
     expect(a.t.stats().dialFailures).toBe(2);
     // A peer given to addPeer is kept connected: after the cool-down one dial is tried on its own.
     await waitFor(() => a.t.stats().dialFailures === 3, 'the half-open dial to fail');

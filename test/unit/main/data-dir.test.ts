@@ -49,7 +49,7 @@ describe('DataDir.open', () => {
     expect(readFileSync(join(dir.path, 'cluster.json'), 'utf8')).toBe('kept');
   });
 
-  it('names worker w\'s LMDB directory as the worker threads do', () => {
+  it("names worker w's LMDB directory as the worker threads do", () => {
     const dir = fresh();
     expect(dir.workerDir(0)).toBe(`${dir.path}/worker-0`);
     expect(dir.workerDir(3)).toBe(workerDir(dir.path, 3));
@@ -63,7 +63,7 @@ describe('DataDir.lock', () => {
     child = undefined;
   });
 
-  it('writes this process\'s pid into LOCK, and unlock removes it', () => {
+  it("writes this process's pid into LOCK, and unlock removes it", () => {
     const dir = fresh();
     const unlock = dir.lock();
     expect(readFileSync(dir.lockPath, 'utf8')).toBe(String(process.pid));
@@ -154,7 +154,9 @@ describe('DataDir.checkCluster', () => {
     const reordered = thrown(() => dir.checkCluster({ ...layout, members: [...layout.members].reverse() }));
     expect((reordered as DataDirError).code).toBe('ClusterMismatch');
     const all = thrown(() => dir.checkCluster({ shards: 8, members: [], replicas: 3 }));
-    expect((all as DataDirError).message).toContain('--shards 16 (asked 8; keys are placed by shard count) and --replicas 2 (asked 3) and the same members (2 then, 0 now');
+    expect((all as DataDirError).message).toContain(
+      '--shards 16 (asked 8; keys are placed by shard count) and --replicas 2 (asked 3) and the same members (2 then, 0 now',
+    );
     expect(dir.readCluster()).toEqual(layout);
   });
 });

@@ -22,7 +22,16 @@ const alive = (...running: boolean[]): Uint8Array => encodeLiveness({ running })
  */
 function three(lead: Map<number, number>, over: Partial<LivenessOptions> = {}): Liveness {
   const shards = [...lead.keys()].map((s) => ({ shard: s as ShardId, voters: [n(1), n(2), n(3)] }));
-  return new Liveness({ self, peers: [n(1), n(2), n(3)], local: shards, localLead: (s) => lead.get(s), timeoutMs: TIMEOUT, wakeGapMs: TIMEOUT, now: 0, ...over });
+  return new Liveness({
+    self,
+    peers: [n(1), n(2), n(3)],
+    local: shards,
+    localLead: (s) => lead.get(s),
+    timeoutMs: TIMEOUT,
+    wakeGapMs: TIMEOUT,
+    now: 0,
+    ...over,
+  });
 }
 
 /** Keeps every peer in `peers` heard from `from` to `to` (every 100 ms), checking as the router does. */
@@ -41,18 +50,46 @@ describe('liveness: a worker of a peer stops', () => {
     // Shards 0-7; node 2 runs 2 workers (shard s on worker s % 2) and leads 0-3; node 3 leads 4, 5; this node 6, 7.
     const lead = new Map([0, 1, 2, 3, 4, 5, 6, 7].map((s) => [s, s < 4 ? 2 : s < 6 ? 3 : 1]));
     const l = three(lead);
-    expect(heartbeats(l, new Map([[2, alive(true, true)], [3, alive(true)]]), 0, 500)).toEqual([]);
+    expect(
+      heartbeats(
+        l,
+        new Map([
+          [2, alive(true, true)],
+          [3, alive(true)],
+        ]),
+        0,
+        500,
+      ),
+    ).toEqual([]);
     expect(l.reachable(n(2), 1 as ShardId)).toBe(true);
 
     // Worker 1 of node 2 stops: shards 1 and 3 (odd, led by node 2) lose their leader.
-    const wakes = heartbeats(l, new Map([[2, alive(true, false)], [3, alive(true)]]), 600, 600);
+    const wakes = heartbeats(
+      l,
+      new Map([
+        [2, alive(true, false)],
+        [3, alive(true)],
+      ]),
+      600,
+      600,
+    );
     expect(wakes).toEqual([{ leader: 2, shards: [1, 3] }]);
     expect(l.counters.workersDown).toBe(1);
     // Routing avoids node 2 for the shards of its dead worker only.
     expect([0, 1, 2, 3].map((s) => l.reachable(n(2), s as ShardId))).toEqual([true, false, true, false]);
     expect(l.view().find((p) => p.node === 2)).toEqual({ node: 2, up: true, workers: 2, workersDown: [1] });
     // Node 2 stays up (its other worker's shards still lead); nothing more is woken while it stays so.
-    expect(heartbeats(l, new Map([[2, alive(true, false)], [3, alive(true)]]), 700, 5000)).toEqual([]);
+    expect(
+      heartbeats(
+        l,
+        new Map([
+          [2, alive(true, false)],
+          [3, alive(true)],
+        ]),
+        700,
+        5000,
+      ),
+    ).toEqual([]);
     expect(l.peersUp()).toEqual([2, 3]);
   });
 
@@ -60,16 +97,42 @@ describe('liveness: a worker of a peer stops', () => {
     // This node leads shards 0-3; node 2 has 2 workers.
     const lead = new Map([0, 1, 2, 3].map((s) => [s, 1]));
     const l = three(lead);
-    heartbeats(l, new Map([[2, alive(true, false)], [3, alive(true)]]), 0, 0);
+    heartbeats(
+      l,
+      new Map([
+        [2, alive(true, false)],
+        [3, alive(true)],
+      ]),
+      0,
+      0,
+    );
     expect(l.due(0)).toEqual([]); // no follower here is led by node 2
-    const wakes = heartbeats(l, new Map([[2, alive(true, true)], [3, alive(true)]]), 2000, 4000);
+    const wakes = heartbeats(
+      l,
+      new Map([
+        [2, alive(true, true)],
+        [3, alive(true)],
+      ]),
+      2000,
+      4000,
+    );
     expect(wakes).toEqual([{ leader: 1, shards: [1, 3] }]);
     expect(l.counters.workersUp).toBe(1);
   });
 
   test('a record of the previous layout (empty) counts as every worker running', () => {
     const l = three(new Map([[0, 2]]));
-    expect(heartbeats(l, new Map([[2, new Uint8Array(0)], [3, new Uint8Array(0)]]), 0, 3000)).toEqual([]);
+    expect(
+      heartbeats(
+        l,
+        new Map([
+          [2, new Uint8Array(0)],
+          [3, new Uint8Array(0)],
+        ]),
+        0,
+        3000,
+      ),
+    ).toEqual([]);
     expect(l.reachable(n(2), 0 as ShardId)).toBe(true);
     expect(l.counters.bad).toBe(0);
   });
@@ -79,7 +142,15 @@ describe('liveness: a silent peer', () => {
   test('is declared gone only after the timeout; then the quiet followers it leads here are woken, on every worker', () => {
     const lead = new Map([0, 1, 2, 3, 4].map((s) => [s, s < 3 ? 2 : 3]));
     const l = three(lead);
-    heartbeats(l, new Map([[2, alive(true, true)], [3, alive(true)]]), 0, 1000);
+    heartbeats(
+      l,
+      new Map([
+        [2, alive(true, true)],
+        [3, alive(true)],
+      ]),
+      0,
+      1000,
+    );
     // Node 2 goes silent after t = 1000; node 3 keeps talking.
     expect(heartbeats(l, new Map([[3, alive(true)]]), 1100, 2000)).toEqual([]);
     expect(l.peersUp()).toEqual([2, 3]);
@@ -108,7 +179,15 @@ describe('liveness: a silent peer', () => {
 
   test("a stall of this node's own event loop declares nobody gone; the next check does, even after another stall", () => {
     const l = three(new Map([[0, 2]]));
-    heartbeats(l, new Map([[2, alive(true)], [3, alive(true)]]), 0, 1000);
+    heartbeats(
+      l,
+      new Map([
+        [2, alive(true)],
+        [3, alive(true)],
+      ]),
+      0,
+      1000,
+    );
     // The timer fires 3 s late: records that arrived meanwhile are still queued behind it.
     l.check(4000);
     expect(l.peersUp()).toEqual([2, 3]);

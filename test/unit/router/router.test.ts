@@ -69,7 +69,8 @@ describe('router', () => {
       seen.push({ peer: s.peer, clientId: p.clientId, seq: p.seq });
       setImmediate(() => {
         if (seen.length === 1) reply(r, s.peer, s.shard, { reqId: p.reqId, ok: false, code: 'NotLeader', message: 'not me', leaderHint: other });
-        else if (seen.length === 2) return; // the answer is lost: the router retries after its per-hop wait
+        else if (seen.length === 2)
+          return; // the answer is lost: the router retries after its per-hop wait
         else reply(r, s.peer, s.shard, { reqId: p.reqId, ok: true, body: new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f]) });
       });
     }, 5000);
@@ -143,13 +144,34 @@ describe('router liveness', () => {
   }
 
   const heartbeat = (running: boolean[]) => ({ kind: RecordKind.NodeHeartbeat, shard: 0, payload: encodeLiveness({ running }) });
-  const raft = (from: number) => ({ kind: RecordKind.RaftMessage, shard: 0, payload: encodeMessage(emptyMessage(MessageType.App, from as NodeId, 1 as NodeId, 1 as Term)) });
+  const raft = (from: number) => ({
+    kind: RecordKind.RaftMessage,
+    shard: 0,
+    payload: encodeMessage(emptyMessage(MessageType.App, from as NodeId, 1 as NodeId, 1 as Term)),
+  });
 
   test('any record keeps a peer up (a busy peer whose liveness records wait behind bulk traffic is not gone); a silent peer has the quiet followers it leads woken', () => {
     // Shards 0-3 on all three nodes; node 2 leads 0 and 1, node 3 leads 2, this node 3.
-    const { pool, wakes } = fakePool(1, new Map([[0, 2], [1, 2], [2, 3], [3, 1]]));
+    const { pool, wakes } = fakePool(
+      1,
+      new Map([
+        [0, 2],
+        [1, 2],
+        [2, 3],
+        [3, 1],
+      ]),
+    );
     let now = 0;
-    const router = new Router({ self: 1 as NodeId, members, shards: 4, replicas: 3, pool, link: { send: () => undefined }, livenessTimeoutMs: 200, clock: () => now });
+    const router = new Router({
+      self: 1 as NodeId,
+      members,
+      shards: 4,
+      replicas: 3,
+      pool,
+      link: { send: () => undefined },
+      livenessTimeoutMs: 200,
+      clock: () => now,
+    });
     for (; now <= 1000; now += 20) {
       router.onPeerRecords('peer-2', [raft(2)]); // node 2 is busy: only raft traffic gets through
       router.onPeerRecords('peer-3', [heartbeat([true])]);
@@ -172,9 +194,26 @@ describe('router liveness', () => {
 
   test("a peer's record naming a stopped worker wakes only that worker's shards it leads, and routing avoids it for them only", () => {
     // Node 2 runs 2 workers (shard s on s % 2) and leads shards 0-3.
-    const { pool, wakes } = fakePool(1, new Map([[0, 2], [1, 2], [2, 2], [3, 2]]));
+    const { pool, wakes } = fakePool(
+      1,
+      new Map([
+        [0, 2],
+        [1, 2],
+        [2, 2],
+        [3, 2],
+      ]),
+    );
     let now = 0;
-    const router = new Router({ self: 1 as NodeId, members, shards: 4, replicas: 3, pool, link: { send: () => undefined }, livenessTimeoutMs: 200, clock: () => now });
+    const router = new Router({
+      self: 1 as NodeId,
+      members,
+      shards: 4,
+      replicas: 3,
+      pool,
+      link: { send: () => undefined },
+      livenessTimeoutMs: 200,
+      clock: () => now,
+    });
     const beat = (two: boolean[]): void => {
       router.onPeerRecords('peer-2', [heartbeat(two)]);
       router.onPeerRecords('peer-3', [heartbeat([true])]);
@@ -195,11 +234,25 @@ describe('router liveness', () => {
     // Node 2 (one worker) leads shard 0 and reports its worker down; then it sends only garbage.
     const { pool, wakes } = fakePool(1, new Map([[0, 2]]));
     let now = 0;
-    const router = new Router({ self: 1 as NodeId, members, shards: 4, replicas: 3, pool, link: { send: () => undefined }, livenessTimeoutMs: 200, clock: () => now });
+    const router = new Router({
+      self: 1 as NodeId,
+      members,
+      shards: 4,
+      replicas: 3,
+      pool,
+      link: { send: () => undefined },
+      livenessTimeoutMs: 200,
+      clock: () => now,
+    });
     const garbage = [new Uint8Array([7]), new Uint8Array([0, 0]), new Uint8Array([3, 0, 0xf8]), new Uint8Array([1, 0, 1, 0])];
     router.onPeerRecords('peer-2', [heartbeat([false])]);
     for (; now <= 400; now += 20) {
-      expect(() => router.onPeerRecords('peer-2', garbage.map((payload) => ({ kind: RecordKind.NodeHeartbeat, shard: 0, payload })))).not.toThrow();
+      expect(() =>
+        router.onPeerRecords(
+          'peer-2',
+          garbage.map((payload) => ({ kind: RecordKind.NodeHeartbeat, shard: 0, payload })),
+        ),
+      ).not.toThrow();
       router.onPeerRecords('peer-3', [heartbeat([true])]);
       router.tickLiveness();
     }

@@ -12,7 +12,6 @@ afterEach(async () => {
   cluster = undefined;
 });
 
-
 describe('shard host on LMDB', () => {
   test('a single-node shard applies proposals in order, replies with their results, and keeps them across a restart', async () => {
     cluster = new HostCluster({ nodes: 1, shards: 4 });
@@ -118,7 +117,7 @@ describe('durability ordering', () => {
         if (m.type === MessageType.AppResp && !m.reject && m.index > stored.lastIndex) {
           violations.push(`node ${from.id} acked index ${m.index} of shard ${shard} with ${stored.lastIndex} stored`);
         }
-        if ((m.type === MessageType.VoteResp) && !m.reject && (stored.hard.vote !== m.to || stored.hard.term !== m.term)) {
+        if (m.type === MessageType.VoteResp && !m.reject && (stored.hard.vote !== m.to || stored.hard.term !== m.term)) {
           violations.push(`node ${from.id} granted a vote to ${m.to} in term ${m.term} with ${JSON.stringify(stored.hard)} stored`);
         }
       },
@@ -259,7 +258,10 @@ describe('compaction and snapshots', () => {
     c.cut.clear();
     c.until(() => lagger.host.status(0 as ShardId)!.applied === leader.host.status(0 as ShardId)!.applied);
     expect(lagger.host.counters.snapshotsInstalled).toBeGreaterThan(0);
-    const dump = (n: ClusterNode): string => JSON.stringify([...n.store.shard(0 as ShardId).data.getRange({})].map(({ key, value }) => [Buffer.from(key).toString('hex'), Buffer.from(value).toString('hex')]));
+    const dump = (n: ClusterNode): string =>
+      JSON.stringify(
+        [...n.store.shard(0 as ShardId).data.getRange({})].map(({ key, value }) => [Buffer.from(key).toString('hex'), Buffer.from(value).toString('hex')]),
+      );
     expect(dump(lagger)).toBe(dump(leader));
     // Sessions travel with the snapshot: the lagger, once leader, still knows client 7's last sequence.
     await c.crash(lagger.id);
@@ -292,7 +294,12 @@ describe('log and data agree', () => {
       }
     }
     const n1 = c.node(1);
-    n1.store.commit(() => n1.store.shard(0 as ShardId).txn().put(new Uint8Array([1, 2, 3]), new Uint8Array([9])));
+    n1.store.commit(() =>
+      n1.store
+        .shard(0 as ShardId)
+        .txn()
+        .put(new Uint8Array([1, 2, 3]), new Uint8Array([9])),
+    );
     expect(n1.host.verify(0 as ShardId)!.mismatches).toEqual(['010203']);
   });
 });
@@ -402,7 +409,10 @@ describe('proposals whose entry is overwritten', () => {
     const role = (n: ClusterNode): string => n.host.status(0 as ShardId)!.role;
     const campaigns = (m: Message): boolean => m.type === MessageType.PreVote || m.type === MessageType.Vote;
     // Node 1 leads (the others' campaigns are dropped) and commits a first write.
-    const only = (id: number) => (m: Message): boolean => campaigns(m) && m.from !== id;
+    const only =
+      (id: number) =>
+      (m: Message): boolean =>
+        campaigns(m) && m.from !== id;
     c.drops.push(only(1));
     c.until(() => role(a) === 'leader');
     const w0 = c.propose(a, 0, 'k0');

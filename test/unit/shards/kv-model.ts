@@ -63,9 +63,7 @@ export class KvModel {
       modIndex: index,
     };
     keys.set(id, next);
-    return r.op === KvOp.Put
-      ? { ok: true, op: KvOp.Put, version: next.version }
-      : { ok: true, op: KvOp.Cas, swapped: true, version: next.version };
+    return r.op === KvOp.Put ? { ok: true, op: KvOp.Put, version: next.version } : { ok: true, op: KvOp.Cas, swapped: true, version: next.version };
   }
 
   /** The reply to a read. */

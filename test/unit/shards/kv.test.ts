@@ -297,7 +297,13 @@ describe.each([
     for (let i = 0; i < 20; i++) keys.push(bytes(0x61, i));
     keys.forEach((k, i) => cmd(encodePut('p', k, bytes(i)), i + 1));
     cmd(encodePut('q', bytes(0), bytes()), 100); // the next tenant's keys follow: a scan must stop before them
-    for (const [prefix, pageSize] of [[bytes(), 3], [bytes(0xff), 2], [bytes(0xff, 0xff), 1], [bytes(0x61), 7], [bytes(0x62), 5]] as const) {
+    for (const [prefix, pageSize] of [
+      [bytes(), 3],
+      [bytes(0xff), 2],
+      [bytes(0xff, 0xff), 1],
+      [bytes(0x61), 7],
+      [bytes(0x62), 5],
+    ] as const) {
       const want = keys.filter((k) => prefix.every((x, i) => k[i] === x)).sort(compareBytes);
       const got: Uint8Array[] = [];
       let after: Uint8Array | undefined;
@@ -388,10 +394,7 @@ const tenantArb = fc.oneof(
   { weight: 20, arbitrary: fc.constantFrom('a', 'ab', 'b', 'T-1.x_') },
   { weight: 1, arbitrary: fc.constantFrom('', 'a b', 'x'.repeat(65), 'é', 'a/b') },
 );
-const keyArb = fc.oneof(
-  { weight: 20, arbitrary: fc.constantFrom(...KEYS) },
-  { weight: 1, arbitrary: fc.constantFrom(bytes(), bytes(1, 2, 3, 4)) },
-);
+const keyArb = fc.oneof({ weight: 20, arbitrary: fc.constantFrom(...KEYS) }, { weight: 1, arbitrary: fc.constantFrom(bytes(), bytes(1, 2, 3, 4)) });
 const valueArb = fc.oneof({ weight: 20, arbitrary: fc.uint8Array({ maxLength: 6 }) }, { weight: 1, arbitrary: fc.constant(new Uint8Array(7)) });
 const versionArb = fc.oneof({ weight: 20, arbitrary: fc.integer({ min: 0, max: 4 }) }, { weight: 1, arbitrary: fc.constantFrom(-1, 0.5, NaN, Infinity) });
 const prefixArb = fc.oneof(

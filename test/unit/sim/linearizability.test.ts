@@ -35,15 +35,7 @@ function builder(defaultKey = 'k') {
         ...(ret === U ? {} : { output: { kind: 'value', value } }),
       };
     },
-    cas(
-      expected: string | null,
-      value: string,
-      swapped: boolean,
-      call: number,
-      ret: number,
-      key = defaultKey,
-      client = 0,
-    ): Operation {
+    cas(expected: string | null, value: string, swapped: boolean, call: number, ret: number, key = defaultKey, client = 0): Operation {
       return {
         id: id++,
         client,
@@ -155,12 +147,7 @@ describe('checkHistory: concurrency', () => {
 
   test('a chain of overlapping cas passes only in the order the values allow', () => {
     const b = builder();
-    const ops = [
-      b.cas('b', 'c', true, 0, 20),
-      b.cas('a', 'b', true, 1, 19),
-      b.cas(null, 'a', true, 2, 18),
-      b.get('c', 21, 22),
-    ];
+    const ops = [b.cas('b', 'c', true, 0, 20), b.cas('a', 'b', true, 1, 19), b.cas(null, 'a', true, 2, 18), b.get('c', 21, 22)];
     expect(checkHistory(ops)).toEqual({ ok: true });
   });
 
@@ -252,13 +239,7 @@ describe('checkHistory: unknown outcomes', () => {
 describe('checkHistory: keys and reporting', () => {
   test('keys are independent registers', () => {
     const b = builder();
-    const ops = [
-      b.put('x1', 0, 1, 'x'),
-      b.put('y1', 0, 1, 'y'),
-      b.get('x1', 2, 3, 'x'),
-      b.get('y1', 2, 3, 'y'),
-      b.get(null, 2, 3, 'z'),
-    ];
+    const ops = [b.put('x1', 0, 1, 'x'), b.put('y1', 0, 1, 'y'), b.get('x1', 2, 3, 'x'), b.get('y1', 2, 3, 'y'), b.get(null, 2, 3, 'z')];
     expect(checkHistory(ops)).toEqual({ ok: true });
     const bad = [...ops, b.get('x1', 4, 5, 'y')];
     const r = expectFailure(checkHistory(bad), 'y');
@@ -286,9 +267,7 @@ describe('checkHistory: keys and reporting', () => {
     const b = builder();
     const put = b.put('a', 5, 6);
     expect(() => checkHistory([{ ...put, ret: 4 }])).toThrow(/ret must be >= call/);
-    expect(() => checkHistory([{ id: 1, client: 0, input: { op: 'get', key: 'k' }, call: 0, ret: 1 }])).toThrow(
-      /without output/,
-    );
+    expect(() => checkHistory([{ id: 1, client: 0, input: { op: 'get', key: 'k' }, call: 0, ret: 1 }])).toThrow(/without output/);
     expect(() => checkHistory([{ ...put, output: { kind: 'value', value: 'a' } }])).toThrow(/'value' output/);
     expect(() => checkHistory([put, put])).toThrow(/duplicate/);
   });
@@ -457,9 +436,7 @@ describe('checkHistory: randomized histories', () => {
       const reads = ops.filter((op) => op.input.op === 'get');
       if (reads.length === 0) continue;
       const victim = p.pick(reads);
-      const mutated = ops.map((op) =>
-        op === victim ? { ...op, output: { kind: 'value' as const, value: 'never-written' } } : op,
-      );
+      const mutated = ops.map((op) => (op === victim ? { ...op, output: { kind: 'value' as const, value: 'never-written' } } : op));
       const r = expectFailure(checkHistory(mutated), victim.input.key);
       expect(r.operations.some((op) => op.id === victim.id)).toBe(true);
     }

@@ -46,7 +46,10 @@ describe('event queue', () => {
       q.push(time, name);
       pushed.push({ time, name });
     }
-    const expected = pushed.slice().sort((a, b) => a.time - b.time).map((e) => e.name);
+    const expected = pushed
+      .slice()
+      .sort((a, b) => a.time - b.time)
+      .map((e) => e.name);
     const got: string[] = [];
     for (let e = q.pop(); e !== undefined; e = q.pop()) got.push(e.event);
     expect(got).toEqual(expected);

@@ -34,7 +34,8 @@ const cases: Case[] = [
   },
   {
     seed: 445,
-    found: 'liveness: a replica with stale membership runs ahead in term; the real candidate never learns that term, as vote requests of a lower term got no answer',
+    found:
+      'liveness: a replica with stale membership runs ahead in term; the real candidate never learns that term, as vote requests of a lower term got no answer',
     opts: { tweak: staleMembers },
   },
   {
@@ -44,12 +45,14 @@ const cases: Case[] = [
   },
   {
     seed: 221,
-    found: 'stale-read: campaign() on a follower cleared its leader, so it voted inside the lease it had promised; the old, partitioned leader then served a lease read below a newer commit',
+    found:
+      'stale-read: campaign() on a follower cleared its leader, so it voted inside the lease it had promised; the old, partitioned leader then served a lease read below a newer commit',
     opts: { tweak: forcedCampaigns },
   },
   {
     seed: 47,
-    found: "stale-read: a quiet follower took a late copy of its leader's own campaign message for news of a restart and dropped its lease promise; a node cut off from the quiet leader was elected with its vote, and the quiet leader served a lease read below the new leader's commit",
+    found:
+      "stale-read: a quiet follower took a late copy of its leader's own campaign message for news of a restart and dropped its lease promise; a node cut off from the quiet leader was elected with its vote, and the quiet leader served a lease read below the new leader's commit",
   },
 ];
 

@@ -3,7 +3,13 @@ import { describe, expect, test } from 'vitest';
 import { AssertionError, ByteReader, ByteWriter, isU53, utf8Length } from '../../../src/wire/index.js';
 import { MAX, RUNS, bytes, u32, u53 } from './support.js';
 
-type Field = { t: 'u8'; v: number } | { t: 'u16'; v: number } | { t: 'u32'; v: number } | { t: 'f64'; v: number } | { t: 'u53'; v: number } | { t: 'bytes'; v: Uint8Array };
+type Field =
+  | { t: 'u8'; v: number }
+  | { t: 'u16'; v: number }
+  | { t: 'u32'; v: number }
+  | { t: 'f64'; v: number }
+  | { t: 'u53'; v: number }
+  | { t: 'bytes'; v: Uint8Array };
 
 const fieldArb: fc.Arbitrary<Field> = fc.oneof(
   fc.record({ t: fc.constant('u8' as const), v: fc.integer({ min: 0, max: 0xff }) }),
@@ -90,13 +96,20 @@ describe('byte writer and reader', () => {
 
   test('property: utf8 writes what TextEncoder writes, utf8Length bytes (lone surrogates as U+FFFD)', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.string({ unit: 'binary' }), fc.string({ unit: 'grapheme' }), fc.string({ unit: fc.integer({ min: 0xd7f0, max: 0xe010 }).map((c) => String.fromCharCode(c)) })), (s) => {
-        const w = new ByteWriter(0);
-        w.utf8(s);
-        const out = w.finish();
-        expect(out).toEqual(new TextEncoder().encode(s));
-        expect(utf8Length(s)).toBe(out.length);
-      }),
+      fc.property(
+        fc.oneof(
+          fc.string({ unit: 'binary' }),
+          fc.string({ unit: 'grapheme' }),
+          fc.string({ unit: fc.integer({ min: 0xd7f0, max: 0xe010 }).map((c) => String.fromCharCode(c)) }),
+        ),
+        (s) => {
+          const w = new ByteWriter(0);
+          w.utf8(s);
+          const out = w.finish();
+          expect(out).toEqual(new TextEncoder().encode(s));
+          expect(utf8Length(s)).toBe(out.length);
+        },
+      ),
       RUNS,
     );
   });

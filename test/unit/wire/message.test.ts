@@ -10,17 +10,7 @@ import {
   peekMessageType,
   type WireMessage,
 } from '../../../src/wire/index.js';
-import {
-  MessageType,
-  emptyMessage,
-  logIndex,
-  nodeId,
-  term,
-  type Entry,
-  type EntryType,
-  type Message,
-  type Snapshot,
-} from '../../../src/shards/raft/types.js';
+import { MessageType, emptyMessage, logIndex, nodeId, term, type Entry, type EntryType, type Message, type Snapshot } from '../../../src/shards/raft/types.js';
 import { MAX, RUNS, SEED, bytes, describeHostileInput, expectBadFrame, inSharedMemory, patched, u32, u53 } from './support.js';
 
 // ------------------------------------------------------------------ arbitraries
@@ -170,7 +160,10 @@ describe('raft message codec', () => {
       basic({ entries: [{ term: term(1), index: logIndex(1), type: 2 as EntryType, data: new Uint8Array() }] }),
       basic({ index: logIndex(MAX), entries: [{ term: term(1), index: logIndex(MAX + 1), type: 0, data: new Uint8Array() }] }),
       { ...withSnapshot, snapshot: { ...withSnapshot.snapshot!, metadata: { ...withSnapshot.snapshot!.metadata, term: term(-2) } } },
-      { ...withSnapshot, snapshot: { ...withSnapshot.snapshot!, metadata: { index: logIndex(1), term: term(1), confState: { voters: [nodeId(0.5)], learners: [] } } } },
+      {
+        ...withSnapshot,
+        snapshot: { ...withSnapshot.snapshot!, metadata: { index: logIndex(1), term: term(1), confState: { voters: [nodeId(0.5)], learners: [] } } },
+      },
     ];
     for (const m of bugs) expect(() => encodeMessage(m), JSON.stringify(m)).toThrow(AssertionError);
   });

@@ -1,14 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import {
-  AssertionError,
-  RECORD_HEADER_BYTES,
-  RecordKind,
-  decodeFrame,
-  encodeFrame,
-  isRecordKind,
-  type FrameRecord,
-} from '../../../src/wire/index.js';
+import { AssertionError, RECORD_HEADER_BYTES, RecordKind, decodeFrame, encodeFrame, isRecordKind, type FrameRecord } from '../../../src/wire/index.js';
 import { Ring } from '../../../src/workers/ring.js';
 import { RUNS, SEED, bytes, describeHostileInput, expectBadFrame, inSharedMemory, patched, u32 } from './support.js';
 
@@ -62,12 +54,33 @@ describe('wire frame codec', () => {
     expectBadFrame(() => decodeFrame(one.subarray(0, RECORD_HEADER_BYTES - 1), MAX_RECORD)); // truncated header
     expectBadFrame(() => decodeFrame(one.subarray(0, one.length - 1), MAX_RECORD)); // truncated padding
     expectBadFrame(() => decodeFrame(one.subarray(0, RECORD_HEADER_BYTES + 4), MAX_RECORD)); // truncated payload
-    expectBadFrame(() => decodeFrame(patched(one, (v) => v.setUint32(0, 0xfffffff0, true)), 2 ** 40)); // length beyond input
+    expectBadFrame(() =>
+      decodeFrame(
+        patched(one, (v) => v.setUint32(0, 0xfffffff0, true)),
+        2 ** 40,
+      ),
+    ); // length beyond input
     expectBadFrame(() => decodeFrame(one, 4)); // beyond maxRecordBytes
     expect(decodeFrame(one, 5)).toHaveLength(1);
-    for (const k of [0, 8, 0x100, 0xffff]) expectBadFrame(() => decodeFrame(patched(one, (v) => v.setUint16(4, k, true)), MAX_RECORD));
-    expectBadFrame(() => decodeFrame(patched(one, (v) => v.setUint16(6, 1, true)), MAX_RECORD)); // pad field
-    expectBadFrame(() => decodeFrame(patched(one, (v) => v.setUint8(one.length - 1, 1)), MAX_RECORD)); // padding bytes
+    for (const k of [0, 8, 0x100, 0xffff])
+      expectBadFrame(() =>
+        decodeFrame(
+          patched(one, (v) => v.setUint16(4, k, true)),
+          MAX_RECORD,
+        ),
+      );
+    expectBadFrame(() =>
+      decodeFrame(
+        patched(one, (v) => v.setUint16(6, 1, true)),
+        MAX_RECORD,
+      ),
+    ); // pad field
+    expectBadFrame(() =>
+      decodeFrame(
+        patched(one, (v) => v.setUint8(one.length - 1, 1)),
+        MAX_RECORD,
+      ),
+    ); // padding bytes
   });
 
   test('encoding an unknown kind or a non-u32 shard is a bug: AssertionError', () => {

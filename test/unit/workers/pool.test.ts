@@ -130,7 +130,8 @@ describe('worker pool life', () => {
     const pool = await startPool({ dataDir: freshDir(), workers: 2, shards: specs(4), tickMs: 10 });
     try {
       await leaders(pool, 4);
-      for (let s = 0; s < 4; s++) expect((await pool.propose(s as ShardId, { command: encodePut('t', enc.encode(`before${s}`), enc.encode('1')) })).ok).toBe(true);
+      for (let s = 0; s < 4; s++)
+        expect((await pool.propose(s as ShardId, { command: encodePut('t', enc.encode(`before${s}`), enc.encode('1')) })).ok).toBe(true);
       const restarted = new Promise<number>((resolve) => pool.once('restart', (w) => resolve(w)));
       expect(pool.workersRunning()).toEqual([true, true]);
       await pool.control(0).crash('test');
@@ -160,7 +161,8 @@ describe('worker pool life', () => {
     const dir = freshDir();
     const first = await startPool({ dataDir: dir, workers: 2, shards: specs(4), tickMs: 10 });
     await leaders(first, 4);
-    for (let s = 0; s < 4; s++) expect((await first.propose(s as ShardId, { command: encodePut('t', enc.encode(`k${s}`), enc.encode(`v${s}`)) })).ok).toBe(true);
+    for (let s = 0; s < 4; s++)
+      expect((await first.propose(s as ShardId, { command: encodePut('t', enc.encode(`k${s}`), enc.encode(`v${s}`)) })).ok).toBe(true);
     await first.close();
     for (const workers of [1, 3]) {
       const err = await startPool({ dataDir: dir, workers, shards: specs(4), tickMs: 10 }).catch((e: unknown) => e);
@@ -184,7 +186,9 @@ describe('worker pool life', () => {
     const pool = await startPool({ dataDir: freshDir(), workers: 1, shards: specs(1), tickMs: 10, ringBytes: 4096, inflightRequestsMax: 200 });
     try {
       await leaders(pool, 1);
-      const outs = await Promise.all(Array.from({ length: 2000 }, (_, i) => pool.propose(0 as ShardId, { command: encodePut('t', enc.encode(`k${i}`), enc.encode('v'.repeat(100))) })));
+      const outs = await Promise.all(
+        Array.from({ length: 2000 }, (_, i) => pool.propose(0 as ShardId, { command: encodePut('t', enc.encode(`k${i}`), enc.encode('v'.repeat(100))) })),
+      );
       const codes = new Map<string, number>();
       for (const o of outs) codes.set(o.ok ? 'ok' : o.code, (codes.get(o.ok ? 'ok' : o.code) ?? 0) + 1);
       expect(codes.get('Overloaded')).toBeGreaterThan(0);
@@ -217,7 +221,10 @@ describe('worker pool life', () => {
   test('a wake that names shards reaches only their workers and wakes only those quiet and led by the given leader', async () => {
     const pool = await startPool({ dataDir: freshDir(), workers: 2, shards: specs(4), tickMs: 5, raft: { quiesceAfterTicks: 100 } }); // quiet again 0.5 s after a wake
     const active = async (): Promise<number> =>
-      (await pool.metrics()).flat().filter((m) => m.name === 'iroh_raft_host_active_shards').reduce((n, m) => n + m.values.reduce((a, v) => a + v.value, 0), 0);
+      (await pool.metrics())
+        .flat()
+        .filter((m) => m.name === 'iroh_raft_host_active_shards')
+        .reduce((n, m) => n + m.values.reduce((a, v) => a + v.value, 0), 0);
     try {
       await leaders(pool, 4);
       await vi.waitFor(async () => expect(await active()).toBe(0), { timeout: 10_000 });

@@ -5,7 +5,15 @@ import { recordBytes } from './ring-records.js';
 import { BURST_PAYLOAD_BYTES, StretchedRing, burstConsume, pingPongProduce, prng, takePingPong } from './ring-wakeup.js';
 
 type Role = 'sleeping-consumer' | 'ping-pong-producer' | 'sleeping-producer' | 'burst-consumer';
-const { role, buffer, sync: syncBuffer, count, waitMs, seed, deadlineMs } = workerData as {
+const {
+  role,
+  buffer,
+  sync: syncBuffer,
+  count,
+  waitMs,
+  seed,
+  deadlineMs,
+} = workerData as {
   role: Role;
   buffer: SharedArrayBuffer;
   sync: SharedArrayBuffer;
@@ -25,7 +33,7 @@ parentPort!.once('message', () => {
   let longestWaitMs = 0;
   switch (role) {
     case 'sleeping-consumer':
-      for (let i = 0; i < count; ) {
+      for (let i = 0; i < count;) {
         if (ring.readView((kind, shard, payload) => takePingPong(sync, i, kind, shard, payload))) {
           i++;
           continue;

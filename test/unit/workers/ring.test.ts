@@ -21,7 +21,7 @@ async function roundTrip(capacity: number, sizes: number[]): Promise<{ full: num
   });
   let maxUsed = 0;
   try {
-    for (let i = 0; i < sizes.length; ) {
+    for (let i = 0; i < sizes.length;) {
       maxUsed = Math.max(maxUsed, ring.usedBytes());
       const r = ring.read();
       if (r === undefined) {
@@ -54,16 +54,12 @@ describe('SPSC ring on SharedArrayBuffer', () => {
   test('property: random record sizes through a real producer thread arrive once, in order, intact', async () => {
     let sawFull = false;
     await fc.assert(
-      fc.asyncProperty(
-        fc.constantFrom(256, 1024, 4096),
-        fc.array(fc.nat(), { minLength: 1, maxLength: 400 }),
-        async (capacity, raw) => {
-          const sizes = raw.map((n) => n % (maxPayloadBytes(capacity) + 1));
-          const { full, maxUsed } = await roundTrip(capacity, sizes);
-          expect(maxUsed).toBeLessThanOrEqual(capacity);
-          if (full > 0) sawFull = true;
-        },
-      ),
+      fc.asyncProperty(fc.constantFrom(256, 1024, 4096), fc.array(fc.nat(), { minLength: 1, maxLength: 400 }), async (capacity, raw) => {
+        const sizes = raw.map((n) => n % (maxPayloadBytes(capacity) + 1));
+        const { full, maxUsed } = await roundTrip(capacity, sizes);
+        expect(maxUsed).toBeLessThanOrEqual(capacity);
+        if (full > 0) sawFull = true;
+      }),
       { numRuns: 25, seed: 20261125 },
     );
     // The runs must have exercised backpressure, not only an ever-empty ring.
@@ -97,7 +93,7 @@ describe('SPSC ring on SharedArrayBuffer', () => {
     expect(ring.tryWrite(0, written, new Uint8Array(20))).toBe(true);
   });
 
-  test('peekKind tells the next record\'s kind without taking it, across a wrap; fits agrees with tryWrite', () => {
+  test("peekKind tells the next record's kind without taking it, across a wrap; fits agrees with tryWrite", () => {
     const ring = new Ring(Ring.allocate(256));
     expect(ring.peekKind()).toBeUndefined();
     // Move the positions near the end (224 of 256), so the next record wraps.
@@ -186,8 +182,15 @@ interface PeerResult {
 }
 
 /** Starts a ring-peer thread in `role`; `go()` starts its clock and resolves with its result. */
-async function startPeer(role: string, buffer: SharedArrayBuffer, sync: SharedArrayBuffer, seed: number): Promise<{ go(): Promise<PeerResult>; worker: Worker }> {
-  const worker = new Worker(bootstrap, { workerData: { entry: peer, role, buffer, sync, count: WAKEUP_RECORDS, waitMs: LONG_WAIT_MS, seed, deadlineMs: DEADLINE_MS } });
+async function startPeer(
+  role: string,
+  buffer: SharedArrayBuffer,
+  sync: SharedArrayBuffer,
+  seed: number,
+): Promise<{ go(): Promise<PeerResult>; worker: Worker }> {
+  const worker = new Worker(bootstrap, {
+    workerData: { entry: peer, role, buffer, sync, count: WAKEUP_RECORDS, waitMs: LONG_WAIT_MS, seed, deadlineMs: DEADLINE_MS },
+  });
   const failed = new Promise<never>((_, reject) => worker.once('error', reject));
   failed.catch(() => undefined);
   await Promise.race([new Promise((resolve) => worker.once('message', resolve)), failed]);
@@ -256,7 +259,7 @@ describe('ring wakeups: a sleeping side wakes for every record and for room, non
       const done = p.go();
       const t0 = performance.now();
       let longestWaitMs = 0;
-      for (let i = 0; i < WAKEUP_RECORDS; ) {
+      for (let i = 0; i < WAKEUP_RECORDS;) {
         if (ring.readView((kind, shard, payload) => takePingPong(syncWords, i, kind, shard, payload))) {
           i++;
           continue;

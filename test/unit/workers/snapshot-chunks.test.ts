@@ -87,7 +87,10 @@ describe('SnapshotChunker round trip', () => {
     ['many chunks with a short tail', 9 * size + 123],
   ];
   for (const [name, length] of cases) {
-    for (const [kind, make] of [['random', randomBytes], ['compressible', compressibleBytes]] as const) {
+    for (const [kind, make] of [
+      ['random', randomBytes],
+      ['compressible', compressibleBytes],
+    ] as const) {
       it(`${name} (${length} bytes, ${kind}) comes back identical, chunked at chunkBytes`, async () => {
         const c = chunker({ threads: 2 });
         const data = make(length, 0x5eed + length);

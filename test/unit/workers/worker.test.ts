@@ -92,7 +92,11 @@ describe('a worker whose out-ring is full', () => {
     // Client work arriving now is refused with Overloaded (backpressure), while ticks go on.
     const reads = 50;
     for (let reqId = 1; reqId <= reads; reqId++) {
-      const ok = h.inRing.tryWrite(RecordKind.ClientRead, 0, encodeRead({ reqId, consistency: ReadConsistency.Stale, query: encodeGet('t', new TextEncoder().encode(`k${reqId}`)) }));
+      const ok = h.inRing.tryWrite(
+        RecordKind.ClientRead,
+        0,
+        encodeRead({ reqId, consistency: ReadConsistency.Stale, query: encodeGet('t', new TextEncoder().encode(`k${reqId}`)) }),
+      );
       expect(ok).toBe(true);
     }
     const ticksBefore = st.counters.ticks;
@@ -131,7 +135,12 @@ describe('a worker whose out-ring is full', () => {
     // Read on: once the outbox drains, the worker takes client work again (a request that still
     // met a full outbox is refused and sent again).
     let again = 1000;
-    const ask = (): boolean => h.inRing.tryWrite(RecordKind.ClientRead, 0, encodeRead({ reqId: ++again, consistency: ReadConsistency.Stale, query: encodeGet('t', new TextEncoder().encode('k')) }));
+    const ask = (): boolean =>
+      h.inRing.tryWrite(
+        RecordKind.ClientRead,
+        0,
+        encodeRead({ reqId: ++again, consistency: ReadConsistency.Stale, query: encodeGet('t', new TextEncoder().encode('k')) }),
+      );
     expect(ask()).toBe(true);
     for (;;) {
       const r = h.outRing.read();

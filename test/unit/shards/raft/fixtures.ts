@@ -18,13 +18,7 @@ export function ent(index: number, t: number, data = '', type: EntryTypeT = Entr
 }
 
 /** A message with every field zero but those given. */
-export function msg(
-  type: MessageTypeT,
-  from: number,
-  to: number,
-  t: number,
-  rest: Partial<Omit<Message, 'type' | 'from' | 'to' | 'term'>> = {},
-): Message {
+export function msg(type: MessageTypeT, from: number, to: number, t: number, rest: Partial<Omit<Message, 'type' | 'from' | 'to' | 'term'>> = {}): Message {
   return { ...emptyMessage(type, nodeId(from), nodeId(to), term(t)), ...rest };
 }
 

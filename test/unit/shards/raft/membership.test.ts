@@ -263,7 +263,9 @@ describe('membership and snapshots arriving between ready() and advance()', () =
     expect(rd.committedEntries.map((e) => e.index)).toEqual([2, 3]);
     // While that write is in flight the leader's snapshot at 10 arrives: 3 was re-added since.
     const snapConf = { voters: [1, 2, 3].map(nodeId), learners: [] };
-    s.rn.step(msg(MessageType.Snap, 1, 2, 2, { snapshot: { metadata: { index: 10 as never, term: 2 as never, confState: snapConf }, data: new Uint8Array(0) } }));
+    s.rn.step(
+      msg(MessageType.Snap, 1, 2, 2, { snapshot: { metadata: { index: 10 as never, term: 2 as never, confState: snapConf }, data: new Uint8Array(0) } }),
+    );
     s.storage.append(rd.entries);
     if (rd.hardState) s.storage.setHardState(rd.hardState);
     s.rn.advance();

@@ -2,7 +2,10 @@ import { describe, expect, test } from 'vitest';
 import { ProposalTracker } from '../../../../src/shards/raft/proposals.js';
 import type { LogIndex, Term } from '../../../../src/shards/raft/types.js';
 
-const terms = (m: Record<number, number>) => (i: LogIndex): Term | undefined => m[i] as Term | undefined;
+const terms =
+  (m: Record<number, number>) =>
+  (i: LogIndex): Term | undefined =>
+    m[i] as Term | undefined;
 
 describe('ProposalTracker', () => {
   test('settles proposals as commit passes them: same term applies, other term dropped, compacted unknown', () => {

@@ -4,8 +4,7 @@ import { Cluster } from './harness.js';
 
 const Q = 4;
 /** Heartbeats and appends sent since `mark`. */
-const chatter = (c: Cluster, mark: number): number =>
-  c.sent.slice(mark).filter((m) => m.type === MessageType.Heartbeat || m.type === MessageType.App).length;
+const chatter = (c: Cluster, mark: number): number => c.sent.slice(mark).filter((m) => m.type === MessageType.Heartbeat || m.type === MessageType.App).length;
 
 function quietCluster(seed = 1): { c: Cluster; l: number } {
   const c = new Cluster([1, 2, 3], { quiesceAfterTicks: Q }, seed);

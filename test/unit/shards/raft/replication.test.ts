@@ -103,7 +103,12 @@ describe('replication', () => {
     const s3 = c.node(3).rn.status();
     expect(s3.lastIndex).toBe(c.node(1).rn.status().lastIndex);
     expect(c.node(3).storage.term(32 as never)).toBe(4);
-    expect(c.node(3).storage.entries(2 as never, 32 as never, 1 << 20).every((e) => e.term === 3)).toBe(true);
+    expect(
+      c
+        .node(3)
+        .storage.entries(2 as never, 32 as never, 1 << 20)
+        .every((e) => e.term === 3),
+    ).toBe(true);
     expect(c.appliedData(3)).toEqual(goodLog.map((_, i) => `g${i}`));
   });
 

@@ -110,7 +110,10 @@ describe('snapshots', () => {
     c.deliver();
     c.tickAll(3);
     expect(c.node(1).rn.confState().learners).toEqual([4]);
-    const installed = c.node(4).readies.filter((r) => r.snapshot !== undefined).map((r) => r.snapshot!.metadata.index);
+    const installed = c
+      .node(4)
+      .readies.filter((r) => r.snapshot !== undefined)
+      .map((r) => r.snapshot!.metadata.index);
     expect(installed).toEqual([snapIndex]);
     c.propose(1, 'after');
     expect(stateOf(c, 4)).toEqual([...Array.from({ length: 10 }, (_, i) => `v${i}`), 'after']);

@@ -241,7 +241,11 @@ class Runner {
 
   private newCluster(cmd: Command): void {
     const ids = cmd.args.map((a) => int(a, 'node'));
-    const learners = cmd.opts.get('learners')?.split(',').map((a) => int(a, 'learner')) ?? [];
+    const learners =
+      cmd.opts
+        .get('learners')
+        ?.split(',')
+        .map((a) => int(a, 'learner')) ?? [];
     const opts: { -readonly [K in keyof RaftConfig]?: RaftConfig[K] } = {};
     let seed = 1;
     for (const [k, v] of cmd.opts) {
@@ -287,7 +291,9 @@ class Runner {
     const s = n.rn.status();
     const quiet = s.quiesced ? ' quiet' : '';
     const transfer = s.leadTransferee !== NONE ? ` transferee=${s.leadTransferee}` : '';
-    this.out.push(`n${n.id}: ${s.role} t${s.term} lead=${none(s.lead)} vote=${none(s.vote)} commit=${s.commit} applied=${s.applied} last=${s.lastIndex}${quiet}${transfer}`);
+    this.out.push(
+      `n${n.id}: ${s.role} t${s.term} lead=${none(s.lead)} vote=${none(s.vote)} commit=${s.commit} applied=${s.applied} last=${s.lastIndex}${quiet}${transfer}`,
+    );
     for (const [id, pr] of [...s.progress].sort((a, b) => a[0] - b[0])) {
       if (id === n.id) continue;
       this.out.push(`  ${id}: ${pr.state} match=${pr.match} next=${pr.next}${pr.isLearner ? ' learner' : ''}`);
