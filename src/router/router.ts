@@ -22,7 +22,7 @@ import {
   peekMessageTo,
 } from '../wire/index.js';
 import type { Outcome } from '../shards/host.js';
-import { KvOp, decodeKvReply, encodeCas, encodeDelete, encodeGet, encodePut, encodeScan } from '../shards/kv/index.js';
+import { KvError, KvOp, decodeKvReply, encodeCas, encodeDelete, encodeGet, encodePut, encodeScan } from '../shards/kv/index.js';
 import type { NodeId, ShardId } from '../shards/raft/index.js';
 import type { WorkerPool } from '../workers/pool.js';
 import { isServiceErrorCode } from '../api/index.js';
@@ -149,6 +149,20 @@ const FORWARD_ATTEMPT_MS = 1000;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const fail = (code: ServiceErrorCode, message: string, leaderHint = 0): Outcome => ({ ok: false, code, message, leaderHint });
+
+/**
+ * The KV encoders throw KvError for a field that does not fit its length field (a tenant of more
+ * than 255 bytes, say) before anything is sent: a bad request, answered with the error's code
+ * (InvalidTenant, KeyTooLarge, ...) instead of a 500.
+ */
+async function refusingBadFields<T>(f: () => Promise<Result<T>>): Promise<Result<T>> {
+  try {
+    return await f();
+  } catch (e) {
+    if (!(e instanceof KvError)) throw e;
+    return { ok: false, code: e.code, message: e.message };
+  }
+}
 
 export class Router implements KvService {
   private readonly byNode = new Map<NodeId, Member>();
@@ -444,6 +458,10 @@ export class Router implements KvService {
   // ---------------------------------------------------------------- KvService (the HTTP API's view)
 
   async put(r: PutArgs): Promise<Result<PutResult>> {
+    return refusingBadFields(() => this.putChecked(r));
+  }
+
+  private async putChecked(r: PutArgs): Promise<Result<PutResult>> {
     const shard = shardOf(r.tenant, r.key, this.opts.shards);
     if (r.expectedVersion === undefined) {
       const o = await this.command(shard, encodePut(r.tenant, r.key, r.value));
@@ -454,11 +472,19 @@ export class Router implements KvService {
   }
 
   async delete(r: DeleteArgs): Promise<Result<DeleteResult>> {
+    return refusingBadFields(() => this.deleteChecked(r));
+  }
+
+  private async deleteChecked(r: DeleteArgs): Promise<Result<DeleteResult>> {
     const o = await this.command(shardOf(r.tenant, r.key, this.opts.shards), encodeDelete(r.tenant, r.key));
     return this.decode(o, KvOp.Delete, (v) => ({ deleted: v.deleted }));
   }
 
   async get(r: GetArgs): Promise<Result<GetResult>> {
+    return refusingBadFields(() => this.getChecked(r));
+  }
+
+  private async getChecked(r: GetArgs): Promise<Result<GetResult>> {
     const o = await this.query(shardOf(r.tenant, r.key, this.opts.shards), encodeGet(r.tenant, r.key), r.consistency);
     return this.decode(o, KvOp.Get, (v) =>
       v.found ? { found: true, value: v.value, version: v.version, createIndex: v.createIndex, modIndex: v.modIndex } : { found: false },
@@ -467,6 +493,10 @@ export class Router implements KvService {
 
   /** A prefix scan within a tenant: every shard is asked, the answers merged in key order. */
   async scan(r: ScanArgs): Promise<Result<ScanResult>> {
+    return refusingBadFields(() => this.scanChecked(r));
+  }
+
+  private async scanChecked(r: ScanArgs): Promise<Result<ScanResult>> {
     const q = encodeScan(r.tenant, r.prefix, r.limit, r.startAfter);
     const parts = await Promise.all(Array.from({ length: this.opts.shards }, (_, s) => this.query(s as ShardId, q, r.consistency)));
     const items: ScanItem[] = [];

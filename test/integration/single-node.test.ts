@@ -92,6 +92,11 @@ describe('a single node over HTTP', () => {
       ['/v1/kv/k?consistency=eventual', undefined, 400, 'InvalidConsistency'],
       ['/v1/kv/%E0%A4%A', undefined, 400, 'BadRequest'],
       ['/v1/kv/k?tenant=bad%20tenant', undefined, 400, 'InvalidTenant'],
+      // Longer than any tenant field can hold (255 bytes), on every kind of request.
+      [`/v1/kv/k?tenant=${'t'.repeat(300)}`, undefined, 400, 'InvalidTenant'],
+      [`/v1/kv/k?tenant=${'t'.repeat(300)}`, { method: 'PUT', body: 'v' }, 400, 'InvalidTenant'],
+      [`/v1/kv/k?tenant=${'t'.repeat(300)}`, { method: 'DELETE' }, 400, 'InvalidTenant'],
+      [`/v1/kv?prefix=a&tenant=${'t'.repeat(300)}`, undefined, 400, 'InvalidTenant'],
       [`/v1/kv/${'k'.repeat(5000)}`, undefined, 400, 'KeyTooLarge'],
       ['/v1/kv/big', { method: 'PUT', body: new Uint8Array(3 << 20) }, 413, 'PayloadTooLarge'],
     ];
