@@ -7,11 +7,10 @@
  *
  *   npx tsx bench/transport.ts [--size 100] [--batch 1000] [--seconds 3] [--runs 3] [--queue 4194304]
  */
+import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Transport } from '../src/io/transport/index.js';
@@ -21,13 +20,13 @@ import { median } from './stats.js';
 type ToChild = { op: 'start' } | { op: 'stop' };
 type FromChild = { op: 'ready'; ticket: string } | { op: 'started' } | { op: 'stopped'; records: number; bytes: number; seconds: number };
 
-async function receiver(senderId: string, dir: string): Promise<void> {
+async function receiver(senderId: string): Promise<void> {
   let counting = false;
   let records = 0;
   let bytes = 0;
   let t0 = 0n;
   const t = await Transport.start({
-    keyPath: join(dir, 'receiver.key'),
+    secretKey: randomBytes(32),
     bindAddr: '127.0.0.1:0',
     isMember: (id) => id === senderId,
     onRecords: (_peer, rs) => {
@@ -81,9 +80,8 @@ async function sender(): Promise<void> {
     }
   }
 
-  const dir = mkdtempSync(join(os.tmpdir(), 'bench-transport-'));
-  const t = await Transport.start({ keyPath: join(dir, 'sender.key'), bindAddr: '127.0.0.1:0', isMember: () => true, onRecords: () => undefined });
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--receiver', t.id, dir], {
+  const t = await Transport.start({ secretKey: randomBytes(32), bindAddr: '127.0.0.1:0', isMember: () => true, onRecords: () => undefined });
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--receiver', t.id], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const next = (): Promise<FromChild> => new Promise((resolve) => child.once('message', (m: FromChild) => resolve(m)));
@@ -121,7 +119,6 @@ async function sender(): Promise<void> {
   child.disconnect();
   await new Promise((r) => child.once('exit', r));
   await t.close();
-  rmSync(dir, { recursive: true, force: true });
 
   const recs = rs.map((r) => r.recordsPerSec);
   const mbs = rs.map((r) => r.mbPerSec);
@@ -135,7 +132,7 @@ async function sender(): Promise<void> {
 }
 
 if (process.argv[2] === '--receiver') {
-  await receiver(process.argv[3]!, process.argv[4]!);
+  await receiver(process.argv[3]!);
 } else {
   await sender();
 }

@@ -4,23 +4,19 @@
  * - `LOCK`: the pid of the one process using the directory;
  * - `cluster.json`: the shard count, replicas and members the directory was first started with;
  *   a later start must agree, since keys are placed by those;
- * - `node.key`: the Iroh secret key, the node's identity (loaded, or created once, by the
- *   transport from {@link DataDir.keyPath}: io never learns the directory's layout);
+ * - `node.key`: the Iroh secret key, the node's identity (loaded, or created once, by
+ *   {@link DataDir.loadOrCreateKey}; the transport is handed the key's bytes);
  * - `worker-<w>/`: worker w's LMDB environment (the name is {@link workerDir}'s, which the
  *   worker threads use too; the store checks the worker count recorded inside it).
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CodedError } from '../errors.js';
+import { DataDirError } from './data-dir-error.js';
+import { loadOrCreateKey } from './node-key.js';
+import type { KeyLogger } from './node-key.js';
 import { workerDir } from '../workers/protocol.js';
 
-/**
- * `DataDirLocked`: another live process holds the directory. `ClusterMismatch`: the directory
- * belongs to a cluster started with other settings.
- */
-export class DataDirError extends CodedError<'DataDirLocked' | 'ClusterMismatch'> {
-  override readonly name = 'DataDirError';
-}
+export { DataDirError } from './data-dir-error.js';
 
 /** What a data directory was first started with (`cluster.json`); a later start must agree. */
 export interface ClusterLayout {
@@ -53,6 +49,14 @@ export class DataDir {
   static open(path: string): DataDir {
     mkdirSync(path, { recursive: true });
     return new DataDir(path);
+  }
+
+  /**
+   * The node's secret key (32 bytes) from `node.key`, created once (mode 0600, atomically, never
+   * overwriting) when missing. DataDirError `BadKeyFile` when the file cannot be read or holds no key.
+   */
+  loadOrCreateKey(log: KeyLogger): Promise<Uint8Array> {
+    return loadOrCreateKey(this.keyPath, log);
   }
 
   /** Directory of worker `worker`'s LMDB environment. */

@@ -52,10 +52,17 @@ export async function startNode(cfg: NodeConfig, opts: StartOptions): Promise<Ru
     throw new NodeError('InvalidTicket', `--peers: ${e instanceof Error ? e.message : String(e)}`);
   }
 
+  let secretKey: Uint8Array;
+  try {
+    secretKey = await dir.loadOrCreateKey(log);
+  } catch (e) {
+    unlock();
+    throw e;
+  }
   let router: Router | undefined;
   let memberIds = new Set<string>();
   const transport = await Transport.start({
-    keyPath: dir.keyPath,
+    secretKey,
     bindAddr: `${cfg.listen.host.includes(':') ? `[${cfg.listen.host}]` : cfg.listen.host}:${cfg.listen.port}`,
     isMember: (id) => memberIds.has(id),
     onRecords: (peer, records) => router?.onPeerRecords(peer, records),

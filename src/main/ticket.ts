@@ -9,7 +9,8 @@ import type { DataDir } from './data-dir.js';
  * free.
  */
 export async function ticketOf(dir: DataDir, listen: { host: string; port: number }): Promise<string> {
-  const t = await Transport.start({ keyPath: dir.keyPath, bindAddr: '127.0.0.1:0', isMember: () => false, onRecords: () => undefined });
+  const secretKey = await dir.loadOrCreateKey({ info: () => undefined, warn: () => undefined });
+  const t = await Transport.start({ secretKey, bindAddr: '127.0.0.1:0', isMember: () => false, onRecords: () => undefined });
   const id = t.id;
   await t.destroy();
   return encodeTicket({ id, addrs: [`${listen.host}:${listen.port}`] });

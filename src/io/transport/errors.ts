@@ -5,8 +5,6 @@ import { CodedError } from '../../errors.js';
 export type TransportErrorCode =
   /** An option is missing, out of range or inconsistent with another. */
   | 'InvalidConfig'
-  /** The key file exists but does not hold a 32-byte key in hex. */
-  | 'BadKeyFile'
   /** The endpoint could not bind its address (in use, not local, malformed). */
   | 'BindFailed'
   /** A peer id or address is malformed, or names this node. */

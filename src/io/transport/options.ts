@@ -9,8 +9,8 @@ import type { TransportLogger } from './errors.js';
 export const U32_MAX = 0xffffffff;
 
 export interface TransportOptions {
-  /** File holding this node's secret key (hex); created with mode 0600 when missing, so the id survives restarts. */
-  readonly keyPath: string;
+  /** This node's secret key, 32 bytes: its identity (the caller keeps it, so the id survives restarts). */
+  readonly secretKey: Uint8Array;
   /** `ip:port` to bind (port 0: any), e.g. `127.0.0.1:7000`; or one address per IP family. */
   readonly bindAddr: string | readonly string[];
   /** Whether `peerId` may speak raft with this node; asked per connection and per frame. */
@@ -113,7 +113,7 @@ export function checkOptions(o: TransportOptions): Limits {
     if (!Number.isSafeInteger(x) || x < min || x > max) throw new TransportError('InvalidConfig', `${name} must be an integer in [${min}, ${max}], got ${x}`);
     return x;
   };
-  if (typeof o.keyPath !== 'string' || o.keyPath === '') throw new TransportError('InvalidConfig', 'keyPath is required');
+  if (!(o.secretKey instanceof Uint8Array) || o.secretKey.length !== 32) throw new TransportError('InvalidConfig', 'secretKey must be 32 bytes');
   if (typeof o.isMember !== 'function' || typeof o.onRecords !== 'function') throw new TransportError('InvalidConfig', 'isMember and onRecords are required');
   const l: Limits = {
     maxFrameBytes: int('maxFrameBytes', o.maxFrameBytes, 16 * 1024 * 1024, 1024, U32_MAX),

@@ -57,7 +57,6 @@ import type { TransportLogger } from './errors.js';
 import { acceptHandshake, dialHandshake, withDeadline } from './handshake.js';
 import { ALPN_BYTES, CloseCode, INCARNATION_BYTES, encodeHello } from './hello.js';
 import { iroh } from './iroh.js';
-import { loadOrCreateKey } from './key.js';
 import { Link, closeQuietly, protocolError } from './link.js';
 import type { LinkHost } from './link.js';
 import { U32_MAX, checkOptions, zeroCounters } from './options.js';
@@ -120,7 +119,7 @@ export class Transport {
 
   /**
    * Loads (or creates) the node key, binds the endpoint with no relays and no discovery (direct
-   * addresses only) and starts accepting. TransportError `InvalidConfig`, `BadKeyFile` or
+   * addresses only) and starts accepting. TransportError `InvalidConfig` or
    * `BindFailed`.
    */
   static async start(opts: TransportOptions): Promise<Transport> {
@@ -128,7 +127,7 @@ export class Transport {
     const log = opts.logger ?? noopLogger;
     const addrs = typeof opts.bindAddr === 'string' ? [opts.bindAddr] : [...opts.bindAddr];
     if (addrs.length === 0 || addrs.length > 2) throw new TransportError('InvalidConfig', 'bindAddr must be one address, or one per IP family');
-    const key = await loadOrCreateKey(opts.keyPath, log);
+    const key = Array.from(opts.secretKey);
     let ep: Iroh.Endpoint;
     try {
       const b = iroh.Endpoint.builder();

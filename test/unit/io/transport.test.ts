@@ -3,8 +3,9 @@
  * directory. Timeouts are generous; nothing asserts on speed.
  */
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,13 +55,19 @@ interface Node {
   frames: number;
 }
 
-let keySeq = 0;
-const keyPath = (name?: string): string => join(dir, `${name ?? `k${++keySeq}`}.key`);
+/** A node's secret key: a fresh one, or the same bytes for the same name (a node restarted with its key). */
+const keys = new Map<string, Uint8Array>();
+const secretKey = (name?: string): Uint8Array => {
+  if (name === undefined) return new Uint8Array(randomBytes(32));
+  let k = keys.get(name);
+  if (k === undefined) keys.set(name, (k = new Uint8Array(randomBytes(32))));
+  return k;
+};
 
 async function node(over: Partial<TransportOptions> = {}): Promise<Node> {
   const n: Node = { t: undefined as unknown as Transport, got: [], frames: 0 };
   n.t = await Transport.start({
-    keyPath: keyPath(),
+    secretKey: secretKey(),
     bindAddr: '127.0.0.1:0',
     isMember: () => true,
     onRecords: (from, records) => {
@@ -208,32 +215,28 @@ describe('Transport', () => {
     }
   });
 
-  it('keeps the node id across restarts with the same key file, and another key gives another id', async () => {
-    const path = keyPath('stable');
-    const t1 = await Transport.start({ keyPath: path, bindAddr: '127.0.0.1:0', isMember: () => true, onRecords: () => undefined });
+  it('the same key gives the same node id (across restarts), another key another id; a key that is not 32 bytes is refused', async () => {
+    const key = secretKey('stable');
+    const t1 = await Transport.start({ secretKey: key, bindAddr: '127.0.0.1:0', isMember: () => true, onRecords: () => undefined });
     const id = t1.id;
     await t1.close();
     expect(id).toMatch(/^[0-9a-f]{64}$/);
-    expect(statSync(path).mode & 0o777).toBe(0o600);
-    const t2 = await Transport.start({ keyPath: path, bindAddr: '127.0.0.1:0', isMember: () => true, onRecords: () => undefined });
+    const t2 = await Transport.start({ secretKey: key, bindAddr: '127.0.0.1:0', isMember: () => true, onRecords: () => undefined });
     open.push(t2);
     expect(t2.id).toBe(id);
     expect(decodeTicket(t2.ticket())).toEqual({ id, addrs: t2.addrs() });
-    const t3 = await Transport.start({ keyPath: keyPath('other'), bindAddr: '127.0.0.1:0', isMember: () => true, onRecords: () => undefined });
+    const t3 = await Transport.start({ secretKey: secretKey('other'), bindAddr: '127.0.0.1:0', isMember: () => true, onRecords: () => undefined });
     open.push(t3);
     expect(t3.id).not.toBe(id);
-  });
-
-  it('refuses a key file that does not hold a key', async () => {
-    const path = keyPath('broken');
-    writeFileSync(path, 'not a key\n', { mode: 0o600 });
-    await expect(Transport.start({ keyPath: path, bindAddr: '127.0.0.1:0', isMember: () => true, onRecords: () => undefined })).rejects.toMatchObject({
-      code: 'BadKeyFile',
+    await expect(
+      Transport.start({ secretKey: new Uint8Array(31), bindAddr: '127.0.0.1:0', isMember: () => true, onRecords: () => undefined }),
+    ).rejects.toMatchObject({
+      code: 'InvalidConfig',
     });
   });
 
   it('validates options and inputs', async () => {
-    const base = { keyPath: keyPath(), bindAddr: '127.0.0.1:0', isMember: () => true, onRecords: () => undefined };
+    const base = { secretKey: secretKey(), bindAddr: '127.0.0.1:0', isMember: () => true, onRecords: () => undefined };
     await expect(Transport.start({ ...base, maxFrameBytes: 1000 })).rejects.toMatchObject({ code: 'InvalidConfig' });
     await expect(Transport.start({ ...base, maxRecordBytes: 16 * 1024 * 1024 })).rejects.toMatchObject({ code: 'InvalidConfig' });
     await expect(Transport.start({ ...base, backoff: { initialMs: 100, maxMs: 10 } })).rejects.toMatchObject({ code: 'InvalidConfig' });
@@ -274,8 +277,8 @@ describe('Transport', () => {
 
   it('reconnects to a peer that restarts on the same key and port, and records flow again', async () => {
     const a = await node();
-    const bKey = keyPath('restart-same');
-    const b1 = await node({ keyPath: bKey });
+    const bKey = secretKey('restart-same');
+    const b1 = await node({ secretKey: bKey });
     const bId = b1.t.id;
     const port = b1.t.addrs()[0]!;
     await connect(a, b1);
@@ -285,7 +288,7 @@ describe('Transport', () => {
     while (b2 === undefined) {
       gc();
       try {
-        b2 = await node({ keyPath: bKey, bindAddr: port });
+        b2 = await node({ secretKey: bKey, bindAddr: port });
       } catch (e) {
         if ((e as TransportError).code !== 'BindFailed' || Date.now() > until) throw e;
         await new Promise((r) => setTimeout(r, 50));
@@ -315,12 +318,12 @@ describe('Transport', () => {
     // The child echoes every record back with shard + 1000.
     const script = `
       import { Transport } from ${JSON.stringify(src)};
-      const [keyPath, bindAddr, peer] = process.argv.slice(1);
-      const t = await Transport.start({ keyPath, bindAddr, isMember: () => true, onRecords: (p, rs) => { for (const r of rs) t.send(p, r.kind, r.shard + 1000, r.payload); } });
+      const [keyHex, bindAddr, peer] = process.argv.slice(1);
+      const t = await Transport.start({ secretKey: new Uint8Array(Buffer.from(keyHex, 'hex')), bindAddr, isMember: () => true, onRecords: (p, rs) => { for (const r of rs) t.send(p, r.kind, r.shard + 1000, r.payload); } });
       t.addPeer(peer);
       console.log('ready ' + t.ticket());
     `;
-    const bKey = keyPath('killed');
+    const bKey = Buffer.from(secretKey('killed')).toString('hex');
     const children: ReturnType<typeof spawn>[] = [];
     const startB = (bindAddr: string): Promise<string> =>
       new Promise((resolve, reject) => {
@@ -368,11 +371,11 @@ describe('Transport', () => {
 
   it('reconnects to a peer that restarts on a new port once given its new ticket', async () => {
     const a = await node();
-    const bKey = keyPath('restart-new');
-    const b1 = await node({ keyPath: bKey });
+    const bKey = secretKey('restart-new');
+    const b1 = await node({ secretKey: bKey });
     await connect(a, b1);
     await b1.t.destroy();
-    const b2 = await node({ keyPath: bKey });
+    const b2 = await node({ secretKey: bKey });
     expect(b2.t.addrs()).not.toEqual(b1.t.addrs());
     a.t.addPeer(b2.t.ticket());
     await waitFor(() => {
@@ -552,8 +555,9 @@ describe('Transport', () => {
   it('leaves nothing running after close(): the process exits on its own', async () => {
     const src = new URL('../../../src/io/transport/index.ts', import.meta.url).pathname;
     const script = `
+      import { randomBytes } from 'node:crypto';
       import { Transport } from ${JSON.stringify(src)};
-      const mk = (k, got) => Transport.start({ keyPath: ${JSON.stringify(dir)} + '/' + k, bindAddr: '127.0.0.1:0', isMember: () => true, onRecords: (_p, r) => got.push(...r) });
+      const mk = (_k, got) => Transport.start({ secretKey: new Uint8Array(randomBytes(32)), bindAddr: '127.0.0.1:0', isMember: () => true, onRecords: (_p, r) => got.push(...r) });
       const ga = [], gb = [];
       const a = await mk('exit-a.key', ga), b = await mk('exit-b.key', gb);
       a.addPeer(b.ticket()); b.addPeer(a.ticket());

@@ -5,7 +5,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -174,6 +174,21 @@ describe('node.key', () => {
     expect(readFileSync(dir.keyPath, 'utf8')).toBe(key);
     expect(decodeTicket(second).id).toBe(decodeTicket(first).id);
     expect(decodeTicket(second).addrs).toEqual(['127.0.0.1:7100']);
+  });
+
+  it('a key file that does not hold a key is refused with BadKeyFile; a lax file mode is warned about', async () => {
+    const dir = fresh();
+    const warnings: string[] = [];
+    const log = { info: () => undefined, warn: (_o: object, m: string) => warnings.push(m) };
+    writeFileSync(dir.keyPath, 'not a key\n', { mode: 0o600 });
+    await expect(dir.loadOrCreateKey(log)).rejects.toMatchObject({ code: 'BadKeyFile' });
+    const good = fresh();
+    const key = await good.loadOrCreateKey(log);
+    expect(key.length).toBe(32);
+    expect(warnings).toEqual([]);
+    chmodSync(good.keyPath, 0o644);
+    expect(await good.loadOrCreateKey(log)).toEqual(key);
+    expect(warnings).toEqual(['node key file is readable by group or others; chmod 600 it']);
   });
 
   it('another data directory is another identity', async () => {

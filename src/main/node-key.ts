@@ -1,29 +1,36 @@
-/** The node's secret key file: its identity, kept across restarts. */
+/** The node's secret key file (`<data>/node.key`): its identity, kept across restarts. */
 
 import { randomBytes } from 'node:crypto';
 import { link, mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { TransportError, errText } from './errors.js';
-import type { TransportLogger } from './errors.js';
+import { DataDirError } from './data-dir-error.js';
+
+/** Where the key's creation and a lax file mode are reported. */
+export interface KeyLogger {
+  info(o: object, msg: string): void;
+  warn(o: object, msg: string): void;
+}
+
+const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
 const KEY_RE = /^[0-9a-f]{64}$/;
 
 /** Reads the node's secret key, creating it (mode 0600, atomically, never overwriting) when missing. */
-export async function loadOrCreateKey(path: string, log: TransportLogger): Promise<number[]> {
+export async function loadOrCreateKey(path: string, log: KeyLogger): Promise<Uint8Array> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new TransportError('BadKeyFile', `cannot read ${path}: ${errText(e)}`);
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new DataDirError('BadKeyFile', `cannot read ${path}: ${errText(e)}`);
     await createKey(path);
     log.info({ keyPath: path }, 'created a new node key');
     text = await readFile(path, 'utf8');
   }
   const hex = text.trim();
-  if (!KEY_RE.test(hex)) throw new TransportError('BadKeyFile', `${path} does not hold a 32-byte key as 64 lowercase hex characters`);
+  if (!KEY_RE.test(hex)) throw new DataDirError('BadKeyFile', `${path} does not hold a 32-byte key as 64 lowercase hex characters`);
   const st = await stat(path);
   if ((st.mode & 0o077) !== 0) log.warn({ keyPath: path, mode: (st.mode & 0o777).toString(8) }, 'node key file is readable by group or others; chmod 600 it');
-  return Array.from(Buffer.from(hex, 'hex'));
+  return new Uint8Array(Buffer.from(hex, 'hex'));
 }
 
 async function createKey(path: string): Promise<void> {
