@@ -1,9 +1,7 @@
-import type { ResolvedConfig } from './config.js';
+import type { CoreView } from './core-view.js';
 import { assert } from './errors.js';
-import type { RaftLog } from './log.js';
-import type { Progress } from './progress.js';
 import type { RaftCounters } from './raft.js';
-import type { LogIndex, Message, NodeId, Role, Term } from './types.js';
+import type { LogIndex, Message } from './types.js';
 import { MessageType, NONE } from './types.js';
 
 /**
@@ -11,15 +9,7 @@ import { MessageType, NONE } from './types.js';
  * it but the progresses' `recentActive` (a waking leader gives its followers a fresh check-quorum
  * period) and the `quiesced` counter.
  */
-export interface QuiesceCore {
-  readonly id: NodeId;
-  readonly cfg: ResolvedConfig;
-  readonly log: RaftLog;
-  readonly role: Role;
-  readonly term: Term;
-  readonly lead: NodeId;
-  readonly leadTransferee: NodeId;
-  readonly prs: ReadonlyMap<NodeId, Progress>;
+export interface QuiesceCore extends CoreView {
   readonly counters: Pick<RaftCounters, 'quiesced'>;
 }
 

@@ -1,12 +1,10 @@
-import type { ResolvedConfig } from './config.js';
+import type { CoreView } from './core-view.js';
 import { RaftErrorCode, assert } from './errors.js';
-import type { RaftLog } from './log.js';
-import type { Progress } from './progress.js';
 import { majority, quorumValue } from './quorum.js';
 import type { RaftCounters } from './raft.js';
 import { ReadOnly } from './read-only.js';
 import type { QueuedRead } from './read-only.js';
-import type { FailedRead, Message, NodeId, ReadState, Role, Term } from './types.js';
+import type { FailedRead, Message, NodeId, ReadState } from './types.js';
 import { MessageType, NONE, emptyMessage } from './types.js';
 
 /**
@@ -20,16 +18,8 @@ const LEASE_MARGIN_TICKS = 3;
  * What the read path sees of the raft core: its public state, read live (the core swaps its
  * output lists at every Ready). The read path changes none of it; it only appends to the lists.
  */
-export interface ReadCore {
-  readonly id: NodeId;
-  readonly cfg: ResolvedConfig;
-  readonly log: RaftLog;
-  readonly role: Role;
-  readonly term: Term;
-  readonly lead: NodeId;
-  readonly leadTransferee: NodeId;
+export interface ReadCore extends CoreView {
   readonly voters: ReadonlySet<NodeId>;
-  readonly prs: ReadonlyMap<NodeId, Progress>;
   readonly msgs: Message[];
   readonly readStates: ReadState[];
   readonly failedReads: FailedRead[];
