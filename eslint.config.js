@@ -7,6 +7,10 @@ import tseslint from 'typescript-eslint';
 // test/unit/lint/layers-api.test.ts proves that each rule bites.
 const ioForbidden = ['**/shards/**', '**/router/**', '**/workers/**'];
 const ioMessage = 'src/io is the outside world: it imports wire and api, never shards, router or workers.';
+const shardsForbidden = ['**/io', '**/io/**', '**/router', '**/router/**', '**/workers', '**/workers/**', '**/main', '**/main/**', '**/api', '**/api/**'];
+const shardsMessage = 'src/shards runs inside a worker: it imports raft and wire, never io, router, workers, main or api.';
+const workersForbidden = ['**/io', '**/io/**', '**/router', '**/router/**', '**/main', '**/main/**'];
+const workersMessage = 'src/workers is the thread boundary: it imports shards and wire, never io, router or main.';
 
 export default tseslint.config(
   { ignores: ['.scratch/**', 'dist/**', 'node_modules/**', 'bench/results/**', 'coverage/**'] },
@@ -73,6 +77,12 @@ export default tseslint.config(
     },
   },
   {
+    // Listed before the raft core's rule: for src/shards/raft that later, stricter rule replaces this one
+    // (test/unit/tooling/lint-purity.test.ts checks it still bites).
+    files: ['src/shards/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: shardsForbidden, message: shardsMessage }] }] },
+  },
+  {
     // The consensus core is pure: no I/O, no clocks, no ambient randomness, no timers.
     files: ['src/shards/raft/**/*.ts'],
     rules: {
@@ -81,6 +91,11 @@ export default tseslint.config(
         {
           patterns: [
             { group: ['node:*'], message: 'src/shards/raft is pure: no Node imports.' },
+            {
+              // Nothing outside the core but the one error base class every layer shares.
+              regex: '^\\.\\./(?!\\.\\./errors\\.js$)',
+              message: 'src/shards/raft imports nothing outside itself (but src/errors.ts).',
+            },
             {
               group: [
                 'fs',
@@ -129,6 +144,10 @@ export default tseslint.config(
   {
     files: ['src/io/**/*.ts'],
     rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ioForbidden, message: ioMessage }] }] },
+  },
+  {
+    files: ['src/workers/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: workersForbidden, message: workersMessage }] }] },
   },
   {
     files: ['src/router/**/*.ts'],

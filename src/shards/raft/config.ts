@@ -74,7 +74,8 @@ export function resolveConfig(c: RaftConfig): ResolvedConfig {
     electionTimeoutTicks,
     heartbeatIntervalTicks: c.heartbeatIntervalTicks ?? 1,
     preVote: c.preVote ?? true,
-    checkQuorum: c.checkQuorum ?? true,
+    // The injected bug describes a leader that trusts leadership alone, with check-quorum off.
+    checkQuorum: c.bugs?.has('lease-read-without-check-quorum') === true ? false : (c.checkQuorum ?? true),
     appendBytesMax: c.appendBytesMax ?? 1 << 20,
     inflightMessagesMax: c.inflightMessagesMax ?? 256,
     inflightBytesMax: c.inflightBytesMax ?? 8 << 20,

@@ -57,12 +57,7 @@ export class RawNode {
 
   constructor(config: RaftConfig) {
     const cfg = resolveConfig(config);
-    if (cfg.bugs.has('lease-read-without-check-quorum')) {
-      // The injected bug describes a leader that trusts leadership alone, with check-quorum off.
-      this.raft = new Raft({ ...cfg, checkQuorum: false });
-    } else {
-      this.raft = new Raft(cfg);
-    }
+    this.raft = new Raft(cfg);
     this.prevSoft = this.softState();
     this.prevHard = this.hardState();
   }

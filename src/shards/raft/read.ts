@@ -73,12 +73,12 @@ export class ReadPath {
     c.wake();
     if (c.role === 'leader') {
       if (mode === 'lease') {
-        const bug = c.cfg.bugs.has('lease-read-without-check-quorum');
-        if (!c.cfg.checkQuorum && !bug) {
+        const lease = this.lease();
+        if (lease === 'refused') {
           c.failedReads.push({ context, code: RaftErrorCode.LeaseReadRequiresCheckQuorum });
           return;
         }
-        if (this.committedInTerm() && (bug || this.leaseValid())) {
+        if (lease === 'held') {
           c.counters.leaseReads++;
           c.readStates.push({ index: c.log.committed, context });
           return;
@@ -102,6 +102,18 @@ export class ReadPath {
 
   private committedInTerm(): boolean {
     return this.core.log.term(this.core.log.committed) === this.core.term;
+  }
+
+  /**
+   * Leader: may a read be served from the lease? `refused` without check-quorum (a leader that
+   * never steps down on its own has no lease to speak of); `held` while no other leader can have
+   * been elected (see {@link leaseValid}) and this term has committed an entry; else `lapsed`.
+   */
+  private lease(): 'refused' | 'held' | 'lapsed' {
+    const c = this.core;
+    if (c.cfg.bugs.has('lease-read-without-check-quorum')) return this.committedInTerm() ? 'held' : 'lapsed';
+    if (!c.cfg.checkQuorum) return 'refused';
+    return this.committedInTerm() && this.leaseValid() ? 'held' : 'lapsed';
   }
 
   /** True while no other leader can have been elected: a quorum acked a heartbeat sent recently. */

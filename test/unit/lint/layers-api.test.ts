@@ -1,5 +1,6 @@
 /**
- * The layering rules around the client API bite: src/io never imports shards, router or workers;
+ * The layering rules bite: src/io never imports shards, router or workers; src/shards and src/workers
+ * stay on their side of the thread boundary; the raft core imports nothing outside itself;
  * the router never imports io/http; src/api imports nothing but src/wire. Each case lints a line
  * of code as if it were an existing file of that folder (so the typed rules have their project),
  * and checks that an offending import is an error and a legal one is not.
@@ -116,6 +117,72 @@ describe('src/api imports nothing but src/wire', () => {
       ['src/api/service.ts', '../wire/frame.js'],
       ['src/api/service.ts', './consistency.js'],
       ['src/api/index.ts', './errors.js'],
+    ]);
+  });
+});
+
+describe('src/shards never imports io, router, workers, main or api', () => {
+  test('forbidden', async () => {
+    await expectForbidden(
+      [
+        ['src/shards/host.ts', '../io/http/server.js'],
+        ['src/shards/host.ts', '../router/router.js'],
+        ['src/shards/store.ts', '../workers/pool.js'],
+        ['src/shards/store.ts', '../main/config.js'],
+        ['src/shards/kv/machine.ts', '../../api/index.js'],
+      ],
+      /src\/shards runs inside a worker/,
+    );
+  });
+
+  test('allowed: raft, wire, its own files, Node', async () => {
+    await expectAllowed([
+      ['src/shards/host.ts', './raft/index.js'],
+      ['src/shards/host.ts', '../wire/index.js'],
+      ['src/shards/kv/machine.ts', '../state-machine.js'],
+      ['src/shards/store.ts', 'node:fs'],
+    ]);
+  });
+});
+
+describe('the raft core imports nothing outside itself', () => {
+  test('forbidden: the rest of src/shards, other folders', async () => {
+    await expectForbidden(
+      [
+        ['src/shards/raft/raft.ts', '../host.js'],
+        ['src/shards/raft/raft.ts', '../kv/index.js'],
+        ['src/shards/raft/log.ts', '../../wire/index.js'],
+        ['src/shards/raft/log.ts', '../../io/ticket.js'],
+      ],
+      /src\/shards\/raft imports nothing outside itself/,
+    );
+  });
+
+  test('allowed: its own files and the shared error base', async () => {
+    await expectAllowed([
+      ['src/shards/raft/raft.ts', './log.js'],
+      ['src/shards/raft/errors.ts', '../../errors.js'],
+    ]);
+  });
+});
+
+describe('src/workers never imports io, router or main', () => {
+  test('forbidden', async () => {
+    await expectForbidden(
+      [
+        ['src/workers/pool.ts', '../io/transport/index.js'],
+        ['src/workers/worker.ts', '../router/router.js'],
+        ['src/workers/pool.ts', '../main/config.js'],
+      ],
+      /src\/workers is the thread boundary/,
+    );
+  });
+
+  test('allowed: shards, wire, its own files', async () => {
+    await expectAllowed([
+      ['src/workers/worker.ts', '../shards/host.js'],
+      ['src/workers/pool.ts', '../wire/index.js'],
+      ['src/workers/pool.ts', './ring.js'],
     ]);
   });
 });
