@@ -3,12 +3,14 @@ import { Gauge } from 'prom-client';
 import type { Registry } from 'prom-client';
 import type { Transport } from '../io/transport/index.js';
 import type { Router } from '../router/router.js';
+import type { Snapshots } from '../router/snapshots.js';
 import type { WorkerPool } from '../workers/pool.js';
 
 export interface NodeParts {
   readonly router: Router;
   readonly pool: WorkerPool;
   readonly transport: Transport;
+  readonly snapshots: Snapshots;
   readonly leaderChanges: { readonly n: number };
 }
 
@@ -24,6 +26,18 @@ export function registerNodeMetrics(registry: Registry, parts: NodeParts): void 
     });
   };
   const { router: r, pool: p, transport } = parts;
+  const sc = parts.snapshots.counters;
+  gauge('iroh_raft_snapshots_sent_total', 'Snapshots this node streamed to a follower and saw handed to its core.', () => sc.sent);
+  gauge('iroh_raft_snapshots_send_failures_total', 'Snapshot transfers this node sent that failed (retried with backoff).', () => sc.sendFailures);
+  gauge('iroh_raft_snapshots_send_busy_total', 'Snapshot offers a busy receiver deferred.', () => sc.sendBusy);
+  gauge('iroh_raft_snapshots_send_stale_total', 'Snapshot offers the receiver did not need (it held that index).', () => sc.sendStale);
+  gauge('iroh_raft_snapshots_sent_bytes_total', 'Snapshot stream bytes sent (deflated chunks).', () => sc.bytesSent);
+  gauge('iroh_raft_snapshots_send_seconds_total', 'Time spent in snapshot transfers that completed, sending.', () => sc.sendMs / 1000);
+  gauge('iroh_raft_snapshots_received_total', 'Snapshots this node received whole and handed to a shard.', () => sc.received);
+  gauge('iroh_raft_snapshots_receive_failures_total', 'Snapshot transfers this node received that failed (nothing installed).', () => sc.receiveFailures);
+  gauge('iroh_raft_snapshots_receive_busy_total', 'Snapshot offers this node deferred as busy.', () => sc.receiveBusy);
+  gauge('iroh_raft_snapshots_received_bytes_total', 'Snapshot stream bytes received (deflated chunks).', () => sc.bytesReceived);
+  gauge('iroh_raft_snapshots_receive_seconds_total', 'Time spent in snapshot transfers that completed, receiving.', () => sc.receiveMs / 1000);
   gauge('iroh_raft_router_forwarded_total', 'Client requests this node forwarded to a leader.', () => r.counters.forwarded);
   gauge('iroh_raft_router_retries_total', 'Client request attempts retried after NotLeader and the like.', () => r.counters.retries);
   gauge('iroh_raft_router_spoofed_total', 'Raft messages refused because their sender was not the connection peer.', () => r.counters.spoofed);

@@ -19,6 +19,8 @@ import type { NodeConfig } from './config.js';
 import { CodedError } from '../errors.js';
 import { DataDir } from './data-dir.js';
 import { registerNodeMetrics } from './node-metrics.js';
+import { Snapshots } from '../router/snapshots.js';
+import { join } from 'node:path';
 
 /** `InvalidTicket`: a bad --peers ticket. `DuplicateMember`: --peers names this node or a member twice. */
 export class NodeError extends CodedError<'InvalidTicket' | 'DuplicateMember'> {
@@ -57,11 +59,16 @@ export async function startNode(cfg: NodeConfig, opts: StartOptions): Promise<Ru
   }
   // The transport starts before the router it delivers to and before the member set is known.
   const late: Late = { memberIds: new Set() };
+  // Snapshot streams from members go to the transfers module once the node is assembled.
   const transport = await Transport.start({
     secretKey,
     bindAddr: `${cfg.listen.host.includes(':') ? `[${cfg.listen.host}]` : cfg.listen.host}:${cfg.listen.port}`,
     isMember: (id) => late.memberIds.has(id),
     onRecords: (peer, records) => late.router?.onPeerRecords(peer, records),
+    onSnapshotStream: (stream) => {
+      if (late.snapshots !== undefined) late.snapshots.accept(stream);
+      else stream.close('not ready');
+    },
     logger: log,
   });
   try {
@@ -77,6 +84,7 @@ export async function startNode(cfg: NodeConfig, opts: StartOptions): Promise<Ru
 interface Late {
   memberIds: Set<string>;
   router?: Router;
+  snapshots?: Snapshots;
 }
 
 interface Started {
@@ -111,7 +119,10 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
       late.router?.onShardEvent(shard);
       log.debug({ shard, lead: e.lead, term: e.term, role: e.role }, 'shard leader changed');
     },
+    onSnapshotRequest: (shard, wish) => late.snapshots?.request(shard, wish),
   });
+  const snapshots = startSnapshots(cfg, self, members, pool, transport, log);
+  late.snapshots = snapshots;
   pool.on('restart', (w, reason) => log.warn({ worker: w, reason }, 'worker restarted'));
   const router = new Router({
     self,
@@ -131,7 +142,7 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
   late.router = router;
   router.startLiveness();
 
-  registerNodeMetrics(registry, { router, pool, transport, leaderChanges });
+  registerNodeMetrics(registry, { router, pool, transport, snapshots, leaderChanges });
   const http = await HttpServer.start({ host: cfg.http.host, port: cfg.http.port, service: router, logger: log });
   log.info({ node: self, id: transport.id, http: http.url, shards: local.length, members: members.length }, 'node started');
 
@@ -146,6 +157,7 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
       (closing ??= (async () => {
         http.beginDrain();
         await http.close();
+        snapshots.close();
         await pool.close();
         router.close();
         await transport.close();
@@ -174,7 +186,7 @@ function decodePeers(tickets: readonly string[]): { id: string; addrs: string[] 
   }
 }
 
-type PoolEvents = Pick<PoolOptions, 'onRaftMessage' | 'onShardEvent'>;
+type PoolEvents = Pick<PoolOptions, 'onRaftMessage' | 'onShardEvent' | 'onSnapshotRequest'>;
 
 /** The worker pool with this node's replicas, configured from the node's config. */
 function startPool(cfg: NodeConfig, opts: StartOptions, self: NodeId, local: ReturnType<typeof localShards>, events: PoolEvents): Promise<WorkerPool> {
@@ -190,5 +202,18 @@ function startPool(cfg: NodeConfig, opts: StartOptions, self: NodeId, local: Ret
     compactKeepEntries: cfg.compactKeepEntries,
     ...events,
     ...(opts.workerUrl ? { workerUrl: opts.workerUrl, workerData: opts.workerData } : {}),
+  });
+}
+
+/** Snapshot transfers to and from this node's replicas (see src/router/snapshots.ts). */
+function startSnapshots(cfg: NodeConfig, self: NodeId, members: readonly Member[], pool: WorkerPool, transport: Transport, log: Logger): Snapshots {
+  const peerIds = new Map(members.map((m) => [m.nodeId, m.peerId]));
+  return new Snapshots({
+    self,
+    pool,
+    connect: (peerId) => transport.openSnapshotStream(peerId),
+    peerOf: (node) => peerIds.get(node),
+    stagingDir: join(cfg.data, 'staging'),
+    log,
   });
 }

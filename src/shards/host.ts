@@ -6,8 +6,12 @@
  * same transaction, so a crash never applies an entry twice.
  */
 import { randomInt } from 'node:crypto';
-import { RawNode, Prng, RaftError, assert, decodeConfChange, EntryType, ConfChangeType } from './raft/index.js';
-import type { ConfState, Entry, LogIndex, Message, NodeId, RaftConfig, Ready, Role, ShardId, Term } from './raft/index.js';
+import { rmSync } from 'node:fs';
+import { RawNode, Prng, RaftError, assert, decodeConfChange, EntryType, ConfChangeType, MessageType, emptyMessage } from './raft/index.js';
+import type { ConfState, Entry, LogIndex, Message, NodeId, RaftConfig, Ready, Role, ShardId, SnapshotMetadata, Term } from './raft/index.js';
+import { checkDumpFile, readDumpFile } from './snapshot-io.js';
+import type { SnapshotReader } from './snapshot-io.js';
+import { StoreError } from './store-error.js';
 import type { ShardStore, Store } from './store.js';
 import type { StateMachine } from './state-machine.js';
 import { LOG_CLOCK_CLIENT, LOG_CLOCK_EVERY_MS, SESSION_SEQ_STALE, afterEntry, applyEntry, encodeLogClock, encodeProposal } from './sessions.js';
@@ -42,6 +46,29 @@ export interface HostSink {
   reply(shard: ShardId, r: ClientReply): void;
   /** Leader or role change of `shard` on this replica. */
   event(shard: ShardId, e: ShardEvent): void;
+  /**
+   * The core wants follower `to` to get a snapshot (at `index` or later): the shell streams it
+   * from {@link ShardHost.openSnapshot} here to {@link ShardHost.installStaged} there. A snapshot
+   * never travels as a raft message (it would not fit a ring record or a frame).
+   */
+  snapshot(shard: ShardId, req: SnapshotWish): void;
+}
+
+/** A raft core's wish that a follower get a snapshot; the header of the Snap message it would have sent. */
+export interface SnapshotWish {
+  readonly from: NodeId;
+  readonly to: NodeId;
+  readonly term: Term;
+  readonly index: LogIndex;
+}
+
+/** A snapshot the shell received and staged: who sent it in which term, and what it covers. */
+export interface StagedSnapshot {
+  readonly from: NodeId;
+  readonly term: Term;
+  readonly metadata: SnapshotMetadata;
+  /** The dump file (see snapshot-io.ts); the host owns it from now on and deletes it. */
+  readonly path: string;
 }
 
 export interface ShardSpec {
@@ -163,6 +190,12 @@ export interface HostCounters {
   reads: number;
   messagesSent: number;
   snapshotsInstalled: number;
+  /** Snapshots the cores asked the shell to send (see HostSink.snapshot). */
+  snapshotsRequested: number;
+  /** Staged snapshots stepped into a core (installed or, when stale, refused by it). */
+  snapshotsStaged: number;
+  /** Snap messages that came as raft messages, without data: dropped (snapshots come staged). */
+  snapshotMessagesDropped: number;
   compactions: number;
   duplicateProposals: number;
   sessionsExpired: number;
@@ -216,6 +249,9 @@ export class ShardHost {
     reads: 0,
     messagesSent: 0,
     snapshotsInstalled: 0,
+    snapshotsRequested: 0,
+    snapshotsStaged: 0,
+    snapshotMessagesDropped: 0,
     compactions: 0,
     duplicateProposals: 0,
     sessionsExpired: 0,
@@ -224,6 +260,12 @@ export class ShardHost {
   };
   private readonly compactEvery: number;
   private readonly compactKeep: number;
+  /**
+   * Snapshots stepped into a core and not yet taken by a turn, by shard. The turn after the step
+   * either installs one (its Ready carries the snapshot) or the core refused it; either way the
+   * turn deletes its file.
+   */
+  private readonly staged = new Map<ShardId, StagedSnapshot>();
 
   constructor(private readonly opts: HostOptions) {
     this.compactEvery = opts.compactEveryEntries ?? 10_000;
@@ -389,6 +431,10 @@ export class ShardHost {
   step(id: ShardId, m: Message): void {
     const s = this.shards.get(id);
     if (!s) return;
+    if (m.type === MessageType.Snap) {
+      this.counters.snapshotMessagesDropped++;
+      return;
+    }
     // Level with real time first. A follower that hears from its leader promises not to help elect
     // another until its tick count reaches `now + electionTimeoutTicks`; a count that lags real
     // time by d ticks here would end that promise d ticks early once the lag is made up, and the
@@ -399,6 +445,48 @@ export class ShardHost {
     this.level(s);
     s.node.step(m);
     this.touched(s);
+  }
+
+  /** A reader of the shard's data as of now, for a snapshot stream (close it when done). */
+  openSnapshot(id: ShardId): SnapshotReader | undefined {
+    return this.shards.get(id)?.store.openSnapshotReader();
+  }
+
+  /** Would a snapshot at `index` bring this replica anything? `absent` when the shard is not hosted here. */
+  offerSnapshot(id: ShardId, index: LogIndex): 'accept' | 'stale' | 'absent' {
+    const s = this.shards.get(id);
+    if (!s) return 'absent';
+    return s.store.applied() >= index ? 'stale' : 'accept';
+  }
+
+  /**
+   * A snapshot the shell received whole (every chunk and the total checked) and staged in a file:
+   * the file's structure is checked, then the core gets it as the Snap message its leader sent;
+   * the next turn installs it in one transaction, or the core refuses it (stale). The host owns
+   * the file and deletes it. `bad` when the file does not decode, `absent` for a shard not here.
+   */
+  installStaged(id: ShardId, snap: StagedSnapshot): 'stepped' | 'absent' | 'bad' {
+    const s = this.shards.get(id);
+    if (!s) {
+      rmSync(snap.path, { force: true });
+      return 'absent';
+    }
+    try {
+      checkDumpFile(snap.path);
+    } catch (e) {
+      rmSync(snap.path, { force: true });
+      if (e instanceof StoreError) return 'bad';
+      throw e;
+    }
+    const previous = this.staged.get(id);
+    if (previous !== undefined) rmSync(previous.path, { force: true });
+    this.staged.set(id, snap);
+    this.counters.snapshotsStaged++;
+    this.catchUp();
+    this.level(s);
+    s.node.step({ ...emptyMessage(MessageType.Snap, snap.from, this.opts.nodeId, snap.term), snapshot: { metadata: snap.metadata, data: new Uint8Array(0) } });
+    this.touched(s);
+    return 'stepped';
   }
 
   /** Starts a client proposal; the reply comes through the sink once applied (or failed). */
@@ -505,7 +593,10 @@ export class ShardHost {
       this.sendAll(s.id, rd.messages);
       if (this.opts.unsafeSendBeforePersist) this.afterPersist(turns[turns.length - 1]!, true);
     }
-    if (turns.length === 0) return 0;
+    if (turns.length === 0) {
+      this.dropStaged();
+      return 0;
+    }
     this.counters.turns++;
     if (turns.some((t) => needsWrite(t.rd))) {
       this.opts.store.commit(() => {
@@ -513,6 +604,7 @@ export class ShardHost {
       });
       this.counters.commits++;
     }
+    this.dropStaged();
     for (const t of turns) {
       if (!this.opts.unsafeSendBeforePersist) this.afterPersist(t, false);
       this.finish(t);
@@ -520,12 +612,26 @@ export class ShardHost {
     return turns.length;
   }
 
+  /** After a turn: every staged snapshot was installed or refused by its core; their files go. */
+  private dropStaged(): void {
+    for (const st of this.staged.values()) rmSync(st.path, { force: true });
+    this.staged.clear();
+  }
+
   /** Inside the commit: install, append, store hard state, apply committed entries, maybe compact. */
   private persistAndApply(t: Turn): void {
     const { shard: s, rd } = t;
     const ss = s.store;
     if (rd.snapshot) {
-      ss.installSnapshot(rd.snapshot);
+      const staged = this.staged.get(s.id);
+      if (staged !== undefined && staged.metadata.index === rd.snapshot.metadata.index) {
+        ss.installSnapshot(rd.snapshot, readDumpFile(staged.path));
+      } else {
+        // Only a staged snapshot reaches a core here (Snap messages are dropped in step), and a
+        // Ready carries the one stepped last.
+        assert(rd.snapshot.data.length > 0, `shard ${s.id}: snapshot at ${rd.snapshot.metadata.index} without its staged data`);
+        ss.installSnapshot(rd.snapshot);
+      }
       this.counters.snapshotsInstalled++;
     }
     ss.append(rd.entries);
@@ -625,7 +731,15 @@ export class ShardHost {
   }
 
   private sendAll(id: ShardId, ms: readonly Message[]): void {
-    for (const m of ms) this.opts.sink.send(id, m);
+    for (const m of ms) {
+      if (m.type === MessageType.Snap) {
+        // The data streams beside raft (see HostSink.snapshot); the core only names the follower.
+        this.counters.snapshotsRequested++;
+        this.opts.sink.snapshot(id, { from: m.from, to: m.to, term: m.term, index: m.snapshot!.metadata.index });
+      } else {
+        this.opts.sink.send(id, m);
+      }
+    }
     this.counters.messagesSent += ms.length;
   }
 

@@ -19,11 +19,10 @@ import type { Database, RootDatabase } from 'lmdb';
 import type { DataReader, DataTxn } from './state-machine.js';
 import type { ConfState, Entry, EntryType, HardState, LogIndex, NodeId, ShardId, Snapshot, SnapshotMetadata, Storage, Term } from './raft/index.js';
 import { RaftError, RaftErrorCode, assert, entrySize } from './raft/index.js';
-import { CodedError } from '../errors.js';
+import { StoreError } from './store-error.js';
+import { SnapshotReader } from './snapshot-io.js';
 
-export class StoreError extends CodedError<'WorkerCountMismatch' | 'ShardNotFound' | 'ShardExists' | 'BadSnapshot' | 'StoreClosed'> {
-  override readonly name = 'StoreError';
-}
+export { StoreError } from './store-error.js';
 
 export interface StoreOptions {
   /** Directory of this worker's LMDB environment (created if missing). */
@@ -37,6 +36,7 @@ export interface StoreOptions {
   readonly mapSizeBytes?: number;
 }
 
+const EMPTY = new Uint8Array(0);
 const LOG_TYPE = 0;
 const LOG_TERM = 1;
 const LOG_HEADER_BYTES = 9;
@@ -119,8 +119,6 @@ export class ShardStore implements Storage {
   private meta: ShardMeta;
   private first: LogIndex;
   private last: LogIndex;
-  /** Lazily built snapshot of the data at `applied`, reused until applied moves. */
-  private snapCache: Snapshot | undefined;
 
   constructor(
     readonly id: ShardId,
@@ -186,16 +184,29 @@ export class ShardStore implements Storage {
   }
 
   /**
-   * A snapshot at the applied index: a consistent read of the data database (applying and
-   * recording the applied index share one transaction, so the two always agree).
+   * The snapshot the raft core offers a follower: its metadata at the applied index, no data. The
+   * data never travels inside a raft message: the shell streams it from {@link openSnapshotReader}
+   * (at this index or a later one) and the follower installs it from a staged file.
    */
   snapshot(): Snapshot {
     const applied = this.meta.applied;
-    if (this.snapCache?.metadata.index === applied) return this.snapCache;
-    const metadata: SnapshotMetadata = { index: applied, term: this.term(applied), confState: this.meta.conf };
-    const data = encodeDataDump(this.data.getRange({}));
-    this.snapCache = { metadata, data };
-    return this.snapCache;
+    return { metadata: { index: applied, term: this.term(applied), confState: this.meta.conf }, data: EMPTY };
+  }
+
+  /**
+   * A reader of the data as of now, from one read transaction: its metadata is the applied index
+   * (with its term and membership) of that same view, since applying and recording the applied
+   * index share a transaction and this worker commits synchronously. Close it when done.
+   */
+  openSnapshotReader(): SnapshotReader {
+    const txn = this.data.useReadTransaction();
+    try {
+      const metadata: SnapshotMetadata = { index: this.meta.applied, term: this.term(this.meta.applied), confState: this.meta.conf };
+      return new SnapshotReader(metadata, this.data, txn);
+    } catch (e) {
+      txn.done();
+      throw e;
+    }
   }
 
   /**
@@ -305,16 +316,22 @@ export class ShardStore implements Storage {
     return out;
   }
 
-  /** Replaces log, data and membership by a snapshot, atomically (inside {@link Store.commit}). */
-  installSnapshot(snap: Snapshot): void {
+  /**
+   * Replaces log, data and membership by a snapshot, atomically (inside {@link Store.commit}). The
+   * data comes from `pairs` (a staged dump, read piece by piece) or else from `snap.data`; either
+   * must have been checked whole before (a throw here aborts the whole commit).
+   */
+  installSnapshot(snap: Snapshot, pairs?: Iterable<{ key: Uint8Array; value: Uint8Array }>): void {
     this.store.assertInCommit();
     const { index, term, confState } = snap.metadata;
-    // Validate the whole dump before touching anything.
-    for (const _ of decodeDataDump(snap.data)) {
-      /* throws BadSnapshot */
+    if (pairs === undefined) {
+      // Validate the whole dump before touching anything.
+      for (const _ of decodeDataDump(snap.data)) {
+        /* throws BadSnapshot */
+      }
     }
     this.data.clearSync();
-    for (const { key, value } of decodeDataDump(snap.data)) this.data.putSync(Buffer.from(key), Buffer.from(value));
+    for (const { key, value } of pairs ?? decodeDataDump(snap.data)) this.data.putSync(Buffer.from(key), Buffer.from(value));
     for (let i = this.first; i <= this.last; i++) this.log.removeSync(i);
     const compacted = { index, term };
     this.metaDb.putSync('compacted', compacted);
@@ -323,7 +340,6 @@ export class ShardStore implements Storage {
     this.meta = { ...this.meta, applied: index, conf: confState, compacted };
     this.first = (index + 1) as LogIndex;
     this.last = index;
-    this.snapCache = undefined;
   }
 
   /**

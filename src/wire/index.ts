@@ -7,6 +7,7 @@
  *   frame of records the transport sends.
  * - `message.ts`: raft messages, with a fixed header the router reads without decoding the body.
  * - `client.ts`: client writes, reads and replies; `liveness.ts`: a node's heartbeat payload.
+ * - `snapshot.ts`: the SnapshotRequest record and the messages of a snapshot stream.
  * - `bytes.ts`: the one byte writer and reader under all of them (and the KV encodings).
  * - `errors.ts`: malformed input is a {@link CodecError} (`BadFrame`); asking to encode an invalid
  *   value is a bug, an {@link AssertionError}.
@@ -36,4 +37,16 @@ export type { WireEntry, WireEntryType, WireLogIndex, WireMessage, WireMessageTy
 export { ReadConsistency, decodePropose, decodeRead, decodeReply, encodePropose, encodeRead, encodeReply } from './client.js';
 export type { ProposeFrame, ReadFrame, ReplyError, ReplyFrame, ReplyOk } from './client.js';
 export { decodeLiveness, encodeLiveness } from './liveness.js';
+export {
+  SNAPSHOT_ALPN,
+  SNAPSHOT_MESSAGE_BYTES_MAX,
+  SnapAnswer,
+  SnapMessageType,
+  decodeSnapMessage,
+  decodeSnapshotRequest,
+  encodeSnapMessage,
+  encodeSnapshotRequest,
+  snapAnswerName,
+} from './snapshot.js';
+export type { SnapChunk, SnapEnd, SnapMessage, SnapOffer, SnapshotRequest } from './snapshot.js';
 export type { LivenessFrame } from './liveness.js';

@@ -30,6 +30,8 @@ export const RecordKind = {
    * (`encodeLiveness`, src/wire/liveness.ts); quiet groups rely on it.
    */
   NodeHeartbeat: 7,
+  /** Worker -> main: a raft core wants a follower to get a snapshot (`encodeSnapshotRequest`, src/wire/snapshot.ts). */
+  SnapshotRequest: 8,
 } as const;
 export type RecordKind = (typeof RecordKind)[keyof typeof RecordKind];
 

@@ -11,11 +11,11 @@ import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { unpack } from 'msgpackr';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
-import { CodecError, RecordKind, ReadConsistency, decodeReply, encodePropose, encodeRead } from '../wire/index.js';
-import type { Consistency, Outcome, ShardEvent, ShardSpec } from '../shards/host.js';
+import { CodecError, RecordKind, ReadConsistency, decodeReply, decodeSnapshotRequest, encodePropose, encodeRead } from '../wire/index.js';
+import type { Consistency, Outcome, ShardEvent, ShardSpec, SnapshotWish, StagedSnapshot } from '../shards/host.js';
 import type { KvLimits } from '../shards/kv/index.js';
 import { assert } from '../shards/raft/index.js';
-import type { ShardId, SnapshotMetadata } from '../shards/raft/index.js';
+import type { LogIndex, NodeId, ShardId, SnapshotMetadata, Term } from '../shards/raft/index.js';
 import { SnapshotChunker } from './snapshot-chunks.js';
 import type { SnapshotChunk } from './snapshot-chunks.js';
 import { Ring, maxPayloadBytes } from './ring.js';
@@ -90,6 +90,8 @@ export interface PoolOptions {
   /** Raft messages a worker sends to another replica (payload: the binary message layout; a copy). */
   readonly onRaftMessage?: (shard: ShardId, payload: Uint8Array) => void;
   readonly onShardEvent?: (shard: ShardId, e: ShardEvent) => void;
+  /** A shard's core wants a follower to get a snapshot (the router streams it; see src/router/snapshots.ts). */
+  readonly onSnapshotRequest?: (shard: ShardId, wish: SnapshotWish) => void;
 }
 
 interface Pending {
@@ -325,6 +327,11 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
         case RecordKind.RaftMessage:
           this.opts.onRaftMessage?.(shard, payload.slice());
           return;
+        case RecordKind.SnapshotRequest: {
+          const r = decodeSnapshotRequest(payload);
+          this.opts.onSnapshotRequest?.(shard, { from: r.from as NodeId, to: r.to as NodeId, term: r.term as Term, index: r.index as LogIndex });
+          return;
+        }
         case RecordKind.ShardEvent: {
           const e = unpack(payload) as ShardEvent;
           this.leaders.set(shard, e);
@@ -448,29 +455,50 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
   }
 
   /**
-   * A consistent snapshot of `shard` at its applied index, cut into compressed, checksummed chunks
-   * (for transfer and backups). The CPU work runs in a piscina pool, off the main thread and off
-   * the shard's worker. Undefined when the shard is not hosted here.
+   * Opens a snapshot stream of `shard` on its worker: a consistent view of its data as of now and
+   * that view's metadata. Read it with {@link snapshotNext}; always {@link snapshotClose} it.
+   * Undefined when the shard is not hosted here.
    */
-  async exportSnapshot(shard: ShardId): Promise<{ metadata: SnapshotMetadata; length: number; chunks: SnapshotChunk[] } | undefined> {
-    const snap = await this.control(this.workerOf(shard)).snapshot(shard);
-    if (!snap) return undefined;
-    this.chunker ??= new SnapshotChunker({
-      threads: this.opts.snapshotThreads ?? 1,
-      ...(this.opts.chunkTaskUrl ? { taskUrl: this.opts.chunkTaskUrl } : {}),
-      workerData: this.opts.chunkTaskData,
-    });
-    return { metadata: snap.metadata, length: snap.data.length, chunks: await this.chunker.pack(snap.data) };
+  snapshotOpen(shard: ShardId): Promise<{ stream: number; metadata: SnapshotMetadata } | undefined> {
+    return this.control(this.workerOf(shard)).snapshotOpen(shard);
   }
 
-  /** Reassembles and verifies chunks from {@link exportSnapshot}; throws SnapshotChunkError. */
-  async importSnapshotData(chunks: readonly SnapshotChunk[], length: number): Promise<Uint8Array> {
+  /** The stream's next piece of raw dump bytes (at most `maxBytes` unless one pair is larger), undefined at its end. */
+  snapshotNext(shard: ShardId, stream: number, maxBytes: number): Promise<Uint8Array | undefined> {
+    return this.control(this.workerOf(shard)).snapshotNext(stream, maxBytes);
+  }
+
+  async snapshotClose(shard: ShardId, stream: number): Promise<void> {
+    await this.control(this.workerOf(shard)).snapshotClose(stream);
+  }
+
+  /** Would a snapshot at `index` bring the local replica of `shard` anything? */
+  snapshotOffer(shard: ShardId, index: LogIndex): Promise<'accept' | 'stale' | 'absent'> {
+    return this.control(this.workerOf(shard)).snapshotOffer(shard, index);
+  }
+
+  /** Hands a received, checked and staged snapshot to the local replica of `shard` (which then owns the file). */
+  snapshotInstall(shard: ShardId, staged: StagedSnapshot): Promise<'stepped' | 'absent' | 'bad'> {
+    return this.control(this.workerOf(shard)).snapshotInstall(shard, staged);
+  }
+
+  /** Deflates and checksums raw snapshot bytes in the piscina pool, off this thread and off the workers. */
+  packSnapshotBytes(raw: Uint8Array): Promise<SnapshotChunk[]> {
+    return this.snapshotChunker().pack(raw);
+  }
+
+  /** Inflates one chunk and checks its length and crc32 in the piscina pool; SnapshotChunkError on a mismatch. */
+  unpackSnapshotChunk(chunk: { compressed: Uint8Array; rawLength: number; crc32: number }): Promise<Uint8Array> {
+    return this.snapshotChunker().unpack([{ index: 0, offset: 0, length: chunk.rawLength, crc32: chunk.crc32, compressed: chunk.compressed }], chunk.rawLength);
+  }
+
+  private snapshotChunker(): SnapshotChunker {
     this.chunker ??= new SnapshotChunker({
       threads: this.opts.snapshotThreads ?? 1,
       ...(this.opts.chunkTaskUrl ? { taskUrl: this.opts.chunkTaskUrl } : {}),
       workerData: this.opts.chunkTaskData,
     });
-    return this.chunker.unpack(chunks, length);
+    return this.chunker;
   }
 
   /** Requests waiting for a reply. */

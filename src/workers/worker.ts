@@ -15,13 +15,24 @@ import { pack } from 'msgpackr';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import { ShardHost } from '../shards/host.js';
-import type { ClientReply, Consistency, HostCounters, ShardEvent, ShardSpec } from '../shards/host.js';
+import type { ClientReply, Consistency, HostCounters, ShardEvent, ShardSpec, SnapshotWish, StagedSnapshot } from '../shards/host.js';
+import type { SnapshotReader } from '../shards/snapshot-io.js';
 import { KvStateMachine } from '../shards/kv/index.js';
 import { Store, StoreError } from '../shards/store.js';
 import type { StateMachine } from '../shards/state-machine.js';
 import type { VerifyResult } from '../shards/verify.js';
-import { RecordKind, ReadConsistency, decodeMessage, decodePropose, decodeRead, encodeMessage, encodeReply, CodecError } from '../wire/index.js';
-import type { Message, NodeId, ShardId, Snapshot } from '../shards/raft/index.js';
+import {
+  RecordKind,
+  ReadConsistency,
+  decodeMessage,
+  decodePropose,
+  decodeRead,
+  encodeMessage,
+  encodeReply,
+  encodeSnapshotRequest,
+  CodecError,
+} from '../wire/index.js';
+import type { LogIndex, Message, NodeId, ShardId, SnapshotMetadata } from '../shards/raft/index.js';
 import { Ring, maxPayloadBytes } from './ring.js';
 import { Outbox } from './outbox.js';
 import type { OutClass } from './outbox.js';
@@ -62,7 +73,26 @@ const sink = {
   event(shard: ShardId, e: ShardEvent): void {
     out(RecordKind.ShardEvent, shard, pack(e), 'event');
   },
+  snapshot(shard: ShardId, wish: SnapshotWish): void {
+    // Small and resent by the core while the follower still needs it: dropped like a raft message when the outbox is full.
+    out(RecordKind.SnapshotRequest, shard, encodeSnapshotRequest(wish), 'message');
+  },
 };
+
+/** Snapshot readers the main thread streams from, by stream id; closed when done or idle. */
+const readers = new Map<number, { reader: SnapshotReader; usedAt: number }>();
+let nextReader = 1;
+/** A reader not used for this long is closed (its stream broke): its read transaction pins old pages. */
+const READER_IDLE_MS = 60_000;
+setInterval(() => {
+  const now = performance.now();
+  for (const [id, r] of readers) {
+    if (now - r.usedAt > READER_IDLE_MS) {
+      r.reader.close();
+      readers.delete(id);
+    }
+  }
+}, 10_000).unref();
 
 async function loadStateMachine(): Promise<StateMachine> {
   if (init.stateMachine === undefined) return new KvStateMachine(init.kvLimits);
@@ -218,6 +248,9 @@ const hostCounterNames = Object.keys({
   reads: true,
   messagesSent: true,
   snapshotsInstalled: true,
+  snapshotsRequested: true,
+  snapshotsStaged: true,
+  snapshotMessagesDropped: true,
   compactions: true,
   duplicateProposals: true,
   sessionsExpired: true,
@@ -368,9 +401,39 @@ const api = {
   async metrics(): Promise<MetricObjectWithValues<MetricValue<string>>[]> {
     return registry.getMetricsAsJSON();
   },
-  /** A consistent snapshot of a shard's data at its applied index. */
-  snapshot(id: ShardId): Snapshot | undefined {
-    return host.storeOf(id)?.snapshot();
+  /**
+   * Opens a snapshot stream of a shard: a reader of its data as of now (one read transaction),
+   * and the metadata of that view. Undefined when the shard is not hosted here.
+   */
+  snapshotOpen(id: ShardId): { stream: number; metadata: SnapshotMetadata } | undefined {
+    const reader = host.openSnapshot(id);
+    if (!reader) return undefined;
+    const stream = nextReader++;
+    readers.set(stream, { reader, usedAt: performance.now() });
+    return { stream, metadata: reader.metadata };
+  },
+  /**
+   * The stream's next piece (whole key/value pairs, at most `maxBytes` unless one pair is larger),
+   * or undefined at its end. StoreError `StoreClosed` for a stream closed or gone idle.
+   */
+  snapshotNext(stream: number, maxBytes: number): Uint8Array | undefined {
+    const r = readers.get(stream);
+    if (!r) throw new StoreError('StoreClosed', `snapshot stream ${stream} is closed`);
+    r.usedAt = performance.now();
+    const piece = r.reader.next(maxBytes);
+    return piece === undefined ? undefined : Comlink.transfer(piece, [piece.buffer]);
+  },
+  snapshotClose(stream: number): void {
+    readers.get(stream)?.reader.close();
+    readers.delete(stream);
+  },
+  /** Would a snapshot at `index` bring this replica of the shard anything (see ShardHost.offerSnapshot)? */
+  snapshotOffer(id: ShardId, index: number): 'accept' | 'stale' | 'absent' {
+    return host.offerSnapshot(id, index as LogIndex);
+  },
+  /** Hands a received, checked, staged snapshot to the shard's core (see ShardHost.installStaged). */
+  snapshotInstall(id: ShardId, staged: StagedSnapshot): 'stepped' | 'absent' | 'bad' {
+    return host.installStaged(id, staged);
   },
   /** Wakes quiet shards led by `leader` (any leader when undefined), of `shards` when given; see ShardHost.wake. */
   wake(leader?: number, shards?: ShardId[]): number {
@@ -384,6 +447,8 @@ const api = {
   async shutdown(): Promise<void> {
     stopping = true;
     await loopDone;
+    for (const r of readers.values()) r.reader.close();
+    readers.clear();
     await store.close();
   },
   /** Chaos and tests: throw from the event loop, as a bug would. The pool restarts the worker. */

@@ -14,7 +14,11 @@ export type TransportErrorCode =
   /** Internal, logged: a dial or handshake did not finish in time. */
   | 'DialTimeout'
   /** Internal, logged and counted: a peer broke the wire protocol. */
-  | 'ProtocolError';
+  | 'ProtocolError'
+  /** A snapshot stream ended under us: the peer closed it or went away. */
+  | 'StreamClosed'
+  /** No address or id is known for the peer, or it is not a member: nothing to dial. */
+  | 'UnknownPeer';
 
 /** Operating errors of the transport, with a stable `code`. */
 export class TransportError extends CodedError<TransportErrorCode> {

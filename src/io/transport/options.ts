@@ -1,6 +1,7 @@
 /** The transport's options, the limits checked from them, and the counters it reports. */
 
 import { RECORD_HEADER_BYTES } from '../../wire/index.js';
+import type { SnapStream } from './snapshot-stream.js';
 import type { DecodedRecord } from '../../wire/index.js';
 import { TransportError } from './errors.js';
 import type { TransportLogger } from './errors.js';
@@ -17,6 +18,11 @@ export interface TransportOptions {
   readonly isMember: (peerId: string) => boolean;
   /** Records of one frame from `peerId` (the authenticated sender), in order. Payloads are copies. */
   readonly onRecords: (peerId: string, records: DecodedRecord[]) => void;
+  /**
+   * A member opened a snapshot stream to this node (ALPN `iroh-raft-snap/0`); the handler owns it
+   * and closes it. Without a handler such connections are refused.
+   */
+  readonly onSnapshotStream?: (stream: SnapStream) => void;
   /** Largest frame accepted or sent, in bytes. Default 16 MiB. */
   readonly maxFrameBytes?: number;
   /** Largest record payload accepted or sent, in bytes. Default 8 MiB. */

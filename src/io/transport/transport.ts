@@ -62,6 +62,7 @@ import type { LinkHost } from './link.js';
 import { U32_MAX, checkOptions, zeroCounters } from './options.js';
 import type { Limits, PeerStats, TransportCounters, TransportOptions, TransportStats } from './options.js';
 import { Peer } from './peer.js';
+import { SNAP_ALPN_BYTES, SnapStream } from './snapshot-stream.js';
 
 /**
  * The raft transport of one node. Start with {@link Transport.start}; stop with close() (flush,
@@ -74,6 +75,7 @@ export class Transport {
   private readonly log: TransportLogger;
   private readonly limits: Limits;
   private readonly isMember: (peerId: string) => boolean;
+  private readonly onSnapshotStream: ((stream: SnapStream) => void) | undefined;
   /** What this transport's links use of it. */
   private readonly host: LinkHost;
   private readonly hello: number[];
@@ -103,6 +105,7 @@ export class Transport {
     this.log = log;
     this.limits = limits;
     this.isMember = opts.isMember;
+    this.onSnapshotStream = opts.onSnapshotStream;
     this.host = {
       limits,
       log,
@@ -138,7 +141,7 @@ export class Transport {
       iroh.presetMinimal(b);
       b.relayMode(iroh.RelayMode.disabled());
       b.secretKey(key);
-      b.alpns([ALPN_BYTES]);
+      b.alpns([ALPN_BYTES, SNAP_ALPN_BYTES]);
       for (const a of addrs) b.bindAddr(a);
       ep = await b.bind();
     } catch (e) {
@@ -245,6 +248,31 @@ export class Transport {
     this.dirty.add(peer);
     this.flushHandle ??= setImmediate(() => this.flush());
     return true;
+  }
+
+  /**
+   * Opens a snapshot stream to `peerId` on a connection of its own (never the raft link), within
+   * dialTimeoutMs. TransportError `UnknownPeer` (no id or address known, or not a member),
+   * `DialTimeout`, `ProtocolError` (another endpoint answered).
+   */
+  async openSnapshotStream(peerId: string): Promise<SnapStream> {
+    const ep = this.ep;
+    const peer = this.peers.get(peerId);
+    if (ep === undefined || this.closing) throw new TransportError('DialTimeout', 'the transport is closed');
+    if (peer?.endpointId === undefined || peer.addrs.length === 0 || !this.isMember(peerId)) {
+      throw new TransportError('UnknownPeer', `no address known for member ${peerId}`);
+    }
+    const deadline = Date.now() + this.limits.dialTimeoutMs;
+    const addr = new iroh.EndpointAddr(peer.endpointId, null, peer.addrs);
+    const conn = await withDeadline(ep.connect(addr, SNAP_ALPN_BYTES), deadline, 'connect', (late) => closeQuietly(late, CloseCode.Normal, 'dial timed out'));
+    try {
+      if (conn.remoteId().toString() !== peerId) throw new TransportError('ProtocolError', 'connected to another endpoint id than dialed');
+      const bi = await withDeadline(conn.openBi(), deadline, 'open stream');
+      return new SnapStream(peerId, conn, bi.send, bi.recv);
+    } catch (e) {
+      closeQuietly(conn, CloseCode.Normal, errText(e));
+      throw e;
+    }
   }
 
   /** Counters in total and per peer. */
@@ -433,6 +461,10 @@ export class Transport {
       closeQuietly(conn, CloseCode.NotMember, 'not a member');
       return;
     }
+    if (sameBytes(conn.alpn(), SNAP_ALPN_BYTES)) {
+      await this.acceptSnapshotStream(conn, peerId, deadline);
+      return;
+    }
     const peer = this.peer(peerId);
     try {
       const h = await acceptHandshake(conn, this.hello, deadline);
@@ -458,6 +490,23 @@ export class Transport {
         this.log.info({ peer: peerId, err: errText(e) }, 'inbound hello failed');
         closeQuietly(conn, CloseCode.Normal, errText(e));
       }
+    }
+  }
+
+  /** A member's snapshot connection: its stream goes to the handler (which owns it from then on). */
+  private async acceptSnapshotStream(conn: Iroh.Connection, peerId: string, deadline: number): Promise<void> {
+    const handler = this.onSnapshotStream;
+    if (handler === undefined) {
+      closeQuietly(conn, CloseCode.Normal, 'snapshot streams are not taken here');
+      return;
+    }
+    try {
+      const bi = await withDeadline(conn.acceptBi(), deadline, 'snapshot stream');
+      handler(new SnapStream(peerId, conn, bi.send, bi.recv));
+    } catch (e) {
+      this.totals.handshakeFailures++;
+      this.log.info({ peer: peerId, err: errText(e) }, 'inbound snapshot stream failed');
+      closeQuietly(conn, CloseCode.Normal, errText(e));
     }
   }
 
@@ -510,3 +559,5 @@ export class Transport {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+const sameBytes = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);

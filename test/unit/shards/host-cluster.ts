@@ -2,11 +2,11 @@
  * Shard hosts of several nodes in one process, each with its own real LMDB store in a temp
  * directory, connected by in-memory queues. Drives them turn by turn, for tests of the shell.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ShardHost } from '../../../src/shards/host.js';
-import type { ClientReply, HostOptions, HostSink, Outcome } from '../../../src/shards/host.js';
+import type { ClientReply, HostOptions, HostSink, Outcome, SnapshotWish } from '../../../src/shards/host.js';
 import { Store } from '../../../src/shards/store.js';
 import type { StateMachine } from '../../../src/shards/state-machine.js';
 import type { Message, NodeId, ShardId } from '../../../src/shards/raft/index.js';
@@ -66,6 +66,10 @@ export interface HostClusterOptions {
 export class HostCluster {
   readonly nodes: ClusterNode[] = [];
   private queue: { shard: ShardId; m: Message }[] = [];
+  /** Snapshot transfers the hosts asked for, carried out at the next round (see transferSnapshot). */
+  private snapshots: { from: ClusterNode; shard: ShardId; wish: SnapshotWish }[] = [];
+  /** Snapshot transfers carried out (each a stream from a reader into a staged file). */
+  snapshotTransfers = 0;
   /** Links cut: messages between these pairs are dropped. */
   readonly cut = new Set<string>();
   /** Messages for which one of these is true are dropped (finer than `cut`). */
@@ -105,6 +109,9 @@ export class HostCluster {
         node.replies.set(reqId, o);
       },
       event: () => undefined,
+      snapshot: (shard, wish) => {
+        this.snapshots.push({ from: node, shard, wish });
+      },
     };
     const host = new ShardHost({
       store: node.store,
@@ -131,6 +138,9 @@ export class HostCluster {
    */
   round(tick = true): void {
     if (tick && this.opts.clock) this.nowMs += this.opts.clock.tickMs;
+    const snaps = this.snapshots;
+    this.snapshots = [];
+    for (const t of snaps) this.transferSnapshot(t.from, t.shard, t.wish);
     const q = this.queue;
     this.queue = [];
     for (const item of q) {
@@ -151,6 +161,27 @@ export class HostCluster {
       }
       for (let i = 0; i < 8 && n.host.hasReady(); i++) n.host.turn();
     }
+  }
+
+  /**
+   * What a node's shell does for a snapshot wish, in-process: read the sender's data in pieces from
+   * its snapshot reader into a staged file beside the receiver's store, then hand that file to the
+   * receiver's host (the real stream between nodes is the router's, tested with real processes).
+   */
+  private transferSnapshot(from: ClusterNode, shard: ShardId, wish: SnapshotWish): void {
+    const to = this.node(wish.to);
+    if (!from.up || !to.up || this.paused.has(to.id) || this.cut.has(`${wish.from}-${wish.to}`) || this.cut.has(`${wish.to}-${wish.from}`)) return;
+    const reader = from.host.openSnapshot(shard);
+    if (!reader) return;
+    const path = join(to.dir, `staged-${shard}-${this.snapshotTransfers}.dump`);
+    try {
+      writeFileSync(path, new Uint8Array(0));
+      for (let piece = reader.next(4096); piece !== undefined; piece = reader.next(4096)) appendFileSync(path, piece);
+    } finally {
+      reader.close();
+    }
+    this.snapshotTransfers++;
+    to.host.installStaged(shard, { from: wish.from, term: wish.term, metadata: reader.metadata, path });
   }
 
   /** With `clock`: node `id`'s clock jumps `ms` ahead of the others' (from its next catch-up on). */

@@ -62,7 +62,7 @@ describe('wire frame codec', () => {
     ); // length beyond input
     expectBadFrame(() => decodeFrame(one, 4)); // beyond maxRecordBytes
     expect(decodeFrame(one, 5)).toHaveLength(1);
-    for (const k of [0, 8, 0x100, 0xffff])
+    for (const k of [0, 9, 0x100, 0xffff])
       expectBadFrame(() =>
         decodeFrame(
           patched(one, (v) => v.setUint16(4, k, true)),

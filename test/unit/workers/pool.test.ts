@@ -248,23 +248,43 @@ describe('worker pool life', () => {
   });
 });
 
-describe('snapshot export', () => {
-  test('a shard exports a consistent snapshot in checksummed chunks that reassemble to its data', async () => {
+describe('snapshot streams', () => {
+  test('a shard streams a consistent view in pieces while it keeps taking writes; the pieces pack and unpack checksummed', async () => {
     const pool = await startPool({ dataDir: freshDir(), workers: 2, shards: specs(2), tickMs: 10 });
     try {
       await leaders(pool, 2);
       const value = new Uint8Array(3000).map((_, i) => (i * 7) % 251);
       for (let i = 0; i < 200; i++) expect((await pool.propose(1 as ShardId, { command: encodePut('t', enc.encode(`k${i}`), value) })).ok).toBe(true);
-      const snap = (await pool.exportSnapshot(1 as ShardId))!;
-      expect(snap.metadata.index).toBeGreaterThan(200);
-      expect(snap.chunks.length).toBeGreaterThan(0);
-      const data = await pool.importSnapshotData(snap.chunks, snap.length);
-      const keys = [...decodeDataDump(data)].map(({ key }) => Buffer.from(key).toString('latin1'));
+      const opened = (await pool.snapshotOpen(1 as ShardId))!;
+      expect(opened.metadata.index).toBeGreaterThan(200);
+      // Writes after the stream opened are not in it: the view is one read transaction.
+      for (let i = 200; i < 250; i++) expect((await pool.propose(1 as ShardId, { command: encodePut('t', enc.encode(`k${i}`), value) })).ok).toBe(true);
+      const pieces: Uint8Array[] = [];
+      for (
+        let p = await pool.snapshotNext(1 as ShardId, opened.stream, 16 * 1024);
+        p !== undefined;
+        p = await pool.snapshotNext(1 as ShardId, opened.stream, 16 * 1024)
+      ) {
+        pieces.push(p);
+      }
+      await pool.snapshotClose(1 as ShardId, opened.stream);
+      expect(pieces.length).toBeGreaterThan(10);
+      // Each piece holds whole pairs, within the budget (a pair is ~3 KB).
+      for (const p of pieces) expect(p.length).toBeLessThanOrEqual(16 * 1024);
+      const raw = Buffer.concat(pieces);
+      const keys = [...decodeDataDump(raw)].map(({ key }) => Buffer.from(key).toString('latin1'));
       expect(keys.filter((k) => k.startsWith('\x01t')).length).toBe(200);
-      // A damaged chunk is refused.
-      const bad = snap.chunks.map((c, i) => (i === 0 ? { ...c, crc32: (c.crc32 + 1) >>> 0 } : c));
-      await expect(pool.importSnapshotData(bad, snap.length)).rejects.toMatchObject({ code: 'ChecksumMismatch' });
-      expect(await pool.exportSnapshot(7 as ShardId)).toBeUndefined();
+      // Through the piscina chunker and back, and a damaged chunk is refused.
+      const chunks = await pool.packSnapshotBytes(pieces[0]!);
+      expect(chunks).toHaveLength(1);
+      const c = chunks[0]!;
+      expect(Buffer.from(await pool.unpackSnapshotChunk({ compressed: c.compressed, rawLength: c.length, crc32: c.crc32 }))).toEqual(Buffer.from(pieces[0]!));
+      await expect(pool.unpackSnapshotChunk({ compressed: c.compressed, rawLength: c.length, crc32: (c.crc32 + 1) >>> 0 })).rejects.toMatchObject({
+        code: 'ChecksumMismatch',
+      });
+      // A closed stream is an error with a code; a shard not hosted here has no stream.
+      await expect(pool.snapshotNext(1 as ShardId, opened.stream, 1024)).rejects.toMatchObject({ message: expect.stringContaining('closed') as unknown });
+      expect(await pool.snapshotOpen(7 as ShardId)).toBeUndefined();
     } finally {
       await pool.close();
     }
