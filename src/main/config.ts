@@ -38,6 +38,8 @@ export interface NodeConfig {
   readonly compactEveryEntries: number;
   /** Entries kept behind the applied index at compaction (lagging followers catch up from them). */
   readonly compactKeepEntries: number;
+  /** Bytes per second this node sends in snapshot transfers, over all of them. */
+  readonly snapshotBytesPerSec: number;
   /** How long a graceful shutdown may take before the node exits anyway, in milliseconds. */
   readonly shutdownTimeoutMs: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -122,6 +124,13 @@ export const SETTINGS: readonly Setting[] = [
     parse: int(0, 1e9),
   },
   {
+    key: 'snapshotBytesPerSec',
+    flag: '--snapshot-bytes-per-sec',
+    env: 'IROH_RAFT_SNAPSHOT_BYTES_PER_SEC',
+    help: 'rate limit of snapshot transfers this node sends (default 67108864)',
+    parse: int(4096, 1e12),
+  },
+  {
     key: 'shutdownTimeoutMs',
     flag: '--shutdown-timeout-ms',
     env: 'IROH_RAFT_SHUTDOWN_TIMEOUT_MS',
@@ -156,6 +165,7 @@ export function defaults(): NodeConfig {
     requestTimeoutMs: 5000,
     compactEveryEntries: 10_000,
     compactKeepEntries: 1_000,
+    snapshotBytesPerSec: 64 << 20,
     shutdownTimeoutMs: 10_000,
     logLevel: 'info',
   };

@@ -33,6 +33,8 @@ export function registerNodeMetrics(registry: Registry, parts: NodeParts): void 
   gauge('iroh_raft_snapshots_send_stale_total', 'Snapshot offers the receiver did not need (it held that index).', () => sc.sendStale);
   gauge('iroh_raft_snapshots_sent_bytes_total', 'Snapshot stream bytes sent (deflated chunks).', () => sc.bytesSent);
   gauge('iroh_raft_snapshots_send_seconds_total', 'Time spent in snapshot transfers that completed, sending.', () => sc.sendMs / 1000);
+  gauge('iroh_raft_snapshots_sending', 'Snapshot transfers this node is sending now.', () => parts.snapshots.active().sending);
+  gauge('iroh_raft_snapshots_receiving', 'Snapshot transfers this node is receiving now.', () => parts.snapshots.active().receiving);
   gauge('iroh_raft_snapshots_received_total', 'Snapshots this node received whole and handed to a shard.', () => sc.received);
   gauge('iroh_raft_snapshots_receive_failures_total', 'Snapshot transfers this node received that failed (nothing installed).', () => sc.receiveFailures);
   gauge('iroh_raft_snapshots_receive_busy_total', 'Snapshot offers this node deferred as busy.', () => sc.receiveBusy);

@@ -214,6 +214,7 @@ function startSnapshots(cfg: NodeConfig, self: NodeId, members: readonly Member[
     connect: (peerId) => transport.openSnapshotStream(peerId),
     peerOf: (node) => peerIds.get(node),
     stagingDir: join(cfg.data, 'staging'),
+    bytesPerSecMax: cfg.snapshotBytesPerSec,
     log,
   });
 }
