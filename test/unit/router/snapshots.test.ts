@@ -146,7 +146,7 @@ const readOn = async (p: WorkerPool, key: string): Promise<Uint8Array | undefine
   const o = await p.read(0 as ShardId, encodeGet('t', enc.encode(key)), 'stale');
   if (!o.ok) return undefined;
   const r = decodeKvReply(KvOp.Get, o.body);
-  return r.found ? r.value : undefined;
+  return r.ok && r.found ? r.value : undefined;
 };
 
 describe('snapshot transfers', () => {

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { Store, StoreError, decodeDataDump } from '../../../src/shards/store.js';
 import { checkDumpFile, readDumpFile } from '../../../src/shards/snapshot-io.js';
-import type { LogIndex, NodeId, ShardId, Term } from '../../../src/shards/raft/index.js';
+import { EntryType } from '../../../src/shards/raft/index.js';
+import type { Entry, LogIndex, NodeId, ShardId, Term } from '../../../src/shards/raft/index.js';
 
 const dirs: string[] = [];
 const stores: Store[] = [];
@@ -35,8 +36,9 @@ function write(store: Store, shard: ShardId, from: number, to: number, size: num
   store.commit(() => {
     const t = ss.txn();
     for (let i = from; i < to; i++) t.put(key(i), valueOf(i, size));
-    const entries = [];
-    for (let i = ss.lastIndex() + 1; i <= applied; i++) entries.push({ index: i as LogIndex, term: 1 as Term, type: 0, data: new Uint8Array(0) });
+    const entries: Entry[] = [];
+    for (let i = ss.lastIndex() + 1; i <= applied; i++)
+      entries.push({ index: i as LogIndex, term: 1 as Term, type: EntryType.Normal, data: new Uint8Array(0) });
     ss.append(entries);
     ss.setApplied(applied as LogIndex, ss.confState());
   });
