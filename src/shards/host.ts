@@ -6,7 +6,7 @@
  * same transaction, so a crash never applies an entry twice.
  */
 import { randomInt } from 'node:crypto';
-import { RawNode, Prng, RaftError, assert, decodeConfChange, EntryType, ConfChangeType } from './raft/index.js';
+import { APPEND_BYTES_MAX_DEFAULT, ENTRY_OVERHEAD_BYTES, RawNode, Prng, RaftError, assert, decodeConfChange, EntryType, ConfChangeType } from './raft/index.js';
 import type { ConfState, Entry, LogIndex, Message, NodeId, RaftConfig, Ready, Role, ShardId, Term } from './raft/index.js';
 import type { ShardStore, Store } from './store.js';
 import type { StateMachine } from './state-machine.js';
@@ -93,6 +93,8 @@ export const HostErrorCode = {
   InvalidClientId: 'InvalidClientId',
   /** The client reused a sequence number older than its last one: the reply is gone. */
   SessionSeqStale: SESSION_SEQ_STALE,
+  /** The proposal's entry alone exceeds `appendBytesMax`: no raft message could carry it. */
+  RequestTooLarge: 'RequestTooLarge',
 } as const;
 
 interface PendingProposal {
@@ -224,8 +226,16 @@ export class ShardHost {
   };
   private readonly compactEvery: number;
   private readonly compactKeep: number;
+  /**
+   * Largest entry this host proposes, counted as the raft core counts it (data +
+   * ENTRY_OVERHEAD_BYTES): `appendBytesMax`. The core lets a lone entry exceed that cap (the first
+   * entry of an App always goes in); refusing larger proposals here keeps every App within it, so
+   * an App never outgrows the record it travels in (src/workers/fit.ts).
+   */
+  private readonly entryBytesMax: number;
 
   constructor(private readonly opts: HostOptions) {
+    this.entryBytesMax = opts.raft?.appendBytesMax ?? APPEND_BYTES_MAX_DEFAULT;
     this.compactEvery = opts.compactEveryEntries ?? 10_000;
     this.compactKeep = opts.compactKeepEntries ?? 1_000;
     assert(Number.isInteger(this.compactEvery) && this.compactEvery > 0, 'compactEveryEntries must be a positive integer');
@@ -410,10 +420,19 @@ export class ShardHost {
     }
     const bad = this.opts.stateMachine.validateCommand(req.command);
     if (bad) return this.replyError(id, req.reqId, bad.code, bad.message);
+    const data = encodeProposal(req.clientId, req.seq, req.command);
+    if (data.length + ENTRY_OVERHEAD_BYTES > this.entryBytesMax) {
+      return this.replyError(
+        id,
+        req.reqId,
+        HostErrorCode.RequestTooLarge,
+        `a proposal of ${req.command.length} command bytes makes a ${data.length + ENTRY_OVERHEAD_BYTES}-byte entry; appendBytesMax is ${this.entryBytesMax}`,
+      );
+    }
     this.level(s);
     try {
       if (req.clientId !== 0) this.maybeWriteLogClock(s);
-      const at = s.node.propose(encodeProposal(req.clientId, req.seq, req.command));
+      const at = s.node.propose(data);
       // An older proposal at this index (an earlier term's, truncated here) stays: it is answered
       // when the index commits, with whichever entry commits there.
       const waiting = s.proposals.get(at.index);

@@ -72,7 +72,8 @@ export class Transport {
   readonly id: string;
 
   private readonly log: TransportLogger;
-  private readonly limits: Limits;
+  /** The limits in force (defaults filled in); the pool sizes its ring records within `maxRecordBytes`. */
+  readonly limits: Limits;
   private readonly isMember: (peerId: string) => boolean;
   /** What this transport's links use of it. */
   private readonly host: LinkHost;
