@@ -5,6 +5,8 @@ export const fmtInt = (n: number): string => (Number.isFinite(n) ? Math.round(n)
 /** Milliseconds to the microsecond; '-' when not finite. */
 export const fmtMs = (n: number): string => (Number.isFinite(n) ? n.toFixed(3) : '-');
 /** Bytes as MiB with one decimal; '-' when unknown. */
+/** MB (10^6 bytes) per second, two decimals below 10, one above. */
+export const fmtMBps = (n: number): string => (Number.isFinite(n) ? n.toFixed(n < 10 ? 2 : 1) : '-');
 export const fmtMiB = (b: number | undefined): string => (b === undefined ? '-' : (b / 2 ** 20).toFixed(1));
 /** A number with `digits` decimals; '-' when unknown. */
 export const fmtOpt = (n: number | undefined, digits: number): string => (n === undefined ? '-' : n.toFixed(digits));

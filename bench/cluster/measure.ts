@@ -55,6 +55,11 @@ export interface SystemResult {
   readonly elapsedS: number;
   /** 2xx answers per second. */
   readonly okPerSec: number;
+  /**
+   * Value bytes those answers carried, in MB (10^6 bytes) per second: `okPerSec` x `--value-size`
+   * (a write stores one value, a read returns one).
+   */
+  readonly okMBPerSec: number;
   readonly latency: { readonly all: LatencySummary; readonly put?: LatencySummary; readonly get?: LatencySummary };
   readonly counts: {
     readonly ok: number;
@@ -340,6 +345,7 @@ function summarize(t: Target, cfg: Config, m: Readings): SystemResult {
     preload: m.preload,
     elapsedS: r.elapsedS,
     okPerSec: ok / r.elapsedS,
+    okMBPerSec: (ok * cfg.valueSize) / r.elapsedS / 1e6,
     latency,
     counts,
     readMismatchSamples: r.readMismatchSamples,

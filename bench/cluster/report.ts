@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { LatencySummary } from '../histogram.js';
 import { PRELOAD_KEYS_MAX } from '../workload.js';
 import type { Config } from './flags.js';
-import { fileStamp, fmtInt, fmtMiB, fmtMs, fmtOpt, problemLines, table } from './format.js';
+import { fileStamp, fmtInt, fmtMBps, fmtMiB, fmtMs, fmtOpt, problemLines, table } from './format.js';
 import { COUNTERS } from './measure.js';
 import type { SystemResult } from './measure.js';
 import { IDLE_SETTLE_MS, LOADGEN_SATURATED_PERCENT, LOAD_TIMEOUT_S, RESULTS_DIR, SIDE_CONCURRENCY } from './settings.js';
@@ -31,28 +31,30 @@ export function configOf(cfg: Config): Record<string, unknown> {
   return { ...cfg, mix: cfg.mix.label, target: cfg.target ?? null, loadTimeoutS: LOAD_TIMEOUT_S, sideConcurrency: SIDE_CONCURRENCY };
 }
 
-function latencyRow(label: string, okPerSec: string, l: LatencySummary, errs: string[]): string[] {
-  return [label, okPerSec, fmtMs(l.p50Ms), fmtMs(l.p90Ms), fmtMs(l.p99Ms), fmtMs(l.p999Ms), fmtMs(l.maxMs), ...errs];
+function latencyRow(label: string, okPerSec: string, mbPerSec: string, l: LatencySummary, errs: string[]): string[] {
+  return [label, okPerSec, mbPerSec, fmtMs(l.p50Ms), fmtMs(l.p90Ms), fmtMs(l.p99Ms), fmtMs(l.p999Ms), fmtMs(l.maxMs), ...errs];
 }
 
-/** Requests/s, latency percentiles and errors per system; with the ceiling, the node as a share of it. */
-function latencyTable(results: readonly SystemResult[]): string {
-  const rows: string[][] = [['system', 'ok req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'errors', 'non-2xx', 'timeouts']];
+/** Requests/s, value MB/s, latency percentiles and errors per system; with the ceiling, the node as a share of it. */
+function latencyTable(results: readonly SystemResult[], valueSize: number): string {
+  const rows: string[][] = [['system', 'ok req/s', 'MB/s', 'p50 ms', 'p90 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'errors', 'non-2xx', 'timeouts']];
   for (const r of results) {
     const errs = [String(r.counts.errors), String(r.counts.non2xx), String(r.counts.timeouts)];
-    rows.push(latencyRow(r.system, fmtInt(r.okPerSec), r.latency.all, errs));
+    rows.push(latencyRow(r.system, fmtInt(r.okPerSec), fmtMBps(r.okMBPerSec), r.latency.all, errs));
     if (r.latency.put && r.latency.get) {
-      rows.push(latencyRow('  put', fmtInt(r.latency.put.count / r.elapsedS), r.latency.put, ['', '', '']));
-      rows.push(latencyRow('  get', fmtInt(r.latency.get.count / r.elapsedS), r.latency.get, ['', '', '']));
+      const mb = (count: number): string => fmtMBps((count * valueSize) / r.elapsedS / 1e6);
+      rows.push(latencyRow('  put', fmtInt(r.latency.put.count / r.elapsedS), mb(r.latency.put.count), r.latency.put, ['', '', '']));
+      rows.push(latencyRow('  get', fmtInt(r.latency.get.count / r.elapsedS), mb(r.latency.get.count), r.latency.get, ['', '', '']));
     }
   }
   const node = results.find((r) => r.system !== 'ceiling');
   const ceiling = results.find((r) => r.system === 'ceiling');
   if (node && ceiling) {
     const p = (a: number, b: number): string => (b > 0 ? `${((a / b) * 100).toFixed(1)} %` : '-');
-    rows.push(['% of ceiling', p(node.okPerSec, ceiling.okPerSec), '', '', '', '', '', '', '', '']);
+    rows.push(['% of ceiling', p(node.okPerSec, ceiling.okPerSec), '', '', '', '', '', '', '', '', '']);
     rows.push([
       'x ceiling latency',
+      '',
       '',
       ...(['p50Ms', 'p90Ms', 'p99Ms', 'p999Ms', 'maxMs'] as const).map((k) =>
         ceiling.latency.all[k] > 0 ? `${(node.latency.all[k] / ceiling.latency.all[k]).toFixed(1)}x` : '-',
@@ -180,7 +182,7 @@ export function report(cfg: Config, results: SystemResult[], extra: Record<strin
     `\n${where}; ${cfg.connections} connections, ${cfg.durationS} s, mix ${cfg.mix.label}, ${cfg.valueSize} B values${cfg.mix.readPercent > 0 ? `, reads ${cfg.consistency} over ${Math.min(cfg.keys, PRELOAD_KEYS_MAX)} keys` : ''}`,
   );
   if (results.length === 0) return [...out, ...problemLines(problems)].join('\n');
-  out.push(latencyTable(results), ...processLines(results));
+  out.push(latencyTable(results, cfg.valueSize), ...processLines(results));
   for (const r of results) out.push('', `${r.system}:`, ...[...nodeLines(r), ...outcomeLines(cfg, r)].map((l) => `  ${l}`));
   const startup = extra.startup as { listeningS: number[]; healthyS: number } | undefined;
   if (startup)

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { sweepSvg } from '../chart.js';
 import { facts } from './facts.js';
 import type { Sweep, SweepKey } from './flags.js';
-import { fileStamp, fmtInt, fmtMs, table } from './format.js';
+import { fileStamp, fmtInt, fmtMBps, fmtMs, table } from './format.js';
 import type { SystemResult } from './measure.js';
 import { runOnce } from './once.js';
 import { progress } from './progress.js';
@@ -31,12 +31,13 @@ function fixedSettings(sweep: Sweep): string {
 }
 
 function sweepTable(key: SweepKey, runs: readonly SweepRun[]): string {
-  const rows = [[key, 'req/s', 'p50 ms', 'p99 ms', 'errors', 'non-2xx', 'failed']];
+  const rows = [[key, 'req/s', 'MB/s', 'p50 ms', 'p99 ms', 'errors', 'non-2xx', 'failed']];
   for (const r of runs) {
     const x = r.result;
     rows.push([
       String(r.value),
       x ? fmtInt(x.okPerSec) : '-',
+      x ? fmtMBps(x.okMBPerSec) : '-',
       x ? fmtMs(x.latency.all.p50Ms) : '-',
       x ? fmtMs(x.latency.all.p99Ms) : '-',
       x ? String(x.counts.errors) : '-',
@@ -52,6 +53,7 @@ function summaryOf(runs: readonly SweepRun[]) {
   return runs.map((r) => ({
     value: r.value,
     okPerSec: r.result?.okPerSec ?? null,
+    okMBPerSec: r.result?.okMBPerSec ?? null,
     p50Ms: r.result?.latency.all.p50Ms ?? null,
     p99Ms: r.result?.latency.all.p99Ms ?? null,
     errors: r.result?.counts.errors ?? null,

@@ -112,7 +112,7 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
   );
   const leaderChanges = { n: 0 };
   const registry = new Registry();
-  const pool = await startPool(cfg, opts, self, local, {
+  const pool = await startPool(cfg, opts, self, local, transport.limits.maxRecordBytes, {
     onRaftMessage: (shard, payload) => late.router?.onLocalRaftMessage(shard, payload),
     onShardEvent: (shard, e) => {
       leaderChanges.n++;
@@ -189,8 +189,17 @@ function decodePeers(tickets: readonly string[]): { id: string; addrs: string[] 
 type PoolEvents = Pick<PoolOptions, 'onRaftMessage' | 'onShardEvent' | 'onSnapshotRequest'>;
 
 /** The worker pool with this node's replicas, configured from the node's config. */
-function startPool(cfg: NodeConfig, opts: StartOptions, self: NodeId, local: ReturnType<typeof localShards>, events: PoolEvents): Promise<WorkerPool> {
+function startPool(
+  cfg: NodeConfig,
+  opts: StartOptions,
+  self: NodeId,
+  local: ReturnType<typeof localShards>,
+  peerRecordBytesMax: number,
+  events: PoolEvents,
+): Promise<WorkerPool> {
   return WorkerPool.start({
+    // Raft messages and forwarded requests leave as Iroh records: a ring record must fit one.
+    peerRecordBytesMax,
     dataDir: cfg.data,
     workers: cfg.workers,
     nodeId: self,

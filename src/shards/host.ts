@@ -7,7 +7,19 @@
  */
 import { randomInt } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { RawNode, Prng, RaftError, assert, decodeConfChange, EntryType, ConfChangeType, MessageType, emptyMessage } from './raft/index.js';
+import {
+  APPEND_BYTES_MAX_DEFAULT,
+  ENTRY_OVERHEAD_BYTES,
+  RawNode,
+  Prng,
+  RaftError,
+  assert,
+  decodeConfChange,
+  EntryType,
+  ConfChangeType,
+  MessageType,
+  emptyMessage,
+} from './raft/index.js';
 import type { ConfState, Entry, LogIndex, Message, NodeId, RaftConfig, Ready, Role, ShardId, SnapshotMetadata, Term } from './raft/index.js';
 import { checkDumpFile, readDumpFile } from './snapshot-io.js';
 import type { SnapshotReader } from './snapshot-io.js';
@@ -120,6 +132,8 @@ export const HostErrorCode = {
   InvalidClientId: 'InvalidClientId',
   /** The client reused a sequence number older than its last one: the reply is gone. */
   SessionSeqStale: SESSION_SEQ_STALE,
+  /** The proposal's entry alone exceeds `appendBytesMax`: no raft message could carry it. */
+  RequestTooLarge: 'RequestTooLarge',
 } as const;
 
 interface PendingProposal {
@@ -266,8 +280,16 @@ export class ShardHost {
    * turn deletes its file.
    */
   private readonly staged = new Map<ShardId, StagedSnapshot>();
+  /**
+   * Largest entry this host proposes, counted as the raft core counts it (data +
+   * ENTRY_OVERHEAD_BYTES): `appendBytesMax`. The core lets a lone entry exceed that cap (the first
+   * entry of an App always goes in); refusing larger proposals here keeps every App within it, so
+   * an App never outgrows the record it travels in (src/workers/fit.ts).
+   */
+  private readonly entryBytesMax: number;
 
   constructor(private readonly opts: HostOptions) {
+    this.entryBytesMax = opts.raft?.appendBytesMax ?? APPEND_BYTES_MAX_DEFAULT;
     this.compactEvery = opts.compactEveryEntries ?? 10_000;
     this.compactKeep = opts.compactKeepEntries ?? 1_000;
     assert(Number.isInteger(this.compactEvery) && this.compactEvery > 0, 'compactEveryEntries must be a positive integer');
@@ -498,10 +520,19 @@ export class ShardHost {
     }
     const bad = this.opts.stateMachine.validateCommand(req.command);
     if (bad) return this.replyError(id, req.reqId, bad.code, bad.message);
+    const data = encodeProposal(req.clientId, req.seq, req.command);
+    if (data.length + ENTRY_OVERHEAD_BYTES > this.entryBytesMax) {
+      return this.replyError(
+        id,
+        req.reqId,
+        HostErrorCode.RequestTooLarge,
+        `a proposal of ${req.command.length} command bytes makes a ${data.length + ENTRY_OVERHEAD_BYTES}-byte entry; appendBytesMax is ${this.entryBytesMax}`,
+      );
+    }
     this.level(s);
     try {
       if (req.clientId !== 0) this.maybeWriteLogClock(s);
-      const at = s.node.propose(encodeProposal(req.clientId, req.seq, req.command));
+      const at = s.node.propose(data);
       // An older proposal at this index (an earlier term's, truncated here) stays: it is answered
       // when the index commits, with whichever entry commits there.
       const waiting = s.proposals.get(at.index);

@@ -17,7 +17,8 @@ export type Outcome =
 export const SESSION_SEQ_STALE = 'SessionSeqStale';
 
 const SESSION_TAG = 0x73; // 's'
-const PROPOSAL_HEADER_BYTES = 16;
+/** Bytes of a proposal's entry data before its command: client id and sequence (see encodeProposal). */
+export const PROPOSAL_HEADER_BYTES = 16;
 
 /**
  * Entry data of a client proposal: client id (f64) and sequence (f64), then the state machine

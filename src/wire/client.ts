@@ -33,7 +33,8 @@ export interface ProposeFrame {
   readonly command: Uint8Array;
 }
 
-const PROPOSE_FIXED_BYTES = 24;
+/** Bytes of a propose frame besides its command: reqId, clientId and seq. */
+export const PROPOSE_FIXED_BYTES = 24;
 
 /** Layout: `reqId f64, clientId f64, seq f64, command (the rest)`. AssertionError on bad fields. */
 export function encodePropose(p: ProposeFrame): Uint8Array<ArrayBuffer> {

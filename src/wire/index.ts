@@ -32,9 +32,9 @@ export {
   writeRecordHeader,
 } from './record.js';
 export type { DecodedRecord, FrameRecord } from './record.js';
-export { MESSAGE_HEADER_BYTES, decodeMessage, encodeMessage, peekMessageFrom, peekMessageTo, peekMessageType } from './message.js';
+export { MESSAGE_ENTRY_FIXED_BYTES, MESSAGE_HEADER_BYTES, decodeMessage, encodeMessage, peekMessageFrom, peekMessageTo, peekMessageType } from './message.js';
 export type { WireEntry, WireEntryType, WireLogIndex, WireMessage, WireMessageType, WireNodeId, WireSnapshot, WireTerm } from './message.js';
-export { ReadConsistency, decodePropose, decodeRead, decodeReply, encodePropose, encodeRead, encodeReply } from './client.js';
+export { PROPOSE_FIXED_BYTES, ReadConsistency, decodePropose, decodeRead, decodeReply, encodePropose, encodeRead, encodeReply } from './client.js';
 export type { ProposeFrame, ReadFrame, ReplyError, ReplyFrame, ReplyOk } from './client.js';
 export { decodeLiveness, encodeLiveness } from './liveness.js';
 export {

@@ -92,8 +92,9 @@ const FLAG_COMMIT_ONLY = 8;
 const FLAG_NOT_MEMBER = 16;
 const FLAGS_KNOWN = FLAG_REJECT | FLAG_SNAPSHOT | FLAG_QUIESCE | FLAG_COMMIT_ONLY | FLAG_NOT_MEMBER;
 
-/** term f64, type u8, data length u32. */
-const ENTRY_FIXED_BYTES = 13;
+/** Bytes of an entry in a message besides its data: term f64, type u8, data length u32. */
+export const MESSAGE_ENTRY_FIXED_BYTES = 13;
+const ENTRY_FIXED_BYTES = MESSAGE_ENTRY_FIXED_BYTES;
 /** index f64, term f64, voter count u32, learner count u32, data length u32. */
 const SNAPSHOT_FIXED_BYTES = 28;
 

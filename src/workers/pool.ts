@@ -13,12 +13,15 @@ import { unpack } from 'msgpackr';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import { CodecError, RecordKind, ReadConsistency, decodeReply, decodeSnapshotRequest, encodePropose, encodeRead } from '../wire/index.js';
 import type { Consistency, Outcome, ShardEvent, ShardSpec, SnapshotWish, StagedSnapshot } from '../shards/host.js';
+import { KvError, resolveKvLimits } from '../shards/kv/index.js';
 import type { KvLimits } from '../shards/kv/index.js';
 import { assert } from '../shards/raft/index.js';
 import type { LogIndex, NodeId, ShardId, SnapshotMetadata, Term } from '../shards/raft/index.js';
 import { SnapshotChunker } from './snapshot-chunks.js';
 import type { SnapshotChunk } from './snapshot-chunks.js';
 import { Ring, maxPayloadBytes } from './ring.js';
+import { resolveRecordFit } from './fit.js';
+import type { RecordFit } from './fit.js';
 import type { WorkerInit, WorkerNotice } from './protocol.js';
 import type { WorkerApi } from './worker.js';
 import { CodedError } from '../errors.js';
@@ -55,8 +58,17 @@ export interface PoolOptions {
   readonly nodeId?: number;
   /** Shards to host (each on worker `shard % workers`). */
   readonly shards: readonly ShardSpec[];
-  /** Bytes of each ring (power of two). Default 4 MiB. */
+  /**
+   * Bytes of each ring (power of two). Default 4 MiB. A record carries at most half of it (less a
+   * header); every shard's `appendBytesMax` is derived from that, and the largest KV proposal must
+   * fit (see fit.ts): a `kvLimits.valueBytesMax` that could not is refused with InvalidConfig.
+   */
   readonly ringBytes?: number;
+  /**
+   * The transport's `maxRecordBytes` when raft messages and forwarded requests leave this node:
+   * a ring record larger than it is refused with InvalidConfig.
+   */
+  readonly peerRecordBytesMax?: number;
   /**
    * Payload bytes a worker keeps for its full out-ring (its outbox) before it drops raft messages
    * and stops taking client requests (they then get `Overloaded`). Default: `ringBytes`.
@@ -137,6 +149,8 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
   /** Leader and term last reported by each shard. */
   readonly leaders = new Map<ShardId, ShardEvent>();
   readonly counters = { inboundDropped: 0, badReplies: 0, restarts: 0 };
+  /** Record, App and proposal sizes, derived from `ringBytes` (see fit.ts). */
+  readonly fit: RecordFit;
 
   private constructor(private readonly opts: PoolOptions) {
     super();
@@ -146,6 +160,20 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     };
     check('workers', workers, 1);
     this.workers = workers;
+    const ringBytes = opts.ringBytes ?? 4 << 20;
+    if (!Number.isInteger(ringBytes) || ringBytes < 1024 || ringBytes > 1 << 30 || (ringBytes & (ringBytes - 1)) !== 0) {
+      throw new PoolError('InvalidConfig', `ringBytes must be a power of two in [1024, 2^30], got ${ringBytes}`);
+    }
+    let kvLimits: KvLimits | undefined;
+    try {
+      kvLimits = opts.stateMachine === undefined ? resolveKvLimits(opts.kvLimits) : undefined;
+    } catch (e) {
+      if (!(e instanceof KvError)) throw e;
+      throw new PoolError('InvalidConfig', `kvLimits: ${e.message}`);
+    }
+    const fit = resolveRecordFit({ ringBytes, appendBytesMax: opts.raft?.appendBytesMax, peerRecordBytesMax: opts.peerRecordBytesMax, kvLimits });
+    if ('problem' in fit) throw new PoolError('InvalidConfig', fit.problem);
+    this.fit = fit;
     const shardsPerWorker = Math.ceil(opts.shards.length / workers);
     this.init = {
       workers,
@@ -155,7 +183,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
       tickMs: opts.tickMs ?? 100,
       outboxBytesMax: opts.outboxBytesMax ?? opts.ringBytes ?? 4 << 20,
       shardsMax: opts.shardsPerWorkerMax ?? Math.max(1024, shardsPerWorker),
-      raft: opts.raft ?? {},
+      raft: { ...opts.raft, appendBytesMax: fit.appendBytesMax },
       compactEveryEntries: opts.compactEveryEntries ?? 10_000,
       compactKeepEntries: opts.compactKeepEntries ?? 1_000,
       kvLimits: opts.kvLimits,

@@ -32,6 +32,7 @@ import {
   encodeSnapshotRequest,
   CodecError,
 } from '../wire/index.js';
+import { MessageType, assert } from '../shards/raft/index.js';
 import type { LogIndex, Message, NodeId, ShardId, SnapshotMetadata } from '../shards/raft/index.js';
 import { Ring, maxPayloadBytes } from './ring.js';
 import { Outbox } from './outbox.js';
@@ -55,8 +56,8 @@ const outbox = new Outbox(outRing, init.outboxBytesMax);
 
 function out(kind: number, shard: number, payload: Uint8Array, cls: OutClass): void {
   if (payload.length > outRecordMax) {
-    // Only a snapshot of a large shard gets here (appends are capped by appendBytesMax): it cannot
-    // travel as one record until snapshots stream in chunks. Counted, never a crash.
+    // An App fits by construction (see sink.send) and snapshots stream beside the rings (see
+    // HostSink.snapshot): what still gets here is counted, never a crash.
     local.oversizeDrops++;
     return;
   }
@@ -65,7 +66,11 @@ function out(kind: number, shard: number, payload: Uint8Array, cls: OutClass): v
 
 const sink = {
   send(shard: ShardId, m: Message): void {
-    out(RecordKind.RaftMessage, shard, encodeMessage(m), 'message');
+    const payload = encodeMessage(m);
+    // The pool derives appendBytesMax from this ring and the host refuses larger entries (fit.ts),
+    // so every App fits one record; one that does not is a bug, never a silent drop.
+    if (m.type === MessageType.App) assert(payload.length <= outRecordMax, `App of ${payload.length} bytes exceeds the ${outRecordMax}-byte record`);
+    out(RecordKind.RaftMessage, shard, payload, 'message');
   },
   reply(shard: ShardId, r: ClientReply): void {
     out(RecordKind.ClientReply, shard, encodeReply(r), 'reply');

@@ -73,7 +73,8 @@ export class Transport {
   readonly id: string;
 
   private readonly log: TransportLogger;
-  private readonly limits: Limits;
+  /** The limits in force (defaults filled in); the pool sizes its ring records within `maxRecordBytes`. */
+  readonly limits: Limits;
   private readonly isMember: (peerId: string) => boolean;
   private readonly onSnapshotStream: ((stream: SnapStream) => void) | undefined;
   /** What this transport's links use of it. */

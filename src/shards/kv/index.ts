@@ -10,7 +10,19 @@
  */
 export { KEY_BYTES_LIMIT, KV_LIMITS_DEFAULT, SCAN_BYTES_LIMIT, SCAN_LIMIT_LIMIT, STORE_KEY_BYTES_MAX, VALUE_BYTES_LIMIT, resolveKvLimits } from './limits.js';
 export type { KvLimits } from './limits.js';
-export { checkKvRequest, decodeKvRequest, encodeCas, encodeDelete, encodeGet, encodePut, encodeScan, isKvCommandOp, isValidTenant } from './request.js';
+export {
+  TENANT_BYTES_MAX,
+  checkKvRequest,
+  decodeKvRequest,
+  encodeCas,
+  encodeDelete,
+  encodeGet,
+  encodePut,
+  encodeScan,
+  isKvCommandOp,
+  isValidTenant,
+  kvCommandBytesMax,
+} from './request.js';
 export type { CasRequest, DeleteRequest, GetRequest, KvCommand, KvQuery, KvRequest, PutRequest, ScanRequest } from './request.js';
 export { KvError, KvErrorCode, KvOp, decodeKvReply, encodeKvFailure } from './reply.js';
 export type { CasReply, DeleteReply, GetReply, KvFailure, KvReplies, KvReply, KvReplyOf, PutReply, ScanItem, ScanReply } from './reply.js';

@@ -186,7 +186,19 @@ export function decodeKvRequest(bytes: Uint8Array): KvRequest | KvFailure {
   return r;
 }
 
+/** Longest valid tenant, in bytes (ASCII only; see {@link isValidTenant}). */
+export const TENANT_BYTES_MAX = 64;
 const TENANT = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/**
+ * Bytes of the largest command that passes {@link checkKvRequest} under `limits`: a compare-and-set
+ * with the longest tenant, key and value (`op u8, tenant length u8, tenant, key length u16, key,
+ * expectedVersion f64, value length u32, value`; a put is 8 bytes shorter). What a proposal must be
+ * able to carry through a ring record and a raft message (src/workers/fit.ts).
+ */
+export function kvCommandBytesMax(limits: Pick<KvLimits, 'keyBytesMax' | 'valueBytesMax'>): number {
+  return 1 + 1 + TENANT_BYTES_MAX + 2 + limits.keyBytesMax + 8 + 4 + limits.valueBytesMax;
+}
 
 /** True when `tenant` is 1..64 characters of [A-Za-z0-9_.-]. */
 export const isValidTenant = (tenant: string): boolean => TENANT.test(tenant);

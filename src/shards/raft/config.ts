@@ -37,7 +37,13 @@ export interface RaftConfig {
   readonly preVote?: boolean;
   /** A leader that has not heard from a quorum within an election timeout steps down. Default true. */
   readonly checkQuorum?: boolean;
-  /** Bytes of entries in one App message (at least one entry is always sent). Default 1 MiB. */
+  /**
+   * Bytes of entries (each counted as data + ENTRY_OVERHEAD_BYTES) in one App message; the first
+   * entry always goes in, so a lone entry larger than this travels alone. A shell whose messages
+   * have a size limit refuses proposals whose entry alone exceeds it (the shard host does, and the
+   * worker pool derives this from its ring record limit: src/workers/fit.ts). Default
+   * {@link APPEND_BYTES_MAX_DEFAULT}.
+   */
   readonly appendBytesMax?: number;
   /** App messages in flight to one follower in replicate state. Default 256. */
   readonly inflightMessagesMax?: number;
@@ -61,6 +67,9 @@ export interface RaftConfig {
   readonly bugs?: ReadonlySet<BugName>;
 }
 
+/** Default of {@link RaftConfig.appendBytesMax}: 1 MiB. */
+export const APPEND_BYTES_MAX_DEFAULT = 1 << 20;
+
 export type ResolvedConfig = Required<Omit<RaftConfig, 'bugs'>> & { readonly bugs: ReadonlySet<BugName> };
 
 /** Fills defaults and checks every value and the relations between them. */
@@ -76,7 +85,7 @@ export function resolveConfig(c: RaftConfig): ResolvedConfig {
     preVote: c.preVote ?? true,
     // The injected bug describes a leader that trusts leadership alone, with check-quorum off.
     checkQuorum: c.bugs?.has('lease-read-without-check-quorum') === true ? false : (c.checkQuorum ?? true),
-    appendBytesMax: c.appendBytesMax ?? 1 << 20,
+    appendBytesMax: c.appendBytesMax ?? APPEND_BYTES_MAX_DEFAULT,
     inflightMessagesMax: c.inflightMessagesMax ?? 256,
     inflightBytesMax: c.inflightBytesMax ?? 8 << 20,
     uncommittedBytesMax: c.uncommittedBytesMax ?? 64 << 20,

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test, vi } from 'vitest';
-import { MessageType, RawNode } from '../../../src/shards/raft/index.js';
+import { ENTRY_OVERHEAD_BYTES, MessageType, RawNode } from '../../../src/shards/raft/index.js';
 import type { Message, ShardId } from '../../../src/shards/raft/index.js';
 import type { ClientReply } from '../../../src/shards/host.js';
 import { HostCluster, indexOf } from './host-cluster.js';
@@ -492,5 +492,48 @@ describe('log time for client sessions', () => {
       .filter((e) => e.data.length === 24 && new DataView(e.data.buffer, e.data.byteOffset).getFloat64(0, true) === -1)
       .map((e) => new DataView(e.data.buffer, e.data.byteOffset).getFloat64(16, true));
     expect(steps).toEqual([0, 1_000]);
+  });
+});
+
+describe('proposals and appendBytesMax', () => {
+  test('an entry of exactly appendBytesMax is proposed and replicated alone; one byte more is refused RequestTooLarge; batches split within the cap', () => {
+    const cap = 400; // bytes of entries per App, each counted as data + ENTRY_OVERHEAD_BYTES
+    const apps: Message[] = [];
+    cluster = new HostCluster({
+      nodes: 3,
+      shards: 1,
+      host: { raft: { electionTimeoutTicks: 10, appendBytesMax: cap } },
+      onSend: (_from, _shard, m) => {
+        if (m.type === MessageType.App && m.entries.length > 0) apps.push(m);
+      },
+    });
+    const c = cluster;
+    c.elect();
+    const leader = c.leaderOf(0)!;
+    // Entry data = 16-byte session header + command; counted with 24 bytes of overhead.
+    const fits = 'a'.repeat(cap - ENTRY_OVERHEAD_BYTES - 16);
+    const over = 'b'.repeat(cap - ENTRY_OVERHEAD_BYTES - 16 + 1);
+    const ok = c.propose(leader, 0, fits);
+    const refused = c.propose(leader, 0, over);
+    const batch = Array.from({ length: 10 }, (_, i) => c.propose(leader, 0, `${i}${'c'.repeat(150)}`));
+    c.until(() => [ok, refused, ...batch].every((r) => leader.replies.has(r)));
+    expect(leader.replies.get(ok)).toMatchObject({ ok: true });
+    expect(leader.replies.get(refused)).toMatchObject({ ok: false, code: 'RequestTooLarge' });
+    expect((leader.replies.get(refused) as { message: string }).message).toContain(`appendBytesMax is ${cap}`);
+    for (const r of batch) expect(leader.replies.get(r)).toMatchObject({ ok: true });
+    // Never past the cap: the maximal entry went alone, the batch was split (two of 191 bytes each).
+    const bytes = (m: Message): number => m.entries.reduce((s, e) => s + e.data.length + ENTRY_OVERHEAD_BYTES, 0);
+    for (const m of apps) expect(bytes(m)).toBeLessThanOrEqual(cap);
+    expect(apps.some((m) => bytes(m) === cap && m.entries.length === 1)).toBe(true);
+    expect(apps.some((m) => m.entries.length === 2)).toBe(true);
+    // Every replica holds what was acknowledged, and nothing of the refused one.
+    const applied = (n: ClusterNode): number => n.host.status(0 as ShardId)!.applied;
+    c.until(() => c.nodes.every((n) => applied(n) === applied(leader)));
+    for (const n of c.nodes) {
+      const reads = [fits, over].map((k) => c.read(n, 0, k, 'stale'));
+      c.until(() => reads.every((r) => n.replies.has(r)));
+      expect((n.replies.get(reads[0]!) as { body: Uint8Array }).body.length).toBe(16);
+      expect((n.replies.get(reads[1]!) as { body: Uint8Array }).body.length).toBe(0);
+    }
   });
 });
