@@ -134,6 +134,7 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
     requestTimeoutMs: cfg.requestTimeoutMs,
     livenessIntervalMs: cfg.tickMs,
     livenessTimeoutMs: cfg.tickMs * cfg.electionTicks,
+    onPeerDown: (node) => snapshots.peerGone(node),
     metrics: async () => {
       const merged = AggregatorRegistry.aggregate([await registry.getMetricsAsJSON(), ...(await pool.metrics())]);
       return { contentType: merged.contentType, body: await merged.metrics() };

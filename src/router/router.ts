@@ -82,6 +82,8 @@ export interface RouterOptions {
   readonly wakeGapMs?: number;
   /** Milliseconds now, for liveness. Default performance.now (tests pass their own clock). */
   readonly clock?: () => number;
+  /** A peer was declared gone after livenessTimeoutMs of silence (the node ends its snapshot transfers with it). */
+  readonly onPeerDown?: (node: NodeId) => void;
   /** The node's metrics in Prometheus text (the router does not own the registry). */
   readonly metrics?: () => Promise<{ contentType: string; body: string }>;
 }
@@ -238,7 +240,12 @@ export class Router implements KvService {
   /** Declares silent peers gone and runs the wakes due (startLiveness calls it every interval). */
   tickLiveness(): void {
     const now = this.clock();
+    const upBefore = this.opts.onPeerDown === undefined ? [] : this.liveness.peersUp();
     this.liveness.check(now);
+    if (upBefore.length > 0) {
+      const upNow = new Set(this.liveness.peersUp());
+      for (const p of upBefore) if (!upNow.has(p)) this.opts.onPeerDown!(p);
+    }
     for (const w of this.liveness.due(now)) {
       void this.opts.pool.wake(w.leader, w.shards).then((n) => {
         this.counters.shardsWoken += n;

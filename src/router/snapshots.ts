@@ -134,6 +134,11 @@ export class Snapshots {
   private readonly retry = new Map<string, { failures: number; notBefore: number }>();
   /** Shards being received. */
   private readonly receiving = new Set<ShardId>();
+  /**
+   * The stream of every transfer under way, either way, and the member at its other end; a
+   * transfer's own finally removes it. {@link peerGone} closes those of a member that went away.
+   */
+  private readonly streams = new Map<SnapshotStream, NodeId>();
   /** Rate limit: bytes sent in the current window and when it started. */
   private window = { startMs: Date.now(), bytes: 0 };
   private closed = false;
@@ -152,6 +157,18 @@ export class Snapshots {
   /** Transfers in progress, each way. */
   active(): { sending: number; receiving: number } {
     return { sending: this.sending.size, receiving: this.receiving.size };
+  }
+
+  /**
+   * `node` went silent (liveness): its transfers end now, each way. A process killed without
+   * closing its connections leaves them open here until QUIC's idle timeout (30 s), and until then
+   * its transfers hold their slots: a receive holds its shard (the shard's new leader, or the
+   * restarted sender, is answered Busy), a send holds its follower (the wishes of a restarted
+   * follower's core are ignored). A transfer ended here fails as a broken one does; the next wish
+   * starts it again.
+   */
+  peerGone(node: NodeId): void {
+    for (const [stream, peer] of this.streams) if (peer === node) stream.close('snapshot peer gone');
   }
 
   /** Stops starting transfers; running ones end at their next step. */
@@ -199,6 +216,7 @@ export class Snapshots {
       if (opened === undefined) return; // The shard left this node.
       const m = opened.metadata;
       stream = await this.opts.connect(peerId);
+      this.streams.set(stream, wish.to);
       await stream.write(
         encodeSnapMessage({
           type: SnapMessageType.Offer,
@@ -241,6 +259,7 @@ export class Snapshots {
       this.opts.log.warn({ shard, to: wish.to, failures, retryInMs: Math.round(delay), err: errText(e) }, 'snapshot transfer failed');
     } finally {
       if (opened !== undefined) await this.opts.pool.snapshotClose(shard, opened.stream).catch(() => undefined);
+      if (stream !== undefined) this.streams.delete(stream);
       stream?.close('snapshot transfer over');
     }
   }
@@ -303,6 +322,7 @@ export class Snapshots {
       if (first.type !== SnapMessageType.Offer) throw new SnapshotFailure(`a snapshot stream starts with an offer, got message type ${first.type}`);
       offer = first;
       const shard = offer.shard as ShardId;
+      this.streams.set(stream, offer.from as NodeId);
       // Only the leader the offer names may send it: the connection's authenticated peer.
       if (offer.to !== this.opts.self || this.opts.peerOf(offer.from as NodeId) !== stream.peerId) {
         await this.answer(stream, SnapAnswer.Refused);
@@ -349,6 +369,7 @@ export class Snapshots {
       if (file !== undefined) await file.close().catch(() => undefined);
       if (path !== undefined) rmSync(path, { force: true });
       if (mine && offer !== undefined) this.receiving.delete(offer.shard as ShardId);
+      this.streams.delete(stream);
       await stream.linger(5000);
     }
   }
