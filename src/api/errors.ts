@@ -46,6 +46,11 @@ export const ServiceErrorCode = {
   RequestTooLarge: 'RequestTooLarge',
   /** HTTP: the request line and headers are larger than Node's limit. */
   HeadersTooLarge: 'HeadersTooLarge',
+  /**
+   * Worker, router: the answer does not fit a ring record or a peer frame (a value stored under
+   * larger limits, or a plug-in state machine's reply); the same request fails the same way.
+   */
+  ReplyTooLarge: 'ReplyTooLarge',
 
   // ------------------------------------------------ the cluster cannot serve it now: retry
   /** Raft, router: this replica does not lead the shard, or no leader is known. */

@@ -42,6 +42,11 @@ export function registerNodeMetrics(registry: Registry, parts: NodeParts): void 
   gauge('iroh_raft_snapshots_receive_seconds_total', 'Time spent in snapshot transfers that completed, receiving.', () => sc.receiveMs / 1000);
   gauge('iroh_raft_router_forwarded_total', 'Client requests this node forwarded to a leader.', () => r.counters.forwarded);
   gauge('iroh_raft_router_retries_total', 'Client request attempts retried after NotLeader and the like.', () => r.counters.retries);
+  gauge(
+    'iroh_raft_router_replies_too_large_total',
+    'Forwarded requests whose reply exceeded a peer record, answered ReplyTooLarge.',
+    () => r.counters.repliesTooLarge,
+  );
   gauge('iroh_raft_router_spoofed_total', 'Raft messages refused because their sender was not the connection peer.', () => r.counters.spoofed);
   const lc = r.liveness.counters;
   gauge('iroh_raft_liveness_peers_down_total', 'Peers declared gone after a liveness timeout of silence.', () => lc.peersDown);

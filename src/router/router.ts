@@ -22,7 +22,7 @@ import {
   peekMessageTo,
 } from '../wire/index.js';
 import type { Outcome } from '../shards/host.js';
-import { KvError, KvOp, decodeKvReply, encodeCas, encodeDelete, encodeGet, encodePut, encodeScan } from '../shards/kv/index.js';
+import { KV_LIMITS_DEFAULT, KvError, KvOp, decodeKvReply, encodeCas, encodeDelete, encodeGet, encodePut, encodeScan } from '../shards/kv/index.js';
 import type { NodeId, ShardId } from '../shards/raft/index.js';
 import type { WorkerPool } from '../workers/pool.js';
 import { isServiceErrorCode } from '../api/index.js';
@@ -42,11 +42,14 @@ import type {
   ServiceErrorCode,
 } from '../api/index.js';
 import { Liveness } from './liveness.js';
+import { mergeScanPages } from './scan-merge.js';
 import { localShards, replicasOf, shardOf } from './placement.js';
 
 /** What the router needs from the transport. */
 export interface PeerLink {
   send(peerId: string, kind: number, shard: number, payload: Uint8Array): void;
+  /** Largest record payload a peer accepts, in bytes (the transport's maxRecordBytes); unbounded when absent. */
+  readonly maxRecordBytes?: number;
 }
 
 export interface Member {
@@ -80,6 +83,18 @@ export interface RouterOptions {
    * worker of one) costs at most one round per this. Default livenessTimeoutMs.
    */
   readonly wakeGapMs?: number;
+  /**
+   * Most key + value bytes of one merged scan page (the first item always goes in). Default the
+   * KV's default scanBytesMax.
+   */
+  readonly scanBytesMax?: number;
+  /**
+   * Shards one scan asks at a time. Each may answer up to a full ring record (about 2 MiB with the
+   * default 4 MiB rings), and a worker holds its out-ring plus an outbox of ringBytes before it
+   * answers Overloaded; 4 keeps one scan of 1 MiB values within that on a single worker.
+   * Default 4.
+   */
+  readonly scanFanoutMax?: number;
   /** Milliseconds now, for liveness. Default performance.now (tests pass their own clock). */
   readonly clock?: () => number;
   /** A peer was declared gone after livenessTimeoutMs of silence (the node ends its snapshot transfers with it). */
@@ -122,6 +137,7 @@ const RETRYABLE: Readonly<Record<ServiceErrorCode, boolean>> = {
   ValueTooLarge: false,
   RequestTooLarge: false,
   HeadersTooLarge: false,
+  ReplyTooLarge: false,
   // Load and shutdown: the client backs off (HTTP retry-after), the router does not pile on.
   ShuttingDown: false,
   Overloaded: false,
@@ -175,6 +191,8 @@ export class Router implements KvService {
   private readonly forwards = new Map<number, Forward>();
   private nextForward = 1;
   private readonly timeoutMs: number;
+  private readonly scanBytesMax: number;
+  private readonly scanFanoutMax: number;
   /** Per shard: whether this node hosts a replica of it (fixed placement). */
   private readonly hosted: boolean[] = [];
   /**
@@ -183,7 +201,19 @@ export class Router implements KvService {
    */
   private readonly replicaOrder: NodeId[][] = [];
   /** `shardsWoken`: quiet replicas here that liveness woke (a worker's count of those it found quiet). */
-  readonly counters = { forwarded: 0, forwardedIn: 0, retries: 0, spoofed: 0, badRecords: 0, raftIn: 0, raftOut: 0, raftDropped: 0, shardsWoken: 0 };
+  readonly counters = {
+    forwarded: 0,
+    forwardedIn: 0,
+    retries: 0,
+    spoofed: 0,
+    badRecords: 0,
+    raftIn: 0,
+    raftOut: 0,
+    raftDropped: 0,
+    shardsWoken: 0,
+    /** Forwarded requests whose reply was too large for a peer record, answered ReplyTooLarge. */
+    repliesTooLarge: 0,
+  };
   /** Peers and their workers: who can lead which shard, and the wakes that follow. */
   readonly liveness: Liveness;
   private livenessTimer: NodeJS.Timeout | undefined;
@@ -195,6 +225,14 @@ export class Router implements KvService {
       this.byPeer.set(m.peerId, m);
     }
     this.timeoutMs = opts.requestTimeoutMs ?? 5000;
+    this.scanBytesMax = opts.scanBytesMax ?? KV_LIMITS_DEFAULT.scanBytesMax;
+    this.scanFanoutMax = opts.scanFanoutMax ?? 4;
+    for (const [name, v] of [
+      ['scanBytesMax', this.scanBytesMax],
+      ['scanFanoutMax', this.scanFanoutMax],
+    ] as const) {
+      if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`router: ${name} must be a positive integer, got ${v}`);
+    }
     const ids = opts.members.map((m) => m.nodeId);
     for (let s = 0; s < opts.shards; s++) {
       const replicas = replicasOf(s as ShardId, ids, opts.replicas);
@@ -380,16 +418,32 @@ export class Router implements KvService {
     }
   }
 
+  /**
+   * Answers a forwarded request. A reply larger than a peer record (it came out of a ring larger
+   * than the link's limit) becomes ReplyTooLarge, so the asking node hears at once instead of
+   * retrying until its deadline.
+   */
   private answer(to: Member, shard: ShardId, reqId: number, o: Outcome): void {
-    this.opts.link.send(to.peerId, RecordKind.ClientReply, shard, encodeReply({ reqId, ...o }));
+    let bytes = encodeReply({ reqId, ...o });
+    const max = this.opts.link.maxRecordBytes;
+    if (max !== undefined && bytes.length > max) {
+      this.counters.repliesTooLarge++;
+      bytes = encodeReply({ reqId, ...fail('ReplyTooLarge', `the reply of ${bytes.length} bytes exceeds the ${max} bytes of a peer record`) });
+    }
+    this.opts.link.send(to.peerId, RecordKind.ClientReply, shard, bytes);
   }
 
   private forward(to: NodeId, kind: number, shard: ShardId, build: (reqId: number) => Uint8Array, timeoutMs: number): Promise<Outcome> {
     const m = this.byNode.get(to);
     if (!m) return Promise.resolve(fail('Unreachable', `node ${to} is not a member`));
     const reqId = this.nextForward++;
+    const payload = build(reqId);
+    const max = this.opts.link.maxRecordBytes;
+    if (max !== undefined && payload.length > max) {
+      return Promise.resolve(fail('RequestTooLarge', `the request of ${payload.length} bytes exceeds the ${max} bytes of a peer record`));
+    }
     this.counters.forwarded++;
-    this.opts.link.send(m.peerId, kind, shard, build(reqId));
+    this.opts.link.send(m.peerId, kind, shard, payload);
     // One hop gets a slice of the deadline, so a leader that died meanwhile costs one retry, not
     // the whole request.
     timeoutMs = Math.min(timeoutMs, FORWARD_ATTEMPT_MS);
@@ -503,19 +557,31 @@ export class Router implements KvService {
     return refusingBadFields(() => this.scanChecked(r));
   }
 
+  /**
+   * Every shard answers a page that fits its reply record (the KV stops at scanBytesMax); the
+   * merged page ends at the smallest last key among the shards that stopped early, so the next
+   * page (after its last key) skips nothing, and holds at most `scanBytesMax` key + value bytes.
+   */
   private async scanChecked(r: ScanArgs): Promise<Result<ScanResult>> {
     const q = encodeScan(r.tenant, r.prefix, r.limit, r.startAfter);
-    const parts = await Promise.all(Array.from({ length: this.opts.shards }, (_, s) => this.query(s as ShardId, q, r.consistency)));
-    const items: ScanItem[] = [];
-    let more = false;
+    // At most scanFanoutMax shards at a time: each may answer a full reply record, and a worker
+    // holds only so many (its out-ring and outbox) before it refuses work as Overloaded.
+    const parts: Outcome[] = new Array<Outcome>(this.opts.shards);
+    let nextShard = 0;
+    const lane = async (): Promise<void> => {
+      while (nextShard < this.opts.shards) {
+        const s = nextShard++;
+        parts[s] = await this.query(s as ShardId, q, r.consistency);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.scanFanoutMax, this.opts.shards) }, lane));
+    const pages: { items: ScanItem[]; more: boolean }[] = [];
     for (const o of parts) {
       const d = this.decode(o, KvOp.Scan, (v) => v);
       if (!d.ok) return d;
-      more ||= d.value.more;
-      items.push(...d.value.items);
+      pages.push(d.value);
     }
-    items.sort((a, b) => Buffer.compare(a.key, b.key));
-    return { ok: true, value: { items: items.slice(0, r.limit), more: more || items.length > r.limit } };
+    return { ok: true, value: mergeScanPages(pages, r.limit, this.scanBytesMax) };
   }
 
   private decode<O extends KvOp, T>(o: Outcome, op: O, pick: (v: Extract<ReturnType<typeof decodeKvReply<O>>, { ok: true }>) => T): Result<T> {

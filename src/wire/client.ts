@@ -78,7 +78,8 @@ export interface ReadFrame {
   readonly query: Uint8Array;
 }
 
-const READ_FIXED_BYTES = 9;
+/** Bytes of a read frame besides its query. */
+export const READ_FIXED_BYTES = 9;
 
 /** Layout: `reqId f64, consistency u8, query (the rest)`. AssertionError on bad fields. */
 export function encodeRead(r: ReadFrame): Uint8Array<ArrayBuffer> {
@@ -126,8 +127,8 @@ export type ReplyFrame = ReplyOk | ReplyError;
 
 const STATUS_OK = 0;
 const STATUS_ERROR = 1;
-/** reqId f64, status u8. */
-const REPLY_FIXED_BYTES = 9;
+/** Bytes of a success reply frame besides its body: reqId f64, status u8. */
+export const REPLY_FIXED_BYTES = 9;
 const CODE_MAX_CHARS = U8_MAX;
 
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });

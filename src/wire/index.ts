@@ -34,7 +34,18 @@ export {
 export type { DecodedRecord, FrameRecord } from './record.js';
 export { MESSAGE_ENTRY_FIXED_BYTES, MESSAGE_HEADER_BYTES, decodeMessage, encodeMessage, peekMessageFrom, peekMessageTo, peekMessageType } from './message.js';
 export type { WireEntry, WireEntryType, WireLogIndex, WireMessage, WireMessageType, WireNodeId, WireSnapshot, WireTerm } from './message.js';
-export { PROPOSE_FIXED_BYTES, ReadConsistency, decodePropose, decodeRead, decodeReply, encodePropose, encodeRead, encodeReply } from './client.js';
+export {
+  PROPOSE_FIXED_BYTES,
+  READ_FIXED_BYTES,
+  REPLY_FIXED_BYTES,
+  ReadConsistency,
+  decodePropose,
+  decodeRead,
+  decodeReply,
+  encodePropose,
+  encodeRead,
+  encodeReply,
+} from './client.js';
 export type { ProposeFrame, ReadFrame, ReplyError, ReplyFrame, ReplyOk } from './client.js';
 export { decodeLiveness, encodeLiveness } from './liveness.js';
 export {

@@ -11,9 +11,19 @@ import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { unpack } from 'msgpackr';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
-import { CodecError, RecordKind, ReadConsistency, decodeReply, decodeSnapshotRequest, encodePropose, encodeRead } from '../wire/index.js';
+import {
+  CodecError,
+  PROPOSE_FIXED_BYTES,
+  REPLY_FIXED_BYTES,
+  RecordKind,
+  ReadConsistency,
+  decodeReply,
+  decodeSnapshotRequest,
+  encodePropose,
+  encodeRead,
+} from '../wire/index.js';
 import type { Consistency, Outcome, ShardEvent, ShardSpec, SnapshotWish, StagedSnapshot } from '../shards/host.js';
-import { KvError, resolveKvLimits } from '../shards/kv/index.js';
+import { KvError, kvBodyBytesMax, resolveKvLimits } from '../shards/kv/index.js';
 import type { KvLimits } from '../shards/kv/index.js';
 import { assert } from '../shards/raft/index.js';
 import type { LogIndex, NodeId, ShardId, SnapshotMetadata, Term } from '../shards/raft/index.js';
@@ -22,6 +32,7 @@ import type { SnapshotChunk } from './snapshot-chunks.js';
 import { Ring, maxPayloadBytes } from './ring.js';
 import { resolveRecordFit } from './fit.js';
 import type { RecordFit } from './fit.js';
+import { WorkerReplyCode } from './protocol.js';
 import type { WorkerInit, WorkerNotice } from './protocol.js';
 import type { WorkerApi } from './worker.js';
 import { CodedError } from '../errors.js';
@@ -47,6 +58,8 @@ export const PoolErrorCode = {
   ShuttingDown: 'ShuttingDown',
   /** The request is too large for a ring record. */
   RequestTooLarge: 'RequestTooLarge',
+  /** The reply is too large for a ring record (answered by the worker at once, see WorkerReplyCode). */
+  ReplyTooLarge: WorkerReplyCode.ReplyTooLarge,
 } as const;
 
 export interface PoolOptions {
@@ -59,9 +72,10 @@ export interface PoolOptions {
   /** Shards to host (each on worker `shard % workers`). */
   readonly shards: readonly ShardSpec[];
   /**
-   * Bytes of each ring (power of two). Default 4 MiB. A record carries at most half of it (less a
-   * header); every shard's `appendBytesMax` is derived from that, and the largest KV proposal must
-   * fit (see fit.ts): a `kvLimits.valueBytesMax` that could not is refused with InvalidConfig.
+   * Bytes of each ring (power of two). Default 4 MiB. One record carries at most
+   * `maxPayloadBytes(ringBytes)` (about half of it); every shard's `appendBytesMax` is derived from
+   * that (see fit.ts), and with the built-in KV the largest request and reply its limits allow must
+   * fit one record (see `kvBodyBytesMax`), or the pool refuses to start with InvalidConfig.
    */
   readonly ringBytes?: number;
   /**
@@ -86,6 +100,7 @@ export interface PoolOptions {
   readonly raft?: WorkerInit['raft'];
   readonly compactEveryEntries?: number;
   readonly compactKeepEntries?: number;
+  /** Limits of the built-in KV (defaults: KV_LIMITS_DEFAULT); checked against the ring record size. */
   readonly kvLimits?: Partial<KvLimits>;
   readonly stateMachine?: { readonly module: string; readonly options?: unknown };
   /** Worker entry: default the compiled `worker.js` beside this file. */
@@ -186,7 +201,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
       raft: { ...opts.raft, appendBytesMax: fit.appendBytesMax },
       compactEveryEntries: opts.compactEveryEntries ?? 10_000,
       compactKeepEntries: opts.compactKeepEntries ?? 1_000,
-      kvLimits: opts.kvLimits,
+      kvLimits: opts.stateMachine ? opts.kvLimits : WorkerPool.checkKvLimits(opts.kvLimits, opts.ringBytes ?? 4 << 20),
       stateMachine: opts.stateMachine ? { module: opts.stateMachine.module, options: opts.stateMachine.options } : undefined,
     };
     check('tickMs', this.init.tickMs, 1);
@@ -200,6 +215,40 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
       if (ids.has(s.shard)) throw new PoolError('InvalidConfig', `shard ${s.shard} is listed twice`);
       ids.add(s.shard);
     }
+  }
+
+  /**
+   * Resolves the KV limits and checks that the largest request and reply they allow fit one ring
+   * record, so no KV answer is ever too large to carry. PoolError InvalidConfig otherwise.
+   */
+  private static checkKvLimits(partial: Partial<KvLimits> | undefined, ringBytes: number): KvLimits {
+    let limits: KvLimits;
+    try {
+      limits = resolveKvLimits(partial);
+    } catch (e) {
+      if (e instanceof KvError) throw new PoolError('InvalidConfig', `kvLimits: ${e.message}`);
+      throw e;
+    }
+    // An invalid ring size is refused by Ring.allocate with its own message.
+    if (!Number.isInteger(ringBytes) || ringBytes < 64 || (ringBytes & (ringBytes - 1)) !== 0) return limits;
+    const recordMax = maxPayloadBytes(ringBytes);
+    const { requestBytes, replyBytes } = kvBodyBytesMax(limits);
+    if (PROPOSE_FIXED_BYTES + requestBytes > recordMax) {
+      throw new PoolError(
+        'InvalidConfig',
+        `kvLimits: a write of valueBytesMax (${limits.valueBytesMax}) under keyBytesMax (${limits.keyBytesMax}) takes ${PROPOSE_FIXED_BYTES + requestBytes} bytes, ` +
+          `more than one record of a ${ringBytes}-byte ring carries (${recordMax}); lower the limits or raise ringBytes`,
+      );
+    }
+    if (REPLY_FIXED_BYTES + replyBytes > recordMax) {
+      throw new PoolError(
+        'InvalidConfig',
+        `kvLimits: the largest reply (a Get of valueBytesMax ${limits.valueBytesMax}, or a scan of scanBytesMax ${limits.scanBytesMax} ` +
+          `with ${limits.scanLimitMax} items) takes ${REPLY_FIXED_BYTES + replyBytes} bytes, more than one record of a ${ringBytes}-byte ring carries (${recordMax}); ` +
+          `lower scanBytesMax, scanLimitMax or valueBytesMax, or raise ringBytes`,
+      );
+    }
+    return limits;
   }
 
   /** Starts the workers and opens their shards. Throws PoolError (e.g. WorkerCountMismatch). */

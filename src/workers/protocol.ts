@@ -2,6 +2,15 @@ import type { KvLimits } from '../shards/kv/index.js';
 import type { RaftConfig } from '../shards/raft/index.js';
 
 /**
+ * Codes a worker answers a client request with on its own (besides the shard host's and the state
+ * machine's). `ReplyTooLarge`: the reply does not fit one out-ring record; it replaces the reply
+ * at once instead of being dropped, so the caller never waits for a deadline.
+ */
+export const WorkerReplyCode = {
+  ReplyTooLarge: 'ReplyTooLarge',
+} as const;
+
+/**
  * Directory of worker `worker`'s LMDB environment inside the data directory `dataDir`: the one
  * place that names it (the worker opens its store there; src/main/data-dir.ts shows it).
  */

@@ -37,7 +37,7 @@ import type { LogIndex, Message, NodeId, ShardId, SnapshotMetadata } from '../sh
 import { Ring, maxPayloadBytes } from './ring.js';
 import { Outbox } from './outbox.js';
 import type { OutClass } from './outbox.js';
-import { workerDir } from './protocol.js';
+import { WorkerReplyCode, workerDir } from './protocol.js';
 import type { WorkerInit } from './protocol.js';
 
 const init = workerData as WorkerInit;
@@ -50,18 +50,42 @@ const local = {
   oversizeDrops: 0,
   /** Client requests answered Overloaded at once because the outbox was full (see refuseWhileFull). */
   clientWorkRefused: 0,
+  /** Replies too large for one out-ring record, answered ReplyTooLarge instead (see replyFitting). */
+  repliesTooLarge: 0,
 };
 const outRecordMax = maxPayloadBytes(outRing.capacityBytes);
 const outbox = new Outbox(outRing, init.outboxBytesMax);
 
 function out(kind: number, shard: number, payload: Uint8Array, cls: OutClass): void {
   if (payload.length > outRecordMax) {
-    // An App fits by construction (see sink.send) and snapshots stream beside the rings (see
-    // HostSink.snapshot): what still gets here is counted, never a crash.
+    // Replies never get here (replyFitting), an App fits by construction (see sink.send) and
+    // snapshots stream beside the rings (see HostSink.snapshot): what still gets here is counted.
+    assert(cls !== 'reply', `worker: a reply of ${payload.length} bytes passed replyFitting`);
     local.oversizeDrops++;
     return;
   }
   outbox.push(kind, shard, payload, cls);
+}
+
+/**
+ * The encoded reply, or, when it does not fit one out-ring record, an error reply with the stable
+ * code ReplyTooLarge in its place: the caller learns at once instead of waiting for its deadline.
+ * The KV's limits are checked against the ring at start (so its replies fit); this catches a value
+ * stored under larger limits and a plug-in state machine's large answer.
+ */
+function replyFitting(r: ClientReply): Uint8Array {
+  const bytes = encodeReply(r);
+  if (bytes.length <= outRecordMax) return bytes;
+  local.repliesTooLarge++;
+  const refused = encodeReply({
+    reqId: r.reqId,
+    ok: false,
+    code: WorkerReplyCode.ReplyTooLarge,
+    message: `the reply of ${bytes.length} bytes exceeds the ${outRecordMax} bytes one ring record carries (ring of ${outRing.capacityBytes} bytes)`,
+    leaderHint: 0,
+  });
+  assert(refused.length <= outRecordMax, `worker: the ReplyTooLarge reply of ${refused.length} bytes does not fit`);
+  return refused;
 }
 
 const sink = {
@@ -73,7 +97,7 @@ const sink = {
     out(RecordKind.RaftMessage, shard, payload, 'message');
   },
   reply(shard: ShardId, r: ClientReply): void {
-    out(RecordKind.ClientReply, shard, encodeReply(r), 'reply');
+    out(RecordKind.ClientReply, shard, replyFitting(r), 'reply');
   },
   event(shard: ShardId, e: ShardEvent): void {
     out(RecordKind.ShardEvent, shard, pack(e), 'event');
@@ -344,8 +368,18 @@ new Counter({
   },
 });
 new Counter({
+  name: 'iroh_raft_worker_replies_too_large_total',
+  help: 'Replies too large for one out-ring record, answered with the error ReplyTooLarge instead.',
+  labelNames: ['worker'],
+  registers: [registry],
+  collect() {
+    this.reset();
+    this.inc({ worker: String(init.worker) }, local.repliesTooLarge);
+  },
+});
+new Counter({
   name: 'iroh_raft_worker_oversize_drops_total',
-  help: 'Records too large for the out-ring (a snapshot of a large shard), dropped.',
+  help: 'Raft messages too large for the out-ring (a snapshot of a large shard), dropped.',
   labelNames: ['worker'],
   registers: [registry],
   collect() {

@@ -77,6 +77,9 @@ export const statusByCode: Readonly<Record<ServiceErrorCode, StatusRule>> = {
   ValueTooLarge: { status: 413 },
   RequestTooLarge: { status: 413 },
   HeadersTooLarge: { status: 431 },
+  // The node cannot carry the answer in its configuration (not the client's request body): a
+  // server-side limit, not a bug, and not worth retrying.
+  ReplyTooLarge: { status: 500 },
   // The cluster cannot serve it now; the same request may succeed in a moment.
   NotLeader: retry(503),
   ReadDropped: retry(503),

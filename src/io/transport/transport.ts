@@ -215,6 +215,11 @@ export class Transport {
     this.dirty.delete(peer);
   }
 
+  /** Largest record payload this transport sends or accepts, in bytes (its maxRecordBytes). */
+  get maxRecordBytes(): number {
+    return this.limits.maxRecordBytes;
+  }
+
   /**
    * Queues a record for `peerId`; records queued in one event-loop turn leave as one frame.
    * `payload` is not copied: it must not change until the frame is written (pass a copy of any

@@ -8,7 +8,18 @@
  * - storage.ts: data keys and the stored value format in the shard's data database
  * - machine.ts: {@link KvStateMachine} (apply, query, validateCommand)
  */
-export { KEY_BYTES_LIMIT, KV_LIMITS_DEFAULT, SCAN_BYTES_LIMIT, SCAN_LIMIT_LIMIT, STORE_KEY_BYTES_MAX, VALUE_BYTES_LIMIT, resolveKvLimits } from './limits.js';
+export {
+  KEY_BYTES_LIMIT,
+  KV_LIMITS_DEFAULT,
+  SCAN_BYTES_LIMIT,
+  SCAN_ITEM_OVERHEAD_BYTES,
+  SCAN_LIMIT_LIMIT,
+  SCAN_REPLY_HEADER_BYTES,
+  STORE_KEY_BYTES_MAX,
+  VALUE_BYTES_LIMIT,
+  kvBodyBytesMax,
+  resolveKvLimits,
+} from './limits.js';
 export type { KvLimits } from './limits.js';
 export {
   TENANT_BYTES_MAX,

@@ -32,7 +32,8 @@ export interface KvLimits {
   /**
    * Most key + value bytes one scan returns: the scan stops before an item that would exceed it
    * (the first item always goes in) and reports `more`. At least keyBytesMax + valueBytesMax.
-   * Default 4 MiB.
+   * Default 1.75 MiB, so that the largest scan reply ({@link kvBodyBytesMax}) fits one record of
+   * the default 4 MiB ring (the worker pool checks this relation for its ring size).
    */
   readonly scanBytesMax: number;
 }
@@ -41,8 +42,35 @@ export const KV_LIMITS_DEFAULT: KvLimits = {
   keyBytesMax: 1024,
   valueBytesMax: 1 << 20,
   scanLimitMax: 10_000,
-  scanBytesMax: 4 << 20,
+  scanBytesMax: 7 << 18,
 };
+
+/** Scan reply before its items: status u8, more u8, count u32 (layout in ./reply.ts). */
+export const SCAN_REPLY_HEADER_BYTES = 6;
+/** Scan reply bytes per item besides its key and value: key length u16, version f64, value length u32. */
+export const SCAN_ITEM_OVERHEAD_BYTES = 14;
+/** Get reply besides the value: status u8, found u8, version, createIndex, modIndex f64, value length u32. */
+const GET_REPLY_OVERHEAD_BYTES = 30;
+/** Cas request besides key and value (the largest command): op u8, tenant length u8, 64 tenant bytes, key length u16, expectedVersion f64, value length u32. */
+const CAS_REQUEST_OVERHEAD_BYTES = 80;
+/** Scan request besides prefix and startAfter: op u8, tenant length u8, 64 tenant bytes, prefix length u16, limit u32, startAfter length u16. */
+const SCAN_REQUEST_OVERHEAD_BYTES = 74;
+
+/**
+ * The largest request and reply bodies the KV exchanges under `limits`, in bytes: a compare-and-set
+ * of a value of `valueBytesMax` under a key of `keyBytesMax` in a 64-byte tenant; a Get of such a
+ * value, or a full scan reply (`scanBytesMax` of keys and values plus per-item overhead for
+ * `scanLimitMax` items). The item a scan always lets through is at most keyBytesMax +
+ * valueBytesMax <= scanBytesMax, so no scan reply is larger. Whoever carries them (the worker
+ * pool's rings) checks that they fit one record.
+ */
+export function kvBodyBytesMax(limits: KvLimits): { readonly requestBytes: number; readonly replyBytes: number } {
+  const command = CAS_REQUEST_OVERHEAD_BYTES + limits.keyBytesMax + limits.valueBytesMax;
+  const scanRequest = SCAN_REQUEST_OVERHEAD_BYTES + 2 * limits.keyBytesMax;
+  const get = GET_REPLY_OVERHEAD_BYTES + limits.valueBytesMax;
+  const scan = SCAN_REPLY_HEADER_BYTES + SCAN_ITEM_OVERHEAD_BYTES * limits.scanLimitMax + limits.scanBytesMax;
+  return { requestBytes: Math.max(command, scanRequest), replyBytes: Math.max(get, scan) };
+}
 
 /** Fills defaults and checks every limit and the relations between them. Throws KvError InvalidConfig. */
 export function resolveKvLimits(partial: Partial<KvLimits> = {}): KvLimits {

@@ -6,7 +6,7 @@ import { assert } from '../raft/index.js';
 import type { LogIndex } from '../raft/index.js';
 import type { AppliedCommand, DataReader, DataTxn, StateMachine } from '../state-machine.js';
 import { ByteReader, ByteWriter } from '../../wire/index.js';
-import { resolveKvLimits } from './limits.js';
+import { SCAN_REPLY_HEADER_BYTES, resolveKvLimits } from './limits.js';
 import type { KvLimits } from './limits.js';
 import { checkKvRequest, decodeKvRequest, isKvCommandOp } from './request.js';
 import type { GetRequest, KvRequest, ScanRequest } from './request.js';
@@ -18,8 +18,6 @@ import { STORED_HEADER_BYTES, checkStored, checkedDataKey, compareBytes, prefixE
 const PUT_REPLY_BYTES = 9;
 /** status u8, swapped u8, version f64. */
 const CAS_REPLY_BYTES = 10;
-/** status u8, more u8, count u32. */
-const SCAN_HEADER_BYTES = 6;
 
 /**
  * The multi-tenant KV. Deterministic: its state is the data database, its only inputs the command
@@ -118,7 +116,7 @@ export class KvStateMachine implements StateMachine {
       if (compareBytes(after, start) > 0) start = after;
     }
     const limit = Math.min(r.limit, this.limits.scanLimitMax);
-    const w = new ByteWriter(SCAN_HEADER_BYTES + 256);
+    const w = new ByteWriter(SCAN_REPLY_HEADER_BYTES + 256);
     w.u8(STATUS_OK);
     w.u8(0); // more, known at the end
     w.u32(0); // count, known at the end

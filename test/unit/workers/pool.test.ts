@@ -183,8 +183,8 @@ describe('worker pool life', () => {
   });
 
   test('a full in-ring or in-flight table refuses work with Overloaded; every request gets an answer', async () => {
-    // A ring this small carries only small proposals: the KV's limits must say so (fit.ts).
-    const kvLimits = { keyBytesMax: 64, valueBytesMax: 1024 };
+    // KV limits small enough that its largest request and reply fit one record of a 4 KiB ring.
+    const kvLimits = { keyBytesMax: 16, valueBytesMax: 256, scanLimitMax: 10, scanBytesMax: 1024 };
     const pool = await startPool({ dataDir: freshDir(), workers: 1, shards: specs(1), tickMs: 10, ringBytes: 4096, inflightRequestsMax: 200, kvLimits });
     try {
       await leaders(pool, 1);
