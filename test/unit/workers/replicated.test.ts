@@ -161,7 +161,7 @@ describe('large values across three replicas', () => {
     const record = maxPayloadBytes(ringBytes);
     const keyBytesMax = 64;
     const valueBytesMax = commandBytesMaxFor(record, appendBytesMaxFor(record)) - kvCommandBytesMax({ keyBytesMax, valueBytesMax: 0 });
-    const t = await startTrio(1, { ringBytes, kvLimits: { keyBytesMax, valueBytesMax } });
+    const t = await startTrio(1, { ringBytes, kvLimits: { keyBytesMax, valueBytesMax, scanLimitMax: 1, scanBytesMax: keyBytesMax + valueBytesMax } });
     try {
       expect(t.pools[0]!.fit.recordBytesMax).toBe(record);
       const shard = 0 as ShardId;
