@@ -69,6 +69,7 @@ export async function startNode(cfg: NodeConfig, opts: StartOptions): Promise<Ru
       if (late.snapshots !== undefined) late.snapshots.accept(stream);
       else stream.close('not ready');
     },
+    onPeerRestart: (peerId) => late.snapshots?.peerRestarted(peerId),
     logger: log,
   });
   try {

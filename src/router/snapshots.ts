@@ -171,6 +171,15 @@ export class Snapshots {
     for (const [stream, peer] of this.streams) if (peer === node) stream.close('snapshot peer gone');
   }
 
+  /**
+   * The member with endpoint `peerId` restarted (the transport saw a new incarnation): its
+   * transfers from before end now, each way, as in {@link peerGone}. Needed besides liveness: a
+   * restart quicker than the liveness timeout is never seen as silence.
+   */
+  peerRestarted(peerId: string): void {
+    for (const stream of this.streams.keys()) if (stream.peerId === peerId) stream.close('snapshot peer restarted');
+  }
+
   /** Stops starting transfers; running ones end at their next step. */
   close(): void {
     this.closed = true;

@@ -23,6 +23,12 @@ export interface TransportOptions {
    * and closes it. Without a handler such connections are refused.
    */
   readonly onSnapshotStream?: (stream: SnapStream) => void;
+  /**
+   * A peer connected with a new incarnation while its old connection was still open here: it
+   * restarted, and every other connection with its earlier incarnation (snapshot streams) is dead,
+   * though QUIC would notice only at its idle timeout.
+   */
+  readonly onPeerRestart?: (peerId: string) => void;
   /** Largest frame accepted or sent, in bytes. Default 16 MiB. */
   readonly maxFrameBytes?: number;
   /** Largest record payload accepted or sent, in bytes. Default 8 MiB. */

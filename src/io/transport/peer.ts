@@ -54,9 +54,11 @@ export class Peer {
    * that does not know its address, or that has nothing to send; the id rule only breaks ties.
    *
    * Here `l` is a fresh link (hellos exchanged) and `localId` this node's endpoint id; the peer's
-   * dialing starts afresh, since a connection came up.
+   * dialing starts afresh, since a connection came up. True when `l` replaced a connection of an
+   * earlier incarnation: the peer restarted, and whatever else was open with it is dead.
    */
-  adopt(l: Link, localId: string, log: TransportLogger): void {
+  adopt(l: Link, localId: string, log: TransportLogger): boolean {
+    let restarted = false;
     this.links.add(l);
     const cur = this.active;
     if (cur === undefined) {
@@ -65,6 +67,7 @@ export class Peer {
       this.active = l;
       log.info({ peer: this.id }, 'peer restarted: replacing its old connection');
       cur.close(CloseCode.Superseded, 'peer restarted');
+      restarted = true;
     } else {
       // Same incarnations: keep the connection dialed by the lower id; between two of the same
       // direction (the dialer gave up on the older one), the newer.
@@ -75,6 +78,7 @@ export class Peer {
       loser.drain();
     }
     this.resetDialing();
+    return restarted;
   }
 
   /** Takes the oldest records that fit in one frame of `maxFrameBytes` (at least one). */

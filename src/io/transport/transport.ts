@@ -77,6 +77,7 @@ export class Transport {
   readonly limits: Limits;
   private readonly isMember: (peerId: string) => boolean;
   private readonly onSnapshotStream: ((stream: SnapStream) => void) | undefined;
+  private readonly onPeerRestart: ((peerId: string) => void) | undefined;
   /** What this transport's links use of it. */
   private readonly host: LinkHost;
   private readonly hello: number[];
@@ -107,6 +108,7 @@ export class Transport {
     this.limits = limits;
     this.isMember = opts.isMember;
     this.onSnapshotStream = opts.onSnapshotStream;
+    this.onPeerRestart = opts.onPeerRestart;
     this.host = {
       limits,
       log,
@@ -520,7 +522,7 @@ export class Transport {
 
   /** Makes a fresh link usable, settling duplicates (see the header comment). */
   private register(l: Link): void {
-    l.peer.adopt(l, this.id, this.log);
+    if (l.peer.adopt(l, this.id, this.log)) this.onPeerRestart?.(l.peer.id);
     void l.readLoop();
     this.pump(l.peer);
   }
