@@ -44,9 +44,9 @@
  * the wire version), `key.ts` (the node key file), `options.ts` (options, limits, counters),
  * `backoff.ts` (backoff and breaker as pure functions of the time), `handshake.ts` (connect or
  * accept, then hellos, by a deadline), `link.ts` (one connection: framing, read loop, write
- * coalescing, drain; its header says what the byte conversions cost), `peer.ts` (a peer's queue
- * and links). This file is the coordinator: the endpoint, the accept loop, the peers and their
- * queues, dialing and shutdown.
+ * coalescing, drain; its header says what the byte conversions cost), `lanes.ts` (a peer's
+ * two-lane queue of records), `peer.ts` (a peer's queue and links). This file is the coordinator:
+ * the endpoint, the accept loop, the peers and their queues, dialing and shutdown.
  */
 
 import { randomBytes } from 'node:crypto';
