@@ -116,8 +116,8 @@ export class Link {
     const host = this.host;
     this.writing = true;
     try {
-      while (peer.active === this && this.state === 'active' && peer.queue.length > 0) {
-        const batch = peer.takeBatch(host.limits.maxFrameBytes);
+      while (peer.active === this && this.state === 'active' && peer.queue.size > 0) {
+        const batch = peer.queue.takeBatch();
         const frame = encodeFrame(batch);
         try {
           await writeFrame(this.send, frame);

@@ -33,6 +33,10 @@ export interface TransportOptions {
   readonly maxFrameBytes?: number;
   /** Largest record payload accepted or sent, in bytes. Default 8 MiB. */
   readonly maxRecordBytes?: number;
+  /** Records with a payload above this many bytes go in the peer's bulk lane (lanes.ts). Default 16 KiB. */
+  readonly bulkRecordBytesMin?: number;
+  /** Bulk bytes (on the wire) one frame carries at most, unless a single bulk record is larger. Default 512 KiB. */
+  readonly frameBulkBytesMax?: number;
   /** Time a dial (connect + hello) may take, in milliseconds. Default 3,000. */
   readonly dialTimeoutMs?: number;
   /** Bytes (on the wire) queued for one peer; beyond it records are dropped and counted. Default 64 MiB. */
@@ -112,6 +116,8 @@ export interface Limits {
   readonly maxRecordBytes: number;
   readonly dialTimeoutMs: number;
   readonly peerQueueBytesMax: number;
+  readonly bulkRecordBytesMin: number;
+  readonly frameBulkBytesMax: number;
   readonly backoffInitialMs: number;
   readonly backoffMaxMs: number;
   readonly breakerFailures: number;
@@ -132,6 +138,8 @@ export function checkOptions(o: TransportOptions): Limits {
     maxRecordBytes: int('maxRecordBytes', o.maxRecordBytes, 8 * 1024 * 1024, 1, U32_MAX),
     dialTimeoutMs: int('dialTimeoutMs', o.dialTimeoutMs, 3000, 1, 600_000),
     peerQueueBytesMax: int('peerQueueBytesMax', o.peerQueueBytesMax, 64 * 1024 * 1024, 1024, Number.MAX_SAFE_INTEGER),
+    bulkRecordBytesMin: int('bulkRecordBytesMin', o.bulkRecordBytesMin, 16 * 1024, 0, U32_MAX),
+    frameBulkBytesMax: int('frameBulkBytesMax', o.frameBulkBytesMax, 512 * 1024, 1, U32_MAX),
     backoffInitialMs: int('backoff.initialMs', o.backoff?.initialMs, 50, 1, 3_600_000),
     backoffMaxMs: int('backoff.maxMs', o.backoff?.maxMs, 5000, 1, 3_600_000),
     breakerFailures: int('breaker.failures', o.breaker?.failures, 5, 1, 1_000_000),

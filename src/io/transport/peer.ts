@@ -1,12 +1,12 @@
 /** What the transport keeps per peer: where to dial it, its queue of records, its links. */
 
 import type * as Iroh from '@number0/iroh/index.js';
-import { recordBytes } from '../../wire/index.js';
-import type { FrameRecord } from '../../wire/index.js';
 import { DIAL_FRESH } from './backoff.js';
 import type { DialState } from './backoff.js';
 import type { TransportLogger } from './errors.js';
 import { CloseCode } from './hello.js';
+import { PeerQueue } from './lanes.js';
+import type { LaneLimits } from './lanes.js';
 import type { Link } from './link.js';
 import { zeroCounters } from './options.js';
 
@@ -17,9 +17,8 @@ export class Peer {
   /** Added by addPeer: kept connected (dialed at once, redialed after a break), not only on demand. */
   wanted = false;
   endpointId: Iroh.EndpointId | undefined;
-  /** Records waiting for the writer, oldest first; their wire size sums to `queuedBytes`. */
-  queue: FrameRecord[] = [];
-  queuedBytes = 0;
+  /** Records waiting for the writer, in two lanes (lanes.ts). */
+  readonly queue: PeerQueue;
   /** The link new frames go to; undefined while none is up. */
   active: Link | undefined;
   /** Every open link (the active one and draining ones). */
@@ -29,7 +28,12 @@ export class Peer {
   /** Backoff and breaker (see backoff.ts); replaced whole by its rules, reset when a connection comes up. */
   dial: DialState = DIAL_FRESH;
 
-  constructor(readonly id: string) {}
+  constructor(
+    readonly id: string,
+    limits: LaneLimits,
+  ) {
+    this.queue = new PeerQueue(limits);
+  }
 
   /** A fresh start for dialing (new addresses, or a connection came up): no backoff, breaker closed. */
   resetDialing(): void {
@@ -79,25 +83,5 @@ export class Peer {
     }
     this.resetDialing();
     return restarted;
-  }
-
-  /** Takes the oldest records that fit in one frame of `maxFrameBytes` (at least one). */
-  takeBatch(maxFrameBytes: number): FrameRecord[] {
-    if (this.queuedBytes <= maxFrameBytes) {
-      const all = this.queue;
-      this.queue = [];
-      this.queuedBytes = 0;
-      return all;
-    }
-    let bytes = 0;
-    let n = 0;
-    while (n < this.queue.length) {
-      const w = recordBytes(this.queue[n]!.payload.length);
-      if (n > 0 && bytes + w > maxFrameBytes) break;
-      bytes += w;
-      n++;
-    }
-    this.queuedBytes -= bytes;
-    return this.queue.splice(0, n);
   }
 }

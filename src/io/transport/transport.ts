@@ -24,6 +24,9 @@
  * flushed by one setImmediate as one frame per peer. While a frame is being written, new records
  * keep queuing and leave as the next frame, so a busy link coalesces more. Each peer's queue is
  * bounded by `peerQueueBytesMax`; beyond it records are dropped and counted (raft resends).
+ * The queue has two lanes (lanes.ts): large records go in a bulk lane, of which a frame carries at
+ * most `frameBulkBytesMax` bytes after every small record queued, so heartbeats, votes, responses
+ * and liveness records never wait behind more than about one such frame of bulk.
  *
  * Dialing: peers given to addPeer are kept connected (dialed at start, redialed after a break);
  * other peers are dialed on demand when they have records queued and an address is known. Keeping
@@ -41,14 +44,14 @@
  * the wire version), `key.ts` (the node key file), `options.ts` (options, limits, counters),
  * `backoff.ts` (backoff and breaker as pure functions of the time), `handshake.ts` (connect or
  * accept, then hellos, by a deadline), `link.ts` (one connection: framing, read loop, write
- * coalescing, drain; its header says what the byte conversions cost), `peer.ts` (a peer's queue
- * and links). This file is the coordinator: the endpoint, the accept loop, the peers and their
- * queues, dialing and shutdown.
+ * coalescing, drain; its header says what the byte conversions cost), `lanes.ts` (a peer's
+ * two-lane queue of records), `peer.ts` (a peer's queue and links). This file is the coordinator:
+ * the endpoint, the accept loop, the peers and their queues, dialing and shutdown.
  */
 
 import { randomBytes } from 'node:crypto';
 import type * as Iroh from '@number0/iroh/index.js';
-import { isRecordKind, recordBytes } from '../../wire/index.js';
+import { isRecordKind } from '../../wire/index.js';
 import { TicketError, checkPeerId, decodeTicket, encodeTicket, normalizeAddr } from '../ticket.js';
 import type { PeerAddr } from '../ticket.js';
 import { afterDialFailure, breakerOpen, dialDecision, peerState } from './backoff.js';
@@ -246,13 +249,13 @@ export class Transport {
       this.log.error({ peer: peerId, kind, shard, bytes: len, maxRecordBytes: this.limits.maxRecordBytes }, 'record larger than maxRecordBytes dropped');
       return false;
     }
-    const w = recordBytes(len);
-    if (peer.queuedBytes + w > this.limits.peerQueueBytesMax || breakerOpen(peer.dial, Date.now())) {
+    if (breakerOpen(peer.dial, Date.now())) {
       this.count(peer, 'dropped', 1);
       return false;
     }
-    peer.queue.push({ kind, shard, payload });
-    peer.queuedBytes += w;
+    const { queued, dropped } = peer.queue.push({ kind, shard, payload });
+    if (dropped > 0) this.count(peer, 'dropped', dropped);
+    if (!queued) return false;
     this.dirty.add(peer);
     this.flushHandle ??= setImmediate(() => this.flush());
     return true;
@@ -292,8 +295,8 @@ export class Transport {
         ...p.counters,
         state: peerState(p.dial, now, { connected: p.active !== undefined, dialing: p.dialing, retryScheduled: p.retryTimer !== undefined }),
         consecutiveFailures: p.dial.failures,
-        queuedRecords: p.queue.length,
-        queuedBytes: p.queuedBytes,
+        queuedRecords: p.queue.size,
+        queuedBytes: p.queue.bytes,
         connections: p.links.size,
         addrs: [...p.addrs],
       };
@@ -324,7 +327,7 @@ export class Transport {
     if (p === undefined) {
       if (typeof id !== 'string' || !/^[0-9a-f]{64}$/.test(id))
         throw new TransportError('InvalidPeer', `peer id must be 64 lowercase hex characters, got ${JSON.stringify(id)}`);
-      p = new Peer(id);
+      p = new Peer(id, this.limits);
       this.peers.set(id, p);
     }
     return p;
@@ -347,17 +350,15 @@ export class Transport {
     if (this.stopped) return;
     const l = peer.active;
     if (l !== undefined) {
-      if (peer.queue.length > 0 && !l.writing) void l.writeLoop();
+      if (peer.queue.size > 0 && !l.writing) void l.writeLoop();
       return;
     }
-    if (peer.queue.length > 0 || (peer.wanted && !this.closing)) this.ensureDial(peer);
+    if (peer.queue.size > 0 || (peer.wanted && !this.closing)) this.ensureDial(peer);
   }
 
   private dropQueue(peer: Peer): void {
-    if (peer.queue.length === 0) return;
-    this.count(peer, 'dropped', peer.queue.length);
-    peer.queue = [];
-    peer.queuedBytes = 0;
+    const n = peer.queue.clear();
+    if (n > 0) this.count(peer, 'dropped', n);
   }
 
   // ---------------------------------------------------------------- dialing
@@ -538,7 +539,7 @@ export class Transport {
         this.flush();
       }
       const busy = (): boolean =>
-        [...this.peers.values()].some((p) => (p.queue.length > 0 && (p.active !== undefined || p.dialing)) || p.active?.writing === true);
+        [...this.peers.values()].some((p) => (p.queue.size > 0 && (p.active !== undefined || p.dialing)) || p.active?.writing === true);
       while (busy() && Date.now() < deadline) await sleep(5);
       for (const p of this.peers.values()) {
         this.dropQueue(p);

@@ -199,6 +199,29 @@ describe('Transport', () => {
     expect(a.t.stats().peers[b.t.id]!.dropped).toBe(1);
   });
 
+  it('a small record queued after many MiB of large ones arrives before the large ones are through', async () => {
+    const a = await node();
+    const b = await node();
+    await connect(a, b);
+    const base = b.got.length;
+    const bulk = 8;
+    const big = (i: number): Uint8Array => new Uint8Array(1024 * 1024).fill(i + 1);
+    for (let i = 0; i < bulk; i++) expect(a.t.send(b.t.id, RecordKind.RaftMessage, i, big(i))).toBe(true);
+    // Queued in the same turn, behind 8 MiB.
+    expect(a.t.send(b.t.id, RecordKind.NodeHeartbeat, 100, bytes(40, 1))).toBe(true);
+    // Queued once the first frame is being written, still behind most of the 8 MiB.
+    await waitFor(() => a.t.stats().peers[b.t.id]!.queuedRecords < bulk + 1, 'the first frame to leave');
+    expect(a.t.send(b.t.id, RecordKind.NodeHeartbeat, 101, bytes(40, 2))).toBe(true);
+    await waitFor(() => b.got.length === base + bulk + 2, 'every record');
+    const got = b.got.slice(base);
+    const order = got.map((g) => g.shard);
+    expect(order.indexOf(100)).toBeLessThan(order.indexOf(0));
+    expect(order.indexOf(101)).toBeGreaterThan(-1);
+    expect(order.indexOf(101)).toBeLessThan(order.indexOf(bulk - 1));
+    expect(order.filter((s) => s < 100)).toEqual(Array.from({ length: bulk }, (_, i) => i));
+    for (const g of got) if (g.shard < 100) expect(Buffer.from(g.payload).equals(big(g.shard))).toBe(true);
+  });
+
   it('exchanges records among three transports', async () => {
     const ns = [await node(), await node(), await node()];
     for (const x of ns) for (const y of ns) if (x !== y) x.t.addPeer(y.t.ticket());
