@@ -70,6 +70,14 @@ export interface RouterOptions {
   /** Client requests in flight through this router (each holds a session lane). Default 4,096. */
   readonly requestsMax?: number;
   /**
+   * Bytes of client writes in flight through this router (local and forwarded); a write that
+   * would go beyond it is answered `Overloaded` at once (one write is always taken when none is in
+   * flight). The lane count alone (`requestsMax`) would let 4,096 writes of 1 MiB pin 4 GiB, and a
+   * write's bytes cross Iroh once per follower (and once more when forwarded) at a few MB/s per
+   * process, so far more than that would only wait for its deadline. Default 64 MiB.
+   */
+  readonly writeBytesMax?: number;
+  /**
    * Milliseconds without a liveness record from a peer before it counts as gone: the quiet shards
    * it leads here are then woken so they can elect another leader. Other records (raft traffic,
    * forwards) do not count: they may come from a healthy worker of a node whose other worker is
@@ -188,6 +196,8 @@ export class Router implements KvService {
   /** Leaders learned from NotLeader hints, for shards this node does not host. */
   private readonly hints = new Map<ShardId, NodeId>();
   private readonly freeLanes: Lane[] = [];
+  /** Bytes of the commands in flight through {@link command}. */
+  private writeBytes = 0;
   private readonly forwards = new Map<number, Forward>();
   private nextForward = 1;
   private readonly timeoutMs: number;
@@ -203,6 +213,8 @@ export class Router implements KvService {
   /** `shardsWoken`: quiet replicas here that liveness woke (a worker's count of those it found quiet). */
   readonly counters = {
     forwarded: 0,
+    /** Writes answered Overloaded at writeBytesMax. */
+    writeBytesRefused: 0,
     forwardedIn: 0,
     retries: 0,
     spoofed: 0,
@@ -463,9 +475,15 @@ export class Router implements KvService {
    * the deadline. Errors: Overloaded (no free session lane), Timeout, and the shard's own codes.
    */
   async command(shard: ShardId, command: Uint8Array): Promise<Outcome> {
+    const bytesMax = this.opts.writeBytesMax ?? 64 << 20;
+    if (this.writeBytes > 0 && this.writeBytes + command.length > bytesMax) {
+      this.counters.writeBytesRefused++;
+      return fail('Overloaded', `${this.writeBytes} bytes of writes in flight (writeBytesMax ${bytesMax})`);
+    }
     const lane = this.freeLanes.pop();
     if (!lane) return fail('Overloaded', 'too many requests in flight (requestsMax)');
     const seq = ++lane.seq;
+    this.writeBytes += command.length;
     try {
       return await this.retrying(shard, (target, left) =>
         target === this.opts.self
@@ -473,6 +491,7 @@ export class Router implements KvService {
           : this.forward(target, RecordKind.ClientPropose, shard, (reqId) => encodePropose({ reqId, clientId: lane.clientId, seq, command }), left),
       );
     } finally {
+      this.writeBytes -= command.length;
       this.freeLanes.push(lane);
     }
   }

@@ -5,9 +5,10 @@
  * API. Records wait here instead, in the order they were produced, and leave as the main thread
  * frees room.
  *
- * Bounds, by class of record:
- * - raft messages wait only while the outbox holds less than `bytesMax`; past it they are
- *   dropped and counted: raft resends what matters (appends are retried, heartbeats recur);
+ * Small records leave before bulk ones (see {@link Outbox}). Bounds, by class of record:
+ * - raft messages wait only while the outbox holds less than `bytesMax` (small ones: twice that);
+ *   past it they are dropped and counted: raft resends what matters (appends are retried,
+ *   heartbeats recur);
  * - client replies are never dropped: each answers a request the worker already took from its
  *   in-ring, and while {@link Outbox.full} holds the worker takes no new client request (it
  *   leaves them in the in-ring, which fills, so the pool answers new work `Overloaded`). Replies
@@ -43,23 +44,59 @@ export interface OutboxCounters {
   eventsCoalesced: number;
 }
 
+/** Payload bytes above which a record waits in the bulk lane (an App of large entries, a large reply). */
+export const OUTBOX_BULK_BYTES_MIN = 16 * 1024;
+
+/** A FIFO that drops its written prefix now and then, so a long backlog costs O(1) per record. */
+class Lane {
+  private items: Held[] = [];
+  private head = 0;
+
+  get size(): number {
+    return this.items.length - this.head;
+  }
+
+  peek(): Held | undefined {
+    return this.items[this.head];
+  }
+
+  push(h: Held): void {
+    this.items.push(h);
+  }
+
+  shift(): void {
+    this.head++;
+    if (this.head === this.items.length) {
+      this.items = [];
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+  }
+}
+
 export class Outbox {
   /**
-   * Records waiting, oldest first, from `head` on: `queue[head..]`. Invariant: empty whenever
-   * nothing waits (then a new record goes straight to the ring), so order is kept: no record is
-   * written while an older one waits.
+   * Records waiting, in two lanes, each oldest first: small records (heartbeats, votes, append
+   * responses, replies, events) and bulk ones (above OUTBOX_BULK_BYTES_MIN: appends of large
+   * entries, large replies). Small records leave first: a heartbeat behind megabytes of appends
+   * would arrive late and cost the shard its leader, and raft takes messages in any order.
+   * Invariant: both lanes are empty whenever nothing waits (then a new record goes straight to
+   * the ring), so within a lane order is kept.
    */
-  private queue: Held[] = [];
-  private head = 0;
-  /** Payload bytes of the waiting records; equals the sum over `queue[head..]`. */
+  private readonly small = new Lane();
+  private readonly bulk = new Lane();
+  /** Payload bytes of the waiting records, both lanes. */
   private bytesHeld = 0;
-  /** The waiting event of each shard that has one (an entry of `queue`). */
+  /** The waiting event of each shard that has one (an entry of a lane). */
   private readonly events = new Map<number, Held>();
   readonly counters: OutboxCounters = { held: 0, messagesDropped: 0, eventsCoalesced: 0 };
 
   /**
-   * `bytesMax`: payload bytes at which the outbox counts as full: raft messages are dropped and
-   * the worker stops taking client requests. At least one ring record, so any record can wait.
+   * `bytesMax`: payload bytes at which the outbox counts as full: bulk raft messages are dropped
+   * and the worker stops taking client requests; small raft messages are dropped only at twice
+   * that. At least one ring record, so any record can wait.
    */
   constructor(
     private readonly ring: OutRing,
@@ -70,7 +107,7 @@ export class Outbox {
 
   /** Records waiting. */
   records(): number {
-    return this.queue.length - this.head;
+    return this.small.size + this.bulk.size;
   }
 
   /** Payload bytes waiting. */
@@ -78,23 +115,25 @@ export class Outbox {
     return this.bytesHeld;
   }
 
-  /** At or past `bytesMax`: take no new client work; raft messages are dropped. */
+  /** At or past `bytesMax`: take no new client work; bulk raft messages are dropped. */
   full(): boolean {
     return this.bytesHeld >= this.bytesMax;
   }
 
-  /** Payload bytes of the oldest waiting record (what the ring must fit next); 0 when none waits. */
+  /** Payload bytes of the next record to leave (what the ring must fit next); 0 when none waits. */
   nextBytes(): number {
-    return this.head < this.queue.length ? this.queue[this.head]!.payload.length : 0;
+    return (this.small.peek() ?? this.bulk.peek())?.payload.length ?? 0;
   }
 
   /**
    * Writes `payload` to the ring, or keeps it until the ring has room (never waits). A raft
-   * message that finds the outbox full is dropped and counted; replies and events always stay.
+   * message that finds the outbox full is dropped and counted (a small one only at twice the
+   * bound); replies and events always stay.
    */
   push(kind: number, shard: number, payload: Uint8Array, cls: OutClass): void {
     if (this.records() > 0) this.flush();
     if (this.records() === 0 && this.ring.tryWrite(kind, shard, payload)) return;
+    const isBulk = payload.length > OUTBOX_BULK_BYTES_MIN;
     if (cls === 'event') {
       const waiting = this.events.get(shard);
       if (waiting !== undefined) {
@@ -103,36 +142,36 @@ export class Outbox {
         this.counters.eventsCoalesced++;
         return;
       }
-    } else if (cls === 'message' && this.full()) {
+    } else if (cls === 'message' && this.bytesHeld >= (isBulk ? this.bytesMax : 2 * this.bytesMax)) {
       this.counters.messagesDropped++;
       return;
     }
     const h: Held = { kind, shard, cls, payload };
-    this.queue.push(h);
+    (isBulk && cls !== 'event' ? this.bulk : this.small).push(h);
     this.bytesHeld += payload.length;
     if (cls === 'event') this.events.set(shard, h);
     this.counters.held++;
   }
 
-  /** Writes waiting records, oldest first, while the ring takes them. Returns how many left. */
+  /** Writes waiting records, small ones first, while the ring takes them. Returns how many left. */
   flush(): number {
     let n = 0;
-    while (this.head < this.queue.length) {
-      const h = this.queue[this.head]!;
-      if (!this.ring.tryWrite(h.kind, h.shard, h.payload)) break;
-      this.head++;
-      this.bytesHeld -= h.payload.length;
-      if (h.cls === 'event' && this.events.get(h.shard) === h) this.events.delete(h.shard);
-      n++;
+    for (const lane of [this.small, this.bulk]) {
+      for (let h = lane.peek(); h !== undefined; h = lane.peek()) {
+        if (!this.ring.tryWrite(h.kind, h.shard, h.payload)) {
+          // The ring is full: nothing more leaves now (a smaller bulk record must not overtake).
+          return this.flushed(n);
+        }
+        lane.shift();
+        this.bytesHeld -= h.payload.length;
+        if (h.cls === 'event' && this.events.get(h.shard) === h) this.events.delete(h.shard);
+        n++;
+      }
     }
-    if (this.head === this.queue.length) {
-      this.queue = [];
-      this.head = 0;
-    } else if (this.head > 1024 && this.head * 2 > this.queue.length) {
-      // Drop the written prefix now and then, so a long backlog costs O(1) per record.
-      this.queue = this.queue.slice(this.head);
-      this.head = 0;
-    }
+    return this.flushed(n);
+  }
+
+  private flushed(n: number): number {
     assert(this.bytesHeld >= 0, 'outbox: negative byte count');
     assert(this.records() > 0 || this.bytesHeld === 0, 'outbox: bytes held with no record');
     return n;

@@ -92,6 +92,13 @@ export interface PoolOptions {
   readonly tickMs?: number;
   /** Requests waiting for a reply across all workers. Default 65,536. */
   readonly inflightRequestsMax?: number;
+  /**
+   * Request payload bytes waiting for a reply across all workers; a request that would go beyond
+   * it is answered `Overloaded` at once (one request is always taken when none waits). The count
+   * bound alone (`inflightRequestsMax`) would let 65,536 requests of 1 MiB pin 64 GiB.
+   * Default 64 MiB.
+   */
+  readonly inflightBytesMax?: number;
   /** Default request deadline in milliseconds. Default 5,000. */
   readonly requestTimeoutMs?: number;
   /** How long close() waits for in-flight requests before stopping workers. Default 5,000 ms. */
@@ -125,6 +132,8 @@ interface Pending {
   readonly resolve: (o: Outcome) => void;
   readonly timer: NodeJS.Timeout;
   readonly worker: number;
+  /** Payload bytes of the request (counted in `inflightBytes`). */
+  readonly bytes: number;
 }
 
 interface Slot {
@@ -157,13 +166,16 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
    * {@link submit} refuses at the limit and checks the bound after each addition.
    */
   private readonly pending = new Map<number, Pending>();
+  /** Sum of `bytes` over `pending`. */
+  private inflightBytes = 0;
   private nextReqId = 1;
   private closing = false;
   private chunker: SnapshotChunker | undefined;
   private readonly init: Omit<WorkerInit, 'worker' | 'inRing' | 'outRing'>;
   /** Leader and term last reported by each shard. */
   readonly leaders = new Map<ShardId, ShardEvent>();
-  readonly counters = { inboundDropped: 0, badReplies: 0, restarts: 0 };
+  /** `bytesRefused`: requests answered Overloaded at inflightBytesMax. */
+  readonly counters = { inboundDropped: 0, badReplies: 0, restarts: 0, bytesRefused: 0 };
   /** Record, App and proposal sizes, derived from `ringBytes` (see fit.ts). */
   readonly fit: RecordFit;
 
@@ -208,6 +220,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     check('outboxBytesMax', this.init.outboxBytesMax, 1);
     check('nodeId', this.init.nodeId, 1);
     check('inflightRequestsMax', this.inflightMax(), 1);
+    check('inflightBytesMax', opts.inflightBytesMax ?? 64 << 20, 1);
     check('requestTimeoutMs', opts.requestTimeoutMs ?? 5000, 1);
     const ids = new Set<number>();
     for (const s of opts.shards) {
@@ -428,6 +441,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     const p = this.pending.get(reqId);
     if (!p) return; // timed out earlier
     this.pending.delete(reqId);
+    this.inflightBytes -= p.bytes;
     clearTimeout(p.timer);
     p.resolve(o);
   }
@@ -441,6 +455,11 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     if (!slot || slot.state !== 'running') return fail(PoolErrorCode.WorkerUnavailable, `worker ${w} (shard ${shard}) is restarting`);
     const reqId = this.nextReqId++;
     const payload = build(reqId);
+    const bytesMax = this.opts.inflightBytesMax ?? 64 << 20;
+    if (this.pending.size > 0 && this.inflightBytes + payload.length > bytesMax) {
+      this.counters.bytesRefused++;
+      return fail(PoolErrorCode.Overloaded, `${this.inflightBytes} request bytes in flight (inflightBytesMax ${bytesMax})`);
+    }
     let written: boolean;
     try {
       written = slot.inRing.tryWrite(kind, shard, payload);
@@ -458,7 +477,8 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
           leaderHint: 0,
         });
       }, ms);
-      this.pending.set(reqId, { resolve, timer, worker: w });
+      this.pending.set(reqId, { resolve, timer, worker: w, bytes: payload.length });
+      this.inflightBytes += payload.length;
       if (this.pending.size > this.inflightMax()) assert(false, `pool: ${this.pending.size} requests in flight, beyond ${this.inflightMax()}`);
     });
   }

@@ -39,9 +39,18 @@ interface Sent {
   payload: Uint8Array;
 }
 
-function makeRouter(onSend: (s: Sent, r: Router) => void, timeoutMs = 2000): Router {
+function makeRouter(onSend: (s: Sent, r: Router) => void, timeoutMs = 2000, writeBytesMax?: number): Router {
   const link: PeerLink = { send: (peer, kind, shard, payload) => onSend({ peer, kind, shard, payload }, router) };
-  const router: Router = new Router({ self: 1 as NodeId, members, shards: 4, replicas: 1, pool, link, requestTimeoutMs: timeoutMs });
+  const router: Router = new Router({
+    self: 1 as NodeId,
+    members,
+    shards: 4,
+    replicas: 1,
+    pool,
+    link,
+    requestTimeoutMs: timeoutMs,
+    ...(writeBytesMax === undefined ? {} : { writeBytesMax }),
+  });
   return router;
 }
 
@@ -104,6 +113,33 @@ describe('router', () => {
     });
     expect(await router.put({ tenant: 't', key: remoteKey('e'), value: new Uint8Array([1]) })).toMatchObject({ ok: false, code: 'ValueTooLarge' });
     expect(attempts).toBe(1);
+    router.close();
+  });
+
+  test('writes beyond writeBytesMax in flight are answered Overloaded at once; a lone write beyond it still goes', async () => {
+    const held: (() => void)[] = [];
+    const router = makeRouter(
+      (s, r) => {
+        if (s.kind !== RecordKind.ClientPropose) return;
+        const p = decodePropose(s.payload);
+        held.push(() => reply(r, s.peer, s.shard, { reqId: p.reqId, ok: true, body: new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f]) }));
+      },
+      5000,
+      64 * 1024,
+    );
+    const value = new Uint8Array(20 * 1024);
+    const writes = Array.from({ length: 6 }, (_, i) => router.put({ tenant: 't', key: remoteKey(`w${i}-`), value }));
+    const refused = await Promise.all(writes.slice(3));
+    for (const r of refused) expect(r).toMatchObject({ ok: false, code: 'Overloaded', message: expect.stringContaining('writeBytesMax') as unknown });
+    expect(router.counters.writeBytesRefused).toBe(3);
+    await new Promise((r) => setImmediate(r));
+    for (const answer of held.splice(0)) answer();
+    for (const r of await Promise.all(writes.slice(0, 3))) expect(r).toMatchObject({ ok: true });
+    // Nothing in flight: a write larger than the budget goes.
+    const big = router.put({ tenant: 't', key: remoteKey('big'), value: new Uint8Array(100 * 1024) });
+    await new Promise((r) => setImmediate(r));
+    for (const answer of held.splice(0)) answer();
+    expect(await big).toMatchObject({ ok: true });
     router.close();
   });
 

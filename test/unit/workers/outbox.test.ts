@@ -1,7 +1,8 @@
 /**
  * The worker's outbox over a real (small) ring: records go straight through while there is room,
- * wait in order while it is full, and leave in order as the consumer frees room; raft messages are
- * dropped only past the bound, client replies never, shard events are coalesced per shard.
+ * wait in order while it is full (small ones ahead of bulk), and leave in order as the consumer
+ * frees room; raft messages are dropped only past the bound, client replies never, shard events are
+ * coalesced per shard.
  */
 import { describe, expect, test } from 'vitest';
 import { Outbox } from '../../../src/workers/outbox.js';
@@ -57,7 +58,7 @@ describe('worker outbox', () => {
     expect(filler).toBeGreaterThan(0);
   });
 
-  test('at its bound the outbox is full: raft messages are dropped and counted, replies still wait', () => {
+  test('at its bound the outbox is full: small raft messages are dropped only at twice the bound, replies still wait', () => {
     const ring = new Ring(Ring.allocate(256));
     fill(ring);
     const box = new Outbox(ring, 60);
@@ -66,15 +67,36 @@ describe('worker outbox', () => {
     expect(box.full()).toBe(false);
     box.push(MESSAGE, 3, payload(3), 'message');
     expect(box.full()).toBe(true);
-    box.push(MESSAGE, 4, payload(4), 'message');
-    box.push(REPLY, 5, payload(5), 'reply');
-    box.push(REPLY, 6, payload(6), 'reply');
+    for (const tag of [4, 5, 6]) box.push(MESSAGE, tag, payload(tag), 'message');
+    expect(box.counters.messagesDropped).toBe(0);
+    box.push(MESSAGE, 7, payload(7), 'message');
+    box.push(REPLY, 8, payload(8), 'reply');
     expect(box.counters.messagesDropped).toBe(1);
-    expect(box.records()).toBe(5);
+    expect(box.records()).toBe(7);
     drain(ring);
     box.flush();
-    expect(drain(ring).map((r) => r.tag)).toEqual([1, 2, 3, 5, 6]);
+    expect(drain(ring).map((r) => r.tag)).toEqual([1, 2, 3, 4, 5, 6, 8]);
     expect(box.full()).toBe(false);
+  });
+
+  test('bulk raft messages are dropped at the bound, and small records leave before the bulk that waits', () => {
+    const ring = new Ring(Ring.allocate(64 * 1024));
+    fill(ring);
+    const bulk = 20 * 1024;
+    const box = new Outbox(ring, 2 * bulk);
+    box.push(MESSAGE, 1, payload(1, bulk), 'message');
+    box.push(MESSAGE, 2, payload(2, bulk), 'message');
+    expect(box.full()).toBe(true);
+    box.push(MESSAGE, 3, payload(3, bulk), 'message');
+    expect(box.counters.messagesDropped).toBe(1);
+    box.push(MESSAGE, 4, payload(4), 'message');
+    box.push(REPLY, 5, payload(5), 'reply');
+    expect(box.nextBytes()).toBe(20);
+    drain(ring);
+    box.flush();
+    expect(drain(ring).map((r) => r.tag)).toEqual([4, 5, 1, 2]);
+    expect(box.records()).toBe(0);
+    expect(box.bytes()).toBe(0);
   });
 
   test('a waiting shard event is replaced by the newer one of the same shard, in its place', () => {

@@ -182,6 +182,25 @@ describe('worker pool life', () => {
     }
   });
 
+  test('request bytes in flight beyond inflightBytesMax are answered Overloaded at once; a lone request beyond it still goes', async () => {
+    const pool = await startPool({ dataDir: freshDir(), workers: 1, shards: specs(1), tickMs: 10, inflightBytesMax: 64 * 1024 });
+    try {
+      await leaders(pool, 1);
+      const value = new Uint8Array(20 * 1024).fill(3);
+      const outs = await Promise.all(Array.from({ length: 12 }, (_, i) => pool.propose(0 as ShardId, { command: encodePut('t', enc.encode(`k${i}`), value) })));
+      const refused = outs.filter((o) => !o.ok);
+      // 12 × 20 KiB at once against 64 KiB: three are taken, the rest refused without waiting.
+      expect(outs.filter((o) => o.ok)).toHaveLength(3);
+      for (const o of refused) expect(o).toMatchObject({ ok: false, code: 'Overloaded', message: expect.stringContaining('inflightBytesMax') as unknown });
+      expect(pool.counters.bytesRefused).toBe(9);
+      // Alone, a request larger than the budget is taken (it could never be otherwise).
+      expect((await pool.propose(0 as ShardId, { command: encodePut('t', enc.encode('big'), new Uint8Array(100 * 1024)) })).ok).toBe(true);
+      expect(pool.inflight()).toBe(0);
+    } finally {
+      await pool.close();
+    }
+  });
+
   test('a full in-ring or in-flight table refuses work with Overloaded; every request gets an answer', async () => {
     // KV limits small enough that its largest request and reply fit one record of a 4 KiB ring.
     const kvLimits = { keyBytesMax: 16, valueBytesMax: 256, scanLimitMax: 10, scanBytesMax: 1024 };
