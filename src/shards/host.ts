@@ -7,23 +7,14 @@
  */
 import { randomInt } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import {
-  APPEND_BYTES_MAX_DEFAULT,
-  ENTRY_OVERHEAD_BYTES,
-  RawNode,
-  Prng,
-  RaftError,
-  assert,
-  decodeConfChange,
-  EntryType,
-  ConfChangeType,
-  MessageType,
-  emptyMessage,
-} from './raft/index.js';
-import type { ConfState, Entry, LogIndex, Message, NodeId, RaftConfig, Ready, Role, ShardId, SnapshotMetadata, Term } from './raft/index.js';
+import { APPEND_BYTES_MAX_DEFAULT, ENTRY_OVERHEAD_BYTES, RawNode, Prng, RaftError, assert, EntryType, MessageType, emptyMessage } from './raft/index.js';
+import type { LogIndex, Message, NodeId, RaftConfig, Ready, Role, ShardId, Term } from './raft/index.js';
+import { nextConfState } from './conf-state.js';
 import { checkDumpFile, readDumpFile } from './snapshot-io.js';
-import type { SnapshotReader } from './snapshot-io.js';
+import type { SnapshotReader, SnapshotWish, StagedSnapshot } from './snapshot-io.js';
 import { StoreError } from './store-error.js';
+import { zeroHostCounters } from './host-counters.js';
+import type { HostCounters } from './host-counters.js';
 import type { ShardStore, Store } from './store.js';
 import type { StateMachine } from './state-machine.js';
 import { LOG_CLOCK_CLIENT, LOG_CLOCK_EVERY_MS, SESSION_SEQ_STALE, afterEntry, applyEntry, encodeLogClock, encodeProposal } from './sessions.js';
@@ -38,6 +29,8 @@ import type { VerifyResult } from './verify.js';
 export type Consistency = 'linearizable' | 'lease' | 'stale';
 
 export type { Outcome } from './sessions.js';
+export type { HostCounters } from './host-counters.js';
+export type { SnapshotWish, StagedSnapshot } from './snapshot-io.js';
 export { encodeProposal } from './sessions.js';
 
 /** The answer to one client request. */
@@ -64,23 +57,6 @@ export interface HostSink {
    * never travels as a raft message (it would not fit a ring record or a frame).
    */
   snapshot(shard: ShardId, req: SnapshotWish): void;
-}
-
-/** A raft core's wish that a follower get a snapshot; the header of the Snap message it would have sent. */
-export interface SnapshotWish {
-  readonly from: NodeId;
-  readonly to: NodeId;
-  readonly term: Term;
-  readonly index: LogIndex;
-}
-
-/** A snapshot the shell received and staged: who sent it in which term, and what it covers. */
-export interface StagedSnapshot {
-  readonly from: NodeId;
-  readonly term: Term;
-  readonly metadata: SnapshotMetadata;
-  /** The dump file (see snapshot-io.ts); the host owns it from now on and deletes it. */
-  readonly path: string;
 }
 
 export interface ShardSpec {
@@ -181,48 +157,6 @@ interface Turn {
   readonly applied: { index: LogIndex; term: Term; reply: Outcome | undefined }[];
 }
 
-export function nextConfState(cs: ConfState, e: Entry): ConfState {
-  const cc = decodeConfChange(e.data);
-  const voters = cs.voters.filter((v) => v !== cc.node);
-  const learners = cs.learners.filter((v) => v !== cc.node);
-  if (cc.type === ConfChangeType.AddVoter) voters.push(cc.node);
-  else if (cc.type === ConfChangeType.AddLearner) learners.push(cc.node);
-  return { voters, learners };
-}
-
-/** Counts for metrics; monotonic. */
-export interface HostCounters {
-  turns: number;
-  commits: number;
-  entriesPersisted: number;
-  entriesApplied: number;
-  proposals: number;
-  proposalsRefused: number;
-  /** Log clock entries this host wrote as leader (see HostOptions.logClock). */
-  logClockEntries: number;
-  replies: number;
-  reads: number;
-  messagesSent: number;
-  snapshotsInstalled: number;
-  /** Snapshots the cores asked the shell to send (see HostSink.snapshot). */
-  snapshotsRequested: number;
-  /** Staged snapshots stepped into a core (installed or, when stale, refused by it). */
-  snapshotsStaged: number;
-  /** Snap messages that came as raft messages, without data: dropped (snapshots come staged). */
-  snapshotMessagesDropped: number;
-  compactions: number;
-  duplicateProposals: number;
-  sessionsExpired: number;
-  /** Ticks run (host-wide, each ticks every shard that is not quiet). */
-  ticks: number;
-  /**
-   * Ticks that ran more than a tick after they were due, caught up in one go: the worker was
-   * stalled (a long commit, a GC pause, a busy turn). Every one of them ran before the next
-   * lease decision or leader message was judged.
-   */
-  ticksLate: number;
-}
-
 export class ShardHost {
   private readonly shards = new Map<ShardId, Shard>();
   /** Ticks so far; only grows. */
@@ -251,27 +185,7 @@ export class ShardHost {
    * instance (before a worker restart) cannot match a new read.
    */
   private readContext = randomInt(0, 2 ** 40) * 1024;
-  readonly counters: HostCounters = {
-    turns: 0,
-    commits: 0,
-    entriesPersisted: 0,
-    entriesApplied: 0,
-    proposals: 0,
-    proposalsRefused: 0,
-    logClockEntries: 0,
-    replies: 0,
-    reads: 0,
-    messagesSent: 0,
-    snapshotsInstalled: 0,
-    snapshotsRequested: 0,
-    snapshotsStaged: 0,
-    snapshotMessagesDropped: 0,
-    compactions: 0,
-    duplicateProposals: 0,
-    sessionsExpired: 0,
-    ticks: 0,
-    ticksLate: 0,
-  };
+  readonly counters: HostCounters = zeroHostCounters();
   private readonly compactEvery: number;
   private readonly compactKeep: number;
   /**

@@ -9,8 +9,25 @@
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import type { Database, Transaction } from 'lmdb';
-import type { SnapshotMetadata } from './raft/index.js';
+import type { LogIndex, NodeId, SnapshotMetadata, Term } from './raft/index.js';
 import { StoreError } from './store-error.js';
+
+/** A raft core's wish that a follower get a snapshot; the header of the Snap message it would have sent. */
+export interface SnapshotWish {
+  readonly from: NodeId;
+  readonly to: NodeId;
+  readonly term: Term;
+  readonly index: LogIndex;
+}
+
+/** A snapshot the shell received and staged: who sent it in which term, and what it covers. */
+export interface StagedSnapshot {
+  readonly from: NodeId;
+  readonly term: Term;
+  readonly metadata: SnapshotMetadata;
+  /** The dump file (see snapshot-io.ts); the host owns it from now on and deletes it. */
+  readonly path: string;
+}
 
 /** Largest key or value a dump may hold (1 GiB): anything larger is a corrupt length. */
 const PAIR_PART_BYTES_MAX = 1 << 30;
