@@ -4,7 +4,8 @@
  * shrink the snapshots) while one node is down, with compaction set so that the log alone cannot
  * bring it back; then the node starts again and catches up by snapshot streams. Reports how long
  * the writes and the catch-up took (MB/s), the returning node's peak RSS during the catch-up
- * (sampled every 100 ms from /proc), the snapshot metrics, and checks that every key reads back
+ * (sampled every 100 ms from /proc: VmRSS, and RssAnon without the LMDB pages it maps), the
+ * snapshot metrics, and checks that every key reads back
  * from that node with `consistency=stale` byte for byte. Optionally (--kill-sender) the node that
  * sends a snapshot is killed once during the catch-up, and the transfer must start over elsewhere.
  *
@@ -35,7 +36,7 @@ const killSender = args.includes('--kill-sender');
 const json = args.includes('--json');
 
 const SIZES = [1 << 20, 512 << 10, 128 << 10, 16 << 10, 1024];
-const c = new TestCluster({ nodes, shards, workers: 1, tickMs: 50, extra: ['--compact-every-entries', '50', '--compact-keep-entries', '10'] });
+const c = new TestCluster({ nodes, shards, workers: 1, tickMs: 50, extra: ['--compact-every-entries', '4', '--compact-keep-entries', '1'] });
 const lagger = nodes;
 const digests = new Map<string, string>();
 const metric = (text: string, name: string): number =>
@@ -43,9 +44,11 @@ const metric = (text: string, name: string): number =>
     .split('\n')
     .filter((l) => l.startsWith(name) && !l.startsWith('#'))
     .reduce((n, l) => n + Number(l.split(' ').pop()), 0);
-const rssMiB = (pid: number): number => {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : 0;
+/** VmRSS and RssAnon (the process's own memory, without the LMDB files it maps) in MiB. */
+const rssMiB = (pid: number): { rss: number; anon: number } => {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (name: string): number => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) / 1024;
+  return { rss: kb('VmRSS'), anon: kb('RssAnon') };
 };
 
 try {
@@ -84,9 +87,12 @@ try {
   const t1 = performance.now();
   const pid = c.node(lagger).proc!.pid!;
   let peakRss = 0;
+  let peakAnon = 0;
   const sampler = setInterval(() => {
     try {
-      peakRss = Math.max(peakRss, rssMiB(pid));
+      const m = rssMiB(pid);
+      peakRss = Math.max(peakRss, m.rss);
+      peakAnon = Math.max(peakAnon, m.anon);
     } catch {
       // The process is gone.
     }
@@ -141,6 +147,7 @@ try {
     catchUpSeconds: +catchUpS.toFixed(1),
     catchUpMBps: +(total / 1e6 / catchUpS).toFixed(2),
     peakRssMiB: Math.round(peakRss),
+    peakRssAnonMiB: Math.round(peakAnon),
     killedSender: killed ?? null,
     snapshotsReceived: metric(m, 'iroh_raft_snapshots_received_total'),
     snapshotReceiveFailures: metric(m, 'iroh_raft_snapshots_receive_failures_total'),

@@ -41,7 +41,11 @@ export function registerNodeMetrics(registry: Registry, parts: NodeParts): void 
   gauge('iroh_raft_snapshots_received_bytes_total', 'Snapshot stream bytes received (deflated chunks).', () => sc.bytesReceived);
   gauge('iroh_raft_snapshots_receive_seconds_total', 'Time spent in snapshot transfers that completed, receiving.', () => sc.receiveMs / 1000);
   gauge('iroh_raft_router_forwarded_total', 'Client requests this node forwarded to a leader.', () => r.counters.forwarded);
-  gauge('iroh_raft_router_write_bytes_refused_total', 'Writes answered Overloaded because writeBytesMax of writes were in flight through this node.', () => r.counters.writeBytesRefused);
+  gauge(
+    'iroh_raft_router_write_bytes_refused_total',
+    'Writes answered Overloaded because writeBytesMax of writes were in flight through this node.',
+    () => r.counters.writeBytesRefused,
+  );
   gauge('iroh_raft_router_retries_total', 'Client request attempts retried after NotLeader and the like.', () => r.counters.retries);
   gauge(
     'iroh_raft_router_replies_too_large_total',
@@ -59,7 +63,11 @@ export function registerNodeMetrics(registry: Registry, parts: NodeParts): void 
   gauge('iroh_raft_liveness_wake_shards_total', 'Shards named in wake requests: the work peers coming and going cost.', () => lc.wakeShards);
   gauge('iroh_raft_liveness_shards_woken_total', 'Quiet replicas here that liveness woke.', () => r.counters.shardsWoken);
   gauge('iroh_raft_pool_inflight_requests', 'Requests waiting for a worker reply.', () => p.inflight());
-  gauge('iroh_raft_pool_bytes_refused_total', 'Client requests answered Overloaded because inflightBytesMax of request bytes were in flight.', () => p.counters.bytesRefused);
+  gauge(
+    'iroh_raft_pool_bytes_refused_total',
+    'Client requests answered Overloaded because inflightBytesMax of request bytes were in flight.',
+    () => p.counters.bytesRefused,
+  );
   gauge('iroh_raft_pool_worker_restarts_total', 'Worker threads restarted after a crash.', () => p.counters.restarts);
   gauge('iroh_raft_transport_bytes_sent_total', 'Bytes sent to peers over Iroh.', () => transport.stats().bytesSent);
   gauge('iroh_raft_transport_bytes_received_total', 'Bytes received from peers over Iroh.', () => transport.stats().bytesReceived);

@@ -528,10 +528,14 @@ export class Router implements KvService {
       const o = target === undefined ? fail('NotLeader', `shard ${shard} has no known leader`) : await attempt(target, left);
       if (o.ok || !retryable(o.code)) return o;
       last = o;
-      if (o.code === 'NotLeader' && o.leaderHint !== 0) this.hints.set(shard, o.leaderHint as NodeId);
+      const hinted = o.code === 'NotLeader' && o.leaderHint !== 0;
+      if (hinted) this.hints.set(shard, o.leaderHint as NodeId);
       else this.hints.delete(shard);
       this.counters.retries++;
-      await sleep(Math.min(100, 5 * 2 ** Math.min(i, 5)));
+      // A hint names the leader: go there at once. Without one (an election under way, a leader
+      // unreachable) wait longer each time: every attempt may carry the whole write across Iroh
+      // again, and during an election it only finds no leader yet.
+      await sleep(hinted ? Math.min(100, 5 * 2 ** Math.min(i, 5)) : Math.min(500, 20 * 2 ** Math.min(i, 5)));
     }
   }
 

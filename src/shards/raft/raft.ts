@@ -10,10 +10,22 @@ import { ReadPath } from './read.js';
 import type { ConfChange, ConfState, Entry, FailedProposal, FailedRead, LogIndex, Message, NodeId, ReadState, Role, Term } from './types.js';
 import { ConfChangeType, ENTRY_OVERHEAD_BYTES, EntryType, MessageType, NONE, emptyMessage, entrySize } from './types.js';
 
-/** Vote context marking a campaign that a leader asked for (leadership transfer). */
-const TRANSFER_CONTEXT = 1;
 /** Ticks (beyond a heartbeat interval) a replicating follower may go without progress before it is probed again. */
 const STALL_TICKS_MAX = 2;
+/**
+ * Bytes in flight granted one more tick before a stall is declared: probing again resends all of
+ * them, so a few MiB of large entries, slower to cross than a few ticks (heartbeats overtake them
+ * and prove nothing), must not be resent every few ticks.
+ */
+const STALL_BYTES_PER_TICK = 256 * 1024;
+
+/** Ticks without progress after which a replicating follower with `inflightBytes` in flight counts as stalled. */
+export function stallTicksFor(inflightBytes: number, heartbeatIntervalTicks: number): number {
+  return STALL_TICKS_MAX + heartbeatIntervalTicks + Math.floor(inflightBytes / STALL_BYTES_PER_TICK);
+}
+
+/** Vote context marking a campaign that a leader asked for (leadership transfer). */
+const TRANSFER_CONTEXT = 1;
 
 /** Counters the shell turns into metrics. */
 export interface RaftCounters {
@@ -736,7 +748,9 @@ export class Raft {
       return;
     }
     const wasPaused = pr.isPaused();
-    if (!pr.maybeUpdate(m.index)) {
+    // An accepted probe at the follower's match (the empty App a heartbeat answer brings in probe
+    // state) moves nothing, but says where the follower stands: replicate from there.
+    if (!pr.maybeUpdate(m.index) && !(pr.state === 'probe' && pr.match === m.index)) {
       if (wasPaused && pr.state === 'probe') this.sendAppend(m.from, false);
       return;
     }
@@ -762,9 +776,12 @@ export class Raft {
     if (m.context > pr.ackedHeartbeat) pr.ackedHeartbeat = m.context;
     // The follower is alive but its match has not moved for a while: what was in flight is lost
     // (the network dropped it, or the follower restarted). Probe again from its match.
-    if (pr.state === 'replicate' && pr.stallTicks >= STALL_TICKS_MAX + this.cfg.heartbeatIntervalTicks) pr.becomeProbe();
-    // In probe state an empty App is a useful probe: its answer tells where the follower stands.
-    if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, pr.state === 'probe');
+    if (pr.state === 'replicate' && pr.stallTicks >= stallTicksFor(pr.inflights.bytes, this.cfg.heartbeatIntervalTicks)) pr.becomeProbe();
+    // In probe state the heartbeat's answer is met with an empty App: its answer tells where the
+    // follower stands, and entries follow from there. Resending the entries themselves at every
+    // heartbeat would put the same bytes on the wire again and again whenever they take longer to
+    // cross than a heartbeat interval (a few MiB of large values behind a slow link).
+    if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, pr.state === 'probe', pr.state !== 'probe');
     this.read.maybeCompleteReadRounds();
   }
 
@@ -899,14 +916,14 @@ export class Raft {
    * Sends entries (or a snapshot) to `to` if its progress allows. `sendIfEmpty` also sends an
    * empty App to carry the commit index. Returns whether something was sent.
    */
-  private sendAppend(to: NodeId, sendIfEmpty: boolean): boolean {
+  private sendAppend(to: NodeId, sendIfEmpty: boolean, withEntries = true): boolean {
     const pr = this.prs.get(to);
     if (!pr || pr.isPaused()) return false;
     const prevIndex = (pr.next - 1) as LogIndex;
     // The other half of Progress's match < next: an App never starts at or below what the follower holds.
     if (!(prevIndex >= pr.match)) assert(false, `sendAppend to ${to}: prev ${prevIndex} below match ${pr.match}`);
     const prevTerm = this.log.term(prevIndex);
-    const ents = prevTerm === undefined ? undefined : this.log.entriesFrom(pr.next, this.cfg.appendBytesMax);
+    const ents = prevTerm === undefined ? undefined : withEntries ? this.log.entriesFrom(pr.next, this.cfg.appendBytesMax) : [];
     if (prevTerm === undefined || ents === undefined) return this.sendSnapshot(to, pr);
     if (ents.length === 0 && !sendIfEmpty) return false;
     const app: Message = {

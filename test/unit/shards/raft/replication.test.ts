@@ -199,6 +199,28 @@ describe('replication', () => {
     expect(c.appliedData(3)).toEqual(['warm', 'a']);
   });
 
+  test('a large entry slow to cross is not sent again at every heartbeat: probes are empty, and a stall waits longer the more is in flight', () => {
+    const c = new Cluster([1, 2, 3], { checkQuorum: false });
+    c.elect(1);
+    c.propose(1, 'warm');
+    // Every App with entries to 3 is slow: it arrives only when released, as 1 MiB behind a slow
+    // link would, while heartbeats and their answers go on (they overtake bulk on the wire).
+    const slow = c.hold((m) => m.type === MessageType.App && m.to === 3 && m.entries.length > 0);
+    const big = 'B'.repeat(1 << 20);
+    c.propose(1, big);
+    c.tickAll(20);
+    const resent = slow.held.filter((m) => m.entries.some((e) => e.data.length >= 1 << 20)).length;
+    // Sent when proposed; then only when a stall is declared (3 ticks plus one per 256 KiB in
+    // flight: 7 here) and an empty probe's answer puts 3 back in replicate: 5 times in 20 ticks.
+    // When every heartbeat answer in probe state resent the entries and a stall came after 3
+    // ticks whatever the size, this was 22.
+    expect(resent).toBeLessThanOrEqual(5);
+    expect(c.sentWhere((m) => m.type === MessageType.App && m.to === 3 && m.entries.length === 0 && !m.commitOnly).length).toBeGreaterThan(0);
+    slow.release();
+    c.tickAll(10);
+    expect(c.appliedData(3)).toEqual(['warm', big]);
+  });
+
   test('a follower whose whole in-flight window was lost is still replicated to afterwards', () => {
     const c = ready3({ inflightMessagesMax: 1 });
     c.drop((m) => m.type === MessageType.App && m.to === 3);
