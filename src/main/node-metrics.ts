@@ -1,4 +1,5 @@
 /** The node's own metrics (router, liveness, pool, transport), read when /metrics is scraped. */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Gauge } from 'prom-client';
 import type { Registry } from 'prom-client';
 import type { Transport } from '../io/transport/index.js';
@@ -26,6 +27,12 @@ export function registerNodeMetrics(registry: Registry, parts: NodeParts): void 
     });
   };
   const { router: r, pool: p, transport } = parts;
+  // The main thread carries the router, HTTP and every byte through Iroh: when it lags, raft
+  // messages (heartbeats among them) reach the workers late.
+  const lag = monitorEventLoopDelay({ resolution: 10 });
+  lag.enable();
+  gauge('iroh_raft_main_event_loop_lag_p99_seconds', "The main thread's event-loop delay, 99th percentile since start.", () => lag.percentile(99) / 1e9);
+  gauge('iroh_raft_main_event_loop_lag_max_seconds', "The main thread's event-loop delay, the largest since start.", () => lag.max / 1e9);
   const sc = parts.snapshots.counters;
   gauge('iroh_raft_snapshots_sent_total', 'Snapshots this node streamed to a follower and saw handed to its core.', () => sc.sent);
   gauge('iroh_raft_snapshots_send_failures_total', 'Snapshot transfers this node sent that failed (retried with backoff).', () => sc.sendFailures);

@@ -72,9 +72,11 @@ export interface RouterOptions {
   /**
    * Bytes of client writes in flight through this router (local and forwarded); a write that
    * would go beyond it is answered `Overloaded` at once (one write is always taken when none is in
-   * flight). The lane count alone (`requestsMax`) would let 4,096 writes of 1 MiB pin 4 GiB, and a
-   * write's bytes cross Iroh once per follower (and once more when forwarded) at a few MB/s per
-   * process, so far more than that would only wait for its deadline. Default 64 MiB.
+   * flight). A write's bytes cross Iroh once per follower (and once more when forwarded) at a few
+   * MB/s per process, so more than this node can see replicated within the request deadline only
+   * waits for it and fails: 64 clients writing 1 MiB values got no write through in 10 s with
+   * 64 MiB allowed, and some with 2 MiB (the rest refused at once). Default 2 MiB (8,192 writes
+   * of 256 B).
    */
   readonly writeBytesMax?: number;
   /**
@@ -167,11 +169,13 @@ interface Lane {
 
 interface Forward {
   readonly resolve: (o: Outcome) => void;
-  readonly timer: NodeJS.Timeout;
+  timer: NodeJS.Timeout;
 }
 
-/** Longest wait for one forwarded attempt before retrying (with the same session). */
+/** A forwarded attempt is given up after this long without an answer if its peer went silent meanwhile. */
 const FORWARD_ATTEMPT_MS = 1000;
+/** Slices of FORWARD_ATTEMPT_MS a forwarded attempt waits for a peer that is still heard from. */
+const FORWARD_LIVE_SLICES = 3;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const fail = (code: ServiceErrorCode, message: string, leaderHint = 0): Outcome => ({ ok: false, code, message, leaderHint });
@@ -456,15 +460,28 @@ export class Router implements KvService {
     }
     this.counters.forwarded++;
     this.opts.link.send(m.peerId, kind, shard, payload);
-    // One hop gets a slice of the deadline, so a leader that died meanwhile costs one retry, not
-    // the whole request.
-    timeoutMs = Math.min(timeoutMs, FORWARD_ATTEMPT_MS);
+    // A hop waits in slices of FORWARD_ATTEMPT_MS: after a slice without an answer it is given up
+    // (and retried, with the same session) if the peer went silent or its worker for the shard
+    // stopped, so a leader that died costs one slice, not the whole request. A live leader gets up
+    // to FORWARD_LIVE_SLICES slices: it may be slow (megabytes queued ahead of this write), and a
+    // copy sent now would only queue behind the first; after that the answer counts as lost.
+    const deadline = performance.now() + Math.min(timeoutMs, FORWARD_ATTEMPT_MS * FORWARD_LIVE_SLICES);
     return new Promise<Outcome>((resolve) => {
-      const timer = setTimeout(() => {
-        this.forwards.delete(reqId);
-        resolve(fail('Unreachable', `no answer from node ${to} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.forwards.set(reqId, { resolve, timer });
+      const arm = (): NodeJS.Timeout =>
+        setTimeout(
+          () => {
+            const left = deadline - performance.now();
+            const entry = this.forwards.get(reqId);
+            if (entry !== undefined && left > 0 && this.liveness.reachable(to, shard)) {
+              entry.timer = arm();
+              return;
+            }
+            this.forwards.delete(reqId);
+            resolve(fail('Unreachable', `no answer from node ${to} within ${Math.round(timeoutMs - Math.max(0, left))} ms`));
+          },
+          Math.max(0, Math.min(deadline - performance.now(), FORWARD_ATTEMPT_MS)),
+        );
+      this.forwards.set(reqId, { resolve, timer: arm() });
     });
   }
 
@@ -475,7 +492,7 @@ export class Router implements KvService {
    * the deadline. Errors: Overloaded (no free session lane), Timeout, and the shard's own codes.
    */
   async command(shard: ShardId, command: Uint8Array): Promise<Outcome> {
-    const bytesMax = this.opts.writeBytesMax ?? 64 << 20;
+    const bytesMax = this.opts.writeBytesMax ?? 2 << 20;
     if (this.writeBytes > 0 && this.writeBytes + command.length > bytesMax) {
       this.counters.writeBytesRefused++;
       return fail('Overloaded', `${this.writeBytes} bytes of writes in flight (writeBytesMax ${bytesMax})`);

@@ -19,7 +19,8 @@
 import { assert } from '../shards/raft/index.js';
 
 /** How a record may be treated while the out-ring is full. */
-export type OutClass = 'message' | 'reply' | 'event';
+/** `append`: a raft App, which must not overtake an earlier App of its shard; `message`: any other raft message. */
+export type OutClass = 'message' | 'append' | 'reply' | 'event';
 
 /** The producer side of the out-ring, as the outbox uses it. */
 export interface OutRing {
@@ -89,6 +90,13 @@ export class Outbox {
   private readonly bulk = new Lane();
   /** Payload bytes of the waiting records, both lanes. */
   private bytesHeld = 0;
+  /**
+   * Apps waiting in the bulk lane, by shard. A shard's later Apps wait behind them in the same
+   * lane: an App overtaking an earlier, larger App of its shard would be refused by the follower
+   * and make the leader send everything again. (Other raft messages may overtake: raft takes them
+   * in any order.)
+   */
+  private readonly bulkByShard = new Map<number, number>();
   /** The waiting event of each shard that has one (an entry of a lane). */
   private readonly events = new Map<number, Held>();
   readonly counters: OutboxCounters = { held: 0, messagesDropped: 0, eventsCoalesced: 0 };
@@ -133,7 +141,7 @@ export class Outbox {
   push(kind: number, shard: number, payload: Uint8Array, cls: OutClass): void {
     if (this.records() > 0) this.flush();
     if (this.records() === 0 && this.ring.tryWrite(kind, shard, payload)) return;
-    const isBulk = payload.length > OUTBOX_BULK_BYTES_MIN;
+    const isBulk = payload.length > OUTBOX_BULK_BYTES_MIN || (cls === 'append' && this.bulkByShard.has(shard));
     if (cls === 'event') {
       const waiting = this.events.get(shard);
       if (waiting !== undefined) {
@@ -142,12 +150,17 @@ export class Outbox {
         this.counters.eventsCoalesced++;
         return;
       }
-    } else if (cls === 'message' && this.bytesHeld >= (isBulk ? this.bytesMax : 2 * this.bytesMax)) {
+    } else if ((cls === 'message' || cls === 'append') && this.bytesHeld >= (isBulk ? this.bytesMax : 2 * this.bytesMax)) {
       this.counters.messagesDropped++;
       return;
     }
     const h: Held = { kind, shard, cls, payload };
-    (isBulk && cls !== 'event' ? this.bulk : this.small).push(h);
+    if (isBulk && cls !== 'event') {
+      this.bulk.push(h);
+      if (cls === 'append') this.bulkByShard.set(shard, (this.bulkByShard.get(shard) ?? 0) + 1);
+    } else {
+      this.small.push(h);
+    }
     this.bytesHeld += payload.length;
     if (cls === 'event') this.events.set(shard, h);
     this.counters.held++;
@@ -164,6 +177,11 @@ export class Outbox {
         }
         lane.shift();
         this.bytesHeld -= h.payload.length;
+        if (lane === this.bulk && h.cls === 'append') {
+          const n = this.bulkByShard.get(h.shard)! - 1;
+          if (n === 0) this.bulkByShard.delete(h.shard);
+          else this.bulkByShard.set(h.shard, n);
+        }
         if (h.cls === 'event' && this.events.get(h.shard) === h) this.events.delete(h.shard);
         n++;
       }

@@ -94,7 +94,7 @@ const sink = {
     // The pool derives appendBytesMax from this ring and the host refuses larger entries (fit.ts),
     // so every App fits one record; one that does not is a bug, never a silent drop.
     if (m.type === MessageType.App) assert(payload.length <= outRecordMax, `App of ${payload.length} bytes exceeds the ${outRecordMax}-byte record`);
-    out(RecordKind.RaftMessage, shard, payload, 'message');
+    out(RecordKind.RaftMessage, shard, payload, m.type === MessageType.App ? 'append' : 'message');
   },
   reply(shard: ShardId, r: ClientReply): void {
     out(RecordKind.ClientReply, shard, replyFitting(r), 'reply');

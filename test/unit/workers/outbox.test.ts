@@ -99,6 +99,26 @@ describe('worker outbox', () => {
     expect(box.bytes()).toBe(0);
   });
 
+  test("a small App waits behind its shard's bulk App; other raft messages and other shards' Apps go ahead", () => {
+    const ring = new Ring(Ring.allocate(64 * 1024));
+    fill(ring);
+    const box = new Outbox(ring, 1 << 20);
+    box.push(MESSAGE, 1, payload(1, 20 * 1024), 'append');
+    box.push(MESSAGE, 1, payload(2), 'append'); // shard 1's next App: after the bulk one
+    box.push(MESSAGE, 1, payload(3), 'message'); // shard 1's heartbeat: may overtake
+    box.push(MESSAGE, 2, payload(4), 'append'); // another shard's App: nothing of it waits in bulk
+    drain(ring);
+    box.flush();
+    expect(drain(ring).map((r) => r.tag)).toEqual([3, 4, 1, 2]);
+    // Once shard 1's bulk left, its small Apps go ahead again.
+    fill(ring);
+    box.push(MESSAGE, 3, payload(5, 20 * 1024), 'append');
+    box.push(MESSAGE, 1, payload(6), 'append');
+    drain(ring);
+    box.flush();
+    expect(drain(ring).map((r) => r.tag)).toEqual([6, 5]);
+  });
+
   test('a waiting shard event is replaced by the newer one of the same shard, in its place', () => {
     const ring = new Ring(Ring.allocate(256));
     fill(ring);
