@@ -96,6 +96,21 @@ describe('router', () => {
     router.close();
   });
 
+  test('a slow answer from a leader that is still heard from is waited for, not asked again', async () => {
+    const seen: number[] = [];
+    const router = makeRouter((s, r) => {
+      if (s.kind !== RecordKind.ClientPropose) return;
+      const p = decodePropose(s.payload);
+      seen.push(p.reqId);
+      // Answered after 1.5 s: megabytes queued ahead of this write at a live leader.
+      setTimeout(() => reply(r, s.peer, s.shard, { reqId: p.reqId, ok: true, body: new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f]) }), 1500);
+    }, 5000);
+    expect(await router.put({ tenant: 't', key: remoteKey('slow'), value: new Uint8Array([1]) })).toMatchObject({ ok: true });
+    // One copy of the write crossed: a second would have been proposed again behind the first.
+    expect(seen).toHaveLength(1);
+    router.close();
+  });
+
   test('a request nobody answers ends with Timeout at its deadline', async () => {
     const router = makeRouter(() => undefined, 300);
     const res = await router.put({ tenant: 't', key: remoteKey('t'), value: new Uint8Array([1]) });
