@@ -40,6 +40,8 @@ export interface NodeConfig {
   readonly compactKeepEntries: number;
   /** Bytes per second this node sends in snapshot transfers, over all of them. */
   readonly snapshotBytesPerSec: number;
+  /** Bytes of client writes in flight through this node; more are refused Overloaded at once. */
+  readonly writeBytesMax: number;
   /** How long a graceful shutdown may take before the node exits anyway, in milliseconds. */
   readonly shutdownTimeoutMs: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -124,6 +126,13 @@ export const SETTINGS: readonly Setting[] = [
     parse: int(0, 1e9),
   },
   {
+    key: 'writeBytesMax',
+    flag: '--write-bytes-max',
+    env: 'IROH_RAFT_WRITE_BYTES_MAX',
+    help: 'bytes of client writes in flight through this node, the rest refused Overloaded (default 2097152)',
+    parse: int(1, 1 << 30),
+  },
+  {
     key: 'snapshotBytesPerSec',
     flag: '--snapshot-bytes-per-sec',
     env: 'IROH_RAFT_SNAPSHOT_BYTES_PER_SEC',
@@ -166,6 +175,7 @@ export function defaults(): NodeConfig {
     compactEveryEntries: 10_000,
     compactKeepEntries: 1_000,
     snapshotBytesPerSec: 64 << 20,
+    writeBytesMax: 2 << 20,
     shutdownTimeoutMs: 10_000,
     logLevel: 'info',
   };

@@ -133,6 +133,7 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
     pool,
     link: transport,
     requestTimeoutMs: cfg.requestTimeoutMs,
+    writeBytesMax: cfg.writeBytesMax,
     livenessIntervalMs: cfg.tickMs,
     livenessTimeoutMs: cfg.tickMs * cfg.electionTicks,
     onPeerDown: (node) => snapshots.peerGone(node),

@@ -128,6 +128,12 @@ describe('a single node over HTTP', () => {
       err: { code: 'InvalidConfig', message: expect.stringMatching(/--shards/) as unknown },
     });
     expect(run(['start', '--http', 'localhost'])).toMatchObject({ status: 2, err: { code: 'InvalidConfig' } });
+    for (const v of ['0', '-1', '2.5', 'lots', String(2 ** 31)]) {
+      expect(run(['start', '--write-bytes-max', v])).toMatchObject({
+        status: 2,
+        err: { code: 'InvalidConfig', message: expect.stringMatching(/--write-bytes-max/) as unknown },
+      });
+    }
     expect(run(['start', '--bogus', '1'])).toMatchObject({ status: 2, err: { code: 'UnknownFlag' } });
     expect(run(['start', '--workers'])).toMatchObject({ status: 2, err: { code: 'InvalidFlag' } });
     expect(run(['start', '--peers', 'not-a-ticket', '--http', '127.0.0.1:0', '--listen', '127.0.0.1:0'])).toMatchObject({
