@@ -65,7 +65,7 @@ export function protocolError(host: LinkHost, peer: Peer, conn: Iroh.Connection,
 }
 
 /** Writes `length u32 LE, frame` in pieces of at most WRITE_CHUNK_BYTES. */
-async function writeFrame(send: Iroh.SendStream, frame: Uint8Array): Promise<void> {
+export async function writeFrame(send: Iroh.SendStream, frame: Uint8Array): Promise<void> {
   const len = frame.length;
   const total = LENGTH_BYTES + len;
   for (let pos = 0; pos < total;) {

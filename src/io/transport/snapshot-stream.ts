@@ -4,8 +4,8 @@
  * link so a transfer of gigabytes never delays a heartbeat; QUIC's flow control paces the writer,
  * and every read has a deadline, so a peer that stops answering frees the stream.
  *
- * The bindings pass bytes as `Array<number>` (see link.ts): a message is handed over in pieces of
- * 64 KiB with a turn of the event loop between them, so a 4 MiB chunk does not stall the thread.
+ * The bindings pass bytes as `Array<number>` (see link.ts): a message is written and read in pieces
+ * of 64 KiB, so a 4 MiB chunk does not stall the thread.
  */
 
 import type * as Iroh from '@number0/iroh/index.js';
@@ -13,12 +13,12 @@ import { SNAPSHOT_ALPN, SNAPSHOT_MESSAGE_BYTES_MAX } from '../../wire/index.js';
 import { TransportError, errText } from './errors.js';
 import { withDeadline } from './handshake.js';
 import { CloseCode } from './hello.js';
-import { closeQuietly } from './link.js';
+import { closeQuietly, writeFrame } from './link.js';
 
 /** {@link SNAPSHOT_ALPN} as the binding wants it. */
 export const SNAP_ALPN_BYTES = Array.from(new TextEncoder().encode(SNAPSHOT_ALPN));
 const LENGTH_BYTES = 4;
-/** Bytes handed to the binding per write and asked of it per read. */
+/** Bytes asked of the binding per read. */
 const PIECE_BYTES = 64 * 1024;
 
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
@@ -39,25 +39,14 @@ export class SnapStream {
     private readonly recv: Iroh.RecvStream,
   ) {}
 
-  /** Writes `length u32 LE, body`; resolves when the binding took every byte (flow control waits here). */
+  /** Writes `length u32 LE, body` (as the raft link writes frames); resolves when the binding took every byte (flow control waits here). */
   async write(body: Uint8Array): Promise<void> {
-    const total = LENGTH_BYTES + body.length;
-    for (let pos = 0; pos < total;) {
-      const n = Math.min(PIECE_BYTES, total - pos);
-      const arr = new Array<number>(n);
-      let i = 0;
-      for (; i < n && pos + i < LENGTH_BYTES; i++) arr[i] = (body.length >>> (8 * (pos + i))) & 0xff;
-      const shift = pos - LENGTH_BYTES;
-      for (; i < n; i++) arr[i] = body[shift + i]!;
-      try {
-        await this.send.writeAll(arr);
-      } catch (e) {
-        throw new TransportError('StreamClosed', `snapshot stream to ${this.peerId}: ${errText(e)}`);
-      }
-      pos += n;
-      this.bytesWritten += n;
-      if (pos < total) await turn();
+    try {
+      await writeFrame(this.send, body);
+    } catch (e) {
+      throw new TransportError('StreamClosed', `snapshot stream to ${this.peerId}: ${errText(e)}`);
     }
+    this.bytesWritten += LENGTH_BYTES + body.length;
   }
 
   /** Reads one message body, each piece by `timeoutMs` from now. */
