@@ -3,6 +3,7 @@
  * calls, its arguments and results, the read consistencies, and the union of every error code a
  * client can meet. It imports nothing but src/wire.
  */
+export { ByteGate } from './admission.js';
 export { CONSISTENCIES, isConsistency } from './consistency.js';
 export type { Consistency } from './consistency.js';
 export { ServiceErrorCode, isServiceErrorCode } from './errors.js';

@@ -40,8 +40,10 @@ export interface NodeConfig {
   readonly compactKeepEntries: number;
   /** Bytes per second this node sends in snapshot transfers, over all of them. */
   readonly snapshotBytesPerSec: number;
-  /** Bytes of client writes in flight through this node; more are refused Overloaded at once. */
+  /** Bytes of client writes in flight through this node; more wait, up to half their deadline, then Overloaded. */
   readonly writeBytesMax: number;
+  /** Bytes of HTTP request bodies read and held at once; more wait unread, then 503 Overloaded. */
+  readonly httpBodiesBytesMax: number;
   /** How long a graceful shutdown may take before the node exits anyway, in milliseconds. */
   readonly shutdownTimeoutMs: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -129,7 +131,14 @@ export const SETTINGS: readonly Setting[] = [
     key: 'writeBytesMax',
     flag: '--write-bytes-max',
     env: 'IROH_RAFT_WRITE_BYTES_MAX',
-    help: 'bytes of client writes in flight through this node, the rest refused Overloaded (default 2097152)',
+    help: 'bytes of client writes in flight through this node; the rest wait their turn (default 2097152)',
+    parse: int(1, 1 << 30),
+  },
+  {
+    key: 'httpBodiesBytesMax',
+    flag: '--http-bodies-bytes-max',
+    env: 'IROH_RAFT_HTTP_BODIES_BYTES_MAX',
+    help: 'bytes of HTTP request bodies held at once over all connections; the rest wait unread (default 8388608)',
     parse: int(1, 1 << 30),
   },
   {
@@ -176,6 +185,7 @@ export function defaults(): NodeConfig {
     compactKeepEntries: 1_000,
     snapshotBytesPerSec: 64 << 20,
     writeBytesMax: 2 << 20,
+    httpBodiesBytesMax: 8 << 20,
     shutdownTimeoutMs: 10_000,
     logLevel: 'info',
   };

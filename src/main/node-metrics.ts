@@ -2,6 +2,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Gauge } from 'prom-client';
 import type { Registry } from 'prom-client';
+import type { HttpServer } from '../io/http/index.js';
 import type { Transport } from '../io/transport/index.js';
 import type { Router } from '../router/router.js';
 import type { Snapshots } from '../router/snapshots.js';
@@ -13,10 +14,13 @@ export interface NodeParts {
   readonly transport: Transport;
   readonly snapshots: Snapshots;
   readonly leaderChanges: { readonly n: number };
+  readonly http: HttpServer;
 }
 
+type GaugeOf = (name: string, help: string, read: () => number) => void;
+
 export function registerNodeMetrics(registry: Registry, parts: NodeParts): void {
-  const gauge = (name: string, help: string, read: () => number): void => {
+  const gauge: GaugeOf = (name, help, read) => {
     new Gauge({
       name,
       help,
@@ -27,6 +31,7 @@ export function registerNodeMetrics(registry: Registry, parts: NodeParts): void 
     });
   };
   const { router: r, pool: p, transport } = parts;
+  registerAdmissionMetrics(gauge, parts);
   // The main thread carries the router, HTTP and every byte through Iroh: when it lags, raft
   // messages (heartbeats among them) reach the workers late.
   const lag = monitorEventLoopDelay({ resolution: 10 });
@@ -48,11 +53,6 @@ export function registerNodeMetrics(registry: Registry, parts: NodeParts): void 
   gauge('iroh_raft_snapshots_received_bytes_total', 'Snapshot stream bytes received (deflated chunks).', () => sc.bytesReceived);
   gauge('iroh_raft_snapshots_receive_seconds_total', 'Time spent in snapshot transfers that completed, receiving.', () => sc.receiveMs / 1000);
   gauge('iroh_raft_router_forwarded_total', 'Client requests this node forwarded to a leader.', () => r.counters.forwarded);
-  gauge(
-    'iroh_raft_router_write_bytes_refused_total',
-    'Writes answered Overloaded because writeBytesMax of writes were in flight through this node.',
-    () => r.counters.writeBytesRefused,
-  );
   gauge('iroh_raft_router_retries_total', 'Client request attempts retried after NotLeader and the like.', () => r.counters.retries);
   gauge(
     'iroh_raft_router_replies_too_large_total',
@@ -81,4 +81,26 @@ export function registerNodeMetrics(registry: Registry, parts: NodeParts): void 
   gauge('iroh_raft_transport_records_sent_total', 'Records sent to peers over Iroh.', () => transport.stats().recordsSent);
   gauge('iroh_raft_transport_frames_sent_total', 'Frames (batches of records) sent to peers over Iroh.', () => transport.stats().framesSent);
   gauge('iroh_raft_shard_leader_changes_total', "Leader changes seen by this node's replicas.", () => parts.leaderChanges.n);
+}
+
+/** What waits for room, and how much is held: client writes (writeBytesMax) and request bodies. */
+function registerAdmissionMetrics(gauge: GaugeOf, parts: NodeParts): void {
+  const r = parts.router;
+  gauge(
+    'iroh_raft_router_write_bytes_refused_total',
+    'Writes answered Overloaded after waiting half their deadline behind writeBytesMax of writes in flight through this node.',
+    () => r.counters.writeBytesRefused,
+  );
+  gauge('iroh_raft_router_write_bytes_inflight', 'Bytes of client writes in flight through this node (at most writeBytesMax).', () => r.writeRoom.heldBytes);
+  gauge('iroh_raft_router_writes_waiting', 'Client writes waiting for room under writeBytesMax.', () => r.writeRoom.waiting);
+  gauge(
+    'iroh_raft_http_body_bytes_held',
+    'Bytes of request bodies being read or served (at most --http-bodies-bytes-max).',
+    () => parts.http.bodyRoom.heldBytes,
+  );
+  gauge(
+    'iroh_raft_http_requests_waiting_for_body_room',
+    'Requests waiting, their body unread, for room under --http-bodies-bytes-max.',
+    () => parts.http.bodyRoom.waiting,
+  );
 }

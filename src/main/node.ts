@@ -145,8 +145,8 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
   late.router = router;
   router.startLiveness();
 
-  registerNodeMetrics(registry, { router, pool, transport, snapshots, leaderChanges });
-  const http = await HttpServer.start({ host: cfg.http.host, port: cfg.http.port, service: router, logger: log });
+  const http = await HttpServer.start({ host: cfg.http.host, port: cfg.http.port, service: router, logger: log, bodiesBytesMax: cfg.httpBodiesBytesMax });
+  registerNodeMetrics(registry, { router, pool, transport, snapshots, leaderChanges, http });
   log.info({ node: self, id: transport.id, http: http.url, shards: local.length, members: members.length }, 'node started');
 
   let closing: Promise<void> | undefined;

@@ -25,7 +25,7 @@ import type { Outcome } from '../shards/host.js';
 import { KV_LIMITS_DEFAULT, KvError, KvOp, decodeKvReply, encodeCas, encodeDelete, encodeGet, encodePut, encodeScan } from '../shards/kv/index.js';
 import type { NodeId, ShardId } from '../shards/raft/index.js';
 import type { WorkerPool } from '../workers/pool.js';
-import { isServiceErrorCode } from '../api/index.js';
+import { ByteGate, isServiceErrorCode } from '../api/index.js';
 import type {
   Consistency,
   DeleteArgs,
@@ -71,12 +71,12 @@ export interface RouterOptions {
   readonly requestsMax?: number;
   /**
    * Bytes of client writes in flight through this router (local and forwarded); a write that
-   * would go beyond it is answered `Overloaded` at once (one write is always taken when none is in
-   * flight). A write's bytes cross Iroh once per follower (and once more when forwarded) at a few
-   * MB/s per process, so more than this node can see replicated within the request deadline only
-   * waits for it and fails: 64 clients writing 1 MiB values got no write through in 10 s with
-   * 64 MiB allowed, and some with 2 MiB (the rest refused at once). Default 2 MiB (8,192 writes
-   * of 256 B).
+   * would go beyond it waits its turn (first come, first served; one write is always taken when
+   * none is in flight) and is answered `Overloaded`, never proposed, when half its request
+   * deadline passes first. A write's bytes cross Iroh once per follower (and once more when forwarded) at a
+   * few MB/s per process, so more in flight than this node can see replicated within the deadline
+   * only makes every write late: 64 clients writing 1 MiB values got no write through in 10 s
+   * with 64 MiB allowed. Default 2 MiB (8,192 writes of 256 B).
    */
   readonly writeBytesMax?: number;
   /**
@@ -200,8 +200,8 @@ export class Router implements KvService {
   /** Leaders learned from NotLeader hints, for shards this node does not host. */
   private readonly hints = new Map<ShardId, NodeId>();
   private readonly freeLanes: Lane[] = [];
-  /** Bytes of the commands in flight through {@link command}. */
-  private writeBytes = 0;
+  /** Bytes of the commands in flight through {@link command} (writeBytesMax); the others wait here. */
+  private readonly writeGate: ByteGate;
   private readonly forwards = new Map<number, Forward>();
   private nextForward = 1;
   private readonly timeoutMs: number;
@@ -217,7 +217,7 @@ export class Router implements KvService {
   /** `shardsWoken`: quiet replicas here that liveness woke (a worker's count of those it found quiet). */
   readonly counters = {
     forwarded: 0,
-    /** Writes answered Overloaded at writeBytesMax. */
+    /** Writes answered Overloaded after waiting their whole deadline behind writeBytesMax. */
     writeBytesRefused: 0,
     forwardedIn: 0,
     retries: 0,
@@ -241,6 +241,7 @@ export class Router implements KvService {
       this.byPeer.set(m.peerId, m);
     }
     this.timeoutMs = opts.requestTimeoutMs ?? 5000;
+    this.writeGate = new ByteGate(opts.writeBytesMax ?? 2 << 20);
     this.scanBytesMax = opts.scanBytesMax ?? KV_LIMITS_DEFAULT.scanBytesMax;
     this.scanFanoutMax = opts.scanFanoutMax ?? 4;
     for (const [name, v] of [
@@ -487,28 +488,44 @@ export class Router implements KvService {
 
   // ---------------------------------------------------------------- client requests
 
+  /** Bytes of writes in flight now (writeBytesMax), and writes waiting for room. */
+  get writeRoom(): { readonly heldBytes: number; readonly waiting: number } {
+    return { heldBytes: this.writeGate.held, waiting: this.writeGate.waiting };
+  }
+
   /**
    * Proposes `command` to the shard's leader, wherever it is, retrying with the same session until
    * the deadline. Errors: Overloaded (no free session lane), Timeout, and the shard's own codes.
    */
   async command(shard: ShardId, command: Uint8Array): Promise<Outcome> {
-    const bytesMax = this.opts.writeBytesMax ?? 2 << 20;
-    if (this.writeBytes > 0 && this.writeBytes + command.length > bytesMax) {
-      this.counters.writeBytesRefused++;
-      return fail('Overloaded', `${this.writeBytes} bytes of writes in flight (writeBytesMax ${bytesMax})`);
-    }
     const lane = this.freeLanes.pop();
     if (!lane) return fail('Overloaded', 'too many requests in flight (requestsMax)');
-    const seq = ++lane.seq;
-    this.writeBytes += command.length;
+    const deadline = performance.now() + this.timeoutMs;
+    // At most half the deadline in line: a write let in later would have too little time left to
+    // be replicated and would end in Timeout, which leaves the client unsure whether it applied.
+    const waitMs = Math.floor(this.timeoutMs / 2);
     try {
-      return await this.retrying(shard, (target, left) =>
-        target === this.opts.self
-          ? this.opts.pool.propose(shard, { clientId: lane.clientId, seq, command }, left)
-          : this.forward(target, RecordKind.ClientPropose, shard, (reqId) => encodePropose({ reqId, clientId: lane.clientId, seq, command }), left),
-      );
+      if (!(await this.writeGate.acquire(command.length, waitMs))) {
+        this.counters.writeBytesRefused++;
+        return fail(
+          'Overloaded',
+          `waited ${waitMs} ms behind ${this.writeGate.held} bytes of writes in flight (writeBytesMax ${this.writeGate.capacityBytes}); not proposed`,
+        );
+      }
+      const seq = ++lane.seq;
+      try {
+        return await this.retrying(
+          shard,
+          (target, left) =>
+            target === this.opts.self
+              ? this.opts.pool.propose(shard, { clientId: lane.clientId, seq, command }, left)
+              : this.forward(target, RecordKind.ClientPropose, shard, (reqId) => encodePropose({ reqId, clientId: lane.clientId, seq, command }), left),
+          deadline,
+        );
+      } finally {
+        this.writeGate.release(command.length);
+      }
     } finally {
-      this.writeBytes -= command.length;
       this.freeLanes.push(lane);
     }
   }
@@ -532,8 +549,11 @@ export class Router implements KvService {
     );
   }
 
-  private async retrying(shard: ShardId, attempt: (target: NodeId, leftMs: number) => Promise<Outcome>): Promise<Outcome> {
-    const deadline = performance.now() + this.timeoutMs;
+  private async retrying(
+    shard: ShardId,
+    attempt: (target: NodeId, leftMs: number) => Promise<Outcome>,
+    deadline = performance.now() + this.timeoutMs,
+  ): Promise<Outcome> {
     let last: Outcome | undefined;
     for (let i = 0; ; i++) {
       const left = Math.floor(deadline - performance.now());

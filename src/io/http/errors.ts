@@ -35,6 +35,8 @@ export const HttpErrorCode = {
   HeadersTooLarge: 'HeadersTooLarge',
   /** The server is draining or closing; retry on another node or later. */
   ShuttingDown: 'ShuttingDown',
+  /** No room to read the body within `bodyWaitMs` (`bodiesBytesMax` held by other requests); nothing was done. */
+  Overloaded: 'Overloaded',
   /** A bug or an unknown service error; it is logged. */
   Internal: 'Internal',
   /** Thrown by `HttpServer.start` for an option out of range. Never a response. */

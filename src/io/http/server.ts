@@ -14,6 +14,7 @@ import { STATUS_CODES, createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { ByteGate } from '../../api/index.js';
 import type { KvService } from '../../api/index.js';
 import { HttpError, HttpErrorCode } from './errors.js';
 import { stderrLogger } from './log.js';
@@ -30,6 +31,16 @@ export interface HttpServerOptions {
   readonly service: KvService;
   /** Longest request body, in bytes; longer ones get 413 PayloadTooLarge. Default 1 MiB + 1 KiB. */
   readonly maxBodyBytes?: number;
+  /**
+   * Bytes of request bodies read and held at once, across all connections (a body counts from
+   * the moment it may be read until its reply is written). A request whose body does not fit
+   * waits, with nothing read from its connection, first come first served, and is answered 503
+   * `Overloaded` (its body unread) when `bodyWaitMs` passes first. One body is always let in when
+   * none is held. Default 8 MiB.
+   */
+  readonly bodiesBytesMax?: number;
+  /** How long a request waits for room under bodiesBytesMax, in ms. Default 5,000. */
+  readonly bodyWaitMs?: number;
   /** Longest key, scan prefix or `after`, in bytes after percent-decoding. Default 1,024. */
   readonly maxKeyBytes?: number;
   /** Time to receive a whole request (headers and body), in ms; then 408 and the connection closes. Default 30,000. */
@@ -53,6 +64,8 @@ export interface HttpServerOptions {
 /** Option defaults (see {@link HttpServerOptions}). */
 const DEFAULTS = {
   maxBodyBytes: 1024 * 1024 + 1024,
+  bodiesBytesMax: 8 << 20,
+  bodyWaitMs: 5_000,
   maxKeyBytes: 1024,
   requestTimeoutMs: 30_000,
   headersTimeoutMs: 10_000,
@@ -92,6 +105,9 @@ export class HttpServer {
   private readonly service: KvService;
   private readonly logger: HttpLogger;
   private readonly maxBodyBytes: number;
+  /** Room for request bodies (bodiesBytesMax); readBody() waits here before it reads a byte. */
+  private readonly bodies: ByteGate;
+  private readonly bodyWaitMs: number;
   private readonly maxKeyBytes: number;
   private readonly closeTimeoutMs: number;
   private readonly lingerMs: number;
@@ -104,6 +120,8 @@ export class HttpServer {
     this.service = opts.service;
     this.logger = opts.logger;
     this.maxBodyBytes = opts.maxBodyBytes;
+    this.bodies = new ByteGate(opts.bodiesBytesMax);
+    this.bodyWaitMs = opts.bodyWaitMs;
     this.maxKeyBytes = opts.maxKeyBytes;
     this.closeTimeoutMs = opts.closeTimeoutMs;
     this.lingerMs = opts.lingerMs;
@@ -122,6 +140,8 @@ export class HttpServer {
       service: options.service,
       logger: options.logger ?? stderrLogger,
       maxBodyBytes: options.maxBodyBytes ?? DEFAULTS.maxBodyBytes,
+      bodiesBytesMax: options.bodiesBytesMax ?? DEFAULTS.bodiesBytesMax,
+      bodyWaitMs: options.bodyWaitMs ?? DEFAULTS.bodyWaitMs,
       maxKeyBytes: options.maxKeyBytes ?? DEFAULTS.maxKeyBytes,
       requestTimeoutMs,
       headersTimeoutMs: options.headersTimeoutMs ?? Math.min(DEFAULTS.headersTimeoutMs, requestTimeoutMs),
@@ -129,7 +149,17 @@ export class HttpServer {
       closeTimeoutMs: options.closeTimeoutMs ?? DEFAULTS.closeTimeoutMs,
       lingerMs: options.lingerMs ?? DEFAULTS.lingerMs,
     };
-    for (const name of ['maxBodyBytes', 'maxKeyBytes', 'requestTimeoutMs', 'headersTimeoutMs', 'keepAliveTimeoutMs', 'closeTimeoutMs', 'lingerMs'] as const) {
+    for (const name of [
+      'maxBodyBytes',
+      'bodiesBytesMax',
+      'bodyWaitMs',
+      'maxKeyBytes',
+      'requestTimeoutMs',
+      'headersTimeoutMs',
+      'keepAliveTimeoutMs',
+      'closeTimeoutMs',
+      'lingerMs',
+    ] as const) {
       const v = opts[name];
       if (!Number.isSafeInteger(v) || v < 1) throw new HttpError(HttpErrorCode.InvalidConfig, `${name} must be a positive integer, got ${v}`);
     }
@@ -286,7 +316,9 @@ export class HttpServer {
       ex.closeAfter = true;
       return payloadTooLarge(this.maxBodyBytes);
     };
-    if ((declaredBodyBytes(req.headers) ?? 0) > this.maxBodyBytes) throw tooLarge();
+    const declared = declaredBodyBytes(req.headers);
+    if ((declared ?? 0) > this.maxBodyBytes) throw tooLarge();
+    await this.roomForBody(ex, declared ?? this.maxBodyBytes);
     if (req.headers.expect?.toLowerCase() === '100-continue') res.writeContinue();
     const chunks: Buffer[] = [];
     let size = 0;
@@ -323,6 +355,37 @@ export class HttpServer {
       at += c.length;
     }
     return body;
+  }
+
+  /**
+   * Waits until `bytes` of body fit under bodiesBytesMax, holding them until the reply is done (or
+   * the connection is gone). Throws HttpError Overloaded when bodyWaitMs passes first.
+   */
+  private async roomForBody(ex: Exchange, bytes: number): Promise<void> {
+    const { res } = ex;
+    const gone = new AbortController();
+    let held = 0;
+    const onClose = (): void => {
+      gone.abort();
+      if (held > 0) this.bodies.release(held);
+      held = 0;
+    };
+    res.once('close', onClose);
+    if (!(await this.bodies.acquire(bytes, this.bodyWaitMs, gone.signal))) {
+      res.off('close', onClose);
+      throw new HttpError(
+        HttpErrorCode.Overloaded,
+        `waited ${this.bodyWaitMs} ms for room to read the body: ${this.bodies.held} bytes of request bodies held (bodiesBytesMax ${this.bodies.capacityBytes})`,
+      );
+    }
+    // Closed between admission and here: give the room back at once.
+    if (gone.signal.aborted) this.bodies.release(bytes);
+    else held = bytes;
+  }
+
+  /** Bytes of request bodies held now, and requests waiting for room (bodiesBytesMax). */
+  get bodyRoom(): { readonly heldBytes: number; readonly waiting: number } {
+    return { heldBytes: this.bodies.held, waiting: this.bodies.waiting };
   }
 
   /** Writes the whole response, unless one was written already or the connection is gone. */

@@ -830,6 +830,90 @@ describe('HttpServer under bad input', () => {
   });
 });
 
+describe('HttpServer body budget (bodiesBytesMax)', () => {
+  const KiB = 1024;
+
+  test('bodies beyond the budget wait unread (no 100 Continue yet) and are served in turn when room comes back', async () => {
+    const { server, kv, port } = await startServer({ bodiesBytesMax: 300 * KiB, bodyWaitMs: 5_000 });
+    try {
+      const release = kv.hold();
+      const body = new Uint8Array(100 * KiB).fill(1);
+      const first = [0, 1, 2].map((i) => fetch(`${server.url}/v1/kv/b${i}`, { method: 'PUT', body }));
+      await until(() => kv.calls.length === 3);
+      expect(server.bodyRoom).toEqual({ heldBytes: 300 * KiB, waiting: 0 });
+      // The fourth asks to continue: it is not told to, its body has no room yet.
+      const fourth = rawExchange(
+        port,
+        [`PUT /v1/kv/b3 HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\ncontent-length: 5\r\nconnection: close\r\n\r\n`, 'hello'],
+        {
+          gapMs: 300,
+        },
+      );
+      await until(() => server.bodyRoom.waiting === 1);
+      await sleep(100);
+      expect(kv.calls.length).toBe(3);
+      release();
+      for (const r of await Promise.all(first)) expect(r.status).toBe(200);
+      expect((await fourth).responses().map((x) => x.status)).toEqual([100, 200]);
+      expect(await (await fetch(`${server.url}/v1/kv/b3`)).text()).toBe('hello');
+      await until(() => server.bodyRoom.heldBytes === 0);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('a request still without room after bodyWaitMs is 503 Overloaded with retry-after, its body unread, nothing done', async () => {
+    const { server, kv } = await startServer({ bodiesBytesMax: 200 * KiB, bodyWaitMs: 200 });
+    try {
+      const release = kv.hold();
+      const body = new Uint8Array(150 * KiB).fill(2);
+      const held = fetch(`${server.url}/v1/kv/held`, { method: 'PUT', body });
+      await until(() => kv.calls.length === 1);
+      const refused = await fetch(`${server.url}/v1/kv/refused`, { method: 'PUT', body });
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get('retry-after')).toBe('1');
+      const e = await errorOf(refused);
+      expect(e.code).toBe('Overloaded');
+      expect(e.message).toContain('bodiesBytesMax');
+      expect(kv.calls.length).toBe(1);
+      // Small requests without a body are not held back.
+      expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+      release();
+      expect((await held).status).toBe(200);
+      expect((await fetch(`${server.url}/v1/kv/refused`)).status).toBe(404);
+      await until(() => server.bodyRoom.heldBytes === 0);
+      expect(server.bodyRoom.waiting).toBe(0);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('a client that hangs up while waiting for room, or while its write runs, leaves no bytes held', async () => {
+    const { server, kv, port } = await startServer({ bodiesBytesMax: 5, bodyWaitMs: 5_000 });
+    try {
+      const release = kv.hold();
+      const running = rawExchange(port, [`PUT /v1/kv/a HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\nhello`], { waitMs: 300 });
+      await until(() => kv.calls.length === 1);
+      const waiting = rawExchange(port, [`PUT /v1/kv/b HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\n`], { waitMs: 100 });
+      await until(() => server.bodyRoom.waiting === 1);
+      // Both hang up: b while it waits, then a while its write runs.
+      await Promise.all([running, waiting]);
+      expect(server.bodyRoom.waiting).toBe(0);
+      release();
+      await until(() => server.bodyRoom.heldBytes === 0 && server.bodyRoom.waiting === 0);
+      expect((await fetch(`${server.url}/v1/kv/c`, { method: 'PUT', body: 'c' })).status).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('start() refuses a budget or wait below 1', async () => {
+    const kv = new MemoryKv();
+    for (const bad of [{ bodiesBytesMax: 0 }, { bodyWaitMs: 0 }, { bodiesBytesMax: 1.5 }])
+      await expect(HttpServer.start({ host: '127.0.0.1', port: 0, service: kv, ...bad })).rejects.toMatchObject({ code: 'InvalidConfig' });
+  });
+});
+
 describe('HttpServer shutdown', () => {
   test('beginDrain: new requests get 503 ShuttingDown with retry-after; in-flight ones complete', async () => {
     const { server, kv } = await startServer();

@@ -16,6 +16,8 @@ import type { NodeId, ShardId, Term } from '../../../src/shards/raft/index.js';
 import { Router } from '../../../src/router/router.js';
 import type { Member, PeerLink } from '../../../src/router/router.js';
 import { replicasOf, shardOf } from '../../../src/router/placement.js';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 import type { WorkerPool } from '../../../src/workers/pool.js';
 import { startPool } from '../../support/pool.js';
 
@@ -131,7 +133,43 @@ describe('router', () => {
     router.close();
   });
 
-  test('writes beyond writeBytesMax in flight are answered Overloaded at once; a lone write beyond it still goes', async () => {
+  test('writes beyond writeBytesMax in flight wait their turn, in order, and go when earlier ones finish', async () => {
+    const held: (() => void)[] = [];
+    const sent: string[] = [];
+    const router = makeRouter(
+      (s, r) => {
+        if (s.kind !== RecordKind.ClientPropose) return;
+        const p = decodePropose(s.payload);
+        sent.push(Buffer.from(p.command).toString('latin1'));
+        held.push(() => reply(r, s.peer, s.shard, { reqId: p.reqId, ok: true, body: new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f]) }));
+      },
+      5000,
+      64 * 1024,
+    );
+    const value = new Uint8Array(20 * 1024);
+    const keys = Array.from({ length: 6 }, (_, i) => remoteKey(`w${i}-`));
+    const writes = keys.map((key) => router.put({ tenant: 't', key, value }));
+    await sleep(50);
+    // 3 x 20 KiB fit in 64 KiB; the other three wait, not proposed.
+    expect(held.length).toBe(3);
+    for (const answer of held.splice(0)) answer();
+    for (const r of await Promise.all(writes.slice(0, 3))) expect(r).toMatchObject({ ok: true });
+    await sleep(50);
+    expect(held.length).toBe(3);
+    for (const answer of held.splice(0)) answer();
+    for (const r of await Promise.all(writes.slice(3))) expect(r).toMatchObject({ ok: true });
+    // Proposed in the order they came.
+    expect(sent.map((c) => keys.findIndex((k) => c.includes(Buffer.from(k).toString('latin1'))))).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(router.counters.writeBytesRefused).toBe(0);
+    // Nothing in flight: a write larger than the budget goes.
+    const big = router.put({ tenant: 't', key: remoteKey('big'), value: new Uint8Array(100 * 1024) });
+    await sleep(20);
+    for (const answer of held.splice(0)) answer();
+    expect(await big).toMatchObject({ ok: true });
+    router.close();
+  });
+
+  test('a write still waiting behind writeBytesMax after half its deadline is answered Overloaded and never proposed', async () => {
     const held: (() => void)[] = [];
     const router = makeRouter(
       (s, r) => {
@@ -139,22 +177,17 @@ describe('router', () => {
         const p = decodePropose(s.payload);
         held.push(() => reply(r, s.peer, s.shard, { reqId: p.reqId, ok: true, body: new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f]) }));
       },
-      5000,
+      400,
       64 * 1024,
     );
-    const value = new Uint8Array(20 * 1024);
-    const writes = Array.from({ length: 6 }, (_, i) => router.put({ tenant: 't', key: remoteKey(`w${i}-`), value }));
-    const refused = await Promise.all(writes.slice(3));
-    for (const r of refused) expect(r).toMatchObject({ ok: false, code: 'Overloaded', message: expect.stringContaining('writeBytesMax') as unknown });
-    expect(router.counters.writeBytesRefused).toBe(3);
-    await new Promise((r) => setImmediate(r));
+    const value = new Uint8Array(40 * 1024);
+    const first = router.put({ tenant: 't', key: remoteKey('a'), value });
+    const second = router.put({ tenant: 't', key: remoteKey('b'), value });
+    expect(await second).toMatchObject({ ok: false, code: 'Overloaded', message: expect.stringContaining('writeBytesMax') as unknown });
+    expect(router.counters.writeBytesRefused).toBe(1);
+    expect(held.length).toBe(1);
     for (const answer of held.splice(0)) answer();
-    for (const r of await Promise.all(writes.slice(0, 3))) expect(r).toMatchObject({ ok: true });
-    // Nothing in flight: a write larger than the budget goes.
-    const big = router.put({ tenant: 't', key: remoteKey('big'), value: new Uint8Array(100 * 1024) });
-    await new Promise((r) => setImmediate(r));
-    for (const answer of held.splice(0)) answer();
-    expect(await big).toMatchObject({ ok: true });
+    expect(await first).toMatchObject({ ok: true });
     router.close();
   });
 
