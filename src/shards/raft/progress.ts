@@ -8,6 +8,8 @@ import type { LogIndex } from './types.js';
 export class Inflights {
   private readonly indexes: number[] = [];
   private readonly sizes: number[] = [];
+  /** The leader's tick count when each message was sent. */
+  private readonly sentTicks: number[] = [];
   private head = 0;
   /** Entry bytes of the messages in flight. */
   bytes = 0;
@@ -21,25 +23,34 @@ export class Inflights {
     return this.indexes.length - this.head;
   }
 
-  /** Records a message whose last entry is `last` and whose entries weigh `size` bytes. */
-  add(last: LogIndex, size: number): void {
+  /**
+   * Records a message whose last entry is `last`, whose entries weigh `size` bytes, sent at leader
+   * tick `tick` (-1: a message that repeats entries sent before, whose acknowledgment cannot say
+   * which copy arrived and so gives no time sample).
+   */
+  add(last: LogIndex, size: number, tick: number): void {
     assert(!this.full(), 'inflights: add while full');
     this.indexes.push(last);
     this.sizes.push(size);
+    this.sentTicks.push(tick);
     this.bytes += size;
   }
 
-  /** Frees every message whose last entry is <= `index`. */
-  freeLE(index: LogIndex): void {
+  /** Frees every message whose last entry is <= `index`; returns the send tick of the last one freed, or -1 when none was (or it has none). */
+  freeLE(index: LogIndex): number {
+    let sentTick = -1;
     while (this.head < this.indexes.length && this.indexes[this.head]! <= index) {
       this.bytes -= this.sizes[this.head]!;
+      sentTick = this.sentTicks[this.head]!;
       this.head++;
     }
     if (this.head > 64 && this.head * 2 > this.indexes.length) {
       this.indexes.splice(0, this.head);
       this.sizes.splice(0, this.head);
+      this.sentTicks.splice(0, this.head);
       this.head = 0;
     }
+    return sentTick;
   }
 
   full(): boolean {
@@ -49,6 +60,7 @@ export class Inflights {
   reset(): void {
     this.indexes.length = 0;
     this.sizes.length = 0;
+    this.sentTicks.length = 0;
     this.head = 0;
     this.bytes = 0;
   }
@@ -80,6 +92,14 @@ export class Progress {
    * follower that stays stalled lost messages (or a whole window of them) and is probed again.
    */
   stallTicks = 0;
+  /**
+   * Replicate state: how many leader ticks the follower's acknowledgment of entries has taken,
+   * smoothed (each sample weighs 1/8), 0 before the first sample. Survives state changes within a
+   * leadership: a path that was slow stays presumed slow until acknowledgments say otherwise.
+   */
+  ackTicks = 0;
+  /** Highest entry index sent to this follower in this leadership (resent entries give no ackTicks sample). Only grows. */
+  sentMax = 0 as LogIndex;
   /** Heard from since the last check-quorum round. */
   recentActive = false;
   /** Highest heartbeat sequence number this node acknowledged in the current leadership. */

@@ -19,10 +19,20 @@ const STALL_TICKS_MAX = 2;
  */
 const STALL_BYTES_PER_TICK = 256 * 1024;
 
-/** Ticks without progress after which a replicating follower with `inflightBytes` in flight counts as stalled. */
-export function stallTicksFor(inflightBytes: number, heartbeatIntervalTicks: number): number {
-  return STALL_TICKS_MAX + heartbeatIntervalTicks + Math.floor(inflightBytes / STALL_BYTES_PER_TICK);
+/**
+ * Ticks without progress after which a replicating follower with `inflightBytes` in flight counts
+ * as stalled, when its acknowledgments have taken `ackTicks` ticks (smoothed) so far. Entries on a
+ * busy path take longer to cross than the heartbeats that overtake them: twice the usual
+ * acknowledgment time must pass before they count as lost, or every slow window is sent twice
+ * (and the resent bytes make the path slower still).
+ */
+export function stallTicksFor(inflightBytes: number, heartbeatIntervalTicks: number, ackTicks = 0): number {
+  const bySize = STALL_TICKS_MAX + heartbeatIntervalTicks + Math.floor(inflightBytes / STALL_BYTES_PER_TICK);
+  return Math.max(bySize, Math.ceil(2 * ackTicks) + heartbeatIntervalTicks);
 }
+
+/** Weight of a new acknowledgment-time sample in {@link Progress.ackTicks}. */
+const ACK_TICKS_GAIN = 1 / 8;
 
 /** Vote context marking a campaign that a leader asked for (leadership transfer). */
 const TRANSFER_CONTEXT = 1;
@@ -41,6 +51,8 @@ export interface RaftCounters {
   transfersAborted: number;
   /** Times this replica, as leader, made its group go quiet. */
   quiesced: number;
+  /** Replicating followers probed again because their match stood still too long (stall detection). */
+  stallProbes: number;
   /** Campaigns of non-members answered with a notMember hint. */
   notMemberHintsSent: number;
   /** Times this replica learned from a member that it was removed (and stopped campaigning). */
@@ -64,6 +76,8 @@ export class Raft {
   lead: NodeId = NONE;
   role: Role = 'follower';
 
+  /** Ticks counted while leader (never reset): the clock of in-flight send times. */
+  private leaderTicks = 0;
   /** Progress of every member (voters and learners), including this node. */
   prs = new Map<NodeId, Progress>();
   voters = new Set<NodeId>();
@@ -161,6 +175,7 @@ export class Raft {
     readRounds: 0,
     leaseReads: 0,
     transfersAborted: 0,
+    stallProbes: 0,
     quiesced: 0,
     notMemberHintsSent: 0,
     removedHints: 0,
@@ -372,6 +387,7 @@ export class Raft {
   }
 
   private tickLeader(): void {
+    this.leaderTicks++;
     this.heartbeatElapsed++;
     this.electionElapsed++;
     if (this.leadTransferee !== NONE) {
@@ -652,10 +668,23 @@ export class Raft {
 
   // ---------------------------------------------------------------- follower handlers
 
-  private handleAppend(m: Message): void {
-    if (m.index < this.log.committed) {
-      this.msgsAfterPersist.push({ ...emptyMessage(MessageType.AppResp, this.id, m.from, this.term), index: this.log.committed });
-      return;
+  private handleAppend(msg: Message): void {
+    let m = msg;
+    const committed = this.log.committed;
+    if (m.index < committed) {
+      // The entries up to our commit index are here already, and they are the leader's too (a
+      // committed entry is in the log of every leader of this or a later term): append what
+      // follows them. Answering only "committed" would drop the rest, and a leader that sent more
+      // behind it (pipelined, or again after a probe its own entries overtook) would see every
+      // later App refused and send the whole window again.
+      const last = m.entries.length > 0 ? m.entries[m.entries.length - 1]!.index : m.index;
+      const committedTerm = this.log.term(committed);
+      if (last <= committed || committedTerm === undefined) {
+        this.msgsAfterPersist.push({ ...emptyMessage(MessageType.AppResp, this.id, m.from, this.term), index: committed });
+        return;
+      }
+      m = { ...m, index: committed, logTerm: committedTerm, entries: m.entries.filter((e) => e.index > committed) };
+      assert(m.entries[0]!.index === committed + 1, 'trimmed App starts right after the commit index');
     }
     const lastNew = this.log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
     this.resolveProposals();
@@ -760,7 +789,11 @@ export class Raft {
       pr.becomeProbe();
       pr.becomeReplicate();
     } else if (pr.state === 'replicate') {
-      pr.inflights.freeLE(m.index);
+      const sentTick = pr.inflights.freeLE(m.index);
+      if (sentTick >= 0) {
+        const sample = this.leaderTicks - sentTick;
+        pr.ackTicks = pr.ackTicks === 0 ? sample : pr.ackTicks + (sample - pr.ackTicks) * ACK_TICKS_GAIN;
+      }
     }
     if (this.maybeCommit()) {
       this.bcastAppend();
@@ -776,7 +809,14 @@ export class Raft {
     if (m.context > pr.ackedHeartbeat) pr.ackedHeartbeat = m.context;
     // The follower is alive but its match has not moved for a while: what was in flight is lost
     // (the network dropped it, or the follower restarted). Probe again from its match.
-    if (pr.state === 'replicate' && pr.stallTicks >= stallTicksFor(pr.inflights.bytes, this.cfg.heartbeatIntervalTicks)) pr.becomeProbe();
+    const stallAfter = stallTicksFor(pr.inflights.bytes, this.cfg.heartbeatIntervalTicks, pr.ackTicks);
+    if (pr.state === 'replicate' && pr.stallTicks >= stallAfter) {
+      this.counters.stallProbes++;
+      // Lost, or slower than it ever was: until acknowledgments say otherwise, the path counts as
+      // at least this slow, so the next stall waits twice as long (up to twice an election timeout).
+      pr.ackTicks = Math.min(this.cfg.electionTimeoutTicks, Math.max(pr.ackTicks, stallAfter));
+      pr.becomeProbe();
+    }
     // In probe state the heartbeat's answer is met with an empty App: its answer tells where the
     // follower stands, and entries follow from there. Resending the entries themselves at every
     // heartbeat would put the same bytes on the wire again and again whenever they take longer to
@@ -939,12 +979,14 @@ export class Raft {
     this.msgs.push(ents.length === 0 && pr.state === 'replicate' && to !== this.leadTransferee ? { ...app, commitOnly: true } : app);
     if (ents.length > 0) {
       const last = ents[ents.length - 1]!.index;
+      const firstNew = ents[0]!.index > pr.sentMax;
       switch (pr.state) {
         case 'replicate':
           pr.optimisticUpdate(last);
           pr.inflights.add(
             last,
             ents.reduce((s, e) => s + entrySize(e), 0),
+            firstNew ? this.leaderTicks : -1,
           );
           break;
         case 'probe':
@@ -953,6 +995,7 @@ export class Raft {
         case 'snapshot':
           assert(false, 'sendAppend in state snapshot');
       }
+      if (last > pr.sentMax) pr.sentMax = last;
     } else if (pr.state === 'probe') {
       pr.probeSent = true;
     }

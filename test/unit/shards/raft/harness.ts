@@ -149,9 +149,34 @@ export class Cluster {
   tickAll(times = 1): void {
     for (let i = 0; i < times; i++) {
       for (const n of this.nodes.values()) n.rn.tick();
+      this.ticks++;
+      while (this.delayed.length > 0 && this.delayed[0]!.due <= this.ticks) this.inFlight.push(this.delayed.shift()!.m);
       this.deliver();
     }
   }
+
+  /** tickAll calls so far: the clock of {@link delay}. */
+  private ticks = 0;
+  /** Messages a delay holds, in the order sent, each with the tickAll count at which it arrives. */
+  private readonly delayed: { due: number; m: Message }[] = [];
+
+  /**
+   * Messages matching `f` arrive `ticks` tickAll calls after they were sent, in order, nothing
+   * lost, as on a slow link that other messages overtake; with `spacingTicks`, at most one of them
+   * arrives per that many ticks (a link busy carrying each for a while: they queue).
+   */
+  delay(f: Filter, ticks: number, spacingTicks = 0): void {
+    this.drop((m) => {
+      if (!f(m)) return false;
+      const prev = this.delayed.at(-1)?.due ?? this.lastDelayedDue;
+      const due = Math.max(this.ticks + ticks, prev + spacingTicks);
+      this.lastDelayedDue = due;
+      this.delayed.push({ due, m });
+      return true;
+    });
+  }
+
+  private lastDelayedDue = 0;
 
   /** Campaigns node `id` and settles. */
   elect(id: number): void {

@@ -8,12 +8,12 @@ const idx = logIndex;
 describe('Inflights', () => {
   test('is full at messagesMax messages; freeing by acked index reopens it', () => {
     const f = new Inflights(3, 1 << 20);
-    f.add(idx(5), 10);
-    f.add(idx(7), 10);
+    f.add(idx(5), 10, 0);
+    f.add(idx(7), 10, 0);
     expect(f.full()).toBe(false);
-    f.add(idx(9), 10);
+    f.add(idx(9), 10, 0);
     expect(f.full()).toBe(true);
-    expect(() => f.add(idx(10), 1)).toThrow(AssertionError);
+    expect(() => f.add(idx(10), 1, 0)).toThrow(AssertionError);
     f.freeLE(idx(6));
     expect(f.count).toBe(2);
     expect(f.full()).toBe(false);
@@ -24,9 +24,9 @@ describe('Inflights', () => {
 
   test('is full once the bytes in flight reach bytesMax', () => {
     const f = new Inflights(100, 100);
-    f.add(idx(1), 60);
+    f.add(idx(1), 60, 0);
     expect(f.full()).toBe(false);
-    f.add(idx(2), 50);
+    f.add(idx(2), 50, 0);
     expect(f.bytes).toBe(110);
     expect(f.full()).toBe(true);
     f.freeLE(idx(1));
@@ -36,7 +36,7 @@ describe('Inflights', () => {
 
   test('an ack below every message frees nothing; reset empties it', () => {
     const f = new Inflights(4, 1000);
-    f.add(idx(5), 1);
+    f.add(idx(5), 1, 0);
     f.freeLE(idx(4));
     expect(f.count).toBe(1);
     f.reset();
@@ -44,11 +44,22 @@ describe('Inflights', () => {
     expect(f.bytes).toBe(0);
   });
 
+  test('freeing returns the send tick of the last message freed: -1 when none was, or it repeated earlier entries', () => {
+    const f = new Inflights(8, 1 << 20);
+    f.add(idx(5), 1, 10);
+    f.add(idx(7), 1, 12);
+    f.add(idx(9), 1, -1);
+    expect(f.freeLE(idx(4))).toBe(-1);
+    expect(f.freeLE(idx(7))).toBe(12);
+    expect(f.freeLE(idx(9))).toBe(-1);
+    expect(f.count).toBe(0);
+  });
+
   test('stays correct over many add/free cycles (internal compaction)', () => {
     const f = new Inflights(8, 1 << 20);
     for (let i = 1; i <= 1000; i++) {
-      f.add(idx(i), 3);
-      if (i % 2 === 0) f.freeLE(idx(i - 1));
+      f.add(idx(i), 3, i * 10);
+      if (i % 2 === 0) expect(f.freeLE(idx(i - 1))).toBe((i - 1) * 10);
     }
     expect(f.count).toBe(1);
     expect(f.bytes).toBe(3);
@@ -95,7 +106,7 @@ describe('Progress', () => {
     p.maybeUpdate(idx(9));
     p.becomeReplicate();
     expect(p.next).toBe(10);
-    for (let i = 0; i < 4; i++) p.inflights.add(idx(10 + i), 1);
+    for (let i = 0; i < 4; i++) p.inflights.add(idx(10 + i), 1, 0);
     expect(p.isPaused()).toBe(true);
   });
 
@@ -146,7 +157,7 @@ describe('Progress', () => {
     const p = fresh();
     p.maybeUpdate(idx(9));
     p.becomeReplicate();
-    p.inflights.add(idx(12), 5);
+    p.inflights.add(idx(12), 5, 0);
     p.next = idx(13);
     p.becomeProbe();
     expect(p.next).toBe(10);
