@@ -7,17 +7,18 @@
  */
 import { randomInt } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { APPEND_BYTES_MAX_DEFAULT, ENTRY_OVERHEAD_BYTES, RawNode, Prng, RaftError, assert, EntryType, MessageType, emptyMessage } from './raft/index.js';
+import { APPEND_BYTES_MAX_DEFAULT, ENTRY_OVERHEAD_BYTES, RawNode, Prng, RaftError, assert, MessageType, emptyMessage } from './raft/index.js';
 import type { LogIndex, Message, NodeId, RaftConfig, Ready, Role, ShardId, Term } from './raft/index.js';
-import { nextConfState } from './conf-state.js';
-import { checkDumpFile, readDumpFile } from './snapshot-io.js';
+import { writeTurn } from './turn-write.js';
+import type { AppliedEntry } from './turn-write.js';
+import { checkDumpFile } from './snapshot-io.js';
 import type { SnapshotReader, SnapshotWish, StagedSnapshot } from './snapshot-io.js';
 import { StoreError } from './store-error.js';
 import { zeroHostCounters } from './host-counters.js';
 import type { HostCounters } from './host-counters.js';
 import type { ShardStore, Store } from './store.js';
 import type { StateMachine } from './state-machine.js';
-import { LOG_CLOCK_CLIENT, LOG_CLOCK_EVERY_MS, SESSION_SEQ_STALE, afterEntry, applyEntry, encodeLogClock, encodeProposal } from './sessions.js';
+import { LOG_CLOCK_CLIENT, LOG_CLOCK_EVERY_MS, SESSION_SEQ_STALE, encodeLogClock, encodeProposal } from './sessions.js';
 import type { Outcome } from './sessions.js';
 import { verifyShard } from './verify.js';
 import type { VerifyResult } from './verify.js';
@@ -154,7 +155,7 @@ interface Shard {
 interface Turn {
   readonly shard: Shard;
   readonly rd: Ready;
-  readonly applied: { index: LogIndex; term: Term; reply: Outcome | undefined }[];
+  readonly applied: AppliedEntry[];
 }
 
 export class ShardHost {
@@ -544,8 +545,9 @@ export class ShardHost {
     }
     this.counters.turns++;
     if (turns.some((t) => needsWrite(t.rd))) {
+      const how = { stateMachine: this.opts.stateMachine, counters: this.counters, compactEvery: this.compactEvery, compactKeep: this.compactKeep };
       this.opts.store.commit(() => {
-        for (const t of turns) this.persistAndApply(t);
+        for (const t of turns) t.applied.push(...writeTurn(t.shard.id, t.shard.store, t.rd, this.staged.get(t.shard.id), how));
       });
       this.counters.commits++;
     }
@@ -561,53 +563,6 @@ export class ShardHost {
   private dropStaged(): void {
     for (const st of this.staged.values()) rmSync(st.path, { force: true });
     this.staged.clear();
-  }
-
-  /** Inside the commit: install, append, store hard state, apply committed entries, maybe compact. */
-  private persistAndApply(t: Turn): void {
-    const { shard: s, rd } = t;
-    const ss = s.store;
-    if (rd.snapshot) {
-      const staged = this.staged.get(s.id);
-      if (staged !== undefined && staged.metadata.index === rd.snapshot.metadata.index) {
-        ss.installSnapshot(rd.snapshot, readDumpFile(staged.path));
-      } else {
-        // Only a staged snapshot reaches a core here (Snap messages are dropped in step), and a
-        // Ready carries the one stepped last.
-        assert(rd.snapshot.data.length > 0, `shard ${s.id}: snapshot at ${rd.snapshot.metadata.index} without its staged data`);
-        ss.installSnapshot(rd.snapshot);
-      }
-      this.counters.snapshotsInstalled++;
-    }
-    ss.append(rd.entries);
-    this.counters.entriesPersisted += rd.entries.length;
-    if (rd.hardState) ss.setHardState(rd.hardState);
-    if (rd.committedEntries.length === 0) return;
-    let conf = ss.confState();
-    let last = ss.applied();
-    for (const e of rd.committedEntries) {
-      if (e.index <= last) continue; // covered by a snapshot installed in this Ready
-      assert(e.index === last + 1, `shard ${s.id}: applying ${e.index} after ${last}`);
-      last = e.index;
-      if (e.type === EntryType.ConfChange) {
-        conf = nextConfState(conf, e);
-        t.applied.push({ index: e.index, term: e.term, reply: undefined });
-      } else if (e.data.length === 0) {
-        t.applied.push({ index: e.index, term: e.term, reply: undefined }); // a leader's no-op
-      } else {
-        const { outcome, duplicate } = applyEntry(this.opts.stateMachine, ss, e);
-        if (duplicate) this.counters.duplicateProposals++;
-        t.applied.push({ index: e.index, term: e.term, reply: outcome });
-      }
-      this.counters.sessionsExpired += afterEntry(ss, e.index);
-    }
-    ss.setApplied(last, conf);
-    this.counters.entriesApplied += t.applied.length;
-    const applied = ss.applied();
-    if (applied - ss.compactedIndex() >= this.compactEvery + this.compactKeep) {
-      ss.compact((applied - this.compactKeep) as LogIndex);
-      this.counters.compactions++;
-    }
   }
 
   /** After the commit: what waited for durability may leave. */
