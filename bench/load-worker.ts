@@ -12,6 +12,7 @@
  * is parsed; both stamp `process.hrtime.bigint()` into the request's context.
  */
 import autocannon from 'autocannon';
+import { shardOf } from '../src/router/placement.js';
 import { Histogram } from './histogram.js';
 import type { LoadConfig, LoadResult, OpResult, WorkerMessage } from './workload.js';
 import { casRequest, casValueOf, errorCodeOf, getRequest, putRequest, readKey, readValue, valueOf, versionOf, writeKey } from './workload.js';
@@ -37,6 +38,55 @@ class OpStats {
       statuses: Object.fromEntries([...this.statuses].map(([s, n]) => [String(s), n])),
       errorCodes: Object.fromEntries(this.errorCodes),
     };
+  }
+}
+
+/**
+ * --direct: which shards each URL's node leads, from its GET /v1/status, refreshed every 0.5 s
+ * while the load runs (a node that does not answer keeps its last view).
+ */
+class LeaderMap {
+  private led: Set<number>[];
+  private lists: number[][];
+  private timer: NodeJS.Timeout | undefined;
+
+  private constructor(private readonly urls: readonly string[]) {
+    this.led = urls.map(() => new Set());
+    this.lists = urls.map(() => []);
+  }
+
+  static async start(urls: readonly string[], shards: number): Promise<LeaderMap> {
+    const m = new LeaderMap(urls);
+    await m.refresh(shards);
+    m.timer = setInterval(() => void m.refresh(shards), 500);
+    return m;
+  }
+
+  private async refresh(shards: number): Promise<void> {
+    await Promise.all(
+      this.urls.map(async (u, i) => {
+        try {
+          const st = (await (await fetch(`${u}/v1/status`)).json()) as { shards?: { shard: number; role: string }[] };
+          const mine = (st.shards ?? []).filter((s) => s.role === 'leader' && s.shard < shards).map((s) => s.shard);
+          this.led[i] = new Set(mine);
+          this.lists[i] = mine;
+        } catch {
+          // Unreachable for now: keep what it led.
+        }
+      }),
+    );
+  }
+
+  ledSet(i: number): ReadonlySet<number> | undefined {
+    return this.led[i];
+  }
+
+  ledBy(i: number): readonly number[] | undefined {
+    return this.lists[i];
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
   }
 }
 
@@ -71,8 +121,35 @@ async function run(cfg: LoadConfig): Promise<LoadResult> {
     return v;
   };
 
+  const leaders = cfg.direct === undefined ? undefined : await LeaderMap.start(cfg.urls, cfg.direct.shards);
+  const direct = cfg.direct;
+  /** With --direct: preloaded read keys by shard. */
+  const readKeysByShard: number[][] = [];
+  if (direct !== undefined) {
+    for (let s = 0; s < direct.shards; s++) readKeysByShard.push([]);
+    for (let k = 0; k < cfg.readKeys; k++) readKeysByShard[shardOf(direct.tenant, Buffer.from(readKey(cfg.prefix, k)), direct.shards)]!.push(k);
+  }
+  /** A preloaded read key: with --direct, one on a shard the instance's node leads (when it leads any). */
+  const pickReadKey = (index: number): number => {
+    const led = leaders?.ledBy(index);
+    if (direct !== undefined && led !== undefined && led.length > 0) {
+      const keys = readKeysByShard[led[Math.floor(Math.random() * led.length)]!]!;
+      if (keys.length > 0) return keys[Math.floor(Math.random() * keys.length)]!;
+    }
+    return Math.floor(Math.random() * cfg.readKeys);
+  };
+
   const instance = (index: number, url: string, connections: number): Promise<autocannon.Result> => {
     let seq = 0;
+    /** The next write seq of this instance: with --direct, one whose key's shard its node leads (seqs skipped are never written). */
+    const nextSeq = (): number => {
+      const led = leaders?.ledSet(index);
+      if (direct === undefined || led === undefined || led.size === 0) return seq++;
+      for (;;) {
+        const s = seq++;
+        if (led.has(shardOf(direct.tenant, Buffer.from(writeKey(cfg.prefix, index, s)), direct.shards))) return s;
+      }
+    };
     const setupRequest = (req: autocannon.Request, context: object): autocannon.Request => {
       const ctx = context as RequestContext;
       const read = cfg.mix.readPercent === 100 || (cfg.mix.readPercent > 0 && Math.random() * 100 < cfg.mix.readPercent);
@@ -86,11 +163,11 @@ async function run(cfg: LoadConfig): Promise<LoadResult> {
         r = casRequest(ctx.key, expected, casValueOf(ctx.key, expected + 1, cfg.valueSize));
       } else if (read) {
         ctx.op = 'get';
-        ctx.key = readKey(cfg.prefix, Math.floor(Math.random() * cfg.readKeys));
+        ctx.key = readKey(cfg.prefix, pickReadKey(index));
         r = getRequest(cfg.api, ctx.key, cfg.consistency);
       } else {
         ctx.op = 'put';
-        ctx.seq = seq++;
+        ctx.seq = nextSeq();
         ctx.key = writeKey(cfg.prefix, index, ctx.seq);
         r = putRequest(cfg.api, ctx.key, valueOf(ctx.key, cfg.valueSize));
       }
@@ -177,6 +254,7 @@ async function run(cfg: LoadConfig): Promise<LoadResult> {
     results = await Promise.all(cfg.urls.map((u, i) => instance(i, u, share(i))));
   } finally {
     clearInterval(progress);
+    leaders?.stop();
   }
   const elapsedS = (performance.now() - t0) / 1000;
   const sum = (f: (r: autocannon.Result) => number): number => results.reduce((a, r) => a + f(r), 0);

@@ -140,6 +140,12 @@ export interface LoadConfig {
   readonly timeoutS: number;
   /** Acknowledged write seqs kept per run; past it a uniform reservoir sample of this size. */
   readonly ackedKeptMax: number;
+  /**
+   * Leader-aware load (iroh-raft only): the cluster's shard count and tenant. Each URL's
+   * connections then send only keys whose shard that URL's node leads, as a client that follows
+   * the `x-node` answers would; who leads what is read from every URL's GET /v1/status every 0.5 s.
+   */
+  readonly direct?: { readonly shards: number; readonly tenant: string };
 }
 
 export interface OpResult {

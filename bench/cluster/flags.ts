@@ -32,6 +32,8 @@ export interface Config {
   readonly rounds: number;
   /** Node.js / V8 flags for every node process (e.g. --max-semi-space-size=32). */
   readonly nodeFlags: readonly string[];
+  /** Leader-aware load: each connection sends only keys whose shard its node leads (see LoadConfig.direct). */
+  readonly direct: boolean;
 }
 
 const USAGE = `usage: npm run bench -- [flags]
@@ -60,7 +62,10 @@ const USAGE = `usage: npm run bench -- [flags]
   --rounds N          with --against: runs of each system, alternating (default 3)
   --node-flags=F      Node.js / V8 flags for every node process, space-separated (e.g. --node-flags='--max-semi-space-size=32')
   --profile           run the nodes under node --cpu-prof and print where each thread's time went
-                      during the load (profiles kept in bench/results/<date>-<name>-profile/)`;
+                      during the load (profiles kept in bench/results/<date>-<name>-profile/)
+  --direct            leader-aware load, as a client that follows the x-node answers: each connection
+                      sends only keys whose shard its node leads (learned from GET /v1/status every
+                      0.5 s), so requests are not forwarded; compare with the same run without it`;
 
 /** Flags --sweep can vary, and the Config field each sets. */
 const SWEEP_KEYS = { shards: 'shards', connections: 'connections', 'value-size': 'valueSize', nodes: 'nodes' } as const;
@@ -90,14 +95,14 @@ const RANGES: Record<string, readonly [number, number]> = {
 
 /** Flags that take a text other than a whole number (those are the RANGES), and flags that take none. */
 const TEXT_FLAGS = ['mix', 'consistency', 'target', 'name', 'sweep', 'against', 'node-flags'] as const;
-const SWITCHES = ['json', 'ceiling', 'idle', 'profile'] as const;
+const SWITCHES = ['json', 'ceiling', 'idle', 'profile', 'direct'] as const;
 
 /** Flags --target leaves without effect: they describe the local cluster it replaces. */
 const LOCAL_CLUSTER_FLAGS = ['nodes', 'shards', 'workers', 'idle-seconds'];
 /** Flags --against refuses: modes and extras of a run of iroh-raft alone. */
 const NOT_WITH_AGAINST = ['sweep', 'idle', 'profile', 'ceiling', 'idle-seconds'];
 /** Flags --idle refuses: there is no load, and the cluster is a fresh local one. */
-const NOT_WITH_IDLE = ['target', 'sweep', 'ceiling', 'idle-seconds', 'connections', 'value-size', 'keys', 'mix', 'consistency', 'profile'];
+const NOT_WITH_IDLE = ['target', 'sweep', 'ceiling', 'idle-seconds', 'connections', 'value-size', 'keys', 'mix', 'consistency', 'profile', 'direct'];
 
 type Values = Readonly<Record<string, string | boolean | undefined>>;
 
@@ -230,6 +235,7 @@ function parseConfig(f: Flags): Config {
     against: undefined,
     rounds: 1,
     nodeFlags: (f.str('node-flags') ?? '').split(' ').filter((n) => n !== ''),
+    direct: f.on('direct'),
   };
   for (const n of cfg.nodeFlags) if (!/^--[a-z0-9_-]+(=[A-Za-z0-9._,:/-]*)?$/.test(n)) usageError(`--node-flags: '${n}' is not a --flag or --flag=value`);
   if (cfg.nodeFlags.length > 0 && target) usageError('--node-flags needs a local cluster: it has no effect with --target');

@@ -22,4 +22,5 @@ export type {
   ScanArgs,
   ScanItem,
   ScanResult,
+  Served,
 } from './service.js';

@@ -27,9 +27,20 @@ export interface PutArgs {
 }
 
 /** `swapped` false: a compare-and-set found another version, `version` (0 when the key is absent). */
+/**
+ * Where a request was served: its shard, and the node (raft id, as in `GET /v1/status`) that
+ * answered it. For writes and linearizable or lease reads that is the shard's leader, so a client
+ * that sends the shard's next requests straight there saves a forward.
+ */
+export interface Served {
+  readonly shard: number;
+  readonly node: number;
+}
+
 export interface PutResult {
   readonly version: number;
   readonly swapped: boolean;
+  readonly served?: Served;
 }
 
 export interface DeleteArgs {
@@ -40,6 +51,7 @@ export interface DeleteArgs {
 export interface DeleteResult {
   /** The key existed. */
   readonly deleted: boolean;
+  readonly served?: Served;
 }
 
 export interface GetArgs {
@@ -49,9 +61,10 @@ export interface GetArgs {
 }
 
 /** The value and its metadata: `version` counts the key's writes, the indexes are log indexes. */
-export type GetResult =
+export type GetResult = (
   | { readonly found: false }
-  | { readonly found: true; readonly value: Uint8Array; readonly version: number; readonly createIndex: number; readonly modIndex: number };
+  | { readonly found: true; readonly value: Uint8Array; readonly version: number; readonly createIndex: number; readonly modIndex: number }
+) & { readonly served?: Served };
 
 /** Keys of `tenant` with `prefix`, greater than `startAfter` (when given), in byte order, at most `limit`. */
 export interface ScanArgs {

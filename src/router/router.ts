@@ -39,6 +39,7 @@ import type {
   ScanArgs,
   ScanItem,
   ScanResult,
+  Served,
   ServiceErrorCode,
 } from '../api/index.js';
 import { Liveness } from './liveness.js';
@@ -193,6 +194,9 @@ async function refusingBadFields<T>(f: () => Promise<Result<T>>): Promise<Result
     return { ok: false, code: e.code, message: e.message };
   }
 }
+
+/** An outcome and the node that gave it (undefined: none was asked, e.g. no leader known). */
+type Routed = Outcome & { readonly node?: NodeId };
 
 export class Router implements KvService {
   private readonly byNode = new Map<NodeId, Member>();
@@ -497,7 +501,7 @@ export class Router implements KvService {
    * Proposes `command` to the shard's leader, wherever it is, retrying with the same session until
    * the deadline. Errors: Overloaded (no free session lane), Timeout, and the shard's own codes.
    */
-  async command(shard: ShardId, command: Uint8Array): Promise<Outcome> {
+  async command(shard: ShardId, command: Uint8Array): Promise<Routed> {
     const lane = this.freeLanes.pop();
     if (!lane) return fail('Overloaded', 'too many requests in flight (requestsMax)');
     const deadline = performance.now() + this.timeoutMs;
@@ -534,7 +538,7 @@ export class Router implements KvService {
    * Reads from the local replica when there is one that runs (raft's ReadIndex reaches the
    * leader), else forwards.
    */
-  query(shard: ShardId, query: Uint8Array, consistency: Consistency): Promise<Outcome> {
+  query(shard: ShardId, query: Uint8Array, consistency: Consistency): Promise<Routed> {
     const local = this.servesLocally(shard);
     return this.retrying(shard, (target, left) =>
       local || target === this.opts.self
@@ -553,7 +557,7 @@ export class Router implements KvService {
     shard: ShardId,
     attempt: (target: NodeId, leftMs: number) => Promise<Outcome>,
     deadline = performance.now() + this.timeoutMs,
-  ): Promise<Outcome> {
+  ): Promise<Routed> {
     let last: Outcome | undefined;
     for (let i = 0; ; i++) {
       const left = Math.floor(deadline - performance.now());
@@ -563,7 +567,7 @@ export class Router implements KvService {
       }
       const target = this.leaderOf(shard) ?? (this.hosts(shard) ? this.opts.self : undefined);
       const o = target === undefined ? fail('NotLeader', `shard ${shard} has no known leader`) : await attempt(target, left);
-      if (o.ok || !retryable(o.code)) return o;
+      if (o.ok || !retryable(o.code)) return target === undefined ? o : { ...o, node: target };
       last = o;
       const hinted = o.code === 'NotLeader' && o.leaderHint !== 0;
       if (hinted) this.hints.set(shard, o.leaderHint as NodeId);
@@ -586,10 +590,10 @@ export class Router implements KvService {
     const shard = shardOf(r.tenant, r.key, this.opts.shards);
     if (r.expectedVersion === undefined) {
       const o = await this.command(shard, encodePut(r.tenant, r.key, r.value));
-      return this.decode(o, KvOp.Put, (v) => ({ version: v.version, swapped: true }));
+      return this.decode(o, KvOp.Put, (v) => ({ version: v.version, swapped: true, ...served(shard, o) }));
     }
     const o = await this.command(shard, encodeCas(r.tenant, r.key, r.expectedVersion, r.value));
-    return this.decode(o, KvOp.Cas, (v) => ({ version: v.version, swapped: v.swapped }));
+    return this.decode(o, KvOp.Cas, (v) => ({ version: v.version, swapped: v.swapped, ...served(shard, o) }));
   }
 
   async delete(r: DeleteArgs): Promise<Result<DeleteResult>> {
@@ -597,8 +601,9 @@ export class Router implements KvService {
   }
 
   private async deleteChecked(r: DeleteArgs): Promise<Result<DeleteResult>> {
-    const o = await this.command(shardOf(r.tenant, r.key, this.opts.shards), encodeDelete(r.tenant, r.key));
-    return this.decode(o, KvOp.Delete, (v) => ({ deleted: v.deleted }));
+    const shard = shardOf(r.tenant, r.key, this.opts.shards);
+    const o = await this.command(shard, encodeDelete(r.tenant, r.key));
+    return this.decode(o, KvOp.Delete, (v) => ({ deleted: v.deleted, ...served(shard, o) }));
   }
 
   async get(r: GetArgs): Promise<Result<GetResult>> {
@@ -606,9 +611,12 @@ export class Router implements KvService {
   }
 
   private async getChecked(r: GetArgs): Promise<Result<GetResult>> {
-    const o = await this.query(shardOf(r.tenant, r.key, this.opts.shards), encodeGet(r.tenant, r.key), r.consistency);
+    const shard = shardOf(r.tenant, r.key, this.opts.shards);
+    const o = await this.query(shard, encodeGet(r.tenant, r.key), r.consistency);
     return this.decode(o, KvOp.Get, (v) =>
-      v.found ? { found: true, value: v.value, version: v.version, createIndex: v.createIndex, modIndex: v.modIndex } : { found: false },
+      v.found
+        ? { found: true, value: v.value, version: v.version, createIndex: v.createIndex, modIndex: v.modIndex, ...served(shard, o) }
+        : { found: false, ...served(shard, o) },
     );
   }
 
@@ -703,4 +711,9 @@ export class Router implements KvService {
       this.forwards.delete(id);
     }
   }
+}
+
+/** `{ served }` for a result, when a node answered. */
+function served(shard: ShardId, o: Routed): { served?: Served } {
+  return o.node === undefined ? {} : { served: { shard, node: o.node } };
 }

@@ -131,3 +131,34 @@ test('writes and linearizable reads through every node; a killed leader is repla
   expect(m2).not.toMatch(/iroh_raft_host_snapshots_installed_total\{[^}]*\} [1-9]/);
   for (const [k, v] of acked) expect(await get(second, k), `${k} on node ${second}`).toBe(v);
 });
+
+test('answers name the shard and the node that served them (its leader), so a client can send the next request straight there', async () => {
+  // Status of every node: raft id -> URL, and who leads each shard.
+  const urlOf = new Map<number, string>();
+  const procOf = new Map<number, number>();
+  for (const i of [1, 2, 3]) {
+    const id = (await status(i)).node;
+    urlOf.set(id, c.node(i).url);
+    procOf.set(id, i);
+  }
+  let direct = 0;
+  for (let k = 0; k < 24; k++) {
+    const key = `served-${k}`;
+    const res = await fetch(`${c.node(1).url}/v1/kv/${key}`, { method: 'PUT', body: 'v' });
+    expect(res.status).toBe(200);
+    const shard = Number(res.headers.get('x-shard'));
+    const node = Number(res.headers.get('x-node'));
+    expect(Number.isInteger(shard) && shard >= 0 && shard < 4).toBe(true);
+    // The named node leads the shard (no election runs here).
+    const st = await status(procOf.get(node)!);
+    expect(st.shards.find((s) => s.shard === shard)?.role).toBe('leader');
+    // Straight to it: a write and a linearizable read it serves itself.
+    const again = await fetch(`${urlOf.get(node)!}/v1/kv/${key}`, { method: 'PUT', body: 'w' });
+    expect([again.status, again.headers.get('x-node')]).toEqual([200, String(node)]);
+    const read = await fetch(`${urlOf.get(node)!}/v1/kv/${key}`);
+    expect([read.status, read.headers.get('x-node'), read.headers.get('x-shard')]).toEqual([200, String(node), String(shard)]);
+    if (procOf.get(node) !== 1) direct++;
+  }
+  // Some of the keys live on shards led elsewhere than node 1.
+  expect(direct).toBeGreaterThan(0);
+}, 60_000);

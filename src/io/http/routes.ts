@@ -20,7 +20,7 @@
  */
 import { Buffer, isUtf8 } from 'node:buffer';
 import { isServiceErrorCode } from '../../api/index.js';
-import type { Failure, KvService } from '../../api/index.js';
+import type { Failure, KvService, Served } from '../../api/index.js';
 import { HttpError, HttpErrorCode } from './errors.js';
 import type { HttpLogger } from './log.js';
 import { JSON_TYPE } from './request.js';
@@ -50,7 +50,7 @@ export async function answer(req: ApiRequest, ctx: RouteContext): Promise<Reply>
     case 'delete': {
       const r = await ctx.service.delete({ tenant: req.tenant, key: req.key });
       if (!r.ok) throw serviceError(r, ctx.logger);
-      return jsonReply(200, { deleted: r.value.deleted });
+      return jsonReply(200, { deleted: r.value.deleted }, servedHeaders(r.value.served));
     }
     case 'get':
       return get(req, ctx);
@@ -80,7 +80,16 @@ async function put(req: Extract<ApiRequest, { route: 'put' }>, ctx: RouteContext
       version: current,
     });
   }
-  return jsonReply(200, { version: r.value.version }, { 'x-version': String(r.value.version) });
+  return jsonReply(200, { version: r.value.version }, { 'x-version': String(r.value.version), ...servedHeaders(r.value.served) });
+}
+
+/**
+ * `x-shard` and `x-node`: the request's shard and the node (raft id, as `node` in `GET /v1/status`)
+ * that served it, its leader for writes and linearizable or lease reads. A client that sends the
+ * shard's next requests to that node saves a forward.
+ */
+function servedHeaders(served: Served | undefined): Record<string, string> {
+  return served === undefined ? {} : { 'x-shard': String(served.shard), 'x-node': String(served.node) };
 }
 
 async function get(req: Extract<ApiRequest, { route: 'get' }>, ctx: RouteContext): Promise<Reply> {
@@ -88,8 +97,13 @@ async function get(req: Extract<ApiRequest, { route: 'get' }>, ctx: RouteContext
   const r = await ctx.service.get({ tenant, key, consistency });
   if (!r.ok) throw serviceError(r, ctx.logger);
   const v = r.value;
-  if (!v.found) throw new HttpError(HttpErrorCode.KeyNotFound, 'no such key');
-  const meta = { 'x-version': String(v.version), 'x-create-index': String(v.createIndex), 'x-mod-index': String(v.modIndex) };
+  if (!v.found) throw new HttpError(HttpErrorCode.KeyNotFound, 'no such key', undefined, servedHeaders(v.served));
+  const meta = {
+    'x-version': String(v.version),
+    'x-create-index': String(v.createIndex),
+    'x-mod-index': String(v.modIndex),
+    ...servedHeaders(v.served),
+  };
   if (req.json) {
     const body = { key: bytesToJson(key), value: bytesToJson(v.value), version: v.version, createIndex: v.createIndex, modIndex: v.modIndex };
     return jsonReply(200, body, meta);

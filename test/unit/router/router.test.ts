@@ -86,7 +86,8 @@ describe('router', () => {
       });
     }, 5000);
     const res = await router.put({ tenant: 't', key, value: new Uint8Array([1]) });
-    expect(res).toEqual({ ok: true, value: { version: 1, swapped: true } });
+    // The answer names the node that gave it, so a client can go there next time.
+    expect(res).toEqual({ ok: true, value: { version: 1, swapped: true, served: { shard, node: Number(seen.at(-1)!.peer.slice('peer-'.length)) } } });
     expect(seen[0]!.peer).toBe(`peer-${owner}`);
     expect(seen[1]!.peer).toBe(`peer-${other}`);
     // Every attempt carried the same client session: a leader that applied an earlier attempt answers the retry from its session table.
