@@ -449,6 +449,23 @@ export class Store {
     return this.shard(id);
   }
 
+  /**
+   * Runs `fn` in one durable write transaction; the {@link create}s inside it become child
+   * transactions, so creating thousands of shards at a first start costs one flush, not one (and
+   * the named databases' creation) per shard. If `fn` throws, nothing it wrote stays.
+   */
+  batch<T>(fn: () => T): T {
+    if (this.closed) throw new StoreError('StoreClosed', 'store is closed');
+    assert(!this.inCommit, 'store: batch inside a commit');
+    try {
+      return this.env.transactionSync(fn);
+    } catch (e) {
+      // Shards it created are gone again: forget their handles too.
+      for (const id of [...this.shards.keys()]) if (!this.has(id)) this.shards.delete(id);
+      throw e;
+    }
+  }
+
   /** Opens an existing shard. Throws ShardNotFound. */
   shard(id: ShardId): ShardStore {
     if (this.closed) throw new StoreError('StoreClosed', 'store is closed');

@@ -403,7 +403,10 @@ new Counter({
 const api = {
   /** Opens (creating when new) the given shards; returns the ids now hosted. */
   openShards(specs: ShardSpec[]): ShardId[] {
-    for (const s of specs) host.open(s);
+    // New shards are created in one transaction: one flush at a first start, whatever the count.
+    store.batch(() => {
+      for (const s of specs) host.open(s);
+    });
     return host.shardIds();
   },
   closeShard(id: ShardId): void {
