@@ -11,6 +11,7 @@ import { randomInt } from 'node:crypto';
 import {
   CodecError,
   RecordKind,
+  clientFrameBoundBytes,
   decodePropose,
   decodeRead,
   decodeReply,
@@ -442,14 +443,16 @@ export class Router implements KvService {
   /**
    * Answers a forwarded request. A reply larger than a peer record (it came out of a ring larger
    * than the link's limit) becomes ReplyTooLarge, so the asking node hears at once instead of
-   * retrying until its deadline.
+   * retrying until its deadline. Sizes are measured with the widest reqId, so the largest reply
+   * that fits does not depend on the request's id.
    */
   private answer(to: Member, shard: ShardId, reqId: number, o: Outcome): void {
     let bytes = encodeReply({ reqId, ...o });
     const max = this.opts.link.maxRecordBytes;
-    if (max !== undefined && bytes.length > max) {
+    const bound = clientFrameBoundBytes(bytes, reqId);
+    if (max !== undefined && bound > max) {
       this.counters.repliesTooLarge++;
-      bytes = encodeReply({ reqId, ...fail('ReplyTooLarge', `the reply of ${bytes.length} bytes exceeds the ${max} bytes of a peer record`) });
+      bytes = encodeReply({ reqId, ...fail('ReplyTooLarge', `the reply of ${bound} bytes exceeds the ${max} bytes of a peer record`) });
     }
     this.opts.link.send(to.peerId, RecordKind.ClientReply, shard, bytes);
   }
@@ -460,8 +463,10 @@ export class Router implements KvService {
     const reqId = this.nextForward++;
     const payload = build(reqId);
     const max = this.opts.link.maxRecordBytes;
-    if (max !== undefined && payload.length > max) {
-      return Promise.resolve(fail('RequestTooLarge', `the request of ${payload.length} bytes exceeds the ${max} bytes of a peer record`));
+    // Measured with the widest reqId, so whether a request fits does not depend on its id.
+    const bound = clientFrameBoundBytes(payload, reqId);
+    if (max !== undefined && bound > max) {
+      return Promise.resolve(fail('RequestTooLarge', `the request of ${bound} bytes exceeds the ${max} bytes of a peer record`));
     }
     this.counters.forwarded++;
     this.opts.link.send(m.peerId, kind, shard, payload);

@@ -3,11 +3,13 @@
  * KV requests and replies. Everything is little-endian, the byte order of every host we run on, so
  * DataView accesses are straight loads and stores.
  *
- * Numbers that may exceed 32 bits (terms, indexes, request ids, versions) travel as float64: a JS
+ * Numbers that may exceed 32 bits (terms, indexes, request ids, versions) travel either as float64
+ * (8 bytes: the KV layouts and stored values) or as an unsigned LEB128 varint (1 to 8 bytes: raft
+ * messages and client frames, which cross the Iroh binding and whose values are mostly small): a JS
  * number holds them exactly up to 2^53 - 1, and no layout needs BigInt.
  */
 
-import { bug } from './errors.js';
+import { bad, bug } from './errors.js';
 
 export const U8_MAX = 0xff;
 export const U16_MAX = 0xffff;
@@ -21,6 +23,26 @@ export const isU32 = (v: number): boolean => Number.isInteger(v) && v >= 0 && v 
  * each with one encoding (a -0 read from the wire is refused; the writer turns -0 into 0).
  */
 export const isU53 = (v: number): boolean => Number.isSafeInteger(v) && v >= 0 && !Object.is(v, -0);
+
+/** Most bytes of a varint: 7 bits a byte, so 2^53 - 1 takes 8. */
+export const UVARINT_BYTES_MAX = 8;
+/** Most bytes of a varint that holds a u32 (ids, counts, lengths). */
+export const UVARINT_U32_BYTES_MAX = 5;
+
+/**
+ * Bytes of `v` (a non-negative safe integer) as a varint: 1 below 2^7, 2 below 2^14, ..., 8 up to
+ * 2^53 - 1. Encoders size their buffer with it; what it is given is checked when written.
+ */
+export function uvarintBytes(v: number): number {
+  if (v < 0x80) return 1;
+  if (v < 0x4000) return 2;
+  if (v < 0x200000) return 3;
+  if (v < 0x10000000) return 4;
+  if (v < 0x800000000) return 5;
+  if (v < 0x40000000000) return 6;
+  if (v < 0x2000000000000) return 7;
+  return UVARINT_BYTES_MAX;
+}
 
 /** UTF-8 size of `s` as TextEncoder writes it (a lone surrogate becomes U+FFFD, 3 bytes). */
 export function utf8Length(s: string): number {
@@ -119,6 +141,29 @@ export class ByteWriter {
     this.f64At(this.take(8), v + 0);
   }
 
+  /**
+   * A non-negative safe integer as an unsigned LEB128 varint: 7 bits a byte, low bits first, the
+   * high bit set on every byte but the last; {@link uvarintBytes} bytes, never a needless 0x00 last
+   * byte, so each value has one encoding (`+ 0` turns -0 into 0).
+   */
+  uvarint(v: number, field = 'uvarint'): void {
+    let x = v + 0;
+    if (!isU53(x)) bug(`${field} must be a non-negative safe integer, got ${v}`);
+    let at = this.take(uvarintBytes(x));
+    const buf = this.buf;
+    // Above 31 bits, shifts would truncate: divide (exact for a power of two) until they do not.
+    // `&` keeps the low 32 bits of any safe integer, so its low 7 are right either way.
+    while (x > 0x7fffffff) {
+      buf[at++] = (x & 0x7f) | 0x80;
+      x = Math.floor(x / 128);
+    }
+    while (x > 0x7f) {
+      buf[at++] = (x & 0x7f) | 0x80;
+      x >>>= 7;
+    }
+    buf[at] = x;
+  }
+
   /** Overwrites the u8 at `pos`, before `at` (a field known only after what follows it). */
   u8At(pos: number, v: number, field = 'u8'): void {
     if (!(Number.isInteger(pos) && pos >= 0 && pos + 1 <= this.at)) bug(`${field} at ${pos} is not inside the ${this.at} bytes written`);
@@ -167,9 +212,11 @@ export class ByteWriter {
 }
 
 /**
- * Reads fields one after another. It never trusts a length and never throws: a read past the end
- * sets `short` (for good) and yields 0, or no bytes; the caller checks `short` (or {@link left}
- * before a read whose count came from the input) and reports the malformed input its own way.
+ * Reads fields one after another. It never trusts a length, and its fixed-size reads never throw:
+ * a read past the end sets `short` (for good) and yields 0, or no bytes; the caller checks `short`
+ * (or {@link left} before a read whose count came from the input) and reports the malformed input
+ * its own way. {@link uvarint} is the exception: a varint can be malformed in ways no later check
+ * of its value sees (over-long, non-canonical), so it throws CodecError `BadFrame` itself.
  * `bytes` may be a view into memory another thread reuses (a ring): {@link copy} what must outlive
  * that.
  */
@@ -233,6 +280,40 @@ export class ByteReader {
     const b = this.bytes;
     this.data ??= new DataView(b.buffer, b.byteOffset, b.byteLength);
     return this.data.getFloat64(at, true);
+  }
+
+  /**
+   * A {@link ByteWriter.uvarint}. Throws CodecError `BadFrame` naming `field` when it is truncated
+   * (or a read already went past the end), longer than 8 bytes, above 2^53 - 1, or not the one
+   * canonical encoding (a last byte of 0x00 after others).
+   */
+  uvarint(field = 'uvarint'): number {
+    const b = this.bytes;
+    const end = b.length;
+    let at = this.at;
+    if (this.short || at >= end) bad(`${field} is missing`);
+    let byte = b[at++]!;
+    if (byte < 0x80) {
+      this.at = at;
+      return byte; // the common case: one byte
+    }
+    let v = byte & 0x7f;
+    let scale = 0x80;
+    for (let i = 1; ; i++) {
+      if (at >= end) bad(`${field} is a truncated varint`);
+      byte = b[at++]!;
+      // Exact below 2^53; above, rounding is monotone, so the range check below still holds.
+      v += (byte & 0x7f) * scale;
+      if (byte < 0x80) {
+        if (byte === 0) bad(`${field} is a varint with a needless last 0x00 byte`);
+        break;
+      }
+      if (i === UVARINT_BYTES_MAX - 1) bad(`${field} is a varint longer than ${UVARINT_BYTES_MAX} bytes`);
+      scale *= 0x80;
+    }
+    if (v > Number.MAX_SAFE_INTEGER) bad(`${field} is a varint above 2^53 - 1`);
+    this.at = at;
+    return v;
   }
 
   skip(n: number): void {

@@ -4,19 +4,27 @@
  * answer to either ({@link ReplyFrame}). Commands, queries and reply bodies are opaque here (the
  * state machine encodes them, e.g. src/shards/kv/request.ts).
  *
+ * Integer fields are unsigned LEB128 varints (src/wire/bytes.ts): forwarded frames cross the Iroh
+ * binding on the main thread, where every byte costs, and request ids, client ids and sequences
+ * are mostly small. Every frame starts with its reqId. The `*_FIXED_BYTES_MAX` constants are upper
+ * bounds (every varint at its widest), for sizing records; {@link clientFrameBoundBytes} is what
+ * limits compare, so whether a frame fits never depends on its request id.
+ *
  * Decoding never trusts a length, and byte fields of a decoded frame are copies (inputs are often
  * views into ring memory). Malformed input is a CodecError `BadFrame`; asking to encode an invalid
  * value is a bug (AssertionError).
  */
 
-import { ByteReader, ByteWriter, U8_MAX, isU53, utf8Length } from './bytes.js';
+import { ByteReader, ByteWriter, U32_MAX, U8_MAX, UVARINT_BYTES_MAX, isU32, utf8Length, uvarintBytes } from './bytes.js';
 import { bad, bug } from './errors.js';
 
-/** A float64 field that must hold a non-negative safe integer; CodecError otherwise. */
-function getU53(r: ByteReader, field: string): number {
-  const v = r.f64();
-  if (!isU53(v)) bad(`${field} is not a non-negative safe integer (${v})`);
-  return v;
+/**
+ * Bytes of `frame`, an encoded propose, read or reply frame for `reqId`, had its reqId taken the
+ * most room (8 bytes). Limits compare this, not `frame.length`, so a frame that fits a record for
+ * one request id fits it for every other, and the largest that fits is the same for every caller.
+ */
+export function clientFrameBoundBytes(frame: Uint8Array, reqId: number): number {
+  return frame.length - uvarintBytes(reqId) + UVARINT_BYTES_MAX;
 }
 
 // ------------------------------------------------------------------ propose
@@ -33,27 +41,26 @@ export interface ProposeFrame {
   readonly command: Uint8Array;
 }
 
-/** Bytes of a propose frame besides its command: reqId, clientId and seq. */
-export const PROPOSE_FIXED_BYTES = 24;
+/** Most bytes of a propose frame besides its command: reqId, clientId and seq, 8 each at most. */
+export const PROPOSE_FIXED_BYTES_MAX = 3 * UVARINT_BYTES_MAX;
 
-/** Layout: `reqId f64, clientId f64, seq f64, command (the rest)`. AssertionError on bad fields. */
+/** Layout: `reqId v, clientId v, seq v, command (the rest)`, `v` a varint. AssertionError on bad fields. */
 export function encodePropose(p: ProposeFrame): Uint8Array<ArrayBuffer> {
-  const w = new ByteWriter(PROPOSE_FIXED_BYTES + p.command.length);
-  w.u53(p.reqId, 'reqId');
-  w.u53(p.clientId, 'clientId');
-  w.u53(p.seq, 'seq');
+  const w = new ByteWriter(uvarintBytes(p.reqId) + uvarintBytes(p.clientId) + uvarintBytes(p.seq) + p.command.length);
+  w.uvarint(p.reqId, 'reqId');
+  w.uvarint(p.clientId, 'clientId');
+  w.uvarint(p.seq, 'seq');
   w.bytes(p.command);
   return w.finish();
 }
 
 /** Decodes {@link encodePropose}; `command` is a copy. CodecError `BadFrame` when malformed. */
 export function decodePropose(b: Uint8Array): ProposeFrame {
-  if (b.length < PROPOSE_FIXED_BYTES) bad(`propose frame of ${b.length} bytes is truncated`);
   const r = new ByteReader(b);
   return {
-    reqId: getU53(r, 'reqId'),
-    clientId: getU53(r, 'clientId'),
-    seq: getU53(r, 'seq'),
+    reqId: r.uvarint('reqId'),
+    clientId: r.uvarint('clientId'),
+    seq: r.uvarint('seq'),
     command: r.copy(r.left),
   };
 }
@@ -78,14 +85,14 @@ export interface ReadFrame {
   readonly query: Uint8Array;
 }
 
-/** Bytes of a read frame besides its query. */
-export const READ_FIXED_BYTES = 9;
+/** Most bytes of a read frame besides its query: reqId (8 at most) and consistency. */
+export const READ_FIXED_BYTES_MAX = UVARINT_BYTES_MAX + 1;
 
-/** Layout: `reqId f64, consistency u8, query (the rest)`. AssertionError on bad fields. */
+/** Layout: `reqId v, consistency u8, query (the rest)`, `v` a varint. AssertionError on bad fields. */
 export function encodeRead(r: ReadFrame): Uint8Array<ArrayBuffer> {
   if (r.consistency !== 0 && r.consistency !== 1 && r.consistency !== 2) bug(`unknown read consistency ${r.consistency as number}`);
-  const w = new ByteWriter(READ_FIXED_BYTES + r.query.length);
-  w.u53(r.reqId, 'reqId');
+  const w = new ByteWriter(uvarintBytes(r.reqId) + 1 + r.query.length);
+  w.uvarint(r.reqId, 'reqId');
   w.u8(r.consistency);
   w.bytes(r.query);
   return w.finish();
@@ -93,9 +100,9 @@ export function encodeRead(r: ReadFrame): Uint8Array<ArrayBuffer> {
 
 /** Decodes {@link encodeRead}; `query` is a copy. CodecError `BadFrame` when malformed. */
 export function decodeRead(b: Uint8Array): ReadFrame {
-  if (b.length < READ_FIXED_BYTES) bad(`read frame of ${b.length} bytes is truncated`);
   const r = new ByteReader(b);
-  const reqId = getU53(r, 'reqId');
+  const reqId = r.uvarint('reqId');
+  if (r.left < 1) bad('read frame is truncated before its consistency');
   const consistency = r.u8();
   if (consistency > 2) bad(`unknown read consistency ${consistency}`);
   return { reqId, consistency: consistency as ReadConsistency, query: r.copy(r.left) };
@@ -127,52 +134,55 @@ export type ReplyFrame = ReplyOk | ReplyError;
 
 const STATUS_OK = 0;
 const STATUS_ERROR = 1;
-/** Bytes of a success reply frame besides its body: reqId f64, status u8. */
-export const REPLY_FIXED_BYTES = 9;
+/** Most bytes of a success reply frame besides its body: reqId (8 at most), status u8. */
+export const REPLY_FIXED_BYTES_MAX = UVARINT_BYTES_MAX + 1;
 const CODE_MAX_CHARS = U8_MAX;
 
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /**
- * Layout: `reqId f64, status u8 (0 ok, 1 error)`; ok: `body (the rest)`; error: `code length u8,
- * code ASCII, leaderHint u32, message UTF-8 (the rest)`. A lone surrogate in `message` is sent as
- * U+FFFD. AssertionError on a non-ASCII or over-long code, or bad numeric fields.
+ * Layout, `v` a varint: `reqId v, status u8 (0 ok, 1 error)`; ok: `body (the rest)`; error:
+ * `code length u8, code ASCII, leaderHint v (u32), message UTF-8 (the rest)`. A lone surrogate in
+ * `message` is sent as U+FFFD. AssertionError on a non-ASCII or over-long code, or bad numeric
+ * fields.
  */
 export function encodeReply(r: ReplyFrame): Uint8Array<ArrayBuffer> {
   if (r.ok) {
-    const w = new ByteWriter(REPLY_FIXED_BYTES + r.body.length);
-    w.u53(r.reqId, 'reqId');
+    const w = new ByteWriter(uvarintBytes(r.reqId) + 1 + r.body.length);
+    w.uvarint(r.reqId, 'reqId');
     w.u8(STATUS_OK);
     w.bytes(r.body);
     return w.finish();
   }
-  const { code, message } = r;
+  const { code, message, leaderHint } = r;
   if (code.length > CODE_MAX_CHARS) bug(`error code of ${code.length} chars exceeds ${CODE_MAX_CHARS}`);
-  const w = new ByteWriter(REPLY_FIXED_BYTES + 1 + code.length + 4 + utf8Length(message));
-  w.u53(r.reqId, 'reqId');
+  if (!isU32(leaderHint)) bug(`leaderHint must be a u32, got ${leaderHint}`);
+  const w = new ByteWriter(uvarintBytes(r.reqId) + 2 + code.length + uvarintBytes(leaderHint) + utf8Length(message));
+  w.uvarint(r.reqId, 'reqId');
   w.u8(STATUS_ERROR);
   w.u8(code.length);
   w.ascii(code, 'error code');
-  w.u32(r.leaderHint, 'leaderHint');
+  w.uvarint(leaderHint, 'leaderHint');
   w.utf8(message);
   return w.finish();
 }
 
 /** Decodes {@link encodeReply}; `body` is a copy. CodecError `BadFrame` when malformed or not UTF-8. */
 export function decodeReply(b: Uint8Array): ReplyFrame {
-  const len = b.length;
-  if (len < REPLY_FIXED_BYTES) bad(`reply frame of ${len} bytes is truncated`);
   const r = new ByteReader(b);
-  const reqId = getU53(r, 'reqId');
+  const reqId = r.uvarint('reqId');
+  if (r.left < 1) bad('reply frame is truncated before its status');
   const status = r.u8();
   if (status === STATUS_OK) return { reqId, ok: true, body: r.copy(r.left) };
   if (status !== STATUS_ERROR) bad(`unknown reply status ${status}`);
-  if (len < REPLY_FIXED_BYTES + 1) bad('error reply is truncated');
+  if (r.left < 1) bad('error reply is truncated');
   const codeLen = r.u8();
-  if (r.left < codeLen + 4) bad('error reply is truncated');
+  // The code, then a leaderHint of a byte at least.
+  if (r.left < codeLen + 1) bad('error reply is truncated');
   const code = r.latin1(codeLen);
   for (let i = 0; i < codeLen; i++) if (code.charCodeAt(i) > 0x7f) bad('error code is not ASCII');
-  const leaderHint = r.u32();
+  const leaderHint = r.uvarint('leaderHint');
+  if (leaderHint > U32_MAX) bad(`leaderHint ${leaderHint} is not a u32`);
   let message: string;
   try {
     message = utf8Decoder.decode(r.rest());

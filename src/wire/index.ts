@@ -5,10 +5,13 @@
  *
  * - `record.ts`: the record header (length, kind, shard) and padding, {@link RecordKind}, and the
  *   frame of records the transport sends.
- * - `message.ts`: raft messages, with a fixed header the router reads without decoding the body.
- * - `client.ts`: client writes, reads and replies; `liveness.ts`: a node's heartbeat payload.
+ * - `message.ts`: raft messages, varint-packed, starting with the type, from and to the router
+ *   reads without decoding the body.
+ * - `client.ts`: client writes, reads and replies (varint-packed too); `liveness.ts`: a node's
+ *   heartbeat payload.
  * - `snapshot.ts`: the SnapshotRequest record and the messages of a snapshot stream.
- * - `bytes.ts`: the one byte writer and reader under all of them (and the KV encodings).
+ * - `bytes.ts`: the one byte writer and reader under all of them (and the KV encodings), varints
+ *   included.
  * - `errors.ts`: malformed input is a {@link CodecError} (`BadFrame`); asking to encode an invalid
  *   value is a bug, an {@link AssertionError}.
  *
@@ -17,7 +20,7 @@
  */
 
 export { AssertionError, CodecError } from './errors.js';
-export { ByteReader, ByteWriter, U16_MAX, U32_MAX, U8_MAX, isU32, isU53, utf8Length } from './bytes.js';
+export { ByteReader, ByteWriter, U16_MAX, U32_MAX, U8_MAX, UVARINT_BYTES_MAX, UVARINT_U32_BYTES_MAX, isU32, isU53, utf8Length, uvarintBytes } from './bytes.js';
 export {
   RECORD_HEADER_BYTES,
   RecordKind,
@@ -32,13 +35,22 @@ export {
   writeRecordHeader,
 } from './record.js';
 export type { DecodedRecord, FrameRecord } from './record.js';
-export { MESSAGE_ENTRY_FIXED_BYTES, MESSAGE_HEADER_BYTES, decodeMessage, encodeMessage, peekMessageFrom, peekMessageTo, peekMessageType } from './message.js';
+export {
+  MESSAGE_ENTRY_FIXED_BYTES_MAX,
+  MESSAGE_HEADER_BYTES_MAX,
+  decodeMessage,
+  encodeMessage,
+  peekMessageFrom,
+  peekMessageTo,
+  peekMessageType,
+} from './message.js';
 export type { WireEntry, WireEntryType, WireLogIndex, WireMessage, WireMessageType, WireNodeId, WireSnapshot, WireTerm } from './message.js';
 export {
-  PROPOSE_FIXED_BYTES,
-  READ_FIXED_BYTES,
-  REPLY_FIXED_BYTES,
+  PROPOSE_FIXED_BYTES_MAX,
+  READ_FIXED_BYTES_MAX,
+  REPLY_FIXED_BYTES_MAX,
   ReadConsistency,
+  clientFrameBoundBytes,
   decodePropose,
   decodeRead,
   decodeReply,

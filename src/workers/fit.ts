@@ -2,16 +2,19 @@
  * What fits one ring record, derived from the ring's size, so that no record a worker or the pool
  * writes is ever too large for its ring, for the peer's ring or for an Iroh frame. The rule:
  *
- * - A raft App message encodes to a 64-byte header plus, per entry, 13 bytes and its data
- *   (src/wire/message.ts). The raft core counts each entry as data + ENTRY_OVERHEAD_BYTES (24)
- *   against `appendBytesMax`, except that the first entry of an App always goes in; the shard host
- *   refuses every proposal whose entry alone exceeds `appendBytesMax` (`RequestTooLarge`), so
- *   that exception never lifts an App past the cap. An App of n >= 1 entries within the cap
- *   encodes to at most `64 + appendBytesMax - 11 * n` bytes, hence
- *   `appendBytesMax = recordBytesMax - 64 + 11`: the largest lone entry encodes to exactly one
- *   record, and batches of smaller entries are split by the core to fit.
- * - A client proposal travels as a propose frame (24 bytes + command) through the in-ring, and
- *   through an Iroh record when it is forwarded to a remote leader; its entry is the 16-byte
+ * - A raft App message encodes to a header of at most MESSAGE_HEADER_BYTES_MAX (65) bytes plus,
+ *   per entry, at most MESSAGE_ENTRY_FIXED_BYTES_MAX (14) bytes and its data (src/wire/message.ts;
+ *   its fields are varints, so these are the sizes with every field at its widest). The raft core
+ *   counts each entry as data + ENTRY_OVERHEAD_BYTES (24) against `appendBytesMax`, except that the
+ *   first entry of an App always goes in; the shard host refuses every proposal whose entry alone
+ *   exceeds `appendBytesMax` (`RequestTooLarge`), so that exception never lifts an App past the
+ *   cap. An App of n >= 1 entries within the cap encodes to at most
+ *   `65 + appendBytesMax - 10 * n` bytes, hence `appendBytesMax = recordBytesMax - 65 + 10`: the
+ *   largest lone entry encodes to at most one record (a few bytes less even with every field at its
+ *   widest, as its entry count and data length are shorter than a u32's 5 bytes), and batches of
+ *   smaller entries are split by the core to fit.
+ * - A client proposal travels as a propose frame (at most 24 bytes + command) through the in-ring,
+ *   and through an Iroh record when it is forwarded to a remote leader; its entry is the 16-byte
  *   session header + command. The largest command must fit both.
  * - The built-in KV's largest command is a compare-and-set with the longest tenant, key and value
  *   ({@link kvCommandBytesMax}); a `valueBytesMax` whose proposal could not fit is refused when the
@@ -23,30 +26,30 @@ import { ENTRY_OVERHEAD_BYTES, assert } from '../shards/raft/index.js';
 import { PROPOSAL_HEADER_BYTES } from '../shards/sessions.js';
 import { kvCommandBytesMax } from '../shards/kv/index.js';
 import type { KvLimits } from '../shards/kv/index.js';
-import { MESSAGE_ENTRY_FIXED_BYTES, MESSAGE_HEADER_BYTES, PROPOSE_FIXED_BYTES } from '../wire/index.js';
+import { MESSAGE_ENTRY_FIXED_BYTES_MAX, MESSAGE_HEADER_BYTES_MAX, PROPOSE_FIXED_BYTES_MAX } from '../wire/index.js';
 import { maxPayloadBytes } from './ring.js';
 
 /**
- * Bytes an App message adds to the entry bytes the core counts, at most: its header, less what the
- * core over-counts for its one guaranteed entry.
+ * Bytes an App message adds to the entry bytes the core counts, at most: its largest header, less
+ * what the core over-counts for its one guaranteed entry (at the entry's largest fixed cost).
  */
-export const APPEND_OVERHEAD_BYTES = MESSAGE_HEADER_BYTES - (ENTRY_OVERHEAD_BYTES - MESSAGE_ENTRY_FIXED_BYTES);
+export const APPEND_OVERHEAD_BYTES = MESSAGE_HEADER_BYTES_MAX - (ENTRY_OVERHEAD_BYTES - MESSAGE_ENTRY_FIXED_BYTES_MAX);
 // The core must count at least what the wire spends per entry, or many small entries would outgrow the cap.
-assert(ENTRY_OVERHEAD_BYTES >= MESSAGE_ENTRY_FIXED_BYTES, 'fit: the core counts less per entry than the wire spends');
+assert(ENTRY_OVERHEAD_BYTES >= MESSAGE_ENTRY_FIXED_BYTES_MAX, 'fit: the core counts less per entry than the wire spends');
 
-/** `appendBytesMax` whose largest App encodes to exactly `recordBytesMax` bytes. */
+/** `appendBytesMax` whose largest App encodes to at most `recordBytesMax` bytes, whatever its field values. */
 export function appendBytesMaxFor(recordBytesMax: number): number {
   return recordBytesMax - APPEND_OVERHEAD_BYTES;
 }
 
-/** Bytes of the largest App message the core sends under `appendBytesMax` (one entry of that size). */
+/** Bound on the bytes of the largest App message the core sends under `appendBytesMax` (one entry of that size, every field at its widest). */
 export function appendMessageBytesMax(appendBytesMax: number): number {
   return appendBytesMax + APPEND_OVERHEAD_BYTES;
 }
 
 /** Largest command a proposal can carry: its propose frame fits a record and its entry fits `appendBytesMax`. */
 export function commandBytesMaxFor(recordBytesMax: number, appendBytesMax: number): number {
-  return Math.min(recordBytesMax - PROPOSE_FIXED_BYTES, appendBytesMax - ENTRY_OVERHEAD_BYTES - PROPOSAL_HEADER_BYTES);
+  return Math.min(recordBytesMax - PROPOSE_FIXED_BYTES_MAX, appendBytesMax - ENTRY_OVERHEAD_BYTES - PROPOSAL_HEADER_BYTES);
 }
 
 /** The sizes one pool works with, all in bytes. */

@@ -13,10 +13,11 @@ import { unpack } from 'msgpackr';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import {
   CodecError,
-  PROPOSE_FIXED_BYTES,
-  REPLY_FIXED_BYTES,
+  PROPOSE_FIXED_BYTES_MAX,
+  REPLY_FIXED_BYTES_MAX,
   RecordKind,
   ReadConsistency,
+  clientFrameBoundBytes,
   decodeReply,
   decodeSnapshotRequest,
   encodePropose,
@@ -246,18 +247,18 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     if (!Number.isInteger(ringBytes) || ringBytes < 64 || (ringBytes & (ringBytes - 1)) !== 0) return limits;
     const recordMax = maxPayloadBytes(ringBytes);
     const { requestBytes, replyBytes } = kvBodyBytesMax(limits);
-    if (PROPOSE_FIXED_BYTES + requestBytes > recordMax) {
+    if (PROPOSE_FIXED_BYTES_MAX + requestBytes > recordMax) {
       throw new PoolError(
         'InvalidConfig',
-        `kvLimits: a write of valueBytesMax (${limits.valueBytesMax}) under keyBytesMax (${limits.keyBytesMax}) takes ${PROPOSE_FIXED_BYTES + requestBytes} bytes, ` +
+        `kvLimits: a write of valueBytesMax (${limits.valueBytesMax}) under keyBytesMax (${limits.keyBytesMax}) takes ${PROPOSE_FIXED_BYTES_MAX + requestBytes} bytes, ` +
           `more than one record of a ${ringBytes}-byte ring carries (${recordMax}); lower the limits or raise ringBytes`,
       );
     }
-    if (REPLY_FIXED_BYTES + replyBytes > recordMax) {
+    if (REPLY_FIXED_BYTES_MAX + replyBytes > recordMax) {
       throw new PoolError(
         'InvalidConfig',
         `kvLimits: the largest reply (a Get of valueBytesMax ${limits.valueBytesMax}, or a scan of scanBytesMax ${limits.scanBytesMax} ` +
-          `with ${limits.scanLimitMax} items) takes ${REPLY_FIXED_BYTES + replyBytes} bytes, more than one record of a ${ringBytes}-byte ring carries (${recordMax}); ` +
+          `with ${limits.scanLimitMax} items) takes ${REPLY_FIXED_BYTES_MAX + replyBytes} bytes, more than one record of a ${ringBytes}-byte ring carries (${recordMax}); ` +
           `lower scanBytesMax, scanLimitMax or valueBytesMax, or raise ringBytes`,
       );
     }
@@ -460,13 +461,11 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
       this.counters.bytesRefused++;
       return fail(PoolErrorCode.Overloaded, `${this.inflightBytes} request bytes in flight (inflightBytesMax ${bytesMax})`);
     }
-    let written: boolean;
-    try {
-      written = slot.inRing.tryWrite(kind, shard, payload);
-    } catch {
-      return fail(PoolErrorCode.RequestTooLarge, `request of ${payload.length} bytes does not fit a ring record`);
-    }
-    if (!written) return fail(PoolErrorCode.Overloaded, `worker ${w} in-ring is full`);
+    // Measured with the widest reqId, so whether a request fits never depends on its id.
+    const bound = clientFrameBoundBytes(payload, reqId);
+    if (bound > maxPayloadBytes(slot.inRing.capacityBytes)) return fail(PoolErrorCode.RequestTooLarge, `request of ${bound} bytes does not fit a ring record`);
+    // It fits, so tryWrite could throw only for a shard that is not a u32: a bug of the caller.
+    if (!slot.inRing.tryWrite(kind, shard, payload)) return fail(PoolErrorCode.Overloaded, `worker ${w} in-ring is full`);
     const ms = timeoutMs ?? this.opts.requestTimeoutMs ?? 5000;
     return new Promise<Outcome>((resolve) => {
       const timer = setTimeout(() => {

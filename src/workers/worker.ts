@@ -24,6 +24,7 @@ import type { VerifyResult } from '../shards/verify.js';
 import {
   RecordKind,
   ReadConsistency,
+  clientFrameBoundBytes,
   decodeMessage,
   decodePropose,
   decodeRead,
@@ -75,13 +76,15 @@ function out(kind: number, shard: number, payload: Uint8Array, cls: OutClass): v
  */
 function replyFitting(r: ClientReply): Uint8Array {
   const bytes = encodeReply(r);
-  if (bytes.length <= outRecordMax) return bytes;
+  // Measured with the widest reqId, so the largest reply that fits is the same for every request.
+  const bound = clientFrameBoundBytes(bytes, r.reqId);
+  if (bound <= outRecordMax) return bytes;
   local.repliesTooLarge++;
   const refused = encodeReply({
     reqId: r.reqId,
     ok: false,
     code: WorkerReplyCode.ReplyTooLarge,
-    message: `the reply of ${bytes.length} bytes exceeds the ${outRecordMax} bytes one ring record carries (ring of ${outRing.capacityBytes} bytes)`,
+    message: `the reply of ${bound} bytes exceeds the ${outRecordMax} bytes one ring record carries (ring of ${outRing.capacityBytes} bytes)`,
     leaderHint: 0,
   });
   assert(refused.length <= outRecordMax, `worker: the ReplyTooLarge reply of ${refused.length} bytes does not fit`);

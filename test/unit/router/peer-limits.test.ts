@@ -5,7 +5,7 @@
  * node, which returns it at once.
  */
 import { describe, expect, test } from 'vitest';
-import { RecordKind, decodeReply, encodeRead, encodeReply } from '../../../src/wire/index.js';
+import { RecordKind, decodeRead, decodeReply, encodeRead, encodeReply } from '../../../src/wire/index.js';
 import type { NodeId } from '../../../src/shards/raft/index.js';
 import { encodeGet } from '../../../src/shards/kv/index.js';
 import type { Outcome } from '../../../src/shards/host.js';
@@ -56,7 +56,7 @@ describe('peer record limits', () => {
   });
 
   test('the answer to a forwarded read that exceeds a peer record is ReplyTooLarge; one that fits goes back whole', async () => {
-    const run = async (bodyBytes: number): Promise<ReturnType<typeof decodeReply>> => {
+    const run = async (bodyBytes: number, reqId = 7): Promise<ReturnType<typeof decodeReply>> => {
       const replies: Uint8Array[] = [];
       const router = new Router({
         self: 1 as NodeId,
@@ -67,7 +67,7 @@ describe('peer record limits', () => {
         link: { send: (_p, kind, _s, payload) => kind === RecordKind.ClientReply && replies.push(payload), maxRecordBytes: 1000 },
       });
       router.onPeerRecords('peer-2', [
-        { kind: RecordKind.ClientRead, shard: 0, payload: encodeRead({ reqId: 7, consistency: 0, query: encodeGet('t', new Uint8Array([1])) }) },
+        { kind: RecordKind.ClientRead, shard: 0, payload: encodeRead({ reqId, consistency: 0, query: encodeGet('t', new Uint8Array([1])) }) },
       ]);
       await new Promise((r) => setImmediate(r));
       expect(replies.length).toBe(1);
@@ -78,9 +78,13 @@ describe('peer record limits', () => {
       expect(counted).toBe(reply.ok ? 0 : 1);
       return reply;
     };
-    // 9 bytes of reply frame: a body of 991 bytes is exactly a full record.
+    // At most 9 bytes of reply frame (a reqId counts at its widest, 8 bytes, whatever it is): a
+    // body of 991 bytes is exactly a full record.
     expect(await run(991)).toMatchObject({ reqId: 7, ok: true });
     expect(await run(992)).toMatchObject({ reqId: 7, ok: false, code: 'ReplyTooLarge' });
+    // The same edge for a reqId that does take 8 bytes.
+    expect(await run(991, 2 ** 52)).toMatchObject({ reqId: 2 ** 52, ok: true });
+    expect(await run(992, 2 ** 52)).toMatchObject({ reqId: 2 ** 52, ok: false, code: 'ReplyTooLarge' });
   });
 
   test('the asking node returns a forwarded ReplyTooLarge at once (not retried)', async () => {
@@ -96,7 +100,7 @@ describe('peer record limits', () => {
         send: (peer, kind, shard, payload) => {
           if (kind !== RecordKind.ClientRead) return;
           attempts++;
-          const reqId = new DataView(payload.buffer, payload.byteOffset).getFloat64(0, true);
+          const { reqId } = decodeRead(payload);
           const body = encodeReply({ reqId, ok: false, code: 'ReplyTooLarge', message: 'too large', leaderHint: 0 });
           setImmediate(() => router.onPeerRecords(peer, [{ kind: RecordKind.ClientReply, shard, payload: body }]));
         },

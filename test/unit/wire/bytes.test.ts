@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { AssertionError, ByteReader, ByteWriter, isU53, utf8Length } from '../../../src/wire/index.js';
-import { MAX, RUNS, bytes, u32, u53 } from './support.js';
+import { AssertionError, ByteReader, ByteWriter, CodecError, UVARINT_BYTES_MAX, isU53, utf8Length, uvarintBytes } from '../../../src/wire/index.js';
+import { MAX, RUNS, bytes, expectBadFrame, u32, u53 } from './support.js';
 
 type Field =
   | { t: 'u8'; v: number }
@@ -9,6 +9,7 @@ type Field =
   | { t: 'u32'; v: number }
   | { t: 'f64'; v: number }
   | { t: 'u53'; v: number }
+  | { t: 'uvarint'; v: number }
   | { t: 'bytes'; v: Uint8Array };
 
 const fieldArb: fc.Arbitrary<Field> = fc.oneof(
@@ -17,10 +18,11 @@ const fieldArb: fc.Arbitrary<Field> = fc.oneof(
   fc.record({ t: fc.constant('u32' as const), v: u32 }),
   fc.record({ t: fc.constant('f64' as const), v: fc.double() }),
   fc.record({ t: fc.constant('u53' as const), v: u53 }),
+  fc.record({ t: fc.constant('uvarint' as const), v: u53 }),
   fc.record({ t: fc.constant('bytes' as const), v: bytes }),
 );
 
-const size = (f: Field): number => (f.t === 'bytes' ? 4 + f.v.length : { u8: 1, u16: 2, u32: 4, f64: 8, u53: 8 }[f.t]);
+const size = (f: Field): number => (f.t === 'bytes' ? 4 + f.v.length : f.t === 'uvarint' ? uvarintBytes(f.v) : { u8: 1, u16: 2, u32: 4, f64: 8, u53: 8 }[f.t]);
 
 function write(w: ByteWriter, f: Field): void {
   if (f.t === 'bytes') {
@@ -43,7 +45,7 @@ describe('byte writer and reader', () => {
         const out = w.finish();
         expect(out.length).toBe(total);
         const r = new ByteReader(out);
-        for (const f of fields) expect(read(r, f)).toEqual(f.t === 'u53' ? f.v + 0 : f.v);
+        for (const f of fields) expect(read(r, f)).toEqual(f.t === 'u53' || f.t === 'uvarint' ? f.v + 0 : f.v);
         expect(r.done).toBe(true);
       }),
       RUNS,
@@ -68,6 +70,7 @@ describe('byte writer and reader', () => {
     expect(() => w.u32(2 ** 32)).toThrow(AssertionError);
     expect(() => w.u32(1.5)).toThrow(AssertionError);
     for (const v of [-1, 0.5, Number.NaN, Infinity, MAX + 1]) expect(() => w.u53(v, 'term')).toThrow(/term must be a non-negative safe integer/);
+    for (const v of [-1, 0.5, Number.NaN, Infinity, MAX + 1, 2 ** 60]) expect(() => w.uvarint(v, 'index')).toThrow(/index must be a non-negative safe integer/);
     expect(() => w.ascii('é', 'code')).toThrow(AssertionError);
     const empty = new ByteWriter(8);
     expect(() => empty.u32At(0, 1)).toThrow(AssertionError); // nothing written there yet
@@ -82,6 +85,74 @@ describe('byte writer and reader', () => {
     expect(isU53(-0)).toBe(false);
     expect(isU53(MAX)).toBe(true);
     expect(isU53(MAX + 1)).toBe(false);
+  });
+
+  test('uvarint: LEB128, 7 bits a byte, low first; uvarintBytes says how many at every boundary', () => {
+    const enc = (v: number): number[] => {
+      const w = new ByteWriter(0);
+      w.uvarint(v);
+      const out = [...w.finish()];
+      expect(out.length).toBe(uvarintBytes(v));
+      expect(new ByteReader(new Uint8Array(out)).uvarint()).toBe(v + 0);
+      return out;
+    };
+    expect(enc(0)).toEqual([0]);
+    expect(enc(-0)).toEqual([0]);
+    expect(enc(0x7f)).toEqual([0x7f]);
+    expect(enc(0x80)).toEqual([0x80, 0x01]);
+    expect(enc(300)).toEqual([0xac, 0x02]);
+    expect(enc(0xffffffff)).toEqual([0xff, 0xff, 0xff, 0xff, 0x0f]);
+    expect(enc(2 ** 32)).toEqual([0x80, 0x80, 0x80, 0x80, 0x10]);
+    expect(enc(MAX)).toEqual([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f]);
+    for (let n = 1; n < UVARINT_BYTES_MAX; n++) {
+      const first = 2 ** (7 * n); // the smallest value that needs one byte more
+      expect(enc(first - 1).length).toBe(n);
+      expect(enc(first).length).toBe(n + 1);
+    }
+    expect(uvarintBytes(MAX)).toBe(UVARINT_BYTES_MAX);
+  });
+
+  test('uvarint read refuses a missing, truncated, over-long, non-canonical or above 2^53 - 1 varint with CodecError naming the field', () => {
+    const read = (b: number[]) => (): number => new ByteReader(new Uint8Array(b)).uvarint('term');
+    expectBadFrame(read([]));
+    expectBadFrame(read([0x80]));
+    expectBadFrame(read([0xff, 0xff]));
+    expectBadFrame(read([0x80, 0x00])); // 0 in two bytes
+    expectBadFrame(read([0xff, 0x80, 0x00]));
+    expectBadFrame(read([0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01])); // 9 bytes
+    expectBadFrame(read([0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10])); // 2^53
+    expectBadFrame(read([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f])); // 2^56 - 1
+    expect(read([0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01])()).toBe(2 ** 49);
+    expect(read([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f])()).toBe(MAX);
+    expect(read([0x80, 0x80, 0x00])).toThrow(/term/);
+    // After a short read, it refuses too instead of reading on from where the short read stopped.
+    const r = new ByteReader(new Uint8Array([1, 2, 3]));
+    r.u32();
+    expectBadFrame(() => r.uvarint());
+    // A refused varint leaves the reader where it was.
+    const again = new ByteReader(new Uint8Array([5, 0x80, 0x00]));
+    expect(again.uvarint()).toBe(5);
+    expectBadFrame(() => again.uvarint());
+    expect(again.at).toBe(1);
+  });
+
+  test('property: uvarint decodes canonically or refuses; whatever decodes re-encodes to the same bytes', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 1, maxLength: 10 }), (b) => {
+        const r = new ByteReader(b);
+        let v: number;
+        try {
+          v = r.uvarint();
+        } catch (e) {
+          expect(e).toBeInstanceOf(CodecError);
+          return;
+        }
+        const w = new ByteWriter(0);
+        w.uvarint(v);
+        expect([...w.finish()]).toEqual([...b.subarray(0, r.at)]);
+      }),
+      { ...RUNS, numRuns: 5000 },
+    );
   });
 
   test('u8At and u32At patch fields written earlier', () => {

@@ -2,7 +2,11 @@ import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import {
   AssertionError,
+  PROPOSE_FIXED_BYTES_MAX,
+  READ_FIXED_BYTES_MAX,
+  REPLY_FIXED_BYTES_MAX,
   ReadConsistency,
+  clientFrameBoundBytes,
   decodePropose,
   decodeRead,
   decodeReply,
@@ -65,19 +69,37 @@ describe('client frame codecs', () => {
     );
   });
 
-  test('layouts are as documented', () => {
-    const p = new DataView(encodePropose({ reqId: 1, clientId: 2, seq: 3, command: new Uint8Array([0xc0]) }).buffer);
-    expect([p.getFloat64(0, true), p.getFloat64(8, true), p.getFloat64(16, true), p.getUint8(24), p.byteLength]).toEqual([1, 2, 3, 0xc0, 25]);
-    const r = encodeRead({ reqId: 4, consistency: ReadConsistency.Stale, query: new Uint8Array([7]) });
-    expect([...r]).toEqual([...new Uint8Array(new Float64Array([4]).buffer), 2, 7]);
+  test('layouts are as documented, byte by byte (integers as LEB128 varints)', () => {
+    expect([...encodePropose({ reqId: 1, clientId: 2, seq: 3, command: new Uint8Array([0xc0]) })]).toEqual([1, 2, 3, 0xc0]);
+    // 300 takes two bytes, 2^40 six.
+    expect([...encodePropose({ reqId: 300, clientId: 2 ** 40, seq: 0, command: new Uint8Array() })]).toEqual([
+      0xac, 0x02, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20, 0,
+    ]);
+    expect([...encodeRead({ reqId: 4, consistency: ReadConsistency.Stale, query: new Uint8Array([7]) })]).toEqual([4, 2, 7]);
     const e = encodeReply({ reqId: 5, ok: false, code: 'NotLeader', message: 'é', leaderHint: 3 });
-    const ev = new DataView(e.buffer);
-    expect([ev.getFloat64(0, true), e[8], e[9]]).toEqual([5, 1, 9]);
-    expect(new TextDecoder().decode(e.subarray(10, 19))).toBe('NotLeader');
-    expect(ev.getUint32(19, true)).toBe(3);
-    expect([...e.subarray(23)]).toEqual([0xc3, 0xa9]);
-    const ok = encodeReply({ reqId: 6, ok: true, body: new Uint8Array([1, 2]) });
-    expect([...ok.subarray(8)]).toEqual([0, 1, 2]);
+    expect([...e.subarray(0, 3)]).toEqual([5, 1, 9]);
+    expect(new TextDecoder().decode(e.subarray(3, 12))).toBe('NotLeader');
+    expect([...e.subarray(12)]).toEqual([3, 0xc3, 0xa9]);
+    expect([...encodeReply({ reqId: 6, ok: true, body: new Uint8Array([1, 2]) })]).toEqual([6, 0, 1, 2]);
+  });
+
+  test('typical frames take about half of the fixed layout (f64 ids); the fixed sizes are upper bounds; limits measure with the widest reqId', () => {
+    // A forwarded write: a reqId of 100,000, a router's client id (a random multiple of 2^12 below 2^52), a sequence of 1,000.
+    const clientId = 0xabcdef1234 * 2 ** 12;
+    const p = encodePropose({ reqId: 100_000, clientId, seq: 1000, command: new Uint8Array() });
+    const r = encodeRead({ reqId: 100_000, consistency: ReadConsistency.Linearizable, query: new Uint8Array() });
+    const y = encodeReply({ reqId: 100_000, ok: true, body: new Uint8Array() });
+    // [fixed layout, this layout]: 24 -> 13, 9 -> 4, 9 -> 4.
+    expect([p.length, r.length, y.length]).toEqual([13, 4, 4]);
+    const widest = { reqId: MAX, clientId: MAX, seq: MAX };
+    expect(encodePropose({ ...widest, command: new Uint8Array() }).length).toBe(PROPOSE_FIXED_BYTES_MAX);
+    expect(encodeRead({ reqId: MAX, consistency: 0, query: new Uint8Array() }).length).toBe(READ_FIXED_BYTES_MAX);
+    expect(encodeReply({ reqId: MAX, ok: true, body: new Uint8Array() }).length).toBe(REPLY_FIXED_BYTES_MAX);
+    // Whatever the reqId, a reply of n body bytes counts as REPLY_FIXED_BYTES_MAX + n against a limit.
+    for (const reqId of [0, 1, 300, 100_000, MAX]) {
+      const frame = encodeReply({ reqId, ok: true, body: new Uint8Array(10) });
+      expect(clientFrameBoundBytes(frame, reqId)).toBe(REPLY_FIXED_BYTES_MAX + 10);
+    }
   });
 
   test('a leading BOM in an error message survives; a lone surrogate is sent as U+FFFD', () => {
@@ -88,22 +110,32 @@ describe('client frame codecs', () => {
   });
 
   test('invalid fields are refused on decode', () => {
-    const p = encodePropose({ reqId: 1, clientId: 2, seq: 3, command: new Uint8Array([1]) });
-    for (const at of [0, 8, 16]) {
-      for (const x of [-1, 0.5, Number.NaN, MAX + 1, -0]) expectBadFrame(() => decodePropose(patched(p, (v) => v.setFloat64(at, x, true))));
+    // Not the one encoding of a safe integer: non-canonical, over-long, above 2^53 - 1; and cut short.
+    const malformed = [[0x81, 0x00], [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01], [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10], [0x80]];
+    for (const x of malformed) {
+      expectBadFrame(() => decodePropose(new Uint8Array([...x])));
+      expectBadFrame(() => decodePropose(new Uint8Array([1, ...x])));
+      expectBadFrame(() => decodePropose(new Uint8Array([1, 2, ...x])));
+      expectBadFrame(() => decodeRead(new Uint8Array([...x, 0])));
+      expectBadFrame(() => decodeReply(new Uint8Array([...x, 0])));
+      expectBadFrame(() => decodeReply(new Uint8Array([1, 1, 1, 0x41, ...x]))); // leaderHint
     }
-    expectBadFrame(() => decodePropose(p.subarray(0, 23)));
+    const p = encodePropose({ reqId: 1, clientId: 2, seq: 3, command: new Uint8Array([1]) });
+    for (let n = 0; n < 3; n++) expectBadFrame(() => decodePropose(p.subarray(0, n)));
 
     const r = encodeRead({ reqId: 1, consistency: ReadConsistency.Lease, query: new Uint8Array() });
-    for (const c of [3, 255]) expectBadFrame(() => decodeRead(patched(r, (v) => v.setUint8(8, c))));
-    expectBadFrame(() => decodeRead(patched(r, (v) => v.setFloat64(0, -1, true))));
-    expectBadFrame(() => decodeRead(r.subarray(0, 8)));
+    for (const c of [3, 255]) expectBadFrame(() => decodeRead(patched(r, (v) => v.setUint8(1, c))));
+    expectBadFrame(() => decodeRead(r.subarray(0, 1)));
+    expectBadFrame(() => decodeRead(new Uint8Array()));
 
     const e = encodeReply({ reqId: 1, ok: false, code: 'AB', message: 'hello', leaderHint: 7 });
-    for (const s of [2, 255]) expectBadFrame(() => decodeReply(patched(e, (v) => v.setUint8(8, s))));
-    expectBadFrame(() => decodeReply(patched(e, (v) => v.setUint8(9, 200)))); // code longer than the frame
-    expectBadFrame(() => decodeReply(patched(e, (v) => v.setUint8(10, 0xc3)))); // non-ASCII code
-    expectBadFrame(() => decodeReply(e.subarray(0, 9 + 1 + 2 + 3))); // leaderHint cut
+    expect([...e.subarray(0, 6)]).toEqual([1, 1, 2, 0x41, 0x42, 7]);
+    for (const s of [2, 255]) expectBadFrame(() => decodeReply(patched(e, (v) => v.setUint8(1, s))));
+    expectBadFrame(() => decodeReply(patched(e, (v) => v.setUint8(2, 200)))); // code longer than the frame
+    expectBadFrame(() => decodeReply(patched(e, (v) => v.setUint8(3, 0xc3)))); // non-ASCII code
+    expectBadFrame(() => decodeReply(e.subarray(0, 5))); // leaderHint cut
+    expectBadFrame(() => decodeReply(e.subarray(0, 1))); // status cut
+    expectBadFrame(() => decodeReply(new Uint8Array([...e.subarray(0, 5), 0x80, 0x80, 0x80, 0x80, 0x10]))); // leaderHint 2^32
   });
 
   test('invalid UTF-8 in an error message is a CodecError', () => {

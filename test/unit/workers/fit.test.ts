@@ -1,33 +1,40 @@
 /**
  * The size rule of fit.ts, at its boundaries: an App of the largest entry the derived
- * appendBytesMax admits encodes to exactly one ring record; the raft core splits batches of large
- * and small entries into Apps that each fit; and a configuration whose largest KV proposal could
- * not fit is refused up front, with the limit that would fit named.
+ * appendBytesMax admits encodes to at most one ring record even with every field at its widest
+ * (and to within the bound's allowance for the entry count and data length of one); the raft core
+ * splits batches of large and small entries into Apps that each fit; and a configuration whose
+ * largest KV proposal could not fit is refused up front, with the limit that would fit named.
  */
 import { describe, expect, test } from 'vitest';
 import { ENTRY_OVERHEAD_BYTES, MessageType, Prng } from '../../../src/shards/raft/index.js';
 import type { LogIndex, Message, NodeId, Term } from '../../../src/shards/raft/index.js';
-import { encodeMessage } from '../../../src/wire/index.js';
+import { UVARINT_U32_BYTES_MAX, encodeMessage, uvarintBytes } from '../../../src/wire/index.js';
 import { KV_LIMITS_DEFAULT, kvCommandBytesMax } from '../../../src/shards/kv/index.js';
 import { APPEND_OVERHEAD_BYTES, appendBytesMaxFor, appendMessageBytesMax, commandBytesMaxFor, resolveRecordFit } from '../../../src/workers/fit.js';
 import type { RecordFit } from '../../../src/workers/fit.js';
 import { maxPayloadBytes } from '../../../src/workers/ring.js';
 import { Cluster } from '../shards/raft/harness.js';
 
-/** An App from 1 to 2 carrying entries with data of the given lengths. */
-function app(lengths: readonly number[]): Message {
+const MAX = Number.MAX_SAFE_INTEGER;
+
+/**
+ * An App carrying entries with data of the given lengths, every field at its widest (ids of
+ * 2^32 - 1, terms and indexes near 2^53 - 1): the largest encoding those entries can have.
+ */
+function widestApp(lengths: readonly number[]): Message {
+  const index = MAX - lengths.length;
   return {
     type: MessageType.App,
-    from: 1 as NodeId,
-    to: 2 as NodeId,
-    term: 3 as Term,
-    logTerm: 3 as Term,
-    index: 10 as LogIndex,
-    entries: lengths.map((n, i) => ({ term: 3 as Term, index: (11 + i) as LogIndex, type: 0, data: new Uint8Array(n) })),
-    commit: 9 as LogIndex,
+    from: 0xffffffff as NodeId,
+    to: 0xffffffff as NodeId,
+    term: MAX as Term,
+    logTerm: MAX as Term,
+    index: index as LogIndex,
+    entries: lengths.map((n, i) => ({ term: MAX as Term, index: (index + 1 + i) as LogIndex, type: 0, data: new Uint8Array(n) })),
+    commit: MAX as LogIndex,
     reject: false,
-    rejectHint: 0 as LogIndex,
-    context: 0,
+    rejectHint: MAX as LogIndex,
+    context: MAX,
   };
 }
 
@@ -43,20 +50,26 @@ const problemOf = (o: Parameters<typeof resolveRecordFit>[0]): string => {
 };
 
 describe('the derived appendBytesMax', () => {
-  test.each([1 << 10, 1 << 16, 4 << 20])('ring of %i bytes: the largest entry it admits encodes to an App of exactly one record', (ringBytes) => {
-    const record = maxPayloadBytes(ringBytes);
-    const cap = appendBytesMaxFor(record);
-    expect(appendMessageBytesMax(cap)).toBe(record);
-    // The largest entry the host lets in: data + ENTRY_OVERHEAD_BYTES == appendBytesMax.
-    expect(encodeMessage(app([cap - ENTRY_OVERHEAD_BYTES])).length).toBe(record);
-    // One byte more would be one byte over the record: the host refuses that entry (host.test.ts).
-    expect(encodeMessage(app([cap - ENTRY_OVERHEAD_BYTES + 1])).length).toBe(record + 1);
-    // Batches within the cap have room to spare: the core over-counts each entry by 11 bytes.
-    const n = 8;
-    const each = Math.floor(cap / n) - ENTRY_OVERHEAD_BYTES;
-    expect(encodeMessage(app(Array.from({ length: n }, () => each))).length).toBeLessThanOrEqual(record - 11 * (n - 1));
-    expect(APPEND_OVERHEAD_BYTES).toBe(53);
-  });
+  test.each([1 << 10, 1 << 16, 4 << 20])(
+    'ring of %i bytes: the largest entry it admits encodes to an App of at most one record, whatever its fields',
+    (ringBytes) => {
+      const record = maxPayloadBytes(ringBytes);
+      const cap = appendBytesMaxFor(record);
+      expect(appendMessageBytesMax(cap)).toBe(record);
+      // The largest entry the host lets in: data + ENTRY_OVERHEAD_BYTES == appendBytesMax. With every
+      // field at its widest, its App falls short of the record only by what the bound gives the entry
+      // count (1 byte here, 5 counted) and the data length (fewer than 5 bytes below 2^28).
+      const biggest = cap - ENTRY_OVERHEAD_BYTES;
+      const slack = UVARINT_U32_BYTES_MAX - 1 + (UVARINT_U32_BYTES_MAX - uvarintBytes(biggest));
+      expect(encodeMessage(widestApp([biggest])).length).toBe(record - slack);
+      expect(slack).toBeLessThanOrEqual(7);
+      // Batches within the cap have room to spare: the core over-counts each entry by at least 10 bytes.
+      const n = 8;
+      const each = Math.floor(cap / n) - ENTRY_OVERHEAD_BYTES;
+      expect(encodeMessage(widestApp(Array.from({ length: n }, () => each))).length).toBeLessThanOrEqual(record - 10 * (n - 1));
+      expect(APPEND_OVERHEAD_BYTES).toBe(55);
+    },
+  );
 
   test('the raft core cuts a batch of large and tiny entries into Apps that each fit one record (seeded)', () => {
     const record = maxPayloadBytes(1 << 16);
@@ -87,8 +100,11 @@ describe('the derived appendBytesMax', () => {
       }
       const apps = c.sent.filter((m) => m.type === MessageType.App && m.entries.length > 0);
       const encoded = apps.map((m) => encodeMessage(m).length);
-      expect(Math.max(...encoded)).toBe(record); // a lone maximal entry: exactly one record
       for (const len of encoded) expect(len).toBeLessThanOrEqual(record);
+      // Lone maximal entries went, each in an App of its own that fits.
+      expect(apps.some((m) => m.entries.length === 1 && m.entries[0]!.data.length === biggest)).toBe(true);
+      // With the cluster's small fields, the bound's allowance for wide ones is left over.
+      expect(Math.max(...encoded)).toBeGreaterThan(record - APPEND_OVERHEAD_BYTES - ENTRY_OVERHEAD_BYTES);
       expect(apps.some((m) => m.entries.length > 1)).toBe(true); // small ones are batched
       for (const id of [2, 3])
         expect(
@@ -105,7 +121,7 @@ describe('resolveRecordFit', () => {
   test('the default 4 MiB ring carries the default KV limits (1 MiB values) with room to spare', () => {
     const f = fitOf({ ringBytes: 4 << 20, kvLimits: KV_LIMITS_DEFAULT });
     expect(f.recordBytesMax).toBe((2 << 20) - 16);
-    expect(f.appendBytesMax).toBe(f.recordBytesMax - 53);
+    expect(f.appendBytesMax).toBe(f.recordBytesMax - 55);
     expect(f.commandBytesMax).toBeGreaterThan(kvCommandBytesMax(KV_LIMITS_DEFAULT));
   });
 
