@@ -82,7 +82,13 @@ export function parseRequest(head: RequestHead, limits: ParseLimits): ApiRequest
       const tenant = tenantOf(head, q);
       return { route: 'put', tenant, key, expectedVersion: expectedVersionOf(head, q) };
     }
-    if (method === 'DELETE') return { route: 'delete', tenant: tenantOf(head, q), key };
+    if (method === 'DELETE') {
+      // A condition the server cannot check must not be ignored: the key would go whatever its version.
+      if (q.has('version') || head.headers['if-match'] !== undefined) {
+        throw new HttpError(HttpErrorCode.BadRequest, 'DELETE takes no version condition (?version or if-match): a conditional delete is not supported');
+      }
+      return { route: 'delete', tenant: tenantOf(head, q), key };
+    }
     const tenant = tenantOf(head, q);
     const consistency = consistencyOf(q);
     return { route: 'get', tenant, key, consistency, json: wantsJson(head, q) };

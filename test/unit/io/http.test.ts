@@ -394,6 +394,20 @@ describe('HttpServer routes', () => {
     expect((await fetch(kvUrl('doomed'))).status).toBe(404);
   });
 
+  test('DELETE with a version condition (?version or if-match) is 400 BadRequest and deletes nothing', async () => {
+    await fetch(kvUrl('kept'), { method: 'PUT', body: 'x' });
+    kv.calls.length = 0;
+    for (const init of [{ url: kvUrl('kept', '?version=99') }, { url: kvUrl('kept', '?version=1') }, { url: kvUrl('kept'), headers: { 'if-match': '1' } }]) {
+      const res = await fetch(init.url, { method: 'DELETE', ...(init.headers ? { headers: init.headers } : {}) });
+      expect(res.status).toBe(400);
+      const e = await errorOf(res);
+      expect(e.code).toBe('BadRequest');
+      expect(e.message).toContain('conditional delete');
+    }
+    expect(kv.calls).toEqual([]);
+    expect(await (await fetch(kvUrl('kept'))).text()).toBe('x');
+  });
+
   test('HEAD answers like GET without a body', async () => {
     await fetch(kvUrl('head'), { method: 'PUT', body: '12345' });
     const res = await fetch(kvUrl('head'), { method: 'HEAD' });
