@@ -26,7 +26,7 @@ import type { Outcome } from '../shards/host.js';
 import { KV_LIMITS_DEFAULT, KvError, KvOp, decodeKvReply, encodeCas, encodeDelete, encodeGet, encodePut, encodeScan } from '../shards/kv/index.js';
 import type { NodeId, ShardId } from '../shards/raft/index.js';
 import type { WorkerPool } from '../workers/pool.js';
-import { ByteGate, isServiceErrorCode } from '../api/index.js';
+import { ByteGate } from '../api/index.js';
 import type {
   Consistency,
   DeleteArgs,
@@ -44,7 +44,9 @@ import type {
   ServiceErrorCode,
 } from '../api/index.js';
 import { Liveness } from './liveness.js';
-import { mergeScanPages } from './scan-merge.js';
+import { retryable } from './retryable.js';
+import { fanOut, mergeScanPages } from './scan-merge.js';
+import { workerStatus } from './status.js';
 import { localShards, replicasOf, shardOf } from './placement.js';
 
 /** What the router needs from the transport. */
@@ -114,55 +116,6 @@ export interface RouterOptions {
   /** The node's metrics in Prometheus text (the router does not own the registry). */
   readonly metrics?: () => Promise<{ contentType: string; body: string }>;
 }
-
-/**
- * Whether a request that failed with a code is tried again (with the same session) until its
- * deadline: when another attempt may reach a leader, a running worker or a live node, and the
- * session makes a write that did apply answer without applying twice. Every code is listed, so a
- * new one must be decided here; a code outside ServiceErrorCode is not retried.
- */
-const RETRYABLE: Readonly<Record<ServiceErrorCode, boolean>> = {
-  NotLeader: true,
-  ReadDropped: true,
-  LeaseExpired: true,
-  WorkerUnavailable: true,
-  WorkerRestarted: true,
-  ProposalDropped: true,
-  ProposalOutcomeUnknown: true,
-  Unreachable: true,
-  // The same request would fail the same way.
-  BadRequest: false,
-  InvalidTenant: false,
-  InvalidClientId: false,
-  EmptyKey: false,
-  KeyTooLarge: false,
-  InvalidLimit: false,
-  InvalidConsistency: false,
-  LeaseReadRequiresCheckQuorum: false,
-  NotFound: false,
-  KeyNotFound: false,
-  MethodNotAllowed: false,
-  RequestTimeout: false,
-  SessionSeqStale: false,
-  VersionMismatch: false,
-  PayloadTooLarge: false,
-  ValueTooLarge: false,
-  RequestTooLarge: false,
-  HeadersTooLarge: false,
-  ReplyTooLarge: false,
-  // Load and shutdown: the client backs off (HTTP retry-after), the router does not pile on.
-  ShuttingDown: false,
-  Overloaded: false,
-  ReadQueueFull: false,
-  UncommittedBytesExceeded: false,
-  TransferInProgress: false,
-  ShardNotFound: false,
-  // The deadline has passed, or a bug.
-  Timeout: false,
-  Internal: false,
-};
-
-const retryable = (code: string): boolean => isServiceErrorCode(code) && RETRYABLE[code];
 
 interface Lane {
   readonly clientId: number;
@@ -637,17 +590,7 @@ export class Router implements KvService {
    */
   private async scanChecked(r: ScanArgs): Promise<Result<ScanResult>> {
     const q = encodeScan(r.tenant, r.prefix, r.limit, r.startAfter);
-    // At most scanFanoutMax shards at a time: each may answer a full reply record, and a worker
-    // holds only so many (its out-ring and outbox) before it refuses work as Overloaded.
-    const parts: Outcome[] = new Array<Outcome>(this.opts.shards);
-    let nextShard = 0;
-    const lane = async (): Promise<void> => {
-      while (nextShard < this.opts.shards) {
-        const s = nextShard++;
-        parts[s] = await this.query(s as ShardId, q, r.consistency);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(this.scanFanoutMax, this.opts.shards) }, lane));
+    const parts = await fanOut(this.opts.shards, this.scanFanoutMax, (s) => this.query(s, q, r.consistency));
     const pages: { items: ScanItem[]; more: boolean }[] = [];
     for (const o of parts) {
       const d = this.decode(o, KvOp.Scan, (v) => v);
@@ -665,33 +608,10 @@ export class Router implements KvService {
   }
 
   async status(): Promise<unknown> {
-    const pool = this.opts.pool;
-    // A worker that is restarting would never answer: it is listed as down instead.
-    const workers = await Promise.all(
-      Array.from({ length: pool.workers }, (_, w) =>
-        pool.isRunning(w)
-          ? pool
-              .control(w)
-              .status()
-              .catch(() => undefined)
-          : Promise.resolve(undefined),
-      ),
-    );
-    const shards = workers.flatMap((w) => w?.shards ?? []).sort((a, b) => a.id - b.id);
     return {
       node: this.opts.self,
       members: this.opts.members.map((m) => ({ node: m.nodeId, id: m.peerId })),
-      shards: shards.map((s) => ({
-        shard: s.id,
-        role: s.role,
-        leader: s.lead,
-        term: s.term,
-        commit: s.commit,
-        applied: s.applied,
-        firstIndex: s.firstIndex,
-        lastIndex: s.lastIndex,
-      })),
-      workersDown: pool.workersRunning().flatMap((r, w) => (r ? [] : [w])),
+      ...(await workerStatus(this.opts.pool)),
       router: { ...this.counters, inflightForwards: this.forwards.size, peersUp: this.peersUp() },
       liveness: { ...this.liveness.counters, peers: this.liveness.view() },
     };

@@ -8,6 +8,7 @@
  */
 import type { ScanItem, ScanResult } from '../api/index.js';
 import { assert } from '../shards/raft/index.js';
+import type { ShardId } from '../shards/raft/index.js';
 
 /** What one shard answered: its items in ascending key order, and whether it stopped early. */
 export interface ShardScanPage {
@@ -50,4 +51,22 @@ export function mergeScanPages(pages: readonly ShardScanPage[], limit: number, b
     bytes += size;
   }
   return { items, more };
+}
+
+/**
+ * Asks every shard, at most `fanoutMax` at a time, and returns the answers by shard. A bound,
+ * because each may answer a full reply record, and a worker holds only so many (its out-ring and
+ * outbox) before it refuses work as Overloaded.
+ */
+export async function fanOut<T>(shards: number, fanoutMax: number, ask: (shard: ShardId) => Promise<T>): Promise<T[]> {
+  const parts = new Array<T>(shards);
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < shards) {
+      const s = next++;
+      parts[s] = await ask(s as ShardId);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(fanoutMax, shards) }, lane));
+  return parts;
 }
