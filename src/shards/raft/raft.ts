@@ -34,6 +34,9 @@ export function stallTicksFor(inflightBytes: number, heartbeatIntervalTicks: num
 /** Weight of a new acknowledgment-time sample in {@link Progress.ackTicks}. */
 const ACK_TICKS_GAIN = 1 / 8;
 
+/** Largest k in the election timeout range [E, (1 + 2^k) E) after k campaigns without a leader. */
+const ELECTION_BACKOFF_MAX = 3;
+
 /** Vote context marking a campaign that a leader asked for (leadership transfer). */
 const TRANSFER_CONTEXT = 1;
 
@@ -98,6 +101,17 @@ export class Raft {
   private heartbeatElapsed = 0;
   /** Random in [electionTimeoutTicks, 2 * electionTimeoutTicks), drawn at each role change. */
   private randomizedElectionTimeout = 0;
+  /**
+   * Contended campaigns this replica started since it last had a leader (heard one, or was one):
+   * each widens the range its next election timeout is drawn from (see {@link electionTimeout}),
+   * so replicas whose campaigns keep colliding spread out. 0 after any contact with a leader.
+   */
+  private campaignsWithoutLeader = 0;
+  /**
+   * While (pre-)campaigning: another replica campaigned too, or a vote was refused. A campaign
+   * that simply got no answer (this replica is cut off) is not contended and does not back off.
+   */
+  private campaignContended = false;
   /** Ticks since this node started. */
   private now = 0;
   /**
@@ -290,7 +304,7 @@ export class Raft {
     this.quiet.reset();
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
-    this.randomizedElectionTimeout = this.cfg.prng.int(this.cfg.electionTimeoutTicks, 2 * this.cfg.electionTimeoutTicks);
+    this.randomizedElectionTimeout = this.electionTimeout();
     this.votes.clear();
     this.leadTransferee = NONE;
     this.transferElapsed = 0;
@@ -308,6 +322,11 @@ export class Raft {
     const wasLeader = this.role === 'leader';
     const oldLead = this.lead;
     this.read.failReads(wasLeader);
+    // A leader is known: elections work, and the timeout reset() draws is the usual one.
+    if (lead !== NONE) {
+      this.campaignsWithoutLeader = 0;
+      this.campaignContended = false;
+    }
     this.reset(t);
     this.role = 'follower';
     this.lead = lead;
@@ -323,7 +342,7 @@ export class Raft {
     this.lead = NONE;
     this.role = 'pre-candidate';
     this.electionElapsed = 0;
-    this.randomizedElectionTimeout = this.cfg.prng.int(this.cfg.electionTimeoutTicks, 2 * this.cfg.electionTimeoutTicks);
+    this.randomizedElectionTimeout = this.electionTimeout();
     this.counters.preVotes++;
   }
 
@@ -339,6 +358,8 @@ export class Raft {
 
   private becomeLeader(): void {
     assert(this.role === 'candidate', `becomeLeader: role ${this.role}`);
+    this.campaignsWithoutLeader = 0;
+    this.campaignContended = false;
     this.reset(this.term);
     this.role = 'leader';
     this.lead = this.id;
@@ -375,6 +396,18 @@ export class Raft {
   /** Exactly what `n` calls of {@link tick} do to a node for which {@link ticksIdle} holds. */
   skipTicks(n: number): void {
     this.quiet.skipTicks(n);
+  }
+
+  /**
+   * A random election timeout: [E, 2E) ticks while elections succeed, as the Raft paper has it;
+   * after k contended campaigns without a leader, [E, (1 + 2^k) E) with k at most 3. When a round takes
+   * about as long as the spread of timeouts (thousands of groups in one worker, each turn
+   * slower), replicas of a group kept starting campaigns over each other's and none won;
+   * backing off spreads them until one round fits.
+   */
+  private electionTimeout(): number {
+    const e = this.cfg.electionTimeoutTicks;
+    return this.cfg.prng.int(e, e + e * 2 ** Math.min(this.campaignsWithoutLeader, ELECTION_BACKOFF_MAX));
   }
 
   private tickElection(): void {
@@ -446,6 +479,10 @@ export class Raft {
     if (!transfer && this.inLease()) return;
     // A node must not campaign with committed entries it has not applied: they may hold conf changes.
     if (this.hasUnappliedConfChange()) return;
+    if (!transfer) {
+      if (this.campaignContended) this.campaignsWithoutLeader++;
+      this.campaignContended = false;
+    }
     if (this.cfg.preVote && !transfer) this.campaign('pre');
     else this.campaign(transfer ? 'transfer' : 'real');
   }
@@ -496,6 +533,8 @@ export class Raft {
   /** A message from the leader of the current term: election timer and lease promise restart. */
   private heardFromLeader(from: NodeId): void {
     this.electionElapsed = 0;
+    this.campaignsWithoutLeader = 0;
+    this.campaignContended = false;
     // A leader counts us in its configuration.
     this.removedHint = 0 as LogIndex;
     this.lead = from;
@@ -522,6 +561,8 @@ export class Raft {
       this.counters.notMemberHintsSent++;
     }
     if (this.quiet.quiesced) this.quiet.wakeOn(m);
+    const campaigning = this.role === 'candidate' || this.role === 'pre-candidate';
+    if (campaigning && (m.type === MessageType.PreVote || m.type === MessageType.Vote) && m.from !== this.id) this.campaignContended = true;
     if (m.term > this.term) {
       if (m.type === MessageType.Vote || m.type === MessageType.PreVote) {
         const force = m.type === MessageType.Vote && m.context === TRANSFER_CONTEXT;
@@ -621,6 +662,7 @@ export class Raft {
         const myType = this.role === 'pre-candidate' ? MessageType.PreVoteResp : MessageType.VoteResp;
         if (m.type !== myType) return;
         if (!this.voters.has(m.from)) return;
+        if (m.reject) this.campaignContended = true;
         this.votes.set(m.from, !m.reject);
         const r = voteResult(this.voters, this.votes);
         if (r === 'won') {

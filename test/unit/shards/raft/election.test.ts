@@ -6,8 +6,12 @@ import { ent, msg, persist, reopen, solo } from './fixtures.js';
 
 const ET = 10;
 
-/** Ticks between successive (pre-)campaigns of a node that can never win, i.e. its election timeouts. */
-function campaignIntervals(seed: number, n: number): number[] {
+/**
+ * Ticks between successive (pre-)campaigns of a node that can never win, i.e. its election
+ * timeouts. `contended`: each campaign is refused by a peer (as when replicas campaign at once);
+ * otherwise nobody answers (the node is cut off).
+ */
+function campaignIntervals(seed: number, n: number, contended = false): number[] {
   const s = solo(1, [1, 2, 3], { seed, electionTimeoutTicks: ET });
   const out: number[] = [];
   let last = 0;
@@ -20,6 +24,7 @@ function campaignIntervals(seed: number, n: number): number[] {
       out.push(ticks);
       ticks = 0;
       last = c;
+      if (contended) s.rn.step(msg(MessageType.PreVoteResp, 2, 1, s.rn.status().term, { reject: true }));
     }
     if (s.rn.hasReady()) persist(s);
   }
@@ -29,6 +34,7 @@ function campaignIntervals(seed: number, n: number): number[] {
 describe('election timeouts', () => {
   test('§5.2 election timeouts are drawn in [et, 2et) from the seeded PRNG: same seed same timeouts, other seeds others', () => {
     const a = campaignIntervals(1, 40);
+    // A node that is cut off (nobody answers) keeps the first range: its campaigns are not contended.
     for (const t of a) {
       expect(t).toBeGreaterThanOrEqual(ET);
       expect(t).toBeLessThan(2 * ET);
@@ -182,6 +188,45 @@ describe('persistence ordering of election messages', () => {
   });
 });
 
+describe('election backoff', () => {
+  test('after k contended campaigns without a leader the timeout is drawn in [et, (1 + 2^k) et), k <= 3; a leader resets it', () => {
+    const a = campaignIntervals(1, 60, true);
+    a.forEach((t, i) => {
+      expect(t).toBeGreaterThanOrEqual(ET);
+      expect(t, `interval ${i}`).toBeLessThan((1 + 2 ** Math.min(i, 3)) * ET);
+    });
+    // Beyond the first range once campaigns collide, and up to the widest one.
+    expect(a.slice(3).some((t) => t >= 5 * ET)).toBe(true);
+    expect(Math.max(...a)).toBeLessThan(9 * ET);
+
+    // Contended campaigns, then a leader is heard: the next timeout is in [et, 2et) again.
+    for (let seed = 1; seed <= 20; seed++) {
+      const s = solo(1, [1, 2, 3], { seed, electionTimeoutTicks: ET });
+      let campaigns = 0;
+      for (let i = 0; i < 400 && campaigns < 5; i++) {
+        const before = s.rn.status().counters.preVotes;
+        s.rn.tick();
+        if (s.rn.status().counters.preVotes > before) {
+          campaigns++;
+          s.rn.step(msg(MessageType.PreVoteResp, 2, 1, s.rn.status().term, { reject: true }));
+        }
+        if (s.rn.hasReady()) persist(s);
+      }
+      s.rn.step(msg(MessageType.Heartbeat, 2, 1, s.rn.status().term + 1));
+      persist(s);
+      let ticks = 0;
+      const before = s.rn.status().counters.preVotes;
+      while (s.rn.status().counters.preVotes === before && ticks < 100) {
+        s.rn.tick();
+        ticks++;
+        if (s.rn.hasReady()) persist(s);
+      }
+      expect(ticks, `seed ${seed}`).toBeGreaterThanOrEqual(ET);
+      expect(ticks, `seed ${seed}`).toBeLessThan(2 * ET + 1);
+    }
+  });
+});
+
 describe('pre-vote', () => {
   test('a partitioned node that rejoins does not raise the cluster term or unseat the leader (pre-vote alone)', () => {
     const c = new Cluster([1, 2, 3], { checkQuorum: false });
@@ -191,7 +236,7 @@ describe('pre-vote', () => {
     c.propose(1, 'a');
     c.tickAll(100);
     const n3 = c.node(3).rn.status();
-    expect(n3.counters.preVotes).toBeGreaterThan(3);
+    expect(n3.counters.preVotes).toBeGreaterThanOrEqual(3);
     expect(n3.counters.elections).toBe(0);
     expect(n3.term).toBe(term0);
     c.heal();
