@@ -9,7 +9,7 @@
  * - `worker-<w>/`: worker w's LMDB environment (the name is {@link workerDir}'s, which the
  *   worker threads use too; the store checks the worker count recorded inside it).
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataDirError } from './data-dir-error.js';
 import { loadOrCreateKey } from './node-key.js';
@@ -45,11 +45,25 @@ export class DataDir {
     this.keyPath = join(path, 'node.key');
   }
 
-  /** The data directory at `path`, created (with its parents) when missing. Takes no lock. */
+  /**
+   * The data directory at `path`, created (with its parents) when missing. Takes no lock. It holds
+   * every tenant's data and the node's key, so only its owner may enter it: it is made mode 0700,
+   * also when it existed with access for group or others (`tightened` then says from which mode).
+   * What is inside needs no mode of its own then.
+   */
   static open(path: string): DataDir {
-    mkdirSync(path, { recursive: true });
-    return new DataDir(path);
+    mkdirSync(path, { recursive: true, mode: 0o700 });
+    const mode = statSync(path).mode & 0o777;
+    const dir = new DataDir(path);
+    if ((mode & 0o077) !== 0) {
+      chmodSync(path, mode & 0o700);
+      dir.tightened = mode;
+    }
+    return dir;
   }
+
+  /** The mode `open` found and took group and other access from, if it did. */
+  tightened: number | undefined;
 
   /**
    * The node's secret key (32 bytes) from `node.key`, created once (mode 0600, atomically, never
@@ -67,27 +81,41 @@ export class DataDir {
   /**
    * One process per data directory: the LOCK file holds the owner's pid. A lock whose process is
    * gone (killed) is taken over; a live one is refused with DataDirError `DataDirLocked`.
+   *
+   * LOCK is only ever created exclusively, and only removed by the holder of `LOCK.takeover`
+   * (also created exclusively), after it read LOCK again under that guard and found its process
+   * gone. So of several processes starting at once on a directory with a stale LOCK, one takes it
+   * and the others see a live owner; none removes a lock another has just taken.
    */
   lock(): Unlock {
     const path = this.lockPath;
-    for (let attempt = 0; attempt < 2; attempt++) {
+    const guard = `${path}.takeover`;
+    for (let attempt = 0; attempt < LOCK_ATTEMPTS; attempt++) {
+      if (createExclusive(path)) return () => rmSync(path, { force: true });
+      const owner = pidIn(path);
+      if (owner !== undefined && isAlive(owner)) throw this.locked(owner);
+      // Stale (or gone meanwhile): take it over under the guard.
+      if (!createExclusive(guard)) {
+        const guardOwner = pidIn(guard);
+        // A guard whose process died in the middle of a takeover would block every start.
+        if (guardOwner === undefined || !isAlive(guardOwner)) rmSync(guard, { force: true });
+        pause(5 + attempt * 5);
+        continue;
+      }
       try {
-        writeFileSync(path, String(process.pid), { flag: 'wx' });
-        return () => rmSync(path, { force: true });
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-        const pid = Number(readFileSync(path, 'utf8'));
-        let alive: boolean;
-        try {
-          alive = Number.isInteger(pid) && pid > 0 && pid !== process.pid && process.kill(pid, 0);
-        } catch {
-          alive = false;
-        }
-        if (alive) throw new DataDirError('DataDirLocked', `${this.path} is in use by process ${pid}; stop it first or use another --data directory`);
+        const again = pidIn(path);
+        if (again !== undefined && isAlive(again)) throw this.locked(again);
         rmSync(path, { force: true });
+        if (createExclusive(path)) return () => rmSync(path, { force: true });
+      } finally {
+        rmSync(guard, { force: true });
       }
     }
     throw new DataDirError('DataDirLocked', `${this.path}: could not take the LOCK file`);
+  }
+
+  private locked(pid: number): DataDirError {
+    return new DataDirError('DataDirLocked', `${this.path} is in use by process ${pid}; stop it first or use another --data directory`);
   }
 
   /** The layout recorded in `cluster.json`, or undefined before the first start. */
@@ -96,9 +124,26 @@ export class DataDir {
     return JSON.parse(readFileSync(this.clusterPath, 'utf8')) as ClusterLayout;
   }
 
-  /** Records `layout` in `cluster.json`. */
+  /**
+   * Records `layout` in `cluster.json`, atomically: a temporary file, flushed, renamed over it, and
+   * the directory flushed, so a crash leaves the old file or the new one, never a torn one.
+   */
   writeCluster(layout: ClusterLayout): void {
-    writeFileSync(this.clusterPath, `${JSON.stringify(layout, null, 2)}\n`);
+    const tmp = `${this.clusterPath}.tmp`;
+    const fd = openSync(tmp, 'w', 0o600);
+    try {
+      writeFileSync(fd, `${JSON.stringify(layout, null, 2)}\n`);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, this.clusterPath);
+    const dirFd = openSync(this.path, 'r');
+    try {
+      fsyncSync(dirFd);
+    } finally {
+      closeSync(dirFd);
+    }
   }
 
   /**
@@ -124,4 +169,47 @@ export class DataDir {
       );
     }
   }
+}
+
+/** Tries to take LOCK (or its guard) for a start. */
+const LOCK_ATTEMPTS = 20;
+
+/** Creates `path` holding this process's pid, only if it does not exist; false when it does. */
+function createExclusive(path: string): boolean {
+  try {
+    writeFileSync(path, String(process.pid), { flag: 'wx', mode: 0o600 });
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw e;
+  }
+}
+
+/** The pid a lock file names; undefined when it is gone or names none. */
+function pidIn(path: string): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+  const pid = Number(text);
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+/** Whether another process with this pid runs (this process's own pid counts as not: the lock is per process). */
+function isAlive(pid: number): boolean {
+  if (pid === process.pid) return false;
+  try {
+    return process.kill(pid, 0);
+  } catch (e) {
+    // EPERM: it exists but belongs to someone else.
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Waits `ms` milliseconds, synchronously (lock() runs before anything else of the node). */
+function pause(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }

@@ -56,6 +56,36 @@ describe('DataDir.open', () => {
   });
 });
 
+describe('DataDir modes and cluster.json', () => {
+  it('a new directory is 0700; an existing one open to group or others is made 0700 and says so', () => {
+    const d = fresh();
+    expect(statSync(d.path).mode & 0o777).toBe(0o700);
+    expect(d.tightened).toBeUndefined();
+    const lax = join(root, `lax${++seq}`);
+    DataDir.open(lax);
+    chmodSync(lax, 0o755);
+    const again = DataDir.open(lax);
+    expect(statSync(lax).mode & 0o777).toBe(0o700);
+    expect(again.tightened).toBe(0o755);
+    // Already private: left as it is.
+    chmodSync(lax, 0o500 | 0o200);
+    expect(DataDir.open(lax).tightened).toBeUndefined();
+    expect(statSync(lax).mode & 0o777).toBe(0o700);
+  });
+
+  it('cluster.json is replaced whole through a temporary file that does not stay behind', () => {
+    const d = fresh();
+    const a: ClusterLayout = { shards: 4, replicas: 3, members: ['a', 'b', 'c'] };
+    const b: ClusterLayout = { shards: 8, replicas: 1, members: ['z'] };
+    d.writeCluster(a);
+    expect(d.readCluster()).toEqual(a);
+    d.writeCluster(b);
+    expect(d.readCluster()).toEqual(b);
+    expect(existsSync(`${d.clusterPath}.tmp`)).toBe(false);
+    expect(statSync(d.clusterPath).mode & 0o777).toBe(0o600);
+  });
+});
+
 describe('DataDir.lock', () => {
   let child: ChildProcess | undefined;
   afterEach(() => {
@@ -95,6 +125,26 @@ describe('DataDir.lock', () => {
     expect(readFileSync(dir.lockPath, 'utf8')).toBe(String(process.pid));
     unlock();
   });
+
+  it('racing starts on a directory with a stale LOCK: exactly one takes it, the others are refused', async () => {
+    const child = new URL('./lock-child.ts', import.meta.url).pathname;
+    for (let round = 0; round < 3; round++) {
+      const dir = fresh();
+      const gone = spawnSync(process.execPath, ['-e', 'process.pid'], { stdio: 'ignore' });
+      writeFileSync(dir.lockPath, String(gone.pid));
+      const startAt = Date.now() + 2500;
+      const racers = Array.from({ length: 6 }, () => {
+        const p = spawn(process.execPath, ['--import', 'tsx', child, dir.path, String(startAt)], { stdio: ['ignore', 'pipe', 'inherit'] });
+        let out = '';
+        p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        return new Promise<string>((resolve) => p.once('exit', () => resolve(out.trim())));
+      });
+      const outcomes = await Promise.all(racers);
+      expect(outcomes.filter((o) => o === 'locked').length, outcomes.join(', ')).toBe(1);
+      expect(outcomes.filter((o) => o === 'refused DataDirLocked').length, outcomes.join(', ')).toBe(5);
+      expect(existsSync(`${dir.lockPath}.takeover`)).toBe(false);
+    }
+  }, 60_000);
 
   it('takes over a LOCK that holds no pid', () => {
     for (const junk of ['', 'not a pid', '-1', '0', '1.5']) {
