@@ -44,6 +44,8 @@ export interface NodeConfig {
   readonly writeBytesMax: number;
   /** Bytes of HTTP request bodies read and held at once; more wait unread, then 503 Overloaded. */
   readonly httpBodiesBytesMax: number;
+  /** Open HTTP connections at most; one more is answered 503 Overloaded and closed. */
+  readonly httpConnectionsMax: number;
   /** How long a graceful shutdown may take before the node exits anyway, in milliseconds. */
   readonly shutdownTimeoutMs: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -142,6 +144,13 @@ export const SETTINGS: readonly Setting[] = [
     parse: int(1, 1 << 30),
   },
   {
+    key: 'httpConnectionsMax',
+    flag: '--http-connections-max',
+    env: 'IROH_RAFT_HTTP_CONNECTIONS_MAX',
+    help: 'open HTTP connections at most; one more is answered 503 Overloaded and closed (default 4096)',
+    parse: int(1, 1_000_000),
+  },
+  {
     key: 'snapshotBytesPerSec',
     flag: '--snapshot-bytes-per-sec',
     env: 'IROH_RAFT_SNAPSHOT_BYTES_PER_SEC',
@@ -186,6 +195,7 @@ export function defaults(): NodeConfig {
     snapshotBytesPerSec: 64 << 20,
     writeBytesMax: 2 << 20,
     httpBodiesBytesMax: 8 << 20,
+    httpConnectionsMax: 4096,
     shutdownTimeoutMs: 10_000,
     logLevel: 'info',
   };

@@ -98,6 +98,7 @@ function registerAdmissionMetrics(gauge: GaugeOf, parts: NodeParts): void {
     'Bytes of request bodies being read or served (at most --http-bodies-bytes-max).',
     () => parts.http.bodyRoom.heldBytes,
   );
+  gauge('iroh_raft_http_connections_refused_total', 'HTTP connections answered 503 Overloaded at --http-connections-max.', () => parts.http.connectionsRefused);
   gauge(
     'iroh_raft_http_requests_waiting_for_body_room',
     'Requests waiting, their body unread, for room under --http-bodies-bytes-max.',

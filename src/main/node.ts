@@ -147,7 +147,7 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
   late.router = router;
   router.startLiveness();
 
-  const http = await HttpServer.start({ host: cfg.http.host, port: cfg.http.port, service: router, logger: log, bodiesBytesMax: cfg.httpBodiesBytesMax });
+  const http = await startHttp(cfg, router, log);
   registerNodeMetrics(registry, { router, pool, transport, snapshots, leaderChanges, http });
   log.info({ node: self, id: transport.id, http: http.url, shards: local.length, members: members.length }, 'node started');
 
@@ -230,5 +230,17 @@ function startSnapshots(cfg: NodeConfig, self: NodeId, members: readonly Member[
     stagingDir: join(cfg.data, 'staging'),
     bytesPerSecMax: cfg.snapshotBytesPerSec,
     log,
+  });
+}
+
+/** The client API on `cfg.http`, with the node's limits for bodies and connections. */
+function startHttp(cfg: NodeConfig, service: Router, log: StartOptions['logger']): Promise<HttpServer> {
+  return HttpServer.start({
+    host: cfg.http.host,
+    port: cfg.http.port,
+    service,
+    logger: log,
+    bodiesBytesMax: cfg.httpBodiesBytesMax,
+    connectionsMax: cfg.httpConnectionsMax,
   });
 }

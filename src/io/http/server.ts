@@ -39,6 +39,12 @@ export interface HttpServerOptions {
    * none is held. Default 8 MiB.
    */
   readonly bodiesBytesMax?: number;
+  /**
+   * Open connections at most. One more is answered 503 `Overloaded` (with `retry-after`) and
+   * closed at once, before any request is read from it, so idle or slow clients cannot hold every
+   * socket and file descriptor. Default 4,096.
+   */
+  readonly connectionsMax?: number;
   /** How long a request waits for room under bodiesBytesMax, in ms. Default 5,000. */
   readonly bodyWaitMs?: number;
   /** Longest key, scan prefix or `after`, in bytes after percent-decoding. Default 1,024. */
@@ -65,6 +71,7 @@ export interface HttpServerOptions {
 const DEFAULTS = {
   maxBodyBytes: 1024 * 1024 + 1024,
   bodiesBytesMax: 8 << 20,
+  connectionsMax: 4096,
   bodyWaitMs: 5_000,
   maxKeyBytes: 1024,
   requestTimeoutMs: 30_000,
@@ -108,6 +115,7 @@ export class HttpServer {
   /** Room for request bodies (bodiesBytesMax); readBody() waits here before it reads a byte. */
   private readonly bodies: ByteGate;
   private readonly bodyWaitMs: number;
+  private readonly connectionsMax: number;
   private readonly maxKeyBytes: number;
   private readonly closeTimeoutMs: number;
   private readonly lingerMs: number;
@@ -122,6 +130,7 @@ export class HttpServer {
     this.maxBodyBytes = opts.maxBodyBytes;
     this.bodies = new ByteGate(opts.bodiesBytesMax);
     this.bodyWaitMs = opts.bodyWaitMs;
+    this.connectionsMax = opts.connectionsMax;
     this.maxKeyBytes = opts.maxKeyBytes;
     this.closeTimeoutMs = opts.closeTimeoutMs;
     this.lingerMs = opts.lingerMs;
@@ -141,6 +150,7 @@ export class HttpServer {
       logger: options.logger ?? stderrLogger,
       maxBodyBytes: options.maxBodyBytes ?? DEFAULTS.maxBodyBytes,
       bodiesBytesMax: options.bodiesBytesMax ?? DEFAULTS.bodiesBytesMax,
+      connectionsMax: options.connectionsMax ?? DEFAULTS.connectionsMax,
       bodyWaitMs: options.bodyWaitMs ?? DEFAULTS.bodyWaitMs,
       maxKeyBytes: options.maxKeyBytes ?? DEFAULTS.maxKeyBytes,
       requestTimeoutMs,
@@ -152,6 +162,7 @@ export class HttpServer {
     for (const name of [
       'maxBodyBytes',
       'bodiesBytesMax',
+      'connectionsMax',
       'bodyWaitMs',
       'maxKeyBytes',
       'requestTimeoutMs',
@@ -187,6 +198,10 @@ export class HttpServer {
     const http = new HttpServer(server, opts, server.address() as AddressInfo);
     server.on('error', (err) => opts.logger.error({ err }, 'http server error'));
     server.on('connection', (socket: Socket) => {
+      if (http.sockets.size >= opts.connectionsMax) {
+        http.refuseConnection(socket);
+        return;
+      }
       http.sockets.add(socket);
       socket.once('close', () => http.sockets.delete(socket));
     });
@@ -272,6 +287,15 @@ export class HttpServer {
     });
   }
 
+  /** Connections refused at connectionsMax so far. */
+  connectionsRefused = 0;
+
+  /** A connection beyond connectionsMax: 503 Overloaded, closed without reading a request. */
+  private refuseConnection(socket: Socket): void {
+    this.connectionsRefused++;
+    this.writeRawError(socket, new HttpError(HttpErrorCode.Overloaded, `too many connections (connectionsMax ${this.connectionsMax})`));
+  }
+
   /**
    * A request Node's parser refused (garbage, headers too large) or that did not arrive in time.
    * Answered with a JSON error unless a reply has already begun, then the connection is closed.
@@ -287,12 +311,18 @@ export class HttpServer {
         : err.code === 'HPE_HEADER_OVERFLOW'
           ? new HttpError(HttpErrorCode.HeadersTooLarge, 'request headers too large')
           : new HttpError(HttpErrorCode.BadRequest, `malformed HTTP request (${err.code ?? err.message})`);
+    this.writeRawError(socket, e);
+  }
+
+  /** Writes `e` as a whole response straight to the socket, then closes it (no request object exists). */
+  private writeRawError(socket: Duplex, e: HttpError): void {
     const body = JSON.stringify({ error: e });
     const head = [
       `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? ''}`,
       `content-type: ${JSON_TYPE}`,
       `content-length: ${Buffer.byteLength(body)}`,
       'cache-control: no-store',
+      ...Object.entries(e.headers).map(([k, v]) => `${k}: ${v}`),
       'connection: close',
     ].join('\r\n');
     const timer = setTimeout(() => socket.destroy(), this.lingerMs);

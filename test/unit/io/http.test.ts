@@ -921,9 +921,33 @@ describe('HttpServer body budget (bodiesBytesMax)', () => {
     }
   });
 
+  test('connections beyond connectionsMax are answered 503 Overloaded and closed; once one closes, new ones are served', async () => {
+    const { server, port } = await startServer({ connectionsMax: 2 });
+    try {
+      const idle = [connect({ host: '127.0.0.1', port }), connect({ host: '127.0.0.1', port })];
+      await Promise.all(idle.map((s) => new Promise<void>((r) => s.once('connect', () => r()))));
+      await until(() => server.inflight === 0);
+      const third = await rawExchange(port, ['GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n'], { waitMs: 2_000 });
+      expect(third.ended).toBe(true);
+      const [res] = third.responses();
+      expect(res?.status).toBe(503);
+      expect(res?.headers.get('retry-after')).toBe('1');
+      expect(JSON.parse(res?.body.toString() ?? '')).toMatchObject({
+        error: { code: 'Overloaded', message: expect.stringContaining('connectionsMax') as unknown },
+      });
+      expect(server.connectionsRefused).toBe(1);
+      idle[0]!.destroy();
+      await sleep(50);
+      expect((await rawExchange(port, ['GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n'])).responses()[0]?.status).toBe(200);
+      idle[1]!.destroy();
+    } finally {
+      await server.close();
+    }
+  });
+
   test('start() refuses a budget or wait below 1', async () => {
     const kv = new MemoryKv();
-    for (const bad of [{ bodiesBytesMax: 0 }, { bodyWaitMs: 0 }, { bodiesBytesMax: 1.5 }])
+    for (const bad of [{ bodiesBytesMax: 0 }, { bodyWaitMs: 0 }, { bodiesBytesMax: 1.5 }, { connectionsMax: 0 }])
       await expect(HttpServer.start({ host: '127.0.0.1', port: 0, service: kv, ...bad })).rejects.toMatchObject({ code: 'InvalidConfig' });
   });
 });
