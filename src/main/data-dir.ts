@@ -9,7 +9,7 @@
  * - `worker-<w>/`: worker w's LMDB environment (the name is {@link workerDir}'s, which the
  *   worker threads use too; the store checks the worker count recorded inside it).
  */
-import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataDirError } from './data-dir-error.js';
 import { loadOrCreateKey } from './node-key.js';
@@ -174,14 +174,23 @@ export class DataDir {
 /** Tries to take LOCK (or its guard) for a start. */
 const LOCK_ATTEMPTS = 20;
 
-/** Creates `path` holding this process's pid, only if it does not exist; false when it does. */
+/**
+ * Creates `path` holding this process's pid, only if it does not exist; false when it does. The
+ * pid is written to a file of its own first and linked into place, so nobody ever reads the file
+ * empty (an exclusive create then a write would show an empty file for a moment, which a racing
+ * start would take for a stale lock).
+ */
 function createExclusive(path: string): boolean {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, String(process.pid), { mode: 0o600 });
   try {
-    writeFileSync(path, String(process.pid), { flag: 'wx', mode: 0o600 });
+    linkSync(tmp, path);
     return true;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw e;
+  } finally {
+    rmSync(tmp, { force: true });
   }
 }
 

@@ -132,19 +132,38 @@ describe('DataDir.lock', () => {
       const dir = fresh();
       const gone = spawnSync(process.execPath, ['-e', 'process.pid'], { stdio: 'ignore' });
       writeFileSync(dir.lockPath, String(gone.pid));
-      const startAt = Date.now() + 2500;
       const racers = Array.from({ length: 6 }, () => {
-        const p = spawn(process.execPath, ['--import', 'tsx', child, dir.path, String(startAt)], { stdio: ['ignore', 'pipe', 'inherit'] });
-        let out = '';
-        p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-        return new Promise<string>((resolve) => p.once('exit', () => resolve(out.trim())));
+        const p = spawn(process.execPath, ['--import', 'tsx', child, dir.path], { stdio: ['pipe', 'pipe', 'inherit'] });
+        const lines: string[] = [];
+        let buf = '';
+        const waiters: (() => void)[] = [];
+        p.stdout.on('data', (d: Buffer) => {
+          buf += d.toString();
+          for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+            lines.push(buf.slice(0, i));
+            buf = buf.slice(i + 1);
+            for (const w of waiters.splice(0)) w();
+          }
+        });
+        const line = async (n: number): Promise<string> => {
+          while (lines.length < n) await new Promise<void>((r) => waiters.push(r));
+          return lines[n - 1]!;
+        };
+        return { p, line };
       });
-      const outcomes = await Promise.all(racers);
-      expect(outcomes.filter((o) => o === 'locked').length, outcomes.join(', ')).toBe(1);
-      expect(outcomes.filter((o) => o === 'refused DataDirLocked').length, outcomes.join(', ')).toBe(5);
-      expect(existsSync(`${dir.lockPath}.takeover`)).toBe(false);
+      try {
+        // Every racer loaded, then all go at once.
+        for (const r of racers) expect(await r.line(1)).toBe('ready');
+        for (const r of racers) r.p.stdin.write('go\n');
+        const outcomes = await Promise.all(racers.map((r) => r.line(2)));
+        expect(outcomes.filter((o) => o === 'locked').length, outcomes.join(', ')).toBe(1);
+        expect(outcomes.filter((o) => o === 'refused DataDirLocked').length, outcomes.join(', ')).toBe(5);
+        expect(existsSync(`${dir.lockPath}.takeover`)).toBe(false);
+      } finally {
+        for (const r of racers) r.p.kill('SIGKILL');
+      }
     }
-  }, 60_000);
+  }, 90_000);
 
   it('takes over a LOCK that holds no pid', () => {
     for (const junk of ['', 'not a pid', '-1', '0', '1.5']) {

@@ -1,22 +1,19 @@
 /**
- * A process racing for a data directory's LOCK (test/unit/main/data-dir.test.ts): waits until the
- * start time given, takes the lock or is refused, says which on stdout, and holds a taken lock
- * for a while so the others see a live owner.
+ * A process racing for a data directory's LOCK (test/unit/main/data-dir.test.ts): says `ready`
+ * once loaded, takes the lock or is refused as soon as a line arrives on stdin (the parent sends
+ * it to every racer at once), says which on stdout, and holds a taken lock until it is killed.
  */
 import { DataDir, DataDirError } from '../../../src/main/data-dir.js';
 
-const [dir, startAt] = process.argv.slice(2);
-const dd = DataDir.open(dir!);
-while (Date.now() < Number(startAt)) {
-  // Spin until every racer is loaded, so they start together.
-}
-try {
-  const unlock = dd.lock();
-  process.stdout.write('locked\n');
-  setTimeout(() => {
-    unlock();
+const dd = DataDir.open(process.argv[2]!);
+process.stdin.once('data', () => {
+  try {
+    dd.lock();
+    process.stdout.write('locked\n');
+    setInterval(() => undefined, 1000);
+  } catch (e) {
+    process.stdout.write(e instanceof DataDirError ? `refused ${e.code}\n` : `error ${String(e)}\n`);
     process.exit(0);
-  }, 1500);
-} catch (e) {
-  process.stdout.write(e instanceof DataDirError ? `refused ${e.code}\n` : `error ${String(e)}\n`);
-}
+  }
+});
+process.stdout.write('ready\n');
