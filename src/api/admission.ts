@@ -47,10 +47,7 @@ export class ByteGate {
    * router request lane.
    */
   acquire(bytes: number, waitMs: number, signal?: AbortSignal): Promise<boolean> {
-    if (this.waiters.length === 0 && this.fits(bytes)) {
-      this.heldBytes += bytes;
-      return Promise.resolve(true);
-    }
+    if (this.tryAcquire(bytes)) return Promise.resolve(true);
     if (waitMs <= 0 || signal?.aborted === true) return Promise.resolve(false);
     return new Promise<boolean>((resolve) => {
       const w: Waiter = { bytes, resolve, signal, timer: undefined, onAbort: undefined };
@@ -69,6 +66,13 @@ export class ByteGate {
       }
       this.waiters.push(w);
     });
+  }
+
+  /** Takes `bytes` now if nobody waits and they fit (then release them exactly once); false otherwise, holding nothing. */
+  tryAcquire(bytes: number): boolean {
+    if (this.waiters.length > 0 || !this.fits(bytes)) return false;
+    this.heldBytes += bytes;
+    return true;
   }
 
   /** Gives back bytes an acquire admitted, and admits the waiters that now fit, in order. */

@@ -37,6 +37,7 @@ import { WorkerReplyCode } from './protocol.js';
 import type { WorkerInit, WorkerNotice } from './protocol.js';
 import type { WorkerApi } from './worker.js';
 import { CodedError } from '../errors.js';
+import { ByteGate } from '../api/index.js';
 
 /** How long a restarted worker may take to open its shards before it is replaced again. */
 const OPEN_SHARDS_TIMEOUT_MS = 60_000;
@@ -167,8 +168,8 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
    * {@link submit} refuses at the limit and checks the bound after each addition.
    */
   private readonly pending = new Map<number, Pending>();
-  /** Sum of `bytes` over `pending`. */
-  private inflightBytes = 0;
+  /** Holds the `bytes` of every request in `pending` (inflightBytesMax); nothing waits in it. */
+  private readonly requestBytes: ByteGate;
   private nextReqId = 1;
   private closing = false;
   private chunker: SnapshotChunker | undefined;
@@ -223,6 +224,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     check('inflightRequestsMax', this.inflightMax(), 1);
     check('inflightBytesMax', opts.inflightBytesMax ?? 64 << 20, 1);
     check('requestTimeoutMs', opts.requestTimeoutMs ?? 5000, 1);
+    this.requestBytes = new ByteGate(opts.inflightBytesMax ?? 64 << 20);
     const ids = new Set<number>();
     for (const s of opts.shards) {
       check('shard id', s.shard, 0);
@@ -442,7 +444,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     const p = this.pending.get(reqId);
     if (!p) return; // timed out earlier
     this.pending.delete(reqId);
-    this.inflightBytes -= p.bytes;
+    this.requestBytes.release(p.bytes);
     clearTimeout(p.timer);
     p.resolve(o);
   }
@@ -456,16 +458,18 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     if (!slot || slot.state !== 'running') return fail(PoolErrorCode.WorkerUnavailable, `worker ${w} (shard ${shard}) is restarting`);
     const reqId = this.nextReqId++;
     const payload = build(reqId);
-    const bytesMax = this.opts.inflightBytesMax ?? 64 << 20;
-    if (this.pending.size > 0 && this.inflightBytes + payload.length > bytesMax) {
-      this.counters.bytesRefused++;
-      return fail(PoolErrorCode.Overloaded, `${this.inflightBytes} request bytes in flight (inflightBytesMax ${bytesMax})`);
-    }
     // Measured with the widest reqId, so whether a request fits never depends on its id.
     const bound = clientFrameBoundBytes(payload, reqId);
     if (bound > maxPayloadBytes(slot.inRing.capacityBytes)) return fail(PoolErrorCode.RequestTooLarge, `request of ${bound} bytes does not fit a ring record`);
+    if (!this.requestBytes.tryAcquire(payload.length)) {
+      this.counters.bytesRefused++;
+      return fail(PoolErrorCode.Overloaded, `${this.requestBytes.held} request bytes in flight (inflightBytesMax ${this.requestBytes.capacityBytes})`);
+    }
     // It fits, so tryWrite could throw only for a shard that is not a u32: a bug of the caller.
-    if (!slot.inRing.tryWrite(kind, shard, payload)) return fail(PoolErrorCode.Overloaded, `worker ${w} in-ring is full`);
+    if (!slot.inRing.tryWrite(kind, shard, payload)) {
+      this.requestBytes.release(payload.length);
+      return fail(PoolErrorCode.Overloaded, `worker ${w} in-ring is full`);
+    }
     const ms = timeoutMs ?? this.opts.requestTimeoutMs ?? 5000;
     return new Promise<Outcome>((resolve) => {
       const timer = setTimeout(() => {
@@ -477,7 +481,6 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
         });
       }, ms);
       this.pending.set(reqId, { resolve, timer, worker: w, bytes: payload.length });
-      this.inflightBytes += payload.length;
       if (this.pending.size > this.inflightMax()) assert(false, `pool: ${this.pending.size} requests in flight, beyond ${this.inflightMax()}`);
     });
   }

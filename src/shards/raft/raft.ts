@@ -323,10 +323,7 @@ export class Raft {
     const oldLead = this.lead;
     this.read.failReads(wasLeader);
     // A leader is known: elections work, and the timeout reset() draws is the usual one.
-    if (lead !== NONE) {
-      this.campaignsWithoutLeader = 0;
-      this.campaignContended = false;
-    }
+    if (lead !== NONE) this.forgetCampaigns();
     this.reset(t);
     this.role = 'follower';
     this.lead = lead;
@@ -358,8 +355,7 @@ export class Raft {
 
   private becomeLeader(): void {
     assert(this.role === 'candidate', `becomeLeader: role ${this.role}`);
-    this.campaignsWithoutLeader = 0;
-    this.campaignContended = false;
+    this.forgetCampaigns();
     this.reset(this.term);
     this.role = 'leader';
     this.lead = this.id;
@@ -408,6 +404,12 @@ export class Raft {
   private electionTimeout(): number {
     const e = this.cfg.electionTimeoutTicks;
     return this.cfg.prng.int(e, e + e * 2 ** Math.min(this.campaignsWithoutLeader, ELECTION_BACKOFF_MAX));
+  }
+
+  /** A leader is known (heard, or this replica): campaigns so far say nothing about the next election. */
+  private forgetCampaigns(): void {
+    this.campaignsWithoutLeader = 0;
+    this.campaignContended = false;
   }
 
   private tickElection(): void {
@@ -533,8 +535,7 @@ export class Raft {
   /** A message from the leader of the current term: election timer and lease promise restart. */
   private heardFromLeader(from: NodeId): void {
     this.electionElapsed = 0;
-    this.campaignsWithoutLeader = 0;
-    this.campaignContended = false;
+    this.forgetCampaigns();
     // A leader counts us in its configuration.
     this.removedHint = 0 as LogIndex;
     this.lead = from;
@@ -851,8 +852,8 @@ export class Raft {
     if (m.context > pr.ackedHeartbeat) pr.ackedHeartbeat = m.context;
     // The follower is alive but its match has not moved for a while: what was in flight is lost
     // (the network dropped it, or the follower restarted). Probe again from its match.
-    const stallAfter = stallTicksFor(pr.inflights.bytes, this.cfg.heartbeatIntervalTicks, pr.ackTicks);
-    if (pr.state === 'replicate' && pr.stallTicks >= stallAfter) {
+    const stallAfter = pr.state === 'replicate' ? stallTicksFor(pr.inflights.bytes, this.cfg.heartbeatIntervalTicks, pr.ackTicks) : Infinity;
+    if (pr.stallTicks >= stallAfter) {
       this.counters.stallProbes++;
       // Lost, or slower than it ever was: until acknowledgments say otherwise, the path counts as
       // at least this slow, so the next stall waits twice as long (up to twice an election timeout).

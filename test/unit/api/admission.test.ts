@@ -28,6 +28,20 @@ describe('ByteGate', () => {
     expect(g.waiting).toBe(0);
   });
 
+  test('tryAcquire takes at once or not at all, and never passes a waiter', async () => {
+    const g = new ByteGate(100);
+    expect(g.tryAcquire(70)).toBe(true);
+    expect(g.tryAcquire(40)).toBe(false);
+    expect(g.held).toBe(70);
+    const waiting = g.acquire(50, 1000);
+    // 20 would fit beside the 70 held, but 50 waits ahead of it.
+    expect(g.tryAcquire(20)).toBe(false);
+    g.release(70);
+    expect(await waiting).toBe(true);
+    expect(g.tryAcquire(20)).toBe(true);
+    expect(g.held).toBe(70);
+  });
+
   test('one taker larger than the capacity goes when nothing is held', async () => {
     const g = new ByteGate(100);
     expect(await g.acquire(500, 0)).toBe(true);
