@@ -675,7 +675,7 @@ describe('HttpServer routes', () => {
 
   test('requests on one keep-alive connection, pipelined, are answered in order', async () => {
     await fetch(kvUrl('pipe'), { method: 'PUT', body: 'pipelined' });
-    const req = (close: boolean): string => `GET /v1/kv/pipe HTTP/1.1\r\nhost: x\r\n${close ? 'connection: close\r\n' : ''}\r\n`;
+    const req = (close: boolean): string => `GET /v1/kv/pipe HTTP/1.1\r\nhost: localhost\r\n${close ? 'connection: close\r\n' : ''}\r\n`;
     const r = await rawExchange(port, [req(false) + req(false) + req(true)]);
     const responses = r.responses();
     expect(responses.map((x) => x.status)).toEqual([200, 200, 200]);
@@ -686,7 +686,7 @@ describe('HttpServer routes', () => {
 
   test('the absolute request form is served by its path', async () => {
     await fetch(kvUrl('abs'), { method: 'PUT', body: 'absolute' });
-    const r = await rawExchange(port, [`GET http://example.test/v1/kv/abs HTTP/1.1\r\nhost: example.test\r\nconnection: close\r\n\r\n`]);
+    const r = await rawExchange(port, [`GET http://localhost/v1/kv/abs HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n`]);
     expect(r.responses()[0]?.body.toString()).toBe('absolute');
   });
 });
@@ -746,7 +746,7 @@ describe('HttpServer under bad input', () => {
   });
 
   test('an oversized upload is refused on its headers: the rest is never read, the server half-closes', async () => {
-    const head = `PUT /v1/kv/huge HTTP/1.1\r\nhost: x\r\ncontent-length: ${100 * 1024 * 1024}\r\n\r\n`;
+    const head = `PUT /v1/kv/huge HTTP/1.1\r\nhost: localhost\r\ncontent-length: ${100 * 1024 * 1024}\r\n\r\n`;
     const r = await rawExchange(port, [head, Buffer.alloc(4096)], { waitMs: 3_000 });
     expect(r.ended).toBe(true);
     const [res] = r.responses();
@@ -764,7 +764,7 @@ describe('HttpServer under bad input', () => {
     socket.on('error', (e) => errors.push(e));
     socket.on('data', (c: Buffer) => received.push(c));
     await new Promise<void>((resolve) => socket.once('connect', resolve));
-    socket.write(`PUT /v1/kv/linger HTTP/1.1\r\nhost: x\r\ncontent-length: ${100 * 1024 * 1024}\r\n\r\n`);
+    socket.write(`PUT /v1/kv/linger HTTP/1.1\r\nhost: localhost\r\ncontent-length: ${100 * 1024 * 1024}\r\n\r\n`);
     await until(() => Buffer.concat(received).includes('\r\n\r\n{'));
     // Keep uploading for 300 ms (< lingerMs): the bytes are read and dropped, not refused.
     for (let i = 0; i < 30; i++) {
@@ -778,10 +778,10 @@ describe('HttpServer under bad input', () => {
   });
 
   test('expect: 100-continue: a refused upload gets 413 without 100 Continue; an accepted one gets 100 then 200', async () => {
-    const refused = await rawExchange(port, [`PUT /v1/kv/ask HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\ncontent-length: 5000000\r\n\r\n`]);
+    const refused = await rawExchange(port, [`PUT /v1/kv/ask HTTP/1.1\r\nhost: localhost\r\nexpect: 100-continue\r\ncontent-length: 5000000\r\n\r\n`]);
     expect(refused.responses().map((x) => x.status)).toEqual([413]);
 
-    const socketParts = [`PUT /v1/kv/ask HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\ncontent-length: 5\r\nconnection: close\r\n\r\n`, 'hello'];
+    const socketParts = [`PUT /v1/kv/ask HTTP/1.1\r\nhost: localhost\r\nexpect: 100-continue\r\ncontent-length: 5\r\nconnection: close\r\n\r\n`, 'hello'];
     const accepted = await rawExchange(port, socketParts, { gapMs: 100 });
     expect(accepted.responses().map((x) => x.status)).toEqual([100, 200]);
     expect(await (await fetch(`${url}/v1/kv/ask`)).text()).toBe('hello');
@@ -791,8 +791,8 @@ describe('HttpServer under bad input', () => {
     const inputs: Buffer[] = [
       Buffer.from('\x00\x01\x02\x03garbage\r\n\r\n', 'latin1'),
       Buffer.from('GET / HTTP/9.9\r\n\r\n'),
-      Buffer.from('GET /v1/kv/a HTTP/1.1\r\ncontent-length: -5\r\nhost: x\r\n\r\n'),
-      Buffer.from('PUT /v1/kv/a HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n'),
+      Buffer.from('GET /v1/kv/a HTTP/1.1\r\ncontent-length: -5\r\nhost: localhost\r\n\r\n'),
+      Buffer.from('PUT /v1/kv/a HTTP/1.1\r\nhost: localhost\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n'),
       Buffer.from('GET /v1/kv/a HTTP/1.1\r\nbad header\r\n\r\n'),
       Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 31 + 7) & 0xff)),
     ];
@@ -807,7 +807,7 @@ describe('HttpServer under bad input', () => {
   });
 
   test('headers over Node’s limit get 431 HeadersTooLarge', async () => {
-    const r = await rawExchange(port, [`GET /v1/kv/a HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\n`]);
+    const r = await rawExchange(port, [`GET /v1/kv/a HTTP/1.1\r\nhost: localhost\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\n`]);
     const [res] = r.responses();
     expect(res?.status).toBe(431);
     expect(JSON.parse(res?.body.toString() ?? '')).toMatchObject({ error: { code: 'HeadersTooLarge' } });
@@ -817,7 +817,7 @@ describe('HttpServer under bad input', () => {
   test('a request whose body never finishes is timed out with 408 RequestTimeout', async () => {
     kv.calls.length = 0;
     const started = Date.now();
-    const r = await rawExchange(port, ['PUT /v1/kv/slow HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n', 'only part of it'], { waitMs: 5_000 });
+    const r = await rawExchange(port, ['PUT /v1/kv/slow HTTP/1.1\r\nhost: localhost\r\ncontent-length: 100\r\n\r\n', 'only part of it'], { waitMs: 5_000 });
     expect(Date.now() - started).toBeGreaterThanOrEqual(350);
     expect(r.ended).toBe(true);
     const [res] = r.responses();
@@ -829,7 +829,7 @@ describe('HttpServer under bad input', () => {
   });
 
   test('headers that never finish are timed out with 408 too', async () => {
-    const r = await rawExchange(port, ['GET /v1/kv/a HTTP/1.1\r\nhost: x\r\n'], { waitMs: 5_000 });
+    const r = await rawExchange(port, ['GET /v1/kv/a HTTP/1.1\r\nhost: localhost\r\n'], { waitMs: 5_000 });
     expect(r.ended).toBe(true);
     expect(r.responses()[0]?.status).toBe(408);
     await stillServes();
@@ -837,7 +837,7 @@ describe('HttpServer under bad input', () => {
 
   test('a client that hangs up mid-body leaves nothing behind', async () => {
     kv.calls.length = 0;
-    await rawExchange(port, ['PUT /v1/kv/cut HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nabc'], { waitMs: 50 });
+    await rawExchange(port, ['PUT /v1/kv/cut HTTP/1.1\r\nhost: localhost\r\ncontent-length: 100\r\n\r\nabc'], { waitMs: 50 });
     await until(() => server.inflight === 0);
     expect(kv.calls).toEqual([]);
     await stillServes();
@@ -858,7 +858,7 @@ describe('HttpServer body budget (bodiesBytesMax)', () => {
       // The fourth asks to continue: it is not told to, its body has no room yet.
       const fourth = rawExchange(
         port,
-        [`PUT /v1/kv/b3 HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\ncontent-length: 5\r\nconnection: close\r\n\r\n`, 'hello'],
+        [`PUT /v1/kv/b3 HTTP/1.1\r\nhost: localhost\r\nexpect: 100-continue\r\ncontent-length: 5\r\nconnection: close\r\n\r\n`, 'hello'],
         {
           gapMs: 300,
         },
@@ -906,9 +906,9 @@ describe('HttpServer body budget (bodiesBytesMax)', () => {
     const { server, kv, port } = await startServer({ bodiesBytesMax: 5, bodyWaitMs: 5_000 });
     try {
       const release = kv.hold();
-      const running = rawExchange(port, [`PUT /v1/kv/a HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\nhello`], { waitMs: 300 });
+      const running = rawExchange(port, [`PUT /v1/kv/a HTTP/1.1\r\nhost: localhost\r\ncontent-length: 5\r\n\r\nhello`], { waitMs: 300 });
       await until(() => kv.calls.length === 1);
-      const waiting = rawExchange(port, [`PUT /v1/kv/b HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\n`], { waitMs: 100 });
+      const waiting = rawExchange(port, [`PUT /v1/kv/b HTTP/1.1\r\nhost: localhost\r\ncontent-length: 5\r\n\r\n`], { waitMs: 100 });
       await until(() => server.bodyRoom.waiting === 1);
       // Both hang up: b while it waits, then a while its write runs.
       await Promise.all([running, waiting]);
@@ -927,7 +927,7 @@ describe('HttpServer body budget (bodiesBytesMax)', () => {
       const idle = [connect({ host: '127.0.0.1', port }), connect({ host: '127.0.0.1', port })];
       await Promise.all(idle.map((s) => new Promise<void>((r) => s.once('connect', () => r()))));
       await until(() => server.inflight === 0);
-      const third = await rawExchange(port, ['GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n'], { waitMs: 2_000 });
+      const third = await rawExchange(port, ['GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n'], { waitMs: 2_000 });
       expect(third.ended).toBe(true);
       const [res] = third.responses();
       expect(res?.status).toBe(503);
@@ -938,7 +938,7 @@ describe('HttpServer body budget (bodiesBytesMax)', () => {
       expect(server.connectionsRefused).toBe(1);
       idle[0]!.destroy();
       await sleep(50);
-      expect((await rawExchange(port, ['GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n'])).responses()[0]?.status).toBe(200);
+      expect((await rawExchange(port, ['GET /healthz HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n'])).responses()[0]?.status).toBe(200);
       idle[1]!.destroy();
     } finally {
       await server.close();
