@@ -23,7 +23,18 @@ import {
   peekMessageTo,
 } from '../wire/index.js';
 import type { Outcome } from '../shards/host.js';
-import { KV_LIMITS_DEFAULT, KvError, KvOp, decodeKvReply, encodeCas, encodeDelete, encodeGet, encodePut, encodeScan } from '../shards/kv/index.js';
+import {
+  KV_LIMITS_DEFAULT,
+  KvError,
+  KvOp,
+  decodeKvReply,
+  encodeCas,
+  encodeDelete,
+  encodeDeleteIf,
+  encodeGet,
+  encodePut,
+  encodeScan,
+} from '../shards/kv/index.js';
 import type { NodeId, ShardId } from '../shards/raft/index.js';
 import type { WorkerPool } from '../workers/pool.js';
 import { ByteGate } from '../api/index.js';
@@ -560,8 +571,12 @@ export class Router implements KvService {
 
   private async deleteChecked(r: DeleteArgs): Promise<Result<DeleteResult>> {
     const shard = shardOf(r.tenant, r.key, this.opts.shards);
-    const o = await this.command(shard, encodeDelete(r.tenant, r.key));
-    return this.decode(o, KvOp.Delete, (v) => ({ deleted: v.deleted, ...served(shard, o) }));
+    if (r.expectedVersion === undefined) {
+      const o = await this.command(shard, encodeDelete(r.tenant, r.key));
+      return this.decode(o, KvOp.Delete, (v) => ({ deleted: v.deleted, ...served(shard, o) }));
+    }
+    const o = await this.command(shard, encodeDeleteIf(r.tenant, r.key, r.expectedVersion));
+    return this.decode(o, KvOp.DeleteIf, (v) => ({ deleted: v.deleted, ...(v.deleted ? {} : { version: v.version }), ...served(shard, o) }));
   }
 
   async get(r: GetArgs): Promise<Result<GetResult>> {

@@ -85,7 +85,7 @@ describe('service failures', () => {
     const service = serviceOf({ ok: false, code: 'Overloaded', message: 'busy' });
     const requests: ApiRequest[] = [
       { route: 'put', tenant: 't', key, expectedVersion: undefined },
-      { route: 'delete', tenant: 't', key },
+      { route: 'delete', tenant: 't', key, expectedVersion: undefined },
       { route: 'get', tenant: 't', key, consistency: 'stale', json: false },
       { route: 'scan', tenant: 't', prefix: new Uint8Array(0), limit: 5, startAfter: undefined, consistency: 'lease' },
     ];

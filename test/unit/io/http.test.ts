@@ -65,11 +65,15 @@ class MemoryKv implements KvService {
     return { ok: true, value: { version: e.version, swapped: true } };
   }
 
-  async delete(r: { tenant: string; key: Uint8Array }): Promise<Result<{ deleted: boolean }>> {
+  async delete(r: { tenant: string; key: Uint8Array; expectedVersion?: number }): Promise<Result<{ deleted: boolean; version?: number }>> {
     const fail = await this.enter('delete', r, r.tenant);
     if (fail) return fail;
+    const t = this.table(r.tenant);
+    const k = Buffer.from(r.key).toString('latin1');
+    const current = t.get(k)?.version ?? 0;
+    if (r.expectedVersion !== undefined && r.expectedVersion !== current) return { ok: true, value: { deleted: false, version: current } };
     this.index++;
-    return { ok: true, value: { deleted: this.table(r.tenant).delete(Buffer.from(r.key).toString('latin1')) } };
+    return { ok: true, value: { deleted: t.delete(k) } };
   }
 
   async get(r: {
@@ -394,18 +398,33 @@ describe('HttpServer routes', () => {
     expect((await fetch(kvUrl('doomed'))).status).toBe(404);
   });
 
-  test('DELETE with a version condition (?version or if-match) is 400 BadRequest and deletes nothing', async () => {
+  test('DELETE with a version condition (?version or if-match) deletes only at that version; else 412 with the current version', async () => {
     await fetch(kvUrl('kept'), { method: 'PUT', body: 'x' });
-    kv.calls.length = 0;
-    for (const init of [{ url: kvUrl('kept', '?version=99') }, { url: kvUrl('kept', '?version=1') }, { url: kvUrl('kept'), headers: { 'if-match': '1' } }]) {
+    await fetch(kvUrl('kept'), { method: 'PUT', body: 'y' });
+    for (const init of [{ url: kvUrl('kept', '?version=99') }, { url: kvUrl('kept', '?version=1') }, { url: kvUrl('kept'), headers: { 'if-match': '"1"' } }]) {
       const res = await fetch(init.url, { method: 'DELETE', ...(init.headers ? { headers: init.headers } : {}) });
-      expect(res.status).toBe(400);
-      const e = await errorOf(res);
-      expect(e.code).toBe('BadRequest');
-      expect(e.message).toContain('conditional delete');
+      expect(res.status).toBe(412);
+      expect(await res.json()).toMatchObject({ error: { code: 'VersionMismatch', version: 2 } });
     }
+    expect(await (await fetch(kvUrl('kept'))).text()).toBe('y');
+    kv.calls.length = 0;
+    // Malformed or impossible conditions never reach the service.
+    for (const q of ['?version=0', '?version=-1', '?version=abc', '?version=1.5']) {
+      const res = await fetch(kvUrl('kept', q), { method: 'DELETE' });
+      expect(res.status, q).toBe(400);
+      expect((await errorOf(res)).code).toBe('BadRequest');
+    }
+    const differ = await fetch(kvUrl('kept', '?version=2'), { method: 'DELETE', headers: { 'if-match': '3' } });
+    expect(differ.status).toBe(400);
     expect(kv.calls).toEqual([]);
-    expect(await (await fetch(kvUrl('kept'))).text()).toBe('x');
+    const ok = await fetch(kvUrl('kept', '?version=2'), { method: 'DELETE' });
+    expect(ok.status).toBe(200);
+    expect(await ok.json()).toEqual({ deleted: true });
+    expect((await fetch(kvUrl('kept'))).status).toBe(404);
+    // Gone: the same condition now finds version 0.
+    const again = await fetch(kvUrl('kept', '?version=2'), { method: 'DELETE' });
+    expect(again.status).toBe(412);
+    expect(await again.json()).toMatchObject({ error: { code: 'VersionMismatch', version: 0 } });
   });
 
   test('HEAD answers like GET without a body', async () => {
