@@ -150,8 +150,11 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
     livenessTimeoutMs: cfg.tickMs * cfg.electionTicks,
     onPeerDown: (node) => snapshots.peerGone(node),
     metrics: async () => {
-      const merged = AggregatorRegistry.aggregate([await registry.getMetricsAsJSON(), ...(await pool.metrics())]);
-      return { contentType: merged.contentType, body: await merged.metrics() };
+      // Workers' series are merged among themselves (metrics.ts says how); the main thread's are
+      // taken as they are (prom-client's aggregators would drop process_start_time_seconds).
+      // Registry.merge refuses a name both define.
+      const merged = Registry.merge([registry, AggregatorRegistry.aggregate(await pool.metrics())]);
+      return { contentType: registry.contentType, body: await merged.metrics() };
     },
   });
   late.router = router;

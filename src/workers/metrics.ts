@@ -8,7 +8,8 @@
  * default aggregator, `sum`, kept for every type): histograms without a worker label are parts
  * of a node-wide distribution, so their buckets, sums and counts add up; series with a `worker`
  * label (the workers' counters and gauges) never meet another worker's, so `sum` leaves them as
- * they are. The main thread's own series appear once, so any aggregator would do for them.
+ * they are. The main thread's registry is not aggregated: it is merged beside the workers' as it
+ * is (src/main/node.ts).
  */
 import { Counter, Gauge } from 'prom-client';
 import { assert } from '../shards/raft/index.js';
