@@ -69,7 +69,10 @@ export interface HostLatency {
   apply(seconds: number, entries: number): void;
 }
 
-/** The raft cores' event counts that the host sums over its shards (see RaftCounters). */
+/**
+ * The raft cores' event counts that the host sums over its shards (see RaftCounters). Snapshots
+ * sent are left out: the host counts the same event as `snapshotsRequested`.
+ */
 export interface RaftTotals {
   /** Campaigns for leadership (the vote round; pre-votes are not counted). */
   elections: number;
@@ -79,8 +82,6 @@ export interface RaftTotals {
   leaderships: number;
   /** Times a leader here stepped down. */
   stepDowns: number;
-  /** Snapshots a leader here asked to send to a follower. */
-  snapshotsSent: number;
   /** ReadIndex quorum rounds (each serves every read queued before it). */
   readRounds: number;
   /** Reads served on a leader's lease, without a round. */
@@ -93,7 +94,7 @@ export interface RaftTotals {
 
 /** Every raft total at zero. */
 export function zeroRaftTotals(): RaftTotals {
-  return { elections: 0, preVotes: 0, leaderships: 0, stepDowns: 0, snapshotsSent: 0, readRounds: 0, leaseReads: 0, transfersAborted: 0, quiesced: 0 };
+  return { elections: 0, preVotes: 0, leaderships: 0, stepDowns: 0, readRounds: 0, leaseReads: 0, transfersAborted: 0, quiesced: 0 };
 }
 
 /** Adds the counts of `from` (a core's counters) into `into`. */

@@ -55,7 +55,6 @@ const RAFT_METRICS: Record<keyof RaftTotals, [string, string]> = {
   preVotes: ['iroh_raft_shard_pre_votes_started_total', 'Pre-vote rounds started by replicas here.'],
   leaderships: ['iroh_raft_shard_leaderships_won_total', 'Elections won by replicas here (a replica here became leader).'],
   stepDowns: ['iroh_raft_shard_leader_step_downs_total', 'Leaders here that stepped down (higher term seen, check-quorum lost, transfer).'],
-  snapshotsSent: ['iroh_raft_shard_snapshots_needed_total', 'Times a leader here found a follower behind its compacted log (it then gets a snapshot).'],
   readRounds: ['iroh_raft_shard_read_index_rounds_total', 'ReadIndex quorum rounds (one round serves every read queued before it).'],
   leaseReads: ['iroh_raft_shard_lease_reads_total', "Reads served on a leader's lease, without a quorum round."],
   transfersAborted: ['iroh_raft_shard_transfers_aborted_total', 'Leadership transfers aborted (timed out or cancelled).'],
