@@ -176,6 +176,11 @@ function registerAdmissionMetrics(counter: Read, gauge: Read, parts: NodeParts):
     'HTTP connections answered 503 Overloaded at --http-connections-max.',
     () => parts.http.connectionsRefused,
   );
+  counter(
+    'iroh_raft_http_hosts_refused_total',
+    'HTTP requests answered 421 HostNotAllowed (their Host is not in --http-allowed-hosts).',
+    () => parts.http.hostsRefused,
+  );
   gauge(
     'iroh_raft_http_requests_waiting_for_body_room',
     'Requests waiting, their body unread, for room under --http-bodies-bytes-max.',

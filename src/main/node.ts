@@ -149,13 +149,7 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
     livenessIntervalMs: cfg.tickMs,
     livenessTimeoutMs: cfg.tickMs * cfg.electionTicks,
     onPeerDown: (node) => snapshots.peerGone(node),
-    metrics: async () => {
-      // Workers' series are merged among themselves (metrics.ts says how); the main thread's are
-      // taken as they are (prom-client's aggregators would drop process_start_time_seconds).
-      // Registry.merge refuses a name both define.
-      const merged = Registry.merge([registry, AggregatorRegistry.aggregate(await pool.metrics())]);
-      return { contentType: registry.contentType, body: await merged.metrics() };
-    },
+    metrics: () => scrape(registry, pool),
   });
   late.router = router;
   router.startLiveness();
@@ -185,6 +179,16 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
         log.info({ node: self }, 'node stopped');
       })()),
   };
+}
+
+/**
+ * /metrics: the workers' series merged among themselves (src/workers/metrics.ts says how), and the
+ * main thread's beside them as they are (prom-client's aggregators would drop
+ * process_start_time_seconds). Registry.merge refuses a family both define.
+ */
+async function scrape(registry: Registry, pool: WorkerPool): Promise<{ contentType: string; body: string }> {
+  const merged = Registry.merge([registry, AggregatorRegistry.aggregate(await pool.metrics())]);
+  return { contentType: registry.contentType, body: await merged.metrics() };
 }
 
 /**
