@@ -6,6 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { CodedError } from '../errors.js';
+import { LOG_FORMATS, defaultLogFormat } from './log.js';
+import type { LogFormat } from './log.js';
 
 export class ConfigError extends CodedError<'InvalidFlag' | 'InvalidConfig' | 'UnknownFlag' | 'ConfigFileUnreadable'> {
   override readonly name = 'ConfigError';
@@ -57,6 +59,8 @@ export interface NodeConfig {
   /** How long a graceful shutdown may take before the node exits anyway, in milliseconds. */
   readonly shutdownTimeoutMs: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** JSON lines, or readable lines for a terminal (see log.ts). Default: pretty when stdout is a terminal, else json. */
+  readonly logFormat: LogFormat;
 }
 
 /** One setting: its flag, environment variable, parser and a line of help. */
@@ -210,6 +214,17 @@ export const SETTINGS: readonly Setting[] = [
       return raw;
     },
   },
+  {
+    key: 'logFormat',
+    flag: '--log-format',
+    env: 'IROH_RAFT_LOG_FORMAT',
+    help: 'log lines: json, or pretty for people (default: pretty on a terminal, else json)',
+    parse: (raw, where) => {
+      if (typeof raw !== 'string' || !(LOG_FORMATS as readonly string[]).includes(raw))
+        throw new ConfigError('InvalidConfig', `${where}: expected one of ${LOG_FORMATS.join(', ')}, got ${JSON.stringify(raw)}`);
+      return raw;
+    },
+  },
 ];
 
 export function defaults(): NodeConfig {
@@ -233,6 +248,7 @@ export function defaults(): NodeConfig {
     httpConnectionsMax: 4096,
     shutdownTimeoutMs: 10_000,
     logLevel: 'info',
+    logFormat: defaultLogFormat(),
   };
 }
 

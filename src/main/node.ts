@@ -12,6 +12,7 @@ import { createSecureContext } from 'node:tls';
 import { HttpError } from '../io/http/index.js';
 import { HttpServer } from '../io/http/server.js';
 import type { HttpTlsOptions } from '../io/http/server.js';
+import type { HttpServerOptions } from '../io/http/server.js';
 import { decodeTicket } from '../io/ticket.js';
 import { Transport } from '../io/transport/index.js';
 import type { NodeId } from '../shards/raft/index.js';
@@ -24,7 +25,7 @@ import { ConfigError } from './config.js';
 import type { NodeConfig } from './config.js';
 import { CodedError } from '../errors.js';
 import { DataDir } from './data-dir.js';
-import { registerNodeMetrics } from './node-metrics.js';
+import { httpLatencyMetric, registerNodeMetrics, registerProcessMetrics } from './node-metrics.js';
 import { Snapshots } from '../router/snapshots.js';
 import { join } from 'node:path';
 
@@ -148,16 +149,14 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
     livenessIntervalMs: cfg.tickMs,
     livenessTimeoutMs: cfg.tickMs * cfg.electionTicks,
     onPeerDown: (node) => snapshots.peerGone(node),
-    metrics: async () => {
-      const merged = AggregatorRegistry.aggregate([await registry.getMetricsAsJSON(), ...(await pool.metrics())]);
-      return { contentType: merged.contentType, body: await merged.metrics() };
-    },
+    metrics: () => scrape(registry, pool),
   });
   late.router = router;
   router.startLiveness();
 
-  const http = await startHttp(cfg, router, log, tls);
-  registerNodeMetrics(registry, { router, pool, transport, snapshots, leaderChanges, http });
+  registerProcessMetrics(registry);
+  const http = await startHttp(cfg, router, log, tls, httpLatencyMetric(registry));
+  registerNodeMetrics(registry, { router, pool, transport, snapshots, leaderChanges, http, nodeOfPeer: new Map(members.map((m) => [m.peerId, m.nodeId])) });
   const where = { http: http.url, allowedHosts: cfg.httpAllowedHosts ?? 'default', tls: tls === undefined ? 'off' : tls.ca === undefined ? 'on' : 'mutual' };
   log.info({ node: self, id: transport.id, ...where, shards: local.length, members: members.length }, 'node started');
 
@@ -180,6 +179,16 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
         log.info({ node: self }, 'node stopped');
       })()),
   };
+}
+
+/**
+ * /metrics: the workers' series merged among themselves (src/workers/metrics.ts says how), and the
+ * main thread's beside them as they are (prom-client's aggregators would drop
+ * process_start_time_seconds). Registry.merge refuses a family both define.
+ */
+async function scrape(registry: Registry, pool: WorkerPool): Promise<{ contentType: string; body: string }> {
+  const merged = Registry.merge([registry, AggregatorRegistry.aggregate(await pool.metrics())]);
+  return { contentType: registry.contentType, body: await merged.metrics() };
 }
 
 /**
@@ -248,9 +257,16 @@ function startSnapshots(cfg: NodeConfig, self: NodeId, members: readonly Member[
  * allow-list, and HTTPS when configured. ConfigError InvalidConfig for TLS files that cannot be
  * read or loaded, or a bad allow-list.
  */
-async function startHttp(cfg: NodeConfig, service: Router, log: StartOptions['logger'], tls: HttpTlsOptions | undefined): Promise<HttpServer> {
+async function startHttp(
+  cfg: NodeConfig,
+  service: Router,
+  log: StartOptions['logger'],
+  tls: HttpTlsOptions | undefined,
+  onAnswered: NonNullable<HttpServerOptions['onAnswered']>,
+): Promise<HttpServer> {
   try {
     return await HttpServer.start({
+      onAnswered,
       host: cfg.http.host,
       port: cfg.http.port,
       service,
