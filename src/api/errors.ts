@@ -29,6 +29,22 @@ export const ServiceErrorCode = {
   /** HTTP: no route for this path. */
   NotFound: 'NotFound',
   /**
+   * HTTP (auth on): no bearer token, a malformed one, or one no tenant (or this node's admin) holds
+   * any more: deleted or rotated. Answered with `www-authenticate: Bearer`.
+   */
+  Unauthorized: 'Unauthorized',
+  /**
+   * HTTP (auth on): the token is valid but not for this: a tenant's token naming another tenant
+   * (`x-tenant`, `?tenant=`), or asking for an admin route (tenants, status, metrics).
+   */
+  Forbidden: 'Forbidden',
+  /** HTTP (auth on): the tenant's `requestsPerSec` on this node is spent; `retry-after` says when to come back. */
+  RateLimited: 'RateLimited',
+  /** Tenant admin: a tenant of that name exists already (two admins creating it at once: one wins). */
+  TenantExists: 'TenantExists',
+  /** Tenant admin: no tenant of that name. */
+  TenantNotFound: 'TenantNotFound',
+  /**
    * Router: the node is low on disk space (below `--disk-free-bytes-min`); writes are refused, never
    * proposed, until space is freed. Reads are served.
    */

@@ -24,3 +24,5 @@ export type {
   ScanResult,
   Served,
 } from './service.js';
+export { isClientTenantName } from './tenants.js';
+export type { IssuedToken, Principal, Refusal, TenantInfo, TenantQuota, TenantService } from './tenants.js';

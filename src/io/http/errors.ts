@@ -29,6 +29,14 @@ export const HttpErrorCode = {
   InvalidLimit: 'InvalidLimit',
   /** A `consistency` other than linearizable, lease or stale. */
   InvalidConsistency: 'InvalidConsistency',
+  /** Auth on: no valid bearer token (missing, malformed, deleted or rotated); `www-authenticate: Bearer`. */
+  Unauthorized: 'Unauthorized',
+  /** Auth on: the token may not do this (another tenant's keys, an admin route). */
+  Forbidden: 'Forbidden',
+  /** Auth on: the tenant's requestsPerSec on this node is spent; `retry-after` in seconds. */
+  RateLimited: 'RateLimited',
+  /** A tenant name that is not 1..64 of [A-Za-z0-9_.-], or that starts with `_` (reserved). */
+  InvalidTenant: 'InvalidTenant',
   /** The `Host` header names a host outside the server's allowed hosts (421). */
   HostNotAllowed: 'HostNotAllowed',
   /** The request did not arrive whole within `requestTimeoutMs` (or its headers within `headersTimeoutMs`). */
@@ -72,6 +80,12 @@ export const statusByCode: Readonly<Record<ServiceErrorCode, StatusRule>> = {
   // A lease read on a cluster without check-quorum: ask for another consistency.
   LeaseReadRequiresCheckQuorum: { status: 400 },
   NotFound: { status: 404 },
+  Unauthorized: { status: 401 },
+  Forbidden: { status: 403 },
+  TenantNotFound: { status: 404 },
+  TenantExists: { status: 409 },
+  // The tenant's own rate: retry-after is computed from its bucket, not fixed here.
+  RateLimited: { status: 429 },
   HostNotAllowed: { status: 421 },
   NoSpace: { status: 507 },
   KeyNotFound: { status: 404 },
