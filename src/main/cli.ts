@@ -65,6 +65,7 @@ async function start(argv: readonly string[]): Promise<number> {
   } catch (e) {
     return usageError(e);
   }
+  if (node.adminTokenPath !== undefined) console.log(`admin token: ${node.adminTokenPath}`);
   console.log(`iroh-raft node ${node.nodeId} listening: HTTP ${node.httpUrl}`);
   console.log(`ticket: ${node.ticket}`);
   return new Promise<number>((done) => {

@@ -56,6 +56,11 @@ export interface NodeConfig {
   readonly tlsKey?: string;
   /** HTTPS with client certificates: path of the PEM CA that signs them (with tlsCert and tlsKey). */
   readonly tlsCa?: string;
+  /**
+   * Bearer-token auth on the HTTP API (tenants from their tokens, the tenant admin API, rate
+   * limits). Unset: on when HTTP listens on a non-loopback address, off on loopback.
+   */
+  readonly auth?: 'on' | 'off';
   /** Free bytes on the data directory's file system below which writes are refused (NoSpace); 0: never. */
   readonly diskFreeBytesMin: number;
   /** How long a graceful shutdown may take before the node exits anyway, in milliseconds. */
@@ -190,6 +195,16 @@ export const SETTINGS: readonly Setting[] = [
     env: 'IROH_RAFT_TLS_CA',
     help: 'require client certificates signed by this PEM CA file (with --tls-cert)',
     parse: str,
+  },
+  {
+    key: 'auth',
+    flag: '--auth',
+    env: 'IROH_RAFT_AUTH',
+    help: 'bearer tokens for tenants and the admin (<data>/admin.token): on or off (default: on unless HTTP is on a loopback address)',
+    parse: (raw, where) => {
+      if (raw !== 'on' && raw !== 'off') throw new ConfigError('InvalidConfig', `${where}: expected on or off, got ${JSON.stringify(raw)}`);
+      return raw;
+    },
   },
   {
     key: 'diskFreeBytesMin',

@@ -29,6 +29,11 @@ import { DiskAlarm } from './disk-alarm.js';
 import { httpLatencyMetric, registerNodeMetrics, registerProcessMetrics } from './node-metrics.js';
 import { Snapshots } from '../router/snapshots.js';
 import { join } from 'node:path';
+import { isLoopback } from '../io/http/index.js';
+import type { HttpAuthOptions } from '../io/http/auth.js';
+import { TenantDirectory } from '../router/tenants.js';
+import { ADMIN_TOKEN_FILE, loadOrCreateAdminToken } from './admin-token.js';
+import type { AdminToken } from './admin-token.js';
 
 /** `InvalidTicket`: a bad --peers ticket. `DuplicateMember`: --peers names this node or a member twice. */
 export class NodeError extends CodedError<'InvalidTicket' | 'DuplicateMember'> {
@@ -41,6 +46,8 @@ export interface RunningNode {
   readonly ticket: string;
   readonly httpUrl: string;
   readonly router: Router;
+  /** Auth on: the admin token file (`<data>/admin.token`); undefined with auth off. */
+  readonly adminTokenPath: string | undefined;
   /** Graceful stop: refuse new requests, finish in-flight ones, flush, close. */
   close(): Promise<void>;
 }
@@ -62,9 +69,11 @@ export async function startNode(cfg: NodeConfig, opts: StartOptions): Promise<Ru
   const unlock = dir.lock();
   let peers: { id: string; addrs: string[] }[];
   let secretKey: Uint8Array;
+  let admin: AdminToken | undefined;
   try {
     peers = decodePeers(cfg.peers);
     secretKey = await dir.loadOrCreateKey(log);
+    admin = authOf(cfg).on ? await loadOrCreateAdminToken(join(cfg.data, ADMIN_TOKEN_FILE), log) : undefined;
   } catch (e) {
     unlock();
     throw e;
@@ -85,7 +94,7 @@ export async function startNode(cfg: NodeConfig, opts: StartOptions): Promise<Ru
     logger: log,
   });
   try {
-    return await assemble(cfg, opts, { dir, transport, peers, late, unlock, tls });
+    return await assemble(cfg, opts, { dir, transport, peers, late, unlock, tls, admin });
   } catch (e) {
     await transport.destroy();
     unlock();
@@ -107,10 +116,21 @@ interface Started {
   readonly late: Late;
   readonly unlock: () => void;
   readonly tls: HttpTlsOptions | undefined;
+  /** Auth on: the admin token; undefined with auth off. */
+  readonly admin: AdminToken | undefined;
+}
+
+/**
+ * Whether auth is on, and why: `--auth` when given, else on for a non-loopback HTTP address (any
+ * host on the network could reach it) and off on loopback (only this machine's users can).
+ */
+export function authOf(cfg: NodeConfig): { readonly on: boolean; readonly why: string } {
+  if (cfg.auth !== undefined) return { on: cfg.auth === 'on', why: `--auth ${cfg.auth}` };
+  return isLoopback(cfg.http.host) ? { on: false, why: 'HTTP on a loopback address' } : { on: true, why: 'HTTP on a non-loopback address' };
 }
 
 /** Everything after the transport: members, the worker pool, the router, metrics and HTTP. */
-async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, peers, late, unlock, tls }: Started): Promise<RunningNode> {
+async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, peers, late, unlock, tls, admin }: Started): Promise<RunningNode> {
   const log = opts.logger;
   const { members, self } = clusterLayout(transport.id, peers);
   late.memberIds = new Set(members.map((m) => m.peerId));
@@ -158,7 +178,9 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
   router.startLiveness();
 
   registerProcessMetrics(registry);
-  const http = await startHttp(cfg, router, log, tls, httpLatencyMetric(registry));
+  const auth: HttpAuthOptions | undefined =
+    admin === undefined ? undefined : { tenants: new TenantDirectory({ kv: router, adminSecretHash: admin.secretHash }) };
+  const http = await startHttp(cfg, router, log, { tls, auth }, httpLatencyMetric(registry));
   registerNodeMetrics(registry, {
     router,
     pool,
@@ -169,8 +191,7 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
     disk,
     nodeOfPeer: new Map(members.map((m) => [m.peerId, m.nodeId])),
   });
-  const where = { http: http.url, allowedHosts: cfg.httpAllowedHosts ?? 'default', tls: tls === undefined ? 'off' : tls.ca === undefined ? 'on' : 'mutual' };
-  log.info({ node: self, id: transport.id, ...where, shards: local.length, members: members.length }, 'node started');
+  log.info({ node: self, id: transport.id, ...served(cfg, http, tls), shards: local.length, members: members.length }, 'node started');
 
   return {
     nodeId: self,
@@ -178,7 +199,20 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
     ticket: transport.ticket(),
     httpUrl: http.url,
     router,
+    adminTokenPath: admin?.path,
     close: stopper({ http, snapshots, pool, router, disk, transport, unlock, log, self }),
+  };
+}
+
+/** How the start line describes the HTTP API: where, which hosts, TLS, and auth (with why). */
+function served(cfg: NodeConfig, http: HttpServer, tls: HttpTlsOptions | undefined): Record<string, unknown> {
+  const auth = authOf(cfg);
+  return {
+    http: http.url,
+    allowedHosts: cfg.httpAllowedHosts ?? 'default',
+    tls: tls === undefined ? 'off' : tls.ca === undefined ? 'on' : 'mutual',
+    auth: auth.on ? 'on' : 'off',
+    authWhy: auth.why,
   };
 }
 
@@ -303,7 +337,7 @@ async function startHttp(
   cfg: NodeConfig,
   service: Router,
   log: StartOptions['logger'],
-  tls: HttpTlsOptions | undefined,
+  { tls, auth }: { tls: HttpTlsOptions | undefined; auth: HttpAuthOptions | undefined },
   onAnswered: NonNullable<HttpServerOptions['onAnswered']>,
 ): Promise<HttpServer> {
   try {
@@ -317,6 +351,7 @@ async function startHttp(
       connectionsMax: cfg.httpConnectionsMax,
       ...(cfg.httpAllowedHosts === undefined ? {} : { allowedHosts: cfg.httpAllowedHosts }),
       ...(tls === undefined ? {} : { tls }),
+      ...(auth === undefined ? {} : { auth }),
     });
   } catch (e) {
     if (e instanceof HttpError && e.code === 'InvalidConfig') throw new ConfigError('InvalidConfig', e.message);

@@ -56,7 +56,7 @@ describe('node logs', () => {
     for (const l of lines) expect(l).toMatch(/^\d\d:\d\d:\d\d\.\d{3} (TRACE|DEBUG|INFO |WARN |ERROR|FATAL) \S/);
     expect(stdout).not.toContain('\u001b[');
     expect(lines.find((l) => l.includes(' node started '))).toMatch(
-      /^\S+ INFO {2}node started {2}node=1 id=[0-9a-f]{64} http=http:\/\/127\.0\.0\.1:\d+ allowedHosts=default tls=off shards=1 members=1$/,
+      /^\S+ INFO {2}node started {2}node=1 id=[0-9a-f]{64} http=http:\/\/127\.0\.0\.1:\d+ allowedHosts=default tls=off auth=off authWhy="HTTP on a loopback address" shards=1 members=1$/,
     );
     expect(lines.find((l) => l.includes('shutting down'))).toMatch(/INFO {2}shutting down {2}signal=SIGTERM$/);
   });

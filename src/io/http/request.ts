@@ -11,9 +11,11 @@
  */
 import { Buffer, isUtf8 } from 'node:buffer';
 import type { IncomingHttpHeaders } from 'node:http';
-import { isConsistency } from '../../api/index.js';
+import { isClientTenantName, isConsistency } from '../../api/index.js';
 import type { Consistency } from '../../api/index.js';
 import { HttpError, HttpErrorCode } from './errors.js';
+import { isTenantPath, parseTenantRoute } from './tenant-routes.js';
+import type { TenantRequest } from './tenant-routes.js';
 
 /** Scan limits: default and largest. */
 export const SCAN_LIMIT_DEFAULT = 100;
@@ -56,22 +58,24 @@ export type ApiRequest =
     }
   | { readonly route: 'status' }
   | { readonly route: 'health' }
-  | { readonly route: 'metrics' };
+  | { readonly route: 'metrics' }
+  | TenantRequest;
 
 /**
  * The route and arguments of a request, checked in this order: the target, the method (405 with
  * `allow`), the key, the query, the tenant, then the route's own parameters. Throws HttpError
- * BadRequest, NotFound, MethodNotAllowed, EmptyKey, KeyTooLarge, InvalidLimit or
- * InvalidConsistency.
+ * BadRequest, NotFound, MethodNotAllowed, EmptyKey, KeyTooLarge, InvalidLimit,
+ * InvalidConsistency, InvalidTenant, or Forbidden: with `bound` (the tenant of the request's
+ * token) the request is that tenant's, and naming another is Forbidden.
  */
-export function parseRequest(head: RequestHead, limits: ParseLimits): ApiRequest {
+export function parseRequest(head: RequestHead, limits: ParseLimits, bound?: string): ApiRequest {
   const { method } = head;
   const { path, query } = splitTarget(head.url);
 
   if (path === '/v1/kv' || path === KV_PREFIX) {
     if (path === KV_PREFIX && (method === 'PUT' || method === 'DELETE')) throw new HttpError(HttpErrorCode.EmptyKey, 'the key is empty');
     allow(method, path === KV_PREFIX ? KEY_METHODS : READ_METHODS);
-    return parseScan(head, parseQuery(query), limits);
+    return parseScan(head, parseQuery(query), limits, bound);
   }
   if (path.startsWith(KV_PREFIX)) {
     allow(method, KEY_METHODS);
@@ -79,21 +83,22 @@ export function parseRequest(head: RequestHead, limits: ParseLimits): ApiRequest
     if (key.length === 0) throw new HttpError(HttpErrorCode.EmptyKey, 'the key is empty');
     const q = parseQuery(query);
     if (method === 'PUT') {
-      const tenant = tenantOf(head, q);
+      const tenant = tenantOf(head, q, bound);
       return { route: 'put', tenant, key, expectedVersion: expectedVersionOf(head, q) };
     }
     if (method === 'DELETE') {
-      const tenant = tenantOf(head, q);
+      const tenant = tenantOf(head, q, bound);
       const expectedVersion = expectedVersionOf(head, q);
       // Version 0 would mean "delete only if absent": nothing to delete, so it is a mistake.
       if (expectedVersion === 0)
         throw new HttpError(HttpErrorCode.BadRequest, 'a conditional DELETE needs version 1 or more (0 would mean the key must not exist)');
       return { route: 'delete', tenant, key, expectedVersion };
     }
-    const tenant = tenantOf(head, q);
+    const tenant = tenantOf(head, q, bound);
     const consistency = consistencyOf(q);
     return { route: 'get', tenant, key, consistency, json: wantsJson(head, q) };
   }
+  if (isTenantPath(path)) return parseTenantRoute(method, path);
   switch (path) {
     case '/v1/status':
       allow(method, READ_METHODS);
@@ -109,8 +114,8 @@ export function parseRequest(head: RequestHead, limits: ParseLimits): ApiRequest
   }
 }
 
-function parseScan(head: RequestHead, q: Query, limits: ParseLimits): ApiRequest {
-  const tenant = tenantOf(head, q);
+function parseScan(head: RequestHead, q: Query, limits: ParseLimits, bound: string | undefined): ApiRequest {
+  const tenant = tenantOf(head, q, bound);
   const consistency = consistencyOf(q);
   const limitText = q.get('limit');
   let limit = SCAN_LIMIT_DEFAULT;
@@ -194,15 +199,29 @@ function textParam(q: Query, name: string): string | undefined {
   return v.toString('utf8');
 }
 
-/** Header `x-tenant` or query `tenant`, default `default`; both given and different is a BadRequest. */
-function tenantOf(head: RequestHead, q: Query): string {
+/**
+ * Header `x-tenant` or query `tenant`, default `default` (or `bound`, the token's tenant); both
+ * given and different is a BadRequest; a bad or reserved (`_`) name InvalidTenant; naming another
+ * tenant than `bound` Forbidden.
+ */
+function tenantOf(head: RequestHead, q: Query, bound: string | undefined): string {
   const fromHeader = head.headers['x-tenant'];
   const header = Array.isArray(fromHeader) ? fromHeader.join(', ') : fromHeader;
   const fromQuery = textParam(q, 'tenant');
   if (header !== undefined && fromQuery !== undefined && header !== fromQuery) {
     throw new HttpError(HttpErrorCode.BadRequest, `tenant '${header}' (x-tenant) and '${fromQuery}' (query) differ`);
   }
-  return header ?? fromQuery ?? 'default';
+  const named = header ?? fromQuery;
+  if (named !== undefined && !isClientTenantName(named)) {
+    throw new HttpError(
+      HttpErrorCode.InvalidTenant,
+      `a tenant is 1..64 of [A-Za-z0-9_.-], not starting with '_' (reserved), got ${JSON.stringify(named.slice(0, 80))}`,
+    );
+  }
+  if (bound === undefined) return named ?? 'default';
+  if (named !== undefined && named !== bound)
+    throw new HttpError(HttpErrorCode.Forbidden, `this token is tenant '${bound}''s; it cannot act on tenant '${named}'`);
+  return bound;
 }
 
 function consistencyOf(q: Query): Consistency {

@@ -22,11 +22,12 @@
  */
 import { Buffer, isUtf8 } from 'node:buffer';
 import { isServiceErrorCode } from '../../api/index.js';
-import type { Failure, KvService, Served } from '../../api/index.js';
+import type { Failure, KvService, Served, TenantService } from '../../api/index.js';
 import { HttpError, HttpErrorCode } from './errors.js';
 import type { HttpLogger } from './log.js';
 import { JSON_TYPE } from './request.js';
 import type { ApiRequest } from './request.js';
+import { answerTenants } from './tenant-routes.js';
 
 /** A whole response: status, headers (names in lowercase) and body. */
 export interface Reply {
@@ -38,6 +39,8 @@ export interface Reply {
 /** What a route needs besides its request. */
 export interface RouteContext {
   readonly service: KvService;
+  /** The tenant directory (auth on); undefined: the tenant admin routes answer 404. */
+  readonly tenants?: TenantService;
   /** Told about service failures with a code outside ServiceErrorCode. */
   readonly logger: HttpLogger;
   /** Reads the whole request body (PUT); throws HttpError PayloadTooLarge or BadRequest. */
@@ -64,6 +67,14 @@ export async function answer(req: ApiRequest, ctx: RouteContext): Promise<Reply>
     case 'metrics': {
       const m = await ctx.service.metrics();
       return { status: 200, headers: { 'content-type': m.contentType }, body: Buffer.from(m.body, 'utf8') };
+    }
+    case 'tenant-create':
+    case 'tenant-list':
+    case 'tenant-delete':
+    case 'tenant-rotate': {
+      const r = await answerTenants(req, ctx.tenants, () => ctx.readBody());
+      if (!r.ok) throw serviceError(r, ctx.logger);
+      return jsonReply(r.value.status, r.value.body);
     }
   }
 }

@@ -17,6 +17,8 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ByteGate } from '../../api/index.js';
 import type { KvService } from '../../api/index.js';
+import { Authenticator } from './auth.js';
+import type { HttpAuthOptions } from './auth.js';
 import { HttpError, HttpErrorCode } from './errors.js';
 import { hostAllowed, hostRule } from './hosts.js';
 import type { HostRule } from './hosts.js';
@@ -79,6 +81,11 @@ export interface HttpServerOptions {
    * `::1`; elsewhere any host.
    */
   readonly allowedHosts?: readonly string[];
+  /**
+   * Bearer-token auth (see auth.ts): tenants from their tokens, the tenant admin API, per-tenant
+   * rate limits. Default: off (the tenant is `x-tenant` or `?tenant=`, as named).
+   */
+  readonly auth?: HttpAuthOptions;
   /** Default: JSON lines on stderr. */
   readonly logger?: HttpLogger;
   /**
@@ -156,12 +163,16 @@ export class HttpServer {
   private readonly hosts: HostRule | null;
   private readonly tls: boolean;
   private readonly onAnswered: NonNullable<HttpServerOptions['onAnswered']>;
+  /** Auth on: tokens, tenants and rates; undefined when off. */
+  private readonly auth: Authenticator | undefined;
 
   private constructor(
     private readonly server: Server,
-    opts: Required<Omit<HttpServerOptions, 'host' | 'port' | 'tls' | 'allowedHosts'>> & { readonly hosts: HostRule | null; readonly tls: boolean },
+    opts: Required<Omit<HttpServerOptions, 'host' | 'port' | 'tls' | 'allowedHosts' | 'auth'>> & { readonly hosts: HostRule | null; readonly tls: boolean },
     address: AddressInfo,
+    auth: HttpAuthOptions | undefined,
   ) {
+    this.auth = auth === undefined ? undefined : new Authenticator(auth, opts.logger);
     this.service = opts.service;
     this.logger = opts.logger;
     this.maxBodyBytes = opts.maxBodyBytes;
@@ -224,7 +235,7 @@ export class HttpServer {
       });
     });
     // No I/O runs between the listen callback and here, so no connection can arrive unobserved.
-    const http = new HttpServer(server, opts, server.address() as AddressInfo);
+    const http = new HttpServer(server, opts, server.address() as AddressInfo, options.auth);
     server.on('error', (err) => opts.logger.error({ err }, 'http server error'));
     server.on('connection', (socket: Socket) => {
       if (http.sockets.size >= opts.connectionsMax) {
@@ -383,9 +394,12 @@ export class HttpServer {
         `this node does not answer for host ${JSON.stringify(req.headers.host ?? '')} (see --http-allowed-hosts)`,
       );
     }
-    const request = parseRequest({ method: req.method ?? '', url: req.url ?? '', headers: req.headers }, { maxKeyBytes: this.maxKeyBytes });
+    const head = { method: req.method ?? '', url: req.url ?? '', headers: req.headers };
+    const limits = { maxKeyBytes: this.maxKeyBytes };
+    const request = this.auth === undefined ? parseRequest(head, limits) : await this.auth.admit(head, limits);
     ex.route = request.route;
-    const reply = await answer(request, { service: this.service, logger: this.logger, readBody: () => this.readBody(ex) });
+    const tenants = this.auth?.tenants;
+    const reply = await answer(request, { service: this.service, logger: this.logger, readBody: () => this.readBody(ex), ...(tenants ? { tenants } : {}) });
     this.send(ex, reply);
   }
 
