@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * The `iroh-raft` command: `start` runs a node, `dev` a local cluster of separate processes,
- * `ticket` prints this node's join ticket. Errors are one JSON line on stderr with a stable code,
+ * `ticket` prints this node's join ticket, `tenants` manages tenants through a node's admin API
+ * (tenants-cli.ts). Errors are one JSON line on stderr with a stable code,
  * and exit code 2 for bad usage, 1 for a failure at run time.
  */
 import { readFileSync } from 'node:fs';
@@ -13,6 +14,7 @@ import type { DevFlags } from './dev.js';
 import { DataDir, DataDirError } from './data-dir.js';
 import { createLogger } from './log.js';
 import { NodeError, startNode } from './node.js';
+import { tenantsCommand } from './tenants-cli.js';
 import { ticketOf } from './ticket.js';
 
 const USAGE = `usage: iroh-raft <command> [flags]
@@ -28,6 +30,9 @@ commands:
              Ctrl-C stops them all; with every node exited dev waits for "restart" (exits 1 if
              stdin has ended or no node ever served)
   ticket     print this node's ticket (give it to the other members' --peers): [--data] [--listen]
+  tenants    create <name> [--rate <req/s>] | list | delete <name> | rotate <name>, with
+             [--via <URL>] [--token <admin token> | --token-file <data>/admin.token] (or
+             IROH_RAFT_TOKEN); prints the node's JSON answer (see iroh-raft tenants --help)
   version    print the version
   help       print this help
 
@@ -136,6 +141,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       return ticket(rest);
     case 'dev':
       return dev(rest);
+    case 'tenants':
+      return tenantsCommand(rest);
     default:
       console.error(JSON.stringify({ error: { code: 'UnknownCommand', message: `unknown command '${cmd}'` } }));
       console.error(USAGE);
