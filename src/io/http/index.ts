@@ -3,6 +3,9 @@
  * over the KvService of src/api (routes.ts), and the status of each error code (errors.ts).
  */
 export { HttpServer } from './server.js';
+export { Authenticator, TENANT_ROUTES, bearerToken } from './auth.js';
+export type { HttpAuthOptions } from './auth.js';
+export { RateLimiter } from './rate-limit.js';
 export type { HttpServerOptions, HttpTlsOptions } from './server.js';
 export { LOOPBACK_HOSTS, hostAllowed, hostOf, hostRule, isLoopback } from './hosts.js';
 export type { HostRule } from './hosts.js';

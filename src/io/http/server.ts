@@ -4,8 +4,8 @@
  * a request means is parsed in request.ts and answered in routes.ts, through a
  * {@link KvService} (the router, in a node); it knows nothing of shards or workers.
  *
- * Tenant: header `x-tenant` or query `tenant`, default `default`; both given and different is a
- * BadRequest. `consistency` (GET and scan): linearizable (default), lease or stale. HEAD is
+ * Tenant: with auth off, header `x-tenant` or query `tenant`, default `default`; both given and
+ * different is a BadRequest. With auth (the `auth` option) the bearer token decides (auth.ts). `consistency` (GET and scan): linearizable (default), lease or stale. HEAD is
  * answered like GET. Every error is `{"error":{"code","message"}}`, with the status from
  * `statusByCode`.
  */
