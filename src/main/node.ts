@@ -12,7 +12,7 @@ import { Transport } from '../io/transport/index.js';
 import type { NodeId } from '../shards/raft/index.js';
 import { Router } from '../router/router.js';
 import { localShards } from '../router/placement.js';
-import type { Member } from '../router/router.js';
+import type { Member, RouterOptions } from '../router/router.js';
 import { WorkerPool } from '../workers/pool.js';
 import type { PoolOptions } from '../workers/pool.js';
 import type { NodeConfig } from './config.js';
@@ -88,6 +88,8 @@ interface Late {
   memberIds: Set<string>;
   router?: Router;
   snapshots?: Snapshots;
+  /** The HTTP API, whose client load and URL the router reports. */
+  http?: HttpServer;
 }
 
 interface Started {
@@ -139,6 +141,7 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
     livenessIntervalMs: cfg.tickMs,
     livenessTimeoutMs: cfg.tickMs * cfg.electionTicks,
     onPeerDown: (node) => snapshots.peerGone(node),
+    ...statusSources(late, snapshots),
     metrics: async () => {
       const merged = AggregatorRegistry.aggregate([await registry.getMetricsAsJSON(), ...(await pool.metrics())]);
       return { contentType: merged.contentType, body: await merged.metrics() };
@@ -147,7 +150,7 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
   late.router = router;
   router.startLiveness();
 
-  const http = await startHttp(cfg, router, log);
+  const http = (late.http = await startHttp(cfg, router, log));
   registerNodeMetrics(registry, { router, pool, transport, snapshots, leaderChanges, http });
   log.info({ node: self, id: transport.id, http: http.url, shards: local.length, members: members.length }, 'node started');
 
@@ -231,6 +234,14 @@ function startSnapshots(cfg: NodeConfig, self: NodeId, members: readonly Member[
     bytesPerSecMax: cfg.snapshotBytesPerSec,
     log,
   });
+}
+
+/** What the router's status reports besides its own: the HTTP server's client load and URL, and snapshot transfers. */
+function statusSources(late: Late, snapshots: Snapshots): Pick<RouterOptions, 'load' | 'snapshotsActive'> {
+  return {
+    load: () => late.http && { ...late.http.clientLoad(), httpUrl: late.http.url },
+    snapshotsActive: () => snapshots.active(),
+  };
 }
 
 /** The client API on `cfg.http`, with the node's limits for bodies and connections. */

@@ -19,6 +19,8 @@ import type { KvService } from '../../api/index.js';
 import { HttpError, HttpErrorCode } from './errors.js';
 import { stderrLogger } from './log.js';
 import type { HttpLogger } from './log.js';
+import { LoadWindow } from './load-window.js';
+import type { LoadReading } from './load-window.js';
 import { JSON_TYPE, declaredBodyBytes, hasBody, parseRequest, payloadTooLarge } from './request.js';
 import { answer, errorReply } from './routes.js';
 import type { Reply } from './routes.js';
@@ -80,6 +82,8 @@ const DEFAULTS = {
   closeTimeoutMs: 5_000,
   lingerMs: 1_000,
 } as const;
+/** The routes whose requests count as client load (status, health, metrics and the page do not). */
+const KV_ROUTES: ReadonlySet<string> = new Set(['put', 'get', 'delete', 'scan']);
 /** Node checks request and header deadlines on this period; a finer one for short timeouts. */
 const CONNECTIONS_CHECK_INTERVAL_MAX_MS = 1_000;
 
@@ -91,6 +95,8 @@ interface Exchange {
   bodyRead: boolean;
   /** Close the connection after the reply, whatever the body's state (413). */
   closeAfter: boolean;
+  /** A client API request (a `/v1/kv` route): its duration counts in the load window. */
+  kv: boolean;
 }
 
 /** The running HTTP API. Start it with {@link HttpServer.start}; end it with close() or destroy(). */
@@ -119,6 +125,8 @@ export class HttpServer {
   private readonly maxKeyBytes: number;
   private readonly closeTimeoutMs: number;
   private readonly lingerMs: number;
+  /** Client API requests of the last seconds, for {@link clientLoad}. */
+  private readonly loadWindow = new LoadWindow({ now: performance.now() });
 
   private constructor(
     private readonly server: Server,
@@ -273,13 +281,18 @@ export class HttpServer {
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
     this.inflightCount++;
     this.answering.set(req.socket, res);
+    const startedAt = performance.now();
+    const ex: Exchange = { req, res, bodyRead: false, closeAfter: false, kv: false };
     res.once('close', () => {
       this.inflightCount--;
+      if (ex.kv) {
+        const now = performance.now();
+        this.loadWindow.record(now - startedAt, now);
+      }
       if (this.answering.get(req.socket) === res) this.answering.delete(req.socket);
       // Connections that were answering when close() began are idle now: close them too.
       if (this.closing !== undefined && this.inflightCount === 0) this.server.closeIdleConnections();
     });
-    const ex: Exchange = { req, res, bodyRead: false, closeAfter: false };
     this.serve(ex).catch((err: unknown) => {
       if (err instanceof HttpError) return this.send(ex, errorReply(err));
       this.logger.error({ err, method: req.method, url: req.url }, 'request failed');
@@ -335,6 +348,7 @@ export class HttpServer {
     const { req } = ex;
     if (this.drainingFlag) throw new HttpError(HttpErrorCode.ShuttingDown, 'the server is shutting down');
     const request = parseRequest({ method: req.method ?? '', url: req.url ?? '', headers: req.headers }, { maxKeyBytes: this.maxKeyBytes });
+    ex.kv = KV_ROUTES.has(request.route);
     const reply = await answer(request, { service: this.service, logger: this.logger, readBody: () => this.readBody(ex) });
     this.send(ex, reply);
   }
@@ -411,6 +425,14 @@ export class HttpServer {
     // Closed between admission and here: give the room back at once.
     if (gone.signal.aborted) this.bodies.release(bytes);
     else held = bytes;
+  }
+
+  /**
+   * Client API requests (`/v1/kv` routes, answered or failed after parsing) per second over the
+   * last 5 s, and their 99th-percentile duration in ms (from arrival to the reply's end).
+   */
+  clientLoad(): LoadReading {
+    return this.loadWindow.read(performance.now());
   }
 
   /** Bytes of request bodies held now, and requests waiting for room (bodiesBytesMax). */
