@@ -69,11 +69,15 @@ test('the status page of node 1 shows three members up and every leader, then no
     expect(res?.status()).toBe(200);
     expect(res?.headers()['content-security-policy']).toMatch(/default-src 'none'; script-src 'sha256-/);
 
-    // Expressions run in the page are strings: this project compiles without the DOM's types.
-    await page.waitForFunction(`document.querySelectorAll('#nodes tr[data-up="true"]').length === 3`, undefined, { timeout: 30_000 });
+    // Locators and polls only: a predicate run in the page is eval, which the page's CSP refuses.
+    await expect.poll(() => page.locator('#nodes tr[data-up="true"]').count(), { timeout: 30_000 }).toBe(3);
+    // Each peer's HTTP URL reached node 1 with its liveness records over Iroh.
+    const urls = [...nodes.values()].map((n) => n.url).sort();
+    await expect.poll(async () => (await page.locator('#nodes td.url').allTextContents()).sort(), { timeout: 30_000 }).toEqual(urls);
     const leaders = page.locator('#shards tr:not([data-leader="0"])');
     await expect.poll(() => leaders.count(), { timeout: 30_000 }).toBe(SHARDS);
     expect(await page.textContent('#moves')).toBe('no moves (membership is fixed)');
+    // Evaluated over the DevTools protocol, outside the page's CSP; this project has no DOM types.
     await page.evaluate('window.loadedOnce = true');
 
     process.kill(three!.pid, 'SIGKILL');

@@ -81,7 +81,7 @@ function drawNodes(s) {
       num(fixed(n.requestsPerSec, 1)),
       num(fixed(n.p99Ms, 2)),
       num(n.self ? 'this node' : (n.heardMsAgo / 1000).toFixed(1) + ' s ago'),
-      el('td', n.httpUrl || '-', 'mono'),
+      el('td', n.httpUrl || '-', 'mono url'),
       el('td', n.id.slice(0, 12) + '…', 'mono muted'),
     ]);
     tr.dataset.node = String(n.node);
