@@ -32,6 +32,7 @@ td.num, th.num { text-align: right; }
 .pill.up { background: var(--up); }
 .pill.down { background: var(--down); }
 .lag { color: var(--warn); font-weight: 600; }
+tr[data-up="false"] td { color: var(--muted); }
 .none { color: var(--down); font-weight: 600; }
 .muted { color: var(--muted); }
 .mono { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; }
