@@ -625,17 +625,15 @@ export class Router implements KvService {
   }
 
   async status(): Promise<unknown> {
+    const peers = this.liveness.view(this.clock());
     return {
       node: this.opts.self,
       members: this.opts.members.map((m) => ({ node: m.nodeId, id: m.peerId })),
       ...(await workerStatus(this.opts.pool)),
       router: { ...this.counters, inflightForwards: this.forwards.size, peersUp: this.peersUp() },
-      liveness: { ...this.liveness.counters, peers: this.liveness.view(this.clock()) },
-      nodes: nodesView(
-        this.opts.members,
-        { node: this.opts.self, workersRunning: this.opts.pool.workersRunning(), load: this.opts.load?.() },
-        this.liveness.view(this.clock()),
-      ),
+      // `peers` keeps the shape it always had; `nodes` has every member with its load.
+      liveness: { ...this.liveness.counters, peers: peers.map(({ node, up, workers, workersDown }) => ({ node, up, workers, workersDown })) },
+      nodes: nodesView(this.opts.members, { node: this.opts.self, workersRunning: this.opts.pool.workersRunning(), load: this.opts.load?.() }, peers),
       snapshots: this.opts.snapshotsActive?.() ?? null,
       // Membership is fixed at the first start: no shard replica ever moves yet.
       moves: { supported: false, active: [] },
