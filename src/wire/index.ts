@@ -59,7 +59,7 @@ export {
   encodeReply,
 } from './client.js';
 export type { ProposeFrame, ReadFrame, ReplyError, ReplyFrame, ReplyOk } from './client.js';
-export { LOAD_TAG, LOAD_VALUE_MAX, decodeLiveness, encodeLiveness } from './liveness.js';
+export { LOAD_TAG, decodeLiveness, encodeLiveness } from './liveness.js';
 export {
   SNAPSHOT_ALPN,
   SNAPSHOT_MESSAGE_BYTES_MAX,

@@ -4,7 +4,7 @@
  * value is a bug (AssertionError).
  */
 
-import { ByteReader, ByteWriter, U16_MAX, U32_MAX, U8_MAX, isU32 } from './bytes.js';
+import { ByteReader, ByteWriter, U16_MAX, U8_MAX, isU32 } from './bytes.js';
 import { bad, bug } from './errors.js';
 
 /**
@@ -165,6 +165,3 @@ function decodeLoad(body: Uint8Array): NodeLoad {
   for (let i = LOAD_FIXED_BYTES; i < body.length; i++) if (!URL_CHAR(body[i]!)) bad('load section URL is not printable ASCII');
   return { requestsPerSec, p99Micros, httpUrl: r.latin1(urlBytes) };
 }
-
-/** Largest u32, the cap a measured load is clamped to before encoding. */
-export const LOAD_VALUE_MAX = U32_MAX;
