@@ -14,6 +14,7 @@ import { DataDir, DataDirError } from './data-dir.js';
 import { createLogger } from './log.js';
 import { NodeError, startNode } from './node.js';
 import { ticketOf } from './ticket.js';
+import { STATUS_USAGE, runStatus } from './status-cli.js';
 
 const USAGE = `usage: iroh-raft <command> [flags]
 
@@ -27,6 +28,7 @@ commands:
              "restart <n>" (or "r <n>") restarts exited node n, "status" lists the nodes;
              Ctrl-C stops them all; with every node exited dev waits for "restart" (exits 1 if
              stdin has ended or no node ever served)
+  ${STATUS_USAGE}
   ticket     print this node's ticket (give it to the other members' --peers): [--data] [--listen]
   version    print the version
   help       print this help
@@ -135,6 +137,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       return ticket(rest);
     case 'dev':
       return dev(rest);
+    case 'status':
+      return runStatus(rest);
     default:
       console.error(JSON.stringify({ error: { code: 'UnknownCommand', message: `unknown command '${cmd}'` } }));
       console.error(USAGE);

@@ -49,7 +49,8 @@ import { retryable } from './retryable.js';
 import { refusingBadFields } from './bad-fields.js';
 import { ScanBudget } from './scan-budget.js';
 import { mergeScanPages } from './scan-merge.js';
-import { workerStatus } from './status.js';
+import { nodesView, wireLoad, workerStatus } from './status.js';
+import type { SelfLoad } from './status.js';
 import { localShards, replicasOf, shardOf } from './placement.js';
 
 /** What the router needs from the transport. */
@@ -128,6 +129,14 @@ export interface RouterOptions {
   readonly writeGuard?: WriteGuard;
   /** The node's metrics in Prometheus text (the router does not own the registry). */
   readonly metrics?: () => Promise<{ contentType: string; body: string }>;
+  /**
+   * This node's client load and HTTP URL (the HTTP server measures them), shown in status and
+   * sent to peers with a liveness record about once a second, so each node's status page shows
+   * every member's load. Default: none reported.
+   */
+  readonly load?: () => SelfLoad | undefined;
+  /** Snapshot transfers in progress here, each way, for status. Default: not reported. */
+  readonly snapshotsActive?: () => { sending: number; receiving: number };
 }
 
 interface Lane {
@@ -139,6 +148,9 @@ interface Forward {
   readonly resolve: (o: Outcome) => void;
   timer: NodeJS.Timeout;
 }
+
+/** About how often this node's load goes to peers with a liveness record, in ms. */
+const LOAD_REPORT_MS = 1000;
 
 /** A forwarded attempt is given up after this long without an answer if its peer went silent meanwhile. */
 const FORWARD_ATTEMPT_MS = 1000;
@@ -246,11 +258,16 @@ export class Router implements KvService {
    */
   startLiveness(): void {
     if (this.livenessTimer) return; // already running
+    const intervalMs = this.opts.livenessIntervalMs ?? 100;
+    // The load rides on one record per second or so: peers need it only for status pages.
+    const loadEvery = Math.max(1, Math.round(LOAD_REPORT_MS / intervalMs));
+    let sent = 0;
     this.livenessTimer = setInterval(() => {
-      const payload = encodeLiveness({ running: this.opts.pool.workersRunning() });
+      const load = sent++ % loadEvery === 0 ? this.opts.load?.() : undefined;
+      const payload = encodeLiveness({ running: this.opts.pool.workersRunning(), ...(load === undefined ? {} : { load: wireLoad(load) }) });
       for (const m of this.opts.members) if (m.nodeId !== this.opts.self) this.opts.link.send(m.peerId, RecordKind.NodeHeartbeat, 0, payload);
       this.tickLiveness();
-    }, this.opts.livenessIntervalMs ?? 100);
+    }, intervalMs);
     this.livenessTimer.unref();
   }
 
@@ -620,12 +637,18 @@ export class Router implements KvService {
   }
 
   async status(): Promise<unknown> {
+    const peers = this.liveness.view(this.clock());
     return {
       node: this.opts.self,
       members: this.opts.members.map((m) => ({ node: m.nodeId, id: m.peerId })),
       ...(await workerStatus(this.opts.pool)),
       router: { ...this.counters, inflightForwards: this.forwards.size, peersUp: this.peersUp() },
-      liveness: { ...this.liveness.counters, peers: this.liveness.view() },
+      // `peers` keeps the shape it always had; `nodes` has every member with its load.
+      liveness: { ...this.liveness.counters, peers: peers.map(({ node, up, workers, workersDown }) => ({ node, up, workers, workersDown })) },
+      nodes: nodesView(this.opts.members, { node: this.opts.self, workersRunning: this.opts.pool.workersRunning(), load: this.opts.load?.() }, peers),
+      snapshots: this.opts.snapshotsActive?.() ?? null,
+      // Membership is fixed at the first start: no shard replica ever moves yet.
+      moves: { supported: false, active: [] },
       ...(this.opts.writeGuard === undefined ? {} : { disk: this.opts.writeGuard.status() }),
     };
   }

@@ -59,7 +59,7 @@ export {
   encodeReply,
 } from './client.js';
 export type { ProposeFrame, ReadFrame, ReplyError, ReplyFrame, ReplyOk } from './client.js';
-export { decodeLiveness, encodeLiveness } from './liveness.js';
+export { LOAD_TAG, decodeLiveness, encodeLiveness } from './liveness.js';
 export {
   SNAPSHOT_ALPN,
   SNAPSHOT_MESSAGE_BYTES_MAX,
@@ -72,4 +72,4 @@ export {
   snapAnswerName,
 } from './snapshot.js';
 export type { SnapChunk, SnapEnd, SnapMessage, SnapOffer, SnapshotRequest } from './snapshot.js';
-export type { LivenessFrame } from './liveness.js';
+export type { LivenessFrame, LivenessSection, NodeLoad } from './liveness.js';

@@ -55,6 +55,8 @@ export type ApiRequest =
       readonly consistency: Consistency;
     }
   | { readonly route: 'status' }
+  /** `GET /` or `/ui`: the live status page (HTML). */
+  | { readonly route: 'page' }
   | { readonly route: 'health' }
   | { readonly route: 'metrics' };
 
@@ -98,6 +100,11 @@ export function parseRequest(head: RequestHead, limits: ParseLimits): ApiRequest
     case '/v1/status':
       allow(method, READ_METHODS);
       return { route: 'status' };
+    case '/':
+    case '/ui':
+    case '/ui/':
+      allow(method, READ_METHODS);
+      return { route: 'page' };
     case '/healthz':
       allow(method, READ_METHODS);
       return { route: 'health' };

@@ -15,6 +15,7 @@
  * - `GET /v1/kv?prefix=&limit=&after=` (or `/v1/kv/`): `{"items":[{"key","value","version"}],"more","next"}`;
  *   `next` (present when `more`) is the last key, to pass back as `after`. limit: 1..10,000, default 100.
  * - `GET /v1/status`, `GET /healthz` (200 or 503), `GET /metrics`.
+ * - `GET /` or `/ui`: the live status page (status-page.ts), which polls `GET /v1/status`.
  *
  * Keys and values in JSON bodies are strings when their bytes are valid UTF-8, else
  * `{"base64": "..."}`. A string key goes back into a URL with `encodeURIComponent`; a base64 one by
@@ -26,6 +27,7 @@ import type { Failure, KvService, Served } from '../../api/index.js';
 import { HttpError, HttpErrorCode } from './errors.js';
 import type { HttpLogger } from './log.js';
 import { JSON_TYPE } from './request.js';
+import { statusPageReply } from './status-page.js';
 import type { ApiRequest } from './request.js';
 
 /** A whole response: status, headers (names in lowercase) and body. */
@@ -57,6 +59,8 @@ export async function answer(req: ApiRequest, ctx: RouteContext): Promise<Reply>
       return scan(req, ctx);
     case 'status':
       return jsonReply(200, await ctx.service.status());
+    case 'page':
+      return statusPageReply();
     case 'health': {
       const h = ctx.service.health();
       return jsonReply(h.ok ? 200 : 503, { ok: h.ok, detail: h.detail });

@@ -62,12 +62,14 @@ describe('routes', () => {
 
   test('status, healthz and metrics', () => {
     expect(parse('GET', '/v1/status')).toEqual({ route: 'status' });
+    for (const path of ['/', '/ui', '/ui/']) expect(parse('GET', path)).toEqual({ route: 'page' });
+    expect(parse('HEAD', '/ui')).toEqual({ route: 'page' });
     expect(parse('GET', '/healthz')).toEqual({ route: 'health' });
     expect(parse('HEAD', '/metrics')).toEqual({ route: 'metrics' });
   });
 
   test('an unknown path is 404 NotFound', () => {
-    for (const url of ['/', '/v1', '/v2/kv/a', '/v1/kvx', '/metrics/', '/V1/kv/a']) {
+    for (const url of ['/ui/x', '/uix', '/v1', '/v2/kv/a', '/v1/kvx', '/metrics/', '/V1/kv/a']) {
       const e = refusal('GET', url);
       expect(e.code, url).toBe('NotFound');
       expect(e.status, url).toBe(404);

@@ -224,6 +224,7 @@ describe('router liveness', () => {
         return Promise.resolve(shards?.length ?? 0);
       },
       deliver: () => true,
+      control: () => ({ status: () => Promise.resolve({ shards: [] }) }),
     };
     return { pool: pool as unknown as WorkerPool, wakes, running };
   }
@@ -372,5 +373,59 @@ describe('router liveness', () => {
     await vi.waitFor(() => expect(sent.length).toBeGreaterThanOrEqual(2));
     expect(sent[0]!.running).toEqual([true, false, true]);
     router.close();
+  });
+
+  test("this node's load and HTTP URL ride on one liveness record per second or so; a peer's load shows in status with its state", async () => {
+    const { pool } = fakePool(1, new Map());
+    const sent: { peer: string; load: unknown }[] = [];
+    let calls = 0;
+    const router = new Router({
+      self: 1 as NodeId,
+      members,
+      shards: 4,
+      replicas: 3,
+      pool,
+      link: { send: (peer, kind, _shard, payload) => kind === RecordKind.NodeHeartbeat && sent.push({ peer, load: decodeLiveness(payload).load }) },
+      livenessIntervalMs: 100,
+      load: () => ({ requestsPerSec: 12.6, p99Ms: 3.2004, httpUrl: `http://127.0.0.1:${7070 + calls++}` }),
+      snapshotsActive: () => ({ sending: 1, receiving: 0 }),
+    });
+    router.startLiveness();
+    await vi.waitFor(() => expect(sent.length).toBeGreaterThanOrEqual(22), { timeout: 5000 });
+    router.close();
+    // Every 10th round (1,000 / 100 ms) carries the load, to both peers alike; the others do not.
+    const rounds = sent.slice(0, 22).filter((s) => s.peer === 'peer-2');
+    expect(rounds.map((r) => r.load !== undefined)).toEqual([true, false, false, false, false, false, false, false, false, false, true]);
+    expect(sent[0]).toEqual({ peer: 'peer-2', load: { requestsPerSec: 13, p99Micros: 3200, httpUrl: 'http://127.0.0.1:7070' } });
+    expect(sent[1]).toEqual({ peer: 'peer-3', load: { requestsPerSec: 13, p99Micros: 3200, httpUrl: 'http://127.0.0.1:7070' } });
+
+    // Node 2 reports its load; node 3 never spoke and then counts as down.
+    let now = 0;
+    const seen = new Router({
+      self: 1 as NodeId,
+      members,
+      shards: 4,
+      replicas: 3,
+      pool,
+      link: { send: () => undefined },
+      livenessTimeoutMs: 200,
+      clock: () => now,
+    });
+    const load = { requestsPerSec: 40, p99Micros: 2500, httpUrl: 'http://127.0.0.1:7071' };
+    for (; now <= 600; now += 50) {
+      seen.onPeerRecords('peer-2', [
+        { kind: RecordKind.NodeHeartbeat, shard: 0, payload: encodeLiveness({ running: [true], ...(now === 0 ? { load } : {}) }) },
+      ]);
+      seen.tickLiveness();
+    }
+    const status = (await seen.status()) as { nodes: unknown[]; snapshots: unknown; moves: unknown };
+    expect(status.nodes).toEqual([
+      expect.objectContaining({ node: 1, self: true, up: true, requestsPerSec: null, p99Ms: null, httpUrl: null }),
+      expect.objectContaining({ node: 2, self: false, up: true, requestsPerSec: 40, p99Ms: 2.5, httpUrl: 'http://127.0.0.1:7071', loadMsAgo: 650 }),
+      expect.objectContaining({ node: 3, self: false, up: false, requestsPerSec: null, p99Ms: null, httpUrl: null }),
+    ]);
+    expect(status.snapshots).toBeNull();
+    expect(status.moves).toEqual({ supported: false, active: [] });
+    seen.close();
   });
 });
