@@ -21,6 +21,8 @@ import {
   encodeReply,
   peekMessageFrom,
   peekMessageTo,
+  ROUTER_ID_LIMIT,
+  SHARD_HASH,
 } from '../wire/index.js';
 import type { Outcome } from '../shards/host.js';
 import { KV_LIMITS_DEFAULT, KvError, KvOp, decodeKvReply, encodeCas, encodeDelete, encodeGet, encodePut, encodeScan } from '../shards/kv/index.js';
@@ -40,8 +42,10 @@ import type {
   ScanArgs,
   ScanItem,
   ScanResult,
+  Placement,
   Served,
   ServiceErrorCode,
+  Session,
 } from '../api/index.js';
 import { Liveness } from './liveness.js';
 import { retryable } from './retryable.js';
@@ -126,6 +130,9 @@ interface Forward {
   readonly resolve: (o: Outcome) => void;
   timer: NodeJS.Timeout;
 }
+
+/** Router session ids come in blocks of this many (one block per start); requestsMax is at most this. */
+const LANE_BLOCK = 2 ** 16;
 
 /** A forwarded attempt is given up after this long without an answer if its peer went silent meanwhile. */
 const FORWARD_ATTEMPT_MS = 1000;
@@ -215,9 +222,11 @@ export class Router implements KvService {
       this.hosted.push(here);
       this.replicaOrder.push(here ? [opts.self, ...replicas.filter((id) => id !== opts.self)] : replicas);
     }
-    // Client ids are random per start, so sessions of an earlier run never collide with this one.
-    const base = randomInt(1, 2 ** 40) * 2 ** 12;
+    // Client ids are random per start, so sessions of an earlier run never collide with this one,
+    // and all below ROUTER_ID_LIMIT, so they never meet the ids clients choose (src/wire/session.ts).
     const lanes = opts.requestsMax ?? 4096;
+    if (!Number.isSafeInteger(lanes) || lanes < 1 || lanes > LANE_BLOCK) throw new RangeError(`router: requestsMax must be in 1..${LANE_BLOCK}, got ${lanes}`);
+    const base = randomInt(1, ROUTER_ID_LIMIT / LANE_BLOCK) * LANE_BLOCK;
     for (let i = 0; i < lanes; i++) this.freeLanes.push({ clientId: base + i, seq: 0 });
     // Peers count as up, all of their workers running, until they say or show otherwise.
     const timeoutMs = opts.livenessTimeoutMs ?? 1000;
@@ -457,38 +466,50 @@ export class Router implements KvService {
 
   /**
    * Proposes `command` to the shard's leader, wherever it is, retrying with the same session until
-   * the deadline. Errors: Overloaded (no free session lane), Timeout, and the shard's own codes.
+   * the deadline. The session is the client's own when it gives one (a client that retries
+   * through any node then gets its write applied once), else one of this router's lanes, taken
+   * for the request. Errors: Overloaded (no free session lane, or no room under writeBytesMax),
+   * Timeout, and the shard's own codes.
    */
-  async command(shard: ShardId, command: Uint8Array): Promise<Routed> {
+  async command(shard: ShardId, command: Uint8Array, session?: Session): Promise<Routed> {
+    if (session !== undefined) return this.gated(shard, command, session.clientId, () => session.seq);
     const lane = this.freeLanes.pop();
     if (!lane) return fail('Overloaded', 'too many requests in flight (requestsMax)');
+    try {
+      return await this.gated(shard, command, lane.clientId, () => ++lane.seq);
+    } finally {
+      this.freeLanes.push(lane);
+    }
+  }
+
+  /**
+   * A write under the write byte gate: waits for room, then proposes with (clientId, seq), `seq`
+   * taken only once the write is let in (a lane's sequence counts proposals, never refusals).
+   */
+  private async gated(shard: ShardId, command: Uint8Array, clientId: number, nextSeq: () => number): Promise<Routed> {
     const deadline = performance.now() + this.timeoutMs;
     // At most half the deadline in line: a write let in later would have too little time left to
     // be replicated and would end in Timeout, which leaves the client unsure whether it applied.
     const waitMs = Math.floor(this.timeoutMs / 2);
+    if (!(await this.writeGate.acquire(command.length, waitMs))) {
+      this.counters.writeBytesRefused++;
+      return fail(
+        'Overloaded',
+        `waited ${waitMs} ms behind ${this.writeGate.held} bytes of writes in flight (writeBytesMax ${this.writeGate.capacityBytes}); not proposed`,
+      );
+    }
+    const seq = nextSeq();
     try {
-      if (!(await this.writeGate.acquire(command.length, waitMs))) {
-        this.counters.writeBytesRefused++;
-        return fail(
-          'Overloaded',
-          `waited ${waitMs} ms behind ${this.writeGate.held} bytes of writes in flight (writeBytesMax ${this.writeGate.capacityBytes}); not proposed`,
-        );
-      }
-      const seq = ++lane.seq;
-      try {
-        return await this.retrying(
-          shard,
-          (target, left) =>
-            target === this.opts.self
-              ? this.opts.pool.propose(shard, { clientId: lane.clientId, seq, command }, left)
-              : this.forward(target, RecordKind.ClientPropose, shard, (reqId) => encodePropose({ reqId, clientId: lane.clientId, seq, command }), left),
-          deadline,
-        );
-      } finally {
-        this.writeGate.release(command.length);
-      }
+      return await this.retrying(
+        shard,
+        (target, left) =>
+          target === this.opts.self
+            ? this.opts.pool.propose(shard, { clientId, seq, command }, left)
+            : this.forward(target, RecordKind.ClientPropose, shard, (reqId) => encodePropose({ reqId, clientId, seq, command }), left),
+        deadline,
+      );
     } finally {
-      this.freeLanes.push(lane);
+      this.writeGate.release(command.length);
     }
   }
 
@@ -547,10 +568,10 @@ export class Router implements KvService {
   private async putChecked(r: PutArgs): Promise<Result<PutResult>> {
     const shard = shardOf(r.tenant, r.key, this.opts.shards);
     if (r.expectedVersion === undefined) {
-      const o = await this.command(shard, encodePut(r.tenant, r.key, r.value));
+      const o = await this.command(shard, encodePut(r.tenant, r.key, r.value), r.session);
       return this.decode(o, KvOp.Put, (v) => ({ version: v.version, swapped: true, ...served(shard, o) }));
     }
-    const o = await this.command(shard, encodeCas(r.tenant, r.key, r.expectedVersion, r.value));
+    const o = await this.command(shard, encodeCas(r.tenant, r.key, r.expectedVersion, r.value), r.session);
     return this.decode(o, KvOp.Cas, (v) => ({ version: v.version, swapped: v.swapped, ...served(shard, o) }));
   }
 
@@ -560,7 +581,7 @@ export class Router implements KvService {
 
   private async deleteChecked(r: DeleteArgs): Promise<Result<DeleteResult>> {
     const shard = shardOf(r.tenant, r.key, this.opts.shards);
-    const o = await this.command(shard, encodeDelete(r.tenant, r.key));
+    const o = await this.command(shard, encodeDelete(r.tenant, r.key), r.session);
     return this.decode(o, KvOp.Delete, (v) => ({ deleted: v.deleted, ...served(shard, o) }));
   }
 
@@ -615,6 +636,20 @@ export class Router implements KvService {
       router: { ...this.counters, inflightForwards: this.forwards.size, peersUp: this.peersUp() },
       liveness: { ...this.liveness.counters, peers: this.liveness.view() },
     };
+  }
+
+  /**
+   * Who leads each shard as this node knows it: the freshest NotLeader hint, else the local
+   * replica's last event; null when neither names a node that can serve now (unlike
+   * {@link leaderOf}, no replica stands in for an unknown leader).
+   */
+  placement(): Placement {
+    const leaders: (number | null)[] = [];
+    for (let s = 0 as ShardId; s < this.opts.shards; s++) {
+      const known = [this.hints.get(s), this.opts.pool.leaders.get(s)?.lead].find((n) => n !== undefined && n !== 0 && this.canServe(n, s));
+      leaders.push(known ?? null);
+    }
+    return { node: this.opts.self, shards: this.opts.shards, replicas: this.opts.replicas, hash: SHARD_HASH, leaders };
   }
 
   metrics(): Promise<{ contentType: string; body: string }> {
