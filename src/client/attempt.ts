@@ -26,8 +26,16 @@ export interface Answer {
  * rejects with its reason as is; `attemptTimeoutMs` ends only this attempt, as Unreachable.
  */
 export async function attempt(baseUrl: string, req: AttemptRequest, signal: AbortSignal, attemptTimeoutMs: number): Promise<Answer> {
-  const own = AbortSignal.timeout(attemptTimeoutMs);
-  const both = AbortSignal.any([signal, own]);
+  // Plain listener and timer rather than AbortSignal.any and .timeout: cheaper per request.
+  const ctl = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    ctl.abort();
+  }, attemptTimeoutMs);
+  const onAbort = (): void => ctl.abort();
+  signal.addEventListener('abort', onAbort);
+  const both = ctl.signal;
   let res: Response;
   let body: Uint8Array;
   try {
@@ -40,8 +48,11 @@ export async function attempt(baseUrl: string, req: AttemptRequest, signal: Abor
     body = new Uint8Array(await res.arrayBuffer());
   } catch (e) {
     if (signal.aborted) throw signal.reason;
-    const why = own.aborted ? `no answer within ${attemptTimeoutMs} ms` : describe(e);
+    const why = timedOut ? `no answer within ${attemptTimeoutMs} ms` : describe(e);
     throw new ClientError('Unreachable', `${req.method} ${baseUrl}${req.path}: ${why}`, { endpoint: baseUrl });
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener('abort', onAbort);
   }
   if (res.ok) return { status: res.status, headers: res.headers, body };
   throw errorOf(res, body, baseUrl);

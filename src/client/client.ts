@@ -108,8 +108,10 @@ export class Client {
   private readonly headers: Readonly<Record<string, string>>;
   private readonly routing: Routing;
   private readonly lanes: Lanes;
-  /** Fired by destroy(): every call in flight ends `ClientClosed`. */
-  private readonly aborter = new AbortController();
+  /** Set by destroy(): calls in flight end `ClientClosed`. */
+  private destroyed = false;
+  /** Per call in flight, its controller, so destroy() can end it. */
+  private readonly controllers = new Set<AbortController>();
   private closed = false;
   /** Calls in flight, so close() can wait for them. */
   private readonly inflight = new Set<Promise<unknown>>();
@@ -235,7 +237,8 @@ export class Client {
   /** Refuses new calls and ends those in flight at once (`ClientClosed`; a write may still apply, once). */
   destroy(): void {
     this.closed = true;
-    this.aborter.abort(new ClientError('ClientClosed', 'the client was destroyed'));
+    this.destroyed = true;
+    for (const c of this.controllers) c.abort();
     this.routing.close();
   }
 
@@ -254,8 +257,15 @@ export class Client {
 
   /** Sends a call, retrying what is safe to retry until it succeeds, fails for good, or its time is up. */
   private async send(call: Call, userSignal: AbortSignal | undefined): Promise<Answer> {
-    const signals = [this.aborter.signal, AbortSignal.timeout(this.timeoutMs), ...(userSignal === undefined ? [] : [userSignal])];
-    const signal = AbortSignal.any(signals);
+    // One controller per call, fired by destroy(), the caller's signal or the deadline (plain
+    // listeners and a timer: AbortSignal.any and .timeout cost more per call than the request).
+    const ctl = new AbortController();
+    const abort = (): void => ctl.abort();
+    const timer = setTimeout(abort, this.timeoutMs);
+    this.controllers.add(ctl);
+    userSignal?.addEventListener('abort', abort);
+    if (userSignal?.aborted === true) ctl.abort();
+    const signal = ctl.signal;
     let lane: Lane | undefined;
     const tried: { last?: ClientError } = {};
     try {
@@ -270,7 +280,7 @@ export class Client {
       return await this.attempts(call, shard, { ...call, headers }, signal, tried);
     } catch (e) {
       if (!signal.aborted || (e instanceof ClientError && e.code !== 'Unreachable')) throw e;
-      if (this.aborter.signal.aborted) throw new ClientError('ClientClosed', 'the client was destroyed');
+      if (this.destroyed) throw new ClientError('ClientClosed', 'the client was destroyed');
       if (userSignal?.aborted === true) throw new ClientError('Aborted', 'the call was aborted');
       const last = tried.last === undefined ? '' : `; last: ${tried.last.code} (${tried.last.message})`;
       throw new ClientError(
@@ -279,6 +289,9 @@ export class Client {
         tried.last?.endpoint === undefined ? {} : { endpoint: tried.last.endpoint },
       );
     } finally {
+      clearTimeout(timer);
+      this.controllers.delete(ctl);
+      userSignal?.removeEventListener('abort', abort);
       if (lane !== undefined) this.lanes.give(lane);
     }
   }

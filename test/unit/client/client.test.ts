@@ -120,6 +120,15 @@ describe('retries', () => {
     await Promise.all([c.close(), slow.close()]);
     expect(((await c.get('k').catch((x: unknown) => x)) as ClientError).code).toBe('ClientClosed');
   });
+
+  test('destroy() ends the calls in flight with ClientClosed', async () => {
+    const { urls } = await serve(1, () => err(503, 'NotLeader'));
+    const c = new Client({ endpoints: urls, retry: { baseMs: 200, maxMs: 200 } });
+    const pending = [c.put('a', 'v'), c.get('b')].map((p) => p.catch((x: unknown) => x));
+    await new Promise((r) => setTimeout(r, 50));
+    c.destroy();
+    for (const e of await Promise.all(pending)) expect((e as ClientError).code).toBe('ClientClosed');
+  });
 });
 
 describe('leader-aware routing', () => {
