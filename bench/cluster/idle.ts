@@ -52,7 +52,7 @@ export async function measureIdle(servers: LocalServers, seconds: number, check:
     cpuPercent: c1[i] !== undefined && c0[i] !== undefined ? ((c1[i] - c0[i]) / secs) * 100 : undefined,
     rssBytes: vmBytes(s.pid, 'VmRSS'),
     peakRssBytes: rss.peak.get(s.pid),
-    irohBytesPerSec: rate(i, 'iroh_raft_transport_bytes_sent_total'),
+    irohBytesPerSec: rate(i, 'iroh_raft_transport_sent_bytes_total'),
     irohRecordsPerSec: rate(i, 'iroh_raft_transport_records_sent_total'),
   }));
   return {

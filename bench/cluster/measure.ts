@@ -244,7 +244,7 @@ function processResults(t: Target, m: Readings, pct: (cpuS: number | undefined) 
       cpuPercent: pct(c),
       peakRssBytes: m.rss.peak.get(p.pid),
       hwmBytes: m.hwm[i],
-      ...(t.isNode ? { irohBytesSent: m.deltas.of(i, 'iroh_raft_transport_bytes_sent_total') } : {}),
+      ...(t.isNode ? { irohBytesSent: m.deltas.of(i, 'iroh_raft_transport_sent_bytes_total') } : {}),
     };
   });
   for (const [i, p] of t.procs.entries()) {
@@ -315,7 +315,7 @@ function countsOf(r: LoadResult, ok: number): SystemResult['counts'] {
 
 /** What only nodes tell (/metrics, /v1/status): Iroh traffic, leadership and the COUNTERS, over the load. */
 function nodeFigures(t: Target, m: Readings, requests: number): Pick<SystemResult, 'iroh' | 'leadersPerNode' | 'counters'> {
-  const bytesSent = m.deltas.sum('iroh_raft_transport_bytes_sent_total');
+  const bytesSent = m.deltas.sum('iroh_raft_transport_sent_bytes_total');
   const acked = m.run.result.ackedWrites;
   return {
     iroh: {

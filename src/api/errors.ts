@@ -33,6 +33,12 @@ export const ServiceErrorCode = {
   LeaseReadRequiresCheckQuorum: 'LeaseReadRequiresCheckQuorum',
   /** HTTP: no route for this path. */
   NotFound: 'NotFound',
+  /**
+   * HTTP: the request's `Host` is not one this node answers to (`--http-allowed-hosts`; on a
+   * loopback address only the loopback names): a page on another site reaching a local node
+   * through DNS rebinding is refused.
+   */
+  HostNotAllowed: 'HostNotAllowed',
   /** HTTP: `GET /v1/kv/<key>` of a key that does not exist. */
   KeyNotFound: 'KeyNotFound',
   /** HTTP: the route exists but not for this method. */

@@ -58,15 +58,19 @@ export interface PutResult {
   readonly served?: Served;
 }
 
+/** A delete of `key`; with `expectedVersion` (1 or more), only if the key is at that version. */
 export interface DeleteArgs {
   readonly tenant: string;
   readonly key: Uint8Array;
+  readonly expectedVersion?: number;
   readonly session?: Session;
 }
 
 export interface DeleteResult {
-  /** The key existed. */
+  /** The key existed (and, with expectedVersion, was at that version) and is gone now. */
   readonly deleted: boolean;
+  /** With expectedVersion and not deleted: the key's current version (0: absent). */
+  readonly version?: number;
   readonly served?: Served;
 }
 

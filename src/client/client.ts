@@ -56,7 +56,7 @@ export interface ReadOptions extends CallOptions {
 }
 
 export interface PutOptions extends CallOptions {
-  /** Compare-and-set: write only if the key is at this version (0 = absent); else `VersionMismatch`. */
+  /** Write (delete) only if the key is at this version (put: 0 = absent; delete: 1 or more); else `VersionMismatch`. */
   readonly expectedVersion?: number;
 }
 
@@ -143,13 +143,7 @@ export class Client {
   /** Writes `value` under `key`; the key's new version. With `expectedVersion`: VersionMismatch (412) when it differs. */
   async put(key: BytesLike, value: BytesLike, opts: PutOptions = {}): Promise<{ version: number }> {
     const k = toBytes(key);
-    let query = '';
-    if (opts.expectedVersion !== undefined) {
-      if (!Number.isSafeInteger(opts.expectedVersion) || opts.expectedVersion < 0) {
-        throw new ClientError('InvalidArgument', `expectedVersion must be a non-negative integer, got ${opts.expectedVersion}`);
-      }
-      query = `?version=${opts.expectedVersion}`;
-    }
+    const query = versionQuery(opts.expectedVersion, 0);
     const a = await this.run(
       { method: 'PUT', path: `/v1/kv/${percentEncode(k)}${query}`, body: toBytes(value), key: k, toLeader: true, write: true },
       opts.signal,
@@ -191,10 +185,15 @@ export class Client {
     return { value: bytesOf(a.body), version: header('x-version'), createIndex: header('x-create-index'), modIndex: header('x-mod-index') };
   }
 
-  /** Deletes the key; `deleted` false when it did not exist. */
-  async delete(key: BytesLike, opts: CallOptions = {}): Promise<{ deleted: boolean }> {
+  /**
+   * Deletes the key; `deleted` false when it did not exist. With `expectedVersion` (1 or more):
+   * only if the key is at that version, else VersionMismatch (412, `details.version` the current
+   * one, 0 when absent).
+   */
+  async delete(key: BytesLike, opts: PutOptions = {}): Promise<{ deleted: boolean }> {
     const k = toBytes(key);
-    const a = await this.run({ method: 'DELETE', path: `/v1/kv/${percentEncode(k)}`, key: k, toLeader: true, write: true }, opts.signal);
+    const query = versionQuery(opts.expectedVersion, 1);
+    const a = await this.run({ method: 'DELETE', path: `/v1/kv/${percentEncode(k)}${query}`, key: k, toLeader: true, write: true }, opts.signal);
     const deleted = (jsonOf(a) as { deleted?: unknown }).deleted;
     if (typeof deleted !== 'boolean') throw new ClientError('BadResponse', 'DELETE answer without deleted', { status: a.status });
     return { deleted };
@@ -343,6 +342,14 @@ export class Client {
       aborted.catch(() => undefined);
     }
   }
+}
+
+/** `?version=N` for an expected version of at least `min`; '' without one. InvalidArgument when out of range. */
+function versionQuery(expected: number | undefined, min: number): string {
+  if (expected === undefined) return '';
+  if (!Number.isSafeInteger(expected) || expected < min)
+    throw new ClientError('InvalidArgument', `expectedVersion must be an integer of at least ${min}, got ${expected}`);
+  return `?version=${expected}`;
 }
 
 function consistencyOf(opts: ReadOptions): Consistency {

@@ -87,6 +87,8 @@ export const RETRYABLE: Readonly<Record<ClientErrorCode, boolean>> = {
   InvalidTenant: false,
   InvalidClientId: false,
   InvalidSession: false,
+  // The endpoint's Host is not one the node answers to: a configuration to fix, not a moment to wait.
+  HostNotAllowed: false,
   EmptyKey: false,
   KeyTooLarge: false,
   InvalidLimit: false,

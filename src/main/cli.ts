@@ -6,13 +6,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { pino } from 'pino';
 import { ConfigError, SETTINGS, loadConfig } from './config.js';
 import type { NodeConfig } from './config.js';
 import { parseDevFlags, runDev } from './dev.js';
 import type { DevFlags } from './dev.js';
 import { DataDir, DataDirError } from './data-dir.js';
 import { KV_USAGE, readStdin, runKv } from './kv-cli.js';
+import { createLogger } from './log.js';
 import { NodeError, startNode } from './node.js';
 import { ticketOf } from './ticket.js';
 
@@ -21,7 +21,8 @@ const USAGE = `usage: iroh-raft <command> [flags]
 commands:
   start      run a node (with no flags: a single-node cluster in ./data, HTTP on 127.0.0.1:7070)
   dev        run a local cluster of separate processes: --nodes 3 [--shards N] [--workers N]
-             [--base-port 7070] [--data ./data-dev] [--tick-ms N] [--replicas N] [--log-level L];
+             [--base-port 7070] [--data ./data-dev] [--tick-ms N] [--replicas N] [--log-level L]
+             [--log-format F] (nodes log pretty lines unless told otherwise);
              a node that exits (kill it to watch a failover) leaves the others serving, and dev
              prints the command line that restarts it with its data; typed on dev's stdin:
              "restart <n>" (or "r <n>") restarts exited node n, "status" lists the nodes;
@@ -61,7 +62,7 @@ async function start(argv: readonly string[]): Promise<number> {
   } catch (e) {
     return usageError(e);
   }
-  const log = pino({ level: cfg.logLevel, base: { pid: process.pid } });
+  const log = createLogger({ level: cfg.logLevel, format: cfg.logFormat });
   let node: Awaited<ReturnType<typeof startNode>>;
   try {
     node = await startNode(cfg, { logger: log });

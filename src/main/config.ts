@@ -6,6 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { CodedError } from '../errors.js';
+import { LOG_FORMATS, defaultLogFormat } from './log.js';
+import type { LogFormat } from './log.js';
 
 export class ConfigError extends CodedError<'InvalidFlag' | 'InvalidConfig' | 'UnknownFlag' | 'ConfigFileUnreadable'> {
   override readonly name = 'ConfigError';
@@ -46,9 +48,19 @@ export interface NodeConfig {
   readonly httpBodiesBytesMax: number;
   /** Open HTTP connections at most; one more is answered 503 Overloaded and closed. */
   readonly httpConnectionsMax: number;
+  /** Host names the HTTP API answers (`*` = any); unset: the loopback names on a loopback address, else any. */
+  readonly httpAllowedHosts?: readonly string[];
+  /** HTTPS: path of the PEM certificate chain (with tlsKey). */
+  readonly tlsCert?: string;
+  /** HTTPS: path of the PEM private key (with tlsCert). */
+  readonly tlsKey?: string;
+  /** HTTPS with client certificates: path of the PEM CA that signs them (with tlsCert and tlsKey). */
+  readonly tlsCa?: string;
   /** How long a graceful shutdown may take before the node exits anyway, in milliseconds. */
   readonly shutdownTimeoutMs: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** JSON lines, or readable lines for a terminal (see log.ts). Default: pretty when stdout is a terminal, else json. */
+  readonly logFormat: LogFormat;
 }
 
 /** One setting: its flag, environment variable, parser and a line of help. */
@@ -89,6 +101,17 @@ function list(raw: unknown, where: string): string[] {
   if (!items || !items.every((x) => typeof x === 'string'))
     throw new ConfigError('InvalidConfig', `${where}: expected a comma-separated list or an array of strings`);
   return items.map((x) => x.trim()).filter((x) => x.length > 0);
+}
+
+/** A host allow-list: names, IP addresses, `*.domain` wildcards, or `*` alone. */
+function hostList(raw: unknown, where: string): string[] {
+  const items = list(raw, where);
+  if (items.length === 0) throw new ConfigError('InvalidConfig', `${where}: expected at least one host name (or * for any)`);
+  for (const h of items) {
+    if (h !== '*' && !/^(\*\.)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_:.-]+)$/.test(h))
+      throw new ConfigError('InvalidConfig', `${where}: ${JSON.stringify(h)} is not a host name, an IP address, *.domain or *`);
+  }
+  return items;
 }
 
 export const SETTINGS: readonly Setting[] = [
@@ -151,6 +174,22 @@ export const SETTINGS: readonly Setting[] = [
     parse: int(1, 1_000_000),
   },
   {
+    key: 'httpAllowedHosts',
+    flag: '--http-allowed-hosts',
+    env: 'IROH_RAFT_HTTP_ALLOWED_HOSTS',
+    help: 'host names the HTTP API answers, comma-separated, *.domain wildcards, * = any (default: loopback names on a loopback address, else any)',
+    parse: hostList,
+  },
+  { key: 'tlsCert', flag: '--tls-cert', env: 'IROH_RAFT_TLS_CERT', help: 'serve HTTPS: PEM certificate chain file (with --tls-key)', parse: str },
+  { key: 'tlsKey', flag: '--tls-key', env: 'IROH_RAFT_TLS_KEY', help: 'serve HTTPS: PEM private key file (with --tls-cert)', parse: str },
+  {
+    key: 'tlsCa',
+    flag: '--tls-ca',
+    env: 'IROH_RAFT_TLS_CA',
+    help: 'require client certificates signed by this PEM CA file (with --tls-cert)',
+    parse: str,
+  },
+  {
     key: 'snapshotBytesPerSec',
     flag: '--snapshot-bytes-per-sec',
     env: 'IROH_RAFT_SNAPSHOT_BYTES_PER_SEC',
@@ -172,6 +211,17 @@ export const SETTINGS: readonly Setting[] = [
     parse: (raw, where) => {
       if (typeof raw !== 'string' || !(LOG_LEVELS as readonly string[]).includes(raw))
         throw new ConfigError('InvalidConfig', `${where}: expected one of ${LOG_LEVELS.join(', ')}`);
+      return raw;
+    },
+  },
+  {
+    key: 'logFormat',
+    flag: '--log-format',
+    env: 'IROH_RAFT_LOG_FORMAT',
+    help: 'log lines: json, or pretty for people (default: pretty on a terminal, else json)',
+    parse: (raw, where) => {
+      if (typeof raw !== 'string' || !(LOG_FORMATS as readonly string[]).includes(raw))
+        throw new ConfigError('InvalidConfig', `${where}: expected one of ${LOG_FORMATS.join(', ')}, got ${JSON.stringify(raw)}`);
       return raw;
     },
   },
@@ -198,6 +248,7 @@ export function defaults(): NodeConfig {
     httpConnectionsMax: 4096,
     shutdownTimeoutMs: 10_000,
     logLevel: 'info',
+    logFormat: defaultLogFormat(),
   };
 }
 
@@ -246,5 +297,10 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     const v = flags.get(s.flag);
     if (v !== undefined) out[s.key] = s.parse(v, `flag ${s.flag}`);
   }
-  return out as unknown as NodeConfig;
+  const cfg = out as unknown as NodeConfig;
+  if ((cfg.tlsCert === undefined) !== (cfg.tlsKey === undefined))
+    throw new ConfigError('InvalidConfig', '--tls-cert and --tls-key go together (HTTPS needs both a certificate and its key)');
+  if (cfg.tlsCa !== undefined && cfg.tlsCert === undefined)
+    throw new ConfigError('InvalidConfig', '--tls-ca (client certificates) needs HTTPS: give --tls-cert and --tls-key too');
+  return cfg;
 }

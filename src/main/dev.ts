@@ -19,6 +19,7 @@ import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { ConfigError } from './config.js';
 import { DataDir } from './data-dir.js';
+import { LOG_FORMATS } from './log.js';
 import { ticketOf } from './ticket.js';
 
 /** `iroh-raft dev`'s flags, validated. */
@@ -32,7 +33,7 @@ export interface DevFlags {
   readonly basePort: number;
   /** Parent of the nodes' data directories `node-<i>`. */
   readonly data: string;
-  /** Flags passed to every node unchanged (`--tick-ms`, `--log-level`, `--replicas`). */
+  /** Flags passed to every node unchanged (`--tick-ms`, `--log-level`, `--log-format`, `--replicas`). */
   readonly rest: readonly string[];
 }
 
@@ -53,7 +54,9 @@ export function parseDevFlags(argv: readonly string[]): DevFlags {
     else if (name === '--workers') out.workers = int(1, 64);
     else if (name === '--base-port') out.basePort = int(1, 65000);
     else if (name === '--data') out.data = value;
-    else if (name === '--tick-ms' || name === '--log-level' || name === '--replicas') out.rest.push(name, value);
+    else if (name === '--log-format' && !(LOG_FORMATS as readonly string[]).includes(value))
+      throw new ConfigError('InvalidConfig', `--log-format: expected one of ${LOG_FORMATS.join(', ')}, got ${JSON.stringify(value)}`);
+    else if (['--tick-ms', '--log-level', '--log-format', '--replicas'].includes(name)) out.rest.push(name, value);
     else throw new ConfigError('UnknownFlag', `unknown flag ${name} for dev`);
   }
   return out;
@@ -298,6 +301,15 @@ class DevCluster {
 }
 
 /**
+ * `--log-format pretty` for the nodes, unless the format was chosen by a flag of dev or by
+ * IROH_RAFT_LOG_FORMAT (which the nodes inherit and the printed command lines repeat).
+ */
+function nodeLogFlags(f: DevFlags, env: NodeJS.ProcessEnv = process.env): string[] {
+  const chosen = f.rest.includes('--log-format') || (env.IROH_RAFT_LOG_FORMAT ?? '') !== '';
+  return chosen ? [] : ['--log-format', 'pretty'];
+}
+
+/**
  * Runs the cluster until SIGINT or SIGTERM (exit code 0 when every running node stopped cleanly)
  * or until no node is left to restart (1). `cli` is the path of the `iroh-raft` script the nodes run.
  */
@@ -330,6 +342,7 @@ export async function runDev(f: DevFlags, cli: string): Promise<number> {
       String(f.workers),
       ...(f.nodes > 1 ? ['--peers', tickets.filter((_, j) => j !== i).join(',')] : []),
       ...f.rest,
+      ...nodeLogFlags(f),
     ],
     proc: undefined,
     lastExit: undefined,
@@ -337,6 +350,9 @@ export async function runDev(f: DevFlags, cli: string): Promise<number> {
   }));
   // A relative config path would name another file once the printed command runs elsewhere.
   const env = { ...process.env };
+  // The nodes write to pipes, so they would pick JSON and no colors: dev is for people, so its
+  // nodes log pretty lines (nodeLogFlags), colored when dev itself writes to a terminal.
+  if (process.stdout.isTTY && env.NO_COLOR === undefined) env.FORCE_COLOR ??= '1';
   if (env.IROH_RAFT_CONFIG) env.IROH_RAFT_CONFIG = resolve(env.IROH_RAFT_CONFIG);
 
   return new Promise<number>((done) => {

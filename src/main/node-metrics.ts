@@ -1,12 +1,17 @@
-/** The node's own metrics (router, liveness, pool, transport), read when /metrics is scraped. */
-import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { Gauge } from 'prom-client';
+/**
+ * The node's own metrics (router, liveness, pool, transport, snapshots, HTTP), read when /metrics
+ * is scraped, and the process metrics, collected here once per node: on the main thread, never in
+ * a worker (every worker would report the same process, and the merge would add them up).
+ */
+import { Gauge, Histogram, collectDefaultMetrics } from 'prom-client';
 import type { Registry } from 'prom-client';
-import type { HttpServer } from '../io/http/index.js';
+import type { HttpServer, HttpServerOptions } from '../io/http/index.js';
 import type { Transport } from '../io/transport/index.js';
 import type { Router } from '../router/router.js';
 import type { Snapshots } from '../router/snapshots.js';
+import { LATENCY_BUCKETS_SECONDS, counterFrom, gaugeFrom } from '../workers/metrics.js';
 import type { WorkerPool } from '../workers/pool.js';
+import type { NodeId } from '../shards/raft/index.js';
 
 export interface NodeParts {
   readonly router: Router;
@@ -15,90 +20,167 @@ export interface NodeParts {
   readonly snapshots: Snapshots;
   readonly leaderChanges: { readonly n: number };
   readonly http: HttpServer;
+  /** Raft node id of each member's endpoint id: the `peer` label of per-peer series (bounded by the members). */
+  readonly nodeOfPeer: ReadonlyMap<string, NodeId>;
 }
 
-type GaugeOf = (name: string, help: string, read: () => number) => void;
+type Read = (name: string, help: string, read: () => number) => void;
+
+/**
+ * prom-client's default process metrics under their standard names (`process_*`, `nodejs_*`),
+ * which dashboards and alerts for Node.js services expect; the scrape's `instance` tells the
+ * nodes apart. They describe the main thread (event-loop lag, heap, GC) and the whole process
+ * (CPU, RSS, file descriptors). Three gauges prom-client names `_total` (active handles,
+ * requests and resources: counts now, not counters) are left out; the same counts by type stay
+ * as `nodejs_active_handles`, `nodejs_active_requests` and `nodejs_active_resources`.
+ */
+export function registerProcessMetrics(registry: Registry): void {
+  collectDefaultMetrics({ register: registry });
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
+}
+
+/**
+ * `iroh_raft_http_request_duration_seconds{route,code}`: for {@link HttpServerOptions.onAnswered}.
+ * `route` is the API route's name (a fixed set), `code` the HTTP status.
+ */
+export function httpLatencyMetric(registry: Registry): NonNullable<HttpServerOptions['onAnswered']> {
+  const h = new Histogram({
+    name: 'iroh_raft_http_request_duration_seconds',
+    help: 'HTTP API requests answered: seconds from arrival to the end of the reply, by route name and status code.',
+    labelNames: ['route', 'code'],
+    buckets: [...LATENCY_BUCKETS_SECONDS],
+    registers: [registry],
+  });
+  return (route, status, seconds) => h.observe({ route, code: String(status) }, seconds);
+}
 
 export function registerNodeMetrics(registry: Registry, parts: NodeParts): void {
-  const gauge: GaugeOf = (name, help, read) => {
-    new Gauge({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.set(read());
-      },
-    });
-  };
-  const { router: r, pool: p, transport } = parts;
-  registerAdmissionMetrics(gauge, parts);
-  // The main thread carries the router, HTTP and every byte through Iroh: when it lags, raft
-  // messages (heartbeats among them) reach the workers late.
-  const lag = monitorEventLoopDelay({ resolution: 10 });
-  lag.enable();
-  gauge('iroh_raft_main_event_loop_lag_p99_seconds', "The main thread's event-loop delay, 99th percentile since start.", () => lag.percentile(99) / 1e9);
-  gauge('iroh_raft_main_event_loop_lag_max_seconds', "The main thread's event-loop delay, the largest since start.", () => lag.max / 1e9);
-  const sc = parts.snapshots.counters;
-  gauge('iroh_raft_snapshots_sent_total', 'Snapshots this node streamed to a follower and saw handed to its core.', () => sc.sent);
-  gauge('iroh_raft_snapshots_send_failures_total', 'Snapshot transfers this node sent that failed (retried with backoff).', () => sc.sendFailures);
-  gauge('iroh_raft_snapshots_send_busy_total', 'Snapshot offers a busy receiver deferred.', () => sc.sendBusy);
-  gauge('iroh_raft_snapshots_send_stale_total', 'Snapshot offers the receiver did not need (it held that index).', () => sc.sendStale);
-  gauge('iroh_raft_snapshots_sent_bytes_total', 'Snapshot stream bytes sent (deflated chunks).', () => sc.bytesSent);
-  gauge('iroh_raft_snapshots_send_seconds_total', 'Time spent in snapshot transfers that completed, sending.', () => sc.sendMs / 1000);
-  gauge('iroh_raft_snapshots_sending', 'Snapshot transfers this node is sending now.', () => parts.snapshots.active().sending);
-  gauge('iroh_raft_snapshots_receiving', 'Snapshot transfers this node is receiving now.', () => parts.snapshots.active().receiving);
-  gauge('iroh_raft_snapshots_received_total', 'Snapshots this node received whole and handed to a shard.', () => sc.received);
-  gauge('iroh_raft_snapshots_receive_failures_total', 'Snapshot transfers this node received that failed (nothing installed).', () => sc.receiveFailures);
-  gauge('iroh_raft_snapshots_receive_busy_total', 'Snapshot offers this node deferred as busy.', () => sc.receiveBusy);
-  gauge('iroh_raft_snapshots_received_bytes_total', 'Snapshot stream bytes received (deflated chunks).', () => sc.bytesReceived);
-  gauge('iroh_raft_snapshots_receive_seconds_total', 'Time spent in snapshot transfers that completed, receiving.', () => sc.receiveMs / 1000);
-  gauge('iroh_raft_router_forwarded_total', 'Client requests this node forwarded to a leader.', () => r.counters.forwarded);
-  gauge('iroh_raft_router_retries_total', 'Client request attempts retried after NotLeader and the like.', () => r.counters.retries);
-  gauge(
+  const counter: Read = (name, help, read) => counterFrom(registry, name, help, read);
+  const gauge: Read = (name, help, read) => gaugeFrom(registry, name, help, read);
+  const { router: r, pool: p } = parts;
+  registerAdmissionMetrics(counter, gauge, parts);
+  registerSnapshotMetrics(counter, gauge, parts.snapshots);
+  registerTransportMetrics(registry, counter, gauge, parts);
+  counter('iroh_raft_router_forwarded_total', 'Client requests this node forwarded to a leader.', () => r.counters.forwarded);
+  counter('iroh_raft_router_retries_total', 'Client request attempts retried after NotLeader and the like.', () => r.counters.retries);
+  counter(
     'iroh_raft_router_replies_too_large_total',
     'Forwarded requests whose reply exceeded a peer record, answered ReplyTooLarge.',
     () => r.counters.repliesTooLarge,
   );
-  gauge('iroh_raft_router_spoofed_total', 'Raft messages refused because their sender was not the connection peer.', () => r.counters.spoofed);
+  counter('iroh_raft_router_spoofed_total', 'Raft messages refused because their sender was not the connection peer.', () => r.counters.spoofed);
   const lc = r.liveness.counters;
-  gauge('iroh_raft_liveness_peers_down_total', 'Peers declared gone after a liveness timeout of silence.', () => lc.peersDown);
-  gauge('iroh_raft_liveness_peers_up_total', 'Peers heard again after being declared gone.', () => lc.peersUp);
-  gauge('iroh_raft_liveness_workers_down_total', 'Workers of peers that their liveness records reported stopped.', () => lc.workersDown);
-  gauge('iroh_raft_liveness_bad_records_total', 'Liveness records whose payload did not decode (ignored).', () => lc.bad);
-  gauge('iroh_raft_liveness_wakes_total', 'Wake rounds run on behalf of a peer (at most one per peer per election timeout).', () => lc.wakes);
-  gauge('iroh_raft_liveness_wakes_coalesced_total', 'Reasons to wake folded into a round a peer already owed.', () => lc.wakesCoalesced);
-  gauge('iroh_raft_liveness_wake_shards_total', 'Shards named in wake requests: the work peers coming and going cost.', () => lc.wakeShards);
-  gauge('iroh_raft_liveness_shards_woken_total', 'Quiet replicas here that liveness woke.', () => r.counters.shardsWoken);
+  counter('iroh_raft_liveness_peers_down_total', 'Peers declared gone after a liveness timeout of silence.', () => lc.peersDown);
+  counter('iroh_raft_liveness_peers_up_total', 'Peers heard again after being declared gone.', () => lc.peersUp);
+  counter('iroh_raft_liveness_workers_down_total', 'Workers of peers that their liveness records reported stopped.', () => lc.workersDown);
+  counter('iroh_raft_liveness_bad_records_total', 'Liveness records whose payload did not decode (ignored).', () => lc.bad);
+  counter('iroh_raft_liveness_wakes_total', 'Wake rounds run on behalf of a peer (at most one per peer per election timeout).', () => lc.wakes);
+  counter('iroh_raft_liveness_wakes_coalesced_total', 'Reasons to wake folded into a round a peer already owed.', () => lc.wakesCoalesced);
+  counter('iroh_raft_liveness_wake_shards_total', 'Shards named in wake requests: the work peers coming and going cost.', () => lc.wakeShards);
+  counter('iroh_raft_liveness_shards_woken_total', 'Quiet replicas here that liveness woke.', () => r.counters.shardsWoken);
   gauge('iroh_raft_pool_inflight_requests', 'Requests waiting for a worker reply.', () => p.inflight());
-  gauge(
-    'iroh_raft_pool_bytes_refused_total',
-    'Client requests answered Overloaded because inflightBytesMax of request bytes were in flight.',
+  counter(
+    'iroh_raft_pool_requests_refused_total',
+    'Client requests answered Overloaded because inflightBytesMax of request bytes were in flight to the workers.',
     () => p.counters.bytesRefused,
   );
-  gauge('iroh_raft_pool_worker_restarts_total', 'Worker threads restarted after a crash.', () => p.counters.restarts);
-  gauge('iroh_raft_transport_bytes_sent_total', 'Bytes sent to peers over Iroh.', () => transport.stats().bytesSent);
-  gauge('iroh_raft_transport_bytes_received_total', 'Bytes received from peers over Iroh.', () => transport.stats().bytesReceived);
-  gauge('iroh_raft_transport_records_sent_total', 'Records sent to peers over Iroh.', () => transport.stats().recordsSent);
-  gauge('iroh_raft_transport_frames_sent_total', 'Frames (batches of records) sent to peers over Iroh.', () => transport.stats().framesSent);
-  gauge('iroh_raft_shard_leader_changes_total', "Leader changes seen by this node's replicas.", () => parts.leaderChanges.n);
+  counter('iroh_raft_pool_worker_restarts_total', 'Worker threads restarted after a crash.', () => p.counters.restarts);
+  counter(
+    'iroh_raft_shard_leader_changes_total',
+    "Leader or role changes of this node's replicas (each one reported to the router).",
+    () => parts.leaderChanges.n,
+  );
+}
+
+/** Snapshot transfers this node sends and receives (src/router/snapshots.ts). */
+function registerSnapshotMetrics(counter: Read, gauge: Read, snapshots: Snapshots): void {
+  const sc = snapshots.counters;
+  counter('iroh_raft_snapshots_sent_total', 'Snapshots this node streamed to a follower and saw handed to its core.', () => sc.sent);
+  counter('iroh_raft_snapshots_send_failures_total', 'Snapshot transfers this node sent that failed (retried with backoff).', () => sc.sendFailures);
+  counter('iroh_raft_snapshots_send_busy_total', 'Snapshot offers a busy receiver deferred.', () => sc.sendBusy);
+  counter('iroh_raft_snapshots_send_stale_total', 'Snapshot offers the receiver did not need (it held that index).', () => sc.sendStale);
+  counter('iroh_raft_snapshots_sent_bytes_total', 'Snapshot stream bytes sent (deflated chunks).', () => sc.bytesSent);
+  counter('iroh_raft_snapshots_send_seconds_total', 'Time spent in snapshot transfers that completed, sending.', () => sc.sendMs / 1000);
+  gauge('iroh_raft_snapshots_sending', 'Snapshot transfers this node is sending now.', () => snapshots.active().sending);
+  gauge('iroh_raft_snapshots_receiving', 'Snapshot transfers this node is receiving now.', () => snapshots.active().receiving);
+  counter('iroh_raft_snapshots_received_total', 'Snapshots this node received whole and handed to a shard.', () => sc.received);
+  counter('iroh_raft_snapshots_receive_failures_total', 'Snapshot transfers this node received that failed (nothing installed).', () => sc.receiveFailures);
+  counter('iroh_raft_snapshots_receive_busy_total', 'Snapshot offers this node deferred as busy.', () => sc.receiveBusy);
+  counter('iroh_raft_snapshots_received_bytes_total', 'Snapshot stream bytes received (deflated chunks).', () => sc.bytesReceived);
+  counter('iroh_raft_snapshots_receive_seconds_total', 'Time spent in snapshot transfers that completed, receiving.', () => sc.receiveMs / 1000);
+}
+
+/** Raft traffic over Iroh: totals, and what waits in each peer's queue. */
+function registerTransportMetrics(registry: Registry, counter: Read, gauge: Read, parts: NodeParts): void {
+  const { transport } = parts;
+  // One stats() per scrape: the first series registered here refreshes it for the others (a
+  // scrape collects in registration order).
+  let st = transport.stats();
+  counter(
+    'iroh_raft_transport_sent_bytes_total',
+    'Bytes sent to peers on raft streams (frames and their length prefixes).',
+    () => (st = transport.stats()).bytesSent,
+  );
+  counter('iroh_raft_transport_received_bytes_total', 'Bytes received from peers on raft streams.', () => st.bytesReceived);
+  counter('iroh_raft_transport_records_sent_total', 'Records (raft messages, forwarded requests, replies) sent to peers.', () => st.recordsSent);
+  counter('iroh_raft_transport_records_received_total', 'Records received from peers.', () => st.recordsReceived);
+  counter('iroh_raft_transport_frames_sent_total', 'Frames (batches of records) sent to peers.', () => st.framesSent);
+  counter('iroh_raft_transport_frames_received_total', 'Frames received from peers.', () => st.framesReceived);
+  counter(
+    'iroh_raft_transport_records_dropped_total',
+    'Records not sent: peer queue full, breaker open, no address, lost with a broken connection, or sent after close.',
+    () => st.dropped,
+  );
+  counter(
+    'iroh_raft_transport_protocol_errors_total',
+    'Malformed hellos or frames and oversized lengths from peers (each closed its connection).',
+    () => st.protocolErrors,
+  );
+  counter('iroh_raft_transport_refused_total', 'Connections and frames refused because the peer is not a member.', () => st.refused);
+  counter('iroh_raft_transport_dial_failures_total', 'Dials to peers that failed (timeout, refused, unreachable, bad hello).', () => st.dialFailures);
+  counter('iroh_raft_transport_handshake_failures_total', 'Inbound connections that failed before their hello.', () => st.handshakeFailures);
+  const peers = Object.values;
+  gauge('iroh_raft_transport_queued_bytes', 'Bytes queued for peers, all of them together.', () => peers(st.peers).reduce((a, q) => a + q.queuedBytes, 0));
+  gauge('iroh_raft_transport_queued_records', 'Records queued for peers, all of them together.', () =>
+    peers(st.peers).reduce((a, q) => a + q.queuedRecords, 0),
+  );
+  new Gauge({
+    name: 'iroh_raft_transport_peer_queued_bytes',
+    help: 'Bytes queued for one peer (label peer: its raft node id); at the peer queue bound new records are dropped.',
+    labelNames: ['peer'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [id, q] of Object.entries(st.peers)) this.set({ peer: String(parts.nodeOfPeer.get(id) ?? 'unknown') }, q.queuedBytes);
+    },
+  });
 }
 
 /** What waits for room, and how much is held: client writes (writeBytesMax) and request bodies. */
-function registerAdmissionMetrics(gauge: GaugeOf, parts: NodeParts): void {
+function registerAdmissionMetrics(counter: Read, gauge: Read, parts: NodeParts): void {
   const r = parts.router;
-  gauge(
-    'iroh_raft_router_write_bytes_refused_total',
+  counter(
+    'iroh_raft_router_writes_refused_total',
     'Writes answered Overloaded after waiting half their deadline behind writeBytesMax of writes in flight through this node.',
     () => r.counters.writeBytesRefused,
   );
-  gauge('iroh_raft_router_write_bytes_inflight', 'Bytes of client writes in flight through this node (at most writeBytesMax).', () => r.writeRoom.heldBytes);
+  gauge('iroh_raft_router_write_inflight_bytes', 'Bytes of client writes in flight through this node (at most writeBytesMax).', () => r.writeRoom.heldBytes);
   gauge('iroh_raft_router_writes_waiting', 'Client writes waiting for room under writeBytesMax.', () => r.writeRoom.waiting);
   gauge(
-    'iroh_raft_http_body_bytes_held',
+    'iroh_raft_http_body_held_bytes',
     'Bytes of request bodies being read or served (at most --http-bodies-bytes-max).',
     () => parts.http.bodyRoom.heldBytes,
   );
-  gauge('iroh_raft_http_connections_refused_total', 'HTTP connections answered 503 Overloaded at --http-connections-max.', () => parts.http.connectionsRefused);
+  counter(
+    'iroh_raft_http_connections_refused_total',
+    'HTTP connections answered 503 Overloaded at --http-connections-max.',
+    () => parts.http.connectionsRefused,
+  );
+  counter(
+    'iroh_raft_http_hosts_refused_total',
+    'HTTP requests answered 421 HostNotAllowed (their Host is not in --http-allowed-hosts).',
+    () => parts.http.hostsRefused,
+  );
   gauge(
     'iroh_raft_http_requests_waiting_for_body_room',
     'Requests waiting, their body unread, for room under --http-bodies-bytes-max.',

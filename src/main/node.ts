@@ -6,7 +6,13 @@
  */
 import { AggregatorRegistry, Registry } from 'prom-client';
 import type { Logger } from 'pino';
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
+import { HttpError } from '../io/http/index.js';
 import { HttpServer } from '../io/http/server.js';
+import type { HttpTlsOptions } from '../io/http/server.js';
+import type { HttpServerOptions } from '../io/http/server.js';
 import { decodeTicket } from '../io/ticket.js';
 import { Transport } from '../io/transport/index.js';
 import type { NodeId } from '../shards/raft/index.js';
@@ -15,10 +21,11 @@ import { localShards } from '../router/placement.js';
 import type { Member } from '../router/router.js';
 import { WorkerPool } from '../workers/pool.js';
 import type { PoolOptions } from '../workers/pool.js';
+import { ConfigError } from './config.js';
 import type { NodeConfig } from './config.js';
 import { CodedError } from '../errors.js';
 import { DataDir } from './data-dir.js';
-import { registerNodeMetrics } from './node-metrics.js';
+import { httpLatencyMetric, registerNodeMetrics, registerProcessMetrics } from './node-metrics.js';
 import { Snapshots } from '../router/snapshots.js';
 import { join } from 'node:path';
 
@@ -46,6 +53,8 @@ export interface StartOptions {
 
 export async function startNode(cfg: NodeConfig, opts: StartOptions): Promise<RunningNode> {
   const log = opts.logger;
+  // Before anything starts: a bad certificate is a configuration error, not a half-started node.
+  const tls = loadTls(cfg);
   const dir = DataDir.open(cfg.data);
   if (dir.tightened !== undefined)
     log.warn({ data: cfg.data, was: dir.tightened.toString(8), now: '700' }, 'data directory was open to group or others; made it 0700');
@@ -75,7 +84,7 @@ export async function startNode(cfg: NodeConfig, opts: StartOptions): Promise<Ru
     logger: log,
   });
   try {
-    return await assemble(cfg, opts, { dir, transport, peers, late, unlock });
+    return await assemble(cfg, opts, { dir, transport, peers, late, unlock, tls });
   } catch (e) {
     await transport.destroy();
     unlock();
@@ -96,10 +105,11 @@ interface Started {
   readonly peers: readonly { id: string; addrs: string[] }[];
   readonly late: Late;
   readonly unlock: () => void;
+  readonly tls: HttpTlsOptions | undefined;
 }
 
 /** Everything after the transport: members, the worker pool, the router, metrics and HTTP. */
-async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, peers, late, unlock }: Started): Promise<RunningNode> {
+async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, peers, late, unlock, tls }: Started): Promise<RunningNode> {
   const log = opts.logger;
   const { members, self } = clusterLayout(transport.id, peers);
   late.memberIds = new Set(members.map((m) => m.peerId));
@@ -139,17 +149,16 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
     livenessIntervalMs: cfg.tickMs,
     livenessTimeoutMs: cfg.tickMs * cfg.electionTicks,
     onPeerDown: (node) => snapshots.peerGone(node),
-    metrics: async () => {
-      const merged = AggregatorRegistry.aggregate([await registry.getMetricsAsJSON(), ...(await pool.metrics())]);
-      return { contentType: merged.contentType, body: await merged.metrics() };
-    },
+    metrics: () => scrape(registry, pool),
   });
   late.router = router;
   router.startLiveness();
 
-  const http = await startHttp(cfg, router, log);
-  registerNodeMetrics(registry, { router, pool, transport, snapshots, leaderChanges, http });
-  log.info({ node: self, id: transport.id, http: http.url, shards: local.length, members: members.length }, 'node started');
+  registerProcessMetrics(registry);
+  const http = await startHttp(cfg, router, log, tls, httpLatencyMetric(registry));
+  registerNodeMetrics(registry, { router, pool, transport, snapshots, leaderChanges, http, nodeOfPeer: new Map(members.map((m) => [m.peerId, m.nodeId])) });
+  const where = { http: http.url, allowedHosts: cfg.httpAllowedHosts ?? 'default', tls: tls === undefined ? 'off' : tls.ca === undefined ? 'on' : 'mutual' };
+  log.info({ node: self, id: transport.id, ...where, shards: local.length, members: members.length }, 'node started');
 
   let closing: Promise<void> | undefined;
   return {
@@ -170,6 +179,16 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
         log.info({ node: self }, 'node stopped');
       })()),
   };
+}
+
+/**
+ * /metrics: the workers' series merged among themselves (src/workers/metrics.ts says how), and the
+ * main thread's beside them as they are (prom-client's aggregators would drop
+ * process_start_time_seconds). Registry.merge refuses a family both define.
+ */
+async function scrape(registry: Registry, pool: WorkerPool): Promise<{ contentType: string; body: string }> {
+  const merged = Registry.merge([registry, AggregatorRegistry.aggregate(await pool.metrics())]);
+  return { contentType: registry.contentType, body: await merged.metrics() };
 }
 
 /**
@@ -233,14 +252,76 @@ function startSnapshots(cfg: NodeConfig, self: NodeId, members: readonly Member[
   });
 }
 
-/** The client API on `cfg.http`, with the node's limits for bodies and connections. */
-function startHttp(cfg: NodeConfig, service: Router, log: StartOptions['logger']): Promise<HttpServer> {
-  return HttpServer.start({
-    host: cfg.http.host,
-    port: cfg.http.port,
-    service,
-    logger: log,
-    bodiesBytesMax: cfg.httpBodiesBytesMax,
-    connectionsMax: cfg.httpConnectionsMax,
-  });
+/**
+ * The client API on `cfg.http`, with the node's limits for bodies and connections, its host
+ * allow-list, and HTTPS when configured. ConfigError InvalidConfig for TLS files that cannot be
+ * read or loaded, or a bad allow-list.
+ */
+async function startHttp(
+  cfg: NodeConfig,
+  service: Router,
+  log: StartOptions['logger'],
+  tls: HttpTlsOptions | undefined,
+  onAnswered: NonNullable<HttpServerOptions['onAnswered']>,
+): Promise<HttpServer> {
+  try {
+    return await HttpServer.start({
+      onAnswered,
+      host: cfg.http.host,
+      port: cfg.http.port,
+      service,
+      logger: log,
+      bodiesBytesMax: cfg.httpBodiesBytesMax,
+      connectionsMax: cfg.httpConnectionsMax,
+      ...(cfg.httpAllowedHosts === undefined ? {} : { allowedHosts: cfg.httpAllowedHosts }),
+      ...(tls === undefined ? {} : { tls }),
+    });
+  } catch (e) {
+    if (e instanceof HttpError && e.code === 'InvalidConfig') throw new ConfigError('InvalidConfig', e.message);
+    throw e;
+  }
+}
+
+/**
+ * The HTTPS certificate, key and client CA of `cfg` (undefined for plain HTTP), read and checked
+ * to load together. ConfigError InvalidConfig naming the flag otherwise.
+ */
+function loadTls(cfg: NodeConfig): HttpTlsOptions | undefined {
+  if (cfg.tlsCert === undefined || cfg.tlsKey === undefined) return undefined;
+  const cert = pem(cfg.tlsCert, '--tls-cert');
+  const key = pem(cfg.tlsKey, '--tls-key');
+  const ca = cfg.tlsCa === undefined ? undefined : pem(cfg.tlsCa, '--tls-ca');
+  // Node ignores CA text that holds no certificate, which would refuse every client quietly.
+  if (ca !== undefined) certificates(ca, `--tls-ca ${cfg.tlsCa}`);
+  try {
+    createSecureContext({ cert, key, ...(ca === undefined ? {} : { ca }) });
+  } catch (e) {
+    throw new ConfigError(
+      'InvalidConfig',
+      `--tls-cert ${cfg.tlsCert} / --tls-key ${cfg.tlsKey}${ca === undefined ? '' : ` / --tls-ca ${cfg.tlsCa}`}: ${(e as Error).message}`,
+    );
+  }
+  return ca === undefined ? { cert, key } : { cert, key, ca };
+}
+
+/** Parses each certificate of a PEM text; ConfigError InvalidConfig naming `what` when there is none or one is bad. */
+function certificates(text: Buffer, what: string): void {
+  const blocks = text.toString('latin1').match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) throw new ConfigError('InvalidConfig', `${what}: no PEM certificate in it`);
+  for (const b of blocks) {
+    try {
+      new X509Certificate(b);
+    } catch (e) {
+      throw new ConfigError('InvalidConfig', `${what}: ${(e as Error).message}`);
+    }
+  }
+}
+
+/** A PEM file's text; ConfigError InvalidConfig naming the flag when it cannot be read. */
+function pem(path: string, flag: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new ConfigError('InvalidConfig', `${flag} ${path}: ${(e as Error).message}`);
+  }
 }

@@ -28,6 +28,7 @@ const RETRYABLE: Readonly<Record<ServiceErrorCode, boolean>> = {
   InvalidConsistency: false,
   LeaseReadRequiresCheckQuorum: false,
   NotFound: false,
+  HostNotAllowed: false,
   KeyNotFound: false,
   MethodNotAllowed: false,
   RequestTimeout: false,

@@ -25,7 +25,18 @@ import {
   SHARD_HASH,
 } from '../wire/index.js';
 import type { Outcome } from '../shards/host.js';
-import { KV_LIMITS_DEFAULT, KvError, KvOp, decodeKvReply, encodeCas, encodeDelete, encodeGet, encodePut, encodeScan } from '../shards/kv/index.js';
+import {
+  KV_LIMITS_DEFAULT,
+  KvError,
+  KvOp,
+  decodeKvReply,
+  encodeCas,
+  encodeDelete,
+  encodeDeleteIf,
+  encodeGet,
+  encodePut,
+  encodeScan,
+} from '../shards/kv/index.js';
 import type { NodeId, ShardId } from '../shards/raft/index.js';
 import type { WorkerPool } from '../workers/pool.js';
 import { ByteGate } from '../api/index.js';
@@ -581,8 +592,12 @@ export class Router implements KvService {
 
   private async deleteChecked(r: DeleteArgs): Promise<Result<DeleteResult>> {
     const shard = shardOf(r.tenant, r.key, this.opts.shards);
-    const o = await this.command(shard, encodeDelete(r.tenant, r.key), r.session);
-    return this.decode(o, KvOp.Delete, (v) => ({ deleted: v.deleted, ...served(shard, o) }));
+    if (r.expectedVersion === undefined) {
+      const o = await this.command(shard, encodeDelete(r.tenant, r.key), r.session);
+      return this.decode(o, KvOp.Delete, (v) => ({ deleted: v.deleted, ...served(shard, o) }));
+    }
+    const o = await this.command(shard, encodeDeleteIf(r.tenant, r.key, r.expectedVersion), r.session);
+    return this.decode(o, KvOp.DeleteIf, (v) => ({ deleted: v.deleted, ...(v.deleted ? {} : { version: v.version }), ...served(shard, o) }));
   }
 
   async get(r: GetArgs): Promise<Result<GetResult>> {
@@ -644,11 +659,9 @@ export class Router implements KvService {
    * {@link leaderOf}, no replica stands in for an unknown leader).
    */
   placement(): Placement {
-    const leaders: (number | null)[] = [];
-    for (let s = 0 as ShardId; s < this.opts.shards; s++) {
-      const known = [this.hints.get(s), this.opts.pool.leaders.get(s)?.lead].find((n) => n !== undefined && n !== 0 && this.canServe(n, s));
-      leaders.push(known ?? null);
-    }
+    const known = (s: ShardId): NodeId | undefined =>
+      [this.hints.get(s), this.opts.pool.leaders.get(s)?.lead].find((n) => n !== undefined && n !== 0 && this.canServe(n, s));
+    const leaders = Array.from({ length: this.opts.shards }, (_, s) => known(s as ShardId) ?? null);
     return { node: this.opts.self, shards: this.opts.shards, replicas: this.opts.replicas, hash: SHARD_HASH, leaders };
   }
 

@@ -57,3 +57,47 @@ export function zeroHostCounters(): HostCounters {
     ticksLate: 0,
   };
 }
+
+/**
+ * Told how long entries took, in seconds by the host's `clock` (HostOptions.latency). Called
+ * synchronously inside a turn: keep it cheap (a histogram observation).
+ */
+export interface HostLatency {
+  /** A client proposal this replica made as leader was committed: seconds from propose() to the turn that handed it out for applying. */
+  commit(seconds: number): void;
+  /** `entries` committed entries of one shard were applied, durably: seconds from the turn that handed them out to the end of its commit. */
+  apply(seconds: number, entries: number): void;
+}
+
+/**
+ * The raft cores' event counts that the host sums over its shards (see RaftCounters). Snapshots
+ * sent are left out: the host counts the same event as `snapshotsRequested`.
+ */
+export interface RaftTotals {
+  /** Campaigns for leadership (the vote round; pre-votes are not counted). */
+  elections: number;
+  /** Pre-vote rounds started. */
+  preVotes: number;
+  /** Times a replica here became leader. */
+  leaderships: number;
+  /** Times a leader here stepped down. */
+  stepDowns: number;
+  /** ReadIndex quorum rounds (each serves every read queued before it). */
+  readRounds: number;
+  /** Reads served on a leader's lease, without a round. */
+  leaseReads: number;
+  /** Leadership transfers that did not finish in time. */
+  transfersAborted: number;
+  /** Times a leader here made its group go quiet. */
+  quiesced: number;
+}
+
+/** Every raft total at zero. */
+export function zeroRaftTotals(): RaftTotals {
+  return { elections: 0, preVotes: 0, leaderships: 0, stepDowns: 0, readRounds: 0, leaseReads: 0, transfersAborted: 0, quiesced: 0 };
+}
+
+/** Adds the counts of `from` (a core's counters) into `into`. */
+export function addRaftTotals(into: RaftTotals, from: Readonly<RaftTotals>): void {
+  for (const k of Object.keys(into) as (keyof RaftTotals)[]) into[k] += from[k];
+}

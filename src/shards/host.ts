@@ -14,8 +14,8 @@ import type { AppliedEntry } from './turn-write.js';
 import { checkDumpFile } from './snapshot-io.js';
 import type { SnapshotReader, SnapshotWish, StagedSnapshot } from './snapshot-io.js';
 import { StoreError } from './store-error.js';
-import { zeroHostCounters } from './host-counters.js';
-import type { HostCounters } from './host-counters.js';
+import { addRaftTotals, zeroHostCounters, zeroRaftTotals } from './host-counters.js';
+import type { HostCounters, HostLatency, RaftTotals } from './host-counters.js';
 import type { ShardStore, Store } from './store.js';
 import type { StateMachine } from './state-machine.js';
 import { LOG_CLOCK_CLIENT, LOG_CLOCK_EVERY_MS, SESSION_SEQ_STALE, encodeLogClock, encodeProposal } from './sessions.js';
@@ -30,7 +30,7 @@ import type { VerifyResult } from './verify.js';
 export type Consistency = 'linearizable' | 'lease' | 'stale';
 
 export type { Outcome } from './sessions.js';
-export type { HostCounters } from './host-counters.js';
+export type { HostCounters, HostLatency, RaftTotals } from './host-counters.js';
 export type { SnapshotWish, StagedSnapshot } from './snapshot-io.js';
 export { encodeProposal } from './sessions.js';
 
@@ -99,6 +99,8 @@ export interface HostOptions {
    * sessions never expire.
    */
   readonly logClock?: () => number;
+  /** Told commit and apply latencies (needs `clock`; without one nothing is measured). */
+  readonly latency?: HostLatency;
   /** Test only: send what depends on a write before the write is durable (breaks the durability rule). */
   readonly unsafeSendBeforePersist?: boolean;
 }
@@ -116,6 +118,8 @@ export const HostErrorCode = {
 interface PendingProposal {
   readonly reqId: number;
   readonly term: Term;
+  /** `clock()` when it was proposed, in ms (0 without a clock). */
+  readonly atMs: number;
 }
 
 interface PendingRead {
@@ -156,6 +160,8 @@ interface Turn {
   readonly shard: Shard;
   readonly rd: Ready;
   readonly applied: AppliedEntry[];
+  /** `clock()` when the Ready was taken, in ms: the moment its committed entries count as committed. */
+  readonly takenAtMs: number;
 }
 
 export class ShardHost {
@@ -202,6 +208,8 @@ export class ShardHost {
    * an App never outgrows the record it travels in (src/workers/fit.ts).
    */
   private readonly entryBytesMax: number;
+  /** Raft counts of the shards closed here, so raftTotals() only grows. */
+  private readonly retiredRaft = zeroRaftTotals();
 
   constructor(private readonly opts: HostOptions) {
     this.entryBytesMax = opts.raft?.appendBytesMax ?? APPEND_BYTES_MAX_DEFAULT;
@@ -253,6 +261,15 @@ export class ShardHost {
     for (const ps of s.proposals.values()) for (const p of ps) fail(p.reqId);
     for (const r of s.reads.values()) fail(r.reqId);
     for (const r of s.readyReads) fail(r.read.reqId);
+    // Its core's counts stay in the totals, so they never go down while the worker runs.
+    addRaftTotals(this.retiredRaft, s.node.counters());
+  }
+
+  /** The raft cores' event counts summed over every shard this host has hosted (monotonic). */
+  raftTotals(): RaftTotals {
+    const t = { ...this.retiredRaft };
+    for (const s of this.shards.values()) addRaftTotals(t, s.node.counters());
+    return t;
   }
 
   has(id: ShardId): boolean {
@@ -450,9 +467,10 @@ export class ShardHost {
       const at = s.node.propose(data);
       // An older proposal at this index (an earlier term's, truncated here) stays: it is answered
       // when the index commits, with whichever entry commits there.
+      const p: PendingProposal = { reqId: req.reqId, term: at.term, atMs: this.opts.latency ? (this.opts.clock?.() ?? 0) : 0 };
       const waiting = s.proposals.get(at.index);
-      if (waiting) waiting.push({ reqId: req.reqId, term: at.term });
-      else s.proposals.set(at.index, [{ reqId: req.reqId, term: at.term }]);
+      if (waiting) waiting.push(p);
+      else s.proposals.set(at.index, [p]);
       this.counters.proposals++;
     } catch (e) {
       if (!(e instanceof RaftError)) throw e;
@@ -535,7 +553,7 @@ export class ShardHost {
       }
       this.level(s);
       const rd = s.node.ready();
-      turns.push({ shard: s, rd, applied: [] });
+      turns.push({ shard: s, rd, applied: [], takenAtMs: this.committedAt(s, rd) });
       this.sendAll(s.id, rd.messages);
       if (this.opts.unsafeSendBeforePersist) this.afterPersist(turns[turns.length - 1]!, true);
     }
@@ -550,6 +568,7 @@ export class ShardHost {
         for (const t of turns) t.applied.push(...writeTurn(t.shard.id, t.shard.store, t.rd, this.staged.get(t.shard.id), how));
       });
       this.counters.commits++;
+      this.appliedAt(turns);
     }
     this.dropStaged();
     for (const t of turns) {
@@ -557,6 +576,28 @@ export class ShardHost {
       this.finish(t);
     }
     return turns.length;
+  }
+
+  /**
+   * With `latency`: the clock now (the moment this Ready's entries count as committed here), and
+   * each committed entry that answers a proposal of this replica's is told as a commit latency.
+   */
+  private committedAt(s: Shard, rd: Ready): number {
+    const { latency, clock } = this.opts;
+    if (!latency || !clock || rd.committedEntries.length === 0) return 0;
+    const now = clock();
+    for (const e of rd.committedEntries) {
+      for (const p of s.proposals.get(e.index) ?? []) if (p.term === e.term) latency.commit((now - p.atMs) / 1000);
+    }
+    return now;
+  }
+
+  /** With `latency`: after the commit that applied them, each shard's committed entries are told as an apply latency. */
+  private appliedAt(turns: readonly Turn[]): void {
+    const { latency, clock } = this.opts;
+    if (!latency || !clock) return;
+    const now = clock();
+    for (const t of turns) if (t.rd.committedEntries.length > 0) latency.apply((now - t.takenAtMs) / 1000, t.rd.committedEntries.length);
   }
 
   /** After a turn: every staged snapshot was installed or refused by its core; their files go. */

@@ -12,7 +12,6 @@ import { parentPort, workerData } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { pack } from 'msgpackr';
-import { Counter, Gauge, Registry } from 'prom-client';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import { ShardHost } from '../shards/host.js';
 import type { ClientReply, Consistency, HostCounters, ShardEvent, ShardSpec, SnapshotWish, StagedSnapshot } from '../shards/host.js';
@@ -37,6 +36,7 @@ import { MessageType, assert } from '../shards/raft/index.js';
 import type { LogIndex, Message, NodeId, ShardId, SnapshotMetadata } from '../shards/raft/index.js';
 import { Ring, maxPayloadBytes } from './ring.js';
 import { Outbox } from './outbox.js';
+import { workerMetrics } from './worker-metrics.js';
 import type { OutClass } from './outbox.js';
 import { WorkerReplyCode, workerDir } from './protocol.js';
 import type { WorkerInit } from './protocol.js';
@@ -56,6 +56,7 @@ const local = {
 };
 const outRecordMax = maxPayloadBytes(outRing.capacityBytes);
 const outbox = new Outbox(outRing, init.outboxBytesMax);
+const metrics = workerMetrics(init.worker);
 
 function out(kind: number, shard: number, payload: Uint8Array, cls: OutClass): void {
   if (payload.length > outRecordMax) {
@@ -150,6 +151,7 @@ try {
     // Log time for client sessions: leaders write how far it moved into the log (see sessions.ts).
     logClock: () => performance.now(),
     tickMs: init.tickMs,
+    latency: metrics.latency,
   });
 } catch (e) {
   // Report a refusal (e.g. a data directory laid out for another worker count) to the pool.
@@ -267,139 +269,7 @@ async function loop(): Promise<void> {
 
 // ------------------------------------------------------------------ metrics
 
-const registry = new Registry();
-/** Every host counter, exported as a Prometheus counter (a Record, so a new one cannot be left out). */
-const hostCounterNames = Object.keys({
-  turns: true,
-  commits: true,
-  entriesPersisted: true,
-  entriesApplied: true,
-  proposals: true,
-  proposalsRefused: true,
-  replies: true,
-  reads: true,
-  messagesSent: true,
-  snapshotsInstalled: true,
-  snapshotsRequested: true,
-  snapshotsStaged: true,
-  snapshotMessagesDropped: true,
-  compactions: true,
-  duplicateProposals: true,
-  sessionsExpired: true,
-  ticks: true,
-  ticksLate: true,
-  logClockEntries: true,
-} satisfies Record<keyof HostCounters, true>) as (keyof HostCounters)[];
-const snake = (s: string): string => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-for (const name of hostCounterNames) {
-  new Counter({
-    name: `iroh_raft_host_${snake(name)}_total`,
-    help: `Shard host: ${snake(name).replace(/_/g, ' ')} (per worker).`,
-    labelNames: ['worker'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc({ worker: String(init.worker) }, host.counters[name]);
-    },
-  });
-}
-new Gauge({
-  name: 'iroh_raft_host_active_shards',
-  help: 'Shards that are not quiet: their ticks do work (per worker). Quiet shards cost no tick.',
-  labelNames: ['worker'],
-  registers: [registry],
-  collect() {
-    this.set({ worker: String(init.worker) }, host.activeShards());
-  },
-});
-new Counter({
-  name: 'iroh_raft_worker_out_ring_drops_total',
-  help: 'Raft messages the worker dropped because its out-ring was full and its outbox at its bound (raft resends).',
-  labelNames: ['worker'],
-  registers: [registry],
-  collect() {
-    this.reset();
-    this.inc({ worker: String(init.worker) }, outbox.counters.messagesDropped);
-  },
-});
-new Counter({
-  name: 'iroh_raft_worker_outbox_held_total',
-  help: 'Records that waited in the outbox because the out-ring was full.',
-  labelNames: ['worker'],
-  registers: [registry],
-  collect() {
-    this.reset();
-    this.inc({ worker: String(init.worker) }, outbox.counters.held);
-  },
-});
-new Counter({
-  name: 'iroh_raft_worker_outbox_events_coalesced_total',
-  help: 'Shard events replaced in the outbox by a newer event of the same shard.',
-  labelNames: ['worker'],
-  registers: [registry],
-  collect() {
-    this.reset();
-    this.inc({ worker: String(init.worker) }, outbox.counters.eventsCoalesced);
-  },
-});
-new Gauge({
-  name: 'iroh_raft_worker_outbox_records',
-  help: 'Records waiting in the outbox for room in the out-ring.',
-  labelNames: ['worker'],
-  registers: [registry],
-  collect() {
-    this.set({ worker: String(init.worker) }, outbox.records());
-  },
-});
-new Gauge({
-  name: 'iroh_raft_worker_outbox_bytes',
-  help: 'Payload bytes waiting in the outbox; at its bound the worker takes no new client request.',
-  labelNames: ['worker'],
-  registers: [registry],
-  collect() {
-    this.set({ worker: String(init.worker) }, outbox.bytes());
-  },
-});
-new Counter({
-  name: 'iroh_raft_worker_client_work_refused_total',
-  help: 'Client requests answered Overloaded at once because the outbox was full (backpressure).',
-  labelNames: ['worker'],
-  registers: [registry],
-  collect() {
-    this.reset();
-    this.inc({ worker: String(init.worker) }, local.clientWorkRefused);
-  },
-});
-new Counter({
-  name: 'iroh_raft_worker_replies_too_large_total',
-  help: 'Replies too large for one out-ring record, answered with the error ReplyTooLarge instead.',
-  labelNames: ['worker'],
-  registers: [registry],
-  collect() {
-    this.reset();
-    this.inc({ worker: String(init.worker) }, local.repliesTooLarge);
-  },
-});
-new Counter({
-  name: 'iroh_raft_worker_oversize_drops_total',
-  help: 'Raft messages too large for the out-ring (a snapshot of a large shard), dropped.',
-  labelNames: ['worker'],
-  registers: [registry],
-  collect() {
-    this.reset();
-    this.inc({ worker: String(init.worker) }, local.oversizeDrops);
-  },
-});
-new Counter({
-  name: 'iroh_raft_worker_bad_records_total',
-  help: 'Malformed records the worker dropped from its in-ring.',
-  labelNames: ['worker'],
-  registers: [registry],
-  collect() {
-    this.reset();
-    this.inc({ worker: String(init.worker) }, local.badRecords);
-  },
-});
+metrics.register({ host, outbox, local });
 
 // ------------------------------------------------------------------ control API
 
@@ -444,7 +314,7 @@ const api = {
   },
   /** prom-client metrics of this worker, for the main thread to merge. */
   async metrics(): Promise<MetricObjectWithValues<MetricValue<string>>[]> {
-    return registry.getMetricsAsJSON();
+    return metrics.registry.getMetricsAsJSON();
   },
   /**
    * Opens a snapshot stream of a shard: a reader of its data as of now (one read transaction),

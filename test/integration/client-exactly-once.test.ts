@@ -11,6 +11,7 @@
  */
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { Client, ClientError } from '../../src/client/index.js';
+import { SHARD_HASH } from '../../src/wire/index.js';
 import { TestCluster, eventually, sleep } from './cluster.js';
 
 const c = new TestCluster({ nodes: 3, shards: 6 });
@@ -24,9 +25,30 @@ const urls = (): string[] => [1, 2, 3].map((n) => c.node(n).url);
 
 interface Placement {
   node: number;
+  shards: number;
+  hash: string;
   leaders: (number | null)[];
 }
 const placement = async (n: number): Promise<Placement> => (await (await fetch(`${c.node(n).url}/v1/placement`)).json()) as Placement;
+
+test('GET /v1/placement: each node names itself (as in /v1/status), the shard count, the shared hash, and the same leaders', async () => {
+  const ps = await Promise.all([1, 2, 3].map(placement));
+  for (const [i, p] of ps.entries()) {
+    const st = (await (await fetch(`${c.node(i + 1).url}/v1/status`)).json()) as { node: number };
+    expect(p).toMatchObject({ node: st.node, shards: 6, replicas: 3, hash: SHARD_HASH });
+    expect(p.leaders).toHaveLength(6);
+  }
+  expect(new Set(ps.map((p) => p.node)).size).toBe(3);
+  // Settled: every node knows every shard's leader, and they agree.
+  await eventually(
+    async () => {
+      const now = await Promise.all([1, 2, 3].map(placement));
+      return now.every((p) => p.leaders.every((l) => l !== null) && JSON.stringify(p.leaders) === JSON.stringify(now[0]!.leaders));
+    },
+    20_000,
+    'leaders agreed',
+  );
+});
 
 test('the same client session sent to two nodes applies once; the second answer repeats the first', async () => {
   const session = { 'x-client-id': String(2 ** 52 + 4242), 'x-client-seq': '1' };

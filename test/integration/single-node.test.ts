@@ -56,6 +56,17 @@ describe('a single node over HTTP', () => {
     expect(await json(del)).toMatchObject({ deleted: true });
     expect((await fetch(url('/v1/kv/fresh'))).status).toBe(404);
 
+    // Compare-and-delete: only at the expected version; a mismatch deletes nothing.
+    await fetch(url('/v1/kv/guarded'), { method: 'PUT', body: 'v1' });
+    await fetch(url('/v1/kv/guarded'), { method: 'PUT', body: 'v2' });
+    const wrong = await fetch(url('/v1/kv/guarded?version=1'), { method: 'DELETE' });
+    expect(wrong.status).toBe(412);
+    expect(await json(wrong)).toMatchObject({ error: { code: 'VersionMismatch', version: 2 } });
+    expect(await (await fetch(url('/v1/kv/guarded'))).text()).toBe('v2');
+    const right = await fetch(url('/v1/kv/guarded'), { method: 'DELETE', headers: { 'if-match': '2' } });
+    expect(await json(right)).toMatchObject({ deleted: true });
+    expect((await fetch(url('/v1/kv/guarded'))).status).toBe(404);
+
     for (const consistency of ['linearizable', 'lease', 'stale']) {
       expect(await (await fetch(url(`/v1/kv/greeting?consistency=${consistency}`))).text()).toBe('hi');
     }

@@ -31,6 +31,8 @@ export const HttpErrorCode = {
   InvalidLimit: 'InvalidLimit',
   /** A `consistency` other than linearizable, lease or stale. */
   InvalidConsistency: 'InvalidConsistency',
+  /** The `Host` header names a host outside the server's allowed hosts (421). */
+  HostNotAllowed: 'HostNotAllowed',
   /** The request did not arrive whole within `requestTimeoutMs` (or its headers within `headersTimeoutMs`). */
   RequestTimeout: 'RequestTimeout',
   /** The request line and headers are larger than Node's header limit (16 KiB). */
@@ -73,6 +75,7 @@ export const statusByCode: Readonly<Record<ServiceErrorCode, StatusRule>> = {
   // A lease read on a cluster without check-quorum: ask for another consistency.
   LeaseReadRequiresCheckQuorum: { status: 400 },
   NotFound: { status: 404 },
+  HostNotAllowed: { status: 421 },
   KeyNotFound: { status: 404 },
   MethodNotAllowed: { status: 405 },
   RequestTimeout: { status: 408 },

@@ -3,7 +3,9 @@
  * over the KvService of src/api (routes.ts), and the status of each error code (errors.ts).
  */
 export { HttpServer } from './server.js';
-export type { HttpServerOptions } from './server.js';
+export type { HttpServerOptions, HttpTlsOptions } from './server.js';
+export { LOOPBACK_HOSTS, hostAllowed, hostOf, hostRule, isLoopback } from './hosts.js';
+export type { HostRule } from './hosts.js';
 export type { HttpLogger } from './log.js';
 export { parseRequest, percentDecode } from './request.js';
 export type { ApiRequest, ParseLimits, RequestHead } from './request.js';

@@ -52,7 +52,13 @@ export type ApiRequest =
       readonly expectedVersion: number | undefined;
       readonly session?: Session | undefined;
     }
-  | { readonly route: 'delete'; readonly tenant: string; readonly key: Uint8Array; readonly session?: Session | undefined }
+  | {
+      readonly route: 'delete';
+      readonly tenant: string;
+      readonly key: Uint8Array;
+      readonly expectedVersion: number | undefined;
+      readonly session?: Session | undefined;
+    }
   /** `json`: answer `{"key","value",...}` instead of the raw value. */
   | { readonly route: 'get'; readonly tenant: string; readonly key: Uint8Array; readonly consistency: Consistency; readonly json: boolean }
   /** `startAfter` undefined: from the first key with the prefix. */
@@ -94,11 +100,12 @@ export function parseRequest(head: RequestHead, limits: ParseLimits): ApiRequest
       return { route: 'put', tenant, key, expectedVersion: expectedVersionOf(head, q), session: sessionOf(head) };
     }
     if (method === 'DELETE') {
-      // A condition the server cannot check must not be ignored: the key would go whatever its version.
-      if (q.has('version') || head.headers['if-match'] !== undefined) {
-        throw new HttpError(HttpErrorCode.BadRequest, 'DELETE takes no version condition (?version or if-match): a conditional delete is not supported');
-      }
-      return { route: 'delete', tenant: tenantOf(head, q), key, session: sessionOf(head) };
+      const tenant = tenantOf(head, q);
+      const expectedVersion = expectedVersionOf(head, q);
+      // Version 0 would mean "delete only if absent": nothing to delete, so it is a mistake.
+      if (expectedVersion === 0)
+        throw new HttpError(HttpErrorCode.BadRequest, 'a conditional DELETE needs version 1 or more (0 would mean the key must not exist)');
+      return { route: 'delete', tenant, key, expectedVersion, session: sessionOf(head) };
     }
     const tenant = tenantOf(head, q);
     const consistency = consistencyOf(q);

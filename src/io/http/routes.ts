@@ -9,7 +9,9 @@
  * - `GET /v1/kv/<key>`: 200 with the raw value (`application/octet-stream`) and headers
  *   `x-version`, `x-create-index`, `x-mod-index`; with `?format=json` or `accept: application/json`,
  *   `{"key","value","version","createIndex","modIndex"}`. 404 KeyNotFound.
- * - `DELETE /v1/kv/<key>`: 200 `{"deleted"}`.
+ * - `DELETE /v1/kv/<key>`: 200 `{"deleted"}`. `?version=N` or `if-match: N` (N >= 1) makes it a
+ *   compare-and-delete: 412 VersionMismatch with the current `version` (0 = absent) when the key is
+ *   not at N, and nothing is deleted.
  * - `GET /v1/kv?prefix=&limit=&after=` (or `/v1/kv/`): `{"items":[{"key","value","version"}],"more","next"}`;
  *   `next` (present when `more`) is the last key, to pass back as `after`. limit: 1..10,000, default 100.
  * - `PUT` and `DELETE` may carry the client's own session, headers `x-client-id` and `x-client-seq`
@@ -51,12 +53,8 @@ export async function answer(req: ApiRequest, ctx: RouteContext): Promise<Reply>
   switch (req.route) {
     case 'put':
       return put(req, ctx);
-    case 'delete': {
-      const { tenant, key, session } = req;
-      const r = await ctx.service.delete({ tenant, key, ...(session === undefined ? {} : { session }) });
-      if (!r.ok) throw serviceError(r, ctx.logger);
-      return jsonReply(200, { deleted: r.value.deleted }, servedHeaders(r.value.served));
-    }
+    case 'delete':
+      return del(req, ctx);
     case 'get':
       return get(req, ctx);
     case 'scan':
@@ -103,6 +101,23 @@ async function put(req: Extract<ApiRequest, { route: 'put' }>, ctx: RouteContext
  */
 function servedHeaders(served: Served | undefined): Record<string, string> {
   return served === undefined ? {} : { 'x-shard': String(served.shard), 'x-node': String(served.node) };
+}
+
+async function del(req: Extract<ApiRequest, { route: 'delete' }>, ctx: RouteContext): Promise<Reply> {
+  const { tenant, key, expectedVersion, session } = req;
+  const r = await ctx.service.delete({
+    tenant,
+    key,
+    ...(expectedVersion === undefined ? {} : { expectedVersion }),
+    ...(session === undefined ? {} : { session }),
+  });
+  if (!r.ok) throw serviceError(r, ctx.logger);
+  const { deleted, version, served } = r.value;
+  if (expectedVersion !== undefined && !deleted) {
+    // The key is at another version, or gone (version 0): nothing was deleted.
+    throw new HttpError(HttpErrorCode.VersionMismatch, `expected version ${expectedVersion}, the key is at version ${version ?? 0}`, { version: version ?? 0 });
+  }
+  return jsonReply(200, { deleted }, servedHeaders(served));
 }
 
 async function get(req: Extract<ApiRequest, { route: 'get' }>, ctx: RouteContext): Promise<Reply> {

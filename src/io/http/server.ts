@@ -11,12 +11,15 @@
  */
 import { Buffer } from 'node:buffer';
 import { STATUS_CODES, createServer } from 'node:http';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerOptions, ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ByteGate } from '../../api/index.js';
 import type { KvService } from '../../api/index.js';
 import { HttpError, HttpErrorCode } from './errors.js';
+import { hostAllowed, hostRule } from './hosts.js';
+import type { HostRule } from './hosts.js';
 import { stderrLogger } from './log.js';
 import type { HttpLogger } from './log.js';
 import { JSON_TYPE, declaredBodyBytes, hasBody, parseRequest, payloadTooLarge } from './request.js';
@@ -63,8 +66,36 @@ export interface HttpServerOptions {
    * so closing does not reset the connection before the client reads the reply. Default 1,000.
    */
   readonly lingerMs?: number;
+  /**
+   * HTTPS instead of HTTP: the PEM certificate chain and private key. With `ca`, clients must
+   * present a certificate signed by it (mutual TLS); a handshake without one fails, before any
+   * request is read. Default: plain HTTP.
+   */
+  readonly tls?: HttpTlsOptions;
+  /**
+   * The host names this server answers (the `Host` header without its port, compared without
+   * case; `*.example.com` matches its subdomains; `*` matches any). A request naming another host
+   * is answered 421 `HostNotAllowed`. Default: on a loopback address `localhost`, `127.0.0.1` and
+   * `::1`; elsewhere any host.
+   */
+  readonly allowedHosts?: readonly string[];
   /** Default: JSON lines on stderr. */
   readonly logger?: HttpLogger;
+  /**
+   * Told of each request whose reply was written whole: its route (`ApiRequest['route']`, or
+   * `unrouted` when it was answered before a route was known: 404, 405, a bad target, shutting
+   * down), its HTTP status, and the seconds from its arrival to the end of its reply. For the
+   * latency histogram; it must be cheap. Default: nothing.
+   */
+  readonly onAnswered?: (route: string, status: number, seconds: number) => void;
+}
+
+/** PEM texts for HTTPS (see {@link HttpServerOptions.tls}). */
+export interface HttpTlsOptions {
+  readonly cert: string | Buffer;
+  readonly key: string | Buffer;
+  /** CA certificates that sign client certificates; given, every client must present one. */
+  readonly ca?: string | Buffer;
 }
 
 /** Option defaults (see {@link HttpServerOptions}). */
@@ -91,11 +122,13 @@ interface Exchange {
   bodyRead: boolean;
   /** Close the connection after the reply, whatever the body's state (413). */
   closeAfter: boolean;
+  /** The parsed request's route; `unrouted` until parsing succeeds. */
+  route: string;
 }
 
 /** The running HTTP API. Start it with {@link HttpServer.start}; end it with close() or destroy(). */
 export class HttpServer {
-  /** `http://host:port`, with the real port when 0 was asked for. */
+  /** `http://host:port` (`https://` with TLS), with the real port when 0 was asked for. */
   readonly url: string;
   readonly address: AddressInfo;
   /** Requests received and not yet answered (or their connection closed). */
@@ -119,10 +152,14 @@ export class HttpServer {
   private readonly maxKeyBytes: number;
   private readonly closeTimeoutMs: number;
   private readonly lingerMs: number;
+  /** Hosts answered (null: any). */
+  private readonly hosts: HostRule | null;
+  private readonly tls: boolean;
+  private readonly onAnswered: NonNullable<HttpServerOptions['onAnswered']>;
 
   private constructor(
     private readonly server: Server,
-    opts: Required<Omit<HttpServerOptions, 'host' | 'port'>>,
+    opts: Required<Omit<HttpServerOptions, 'host' | 'port' | 'tls' | 'allowedHosts'>> & { readonly hosts: HostRule | null; readonly tls: boolean },
     address: AddressInfo,
   ) {
     this.service = opts.service;
@@ -134,9 +171,12 @@ export class HttpServer {
     this.maxKeyBytes = opts.maxKeyBytes;
     this.closeTimeoutMs = opts.closeTimeoutMs;
     this.lingerMs = opts.lingerMs;
+    this.hosts = opts.hosts;
+    this.tls = opts.tls;
+    this.onAnswered = opts.onAnswered;
     this.address = address;
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-    this.url = `http://${host}:${address.port}`;
+    this.url = `${opts.tls ? 'https' : 'http'}://${host}:${address.port}`;
   }
 
   /**
@@ -147,6 +187,7 @@ export class HttpServer {
     const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs;
     const opts = {
       service: options.service,
+      onAnswered: options.onAnswered ?? ((): void => {}),
       logger: options.logger ?? stderrLogger,
       maxBodyBytes: options.maxBodyBytes ?? DEFAULTS.maxBodyBytes,
       bodiesBytesMax: options.bodiesBytesMax ?? DEFAULTS.bodiesBytesMax,
@@ -158,35 +199,23 @@ export class HttpServer {
       keepAliveTimeoutMs: options.keepAliveTimeoutMs ?? DEFAULTS.keepAliveTimeoutMs,
       closeTimeoutMs: options.closeTimeoutMs ?? DEFAULTS.closeTimeoutMs,
       lingerMs: options.lingerMs ?? DEFAULTS.lingerMs,
+      hosts: allowedHostsRule(options),
+      tls: options.tls !== undefined,
     };
-    for (const name of [
-      'maxBodyBytes',
-      'bodiesBytesMax',
-      'connectionsMax',
-      'bodyWaitMs',
-      'maxKeyBytes',
-      'requestTimeoutMs',
-      'headersTimeoutMs',
-      'keepAliveTimeoutMs',
-      'closeTimeoutMs',
-      'lingerMs',
-    ] as const) {
-      const v = opts[name];
-      if (!Number.isSafeInteger(v) || v < 1) throw new HttpError(HttpErrorCode.InvalidConfig, `${name} must be a positive integer, got ${v}`);
-    }
-    if (opts.headersTimeoutMs > requestTimeoutMs) {
-      throw new HttpError(HttpErrorCode.InvalidConfig, `headersTimeoutMs (${opts.headersTimeoutMs}) must not exceed requestTimeoutMs (${requestTimeoutMs})`);
-    }
+    checkLimits(opts);
 
-    const server = createServer({
-      requestTimeout: requestTimeoutMs,
-      headersTimeout: opts.headersTimeoutMs,
-      keepAliveTimeout: opts.keepAliveTimeoutMs,
-      connectionsCheckingInterval: Math.max(10, Math.min(CONNECTIONS_CHECK_INTERVAL_MAX_MS, Math.floor(opts.headersTimeoutMs / 4))),
-      noDelay: true,
-      keepAlive: true,
-      keepAliveInitialDelay: 30_000,
-    });
+    const server = createHttpOrHttps(
+      {
+        requestTimeout: requestTimeoutMs,
+        headersTimeout: opts.headersTimeoutMs,
+        keepAliveTimeout: opts.keepAliveTimeoutMs,
+        connectionsCheckingInterval: Math.max(10, Math.min(CONNECTIONS_CHECK_INTERVAL_MAX_MS, Math.floor(opts.headersTimeoutMs / 4))),
+        noDelay: true,
+        keepAlive: true,
+        keepAliveInitialDelay: 30_000,
+      },
+      options.tls,
+    );
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen({ host: options.host, port: options.port }, () => {
@@ -210,6 +239,9 @@ export class HttpServer {
     // request it is going to read, so a refused upload is never sent.
     server.on('checkContinue', (req, res) => http.onRequest(req, res));
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => http.onClientError(err, socket));
+    // A failed handshake (no client certificate, plain HTTP to the HTTPS port): Node closes the
+    // socket; it is only counted here.
+    server.on('tlsClientError', () => http.tlsHandshakeFailures++);
     return http;
   }
 
@@ -271,15 +303,17 @@ export class HttpServer {
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const arrivedMs = performance.now();
     this.inflightCount++;
     this.answering.set(req.socket, res);
+    const ex: Exchange = { req, res, bodyRead: false, closeAfter: false, route: 'unrouted' };
     res.once('close', () => {
+      if (res.writableFinished) this.onAnswered(ex.route, res.statusCode, (performance.now() - arrivedMs) / 1000);
       this.inflightCount--;
       if (this.answering.get(req.socket) === res) this.answering.delete(req.socket);
       // Connections that were answering when close() began are idle now: close them too.
       if (this.closing !== undefined && this.inflightCount === 0) this.server.closeIdleConnections();
     });
-    const ex: Exchange = { req, res, bodyRead: false, closeAfter: false };
     this.serve(ex).catch((err: unknown) => {
       if (err instanceof HttpError) return this.send(ex, errorReply(err));
       this.logger.error({ err, method: req.method, url: req.url }, 'request failed');
@@ -289,11 +323,19 @@ export class HttpServer {
 
   /** Connections refused at connectionsMax so far. */
   connectionsRefused = 0;
+  /** TLS handshakes that failed so far (HTTPS only). */
+  tlsHandshakeFailures = 0;
+  /** Requests answered 421 HostNotAllowed so far. */
+  hostsRefused = 0;
 
-  /** A connection beyond connectionsMax: 503 Overloaded, closed without reading a request. */
+  /**
+   * A connection beyond connectionsMax: 503 Overloaded, closed without reading a request. Over
+   * TLS it is closed without an answer: an answer would need a handshake, the work the limit saves.
+   */
   private refuseConnection(socket: Socket): void {
     this.connectionsRefused++;
-    this.writeRawError(socket, new HttpError(HttpErrorCode.Overloaded, `too many connections (connectionsMax ${this.connectionsMax})`));
+    if (this.tls) socket.destroy();
+    else this.writeRawError(socket, new HttpError(HttpErrorCode.Overloaded, `too many connections (connectionsMax ${this.connectionsMax})`));
   }
 
   /**
@@ -334,7 +376,15 @@ export class HttpServer {
   private async serve(ex: Exchange): Promise<void> {
     const { req } = ex;
     if (this.drainingFlag) throw new HttpError(HttpErrorCode.ShuttingDown, 'the server is shutting down');
+    if (!hostAllowed(this.hosts, req.headers.host)) {
+      this.hostsRefused++;
+      throw new HttpError(
+        HttpErrorCode.HostNotAllowed,
+        `this node does not answer for host ${JSON.stringify(req.headers.host ?? '')} (see --http-allowed-hosts)`,
+      );
+    }
     const request = parseRequest({ method: req.method ?? '', url: req.url ?? '', headers: req.headers }, { maxKeyBytes: this.maxKeyBytes });
+    ex.route = request.route;
     const reply = await answer(request, { service: this.service, logger: this.logger, readBody: () => this.readBody(ex) });
     this.send(ex, reply);
   }
@@ -454,3 +504,52 @@ export class HttpServer {
     };
   }
 }
+
+/** The allow-list of `options` (see {@link HttpServerOptions.allowedHosts}); HttpError InvalidConfig for a bad entry. */
+function allowedHostsRule(options: HttpServerOptions): HostRule | null {
+  try {
+    return hostRule(options.allowedHosts, options.host);
+  } catch (e) {
+    throw new HttpError(HttpErrorCode.InvalidConfig, (e as Error).message);
+  }
+}
+
+/** An HTTP server, or an HTTPS one with `tls`; HttpError InvalidConfig when the PEM texts do not load. */
+function createHttpOrHttps(opts: ServerOptions, tls: HttpTlsOptions | undefined): Server {
+  if (tls === undefined) return createServer(opts);
+  try {
+    // An https.Server is an http.Server over TLS sockets: every listener below works on both.
+    return createHttpsServer({
+      ...opts,
+      cert: tls.cert,
+      key: tls.key,
+      ...(tls.ca === undefined ? {} : { ca: tls.ca, requestCert: true, rejectUnauthorized: true }),
+    });
+  } catch (e) {
+    throw new HttpError(HttpErrorCode.InvalidConfig, `TLS certificate or key does not load: ${(e as Error).message}`);
+  }
+}
+
+/** HttpError InvalidConfig for a limit that is not a positive integer, or headers allowed longer than the request. */
+function checkLimits(opts: Readonly<Record<(typeof LIMIT_NAMES)[number], number>>): void {
+  for (const name of LIMIT_NAMES) {
+    const v = opts[name];
+    if (!Number.isSafeInteger(v) || v < 1) throw new HttpError(HttpErrorCode.InvalidConfig, `${name} must be a positive integer, got ${v}`);
+  }
+  if (opts.headersTimeoutMs > opts.requestTimeoutMs) {
+    throw new HttpError(HttpErrorCode.InvalidConfig, `headersTimeoutMs (${opts.headersTimeoutMs}) must not exceed requestTimeoutMs (${opts.requestTimeoutMs})`);
+  }
+}
+
+const LIMIT_NAMES = [
+  'maxBodyBytes',
+  'bodiesBytesMax',
+  'connectionsMax',
+  'bodyWaitMs',
+  'maxKeyBytes',
+  'requestTimeoutMs',
+  'headersTimeoutMs',
+  'keepAliveTimeoutMs',
+  'closeTimeoutMs',
+  'lingerMs',
+] as const;

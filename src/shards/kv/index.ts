@@ -27,6 +27,7 @@ export {
   decodeKvRequest,
   encodeCas,
   encodeDelete,
+  encodeDeleteIf,
   encodeGet,
   encodePut,
   encodeScan,
@@ -34,8 +35,8 @@ export {
   isValidTenant,
   kvCommandBytesMax,
 } from './request.js';
-export type { CasRequest, DeleteRequest, GetRequest, KvCommand, KvQuery, KvRequest, PutRequest, ScanRequest } from './request.js';
+export type { CasRequest, DeleteIfRequest, DeleteRequest, GetRequest, KvCommand, KvQuery, KvRequest, PutRequest, ScanRequest } from './request.js';
 export { KvError, KvErrorCode, KvOp, decodeKvReply, encodeKvFailure } from './reply.js';
-export type { CasReply, DeleteReply, GetReply, KvFailure, KvReplies, KvReply, KvReplyOf, PutReply, ScanItem, ScanReply } from './reply.js';
+export type { CasReply, DeleteIfReply, DeleteReply, GetReply, KvFailure, KvReplies, KvReply, KvReplyOf, PutReply, ScanItem, ScanReply } from './reply.js';
 export { dataKey } from './storage.js';
 export { KvStateMachine } from './machine.js';

@@ -18,6 +18,26 @@ import { STORED_HEADER_BYTES, checkStored, checkedDataKey, compareBytes, prefixE
 const PUT_REPLY_BYTES = 9;
 /** status u8, swapped u8, version f64. */
 const CAS_REPLY_BYTES = 10;
+/** status u8, deleted u8, version f64. */
+const DELETE_IF_REPLY_BYTES = 10;
+
+/** Removes the key when it is at `expected`; else answers its current version (0: absent). */
+function deleteIf(txn: DataTxn, tenant: string, key: Uint8Array, expected: number): Uint8Array {
+  const k = checkedDataKey(tenant, key);
+  const old = txn.get(k);
+  let current = 0;
+  if (old !== undefined) {
+    checkStored(old);
+    current = new ByteReader(old).f64();
+  }
+  const deleted = current === expected;
+  if (deleted) txn.remove(k);
+  const w = new ByteWriter(DELETE_IF_REPLY_BYTES);
+  w.u8(STATUS_OK);
+  w.u8(deleted ? 1 : 0);
+  w.f64(deleted ? 0 : current);
+  return w.finish();
+}
 
 /**
  * The multi-tenant KV. Deterministic: its state is the data database, its only inputs the command
@@ -63,6 +83,8 @@ export class KvStateMachine implements StateMachine {
         if (found) txn.remove(k);
         return new Uint8Array([STATUS_OK, found ? 1 : 0]);
       }
+      case KvOp.DeleteIf:
+        return deleteIf(txn, r.tenant, r.key, r.expectedVersion);
       default:
         assert(false, `kv: query op ${r.op} passed the command check`);
     }

@@ -5,6 +5,7 @@
  *
  * - Put    version f64
  * - Delete deleted u8
+ * - DeleteIf deleted u8 | version f64 (0 when deleted, else the current one: 0 = absent)
  * - Cas    swapped u8 | version f64 (the new version when swapped, else the current one)
  * - Get    found u8 | when found: version f64 | createIndex f64 | modIndex f64 | value
  * - Scan   more u8 | count u32 | count x (key | version f64 | value)
@@ -22,11 +23,13 @@ export const KvOp = {
   Cas: 3,
   Get: 4,
   Scan: 5,
+  /** Delete only if the key is at an expected version (a compare-and-delete). */
+  DeleteIf: 6,
 } as const;
 export type KvOp = (typeof KvOp)[keyof typeof KvOp];
 
 /** Names of the ops, for messages. */
-export const OP_NAMES: Readonly<Record<KvOp, string>> = { 1: 'Put', 2: 'Delete', 3: 'Cas', 4: 'Get', 5: 'Scan' };
+export const OP_NAMES: Readonly<Record<KvOp, string>> = { 1: 'Put', 2: 'Delete', 3: 'Cas', 4: 'Get', 5: 'Scan', 6: 'DeleteIf' };
 
 /** Stable codes of KV errors. Every code but the last two is sent as an error reply. */
 export const KvErrorCode = {
@@ -73,6 +76,14 @@ export interface DeleteReply {
   readonly op: typeof KvOp.Delete;
   readonly deleted: boolean;
 }
+export interface DeleteIfReply {
+  readonly ok: true;
+  readonly op: typeof KvOp.DeleteIf;
+  /** True when the key was at the expected version and is gone now. A mismatch is not an error. */
+  readonly deleted: boolean;
+  /** The key's current version when not deleted (0: absent); 0 when deleted. */
+  readonly version: number;
+}
 export interface CasReply {
   readonly ok: true;
   readonly op: typeof KvOp.Cas;
@@ -112,6 +123,7 @@ export interface KvReplies {
   [KvOp.Cas]: CasReply;
   [KvOp.Get]: GetReply;
   [KvOp.Scan]: ScanReply;
+  [KvOp.DeleteIf]: DeleteIfReply;
 }
 export type KvReplyOf<O extends KvOp> = KvReplies[O] | KvFailure;
 export type KvReply = KvReplyOf<KvOp>;
@@ -156,6 +168,9 @@ export function decodeKvReply(op: KvOp, bytes: Uint8Array): KvReply {
     r = { ok: true, op, version: c.f64() };
   } else if (op === KvOp.Delete) {
     r = { ok: true, op, deleted: flag(c) };
+  } else if (op === KvOp.DeleteIf) {
+    const deleted = flag(c);
+    r = { ok: true, op, deleted, version: c.f64() };
   } else if (op === KvOp.Cas) {
     const swapped = flag(c);
     r = { ok: true, op, swapped, version: c.f64() };

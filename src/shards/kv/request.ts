@@ -11,8 +11,9 @@
  * - Cas    3 | tenant | key | expectedVersion f64 | value
  * - Get    4 | tenant | key
  * - Scan   5 | tenant | prefix | limit u32 | startAfter (length 0: from the start of the prefix)
+ * - DeleteIf 6 | tenant | key | expectedVersion f64
  *
- * Put, Delete and Cas are commands (proposed, applied through the log); Get and Scan are queries
+ * Put, Delete, Cas and DeleteIf are commands (proposed, applied through the log); Get and Scan are queries
  * (served by `KvStateMachine.query`). A query sent as a command and the reverse are refused.
  */
 import { ByteReader, ByteWriter } from '../../wire/index.js';
@@ -40,6 +41,13 @@ export interface CasRequest {
   readonly expectedVersion: number;
   readonly value: Uint8Array;
 }
+export interface DeleteIfRequest {
+  readonly op: typeof KvOp.DeleteIf;
+  readonly tenant: string;
+  readonly key: Uint8Array;
+  /** The version the key must have to be deleted: 1 or more (a key at version 0 does not exist). */
+  readonly expectedVersion: number;
+}
 export interface GetRequest {
   readonly op: typeof KvOp.Get;
   readonly tenant: string;
@@ -53,11 +61,11 @@ export interface ScanRequest {
   /** Return only keys after this one; undefined starts at the first key with the prefix. */
   readonly startAfter: Uint8Array | undefined;
 }
-export type KvCommand = PutRequest | DeleteRequest | CasRequest;
+export type KvCommand = PutRequest | DeleteRequest | CasRequest | DeleteIfRequest;
 export type KvQuery = GetRequest | ScanRequest;
 export type KvRequest = KvCommand | KvQuery;
 
-export const isKvCommandOp = (op: KvOp): op is KvCommand['op'] => op === KvOp.Put || op === KvOp.Delete || op === KvOp.Cas;
+export const isKvCommandOp = (op: KvOp): op is KvCommand['op'] => op === KvOp.Put || op === KvOp.Delete || op === KvOp.Cas || op === KvOp.DeleteIf;
 
 const utf8 = new TextEncoder();
 
@@ -114,6 +122,13 @@ export function encodeDelete(tenant: string, key: Uint8Array): Uint8Array {
   return encodeKeyed(KvOp.Delete, tenant, key, 0).finish();
 }
 
+/** Deletes the key only if it is at `expectedVersion` (1 or more; the state machine refuses others). */
+export function encodeDeleteIf(tenant: string, key: Uint8Array, expectedVersion: number): Uint8Array {
+  const w = encodeKeyed(KvOp.DeleteIf, tenant, key, 8);
+  w.f64(expectedVersion);
+  return w.finish();
+}
+
 /** `expectedVersion` 0 means "write only if the key is absent". */
 export function encodeCas(tenant: string, key: Uint8Array, expectedVersion: number, value: Uint8Array): Uint8Array {
   checkValueEncodable(value);
@@ -164,7 +179,7 @@ export function decodeKvRequest(bytes: Uint8Array): KvRequest | KvFailure {
   if (bytes.length === 0) return failure(KvErrorCode.BadRequest, 'empty request');
   const c = new ByteReader(bytes);
   const op = c.u8();
-  if (op < KvOp.Put || op > KvOp.Scan) return failure(KvErrorCode.BadRequest, `unknown op ${op}`);
+  if (op < KvOp.Put || op > KvOp.DeleteIf) return failure(KvErrorCode.BadRequest, `unknown op ${op}`);
   const tenant = c.latin1(c.u8());
   let r: KvRequest;
   if (op === KvOp.Scan) {
@@ -178,7 +193,8 @@ export function decodeKvRequest(bytes: Uint8Array): KvRequest | KvFailure {
     else if (op === KvOp.Cas) {
       const expectedVersion = c.f64();
       r = { op, tenant, key, expectedVersion, value: c.view(c.u32()) };
-    } else r = { op: op as typeof KvOp.Delete | typeof KvOp.Get, tenant, key };
+    } else if (op === KvOp.DeleteIf) r = { op, tenant, key, expectedVersion: c.f64() };
+    else r = { op: op as typeof KvOp.Delete | typeof KvOp.Get, tenant, key };
   }
   const name = OP_NAMES[op as KvOp];
   if (c.short) return failure(KvErrorCode.BadRequest, `${name} request truncated at ${bytes.length} bytes`);
@@ -224,6 +240,9 @@ export function checkKvRequest(r: KvRequest, limits: KvLimits): KvFailure | unde
   if (bad) return bad;
   if (r.op === KvOp.Cas && !(Number.isSafeInteger(r.expectedVersion) && r.expectedVersion >= 0)) {
     return failure(KvErrorCode.BadRequest, `expectedVersion must be a non-negative integer, got ${r.expectedVersion}`);
+  }
+  if (r.op === KvOp.DeleteIf && !(Number.isSafeInteger(r.expectedVersion) && r.expectedVersion >= 1)) {
+    return failure(KvErrorCode.BadRequest, `a conditional delete's expectedVersion must be a positive integer, got ${r.expectedVersion}`);
   }
   if ((r.op === KvOp.Put || r.op === KvOp.Cas) && r.value.length > limits.valueBytesMax) {
     return failure(KvErrorCode.ValueTooLarge, `value is ${r.value.length} bytes; valueBytesMax is ${limits.valueBytesMax}`);

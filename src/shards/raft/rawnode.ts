@@ -262,6 +262,11 @@ export class RawNode {
     r.onPersisted();
   }
 
+  /** The core's event counts (elections, leaderships, ...), live and without a copy: read, never kept. */
+  counters(): Readonly<RaftCounters> {
+    return this.raft.counters;
+  }
+
   /** Membership as of the applied index. */
   confState(): ConfState {
     return this.raft.confState();

@@ -70,6 +70,12 @@ describe('retries', () => {
     expect([e.code, e.status, e.details]).toEqual(['VersionMismatch', 412, { version: 4 }]);
     expect(seen).toHaveLength(1);
     expect(await c.cas('k', 1, 'v')).toEqual({ swapped: false, version: 4 });
+    // Compare-and-delete: the same refusal; version 0 is refused before anything is sent.
+    expect(((await c.delete('k', { expectedVersion: 3 }).catch((x: unknown) => x)) as ClientError).code).toBe('VersionMismatch');
+    expect(seen.at(-1)!.url).toBe('/v1/kv/k?version=3');
+    const sent = seen.length;
+    expect(((await c.delete('k', { expectedVersion: 0 }).catch((x: unknown) => x)) as ClientError).code).toBe('InvalidArgument');
+    expect(seen.length).toBe(sent);
     await c.close();
   });
 

@@ -86,7 +86,7 @@ describe('service failures', () => {
     const service = serviceOf({ ok: false, code: 'Overloaded', message: 'busy' });
     const requests: ApiRequest[] = [
       { route: 'put', tenant: 't', key, expectedVersion: undefined },
-      { route: 'delete', tenant: 't', key },
+      { route: 'delete', tenant: 't', key, expectedVersion: undefined },
       { route: 'get', tenant: 't', key, consistency: 'stale', json: false },
       { route: 'scan', tenant: 't', prefix: new Uint8Array(0), limit: 5, startAfter: undefined, consistency: 'lease' },
     ];
@@ -114,7 +114,7 @@ describe('routes', () => {
     const session = { clientId: 2 ** 52 + 1, seq: 9 };
     const withSession = serviceOf({ ok: true, value: { version: 1, swapped: true } });
     await run({ route: 'put', tenant: 't', key, expectedVersion: undefined, session }, withSession, text('v'));
-    await run({ route: 'delete', tenant: 't', key, session }, withSession);
+    await run({ route: 'delete', tenant: 't', key, expectedVersion: undefined, session }, withSession);
     expect(withSession.calls).toEqual([
       { tenant: 't', key, value: text('v'), session },
       { tenant: 't', key, session },

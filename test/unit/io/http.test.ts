@@ -65,11 +65,15 @@ class MemoryKv implements KvService {
     return { ok: true, value: { version: e.version, swapped: true } };
   }
 
-  async delete(r: { tenant: string; key: Uint8Array }): Promise<Result<{ deleted: boolean }>> {
+  async delete(r: { tenant: string; key: Uint8Array; expectedVersion?: number }): Promise<Result<{ deleted: boolean; version?: number }>> {
     const fail = await this.enter('delete', r, r.tenant);
     if (fail) return fail;
+    const t = this.table(r.tenant);
+    const k = Buffer.from(r.key).toString('latin1');
+    const current = t.get(k)?.version ?? 0;
+    if (r.expectedVersion !== undefined && r.expectedVersion !== current) return { ok: true, value: { deleted: false, version: current } };
     this.index++;
-    return { ok: true, value: { deleted: this.table(r.tenant).delete(Buffer.from(r.key).toString('latin1')) } };
+    return { ok: true, value: { deleted: t.delete(k) } };
   }
 
   async get(r: {
@@ -398,18 +402,33 @@ describe('HttpServer routes', () => {
     expect((await fetch(kvUrl('doomed'))).status).toBe(404);
   });
 
-  test('DELETE with a version condition (?version or if-match) is 400 BadRequest and deletes nothing', async () => {
+  test('DELETE with a version condition (?version or if-match) deletes only at that version; else 412 with the current version', async () => {
     await fetch(kvUrl('kept'), { method: 'PUT', body: 'x' });
-    kv.calls.length = 0;
-    for (const init of [{ url: kvUrl('kept', '?version=99') }, { url: kvUrl('kept', '?version=1') }, { url: kvUrl('kept'), headers: { 'if-match': '1' } }]) {
+    await fetch(kvUrl('kept'), { method: 'PUT', body: 'y' });
+    for (const init of [{ url: kvUrl('kept', '?version=99') }, { url: kvUrl('kept', '?version=1') }, { url: kvUrl('kept'), headers: { 'if-match': '"1"' } }]) {
       const res = await fetch(init.url, { method: 'DELETE', ...(init.headers ? { headers: init.headers } : {}) });
-      expect(res.status).toBe(400);
-      const e = await errorOf(res);
-      expect(e.code).toBe('BadRequest');
-      expect(e.message).toContain('conditional delete');
+      expect(res.status).toBe(412);
+      expect(await res.json()).toMatchObject({ error: { code: 'VersionMismatch', version: 2 } });
     }
+    expect(await (await fetch(kvUrl('kept'))).text()).toBe('y');
+    kv.calls.length = 0;
+    // Malformed or impossible conditions never reach the service.
+    for (const q of ['?version=0', '?version=-1', '?version=abc', '?version=1.5']) {
+      const res = await fetch(kvUrl('kept', q), { method: 'DELETE' });
+      expect(res.status, q).toBe(400);
+      expect((await errorOf(res)).code).toBe('BadRequest');
+    }
+    const differ = await fetch(kvUrl('kept', '?version=2'), { method: 'DELETE', headers: { 'if-match': '3' } });
+    expect(differ.status).toBe(400);
     expect(kv.calls).toEqual([]);
-    expect(await (await fetch(kvUrl('kept'))).text()).toBe('x');
+    const ok = await fetch(kvUrl('kept', '?version=2'), { method: 'DELETE' });
+    expect(ok.status).toBe(200);
+    expect(await ok.json()).toEqual({ deleted: true });
+    expect((await fetch(kvUrl('kept'))).status).toBe(404);
+    // Gone: the same condition now finds version 0.
+    const again = await fetch(kvUrl('kept', '?version=2'), { method: 'DELETE' });
+    expect(again.status).toBe(412);
+    expect(await again.json()).toMatchObject({ error: { code: 'VersionMismatch', version: 0 } });
   });
 
   test('HEAD answers like GET without a body', async () => {
@@ -679,7 +698,7 @@ describe('HttpServer routes', () => {
 
   test('requests on one keep-alive connection, pipelined, are answered in order', async () => {
     await fetch(kvUrl('pipe'), { method: 'PUT', body: 'pipelined' });
-    const req = (close: boolean): string => `GET /v1/kv/pipe HTTP/1.1\r\nhost: x\r\n${close ? 'connection: close\r\n' : ''}\r\n`;
+    const req = (close: boolean): string => `GET /v1/kv/pipe HTTP/1.1\r\nhost: localhost\r\n${close ? 'connection: close\r\n' : ''}\r\n`;
     const r = await rawExchange(port, [req(false) + req(false) + req(true)]);
     const responses = r.responses();
     expect(responses.map((x) => x.status)).toEqual([200, 200, 200]);
@@ -690,7 +709,7 @@ describe('HttpServer routes', () => {
 
   test('the absolute request form is served by its path', async () => {
     await fetch(kvUrl('abs'), { method: 'PUT', body: 'absolute' });
-    const r = await rawExchange(port, [`GET http://example.test/v1/kv/abs HTTP/1.1\r\nhost: example.test\r\nconnection: close\r\n\r\n`]);
+    const r = await rawExchange(port, [`GET http://localhost/v1/kv/abs HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n`]);
     expect(r.responses()[0]?.body.toString()).toBe('absolute');
   });
 });
@@ -750,7 +769,7 @@ describe('HttpServer under bad input', () => {
   });
 
   test('an oversized upload is refused on its headers: the rest is never read, the server half-closes', async () => {
-    const head = `PUT /v1/kv/huge HTTP/1.1\r\nhost: x\r\ncontent-length: ${100 * 1024 * 1024}\r\n\r\n`;
+    const head = `PUT /v1/kv/huge HTTP/1.1\r\nhost: localhost\r\ncontent-length: ${100 * 1024 * 1024}\r\n\r\n`;
     const r = await rawExchange(port, [head, Buffer.alloc(4096)], { waitMs: 3_000 });
     expect(r.ended).toBe(true);
     const [res] = r.responses();
@@ -768,7 +787,7 @@ describe('HttpServer under bad input', () => {
     socket.on('error', (e) => errors.push(e));
     socket.on('data', (c: Buffer) => received.push(c));
     await new Promise<void>((resolve) => socket.once('connect', resolve));
-    socket.write(`PUT /v1/kv/linger HTTP/1.1\r\nhost: x\r\ncontent-length: ${100 * 1024 * 1024}\r\n\r\n`);
+    socket.write(`PUT /v1/kv/linger HTTP/1.1\r\nhost: localhost\r\ncontent-length: ${100 * 1024 * 1024}\r\n\r\n`);
     await until(() => Buffer.concat(received).includes('\r\n\r\n{'));
     // Keep uploading for 300 ms (< lingerMs): the bytes are read and dropped, not refused.
     for (let i = 0; i < 30; i++) {
@@ -782,10 +801,10 @@ describe('HttpServer under bad input', () => {
   });
 
   test('expect: 100-continue: a refused upload gets 413 without 100 Continue; an accepted one gets 100 then 200', async () => {
-    const refused = await rawExchange(port, [`PUT /v1/kv/ask HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\ncontent-length: 5000000\r\n\r\n`]);
+    const refused = await rawExchange(port, [`PUT /v1/kv/ask HTTP/1.1\r\nhost: localhost\r\nexpect: 100-continue\r\ncontent-length: 5000000\r\n\r\n`]);
     expect(refused.responses().map((x) => x.status)).toEqual([413]);
 
-    const socketParts = [`PUT /v1/kv/ask HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\ncontent-length: 5\r\nconnection: close\r\n\r\n`, 'hello'];
+    const socketParts = [`PUT /v1/kv/ask HTTP/1.1\r\nhost: localhost\r\nexpect: 100-continue\r\ncontent-length: 5\r\nconnection: close\r\n\r\n`, 'hello'];
     const accepted = await rawExchange(port, socketParts, { gapMs: 100 });
     expect(accepted.responses().map((x) => x.status)).toEqual([100, 200]);
     expect(await (await fetch(`${url}/v1/kv/ask`)).text()).toBe('hello');
@@ -795,8 +814,8 @@ describe('HttpServer under bad input', () => {
     const inputs: Buffer[] = [
       Buffer.from('\x00\x01\x02\x03garbage\r\n\r\n', 'latin1'),
       Buffer.from('GET / HTTP/9.9\r\n\r\n'),
-      Buffer.from('GET /v1/kv/a HTTP/1.1\r\ncontent-length: -5\r\nhost: x\r\n\r\n'),
-      Buffer.from('PUT /v1/kv/a HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n'),
+      Buffer.from('GET /v1/kv/a HTTP/1.1\r\ncontent-length: -5\r\nhost: localhost\r\n\r\n'),
+      Buffer.from('PUT /v1/kv/a HTTP/1.1\r\nhost: localhost\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n'),
       Buffer.from('GET /v1/kv/a HTTP/1.1\r\nbad header\r\n\r\n'),
       Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 31 + 7) & 0xff)),
     ];
@@ -811,7 +830,7 @@ describe('HttpServer under bad input', () => {
   });
 
   test('headers over Node’s limit get 431 HeadersTooLarge', async () => {
-    const r = await rawExchange(port, [`GET /v1/kv/a HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\n`]);
+    const r = await rawExchange(port, [`GET /v1/kv/a HTTP/1.1\r\nhost: localhost\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\n`]);
     const [res] = r.responses();
     expect(res?.status).toBe(431);
     expect(JSON.parse(res?.body.toString() ?? '')).toMatchObject({ error: { code: 'HeadersTooLarge' } });
@@ -821,7 +840,7 @@ describe('HttpServer under bad input', () => {
   test('a request whose body never finishes is timed out with 408 RequestTimeout', async () => {
     kv.calls.length = 0;
     const started = Date.now();
-    const r = await rawExchange(port, ['PUT /v1/kv/slow HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n', 'only part of it'], { waitMs: 5_000 });
+    const r = await rawExchange(port, ['PUT /v1/kv/slow HTTP/1.1\r\nhost: localhost\r\ncontent-length: 100\r\n\r\n', 'only part of it'], { waitMs: 5_000 });
     expect(Date.now() - started).toBeGreaterThanOrEqual(350);
     expect(r.ended).toBe(true);
     const [res] = r.responses();
@@ -833,7 +852,7 @@ describe('HttpServer under bad input', () => {
   });
 
   test('headers that never finish are timed out with 408 too', async () => {
-    const r = await rawExchange(port, ['GET /v1/kv/a HTTP/1.1\r\nhost: x\r\n'], { waitMs: 5_000 });
+    const r = await rawExchange(port, ['GET /v1/kv/a HTTP/1.1\r\nhost: localhost\r\n'], { waitMs: 5_000 });
     expect(r.ended).toBe(true);
     expect(r.responses()[0]?.status).toBe(408);
     await stillServes();
@@ -841,7 +860,7 @@ describe('HttpServer under bad input', () => {
 
   test('a client that hangs up mid-body leaves nothing behind', async () => {
     kv.calls.length = 0;
-    await rawExchange(port, ['PUT /v1/kv/cut HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nabc'], { waitMs: 50 });
+    await rawExchange(port, ['PUT /v1/kv/cut HTTP/1.1\r\nhost: localhost\r\ncontent-length: 100\r\n\r\nabc'], { waitMs: 50 });
     await until(() => server.inflight === 0);
     expect(kv.calls).toEqual([]);
     await stillServes();
@@ -862,7 +881,7 @@ describe('HttpServer body budget (bodiesBytesMax)', () => {
       // The fourth asks to continue: it is not told to, its body has no room yet.
       const fourth = rawExchange(
         port,
-        [`PUT /v1/kv/b3 HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\ncontent-length: 5\r\nconnection: close\r\n\r\n`, 'hello'],
+        [`PUT /v1/kv/b3 HTTP/1.1\r\nhost: localhost\r\nexpect: 100-continue\r\ncontent-length: 5\r\nconnection: close\r\n\r\n`, 'hello'],
         {
           gapMs: 300,
         },
@@ -910,9 +929,9 @@ describe('HttpServer body budget (bodiesBytesMax)', () => {
     const { server, kv, port } = await startServer({ bodiesBytesMax: 5, bodyWaitMs: 5_000 });
     try {
       const release = kv.hold();
-      const running = rawExchange(port, [`PUT /v1/kv/a HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\nhello`], { waitMs: 300 });
+      const running = rawExchange(port, [`PUT /v1/kv/a HTTP/1.1\r\nhost: localhost\r\ncontent-length: 5\r\n\r\nhello`], { waitMs: 300 });
       await until(() => kv.calls.length === 1);
-      const waiting = rawExchange(port, [`PUT /v1/kv/b HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\n`], { waitMs: 100 });
+      const waiting = rawExchange(port, [`PUT /v1/kv/b HTTP/1.1\r\nhost: localhost\r\ncontent-length: 5\r\n\r\n`], { waitMs: 100 });
       await until(() => server.bodyRoom.waiting === 1);
       // Both hang up: b while it waits, then a while its write runs.
       await Promise.all([running, waiting]);
@@ -931,7 +950,7 @@ describe('HttpServer body budget (bodiesBytesMax)', () => {
       const idle = [connect({ host: '127.0.0.1', port }), connect({ host: '127.0.0.1', port })];
       await Promise.all(idle.map((s) => new Promise<void>((r) => s.once('connect', () => r()))));
       await until(() => server.inflight === 0);
-      const third = await rawExchange(port, ['GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n'], { waitMs: 2_000 });
+      const third = await rawExchange(port, ['GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n'], { waitMs: 2_000 });
       expect(third.ended).toBe(true);
       const [res] = third.responses();
       expect(res?.status).toBe(503);
@@ -942,7 +961,7 @@ describe('HttpServer body budget (bodiesBytesMax)', () => {
       expect(server.connectionsRefused).toBe(1);
       idle[0]!.destroy();
       await sleep(50);
-      expect((await rawExchange(port, ['GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n'])).responses()[0]?.status).toBe(200);
+      expect((await rawExchange(port, ['GET /healthz HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n'])).responses()[0]?.status).toBe(200);
       idle[1]!.destroy();
     } finally {
       await server.close();

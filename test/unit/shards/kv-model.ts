@@ -24,7 +24,7 @@ const hex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padSt
 
 const fail = (code: KvErrorCode, message: string): KvFailure => ({ ok: false, code, message });
 
-const OP_NAME: Record<number, string> = { 1: 'Put', 2: 'Delete', 3: 'Cas', 4: 'Get', 5: 'Scan' };
+const OP_NAME: Record<number, string> = { 1: 'Put', 2: 'Delete', 3: 'Cas', 4: 'Get', 5: 'Scan', 6: 'DeleteIf' };
 
 export class KvModel {
   readonly limits: KvLimits;
@@ -50,6 +50,12 @@ export class KvModel {
       return { ok: true, op: KvOp.Delete, deleted: cur !== undefined };
     }
     const currentVersion = cur?.version ?? 0;
+    if (r.op === KvOp.DeleteIf) {
+      const deleted = cur !== undefined && r.expectedVersion === currentVersion;
+      if (deleted) keys.delete(id);
+      if (keys.size === 0) this.tenants.delete(r.tenant);
+      return { ok: true, op: KvOp.DeleteIf, deleted, version: deleted ? 0 : currentVersion };
+    }
     if (r.op === KvOp.Cas && r.expectedVersion !== currentVersion) {
       if (keys.size === 0) this.tenants.delete(r.tenant);
       return { ok: true, op: KvOp.Cas, swapped: false, version: currentVersion };
@@ -128,6 +134,9 @@ export class KvModel {
     if (r.key.length > l.keyBytesMax) return fail(KvErrorCode.KeyTooLarge, `key is ${r.key.length} bytes; keyBytesMax is ${l.keyBytesMax}`);
     if (r.op === KvOp.Cas && (!Number.isInteger(r.expectedVersion) || r.expectedVersion < 0 || r.expectedVersion > Number.MAX_SAFE_INTEGER)) {
       return fail(KvErrorCode.BadRequest, `expectedVersion must be a non-negative integer, got ${r.expectedVersion}`);
+    }
+    if (r.op === KvOp.DeleteIf && (!Number.isInteger(r.expectedVersion) || r.expectedVersion < 1 || r.expectedVersion > Number.MAX_SAFE_INTEGER)) {
+      return fail(KvErrorCode.BadRequest, `a conditional delete's expectedVersion must be a positive integer, got ${r.expectedVersion}`);
     }
     if ((r.op === KvOp.Put || r.op === KvOp.Cas) && r.value.length > l.valueBytesMax) {
       return fail(KvErrorCode.ValueTooLarge, `value is ${r.value.length} bytes; valueBytesMax is ${l.valueBytesMax}`);

@@ -24,6 +24,7 @@ import {
   decodeKvRequest,
   encodeCas,
   encodeDelete,
+  encodeDeleteIf,
   encodeGet,
   encodePut,
   encodeScan,
@@ -191,7 +192,7 @@ function lmdbBackend(sm: KvStateMachine): Backend {
 /** The op to decode a reply with: the request's, or any op for garbage (its reply is an error). */
 const opOf = (req: Uint8Array): KvOp => {
   const op = req[0];
-  return op !== undefined && op >= 1 && op <= 5 ? (op as KvOp) : KvOp.Put;
+  return op !== undefined && op >= 1 && op <= KvOp.DeleteIf ? (op as KvOp) : KvOp.Put;
 };
 
 const decode = (req: Uint8Array, reply: Uint8Array): KvReply => decodeKvReply(opOf(req), reply);
@@ -268,6 +269,21 @@ describe.each([
     expect(read(encodeGet('t', k))).toEqual({ ok: true, op: KvOp.Get, found: false });
     expect(cmd(encodePut('t', k, bytes()), 11)).toEqual({ ok: true, op: KvOp.Put, version: 1 });
     expect(read(encodeGet('t', k))).toEqual({ ok: true, op: KvOp.Get, found: true, value: bytes(), version: 1, createIndex: 11, modIndex: 11 });
+  });
+
+  test('a conditional delete removes the key only at the expected version; a mismatch carries the current version', () => {
+    const { cmd, read } = run();
+    const k = b('d');
+    expect(cmd(encodeDeleteIf('t', k, 1), 1)).toEqual({ ok: true, op: KvOp.DeleteIf, deleted: false, version: 0 });
+    expect(cmd(encodePut('t', k, b('a')), 2)).toEqual({ ok: true, op: KvOp.Put, version: 1 });
+    expect(cmd(encodePut('t', k, b('b')), 3)).toEqual({ ok: true, op: KvOp.Put, version: 2 });
+    expect(cmd(encodeDeleteIf('t', k, 1), 4)).toEqual({ ok: true, op: KvOp.DeleteIf, deleted: false, version: 2 });
+    expect(read(encodeGet('t', k))).toMatchObject({ found: true, version: 2, value: b('b') });
+    expect(cmd(encodeDeleteIf('t', k, 2), 5)).toEqual({ ok: true, op: KvOp.DeleteIf, deleted: true, version: 0 });
+    expect(read(encodeGet('t', k))).toEqual({ ok: true, op: KvOp.Get, found: false });
+    for (const bad of [0, -1, 1.5, NaN, Infinity]) expect(cmd(encodeDeleteIf('t', k, bad), 6)).toMatchObject({ ok: false, code: 'BadRequest' });
+    expect(decodeKvRequest(encodeDeleteIf('x', bytes(1), 7))).toEqual({ op: KvOp.DeleteIf, tenant: 'x', key: bytes(1), expectedVersion: 7 });
+    expect(decodeKvRequest(encodeDeleteIf('x', bytes(1), 7).subarray(0, 10))).toMatchObject({ ok: false, code: 'BadRequest' });
   });
 
   test('CAS writes only on a version match; a mismatch is a normal reply carrying the current version', () => {
@@ -413,6 +429,7 @@ interface Step {
 const requestArb: fc.Arbitrary<Uint8Array> = fc.oneof(
   { weight: 6, arbitrary: fc.tuple(tenantArb, keyArb, valueArb).map(([t, k, v]) => encodePut(t, k, v)) },
   { weight: 3, arbitrary: fc.tuple(tenantArb, keyArb).map(([t, k]) => encodeDelete(t, k)) },
+  { weight: 3, arbitrary: fc.tuple(tenantArb, keyArb, versionArb).map(([t, k, x]) => encodeDeleteIf(t, k, x)) },
   { weight: 4, arbitrary: fc.tuple(tenantArb, keyArb, versionArb, valueArb).map(([t, k, x, v]) => encodeCas(t, k, x, v)) },
   { weight: 3, arbitrary: fc.tuple(tenantArb, keyArb).map(([t, k]) => encodeGet(t, k)) },
   {
