@@ -12,10 +12,11 @@ import type { Bytes, Consistency } from '../client/index.js';
 
 export const KV_USAGE = `usage: iroh-raft kv <put|get|del|scan> ... [--via URL,...] [--tenant T] [--token T] [--timeout-ms N]
 
-  kv put <key> <value>        write a value (also: --file F, or - to read it from stdin); prints {"version":n}
+  kv put <key> <value>        write a value (also: --file F, or - to read it from stdin); prints {"version":n};
+                              --version N: only if the key is at version N (0: absent), else VersionMismatch
   kv get <key>                print the raw value; --json: {"key","value","version","createIndex","modIndex"};
                               --consistency linearizable|lease|stale
-  kv del <key>                delete; prints {"deleted":true|false}
+  kv del <key>                delete; prints {"deleted":true|false}; --version N (1 or more): only at that version
   kv scan <prefix>            keys with the prefix, "key<TAB>value" per line (--json: one JSON object per line);
                               --limit N (default all), --consistency c
 
@@ -37,9 +38,9 @@ class UsageError extends Error {
 /** Flags each subcommand takes besides the common ones, with whether they take a value. */
 const COMMON: Readonly<Record<string, boolean>> = { '--via': true, '--tenant': true, '--token': true, '--timeout-ms': true };
 const OWN: Readonly<Record<string, Readonly<Record<string, boolean>>>> = {
-  put: { '--file': true },
+  put: { '--file': true, '--version': true },
   get: { '--consistency': true, '--json': false },
-  del: {},
+  del: { '--version': true },
   scan: { '--consistency': true, '--json': false, '--limit': true },
 };
 const ARITY: Readonly<Record<string, number>> = { put: 2, get: 1, del: 1, scan: 1 };
@@ -87,6 +88,14 @@ function positiveInt(flags: Map<string, string>, name: string): number | undefin
   const n = /^[0-9]{1,9}$/.test(v) ? Number(v) : 0;
   if (n < 1) throw new UsageError('InvalidFlag', `${name} must be a positive integer, got ${JSON.stringify(v)}`);
   return n;
+}
+
+/** `--version N`: a whole number (0 allowed; the client refuses what its command does not take). */
+function expectedVersion(flags: Map<string, string>): { expectedVersion?: number } {
+  const v = flags.get('--version');
+  if (v === undefined) return {};
+  if (!/^(0|[1-9][0-9]{0,14})$/.test(v)) throw new UsageError('InvalidFlag', `--version must be a whole number, got ${JSON.stringify(v)}`);
+  return { expectedVersion: Number(v) };
 }
 
 function consistency(flags: Map<string, string>): Consistency | undefined {
@@ -137,10 +146,10 @@ async function runSub(p: Parsed, client: Client, out: (b: Uint8Array | string) =
   const key = p.args[0]!;
   switch (p.sub) {
     case 'put':
-      out(`${JSON.stringify(await client.put(key, await valueOf(p, stdin)))}\n`);
+      out(`${JSON.stringify(await client.put(key, await valueOf(p, stdin), expectedVersion(p.flags)))}\n`);
       return;
     case 'del':
-      out(`${JSON.stringify(await client.delete(key))}\n`);
+      out(`${JSON.stringify(await client.delete(key, expectedVersion(p.flags)))}\n`);
       return;
     case 'get': {
       const c = consistency(p.flags);

@@ -52,6 +52,14 @@ describe('iroh-raft kv', () => {
     expect((await kv(['put', 'greeting', '-'], { stdin: new TextEncoder().encode('from stdin') })).stdout.toString()).toBe('{"version":2}\n');
     expect((await kv(['get', 'greeting', '--consistency=lease'])).stdout.toString()).toBe('from stdin');
 
+    // Conditional: compare-and-set and compare-and-delete with --version.
+    const conflict = await kv(['put', 'greeting', 'x', '--version', '1']);
+    expect([conflict.code, errorOf(conflict).code]).toEqual([1, 'VersionMismatch']);
+    expect((await kv(['put', 'greeting', 'again', '--version', '2'])).stdout.toString()).toBe('{"version":3}\n');
+    expect(errorOf(await kv(['del', 'greeting', '--version', '2'])).code).toBe('VersionMismatch');
+    expect(errorOf(await kv(['del', 'greeting', '--version', '0'])).code).toBe('InvalidArgument');
+    expect((await kv(['del', 'greeting', '--version', '3'])).stdout.toString()).toBe('{"deleted":true}\n');
+    expect((await kv(['put', 'greeting', 'back', '--version', '0'])).stdout.toString()).toBe('{"version":1}\n');
     expect((await kv(['del', 'greeting'])).stdout.toString()).toBe('{"deleted":true}\n');
     const gone = await kv(['get', 'greeting']);
     expect(gone.code).toBe(1);
@@ -87,6 +95,8 @@ describe('iroh-raft kv', () => {
       [['get', 'k', '--bogus'], 2, 'UnknownFlag'],
       [['get', 'k', '--consistency', 'strong'], 2, 'InvalidFlag'],
       [['scan', 'p', '--limit', '0'], 2, 'InvalidFlag'],
+      [['put', 'k', 'v', '--version', '-1'], 2, 'InvalidFlag'],
+      [['get', 'k', '--version', '1'], 2, 'UnknownFlag'],
       [['put', 'k', '--file', '/nonexistent/file'], 2, 'FileUnreadable'],
       [['put', 'k', 'v', '--tenant', 'bad tenant!'], 1, 'InvalidTenant'],
     ];
