@@ -34,6 +34,11 @@ export const ServiceErrorCode = {
   /** HTTP: no route for this path. */
   NotFound: 'NotFound',
   /**
+   * Router: the node is low on disk space (below `--disk-free-bytes-min`); writes are refused, never
+   * proposed, until space is freed. Reads are served.
+   */
+  NoSpace: 'NoSpace',
+  /**
    * HTTP: the request's `Host` is not one this node answers to (`--http-allowed-hosts`; on a
    * loopback address only the loopback names): a page on another site reaching a local node
    * through DNS rebinding is refused.

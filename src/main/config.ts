@@ -56,6 +56,8 @@ export interface NodeConfig {
   readonly tlsKey?: string;
   /** HTTPS with client certificates: path of the PEM CA that signs them (with tlsCert and tlsKey). */
   readonly tlsCa?: string;
+  /** Free bytes on the data directory's file system below which writes are refused (NoSpace); 0: never. */
+  readonly diskFreeBytesMin: number;
   /** How long a graceful shutdown may take before the node exits anyway, in milliseconds. */
   readonly shutdownTimeoutMs: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -190,6 +192,13 @@ export const SETTINGS: readonly Setting[] = [
     parse: str,
   },
   {
+    key: 'diskFreeBytesMin',
+    flag: '--disk-free-bytes-min',
+    env: 'IROH_RAFT_DISK_FREE_BYTES_MIN',
+    help: 'free bytes on the data disk below which writes are refused with 507 NoSpace, reads continue; 0 = off (default 268435456)',
+    parse: int(0, 2 ** 53 - 1),
+  },
+  {
     key: 'snapshotBytesPerSec',
     flag: '--snapshot-bytes-per-sec',
     env: 'IROH_RAFT_SNAPSHOT_BYTES_PER_SEC',
@@ -246,6 +255,7 @@ export function defaults(): NodeConfig {
     writeBytesMax: 2 << 20,
     httpBodiesBytesMax: 8 << 20,
     httpConnectionsMax: 4096,
+    diskFreeBytesMin: 256 << 20,
     shutdownTimeoutMs: 10_000,
     logLevel: 'info',
     logFormat: defaultLogFormat(),

@@ -11,6 +11,7 @@ import type { Router } from '../router/router.js';
 import type { Snapshots } from '../router/snapshots.js';
 import { LATENCY_BUCKETS_SECONDS, counterFrom, gaugeFrom } from '../workers/metrics.js';
 import type { WorkerPool } from '../workers/pool.js';
+import type { DiskAlarm } from './disk-alarm.js';
 import type { NodeId } from '../shards/raft/index.js';
 
 export interface NodeParts {
@@ -20,6 +21,7 @@ export interface NodeParts {
   readonly snapshots: Snapshots;
   readonly leaderChanges: { readonly n: number };
   readonly http: HttpServer;
+  readonly disk: DiskAlarm;
   /** Raft node id of each member's endpoint id: the `peer` label of per-peer series (bounded by the members). */
   readonly nodeOfPeer: ReadonlyMap<string, NodeId>;
 }
@@ -164,6 +166,23 @@ function registerAdmissionMetrics(counter: Read, gauge: Read, parts: NodeParts):
     'Writes answered Overloaded after waiting half their deadline behind writeBytesMax of writes in flight through this node.',
     () => r.counters.writeBytesRefused,
   );
+  counter(
+    'iroh_raft_router_writes_refused_no_space_total',
+    'Writes answered NoSpace (never proposed) while the disk-space alarm was up, local and forwarded in.',
+    () => r.counters.writesRefusedNoSpace,
+  );
+  gauge(
+    'iroh_raft_disk_free_bytes',
+    "Free bytes of the data directory's file system at the last reading (usable without privileges).",
+    () => parts.disk.freeBytes,
+  );
+  gauge(
+    'iroh_raft_disk_free_min_bytes',
+    'The bound below which writes are refused (--disk-free-bytes-min; 0: the alarm is off).',
+    () => parts.disk.freeBytesMin,
+  );
+  gauge('iroh_raft_disk_alarm', '1 while the disk-space alarm is up (writes refused with NoSpace), else 0.', () => (parts.disk.raised ? 1 : 0));
+  counter('iroh_raft_disk_alarms_total', 'Times the disk-space alarm was raised.', () => parts.disk.raisedCount);
   gauge('iroh_raft_router_write_inflight_bytes', 'Bytes of client writes in flight through this node (at most writeBytesMax).', () => r.writeRoom.heldBytes);
   gauge('iroh_raft_router_writes_waiting', 'Client writes waiting for room under writeBytesMax.', () => r.writeRoom.waiting);
   gauge(

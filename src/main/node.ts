@@ -25,6 +25,7 @@ import { ConfigError } from './config.js';
 import type { NodeConfig } from './config.js';
 import { CodedError } from '../errors.js';
 import { DataDir } from './data-dir.js';
+import { DiskAlarm } from './disk-alarm.js';
 import { httpLatencyMetric, registerNodeMetrics, registerProcessMetrics } from './node-metrics.js';
 import { Snapshots } from '../router/snapshots.js';
 import { join } from 'node:path';
@@ -137,6 +138,7 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
   const snapshots = startSnapshots(cfg, self, members, pool, transport, log);
   late.snapshots = snapshots;
   pool.on('restart', (w, reason) => log.warn({ worker: w, reason }, 'worker restarted'));
+  const disk = await startDiskAlarm(cfg, log);
   const router = new Router({
     self,
     members,
@@ -150,35 +152,75 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
     livenessTimeoutMs: cfg.tickMs * cfg.electionTicks,
     onPeerDown: (node) => snapshots.peerGone(node),
     metrics: () => scrape(registry, pool),
+    writeGuard: disk,
   });
   late.router = router;
   router.startLiveness();
 
   registerProcessMetrics(registry);
   const http = await startHttp(cfg, router, log, tls, httpLatencyMetric(registry));
-  registerNodeMetrics(registry, { router, pool, transport, snapshots, leaderChanges, http, nodeOfPeer: new Map(members.map((m) => [m.peerId, m.nodeId])) });
+  registerNodeMetrics(registry, {
+    router,
+    pool,
+    transport,
+    snapshots,
+    leaderChanges,
+    http,
+    disk,
+    nodeOfPeer: new Map(members.map((m) => [m.peerId, m.nodeId])),
+  });
   const where = { http: http.url, allowedHosts: cfg.httpAllowedHosts ?? 'default', tls: tls === undefined ? 'off' : tls.ca === undefined ? 'on' : 'mutual' };
   log.info({ node: self, id: transport.id, ...where, shards: local.length, members: members.length }, 'node started');
 
-  let closing: Promise<void> | undefined;
   return {
     nodeId: self,
     peerId: transport.id,
     ticket: transport.ticket(),
     httpUrl: http.url,
     router,
-    close: () =>
-      (closing ??= (async () => {
-        http.beginDrain();
-        await http.close();
-        snapshots.close();
-        await pool.close();
-        router.close();
-        await transport.close();
-        unlock();
-        log.info({ node: self }, 'node stopped');
-      })()),
+    close: stopper({ http, snapshots, pool, router, disk, transport, unlock, log, self }),
   };
+}
+
+/** A graceful stop, once: HTTP drains, snapshot transfers end, workers flush and stop, then the rest. */
+function stopper(p: {
+  http: HttpServer;
+  snapshots: Snapshots;
+  pool: WorkerPool;
+  router: Router;
+  disk: DiskAlarm;
+  transport: Transport;
+  unlock: () => void;
+  log: StartOptions['logger'];
+  self: NodeId;
+}): () => Promise<void> {
+  let closing: Promise<void> | undefined;
+  return () =>
+    (closing ??= (async () => {
+      p.http.beginDrain();
+      await p.http.close();
+      p.snapshots.close();
+      await p.pool.close();
+      p.router.close();
+      p.disk.close();
+      await p.transport.close();
+      p.unlock();
+      p.log.info({ node: p.self }, 'node stopped');
+    })());
+}
+
+/** The disk-space alarm on the data directory (`--disk-free-bytes-min`), its changes logged. */
+function startDiskAlarm(cfg: NodeConfig, log: StartOptions['logger']): Promise<DiskAlarm> {
+  return DiskAlarm.start({
+    path: cfg.data,
+    freeBytesMin: cfg.diskFreeBytesMin,
+    onChange: (raised, freeBytes) => {
+      if (raised)
+        log.error({ freeBytes, freeBytesMin: cfg.diskFreeBytesMin, data: cfg.data }, 'disk space low: refusing writes (NoSpace) until space is freed');
+      else log.warn({ freeBytes, freeBytesMin: cfg.diskFreeBytesMin }, 'disk space back above the bound: taking writes again');
+    },
+    onError: (err) => log.warn({ err }, 'could not read the free disk space'),
+  });
 }
 
 /**

@@ -29,6 +29,7 @@ const RETRYABLE: Readonly<Record<ServiceErrorCode, boolean>> = {
   LeaseReadRequiresCheckQuorum: false,
   NotFound: false,
   HostNotAllowed: false,
+  NoSpace: false,
   KeyNotFound: false,
   MethodNotAllowed: false,
   RequestTimeout: false,

@@ -7,6 +7,7 @@
  * transport batches them per peer) and from peers into the in-rings, with the sender checked
  * against the authenticated peer of the connection.
  */
+import type { WriteGuard } from './write-guard.js';
 import { randomInt } from 'node:crypto';
 import {
   CodecError,
@@ -128,6 +129,12 @@ export interface RouterOptions {
   readonly clock?: () => number;
   /** A peer was declared gone after livenessTimeoutMs of silence (the node ends its snapshot transfers with it). */
   readonly onPeerDown?: (node: NodeId) => void;
+  /**
+   * Whether client writes are refused now, and why (the disk-space alarm): a write is then answered
+   * `NoSpace` and never proposed, whether it came to this node from a client or forwarded by a peer
+   * to a leader here. Reads are served. Default: never.
+   */
+  readonly writeGuard?: WriteGuard;
   /** The node's metrics in Prometheus text (the router does not own the registry). */
   readonly metrics?: () => Promise<{ contentType: string; body: string }>;
 }
@@ -205,6 +212,8 @@ export class Router implements KvService {
     shardsWoken: 0,
     /** Forwarded requests whose reply was too large for a peer record, answered ReplyTooLarge. */
     repliesTooLarge: 0,
+    /** Writes answered NoSpace by the write guard (local and forwarded in). */
+    writesRefusedNoSpace: 0,
   };
   /** Peers and their workers: who can lead which shard, and the wakes that follow. */
   readonly liveness: Liveness;
@@ -382,6 +391,11 @@ export class Router implements KvService {
       case RecordKind.ClientPropose: {
         const p = decodePropose(payload);
         this.counters.forwardedIn++;
+        const blocked = this.writeBlocked();
+        if (blocked !== undefined) {
+          this.answer(from, shard, p.reqId, blocked);
+          return;
+        }
         void this.opts.pool
           .propose(shard, { clientId: p.clientId, seq: p.seq, command: p.command }, this.timeoutMs)
           .then((o) => this.answer(from, shard, p.reqId, o));
@@ -483,6 +497,9 @@ export class Router implements KvService {
    * Timeout, and the shard's own codes.
    */
   async command(shard: ShardId, command: Uint8Array, session?: Session): Promise<Routed> {
+    // Refused before it takes a lane or waits for room: nothing is proposed while the disk is short.
+    const blocked = this.writeBlocked();
+    if (blocked !== undefined) return blocked;
     if (session !== undefined) return this.gated(shard, command, session.clientId, () => session.seq);
     const lane = this.freeLanes.pop();
     if (!lane) return fail('Overloaded', 'too many requests in flight (requestsMax)');
@@ -650,6 +667,7 @@ export class Router implements KvService {
       ...(await workerStatus(this.opts.pool)),
       router: { ...this.counters, inflightForwards: this.forwards.size, peersUp: this.peersUp() },
       liveness: { ...this.liveness.counters, peers: this.liveness.view() },
+      ...(this.opts.writeGuard === undefined ? {} : { disk: this.opts.writeGuard.status() }),
     };
   }
 
@@ -663,6 +681,14 @@ export class Router implements KvService {
       [this.hints.get(s), this.opts.pool.leaders.get(s)?.lead].find((n) => n !== undefined && n !== 0 && this.canServe(n, s));
     const leaders = Array.from({ length: this.opts.shards }, (_, s) => known(s as ShardId) ?? null);
     return { node: this.opts.self, shards: this.opts.shards, replicas: this.opts.replicas, hash: SHARD_HASH, leaders };
+  }
+
+  /** The NoSpace answer while the write guard refuses writes, else undefined. */
+  private writeBlocked(): Outcome | undefined {
+    const reason = this.opts.writeGuard?.blockedReason();
+    if (reason === undefined) return undefined;
+    this.counters.writesRefusedNoSpace++;
+    return fail('NoSpace', reason);
   }
 
   metrics(): Promise<{ contentType: string; body: string }> {

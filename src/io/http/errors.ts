@@ -76,6 +76,7 @@ export const statusByCode: Readonly<Record<ServiceErrorCode, StatusRule>> = {
   LeaseReadRequiresCheckQuorum: { status: 400 },
   NotFound: { status: 404 },
   HostNotAllowed: { status: 421 },
+  NoSpace: { status: 507 },
   KeyNotFound: { status: 404 },
   MethodNotAllowed: { status: 405 },
   RequestTimeout: { status: 408 },
