@@ -8,7 +8,6 @@
  * against the authenticated peer of the connection.
  */
 import type { WriteGuard } from './write-guard.js';
-import { randomInt } from 'node:crypto';
 import {
   CodecError,
   RecordKind,
@@ -22,7 +21,6 @@ import {
   encodeReply,
   peekMessageFrom,
   peekMessageTo,
-  ROUTER_ID_LIMIT,
   SHARD_HASH,
 } from '../wire/index.js';
 import type { Outcome } from '../shards/host.js';
@@ -59,6 +57,7 @@ import type {
   ServiceErrorCode,
   Session,
 } from '../api/index.js';
+import { Lanes } from './lanes.js';
 import { Liveness } from './liveness.js';
 import { retryable } from './retryable.js';
 import { fanOut, mergeScanPages } from './scan-merge.js';
@@ -139,18 +138,10 @@ export interface RouterOptions {
   readonly metrics?: () => Promise<{ contentType: string; body: string }>;
 }
 
-interface Lane {
-  readonly clientId: number;
-  seq: number;
-}
-
 interface Forward {
   readonly resolve: (o: Outcome) => void;
   timer: NodeJS.Timeout;
 }
-
-/** Router session ids come in blocks of this many (one block per start); requestsMax is at most this. */
-const LANE_BLOCK = 2 ** 16;
 
 /** A forwarded attempt is given up after this long without an answer if its peer went silent meanwhile. */
 const FORWARD_ATTEMPT_MS = 1000;
@@ -182,7 +173,8 @@ export class Router implements KvService {
   private readonly byPeer = new Map<string, Member>();
   /** Leaders learned from NotLeader hints, for shards this node does not host. */
   private readonly hints = new Map<ShardId, NodeId>();
-  private readonly freeLanes: Lane[] = [];
+  /** The router's own sessions, for writes that bring none. */
+  private readonly lanes: Lanes;
   /** Bytes of the commands in flight through {@link command} (writeBytesMax); the others wait here. */
   private readonly writeGate: ByteGate;
   private readonly forwards = new Map<number, Forward>();
@@ -242,12 +234,7 @@ export class Router implements KvService {
       this.hosted.push(here);
       this.replicaOrder.push(here ? [opts.self, ...replicas.filter((id) => id !== opts.self)] : replicas);
     }
-    // Client ids are random per start, so sessions of an earlier run never collide with this one,
-    // and all below ROUTER_ID_LIMIT, so they never meet the ids clients choose (src/wire/session.ts).
-    const lanes = opts.requestsMax ?? 4096;
-    if (!Number.isSafeInteger(lanes) || lanes < 1 || lanes > LANE_BLOCK) throw new RangeError(`router: requestsMax must be in 1..${LANE_BLOCK}, got ${lanes}`);
-    const base = randomInt(1, ROUTER_ID_LIMIT / LANE_BLOCK) * LANE_BLOCK;
-    for (let i = 0; i < lanes; i++) this.freeLanes.push({ clientId: base + i, seq: 0 });
+    this.lanes = new Lanes(opts.requestsMax ?? 4096);
     // Peers count as up, all of their workers running, until they say or show otherwise.
     const timeoutMs = opts.livenessTimeoutMs ?? 1000;
     this.clock = opts.clock ?? (() => performance.now());
@@ -500,44 +487,37 @@ export class Router implements KvService {
     // Refused before it takes a lane or waits for room: nothing is proposed while the disk is short.
     const blocked = this.writeBlocked();
     if (blocked !== undefined) return blocked;
-    if (session !== undefined) return this.gated(shard, command, session.clientId, () => session.seq);
-    const lane = this.freeLanes.pop();
-    if (!lane) return fail('Overloaded', 'too many requests in flight (requestsMax)');
-    try {
-      return await this.gated(shard, command, lane.clientId, () => ++lane.seq);
-    } finally {
-      this.freeLanes.push(lane);
-    }
-  }
-
-  /**
-   * A write under the write byte gate: waits for room, then proposes with (clientId, seq), `seq`
-   * taken only once the write is let in (a lane's sequence counts proposals, never refusals).
-   */
-  private async gated(shard: ShardId, command: Uint8Array, clientId: number, nextSeq: () => number): Promise<Routed> {
+    const lane = session === undefined ? this.lanes.take() : undefined;
+    if (session === undefined && lane === undefined) return fail('Overloaded', 'too many requests in flight (requestsMax)');
+    const clientId = session?.clientId ?? lane!.clientId;
     const deadline = performance.now() + this.timeoutMs;
     // At most half the deadline in line: a write let in later would have too little time left to
     // be replicated and would end in Timeout, which leaves the client unsure whether it applied.
     const waitMs = Math.floor(this.timeoutMs / 2);
-    if (!(await this.writeGate.acquire(command.length, waitMs))) {
-      this.counters.writeBytesRefused++;
-      return fail(
-        'Overloaded',
-        `waited ${waitMs} ms behind ${this.writeGate.held} bytes of writes in flight (writeBytesMax ${this.writeGate.capacityBytes}); not proposed`,
-      );
-    }
-    const seq = nextSeq();
     try {
-      return await this.retrying(
-        shard,
-        (target, left) =>
-          target === this.opts.self
-            ? this.opts.pool.propose(shard, { clientId, seq, command }, left)
-            : this.forward(target, RecordKind.ClientPropose, shard, (reqId) => encodePropose({ reqId, clientId, seq, command }), left),
-        deadline,
-      );
+      if (!(await this.writeGate.acquire(command.length, waitMs))) {
+        this.counters.writeBytesRefused++;
+        return fail(
+          'Overloaded',
+          `waited ${waitMs} ms behind ${this.writeGate.held} bytes of writes in flight (writeBytesMax ${this.writeGate.capacityBytes}); not proposed`,
+        );
+      }
+      // A lane's sequence counts proposals, never refusals.
+      const seq = session?.seq ?? ++lane!.seq;
+      try {
+        return await this.retrying(
+          shard,
+          (target, left) =>
+            target === this.opts.self
+              ? this.opts.pool.propose(shard, { clientId, seq, command }, left)
+              : this.forward(target, RecordKind.ClientPropose, shard, (reqId) => encodePropose({ reqId, clientId, seq, command }), left),
+          deadline,
+        );
+      } finally {
+        this.writeGate.release(command.length);
+      }
     } finally {
-      this.writeGate.release(command.length);
+      if (lane !== undefined) this.lanes.give(lane);
     }
   }
 
