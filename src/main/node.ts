@@ -153,6 +153,8 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
     onPeerDown: (node) => snapshots.peerGone(node),
     metrics: () => scrape(registry, pool),
     writeGuard: disk,
+    scanReadsMax: cfg.scanReadsMax,
+    ...(cfg.scanTenantReadsMax === undefined ? {} : { scanTenantReadsMax: cfg.scanTenantReadsMax }),
   });
   late.router = router;
   router.startLiveness();

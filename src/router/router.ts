@@ -24,18 +24,7 @@ import {
   SHARD_HASH,
 } from '../wire/index.js';
 import type { Outcome } from '../shards/host.js';
-import {
-  KV_LIMITS_DEFAULT,
-  KvError,
-  KvOp,
-  decodeKvReply,
-  encodeCas,
-  encodeDelete,
-  encodeDeleteIf,
-  encodeGet,
-  encodePut,
-  encodeScan,
-} from '../shards/kv/index.js';
+import { KV_LIMITS_DEFAULT, KvOp, decodeKvReply, encodeCas, encodeDelete, encodeDeleteIf, encodeGet, encodePut, encodeScan } from '../shards/kv/index.js';
 import type { NodeId, ShardId } from '../shards/raft/index.js';
 import type { WorkerPool } from '../workers/pool.js';
 import { ByteGate } from '../api/index.js';
@@ -60,7 +49,9 @@ import type {
 import { Lanes } from './lanes.js';
 import { Liveness } from './liveness.js';
 import { retryable } from './retryable.js';
-import { fanOut, mergeScanPages } from './scan-merge.js';
+import { refusingBadFields } from './bad-fields.js';
+import { ScanBudget } from './scan-budget.js';
+import { mergeScanPages } from './scan-merge.js';
 import { workerStatus } from './status.js';
 import { localShards, replicasOf, shardOf } from './placement.js';
 
@@ -124,6 +115,10 @@ export interface RouterOptions {
    * Default 4.
    */
   readonly scanFanoutMax?: number;
+  /** Shard reads of scans in flight on this node, over all scans (see ScanBudget). Default 32. */
+  readonly scanReadsMax?: number;
+  /** Of scanReadsMax, the most one tenant's scans hold at once. Default half of scanReadsMax. */
+  readonly scanTenantReadsMax?: number;
   /** Milliseconds now, for liveness. Default performance.now (tests pass their own clock). */
   readonly clock?: () => number;
   /** A peer was declared gone after livenessTimeoutMs of silence (the node ends its snapshot transfers with it). */
@@ -151,20 +146,6 @@ const FORWARD_LIVE_SLICES = 3;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const fail = (code: ServiceErrorCode, message: string, leaderHint = 0): Outcome => ({ ok: false, code, message, leaderHint });
 
-/**
- * The KV encoders throw KvError for a field that does not fit its length field (a tenant of more
- * than 255 bytes, say) before anything is sent: a bad request, answered with the error's code
- * (InvalidTenant, KeyTooLarge, ...) instead of a 500.
- */
-async function refusingBadFields<T>(f: () => Promise<Result<T>>): Promise<Result<T>> {
-  try {
-    return await f();
-  } catch (e) {
-    if (!(e instanceof KvError)) throw e;
-    return { ok: false, code: e.code, message: e.message };
-  }
-}
-
 /** An outcome and the node that gave it (undefined: none was asked, e.g. no leader known). */
 type Routed = Outcome & { readonly node?: NodeId };
 
@@ -182,6 +163,8 @@ export class Router implements KvService {
   private readonly timeoutMs: number;
   private readonly scanBytesMax: number;
   private readonly scanFanoutMax: number;
+  /** Slots for the shard reads of scans, node-wide and per tenant. */
+  readonly scanBudget: ScanBudget;
   /** Per shard: whether this node hosts a replica of it (fixed placement). */
   private readonly hosted: boolean[] = [];
   /**
@@ -221,6 +204,7 @@ export class Router implements KvService {
     this.writeGate = new ByteGate(opts.writeBytesMax ?? 2 << 20);
     this.scanBytesMax = opts.scanBytesMax ?? KV_LIMITS_DEFAULT.scanBytesMax;
     this.scanFanoutMax = opts.scanFanoutMax ?? 4;
+    this.scanBudget = new ScanBudget(opts.scanReadsMax ?? 32, opts.scanTenantReadsMax);
     for (const [name, v] of [
       ['scanBytesMax', this.scanBytesMax],
       ['scanFanoutMax', this.scanFanoutMax],
@@ -379,10 +363,7 @@ export class Router implements KvService {
         const p = decodePropose(payload);
         this.counters.forwardedIn++;
         const blocked = this.writeBlocked();
-        if (blocked !== undefined) {
-          this.answer(from, shard, p.reqId, blocked);
-          return;
-        }
+        if (blocked !== undefined) return this.answer(from, shard, p.reqId, blocked);
         void this.opts.pool
           .propose(shard, { clientId: p.clientId, seq: p.seq, command: p.command }, this.timeoutMs)
           .then((o) => this.answer(from, shard, p.reqId, o));
@@ -623,7 +604,7 @@ export class Router implements KvService {
    */
   private async scanChecked(r: ScanArgs): Promise<Result<ScanResult>> {
     const q = encodeScan(r.tenant, r.prefix, r.limit, r.startAfter);
-    const parts = await fanOut(this.opts.shards, this.scanFanoutMax, (s) => this.query(s, q, r.consistency));
+    const parts = await this.scanBudget.fanOut(this.opts.shards, this.scanFanoutMax, r.tenant, this.timeoutMs, (s) => this.query(s, q, r.consistency));
     const pages: { items: ScanItem[]; more: boolean }[] = [];
     for (const o of parts) {
       const d = this.decode(o, KvOp.Scan, (v) => v);
