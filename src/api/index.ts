@@ -17,10 +17,12 @@ export type {
   KvService,
   MetricsText,
   PutArgs,
+  Placement,
   PutResult,
   Result,
   ScanArgs,
   ScanItem,
   ScanResult,
   Served,
+  Session,
 } from './service.js';

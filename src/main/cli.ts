@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `iroh-raft` command: `start` runs a node, `dev` a local cluster of separate processes,
- * `ticket` prints this node's join ticket. Errors are one JSON line on stderr with a stable code,
+ * `ticket` prints this node's join ticket, `kv` reads and writes keys of a running cluster. Errors are one JSON line on stderr with a stable code,
  * and exit code 2 for bad usage, 1 for a failure at run time.
  */
 import { readFileSync } from 'node:fs';
@@ -11,6 +11,7 @@ import type { NodeConfig } from './config.js';
 import { parseDevFlags, runDev } from './dev.js';
 import type { DevFlags } from './dev.js';
 import { DataDir, DataDirError } from './data-dir.js';
+import { KV_USAGE, readStdin, runKv } from './kv-cli.js';
 import { createLogger } from './log.js';
 import { NodeError, startNode } from './node.js';
 import { ticketOf } from './ticket.js';
@@ -30,12 +31,15 @@ commands:
              stdin has ended or no node ever served)
   ${STATUS_USAGE}
   ticket     print this node's ticket (give it to the other members' --peers): [--data] [--listen]
+  kv         put, get, del or scan keys of a running cluster (iroh-raft kv help)
   version    print the version
   help       print this help
 
 flags of start (each also settable by environment variable or in a JSON --config file):
 ${SETTINGS.map((s) => `  ${`${s.flag} <v>`.padEnd(26)} ${s.env.padEnd(30)} ${s.help}`).join('\n')}
-  --config <file>            IROH_RAFT_CONFIG               JSON object with the settings above`;
+  --config <file>            IROH_RAFT_CONFIG               JSON object with the settings above
+
+${KV_USAGE}`;
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -139,6 +143,13 @@ export async function main(argv: readonly string[]): Promise<number> {
       return dev(rest);
     case 'status':
       return runStatus(rest);
+    case 'kv':
+      return runKv(rest, {
+        out: (b) => process.stdout.write(b),
+        err: (line) => console.error(line),
+        stdin: readStdin,
+        env: process.env,
+      });
     default:
       console.error(JSON.stringify({ error: { code: 'UnknownCommand', message: `unknown command '${cmd}'` } }));
       console.error(USAGE);

@@ -8,7 +8,6 @@
  * against the authenticated peer of the connection.
  */
 import type { WriteGuard } from './write-guard.js';
-import { randomInt } from 'node:crypto';
 import {
   CodecError,
   RecordKind,
@@ -22,6 +21,7 @@ import {
   encodeReply,
   peekMessageFrom,
   peekMessageTo,
+  SHARD_HASH,
 } from '../wire/index.js';
 import type { Outcome } from '../shards/host.js';
 import { KV_LIMITS_DEFAULT, KvOp, decodeKvReply, encodeCas, encodeDelete, encodeDeleteIf, encodeGet, encodePut, encodeScan } from '../shards/kv/index.js';
@@ -41,9 +41,12 @@ import type {
   ScanArgs,
   ScanItem,
   ScanResult,
+  Placement,
   Served,
   ServiceErrorCode,
+  Session,
 } from '../api/index.js';
+import { Lanes } from './lanes.js';
 import { Liveness } from './liveness.js';
 import { retryable } from './retryable.js';
 import { refusingBadFields } from './bad-fields.js';
@@ -139,11 +142,6 @@ export interface RouterOptions {
   readonly snapshotsActive?: () => { sending: number; receiving: number };
 }
 
-interface Lane {
-  readonly clientId: number;
-  seq: number;
-}
-
 interface Forward {
   readonly resolve: (o: Outcome) => void;
   timer: NodeJS.Timeout;
@@ -168,7 +166,8 @@ export class Router implements KvService {
   private readonly byPeer = new Map<string, Member>();
   /** Leaders learned from NotLeader hints, for shards this node does not host. */
   private readonly hints = new Map<ShardId, NodeId>();
-  private readonly freeLanes: Lane[] = [];
+  /** The router's own sessions, for writes that bring none. */
+  private readonly lanes: Lanes;
   /** Bytes of the commands in flight through {@link command} (writeBytesMax); the others wait here. */
   private readonly writeGate: ByteGate;
   private readonly forwards = new Map<number, Forward>();
@@ -231,10 +230,7 @@ export class Router implements KvService {
       this.hosted.push(here);
       this.replicaOrder.push(here ? [opts.self, ...replicas.filter((id) => id !== opts.self)] : replicas);
     }
-    // Client ids are random per start, so sessions of an earlier run never collide with this one.
-    const base = randomInt(1, 2 ** 40) * 2 ** 12;
-    const lanes = opts.requestsMax ?? 4096;
-    for (let i = 0; i < lanes; i++) this.freeLanes.push({ clientId: base + i, seq: 0 });
+    this.lanes = new Lanes(opts.requestsMax ?? 4096);
     // Peers count as up, all of their workers running, until they say or show otherwise.
     const timeoutMs = opts.livenessTimeoutMs ?? 1000;
     this.clock = opts.clock ?? (() => performance.now());
@@ -480,13 +476,18 @@ export class Router implements KvService {
 
   /**
    * Proposes `command` to the shard's leader, wherever it is, retrying with the same session until
-   * the deadline. Errors: Overloaded (no free session lane), Timeout, and the shard's own codes.
+   * the deadline. The session is the client's own when it gives one (a client that retries
+   * through any node then gets its write applied once), else one of this router's lanes, taken
+   * for the request. Errors: Overloaded (no free session lane, or no room under writeBytesMax),
+   * Timeout, and the shard's own codes.
    */
-  async command(shard: ShardId, command: Uint8Array): Promise<Routed> {
+  async command(shard: ShardId, command: Uint8Array, session?: Session): Promise<Routed> {
+    // Refused before it takes a lane or waits for room: nothing is proposed while the disk is short.
     const blocked = this.writeBlocked();
     if (blocked !== undefined) return blocked;
-    const lane = this.freeLanes.pop();
-    if (!lane) return fail('Overloaded', 'too many requests in flight (requestsMax)');
+    const lane = session === undefined ? this.lanes.take() : undefined;
+    if (session === undefined && lane === undefined) return fail('Overloaded', 'too many requests in flight (requestsMax)');
+    const clientId = session?.clientId ?? lane!.clientId;
     const deadline = performance.now() + this.timeoutMs;
     // At most half the deadline in line: a write let in later would have too little time left to
     // be replicated and would end in Timeout, which leaves the client unsure whether it applied.
@@ -499,21 +500,22 @@ export class Router implements KvService {
           `waited ${waitMs} ms behind ${this.writeGate.held} bytes of writes in flight (writeBytesMax ${this.writeGate.capacityBytes}); not proposed`,
         );
       }
-      const seq = ++lane.seq;
+      // A lane's sequence counts proposals, never refusals.
+      const seq = session?.seq ?? ++lane!.seq;
       try {
         return await this.retrying(
           shard,
           (target, left) =>
             target === this.opts.self
-              ? this.opts.pool.propose(shard, { clientId: lane.clientId, seq, command }, left)
-              : this.forward(target, RecordKind.ClientPropose, shard, (reqId) => encodePropose({ reqId, clientId: lane.clientId, seq, command }), left),
+              ? this.opts.pool.propose(shard, { clientId, seq, command }, left)
+              : this.forward(target, RecordKind.ClientPropose, shard, (reqId) => encodePropose({ reqId, clientId, seq, command }), left),
           deadline,
         );
       } finally {
         this.writeGate.release(command.length);
       }
     } finally {
-      this.freeLanes.push(lane);
+      if (lane !== undefined) this.lanes.give(lane);
     }
   }
 
@@ -572,10 +574,10 @@ export class Router implements KvService {
   private async putChecked(r: PutArgs): Promise<Result<PutResult>> {
     const shard = shardOf(r.tenant, r.key, this.opts.shards);
     if (r.expectedVersion === undefined) {
-      const o = await this.command(shard, encodePut(r.tenant, r.key, r.value));
+      const o = await this.command(shard, encodePut(r.tenant, r.key, r.value), r.session);
       return this.decode(o, KvOp.Put, (v) => ({ version: v.version, swapped: true, ...served(shard, o) }));
     }
-    const o = await this.command(shard, encodeCas(r.tenant, r.key, r.expectedVersion, r.value));
+    const o = await this.command(shard, encodeCas(r.tenant, r.key, r.expectedVersion, r.value), r.session);
     return this.decode(o, KvOp.Cas, (v) => ({ version: v.version, swapped: v.swapped, ...served(shard, o) }));
   }
 
@@ -586,10 +588,10 @@ export class Router implements KvService {
   private async deleteChecked(r: DeleteArgs): Promise<Result<DeleteResult>> {
     const shard = shardOf(r.tenant, r.key, this.opts.shards);
     if (r.expectedVersion === undefined) {
-      const o = await this.command(shard, encodeDelete(r.tenant, r.key));
+      const o = await this.command(shard, encodeDelete(r.tenant, r.key), r.session);
       return this.decode(o, KvOp.Delete, (v) => ({ deleted: v.deleted, ...served(shard, o) }));
     }
-    const o = await this.command(shard, encodeDeleteIf(r.tenant, r.key, r.expectedVersion));
+    const o = await this.command(shard, encodeDeleteIf(r.tenant, r.key, r.expectedVersion), r.session);
     return this.decode(o, KvOp.DeleteIf, (v) => ({ deleted: v.deleted, ...(v.deleted ? {} : { version: v.version }), ...served(shard, o) }));
   }
 
@@ -651,6 +653,18 @@ export class Router implements KvService {
       moves: { supported: false, active: [] },
       ...(this.opts.writeGuard === undefined ? {} : { disk: this.opts.writeGuard.status() }),
     };
+  }
+
+  /**
+   * Who leads each shard as this node knows it: the freshest NotLeader hint, else the local
+   * replica's last event; null when neither names a node that can serve now (unlike
+   * {@link leaderOf}, no replica stands in for an unknown leader).
+   */
+  placement(): Placement {
+    const known = (s: ShardId): NodeId | undefined =>
+      [this.hints.get(s), this.opts.pool.leaders.get(s)?.lead].find((n) => n !== undefined && n !== 0 && this.canServe(n, s));
+    const leaders = Array.from({ length: this.opts.shards }, (_, s) => known(s as ShardId) ?? null);
+    return { node: this.opts.self, shards: this.opts.shards, replicas: this.opts.replicas, hash: SHARD_HASH, leaders };
   }
 
   /** The NoSpace answer while the write guard refuses writes, else undefined. */

@@ -112,6 +112,10 @@ class MemoryKv implements KvService {
     return this.statusValue;
   }
 
+  placement(): { node: number; shards: number; replicas: number; hash: string; leaders: (number | null)[] } {
+    return { node: 1, shards: 4, replicas: 1, hash: 'h', leaders: [1, 1, null, 1] };
+  }
+
   async metrics(): Promise<{ contentType: string; body: string }> {
     const fail = await this.enter('metrics', undefined);
     if (fail) throw new Error(fail.code);

@@ -17,6 +17,7 @@ const service: KvService = {
   status: () => Promise.resolve({ node: 1 }),
   metrics: () => Promise.resolve({ contentType: 'text/plain', body: '' }),
   health: () => ({ ok: true, detail: {} }),
+  placement: () => ({ node: 1, shards: 1, replicas: 1, hash: 'fnv1a-32', leaders: [1] }),
 };
 
 let http: HttpServer;

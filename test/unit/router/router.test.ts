@@ -56,6 +56,10 @@ function makeRouter(onSend: (s: Sent, r: Router) => void, timeoutMs = 2000, writ
   return router;
 }
 
+function makeRouterWith(extra: { requestsMax: number }): Router {
+  return new Router({ self: 1 as NodeId, members, shards: 4, replicas: 1, pool, link: { send: () => undefined }, ...extra });
+}
+
 /** A key whose shard lives on another node (node 1 hosts no shard in this pool). */
 function remoteKey(tag: string): Uint8Array {
   for (let i = 0; ; i++) {
@@ -97,6 +101,54 @@ describe('router', () => {
     await expect(next).resolves.toMatchObject({ ok: true });
     expect(seen[seen.length - 1]!.seq).not.toBe(seen[0]!.seq);
     router.close();
+  });
+
+  test("a write with the client's own session is proposed and retried under it, takes no lane, and its ids never meet the router's", async () => {
+    const key = remoteKey('own');
+    const shard = shardOf('t', key, 4);
+    const owner = replicasOf(shard, [1, 2, 3] as NodeId[], 1)[0]!;
+    const other = owner === 2 ? 3 : 2;
+    const seen: { peer: string; clientId: number; seq: number }[] = [];
+    const router = makeRouter((s, r) => {
+      if (s.kind !== RecordKind.ClientPropose) return;
+      const p = decodePropose(s.payload);
+      seen.push({ peer: s.peer, clientId: p.clientId, seq: p.seq });
+      const ok = { reqId: p.reqId, ok: true, body: new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f]) } as const;
+      setImmediate(() =>
+        reply(r, s.peer, s.shard, seen.length === 1 ? { reqId: p.reqId, ok: false, code: 'NotLeader', message: 'no', leaderHint: other } : ok),
+      );
+    }, 5000);
+    const session = { clientId: 2 ** 52 + 77, seq: 5 };
+    expect(await router.put({ tenant: 't', key, value: new Uint8Array([1]), session })).toMatchObject({ ok: true, value: { version: 1 } });
+    // The stand-in answers a put's reply: what delete makes of it does not matter here, only what was proposed.
+    await router.delete({ tenant: 't', key, session: { ...session, seq: 6 } });
+    expect(seen.slice(0, 2)).toEqual([
+      { peer: `peer-${owner}`, clientId: 2 ** 52 + 77, seq: 5 },
+      { peer: `peer-${other}`, clientId: 2 ** 52 + 77, seq: 5 },
+    ]);
+    expect(seen[2]).toMatchObject({ clientId: 2 ** 52 + 77, seq: 6 });
+    // Without a session the router's own lane: an id below 2^52, a sequence of its own.
+    await router.put({ tenant: 't', key, value: new Uint8Array([2]) });
+    const own = seen.at(-1)!;
+    expect(own.clientId).toBeGreaterThan(0);
+    expect(own.clientId).toBeLessThan(2 ** 52);
+    expect(own.seq).toBe(1);
+    router.close();
+  });
+
+  test('placement: this node, the shard count and hash, and each leader as known (null when none can serve)', () => {
+    const leaders = new Map<number, { lead: number }>([
+      [0, { lead: 2 }],
+      [1, { lead: 0 }],
+    ]);
+    const fakePool = { leaders, isRunning: () => true, workerOf: () => 0 } as unknown as WorkerPool;
+    const router = new Router({ self: 1 as NodeId, members, shards: 4, replicas: 3, pool: fakePool, link: { send: () => undefined } });
+    expect(router.placement()).toEqual({ node: 1, shards: 4, replicas: 3, hash: 'fnv1a32(tenant,0,key)%shards', leaders: [2, null, null, null] });
+    router.close();
+  });
+
+  test('requestsMax beyond one block of router session ids is refused at construction', () => {
+    expect(() => makeRouterWith({ requestsMax: 2 ** 16 + 1 })).toThrow(/requestsMax/);
   });
 
   test('a slow answer from a leader that is still heard from is waited for, not asked again', async () => {
