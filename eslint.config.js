@@ -159,6 +159,27 @@ export default tseslint.config(
     },
   },
   {
+    // The client library (iroh-raft/client) loads in users' processes: its own files, src/wire's
+    // pieces, the one error base class (src/errors.ts) and types of src/api; no package and no Node
+    // module (global fetch is enough), nothing else of the engine (no lmdb, iroh, pino, prom-client).
+    files: ['src/client/**/*.ts'],
+    rules: {
+      'no-restricted-imports': 'off',
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^(?!\\./[^/]+$|\\.\\./wire/[^/]+$|\\.\\./errors\\.js$|\\.\\./api/[^/]+$)',
+              message: 'src/client imports only its own files, src/wire, src/errors.ts and types of src/api.',
+            },
+            { regex: '^\\.\\./api/', allowTypeImports: true, message: 'src/client takes only types from src/api (import type).' },
+          ],
+        },
+      ],
+    },
+  },
+  {
     // api is the small contract between io/http and the router: its own files and src/wire, nothing else
     // (no Node modules, no packages, no other folder of src).
     files: ['src/api/**/*.ts'],

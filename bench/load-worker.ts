@@ -13,6 +13,7 @@
  */
 import autocannon from 'autocannon';
 import { shardOf } from '../src/router/placement.js';
+import { runClientLoad } from './client-load.js';
 import { Histogram } from './histogram.js';
 import type { LoadConfig, LoadResult, OpResult, WorkerMessage } from './workload.js';
 import { casRequest, casValueOf, errorCodeOf, getRequest, putRequest, readKey, readValue, valueOf, versionOf, writeKey } from './workload.js';
@@ -284,7 +285,7 @@ let finished = false;
 process.once('message', (cfg: LoadConfig) => {
   void (async () => {
     try {
-      await send({ type: 'result', result: await run(cfg) });
+      await send({ type: 'result', result: await (cfg.client === true ? runClientLoad(cfg, send) : run(cfg)) });
     } catch (e) {
       process.exitCode = 1;
       await send({ type: 'error', message: e instanceof Error ? (e.stack ?? e.message) : String(e) });

@@ -146,6 +146,8 @@ export interface LoadConfig {
    * the `x-node` answers would; who leads what is read from every URL's GET /v1/status every 0.5 s.
    */
   readonly direct?: { readonly shards: number; readonly tenant: string };
+  /** Drive the load through iroh-raft's client library (bench/client-load.ts) instead of autocannon. */
+  readonly client?: boolean;
 }
 
 export interface OpResult {

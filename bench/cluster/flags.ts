@@ -34,6 +34,8 @@ export interface Config {
   readonly nodeFlags: readonly string[];
   /** Leader-aware load: each connection sends only keys whose shard its node leads (see LoadConfig.direct). */
   readonly direct: boolean;
+  /** Drive the load through iroh-raft's client library (src/client) instead of autocannon (see LoadConfig.client). */
+  readonly client: boolean;
 }
 
 const USAGE = `usage: npm run bench -- [flags]
@@ -65,7 +67,11 @@ const USAGE = `usage: npm run bench -- [flags]
                       during the load (profiles kept in bench/results/<date>-<name>-profile/)
   --direct            leader-aware load, as a client that follows the x-node answers: each connection
                       sends only keys whose shard its node leads (learned from GET /v1/status every
-                      0.5 s), so requests are not forwarded; compare with the same run without it`;
+                      0.5 s), so requests are not forwarded; compare with the same run without it
+  --client            drive the load through iroh-raft's client library (src/client; leader-aware from
+                      GET /v1/placement and answer headers): --connections closed loops over one client,
+                      instead of autocannon; put, get and mixed mixes; compare forwarded requests with
+                      the same run without it`;
 
 /** Flags --sweep can vary, and the Config field each sets. */
 const SWEEP_KEYS = { shards: 'shards', connections: 'connections', 'value-size': 'valueSize', nodes: 'nodes' } as const;
@@ -95,14 +101,14 @@ const RANGES: Record<string, readonly [number, number]> = {
 
 /** Flags that take a text other than a whole number (those are the RANGES), and flags that take none. */
 const TEXT_FLAGS = ['mix', 'consistency', 'target', 'name', 'sweep', 'against', 'node-flags'] as const;
-const SWITCHES = ['json', 'ceiling', 'idle', 'profile', 'direct'] as const;
+const SWITCHES = ['json', 'ceiling', 'idle', 'profile', 'direct', 'client'] as const;
 
 /** Flags --target leaves without effect: they describe the local cluster it replaces. */
 const LOCAL_CLUSTER_FLAGS = ['nodes', 'shards', 'workers', 'idle-seconds'];
 /** Flags --against refuses: modes and extras of a run of iroh-raft alone. */
-const NOT_WITH_AGAINST = ['sweep', 'idle', 'profile', 'ceiling', 'idle-seconds'];
+const NOT_WITH_AGAINST = ['sweep', 'idle', 'profile', 'ceiling', 'idle-seconds', 'client'];
 /** Flags --idle refuses: there is no load, and the cluster is a fresh local one. */
-const NOT_WITH_IDLE = ['target', 'sweep', 'ceiling', 'idle-seconds', 'connections', 'value-size', 'keys', 'mix', 'consistency', 'profile', 'direct'];
+const NOT_WITH_IDLE = ['target', 'sweep', 'ceiling', 'idle-seconds', 'connections', 'value-size', 'keys', 'mix', 'consistency', 'profile', 'direct', 'client'];
 
 type Values = Readonly<Record<string, string | boolean | undefined>>;
 
@@ -236,7 +242,11 @@ function parseConfig(f: Flags): Config {
     rounds: 1,
     nodeFlags: (f.str('node-flags') ?? '').split(' ').filter((n) => n !== ''),
     direct: f.on('direct'),
+    client: f.on('client'),
   };
+  if (cfg.client && cfg.direct) usageError('--client and --direct are two leader-aware loads: give one');
+  if (cfg.client && cfg.ceiling) usageError('--client speaks to iroh-raft nodes only: it cannot drive --ceiling');
+  if (cfg.client && mix.cas === true) usageError('--client drives put, get and mixed mixes, not --mix cas');
   for (const n of cfg.nodeFlags) if (!/^--[a-z0-9_-]+(=[A-Za-z0-9._,:/-]*)?$/.test(n)) usageError(`--node-flags: '${n}' is not a --flag or --flag=value`);
   if (cfg.nodeFlags.length > 0 && target) usageError('--node-flags needs a local cluster: it has no effect with --target');
   if (cfg.profile && target) usageError('--profile needs a local cluster: it has no effect with --target');

@@ -63,6 +63,7 @@ function loadConfig(t: Target, cfg: Config, prefix: string, readKeys: number): L
     timeoutS: LOAD_TIMEOUT_S,
     ackedKeptMax: ACKED_KEPT_MAX,
     ...(cfg.direct && t.api === 'iroh-raft' ? { direct: { shards: cfg.shards, tenant: 'default' } } : {}),
+    ...(cfg.client && t.api === 'iroh-raft' ? { client: true } : {}),
   };
 }
 

@@ -16,6 +16,11 @@ export const ServiceErrorCode = {
   InvalidTenant: 'InvalidTenant',
   /** Shard host: a proposal's client id is not a non-negative integer. */
   InvalidClientId: 'InvalidClientId',
+  /**
+   * HTTP: `x-client-id` and `x-client-seq` are not both given, or not a client id in 2^52..2^53-1
+   * and a positive sequence (src/wire/session.ts).
+   */
+  InvalidSession: 'InvalidSession',
   /** HTTP, KV: the key is empty. */
   EmptyKey: 'EmptyKey',
   /** HTTP, KV: a key, scan prefix or `after` is longer than the limit. */

@@ -17,12 +17,14 @@ export type {
   KvService,
   MetricsText,
   PutArgs,
+  Placement,
   PutResult,
   Result,
   ScanArgs,
   ScanItem,
   ScanResult,
   Served,
+  Session,
 } from './service.js';
 export { isClientTenantName } from './tenants.js';
 export type { IssuedToken, Principal, Refusal, TenantInfo, TenantQuota, TenantService } from './tenants.js';

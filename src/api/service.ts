@@ -18,12 +18,27 @@ export interface Failure {
 /** What a request came to: its value, or a {@link Failure}. */
 export type Result<T> = { readonly ok: true; readonly value: T } | Failure;
 
-/** A write of `value` under `key`; with `expectedVersion`, a compare-and-set (0 = the key must not exist). */
+/**
+ * A client's own session for one write (headers `x-client-id`, `x-client-seq`): the shard applies
+ * a (clientId, seq) once however often it is sent, through whichever node. `clientId` is in
+ * CLIENT_ID_MIN..CLIENT_ID_MAX (src/wire/session.ts), `seq` a positive safe integer.
+ */
+export interface Session {
+  readonly clientId: number;
+  readonly seq: number;
+}
+
+/**
+ * A write of `value` under `key`; with `expectedVersion`, a compare-and-set (0 = the key must not
+ * exist). Without `session` the node proposes under one of its own sessions (exactly once only
+ * while that node runs).
+ */
 export interface PutArgs {
   readonly tenant: string;
   readonly key: Uint8Array;
   readonly value: Uint8Array;
   readonly expectedVersion?: number;
+  readonly session?: Session;
 }
 
 /** `swapped` false: a compare-and-set found another version, `version` (0 when the key is absent). */
@@ -48,6 +63,7 @@ export interface DeleteArgs {
   readonly tenant: string;
   readonly key: Uint8Array;
   readonly expectedVersion?: number;
+  readonly session?: Session;
 }
 
 export interface DeleteResult {
@@ -105,6 +121,22 @@ export interface Health {
 }
 
 /**
+ * Where keys live and who leads, as this node knows it (`GET /v1/placement`): enough for a client
+ * to send a key's requests straight to its shard's leader.
+ */
+export interface Placement {
+  /** This node's raft id (as `node` in `GET /v1/status`). */
+  readonly node: number;
+  readonly shards: number;
+  /** Replicas per shard. */
+  readonly replicas: number;
+  /** Name of the key -> shard function (SHARD_HASH of src/wire/shard-hash.ts). */
+  readonly hash: string;
+  /** Per shard: the raft id of its leader as this node knows it, null when unknown. */
+  readonly leaders: readonly (number | null)[];
+}
+
+/**
  * What the client API needs from the node. Operating errors are {@link Failure}s; a throw is a
  * bug (answered 500 Internal and logged).
  */
@@ -115,6 +147,7 @@ export interface KvService {
   scan(r: ScanArgs): Promise<Result<ScanResult>>;
   /** JSON-serializable. */
   status(): Promise<unknown>;
+  placement(): Placement;
   metrics(): Promise<MetricsText>;
   health(): Health;
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /**
  * The `iroh-raft` command: `start` runs a node, `dev` a local cluster of separate processes,
- * `ticket` prints this node's join ticket, `tenants` manages tenants through a node's admin API
- * (tenants-cli.ts). Errors are one JSON line on stderr with a stable code,
+ * `ticket` prints this node's join ticket, `kv` reads and writes keys of a running cluster,
+ * `tenants` manages tenants through a node's admin API (tenants-cli.ts). Errors are one JSON line
+ * on stderr with a stable code,
  * and exit code 2 for bad usage, 1 for a failure at run time.
  */
 import { readFileSync } from 'node:fs';
@@ -12,10 +13,12 @@ import type { NodeConfig } from './config.js';
 import { parseDevFlags, runDev } from './dev.js';
 import type { DevFlags } from './dev.js';
 import { DataDir, DataDirError } from './data-dir.js';
+import { KV_USAGE, readStdin, runKv } from './kv-cli.js';
 import { createLogger } from './log.js';
 import { NodeError, startNode } from './node.js';
 import { tenantsCommand } from './tenants-cli.js';
 import { ticketOf } from './ticket.js';
+import { STATUS_USAGE, runStatus } from './status-cli.js';
 
 const USAGE = `usage: iroh-raft <command> [flags]
 
@@ -29,7 +32,9 @@ commands:
              "restart <n>" (or "r <n>") restarts exited node n, "status" lists the nodes;
              Ctrl-C stops them all; with every node exited dev waits for "restart" (exits 1 if
              stdin has ended or no node ever served)
+  ${STATUS_USAGE}
   ticket     print this node's ticket (give it to the other members' --peers): [--data] [--listen]
+  kv         put, get, del or scan keys of a running cluster (iroh-raft kv help)
   tenants    create <name> [--rate <req/s>] | list | delete <name> | rotate <name>, with
              [--via <URL>] [--token <admin token> | --token-file <data>/admin.token] (or
              IROH_RAFT_TOKEN); prints the node's JSON answer (see iroh-raft tenants --help)
@@ -38,7 +43,9 @@ commands:
 
 flags of start (each also settable by environment variable or in a JSON --config file):
 ${SETTINGS.map((s) => `  ${`${s.flag} <v>`.padEnd(26)} ${s.env.padEnd(30)} ${s.help}`).join('\n')}
-  --config <file>            IROH_RAFT_CONFIG               JSON object with the settings above`;
+  --config <file>            IROH_RAFT_CONFIG               JSON object with the settings above
+
+${KV_USAGE}`;
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -143,6 +150,15 @@ export async function main(argv: readonly string[]): Promise<number> {
       return dev(rest);
     case 'tenants':
       return tenantsCommand(rest);
+    case 'status':
+      return runStatus(rest);
+    case 'kv':
+      return runKv(rest, {
+        out: (b) => process.stdout.write(b),
+        err: (line) => console.error(line),
+        stdin: readStdin,
+        env: process.env,
+      });
     default:
       console.error(JSON.stringify({ error: { code: 'UnknownCommand', message: `unknown command '${cmd}'` } }));
       console.error(USAGE);

@@ -63,6 +63,10 @@ export interface NodeConfig {
   readonly auth?: 'on' | 'off';
   /** Free bytes on the data directory's file system below which writes are refused (NoSpace); 0: never. */
   readonly diskFreeBytesMin: number;
+  /** Shard reads of scans in flight on this node over all scans; more wait, then Overloaded. */
+  readonly scanReadsMax: number;
+  /** Of scanReadsMax, the most one tenant holds (default: half). */
+  readonly scanTenantReadsMax?: number;
   /** How long a graceful shutdown may take before the node exits anyway, in milliseconds. */
   readonly shutdownTimeoutMs: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -214,6 +218,20 @@ export const SETTINGS: readonly Setting[] = [
     parse: int(0, 2 ** 53 - 1),
   },
   {
+    key: 'scanReadsMax',
+    flag: '--scan-reads-max',
+    env: 'IROH_RAFT_SCAN_READS_MAX',
+    help: 'shard reads of scans in flight on this node, over all scans; more wait, then Overloaded (default 32)',
+    parse: int(1, 1_000_000),
+  },
+  {
+    key: 'scanTenantReadsMax',
+    flag: '--scan-tenant-reads-max',
+    env: 'IROH_RAFT_SCAN_TENANT_READS_MAX',
+    help: "of --scan-reads-max, the most one tenant's scans hold at once (default half)",
+    parse: int(1, 1_000_000),
+  },
+  {
     key: 'snapshotBytesPerSec',
     flag: '--snapshot-bytes-per-sec',
     env: 'IROH_RAFT_SNAPSHOT_BYTES_PER_SEC',
@@ -270,6 +288,7 @@ export function defaults(): NodeConfig {
     writeBytesMax: 2 << 20,
     httpBodiesBytesMax: 8 << 20,
     httpConnectionsMax: 4096,
+    scanReadsMax: 32,
     diskFreeBytesMin: 256 << 20,
     shutdownTimeoutMs: 10_000,
     logLevel: 'info',
@@ -325,6 +344,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   const cfg = out as unknown as NodeConfig;
   if ((cfg.tlsCert === undefined) !== (cfg.tlsKey === undefined))
     throw new ConfigError('InvalidConfig', '--tls-cert and --tls-key go together (HTTPS needs both a certificate and its key)');
+  if (cfg.scanTenantReadsMax !== undefined && cfg.scanTenantReadsMax > cfg.scanReadsMax)
+    throw new ConfigError('InvalidConfig', `--scan-tenant-reads-max (${cfg.scanTenantReadsMax}) must not exceed --scan-reads-max (${cfg.scanReadsMax})`);
   if (cfg.tlsCa !== undefined && cfg.tlsCert === undefined)
     throw new ConfigError('InvalidConfig', '--tls-ca (client certificates) needs HTTPS: give --tls-cert and --tls-key too');
   return cfg;

@@ -183,6 +183,13 @@ function registerAdmissionMetrics(counter: Read, gauge: Read, parts: NodeParts):
   );
   gauge('iroh_raft_disk_alarm', '1 while the disk-space alarm is up (writes refused with NoSpace), else 0.', () => (parts.disk.raised ? 1 : 0));
   counter('iroh_raft_disk_alarms_total', 'Times the disk-space alarm was raised.', () => parts.disk.raisedCount);
+  gauge('iroh_raft_scan_reads_inflight', 'Shard reads of scans running on this node (at most --scan-reads-max).', () => r.scanBudget.inflight);
+  gauge('iroh_raft_scan_reads_waiting', 'Shard reads of scans waiting for a slot (node-wide or their tenant share).', () => r.scanBudget.waiting);
+  counter(
+    'iroh_raft_scan_reads_refused_total',
+    'Shard reads of scans that found no slot before their deadline (the scan answered Overloaded).',
+    () => r.scanBudget.refused,
+  );
   gauge('iroh_raft_router_write_inflight_bytes', 'Bytes of client writes in flight through this node (at most writeBytesMax).', () => r.writeRoom.heldBytes);
   gauge('iroh_raft_router_writes_waiting', 'Client writes waiting for room under writeBytesMax.', () => r.writeRoom.waiting);
   gauge(

@@ -18,7 +18,7 @@ import { Transport } from '../io/transport/index.js';
 import type { NodeId } from '../shards/raft/index.js';
 import { Router } from '../router/router.js';
 import { localShards } from '../router/placement.js';
-import type { Member } from '../router/router.js';
+import type { Member, RouterOptions } from '../router/router.js';
 import { WorkerPool } from '../workers/pool.js';
 import type { PoolOptions } from '../workers/pool.js';
 import { ConfigError } from './config.js';
@@ -107,6 +107,8 @@ interface Late {
   memberIds: Set<string>;
   router?: Router;
   snapshots?: Snapshots;
+  /** The HTTP API, whose client load and URL the router reports. */
+  http?: HttpServer;
 }
 
 interface Started {
@@ -138,14 +140,11 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
   const replicas = Math.min(cfg.replicas, members.length);
   dir.checkCluster({ shards: cfg.shards, members: members.map((m) => m.peerId), replicas });
 
-  const local = localShards(
-    self,
-    members.map((m) => m.nodeId),
-    cfg.shards,
-    replicas,
-  );
+  const memberIds = members.map((m) => m.nodeId);
+  const local = localShards(self, memberIds, cfg.shards, replicas);
   const leaderChanges = { n: 0 };
   const registry = new Registry();
+  registerProcessMetrics(registry);
   const pool = await startPool(cfg, opts, self, local, transport.limits.maxRecordBytes, {
     onRaftMessage: (shard, payload) => late.router?.onLocalRaftMessage(shard, payload),
     onShardEvent: (shard, e) => {
@@ -173,14 +172,16 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
     onPeerDown: (node) => snapshots.peerGone(node),
     metrics: () => scrape(registry, pool),
     writeGuard: disk,
+    scanReadsMax: cfg.scanReadsMax,
+    ...(cfg.scanTenantReadsMax === undefined ? {} : { scanTenantReadsMax: cfg.scanTenantReadsMax }),
+    ...statusSources(late, snapshots),
   });
   late.router = router;
   router.startLiveness();
 
-  registerProcessMetrics(registry);
   const auth: HttpAuthOptions | undefined =
     admin === undefined ? undefined : { tenants: new TenantDirectory({ kv: router, adminSecretHash: admin.secretHash }) };
-  const http = await startHttp(cfg, router, log, { tls, auth }, httpLatencyMetric(registry));
+  const http = (late.http = await startHttp(cfg, router, log, { tls, auth }, httpLatencyMetric(registry)));
   registerNodeMetrics(registry, {
     router,
     pool,
@@ -401,4 +402,12 @@ function pem(path: string, flag: string): Buffer {
   } catch (e) {
     throw new ConfigError('InvalidConfig', `${flag} ${path}: ${(e as Error).message}`);
   }
+}
+
+/** What the router's status reports besides its own: the HTTP server's client load and URL, and snapshot transfers. */
+function statusSources(late: Late, snapshots: Snapshots): Pick<RouterOptions, 'load' | 'snapshotsActive'> {
+  return {
+    load: () => late.http && { ...late.http.clientLoad(), httpUrl: late.http.url },
+    snapshotsActive: () => snapshots.active(),
+  };
 }

@@ -12,6 +12,7 @@
  * without timers, threads or a network.
  */
 import { CodecError, decodeLiveness } from '../wire/index.js';
+import type { NodeLoad } from '../wire/index.js';
 import { assert } from '../shards/raft/index.js';
 import type { NodeId, ShardId } from '../shards/raft/index.js';
 
@@ -78,6 +79,8 @@ interface Peer {
    * (every worker counts as running). Kept while the peer is down: the last word it gave.
    */
   running: readonly boolean[];
+  /** The client load the peer last reported, and when (ms); undefined until it says. Kept while it is down. */
+  load: { readonly load: NodeLoad; readonly at: number } | undefined;
   /**
    * Quiet followers here may have lost their leader to this peer (it went silent, or a worker of
    * it stopped) and no round has run since. The round wakes those still led by the peer whose
@@ -93,6 +96,17 @@ interface Peer {
   readonly returned: Set<number>;
   /** Earliest time of the next round for this peer: the last round's time plus wakeGapMs. */
   nextWakeAt: number;
+}
+
+/** One peer in {@link Liveness.view}. */
+export interface PeerView {
+  readonly node: NodeId;
+  readonly up: boolean;
+  readonly workers: number;
+  readonly workersDown: number[];
+  readonly heardMsAgo: number;
+  readonly load?: NodeLoad;
+  readonly loadMsAgo?: number;
 }
 
 export class Liveness {
@@ -127,6 +141,7 @@ export class Liveness {
         heard: opts.now,
         up: true,
         running: [],
+        load: undefined,
         orphaned: false,
         returnedAll: false,
         returned: new Set(),
@@ -144,7 +159,9 @@ export class Liveness {
     if (!p) return false;
     let running: readonly boolean[];
     try {
-      running = decodeLiveness(payload).running;
+      const frame = decodeLiveness(payload);
+      running = frame.running;
+      if (frame.load !== undefined) p.load = { load: frame.load, at: now };
     } catch (e) {
       if (!(e instanceof CodecError)) throw e;
       this.counters.bad++;
@@ -269,13 +286,18 @@ export class Liveness {
     return [...this.peers.values()].filter((p) => p.up).map((p) => p.id);
   }
 
-  /** Every peer as seen from here, for the status page. */
-  view(): { node: NodeId; up: boolean; workers: number; workersDown: number[] }[] {
+  /**
+   * Every peer as seen from here, for the status page: `heardMsAgo` since its last record of any
+   * kind, and its last reported load with `loadMsAgo` (both in ms at `now`), absent until it said.
+   */
+  view(now: number = this.lastCheck): PeerView[] {
     return [...this.peers.values()].map((p) => ({
       node: p.id,
       up: p.up,
       workers: p.running.length,
       workersDown: p.running.flatMap((r, w) => (r ? [] : [w])),
+      heardMsAgo: Math.max(0, Math.round(now - p.heard)),
+      ...(p.load === undefined ? {} : { load: p.load.load, loadMsAgo: Math.max(0, Math.round(now - p.load.at)) }),
     }));
   }
 

@@ -1,26 +1,15 @@
 /**
- * Where data lives. A key belongs to shard `hash(tenant, key) % shards` (FNV-1a over the tenant's
- * bytes, a 0 byte, then the key's bytes: stable across versions, platforms and restarts, so a
- * key never moves while the shard count stays). A shard's replicas are `replicas` consecutive
+ * Where data lives. A key belongs to shard `hash(tenant, key) % shards`, the function in
+ * src/wire/shard-hash.ts (shared with the client; stable across versions, platforms and restarts,
+ * so a key never moves while the shard count stays). A shard's replicas are `replicas` consecutive
  * members, starting at `shard % members`, in the order of the sorted member list.
  */
 import type { NodeId, ShardId } from '../shards/raft/index.js';
+import { shardOf as wireShardOf } from '../wire/shard-hash.js';
 
-const FNV_OFFSET = 0x811c9dc5;
-const FNV_PRIME = 0x01000193;
-
+/** The shard of a tenant's key (the function every node and client shares, src/wire/shard-hash.ts). */
 export function shardOf(tenant: string, key: Uint8Array, shards: number): ShardId {
-  let h = FNV_OFFSET;
-  for (let i = 0; i < tenant.length; i++) {
-    h ^= tenant.charCodeAt(i) & 0xff;
-    h = Math.imul(h, FNV_PRIME);
-  }
-  h = Math.imul(h, FNV_PRIME); // the 0 separator
-  for (let i = 0; i < key.length; i++) {
-    h ^= key[i]!;
-    h = Math.imul(h, FNV_PRIME);
-  }
-  return ((h >>> 0) % shards) as ShardId;
+  return wireShardOf(tenant, key, shards) as ShardId;
 }
 
 /** The replica set of `shard`: `replicas` members (sorted ids), consecutive from `shard % n`. */

@@ -21,6 +21,7 @@ const RETRYABLE: Readonly<Record<ServiceErrorCode, boolean>> = {
   BadRequest: false,
   InvalidTenant: false,
   InvalidClientId: false,
+  InvalidSession: false,
   EmptyKey: false,
   KeyTooLarge: false,
   InvalidLimit: false,

@@ -8,7 +8,6 @@
  * against the authenticated peer of the connection.
  */
 import type { WriteGuard } from './write-guard.js';
-import { randomInt } from 'node:crypto';
 import {
   CodecError,
   RecordKind,
@@ -22,20 +21,10 @@ import {
   encodeReply,
   peekMessageFrom,
   peekMessageTo,
+  SHARD_HASH,
 } from '../wire/index.js';
 import type { Outcome } from '../shards/host.js';
-import {
-  KV_LIMITS_DEFAULT,
-  KvError,
-  KvOp,
-  decodeKvReply,
-  encodeCas,
-  encodeDelete,
-  encodeDeleteIf,
-  encodeGet,
-  encodePut,
-  encodeScan,
-} from '../shards/kv/index.js';
+import { KV_LIMITS_DEFAULT, KvOp, decodeKvReply, encodeCas, encodeDelete, encodeDeleteIf, encodeGet, encodePut, encodeScan } from '../shards/kv/index.js';
 import type { NodeId, ShardId } from '../shards/raft/index.js';
 import type { WorkerPool } from '../workers/pool.js';
 import { ByteGate } from '../api/index.js';
@@ -52,13 +41,19 @@ import type {
   ScanArgs,
   ScanItem,
   ScanResult,
+  Placement,
   Served,
   ServiceErrorCode,
+  Session,
 } from '../api/index.js';
+import { Lanes } from './lanes.js';
 import { Liveness } from './liveness.js';
 import { retryable } from './retryable.js';
-import { fanOut, mergeScanPages } from './scan-merge.js';
-import { workerStatus } from './status.js';
+import { refusingBadFields } from './bad-fields.js';
+import { ScanBudget } from './scan-budget.js';
+import { mergeScanPages } from './scan-merge.js';
+import { nodesView, wireLoad, workerStatus } from './status.js';
+import type { SelfLoad } from './status.js';
 import { localShards, replicasOf, shardOf } from './placement.js';
 
 /** What the router needs from the transport. */
@@ -121,6 +116,10 @@ export interface RouterOptions {
    * Default 4.
    */
   readonly scanFanoutMax?: number;
+  /** Shard reads of scans in flight on this node, over all scans (see ScanBudget). Default 32. */
+  readonly scanReadsMax?: number;
+  /** Of scanReadsMax, the most one tenant's scans hold at once. Default half of scanReadsMax. */
+  readonly scanTenantReadsMax?: number;
   /** Milliseconds now, for liveness. Default performance.now (tests pass their own clock). */
   readonly clock?: () => number;
   /** A peer was declared gone after livenessTimeoutMs of silence (the node ends its snapshot transfers with it). */
@@ -133,17 +132,23 @@ export interface RouterOptions {
   readonly writeGuard?: WriteGuard;
   /** The node's metrics in Prometheus text (the router does not own the registry). */
   readonly metrics?: () => Promise<{ contentType: string; body: string }>;
-}
-
-interface Lane {
-  readonly clientId: number;
-  seq: number;
+  /**
+   * This node's client load and HTTP URL (the HTTP server measures them), shown in status and
+   * sent to peers with a liveness record about once a second, so each node's status page shows
+   * every member's load. Default: none reported.
+   */
+  readonly load?: () => SelfLoad | undefined;
+  /** Snapshot transfers in progress here, each way, for status. Default: not reported. */
+  readonly snapshotsActive?: () => { sending: number; receiving: number };
 }
 
 interface Forward {
   readonly resolve: (o: Outcome) => void;
   timer: NodeJS.Timeout;
 }
+
+/** About how often this node's load goes to peers with a liveness record, in ms. */
+const LOAD_REPORT_MS = 1000;
 
 /** A forwarded attempt is given up after this long without an answer if its peer went silent meanwhile. */
 const FORWARD_ATTEMPT_MS = 1000;
@@ -153,20 +158,6 @@ const FORWARD_LIVE_SLICES = 3;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const fail = (code: ServiceErrorCode, message: string, leaderHint = 0): Outcome => ({ ok: false, code, message, leaderHint });
 
-/**
- * The KV encoders throw KvError for a field that does not fit its length field (a tenant of more
- * than 255 bytes, say) before anything is sent: a bad request, answered with the error's code
- * (InvalidTenant, KeyTooLarge, ...) instead of a 500.
- */
-async function refusingBadFields<T>(f: () => Promise<Result<T>>): Promise<Result<T>> {
-  try {
-    return await f();
-  } catch (e) {
-    if (!(e instanceof KvError)) throw e;
-    return { ok: false, code: e.code, message: e.message };
-  }
-}
-
 /** An outcome and the node that gave it (undefined: none was asked, e.g. no leader known). */
 type Routed = Outcome & { readonly node?: NodeId };
 
@@ -175,7 +166,8 @@ export class Router implements KvService {
   private readonly byPeer = new Map<string, Member>();
   /** Leaders learned from NotLeader hints, for shards this node does not host. */
   private readonly hints = new Map<ShardId, NodeId>();
-  private readonly freeLanes: Lane[] = [];
+  /** The router's own sessions, for writes that bring none. */
+  private readonly lanes: Lanes;
   /** Bytes of the commands in flight through {@link command} (writeBytesMax); the others wait here. */
   private readonly writeGate: ByteGate;
   private readonly forwards = new Map<number, Forward>();
@@ -183,6 +175,8 @@ export class Router implements KvService {
   private readonly timeoutMs: number;
   private readonly scanBytesMax: number;
   private readonly scanFanoutMax: number;
+  /** Slots for the shard reads of scans, node-wide and per tenant. */
+  readonly scanBudget: ScanBudget;
   /** Per shard: whether this node hosts a replica of it (fixed placement). */
   private readonly hosted: boolean[] = [];
   /**
@@ -222,6 +216,7 @@ export class Router implements KvService {
     this.writeGate = new ByteGate(opts.writeBytesMax ?? 2 << 20);
     this.scanBytesMax = opts.scanBytesMax ?? KV_LIMITS_DEFAULT.scanBytesMax;
     this.scanFanoutMax = opts.scanFanoutMax ?? 4;
+    this.scanBudget = new ScanBudget(opts.scanReadsMax ?? 32, opts.scanTenantReadsMax);
     for (const [name, v] of [
       ['scanBytesMax', this.scanBytesMax],
       ['scanFanoutMax', this.scanFanoutMax],
@@ -235,10 +230,7 @@ export class Router implements KvService {
       this.hosted.push(here);
       this.replicaOrder.push(here ? [opts.self, ...replicas.filter((id) => id !== opts.self)] : replicas);
     }
-    // Client ids are random per start, so sessions of an earlier run never collide with this one.
-    const base = randomInt(1, 2 ** 40) * 2 ** 12;
-    const lanes = opts.requestsMax ?? 4096;
-    for (let i = 0; i < lanes; i++) this.freeLanes.push({ clientId: base + i, seq: 0 });
+    this.lanes = new Lanes(opts.requestsMax ?? 4096);
     // Peers count as up, all of their workers running, until they say or show otherwise.
     const timeoutMs = opts.livenessTimeoutMs ?? 1000;
     this.clock = opts.clock ?? (() => performance.now());
@@ -262,11 +254,16 @@ export class Router implements KvService {
    */
   startLiveness(): void {
     if (this.livenessTimer) return; // already running
+    const intervalMs = this.opts.livenessIntervalMs ?? 100;
+    // The load rides on one record per second or so: peers need it only for status pages.
+    const loadEvery = Math.max(1, Math.round(LOAD_REPORT_MS / intervalMs));
+    let sent = 0;
     this.livenessTimer = setInterval(() => {
-      const payload = encodeLiveness({ running: this.opts.pool.workersRunning() });
+      const load = sent++ % loadEvery === 0 ? this.opts.load?.() : undefined;
+      const payload = encodeLiveness({ running: this.opts.pool.workersRunning(), ...(load === undefined ? {} : { load: wireLoad(load) }) });
       for (const m of this.opts.members) if (m.nodeId !== this.opts.self) this.opts.link.send(m.peerId, RecordKind.NodeHeartbeat, 0, payload);
       this.tickLiveness();
-    }, this.opts.livenessIntervalMs ?? 100);
+    }, intervalMs);
     this.livenessTimer.unref();
   }
 
@@ -383,10 +380,7 @@ export class Router implements KvService {
         const p = decodePropose(payload);
         this.counters.forwardedIn++;
         const blocked = this.writeBlocked();
-        if (blocked !== undefined) {
-          this.answer(from, shard, p.reqId, blocked);
-          return;
-        }
+        if (blocked !== undefined) return this.answer(from, shard, p.reqId, blocked);
         void this.opts.pool
           .propose(shard, { clientId: p.clientId, seq: p.seq, command: p.command }, this.timeoutMs)
           .then((o) => this.answer(from, shard, p.reqId, o));
@@ -482,13 +476,18 @@ export class Router implements KvService {
 
   /**
    * Proposes `command` to the shard's leader, wherever it is, retrying with the same session until
-   * the deadline. Errors: Overloaded (no free session lane), Timeout, and the shard's own codes.
+   * the deadline. The session is the client's own when it gives one (a client that retries
+   * through any node then gets its write applied once), else one of this router's lanes, taken
+   * for the request. Errors: Overloaded (no free session lane, or no room under writeBytesMax),
+   * Timeout, and the shard's own codes.
    */
-  async command(shard: ShardId, command: Uint8Array): Promise<Routed> {
+  async command(shard: ShardId, command: Uint8Array, session?: Session): Promise<Routed> {
+    // Refused before it takes a lane or waits for room: nothing is proposed while the disk is short.
     const blocked = this.writeBlocked();
     if (blocked !== undefined) return blocked;
-    const lane = this.freeLanes.pop();
-    if (!lane) return fail('Overloaded', 'too many requests in flight (requestsMax)');
+    const lane = session === undefined ? this.lanes.take() : undefined;
+    if (session === undefined && lane === undefined) return fail('Overloaded', 'too many requests in flight (requestsMax)');
+    const clientId = session?.clientId ?? lane!.clientId;
     const deadline = performance.now() + this.timeoutMs;
     // At most half the deadline in line: a write let in later would have too little time left to
     // be replicated and would end in Timeout, which leaves the client unsure whether it applied.
@@ -501,21 +500,22 @@ export class Router implements KvService {
           `waited ${waitMs} ms behind ${this.writeGate.held} bytes of writes in flight (writeBytesMax ${this.writeGate.capacityBytes}); not proposed`,
         );
       }
-      const seq = ++lane.seq;
+      // A lane's sequence counts proposals, never refusals.
+      const seq = session?.seq ?? ++lane!.seq;
       try {
         return await this.retrying(
           shard,
           (target, left) =>
             target === this.opts.self
-              ? this.opts.pool.propose(shard, { clientId: lane.clientId, seq, command }, left)
-              : this.forward(target, RecordKind.ClientPropose, shard, (reqId) => encodePropose({ reqId, clientId: lane.clientId, seq, command }), left),
+              ? this.opts.pool.propose(shard, { clientId, seq, command }, left)
+              : this.forward(target, RecordKind.ClientPropose, shard, (reqId) => encodePropose({ reqId, clientId, seq, command }), left),
           deadline,
         );
       } finally {
         this.writeGate.release(command.length);
       }
     } finally {
-      this.freeLanes.push(lane);
+      if (lane !== undefined) this.lanes.give(lane);
     }
   }
 
@@ -574,10 +574,10 @@ export class Router implements KvService {
   private async putChecked(r: PutArgs): Promise<Result<PutResult>> {
     const shard = shardOf(r.tenant, r.key, this.opts.shards);
     if (r.expectedVersion === undefined) {
-      const o = await this.command(shard, encodePut(r.tenant, r.key, r.value));
+      const o = await this.command(shard, encodePut(r.tenant, r.key, r.value), r.session);
       return this.decode(o, KvOp.Put, (v) => ({ version: v.version, swapped: true, ...served(shard, o) }));
     }
-    const o = await this.command(shard, encodeCas(r.tenant, r.key, r.expectedVersion, r.value));
+    const o = await this.command(shard, encodeCas(r.tenant, r.key, r.expectedVersion, r.value), r.session);
     return this.decode(o, KvOp.Cas, (v) => ({ version: v.version, swapped: v.swapped, ...served(shard, o) }));
   }
 
@@ -588,10 +588,10 @@ export class Router implements KvService {
   private async deleteChecked(r: DeleteArgs): Promise<Result<DeleteResult>> {
     const shard = shardOf(r.tenant, r.key, this.opts.shards);
     if (r.expectedVersion === undefined) {
-      const o = await this.command(shard, encodeDelete(r.tenant, r.key));
+      const o = await this.command(shard, encodeDelete(r.tenant, r.key), r.session);
       return this.decode(o, KvOp.Delete, (v) => ({ deleted: v.deleted, ...served(shard, o) }));
     }
-    const o = await this.command(shard, encodeDeleteIf(r.tenant, r.key, r.expectedVersion));
+    const o = await this.command(shard, encodeDeleteIf(r.tenant, r.key, r.expectedVersion), r.session);
     return this.decode(o, KvOp.DeleteIf, (v) => ({ deleted: v.deleted, ...(v.deleted ? {} : { version: v.version }), ...served(shard, o) }));
   }
 
@@ -621,7 +621,7 @@ export class Router implements KvService {
    */
   private async scanChecked(r: ScanArgs): Promise<Result<ScanResult>> {
     const q = encodeScan(r.tenant, r.prefix, r.limit, r.startAfter);
-    const parts = await fanOut(this.opts.shards, this.scanFanoutMax, (s) => this.query(s, q, r.consistency));
+    const parts = await this.scanBudget.fanOut(this.opts.shards, this.scanFanoutMax, r.tenant, this.timeoutMs, (s) => this.query(s, q, r.consistency));
     const pages: { items: ScanItem[]; more: boolean }[] = [];
     for (const o of parts) {
       const d = this.decode(o, KvOp.Scan, (v) => v);
@@ -639,14 +639,32 @@ export class Router implements KvService {
   }
 
   async status(): Promise<unknown> {
+    const peers = this.liveness.view(this.clock());
     return {
       node: this.opts.self,
       members: this.opts.members.map((m) => ({ node: m.nodeId, id: m.peerId })),
       ...(await workerStatus(this.opts.pool)),
       router: { ...this.counters, inflightForwards: this.forwards.size, peersUp: this.peersUp() },
-      liveness: { ...this.liveness.counters, peers: this.liveness.view() },
+      // `peers` keeps the shape it always had; `nodes` has every member with its load.
+      liveness: { ...this.liveness.counters, peers: peers.map(({ node, up, workers, workersDown }) => ({ node, up, workers, workersDown })) },
+      nodes: nodesView(this.opts.members, { node: this.opts.self, workersRunning: this.opts.pool.workersRunning(), load: this.opts.load?.() }, peers),
+      snapshots: this.opts.snapshotsActive?.() ?? null,
+      // Membership is fixed at the first start: no shard replica ever moves yet.
+      moves: { supported: false, active: [] },
       ...(this.opts.writeGuard === undefined ? {} : { disk: this.opts.writeGuard.status() }),
     };
+  }
+
+  /**
+   * Who leads each shard as this node knows it: the freshest NotLeader hint, else the local
+   * replica's last event; null when neither names a node that can serve now (unlike
+   * {@link leaderOf}, no replica stands in for an unknown leader).
+   */
+  placement(): Placement {
+    const known = (s: ShardId): NodeId | undefined =>
+      [this.hints.get(s), this.opts.pool.leaders.get(s)?.lead].find((n) => n !== undefined && n !== 0 && this.canServe(n, s));
+    const leaders = Array.from({ length: this.opts.shards }, (_, s) => known(s as ShardId) ?? null);
+    return { node: this.opts.self, shards: this.opts.shards, replicas: this.opts.replicas, hash: SHARD_HASH, leaders };
   }
 
   /** The NoSpace answer while the write guard refuses writes, else undefined. */

@@ -1,5 +1,8 @@
-/** What `GET /v1/status` says of this node's workers and the shards they host. */
+/** What `GET /v1/status` says of this node's workers, the shards they host, and every member. */
+import type { NodeId } from '../shards/raft/index.js';
+import type { NodeLoad } from '../wire/index.js';
 import type { WorkerPool } from '../workers/pool.js';
+import type { PeerView } from './liveness.js';
 
 /**
  * Every hosted shard's role, leader, term, commit and applied index and log range, asked of each
@@ -31,4 +34,94 @@ export async function workerStatus(pool: WorkerPool): Promise<{ shards: unknown[
     })),
     workersDown: pool.workersRunning().flatMap((r, w) => (r ? [] : [w])),
   };
+}
+
+/** One member in `nodes` of `GET /v1/status`. */
+export interface NodeView {
+  readonly node: NodeId;
+  /** Its Iroh endpoint id. */
+  readonly id: string;
+  /** This is the node that answered. */
+  readonly self: boolean;
+  /** As this node's liveness sees it (this node itself: always). */
+  readonly up: boolean;
+  /** Its worker threads as it last said (0: not said yet), and those of them stopped. */
+  readonly workers: number;
+  readonly workersDown: readonly number[];
+  /** Client API requests per second over its last few seconds, as it last reported; null: not reported. */
+  readonly requestsPerSec: number | null;
+  /** Their 99th-percentile duration, in ms; null: not reported. */
+  readonly p99Ms: number | null;
+  /** Its HTTP API base URL as it reported it; null: not reported. */
+  readonly httpUrl: string | null;
+  /** Ms since its last record of any kind reached this node (0 for this node). */
+  readonly heardMsAgo: number;
+  /** Ms since its load was reported (0 for this node); null: never. */
+  readonly loadMsAgo: number | null;
+}
+
+/** This node's own load, as measured here. */
+export interface SelfLoad {
+  readonly requestsPerSec: number;
+  /** In ms. */
+  readonly p99Ms: number;
+  readonly httpUrl: string;
+}
+
+/**
+ * Every member in raft id order: this node from its own measures, the peers from what liveness
+ * last heard of them (a member liveness does not track, none today, counts as down).
+ */
+export function nodesView(
+  members: readonly { nodeId: NodeId; peerId: string }[],
+  self: { node: NodeId; workersRunning: readonly boolean[]; load: SelfLoad | undefined },
+  peers: readonly PeerView[],
+): NodeView[] {
+  const byNode = new Map(peers.map((p) => [p.node, p]));
+  return members.map((m) => {
+    if (m.nodeId === self.node) {
+      const l = self.load;
+      return {
+        node: m.nodeId,
+        id: m.peerId,
+        self: true,
+        up: true,
+        workers: self.workersRunning.length,
+        workersDown: self.workersRunning.flatMap((r, w) => (r ? [] : [w])),
+        requestsPerSec: l === undefined ? null : round(l.requestsPerSec, 1),
+        p99Ms: l === undefined ? null : round(l.p99Ms, 3),
+        httpUrl: l === undefined ? null : l.httpUrl,
+        heardMsAgo: 0,
+        loadMsAgo: l === undefined ? null : 0,
+      };
+    }
+    const p = byNode.get(m.nodeId);
+    const l: NodeLoad | undefined = p?.load;
+    return {
+      node: m.nodeId,
+      id: m.peerId,
+      self: false,
+      up: p?.up ?? false,
+      workers: p?.workers ?? 0,
+      workersDown: p?.workersDown ?? [],
+      requestsPerSec: l === undefined ? null : l.requestsPerSec,
+      p99Ms: l === undefined ? null : l.p99Micros / 1000,
+      httpUrl: l === undefined || l.httpUrl === '' ? null : l.httpUrl,
+      heardMsAgo: p?.heardMsAgo ?? 0,
+      loadMsAgo: p?.loadMsAgo ?? null,
+    };
+  });
+}
+
+/** A node's load as it goes on the wire: whole requests/s, p99 in whole microseconds, both clamped to u32. */
+export function wireLoad(l: SelfLoad): NodeLoad {
+  const u32 = (v: number): number => (Number.isFinite(v) ? Math.min(0xffffffff, Math.max(0, Math.round(v))) : 0);
+  // The layout holds printable ASCII up to 255 bytes; any other URL is left out rather than sent.
+  const httpUrl = /^[!-~]{0,255}$/.test(l.httpUrl) ? l.httpUrl : '';
+  return { requestsPerSec: u32(l.requestsPerSec), p99Micros: u32(l.p99Ms * 1000), httpUrl };
+}
+
+function round(v: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(v * f) / f;
 }

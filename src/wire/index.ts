@@ -10,6 +10,8 @@
  * - `client.ts`: client writes, reads and replies (varint-packed too); `liveness.ts`: a node's
  *   heartbeat payload.
  * - `snapshot.ts`: the SnapshotRequest record and the messages of a snapshot stream.
+ * - `shard-hash.ts`: the key -> shard function; `session.ts`: the id space of client sessions (both
+ *   shared with the client library, src/client).
  * - `bytes.ts`: the one byte writer and reader under all of them (and the KV encodings), varints
  *   included.
  * - `errors.ts`: malformed input is a {@link CodecError} (`BadFrame`); asking to encode an invalid
@@ -59,7 +61,7 @@ export {
   encodeReply,
 } from './client.js';
 export type { ProposeFrame, ReadFrame, ReplyError, ReplyFrame, ReplyOk } from './client.js';
-export { decodeLiveness, encodeLiveness } from './liveness.js';
+export { LOAD_TAG, decodeLiveness, encodeLiveness } from './liveness.js';
 export {
   SNAPSHOT_ALPN,
   SNAPSHOT_MESSAGE_BYTES_MAX,
@@ -72,4 +74,6 @@ export {
   snapAnswerName,
 } from './snapshot.js';
 export type { SnapChunk, SnapEnd, SnapMessage, SnapOffer, SnapshotRequest } from './snapshot.js';
-export type { LivenessFrame } from './liveness.js';
+export type { LivenessFrame, LivenessSection, NodeLoad } from './liveness.js';
+export { SHARD_HASH, shardOf } from './shard-hash.js';
+export { CLIENT_ID_HEADER, CLIENT_ID_MAX, CLIENT_ID_MIN, CLIENT_SEQ_HEADER, ROUTER_ID_LIMIT, isClientId } from './session.js';

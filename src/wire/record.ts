@@ -26,8 +26,8 @@ export const RecordKind = {
   /** Control traffic; msgpack, not a layout of this folder. */
   Control: 6,
   /**
-   * Node -> node, once per tick: "this node is alive, and these of its workers run"
-   * (`encodeLiveness`, src/wire/liveness.ts); quiet groups rely on it.
+   * Node -> node, once per tick: "this node is alive, and these of its workers run", and about
+   * once a second its client load (`encodeLiveness`, src/wire/liveness.ts); quiet groups rely on it.
    */
   NodeHeartbeat: 7,
   /** Worker -> main: a raft core wants a follower to get a snapshot (`encodeSnapshotRequest`, src/wire/snapshot.ts). */

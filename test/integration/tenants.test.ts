@@ -147,8 +147,13 @@ describe('tenants and auth (--auth on)', () => {
     expect([missing.status, codeOf(missing)]).toEqual([404, 'KeyNotFound']);
     const scan = JSON.parse((await call('/v1/kv?prefix=', { token: tokenA })).body) as { items: { key: string }[] };
     expect(scan.items.map((i) => i.key)).toEqual(['k']);
+    // Any valid token may read where keys live (the client library routes by it).
+    expect((await call('/v1/placement', { token: tokenA })).status).toBe(200);
+    expect((await call('/v1/placement')).status).toBe(401);
     // Tenants may not use admin routes, nor name a reserved tenant.
     for (const [path, method] of [
+      ['/', 'GET'],
+      ['/ui', 'GET'],
       ['/v1/status', 'GET'],
       ['/metrics', 'GET'],
       ['/v1/tenants', 'GET'],

@@ -20,8 +20,12 @@ import { parseRequest, splitTarget } from './request.js';
 import type { ApiRequest, ParseLimits, RequestHead } from './request.js';
 import { serviceError } from './routes.js';
 
-/** Routes a tenant's token may use; every other route needs the admin token. */
-export const TENANT_ROUTES: ReadonlySet<string> = new Set(['put', 'get', 'delete', 'scan', 'placement']);
+/**
+ * Routes a tenant's token may use: its own keys, and where keys live (`/v1/placement`, for the
+ * client library's routing). Every other route needs the admin token: the status page and
+ * `/v1/status` (they show every node and shard), `/metrics`, the tenant admin API.
+ */
+export const TENANT_ROUTES: ReadonlySet<ApiRequest['route']> = new Set<ApiRequest['route']>(['put', 'get', 'delete', 'scan', 'placement']);
 /** Routes answered without credentials. */
 const OPEN_PATHS: ReadonlySet<string> = new Set(['/healthz']);
 

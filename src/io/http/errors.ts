@@ -21,6 +21,8 @@ export const HttpErrorCode = {
   VersionMismatch: 'VersionMismatch',
   /** The request body is longer than `maxBodyBytes`; the connection is closed after the reply. */
   PayloadTooLarge: 'PayloadTooLarge',
+  /** `x-client-id` and `x-client-seq` not both given, or out of range (a client id in 2^52..2^53-1, a sequence from 1). */
+  InvalidSession: 'InvalidSession',
   /** The key is empty (`PUT` or `DELETE /v1/kv/`). */
   EmptyKey: 'EmptyKey',
   /** The key, scan prefix or `after` is longer than `maxKeyBytes` (counted after percent-decoding). */
@@ -72,6 +74,7 @@ export const statusByCode: Readonly<Record<ServiceErrorCode, StatusRule>> = {
   // Client mistakes.
   BadRequest: { status: 400 },
   InvalidClientId: { status: 400 },
+  InvalidSession: { status: 400 },
   InvalidTenant: { status: 400 },
   EmptyKey: { status: 400 },
   KeyTooLarge: { status: 400 },

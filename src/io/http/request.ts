@@ -12,7 +12,8 @@
 import { Buffer, isUtf8 } from 'node:buffer';
 import type { IncomingHttpHeaders } from 'node:http';
 import { isClientTenantName, isConsistency } from '../../api/index.js';
-import type { Consistency } from '../../api/index.js';
+import type { Consistency, Session } from '../../api/index.js';
+import { CLIENT_ID_HEADER, CLIENT_ID_MAX, CLIENT_ID_MIN, CLIENT_SEQ_HEADER, isClientId } from '../../wire/index.js';
 import { HttpError, HttpErrorCode } from './errors.js';
 import { isTenantPath, parseTenantRoute } from './tenant-routes.js';
 import type { TenantRequest } from './tenant-routes.js';
@@ -42,9 +43,24 @@ export interface ParseLimits {
 
 /** A request of the client API, checked: each route with its arguments. */
 export type ApiRequest =
-  /** `PUT /v1/kv/<key>`; the body is the value. `expectedVersion` (0 = must not exist) makes it a compare-and-set. */
-  | { readonly route: 'put'; readonly tenant: string; readonly key: Uint8Array; readonly expectedVersion: number | undefined }
-  | { readonly route: 'delete'; readonly tenant: string; readonly key: Uint8Array; readonly expectedVersion: number | undefined }
+  /**
+   * `PUT /v1/kv/<key>`; the body is the value. `expectedVersion` (0 = must not exist) makes it a
+   * compare-and-set. `session`: the client's own (headers `x-client-id`, `x-client-seq`), if given.
+   */
+  | {
+      readonly route: 'put';
+      readonly tenant: string;
+      readonly key: Uint8Array;
+      readonly expectedVersion: number | undefined;
+      readonly session?: Session | undefined;
+    }
+  | {
+      readonly route: 'delete';
+      readonly tenant: string;
+      readonly key: Uint8Array;
+      readonly expectedVersion: number | undefined;
+      readonly session?: Session | undefined;
+    }
   /** `json`: answer `{"key","value",...}` instead of the raw value. */
   | { readonly route: 'get'; readonly tenant: string; readonly key: Uint8Array; readonly consistency: Consistency; readonly json: boolean }
   /** `startAfter` undefined: from the first key with the prefix. */
@@ -57,6 +73,9 @@ export type ApiRequest =
       readonly consistency: Consistency;
     }
   | { readonly route: 'status' }
+  /** `GET /` or `/ui`: the live status page (HTML). */
+  | { readonly route: 'page' }
+  | { readonly route: 'placement' }
   | { readonly route: 'health' }
   | { readonly route: 'metrics' }
   | TenantRequest;
@@ -65,8 +84,8 @@ export type ApiRequest =
  * The route and arguments of a request, checked in this order: the target, the method (405 with
  * `allow`), the key, the query, the tenant, then the route's own parameters. Throws HttpError
  * BadRequest, NotFound, MethodNotAllowed, EmptyKey, KeyTooLarge, InvalidLimit,
- * InvalidConsistency, InvalidTenant, or Forbidden: with `bound` (the tenant of the request's
- * token) the request is that tenant's, and naming another is Forbidden.
+ * InvalidConsistency, InvalidSession, InvalidTenant, or Forbidden: with `bound` (the tenant of
+ * the request's token) the request is that tenant's, and naming another is Forbidden.
  */
 export function parseRequest(head: RequestHead, limits: ParseLimits, bound?: string): ApiRequest {
   const { method } = head;
@@ -84,7 +103,7 @@ export function parseRequest(head: RequestHead, limits: ParseLimits, bound?: str
     const q = parseQuery(query);
     if (method === 'PUT') {
       const tenant = tenantOf(head, q, bound);
-      return { route: 'put', tenant, key, expectedVersion: expectedVersionOf(head, q) };
+      return { route: 'put', tenant, key, expectedVersion: expectedVersionOf(head, q), session: sessionOf(head) };
     }
     if (method === 'DELETE') {
       const tenant = tenantOf(head, q, bound);
@@ -92,7 +111,7 @@ export function parseRequest(head: RequestHead, limits: ParseLimits, bound?: str
       // Version 0 would mean "delete only if absent": nothing to delete, so it is a mistake.
       if (expectedVersion === 0)
         throw new HttpError(HttpErrorCode.BadRequest, 'a conditional DELETE needs version 1 or more (0 would mean the key must not exist)');
-      return { route: 'delete', tenant, key, expectedVersion };
+      return { route: 'delete', tenant, key, expectedVersion, session: sessionOf(head) };
     }
     const tenant = tenantOf(head, q, bound);
     const consistency = consistencyOf(q);
@@ -103,6 +122,14 @@ export function parseRequest(head: RequestHead, limits: ParseLimits, bound?: str
     case '/v1/status':
       allow(method, READ_METHODS);
       return { route: 'status' };
+    case '/':
+    case '/ui':
+    case '/ui/':
+      allow(method, READ_METHODS);
+      return { route: 'page' };
+    case '/v1/placement':
+      allow(method, READ_METHODS);
+      return { route: 'placement' };
     case '/healthz':
       allow(method, READ_METHODS);
       return { route: 'health' };
@@ -262,6 +289,35 @@ function expectedVersionOf(head: RequestHead, q: Query): number | undefined {
   const b = ifMatch === undefined ? undefined : parse(ifMatch.replace(/^"(.*)"$/, '$1'), 'if-match');
   if (a !== undefined && b !== undefined && a !== b) throw new HttpError(HttpErrorCode.BadRequest, `version ${a} and if-match ${b} differ`);
   return a ?? b;
+}
+
+const SESSION_NUMBER_RE = /^[1-9][0-9]{0,15}$/;
+
+/**
+ * The client's own session of a write, from `x-client-id` and `x-client-seq` (decimal): both or
+ * neither; the id in CLIENT_ID_MIN..CLIENT_ID_MAX (2^52..2^53-1: lower ids are the nodes' own, see
+ * src/wire/session.ts), the sequence a positive safe integer. InvalidSession otherwise.
+ */
+export function sessionOf(head: RequestHead): Session | undefined {
+  const id = head.headers[CLIENT_ID_HEADER];
+  const seq = head.headers[CLIENT_SEQ_HEADER];
+  if (id === undefined && seq === undefined) return undefined;
+  if (id === undefined || seq === undefined) {
+    throw new HttpError(HttpErrorCode.InvalidSession, `${CLIENT_ID_HEADER} and ${CLIENT_SEQ_HEADER} go together: give both or neither`);
+  }
+  const number = (text: string | string[]): number => {
+    const t = Array.isArray(text) ? text.join(', ') : text.trim();
+    return SESSION_NUMBER_RE.test(t) ? Number(t) : NaN;
+  };
+  const clientId = number(id);
+  if (!isClientId(clientId)) {
+    throw new HttpError(HttpErrorCode.InvalidSession, `${CLIENT_ID_HEADER} must be an integer in ${CLIENT_ID_MIN}..${CLIENT_ID_MAX}, got '${String(id)}'`);
+  }
+  const s = number(seq);
+  if (!Number.isSafeInteger(s)) {
+    throw new HttpError(HttpErrorCode.InvalidSession, `${CLIENT_SEQ_HEADER} must be an integer in 1..${Number.MAX_SAFE_INTEGER}, got '${String(seq)}'`);
+  }
+  return { clientId, seq: s };
 }
 
 // ------------------------------------------------------------------------------------ body

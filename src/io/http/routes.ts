@@ -14,7 +14,12 @@
  *   not at N, and nothing is deleted.
  * - `GET /v1/kv?prefix=&limit=&after=` (or `/v1/kv/`): `{"items":[{"key","value","version"}],"more","next"}`;
  *   `next` (present when `more`) is the last key, to pass back as `after`. limit: 1..10,000, default 100.
+ * - `PUT` and `DELETE` may carry the client's own session, headers `x-client-id` and `x-client-seq`
+ *   (src/wire/session.ts): the write is then applied once however often it is sent, through any
+ *   node, while the shard keeps the session (SESSION_TTL_MS of log time, 60 s, after its last use).
+ * - `GET /v1/placement`: `{"node","shards","replicas","hash","leaders"}` (see Placement).
  * - `GET /v1/status`, `GET /healthz` (200 or 503), `GET /metrics`.
+ * - `GET /` or `/ui`: the live status page (status-page.ts), which polls `GET /v1/status`.
  *
  * Keys and values in JSON bodies are strings when their bytes are valid UTF-8, else
  * `{"base64": "..."}`. A string key goes back into a URL with `encodeURIComponent`; a base64 one by
@@ -26,6 +31,7 @@ import type { Failure, KvService, Served, TenantService } from '../../api/index.
 import { HttpError, HttpErrorCode } from './errors.js';
 import type { HttpLogger } from './log.js';
 import { JSON_TYPE } from './request.js';
+import { statusPageReply } from './status-page.js';
 import type { ApiRequest } from './request.js';
 import { answerTenants } from './tenant-routes.js';
 
@@ -60,6 +66,10 @@ export async function answer(req: ApiRequest, ctx: RouteContext): Promise<Reply>
       return scan(req, ctx);
     case 'status':
       return jsonReply(200, await ctx.service.status());
+    case 'page':
+      return statusPageReply();
+    case 'placement':
+      return jsonReply(200, ctx.service.placement());
     case 'health': {
       const h = ctx.service.health();
       return jsonReply(h.ok ? 200 : 503, { ok: h.ok, detail: h.detail });
@@ -80,9 +90,15 @@ export async function answer(req: ApiRequest, ctx: RouteContext): Promise<Reply>
 }
 
 async function put(req: Extract<ApiRequest, { route: 'put' }>, ctx: RouteContext): Promise<Reply> {
-  const { tenant, key, expectedVersion } = req;
+  const { tenant, key, expectedVersion, session } = req;
   const value = await ctx.readBody();
-  const r = await ctx.service.put({ tenant, key, value, ...(expectedVersion === undefined ? {} : { expectedVersion }) });
+  const r = await ctx.service.put({
+    tenant,
+    key,
+    value,
+    ...(expectedVersion === undefined ? {} : { expectedVersion }),
+    ...(session === undefined ? {} : { session }),
+  });
   if (!r.ok) throw serviceError(r, ctx.logger);
   if (!r.value.swapped) {
     const current = r.value.version;
@@ -103,8 +119,13 @@ function servedHeaders(served: Served | undefined): Record<string, string> {
 }
 
 async function del(req: Extract<ApiRequest, { route: 'delete' }>, ctx: RouteContext): Promise<Reply> {
-  const { tenant, key, expectedVersion } = req;
-  const r = await ctx.service.delete({ tenant, key, ...(expectedVersion === undefined ? {} : { expectedVersion }) });
+  const { tenant, key, expectedVersion, session } = req;
+  const r = await ctx.service.delete({
+    tenant,
+    key,
+    ...(expectedVersion === undefined ? {} : { expectedVersion }),
+    ...(session === undefined ? {} : { session }),
+  });
   if (!r.ok) throw serviceError(r, ctx.logger);
   const { deleted, version, served } = r.value;
   if (expectedVersion !== undefined && !deleted) {

@@ -24,6 +24,8 @@ import { hostAllowed, hostRule } from './hosts.js';
 import type { HostRule } from './hosts.js';
 import { stderrLogger } from './log.js';
 import type { HttpLogger } from './log.js';
+import { LoadWindow } from './load-window.js';
+import type { LoadReading } from './load-window.js';
 import { JSON_TYPE, declaredBodyBytes, hasBody, parseRequest, payloadTooLarge } from './request.js';
 import { answer, errorReply } from './routes.js';
 import type { Reply } from './routes.js';
@@ -118,6 +120,8 @@ const DEFAULTS = {
   closeTimeoutMs: 5_000,
   lingerMs: 1_000,
 } as const;
+/** The routes whose requests count as client load (status, health, metrics and the page do not). */
+const KV_ROUTES: ReadonlySet<string> = new Set(['put', 'get', 'delete', 'scan']);
 /** Node checks request and header deadlines on this period; a finer one for short timeouts. */
 const CONNECTIONS_CHECK_INTERVAL_MAX_MS = 1_000;
 
@@ -131,6 +135,8 @@ interface Exchange {
   closeAfter: boolean;
   /** The parsed request's route; `unrouted` until parsing succeeds. */
   route: string;
+  /** A client API request (a `/v1/kv` route): its duration counts in the load window. */
+  kv: boolean;
 }
 
 /** The running HTTP API. Start it with {@link HttpServer.start}; end it with close() or destroy(). */
@@ -165,6 +171,8 @@ export class HttpServer {
   private readonly onAnswered: NonNullable<HttpServerOptions['onAnswered']>;
   /** Auth on: tokens, tenants and rates; undefined when off. */
   private readonly auth: Authenticator | undefined;
+  /** Client API requests of the last seconds, for {@link clientLoad}. */
+  private readonly loadWindow = new LoadWindow({ now: performance.now() });
 
   private constructor(
     private readonly server: Server,
@@ -317,10 +325,14 @@ export class HttpServer {
     const arrivedMs = performance.now();
     this.inflightCount++;
     this.answering.set(req.socket, res);
-    const ex: Exchange = { req, res, bodyRead: false, closeAfter: false, route: 'unrouted' };
+    const ex: Exchange = { req, res, bodyRead: false, closeAfter: false, route: 'unrouted', kv: false };
     res.once('close', () => {
       if (res.writableFinished) this.onAnswered(ex.route, res.statusCode, (performance.now() - arrivedMs) / 1000);
       this.inflightCount--;
+      if (ex.kv) {
+        const now = performance.now();
+        this.loadWindow.record(now - arrivedMs, now);
+      }
       if (this.answering.get(req.socket) === res) this.answering.delete(req.socket);
       // Connections that were answering when close() began are idle now: close them too.
       if (this.closing !== undefined && this.inflightCount === 0) this.server.closeIdleConnections();
@@ -398,6 +410,7 @@ export class HttpServer {
     const limits = { maxKeyBytes: this.maxKeyBytes };
     const request = this.auth === undefined ? parseRequest(head, limits) : await this.auth.admit(head, limits);
     ex.route = request.route;
+    ex.kv = KV_ROUTES.has(request.route);
     const tenants = this.auth?.tenants;
     const reply = await answer(request, { service: this.service, logger: this.logger, readBody: () => this.readBody(ex), ...(tenants ? { tenants } : {}) });
     this.send(ex, reply);
@@ -475,6 +488,14 @@ export class HttpServer {
     // Closed between admission and here: give the room back at once.
     if (gone.signal.aborted) this.bodies.release(bytes);
     else held = bytes;
+  }
+
+  /**
+   * Client API requests (`/v1/kv` routes, answered or failed after parsing) per second over the
+   * last 5 s, and their 99th-percentile duration in ms (from arrival to the reply's end).
+   */
+  clientLoad(): LoadReading {
+    return this.loadWindow.read(performance.now());
   }
 
   /** Bytes of request bodies held now, and requests waiting for room (bodiesBytesMax). */

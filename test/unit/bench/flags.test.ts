@@ -38,6 +38,10 @@ const cases: [string[], RegExp][] = [
   [['--sweep', 'colour=1,2'], /--sweep: unknown key 'colour'/],
   [['--connections', 'many'], /--connections must be a whole number/],
   [['--idle', '--mix', 'get'], /--mix has no effect with --idle/],
+  [['--client', '--direct'], /--client and --direct are two leader-aware loads/],
+  [['--client', '--ceiling'], /--client speaks to iroh-raft nodes only/],
+  [['--client', '--mix', 'cas'], /--client drives put, get and mixed mixes/],
+  [['--idle', '--client'], /--client has no effect with --idle/],
 ];
 
 describe('bench flags', () => {

@@ -60,14 +60,18 @@ describe('routes', () => {
     }
   });
 
-  test('status, healthz and metrics', () => {
+  test('status, placement, healthz and metrics', () => {
     expect(parse('GET', '/v1/status')).toEqual({ route: 'status' });
+    for (const path of ['/', '/ui', '/ui/']) expect(parse('GET', path)).toEqual({ route: 'page' });
+    expect(parse('HEAD', '/ui')).toEqual({ route: 'page' });
+    expect(parse('GET', '/v1/placement')).toEqual({ route: 'placement' });
+    expect(refusal('PUT', '/v1/placement').code).toBe('MethodNotAllowed');
     expect(parse('GET', '/healthz')).toEqual({ route: 'health' });
     expect(parse('HEAD', '/metrics')).toEqual({ route: 'metrics' });
   });
 
   test('an unknown path is 404 NotFound', () => {
-    for (const url of ['/', '/v1', '/v2/kv/a', '/v1/kvx', '/metrics/', '/V1/kv/a']) {
+    for (const url of ['/ui/x', '/uix', '/v1', '/v2/kv/a', '/v1/kvx', '/metrics/', '/V1/kv/a']) {
       const e = refusal('GET', url);
       expect(e.code, url).toBe('NotFound');
       expect(e.status, url).toBe(404);
@@ -202,6 +206,40 @@ describe('query', () => {
     ] as const) {
       expect(refusal('PUT', url, ifMatch === undefined ? {} : { 'if-match': ifMatch }).code, `${url} ${ifMatch}`).toBe('BadRequest');
     }
+  });
+
+  test('client session: x-client-id in 2^52..2^53-1 and x-client-seq from 1, both or neither; else 400 InvalidSession', () => {
+    const session = (method: string, headers: IncomingHttpHeaders): unknown => (parse(method, '/v1/kv/a', headers) as { session?: unknown }).session;
+    const id = String(2 ** 52 + 12345);
+    expect(session('PUT', {})).toBeUndefined();
+    expect(session('PUT', { 'x-client-id': id, 'x-client-seq': '1' })).toEqual({ clientId: 2 ** 52 + 12345, seq: 1 });
+    expect(session('DELETE', { 'x-client-id': id, 'x-client-seq': ' 42 ' })).toEqual({ clientId: 2 ** 52 + 12345, seq: 42 });
+    expect(session('PUT', { 'x-client-id': String(2 ** 52), 'x-client-seq': String(Number.MAX_SAFE_INTEGER) })).toEqual({
+      clientId: 2 ** 52,
+      seq: Number.MAX_SAFE_INTEGER,
+    });
+    expect(session('PUT', { 'x-client-id': String(Number.MAX_SAFE_INTEGER), 'x-client-seq': '1' })).toEqual({ clientId: Number.MAX_SAFE_INTEGER, seq: 1 });
+    const bad: IncomingHttpHeaders[] = [
+      { 'x-client-id': id },
+      { 'x-client-seq': '1' },
+      // Below 2^52: the nodes' own ids (src/wire/session.ts).
+      { 'x-client-id': '7', 'x-client-seq': '1' },
+      { 'x-client-id': String(2 ** 52 - 1), 'x-client-seq': '1' },
+      { 'x-client-id': '9007199254740992', 'x-client-seq': '1' },
+      { 'x-client-id': id, 'x-client-seq': '0' },
+      { 'x-client-id': id, 'x-client-seq': '-1' },
+      { 'x-client-id': id, 'x-client-seq': '01' },
+      { 'x-client-id': id, 'x-client-seq': '1.5' },
+      { 'x-client-id': id, 'x-client-seq': '9007199254740992' },
+      { 'x-client-id': `0x${(2 ** 52).toString(16)}`, 'x-client-seq': '1' },
+      { 'x-client-id': id, 'x-client-seq': '' },
+    ];
+    for (const headers of bad) {
+      const e = refusal('PUT', '/v1/kv/a', headers);
+      expect(e.code, JSON.stringify(headers)).toBe('InvalidSession');
+      expect(e.status).toBe(400);
+    }
+    expect(refusal('DELETE', '/v1/kv/a', { 'x-client-seq': '1' }).code).toBe('InvalidSession');
   });
 
   test('scan limit: an integer in 1..10000, default 100; else 400 InvalidLimit', () => {

@@ -35,6 +35,7 @@ function serviceOf(result: Result<unknown>, healthy = true): KvService & { calls
     get: call,
     scan: call,
     status: () => Promise.resolve({ node: 1 }),
+    placement: () => ({ node: 1, shards: 2, replicas: 1, hash: 'h', leaders: [1, null] }),
     metrics: () => Promise.resolve({ contentType: 'text/plain; version=0.0.4', body: 'up 1\n' }),
     health: () => ({ ok: healthy, detail: { shards: 2 } }),
   };
@@ -98,7 +99,7 @@ describe('service failures', () => {
 });
 
 describe('routes', () => {
-  test('put passes the body and the expected version; a mismatch is 412 with the current version', async () => {
+  test('put passes the body, the expected version and the session (delete too); a mismatch is 412 with the current version', async () => {
     const ok = serviceOf({ ok: true, value: { version: 3, swapped: true } });
     const r = await run({ route: 'put', tenant: 't', key, expectedVersion: 2 }, ok, text('v'));
     expect(r.status).toBe(200);
@@ -109,6 +110,15 @@ describe('routes', () => {
     const plainPut = serviceOf({ ok: true, value: { version: 1, swapped: true } });
     await run({ route: 'put', tenant: 't', key, expectedVersion: undefined }, plainPut);
     expect(plainPut.calls[0]).not.toHaveProperty('expectedVersion');
+
+    const session = { clientId: 2 ** 52 + 1, seq: 9 };
+    const withSession = serviceOf({ ok: true, value: { version: 1, swapped: true } });
+    await run({ route: 'put', tenant: 't', key, expectedVersion: undefined, session }, withSession, text('v'));
+    await run({ route: 'delete', tenant: 't', key, expectedVersion: undefined, session }, withSession);
+    expect(withSession.calls).toEqual([
+      { tenant: 't', key, value: text('v'), session },
+      { tenant: 't', key, session },
+    ]);
 
     const e = await refusal({ route: 'put', tenant: 't', key, expectedVersion: 2 }, serviceOf({ ok: true, value: { version: 5, swapped: false } }));
     expect(e.code).toBe('VersionMismatch');
@@ -157,6 +167,7 @@ describe('routes', () => {
   test('status, health (503 when not ok) and metrics (its own content type)', async () => {
     const s = serviceOf({ ok: true, value: undefined }, false);
     expect(json(await run({ route: 'status' }, s))).toEqual({ node: 1 });
+    expect(json(await run({ route: 'placement' }, s))).toEqual({ node: 1, shards: 2, replicas: 1, hash: 'h', leaders: [1, null] });
     const h = await run({ route: 'health' }, s);
     expect(h.status).toBe(503);
     expect(json(h)).toEqual({ ok: false, detail: { shards: 2 } });

@@ -21,6 +21,7 @@ const service: KvService = {
   get: unused,
   scan: unused,
   status: () => Promise.resolve({ node: 1 }),
+  placement: () => ({ node: 1, shards: 1, replicas: 1, hash: 'h', leaders: [1] }),
   metrics: unused,
   health: () => ({ ok: true, detail: {} }),
 };

@@ -112,6 +112,10 @@ class MemoryKv implements KvService {
     return this.statusValue;
   }
 
+  placement(): { node: number; shards: number; replicas: number; hash: string; leaders: (number | null)[] } {
+    return { node: 1, shards: 4, replicas: 1, hash: 'h', leaders: [1, 1, null, 1] };
+  }
+
   async metrics(): Promise<{ contentType: string; body: string }> {
     const fail = await this.enter('metrics', undefined);
     if (fail) throw new Error(fail.code);
@@ -560,7 +564,7 @@ describe('HttpServer routes', () => {
   });
 
   test('unknown routes are 404 NotFound; wrong methods are 405 MethodNotAllowed with allow', async () => {
-    for (const path of ['/', '/v2/kv/a', '/v1/status/', '/v1/kvx', '/healthz/x', '/v1']) {
+    for (const path of ['/ui/app', '/v2/kv/a', '/v1/status/', '/v1/kvx', '/healthz/x', '/v1']) {
       const res = await fetch(`${url}${path}`);
       expect(res.status, path).toBe(404);
       expect((await errorOf(res)).code).toBe('NotFound');
@@ -573,6 +577,7 @@ describe('HttpServer routes', () => {
       ['DELETE', '/v1/status', 'GET, HEAD'],
       ['PUT', '/healthz', 'GET, HEAD'],
       ['POST', '/metrics', 'GET, HEAD'],
+      ['POST', '/ui', 'GET, HEAD'],
     ];
     for (const [method, path, allow] of cases) {
       const res = await fetch(`${url}${path}`, { method, ...(method === 'DELETE' ? {} : { body: 'x' }) });

@@ -45,6 +45,22 @@ function heartbeats(l: Liveness, peers: Map<number, Uint8Array>, from: number, t
   return out;
 }
 
+describe('liveness: the load peers report', () => {
+  test('the last load a peer reported is kept with its age, also while the peer is down; records without one keep it', () => {
+    const l = three(new Map([[0, 1]]));
+    const load = { requestsPerSec: 120, p99Micros: 4500, httpUrl: 'http://127.0.0.1:7071' };
+    expect(l.onRecord(n(2), encodeLiveness({ running: [true], load }), 100)).toBe(true);
+    l.onRecord(n(2), alive(true), 300);
+    expect(l.view(400).find((p) => p.node === 2)).toEqual({ node: 2, up: true, workers: 1, workersDown: [], heardMsAgo: 100, load, loadMsAgo: 300 });
+    expect(l.view(400).find((p) => p.node === 3)).toEqual({ node: 3, up: true, workers: 0, workersDown: [], heardMsAgo: 400 });
+    for (const t of [1000, 1500, 2000]) l.check(t);
+    expect(l.view(2000).find((p) => p.node === 2)).toMatchObject({ up: false, load, heardMsAgo: 1700 });
+    // A payload that does not decode changes nothing it said before.
+    expect(l.onRecord(n(2), new Uint8Array([1, 0, 1, 1, 0]), 2100)).toBe(false);
+    expect(l.view(2100).find((p) => p.node === 2)).toMatchObject({ up: false, load, loadMsAgo: 2000 });
+  });
+});
+
 describe('liveness: a worker of a peer stops', () => {
   test('its record wakes exactly the quiet followers here led by that peer on that worker; its other worker keeps its shards', () => {
     // Shards 0-7; node 2 runs 2 workers (shard s on worker s % 2) and leads 0-3; node 3 leads 4, 5; this node 6, 7.
@@ -77,7 +93,7 @@ describe('liveness: a worker of a peer stops', () => {
     expect(l.counters.workersDown).toBe(1);
     // Routing avoids node 2 for the shards of its dead worker only.
     expect([0, 1, 2, 3].map((s) => l.reachable(n(2), s as ShardId))).toEqual([true, false, true, false]);
-    expect(l.view().find((p) => p.node === 2)).toEqual({ node: 2, up: true, workers: 2, workersDown: [1] });
+    expect(l.view(600).find((p) => p.node === 2)).toEqual({ node: 2, up: true, workers: 2, workersDown: [1], heardMsAgo: 0 });
     // Node 2 stays up (its other worker's shards still lead); nothing more is woken while it stays so.
     expect(
       heartbeats(

@@ -56,6 +56,10 @@ function makeRouter(onSend: (s: Sent, r: Router) => void, timeoutMs = 2000, writ
   return router;
 }
 
+function makeRouterWith(extra: { requestsMax: number }): Router {
+  return new Router({ self: 1 as NodeId, members, shards: 4, replicas: 1, pool, link: { send: () => undefined }, ...extra });
+}
+
 /** A key whose shard lives on another node (node 1 hosts no shard in this pool). */
 function remoteKey(tag: string): Uint8Array {
   for (let i = 0; ; i++) {
@@ -97,6 +101,54 @@ describe('router', () => {
     await expect(next).resolves.toMatchObject({ ok: true });
     expect(seen[seen.length - 1]!.seq).not.toBe(seen[0]!.seq);
     router.close();
+  });
+
+  test("a write with the client's own session is proposed and retried under it, takes no lane, and its ids never meet the router's", async () => {
+    const key = remoteKey('own');
+    const shard = shardOf('t', key, 4);
+    const owner = replicasOf(shard, [1, 2, 3] as NodeId[], 1)[0]!;
+    const other = owner === 2 ? 3 : 2;
+    const seen: { peer: string; clientId: number; seq: number }[] = [];
+    const router = makeRouter((s, r) => {
+      if (s.kind !== RecordKind.ClientPropose) return;
+      const p = decodePropose(s.payload);
+      seen.push({ peer: s.peer, clientId: p.clientId, seq: p.seq });
+      const ok = { reqId: p.reqId, ok: true, body: new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f]) } as const;
+      setImmediate(() =>
+        reply(r, s.peer, s.shard, seen.length === 1 ? { reqId: p.reqId, ok: false, code: 'NotLeader', message: 'no', leaderHint: other } : ok),
+      );
+    }, 5000);
+    const session = { clientId: 2 ** 52 + 77, seq: 5 };
+    expect(await router.put({ tenant: 't', key, value: new Uint8Array([1]), session })).toMatchObject({ ok: true, value: { version: 1 } });
+    // The stand-in answers a put's reply: what delete makes of it does not matter here, only what was proposed.
+    await router.delete({ tenant: 't', key, session: { ...session, seq: 6 } });
+    expect(seen.slice(0, 2)).toEqual([
+      { peer: `peer-${owner}`, clientId: 2 ** 52 + 77, seq: 5 },
+      { peer: `peer-${other}`, clientId: 2 ** 52 + 77, seq: 5 },
+    ]);
+    expect(seen[2]).toMatchObject({ clientId: 2 ** 52 + 77, seq: 6 });
+    // Without a session the router's own lane: an id below 2^52, a sequence of its own.
+    await router.put({ tenant: 't', key, value: new Uint8Array([2]) });
+    const own = seen.at(-1)!;
+    expect(own.clientId).toBeGreaterThan(0);
+    expect(own.clientId).toBeLessThan(2 ** 52);
+    expect(own.seq).toBe(1);
+    router.close();
+  });
+
+  test('placement: this node, the shard count and hash, and each leader as known (null when none can serve)', () => {
+    const leaders = new Map<number, { lead: number }>([
+      [0, { lead: 2 }],
+      [1, { lead: 0 }],
+    ]);
+    const fakePool = { leaders, isRunning: () => true, workerOf: () => 0 } as unknown as WorkerPool;
+    const router = new Router({ self: 1 as NodeId, members, shards: 4, replicas: 3, pool: fakePool, link: { send: () => undefined } });
+    expect(router.placement()).toEqual({ node: 1, shards: 4, replicas: 3, hash: 'fnv1a32(tenant,0,key)%shards', leaders: [2, null, null, null] });
+    router.close();
+  });
+
+  test('requestsMax beyond one block of router session ids is refused at construction', () => {
+    expect(() => makeRouterWith({ requestsMax: 2 ** 16 + 1 })).toThrow(/requestsMax/);
   });
 
   test('a slow answer from a leader that is still heard from is waited for, not asked again', async () => {
@@ -224,6 +276,7 @@ describe('router liveness', () => {
         return Promise.resolve(shards?.length ?? 0);
       },
       deliver: () => true,
+      control: () => ({ status: () => Promise.resolve({ shards: [] }) }),
     };
     return { pool: pool as unknown as WorkerPool, wakes, running };
   }
@@ -372,5 +425,59 @@ describe('router liveness', () => {
     await vi.waitFor(() => expect(sent.length).toBeGreaterThanOrEqual(2));
     expect(sent[0]!.running).toEqual([true, false, true]);
     router.close();
+  });
+
+  test("this node's load and HTTP URL ride on one liveness record per second or so; a peer's load shows in status with its state", async () => {
+    const { pool } = fakePool(1, new Map());
+    const sent: { peer: string; load: unknown }[] = [];
+    let calls = 0;
+    const router = new Router({
+      self: 1 as NodeId,
+      members,
+      shards: 4,
+      replicas: 3,
+      pool,
+      link: { send: (peer, kind, _shard, payload) => kind === RecordKind.NodeHeartbeat && sent.push({ peer, load: decodeLiveness(payload).load }) },
+      livenessIntervalMs: 100,
+      load: () => ({ requestsPerSec: 12.6, p99Ms: 3.2004, httpUrl: `http://127.0.0.1:${7070 + calls++}` }),
+      snapshotsActive: () => ({ sending: 1, receiving: 0 }),
+    });
+    router.startLiveness();
+    await vi.waitFor(() => expect(sent.length).toBeGreaterThanOrEqual(22), { timeout: 5000 });
+    router.close();
+    // Every 10th round (1,000 / 100 ms) carries the load, to both peers alike; the others do not.
+    const rounds = sent.slice(0, 22).filter((s) => s.peer === 'peer-2');
+    expect(rounds.map((r) => r.load !== undefined)).toEqual([true, false, false, false, false, false, false, false, false, false, true]);
+    expect(sent[0]).toEqual({ peer: 'peer-2', load: { requestsPerSec: 13, p99Micros: 3200, httpUrl: 'http://127.0.0.1:7070' } });
+    expect(sent[1]).toEqual({ peer: 'peer-3', load: { requestsPerSec: 13, p99Micros: 3200, httpUrl: 'http://127.0.0.1:7070' } });
+
+    // Node 2 reports its load; node 3 never spoke and then counts as down.
+    let now = 0;
+    const seen = new Router({
+      self: 1 as NodeId,
+      members,
+      shards: 4,
+      replicas: 3,
+      pool,
+      link: { send: () => undefined },
+      livenessTimeoutMs: 200,
+      clock: () => now,
+    });
+    const load = { requestsPerSec: 40, p99Micros: 2500, httpUrl: 'http://127.0.0.1:7071' };
+    for (; now <= 600; now += 50) {
+      seen.onPeerRecords('peer-2', [
+        { kind: RecordKind.NodeHeartbeat, shard: 0, payload: encodeLiveness({ running: [true], ...(now === 0 ? { load } : {}) }) },
+      ]);
+      seen.tickLiveness();
+    }
+    const status = (await seen.status()) as { nodes: unknown[]; snapshots: unknown; moves: unknown };
+    expect(status.nodes).toEqual([
+      expect.objectContaining({ node: 1, self: true, up: true, requestsPerSec: null, p99Ms: null, httpUrl: null }),
+      expect.objectContaining({ node: 2, self: false, up: true, requestsPerSec: 40, p99Ms: 2.5, httpUrl: 'http://127.0.0.1:7071', loadMsAgo: 650 }),
+      expect.objectContaining({ node: 3, self: false, up: false, requestsPerSec: null, p99Ms: null, httpUrl: null }),
+    ]);
+    expect(status.snapshots).toBeNull();
+    expect(status.moves).toEqual({ supported: false, active: [] });
+    seen.close();
   });
 });

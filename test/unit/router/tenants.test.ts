@@ -43,6 +43,9 @@ class Store {
       status: () => Promise.resolve({}),
       metrics: () => Promise.resolve({ contentType: 'text/plain', body: '' }),
       health: () => ({ ok: true, detail: {} }),
+      placement: () => {
+        throw new Error('not used by the directory');
+      },
     };
   }
 }

@@ -1,0 +1,195 @@
+/**
+ * Where the client sends a request: the shard's leader when it knows it, else any endpoint.
+ *
+ * It learns the cluster from `GET /v1/placement` of every endpoint: each endpoint names its own
+ * raft node id (`node`), which maps a leader's node id to an endpoint URL; `shards` and `hash`
+ * say how to compute a key's shard (with the same function as the nodes, src/wire/shard-hash.ts);
+ * `leaders` says who leads what. Answers refine it (`x-shard` and `x-node` name the shard and the
+ * node that served a write or linearizable read: its leader). An endpoint that failed is avoided
+ * for a while and the leaders it stood for are forgotten.
+ */
+import { SHARD_HASH, shardOf } from '../wire/shard-hash.js';
+
+/** One node the client was given. */
+export interface Endpoint {
+  /** Base URL without a trailing slash, e.g. `http://127.0.0.1:7070`. */
+  readonly url: string;
+  /** Its raft node id, once its placement answered. */
+  node: number | undefined;
+  /** performance.now() before which it is avoided (it refused, reset or timed out). */
+  downUntil: number;
+}
+
+/** The parts of `GET /v1/placement` the client uses. */
+interface PlacementAnswer {
+  readonly node: number;
+  readonly shards: number;
+  readonly hash: string;
+  readonly leaders: readonly (number | null)[];
+}
+
+function isPlacement(v: unknown): v is PlacementAnswer {
+  const p = v as Partial<PlacementAnswer> | null;
+  return (
+    typeof p === 'object' &&
+    p !== null &&
+    Number.isSafeInteger(p.node) &&
+    Number.isSafeInteger(p.shards) &&
+    (p.shards ?? 0) > 0 &&
+    typeof p.hash === 'string' &&
+    Array.isArray(p.leaders)
+  );
+}
+
+export interface RoutingOptions {
+  /** How long a failed endpoint is avoided, in ms. */
+  readonly downMs: number;
+  /** Least time between two placement refreshes, in ms. */
+  readonly refreshGapMs: number;
+  /** Longest wait for one endpoint's placement, in ms. */
+  readonly placementTimeoutMs: number;
+  /** Headers sent with every request (authorization). */
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+export class Routing {
+  readonly endpoints: Endpoint[];
+  /** The cluster's shard count, once known and its hash is the one this client computes. */
+  private shards: number | undefined;
+  /** Per shard: the node id of its leader as last heard, or null. */
+  private leaders: (number | null)[] = [];
+  private readonly byNode = new Map<number, Endpoint>();
+  /** Round-robin position for requests without a known leader. */
+  private next = 0;
+  private refreshing: Promise<void> | undefined;
+  /** performance.now() of the last refresh started (-Infinity: never). */
+  private refreshedAt = -Infinity;
+  /** Placement requests in flight, so close() can end them. */
+  private readonly aborter = new AbortController();
+
+  constructor(
+    urls: readonly string[],
+    private readonly opts: RoutingOptions,
+  ) {
+    this.endpoints = urls.map((url) => ({ url: url.replace(/\/+$/, ''), node: undefined, downUntil: 0 }));
+  }
+
+  /** The shard of a key, when the cluster's placement is known (undefined: route anywhere). */
+  shardOf(tenant: string, key: Uint8Array): number | undefined {
+    return this.shards === undefined ? undefined : shardOf(tenant, key, this.shards);
+  }
+
+  /**
+   * The endpoint for an attempt: the leader of `shard` when `toLeader` and it is known and up,
+   * else the next endpoint in turn that is up (every one when all are down), skipping `avoid`
+   * (the one that just failed) when another is left.
+   */
+  pick(shard: number | undefined, toLeader: boolean, avoid?: Endpoint): Endpoint {
+    const now = performance.now();
+    if (toLeader && shard !== undefined) {
+      const lead = this.leaders[shard];
+      const ep = lead === null || lead === undefined ? undefined : this.byNode.get(lead);
+      if (ep !== undefined && ep !== avoid && ep.downUntil <= now) return ep;
+    }
+    const n = this.endpoints.length;
+    for (const wantUp of [true, false]) {
+      for (let i = 0; i < n; i++) {
+        const ep = this.endpoints[(this.next + i) % n]!;
+        if ((ep.downUntil <= now || !wantUp) && (ep !== avoid || n === 1)) {
+          this.next = (this.next + i + 1) % n;
+          return ep;
+        }
+      }
+    }
+    return this.endpoints[0]!;
+  }
+
+  /** An answer named the shard's serving node (`x-shard`, `x-node`): its leader, for leader-bound requests. */
+  learned(shard: number, node: number): void {
+    if (this.shards !== undefined && shard < this.shards && this.byNode.has(node)) this.leaders[shard] = node;
+  }
+
+  /** The shard's leader is not who the client thought (NotLeader and the like): ask around again. */
+  leaderUnknown(shard: number | undefined): void {
+    if (shard !== undefined) this.leaders[shard] = null;
+    this.refreshSoon();
+  }
+
+  /** `ep` refused, reset or went silent: avoid it for downMs, forget the shards it led. */
+  failed(ep: Endpoint): void {
+    ep.downUntil = performance.now() + this.opts.downMs;
+    if (ep.node !== undefined) this.leaders = this.leaders.map((l) => (l === ep.node ? null : l));
+    this.refreshSoon();
+  }
+
+  /** `ep` answered: it is up. */
+  answered(ep: Endpoint): void {
+    ep.downUntil = 0;
+  }
+
+  /** Waits for the first placement (or its failure), at most `ms`; later calls return at once. */
+  async ready(ms: number): Promise<void> {
+    if (this.refreshedAt === -Infinity) this.refreshSoon();
+    if (this.shards !== undefined || this.refreshing === undefined) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.refreshing, new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+    clearTimeout(timer);
+  }
+
+  /** Starts a refresh unless one runs or one started less than refreshGapMs ago. */
+  refreshSoon(): void {
+    const now = performance.now();
+    if (this.refreshing !== undefined || now - this.refreshedAt < this.opts.refreshGapMs || this.aborter.signal.aborted) return;
+    this.refreshedAt = now;
+    this.refreshing = this.refresh().finally(() => (this.refreshing = undefined));
+  }
+
+  /** Ends placement requests in flight; no refresh starts after. */
+  close(): void {
+    this.aborter.abort();
+  }
+
+  /**
+   * Asks every endpoint for its placement at once. Each answer names its endpoint's node id;
+   * leaders merge: a node's word on the shards it leads itself wins, then the first other answer
+   * that names a leader.
+   */
+  private async refresh(): Promise<void> {
+    const answers = await Promise.all(this.endpoints.map((ep) => this.placementOf(ep)));
+    const merged: (number | null)[] = [];
+    let shards: number | undefined;
+    for (const [i, a] of answers.entries()) {
+      if (a === undefined) continue;
+      const ep = this.endpoints[i]!;
+      if (ep.node !== undefined && ep.node !== a.node) this.byNode.delete(ep.node);
+      ep.node = a.node;
+      this.byNode.set(a.node, ep);
+      // A cluster with another key hash than this client's: route anywhere, the nodes forward.
+      if (a.hash !== SHARD_HASH) continue;
+      shards ??= a.shards;
+      if (a.shards !== shards) continue;
+      for (let s = 0; s < shards; s++) {
+        const l = a.leaders[s];
+        const lead = typeof l === 'number' && Number.isSafeInteger(l) ? l : null;
+        if (lead !== null && (merged[s] === undefined || merged[s] === null || lead === a.node)) merged[s] = lead;
+      }
+    }
+    if (shards === undefined) return;
+    this.shards = shards;
+    this.leaders = Array.from({ length: shards }, (_, s) => merged[s] ?? null);
+  }
+
+  private async placementOf(ep: Endpoint): Promise<PlacementAnswer | undefined> {
+    try {
+      const signal = AbortSignal.any([this.aborter.signal, AbortSignal.timeout(this.opts.placementTimeoutMs)]);
+      const res = await fetch(`${ep.url}/v1/placement`, { headers: this.opts.headers, signal });
+      const body: unknown = await res.json();
+      if (!res.ok || !isPlacement(body)) return undefined;
+      this.answered(ep);
+      return body;
+    } catch {
+      // Down, or not an iroh-raft node: requests still go there in turn, and fail on their own.
+      return undefined;
+    }
+  }
+}
