@@ -3,7 +3,7 @@ import { describe, expect, test } from 'vitest';
 import { HttpError } from '../../../src/io/http/index.js';
 import { bearerToken } from '../../../src/io/http/auth.js';
 import { parseRequest } from '../../../src/io/http/request.js';
-import { createBody, parseTenantRoute } from '../../../src/io/http/tenant-routes.js';
+import { answerTenants, createBody, parseTenantRoute } from '../../../src/io/http/tenant-routes.js';
 import { defaults } from '../../../src/main/config.js';
 import { authOf } from '../../../src/main/node.js';
 
@@ -114,5 +114,14 @@ describe('authOf', () => {
     expect(authOf({ ...cfg, http: { host: '10.1.2.3', port: 1 } })).toMatchObject({ on: true });
     expect(authOf({ ...cfg, auth: 'on' })).toEqual({ on: true, why: '--auth on' });
     expect(authOf({ ...cfg, http: { host: '0.0.0.0', port: 1 }, auth: 'off' })).toEqual({ on: false, why: '--auth off' });
+  });
+});
+
+describe('tenant admin with auth off', () => {
+  test('there are no tenants to manage: 404 NotFound', async () => {
+    await expect(answerTenants({ route: 'tenant-list' }, undefined, () => Promise.resolve(new Uint8Array(0)))).rejects.toMatchObject({
+      status: 404,
+      code: 'NotFound',
+    });
   });
 });
