@@ -207,6 +207,22 @@ function registerAdmissionMetrics(counter: Read, gauge: Read, parts: NodeParts):
     'HTTP requests answered 421 HostNotAllowed (their Host is not in --http-allowed-hosts).',
     () => parts.http.hostsRefused,
   );
+  counter(
+    'iroh_raft_http_unauthorized_total',
+    'HTTP requests answered 401 Unauthorized (auth on: no valid bearer token).',
+    () => parts.http.authRefused.unauthorized,
+  );
+  counter(
+    'iroh_raft_http_forbidden_total',
+    "HTTP requests answered 403 Forbidden (a tenant's token naming another tenant or an admin route).",
+    () => parts.http.authRefused.forbidden,
+  );
+  counter(
+    'iroh_raft_http_rate_limited_total',
+    "HTTP requests answered 429 RateLimited (over their tenant's requestsPerSec on this node).",
+    () => parts.http.authRefused.rateLimited,
+  );
+  gauge('iroh_raft_http_rate_buckets', 'Per-tenant rate buckets held on this node (bounded).', () => parts.http.authRefused.rateBuckets);
   gauge(
     'iroh_raft_http_requests_waiting_for_body_room',
     'Requests waiting, their body unread, for room under --http-bodies-bytes-max.',

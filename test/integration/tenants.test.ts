@@ -225,6 +225,13 @@ describe('tenants and auth (--auth on)', () => {
     expect(f.map((r) => r.status)).toEqual(Array<number>(50).fill(404));
     // The limit is per node: node 2 has a bucket of its own.
     expect((await call('/v1/kv/nothing', { token: slow, node: 2 })).status).toBe(404);
+    // Refusals are counted (the tests before this one met 401s and 403s on node 1).
+    const metrics = (await call('/metrics', { token: adminToken(1) })).body;
+    const value = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1] ?? NaN);
+    expect(value('iroh_raft_http_rate_limited_total')).toBeGreaterThanOrEqual(limited.length);
+    expect(value('iroh_raft_http_unauthorized_total')).toBeGreaterThan(0);
+    expect(value('iroh_raft_http_forbidden_total')).toBeGreaterThan(0);
+    expect(value('iroh_raft_http_rate_buckets')).toBeGreaterThanOrEqual(1);
   });
 
   test('iroh-raft tenants: create, list, rotate, delete; server errors exit 1, bad flags exit 2', () => {

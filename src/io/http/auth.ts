@@ -48,8 +48,19 @@ function unauthorized(message: string, challenge: string): HttpError {
   return new HttpError(HttpErrorCode.Unauthorized, message, {}, { 'www-authenticate': challenge });
 }
 
+/** Requests refused by auth so far, by reason (for metrics). */
+export interface AuthCounts {
+  /** 401: no token, a malformed one, or one nobody holds. */
+  unauthorized: number;
+  /** 403: a tenant's token naming another tenant or asking for an admin route. */
+  forbidden: number;
+  /** 429: over the tenant's requestsPerSec on this node. */
+  rateLimited: number;
+}
+
 export class Authenticator {
   readonly tenants: TenantService;
+  readonly counts: AuthCounts = { unauthorized: 0, forbidden: 0, rateLimited: 0 };
   private readonly limiter: RateLimiter;
 
   constructor(
@@ -69,12 +80,22 @@ export class Authenticator {
     if (OPEN_PATHS.has(splitTarget(head.url).path)) return parseRequest(head, limits);
     const principal = await this.principal(head);
     if (principal.kind === 'admin') return parseRequest(head, limits);
-    const req = parseRequest(head, limits, principal.tenant);
-    if (!TENANT_ROUTES.has(req.route)) throw new HttpError(HttpErrorCode.Forbidden, `route ${req.route} needs the admin token`);
+    let req: ApiRequest;
+    try {
+      req = parseRequest(head, limits, principal.tenant);
+    } catch (e) {
+      if (e instanceof HttpError && e.code === HttpErrorCode.Forbidden) this.counts.forbidden++;
+      throw e;
+    }
+    if (!TENANT_ROUTES.has(req.route)) {
+      this.counts.forbidden++;
+      throw new HttpError(HttpErrorCode.Forbidden, `route ${req.route} needs the admin token`);
+    }
     const rate = principal.quota.requestsPerSec;
     if (rate !== undefined) {
       const d = this.limiter.take(principal.tenant, rate);
       if (!d.ok) {
+        this.counts.rateLimited++;
         throw new HttpError(
           HttpErrorCode.RateLimited,
           `tenant '${principal.tenant}' is over its ${rate} requests/s on this node`,
@@ -88,14 +109,26 @@ export class Authenticator {
     return req;
   }
 
+  /** Per-tenant rate buckets held now (at most rateBucketsMax). */
+  get rateBuckets(): number {
+    return this.limiter.size;
+  }
+
   private async principal(head: RequestHead): Promise<Principal> {
-    const token = bearerToken(head.headers.authorization);
+    let token: string;
+    try {
+      token = bearerToken(head.headers.authorization);
+    } catch (e) {
+      this.counts.unauthorized++;
+      throw e;
+    }
     const r = await this.tenants.authenticate(token);
     if (!r.ok) throw serviceError(r, this.logger);
     if (r.value.kind !== 'refused') return r.value;
     // A deleted tenant's token: its rate bucket goes too (only then: a wrong secret for a live
     // tenant must not reset that tenant's bucket).
     if (r.value.reason === 'NoSuchTenant') this.limiter.forget(r.value.tenant);
+    this.counts.unauthorized++;
     throw unauthorized('the bearer token is not valid (unknown, deleted or rotated)', 'Bearer error="invalid_token"');
   }
 }

@@ -18,7 +18,7 @@ import type { Duplex } from 'node:stream';
 import { ByteGate } from '../../api/index.js';
 import type { KvService } from '../../api/index.js';
 import { Authenticator } from './auth.js';
-import type { HttpAuthOptions } from './auth.js';
+import type { AuthCounts, HttpAuthOptions } from './auth.js';
 import { HttpError, HttpErrorCode } from './errors.js';
 import { hostAllowed, hostRule } from './hosts.js';
 import type { HostRule } from './hosts.js';
@@ -496,6 +496,13 @@ export class HttpServer {
    */
   clientLoad(): LoadReading {
     return this.loadWindow.read(performance.now());
+  }
+
+  /** Requests refused by auth so far (zeros with auth off), and the rate buckets held now. */
+  get authRefused(): Readonly<AuthCounts> & { readonly rateBuckets: number } {
+    return this.auth === undefined
+      ? { unauthorized: 0, forbidden: 0, rateLimited: 0, rateBuckets: 0 }
+      : { ...this.auth.counts, rateBuckets: this.auth.rateBuckets };
   }
 
   /** Bytes of request bodies held now, and requests waiting for room (bodiesBytesMax). */
