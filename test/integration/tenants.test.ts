@@ -201,6 +201,21 @@ describe('tenants and auth (--auth on)', () => {
     console.log(`tenant seen on node 2 after ${seenMs} ms; rotation after ${rotatedMs} ms; deletion after ${deletedMs} ms`);
   });
 
+  test('two admins creating one name at once, through two nodes: exactly one wins', async () => {
+    for (let round = 0; round < 5; round++) {
+      const name = `race${round}`;
+      const body = JSON.stringify({ name });
+      const answers = await Promise.all([
+        call('/v1/tenants', { method: 'POST', token: adminToken(1), body }),
+        call('/v1/tenants', { method: 'POST', token: adminToken(2), body, node: 2 }),
+      ]);
+      expect(answers.map((a) => a.status).sort()).toEqual([201, 409]);
+      const winner = JSON.parse(answers.find((a) => a.status === 201)!.body) as { token: string };
+      expect((await call('/v1/kv/k', { token: winner.token, node: 1 })).status).toBe(404);
+      expect((await call('/v1/kv/k', { token: winner.token, node: 2 })).status).toBe(404);
+    }
+  });
+
   test('rate limit: 5 requests/s; 50 sent at once get 429 RateLimited with retry-after, another tenant is unaffected', async () => {
     const slow = await createTenant('slow', { requestsPerSec: 5 });
     const fast = await createTenant('fast');
@@ -279,5 +294,7 @@ describe('tenants and auth (--auth on)', () => {
       expect(r.status, args.join(' ')).toBe(2);
       expect((JSON.parse(r.stderr) as { error: { code: string } }).error.code).toMatch(/^(InvalidFlag|UnknownFlag)$/);
     }
+    // Nothing above was a bug: no request failed inside either node.
+    for (const n of [1, 2]) expect(c.node(n).output).not.toMatch(/request failed|"level":50/);
   });
 });
