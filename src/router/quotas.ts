@@ -102,13 +102,14 @@ export class QuotaGuard {
       this.counters.unchecked++;
       return undefined;
     }
-    const used = { keys: e.usage.keys + e.charged.keys, bytes: e.usage.bytes + e.charged.bytes };
+    const used = (u: TenantUsage): TenantUsage => ({ keys: u.keys + e.charged.keys, bytes: u.bytes + e.charged.bytes });
     let growth: Growth = { keys: 1, bytes: key.length + value.length };
-    if (over(quota, used, growth) !== undefined) {
+    if (over(quota, used(e.usage), growth) !== undefined) {
       // Near a bound: what the write really adds depends on whether the key exists, and its size.
       const old = await this.storedBytes(shardOf(tenant, key, this.opts.shards), tenant, key);
       if (old !== undefined) growth = { keys: 0, bytes: key.length + value.length - old };
-      const why = over(quota, used, growth);
+      // Counted again after the read: checks that passed meanwhile have charged their writes.
+      const why = over(quota, used(e.usage ?? { keys: 0, bytes: 0 }), growth);
       if (why !== undefined) {
         this.counters.refused++;
         return { ok: false, code: ServiceErrorCode.QuotaExceeded, message: `tenant '${tenant}': ${why}; not written (delete keys to make room)` };
