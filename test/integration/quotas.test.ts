@@ -153,6 +153,10 @@ describe('byte and key quotas (--auth on)', () => {
       5_000,
       'usage in the list',
     );
+    const metrics = await call('/metrics', adminToken(1));
+    const refusals = Number(/^iroh_raft_quota_writes_refused_total (\d+)$/m.exec(metrics.body)?.[1]);
+    expect(refusals).toBeGreaterThanOrEqual(5);
+    expect(metrics.body).toMatch(/^iroh_raft_quota_tenants_cached 2$/m);
   });
 
   test('the command line creates tenants with --bytes-max and --keys-max, and refuses bad values', () => {
