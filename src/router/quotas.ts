@@ -153,7 +153,9 @@ export class QuotaGuard {
     if (e.refreshing !== undefined) return e.refreshing;
     const startMs = this.now();
     const before = { ...e.charged };
-    e.refreshing = this.sum(tenant).then((total) => {
+    // A read that throws (a reply that does not decode) counts as failed: a background refresh must never reject.
+    const read = this.sum(tenant).catch(() => undefined);
+    e.refreshing = read.then((total) => {
       e.refreshing = undefined;
       this.counters.refreshes++;
       if (total === undefined) {
