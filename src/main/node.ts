@@ -151,8 +151,10 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
     },
     onSnapshotRequest: (shard, wish) => late.snapshots?.request(shard, wish),
   });
-  const snapshots = startSnapshots(cfg, self, members, pool, transport, log);
-  late.snapshots = snapshots;
+  // The stores exist now, before this node has voted or acknowledged anything: from here on,
+  // losing them must stop it from starting as the replica it was (DataDir.checkStores).
+  dir.recordStores(cfg.workers);
+  const snapshots = (late.snapshots = startSnapshots(cfg, self, members, pool, transport, log));
   pool.on('restart', (w, reason) => log.warn({ worker: w, reason }, 'worker restarted'));
   const disk = await startDiskAlarm(cfg, log);
   const router = new Router({
