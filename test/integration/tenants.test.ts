@@ -150,10 +150,13 @@ describe('tenants and auth (--auth on)', () => {
     // Any valid token may read where keys live (the client library routes by it).
     expect((await call('/v1/placement', { token: tokenA })).status).toBe(200);
     expect((await call('/v1/placement')).status).toBe(401);
+    // The status page is static HTML, open to anyone; its data is the admin's.
+    for (const r of [await call('/ui', { token: tokenA }), await call('/')]) {
+      expect(r.status).toBe(200);
+      expect(r.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    }
     // Tenants may not use admin routes, nor name a reserved tenant.
     for (const [path, method] of [
-      ['/', 'GET'],
-      ['/ui', 'GET'],
       ['/v1/status', 'GET'],
       ['/metrics', 'GET'],
       ['/v1/tenants', 'GET'],
