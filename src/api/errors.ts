@@ -60,6 +60,8 @@ export const ServiceErrorCode = {
    * through DNS rebinding is refused.
    */
   HostNotAllowed: 'HostNotAllowed',
+  /** HTTP: an `expect` header other than `100-continue`, which is the only expectation served. */
+  ExpectationFailed: 'ExpectationFailed',
   /** HTTP: `GET /v1/kv/<key>` of a key that does not exist. */
   KeyNotFound: 'KeyNotFound',
   /** HTTP: the route exists but not for this method. */

@@ -89,6 +89,7 @@ export const RETRYABLE: Readonly<Record<ClientErrorCode, boolean>> = {
   InvalidSession: false,
   // The endpoint's Host is not one the node answers to: a configuration to fix, not a moment to wait.
   HostNotAllowed: false,
+  ExpectationFailed: false,
   // The node's disk is short: it clears only when an operator frees space, not within a call.
   NoSpace: false,
   EmptyKey: false,

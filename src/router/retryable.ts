@@ -34,6 +34,7 @@ const RETRYABLE: Readonly<Record<ServiceErrorCode, boolean>> = {
   TenantExists: false,
   TenantNotFound: false,
   HostNotAllowed: false,
+  ExpectationFailed: false,
   NoSpace: false,
   KeyNotFound: false,
   MethodNotAllowed: false,

@@ -86,6 +86,20 @@ describe('a node serving HTTPS with client certificates', () => {
     await expect(ask('/v1/kv/secret', { ca: certs.pem.caCert, cert: certs.pem.strangerCert, key: certs.pem.strangerKey })).rejects.toThrow();
   });
 
+  test('curl, as an operator would use it, with the CA and a client certificate', () => {
+    const f = certs.files;
+    const r = spawnSync('curl', ['-sS', '--cacert', f.caCert, '--cert', f.clientCert, '--key', f.clientKey, `${url}/v1/kv/secret`], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('over tls');
+    // Without a client certificate the handshake fails (curl exits non-zero, nothing served).
+    const refused = spawnSync('curl', ['-sS', '--cacert', f.caCert, `${url}/v1/kv/secret`], { encoding: 'utf8', timeout: 20_000 });
+    expect(refused.status).not.toBe(0);
+    expect(refused.stdout).toBe('');
+  });
+
   test('on loopback, a request naming another host is answered 421 HostNotAllowed', async () => {
     const client = { ca: certs.pem.caCert, cert: certs.pem.clientCert, key: certs.pem.clientKey };
     const r = await ask('/v1/kv/secret', { ...client, servername: 'localhost', headers: { host: 'rebound.attacker.example' } });

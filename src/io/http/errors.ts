@@ -39,6 +39,8 @@ export const HttpErrorCode = {
   RateLimited: 'RateLimited',
   /** A tenant name that is not 1..64 of [A-Za-z0-9_.-], or that starts with `_` (reserved). */
   InvalidTenant: 'InvalidTenant',
+  /** An `expect` header other than `100-continue` (417). */
+  ExpectationFailed: 'ExpectationFailed',
   /** The `Host` header names a host outside the server's allowed hosts (421). */
   HostNotAllowed: 'HostNotAllowed',
   /** The request did not arrive whole within `requestTimeoutMs` (or its headers within `headersTimeoutMs`). */
@@ -90,6 +92,7 @@ export const statusByCode: Readonly<Record<ServiceErrorCode, StatusRule>> = {
   // The tenant's own rate: retry-after is computed from its bucket, not fixed here.
   RateLimited: { status: 429 },
   HostNotAllowed: { status: 421 },
+  ExpectationFailed: { status: 417 },
   NoSpace: { status: 507 },
   KeyNotFound: { status: 404 },
   MethodNotAllowed: { status: 405 },

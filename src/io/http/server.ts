@@ -155,6 +155,8 @@ export class HttpServer {
   private readonly sockets = new Set<Socket>();
   /** The response a connection is answering now, so a client error does not write over it. */
   private readonly answering = new WeakMap<Duplex, ServerResponse>();
+  /** Connections to close after the reply in progress: what followed its request did not parse. */
+  private readonly closeAfterReply = new WeakSet<Duplex>();
   private readonly service: KvService;
   private readonly logger: HttpLogger;
   private readonly maxBodyBytes: number;
@@ -257,6 +259,8 @@ export class HttpServer {
     // With this listener Node does not send `100 Continue` itself: readBody() does, only for a
     // request it is going to read, so a refused upload is never sent.
     server.on('checkContinue', (req, res) => http.onRequest(req, res));
+    // Without this listener Node answers another expectation 417 with an empty body of its own.
+    server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => http.refuseExpectation(req, res));
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => http.onClientError(err, socket));
     // A failed handshake (no client certificate, plain HTTP to the HTTPS port): Node closes the
     // socket; it is only counted here.
@@ -344,6 +348,17 @@ export class HttpServer {
     });
   }
 
+  /** A request whose `expect` is not `100-continue`: 417 ExpectationFailed, its body unread, the connection closed. */
+  private refuseExpectation(req: IncomingMessage, res: ServerResponse): void {
+    const ex: Exchange = { req, res, bodyRead: false, closeAfter: true, route: 'unrouted', kv: false };
+    // As onRequest does: a parse error in the unread body must not be answered a second time.
+    this.answering.set(req.socket, res);
+    this.send(
+      ex,
+      errorReply(new HttpError(HttpErrorCode.ExpectationFailed, `expect: ${JSON.stringify(req.headers.expect ?? '')} is not served (only 100-continue)`)),
+    );
+  }
+
   /** Connections refused at connectionsMax so far. */
   connectionsRefused = 0;
   /** TLS handshakes that failed so far (HTTPS only). */
@@ -366,8 +381,17 @@ export class HttpServer {
    * Answered with a JSON error unless a reply has already begun, then the connection is closed.
    */
   private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
-    if (err.code === 'ECONNRESET' || !socket.writable || this.answering.get(socket)?.headersSent === true) {
+    const current = this.answering.get(socket);
+    if (err.code === 'ECONNRESET' || !socket.writable || current?.headersSent === true) {
       socket.destroy();
+      return;
+    }
+    // Bytes after a request that arrived whole (data after `connection: close`, pipelined
+    // garbage) are not that request's fault: it is still answered, and the connection closes
+    // after its reply. Answering the garbage instead would tell the client a write that may be
+    // applied was refused.
+    if (current !== undefined && current.req.complete) {
+      this.closeAfterReply.add(socket);
       return;
     }
     const e =
@@ -520,7 +544,7 @@ export class HttpServer {
     for (const [name, value] of Object.entries(reply.headers)) res.setHeader(name, value);
     res.setHeader('cache-control', 'no-store');
     res.setHeader('content-length', reply.body.length);
-    if (this.drainingFlag || ex.closeAfter || unreadBody) {
+    if (this.drainingFlag || ex.closeAfter || unreadBody || this.closeAfterReply.has(req.socket)) {
       res.setHeader('connection', 'close');
       if (unreadBody || ex.closeAfter) this.lingerAfterReply(req);
     }
