@@ -23,7 +23,6 @@ import { WorkerPool } from '../workers/pool.js';
 import type { PoolOptions } from '../workers/pool.js';
 import { ConfigError } from './config.js';
 import type { NodeConfig } from './config.js';
-import { CodedError } from '../errors.js';
 import { DataDir } from './data-dir.js';
 import { DiskAlarm } from './disk-alarm.js';
 import { httpLatencyMetric, registerNodeMetrics, registerProcessMetrics } from './node-metrics.js';
@@ -35,10 +34,8 @@ import { TenantDirectory } from '../router/tenants.js';
 import { ADMIN_TOKEN_FILE, loadOrCreateAdminToken } from './admin-token.js';
 import type { AdminToken } from './admin-token.js';
 
-/** `InvalidTicket`: a bad --peers ticket. `DuplicateMember`: --peers names this node or a member twice. */
-export class NodeError extends CodedError<'InvalidTicket' | 'DuplicateMember'> {
-  override readonly name = 'NodeError';
-}
+import { NodeError } from './node-error.js';
+export { NodeError };
 
 export interface RunningNode {
   readonly nodeId: NodeId;
@@ -154,8 +151,10 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
     },
     onSnapshotRequest: (shard, wish) => late.snapshots?.request(shard, wish),
   });
-  const snapshots = startSnapshots(cfg, self, members, pool, transport, log);
-  late.snapshots = snapshots;
+  // The stores exist now, before this node has voted or acknowledged anything: from here on,
+  // losing them must stop it from starting as the replica it was (DataDir.checkStores).
+  dir.recordStores(cfg.workers);
+  const snapshots = (late.snapshots = startSnapshots(cfg, self, members, pool, transport, log));
   pool.on('restart', (w, reason) => log.warn({ worker: w, reason }, 'worker restarted'));
   const disk = await startDiskAlarm(cfg, log);
   const router = new Router({
