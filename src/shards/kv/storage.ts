@@ -50,17 +50,18 @@ export function readUsage(view: DataReader, tenant: string): TenantUsage {
 
 /**
  * Adds `keys` and `bytes` (either may be negative) to the tenant's usage in this transaction;
- * removes the record when the tenant has no key left. Invariant: both counts stay non-negative
- * integers, and bytes is 0 exactly when keys is 0 (a key is at least one byte).
+ * removes the record when the tenant has no key left. Counts never go below zero: keys written
+ * before this version counted usage were never added, so deleting them could take a count below
+ * zero; it stops at zero instead (the same on every replica: they hold the same keys), and those
+ * keys stay uncounted until deleted. Both counts are integers; the property test in
+ * test/unit/shards/kv.test.ts proves them equal to what the tenant's keys add up to.
  */
 export function addUsage(txn: DataTxn, tenant: string, keys: number, bytes: number): void {
   if (keys === 0 && bytes === 0) return;
   const k = usageKey(tenant);
   const cur = readUsage(txn, tenant);
-  const next = { keys: cur.keys + keys, bytes: cur.bytes + bytes };
-  assert(Number.isSafeInteger(next.keys) && next.keys >= 0, `kv: usage keys of ${tenant} would be ${next.keys}`);
-  assert(Number.isSafeInteger(next.bytes) && next.bytes >= 0, `kv: usage bytes of ${tenant} would be ${next.bytes}`);
-  assert((next.keys === 0) === (next.bytes === 0), `kv: usage of ${tenant}: ${next.keys} keys but ${next.bytes} bytes`);
+  const next = { keys: Math.max(0, cur.keys + keys), bytes: Math.max(0, cur.bytes + bytes) };
+  assert(Number.isSafeInteger(next.keys) && Number.isSafeInteger(next.bytes), `kv: usage of ${tenant} would be ${next.keys} keys, ${next.bytes} bytes`);
   if (next.keys === 0) {
     txn.remove(k);
     return;

@@ -437,6 +437,24 @@ describe.each([
   });
 });
 
+test('keys stored before usage was counted: deleting them stops the count at zero, never below', () => {
+  const data = new MemoryData();
+  const be = memoryBackend(new KvStateMachine(), data);
+  // A key as an older version stored it: the value with its header, and no usage record.
+  const header = new Uint8Array(24);
+  new DataView(header.buffer).setFloat64(0, 1, true);
+  data.put(dataKey('old', b('k1')), new Uint8Array([...header, ...b('value')]));
+  data.put(dataKey('old', b('k2')), new Uint8Array([...header, ...b('value')]));
+  be.apply(encodePut('old', b('k3'), b('v')), 1);
+  expect(decode(encodeUsage('old'), be.query(encodeUsage('old')))).toMatchObject({ keys: 1, bytes: 3 });
+  be.apply(encodeDelete('old', b('k1')), 2);
+  expect(be.usage()).toEqual({});
+  be.apply(encodeDelete('old', b('k2')), 3);
+  expect(decode(encodeUsage('old'), be.query(encodeUsage('old')))).toMatchObject({ keys: 0, bytes: 0 });
+  be.apply(encodePut('old', b('k4'), b('vv')), 4);
+  expect(be.usage()).toEqual({ old: { keys: 1, bytes: 4 } });
+});
+
 test('a scan returns its first item even when it alone exceeds scanBytesMax (limits lowered later)', () => {
   const data = new MemoryData();
   const wide = new KvStateMachine();
