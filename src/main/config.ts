@@ -237,7 +237,7 @@ export const SETTINGS: readonly Setting[] = [
     key: 'leaderBalanceMs',
     flag: '--leader-balance-ms',
     env: 'IROH_RAFT_LEADER_BALANCE_MS',
-    help: 'milliseconds between rounds that hand leaderships to nodes leading fewer shards; 0 = off (default 3000)',
+    help: 'milliseconds between rounds that hand leaderships to nodes leading fewer shards; 0 = off (default 0: off)',
     parse: int(0, 3_600_000),
   },
   {
@@ -298,7 +298,7 @@ export function defaults(): NodeConfig {
     httpBodiesBytesMax: 8 << 20,
     httpConnectionsMax: 4096,
     scanReadsMax: 32,
-    leaderBalanceMs: 3000,
+    leaderBalanceMs: 0,
     diskFreeBytesMin: 256 << 20,
     shutdownTimeoutMs: 10_000,
     logLevel: 'info',

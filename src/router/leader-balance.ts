@@ -28,7 +28,7 @@ export interface BalanceParts {
   /** Whether `node` is up and can lead `shard` (its worker for it runs). */
   readonly canLead: (node: NodeId, shard: ShardId) => boolean;
   /** Starts the transfer; `started` when it did. */
-  readonly transfer: (shard: ShardId, to: NodeId) => Promise<'started' | 'not-leader' | 'invalid-target' | 'absent'>;
+  readonly transfer: (shard: ShardId, to: NodeId) => Promise<'started' | 'not-leader' | 'invalid-target' | 'target-behind' | 'absent'>;
 }
 
 /** A planned move: shard `shard`'s leadership from this node to `to`. */
@@ -118,10 +118,13 @@ export async function handOffLeaders(parts: BalanceParts, waitMs: number): Promi
     mine.map(async ({ shard, voters }) => {
       const targets = voters.filter((v) => v !== parts.self && parts.canLead(v, shard));
       targets.sort((a, b) => (leads.get(a) ?? 0) - (leads.get(b) ?? 0) || a - b);
-      const to = targets[0];
-      if (to === undefined) return;
-      leads.set(to, (leads.get(to) ?? 0) + 1);
-      if ((await parts.transfer(shard, to)) === 'started') moving.push(shard);
+      // The first target that is caught up takes it; a lagging one would hold the shard's writes.
+      for (const to of targets) {
+        if ((await parts.transfer(shard, to)) !== 'started') continue;
+        leads.set(to, (leads.get(to) ?? 0) + 1);
+        moving.push(shard);
+        return;
+      }
     }),
   );
   const deadline = performance.now() + waitMs;

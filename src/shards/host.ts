@@ -385,13 +385,20 @@ export class ShardHost {
    * Asks shard `id`'s leader here to hand leadership to replica `to` (raft's leadership transfer:
    * `to` is caught up, then told to campaign at once; proposals wait meanwhile). `started` when
    * the transfer began (or was already under way), else why not: this replica does not lead, `to`
-   * is not another voter, or the shard is not hosted here.
+   * is not another voter, `to` is behind (not replicating, or short of the commit index: a
+   * transfer to it would hold proposals while it catches up, maybe by snapshot, and likely time
+   * out), or the shard is not hosted here.
    */
-  transferLeader(id: ShardId, to: NodeId): 'started' | 'not-leader' | 'invalid-target' | 'absent' {
+  transferLeader(id: ShardId, to: NodeId): 'started' | 'not-leader' | 'invalid-target' | 'target-behind' | 'absent' {
     const s = this.shards.get(id);
     if (!s) return 'absent';
     this.catchUp();
     this.level(s);
+    if (s.node.leader() === this.opts.nodeId) {
+      const st = s.node.status();
+      const pr = st.progress.get(to);
+      if (pr !== undefined && (pr.state !== 'replicate' || pr.match < st.commit)) return 'target-behind';
+    }
     try {
       s.node.transferLeader(to);
     } catch (e) {

@@ -355,7 +355,7 @@ const api = {
     return host.wake(leader as NodeId | undefined, shards);
   },
   /** Hands shard `id`'s leadership from this replica to `to` (see ShardHost.transferLeader). */
-  transferLeader(id: ShardId, to: number): 'started' | 'not-leader' | 'invalid-target' | 'absent' {
+  transferLeader(id: ShardId, to: number): 'started' | 'not-leader' | 'invalid-target' | 'target-behind' | 'absent' {
     return host.transferLeader(id, to as NodeId);
   },
   /** Replays each shard's log and compares with its data (see verifyShard); for checks and tests. */

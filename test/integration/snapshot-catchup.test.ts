@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { shardOf } from '../../src/router/placement.js';
 import { dataKey } from '../../src/shards/kv/index.js';
+import { USAGE_PREFIX } from '../../src/shards/kv/storage.js';
 import { RESERVED_PREFIX, Store } from '../../src/shards/store.js';
 import type { ShardId } from '../../src/shards/raft/index.js';
 import { workerDir } from '../../src/workers/protocol.js';
@@ -177,7 +178,8 @@ async function onDisk(i: number): Promise<Map<ShardId, Shard>> {
       const values = new Map<string, string>();
       for (const { key, value } of ss.data.getRange({})) {
         data.set(hex(key), digest(value));
-        if (key[0] !== RESERVED_PREFIX) values.set(hex(key), digest(value.subarray(STORED_HEADER_BYTES)));
+        // Client keys only: not the host's sessions (0xff) nor the KV's usage counts (0x00).
+        if (key[0] !== RESERVED_PREFIX && key[0] !== USAGE_PREFIX) values.set(hex(key), digest(value.subarray(STORED_HEADER_BYTES)));
       }
       out.set(id, { applied: ss.applied(), data, values });
     }

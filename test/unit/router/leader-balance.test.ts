@@ -1,6 +1,6 @@
 /** Leader balancing: which leaderships a node hands over, and that the cluster settles even. */
 import { describe, expect, test } from 'vitest';
-import { LeaderBalancer, planTransfers } from '../../../src/router/leader-balance.js';
+import { LeaderBalancer, handOffLeaders, planTransfers } from '../../../src/router/leader-balance.js';
 import type { NodeId, ShardId } from '../../../src/shards/raft/index.js';
 
 const n = (x: number): NodeId => x as NodeId;
@@ -110,5 +110,37 @@ describe('LeaderBalancer', () => {
       [1, 3],
     ]);
     expect(b.counters).toEqual({ transfersStarted: 1, transfersRefused: 1, rounds: 1 });
+  });
+});
+
+describe('handOffLeaders', () => {
+  test('hands every leadership to a caught-up voter, trying the next when one is behind, and waits for them to take over', async () => {
+    const c = cluster(4, 3, 3, [1, 1, 2, 1]);
+    const tried: [number, number][] = [];
+    const result = await handOffLeaders(
+      {
+        ...c.partsOf(1),
+        transfer: (shard, to) => {
+          tried.push([shard, to]);
+          // Node 3 is behind on shard 0: the hand-over goes to node 2 instead.
+          if (shard === 0 && to === 3) return Promise.resolve('target-behind');
+          setTimeout(() => (c.lead[shard] = to), 30);
+          return Promise.resolve('started');
+        },
+      },
+      2_000,
+    );
+    expect(result).toEqual({ handed: 3, left: 0 });
+    expect(c.lead.filter((l) => l === 1)).toEqual([]);
+    expect(tried).toContainEqual([0, 2]);
+    expect(tried).toContainEqual([0, 3]);
+  });
+
+  test('a shard no other voter can take stays, and nothing is waited for (a single-node cluster)', async () => {
+    const c = cluster(3, 1, 1);
+    const t0 = performance.now();
+    const result = await handOffLeaders({ ...c.partsOf(1), transfer: () => Promise.resolve('started') }, 5_000);
+    expect(result).toEqual({ handed: 0, left: 3 });
+    expect(performance.now() - t0).toBeLessThan(1_000);
   });
 });
