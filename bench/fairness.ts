@@ -178,6 +178,8 @@ interface Phase {
   readonly flood?: TenantPhase;
   /** Machine CPU over the phase, % of one core: all, and what processes other than the nodes and load generators took. */
   readonly machineBusyPercent: number;
+  /** Mean over the phase and summed over the nodes, of the gauges in QUEUE_GAUGES: where the requests waited. */
+  readonly queues: Record<string, number>;
   readonly othersPercent: number;
 }
 
@@ -188,6 +190,41 @@ function tenantPhase(r: LoadResult): TenantPhase {
   return { okPerSec: s.count / r.elapsedS, p50Ms: s.p50Ms, p99Ms: s.p99Ms, errors: { ...r.put.errorCodes, ...r.get.errorCodes } };
 }
 
+/** Gauges sampled every 0.5 s in each phase: requests held in each queue of a node. */
+const QUEUE_GAUGES = [
+  'iroh_raft_pool_inflight_requests',
+  'iroh_raft_router_write_inflight_bytes',
+  'iroh_raft_router_writes_waiting',
+  'iroh_raft_http_requests_waiting_for_body_room',
+] as const;
+
+/** Samples QUEUE_GAUGES on every node until stopped; stop() gives the means of their sums over the nodes. */
+function sampleQueues(urls: readonly string[]): () => Record<string, number> {
+  const sums = new Map<string, number>();
+  let samples = 0;
+  const timer = setInterval(() => {
+    void Promise.all(
+      urls.map((u) =>
+        fetch(`${u}/metrics`).then(
+          (r) => r.text(),
+          () => '',
+        ),
+      ),
+    ).then((texts) => {
+      samples++;
+      for (const t of texts)
+        for (const l of t.split('\n')) {
+          const g = QUEUE_GAUGES.find((n) => l.startsWith(`${n} `) || l.startsWith(`${n}{`));
+          if (g !== undefined) sums.set(g, (sums.get(g) ?? 0) + Number(l.slice(l.lastIndexOf(' ') + 1)));
+        }
+    });
+  }, 500);
+  return () => {
+    clearInterval(timer);
+    return Object.fromEntries(QUEUE_GAUGES.map((g) => [g.replace('iroh_raft_', ''), Math.round((sums.get(g) ?? 0) / Math.max(1, samples))]));
+  };
+}
+
 /** One phase: the steady tenant, with the flooding one too when `withFlood`. */
 async function phase(f: Flags, servers: LocalServers, prefix: string, withFlood: boolean): Promise<Phase> {
   const gens = [loadOnce(f, servers.urls, f.steady, `${prefix}s/`), ...(withFlood ? [loadOnce(f, servers.urls, f.flood, `${prefix}f/`)] : [])];
@@ -195,7 +232,9 @@ async function phase(f: Flags, servers: LocalServers, prefix: string, withFlood:
   const pids = [...servers.servers.map((s) => s.proc.pid!), ...gens.map((g) => g.pid)];
   const cpu0 = pids.map((p) => cpuSeconds(p) ?? 0);
   const m0 = machineCpuSeconds();
-  const results = await Promise.all(gens.map((g) => g.done));
+  const queues = sampleQueues(servers.urls);
+  let q: Record<string, number> = {};
+  const results = await Promise.all(gens.map((g) => g.done)).finally(() => (q = queues()));
   const m1 = machineCpuSeconds();
   // A generator that has exited is gone from /proc: its CPU is then read as what it had at the start.
   const ours = pids.reduce((a, p, i) => a + Math.max(0, (cpuSeconds(p) ?? cpu0[i]!) - cpu0[i]!), 0);
@@ -208,6 +247,7 @@ async function phase(f: Flags, servers: LocalServers, prefix: string, withFlood:
     ...(withFlood ? { flood: tenantPhase(results[1]!) } : {}),
     machineBusyPercent: busyPercent,
     othersPercent: Math.max(0, busyPercent - oursPercent),
+    queues: q,
   };
 }
 
@@ -230,6 +270,7 @@ function line(round: string, solo: Phase, both: Phase): string {
     `${round.padEnd(7)} steady solo p50 ${solo.steady.p50Ms.toFixed(2)} p99 ${solo.steady.p99Ms.toFixed(2)} ms (${solo.steady.okPerSec.toFixed(0)}/s) | ` +
     `with flood p50 ${both.steady.p50Ms.toFixed(2)} p99 ${both.steady.p99Ms.toFixed(2)} ms (${both.steady.okPerSec.toFixed(0)}/s) | p99 ratio ${ratio.toFixed(2)} | ` +
     `flood ${both.flood!.okPerSec.toFixed(0)}/s p99 ${both.flood!.p99Ms.toFixed(1)} ms | others' CPU ${solo.othersPercent.toFixed(0)}% / ${both.othersPercent.toFixed(0)}%` +
+    `\n        queues alone ${JSON.stringify(solo.queues)}, with flood ${JSON.stringify(both.queues)}` +
     errs(both.steady.errors) +
     errs(both.flood!.errors)
   );

@@ -167,6 +167,7 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
     link: transport,
     requestTimeoutMs: cfg.requestTimeoutMs,
     writeBytesMax: cfg.writeBytesMax,
+    writesSharedMax: cfg.writesSharedMax,
     livenessIntervalMs: cfg.tickMs,
     livenessTimeoutMs: cfg.tickMs * cfg.electionTicks,
     onPeerDown: (node) => snapshots.peerGone(node),
