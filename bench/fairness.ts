@@ -193,6 +193,7 @@ function tenantPhase(r: LoadResult): TenantPhase {
 /** Gauges sampled every 0.5 s in each phase: requests held in each queue of a node. */
 const QUEUE_GAUGES = [
   'iroh_raft_pool_inflight_requests',
+  'iroh_raft_router_writes_inflight',
   'iroh_raft_router_write_inflight_bytes',
   'iroh_raft_router_writes_waiting',
   'iroh_raft_http_requests_waiting_for_body_room',
