@@ -15,9 +15,9 @@ import type { DevFlags } from './dev.js';
 import { DataDir, DataDirError } from './data-dir.js';
 import { KV_USAGE, readStdin, runKv } from './kv-cli.js';
 import { createLogger } from './log.js';
-import { NodeError, startNode } from './node.js';
+import { NodeError } from './node-error.js';
+import type { RunningNode } from './node.js';
 import { tenantsCommand } from './tenants-cli.js';
-import { ticketOf } from './ticket.js';
 import { STATUS_USAGE, runStatus } from './status-cli.js';
 
 const USAGE = `usage: iroh-raft <command> [flags]
@@ -71,7 +71,10 @@ async function start(argv: readonly string[]): Promise<number> {
     return usageError(e);
   }
   const log = createLogger({ level: cfg.logLevel, format: cfg.logFormat });
-  let node: Awaited<ReturnType<typeof startNode>>;
+  // The engine (LMDB, Iroh, workers) loads only for the commands that run it: `kv`, `status` and
+  // `tenants` start in a fraction of the time.
+  const { startNode } = await import('./node.js');
+  let node: RunningNode;
   try {
     node = await startNode(cfg, { logger: log });
   } catch (e) {
@@ -111,6 +114,7 @@ async function ticket(argv: readonly string[]): Promise<number> {
   } catch (e) {
     return usageError(e);
   }
+  const { ticketOf } = await import('./ticket.js');
   console.log(await ticketOf(DataDir.open(cfg.data), cfg.listen));
   return 0;
 }

@@ -69,6 +69,8 @@ export interface NodeConfig {
   readonly scanReadsMax: number;
   /** Of scanReadsMax, the most one tenant holds (default: half). */
   readonly scanTenantReadsMax?: number;
+  /** Milliseconds between leader-balancing rounds (leadership transfers toward nodes that lead fewer shards); 0: off. */
+  readonly leaderBalanceMs: number;
   /** How long a graceful shutdown may take before the node exits anyway, in milliseconds. */
   readonly shutdownTimeoutMs: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -241,6 +243,13 @@ export const SETTINGS: readonly Setting[] = [
     parse: int(1, 1_000_000),
   },
   {
+    key: 'leaderBalanceMs',
+    flag: '--leader-balance-ms',
+    env: 'IROH_RAFT_LEADER_BALANCE_MS',
+    help: 'milliseconds between rounds that hand leaderships to nodes leading fewer shards; 0 = off (default 3000)',
+    parse: int(0, 3_600_000),
+  },
+  {
     key: 'snapshotBytesPerSec',
     flag: '--snapshot-bytes-per-sec',
     env: 'IROH_RAFT_SNAPSHOT_BYTES_PER_SEC',
@@ -299,6 +308,7 @@ export function defaults(): NodeConfig {
     httpBodiesBytesMax: 8 << 20,
     httpConnectionsMax: 4096,
     scanReadsMax: 32,
+    leaderBalanceMs: 3000,
     diskFreeBytesMin: 256 << 20,
     shutdownTimeoutMs: 10_000,
     logLevel: 'info',

@@ -5,6 +5,6 @@ import { CodedError } from '../errors.js';
  * belongs to a cluster started with other settings. `BadKeyFile`: `node.key` cannot be read or
  * holds no key.
  */
-export class DataDirError extends CodedError<'DataDirLocked' | 'ClusterMismatch' | 'BadKeyFile'> {
+export class DataDirError extends CodedError<'DataDirLocked' | 'ClusterMismatch' | 'BadKeyFile' | 'StoresLost'> {
   override readonly name = 'DataDirError';
 }

@@ -26,6 +26,12 @@ export interface ClusterLayout {
   readonly members: readonly string[];
   /** Replicas per shard, at most the member count. */
   readonly replicas: number;
+  /**
+   * Worker stores (`worker-<w>/`) this node has run with: recorded once the stores of its first
+   * start exist, so a later start knows that this node has voted and acknowledged writes (see
+   * {@link DataDir.checkStores}). Absent before that, and in directories of older versions.
+   */
+  readonly workers?: number;
 }
 
 /** Releases a lock taken by {@link DataDir.lock}; safe to call more than once. */
@@ -151,12 +157,41 @@ export class DataDir {
    * members differ from the recorded ones with DataDirError `ClusterMismatch`, naming the settings
    * to use.
    */
+  /**
+   * The amnesia guard: refuses with DataDirError `StoresLost` when `have` records worker stores
+   * and one of them is gone (deleted, a disk lost) while the rest of the directory, the node key
+   * among it, is here.
+   */
+  checkStores(have: ClusterLayout): void {
+    if (have.workers === undefined) return;
+    const lost: string[] = [];
+    for (let w = 0; w < have.workers; w++) {
+      const dir = workerDir(this.path, w);
+      if (!existsSync(join(dir, 'data.mdb'))) lost.push(dir);
+    }
+    if (lost.length === 0) return;
+    throw new DataDirError(
+      'StoresLost',
+      `${lost.join(', ')}: the store is gone, but this node has run with it (cluster.json records ${have.workers} worker stores) and its node.key is here. ` +
+        'Starting would make it a replica that forgot its votes and the entries it acknowledged: it could help elect a leader that lacks committed writes. ' +
+        'Restore the stores from a backup of this directory, or retire this node: membership is fixed at the first start (no way yet to rejoin as a new replica).',
+    );
+  }
+
+  /** Records, once the first start's stores exist, that this node has run with `workers` stores. */
+  recordStores(workers: number): void {
+    const have = this.readCluster();
+    if (have === undefined || have.workers !== undefined) return;
+    this.writeCluster({ ...have, workers });
+  }
+
   checkCluster(want: ClusterLayout): void {
     const have = this.readCluster();
     if (have === undefined) {
       this.writeCluster(want);
       return;
     }
+    this.checkStores(have);
     const problems: string[] = [];
     if (have.shards !== want.shards) problems.push(`--shards ${have.shards} (asked ${want.shards}; keys are placed by shard count)`);
     if (have.replicas !== want.replicas) problems.push(`--replicas ${have.replicas} (asked ${want.replicas})`);

@@ -9,8 +9,10 @@
 import { readFileSync } from 'node:fs';
 import { Client, ClientError } from '../client/index.js';
 import type { Bytes, Consistency } from '../client/index.js';
+import { ConfigError } from './config.js';
+import { tokenOf } from './token-flag.js';
 
-export const KV_USAGE = `usage: iroh-raft kv <put|get|del|scan> ... [--via URL,...] [--tenant T] [--token T] [--timeout-ms N]
+export const KV_USAGE = `usage: iroh-raft kv <put|get|del|scan> ... [--via URL,...] [--tenant T] [--token T | --token-file F] [--timeout-ms N]
 
   kv put <key> <value>        write a value (also: --file F, or - to read it from stdin); prints {"version":n};
                               --version N: only if the key is at version N (0: absent), else VersionMismatch
@@ -23,6 +25,7 @@ export const KV_USAGE = `usage: iroh-raft kv <put|get|del|scan> ... [--via URL,.
   --via URL,...               nodes' HTTP APIs (default http://127.0.0.1:7070; env IROH_RAFT_VIA)
   --tenant T                  tenant (default "default")
   --token T                   bearer token (env IROH_RAFT_TOKEN)
+  --token-file F              a file holding it, e.g. <data>/admin.token
   --timeout-ms N              longest time of one request, retries included (default 10000)`;
 
 /** A usage mistake: exit 2. */
@@ -36,7 +39,7 @@ class UsageError extends Error {
 }
 
 /** Flags each subcommand takes besides the common ones, with whether they take a value. */
-const COMMON: Readonly<Record<string, boolean>> = { '--via': true, '--tenant': true, '--token': true, '--timeout-ms': true };
+const COMMON: Readonly<Record<string, boolean>> = { '--via': true, '--tenant': true, '--token': true, '--token-file': true, '--timeout-ms': true };
 const OWN: Readonly<Record<string, Readonly<Record<string, boolean>>>> = {
   put: { '--file': true, '--version': true },
   get: { '--consistency': true, '--json': false },
@@ -109,13 +112,19 @@ function consistency(flags: Map<string, string>): Consistency | undefined {
 function clientOf(flags: Map<string, string>, env: NodeJS.ProcessEnv): Client {
   const via = (flags.get('--via') ?? env.IROH_RAFT_VIA ?? 'http://127.0.0.1:7070').split(',').filter((u) => u !== '');
   for (const u of via) if (!/^https?:\/\/[^/]+\/?$/.test(u)) throw new UsageError('InvalidFlag', `--via: ${JSON.stringify(u)} is not an http://host:port URL`);
-  const token = flags.get('--token') ?? env.IROH_RAFT_TOKEN;
+  let token: string | undefined;
+  try {
+    token = tokenOf(flags.get('--token'), flags.get('--token-file'), env);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new UsageError(e.code, e.message);
+    throw e;
+  }
   const tenant = flags.get('--tenant');
   const timeoutMs = positiveInt(flags, '--timeout-ms');
   if (timeoutMs !== undefined && timeoutMs > 50_000) throw new UsageError('InvalidFlag', `--timeout-ms must be at most 50000, got ${timeoutMs}`);
   return new Client({
     endpoints: via,
-    ...(token === undefined || token === '' ? {} : { token }),
+    ...(token === undefined ? {} : { token }),
     ...(tenant === undefined ? {} : { tenant }),
     ...(timeoutMs === undefined ? {} : { timeoutMs }),
   });

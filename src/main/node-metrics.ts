@@ -12,6 +12,7 @@ import type { Snapshots } from '../router/snapshots.js';
 import { LATENCY_BUCKETS_SECONDS, counterFrom, gaugeFrom } from '../workers/metrics.js';
 import type { WorkerPool } from '../workers/pool.js';
 import type { DiskAlarm } from './disk-alarm.js';
+import type { LeaderBalancer } from '../router/leader-balance.js';
 import type { NodeId } from '../shards/raft/index.js';
 
 export interface NodeParts {
@@ -22,6 +23,7 @@ export interface NodeParts {
   readonly leaderChanges: { readonly n: number };
   readonly http: HttpServer;
   readonly disk: DiskAlarm;
+  readonly balancer: LeaderBalancer;
   /** Raft node id of each member's endpoint id: the `peer` label of per-peer series (bounded by the members). */
   readonly nodeOfPeer: ReadonlyMap<string, NodeId>;
 }
@@ -61,6 +63,7 @@ export function registerNodeMetrics(registry: Registry, parts: NodeParts): void 
   const gauge: Read = (name, help, read) => gaugeFrom(registry, name, help, read);
   const { router: r, pool: p } = parts;
   registerAdmissionMetrics(counter, gauge, parts);
+  registerBalanceMetrics(counter, parts);
   registerSnapshotMetrics(counter, gauge, parts.snapshots);
   registerTransportMetrics(registry, counter, gauge, parts);
   counter('iroh_raft_router_forwarded_total', 'Client requests this node forwarded to a leader.', () => r.counters.forwarded);
@@ -175,6 +178,20 @@ function registerWriteGateMetrics(counter: Read, gauge: Read, r: NodeParts['rout
     'iroh_raft_router_writes_waiting',
     "Client writes waiting for room under writesSharedMax or writeBytesMax, each in its tenant's line.",
     () => r.writeRoom.waiting,
+  );
+}
+
+/** Leadership transfers of the leader balancer (src/router/leader-balance.ts). */
+function registerBalanceMetrics(counter: Read, parts: NodeParts): void {
+  counter(
+    'iroh_raft_leader_transfers_started_total',
+    'Leadership transfers this node started to balance leaders over the nodes.',
+    () => parts.balancer.counters.transfersStarted,
+  );
+  counter(
+    'iroh_raft_leader_transfers_refused_total',
+    'Planned balancing transfers a shard refused (it no longer led here, or the target was no voter).',
+    () => parts.balancer.counters.transfersRefused,
   );
 }
 

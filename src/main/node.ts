@@ -23,9 +23,9 @@ import { WorkerPool } from '../workers/pool.js';
 import type { PoolOptions } from '../workers/pool.js';
 import { ConfigError } from './config.js';
 import type { NodeConfig } from './config.js';
-import { CodedError } from '../errors.js';
 import { DataDir } from './data-dir.js';
 import { DiskAlarm } from './disk-alarm.js';
+import { LeaderBalancer, handOffLeaders } from '../router/leader-balance.js';
 import { httpLatencyMetric, registerNodeMetrics, registerProcessMetrics } from './node-metrics.js';
 import { Snapshots } from '../router/snapshots.js';
 import { join } from 'node:path';
@@ -35,10 +35,8 @@ import { TenantDirectory } from '../router/tenants.js';
 import { ADMIN_TOKEN_FILE, loadOrCreateAdminToken } from './admin-token.js';
 import type { AdminToken } from './admin-token.js';
 
-/** `InvalidTicket`: a bad --peers ticket. `DuplicateMember`: --peers names this node or a member twice. */
-export class NodeError extends CodedError<'InvalidTicket' | 'DuplicateMember'> {
-  override readonly name = 'NodeError';
-}
+import { NodeError } from './node-error.js';
+export { NodeError };
 
 export interface RunningNode {
   readonly nodeId: NodeId;
@@ -139,7 +137,6 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
   for (const p of peers) transport.addPeer(p);
   const replicas = Math.min(cfg.replicas, members.length);
   dir.checkCluster({ shards: cfg.shards, members: members.map((m) => m.peerId), replicas });
-
   const memberIds = members.map((m) => m.nodeId);
   const local = localShards(self, memberIds, cfg.shards, replicas);
   const leaderChanges = { n: 0 };
@@ -154,9 +151,10 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
     },
     onSnapshotRequest: (shard, wish) => late.snapshots?.request(shard, wish),
   });
-  const snapshots = startSnapshots(cfg, self, members, pool, transport, log);
-  late.snapshots = snapshots;
-  pool.on('restart', (w, reason) => log.warn({ worker: w, reason }, 'worker restarted'));
+  // The stores exist now, before this node has voted or acknowledged anything: from here on,
+  // losing them must stop it from starting as the replica it was (DataDir.checkStores).
+  dir.recordStores(cfg.workers);
+  const snapshots = (late.snapshots = startSnapshots(cfg, self, members, pool, transport, log));
   const disk = await startDiskAlarm(cfg, log);
   const router = new Router({
     self,
@@ -166,20 +164,17 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
     pool,
     link: transport,
     requestTimeoutMs: cfg.requestTimeoutMs,
-    writeBytesMax: cfg.writeBytesMax,
-    writesSharedMax: cfg.writesSharedMax,
+    ...admissionOf(cfg),
     livenessIntervalMs: cfg.tickMs,
     livenessTimeoutMs: cfg.tickMs * cfg.electionTicks,
     onPeerDown: (node) => snapshots.peerGone(node),
     metrics: () => scrape(registry, pool),
     writeGuard: disk,
-    scanReadsMax: cfg.scanReadsMax,
-    ...(cfg.scanTenantReadsMax === undefined ? {} : { scanTenantReadsMax: cfg.scanTenantReadsMax }),
     ...statusSources(late, snapshots),
   });
   late.router = router;
   router.startLiveness();
-
+  const balance = startLeaderBalance(cfg, self, router, pool, log);
   const auth: HttpAuthOptions | undefined =
     admin === undefined ? undefined : { tenants: new TenantDirectory({ kv: router, adminSecretHash: admin.secretHash }) };
   const http = (late.http = await startHttp(cfg, router, log, { tls, auth }, httpLatencyMetric(registry)));
@@ -191,6 +186,7 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
     leaderChanges,
     http,
     disk,
+    balancer: balance.balancer,
     nodeOfPeer: new Map(members.map((m) => [m.peerId, m.nodeId])),
   });
   log.info({ node: self, id: transport.id, ...served(cfg, http, tls), shards: local.length, members: members.length }, 'node started');
@@ -202,7 +198,17 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
     httpUrl: http.url,
     router,
     adminTokenPath: admin?.path,
-    close: stopper({ http, snapshots, pool, router, disk, transport, unlock, log, self }),
+    close: stopper({ http, snapshots, pool, router, disk, balance, transport, unlock, log, self }),
+  };
+}
+
+/** The router's admission limits: writes in flight (bytes; count while tenants share) and scan reads. */
+function admissionOf(cfg: NodeConfig): Pick<RouterOptions, 'writeBytesMax' | 'writesSharedMax' | 'scanReadsMax' | 'scanTenantReadsMax'> {
+  return {
+    writeBytesMax: cfg.writeBytesMax,
+    writesSharedMax: cfg.writesSharedMax,
+    scanReadsMax: cfg.scanReadsMax,
+    ...(cfg.scanTenantReadsMax === undefined ? {} : { scanTenantReadsMax: cfg.scanTenantReadsMax }),
   };
 }
 
@@ -225,6 +231,7 @@ function stopper(p: {
   pool: WorkerPool;
   router: Router;
   disk: DiskAlarm;
+  balance: { stop(): Promise<void> };
   transport: Transport;
   unlock: () => void;
   log: StartOptions['logger'];
@@ -233,6 +240,7 @@ function stopper(p: {
   let closing: Promise<void> | undefined;
   return () =>
     (closing ??= (async () => {
+      await p.balance.stop();
       p.http.beginDrain();
       await p.http.close();
       p.snapshots.close();
@@ -243,6 +251,42 @@ function stopper(p: {
       p.unlock();
       p.log.info({ node: p.self }, 'node stopped');
     })());
+}
+
+/** Leader balancing every `--leader-balance-ms` (off at 0), with jitter so nodes do not move in step. */
+function startLeaderBalance(
+  cfg: NodeConfig,
+  self: NodeId,
+  router: Router,
+  pool: WorkerPool,
+  log: StartOptions['logger'],
+): { balancer: LeaderBalancer; stop(): Promise<void> } {
+  const balancer = new LeaderBalancer({
+    self,
+    shardCount: cfg.shards,
+    shards: () => router.localShards(),
+    leaderOf: (shard) => pool.leaders.get(shard)?.lead,
+    canLead: (node, shard) => router.liveness.reachable(node, shard),
+    transfer: (shard, to) => {
+      const w = pool.workerOf(shard);
+      return pool.isRunning(w) ? pool.control(w).transferLeader(shard, to) : Promise.resolve('absent' as const);
+    },
+  });
+  const parts = balancer.parts;
+  let timer: NodeJS.Timeout | undefined;
+  const next = (): void => {
+    timer = setTimeout(() => void balancer.round().finally(next), cfg.leaderBalanceMs * (0.75 + Math.random() / 2));
+    timer.unref();
+  };
+  if (cfg.leaderBalanceMs > 0) next();
+  // Stopping hands this node's leaderships over first (up to an election timeout), so no shard
+  // waits for one to pass before it has a leader again.
+  const stop = async (): Promise<void> => {
+    clearTimeout(timer);
+    const { handed, left } = await handOffLeaders(parts, cfg.tickMs * cfg.electionTicks);
+    if (handed + left > 0) log.info({ handed, left }, 'handed leaderships over before stopping');
+  };
+  return { balancer, stop };
 }
 
 /** The disk-space alarm on the data directory (`--disk-free-bytes-min`), its changes logged. */
@@ -291,7 +335,7 @@ function decodePeers(tickets: readonly string[]): { id: string; addrs: string[] 
 type PoolEvents = Pick<PoolOptions, 'onRaftMessage' | 'onShardEvent' | 'onSnapshotRequest'>;
 
 /** The worker pool with this node's replicas, configured from the node's config. */
-function startPool(
+async function startPool(
   cfg: NodeConfig,
   opts: StartOptions,
   self: NodeId,
@@ -299,7 +343,7 @@ function startPool(
   peerRecordBytesMax: number,
   events: PoolEvents,
 ): Promise<WorkerPool> {
-  return WorkerPool.start({
+  const pool = await WorkerPool.start({
     // Raft messages and forwarded requests leave as Iroh records: a ring record must fit one.
     peerRecordBytesMax,
     dataDir: cfg.data,
@@ -314,6 +358,8 @@ function startPool(
     ...events,
     ...(opts.workerUrl ? { workerUrl: opts.workerUrl, workerData: opts.workerData } : {}),
   });
+  pool.on('restart', (w, reason) => opts.logger.warn({ worker: w, reason }, 'worker restarted'));
+  return pool;
 }
 
 /** Snapshot transfers to and from this node's replicas (see src/router/snapshots.ts). */

@@ -1,11 +1,15 @@
 /**
- * `iroh-raft status [--via <URL>] [--json] [--timeout-ms N]`: what a node's `GET /v1/status` says,
- * as a table (members and their state and load, shards with leader, term, commit and applied,
- * workers down) or, with `--json`, the JSON as the node sent it. Exit 0; 2 with a JSON error line
- * on stderr for bad flags (`InvalidFlag`, `UnknownFlag`); 1 when the node does not answer in time
- * (`Unreachable`) or answers something else than a status (`BadResponse`).
+ * `iroh-raft status [--via <URL>] [--json] [--timeout-ms N] [--token T | --token-file F]`: what a
+ * node's `GET /v1/status` says, as a table (members and their state and load, shards with leader,
+ * term, commit and applied, workers down) or, with `--json`, the JSON as the node sent it. A node
+ * with `--auth on` answers only its admin token (`--token`, `--token-file <data>/admin.token` or
+ * `IROH_RAFT_TOKEN`). Exit 0; 2 with a JSON error line on stderr for bad flags (`InvalidFlag`,
+ * `UnknownFlag`); 1 when the node does not answer in time (`Unreachable`), refuses the token or
+ * its absence (`Unauthorized`, `Forbidden`), or answers something else than a status
+ * (`BadResponse`).
  */
 import { ConfigError } from './config.js';
+import { tokenOf } from './token-flag.js';
 
 /** The node asked when --via is not given: `iroh-raft start`'s default HTTP address. */
 export const STATUS_VIA_DEFAULT = 'http://127.0.0.1:7070';
@@ -13,7 +17,8 @@ export const STATUS_VIA_DEFAULT = 'http://127.0.0.1:7070';
 export const STATUS_TIMEOUT_DEFAULT_MS = 5000;
 
 export const STATUS_USAGE = `status     print a node's view of the cluster: members up or down with their load, every shard's
-             leader, term, commit and applied index: [--via ${STATUS_VIA_DEFAULT}] [--json] [--timeout-ms ${STATUS_TIMEOUT_DEFAULT_MS}]`;
+             leader, term, commit and applied index: [--via ${STATUS_VIA_DEFAULT}] [--json] [--timeout-ms ${STATUS_TIMEOUT_DEFAULT_MS}]
+             [--token <admin token> | --token-file <data>/admin.token] (or IROH_RAFT_TOKEN; with --auth on)`;
 
 export interface StatusFlags {
   /** The node's HTTP base URL (http: or https:). */
@@ -21,13 +26,20 @@ export interface StatusFlags {
   /** Print the node's JSON as it is instead of the table. */
   readonly json: boolean;
   readonly timeoutMs: number;
+  /** The bearer token sent (a node's admin token, needed with `--auth on`); undefined: none. */
+  readonly token: string | undefined;
 }
 
-/** Parses the flags of `status`. Throws ConfigError `InvalidFlag` or `UnknownFlag`. */
-export function parseStatusFlags(argv: readonly string[]): StatusFlags {
+/**
+ * Parses the flags of `status`; the token, when no flag names one, comes from `IROH_RAFT_TOKEN`
+ * in `env`. Throws ConfigError `InvalidFlag` or `UnknownFlag`.
+ */
+export function parseStatusFlags(argv: readonly string[], env: NodeJS.ProcessEnv = {}): StatusFlags {
   let via = STATUS_VIA_DEFAULT;
   let json = false;
   let timeoutMs = STATUS_TIMEOUT_DEFAULT_MS;
+  let token: string | undefined;
+  let tokenFile: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const eq = a.indexOf('=');
@@ -40,7 +52,11 @@ export function parseStatusFlags(argv: readonly string[]): StatusFlags {
     };
     if (name === '--json' && inline === undefined) json = true;
     else if (name === '--via') via = value();
-    else if (name === '--timeout-ms') {
+    else if (name === '--token' || name === '--token-file') {
+      if ((name === '--token' ? token : tokenFile) !== undefined) throw new ConfigError('InvalidFlag', `${name} is given twice`);
+      if (name === '--token') token = value();
+      else tokenFile = value();
+    } else if (name === '--timeout-ms') {
       const v = value();
       timeoutMs = /^[0-9]{1,7}$/.test(v) ? Number(v) : 0;
       if (timeoutMs < 1) throw new ConfigError('InvalidFlag', `--timeout-ms: expected an integer in [1, 9999999], got ${JSON.stringify(v)}`);
@@ -55,14 +71,14 @@ export function parseStatusFlags(argv: readonly string[]): StatusFlags {
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:')
     throw new ConfigError('InvalidFlag', `--via: expected an http: or https: URL, got ${JSON.stringify(via)}`);
-  return { via: url, json, timeoutMs };
+  return { via: url, json, timeoutMs, token: tokenOf(token, tokenFile, env) };
 }
 
 /** A failure at run time: `Unreachable` or `BadResponse`. */
 export class StatusError extends Error {
   override readonly name = 'StatusError';
   constructor(
-    readonly code: 'Unreachable' | 'BadResponse',
+    readonly code: 'Unreachable' | 'BadResponse' | 'Unauthorized' | 'Forbidden',
     message: string,
   ) {
     super(message);
@@ -90,19 +106,33 @@ interface StatusDoc {
   moves?: { supported: boolean; active: unknown[] };
 }
 
-/** Asks `flags.via` for its status. Throws StatusError `Unreachable` or `BadResponse`. */
+/**
+ * Asks `flags.via` for its status, with `flags.token` as the bearer token when there is one.
+ * Throws StatusError `Unreachable`, `Unauthorized` (401: no token, or one the node does not
+ * hold), `Forbidden` (403: a tenant's token) or `BadResponse`.
+ */
 export async function fetchStatus(flags: StatusFlags): Promise<{ text: string; doc: StatusDoc }> {
   const url = new URL('/v1/status', flags.via);
   let res: Response;
   let text: string;
   try {
-    res = await fetch(url, { signal: AbortSignal.timeout(flags.timeoutMs), headers: { accept: 'application/json' } });
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (flags.token !== undefined) headers.authorization = `Bearer ${flags.token}`;
+    res = await fetch(url, { signal: AbortSignal.timeout(flags.timeoutMs), headers });
     text = await res.text();
   } catch (e) {
     const err = e as { name?: string; cause?: { code?: string; message?: string }; message?: string };
     const why = err.name === 'TimeoutError' ? `no answer within ${flags.timeoutMs} ms` : (err.cause?.code ?? err.cause?.message ?? err.message ?? String(e));
     throw new StatusError('Unreachable', `${url.href}: ${why}`);
   }
+  if (res.status === 401) {
+    const why =
+      flags.token === undefined
+        ? 'this node requires its admin token: give --token, --token-file <data>/admin.token or IROH_RAFT_TOKEN'
+        : 'the node refused the token (not its admin token, or malformed)';
+    throw new StatusError('Unauthorized', `${url.href} answered 401: ${why}`);
+  }
+  if (res.status === 403) throw new StatusError('Forbidden', `${url.href} answered 403: the status needs the node's admin token, not a tenant's`);
   if (res.status !== 200) throw new StatusError('BadResponse', `${url.href} answered ${res.status}: ${text.slice(0, 200)}`);
   let doc: unknown;
   try {
@@ -188,10 +218,10 @@ export function renderStatus(doc: StatusDoc, via: string): string {
 }
 
 /** Runs `iroh-raft status`; returns the exit code. */
-export async function runStatus(argv: readonly string[]): Promise<number> {
+export async function runStatus(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let flags: StatusFlags;
   try {
-    flags = parseStatusFlags(argv);
+    flags = parseStatusFlags(argv, env);
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     console.error(JSON.stringify({ error: { code: e.code, message: e.message } }));

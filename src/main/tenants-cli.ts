@@ -10,7 +10,8 @@
  * success; 1 with the server's `{"error":{"code","message"}}` (or `Unreachable` when the node
  * does not answer) on stderr; 2 for bad usage (`InvalidFlag`, `UnknownFlag`).
  */
-import { readFileSync } from 'node:fs';
+import { ConfigError } from './config.js';
+import { tokenOf } from './token-flag.js';
 
 const USAGE = `usage: iroh-raft tenants <create <name> [--rate <req/s>] | list | delete <name> | rotate <name>>
                         [--via <URL>] [--token <token> | --token-file <path>]
@@ -61,7 +62,7 @@ export function parseTenantsArgs(argv: readonly string[], env: NodeJS.ProcessEnv
     flags.set(name, value);
   }
   const via = viaUrl(flags.get('--via') ?? VIA_DEFAULT);
-  const token = tokenOf(flags, env);
+  const token = adminToken(flags, env);
   const [verb, name, ...extra] = words;
   if (extra.length > 0) throw new UsageError('InvalidFlag', `unexpected argument ${JSON.stringify(extra[0])}`);
   if (flags.has('--rate') && verb !== 'create') throw new UsageError('InvalidFlag', '--rate goes with create');
@@ -101,20 +102,17 @@ function viaUrl(text: string): string {
   return u.origin;
 }
 
-function tokenOf(flags: ReadonlyMap<string, string>, env: NodeJS.ProcessEnv): string {
-  const given = flags.get('--token');
-  const file = flags.get('--token-file');
-  if (given !== undefined && file !== undefined) throw new UsageError('InvalidFlag', '--token and --token-file: give one');
-  if (file !== undefined) {
-    try {
-      return readFileSync(file, 'utf8').trim();
-    } catch (e) {
-      throw new UsageError('InvalidFlag', `--token-file ${file}: ${(e as Error).message}`);
-    }
+/** The admin token, read as every client command reads its token (token-flag.ts); required here. */
+function adminToken(flags: ReadonlyMap<string, string>, env: NodeJS.ProcessEnv): string {
+  let token: string | undefined;
+  try {
+    token = tokenOf(flags.get('--token'), flags.get('--token-file'), env);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new UsageError('InvalidFlag', e.message);
+    throw e;
   }
-  const token = given ?? env.IROH_RAFT_TOKEN;
-  if (token === undefined || token === '') throw new UsageError('InvalidFlag', 'an admin token is needed: --token, --token-file or IROH_RAFT_TOKEN');
-  return token.trim();
+  if (token === undefined) throw new UsageError('InvalidFlag', 'an admin token is needed: --token, --token-file or IROH_RAFT_TOKEN');
+  return token;
 }
 
 function fail(code: string, message: string, exit: number): number {

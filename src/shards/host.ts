@@ -7,7 +7,7 @@
  */
 import { randomInt } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { APPEND_BYTES_MAX_DEFAULT, ENTRY_OVERHEAD_BYTES, RawNode, Prng, RaftError, assert, MessageType, emptyMessage } from './raft/index.js';
+import { APPEND_BYTES_MAX_DEFAULT, ENTRY_OVERHEAD_BYTES, RawNode, Prng, RaftError, RaftErrorCode, assert, MessageType, emptyMessage } from './raft/index.js';
 import type { LogIndex, Message, NodeId, RaftConfig, Ready, Role, ShardId, Term } from './raft/index.js';
 import { writeTurn } from './turn-write.js';
 import type { AppliedEntry } from './turn-write.js';
@@ -379,6 +379,27 @@ export class ShardHost {
       n++;
     }
     return n;
+  }
+
+  /**
+   * Asks shard `id`'s leader here to hand leadership to replica `to` (raft's leadership transfer:
+   * `to` is caught up, then told to campaign at once; proposals wait meanwhile). `started` when
+   * the transfer began (or was already under way), else why not: this replica does not lead, `to`
+   * is not another voter, or the shard is not hosted here.
+   */
+  transferLeader(id: ShardId, to: NodeId): 'started' | 'not-leader' | 'invalid-target' | 'absent' {
+    const s = this.shards.get(id);
+    if (!s) return 'absent';
+    this.catchUp();
+    this.level(s);
+    try {
+      s.node.transferLeader(to);
+    } catch (e) {
+      if (!(e instanceof RaftError)) throw e;
+      return e.code === RaftErrorCode.NotLeader ? 'not-leader' : 'invalid-target';
+    }
+    this.touched(s);
+    return 'started';
   }
 
   /** A raft message from another replica. Messages for unknown shards are dropped (raft retries). */

@@ -522,9 +522,8 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
   }
 
   /**
-   * Wakes quiet shards led by `leader` (whatever their leader when undefined): only those of
-   * `shards` when given, else every quiet shard, on every running worker. Resolves with how many
-   * woke; a worker that is restarting is skipped (its shards restart awake anyway).
+   * Wakes quiet shards led by `leader` (any when undefined), of `shards` when given, else all, on
+   * every running worker; how many woke (a restarting worker's shards restart awake anyway).
    */
   async wake(leader?: number, shards?: readonly ShardId[]): Promise<number> {
     let calls: Promise<number>[];

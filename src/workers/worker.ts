@@ -354,6 +354,10 @@ const api = {
   wake(leader?: number, shards?: ShardId[]): number {
     return host.wake(leader as NodeId | undefined, shards);
   },
+  /** Hands shard `id`'s leadership from this replica to `to` (see ShardHost.transferLeader). */
+  transferLeader(id: ShardId, to: number): 'started' | 'not-leader' | 'invalid-target' | 'absent' {
+    return host.transferLeader(id, to as NodeId);
+  },
   /** Replays each shard's log and compares with its data (see verifyShard); for checks and tests. */
   verify(ids?: ShardId[]): { shard: ShardId; result: VerifyResult | undefined }[] {
     return (ids ?? host.shardIds()).map((shard) => ({ shard, result: host.verify(shard) }));

@@ -1,16 +1,27 @@
 /**
  * `iroh-raft status` against real node processes: the table of members and shards, the JSON with
  * --json, a killed member shown DOWN, exit 1 with `Unreachable` when nothing answers, and exit 2
- * for bad flags.
+ * for bad flags; against a node with `--auth on`: exit 1 `Unauthorized` without its admin token
+ * or with a wrong one, the table with it (from --token, --token-file or IROH_RAFT_TOKEN).
  */
 import { execFile } from 'node:child_process';
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { CLI, TestCluster, eventually, freePort } from './cluster.js';
+
+/** The environment without IROH_RAFT_TOKEN (a developer's own must not leak into the runs). */
+const { IROH_RAFT_TOKEN: _ignored, ...baseEnv } = process.env;
 
 /** Runs the CLI; resolves with its exit code and output (never rejects on a non-zero exit). */
 function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return cliEnv({}, ...args);
+}
+
+/** Runs the CLI with `env` added to the environment. */
+function cliEnv(env: Record<string, string>, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000, env: { ...baseEnv, ...env } }, (err, stdout, stderr) => {
       const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
       resolve({ code, stdout, stderr });
     });
@@ -37,6 +48,9 @@ test('status prints members up and every shard with its leader, term, commit, ap
   const shardRows = lines.filter((l) => /^\d+\s+\d+\s+(leader|follower)\s+\d+\s+\d+\s+\d+\s+\d+$/.test(l));
   expect(shardRows).toHaveLength(3);
   expect(stdout).toContain('snapshots: none in progress; moves: none (membership is fixed)');
+
+  // With auth off a token is not needed, and one given is not in the way.
+  expect((await cliEnv({ IROH_RAFT_TOKEN: '_admin.whatever' }, 'status', '--via', url)).stdout).toBe(stdout);
 
   const json = await cli('status', '--via', url, '--json');
   expect(json.code).toBe(0);
@@ -76,4 +90,47 @@ test('bad flags: exit 2 and a JSON error line', async () => {
     expect(r.code, args.join(' ')).toBe(2);
     expect((JSON.parse(r.stderr.trim()) as { error: { code: string } }).error.code, args.join(' ')).toBe(code);
   }
+});
+
+describe('a node with --auth on', () => {
+  const secured = new TestCluster({ nodes: 1, shards: 2, extra: ['--auth', 'on'] });
+  beforeAll(() => secured.start(), 60_000);
+  afterAll(() => secured.close());
+  const tokenFile = (): string => join(secured.node(1).data, 'admin.token');
+  const errorOf = (r: { stderr: string }): { code: string; message: string } =>
+    (JSON.parse(r.stderr.trim()) as { error: { code: string; message: string } }).error;
+
+  test('without its admin token, or with a wrong one: exit 1 and one JSON error line Unauthorized', async () => {
+    const url = secured.node(1).url;
+    const none = await cli('status', '--via', url);
+    expect(none.code).toBe(1);
+    expect(none.stdout).toBe('');
+    expect(errorOf(none).code).toBe('Unauthorized');
+    expect(errorOf(none).message).toMatch(/answered 401: this node requires its admin token: give --token, --token-file/);
+    const wrong = await cli('status', '--via', url, '--token', `_admin.${'A'.repeat(43)}`);
+    expect(wrong.code).toBe(1);
+    expect(errorOf(wrong).code).toBe('Unauthorized');
+    expect(errorOf(wrong).message).toMatch(/refused the token/);
+    const wrongEnv = await cliEnv({ IROH_RAFT_TOKEN: 'garbage' }, 'status', '--via', url, '--json');
+    expect([wrongEnv.code, errorOf(wrongEnv).code]).toEqual([1, 'Unauthorized']);
+  });
+
+  test('with its admin token from --token-file, --token or IROH_RAFT_TOKEN: the table and the JSON', async () => {
+    const url = secured.node(1).url;
+    const token = readFileSync(tokenFile(), 'utf8').trim();
+    await eventually(
+      async () => /1 of 1 members up; 2 shards hosted here, 2 with a leader/.test((await cli('status', '--via', url, '--token-file', tokenFile())).stdout),
+      30_000,
+      'table',
+    );
+    const viaFile = await cli('status', '--via', url, '--token-file', tokenFile());
+    expect([viaFile.code, viaFile.stderr]).toEqual([0, '']);
+    expect(viaFile.stdout.split('\n')[0]).toMatch(new RegExp(`^node \\d+ at ${url}: 1 of 1 members up; 2 shards hosted here, 2 with a leader$`));
+    const viaFlag = await cli('status', '--via', url, '--token', token, '--json');
+    expect(viaFlag.code).toBe(0);
+    expect((JSON.parse(viaFlag.stdout) as { shards: unknown[] }).shards).toHaveLength(2);
+    const viaEnv = await cliEnv({ IROH_RAFT_TOKEN: token }, 'status', '--via', url);
+    expect(viaEnv.code).toBe(0);
+    expect(viaEnv.stdout).toMatch(/1 of 1 members up/);
+  });
 });

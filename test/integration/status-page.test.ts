@@ -3,17 +3,20 @@
  * opens node 1's page of an `iroh-raft dev --nodes 3` cluster (the command as users run it). The
  * page shows three members up and every shard's leader; when node 3's process is SIGKILLed the
  * page shows it down by itself, without a reload; when node 1 itself stops, the page says that
- * its node does not answer. Chromium missing is a failure that says how to install it, never a skip.
+ * its node does not answer. A single node with `--auth on`: its page asks for the admin token,
+ * refuses a wrong one with the node's answer, and with the token from `<data>/admin.token` shows the
+ * node up and its shards; "forget token" asks again. Chromium missing is a failure that says how
+ * to install it, never a skip.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
-import type { Browser } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, expect, test } from 'vitest';
-import { CLI, eventually } from './cluster.js';
+import { CLI, TestCluster, eventually } from './cluster.js';
 
 const root = mkdtempSync(join(tmpdir(), 'iroh-raft-page-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -29,6 +32,16 @@ function chromiumPath(): string {
 }
 
 const SHARDS = 4;
+
+/** Console errors of `page` but the failed loads that the test causes on purpose (401s, a stopped node). */
+function problemsOf(page: Page): string[] {
+  const problems: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !/Failed to load resource|ERR_CONNECTION_REFUSED/.test(m.text())) problems.push(m.text());
+  });
+  page.on('pageerror', (e) => problems.push(e.message));
+  return problems;
+}
 
 test('the status page of node 1 shows three members up and every leader, then node 3 down after its SIGKILL, without a reload', async () => {
   const executablePath = chromiumPath();
@@ -60,11 +73,7 @@ test('the status page of node 1 shows three members up and every leader, then no
 
     browser = await chromium.launch({ executablePath, args: ['--no-sandbox', '--headless=new'] });
     const page = await browser.newPage();
-    const problems: string[] = [];
-    page.on('console', (m) => {
-      if (m.type() === 'error' && !/Failed to load resource|ERR_CONNECTION_REFUSED/.test(m.text())) problems.push(m.text());
-    });
-    page.on('pageerror', (e) => problems.push(e.message));
+    const problems = problemsOf(page);
     const res = await page.goto(`${one!.url}/ui`);
     expect(res?.status()).toBe(200);
     expect(res?.headers()['content-security-policy']).toMatch(/default-src 'none'; script-src 'sha256-/);
@@ -105,5 +114,75 @@ test('the status page of node 1 shows three members up and every leader, then no
         // already gone
       }
     }
+  }
+});
+
+test('with --auth on the page asks for the admin token: a wrong one is refused with a message; the right one shows the node up and its shards; forget token asks again', async () => {
+  const executablePath = chromiumPath();
+  const secured = new TestCluster({ nodes: 1, shards: SHARDS, extra: ['--auth', 'on'] });
+  let browser: Browser | undefined;
+  try {
+    await secured.start();
+    const { url, data } = secured.node(1);
+    const token = readFileSync(join(data, 'admin.token'), 'utf8').trim();
+    await eventually(async () => (await fetch(`${url}/healthz`)).ok, 60_000, 'every shard led');
+
+    browser = await chromium.launch({ executablePath, args: ['--no-sandbox', '--headless=new'] });
+    const page = await browser.newPage();
+    const problems = problemsOf(page);
+    const state = (): Promise<string | null> => page.getAttribute('body', 'data-state');
+    const stored = async (): Promise<unknown> => page.evaluate("sessionStorage.getItem('iroh-raft.admin-token')");
+    // The page loads without a token; its first poll of /v1/status is refused, so it asks.
+    const res = await page.goto(`${url}/ui`);
+    expect(res?.status()).toBe(200);
+    expect(res?.headers()['content-security-policy']).toMatch(/default-src 'none'; script-src 'sha256-[^;]+; style-src 'sha256-[^;]+; connect-src 'self'/);
+    await expect.poll(state, { timeout: 15_000 }).toBe('auth');
+    expect(await page.isVisible('#token')).toBe(true);
+    expect(await page.getAttribute('#token', 'type')).toBe('password');
+    expect(await page.isVisible('#auth-error')).toBe(false);
+    expect(await page.isVisible('#forget')).toBe(false);
+    expect(await page.locator('#nodes tr').count()).toBe(0);
+
+    // A wrong token: the node's 401 shown, the token not kept, still no data.
+    await page.fill('#token', `_admin.${'A'.repeat(43)}`);
+    await page.click('#auth button[type="submit"]');
+    await expect
+      .poll(() => page.textContent('#auth-error'), { timeout: 15_000 })
+      .toMatch(/^This node refused that token \(401 Unauthorized: .+\)\. Enter its admin token\.$/);
+    expect(await page.isVisible('#auth-error')).toBe(true);
+    expect(await state()).toBe('auth');
+    expect(await stored()).toBeNull();
+    expect(await page.locator('#nodes tr').count()).toBe(0);
+
+    // The admin token of <data>/admin.token (Enter submits): the node up, every shard with its leader.
+    await page.fill('#token', token);
+    await page.press('#token', 'Enter');
+    await expect.poll(state, { timeout: 15_000 }).toBe('live');
+    await expect.poll(() => page.locator('#nodes tr[data-up="true"]').count(), { timeout: 15_000 }).toBe(1);
+    await expect.poll(() => page.locator('#shards tr:not([data-leader="0"])').count(), { timeout: 30_000 }).toBe(SHARDS);
+    expect(await page.textContent('#nodes-up')).toBe('1 of 1 up');
+    expect(await page.isVisible('#auth')).toBe(false);
+    expect(await page.isVisible('#forget')).toBe(true);
+    expect(await stored()).toBe(token);
+    // Later polls carry the token too: the page stays live and keeps updating.
+    const fresh = await page.textContent('#fresh');
+    await expect.poll(() => page.textContent('#fresh'), { timeout: 15_000 }).not.toBe(fresh);
+    expect(await state()).toBe('live');
+    // A reload in the same tab keeps it (sessionStorage): no form.
+    await page.reload();
+    await expect.poll(state, { timeout: 15_000 }).toBe('live');
+    expect(await page.isVisible('#auth')).toBe(false);
+
+    // Forget token: dropped, the data cleared, the form back.
+    await page.click('#forget');
+    await expect.poll(state, { timeout: 15_000 }).toBe('auth');
+    expect(await stored()).toBeNull();
+    expect(await page.isVisible('#token')).toBe(true);
+    expect(await page.locator('#nodes tr').count()).toBe(0);
+    expect(await page.isVisible('#auth-error')).toBe(false);
+    expect(problems).toEqual([]);
+  } finally {
+    await browser?.close();
+    await secured.close();
   }
 });

@@ -150,10 +150,13 @@ describe('tenants and auth (--auth on)', () => {
     // Any valid token may read where keys live (the client library routes by it).
     expect((await call('/v1/placement', { token: tokenA })).status).toBe(200);
     expect((await call('/v1/placement')).status).toBe(401);
+    // The status page is static HTML, open to anyone; its data is the admin's.
+    for (const r of [await call('/ui', { token: tokenA }), await call('/')]) {
+      expect(r.status).toBe(200);
+      expect(r.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    }
     // Tenants may not use admin routes, nor name a reserved tenant.
     for (const [path, method] of [
-      ['/', 'GET'],
-      ['/ui', 'GET'],
       ['/v1/status', 'GET'],
       ['/metrics', 'GET'],
       ['/v1/tenants', 'GET'],
@@ -247,6 +250,23 @@ describe('tenants and auth (--auth on)', () => {
     expect(value('iroh_raft_http_unauthorized_total')).toBeGreaterThan(0);
     expect(value('iroh_raft_http_forbidden_total')).toBeGreaterThan(0);
     expect(value('iroh_raft_http_rate_buckets')).toBeGreaterThanOrEqual(1);
+  });
+
+  test('iroh-raft kv reads its token as tenants does: --token-file, else IROH_RAFT_TOKEN; none is Unauthorized', () => {
+    const kv = (args: string[], env: Record<string, string> = {}): { status: number | null; stdout: string; stderr: string } => {
+      const r = spawnSync(process.execPath, [CLI, 'kv', ...args, '--via', c.node(1).url, '--timeout-ms', '5000'], {
+        encoding: 'utf8',
+        env: { ...process.env, IROH_RAFT_TOKEN: '', ...env },
+      });
+      return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+    };
+    const put = kv(['put', 'from-file', 'v', '--tenant', 'acme', '--token-file', adminTokenPath(1)]);
+    expect([put.status, put.stderr]).toEqual([0, '']);
+    expect(kv(['get', 'from-file', '--tenant', 'acme'], { IROH_RAFT_TOKEN: adminToken(1) }).stdout).toBe('v');
+    const none = kv(['get', 'from-file', '--tenant', 'acme']);
+    expect([none.status, (JSON.parse(none.stderr) as { error: { code: string } }).error.code]).toEqual([1, 'Unauthorized']);
+    const both = kv(['get', 'from-file', '--token', 'a', '--token-file', adminTokenPath(1)]);
+    expect([both.status, (JSON.parse(both.stderr) as { error: { code: string } }).error.code]).toEqual([2, 'InvalidFlag']);
   });
 
   test('iroh-raft tenants: create, list, rotate, delete; server errors exit 1, bad flags exit 2', () => {

@@ -2,7 +2,10 @@
  * Auth on the client API (`--auth on`): who a request comes from is its bearer token, never a
  * header alone.
  *
- * - `GET /healthz` is open (load balancers probe it without credentials).
+ * - `GET /healthz` is open (load balancers probe it without credentials), and so is the status
+ *   page itself (`/`, `/ui`, `/ui/`): a browser cannot send a bearer token with a page load, and
+ *   the page is static HTML with no data in it. Its script asks for the admin token and sends it
+ *   with each `GET /v1/status`, which stays admin-only.
  * - Every other request carries `Authorization: Bearer <token>`; none, a malformed one, or one
  *   nobody holds (deleted tenant, rotated secret, another node's admin token) is 401
  *   `Unauthorized` with `www-authenticate: Bearer`, before its body is read.
@@ -22,12 +25,12 @@ import { serviceError } from './routes.js';
 
 /**
  * Routes a tenant's token may use: its own keys, and where keys live (`/v1/placement`, for the
- * client library's routing). Every other route needs the admin token: the status page and
- * `/v1/status` (they show every node and shard), `/metrics`, the tenant admin API.
+ * client library's routing). Every other route but the open ones needs the admin token:
+ * `/v1/status` (it shows every node and shard), `/metrics`, the tenant admin API.
  */
 export const TENANT_ROUTES: ReadonlySet<ApiRequest['route']> = new Set<ApiRequest['route']>(['put', 'get', 'delete', 'scan', 'placement']);
-/** Routes answered without credentials. */
-const OPEN_PATHS: ReadonlySet<string> = new Set(['/healthz']);
+/** Paths answered without credentials: the health probe and the status page's static HTML (its data comes from `/v1/status`). */
+const OPEN_PATHS: ReadonlySet<string> = new Set(['/healthz', '/', '/ui', '/ui/']);
 
 export interface HttpAuthOptions {
   /** Checks tokens and keeps the tenants (the replicated directory, in a node). */

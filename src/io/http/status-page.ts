@@ -5,6 +5,12 @@
  * answering it says so at the top and greys the last data it had. The content-security-policy
  * allows exactly this page's own inline style and script (by their SHA-256) and requests to its
  * own origin, nothing else.
+ *
+ * With `--auth on` the page itself is served without a token (a browser sends none with a page
+ * load, and the HTML holds no data), while `/v1/status` needs the node's admin token. On a 401 the
+ * script shows a form for that token (a password input), keeps it in this tab's sessionStorage
+ * and sends it as `Authorization: Bearer` with every poll; a refused token brings the form back
+ * with the node's answer, and "forget token" drops it.
  */
 import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
@@ -38,6 +44,12 @@ tr[data-up="false"] td { color: var(--muted); }
 .mono { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; }
 ul.kv { list-style: none; margin: 0; padding: 0; }
 ul.kv li { padding: 3px 0; }
+#auth { display: none; max-width: 640px; margin: 16px 20px; background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 12px 14px; }
+body.auth #auth { display: block; }
+body.auth main { display: none; }
+#auth input { font: inherit; padding: 4px 8px; width: 340px; max-width: 100%; }
+#auth-error:empty { display: none; }
+button { font: inherit; }
 `;
 
 const SCRIPT = `
@@ -45,8 +57,13 @@ const SCRIPT = `
 const REFRESH_MS = 1000;
 const TIMEOUT_MS = 1500;
 const SHARD_ROWS_MAX = 256;
+const TOKEN_KEY = 'iroh-raft.admin-token';
 let lastGood = 0;
 let failingSince = 0;
+let pollTimer = 0;
+let busy = false;
+let again = false;
+let tokenHere = '';
 
 const $ = (id) => document.getElementById(id);
 function el(tag, text, cls) {
@@ -150,28 +167,119 @@ function showFreshness() {
   document.body.dataset.state = failingSince ? 'unreachable' : lastGood ? 'live' : 'loading';
 }
 
+// sessionStorage: the token lives as long as this tab, never in a cookie or on disk by this page.
+function getToken() {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY) || '';
+  } catch (e) {
+    return tokenHere;
+  }
+}
+function setToken(t) {
+  tokenHere = t;
+  try {
+    if (t) sessionStorage.setItem(TOKEN_KEY, t);
+    else sessionStorage.removeItem(TOKEN_KEY);
+  } catch (e) {
+    // storage is off: the token lasts as long as this page
+  }
+}
+
+async function errorOf(r) {
+  try {
+    const e = (await r.json()).error;
+    return r.status + ' ' + e.code + ': ' + e.message;
+  } catch (e) {
+    return 'HTTP ' + r.status;
+  }
+}
+
+// The node wants the admin token (401), or a tenant's token was given (403): no data, the form.
+function askForToken(message) {
+  $('nodes').replaceChildren();
+  $('shards').replaceChildren();
+  $('auth-error').textContent = message;
+  $('forget').hidden = true;
+  $('fresh').textContent = 'admin token needed';
+  document.body.classList.remove('stale');
+  document.body.classList.add('auth');
+  document.body.dataset.state = 'auth';
+  $('token').focus();
+}
+
 async function refresh() {
+  if (busy) {
+    again = true;
+    return;
+  }
+  busy = true;
+  clearTimeout(pollTimer);
+  let waiting = false;
+  const sent = getToken();
   const ctl = new AbortController();
   const timer = setTimeout(() => ctl.abort(), TIMEOUT_MS);
   try {
-    const r = await fetch('/v1/status', { cache: 'no-store', signal: ctl.signal });
+    const r = await fetch('/v1/status', { cache: 'no-store', signal: ctl.signal, headers: sent ? { authorization: 'Bearer ' + sent } : {} });
+    if (sent !== getToken()) {
+      again = true; // the token changed while this poll was out: ask again with the new one
+      return;
+    }
+    if (r.status === 401 || r.status === 403) {
+      const why = await errorOf(r);
+      setToken('');
+      waiting = true;
+      failingSince = 0;
+      askForToken(sent ? 'This node refused that token (' + why + '). Enter its admin token.' : '');
+      return;
+    }
     if (!r.ok) throw new Error('status ' + r.status);
-    draw(await r.json());
+    const s = await r.json();
+    document.body.classList.remove('auth');
+    $('forget').hidden = !sent;
+    draw(s);
     lastGood = Date.now();
     failingSince = 0;
   } catch (e) {
     if (!failingSince) failingSince = Date.now();
   } finally {
     clearTimeout(timer);
-    showFreshness();
-    setTimeout(refresh, REFRESH_MS);
+    busy = false;
+    if (!waiting) showFreshness();
+    // While the form is up nothing polls: a request without the token would only be refused.
+    if (again) {
+      again = false;
+      pollTimer = setTimeout(refresh, 0);
+    } else if (!waiting) pollTimer = setTimeout(refresh, REFRESH_MS);
   }
 }
+
+$('auth').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const t = $('token').value.trim();
+  $('token').value = '';
+  if (!/^[!-~]+$/.test(t)) {
+    $('auth-error').textContent = 'A token is one word of printable characters: the content of admin.token.';
+    return;
+  }
+  setToken(t);
+  $('auth-error').textContent = '';
+  $('fresh').textContent = 'checking the token…';
+  refresh();
+});
+$('forget').addEventListener('click', () => {
+  setToken('');
+  refresh();
+});
 refresh();
 `;
 
-const BODY = `<header><h1>iroh-raft · <span id="self">…</span></h1><span id="nodes-up" class="muted"></span><span id="fresh">loading…</span></header>
+const BODY = `<header><h1>iroh-raft · <span id="self">…</span></h1><span id="nodes-up" class="muted"></span><span id="fresh">loading…</span><button id="forget" type="button" hidden>forget token</button></header>
 <div id="banner" role="alert"></div>
+<form id="auth"><h2>Admin token</h2>
+<p>This node runs with auth on: its status needs its admin token, the content of <span class="mono">admin.token</span> in its data directory. The token stays in this browser tab (sessionStorage) and goes only to this node.</p>
+<p id="auth-error" class="none" role="alert"></p>
+<p><label for="token">Admin token</label> <input id="token" type="password" autocomplete="off" spellcheck="false"> <button type="submit">Show status</button></p>
+</form>
 <main>
 <section class="wide"><h2>Members</h2><table><thead><tr><th>node</th><th>state</th><th>workers</th><th class="num">requests/s</th><th class="num">p99 ms</th><th class="num">last heard</th><th>HTTP</th><th>id</th></tr></thead><tbody id="nodes"></tbody></table>
 <p class="muted">Up or down as this node's liveness sees them; requests/s and p99 are each node's client API over its last 5 s, as it last reported.</p></section>

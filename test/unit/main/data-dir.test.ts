@@ -5,7 +5,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -265,5 +265,35 @@ describe('node.key', () => {
     const a = decodeTicket(await ticketOf(fresh(), listen)).id;
     const b = decodeTicket(await ticketOf(fresh(), listen)).id;
     expect(a).not.toBe(b);
+  });
+});
+
+describe('amnesia guard (cluster.json workers)', () => {
+  const root = mkdtempSync(join(tmpdir(), 'iroh-raft-amnesia-'));
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+  const layout: ClusterLayout = { shards: 4, members: ['a', 'b'], replicas: 2 };
+
+  it('records the stores once they exist, and refuses a later start whose store is gone', () => {
+    const dir = DataDir.open(join(root, 'n1'));
+    dir.checkCluster(layout);
+    // Stores not made yet (a first start that died before its pool started): nothing to guard.
+    expect(dir.readCluster()?.workers).toBeUndefined();
+    expect(() => dir.checkCluster(layout)).not.toThrow();
+    for (const w of [0, 1]) {
+      mkdirSync(join(dir.path, `worker-${w}`));
+      writeFileSync(join(dir.path, `worker-${w}`, 'data.mdb'), '');
+    }
+    dir.recordStores(2);
+    dir.recordStores(3); // recorded once: a later call changes nothing
+    expect(dir.readCluster()).toEqual({ ...layout, workers: 2 });
+    expect(() => dir.checkCluster(layout)).not.toThrow();
+    rmSync(join(dir.path, 'worker-1'), { recursive: true });
+    expect(() => dir.checkCluster(layout)).toThrow(expect.objectContaining({ code: 'StoresLost', message: expect.stringContaining('worker-1') as unknown }));
+  });
+
+  it('a directory of an older version (no workers recorded) starts as before', () => {
+    const dir = DataDir.open(join(root, 'n2'));
+    dir.writeCluster(layout);
+    expect(() => dir.checkCluster(layout)).not.toThrow();
   });
 });

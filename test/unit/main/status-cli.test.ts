@@ -1,5 +1,8 @@
-/** `iroh-raft status`: its flags and the table it prints from a node's status JSON. */
-import { describe, expect, test } from 'vitest';
+/** `iroh-raft status`: its flags (the token's three sources among them) and the table it prints from a node's status JSON. */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, test } from 'vitest';
 import { ConfigError } from '../../../src/main/config.js';
 import { STATUS_TIMEOUT_DEFAULT_MS, parseStatusFlags, renderStatus } from '../../../src/main/status-cli.js';
 
@@ -36,6 +39,43 @@ describe('status flags', () => {
         argv.join(' '),
       ).toBe('InvalidFlag');
     }
+  });
+});
+
+describe('status token', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'iroh-raft-token-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'admin.token');
+  writeFileSync(file, '_admin.from-file\n', { mode: 0o600 });
+
+  test('--token, else --token-file (trimmed, as a node writes it), else IROH_RAFT_TOKEN; none: no token', () => {
+    const env = { IROH_RAFT_TOKEN: 'from-env' };
+    expect(parseStatusFlags([]).token).toBeUndefined();
+    expect(parseStatusFlags([], { IROH_RAFT_TOKEN: '' }).token).toBeUndefined();
+    expect(parseStatusFlags([], env).token).toBe('from-env');
+    expect(parseStatusFlags(['--token', 'from-flag'], env).token).toBe('from-flag');
+    expect(parseStatusFlags(['--token-file', file], env).token).toBe('_admin.from-file');
+    expect(parseStatusFlags([`--token-file=${file}`]).token).toBe('_admin.from-file');
+  });
+
+  test('both flags, one twice, an unreadable or empty file, a token no header can carry: InvalidFlag', () => {
+    const empty = join(dir, 'empty');
+    writeFileSync(empty, ' \n');
+    for (const argv of [
+      ['--token', 'a', '--token-file', file],
+      ['--token', 'a', '--token', 'b'],
+      ['--token-file', join(dir, 'missing')],
+      ['--token-file', empty],
+      ['--token-file'],
+      ['--token', 'a b'],
+      ['--token', 'é'],
+    ]) {
+      expect(
+        codeOf(() => parseStatusFlags(argv)),
+        argv.join(' '),
+      ).toBe('InvalidFlag');
+    }
+    expect(codeOf(() => parseStatusFlags([], { IROH_RAFT_TOKEN: 'two words' }))).toBe('InvalidFlag');
   });
 });
 

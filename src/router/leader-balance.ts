@@ -1,0 +1,132 @@
+/**
+ * Leaders spread over the nodes. Elections put leaders wherever a campaign won first (one run of
+ * 16 shards on three nodes ended with 3 / 6 / 7), and a node that leads more shards does more of
+ * the cluster's work: it appends and replicates every write of those shards, and answers their
+ * linearizable reads. So every node, every round, looks at the shards it hosts and hands
+ * leadership of a shard it leads to another voter of that shard that leads at least two fewer of
+ * them (raft's leadership transfer: the target is caught up, then campaigns at once; proposals
+ * wait meanwhile and the router retries them). Each node moves only its own leaderships, a few
+ * per round, so nodes never fight over one shard; counts settle within one of each other.
+ *
+ * A node balances only when it hosts every shard (as many replicas as members, the usual three
+ * nodes): its counts are then every node's true counts, and each move lowers the spread for good
+ * (a move from a count x to a count y <= x - 2 lowers the sum of squared counts), so rounds end.
+ * With more members than replicas a node sees only part of the others' counts, and moves judged on
+ * parts can undo each other; it does nothing then until nodes share their counts.
+ */
+import type { NodeId, ShardId } from '../shards/raft/index.js';
+
+/** What a round needs to know and do. */
+export interface BalanceParts {
+  readonly self: NodeId;
+  /** Shards in the cluster. */
+  readonly shardCount: number;
+  /** The shards hosted here, each with its voters (this node among them). */
+  readonly shards: () => readonly { readonly shard: ShardId; readonly voters: readonly NodeId[] }[];
+  /** The shard's leader as this replica knows it; 0 or undefined when unknown. */
+  readonly leaderOf: (shard: ShardId) => number | undefined;
+  /** Whether `node` is up and can lead `shard` (its worker for it runs). */
+  readonly canLead: (node: NodeId, shard: ShardId) => boolean;
+  /** Starts the transfer; `started` when it did. */
+  readonly transfer: (shard: ShardId, to: NodeId) => Promise<'started' | 'not-leader' | 'invalid-target' | 'absent'>;
+}
+
+/** A planned move: shard `shard`'s leadership from this node to `to`. */
+export interface Transfer {
+  readonly shard: ShardId;
+  readonly to: NodeId;
+}
+
+/**
+ * The moves of one round, at most `max`: for each shard this node leads (in shard order), the
+ * voter leading the fewest of the hosted shards (lowest id on ties) that can lead it, if it leads
+ * at least two fewer than this node; the counts are updated as moves are planned.
+ */
+export function planTransfers(parts: Omit<BalanceParts, 'transfer'>, max: number): Transfer[] {
+  const shards = parts.shards();
+  if (shards.length < parts.shardCount) return [];
+  const leads = new Map<number, number>();
+  for (const { shard } of shards) {
+    const l = parts.leaderOf(shard);
+    if (l !== undefined && l !== 0) leads.set(l, (leads.get(l) ?? 0) + 1);
+  }
+  const count = (n: number): number => leads.get(n) ?? 0;
+  const out: Transfer[] = [];
+  for (const { shard, voters } of shards) {
+    if (out.length >= max) break;
+    if (parts.leaderOf(shard) !== parts.self) continue;
+    let best: NodeId | undefined;
+    for (const v of voters) {
+      if (v === parts.self || !parts.canLead(v, shard)) continue;
+      if (best === undefined || count(v) < count(best) || (count(v) === count(best) && v < best)) best = v;
+    }
+    if (best === undefined || count(parts.self) - count(best) < 2) continue;
+    out.push({ shard, to: best });
+    leads.set(parts.self, count(parts.self) - 1);
+    leads.set(best, count(best) + 1);
+  }
+  return out;
+}
+
+export class LeaderBalancer {
+  /** Transfers started, and those the shard refused (it no longer led, or the target was no voter). */
+  readonly counters = { transfersStarted: 0, transfersRefused: 0, rounds: 0 };
+  private running = false;
+
+  /** `transfersPerRound`: moves one round may start; a few, so leadership shifts gradually. */
+  constructor(
+    readonly parts: BalanceParts,
+    private readonly transfersPerRound = 2,
+  ) {}
+
+  /** One round: plans and starts the moves; resolves with how many started. Rounds never overlap. */
+  async round(): Promise<number> {
+    if (this.running) return 0;
+    this.running = true;
+    try {
+      this.counters.rounds++;
+      let started = 0;
+      for (const t of planTransfers(this.parts, this.transfersPerRound)) {
+        if ((await this.parts.transfer(t.shard, t.to)) === 'started') started++;
+        else this.counters.transfersRefused++;
+      }
+      this.counters.transfersStarted += started;
+      return started;
+    } finally {
+      this.running = false;
+    }
+  }
+}
+
+/**
+ * Hands every leadership this node holds to another voter (the one leading fewest, that can lead
+ * it) and waits until none is led here or `waitMs` passes: a node stopping gracefully leaves no
+ * shard waiting an election timeout for a new leader. Resolves with the leaderships handed over
+ * and those still here at the end.
+ */
+export async function handOffLeaders(parts: BalanceParts, waitMs: number): Promise<{ handed: number; left: number }> {
+  const shards = parts.shards();
+  const leads = new Map<number, number>();
+  for (const { shard } of shards) {
+    const l = parts.leaderOf(shard);
+    if (l !== undefined && l !== 0) leads.set(l, (leads.get(l) ?? 0) + 1);
+  }
+  const mine = shards.filter((s) => parts.leaderOf(s.shard) === parts.self);
+  // Only shards with another voter able to lead can be handed over (a single-node cluster has none).
+  const moving: ShardId[] = [];
+  await Promise.all(
+    mine.map(async ({ shard, voters }) => {
+      const targets = voters.filter((v) => v !== parts.self && parts.canLead(v, shard));
+      targets.sort((a, b) => (leads.get(a) ?? 0) - (leads.get(b) ?? 0) || a - b);
+      const to = targets[0];
+      if (to === undefined) return;
+      leads.set(to, (leads.get(to) ?? 0) + 1);
+      if ((await parts.transfer(shard, to)) === 'started') moving.push(shard);
+    }),
+  );
+  const deadline = performance.now() + waitMs;
+  const stillMine = (): number => moving.filter((s) => parts.leaderOf(s) === parts.self).length;
+  while (stillMine() > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  const left = mine.filter((s) => parts.leaderOf(s.shard) === parts.self).length;
+  return { handed: mine.length - left, left };
+}

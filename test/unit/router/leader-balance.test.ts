@@ -1,0 +1,114 @@
+/** Leader balancing: which leaderships a node hands over, and that the cluster settles even. */
+import { describe, expect, test } from 'vitest';
+import { LeaderBalancer, planTransfers } from '../../../src/router/leader-balance.js';
+import type { NodeId, ShardId } from '../../../src/shards/raft/index.js';
+
+const n = (x: number): NodeId => x as NodeId;
+
+/** `shards` shards over `members` nodes, `replicas` each from `s % members` on, all led by their first replica unless `leaders` says. */
+function cluster(shards: number, members: number, replicas: number, leaders?: number[]) {
+  const voters = Array.from({ length: shards }, (_, s) => Array.from({ length: replicas }, (_, i) => n(((s + i) % members) + 1)));
+  const lead = leaders ?? voters.map((v) => v[0]!);
+  const down = new Set<number>();
+  const partsOf = (self: number) => ({
+    self: n(self),
+    shardCount: shards,
+    shards: () => voters.map((v, s) => ({ shard: s as ShardId, voters: v })).filter((x) => x.voters.includes(n(self))),
+    leaderOf: (s: ShardId) => lead[s],
+    canLead: (node: NodeId) => !down.has(node),
+  });
+  const counts = (): number[] => Array.from({ length: members }, (_, i) => lead.filter((l) => l === i + 1).length);
+  return { voters, lead, down, partsOf, counts };
+}
+
+describe('planTransfers', () => {
+  test('a node leading everything hands shards to the voters that lead fewest, a few per round', () => {
+    const c = cluster(12, 3, 3, Array(12).fill(1));
+    const moves = planTransfers(c.partsOf(1), 2);
+    expect(moves).toEqual([
+      { shard: 0, to: 2 },
+      { shard: 1, to: 3 },
+    ]);
+    // Other nodes lead nothing: they plan nothing.
+    expect(planTransfers(c.partsOf(2), 2)).toEqual([]);
+  });
+
+  test('counts within one of each other: nothing to do', () => {
+    const c = cluster(7, 3, 3, [1, 2, 3, 1, 2, 3, 1]);
+    for (const self of [1, 2, 3]) expect(planTransfers(c.partsOf(self), 8)).toEqual([]);
+  });
+
+  test('a node that cannot lead (down, or its worker for the shard is gone) is never a target', () => {
+    const c = cluster(6, 3, 3, Array(6).fill(1));
+    c.down.add(2);
+    const moves = planTransfers(c.partsOf(1), 8);
+    expect(moves.every((m) => m.to === 3)).toBe(true);
+    expect(moves.length).toBe(3); // 6 -> 3 and 0 -> 3, then 3 vs 3
+  });
+
+  test('rounds on every node settle within one, from any start, with as few moves as it takes', () => {
+    for (const [shards, members, replicas] of [
+      [16, 3, 3],
+      [16, 5, 3],
+      [30, 4, 2],
+      [7, 3, 3],
+    ] as const) {
+      for (let seed = 1; seed <= 20; seed++) {
+        // A deterministic "random" start: leaders where campaigns happened to win.
+        const c = cluster(shards, members, replicas);
+        for (let s = 0; s < shards; s++) c.lead[s] = c.voters[s]![(s * 7 + seed * 13) % replicas]!;
+        if (seed % 4 === 0) for (let s = 0; s < shards; s++) c.lead[s] = c.voters[s]!.includes(n(1)) ? n(1) : c.lead[s]!;
+        let moves = 0;
+        for (let round = 0; round < 100; round++) {
+          let moved = 0;
+          for (let self = 1; self <= members; self++) {
+            for (const m of planTransfers(c.partsOf(self), 2)) {
+              c.lead[m.shard] = m.to;
+              moved++;
+            }
+          }
+          moves += moved;
+          if (moved === 0) break;
+        }
+        const counts = c.counts();
+        // With every shard on every node, leaders end within one of each other; with more members
+        // than replicas no node sees every count, and none moves.
+        if (replicas < members) expect(moves).toBe(0);
+        if (replicas === members)
+          expect(Math.max(...counts) - Math.min(...counts), `${shards}/${members}/${replicas} seed ${seed}: ${counts.join(',')}`).toBeLessThanOrEqual(1);
+        // Each node ends within one of every co-replica in what it sees: no move is left to make.
+        for (let self = 1; self <= members; self++) expect(planTransfers(c.partsOf(self), 100)).toEqual([]);
+        expect(moves).toBeLessThanOrEqual(shards);
+      }
+    }
+  });
+});
+
+describe('LeaderBalancer', () => {
+  test('starts the planned transfers, counts the refused ones, never overlaps rounds', async () => {
+    const c = cluster(6, 3, 3, Array(6).fill(1));
+    const calls: [number, number][] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const b = new LeaderBalancer(
+      {
+        ...c.partsOf(1),
+        transfer: async (shard, to) => {
+          calls.push([shard, to]);
+          await gate;
+          return shard === 0 ? 'started' : 'not-leader';
+        },
+      },
+      2,
+    );
+    const first = b.round();
+    expect(await b.round()).toBe(0); // overlapping round: skipped
+    release();
+    expect(await first).toBe(1);
+    expect(calls).toEqual([
+      [0, 2],
+      [1, 3],
+    ]);
+    expect(b.counters).toEqual({ transfersStarted: 1, transfersRefused: 1, rounds: 1 });
+  });
+});
