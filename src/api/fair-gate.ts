@@ -117,17 +117,16 @@ export class FairGate {
 
   /**
    * Tenants using the gate now: holding or waiting, or seen (acquire, release) within
-   * activeWindowMs. Costs one step per tenant of the last window.
+   * activeWindowMs. lastSeenMs is in order of last use, so the stale entries are a prefix: they
+   * are dropped here, and what remains is the tenants of the window (amortized O(1) per call).
    */
   activeTenants(): number {
     const now = this.now();
-    let recent = 0;
-    // In order of last use: the stale entries come first.
     for (const [t, at] of this.lastSeenMs) {
-      if (now - at > this.activeWindowMs) this.lastSeenMs.delete(t);
-      else recent++;
+      if (now - at <= this.activeWindowMs) break;
+      this.lastSeenMs.delete(t);
     }
-    return Math.max(recent, this.lines.size);
+    return Math.max(this.lastSeenMs.size, this.lines.size);
   }
 
   /** Whether two or more tenants use the gate now (the sharedRequests bound applies). */
