@@ -71,10 +71,11 @@ export interface FairGateTenant {
 }
 
 /**
- * Up to `capacityBytes` and `capacityRequests` held at once. A taker is admitted at once when
- * nobody waits and it fits; otherwise it waits in its tenant's line, and lines are served by
- * deficit round robin. The waiters are bounded by the callers (one per HTTP connection, one per
- * router request lane).
+ * Up to `capacityBytes` and `capacityRequests` held at once, and `sharedRequests` while two or
+ * more tenants use the gate (past it, only a tenant holding less than its share, sharedRequests /
+ * tenants and at least 1, is let in). A taker is admitted at once when nobody waits and it fits;
+ * otherwise it waits in its tenant's line, and lines are served by deficit round robin. The
+ * waiters are bounded by the callers (one per HTTP connection, one per router request lane).
  */
 export class FairGate {
   readonly capacityBytes: number;
@@ -245,6 +246,8 @@ export class FairGate {
     line.heldBytes += bytes;
     this.heldRequests++;
     this.heldBytes += bytes;
+    // room() said yes before every hold: never more than capacityRequests.
+    if (this.heldRequests > this.capacityRequests) throw new Error(`FairGate: ${this.heldRequests} held, beyond capacityRequests ${this.capacityRequests}`);
   }
 
   private dropIfIdle(line: Line): void {
