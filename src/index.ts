@@ -23,8 +23,9 @@ export {
   encodeGet,
   encodePut,
   encodeScan,
+  encodeUsage,
 } from './shards/kv/index.js';
-export type { CasReply, DeleteReply, GetReply, KvFailure, KvLimits, KvReply, PutReply, ScanItem, ScanReply } from './shards/kv/index.js';
+export type { CasReply, DeleteReply, GetReply, KvFailure, KvLimits, KvReply, PutReply, ScanItem, ScanReply, UsageReply } from './shards/kv/index.js';
 export { nodeId, shardId } from './shards/raft/index.js';
 export type { LogIndex, NodeId, ShardId, Term } from './shards/raft/index.js';
 export { CodedError } from './errors.js';

@@ -45,6 +45,12 @@ export const ServiceErrorCode = {
   Forbidden: 'Forbidden',
   /** HTTP (auth on): the tenant's `requestsPerSec` on this node is spent; `retry-after` says when to come back. */
   RateLimited: 'RateLimited',
+  /**
+   * Router (auth on): the write would take the tenant past its `quota.bytesMax` or
+   * `quota.keysMax`; it was not proposed. Reads, deletes and writes that do not grow the tenant's
+   * usage are still served. Waiting does not help: delete keys, or have the admin raise the quota.
+   */
+  QuotaExceeded: 'QuotaExceeded',
   /** Tenant admin: a tenant of that name exists already (two admins creating it at once: one wins). */
   TenantExists: 'TenantExists',
   /** Tenant admin: no tenant of that name. */

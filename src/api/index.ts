@@ -29,4 +29,4 @@ export type {
   Session,
 } from './service.js';
 export { isClientTenantName } from './tenants.js';
-export type { IssuedToken, Principal, Refusal, TenantInfo, TenantQuota, TenantService } from './tenants.js';
+export type { IssuedToken, Principal, Refusal, TenantInfo, TenantQuota, TenantService, TenantUsage } from './tenants.js';

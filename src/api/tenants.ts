@@ -26,6 +26,21 @@ export interface TenantQuota {
    * number (fractions allowed, e.g. 0.5 = one request every two seconds).
    */
   readonly requestsPerSec?: number;
+  /**
+   * Most bytes of keys + values the tenant may hold, over all shards (a positive safe integer). A
+   * write that would take it past this is answered 403 `QuotaExceeded` and never proposed; writes
+   * that do not grow the total (deletes, overwrites with a value no longer) always pass. A soft
+   * bound: see the README ("Tenants and auth") for how far a burst may overshoot it.
+   */
+  readonly bytesMax?: number;
+  /** Most keys the tenant may hold, over all shards (a positive safe integer); as {@link bytesMax} for new keys. */
+  readonly keysMax?: number;
+}
+
+/** A tenant's usage, summed over the shards: keys, and their key + value bytes. */
+export interface TenantUsage {
+  readonly keys: number;
+  readonly bytes: number;
 }
 
 /** A tenant as the admin API shows it: never its token or the token's hash. */
@@ -36,6 +51,11 @@ export interface TenantInfo {
   readonly createdMs: number;
   /** 1 at creation, one more at each rotation. */
   readonly generation: number;
+  /**
+   * Usage as this node's quota check last counted it (only for a tenant with `bytesMax` or
+   * `keysMax` that wrote through this node lately), with its age in ms; absent otherwise.
+   */
+  readonly usage?: TenantUsage & { readonly ageMs: number };
 }
 
 /** Who a request comes from, by its bearer token. */

@@ -106,6 +106,8 @@ export const RETRYABLE: Readonly<Record<ClientErrorCode, boolean>> = {
   // The tenant's rate on that node is spent: the caller waits retryAfterMs (another node would
   // only spend the tenant's rate there too).
   RateLimited: false,
+  // The tenant's keys or bytes are at its quota: only deletes (or a raised quota) make room.
+  QuotaExceeded: false,
   KeyNotFound: false,
   MethodNotAllowed: false,
   RequestTimeout: false,

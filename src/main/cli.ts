@@ -35,7 +35,7 @@ commands:
   ${STATUS_USAGE}
   ticket     print this node's ticket (give it to the other members' --peers): [--data] [--listen]
   kv         put, get, del or scan keys of a running cluster (iroh-raft kv help)
-  tenants    create <name> [--rate <req/s>] | list | delete <name> | rotate <name>, with
+  tenants    create <name> [--rate <req/s>] [--bytes-max N] [--keys-max N] | list | delete <name> | rotate <name>, with
              [--via <URL>] [--token <admin token> | --token-file <data>/admin.token] (or
              IROH_RAFT_TOKEN); prints the node's JSON answer (see iroh-raft tenants --help)
   version    print the version

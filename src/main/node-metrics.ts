@@ -66,6 +66,7 @@ export function registerNodeMetrics(registry: Registry, parts: NodeParts): void 
   registerBalanceMetrics(counter, parts);
   registerSnapshotMetrics(counter, gauge, parts.snapshots);
   registerTransportMetrics(registry, counter, gauge, parts);
+  registerQuotaMetrics(counter, gauge, parts.router);
   counter('iroh_raft_router_forwarded_total', 'Client requests this node forwarded to a leader.', () => r.counters.forwarded);
   counter('iroh_raft_router_retries_total', 'Client request attempts retried after NotLeader and the like.', () => r.counters.retries);
   counter(
@@ -95,6 +96,16 @@ export function registerNodeMetrics(registry: Registry, parts: NodeParts): void 
     "Leader or role changes of this node's replicas (each one reported to the router).",
     () => parts.leaderChanges.n,
   );
+}
+
+/** Byte and key quotas of tenants (src/router/quotas.ts; auth on only: zero otherwise). */
+function registerQuotaMetrics(counter: Read, gauge: Read, r: Router): void {
+  const q = (k: 'refused' | 'unchecked' | 'refreshes' | 'refreshFailures') => (): number => r.quotas?.counters[k] ?? 0;
+  counter('iroh_raft_quota_writes_refused_total', 'Writes answered QuotaExceeded (never proposed): past the tenant bytesMax or keysMax.', q('refused'));
+  counter('iroh_raft_quota_writes_unchecked_total', 'Writes of tenants with a quota let through unchecked: no usage sum could be read yet.', q('unchecked'));
+  counter('iroh_raft_quota_usage_reads_total', "Sums of a tenant's usage over the shards (one Usage query per shard).", q('refreshes'));
+  counter('iroh_raft_quota_usage_read_failures_total', 'Usage sums that failed (a shard did not answer); the last sum is kept.', q('refreshFailures'));
+  gauge('iroh_raft_quota_tenants_cached', 'Tenants whose usage sum this node holds (at most 10,000).', () => r.quotas?.size ?? 0);
 }
 
 /** Snapshot transfers this node sends and receives (src/router/snapshots.ts). */

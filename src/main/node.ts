@@ -32,6 +32,7 @@ import { join } from 'node:path';
 import { isLoopback } from '../io/http/index.js';
 import type { HttpAuthOptions } from '../io/http/auth.js';
 import { TenantDirectory } from '../router/tenants.js';
+import { QuotaGuard } from '../router/quotas.js';
 import { ADMIN_TOKEN_FILE, loadOrCreateAdminToken } from './admin-token.js';
 import type { AdminToken } from './admin-token.js';
 
@@ -175,8 +176,7 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
   late.router = router;
   router.startLiveness();
   const balance = startLeaderBalance(cfg, self, router, pool, log);
-  const auth: HttpAuthOptions | undefined =
-    admin === undefined ? undefined : { tenants: new TenantDirectory({ kv: router, adminSecretHash: admin.secretHash }) };
+  const auth = tenantAuth(admin, router, cfg.shards);
   const http = (late.http = await startHttp(cfg, router, log, { tls, auth }, httpLatencyMetric(registry)));
   registerNodeMetrics(registry, {
     router,
@@ -213,6 +213,17 @@ function admissionOf(cfg: NodeConfig): Pick<RouterOptions, 'writeBytesMax' | 'wr
 }
 
 /** How the start line describes the HTTP API: where, which hosts, TLS, and auth (with why). */
+/**
+ * Auth on: the tenant directory, and the router's byte and key quotas, whose limits live in the
+ * tenant records (so quotas exist only with auth on). Undefined with auth off.
+ */
+function tenantAuth(admin: AdminToken | undefined, router: Router, shards: number): HttpAuthOptions | undefined {
+  if (admin === undefined) return undefined;
+  const tenants = new TenantDirectory({ kv: router, adminSecretHash: admin.secretHash, usage: (t) => router.quotas?.cached(t) });
+  router.quotas = new QuotaGuard({ shards, quotaOf: (t) => tenants.quotaOf(t), query: (s, q, c) => router.query(s, q, c) });
+  return { tenants };
+}
+
 function served(cfg: NodeConfig, http: HttpServer, tls: HttpTlsOptions | undefined): Record<string, unknown> {
   const auth = authOf(cfg);
   return {

@@ -1,7 +1,7 @@
 /**
  * `iroh-raft tenants`: the tenant admin API from a shell.
  *
- *   iroh-raft tenants create <name> [--rate <req/s>] | list | delete <name> | rotate <name>
+ *   iroh-raft tenants create <name> [--rate <req/s>] [--bytes-max <N>] [--keys-max <N>] | list | delete <name> | rotate <name>
  *       [--via <URL>] [--token <admin token> | --token-file <path>]
  *
  * `--via` defaults to http://127.0.0.1:7070; the token to `IROH_RAFT_TOKEN` (a node's admin
@@ -13,12 +13,15 @@
 import { ConfigError } from './config.js';
 import { tokenOf } from './token-flag.js';
 
-const USAGE = `usage: iroh-raft tenants <create <name> [--rate <req/s>] | list | delete <name> | rotate <name>>
+const USAGE = `usage: iroh-raft tenants <create <name> [--rate <req/s>] [--bytes-max <N>] [--keys-max <N>]
+                         | list | delete <name> | rotate <name>>
                         [--via <URL>] [--token <token> | --token-file <path>]
   --via         a node's HTTP API (default http://127.0.0.1:7070)
   --token       the node's admin token (default: IROH_RAFT_TOKEN)
   --token-file  a file holding it, e.g. <data>/admin.token
-  --rate        create: the tenant's requests per second on each node (no limit when left out)`;
+  --rate        create: the tenant's requests per second on each node (no limit when left out)
+  --bytes-max   create: most bytes of keys + values the tenant may hold (no limit when left out)
+  --keys-max    create: most keys the tenant may hold (no limit when left out)`;
 
 const VIA_DEFAULT = 'http://127.0.0.1:7070';
 /** How long one admin request may take, in ms. */
@@ -41,7 +44,9 @@ interface Command {
   readonly token: string;
 }
 
-const FLAGS = new Set(['--via', '--token', '--token-file', '--rate']);
+const FLAGS = new Set(['--via', '--token', '--token-file', '--rate', '--bytes-max', '--keys-max']);
+/** Flags that only `create` takes. */
+const CREATE_FLAGS = ['--rate', '--bytes-max', '--keys-max'] as const;
 
 /** The request a `tenants` command line makes; UsageError for anything else. */
 export function parseTenantsArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Command {
@@ -65,7 +70,7 @@ export function parseTenantsArgs(argv: readonly string[], env: NodeJS.ProcessEnv
   const token = adminToken(flags, env);
   const [verb, name, ...extra] = words;
   if (extra.length > 0) throw new UsageError('InvalidFlag', `unexpected argument ${JSON.stringify(extra[0])}`);
-  if (flags.has('--rate') && verb !== 'create') throw new UsageError('InvalidFlag', '--rate goes with create');
+  for (const f of CREATE_FLAGS) if (flags.has(f) && verb !== 'create') throw new UsageError('InvalidFlag', `${f} goes with create`);
   const named = (): string => {
     if (name === undefined) throw new UsageError('InvalidFlag', `tenants ${verb} needs a tenant name`);
     return encodeURIComponent(name);
@@ -76,8 +81,15 @@ export function parseTenantsArgs(argv: readonly string[], env: NodeJS.ProcessEnv
       const rps = rate === undefined ? undefined : Number(rate);
       if (rps !== undefined && !(Number.isFinite(rps) && rps > 0))
         throw new UsageError('InvalidFlag', `--rate must be a positive number, got ${JSON.stringify(rate)}`);
+      const bytesMax = positiveInteger(flags, '--bytes-max');
+      const keysMax = positiveInteger(flags, '--keys-max');
       named();
-      return { method: 'POST', path: '/v1/tenants', body: { name, quota: rps === undefined ? {} : { requestsPerSec: rps } }, via, token };
+      const quota = {
+        ...(rps === undefined ? {} : { requestsPerSec: rps }),
+        ...(bytesMax === undefined ? {} : { bytesMax }),
+        ...(keysMax === undefined ? {} : { keysMax }),
+      };
+      return { method: 'POST', path: '/v1/tenants', body: { name, quota }, via, token };
     }
     case 'list':
       if (name !== undefined) throw new UsageError('InvalidFlag', `unexpected argument ${JSON.stringify(name)}`);
@@ -89,6 +101,15 @@ export function parseTenantsArgs(argv: readonly string[], env: NodeJS.ProcessEnv
     default:
       throw new UsageError('InvalidFlag', verb === undefined ? 'tenants needs a command: create, list, delete or rotate' : `unknown tenants command '${verb}'`);
   }
+}
+
+/** The flag's value as a positive safe integer (digits only); undefined when absent. */
+function positiveInteger(flags: ReadonlyMap<string, string>, flag: string): number | undefined {
+  const text = flags.get(flag);
+  if (text === undefined) return undefined;
+  const n = /^[0-9]+$/.test(text) ? Number(text) : NaN;
+  if (!(Number.isSafeInteger(n) && n > 0)) throw new UsageError('InvalidFlag', `${flag} must be a positive integer, got ${JSON.stringify(text)}`);
+  return n;
 }
 
 function viaUrl(text: string): string {

@@ -4,6 +4,7 @@
  * so a key never moves while the shard count stays). A shard's replicas are `replicas` consecutive
  * members, starting at `shard % members`, in the order of the sorted member list.
  */
+import type { Served } from '../api/index.js';
 import type { NodeId, ShardId } from '../shards/raft/index.js';
 import { shardOf as wireShardOf } from '../wire/shard-hash.js';
 
@@ -29,4 +30,9 @@ export function localShards(self: NodeId, members: readonly NodeId[], shards: nu
     if (voters.includes(self)) out.push({ shard: s as ShardId, voters });
   }
   return out;
+}
+
+/** `{ served }` for a request's outcome: its shard and the node that answered, when one did. */
+export function served(shard: ShardId, o: { readonly node?: NodeId }): { served?: Served } {
+  return o.node === undefined ? {} : { served: { shard, node: o.node } };
 }

@@ -31,6 +31,7 @@ const RETRYABLE: Readonly<Record<ServiceErrorCode, boolean>> = {
   Unauthorized: false,
   Forbidden: false,
   RateLimited: false,
+  QuotaExceeded: false,
   TenantExists: false,
   TenantNotFound: false,
   HostNotAllowed: false,

@@ -42,7 +42,6 @@ import type {
   ScanItem,
   ScanResult,
   Placement,
-  Served,
   ServiceErrorCode,
   Session,
 } from '../api/index.js';
@@ -55,7 +54,8 @@ import { waitedMessage, writeGate } from './write-gate.js';
 import { mergeScanPages } from './scan-merge.js';
 import { nodesView, wireLoad, workerStatus } from './status.js';
 import type { SelfLoad } from './status.js';
-import { localShards, replicasOf, shardOf } from './placement.js';
+import { localShards, replicasOf, served, shardOf } from './placement.js';
+import type { QuotaGuard } from './quotas.js';
 
 /** What the router needs from the transport. */
 export interface PeerLink {
@@ -217,6 +217,12 @@ export class Router implements KvService {
   readonly liveness: Liveness;
   private livenessTimer: NodeJS.Timeout | undefined;
   private readonly clock: () => number;
+  /**
+   * Tenants' byte and key quotas (quotas.ts): a put or compare-and-set past them is answered
+   * `QuotaExceeded` and never proposed; deletes and reads are not checked. Set after construction
+   * (the tenant directory reads through this router); none: no quotas.
+   */
+  quotas: QuotaGuard | undefined;
 
   constructor(private readonly opts: RouterOptions) {
     for (const m of opts.members) {
@@ -577,7 +583,7 @@ export class Router implements KvService {
   // ---------------------------------------------------------------- KvService (the HTTP API's view)
 
   async put(r: PutArgs): Promise<Result<PutResult>> {
-    return refusingBadFields(() => this.putChecked(r));
+    return refusingBadFields(async () => (await this.quotas?.check(r)) ?? this.putChecked(r));
   }
 
   private async putChecked(r: PutArgs): Promise<Result<PutResult>> {
@@ -703,9 +709,4 @@ export class Router implements KvService {
       this.forwards.delete(id);
     }
   }
-}
-
-/** `{ served }` for a result, when a node answered. */
-function served(shard: ShardId, o: Routed): { served?: Served } {
-  return o.node === undefined ? {} : { served: { shard, node: o.node } };
 }

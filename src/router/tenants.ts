@@ -38,6 +38,8 @@ export interface TenantDirectoryOptions {
   readonly cacheEntriesMax?: number;
   /** Wall clock in ms (records' createdMs, cache ages). Default Date.now. */
   readonly now?: () => number;
+  /** A tenant's usage as this node's quota check last counted it, shown by list(). Default: none shown. */
+  readonly usage?: (tenant: string) => TenantInfo['usage'];
 }
 
 /** What is stored per tenant: its info and the hash of its token's secret (never the token). */
@@ -63,6 +65,7 @@ export class TenantDirectory implements TenantService {
   private readonly cacheMs: number;
   private readonly cacheEntriesMax: number;
   private readonly now: () => number;
+  private readonly usage: ((tenant: string) => TenantInfo['usage']) | undefined;
   /** name -> the record as last read; in insertion order, so the first is the oldest. At most cacheEntriesMax. */
   private readonly cache = new Map<string, CacheEntry>();
   /** Reads in flight, one per name: concurrent checks of one tenant share a read. */
@@ -76,6 +79,17 @@ export class TenantDirectory implements TenantService {
     this.cacheMs = opts.cacheMs ?? 1_000;
     this.cacheEntriesMax = opts.cacheEntriesMax ?? 10_000;
     this.now = opts.now ?? Date.now;
+    this.usage = opts.usage;
+  }
+
+  /**
+   * The quota of a client tenant, read through the same cache as tokens (at most `cacheMs` old);
+   * undefined for a tenant without a record and for reserved names (no read).
+   */
+  async quotaOf(name: string): Promise<Result<TenantQuota | undefined>> {
+    if (!isClientTenantName(name)) return ok(undefined);
+    const r = await this.cached(name);
+    return r.ok ? ok(r.value?.quota) : r;
   }
 
   async authenticate(token: string): Promise<Result<Principal | Refusal>> {
@@ -118,7 +132,8 @@ export class TenantDirectory implements TenantService {
       for (const item of page.value.items) {
         const rec = decodeRecord(item.value);
         if (!rec.ok) return rec;
-        out.push(info(rec.value));
+        const used = this.usage?.(rec.value.name);
+        out.push(used === undefined ? info(rec.value) : { ...info(rec.value), usage: used });
       }
       const last = page.value.items.at(-1);
       if (!page.value.more || last === undefined) return ok(out);
@@ -219,11 +234,19 @@ function checkName(name: string): Failure | undefined {
 /** Largest requestsPerSec accepted (beyond it a bucket would never be the limit anyway). */
 export const REQUESTS_PER_SEC_MAX = 1_000_000;
 
-/** BadRequest unless every quota field is in range. */
+/** BadRequest unless every quota field is in range (requestsPerSec in (0, 1e6]; bytesMax, keysMax positive safe integers). */
 export function checkQuota(quota: TenantQuota): Failure | undefined {
   const rps = quota.requestsPerSec;
-  if (rps === undefined || (typeof rps === 'number' && Number.isFinite(rps) && rps > 0 && rps <= REQUESTS_PER_SEC_MAX)) return undefined;
-  return failure(ServiceErrorCode.BadRequest, `quota.requestsPerSec must be a number in (0, ${REQUESTS_PER_SEC_MAX}], got ${JSON.stringify(rps)}`);
+  if (!(rps === undefined || (typeof rps === 'number' && Number.isFinite(rps) && rps > 0 && rps <= REQUESTS_PER_SEC_MAX))) {
+    return failure(ServiceErrorCode.BadRequest, `quota.requestsPerSec must be a number in (0, ${REQUESTS_PER_SEC_MAX}], got ${JSON.stringify(rps)}`);
+  }
+  for (const field of ['bytesMax', 'keysMax'] as const) {
+    const v = quota[field];
+    if (v !== undefined && !(Number.isSafeInteger(v) && v > 0)) {
+      return failure(ServiceErrorCode.BadRequest, `quota.${field} must be a positive safe integer, got ${JSON.stringify(v)}`);
+    }
+  }
+  return undefined;
 }
 
 function encodeRecord(rec: StoredTenant): Buffer {

@@ -91,6 +91,10 @@ export const statusByCode: Readonly<Record<ServiceErrorCode, StatusRule>> = {
   TenantExists: { status: 409 },
   // The tenant's own rate: retry-after is computed from its bucket, not fixed here.
   RateLimited: { status: 429 },
+  // Not 429: waiting does not free room, and clients and proxies retry a 429. Not 413: the request
+  // itself may be small. 403, as storage services answer a spent storage quota: the tenant may not
+  // store more until it deletes keys or its quota is raised. No retry-after.
+  QuotaExceeded: { status: 403 },
   HostNotAllowed: { status: 421 },
   ExpectationFailed: { status: 417 },
   NoSpace: { status: 507 },

@@ -1,10 +1,11 @@
 /**
  * The tenant admin API (admin token only; with auth off there are no tenants to manage: 404):
  *
- * - `POST /v1/tenants` `{"name","quota":{"requestsPerSec"?}}` -> 201 `{"tenant","token"}`;
+ * - `POST /v1/tenants` `{"name","quota":{"requestsPerSec"?,"bytesMax"?,"keysMax"?}}` -> 201 `{"tenant","token"}`;
  *   409 `TenantExists`; 400 `BadRequest` (not a JSON object, unknown or mistyped fields),
  *   `InvalidTenant` (a bad or reserved name); 413 `PayloadTooLarge` past 4 KiB.
- * - `GET /v1/tenants` -> 200 `{"tenants":[{"name","quota","createdMs","generation"}]}` (no hashes).
+ * - `GET /v1/tenants` -> 200 `{"tenants":[{"name","quota","createdMs","generation","usage"?}]}` (no
+ *   hashes; `usage` `{keys,bytes,ageMs}` when this node counted it lately for a quota check).
  * - `DELETE /v1/tenants/<name>` -> 200 `{"deleted":true}`; 404 `TenantNotFound`. The tenant's
  *   keys stay (delete them first, with its token, if they must go).
  * - `POST /v1/tenants/<name>/rotate` -> 200 `{"tenant","token"}`; the old token stops working.
@@ -102,7 +103,11 @@ export async function answerTenants(
   }
 }
 
-/** `{"name": string, "quota"?: {"requestsPerSec"?: number}}`, nothing else; HttpError otherwise. */
+/**
+ * `{"name": string, "quota"?: {"requestsPerSec"?: number, "bytesMax"?: integer, "keysMax"?: integer}}`,
+ * nothing else; HttpError BadRequest otherwise (requestsPerSec a positive number; bytesMax and
+ * keysMax positive safe integers).
+ */
 export function createBody(bytes: Uint8Array): { name: string; quota: TenantQuota } {
   if (bytes.length > TENANT_BODY_BYTES_MAX) throw new HttpError(HttpErrorCode.PayloadTooLarge, `the body is larger than ${TENANT_BODY_BYTES_MAX} bytes`);
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -118,11 +123,24 @@ export function createBody(bytes: Uint8Array): { name: string; quota: TenantQuot
   if (typeof v.name !== 'string') throw new HttpError(HttpErrorCode.InvalidTenant, '"name" must be a string');
   if (v.quota === undefined) return { name: v.name, quota: {} };
   if (!isObject(v.quota)) throw bad('"quota" must be an object');
-  onlyFields(v.quota, ['requestsPerSec'], '"quota"');
-  const rps = v.quota.requestsPerSec;
-  if (rps === undefined) return { name: v.name, quota: {} };
-  if (typeof rps !== 'number' || !Number.isFinite(rps) || rps <= 0) throw bad(`"quota.requestsPerSec" must be a positive number, got ${JSON.stringify(rps)}`);
-  return { name: v.name, quota: { requestsPerSec: rps } };
+  onlyFields(v.quota, ['requestsPerSec', 'bytesMax', 'keysMax'], '"quota"');
+  const { requestsPerSec: rps, bytesMax, keysMax } = v.quota;
+  if (rps !== undefined && (typeof rps !== 'number' || !Number.isFinite(rps) || rps <= 0)) {
+    throw bad(`"quota.requestsPerSec" must be a positive number, got ${JSON.stringify(rps)}`);
+  }
+  for (const [field, n] of [
+    ['bytesMax', bytesMax],
+    ['keysMax', keysMax],
+  ] as const) {
+    if (n !== undefined && !(typeof n === 'number' && Number.isSafeInteger(n) && n > 0)) {
+      throw bad(`"quota.${field}" must be a positive safe integer, got ${JSON.stringify(n)}`);
+    }
+  }
+  const quota: { requestsPerSec?: number; bytesMax?: number; keysMax?: number } = {};
+  if (rps !== undefined) quota.requestsPerSec = rps;
+  if (bytesMax !== undefined) quota.bytesMax = bytesMax as number;
+  if (keysMax !== undefined) quota.keysMax = keysMax as number;
+  return { name: v.name, quota };
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

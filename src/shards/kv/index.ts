@@ -31,12 +31,38 @@ export {
   encodeGet,
   encodePut,
   encodeScan,
+  encodeUsage,
   isKvCommandOp,
   isValidTenant,
   kvCommandBytesMax,
 } from './request.js';
-export type { CasRequest, DeleteIfRequest, DeleteRequest, GetRequest, KvCommand, KvQuery, KvRequest, PutRequest, ScanRequest } from './request.js';
+export type {
+  CasRequest,
+  DeleteIfRequest,
+  DeleteRequest,
+  GetRequest,
+  KvCommand,
+  KvQuery,
+  KvRequest,
+  PutRequest,
+  ScanRequest,
+  UsageRequest,
+} from './request.js';
 export { KvError, KvErrorCode, KvOp, decodeKvReply, encodeKvFailure } from './reply.js';
-export type { CasReply, DeleteIfReply, DeleteReply, GetReply, KvFailure, KvReplies, KvReply, KvReplyOf, PutReply, ScanItem, ScanReply } from './reply.js';
-export { dataKey } from './storage.js';
+export type {
+  CasReply,
+  DeleteIfReply,
+  DeleteReply,
+  GetReply,
+  KvFailure,
+  KvReplies,
+  KvReply,
+  KvReplyOf,
+  PutReply,
+  ScanItem,
+  ScanReply,
+  UsageReply,
+} from './reply.js';
+export { USAGE_PREFIX, dataKey, usageKey } from './storage.js';
+export type { TenantUsage } from './storage.js';
 export { KvStateMachine } from './machine.js';

@@ -12,7 +12,18 @@ import { checkKvRequest, decodeKvRequest, isKvCommandOp } from './request.js';
 import type { GetRequest, KvRequest, ScanRequest } from './request.js';
 import { KvErrorCode, KvOp, OP_NAMES, STATUS_OK, encodeKvFailure, failure } from './reply.js';
 import type { KvFailure } from './reply.js';
-import { STORED_HEADER_BYTES, checkStored, checkedDataKey, compareBytes, prefixEnd, putDataKey, storedValue, tenantPrefixBytes } from './storage.js';
+import {
+  STORED_HEADER_BYTES,
+  addUsage,
+  checkStored,
+  checkedDataKey,
+  compareBytes,
+  prefixEnd,
+  putDataKey,
+  readUsage,
+  storedValue,
+  tenantPrefixBytes,
+} from './storage.js';
 
 /** status u8, version f64. */
 const PUT_REPLY_BYTES = 9;
@@ -20,6 +31,14 @@ const PUT_REPLY_BYTES = 9;
 const CAS_REPLY_BYTES = 10;
 /** status u8, deleted u8, version f64. */
 const DELETE_IF_REPLY_BYTES = 10;
+/** status u8, keys f64, bytes f64. */
+const USAGE_REPLY_BYTES = 17;
+
+/** Removes a stored key and takes it off its tenant's usage. */
+function removeKey(txn: DataTxn, tenant: string, k: Uint8Array, stored: Uint8Array): void {
+  txn.remove(k);
+  addUsage(txn, tenant, -1, -(k.length - tenantPrefixBytes(tenant) + stored.length - STORED_HEADER_BYTES));
+}
 
 /** Removes the key when it is at `expected`; else answers its current version (0: absent). */
 function deleteIf(txn: DataTxn, tenant: string, key: Uint8Array, expected: number): Uint8Array {
@@ -31,7 +50,7 @@ function deleteIf(txn: DataTxn, tenant: string, key: Uint8Array, expected: numbe
     current = new ByteReader(old).f64();
   }
   const deleted = current === expected;
-  if (deleted) txn.remove(k);
+  if (deleted) removeKey(txn, tenant, k, old!);
   const w = new ByteWriter(DELETE_IF_REPLY_BYTES);
   w.u8(STATUS_OK);
   w.u8(deleted ? 1 : 0);
@@ -79,9 +98,12 @@ export class KvStateMachine implements StateMachine {
         return this.write(txn, r.tenant, r.key, r.value, cmd.index, r.expectedVersion);
       case KvOp.Delete: {
         const k = checkedDataKey(r.tenant, r.key);
-        const found = txn.get(k) !== undefined;
-        if (found) txn.remove(k);
-        return new Uint8Array([STATUS_OK, found ? 1 : 0]);
+        const old = txn.get(k);
+        if (old !== undefined) {
+          checkStored(old);
+          removeKey(txn, r.tenant, k, old);
+        }
+        return new Uint8Array([STATUS_OK, old !== undefined ? 1 : 0]);
       }
       case KvOp.DeleteIf:
         return deleteIf(txn, r.tenant, r.key, r.expectedVersion);
@@ -104,7 +126,12 @@ export class KvStateMachine implements StateMachine {
     }
     const swapped = expected === undefined || expected === current;
     const version = swapped ? current + 1 : current;
-    if (swapped) txn.put(k, storedValue(version, createIndex, index, value));
+    if (swapped) {
+      txn.put(k, storedValue(version, createIndex, index, value));
+      // A new key counts its key and value; an overwrite only the change in value length.
+      if (old === undefined) addUsage(txn, tenant, 1, key.length + value.length);
+      else addUsage(txn, tenant, 0, value.length - (old.length - STORED_HEADER_BYTES));
+    }
     const w = new ByteWriter(expected === undefined ? PUT_REPLY_BYTES : CAS_REPLY_BYTES);
     w.u8(STATUS_OK);
     if (expected !== undefined) w.u8(swapped ? 1 : 0);
@@ -120,6 +147,14 @@ export class KvStateMachine implements StateMachine {
         return get(view, r);
       case KvOp.Scan:
         return this.scan(view, r);
+      case KvOp.Usage: {
+        const u = readUsage(view, r.tenant);
+        const w = new ByteWriter(USAGE_REPLY_BYTES);
+        w.u8(STATUS_OK);
+        w.f64(u.keys);
+        w.f64(u.bytes);
+        return w.finish();
+      }
       default:
         assert(false, `kv: command op ${r.op} passed the query check`);
     }

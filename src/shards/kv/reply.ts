@@ -9,6 +9,7 @@
  * - Cas    swapped u8 | version f64 (the new version when swapped, else the current one)
  * - Get    found u8 | when found: version f64 | createIndex f64 | modIndex f64 | value
  * - Scan   more u8 | count u32 | count x (key | version f64 | value)
+ * - Usage  keys f64 | bytes f64 (the tenant's keys in the shard, and their key + value bytes)
  *
  * (key: u16 length + bytes; value: u32 length + bytes; numbers little-endian.) The success
  * replies are written by the state machine (./machine.ts), which copies stored fields as they are.
@@ -25,11 +26,13 @@ export const KvOp = {
   Scan: 5,
   /** Delete only if the key is at an expected version (a compare-and-delete). */
   DeleteIf: 6,
+  /** A tenant's usage in one shard: keys and key + value bytes (a query; quotas sum it over shards). */
+  Usage: 7,
 } as const;
 export type KvOp = (typeof KvOp)[keyof typeof KvOp];
 
 /** Names of the ops, for messages. */
-export const OP_NAMES: Readonly<Record<KvOp, string>> = { 1: 'Put', 2: 'Delete', 3: 'Cas', 4: 'Get', 5: 'Scan', 6: 'DeleteIf' };
+export const OP_NAMES: Readonly<Record<KvOp, string>> = { 1: 'Put', 2: 'Delete', 3: 'Cas', 4: 'Get', 5: 'Scan', 6: 'DeleteIf', 7: 'Usage' };
 
 /** Stable codes of KV errors. Every code but the last two is sent as an error reply. */
 export const KvErrorCode = {
@@ -117,6 +120,14 @@ export interface ScanReply {
   /** True when keys with the prefix remain after the last item (continue with startAfter). */
   readonly more: boolean;
 }
+export interface UsageReply {
+  readonly ok: true;
+  readonly op: typeof KvOp.Usage;
+  /** Keys the tenant has in the shard. */
+  readonly keys: number;
+  /** Sum of those keys' key + value lengths, in bytes. */
+  readonly bytes: number;
+}
 export interface KvReplies {
   [KvOp.Put]: PutReply;
   [KvOp.Delete]: DeleteReply;
@@ -124,6 +135,7 @@ export interface KvReplies {
   [KvOp.Get]: GetReply;
   [KvOp.Scan]: ScanReply;
   [KvOp.DeleteIf]: DeleteIfReply;
+  [KvOp.Usage]: UsageReply;
 }
 export type KvReplyOf<O extends KvOp> = KvReplies[O] | KvFailure;
 export type KvReply = KvReplyOf<KvOp>;
@@ -182,6 +194,9 @@ export function decodeKvReply(op: KvOp, bytes: Uint8Array): KvReply {
       const modIndex = c.f64() as LogIndex;
       r = { ok: true, op, found: true, value: c.view(c.u32()), version, createIndex, modIndex };
     }
+  } else if (op === KvOp.Usage) {
+    const keys = c.f64();
+    r = { ok: true, op, keys, bytes: c.f64() };
   } else if (op === KvOp.Scan) {
     const more = flag(c);
     const count = c.u32();

@@ -12,8 +12,9 @@
  * - Get    4 | tenant | key
  * - Scan   5 | tenant | prefix | limit u32 | startAfter (length 0: from the start of the prefix)
  * - DeleteIf 6 | tenant | key | expectedVersion f64
+ * - Usage  7 | tenant
  *
- * Put, Delete, Cas and DeleteIf are commands (proposed, applied through the log); Get and Scan are queries
+ * Put, Delete, Cas and DeleteIf are commands (proposed, applied through the log); Get, Scan and Usage are queries
  * (served by `KvStateMachine.query`). A query sent as a command and the reverse are refused.
  */
 import { ByteReader, ByteWriter } from '../../wire/index.js';
@@ -61,8 +62,13 @@ export interface ScanRequest {
   /** Return only keys after this one; undefined starts at the first key with the prefix. */
   readonly startAfter: Uint8Array | undefined;
 }
+/** The tenant's usage (keys, key + value bytes) in the shard asked. */
+export interface UsageRequest {
+  readonly op: typeof KvOp.Usage;
+  readonly tenant: string;
+}
 export type KvCommand = PutRequest | DeleteRequest | CasRequest | DeleteIfRequest;
-export type KvQuery = GetRequest | ScanRequest;
+export type KvQuery = GetRequest | ScanRequest | UsageRequest;
 export type KvRequest = KvCommand | KvQuery;
 
 export const isKvCommandOp = (op: KvOp): op is KvCommand['op'] => op === KvOp.Put || op === KvOp.Delete || op === KvOp.Cas || op === KvOp.DeleteIf;
@@ -143,6 +149,16 @@ export function encodeGet(tenant: string, key: Uint8Array): Uint8Array {
   return encodeKeyed(KvOp.Get, tenant, key, 0).finish();
 }
 
+/** The tenant's usage in the shard that answers (a query). */
+export function encodeUsage(tenant: string): Uint8Array {
+  const t = tenantBytes(tenant);
+  checkTenantEncodable(t);
+  const w = new ByteWriter(1 + 1 + t.length);
+  w.u8(KvOp.Usage);
+  putTenant(w, t);
+  return w.finish();
+}
+
 /**
  * `limit`: most items wanted (1..; capped by the server's `scanLimitMax`). `startAfter`: the last
  * key of the previous page, to continue after it; an empty array means none.
@@ -179,10 +195,12 @@ export function decodeKvRequest(bytes: Uint8Array): KvRequest | KvFailure {
   if (bytes.length === 0) return failure(KvErrorCode.BadRequest, 'empty request');
   const c = new ByteReader(bytes);
   const op = c.u8();
-  if (op < KvOp.Put || op > KvOp.DeleteIf) return failure(KvErrorCode.BadRequest, `unknown op ${op}`);
+  if (op < KvOp.Put || op > KvOp.Usage) return failure(KvErrorCode.BadRequest, `unknown op ${op}`);
   const tenant = c.latin1(c.u8());
   let r: KvRequest;
-  if (op === KvOp.Scan) {
+  if (op === KvOp.Usage) {
+    r = { op, tenant };
+  } else if (op === KvOp.Scan) {
     const prefix = c.view(c.u16());
     const limit = c.u32();
     const after = c.view(c.u16());
@@ -227,6 +245,7 @@ export function checkKvRequest(r: KvRequest, limits: KvLimits): KvFailure | unde
   if (!isValidTenant(r.tenant)) {
     return failure(KvErrorCode.InvalidTenant, `tenant must be 1..64 bytes of [A-Za-z0-9_.-], got ${JSON.stringify(r.tenant)}`);
   }
+  if (r.op === KvOp.Usage) return undefined;
   const tooLarge = (field: string, b: Uint8Array): KvFailure | undefined =>
     b.length > limits.keyBytesMax ? failure(KvErrorCode.KeyTooLarge, `${field} is ${b.length} bytes; keyBytesMax is ${limits.keyBytesMax}`) : undefined;
   if (r.op === KvOp.Scan) {

@@ -44,6 +44,7 @@ describe('createBody', () => {
   test('name and an optional quota', () => {
     expect(createBody(enc('{"name":"acme"}'))).toEqual({ name: 'acme', quota: {} });
     expect(createBody(enc('{"name":"acme","quota":{"requestsPerSec":2.5}}'))).toEqual({ name: 'acme', quota: { requestsPerSec: 2.5 } });
+    expect(createBody(enc('{"name":"acme","quota":{"bytesMax":1048576,"keysMax":10}}'))).toEqual({ name: 'acme', quota: { bytesMax: 1048576, keysMax: 10 } });
   });
 
   test('anything else is 400 BadRequest or InvalidTenant, past 4 KiB 413', () => {
@@ -57,6 +58,12 @@ describe('createBody', () => {
       ['{"name":"a","quota":{"requestsPerSec":0}}', '400 BadRequest'],
       ['{"name":"a","quota":{"requestsPerSec":1e999}}', '400 BadRequest'],
       ['{"name":"a","quota":{"keys":10}}', '400 BadRequest'],
+      ['{"name":"a","quota":{"keysMax":0}}', '400 BadRequest'],
+      ['{"name":"a","quota":{"keysMax":1.5}}', '400 BadRequest'],
+      ['{"name":"a","quota":{"keysMax":"10"}}', '400 BadRequest'],
+      ['{"name":"a","quota":{"bytesMax":-1}}', '400 BadRequest'],
+      ['{"name":"a","quota":{"bytesMax":9007199254740992}}', '400 BadRequest'],
+      ['{"name":"a","quota":{"bytesMax":null}}', '400 BadRequest'],
       ['{"name":"a","quota":null}', '400 BadRequest'],
       ['{"name":"a","token":"x"}', '400 BadRequest'],
       [`{"name":"${'a'.repeat(5000)}"}`, '413 PayloadTooLarge'],

@@ -87,6 +87,26 @@ describe('TenantDirectory', () => {
     for (const requestsPerSec of [0, -1, Infinity, NaN, 2e6]) {
       expect(await node1.create('ok', { requestsPerSec }), String(requestsPerSec)).toMatchObject({ ok: false, code: 'BadRequest' });
     }
+    for (const n of [0, -1, 1.5, Infinity, NaN, 2 ** 53]) {
+      expect(await node1.create('ok', { bytesMax: n }), `bytesMax ${n}`).toMatchObject({ ok: false, code: 'BadRequest' });
+      expect(await node1.create('ok', { keysMax: n }), `keysMax ${n}`).toMatchObject({ ok: false, code: 'BadRequest' });
+    }
+  });
+
+  test('byte and key quotas are kept in the record; quotaOf reads them through the cache, never for reserved names', async () => {
+    const { store, node1, node2 } = setup();
+    expect(await node1.create('capped', { bytesMax: 1_000_000, keysMax: 10 })).toMatchObject({
+      ok: true,
+      value: { tenant: { quota: { bytesMax: 1_000_000, keysMax: 10 } } },
+    });
+    expect(await node2.quotaOf('capped')).toEqual({ ok: true, value: { bytesMax: 1_000_000, keysMax: 10 } });
+    expect(await node2.quotaOf('ghost')).toEqual({ ok: true, value: undefined });
+    const reads = store.reads;
+    expect(await node2.quotaOf('capped')).toMatchObject({ ok: true });
+    expect(await node2.quotaOf('_system')).toEqual({ ok: true, value: undefined });
+    expect(store.reads).toBe(reads);
+    const listed = await node1.list();
+    expect(listed).toMatchObject({ ok: true, value: [{ name: 'capped', quota: { bytesMax: 1_000_000, keysMax: 10 } }] });
   });
 
   test("the admin token is this node's; a token for `_system` or a bad secret is refused", async () => {

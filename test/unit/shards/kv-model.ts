@@ -24,7 +24,7 @@ const hex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padSt
 
 const fail = (code: KvErrorCode, message: string): KvFailure => ({ ok: false, code, message });
 
-const OP_NAME: Record<number, string> = { 1: 'Put', 2: 'Delete', 3: 'Cas', 4: 'Get', 5: 'Scan', 6: 'DeleteIf' };
+const OP_NAME: Record<number, string> = { 1: 'Put', 2: 'Delete', 3: 'Cas', 4: 'Get', 5: 'Scan', 6: 'DeleteIf', 7: 'Usage' };
 
 export class KvModel {
   readonly limits: KvLimits;
@@ -39,7 +39,8 @@ export class KvModel {
   apply(cmd: Uint8Array, index: number): KvReply {
     const r = this.request(cmd);
     if ('code' in r) return r;
-    if (r.op === KvOp.Get || r.op === KvOp.Scan) return fail(KvErrorCode.BadRequest, `${OP_NAME[r.op]} is a query; send it as a read, not a proposal`);
+    if (r.op === KvOp.Get || r.op === KvOp.Scan || r.op === KvOp.Usage)
+      return fail(KvErrorCode.BadRequest, `${OP_NAME[r.op]} is a query; send it as a read, not a proposal`);
     const keys = this.tenants.get(r.tenant) ?? new Map<string, ModelEntry>();
     this.tenants.set(r.tenant, keys);
     const id = hex(r.key);
@@ -76,8 +77,11 @@ export class KvModel {
   query(req: Uint8Array): KvReply {
     const r = this.request(req);
     if ('code' in r) return r;
-    if (r.op !== KvOp.Get && r.op !== KvOp.Scan) return fail(KvErrorCode.BadRequest, `${OP_NAME[r.op]} is a command; propose it, not a read`);
+    if (r.op !== KvOp.Get && r.op !== KvOp.Scan && r.op !== KvOp.Usage) {
+      return fail(KvErrorCode.BadRequest, `${OP_NAME[r.op]} is a command; propose it, not a read`);
+    }
     const keys = this.tenants.get(r.tenant);
+    if (r.op === KvOp.Usage) return { ok: true, op: KvOp.Usage, ...this.usage(r.tenant) };
     if (r.op === KvOp.Get) {
       const e = keys?.get(hex(r.key));
       if (!e) return { ok: true, op: KvOp.Get, found: false };
@@ -107,6 +111,19 @@ export class KvModel {
     return { ok: true, op: KvOp.Scan, items, more: items.length < ids.length };
   }
 
+  /** The tenant's keys and their key + value bytes, counted from its live keys (no running total). */
+  usage(tenant: string): { keys: number; bytes: number } {
+    let bytes = 0;
+    const keys = this.tenants.get(tenant);
+    for (const e of keys?.values() ?? []) bytes += e.key.length + e.value.length;
+    return { keys: keys?.size ?? 0, bytes };
+  }
+
+  /** Tenants with at least one key, by name. */
+  tenantNames(): string[] {
+    return [...this.tenants.keys()].sort();
+  }
+
   /** Every live key, ordered by tenant then key. */
   entries(): ModelEntry[] {
     const out: ModelEntry[] = [];
@@ -122,6 +139,7 @@ export class KvModel {
     if (!/^[A-Za-z0-9_.-]{1,64}$/.test(r.tenant)) {
       return fail(KvErrorCode.InvalidTenant, `tenant must be 1..64 bytes of [A-Za-z0-9_.-], got ${JSON.stringify(r.tenant)}`);
     }
+    if (r.op === KvOp.Usage) return r;
     if (r.op === KvOp.Scan) {
       if (r.prefix.length > l.keyBytesMax) return fail(KvErrorCode.KeyTooLarge, `prefix is ${r.prefix.length} bytes; keyBytesMax is ${l.keyBytesMax}`);
       if (r.startAfter && r.startAfter.length > l.keyBytesMax) {

@@ -28,7 +28,9 @@ import {
   encodeGet,
   encodePut,
   encodeScan,
+  encodeUsage,
   resolveKvLimits,
+  usageKey,
 } from '../../../src/shards/kv/index.js';
 import type { KvLimits, KvReply } from '../../../src/shards/kv/index.js';
 import type { DataTxn } from '../../../src/shards/state-machine.js';
@@ -50,10 +52,11 @@ function f64(buf: Uint8Array, at: number): number {
   return new DataView(buf.buffer, buf.byteOffset, buf.byteLength).getFloat64(at, true);
 }
 
-/** Turns raw data-database pairs back into model entries (tests the documented layout). */
+/** Turns raw data-database pairs back into model entries (tests the documented layout); usage records are skipped. */
 function toEntries(pairs: Iterable<{ key: Uint8Array; value: Uint8Array }>): ModelEntry[] {
   const out: ModelEntry[] = [];
   for (const { key, value } of pairs) {
+    if (key[0] === 0) continue;
     const n = key[0]!;
     out.push({
       tenant: String.fromCharCode(...key.subarray(1, 1 + n)),
@@ -65,6 +68,18 @@ function toEntries(pairs: Iterable<{ key: Uint8Array; value: Uint8Array }>): Mod
     });
   }
   return sortEntries(out);
+}
+
+/** The usage records among raw data-database pairs ([0x00][tenant length][tenant] -> keys f64, bytes f64), by tenant. */
+function toUsage(pairs: Iterable<{ key: Uint8Array; value: Uint8Array }>): Record<string, { keys: number; bytes: number }> {
+  const out: Record<string, { keys: number; bytes: number }> = {};
+  for (const { key, value } of pairs) {
+    if (key[0] !== 0) continue;
+    expect(key[1]).toBe(key.length - 2);
+    expect(value.length).toBe(16);
+    out[String.fromCharCode(...key.subarray(2))] = { keys: f64(value, 0), bytes: f64(value, 8) };
+  }
+  return out;
 }
 
 /**
@@ -136,6 +151,8 @@ interface Backend {
   apply(cmd: Uint8Array, index: number): Uint8Array;
   query(req: Uint8Array): Uint8Array;
   entries(): ModelEntry[];
+  /** The usage records as stored. */
+  usage(): Record<string, { keys: number; bytes: number }>;
 }
 
 function memoryBackend(sm: KvStateMachine, data = new MemoryData()): Backend {
@@ -143,6 +160,7 @@ function memoryBackend(sm: KvStateMachine, data = new MemoryData()): Backend {
     apply: (cmd, index) => sm.apply(data, { index: logIndex(index), term: term(1), command: cmd }),
     query: (req) => sm.query(data, req),
     entries: () => toEntries(data.pairs()),
+    usage: () => toUsage(data.pairs()),
   };
 }
 
@@ -186,13 +204,14 @@ function lmdbBackend(sm: KvStateMachine): Backend {
     apply: (cmd, index) => env.transactionSync(() => sm.apply(access, { index: logIndex(index), term: term(1), command: cmd })),
     query: (req) => sm.query(access, req),
     entries: () => toEntries(lmdbDb.getRange({})),
+    usage: () => toUsage(lmdbDb.getRange({})),
   };
 }
 
 /** The op to decode a reply with: the request's, or any op for garbage (its reply is an error). */
 const opOf = (req: Uint8Array): KvOp => {
   const op = req[0];
-  return op !== undefined && op >= 1 && op <= KvOp.DeleteIf ? (op as KvOp) : KvOp.Put;
+  return op !== undefined && op >= 1 && op <= KvOp.Usage ? (op as KvOp) : KvOp.Put;
 };
 
 const decode = (req: Uint8Array, reply: Uint8Array): KvReply => decodeKvReply(opOf(req), reply);
@@ -307,6 +326,52 @@ describe.each([
     expect(read(encodeGet('ab', b('bc')))).toEqual({ ok: true, op: KvOp.Get, found: false });
   });
 
+  test('usage counts keys and key + value bytes per tenant: put, overwrite, cas, delete, conditional delete', () => {
+    const { cmd, read, be } = run();
+    const usage = (t: string) => read(encodeUsage(t));
+    const is = (keys: number, bytes: number) => ({ ok: true, op: KvOp.Usage, keys, bytes });
+    expect(usage('t')).toEqual(is(0, 0));
+    cmd(encodePut('t', b('k1'), b('abc')), 1);
+    expect(usage('t')).toEqual(is(1, 5));
+    cmd(encodePut('t', b('k1'), b('abcdef')), 2); // overwrite: only the value's growth
+    expect(usage('t')).toEqual(is(1, 8));
+    cmd(encodePut('t', b('k1'), b('a')), 3); // and its shrinking
+    expect(usage('t')).toEqual(is(1, 3));
+    cmd(encodeCas('t', b('k2'), 0, b('xy')), 4);
+    expect(usage('t')).toEqual(is(2, 7));
+    cmd(encodeCas('t', b('k2'), 5, b('a much longer value')), 5); // not swapped: not counted
+    expect(usage('t')).toEqual(is(2, 7));
+    cmd(encodeCas('t', b('k2'), 1, b('xyz')), 6);
+    expect(usage('t')).toEqual(is(2, 8));
+    cmd(encodeDeleteIf('t', b('k2'), 7), 7); // wrong version: not deleted, not counted
+    expect(usage('t')).toEqual(is(2, 8));
+    cmd(encodeDeleteIf('t', b('k2'), 2), 8);
+    expect(usage('t')).toEqual(is(1, 3));
+    cmd(encodeDelete('t', b('nope')), 9);
+    expect(usage('t')).toEqual(is(1, 3));
+    cmd(encodeDelete('t', b('k1')), 10);
+    expect(usage('t')).toEqual(is(0, 0));
+    expect(be.usage()).toEqual({}); // the record goes with the last key
+    cmd(encodePut('t', b('k'), bytes()), 11); // an empty value still counts its key
+    expect(usage('t')).toEqual(is(1, 1));
+  });
+
+  test('usage is per tenant, also when one tenant name is a prefix of another; no scan meets a usage record', () => {
+    const { cmd, read, be } = run();
+    cmd(encodePut('a', b('bc'), b('1')), 1);
+    cmd(encodePut('ab', b('c'), b('22')), 2);
+    cmd(encodePut('ab', b('d'), b('333')), 3);
+    expect(read(encodeUsage('a'))).toEqual({ ok: true, op: KvOp.Usage, keys: 1, bytes: 3 });
+    expect(read(encodeUsage('ab'))).toEqual({ ok: true, op: KvOp.Usage, keys: 2, bytes: 7 });
+    expect(read(encodeUsage('b'))).toEqual({ ok: true, op: KvOp.Usage, keys: 0, bytes: 0 });
+    expect(be.usage()).toEqual({ a: { keys: 1, bytes: 3 }, ab: { keys: 2, bytes: 7 } });
+    expect(usageKey('ab')).toEqual(bytes(0, 2, 0x61, 0x62));
+    // A client key made of usage-record bytes stays inside its tenant's range.
+    cmd(encodePut('a', bytes(0, 1, 0x61), b('x')), 4);
+    expect(read(encodeScan('a', bytes(), 100))).toMatchObject({ items: [{ key: bytes(0, 1, 0x61) }, { key: b('bc') }] });
+    expect(read(encodeUsage('a'))).toEqual({ ok: true, op: KvOp.Usage, keys: 2, bytes: 7 });
+  });
+
   test('paging with startAfter visits every key with the prefix once, in order, including 0xff bytes', () => {
     const { cmd, read } = run();
     const keys = [bytes(0), bytes(1), bytes(0xff), bytes(0xff, 0), bytes(0xff, 0xff), bytes(0xff, 0xff, 1), bytes(0xff, 0xff, 0xff)];
@@ -372,6 +437,24 @@ describe.each([
   });
 });
 
+test('keys stored before usage was counted: deleting them stops the count at zero, never below', () => {
+  const data = new MemoryData();
+  const be = memoryBackend(new KvStateMachine(), data);
+  // A key as an older version stored it: the value with its header, and no usage record.
+  const header = new Uint8Array(24);
+  new DataView(header.buffer).setFloat64(0, 1, true);
+  data.put(dataKey('old', b('k1')), new Uint8Array([...header, ...b('value')]));
+  data.put(dataKey('old', b('k2')), new Uint8Array([...header, ...b('value')]));
+  be.apply(encodePut('old', b('k3'), b('v')), 1);
+  expect(decode(encodeUsage('old'), be.query(encodeUsage('old')))).toMatchObject({ keys: 1, bytes: 3 });
+  be.apply(encodeDelete('old', b('k1')), 2);
+  expect(be.usage()).toEqual({});
+  be.apply(encodeDelete('old', b('k2')), 3);
+  expect(decode(encodeUsage('old'), be.query(encodeUsage('old')))).toMatchObject({ keys: 0, bytes: 0 });
+  be.apply(encodePut('old', b('k4'), b('vv')), 4);
+  expect(be.usage()).toEqual({ old: { keys: 1, bytes: 4 } });
+});
+
 test('a scan returns its first item even when it alone exceeds scanBytesMax (limits lowered later)', () => {
   const data = new MemoryData();
   const wide = new KvStateMachine();
@@ -432,6 +515,7 @@ const requestArb: fc.Arbitrary<Uint8Array> = fc.oneof(
   { weight: 3, arbitrary: fc.tuple(tenantArb, keyArb, versionArb).map(([t, k, x]) => encodeDeleteIf(t, k, x)) },
   { weight: 4, arbitrary: fc.tuple(tenantArb, keyArb, versionArb, valueArb).map(([t, k, x, v]) => encodeCas(t, k, x, v)) },
   { weight: 3, arbitrary: fc.tuple(tenantArb, keyArb).map(([t, k]) => encodeGet(t, k)) },
+  { weight: 2, arbitrary: tenantArb.map((t) => encodeUsage(t)) },
   {
     weight: 4,
     arbitrary: fc.tuple(tenantArb, prefixArb, limitArb, fc.option(keyArb, { nil: undefined })).map(([t, p, l, a]) => encodeScan(t, p, l, a)),
@@ -439,7 +523,7 @@ const requestArb: fc.Arbitrary<Uint8Array> = fc.oneof(
 );
 
 const stepArb: fc.Arbitrary<Step> = fc.oneof({ weight: 20, arbitrary: requestArb }, { weight: 1, arbitrary: fc.uint8Array({ maxLength: 12 }) }).chain((req) => {
-  const proper = req[0] === KvOp.Get || req[0] === KvOp.Scan ? 'query' : 'apply';
+  const proper = req[0] === KvOp.Get || req[0] === KvOp.Scan || req[0] === KvOp.Usage ? 'query' : 'apply';
   const other = proper === 'apply' ? 'query' : 'apply';
   return fc.oneof({ weight: 15, arbitrary: fc.constant(proper) }, { weight: 1, arbitrary: fc.constant(other) }).map((via): Step => ({ via, req }));
 });
@@ -465,6 +549,10 @@ describe('state machine and model agree', () => {
         const final = model.entries();
         expect(mem.entries()).toEqual(final);
         expect(lm.entries()).toEqual(final);
+        // A usage record for exactly the tenants with keys, holding what their keys add up to.
+        const usage = Object.fromEntries(model.tenantNames().map((t) => [t, model.usage(t)]));
+        expect(mem.usage()).toEqual(usage);
+        expect(lm.usage()).toEqual(usage);
       }),
       { numRuns: 300 },
     );
@@ -533,7 +621,9 @@ describe('bad input', () => {
 
   const cases: [string, Uint8Array, 'command' | 'query', KvErrorCode][] = [
     ['empty request', bytes(), 'command', KvErrorCode.BadRequest],
-    ['unknown op', bytes(6, 1, 0x61, 1, 0, 1), 'command', KvErrorCode.BadRequest],
+    ['unknown op', bytes(0x63, 1, 0x61, 1, 0, 1), 'command', KvErrorCode.BadRequest],
+    ['usage proposed', encodeUsage('t'), 'command', KvErrorCode.BadRequest],
+    ['usage of a bad tenant', encodeUsage('a b'), 'query', KvErrorCode.InvalidTenant],
     ['query proposed', encodeGet('t', bytes(1)), 'command', KvErrorCode.BadRequest],
     ['command read', encodePut('t', bytes(1), bytes()), 'query', KvErrorCode.BadRequest],
     ['empty tenant', encodePut('', bytes(1), bytes()), 'command', KvErrorCode.InvalidTenant],
