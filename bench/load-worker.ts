@@ -178,6 +178,7 @@ async function run(cfg: LoadConfig): Promise<LoadResult> {
       // A fresh object: autocannon writes content-length into the headers it is given, and a
       // shared object would carry a PUT's length into the next GET.
       req.headers = r.contentType === undefined ? {} : { 'content-type': r.contentType };
+      if (cfg.tenant !== undefined) req.headers['x-tenant'] = cfg.tenant;
       ctx.t0 = process.hrtime.bigint();
       return req;
     };

@@ -148,6 +148,8 @@ export interface LoadConfig {
   readonly direct?: { readonly shards: number; readonly tenant: string };
   /** Drive the load through iroh-raft's client library (bench/client-load.ts) instead of autocannon. */
   readonly client?: boolean;
+  /** iroh-raft only: every request names this tenant in `x-tenant` (nodes with `--auth off`). Default: none (the node's default tenant). */
+  readonly tenant?: string;
 }
 
 export interface OpResult {

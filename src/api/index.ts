@@ -4,6 +4,8 @@
  * client can meet. It imports nothing but src/wire.
  */
 export { ByteGate } from './admission.js';
+export { FairGate } from './fair-gate.js';
+export type { FairGateLimits, FairGateTenant } from './fair-gate.js';
 export { CONSISTENCIES, isConsistency } from './consistency.js';
 export type { Consistency } from './consistency.js';
 export { ServiceErrorCode, isServiceErrorCode } from './errors.js';

@@ -44,6 +44,8 @@ export interface NodeConfig {
   readonly snapshotBytesPerSec: number;
   /** Bytes of client writes in flight through this node; more wait, up to half their deadline, then Overloaded. */
   readonly writeBytesMax: number;
+  /** Client writes in flight through this node while two or more tenants write; more wait in their tenant's line (served round robin), then Overloaded. */
+  readonly writesSharedMax: number;
   /** Bytes of HTTP request bodies read and held at once; more wait unread, then 503 Overloaded. */
   readonly httpBodiesBytesMax: number;
   /** Open HTTP connections at most; one more is answered 503 Overloaded and closed. */
@@ -173,6 +175,13 @@ export const SETTINGS: readonly Setting[] = [
     parse: int(1, 1 << 30),
   },
   {
+    key: 'writesSharedMax',
+    flag: '--writes-shared-max',
+    env: 'IROH_RAFT_WRITES_SHARED_MAX',
+    help: "client writes in flight through this node while two or more tenants write; the rest wait in their tenant's line, served round robin (default 8)",
+    parse: int(1, 1 << 20),
+  },
+  {
     key: 'httpBodiesBytesMax',
     flag: '--http-bodies-bytes-max',
     env: 'IROH_RAFT_HTTP_BODIES_BYTES_MAX',
@@ -295,6 +304,7 @@ export function defaults(): NodeConfig {
     compactKeepEntries: 1_000,
     snapshotBytesPerSec: 64 << 20,
     writeBytesMax: 2 << 20,
+    writesSharedMax: 8,
     httpBodiesBytesMax: 8 << 20,
     httpConnectionsMax: 4096,
     scanReadsMax: 32,

@@ -172,6 +172,26 @@ function registerTransportMetrics(registry: Registry, counter: Read, gauge: Read
   });
 }
 
+/** Client writes through the router: held (writesSharedMax, writeBytesMax), waiting in their tenants' lines, refused. */
+function registerWriteGateMetrics(counter: Read, gauge: Read, r: NodeParts['router']): void {
+  counter(
+    'iroh_raft_router_writes_refused_total',
+    'Writes answered Overloaded after waiting half their deadline behind writesSharedMax or writeBytesMax of writes in flight through this node.',
+    () => r.counters.writeBytesRefused,
+  );
+  gauge('iroh_raft_router_write_inflight_bytes', 'Bytes of client writes in flight through this node (at most writeBytesMax).', () => r.writeRoom.heldBytes);
+  gauge(
+    'iroh_raft_router_writes_inflight',
+    'Client writes in flight through this node (at most writesSharedMax while two or more tenants write).',
+    () => r.writeRoom.heldWrites,
+  );
+  gauge(
+    'iroh_raft_router_writes_waiting',
+    "Client writes waiting for room under writesSharedMax or writeBytesMax, each in its tenant's line.",
+    () => r.writeRoom.waiting,
+  );
+}
+
 /** Leadership transfers of the leader balancer (src/router/leader-balance.ts). */
 function registerBalanceMetrics(counter: Read, parts: NodeParts): void {
   counter(
@@ -189,11 +209,7 @@ function registerBalanceMetrics(counter: Read, parts: NodeParts): void {
 /** What waits for room, and how much is held: client writes (writeBytesMax) and request bodies. */
 function registerAdmissionMetrics(counter: Read, gauge: Read, parts: NodeParts): void {
   const r = parts.router;
-  counter(
-    'iroh_raft_router_writes_refused_total',
-    'Writes answered Overloaded after waiting half their deadline behind writeBytesMax of writes in flight through this node.',
-    () => r.counters.writeBytesRefused,
-  );
+  registerWriteGateMetrics(counter, gauge, r);
   counter(
     'iroh_raft_router_writes_refused_no_space_total',
     'Writes answered NoSpace (never proposed) while the disk-space alarm was up, local and forwarded in.',
@@ -218,8 +234,6 @@ function registerAdmissionMetrics(counter: Read, gauge: Read, parts: NodeParts):
     'Shard reads of scans that found no slot before their deadline (the scan answered Overloaded).',
     () => r.scanBudget.refused,
   );
-  gauge('iroh_raft_router_write_inflight_bytes', 'Bytes of client writes in flight through this node (at most writeBytesMax).', () => r.writeRoom.heldBytes);
-  gauge('iroh_raft_router_writes_waiting', 'Client writes waiting for room under writeBytesMax.', () => r.writeRoom.waiting);
   gauge(
     'iroh_raft_http_body_held_bytes',
     'Bytes of request bodies being read or served (at most --http-bodies-bytes-max).',

@@ -165,14 +165,12 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
     pool,
     link: transport,
     requestTimeoutMs: cfg.requestTimeoutMs,
-    writeBytesMax: cfg.writeBytesMax,
+    ...admissionOf(cfg),
     livenessIntervalMs: cfg.tickMs,
     livenessTimeoutMs: cfg.tickMs * cfg.electionTicks,
     onPeerDown: (node) => snapshots.peerGone(node),
     metrics: () => scrape(registry, pool),
     writeGuard: disk,
-    scanReadsMax: cfg.scanReadsMax,
-    ...(cfg.scanTenantReadsMax === undefined ? {} : { scanTenantReadsMax: cfg.scanTenantReadsMax }),
     ...statusSources(late, snapshots),
   });
   late.router = router;
@@ -201,6 +199,16 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
     router,
     adminTokenPath: admin?.path,
     close: stopper({ http, snapshots, pool, router, disk, balance, transport, unlock, log, self }),
+  };
+}
+
+/** The router's admission limits: writes in flight (bytes; count while tenants share) and scan reads. */
+function admissionOf(cfg: NodeConfig): Pick<RouterOptions, 'writeBytesMax' | 'writesSharedMax' | 'scanReadsMax' | 'scanTenantReadsMax'> {
+  return {
+    writeBytesMax: cfg.writeBytesMax,
+    writesSharedMax: cfg.writesSharedMax,
+    scanReadsMax: cfg.scanReadsMax,
+    ...(cfg.scanTenantReadsMax === undefined ? {} : { scanTenantReadsMax: cfg.scanTenantReadsMax }),
   };
 }
 

@@ -27,7 +27,7 @@ import type { Outcome } from '../shards/host.js';
 import { KV_LIMITS_DEFAULT, KvOp, decodeKvReply, encodeCas, encodeDelete, encodeDeleteIf, encodeGet, encodePut, encodeScan } from '../shards/kv/index.js';
 import type { NodeId, ShardId } from '../shards/raft/index.js';
 import type { WorkerPool } from '../workers/pool.js';
-import { ByteGate } from '../api/index.js';
+import type { FairGate } from '../api/index.js';
 import type {
   Consistency,
   DeleteArgs,
@@ -50,6 +50,7 @@ import { Liveness } from './liveness.js';
 import { retryable } from './retryable.js';
 import { refusingBadFields } from './bad-fields.js';
 import { ScanBudget } from './scan-budget.js';
+import { waitedMessage, writeGate } from './write-gate.js';
 import { mergeScanPages } from './scan-merge.js';
 import { nodesView, wireLoad, workerStatus } from './status.js';
 import type { SelfLoad } from './status.js';
@@ -82,14 +83,24 @@ export interface RouterOptions {
   readonly requestsMax?: number;
   /**
    * Bytes of client writes in flight through this router (local and forwarded); a write that
-   * would go beyond it waits its turn (first come, first served; one write is always taken when
-   * none is in flight) and is answered `Overloaded`, never proposed, when half its request
+   * would go beyond it waits its turn (in its tenant's line, see writesSharedMax; one write is always
+   * taken when none is in flight) and is answered `Overloaded`, never proposed, when half its request
    * deadline passes first. A write's bytes cross Iroh once per follower (and once more when forwarded) at a
    * few MB/s per process, so more in flight than this node can see replicated within the deadline
    * only makes every write late: 64 clients writing 1 MiB values got no write through in 10 s
    * with 64 MiB allowed. Default 2 MiB (8,192 writes of 256 B).
    */
   readonly writeBytesMax?: number;
+  /**
+   * Client writes in flight through this router, counted (local and forwarded), while two or more
+   * tenants write through it (within the last second); one tenant alone is bounded by requestsMax
+   * and writeBytesMax only. Past it, writes wait in their tenant's line and the lines are served
+   * round robin by bytes (see FairGate), so one tenant's flood does not queue ahead of another
+   * tenant's next write: without it small writes never fill writeBytesMax, all go in, and the
+   * queue forms in the workers, first come first served, for every tenant alike. Lower is fairer
+   * and costs throughput while tenants share (smaller raft batches). Default 8.
+   */
+  readonly writesSharedMax?: number;
   /**
    * Milliseconds without a liveness record from a peer before it counts as gone: the quiet shards
    * it leads here are then woken so they can elect another leader. Other records (raft traffic,
@@ -168,8 +179,8 @@ export class Router implements KvService {
   private readonly hints = new Map<ShardId, NodeId>();
   /** The router's own sessions, for writes that bring none. */
   private readonly lanes: Lanes;
-  /** Bytes of the commands in flight through {@link command} (writeBytesMax); the others wait here. */
-  private readonly writeGate: ByteGate;
+  /** The commands in flight through {@link command} (writeBytesMax, writesSharedMax); the others wait here, per tenant. */
+  private readonly writeGate: FairGate;
   private readonly forwards = new Map<number, Forward>();
   private nextForward = 1;
   private readonly timeoutMs: number;
@@ -187,7 +198,7 @@ export class Router implements KvService {
   /** `shardsWoken`: quiet replicas here that liveness woke (a worker's count of those it found quiet). */
   readonly counters = {
     forwarded: 0,
-    /** Writes answered Overloaded after waiting their whole deadline behind writeBytesMax. */
+    /** Writes answered Overloaded after waiting half their deadline behind writesSharedMax or writeBytesMax. */
     writeBytesRefused: 0,
     forwardedIn: 0,
     retries: 0,
@@ -219,7 +230,7 @@ export class Router implements KvService {
       this.byPeer.set(m.peerId, m);
     }
     this.timeoutMs = opts.requestTimeoutMs ?? 5000;
-    this.writeGate = new ByteGate(opts.writeBytesMax ?? 2 << 20);
+    this.writeGate = writeGate(opts);
     this.scanBytesMax = opts.scanBytesMax ?? KV_LIMITS_DEFAULT.scanBytesMax;
     this.scanFanoutMax = opts.scanFanoutMax ?? 4;
     this.scanBudget = new ScanBudget(opts.scanReadsMax ?? 32, opts.scanTenantReadsMax);
@@ -475,19 +486,20 @@ export class Router implements KvService {
 
   // ---------------------------------------------------------------- client requests
 
-  /** Bytes of writes in flight now (writeBytesMax), and writes waiting for room. */
-  get writeRoom(): { readonly heldBytes: number; readonly waiting: number } {
-    return { heldBytes: this.writeGate.held, waiting: this.writeGate.waiting };
+  /** Writes in flight now and their bytes (writesSharedMax, writeBytesMax), and writes waiting for room. */
+  get writeRoom(): { readonly heldBytes: number; readonly heldWrites: number; readonly waiting: number } {
+    return { heldBytes: this.writeGate.held, heldWrites: this.writeGate.holding, waiting: this.writeGate.waiting };
   }
 
   /**
    * Proposes `command` to the shard's leader, wherever it is, retrying with the same session until
    * the deadline. The session is the client's own when it gives one (a client that retries
    * through any node then gets its write applied once), else one of this router's lanes, taken
-   * for the request. Errors: Overloaded (no free session lane, or no room under writeBytesMax),
-   * Timeout, and the shard's own codes.
+   * for the request. While writes wait for room, `tenant`'s wait in its own line (FairGate).
+   * Errors: Overloaded (no free session lane, or no room under writesSharedMax and writeBytesMax
+   * within half the deadline), Timeout, and the shard's own codes.
    */
-  async command(shard: ShardId, command: Uint8Array, session?: Session): Promise<Routed> {
+  async command(shard: ShardId, command: Uint8Array, session: Session | undefined, tenant: string): Promise<Routed> {
     // Refused before it takes a lane or waits for room: nothing is proposed while the disk is short.
     const blocked = this.writeBlocked();
     if (blocked !== undefined) return blocked;
@@ -499,12 +511,9 @@ export class Router implements KvService {
     // be replicated and would end in Timeout, which leaves the client unsure whether it applied.
     const waitMs = Math.floor(this.timeoutMs / 2);
     try {
-      if (!(await this.writeGate.acquire(command.length, waitMs))) {
+      if (!(await this.writeGate.acquire(tenant, command.length, waitMs))) {
         this.counters.writeBytesRefused++;
-        return fail(
-          'Overloaded',
-          `waited ${waitMs} ms behind ${this.writeGate.held} bytes of writes in flight (writeBytesMax ${this.writeGate.capacityBytes}); not proposed`,
-        );
+        return fail('Overloaded', waitedMessage(this.writeGate, waitMs));
       }
       // A lane's sequence counts proposals, never refusals.
       const seq = session?.seq ?? ++lane!.seq;
@@ -518,7 +527,7 @@ export class Router implements KvService {
           deadline,
         );
       } finally {
-        this.writeGate.release(command.length);
+        this.writeGate.release(tenant, command.length);
       }
     } finally {
       if (lane !== undefined) this.lanes.give(lane);
@@ -580,10 +589,10 @@ export class Router implements KvService {
   private async putChecked(r: PutArgs): Promise<Result<PutResult>> {
     const shard = shardOf(r.tenant, r.key, this.opts.shards);
     if (r.expectedVersion === undefined) {
-      const o = await this.command(shard, encodePut(r.tenant, r.key, r.value), r.session);
+      const o = await this.command(shard, encodePut(r.tenant, r.key, r.value), r.session, r.tenant);
       return this.decode(o, KvOp.Put, (v) => ({ version: v.version, swapped: true, ...served(shard, o) }));
     }
-    const o = await this.command(shard, encodeCas(r.tenant, r.key, r.expectedVersion, r.value), r.session);
+    const o = await this.command(shard, encodeCas(r.tenant, r.key, r.expectedVersion, r.value), r.session, r.tenant);
     return this.decode(o, KvOp.Cas, (v) => ({ version: v.version, swapped: v.swapped, ...served(shard, o) }));
   }
 
@@ -594,10 +603,10 @@ export class Router implements KvService {
   private async deleteChecked(r: DeleteArgs): Promise<Result<DeleteResult>> {
     const shard = shardOf(r.tenant, r.key, this.opts.shards);
     if (r.expectedVersion === undefined) {
-      const o = await this.command(shard, encodeDelete(r.tenant, r.key), r.session);
+      const o = await this.command(shard, encodeDelete(r.tenant, r.key), r.session, r.tenant);
       return this.decode(o, KvOp.Delete, (v) => ({ deleted: v.deleted, ...served(shard, o) }));
     }
-    const o = await this.command(shard, encodeDeleteIf(r.tenant, r.key, r.expectedVersion), r.session);
+    const o = await this.command(shard, encodeDeleteIf(r.tenant, r.key, r.expectedVersion), r.session, r.tenant);
     return this.decode(o, KvOp.DeleteIf, (v) => ({ deleted: v.deleted, ...(v.deleted ? {} : { version: v.version }), ...served(shard, o) }));
   }
 

@@ -139,7 +139,7 @@ describe('a single node over HTTP', () => {
       err: { code: 'InvalidConfig', message: expect.stringMatching(/--shards/) as unknown },
     });
     expect(run(['start', '--http', 'localhost'])).toMatchObject({ status: 2, err: { code: 'InvalidConfig' } });
-    for (const flag of ['--write-bytes-max', '--http-bodies-bytes-max', '--http-connections-max']) {
+    for (const flag of ['--write-bytes-max', '--writes-shared-max', '--http-bodies-bytes-max', '--http-connections-max']) {
       for (const v of ['0', '-1', '2.5', 'lots', String(2 ** 31)]) {
         expect(run(['start', flag, v])).toMatchObject({
           status: 2,
