@@ -178,7 +178,7 @@ export const SETTINGS: readonly Setting[] = [
     key: 'writesSharedMax',
     flag: '--writes-shared-max',
     env: 'IROH_RAFT_WRITES_SHARED_MAX',
-    help: "client writes in flight through this node while two or more tenants write; the rest wait in their tenant's line, served round robin (default 8)",
+    help: "client writes in flight through this node while two or more tenants write; the rest wait in their tenant's line, served round robin; 8 is fairer and slower (default 4096: no bound beyond the router's)",
     parse: int(1, 1 << 20),
   },
   {
@@ -304,7 +304,7 @@ export function defaults(): NodeConfig {
     compactKeepEntries: 1_000,
     snapshotBytesPerSec: 64 << 20,
     writeBytesMax: 2 << 20,
-    writesSharedMax: 8,
+    writesSharedMax: 4096,
     httpBodiesBytesMax: 8 << 20,
     httpConnectionsMax: 4096,
     scanReadsMax: 32,

@@ -7,7 +7,8 @@ import { FairGate } from '../api/index.js';
 
 /** Defaults of the limits below; see RouterOptions for their meaning. */
 export const WRITE_BYTES_MAX_DEFAULT = 2 << 20;
-export const WRITES_SHARED_MAX_DEFAULT = 8;
+/** As many as requestsMax: no bound beyond the lanes (the bound costs throughput; see README "Fair sharing"). */
+export const WRITES_SHARED_MAX_DEFAULT = 4096;
 export const REQUESTS_MAX_DEFAULT = 4096;
 
 /**
