@@ -80,10 +80,7 @@ async function start(argv: readonly string[]): Promise<number> {
   } catch (e) {
     return usageError(e);
   }
-  if (node.adminTokenPath !== undefined) console.log(`admin token: ${node.adminTokenPath}`);
-  console.log(`iroh-raft node ${node.nodeId} listening: HTTP ${node.httpUrl}`);
-  console.log(`ticket: ${node.ticket}`);
-  return new Promise<number>((done) => {
+  const stopped = new Promise<number>((done) => {
     const stop = (signal: string): void => {
       log.info({ signal }, 'shutting down');
       const timer = setTimeout(() => {
@@ -105,6 +102,13 @@ async function start(argv: readonly string[]): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+  // Only now say that the node listens: a supervisor (or a test) that sends SIGTERM as soon as it
+  // reads this line must find the handlers in place. Installed after the print, they were missing
+  // for some signals sent at once, and the node died by SIGTERM without a graceful stop.
+  if (node.adminTokenPath !== undefined) console.log(`admin token: ${node.adminTokenPath}`);
+  console.log(`iroh-raft node ${node.nodeId} listening: HTTP ${node.httpUrl}`);
+  console.log(`ticket: ${node.ticket}`);
+  return stopped;
 }
 
 async function ticket(argv: readonly string[]): Promise<number> {
