@@ -7,23 +7,12 @@
  * result are those of the autocannon load, so the read-back and the report are the same.
  */
 import { Client, ClientError } from '../src/client/index.js';
-import { Histogram } from './histogram.js';
-import type { LoadConfig, LoadResult, OpResult, WorkerMessage } from './workload.js';
+import { OpStats } from './op-stats.js';
+import type { LoadConfig, LoadResult, WorkerMessage } from './workload.js';
 import { readKey, valueOf, writeKey } from './workload.js';
 
-class OpStats {
-  readonly latency = new Histogram();
-  readonly statuses = new Map<number, number>();
-  readonly errorCodes = new Map<string, number>();
-
-  toJSON(): OpResult {
-    return {
-      latency: this.latency.toJSON(),
-      statuses: Object.fromEntries([...this.statuses].map(([s, n]) => [String(s), n])),
-      errorCodes: Object.fromEntries(this.errorCodes),
-    };
-  }
-
+/** OpStats that also count a client call that threw, by its code and status. */
+class ClientOpStats extends OpStats {
   failed(e: unknown): void {
     const code = e instanceof ClientError ? e.code : 'Thrown';
     const status = e instanceof ClientError ? e.status : 0;
@@ -36,8 +25,8 @@ class OpStats {
 export async function runClientLoad(cfg: LoadConfig, send: (m: WorkerMessage) => Promise<void>): Promise<LoadResult> {
   if (cfg.mix.cas === true) throw new Error('--client does not drive --mix cas');
   const client = new Client({ endpoints: cfg.urls, timeoutMs: Math.min(50_000, cfg.timeoutS * 1000), lanesMax: cfg.connections });
-  const put = new OpStats();
-  const get = new OpStats();
+  const put = new ClientOpStats();
+  const get = new ClientOpStats();
   let ok = 0;
   let nonOk = 0;
   let ackedWrites = 0;

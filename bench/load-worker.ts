@@ -14,8 +14,8 @@
 import autocannon from 'autocannon';
 import { shardOf } from '../src/router/placement.js';
 import { runClientLoad } from './client-load.js';
-import { Histogram } from './histogram.js';
-import type { LoadConfig, LoadResult, OpResult, WorkerMessage } from './workload.js';
+import { OpStats } from './op-stats.js';
+import type { LoadConfig, LoadResult, WorkerMessage } from './workload.js';
 import { casRequest, casValueOf, errorCodeOf, getRequest, putRequest, readKey, readValue, valueOf, versionOf, writeKey } from './workload.js';
 
 /** autocannon's per-request context (fresh for every request when the request list has one entry). */
@@ -26,20 +26,6 @@ interface RequestContext {
   instance: number;
   /** A put's write number; a compare-and-set's preloaded key index. */
   seq: number;
-}
-
-class OpStats {
-  readonly latency = new Histogram();
-  readonly statuses = new Map<number, number>();
-  readonly errorCodes = new Map<string, number>();
-
-  toJSON(): OpResult {
-    return {
-      latency: this.latency.toJSON(),
-      statuses: Object.fromEntries([...this.statuses].map(([s, n]) => [String(s), n])),
-      errorCodes: Object.fromEntries(this.errorCodes),
-    };
-  }
 }
 
 /**
