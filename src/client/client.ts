@@ -305,14 +305,15 @@ export class Client {
         this.routing.answered(ep);
         const s = Number(a.headers.get('x-shard') ?? NaN);
         const n = Number(a.headers.get('x-node') ?? NaN);
-        if (call.toLeader && Number.isSafeInteger(s) && Number.isSafeInteger(n)) this.routing.learned(s, n);
+        if (call.toLeader && Number.isSafeInteger(s) && Number.isSafeInteger(n))
+          this.routing.learned(s, n, call.key === undefined ? undefined : { tenant: this.tenant, key: call.key });
         return a;
       } catch (e) {
         if (!(e instanceof ClientError)) throw e;
         tried.last = e;
         if (!isRetryable(e.code) || i + 1 >= this.retry.attemptsMax) throw e;
         if (e.status === 0) this.routing.failed(ep);
-        else if (e.code === 'NotLeader' || e.code === 'Unreachable' || e.code === 'Timeout') this.routing.leaderUnknown(shard);
+        else if (e.code === 'NotLeader' || e.code === 'Unreachable' || e.code === 'Timeout' || e.code === 'NotReady') this.routing.leaderUnknown(shard);
         // Another node may serve it now (a new leader, one less loaded).
         avoid = ep;
       }

@@ -2,13 +2,23 @@
  * Where the client sends a request: the shard's leader when it knows it, else any endpoint.
  *
  * It learns the cluster from `GET /v1/placement` of every endpoint: each endpoint names its own
- * raft node id (`node`), which maps a leader's node id to an endpoint URL; `shards` and `hash`
- * say how to compute a key's shard (with the same function as the nodes, src/wire/shard-hash.ts);
- * `leaders` says who leads what. Answers refine it (`x-shard` and `x-node` name the shard and the
- * node that served a write or linearizable read: its leader). An endpoint that failed is avoided
- * for a while and the leaders it stood for are forgotten.
+ * raft node id (`node`), which maps a leader's node id to an endpoint URL; `shards`, `hash` and
+ * (for callers trusted with it) `placementKey` say how to compute a key's shard (with the same
+ * function as the nodes, src/wire/shard-hash.ts); `leaders` says who leads what. Answers refine it
+ * (`x-shard` and `x-node` name the shard and the node that served a write or linearizable read:
+ * its leader). An endpoint that failed is avoided for a while and the leaders it stood for are
+ * forgotten.
+ *
+ * A tenant's token does not get the placement key of a keyed cluster: the client cannot compute
+ * shards then, and remembers the shard of the keys it used (from `x-shard`, at most
+ * {@link LEARNED_KEYS_MAX}), so a key's next requests go to its leader; others go to any endpoint,
+ * which forwards them.
  */
-import { SHARD_HASH, shardOf } from '../wire/shard-hash.js';
+import { KEYED_HASH, UNKEYED_HASH, keyedHash, unkeyedHash } from '../wire/shard-hash.js';
+import type { ShardHash } from '../wire/shard-hash.js';
+
+/** Keys whose shard the client remembers from answers when it cannot compute shards; the oldest go first. */
+export const LEARNED_KEYS_MAX = 10_000;
 
 /** One node the client was given. */
 export interface Endpoint {
@@ -25,6 +35,8 @@ interface PlacementAnswer {
   readonly node: number;
   readonly shards: number;
   readonly hash: string;
+  /** The keyed hash's key (32 hex digits), when the caller may know it. */
+  readonly placementKey?: string;
   readonly leaders: readonly (number | null)[];
 }
 
@@ -54,8 +66,14 @@ export interface RoutingOptions {
 
 export class Routing {
   readonly endpoints: Endpoint[];
-  /** The cluster's shard count, once known and its hash is the one this client computes. */
+  /** The cluster's shard count, once an endpoint answered its placement. */
   private shards: number | undefined;
+  /** The cluster's key -> shard function, when this client can compute it (known name, and the key if keyed). */
+  private fn: ShardHash | undefined;
+  /** The last answer named no function yet (a new cluster's first moments): ask again soon. */
+  private pending = false;
+  /** tenant, 0, key (latin1) -> shard, from answers; used while `fn` is undefined. Oldest first; at most LEARNED_KEYS_MAX. */
+  private readonly learnedKeys = new Map<string, number>();
   /** Per shard: the node id of its leader as last heard, or null. */
   private leaders: (number | null)[] = [];
   private readonly byNode = new Map<number, Endpoint>();
@@ -64,6 +82,8 @@ export class Routing {
   private refreshing: Promise<void> | undefined;
   /** performance.now() of the last refresh started (-Infinity: never). */
   private refreshedAt = -Infinity;
+  /** The keyed function last built, with its key in hex (built once per key). */
+  private keyed: { readonly hex: string; readonly fn: ShardHash } | undefined;
   /** Placement requests in flight, so close() can end them. */
   private readonly aborter = new AbortController();
 
@@ -74,9 +94,15 @@ export class Routing {
     this.endpoints = urls.map((url) => ({ url: url.replace(/\/+$/, ''), node: undefined, downUntil: 0 }));
   }
 
-  /** The shard of a key, when the cluster's placement is known (undefined: route anywhere). */
+  /**
+   * The shard of a key, when the client can compute it or learned it from an answer
+   * (undefined: route anywhere).
+   */
   shardOf(tenant: string, key: Uint8Array): number | undefined {
-    return this.shards === undefined ? undefined : shardOf(tenant, key, this.shards);
+    if (this.shards === undefined) return undefined;
+    if (this.fn !== undefined) return this.fn.shardOf(tenant, key, this.shards);
+    if (this.pending) this.refreshSoon();
+    return this.learnedKeys.get(learnedKey(tenant, key));
   }
 
   /**
@@ -104,9 +130,18 @@ export class Routing {
     return this.endpoints[0]!;
   }
 
-  /** An answer named the shard's serving node (`x-shard`, `x-node`): its leader, for leader-bound requests. */
-  learned(shard: number, node: number): void {
-    if (this.shards !== undefined && shard < this.shards && this.byNode.has(node)) this.leaders[shard] = node;
+  /**
+   * An answer named the shard's serving node (`x-shard`, `x-node`): its leader, for leader-bound
+   * requests; and, when the client cannot compute shards, the shard of the request's key.
+   */
+  learned(shard: number, node: number, of?: { readonly tenant: string; readonly key: Uint8Array }): void {
+    if (this.shards === undefined || shard >= this.shards) return;
+    if (this.byNode.has(node)) this.leaders[shard] = node;
+    if (of === undefined || this.fn !== undefined) return;
+    const k = learnedKey(of.tenant, of.key);
+    this.learnedKeys.delete(k);
+    if (this.learnedKeys.size >= LEARNED_KEYS_MAX) this.learnedKeys.delete(this.learnedKeys.keys().next().value!);
+    this.learnedKeys.set(k, shard);
   }
 
   /** The shard's leader is not who the client thought (NotLeader and the like): ask around again. */
@@ -158,16 +193,20 @@ export class Routing {
     const answers = await Promise.all(this.endpoints.map((ep) => this.placementOf(ep)));
     const merged: (number | null)[] = [];
     let shards: number | undefined;
+    let fn: ShardHash | undefined;
+    let pending = false;
     for (const [i, a] of answers.entries()) {
       if (a === undefined) continue;
       const ep = this.endpoints[i]!;
       if (ep.node !== undefined && ep.node !== a.node) this.byNode.delete(ep.node);
       ep.node = a.node;
       this.byNode.set(a.node, ep);
-      // A cluster with another key hash than this client's: route anywhere, the nodes forward.
-      if (a.hash !== SHARD_HASH) continue;
       shards ??= a.shards;
       if (a.shards !== shards) continue;
+      // A function this client does not know, or a keyed one without its key: route by what
+      // answers teach, else anywhere; the nodes forward.
+      fn ??= this.functionOf(a);
+      pending ||= a.hash === 'pending';
       for (let s = 0; s < shards; s++) {
         const l = a.leaders[s];
         const lead = typeof l === 'number' && Number.isSafeInteger(l) ? l : null;
@@ -175,8 +214,22 @@ export class Routing {
       }
     }
     if (shards === undefined) return;
+    if (shards !== this.shards) this.learnedKeys.clear();
     this.shards = shards;
+    this.fn = fn;
+    this.pending = fn === undefined && pending;
+    if (fn !== undefined) this.learnedKeys.clear();
     this.leaders = Array.from({ length: shards }, (_, s) => merged[s] ?? null);
+  }
+
+  /** The function an answer names, when this client computes it (the same one again when its key is unchanged). */
+  private functionOf(a: PlacementAnswer): ShardHash | undefined {
+    if (a.hash === UNKEYED_HASH) return unkeyedHash;
+    if (a.hash !== KEYED_HASH || typeof a.placementKey !== 'string' || !/^[0-9a-f]{32}$/.test(a.placementKey)) return undefined;
+    if (this.keyed?.hex === a.placementKey) return this.keyed.fn;
+    const key = Uint8Array.from(a.placementKey.match(/../g)!, (h) => parseInt(h, 16));
+    this.keyed = { hex: a.placementKey, fn: keyedHash(key) };
+    return this.keyed.fn;
   }
 
   private async placementOf(ep: Endpoint): Promise<PlacementAnswer | undefined> {
@@ -192,4 +245,11 @@ export class Routing {
       return undefined;
     }
   }
+}
+
+/** The learned-shard map's key of a tenant's key: tenant, 0, the key's bytes as latin1 (the bytes the nodes hash). */
+function learnedKey(tenant: string, key: Uint8Array): string {
+  let s = `${tenant}\u0000`;
+  for (let i = 0; i < key.length; i++) s += String.fromCharCode(key[i]!);
+  return s;
 }

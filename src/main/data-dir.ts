@@ -3,7 +3,8 @@
  *
  * - `LOCK`: the pid of the one process using the directory;
  * - `cluster.json`: the shard count, replicas and members the directory was first started with;
- *   a later start must agree, since keys are placed by those;
+ *   a later start must agree, since keys are placed by those; and the cluster's key -> shard
+ *   function once this node has read it;
  * - `node.key`: the Iroh secret key, the node's identity (loaded, or created once, by
  *   {@link DataDir.loadOrCreateKey}; the transport is handed the key's bytes);
  * - `worker-<w>/`: worker w's LMDB environment (the name is {@link workerDir}'s, which the
@@ -32,7 +33,18 @@ export interface ClusterLayout {
    * {@link DataDir.checkStores}). Absent before that, and in directories of older versions.
    */
   readonly workers?: number;
+  /**
+   * The cluster's key -> shard function for client tenants, as this node read it from the
+   * cluster's record (src/router/placement-record.ts): `{"hash": KEYED_HASH, "key": "<32 hex>"}`
+   * or `{"hash": UNKEYED_HASH}`, kept so a restart routes at once; `{"hash": "pending"}` in a
+   * directory created by this version before that read. Absent in directories of older versions:
+   * their cluster placed keys with the unkeyed function and keeps it.
+   */
+  readonly placement?: ClusterPlacement;
 }
+
+/** {@link ClusterLayout.placement}: the names are those of src/wire/shard-hash.ts. */
+export type ClusterPlacement = { readonly hash: string; readonly key?: string };
 
 /** Releases a lock taken by {@link DataDir.lock}; safe to call more than once. */
 export type Unlock = () => void;
@@ -183,6 +195,13 @@ export class DataDir {
     const have = this.readCluster();
     if (have === undefined || have.workers !== undefined) return;
     this.writeCluster({ ...have, workers });
+  }
+
+  /** Records the cluster's key -> shard function once this node has read it (see {@link ClusterLayout.placement}). */
+  recordPlacement(placement: ClusterPlacement): void {
+    const have = this.readCluster();
+    if (have === undefined) throw new DataDirError('ClusterMismatch', `${this.clusterPath} is gone while the node runs`);
+    this.writeCluster({ ...have, placement });
   }
 
   checkCluster(want: ClusterLayout): void {

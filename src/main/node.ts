@@ -24,6 +24,9 @@ import type { PoolOptions } from '../workers/pool.js';
 import { ConfigError } from './config.js';
 import type { NodeConfig } from './config.js';
 import { DataDir } from './data-dir.js';
+import type { ClusterLayout } from './data-dir.js';
+import { PLACEMENT_PENDING, settleLater, startingPlacement } from './placement.js';
+import type { StartingPlacement } from './placement.js';
 import { DiskAlarm } from './disk-alarm.js';
 import { LeaderBalancer, handOffLeaders } from '../router/leader-balance.js';
 import { httpLatencyMetric, registerNodeMetrics, registerProcessMetrics } from './node-metrics.js';
@@ -137,7 +140,7 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
   late.memberIds = new Set(members.map((m) => m.peerId));
   for (const p of peers) transport.addPeer(p);
   const replicas = Math.min(cfg.replicas, members.length);
-  dir.checkCluster({ shards: cfg.shards, members: members.map((m) => m.peerId), replicas });
+  const placement = checkLayout(dir, { shards: cfg.shards, members: members.map((m) => m.peerId), replicas }, log);
   const memberIds = members.map((m) => m.nodeId);
   const local = localShards(self, memberIds, cfg.shards, replicas);
   const leaderChanges = { n: 0 };
@@ -171,9 +174,11 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
     onPeerDown: (node) => snapshots.peerGone(node),
     metrics: () => scrape(registry, pool),
     writeGuard: disk,
+    placementHash: placement.hash,
     ...statusSources(late, snapshots),
   });
   late.router = router;
+  const settling = settleLater(placement, router, dir, log);
   router.startLiveness();
   const balance = startLeaderBalance(cfg, self, router, pool, log);
   const auth = tenantAuth(admin, router, cfg.shards);
@@ -198,8 +203,18 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
     httpUrl: http.url,
     router,
     adminTokenPath: admin?.path,
-    close: stopper({ http, snapshots, pool, router, disk, balance, transport, unlock, log, self }),
+    close: stopper({ http, snapshots, pool, router, disk, balance, settling, transport, unlock, log, self }),
   };
+}
+
+/**
+ * The cluster's placement as cluster.json has it (read first), then the layout checked against
+ * cluster.json, or recorded there at the first start (with the placement pending).
+ */
+function checkLayout(dir: DataDir, layout: Omit<ClusterLayout, 'placement'>, log: Logger): StartingPlacement {
+  const placement = startingPlacement(dir, log);
+  dir.checkCluster({ ...layout, placement: PLACEMENT_PENDING });
+  return placement;
 }
 
 /** The router's admission limits: writes in flight (bytes; count while tenants share) and scan reads. */
@@ -220,7 +235,12 @@ function admissionOf(cfg: NodeConfig): Pick<RouterOptions, 'writeBytesMax' | 'wr
 function tenantAuth(admin: AdminToken | undefined, router: Router, shards: number): HttpAuthOptions | undefined {
   if (admin === undefined) return undefined;
   const tenants = new TenantDirectory({ kv: router, adminSecretHash: admin.secretHash, usage: (t) => router.quotas?.cached(t) });
-  router.quotas = new QuotaGuard({ shards, quotaOf: (t) => tenants.quotaOf(t), query: (s, q, c) => router.query(s, q, c) });
+  router.quotas = new QuotaGuard({
+    shards,
+    quotaOf: (t) => tenants.quotaOf(t),
+    query: (s, q, c) => router.query(s, q, c),
+    shardOf: (t, k) => router.hash.shardOf(t, k, shards),
+  });
   return { tenants };
 }
 
@@ -243,6 +263,7 @@ function stopper(p: {
   router: Router;
   disk: DiskAlarm;
   balance: { stop(): Promise<void> };
+  settling: { stop(): void };
   transport: Transport;
   unlock: () => void;
   log: StartOptions['logger'];
@@ -251,6 +272,7 @@ function stopper(p: {
   let closing: Promise<void> | undefined;
   return () =>
     (closing ??= (async () => {
+      p.settling.stop();
       await p.balance.stop();
       p.http.beginDrain();
       await p.http.close();

@@ -75,7 +75,8 @@ export type ApiRequest =
   | { readonly route: 'status' }
   /** `GET /` or `/ui`: the live status page (HTML). */
   | { readonly route: 'page' }
-  | { readonly route: 'placement' }
+  /** `withKey`: the caller may see the placement key (no tenant token: auth off, or the admin token). */
+  | { readonly route: 'placement'; readonly withKey: boolean }
   | { readonly route: 'health' }
   | { readonly route: 'metrics' }
   | TenantRequest;
@@ -129,7 +130,8 @@ export function parseRequest(head: RequestHead, limits: ParseLimits, bound?: str
       return { route: 'page' };
     case '/v1/placement':
       allow(method, READ_METHODS);
-      return { route: 'placement' };
+      // A tenant's token (bound) must not learn the key: it could aim its keys at one shard.
+      return { route: 'placement', withKey: bound === undefined };
     case '/healthz':
       allow(method, READ_METHODS);
       return { route: 'health' };

@@ -17,7 +17,8 @@
  * - `PUT` and `DELETE` may carry the client's own session, headers `x-client-id` and `x-client-seq`
  *   (src/wire/session.ts): the write is then applied once however often it is sent, through any
  *   node, while the shard keeps the session (SESSION_TTL_MS of log time, 60 s, after its last use).
- * - `GET /v1/placement`: `{"node","shards","replicas","hash","leaders"}` (see Placement).
+ * - `GET /v1/placement`: `{"node","shards","replicas","hash","leaders"}`, and `placementKey` for
+ *   callers trusted with it (see Placement).
  * - `GET /v1/status`, `GET /healthz` (200 or 503), `GET /metrics`.
  * - `GET /` or `/ui`: the live status page (status-page.ts), which polls `GET /v1/status`.
  *
@@ -69,7 +70,7 @@ export async function answer(req: ApiRequest, ctx: RouteContext): Promise<Reply>
     case 'page':
       return statusPageReply();
     case 'placement':
-      return jsonReply(200, ctx.service.placement());
+      return jsonReply(200, ctx.service.placement(req.withKey));
     case 'health': {
       const h = ctx.service.health();
       return jsonReply(h.ok ? 200 : 503, { ok: h.ok, detail: h.detail });

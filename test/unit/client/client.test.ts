@@ -14,7 +14,7 @@ import { Client, ClientError, RETRYABLE, isRetryable } from '../../../src/client
 import { backoffMs, RETRY_DEFAULTS } from '../../../src/client/backoff.js';
 import { bytesFromJson, percentEncode } from '../../../src/client/bytes.js';
 import { Lanes, randomClientId } from '../../../src/client/lanes.js';
-import { SHARD_HASH, shardOf } from '../../../src/wire/index.js';
+import { UNKEYED_HASH, shardOf } from '../../../src/wire/index.js';
 
 interface Seen {
   readonly server: number;
@@ -140,7 +140,7 @@ describe('retries', () => {
 describe('leader-aware routing', () => {
   test('writes go to the leader placement names (by each endpoint own node id); answers x-shard/x-node update it', async () => {
     const leaderOf = [2, 1]; // raft ids; server i is node i+1
-    const placement = (server: number): unknown => ({ node: server + 1, shards: 2, replicas: 2, hash: SHARD_HASH, leaders: leaderOf });
+    const placement = (server: number): unknown => ({ node: server + 1, shards: 2, replicas: 2, hash: UNKEYED_HASH, leaders: leaderOf });
     const { urls, seen } = await serve(
       2,
       (s) => ({ status: 200, body: { version: 1 }, headers: { 'x-shard': String(s.server === 0 ? 1 : 0), 'x-node': String(s.server + 1) } }),
