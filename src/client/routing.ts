@@ -14,7 +14,7 @@
  * {@link LEARNED_KEYS_MAX}), so a key's next requests go to its leader; others go to any endpoint,
  * which forwards them.
  */
-import { KEYED_HASH, UNKEYED_HASH, keyedHash, unkeyedHash } from '../wire/shard-hash.js';
+import { hashOfPlacement } from '../wire/shard-hash.js';
 import type { ShardHash } from '../wire/shard-hash.js';
 
 /** Keys whose shard the client remembers from answers when it cannot compute shards; the oldest go first. */
@@ -82,8 +82,8 @@ export class Routing {
   private refreshing: Promise<void> | undefined;
   /** performance.now() of the last refresh started (-Infinity: never). */
   private refreshedAt = -Infinity;
-  /** The keyed function last built, with its key in hex (built once per key). */
-  private keyed: { readonly hex: string; readonly fn: ShardHash } | undefined;
+  /** The function last built, with the `hash` and `placementKey` it was built from. */
+  private built: { readonly id: string; readonly fn: ShardHash | undefined } | undefined;
   /** Placement requests in flight, so close() can end them. */
   private readonly aborter = new AbortController();
 
@@ -222,14 +222,11 @@ export class Routing {
     this.leaders = Array.from({ length: shards }, (_, s) => merged[s] ?? null);
   }
 
-  /** The function an answer names, when this client computes it (the same one again when its key is unchanged). */
+  /** The function an answer names, when this client computes it (built once per name and key). */
   private functionOf(a: PlacementAnswer): ShardHash | undefined {
-    if (a.hash === UNKEYED_HASH) return unkeyedHash;
-    if (a.hash !== KEYED_HASH || typeof a.placementKey !== 'string' || !/^[0-9a-f]{32}$/.test(a.placementKey)) return undefined;
-    if (this.keyed?.hex === a.placementKey) return this.keyed.fn;
-    const key = Uint8Array.from(a.placementKey.match(/../g)!, (h) => parseInt(h, 16));
-    this.keyed = { hex: a.placementKey, fn: keyedHash(key) };
-    return this.keyed.fn;
+    const id = `${a.hash} ${typeof a.placementKey === 'string' ? a.placementKey : ''}`;
+    if (this.built?.id !== id) this.built = { id, fn: hashOfPlacement(a.hash, typeof a.placementKey === 'string' ? a.placementKey : undefined) };
+    return this.built.fn;
   }
 
   private async placementOf(ep: Endpoint): Promise<PlacementAnswer | undefined> {

@@ -72,6 +72,17 @@ export function keyedHash(placementKey: Uint8Array): ShardHash {
 }
 
 /**
+ * The function `GET /v1/placement` names: `hash` and, for the keyed one, `placementKey` (32 hex
+ * digits); undefined for a name this version does not know, `pending`, or a keyed hash without
+ * its key (a tenant's token is not given it).
+ */
+export function hashOfPlacement(hash: string, placementKey?: string): ShardHash | undefined {
+  if (hash === UNKEYED_HASH) return unkeyedHash;
+  if (hash !== KEYED_HASH || placementKey === undefined || !/^[0-9a-f]{32}$/.test(placementKey)) return undefined;
+  return keyedHash(Uint8Array.from({ length: PLACEMENT_KEY_BYTES }, (_, i) => parseInt(placementKey.slice(2 * i, 2 * i + 2), 16)));
+}
+
+/**
  * SipHash-2-4 of `msg` under `key` (16 bytes), as the 8 bytes of its 64-bit output in little-endian
  * order (the byte order of the reference test vectors). For tests and other implementations.
  */

@@ -21,13 +21,13 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { shardOf } from '../../src/router/placement.js';
+import type { ShardHash } from '../../src/wire/shard-hash.js';
 import { dataKey } from '../../src/shards/kv/index.js';
 import { USAGE_PREFIX } from '../../src/shards/kv/storage.js';
 import { RESERVED_PREFIX, Store } from '../../src/shards/store.js';
 import type { ShardId } from '../../src/shards/raft/index.js';
 import { workerDir } from '../../src/workers/protocol.js';
-import { TestCluster, eventually, sleep } from './cluster.js';
+import { TestCluster, clusterHash, eventually, sleep } from './cluster.js';
 
 const SHARDS = 4;
 const TENANT = 'snap';
@@ -48,7 +48,12 @@ const c = new TestCluster({
   // Does nothing unless IROH_RAFT_TEST_KILL_IN_INSTALL is set when a node starts (test 3).
   nodeArgs: ['--require', HOOK],
 });
-beforeAll(() => c.start(), 90_000);
+/** The cluster's key -> shard function (keyed: read from the cluster). */
+let hash: ShardHash;
+beforeAll(async () => {
+  await c.start();
+  hash = await clusterHash(c.node(1).url);
+}, 90_000);
 afterAll(() => c.close());
 
 /** Every acknowledged write: key -> value (each key is written once, or again with the same bytes). */
@@ -90,7 +95,7 @@ async function put(via: number, key: string, value: Buffer): Promise<void> {
 function keyIn(shard: number, tag: string): string {
   for (let i = 0; ; i++) {
     const k = `${tag}-${i}`;
-    if (shardOf(TENANT, Buffer.from(k), SHARDS) === shard) return k;
+    if (hash.shardOf(TENANT, Buffer.from(k), SHARDS) === shard) return k;
   }
 }
 

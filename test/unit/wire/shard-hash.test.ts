@@ -5,7 +5,7 @@
  * 64-bit value modulo the shard count, and the unkeyed function kept as it was.
  */
 import { describe, expect, test } from 'vitest';
-import { KEYED_HASH, UNKEYED_HASH, keyedHash, sipHash24, shardOf, unkeyedHash } from '../../../src/wire/shard-hash.js';
+import { KEYED_HASH, UNKEYED_HASH, hashOfPlacement, keyedHash, sipHash24, shardOf, unkeyedHash } from '../../../src/wire/shard-hash.js';
 
 /** SipHash-2-4 of 00 01 .. (i-1) under key 00 01 .. 0f, for i = 0..63, as little-endian hex. */
 const VECTORS: readonly string[] = [
@@ -180,5 +180,21 @@ describe('shard of a key', () => {
     let h = 0x811c9dc5;
     for (const b of msgOf('default', Buffer.from('hello'))) h = Math.imul(h ^ b, 0x01000193);
     expect(unkeyedHash.shardOf('default', Buffer.from('hello'), 1000)).toBe((h >>> 0) % 1000);
+  });
+
+  test('hashOfPlacement: the function a placement answer names; none for pending, unknown names, or a keyed hash without its key', () => {
+    expect(hashOfPlacement(UNKEYED_HASH)).toBe(unkeyedHash);
+    const k = hashOfPlacement(KEYED_HASH, Buffer.from(KEY).toString('hex'))!;
+    expect(k.name).toBe(KEYED_HASH);
+    expect(k.shardOf('t', Buffer.from('x'), 1000)).toBe(keyedHash(KEY).shardOf('t', Buffer.from('x'), 1000));
+    for (const [hash, key] of [
+      ['pending', undefined],
+      ['md5(key)%shards', undefined],
+      [KEYED_HASH, undefined],
+      [KEYED_HASH, '00'],
+      [KEYED_HASH, 'Z'.repeat(32)],
+    ] as const) {
+      expect(hashOfPlacement(hash, key), `${hash} ${key}`).toBeUndefined();
+    }
   });
 });
