@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { Buffer } from 'node:buffer';
 import type { Logger } from 'pino';
 import type { KvService } from '../api/index.js';
-import { PlacementHash } from '../router/placement-hash.js';
+import { PlacementHash, sameChoice } from '../router/placement-hash.js';
 import type { PlacementChoice } from '../router/placement-hash.js';
 import { placementOfJson, settlePlacement } from '../router/placement-record.js';
 import { KEYED_HASH, PLACEMENT_KEY_BYTES, UNKEYED_HASH } from '../wire/shard-hash.js';
@@ -23,11 +23,11 @@ import type { ClusterPlacement, DataDir } from './data-dir.js';
 /** cluster.json's placement of a directory that has not read its cluster's choice yet. */
 export const PLACEMENT_PENDING: ClusterPlacement = { hash: 'pending' };
 
-/** The node's placement at start: the function when cluster.json has it, else what to propose. */
+/** The node's placement at start: the function when cluster.json has it, and what to propose. */
 export interface StartingPlacement {
   readonly hash: PlacementHash;
-  /** Undefined when cluster.json holds the cluster's choice already. */
-  readonly proposal: PlacementChoice | undefined;
+  /** What this node writes when the cluster has no record: cluster.json's choice when it has one. */
+  readonly proposal: PlacementChoice;
 }
 
 /**
@@ -41,7 +41,7 @@ export function startingPlacement(dir: DataDir, log: Logger): StartingPlacement 
   const known = placementOfJson(recorded);
   if (known !== undefined) {
     if (known.hash === UNKEYED_HASH) warnUnkeyed(log);
-    return { hash: new PlacementHash(known), proposal: undefined };
+    return { hash: new PlacementHash(known), proposal: known };
   }
   if (have !== undefined && recorded === undefined) {
     warnUnkeyed(log);
@@ -51,12 +51,14 @@ export function startingPlacement(dir: DataDir, log: Logger): StartingPlacement 
 }
 
 /**
- * Reads the cluster's choice in the background when cluster.json lacks it (proposing this node's),
- * then sets it on `start.hash` and records it in cluster.json. `stop()` ends the tries (node stop).
+ * Reads the cluster's choice in the background (proposing this node's), then, when cluster.json
+ * lacked it, sets it on `start.hash` and records it in cluster.json; when cluster.json had it, the
+ * read only checks that the two agree (a copied or edited cluster.json would place keys unlike
+ * the other nodes: logged as an error). `stop()` ends the tries (node stop).
  */
 export function settleLater(start: StartingPlacement, kv: KvService, dir: DataDir, log: Logger): { stop(): void } {
-  const proposal = start.proposal;
-  if (proposal === undefined) return { stop: () => undefined };
+  const { proposal } = start;
+  const known = start.hash.choice;
   const aborter = new AbortController();
   const onFailure = (f: { code: string; message: string }, tries: number): void => {
     // The first tries of a new cluster fail while its shards elect leaders: only a long wait is news.
@@ -64,6 +66,15 @@ export function settleLater(start: StartingPlacement, kv: KvService, dir: DataDi
   };
   void settlePlacement({ kv, proposal, signal: aborter.signal, onFailure }).then((choice) => {
     if (choice === undefined) return;
+    if (known !== undefined) {
+      if (!sameChoice(known, choice))
+        log.error(
+          { clusterJson: known.hash, record: choice.hash },
+          "cluster.json's placement differs from the cluster's record: this node places keys unlike the other nodes. " +
+            "Stop it and remove `placement` from its cluster.json, so that it reads the cluster's record at its next start",
+        );
+      return;
+    }
     if (choice.hash === UNKEYED_HASH && proposal.hash === KEYED_HASH) warnUnkeyed(log);
     if (choice.hash === KEYED_HASH && proposal.hash === UNKEYED_HASH)
       log.error(

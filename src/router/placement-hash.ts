@@ -119,7 +119,8 @@ export function placementHashOf(h: PlacementHash, withKey: boolean): { hash: str
   return { hash: h.name };
 }
 
-function sameChoice(a: PlacementChoice, b: PlacementChoice): boolean {
+/** Whether two choices are the same function (and key). */
+export function sameChoice(a: PlacementChoice, b: PlacementChoice): boolean {
   if (a.hash !== b.hash) return false;
   return a.hash === UNKEYED_HASH || Buffer.from(a.key).equals((b as { key: Uint8Array }).key);
 }

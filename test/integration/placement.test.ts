@@ -13,7 +13,7 @@
  *   is unkeyed.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { decodeTicket } from '../../src/io/ticket.js';
@@ -24,6 +24,7 @@ const SHARDS = 16;
 const TENANT = 'default';
 const enc = new TextEncoder();
 const UNKEYED_WARNING = 'placement is unkeyed for this cluster';
+const MISMATCH = "cluster.json's placement differs from the cluster's record";
 
 /** 200 keys that the unkeyed function puts on shard 0 of SHARDS: what a tenant aiming at one shard would send. */
 const GROUND: readonly string[] = (() => {
@@ -74,6 +75,24 @@ describe('a new cluster: the keyed hash', () => {
     expect((await placement(n.url)).placementKey).toBe(p.placementKey);
     await healthy(n.url);
     expect(clusterJson(n.data).placement).toEqual({ hash: KEYED_HASH, key: p.placementKey });
+    expect(n.output).not.toContain(MISMATCH);
+  }, 60_000);
+
+  test("a cluster.json whose placement is not the cluster's record (copied, edited) is reported as an error at start", async () => {
+    const n = c.node(1);
+    const path = join(n.data, 'cluster.json');
+    const good = readFileSync(path, 'utf8');
+    expect(await c.stop(1)).toBe(0);
+    const layout = JSON.parse(good) as { placement: { key: string } };
+    writeFileSync(path, JSON.stringify({ ...layout, placement: { hash: KEYED_HASH, key: 'ab'.repeat(16) } }));
+    try {
+      await c.startNode(1);
+      await eventually(() => Promise.resolve(n.output.includes(MISMATCH)), 30_000, 'the mismatch reported');
+    } finally {
+      expect(await c.stop(1)).toBe(0);
+      writeFileSync(path, good);
+      await c.startNode(1);
+    }
   }, 60_000);
 
   test('200 keys aimed at one shard by the unkeyed function spread over the 16 shards; each lands where the keyed hash says', async () => {

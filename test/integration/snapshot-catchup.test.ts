@@ -173,6 +173,9 @@ const STORED_HEADER_BYTES = 24;
  * -> sha256 of the stored bytes (the state machine's keys and the host's reserved ones); and per
  * key of the KV, the sha256 of its value (the stored bytes after the KV's header).
  */
+/** The hex prefix of the test tenant's keys in a shard's data. */
+const TENANT_PREFIX = Buffer.from(dataKey(TENANT, new Uint8Array(0))).toString('hex');
+
 async function onDisk(i: number): Promise<Map<ShardId, Shard>> {
   const store = Store.open({ path: workerDir(c.node(i).data, 0), worker: 0, workers: 1 });
   try {
@@ -183,8 +186,10 @@ async function onDisk(i: number): Promise<Map<ShardId, Shard>> {
       const values = new Map<string, string>();
       for (const { key, value } of ss.data.getRange({})) {
         data.set(hex(key), digest(value));
-        // Client keys only: not the host's sessions (0xff) nor the KV's usage counts (0x00).
-        if (key[0] !== RESERVED_PREFIX && key[0] !== USAGE_PREFIX) values.set(hex(key), digest(value.subarray(STORED_HEADER_BYTES)));
+        // The test tenant's keys only: not the host's sessions (0xff), the KV's usage counts (0x00),
+        // nor the nodes' own records of `_system` (the cluster's placement key).
+        if (key[0] !== RESERVED_PREFIX && key[0] !== USAGE_PREFIX && hex(key).startsWith(TENANT_PREFIX))
+          values.set(hex(key), digest(value.subarray(STORED_HEADER_BYTES)));
       }
       out.set(id, { applied: ss.applied(), data, values });
     }
