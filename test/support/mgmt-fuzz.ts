@@ -111,7 +111,8 @@ export class MgmtFuzz {
         // A map header that promises more entries than follow.
         return Buffer.from([0xdf, 0xff, 0xff, 0xff, 0xff, 0xa2, 0x6f, 0x70]);
       default:
-        return pack({ op: this.pick(OPS), args: 2n ** 70n });
+        // A 64-bit integer (decoded as a number, past the safe range).
+        return pack({ op: this.pick(OPS), args: { name: 2n ** 64n - 1n } });
     }
   }
 
@@ -148,14 +149,18 @@ export class MgmtFuzz {
       case 3:
         return this.int(0, 1) === 1;
       case 4:
-        return new Uint8Array(this.bytes(this.int(0, 8)));
+        return this.bytes(this.int(0, 8));
       case 5:
         return this.rng.nextU32() / 7;
       case 6:
         return Array.from({ length: this.int(0, 4) }, () => this.value(depth - 1));
       default: {
         const o: Record<string, unknown> = {};
-        for (let i = this.int(0, 4); i > 0; i--) o[this.pick(['op', 'args', 'name', 'quota', 'role', 'endpointId', '__proto__', 'k'])] = this.value(depth - 1);
+        for (let i = this.int(0, 4); i > 0; i--) {
+          // An own `__proto__` key, as a decoder could meet it (assigning would set the prototype).
+          const key = this.pick(['op', 'args', 'name', 'quota', 'role', 'endpointId', '__proto__', 'k']);
+          Object.defineProperty(o, key, { value: this.value(depth - 1), enumerable: true, writable: true, configurable: true });
+        }
         return o;
       }
     }
