@@ -6,6 +6,7 @@
 import type * as Iroh from '@number0/iroh/index.js';
 import type { HttpAuthOptions } from '../io/http/auth.js';
 import { MgmtServer } from '../io/mgmt/index.js';
+import type { MgmtLimits } from '../io/mgmt/index.js';
 import type { TransportLogger } from '../io/transport/index.js';
 import { CloseCode } from '../io/transport/hello.js';
 import { closeQuietly } from '../io/transport/link.js';
@@ -33,6 +34,8 @@ export function adminSurfaces(p: {
   readonly members: readonly Member[];
   readonly isMember: (endpointId: string) => boolean;
   readonly log: TransportLogger;
+  /** The management bounds the config names; the rest keep MGMT_LIMITS_DEFAULT. */
+  readonly limits: Pick<MgmtLimits, 'connectionsMax' | 'requestTimeoutMs'>;
 }): AdminSurfaces {
   const { router } = p;
   let auth: HttpAuthOptions | undefined;
@@ -51,6 +54,7 @@ export function adminSurfaces(p: {
       roles,
       ...(auth === undefined ? {} : { tenants: auth.tenants }),
     },
+    limits: p.limits,
     logger: p.log,
   });
   return { auth, roles, mgmt };
