@@ -179,7 +179,7 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
   late.router = router;
   router.startLiveness();
   const balance = startLeaderBalance(cfg, self, router, pool, log);
-  const surfaces = adminSurfaces({ admin, router, shards: cfg.shards, members, isMember: (id) => late.memberIds.has(id), log, limits: mgmtLimits(cfg) });
+  const surfaces = adminSurfaces(cfg, { admin, router, members, log, registry, isMember: (id) => late.memberIds.has(id) });
   const http = (late.http = await startHttp(cfg, router, log, { tls, ...surfaces }, httpLatencyMetric(registry)));
   late.mgmt = surfaces.mgmt;
   registerNodeMetrics(registry, {
@@ -214,11 +214,6 @@ function admissionOf(cfg: NodeConfig): Pick<RouterOptions, 'writeBytesMax' | 'wr
     scanReadsMax: cfg.scanReadsMax,
     ...(cfg.scanTenantReadsMax === undefined ? {} : { scanTenantReadsMax: cfg.scanTenantReadsMax }),
   };
-}
-
-/** The management bounds the config names. */
-function mgmtLimits(cfg: NodeConfig): { connectionsMax: number; requestTimeoutMs: number } {
-  return { connectionsMax: cfg.mgmtConnectionsMax, requestTimeoutMs: cfg.mgmtRequestTimeoutMs };
 }
 
 /** How the start line describes the HTTP API: where, which hosts, TLS, and auth (with why). */

@@ -86,6 +86,9 @@ describe('roles over iroh-raft-mgmt/0 (--auth on)', () => {
     expect(mgmt(stranger.file, 'status')).toMatchObject({ status: 1, code: 'Forbidden' });
     expect(mgmt(stranger.file, 'tenants.create', { name: 'acme' })).toMatchObject({ status: 1, code: 'Forbidden' });
     expect(await state()).toBe(before);
+    const metrics = await (await fetch(`${c.node(1).url}/metrics`, { headers: { authorization: `Bearer ${adminToken(1)}` } })).text();
+    expect(metrics).toMatch(/^iroh_raft_mgmt_errors_total\{code="Forbidden"\} 2$/m);
+    expect(metrics).toMatch(/^iroh_raft_mgmt_requests_total 2$/m);
   });
 
   test('granted reader over HTTP (roles grant): status, but still Forbidden for tenants.create', async () => {
