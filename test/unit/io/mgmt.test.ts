@@ -104,8 +104,15 @@ describe('roles decide every op; the caller is the connection', () => {
     expect(await operator.call('tenants.list')).toMatchObject({ ok: true, result: { tenants: [{ name: 'acme' }] } });
     expect(await operator.call('tenants.setQuota', { name: 'acme', quota: { keysMax: 20 } })).toMatchObject({ ok: true, result: { quota: { keysMax: 20 } } });
     expect(codeOf(await operator.call('tenants.rotate', { name: 'acme' }))).toBe('Forbidden');
+    const rotated = await admin.call('tenants.rotate', { name: 'acme' });
+    expect(rotated).toMatchObject({ ok: true, result: { tenant: { name: 'acme', generation: 2 } } });
+    expect(rotated.ok && (rotated.result as { token: string }).token).not.toBe(created.ok && (created.result as { token: string }).token);
     expect(codeOf(await operator.call('roles.list'))).toBe('Forbidden');
     expect(codeOf(await operator.call('no.such.op'))).toBe('NotFound');
+    expect(await admin.call('roles.list')).toMatchObject({
+      ok: true,
+      result: { roles: expect.arrayContaining([expect.objectContaining({ endpointId: admin.id, role: 'admin' })]) as unknown },
+    });
 
     // The admin grants over mgmt; the reader becomes an operator at once on this node.
     expect(await admin.call('roles.grant', { endpointId: reader.id, role: 'operator' })).toMatchObject({ ok: true, result: { role: 'operator' } });
