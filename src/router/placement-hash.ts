@@ -22,7 +22,10 @@ export class PlacementHash {
   private chosen: PlacementChoice | undefined;
   /** The function of `chosen`. */
   private fn: ShardHash | undefined;
-  /** Requests waiting for the choice (wake-ups); each removes its own on timeout. */
+  /**
+   * Requests waiting for the choice (wake-ups); each removes its own on timeout. As many as the
+   * client requests in flight, which the HTTP server bounds (its connection and body limits).
+   */
   private readonly waiters = new Set<() => void>();
 
   constructor(initial?: PlacementChoice) {
