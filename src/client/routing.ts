@@ -9,15 +9,15 @@
  * its leader). An endpoint that failed is avoided for a while and the leaders it stood for are
  * forgotten.
  *
- * A tenant's token does not get the placement key of a keyed cluster: the client cannot compute
- * shards then, and remembers the shard of the keys it used (from `x-shard`, at most
- * {@link LEARNED_KEYS_MAX}), so a key's next requests go to its leader; others go to any endpoint,
- * which forwards them.
+ * A tenant's token does not get the placement key of a keyed cluster, nor `x-shard` in answers: the
+ * client cannot compute shards then, and remembers the node that served each key it used (from
+ * `x-node`, at most {@link LEARNED_KEYS_MAX} keys), so a key's next requests go to its leader;
+ * others go to any endpoint, which forwards them.
  */
 import { hashOfPlacement } from '../wire/shard-hash.js';
 import type { ShardHash } from '../wire/shard-hash.js';
 
-/** Keys whose shard the client remembers from answers when it cannot compute shards; the oldest go first. */
+/** Keys whose leader the client remembers from answers when it cannot compute shards; the oldest go first. */
 export const LEARNED_KEYS_MAX = 10_000;
 
 /** One node the client was given. */
@@ -72,7 +72,7 @@ export class Routing {
   private fn: ShardHash | undefined;
   /** The last answer named no function yet (a new cluster's first moments): ask again soon. */
   private pending = false;
-  /** tenant, 0, key (latin1) -> shard, from answers; used while `fn` is undefined. Oldest first; at most LEARNED_KEYS_MAX. */
+  /** tenant, 0, key (latin1) -> node id of the key's leader, from answers; used while `fn` is undefined. Oldest first; at most LEARNED_KEYS_MAX. */
   private readonly learnedKeys = new Map<string, number>();
   /** Per shard: the node id of its leader as last heard, or null. */
   private leaders: (number | null)[] = [];
@@ -94,26 +94,29 @@ export class Routing {
     this.endpoints = urls.map((url) => ({ url: url.replace(/\/+$/, ''), node: undefined, downUntil: 0 }));
   }
 
-  /**
-   * The shard of a key, when the client can compute it or learned it from an answer
-   * (undefined: route anywhere).
-   */
+  /** The shard of a key, when the client can compute it (undefined: see keyLeader, else route anywhere). */
   shardOf(tenant: string, key: Uint8Array): number | undefined {
     if (this.shards === undefined) return undefined;
     if (this.fn !== undefined) return this.fn.shardOf(tenant, key, this.shards);
     if (this.pending) this.refreshSoon();
-    return this.learnedKeys.get(learnedKey(tenant, key));
+    return undefined;
+  }
+
+  /** The node that last served a key as its leader, when the client cannot compute shards. */
+  keyLeader(tenant: string, key: Uint8Array): number | undefined {
+    return this.fn === undefined ? this.learnedKeys.get(learnedKey(tenant, key)) : undefined;
   }
 
   /**
-   * The endpoint for an attempt: the leader of `shard` when `toLeader` and it is known and up,
-   * else the next endpoint in turn that is up (every one when all are down), skipping `avoid`
-   * (the one that just failed) when another is left.
+   * The endpoint for an attempt: the leader of `shard` (or `keyLeader`, the key's last leader, when
+   * the shard is unknown) when `toLeader` and it is known and up, else the next endpoint in turn
+   * that is up (every one when all are down), skipping `avoid` (the one that just failed) when
+   * another is left.
    */
-  pick(shard: number | undefined, toLeader: boolean, avoid?: Endpoint): Endpoint {
+  pick(shard: number | undefined, toLeader: boolean, avoid?: Endpoint, keyLeader?: number): Endpoint {
     const now = performance.now();
-    if (toLeader && shard !== undefined) {
-      const lead = this.leaders[shard];
+    if (toLeader && (shard !== undefined || keyLeader !== undefined)) {
+      const lead = shard === undefined ? keyLeader : this.leaders[shard];
       const ep = lead === null || lead === undefined ? undefined : this.byNode.get(lead);
       if (ep !== undefined && ep !== avoid && ep.downUntil <= now) return ep;
     }
@@ -131,22 +134,24 @@ export class Routing {
   }
 
   /**
-   * An answer named the shard's serving node (`x-shard`, `x-node`): its leader, for leader-bound
-   * requests; and, when the client cannot compute shards, the shard of the request's key.
+   * An answer of a leader-bound request named its serving node (`x-node`), the leader of the
+   * request's shard (`x-shard`, when given); and, when the client cannot compute shards, the
+   * leader of the request's key.
    */
-  learned(shard: number, node: number, of?: { readonly tenant: string; readonly key: Uint8Array }): void {
-    if (this.shards === undefined || shard >= this.shards) return;
-    if (this.byNode.has(node)) this.leaders[shard] = node;
+  learned(shard: number | undefined, node: number, of?: { readonly tenant: string; readonly key: Uint8Array }): void {
+    if (this.shards === undefined || !this.byNode.has(node)) return;
+    if (shard !== undefined && shard < this.shards) this.leaders[shard] = node;
     if (of === undefined || this.fn !== undefined) return;
     const k = learnedKey(of.tenant, of.key);
     this.learnedKeys.delete(k);
     if (this.learnedKeys.size >= LEARNED_KEYS_MAX) this.learnedKeys.delete(this.learnedKeys.keys().next().value!);
-    this.learnedKeys.set(k, shard);
+    this.learnedKeys.set(k, node);
   }
 
-  /** The shard's leader is not who the client thought (NotLeader and the like): ask around again. */
-  leaderUnknown(shard: number | undefined): void {
+  /** The shard's (or the key's) leader is not who the client thought (NotLeader and the like): ask around again. */
+  leaderUnknown(shard: number | undefined, of?: { readonly tenant: string; readonly key: Uint8Array }): void {
     if (shard !== undefined) this.leaders[shard] = null;
+    if (of !== undefined) this.learnedKeys.delete(learnedKey(of.tenant, of.key));
     this.refreshSoon();
   }
 
@@ -154,6 +159,7 @@ export class Routing {
   failed(ep: Endpoint): void {
     ep.downUntil = performance.now() + this.opts.downMs;
     if (ep.node !== undefined) this.leaders = this.leaders.map((l) => (l === ep.node ? null : l));
+    // The keys it led are not forgotten one by one: pick() skips an endpoint that is down.
     this.refreshSoon();
   }
 

@@ -206,7 +206,7 @@ describe('tenants and auth (--auth on)', () => {
     console.log(`tenant seen on node 2 after ${seenMs} ms; rotation after ${rotatedMs} ms; deletion after ${deletedMs} ms`);
   });
 
-  test("the placement key: the admin's token gets it, a tenant's does not; the typed client works with either", async () => {
+  test("the placement key and x-shard: the admin's token gets them, a tenant's does not; the typed client works with either", async () => {
     const token = await createTenant('placer');
     const asTenant = JSON.parse((await call('/v1/placement', { token })).body) as { hash: string; placementKey?: string };
     expect(asTenant.hash).toBe(KEYED_HASH);
@@ -228,6 +228,17 @@ describe('tenants and auth (--auth on)', () => {
       for (let i = 0; i < 20; i++) expect((await adminClient.get(`p${i}`))?.value.text()).toBe(`v${i}`);
       expect((await adminClient.put('p0', 'again')).version).toBe(2);
       expect((await tenantClient.get('p0'))?.value.text()).toBe('again');
+      // Nor does a tenant's token learn a key's shard from answers (it could collect keys of one shard by probing); the admin's does.
+      for (const r of [
+        await call('/v1/kv/p1', { token }),
+        await call('/v1/kv/absent', { token }),
+        await call('/v1/kv/p2', { token, method: 'PUT', body: 'x' }),
+      ]) {
+        expect(r.headers.get('x-shard')).toBeNull();
+        expect(r.headers.get('x-node')).toMatch(/^\d+$/);
+      }
+      const asAdmin = await call('/v1/kv/p1', { token: adminToken(1), headers: { 'x-tenant': 'placer' } });
+      expect(asAdmin.headers.get('x-shard')).toMatch(/^\d+$/);
     } finally {
       await Promise.all([tenantClient.close(), adminClient.close()]);
     }

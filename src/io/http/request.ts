@@ -49,22 +49,22 @@ export type ApiRequest =
    * `PUT /v1/kv/<key>`; the body is the value. `expectedVersion` (0 = must not exist) makes it a
    * compare-and-set. `session`: the client's own (headers `x-client-id`, `x-client-seq`), if given.
    */
-  | {
+  | ({
       readonly route: 'put';
       readonly tenant: string;
       readonly key: Uint8Array;
       readonly expectedVersion: number | undefined;
       readonly session?: Session | undefined;
-    }
-  | {
+    } & ShardShown)
+  | ({
       readonly route: 'delete';
       readonly tenant: string;
       readonly key: Uint8Array;
       readonly expectedVersion: number | undefined;
       readonly session?: Session | undefined;
-    }
+    } & ShardShown)
   /** `json`: answer `{"key","value",...}` instead of the raw value. */
-  | { readonly route: 'get'; readonly tenant: string; readonly key: Uint8Array; readonly consistency: Consistency; readonly json: boolean }
+  | ({ readonly route: 'get'; readonly tenant: string; readonly key: Uint8Array; readonly consistency: Consistency; readonly json: boolean } & ShardShown)
   /** `startAfter` undefined: from the first key with the prefix. */
   | {
       readonly route: 'scan';
@@ -83,6 +83,14 @@ export type ApiRequest =
   | { readonly route: 'metrics' }
   | TenantRequest
   | RoleRequest;
+
+/**
+ * `hideShard`: the answer does not name the key's shard (`x-shard`): asked with a tenant's token,
+ * which must not learn where its keys land (it could collect keys of one shard by probing).
+ */
+interface ShardShown {
+  readonly hideShard?: true;
+}
 
 /**
  * The route and arguments of a request, checked in this order: the target, the method (405 with
@@ -107,7 +115,7 @@ export function parseRequest(head: RequestHead, limits: ParseLimits, bound?: str
     const q = parseQuery(query);
     if (method === 'PUT') {
       const tenant = tenantOf(head, q, bound);
-      return { route: 'put', tenant, key, expectedVersion: expectedVersionOf(head, q), session: sessionOf(head) };
+      return { route: 'put', tenant, key, expectedVersion: expectedVersionOf(head, q), session: sessionOf(head), ...hideShard(bound) };
     }
     if (method === 'DELETE') {
       const tenant = tenantOf(head, q, bound);
@@ -115,11 +123,11 @@ export function parseRequest(head: RequestHead, limits: ParseLimits, bound?: str
       // Version 0 would mean "delete only if absent": nothing to delete, so it is a mistake.
       if (expectedVersion === 0)
         throw new HttpError(HttpErrorCode.BadRequest, 'a conditional DELETE needs version 1 or more (0 would mean the key must not exist)');
-      return { route: 'delete', tenant, key, expectedVersion, session: sessionOf(head) };
+      return { route: 'delete', tenant, key, expectedVersion, session: sessionOf(head), ...hideShard(bound) };
     }
     const tenant = tenantOf(head, q, bound);
     const consistency = consistencyOf(q);
-    return { route: 'get', tenant, key, consistency, json: wantsJson(head, q) };
+    return { route: 'get', tenant, key, consistency, json: wantsJson(head, q), ...hideShard(bound) };
   }
   if (isTenantPath(path)) return parseTenantRoute(method, path);
   if (isRolePath(path)) return parseRoleRoute(method, path);
@@ -145,6 +153,11 @@ export function parseRequest(head: RequestHead, limits: ParseLimits, bound?: str
     default:
       throw new HttpError(HttpErrorCode.NotFound, `no route for ${method} ${path}`);
   }
+}
+
+/** `hideShard` for a request of a tenant's token (`bound`). */
+function hideShard(bound: string | undefined): { hideShard?: true } {
+  return bound === undefined ? {} : { hideShard: true };
 }
 
 function parseScan(head: RequestHead, q: Query, limits: ParseLimits, bound: string | undefined): ApiRequest {

@@ -119,16 +119,19 @@ async function put(req: Extract<ApiRequest, { route: 'put' }>, ctx: RouteContext
       version: current,
     });
   }
-  return jsonReply(200, { version: r.value.version }, { 'x-version': String(r.value.version), ...servedHeaders(r.value.served) });
+  return jsonReply(200, { version: r.value.version }, { 'x-version': String(r.value.version), ...servedHeaders(r.value.served, req.hideShard) });
 }
 
 /**
  * `x-shard` and `x-node`: the request's shard and the node (raft id, as `node` in `GET /v1/status`)
  * that served it, its leader for writes and linearizable or lease reads. A client that sends the
- * shard's next requests to that node saves a forward.
+ * shard's next requests to that node saves a forward. `x-node` only for a tenant's token: knowing
+ * each key's shard, a tenant could collect keys of one shard by probing, which the keyed placement
+ * hash is there to prevent.
  */
-function servedHeaders(served: Served | undefined): Record<string, string> {
-  return served === undefined ? {} : { 'x-shard': String(served.shard), 'x-node': String(served.node) };
+function servedHeaders(served: Served | undefined, hideShard: true | undefined): Record<string, string> {
+  if (served === undefined) return {};
+  return hideShard === true ? { 'x-node': String(served.node) } : { 'x-shard': String(served.shard), 'x-node': String(served.node) };
 }
 
 async function del(req: Extract<ApiRequest, { route: 'delete' }>, ctx: RouteContext): Promise<Reply> {
@@ -145,7 +148,7 @@ async function del(req: Extract<ApiRequest, { route: 'delete' }>, ctx: RouteCont
     // The key is at another version, or gone (version 0): nothing was deleted.
     throw new HttpError(HttpErrorCode.VersionMismatch, `expected version ${expectedVersion}, the key is at version ${version ?? 0}`, { version: version ?? 0 });
   }
-  return jsonReply(200, { deleted }, servedHeaders(served));
+  return jsonReply(200, { deleted }, servedHeaders(served, req.hideShard));
 }
 
 async function get(req: Extract<ApiRequest, { route: 'get' }>, ctx: RouteContext): Promise<Reply> {
@@ -153,12 +156,12 @@ async function get(req: Extract<ApiRequest, { route: 'get' }>, ctx: RouteContext
   const r = await ctx.service.get({ tenant, key, consistency });
   if (!r.ok) throw serviceError(r, ctx.logger);
   const v = r.value;
-  if (!v.found) throw new HttpError(HttpErrorCode.KeyNotFound, 'no such key', undefined, servedHeaders(v.served));
+  if (!v.found) throw new HttpError(HttpErrorCode.KeyNotFound, 'no such key', undefined, servedHeaders(v.served, req.hideShard));
   const meta = {
     'x-version': String(v.version),
     'x-create-index': String(v.createIndex),
     'x-mod-index': String(v.modIndex),
-    ...servedHeaders(v.served),
+    ...servedHeaders(v.served, req.hideShard),
   };
   if (req.json) {
     const body = { key: bytesToJson(key), value: bytesToJson(v.value), version: v.version, createIndex: v.createIndex, modIndex: v.modIndex };

@@ -186,15 +186,12 @@ describe('leader-aware routing', () => {
     await c.close();
   });
 
-  test("a keyed cluster without the key (a tenant's token): any endpoint first, then the key's leader learned from x-shard/x-node", async () => {
+  test("a keyed cluster without the key (a tenant's token): any endpoint first, then the key's leader learned from x-node", async () => {
     const placement = (server: number): unknown => ({ node: server + 1, shards: 2, replicas: 2, hash: KEYED_HASH, leaders: [2, 1] });
-    // Every endpoint serves (forwarding, in a real node) and names the key's shard and its leader.
-    const shardOfPath = (url: string): number => keyed.shardOf('default', new TextEncoder().encode(decodeURIComponent(url.slice('/v1/kv/'.length))), 2);
-    const { urls, seen } = await serve(
-      2,
-      (s) => ({ status: 200, body: { version: 1 }, headers: { 'x-shard': String(shardOfPath(s.url)), 'x-node': String(shardOfPath(s.url) === 0 ? 2 : 1) } }),
-      placement,
-    );
+    // Every endpoint serves (forwarding, in a real node) and names the key's leader, not its shard (as to a tenant's token).
+    const leaderOfPath = (url: string): number =>
+      keyed.shardOf('default', new TextEncoder().encode(decodeURIComponent(url.slice('/v1/kv/'.length))), 2) === 0 ? 2 : 1;
+    const { urls, seen } = await serve(2, (s) => ({ status: 200, body: { version: 1 }, headers: { 'x-node': String(leaderOfPath(s.url)) } }), placement);
     const c = new Client({ endpoints: urls, retry: fast });
     const k0 = keyedKeyOf(0, 'x');
     const k1 = keyedKeyOf(1, 'y');
@@ -202,7 +199,7 @@ describe('leader-aware routing', () => {
       await c.put(k0, 'v');
       await c.put(k1, 'v');
     }
-    // After its first answer, each key goes to its shard's leader: k0 to server 1, k1 to server 0.
+    // After its first answer, each key goes to its leader: k0 to node 2 (server 1), k1 to node 1 (server 0).
     expect(seen.slice(2).map((s) => s.server)).toEqual([1, 0, 1, 0]);
     await c.close();
   });

@@ -70,6 +70,11 @@ describe('routes', () => {
       route: 'placement',
       withKey: false,
     });
+    // Nor do a tenant's answers name the key's shard.
+    for (const method of ['GET', 'PUT', 'DELETE']) {
+      expect(parseRequest({ method, url: '/v1/kv/k', headers: {} }, { maxKeyBytes: MAX_KEY }, 'acme')).toMatchObject({ hideShard: true });
+      expect(parse(method, '/v1/kv/k')).not.toHaveProperty('hideShard');
+    }
     expect(refusal('PUT', '/v1/placement').code).toBe('MethodNotAllowed');
     expect(parse('GET', '/healthz')).toEqual({ route: 'health' });
     expect(parse('HEAD', '/metrics')).toEqual({ route: 'metrics' });
