@@ -11,7 +11,7 @@
  *   worker threads use too; the store checks the worker count recorded inside it).
  */
 import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { DataDirError } from './data-dir-error.js';
 import { loadOrCreateKey } from './node-key.js';
 import type { KeyLogger } from './node-key.js';
@@ -59,7 +59,14 @@ export class DataDir {
    * What is inside needs no mode of its own then.
    */
   static open(path: string): DataDir {
-    mkdirSync(path, { recursive: true, mode: 0o700 });
+    const first = mkdirSync(path, { recursive: true, mode: 0o700 });
+    // A directory made here must survive a crash as the files in it do (a node key that vanished
+    // with its directory would come back as a new identity): each new entry is flushed in its parent.
+    if (first !== undefined)
+      for (let d = resolve(path); ; d = dirname(d)) {
+        syncDir(dirname(d));
+        if (d === resolve(first)) break;
+      }
     const mode = statSync(path).mode & 0o777;
     const dir = new DataDir(path);
     if ((mode & 0o077) !== 0) {
@@ -117,19 +124,9 @@ export class DataDir {
       closeSync(fd);
     }
     renameSync(tmp, this.clusterPath);
-    const dirFd = openSync(this.path, 'r');
-    try {
-      fsyncSync(dirFd);
-    } finally {
-      closeSync(dirFd);
-    }
+    syncDir(this.path);
   }
 
-  /**
-   * Records `want` at the first start; later, refuses a start whose shard count, replicas or
-   * members differ from the recorded ones with DataDirError `ClusterMismatch`, naming the settings
-   * to use.
-   */
   /**
    * The amnesia guard: refuses with DataDirError `StoresLost` when `have` records worker stores
    * and one of them is gone (deleted, a disk lost) while the rest of the directory, the node key
@@ -151,13 +148,25 @@ export class DataDir {
     );
   }
 
-  /** Records, once the first start's stores exist, that this node has run with `workers` stores. */
+  /**
+   * Records, once the first start's stores exist, that this node has run with `workers` stores.
+   * First flushes the directories that name the stores' files (`worker-<w>/` and this directory):
+   * LMDB flushes its files but not their names, and a store whose name a crash lost is a node
+   * that forgot its votes. Runs before the node votes or acknowledges anything.
+   */
   recordStores(workers: number): void {
     const have = this.readCluster();
     if (have === undefined || have.workers !== undefined) return;
+    for (let w = 0; w < workers; w++) syncDir(workerDir(this.path, w));
+    syncDir(this.path);
     this.writeCluster({ ...have, workers });
   }
 
+  /**
+   * Records `want` at the first start; later, refuses a start whose shard count, replicas or
+   * members differ from the recorded ones with DataDirError `ClusterMismatch`, naming the settings
+   * to use.
+   */
   checkCluster(want: ClusterLayout): void {
     const have = this.readCluster();
     if (have === undefined) {
@@ -176,5 +185,21 @@ export class DataDir {
         `${this.path} belongs to a cluster started with ${problems.join(' and ')}; start with those settings, or use another --data directory`,
       );
     }
+  }
+}
+
+/**
+ * Flushes directory `path` itself (its list of names), so files created, renamed or removed in it
+ * survive a crash. Directories that refuse fsync (some filesystems do, with EINVAL) are skipped:
+ * nothing more can be done there.
+ */
+export function syncDir(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
+  } finally {
+    closeSync(fd);
   }
 }
