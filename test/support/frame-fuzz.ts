@@ -67,10 +67,17 @@ export type Mutation = 'valid' | 'garbage' | 'garbage-body' | 'flip' | 'truncate
 /**
  * One fuzzed message on the stream, prefix included (a `truncate` may cut the prefix too): made
  * from `valid` bodies by one mutation. `maxBytes` is the receiver's limit on a body; `oversize`
- * states a length above it (and sends a few bytes of body only). `history` holds messages sent
- * before, which `replay` sends again.
+ * states a length above it and sends a few bytes of body, or (with `fullOversize`, for small
+ * limits) a whole body of that length made of valid bodies end to end, which a receiver that
+ * forgot its limit would take. `history` holds messages sent before, which `replay` sends again.
  */
-export function mutate(rng: Rng, valid: readonly Uint8Array[], maxBytes: number, history: readonly Uint8Array[]): { mutation: Mutation; bytes: Uint8Array } {
+export function mutate(
+  rng: Rng,
+  valid: readonly Uint8Array[],
+  maxBytes: number,
+  history: readonly Uint8Array[],
+  opts: { readonly fullOversize?: boolean } = {},
+): { mutation: Mutation; bytes: Uint8Array } {
   const base = rng.pick(valid);
   const m = rng.pick<Mutation>(['valid', 'garbage', 'garbage-body', 'flip', 'flip', 'truncate', 'oversize', 'replay', 'splice', 'empty']);
   switch (m) {
@@ -93,6 +100,12 @@ export function mutate(rng: Rng, valid: readonly Uint8Array[], maxBytes: number,
       return { mutation: m, bytes: b.slice(0, rng.int(0, b.length - 1)) };
     }
     case 'oversize': {
+      const filler = valid.find((v) => v.length > 0);
+      if (opts.fullOversize === true && filler !== undefined && rng.next() < 0.5) {
+        const parts: Uint8Array[] = [];
+        for (let n = 0; n <= maxBytes; n += filler.length) parts.push(filler);
+        return { mutation: m, bytes: framed(concat(parts)) };
+      }
       const length = rng.pick([maxBytes + 1, maxBytes + rng.int(2, 1 << 20), 0xffffffff, rng.int(maxBytes + 1, 0xffffffff)]);
       return { mutation: m, bytes: framed(rng.bytes(rng.int(0, 32)), length) };
     }

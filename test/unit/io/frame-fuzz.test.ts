@@ -199,7 +199,7 @@ function memberStream(rng: Rng, valid: readonly Uint8Array[], history: Uint8Arra
   let messages = 1;
   for (let n = rng.int(1, 10); n > 0; n--) {
     if (oracle(concat(parts), false).error !== undefined) break;
-    const m = mutate(rng, valid, LIMITS.maxFrameBytes, history);
+    const m = mutate(rng, valid, LIMITS.maxFrameBytes, history, { fullOversize: true });
     parts.push(m.bytes);
     messages++;
     if (m.mutation === 'valid' && history.length < 64) history.push(m.bytes);
