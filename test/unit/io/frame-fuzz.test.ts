@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32, deflateRawSync } from 'node:zlib';
 import type * as Iroh from '@number0/iroh/index.js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   RecordKind,
   SNAPSHOT_ALPN,
@@ -39,6 +39,11 @@ import { HELLO_BYTES, RAFT_ALPN, Transport, encodeHello } from '../../../src/io/
 import type { SnapStream } from '../../../src/io/transport/index.js';
 import { parseHello } from '../../../src/io/transport/hello.js';
 import { Rng, concat, eachLimited, endpointAddr, framed, fuzzEndpoint, fuzzSeed, mutate, sendCase } from '../../support/frame-fuzz.js';
+
+/** Rejections nobody handled while the fuzz ran: the receiver must leave none. */
+const unhandled: unknown[] = [];
+process.on('unhandledRejection', (e) => unhandled.push(e));
+afterEach(() => expect(unhandled.map(String)).toEqual([]));
 
 const SEED = fuzzSeed();
 console.log(`frame fuzz seed ${SEED} (FUZZ_SEED=${SEED} replays it)`);
