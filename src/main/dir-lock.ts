@@ -91,11 +91,15 @@ async function lockBySocket(dir: string, lockPath: string): Promise<Unlock> {
 /** Listens on abstract socket `name`; rejects with the listen error (`EADDRINUSE`: held by someone). */
 function bind(name: string): Promise<Server> {
   return new Promise((resolve, reject) => {
+    // Nothing serves on it, and any local user may connect to an abstract name: a connection is
+    // closed as it arrives (left open, each would hold a file descriptor).
     const server = createServer((socket) => socket.destroy());
     server.once('error', reject);
     server.listen(name, () => {
       server.off('error', reject);
-      // Nothing serves on it: it must not keep the process alive.
+      // An accept that fails (out of file descriptors) must not crash the node over a lock.
+      server.on('error', () => undefined);
+      // It must not keep the process alive either.
       server.unref();
       resolve(server);
     });
