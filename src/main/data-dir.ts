@@ -64,7 +64,13 @@ export class DataDir {
     // with its directory would come back as a new identity): each new entry is flushed in its parent.
     if (first !== undefined)
       for (let d = resolve(path); ; d = dirname(d)) {
-        syncDir(dirname(d));
+        try {
+          syncDir(dirname(d));
+        } catch (e) {
+          // A parent this user may enter but not read (mode 0711) cannot be opened to flush it.
+          const code = (e as NodeJS.ErrnoException).code;
+          if (code !== 'EACCES' && code !== 'EPERM') throw e;
+        }
         if (d === resolve(first)) break;
       }
     const mode = statSync(path).mode & 0o777;

@@ -78,7 +78,7 @@ describe('metadata files in the data directory', () => {
   const ev = run.status === 0 ? events(readFileSync(traceFile, 'utf8')) : [];
 
   it('the traced first start ran', () => {
-    expect(run.error, String(run.error)).toBeUndefined();
+    expect(run.error, `${String(run.error)}: this test needs strace on PATH (Debian: apt-get install strace)`).toBeUndefined();
     expect(run.status, run.stderr).toBe(0);
     expect(ev.length).toBeGreaterThan(0);
   });
