@@ -227,6 +227,26 @@ describe('DataDir.lock: the socket lock (Linux)', () => {
     expect(LOCK_KIND).toBe('socket');
   });
 
+  it('holding the lock keeps no process alive: a process that only holds it exits by itself, and the lock is free', async () => {
+    const dir = fresh();
+    const p = spawn(process.execPath, ['--import', 'tsx', LOCK_CHILD, dir.path, 'socket', 'exit'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out === 'ready\n') p.stdin.write('go\n');
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const code = await new Promise((r) => {
+      p.once('exit', r);
+      timer = setTimeout(() => r('still running after 20 s'), 20_000);
+    });
+    clearTimeout(timer);
+    p.kill('SIGKILL');
+    expect(out).toBe('ready\nlocked\n');
+    expect(code).toBe(0);
+    (await dir.lock('socket'))();
+  }, 30_000);
+
   it('a LOCK naming a live unrelated process (pid 1, the parent) does not block a start', async () => {
     for (const pid of [1, process.ppid]) {
       const dir = fresh();

@@ -1,6 +1,7 @@
 /**
  * A process racing for a data directory's lock (test/unit/main/data-dir.test.ts): argv is the
- * directory and the lock kind (`socket` or `pid-file`). Says `ready` once loaded, takes the lock or
+ * directory, the lock kind (`socket` or `pid-file`) and optionally `exit` (hold the lock, do
+ * nothing else). Says `ready` once loaded, takes the lock or
  * is refused as soon as a line arrives on stdin (the parent sends it to every racer at once), says
  * which on stdout, and holds a taken lock until it is killed.
  */
@@ -13,7 +14,9 @@ process.stdin.once('data', () => {
   dd.lock(kind).then(
     () => {
       process.stdout.write('locked\n');
-      setInterval(() => undefined, 1000);
+      // `exit`: nothing else to do, so the process ends unless the lock keeps it alive.
+      if (process.argv[4] !== 'exit') setInterval(() => undefined, 1000);
+      else process.stdin.destroy();
     },
     (e: unknown) => {
       process.stdout.write(e instanceof DataDirError ? `refused ${e.code}\n` : `error ${String(e)}\n`);
