@@ -68,7 +68,7 @@ export async function startNode(cfg: NodeConfig, opts: StartOptions): Promise<Ru
   const dir = DataDir.open(cfg.data);
   if (dir.tightened !== undefined)
     log.warn({ data: cfg.data, was: dir.tightened.toString(8), now: '700' }, 'data directory was open to group or others; made it 0700');
-  const unlock = dir.lock();
+  const unlock = await dir.lock();
   let peers: { id: string; addrs: string[] }[];
   let secretKey: Uint8Array;
   let admin: AdminToken | undefined;
