@@ -57,7 +57,7 @@ const keysOf = new Map<ShardId, string[]>(Array.from({ length: SHARDS }, (_, s) 
 
 interface Status {
   node: number;
-  shards: { shard: number; role: string; leader: number; applied: number }[];
+  shards: { shard: number; role: string; leader: number; commit: number; applied: number }[];
 }
 const status = async (i: number): Promise<Status> => (await (await fetch(`${c.node(i).url}/v1/status`)).json()) as Status;
 
@@ -128,13 +128,27 @@ async function processOf(): Promise<Map<number, number>> {
   return m;
 }
 
-/** Every shard of node `i` has applied exactly what its leader has applied (both read now). */
+/**
+ * Every shard of node `i` has applied exactly what its leader has applied (both read now). A shard
+ * that node `i` leads itself counts when it has applied its whole commit index and no other replica
+ * has applied more: leader balancing hands a node leaderships as soon as it has caught up (a
+ * transfer goes only to a replica holding the commit index), so a node that caught up may well
+ * lead some shards by the time this is asked.
+ */
 async function atLeadersApplied(i: number): Promise<boolean> {
   const mine = await status(i);
   const procs = await processOf();
   for (const s of mine.shards) {
     const leader = procs.get(s.leader);
-    if (leader === undefined || leader === i) return false;
+    if (leader === undefined) return false;
+    if (leader === i) {
+      if (s.role !== 'leader' || s.applied !== s.commit) return false;
+      for (const j of up()) {
+        const other = (await status(j)).shards.find((t) => t.shard === s.shard);
+        if (j !== i && (other === undefined || other.applied > s.applied)) return false;
+      }
+      continue;
+    }
     const theirs = (await status(leader)).shards.find((t) => t.shard === s.shard);
     if (theirs?.role !== 'leader' || theirs.applied !== s.applied) return false;
   }
