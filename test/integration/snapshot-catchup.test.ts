@@ -16,6 +16,8 @@
  *    the new snapshot, applied index and data agreeing; restarted, it catches up completely.
  *
  * The tests run in order on one cluster: each starts from the state the previous one left.
+ * Leader balancing runs as by default, so a node that caught up is handed leaderships at once
+ * (test 1 checks that it is): catching up is judged with that in mind (see atLeadersApplied).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
@@ -240,6 +242,9 @@ test('a node down while every shard grows past a ring record catches up by strea
   for (const i of [1, 2, 3]) expect(await metric(i, 'iroh_raft_worker_oversize_drops_total'), `oversize drops on node ${i}`).toBe(0);
   await eventually(() => Promise.resolve(staged(3).length === 0), 10_000, "node 3's staging area empty");
   expect(await metric(3, 'iroh_raft_snapshots_receiving')).toBe(0);
+  // Caught up, node 3 leads none of the 4 shards and another node leads at least 2: balancing hands it one.
+  await eventually(async () => (await status(3)).shards.some((s) => s.role === 'leader'), 30_000, 'node 3 leads a shard');
+  expect(await atLeadersApplied(3)).toBe(true);
 }, 180_000);
 
 test("the sender SIGKILLed in the middle of a transfer: the shard's new leader streams it again and node 3 catches up", async () => {
