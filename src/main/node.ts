@@ -175,7 +175,7 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
   });
   late.router = router;
   router.startLiveness();
-  const balance = startLeaderBalance(cfg, self, router, pool, log);
+  const balance = startLeaderBalance(cfg, self, router, pool, snapshots, log);
   const auth = tenantAuth(admin, router, cfg.shards);
   const http = (late.http = await startHttp(cfg, router, log, { tls, auth }, httpLatencyMetric(registry)));
   registerNodeMetrics(registry, {
@@ -270,6 +270,7 @@ function startLeaderBalance(
   self: NodeId,
   router: Router,
   pool: WorkerPool,
+  snapshots: Snapshots,
   log: StartOptions['logger'],
 ): { balancer: LeaderBalancer; stop(): Promise<void> } {
   const balancer = new LeaderBalancer({
@@ -278,6 +279,7 @@ function startLeaderBalance(
     shards: () => router.localShards(),
     leaderOf: (shard) => pool.leaders.get(shard)?.lead,
     canLead: (node, shard) => router.liveness.reachable(node, shard),
+    streaming: (shard) => snapshots.sends(shard),
     transfer: (shard, to) => {
       const w = pool.workerOf(shard);
       return pool.isRunning(w) ? pool.control(w).transferLeader(shard, to) : Promise.resolve('absent' as const);

@@ -317,6 +317,44 @@ describe('leadership transfer', () => {
   });
 });
 
+describe('leadership moved while a snapshot is on the way', () => {
+  test('the follower drops the snapshot sent in the older term, and the new leader streams a whole one again (why balancing leaves such a shard alone)', () => {
+    cluster = new HostCluster({ nodes: 3, shards: 1, host: { compactEveryEntries: 50, compactKeepEntries: 10 } });
+    const c = cluster;
+    const shard = 0 as ShardId;
+    c.elect();
+    const leader = c.leaderOf(0)!;
+    const [lagger, third] = c.nodes.filter((x) => x !== leader) as [ClusterNode, ClusterNode];
+    for (const n of c.nodes) if (n !== lagger) c.cut.add(`${n.id}-${lagger.id}`);
+    const reqs: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      reqs.push(c.propose(leader, 0, `k${i}`));
+      if (i % 20 === 0) c.round();
+    }
+    c.until(() => reqs.every((r) => leader.replies.has(r)));
+    // The lagger is heard again and needs a snapshot; the leader's transfer is on its way.
+    c.holdSnapshots = true;
+    c.cut.clear();
+    c.until(() => c.held.some((t) => t.from === leader));
+    // Leadership moves to the third replica meanwhile; the lagger votes in its term.
+    expect(leader.host.transferLeader(shard, third.id)).toBe('started');
+    c.until(() => c.leaderOf(0) === third && lagger.host.status(shard)!.term === third.host.status(shard)!.term);
+    // The old transfer arrives whole, and the lagger's core drops it: it is of an older term.
+    expect(c.releaseSnapshots((t) => t.from === leader)).toBeGreaterThan(0);
+    c.round();
+    expect(lagger.host.counters.snapshotsStaged).toBeGreaterThan(0);
+    expect(lagger.host.counters.snapshotsInstalled).toBe(0);
+    expect(lagger.host.status(shard)!.applied).toBeLessThan(third.host.status(shard)!.commit);
+    // The new leader sends its own, and only that one brings the lagger up to date.
+    const before = c.snapshotTransfers;
+    c.holdSnapshots = false;
+    c.releaseSnapshots();
+    c.until(() => lagger.host.status(shard)!.applied === third.host.status(shard)!.applied);
+    expect(c.snapshotTransfers).toBeGreaterThan(before);
+    expect(lagger.host.counters.snapshotsInstalled).toBe(1);
+  });
+});
+
 describe('log and data agree', () => {
   test('replaying the log reproduces the data exactly, and a tampered data database is caught', () => {
     cluster = new HostCluster({ nodes: 3, shards: 2 });
