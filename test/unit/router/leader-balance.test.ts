@@ -1,5 +1,6 @@
 /** Leader balancing: which leaderships a node hands over, and that the cluster settles even. */
 import { describe, expect, test } from 'vitest';
+import { ConfigError, loadConfig } from '../../../src/main/config.js';
 import { LeaderBalancer, handOffLeaders, planTransfers } from '../../../src/router/leader-balance.js';
 import type { NodeId, ShardId } from '../../../src/shards/raft/index.js';
 
@@ -160,5 +161,19 @@ describe('handOffLeaders', () => {
     const result = await handOffLeaders({ ...c.partsOf(1), transfer: () => Promise.resolve('started') }, 5_000);
     expect(result).toEqual({ handed: 0, left: 3 });
     expect(performance.now() - t0).toBeLessThan(1_000);
+  });
+});
+
+describe('--leader-balance-ms', () => {
+  test('on by default, a round every 5000 ms; 0 turns it off; flag over environment', () => {
+    expect(loadConfig([], {}).leaderBalanceMs).toBe(5000);
+    expect(loadConfig(['--leader-balance-ms', '0'], {}).leaderBalanceMs).toBe(0);
+    expect(loadConfig(['--leader-balance-ms=250'], { IROH_RAFT_LEADER_BALANCE_MS: '900' }).leaderBalanceMs).toBe(250);
+    expect(loadConfig([], { IROH_RAFT_LEADER_BALANCE_MS: '900' }).leaderBalanceMs).toBe(900);
+  });
+
+  test.each([['-1'], ['3600001'], ['1.5'], ['soon']])('refuses %s with InvalidConfig', (v) => {
+    expect(() => loadConfig(['--leader-balance-ms', v], {})).toThrow(ConfigError);
+    expect(() => loadConfig(['--leader-balance-ms', v], {})).toThrow(expect.objectContaining({ code: 'InvalidConfig' }));
   });
 });
