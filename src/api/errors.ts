@@ -40,7 +40,8 @@ export const ServiceErrorCode = {
   Unauthorized: 'Unauthorized',
   /**
    * HTTP (auth on): the token is valid but not for this: a tenant's token naming another tenant
-   * (`x-tenant`, `?tenant=`), or asking for an admin route (tenants, status, metrics).
+   * (`x-tenant`, `?tenant=`), or asking for an admin route (tenants, roles, status, metrics).
+   * Management (`iroh-raft-mgmt/0`): the caller's endpoint id has no role allowing the operation.
    */
   Forbidden: 'Forbidden',
   /** HTTP (auth on): the tenant's `requestsPerSec` on this node is spent; `retry-after` says when to come back. */
@@ -55,6 +56,8 @@ export const ServiceErrorCode = {
   TenantExists: 'TenantExists',
   /** Tenant admin: no tenant of that name. */
   TenantNotFound: 'TenantNotFound',
+  /** Role admin (HTTP `/v1/roles`, mgmt `roles.*`): no role is bound to that endpoint id. */
+  RoleNotFound: 'RoleNotFound',
   /**
    * Router: the node is low on disk space (below `--disk-free-bytes-min`); writes are refused, never
    * proposed, until space is freed. Reads are served.

@@ -30,3 +30,5 @@ export type {
 } from './service.js';
 export { isClientTenantName } from './tenants.js';
 export type { IssuedToken, Principal, Refusal, TenantInfo, TenantQuota, TenantService, TenantUsage } from './tenants.js';
+export { ROLES, isEndpointId, isRole } from './roles.js';
+export type { Role, RoleBinding, RoleService } from './roles.js';

@@ -98,4 +98,9 @@ export interface TenantService {
   delete(name: string): Promise<Result<{ readonly deleted: true }>>;
   /** A new secret for `name`; the old token stops working. `TenantNotFound` when absent. */
   rotate(name: string): Promise<Result<IssuedToken>>;
+  /**
+   * Replaces the quota of `name` (the token stays); every node applies it within the cache
+   * lifetime. `TenantNotFound` when absent, `BadRequest` for a quota out of range.
+   */
+  setQuota(name: string, quota: TenantQuota): Promise<Result<TenantInfo>>;
 }

@@ -103,6 +103,7 @@ export const RETRYABLE: Readonly<Record<ClientErrorCode, boolean>> = {
   Forbidden: false,
   TenantExists: false,
   TenantNotFound: false,
+  RoleNotFound: false,
   // The tenant's rate on that node is spent: the caller waits retryAfterMs (another node would
   // only spend the tenant's rate there too).
   RateLimited: false,

@@ -2,7 +2,8 @@
 /**
  * The `iroh-raft` command: `start` runs a node, `dev` a local cluster of separate processes,
  * `ticket` prints this node's join ticket, `kv` reads and writes keys of a running cluster,
- * `tenants` manages tenants through a node's admin API (tenants-cli.ts). Errors are one JSON line
+ * `tenants` manages tenants through a node's admin API (tenants-cli.ts), `roles` the roles of the
+ * management ALPN (roles-cli.ts), `key` and `mgmt` speak it over Iroh (mgmt-cli.ts). Errors are one JSON line
  * on stderr with a stable code,
  * and exit code 2 for bad usage, 1 for a failure at run time.
  */
@@ -19,6 +20,7 @@ import { NodeError } from './node-error.js';
 import type { RunningNode } from './node.js';
 import { tenantsCommand } from './tenants-cli.js';
 import { STATUS_USAGE, runStatus } from './status-cli.js';
+import { rolesCommand } from './roles-cli.js';
 
 const USAGE = `usage: iroh-raft <command> [flags]
 
@@ -38,6 +40,11 @@ commands:
   tenants    create <name> [--rate <req/s>] [--bytes-max N] [--keys-max N] | list | delete <name> | rotate <name>, with
              [--via <URL>] [--token <admin token> | --token-file <data>/admin.token] (or
              IROH_RAFT_TOKEN); prints the node's JSON answer (see iroh-raft tenants --help)
+  roles      grant <endpoint id> <admin|operator|reader> | revoke <endpoint id> | get <endpoint id> | list,
+             with [--via <URL>] [--token ... | --token-file ...]: who may use the management ALPN
+  key        new --out <file>: a new Iroh secret key (mode 0600); prints its endpoint id
+  mgmt       <op> [<JSON args>] --ticket <node ticket> --key <file>: one management request over
+             Iroh as the key's endpoint (iroh-raft mgmt --help lists the ops)
   version    print the version
   help       print this help
 
@@ -160,6 +167,14 @@ export async function main(argv: readonly string[]): Promise<number> {
       return tenantsCommand(rest);
     case 'status':
       return runStatus(rest);
+    case 'roles':
+      return rolesCommand(rest);
+    case 'key':
+    case 'mgmt': {
+      // Loaded only here: the Iroh binding is not needed by the other client commands.
+      const m = await import('./mgmt-cli.js');
+      return cmd === 'key' ? m.keyCommand(rest) : m.mgmtCommand(rest);
+    }
     case 'kv':
       return runKv(rest, {
         out: (b) => process.stdout.write(b),

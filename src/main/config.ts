@@ -50,6 +50,10 @@ export interface NodeConfig {
   readonly httpBodiesBytesMax: number;
   /** Open HTTP connections at most; one more is answered 503 Overloaded and closed. */
   readonly httpConnectionsMax: number;
+  /** Management connections (`iroh-raft-mgmt/0`) open at once on this node; one more is closed at once. */
+  readonly mgmtConnectionsMax: number;
+  /** Time from a management request's arrival to its reply, in ms; beyond it the reply is `Timeout`. */
+  readonly mgmtRequestTimeoutMs: number;
   /** Host names the HTTP API answers (`*` = any); unset: the loopback names on a loopback address, else any. */
   readonly httpAllowedHosts?: readonly string[];
   /** HTTPS: path of the PEM certificate chain (with tlsKey). */
@@ -196,6 +200,20 @@ export const SETTINGS: readonly Setting[] = [
     parse: int(1, 1_000_000),
   },
   {
+    key: 'mgmtConnectionsMax',
+    flag: '--mgmt-connections-max',
+    env: 'IROH_RAFT_MGMT_CONNECTIONS_MAX',
+    help: 'management connections (iroh-raft-mgmt/0) open at once; one more is closed at once (default 64)',
+    parse: int(1, 100_000),
+  },
+  {
+    key: 'mgmtRequestTimeoutMs',
+    flag: '--mgmt-request-timeout-ms',
+    env: 'IROH_RAFT_MGMT_REQUEST_TIMEOUT_MS',
+    help: 'ms from a management request to its reply; beyond it the reply is Timeout (default 10000)',
+    parse: int(100, 600_000),
+  },
+  {
     key: 'httpAllowedHosts',
     flag: '--http-allowed-hosts',
     env: 'IROH_RAFT_HTTP_ALLOWED_HOSTS',
@@ -307,6 +325,8 @@ export function defaults(): NodeConfig {
     writesSharedMax: 4096,
     httpBodiesBytesMax: 8 << 20,
     httpConnectionsMax: 4096,
+    mgmtConnectionsMax: 64,
+    mgmtRequestTimeoutMs: 10_000,
     scanReadsMax: 32,
     // Five election timeouts at the default tick: a round's moves (a transfer takes a few ticks) are
     // known to every replica before the next round counts leaders, and a node back from a restart

@@ -30,11 +30,11 @@ import { httpLatencyMetric, registerNodeMetrics, registerProcessMetrics } from '
 import { Snapshots } from '../router/snapshots.js';
 import { join } from 'node:path';
 import { isLoopback } from '../io/http/index.js';
-import type { HttpAuthOptions } from '../io/http/auth.js';
-import { TenantDirectory } from '../router/tenants.js';
-import { QuotaGuard } from '../router/quotas.js';
 import { ADMIN_TOKEN_FILE, loadOrCreateAdminToken } from './admin-token.js';
 import type { AdminToken } from './admin-token.js';
+import { acceptMgmt, adminSurfaces } from './admin-surfaces.js';
+import type { AdminSurfaces } from './admin-surfaces.js';
+import type { MgmtServer } from '../io/mgmt/index.js';
 
 import { NodeError } from './node-error.js';
 export { NodeError };
@@ -65,7 +65,7 @@ export async function startNode(cfg: NodeConfig, opts: StartOptions): Promise<Ru
   const dir = DataDir.open(cfg.data);
   if (dir.tightened !== undefined)
     log.warn({ data: cfg.data, was: dir.tightened.toString(8), now: '700' }, 'data directory was open to group or others; made it 0700');
-  const unlock = dir.lock();
+  const unlock = await dir.lock();
   let peers: { id: string; addrs: string[] }[];
   let secretKey: Uint8Array;
   let admin: AdminToken | undefined;
@@ -90,6 +90,7 @@ export async function startNode(cfg: NodeConfig, opts: StartOptions): Promise<Ru
       else stream.close('not ready');
     },
     onPeerRestart: (peerId) => late.snapshots?.peerRestarted(peerId),
+    onMgmtConnection: (conn, peerId) => acceptMgmt(late.mgmt, conn, peerId),
     logger: log,
   });
   try {
@@ -108,6 +109,8 @@ interface Late {
   snapshots?: Snapshots;
   /** The HTTP API, whose client load and URL the router reports. */
   http?: HttpServer;
+  /** The management server (ALPN `iroh-raft-mgmt/0`); connections before it exists are closed. */
+  mgmt?: MgmtServer;
 }
 
 interface Started {
@@ -176,8 +179,9 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
   late.router = router;
   router.startLiveness();
   const balance = startLeaderBalance(cfg, self, router, pool, snapshots, log);
-  const auth = tenantAuth(admin, router, cfg.shards);
-  const http = (late.http = await startHttp(cfg, router, log, { tls, auth }, httpLatencyMetric(registry)));
+  const surfaces = adminSurfaces(cfg, { admin, router, members, log, registry, isMember: (id) => late.memberIds.has(id) });
+  const http = (late.http = await startHttp(cfg, router, log, { tls, ...surfaces }, httpLatencyMetric(registry)));
+  late.mgmt = surfaces.mgmt;
   registerNodeMetrics(registry, {
     router,
     pool,
@@ -198,7 +202,7 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
     httpUrl: http.url,
     router,
     adminTokenPath: admin?.path,
-    close: stopper({ http, snapshots, pool, router, disk, balance, transport, unlock, log, self }),
+    close: stopper({ http, mgmt: surfaces.mgmt, snapshots, pool, router, disk, balance, transport, unlock, log, self }),
   };
 }
 
@@ -213,17 +217,6 @@ function admissionOf(cfg: NodeConfig): Pick<RouterOptions, 'writeBytesMax' | 'wr
 }
 
 /** How the start line describes the HTTP API: where, which hosts, TLS, and auth (with why). */
-/**
- * Auth on: the tenant directory, and the router's byte and key quotas, whose limits live in the
- * tenant records (so quotas exist only with auth on). Undefined with auth off.
- */
-function tenantAuth(admin: AdminToken | undefined, router: Router, shards: number): HttpAuthOptions | undefined {
-  if (admin === undefined) return undefined;
-  const tenants = new TenantDirectory({ kv: router, adminSecretHash: admin.secretHash, usage: (t) => router.quotas?.cached(t) });
-  router.quotas = new QuotaGuard({ shards, quotaOf: (t) => tenants.quotaOf(t), query: (s, q, c) => router.query(s, q, c) });
-  return { tenants };
-}
-
 function served(cfg: NodeConfig, http: HttpServer, tls: HttpTlsOptions | undefined): Record<string, unknown> {
   const auth = authOf(cfg);
   return {
@@ -238,6 +231,7 @@ function served(cfg: NodeConfig, http: HttpServer, tls: HttpTlsOptions | undefin
 /** A graceful stop, once: HTTP drains, snapshot transfers end, workers flush and stop, then the rest. */
 function stopper(p: {
   http: HttpServer;
+  mgmt: MgmtServer;
   snapshots: Snapshots;
   pool: WorkerPool;
   router: Router;
@@ -254,6 +248,7 @@ function stopper(p: {
       await p.balance.stop();
       p.http.beginDrain();
       await p.http.close();
+      await p.mgmt.close();
       p.snapshots.close();
       await p.pool.close();
       p.router.close();
@@ -398,7 +393,7 @@ async function startHttp(
   cfg: NodeConfig,
   service: Router,
   log: StartOptions['logger'],
-  { tls, auth }: { tls: HttpTlsOptions | undefined; auth: HttpAuthOptions | undefined },
+  { tls, auth, roles }: { tls: HttpTlsOptions | undefined } & Pick<AdminSurfaces, 'auth' | 'roles'>,
   onAnswered: NonNullable<HttpServerOptions['onAnswered']>,
 ): Promise<HttpServer> {
   try {
@@ -413,6 +408,7 @@ async function startHttp(
       ...(cfg.httpAllowedHosts === undefined ? {} : { allowedHosts: cfg.httpAllowedHosts }),
       ...(tls === undefined ? {} : { tls }),
       ...(auth === undefined ? {} : { auth }),
+      roles,
     });
   } catch (e) {
     if (e instanceof HttpError && e.code === 'InvalidConfig') throw new ConfigError('InvalidConfig', e.message);

@@ -34,6 +34,7 @@ const RETRYABLE: Readonly<Record<ServiceErrorCode, boolean>> = {
   QuotaExceeded: false,
   TenantExists: false,
   TenantNotFound: false,
+  RoleNotFound: false,
   HostNotAllowed: false,
   ExpectationFailed: false,
   NoSpace: false,

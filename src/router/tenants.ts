@@ -172,6 +172,28 @@ export class TenantDirectory implements TenantService {
     return failure(ServiceErrorCode.Overloaded, `tenant '${name}' kept being changed by other admins (${ROTATE_TRIES} tries); nothing was rotated, try again`);
   }
 
+  async setQuota(name: string, quota: TenantQuota): Promise<Result<TenantInfo>> {
+    const bad = checkName(name) ?? checkQuota(quota);
+    if (bad !== undefined) return bad;
+    for (let i = 0; i < ROTATE_TRIES; i++) {
+      const cur = await this.read(name);
+      if (!cur.ok) return cur;
+      if (cur.value === null) return failure(ServiceErrorCode.TenantNotFound, `no tenant '${name}'`);
+      const { record, version } = cur.value;
+      const next: StoredTenant = { ...record, quota: { ...quota } };
+      this.epoch++;
+      const r = await this.kv.put({ tenant: SYSTEM_TENANT, key: recordKey(name), value: encodeRecord(next), expectedVersion: version });
+      this.cache.delete(name);
+      if (!r.ok) return r;
+      if (r.value.swapped) return ok(info(next));
+      // Deleted, rotated or changed by another admin meanwhile: read again, so nothing is lost.
+    }
+    return failure(
+      ServiceErrorCode.Overloaded,
+      `tenant '${name}' kept being changed by other admins (${ROTATE_TRIES} tries); its quota was not set, try again`,
+    );
+  }
+
   /** The record of `name`, from the cache when fresh enough, else read (one read per name at a time). */
   private cached(name: string): Promise<Result<StoredTenant | null>> {
     const startMs = this.now();

@@ -1,9 +1,11 @@
 /**
  * The shell around the consensus core for all shards of one worker. Each turn it takes every
  * shard's Ready, writes all of them in one durable transaction (group commit), and only then lets
- * out what depended on that write: append and vote responses (`messagesAfterPersist`), client
- * replies, read answers. Applying committed entries and recording the applied index happen in the
- * same transaction, so a crash never applies an entry twice.
+ * out what depended on that write: append and vote responses (`messagesAfterPersist`) and read
+ * answers. Client writes are answered inside the transaction, before its flush: what they depend
+ * on is their entry's durability in a quorum's logs, which commit already implies (see
+ * answerApplied). Applying committed entries and recording the applied index happen in the same
+ * transaction, so a crash never applies an entry twice.
  */
 import { randomInt } from 'node:crypto';
 import { rmSync } from 'node:fs';
@@ -583,7 +585,7 @@ export class ShardHost {
       const rd = s.node.ready();
       turns.push({ shard: s, rd, applied: [], takenAtMs: this.committedAt(s, rd) });
       this.sendAll(s.id, rd.messages);
-      if (this.opts.unsafeSendBeforePersist) this.afterPersist(turns[turns.length - 1]!, true);
+      if (this.opts.unsafeSendBeforePersist) this.sendAll(s.id, rd.messagesAfterPersist);
     }
     if (turns.length === 0) {
       this.dropStaged();
@@ -594,13 +596,16 @@ export class ShardHost {
       const how = { stateMachine: this.opts.stateMachine, counters: this.counters, compactEvery: this.compactEvery, compactKeep: this.compactKeep };
       this.opts.store.commit(() => {
         for (const t of turns) t.applied.push(...writeTurn(t.shard.id, t.shard.store, t.rd, this.staged.get(t.shard.id), how));
+        // Answers leave before this commit's flush: they wait on their entries' durability, which
+        // the raft log already has (see answerApplied), not on the apply's.
+        for (const t of turns) this.answerApplied(t);
       });
       this.counters.commits++;
       this.appliedAt(turns);
     }
     this.dropStaged();
     for (const t of turns) {
-      if (!this.opts.unsafeSendBeforePersist) this.afterPersist(t, false);
+      if (!this.opts.unsafeSendBeforePersist) this.sendAll(t.shard.id, t.rd.messagesAfterPersist);
       this.finish(t);
     }
     return turns.length;
@@ -634,10 +639,17 @@ export class ShardHost {
     this.staged.clear();
   }
 
-  /** After the commit: what waited for durability may leave. */
-  private afterPersist(t: Turn, early: boolean): void {
-    this.sendAll(t.shard.id, t.rd.messagesAfterPersist);
-    if (early) return;
+  /**
+   * Answers the proposals of `t`'s applied entries. Called inside the turn's transaction, after
+   * its writes and before its flush: an entry is applied only once committed, and a leader counts
+   * its own copy of an entry toward the commit only once its log append was durable
+   * (RawNode.advance -> onPersisted), so every answered entry is durable in the logs of a quorum,
+   * this leader's included. The apply itself need not be durable yet: it is a deterministic
+   * function of the log, and a restart replays the log from the applied index its store last
+   * flushed, reaching the same state and the same answers (client sessions keep a replayed
+   * write from applying twice). If the commit fails, the worker stops and its shards recover so.
+   */
+  private answerApplied(t: Turn): void {
     const s = t.shard;
     for (const a of t.applied) {
       const ps = s.proposals.get(a.index);

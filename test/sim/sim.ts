@@ -5,8 +5,9 @@
  *
  * Each replica is a {@link RawNode} over a `live` storage (what the process sees: the page cache)
  * and a `durable` one (what survives a crash). A Ready is written to `live` at once; it reaches
- * `durable` only when its simulated fsync completes, and only then do acknowledgements leave and
- * committed entries apply. A crash throws away everything but `durable`. Replicas are ticked as
+ * `durable` only when its simulated fsync completes, and only then do acknowledgements leave.
+ * Committed entries apply with the write, and their writers are answered before its fsync, as
+ * the shard host does. A crash throws away everything but `durable`. Replicas are ticked as
  * the shard host ticks its shards: a quiet replica's ticks are left out and made up before its
  * next input (see HostedNode).
  */
@@ -562,6 +563,10 @@ export class Sim {
     }
     if (rd.snapshot && rd.snapshot.metadata.index > r.commitChecked) r.commitChecked = rd.snapshot.metadata.index;
     for (const m of rd.messages) this.send(r, m);
+    // As the shard host does: committed entries apply inside the Ready's write and their writers
+    // are answered before its flush (a crash before it loses the apply, never the entry: it was
+    // committed, so durable in a quorum's logs, and replays).
+    this.applyReady(r, rd);
     const fsyncMs = this.uniform(this.params.fsyncMinMs, this.params.fsyncMaxMs);
     if (this.bugs.has('apply-before-persist')) {
       // The shell under test does not wait for its write: it acks and applies now, and the data
@@ -595,20 +600,23 @@ export class Sim {
       fail('committed-changed', `group ${r.group} node ${r.node.id}: durable commit ${hs.commit} beyond durable log end ${d.lastIndex()}`);
   }
 
-  /** Steps 3-5 of the Ready contract, once the write is durable. */
-  private finishReady(r: Replica, rd: Ready): void {
-    const rec = this.records[r.group]!;
-    for (const m of rd.messagesAfterPersist) {
-      checkAck(r.group, r.node.id, r.disk.durable, m, (i) => this.leaderTermAt(r.group, m, i));
-      this.send(r, m);
-    }
+  /** Installs the Ready's snapshot in the state machine and applies its committed entries. */
+  private applyReady(r: Replica, rd: Ready): void {
     if (rd.snapshot) {
       const md = rd.snapshot.metadata;
-      rec.onSnapshotInstalled(r.node.id, r.sm.applied, md.index, md.term);
+      this.records[r.group]!.onSnapshotInstalled(r.node.id, r.sm.applied, md.index, md.term);
       r.sm = KvMachine.fromSnapshot(md.index, rd.snapshot.data);
       this.stats.snapshotsInstalled++;
     }
     for (const e of rd.committedEntries) this.apply(r, e);
+  }
+
+  /** Steps 3-5 of the Ready contract (but the applying, done with the write), once the write is durable. */
+  private finishReady(r: Replica, rd: Ready): void {
+    for (const m of rd.messagesAfterPersist) {
+      checkAck(r.group, r.node.id, r.disk.durable, m, (i) => this.leaderTermAt(r.group, m, i));
+      this.send(r, m);
+    }
     for (const rs of rd.readStates) this.onReadState(r, rs.index, rs.context);
     if (r.waiting.length > 0) this.serveWaitingReads(r);
     for (const fp of rd.failedProposals) this.onFailedProposal(r, fp.index, fp.term, fp.code);

@@ -17,6 +17,8 @@ import { CLIENT_ID_HEADER, CLIENT_ID_MAX, CLIENT_ID_MIN, CLIENT_SEQ_HEADER, isCl
 import { HttpError, HttpErrorCode } from './errors.js';
 import { isTenantPath, parseTenantRoute } from './tenant-routes.js';
 import type { TenantRequest } from './tenant-routes.js';
+import { isRolePath, parseRoleRoute } from './role-routes.js';
+import type { RoleRequest } from './role-routes.js';
 
 /** Scan limits: default and largest. */
 export const SCAN_LIMIT_DEFAULT = 100;
@@ -78,7 +80,8 @@ export type ApiRequest =
   | { readonly route: 'placement' }
   | { readonly route: 'health' }
   | { readonly route: 'metrics' }
-  | TenantRequest;
+  | TenantRequest
+  | RoleRequest;
 
 /**
  * The route and arguments of a request, checked in this order: the target, the method (405 with
@@ -118,6 +121,7 @@ export function parseRequest(head: RequestHead, limits: ParseLimits, bound?: str
     return { route: 'get', tenant, key, consistency, json: wantsJson(head, q) };
   }
   if (isTenantPath(path)) return parseTenantRoute(method, path);
+  if (isRolePath(path)) return parseRoleRoute(method, path);
   switch (path) {
     case '/v1/status':
       allow(method, READ_METHODS);

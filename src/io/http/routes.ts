@@ -19,6 +19,7 @@
  *   node, while the shard keeps the session (SESSION_TTL_MS of log time, 60 s, after its last use).
  * - `GET /v1/placement`: `{"node","shards","replicas","hash","leaders"}` (see Placement).
  * - `GET /v1/status`, `GET /healthz` (200 or 503), `GET /metrics`.
+ * - `/v1/tenants` and `/v1/roles`: the admin APIs (tenant-routes.ts, role-routes.ts).
  * - `GET /` or `/ui`: the live status page (status-page.ts), which polls `GET /v1/status`.
  *
  * Keys and values in JSON bodies are strings when their bytes are valid UTF-8, else
@@ -27,13 +28,14 @@
  */
 import { Buffer, isUtf8 } from 'node:buffer';
 import { isServiceErrorCode } from '../../api/index.js';
-import type { Failure, KvService, Served, TenantService } from '../../api/index.js';
+import type { Failure, KvService, RoleService, Served, TenantService } from '../../api/index.js';
 import { HttpError, HttpErrorCode } from './errors.js';
 import type { HttpLogger } from './log.js';
 import { JSON_TYPE } from './request.js';
 import { statusPageReply } from './status-page.js';
 import type { ApiRequest } from './request.js';
 import { answerTenants } from './tenant-routes.js';
+import { answerRoles } from './role-routes.js';
 
 /** A whole response: status, headers (names in lowercase) and body. */
 export interface Reply {
@@ -47,6 +49,8 @@ export interface RouteContext {
   readonly service: KvService;
   /** The tenant directory (auth on); undefined: the tenant admin routes answer 404. */
   readonly tenants?: TenantService;
+  /** The role bindings of the management ALPN; undefined: the role admin routes answer 404. */
+  readonly roles?: RoleService;
   /** Told about service failures with a code outside ServiceErrorCode. */
   readonly logger: HttpLogger;
   /** Reads the whole request body (PUT); throws HttpError PayloadTooLarge or BadRequest. */
@@ -85,6 +89,14 @@ export async function answer(req: ApiRequest, ctx: RouteContext): Promise<Reply>
       const r = await answerTenants(req, ctx.tenants, () => ctx.readBody());
       if (!r.ok) throw serviceError(r, ctx.logger);
       return jsonReply(r.value.status, r.value.body);
+    }
+    case 'role-list':
+    case 'role-get':
+    case 'role-grant':
+    case 'role-revoke': {
+      const r = await answerRoles(req, ctx.roles, () => ctx.readBody());
+      if (!r.ok) throw serviceError(r, ctx.logger);
+      return jsonReply(200, r.value);
     }
   }
 }

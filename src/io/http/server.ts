@@ -16,7 +16,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ByteGate } from '../../api/index.js';
-import type { KvService } from '../../api/index.js';
+import type { KvService, RoleService } from '../../api/index.js';
 import { Authenticator } from './auth.js';
 import type { AuthCounts, HttpAuthOptions } from './auth.js';
 import { HttpError, HttpErrorCode } from './errors.js';
@@ -88,6 +88,11 @@ export interface HttpServerOptions {
    * rate limits. Default: off (the tenant is `x-tenant` or `?tenant=`, as named).
    */
   readonly auth?: HttpAuthOptions;
+  /**
+   * The role bindings of the management ALPN, served at `/v1/roles` (role-routes.ts; admin token
+   * when auth is on). Default: none (404).
+   */
+  readonly roles?: RoleService;
   /** Default: JSON lines on stderr. */
   readonly logger?: HttpLogger;
   /**
@@ -173,15 +178,22 @@ export class HttpServer {
   private readonly onAnswered: NonNullable<HttpServerOptions['onAnswered']>;
   /** Auth on: tokens, tenants and rates; undefined when off. */
   private readonly auth: Authenticator | undefined;
+  /** The role bindings served at /v1/roles; undefined: none. */
+  private readonly roles: RoleService | undefined;
   /** Client API requests of the last seconds, for {@link clientLoad}. */
   private readonly loadWindow = new LoadWindow({ now: performance.now() });
 
   private constructor(
     private readonly server: Server,
-    opts: Required<Omit<HttpServerOptions, 'host' | 'port' | 'tls' | 'allowedHosts' | 'auth'>> & { readonly hosts: HostRule | null; readonly tls: boolean },
+    opts: Required<Omit<HttpServerOptions, 'host' | 'port' | 'tls' | 'allowedHosts' | 'auth' | 'roles'>> & {
+      readonly hosts: HostRule | null;
+      readonly tls: boolean;
+    },
     address: AddressInfo,
     auth: HttpAuthOptions | undefined,
+    roles: RoleService | undefined,
   ) {
+    this.roles = roles;
     this.auth = auth === undefined ? undefined : new Authenticator(auth, opts.logger);
     this.service = opts.service;
     this.logger = opts.logger;
@@ -245,7 +257,7 @@ export class HttpServer {
       });
     });
     // No I/O runs between the listen callback and here, so no connection can arrive unobserved.
-    const http = new HttpServer(server, opts, server.address() as AddressInfo, options.auth);
+    const http = new HttpServer(server, opts, server.address() as AddressInfo, options.auth, options.roles);
     server.on('error', (err) => opts.logger.error({ err }, 'http server error'));
     server.on('connection', (socket: Socket) => {
       if (http.sockets.size >= opts.connectionsMax) {
@@ -436,7 +448,14 @@ export class HttpServer {
     ex.route = request.route;
     ex.kv = KV_ROUTES.has(request.route);
     const tenants = this.auth?.tenants;
-    const reply = await answer(request, { service: this.service, logger: this.logger, readBody: () => this.readBody(ex), ...(tenants ? { tenants } : {}) });
+    const roles = this.roles;
+    const reply = await answer(request, {
+      service: this.service,
+      logger: this.logger,
+      readBody: () => this.readBody(ex),
+      ...(tenants ? { tenants } : {}),
+      ...(roles ? { roles } : {}),
+    });
     this.send(ex, reply);
   }
 

@@ -1,5 +1,6 @@
 /** The transport's options, the limits checked from them, and the counters it reports. */
 
+import type * as Iroh from '@number0/iroh/index.js';
 import { RECORD_HEADER_BYTES } from '../../wire/index.js';
 import type { SnapStream } from './snapshot-stream.js';
 import type { DecodedRecord } from '../../wire/index.js';
@@ -29,6 +30,12 @@ export interface TransportOptions {
    * though QUIC would notice only at its idle timeout.
    */
   readonly onPeerRestart?: (peerId: string) => void;
+  /**
+   * A connection made with the management ALPN (`iroh-raft-mgmt/0`) from any endpoint, member or
+   * not (roles are checked per request, src/io/mgmt); the handler owns it. Without a handler the
+   * ALPN is not offered.
+   */
+  readonly onMgmtConnection?: (conn: Iroh.Connection, peerId: string) => void;
   /** Largest frame accepted or sent, in bytes. Default 16 MiB. */
   readonly maxFrameBytes?: number;
   /** Largest record payload accepted or sent, in bytes. Default 8 MiB. */

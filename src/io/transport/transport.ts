@@ -3,6 +3,9 @@
  * long-lived connection per peer, and on it one bidirectional stream that carries frames of
  * records both ways.
  *
+ * Connections with the management ALPN (`iroh-raft-mgmt/0`) go to `onMgmtConnection` from any
+ * endpoint (src/io/mgmt checks roles per request); the raft and snapshot ALPNs are members only.
+ *
  * Wire, per connection (ALPN {@link RAFT_ALPN}): the dialer opens one bidirectional stream; each
  * side first writes a {@link HELLO_BYTES}-byte hello (`"IRFT"`, the wire version u8, three zero bytes,
  * an 8-byte incarnation drawn at random when the transport starts), then frames: `length u32
@@ -66,6 +69,7 @@ import { U32_MAX, checkOptions, zeroCounters } from './options.js';
 import type { Limits, PeerStats, TransportCounters, TransportOptions, TransportStats } from './options.js';
 import { Peer } from './peer.js';
 import { SNAP_ALPN_BYTES, SnapStream } from './snapshot-stream.js';
+import { MGMT_ALPN_BYTES } from '../mgmt/frame.js';
 
 /**
  * The raft transport of one node. Start with {@link Transport.start}; stop with close() (flush,
@@ -81,6 +85,7 @@ export class Transport {
   private readonly isMember: (peerId: string) => boolean;
   private readonly onSnapshotStream: ((stream: SnapStream) => void) | undefined;
   private readonly onPeerRestart: ((peerId: string) => void) | undefined;
+  private readonly onMgmtConnection: TransportOptions['onMgmtConnection'];
   /** What this transport's links use of it. */
   private readonly host: LinkHost;
   private readonly hello: number[];
@@ -112,6 +117,7 @@ export class Transport {
     this.isMember = opts.isMember;
     this.onSnapshotStream = opts.onSnapshotStream;
     this.onPeerRestart = opts.onPeerRestart;
+    this.onMgmtConnection = opts.onMgmtConnection;
     this.host = {
       limits,
       log,
@@ -147,7 +153,7 @@ export class Transport {
       iroh.presetMinimal(b);
       b.relayMode(iroh.RelayMode.disabled());
       b.secretKey(key);
-      b.alpns([ALPN_BYTES, SNAP_ALPN_BYTES]);
+      b.alpns(opts.onMgmtConnection === undefined ? [ALPN_BYTES, SNAP_ALPN_BYTES] : [ALPN_BYTES, SNAP_ALPN_BYTES, MGMT_ALPN_BYTES]);
       for (const a of addrs) b.bindAddr(a);
       ep = await b.bind();
     } catch (e) {
@@ -464,6 +470,11 @@ export class Transport {
       return;
     }
     const peerId = conn.remoteId().toString();
+    // Management is for operators too, not only members: roles are checked per request there.
+    if (this.onMgmtConnection !== undefined && sameBytes(conn.alpn(), MGMT_ALPN_BYTES)) {
+      this.onMgmtConnection(conn, peerId);
+      return;
+    }
     if (!this.isMember(peerId)) {
       this.count(this.peers.get(peerId), 'refused', 1);
       this.log.warn({ peer: peerId, from: from?.addr }, 'refused a connection from a non-member');

@@ -29,6 +29,7 @@ const tenants: TenantService = {
   list: () => Promise.resolve({ ok: true, value: [] }),
   delete: () => Promise.reject(new Error('not used')),
   rotate: () => Promise.reject(new Error('not used')),
+  setQuota: () => Promise.reject(new Error('not used')),
 };
 
 let http: HttpServer;

@@ -109,6 +109,24 @@ describe('TenantDirectory', () => {
     expect(listed).toMatchObject({ ok: true, value: [{ name: 'capped', quota: { bytesMax: 1_000_000, keysMax: 10 } }] });
   });
 
+  test('setQuota replaces the quota and keeps the token; node 2 sees it within the cache lifetime; bad input changes nothing', async () => {
+    const { clock, node1, node2 } = setup();
+    const made = await node1.create('acme', { keysMax: 10 });
+    expect(made.ok).toBe(true);
+    const token = made.ok ? made.value.token : '';
+    expect(await node2.quotaOf('acme')).toEqual({ ok: true, value: { keysMax: 10 } });
+    expect(await node1.setQuota('acme', { bytesMax: 500 })).toMatchObject({ ok: true, value: { name: 'acme', quota: { bytesMax: 500 }, generation: 1 } });
+    expect(await node1.quotaOf('acme')).toEqual({ ok: true, value: { bytesMax: 500 } });
+    expect(await node2.quotaOf('acme')).toEqual({ ok: true, value: { keysMax: 10 } });
+    clock.ms += 1_000;
+    expect(await node2.quotaOf('acme')).toEqual({ ok: true, value: { bytesMax: 500 } });
+    expect(await node2.authenticate(token)).toMatchObject({ ok: true, value: { kind: 'tenant', tenant: 'acme' } });
+    expect(await node1.setQuota('ghost', {})).toMatchObject({ ok: false, code: 'TenantNotFound' });
+    expect(await node1.setQuota('acme', { keysMax: 0 })).toMatchObject({ ok: false, code: 'BadRequest' });
+    expect(await node1.setQuota('_system', {})).toMatchObject({ ok: false, code: 'InvalidTenant' });
+    expect(await node1.quotaOf('acme')).toEqual({ ok: true, value: { bytesMax: 500 } });
+  });
+
   test("the admin token is this node's; a token for `_system` or a bad secret is refused", async () => {
     const { node1, admin } = setup();
     expect(await kind(node1, admin)).toBe('admin');

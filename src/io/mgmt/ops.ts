@@ -1,0 +1,187 @@
+/**
+ * The management operations, who may call each, and how each one's arguments are checked. Every
+ * operation calls the node's own services (the router's tenant and role directories, its status),
+ * so there is one implementation of each thing, whichever API asks.
+ *
+ * | op               | args                           | admin | operator | reader |
+ * |------------------|--------------------------------|-------|----------|--------|
+ * | status           | -                              | yes   | yes      | yes    |
+ * | members.list     | -                              | yes   | yes      | yes    |
+ * | tenants.list     | -                              | yes   | yes      |        |
+ * | tenants.setQuota | {name, quota}                  | yes   | yes      |        |
+ * | tenants.create   | {name, quota?}                 | yes   |          |        |
+ * | tenants.delete   | {name}                         | yes   |          |        |
+ * | tenants.rotate   | {name}                         | yes   |          |        |
+ * | roles.list       | -                              | yes   |          |        |
+ * | roles.grant      | {endpointId, role}             | yes   |          |        |
+ * | roles.revoke     | {endpointId}                   | yes   |          |        |
+ *
+ * Members of the cluster are recognised by membership, not a role; the peer operations of
+ * membership changes will be theirs (`member` below). None is defined yet.
+ */
+import { ServiceErrorCode, isRole } from '../../api/index.js';
+import type { Failure, Result, Role, RoleService, TenantQuota, TenantService } from '../../api/index.js';
+
+/** What the operations call: the node's services. */
+export interface MgmtServices {
+  /** What `GET /v1/status` answers. */
+  status(): Promise<unknown>;
+  /** The cluster's members: raft id and endpoint id. */
+  members(): readonly { readonly node: number; readonly id: string }[];
+  /** Whether `endpointId` is a member of the cluster (asked per request). */
+  isMember(endpointId: string): boolean;
+  /** The role bindings (replicated). */
+  readonly roles: RoleService;
+  /** The tenant directory; undefined with auth off (tenant ops answer NotFound). */
+  readonly tenants?: TenantService;
+}
+
+/** Who asks: the role bound to the connection's endpoint id, and whether it is a member. */
+export interface Caller {
+  readonly endpointId: string;
+  readonly role: Role | undefined;
+  readonly member: boolean;
+}
+
+interface OpRule {
+  /** Roles allowed. */
+  readonly roles: readonly Role[];
+  /** Whether members (by membership alone) may call it. */
+  readonly member: boolean;
+  /** Checks the args and runs the op; a bad arg is a BadRequest (or InvalidTenant) Failure. */
+  run(args: unknown, s: MgmtServices): Promise<Result<unknown>>;
+}
+
+const ok = <T>(value: T): Result<T> => ({ ok: true, value });
+const fail = (code: ServiceErrorCode, message: string): Failure => ({ ok: false, code, message });
+const ALL: readonly Role[] = ['admin', 'operator', 'reader'];
+const OPERATORS: readonly Role[] = ['admin', 'operator'];
+const ADMINS: readonly Role[] = ['admin'];
+
+export const OPS = {
+  status: { roles: ALL, member: false, run: (a, s) => noArgs(a, async () => ok(await s.status())) },
+  'members.list': { roles: ALL, member: false, run: (a, s) => noArgs(a, () => Promise.resolve(ok({ members: s.members() }))) },
+  'tenants.list': {
+    roles: OPERATORS,
+    member: false,
+    run: (a, s) => noArgs(a, () => withTenants(s, async (t) => mapOk(await t.list(), (tenants) => ({ tenants })))),
+  },
+  'tenants.setQuota': {
+    roles: OPERATORS,
+    member: false,
+    run: (a, s) => withArgs(a, ['name', 'quota'], ['name', 'quota'], (v) => withTenants(s, (t) => t.setQuota(nameOf(v), quotaOf(v.quota)))),
+  },
+  'tenants.create': {
+    roles: ADMINS,
+    member: false,
+    run: (a, s) => withArgs(a, ['name', 'quota'], ['name'], (v) => withTenants(s, (t) => t.create(nameOf(v), v.quota === undefined ? {} : quotaOf(v.quota)))),
+  },
+  'tenants.delete': { roles: ADMINS, member: false, run: (a, s) => withArgs(a, ['name'], ['name'], (v) => withTenants(s, (t) => t.delete(nameOf(v)))) },
+  'tenants.rotate': { roles: ADMINS, member: false, run: (a, s) => withArgs(a, ['name'], ['name'], (v) => withTenants(s, (t) => t.rotate(nameOf(v)))) },
+  'roles.list': { roles: ADMINS, member: false, run: (a, s) => noArgs(a, async () => mapOk(await s.roles.list(), (roles) => ({ roles }))) },
+  'roles.grant': {
+    roles: ADMINS,
+    member: false,
+    run: (a, s) =>
+      withArgs(a, ['endpointId', 'role'], ['endpointId', 'role'], (v) => {
+        if (!isRole(v.role)) throw new ArgError('role must be admin, operator or reader');
+        return s.roles.grant(stringOf(v.endpointId, 'endpointId'), v.role);
+      }),
+  },
+  'roles.revoke': {
+    roles: ADMINS,
+    member: false,
+    run: (a, s) => withArgs(a, ['endpointId'], ['endpointId'], (v) => s.roles.revoke(stringOf(v.endpointId, 'endpointId'))),
+  },
+} satisfies Record<string, OpRule>;
+
+export type MgmtOp = keyof typeof OPS;
+
+/** Whether `op` names an operation (false for `__proto__` and the like). */
+export function isMgmtOp(op: string): op is MgmtOp {
+  return Object.hasOwn(OPS, op);
+}
+
+/** Whether `caller` may call `op`. */
+export function allowed(op: MgmtOp, caller: Caller): boolean {
+  const rule: OpRule = OPS[op];
+  return (caller.role !== undefined && rule.roles.includes(caller.role)) || (caller.member && rule.member);
+}
+
+/** Runs `op` (already allowed) with `args`; bad args answer BadRequest or InvalidTenant. */
+export async function runOp(op: MgmtOp, args: unknown, s: MgmtServices): Promise<Result<unknown>> {
+  const rule: OpRule = OPS[op];
+  try {
+    return await rule.run(args, s);
+  } catch (e) {
+    if (e instanceof ArgError) return fail(e.code, e.message);
+    throw e;
+  }
+}
+
+/** A bad argument, thrown by the checks below and answered as a Failure by runOp. */
+class ArgError extends Error {
+  constructor(
+    message: string,
+    readonly code: ServiceErrorCode = ServiceErrorCode.BadRequest,
+  ) {
+    super(message);
+  }
+}
+
+function isMap(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
+}
+
+function noArgs(args: unknown, run: () => Promise<Result<unknown>>): Promise<Result<unknown>> {
+  if (args !== undefined && args !== null && !(isMap(args) && Object.keys(args).length === 0)) throw new ArgError('this op takes no args');
+  return run();
+}
+
+function withArgs(
+  args: unknown,
+  known: readonly string[],
+  required: readonly string[],
+  run: (v: Record<string, unknown>) => Promise<Result<unknown>>,
+): Promise<Result<unknown>> {
+  if (!isMap(args)) throw new ArgError(`args must be a map {${known.join(', ')}}`);
+  const extra = Object.keys(args).filter((k) => !known.includes(k));
+  if (extra.length > 0) throw new ArgError(`unknown args ${JSON.stringify(extra.slice(0, 3)).slice(0, 100)} (known: ${known.join(', ')})`);
+  for (const k of required) if (args[k] === undefined) throw new ArgError(`args.${k} is required`);
+  return run(args);
+}
+
+function stringOf(v: unknown, what: string): string {
+  if (typeof v !== 'string') throw new ArgError(`args.${what} must be a string`);
+  return v;
+}
+
+function nameOf(v: Record<string, unknown>): string {
+  if (typeof v.name !== 'string') throw new ArgError('args.name must be a string', ServiceErrorCode.InvalidTenant);
+  return v.name;
+}
+
+/** `{requestsPerSec?, bytesMax?, keysMax?}`; the values' ranges are the directory's to check. */
+function quotaOf(v: unknown): TenantQuota {
+  if (!isMap(v)) throw new ArgError('args.quota must be a map {requestsPerSec?, bytesMax?, keysMax?}');
+  const known = ['requestsPerSec', 'bytesMax', 'keysMax'];
+  const extra = Object.keys(v).filter((k) => !known.includes(k));
+  if (extra.length > 0) throw new ArgError(`args.quota has unknown fields ${JSON.stringify(extra.slice(0, 3)).slice(0, 100)}`);
+  const out: { requestsPerSec?: number; bytesMax?: number; keysMax?: number } = {};
+  for (const k of known as ('requestsPerSec' | 'bytesMax' | 'keysMax')[]) {
+    const n = v[k];
+    if (n === undefined) continue;
+    if (typeof n !== 'number') throw new ArgError(`args.quota.${k} must be a number`);
+    out[k] = n;
+  }
+  return out;
+}
+
+function withTenants<T>(s: MgmtServices, run: (t: TenantService) => Promise<Result<T>>): Promise<Result<T>> {
+  if (s.tenants === undefined) return Promise.resolve(fail(ServiceErrorCode.NotFound, 'no tenants to manage: this node runs with --auth off'));
+  return run(s.tenants);
+}
+
+function mapOk<T, U>(r: Result<T>, f: (v: T) => U): Result<U> {
+  return r.ok ? ok(f(r.value)) : r;
+}

@@ -1,0 +1,97 @@
+/**
+ * What a node offers its administrators besides the KV: the tenant directory and quotas (auth
+ * on), the role bindings of the management ALPN, and the management server itself. Wired here so
+ * node.ts stays the map of the start order.
+ */
+import type * as Iroh from '@number0/iroh/index.js';
+import { Counter } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { counterFrom, gaugeFrom } from '../workers/metrics.js';
+import type { HttpAuthOptions } from '../io/http/auth.js';
+import { MgmtServer } from '../io/mgmt/index.js';
+import type { TransportLogger } from '../io/transport/index.js';
+import { CloseCode } from '../io/transport/hello.js';
+import { closeQuietly } from '../io/transport/link.js';
+import { QuotaGuard } from '../router/quotas.js';
+import { RoleDirectory } from '../router/roles.js';
+import type { Member, Router } from '../router/router.js';
+import { TenantDirectory } from '../router/tenants.js';
+import type { AdminToken } from './admin-token.js';
+import type { NodeConfig } from './config.js';
+
+export interface AdminSurfaces {
+  /** Auth on: the tenant directory for HTTP; undefined with auth off. */
+  readonly auth: HttpAuthOptions | undefined;
+  readonly roles: RoleDirectory;
+  readonly mgmt: MgmtServer;
+}
+
+/**
+ * The tenant directory and quotas (with auth on: the quota limits live in the tenant records, so
+ * quotas exist only then), the role directory, and the management server over them.
+ */
+export function adminSurfaces(
+  cfg: Pick<NodeConfig, 'shards' | 'mgmtConnectionsMax' | 'mgmtRequestTimeoutMs'>,
+  p: {
+    readonly admin: AdminToken | undefined;
+    readonly router: Router;
+    readonly members: readonly Member[];
+    readonly isMember: (endpointId: string) => boolean;
+    readonly log: TransportLogger;
+    /** Where the management server's metrics go. */
+    readonly registry: Registry;
+  },
+): AdminSurfaces {
+  const { router } = p;
+  let auth: HttpAuthOptions | undefined;
+  if (p.admin !== undefined) {
+    const tenants = new TenantDirectory({ kv: router, adminSecretHash: p.admin.secretHash, usage: (t) => router.quotas?.cached(t) });
+    router.quotas = new QuotaGuard({ shards: cfg.shards, quotaOf: (t) => tenants.quotaOf(t), query: (s, q, c) => router.query(s, q, c) });
+    auth = { tenants };
+  }
+  const roles = new RoleDirectory({ kv: router });
+  const members = p.members.map((m) => ({ node: m.nodeId, id: m.peerId }));
+  const mgmt = new MgmtServer({
+    services: {
+      status: () => router.status(),
+      members: () => members,
+      isMember: p.isMember,
+      roles,
+      ...(auth === undefined ? {} : { tenants: auth.tenants }),
+    },
+    // The bounds the config names; the rest keep MGMT_LIMITS_DEFAULT.
+    limits: { connectionsMax: cfg.mgmtConnectionsMax, requestTimeoutMs: cfg.mgmtRequestTimeoutMs },
+    logger: p.log,
+  });
+  registerMgmtMetrics(p.registry, mgmt);
+  return { auth, roles, mgmt };
+}
+
+/** The management server's counts: requests, refusals by code, connections open and refused. */
+function registerMgmtMetrics(registry: Registry, mgmt: MgmtServer): void {
+  const c = mgmt.counters;
+  counterFrom(registry, 'iroh_raft_mgmt_requests_total', 'Management requests (iroh-raft-mgmt/0 streams) taken by this node.', () => c.requests);
+  new Counter({
+    name: 'iroh_raft_mgmt_errors_total',
+    help: 'Management requests answered with an error, by code (Forbidden: no role allowing the op; Overloaded, PayloadTooLarge, Timeout: a bound).',
+    labelNames: ['code'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [code, n] of Object.entries(c.errors)) this.inc({ code }, n);
+    },
+  });
+  gaugeFrom(registry, 'iroh_raft_mgmt_connections', 'Management connections open now (at most --mgmt-connections-max).', () => mgmt.openConnections);
+  counterFrom(
+    registry,
+    'iroh_raft_mgmt_connections_refused_total',
+    'Management connections closed at once: over --mgmt-connections-max, or the node stopping.',
+    () => c.connectionsRefused,
+  );
+}
+
+/** Hands a management connection to the server, or closes it while the node is still starting. */
+export function acceptMgmt(server: MgmtServer | undefined, conn: Iroh.Connection, peerId: string): void {
+  if (server === undefined) closeQuietly(conn, CloseCode.ShuttingDown, 'not ready');
+  else server.accept(conn, peerId);
+}
