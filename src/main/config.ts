@@ -73,7 +73,7 @@ export interface NodeConfig {
   readonly scanReadsMax: number;
   /** Of scanReadsMax, the most one tenant holds (default: half). */
   readonly scanTenantReadsMax?: number;
-  /** Milliseconds between leader-balancing rounds (leadership transfers toward nodes that lead fewer shards); 0: off. */
+  /** Milliseconds between leader-balancing rounds (leadership transfers toward nodes that lead fewer shards); 0: off. Default 5000. */
   readonly leaderBalanceMs: number;
   /** How long a graceful shutdown may take before the node exits anyway, in milliseconds. */
   readonly shutdownTimeoutMs: number;
@@ -264,7 +264,7 @@ export const SETTINGS: readonly Setting[] = [
     key: 'leaderBalanceMs',
     flag: '--leader-balance-ms',
     env: 'IROH_RAFT_LEADER_BALANCE_MS',
-    help: 'milliseconds between rounds that hand leaderships to nodes leading fewer shards; 0 = off (default 0: off)',
+    help: 'milliseconds between rounds that hand leaderships to nodes leading fewer shards; 0 = off (default 5000)',
     parse: int(0, 3_600_000),
   },
   {
@@ -328,7 +328,10 @@ export function defaults(): NodeConfig {
     mgmtConnectionsMax: 64,
     mgmtRequestTimeoutMs: 10_000,
     scanReadsMax: 32,
-    leaderBalanceMs: 0,
+    // Five election timeouts at the default tick: a round's moves (a transfer takes a few ticks) are
+    // known to every replica before the next round counts leaders, and a node back from a restart
+    // gets its share again within a few rounds.
+    leaderBalanceMs: 5000,
     diskFreeBytesMin: 256 << 20,
     shutdownTimeoutMs: 10_000,
     logLevel: 'info',

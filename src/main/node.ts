@@ -183,7 +183,7 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
   late.router = router;
   const settling = settleLater(placement, router, dir, log);
   router.startLiveness();
-  const balance = startLeaderBalance(cfg, self, router, pool, log);
+  const balance = startLeaderBalance(cfg, self, router, pool, snapshots, log);
   const surfaces = adminSurfaces(cfg, { admin, router, members, log, registry, isMember: (id) => late.memberIds.has(id) });
   const http = (late.http = await startHttp(cfg, router, log, { tls, ...surfaces }, httpLatencyMetric(registry)));
   late.mgmt = surfaces.mgmt;
@@ -282,6 +282,7 @@ function startLeaderBalance(
   self: NodeId,
   router: Router,
   pool: WorkerPool,
+  snapshots: Snapshots,
   log: StartOptions['logger'],
 ): { balancer: LeaderBalancer; stop(): Promise<void> } {
   const balancer = new LeaderBalancer({
@@ -290,6 +291,7 @@ function startLeaderBalance(
     shards: () => router.localShards(),
     leaderOf: (shard) => pool.leaders.get(shard)?.lead,
     canLead: (node, shard) => router.liveness.reachable(node, shard),
+    streaming: (shard) => snapshots.sends(shard),
     transfer: (shard, to) => {
       const w = pool.workerOf(shard);
       return pool.isRunning(w) ? pool.control(w).transferLeader(shard, to) : Promise.resolve('absent' as const);

@@ -27,6 +27,13 @@ export interface BalanceParts {
   readonly leaderOf: (shard: ShardId) => number | undefined;
   /** Whether `node` is up and can lead `shard` (its worker for it runs). */
   readonly canLead: (node: NodeId, shard: ShardId) => boolean;
+  /**
+   * Whether this node is streaming (or about to stream) a snapshot of `shard` to one of its
+   * replicas. Its leadership then stays here: the follower drops a snapshot sent in an older term,
+   * so after a transfer the new leader would stream the whole snapshot again (and the follower,
+   * still receiving this one, would answer it Busy until it ends).
+   */
+  readonly streaming: (shard: ShardId) => boolean;
   /** Starts the transfer; `started` when it did. */
   readonly transfer: (shard: ShardId, to: NodeId) => Promise<'started' | 'not-leader' | 'invalid-target' | 'target-behind' | 'absent'>;
 }
@@ -38,7 +45,8 @@ export interface Transfer {
 }
 
 /**
- * The moves of one round, at most `max`: for each shard this node leads (in shard order), the
+ * The moves of one round, at most `max`: for each shard this node leads (in shard order) and
+ * streams no snapshot of, the
  * voter leading the fewest of the hosted shards (lowest id on ties) that can lead it, if it leads
  * at least two fewer than this node; the counts are updated as moves are planned.
  */
@@ -54,7 +62,7 @@ export function planTransfers(parts: Omit<BalanceParts, 'transfer'>, max: number
   const out: Transfer[] = [];
   for (const { shard, voters } of shards) {
     if (out.length >= max) break;
-    if (parts.leaderOf(shard) !== parts.self) continue;
+    if (parts.leaderOf(shard) !== parts.self || parts.streaming(shard)) continue;
     let best: NodeId | undefined;
     for (const v of voters) {
       if (v === parts.self || !parts.canLead(v, shard)) continue;

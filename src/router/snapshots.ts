@@ -154,6 +154,14 @@ export class Snapshots {
     mkdirSync(opts.stagingDir, { recursive: true });
   }
 
+  /** Whether a snapshot of `shard` is being sent from here, or waits for a sending slot. */
+  sends(shard: ShardId): boolean {
+    const prefix = `${shard}:`;
+    for (const key of this.sending) if (key.startsWith(prefix)) return true;
+    for (const key of this.waiting.keys()) if (key.startsWith(prefix)) return true;
+    return false;
+  }
+
   /** Transfers in progress, each way. */
   active(): { sending: number; receiving: number } {
     return { sending: this.sending.size, receiving: this.receiving.size };

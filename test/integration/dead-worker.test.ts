@@ -21,7 +21,18 @@ const TICK_MS = 50;
 const ELECTION_MS = 2 * 10 * TICK_MS;
 const HOOK = new URL('./crash-worker.cjs', import.meta.url).pathname;
 
-const c = new TestCluster({ nodes: 3, shards: SHARDS, workers: WORKERS, tickMs: TICK_MS, nodeArgs: ['--require', HOOK] });
+const c = new TestCluster({
+  nodes: 3,
+  shards: SHARDS,
+  workers: WORKERS,
+  tickMs: TICK_MS,
+  nodeArgs: ['--require', HOOK],
+  // Leader balancing off: it moves leaderships on purpose (from elections' uneven start, and back
+  // toward the crippled node once its orphans are led elsewhere), and the test proves that the
+  // healthy worker's shards keep their leader and term, which a balancing move would break
+  // for reasons of its own.
+  extra: ['--leader-balance-ms', '0'],
+});
 /** The cluster's key -> shard function (keyed: read from the cluster). */
 let hash: ShardHash;
 beforeAll(async () => {

@@ -1,5 +1,6 @@
 /** Leader balancing: which leaderships a node hands over, and that the cluster settles even. */
 import { describe, expect, test } from 'vitest';
+import { ConfigError, loadConfig } from '../../../src/main/config.js';
 import { LeaderBalancer, handOffLeaders, planTransfers } from '../../../src/router/leader-balance.js';
 import type { NodeId, ShardId } from '../../../src/shards/raft/index.js';
 
@@ -10,15 +11,18 @@ function cluster(shards: number, members: number, replicas: number, leaders?: nu
   const voters = Array.from({ length: shards }, (_, s) => Array.from({ length: replicas }, (_, i) => n(((s + i) % members) + 1)));
   const lead = leaders ?? voters.map((v) => v[0]!);
   const down = new Set<number>();
+  /** Shards whose snapshot the leader is streaming to a replica. */
+  const streaming = new Set<number>();
   const partsOf = (self: number) => ({
     self: n(self),
     shardCount: shards,
     shards: () => voters.map((v, s) => ({ shard: s as ShardId, voters: v })).filter((x) => x.voters.includes(n(self))),
     leaderOf: (s: ShardId) => lead[s],
     canLead: (node: NodeId) => !down.has(node),
+    streaming: (s: ShardId) => streaming.has(s),
   });
   const counts = (): number[] => Array.from({ length: members }, (_, i) => lead.filter((l) => l === i + 1).length);
-  return { voters, lead, down, partsOf, counts };
+  return { voters, lead, down, streaming, partsOf, counts };
 }
 
 describe('planTransfers', () => {
@@ -44,6 +48,21 @@ describe('planTransfers', () => {
     const moves = planTransfers(c.partsOf(1), 8);
     expect(moves.every((m) => m.to === 3)).toBe(true);
     expect(moves.length).toBe(3); // 6 -> 3 and 0 -> 3, then 3 vs 3
+  });
+
+  test('a shard whose snapshot the leader is streaming to a replica keeps its leader until the stream ends', () => {
+    const c = cluster(6, 3, 3, Array(6).fill(1));
+    c.streaming.add(0);
+    c.streaming.add(2);
+    expect(planTransfers(c.partsOf(1), 2)).toEqual([
+      { shard: 1, to: 2 },
+      { shard: 3, to: 3 },
+    ]);
+    c.streaming.clear();
+    expect(planTransfers(c.partsOf(1), 2)).toEqual([
+      { shard: 0, to: 2 },
+      { shard: 1, to: 3 },
+    ]);
   });
 
   test('rounds on every node settle within one, from any start, with as few moves as it takes', () => {
@@ -142,5 +161,19 @@ describe('handOffLeaders', () => {
     const result = await handOffLeaders({ ...c.partsOf(1), transfer: () => Promise.resolve('started') }, 5_000);
     expect(result).toEqual({ handed: 0, left: 3 });
     expect(performance.now() - t0).toBeLessThan(1_000);
+  });
+});
+
+describe('--leader-balance-ms', () => {
+  test('on by default, a round every 5000 ms; 0 turns it off; flag over environment', () => {
+    expect(loadConfig([], {}).leaderBalanceMs).toBe(5000);
+    expect(loadConfig(['--leader-balance-ms', '0'], {}).leaderBalanceMs).toBe(0);
+    expect(loadConfig(['--leader-balance-ms=250'], { IROH_RAFT_LEADER_BALANCE_MS: '900' }).leaderBalanceMs).toBe(250);
+    expect(loadConfig([], { IROH_RAFT_LEADER_BALANCE_MS: '900' }).leaderBalanceMs).toBe(900);
+  });
+
+  test.each([['-1'], ['3600001'], ['1.5'], ['soon']])('refuses %s with InvalidConfig', (v) => {
+    expect(() => loadConfig(['--leader-balance-ms', v], {})).toThrow(ConfigError);
+    expect(() => loadConfig(['--leader-balance-ms', v], {})).toThrow(expect.objectContaining({ code: 'InvalidConfig' }));
   });
 });

@@ -152,8 +152,13 @@ const readOn = async (p: WorkerPool, key: string): Promise<Uint8Array | undefine
 describe('snapshot transfers', () => {
   test('a transfer installs the leader data on a new replica, and leaves no staged file', async () => {
     const { replica, rx, tx, wish } = await setup();
+    expect(tx.s.sends(0 as ShardId)).toBe(false);
     tx.s.request(0 as ShardId, wish);
+    // Sending (what keeps leader balancing from moving the shard's leadership meanwhile).
+    expect(tx.s.sends(0 as ShardId)).toBe(true);
+    expect(tx.s.sends(1 as ShardId)).toBe(false);
     await until(() => tx.s.counters.sent === 1);
+    await until(() => !tx.s.sends(0 as ShardId));
     expect(rx.s.counters.received).toBe(1);
     expect(tx.s.counters.bytesSent).toBeGreaterThan(60 * 20_000 * 0.5);
     await until(async () => (await readOn(replica, 'k59')) !== undefined);

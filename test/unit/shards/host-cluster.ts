@@ -70,6 +70,13 @@ export class HostCluster {
   private snapshots: { from: ClusterNode; shard: ShardId; wish: SnapshotWish }[] = [];
   /** Snapshot transfers carried out (each a stream from a reader into a staged file). */
   snapshotTransfers = 0;
+  /**
+   * While true, snapshot wishes are held instead of carried out (a transfer still on the way);
+   * {@link releaseSnapshots} carries them out.
+   */
+  holdSnapshots = false;
+  /** Wishes held while {@link holdSnapshots}, in the order they came. */
+  held: { from: ClusterNode; shard: ShardId; wish: SnapshotWish }[] = [];
   /** Links cut: messages between these pairs are dropped. */
   readonly cut = new Set<string>();
   /** Messages for which one of these is true are dropped (finer than `cut`). */
@@ -140,7 +147,8 @@ export class HostCluster {
     if (tick && this.opts.clock) this.nowMs += this.opts.clock.tickMs;
     const snaps = this.snapshots;
     this.snapshots = [];
-    for (const t of snaps) this.transferSnapshot(t.from, t.shard, t.wish);
+    if (this.holdSnapshots) this.held.push(...snaps);
+    else for (const t of snaps) this.transferSnapshot(t.from, t.shard, t.wish);
     const q = this.queue;
     this.queue = [];
     for (const item of q) {
@@ -182,6 +190,14 @@ export class HostCluster {
     }
     this.snapshotTransfers++;
     to.host.installStaged(shard, { from: wish.from, term: wish.term, metadata: reader.metadata, path });
+  }
+
+  /** Carries out the held wishes for which `which` holds (default: all) now; the others stay held. */
+  releaseSnapshots(which: (t: { from: ClusterNode; shard: ShardId; wish: SnapshotWish }) => boolean = () => true): number {
+    const go = this.held.filter(which);
+    this.held = this.held.filter((t) => !which(t));
+    for (const t of go) this.transferSnapshot(t.from, t.shard, t.wish);
+    return go.length;
   }
 
   /** With `clock`: node `id`'s clock jumps `ms` ahead of the others' (from its next catch-up on). */

@@ -277,6 +277,89 @@ describe('compaction and snapshots', () => {
   });
 });
 
+describe('leadership transfer', () => {
+  test('a target behind the commit index is refused target-behind (in probe, and while its snapshot is on the way); caught up, it takes over', () => {
+    cluster = new HostCluster({ nodes: 3, shards: 1, host: { compactEveryEntries: 50, compactKeepEntries: 10 } });
+    const c = cluster;
+    const shard = 0 as ShardId;
+    c.elect();
+    const leader = c.leaderOf(0)!;
+    const lagger = c.nodes.find((x) => x !== leader)!;
+    const cutOff = (): void => {
+      for (const n of c.nodes) if (n !== lagger) c.cut.add(`${n.id}-${lagger.id}`);
+    };
+    cutOff();
+    const reqs: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      reqs.push(c.propose(leader, 0, `k${i}`));
+      if (i % 20 === 0) c.round();
+    }
+    c.until(() => reqs.every((r) => leader.replies.has(r)));
+    expect(leader.store.shard(shard).compactedIndex()).toBeGreaterThan(100);
+    const progress = () => leader.host.status(shard)!.progress.get(lagger.id)!;
+    // Cut off and behind: not replicating.
+    expect(progress().state).not.toBe('replicate');
+    expect(leader.host.transferLeader(shard, lagger.id)).toBe('target-behind');
+    // Heard again, it needs a snapshot (the log was compacted past it); the transfer is lost on
+    // the way (cut again before the next round carries it), so the leader keeps waiting for it.
+    c.cut.clear();
+    c.until(() => progress().state === 'snapshot');
+    cutOff();
+    c.round();
+    expect(progress().state).toBe('snapshot');
+    expect(leader.host.transferLeader(shard, lagger.id)).toBe('target-behind');
+    expect(leader.host.status(shard)!.role).toBe('leader');
+    // Refused, it left nothing pending: proposals are taken as before.
+    const during = c.propose(leader, 0, 'during');
+    c.until(() => leader.replies.has(during));
+    expect(leader.replies.get(during)!.ok).toBe(true);
+    // Caught up (snapshot installed, then replicating at the commit index): the transfer starts and completes.
+    c.cut.clear();
+    c.until(() => progress().state === 'replicate' && progress().match >= leader.host.status(shard)!.commit);
+    expect(lagger.host.counters.snapshotsInstalled).toBeGreaterThan(0);
+    expect(leader.host.transferLeader(shard, lagger.id)).toBe('started');
+    c.until(() => c.leaderOf(0) === lagger);
+  });
+});
+
+describe('leadership moved while a snapshot is on the way', () => {
+  test('the follower drops the snapshot sent in the older term, and the new leader streams a whole one again (why balancing leaves such a shard alone)', () => {
+    cluster = new HostCluster({ nodes: 3, shards: 1, host: { compactEveryEntries: 50, compactKeepEntries: 10 } });
+    const c = cluster;
+    const shard = 0 as ShardId;
+    c.elect();
+    const leader = c.leaderOf(0)!;
+    const [lagger, third] = c.nodes.filter((x) => x !== leader) as [ClusterNode, ClusterNode];
+    for (const n of c.nodes) if (n !== lagger) c.cut.add(`${n.id}-${lagger.id}`);
+    const reqs: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      reqs.push(c.propose(leader, 0, `k${i}`));
+      if (i % 20 === 0) c.round();
+    }
+    c.until(() => reqs.every((r) => leader.replies.has(r)));
+    // The lagger is heard again and needs a snapshot; the leader's transfer is on its way.
+    c.holdSnapshots = true;
+    c.cut.clear();
+    c.until(() => c.held.some((t) => t.from === leader));
+    // Leadership moves to the third replica meanwhile; the lagger votes in its term.
+    expect(leader.host.transferLeader(shard, third.id)).toBe('started');
+    c.until(() => c.leaderOf(0) === third && lagger.host.status(shard)!.term === third.host.status(shard)!.term);
+    // The old transfer arrives whole, and the lagger's core drops it: it is of an older term.
+    expect(c.releaseSnapshots((t) => t.from === leader)).toBeGreaterThan(0);
+    c.round();
+    expect(lagger.host.counters.snapshotsStaged).toBeGreaterThan(0);
+    expect(lagger.host.counters.snapshotsInstalled).toBe(0);
+    expect(lagger.host.status(shard)!.applied).toBeLessThan(third.host.status(shard)!.commit);
+    // The new leader sends its own, and only that one brings the lagger up to date.
+    const before = c.snapshotTransfers;
+    c.holdSnapshots = false;
+    c.releaseSnapshots();
+    c.until(() => lagger.host.status(shard)!.applied === third.host.status(shard)!.applied);
+    expect(c.snapshotTransfers).toBeGreaterThan(before);
+    expect(lagger.host.counters.snapshotsInstalled).toBe(1);
+  });
+});
+
 describe('log and data agree', () => {
   test('replaying the log reproduces the data exactly, and a tampered data database is caught', () => {
     cluster = new HostCluster({ nodes: 3, shards: 2 });
