@@ -1,0 +1,186 @@
+/**
+ * Discovery over real Iroh endpoints on 127.0.0.1 (each node a real Transport handing
+ * `iroh-raft-discovery/0` connections to a Discovery over its address book): one exchange teaches
+ * both sides; a member restarted on another port is learned by the others and the raft transport
+ * dials it there; a node that knows only a stale ticket learns a moved member from a third
+ * member's gossip, proved by dialing it; a stranger is closed at once (NotMember) and changes
+ * nothing; a seeded fuzz of frames from a member changes nothing, a stale generation never
+ * overrides a newer one, and the node keeps answering.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterAll, describe, expect, test } from 'vitest';
+import { AddressBook, DISC_ALPN_BYTES, Discovery, encodeAnnouncement } from '../../../../src/io/discovery/index.js';
+import type { StoredPeers } from '../../../../src/io/discovery/index.js';
+import { Transport } from '../../../../src/io/transport/index.js';
+import { DiscFuzz, DiscSpeaker, frame } from '../../../support/disc-fuzz.js';
+
+interface Node {
+  readonly key: Uint8Array;
+  readonly t: Transport;
+  book: AddressBook;
+  d: Discovery;
+  stored: StoredPeers | undefined;
+}
+
+const open: Node[] = [];
+const speakers: DiscSpeaker[] = [];
+afterAll(async () => {
+  for (const n of open) n.d.close();
+  await Promise.all(open.map((n) => n.t.destroy()));
+  await Promise.all(speakers.map((s) => s.close()));
+});
+
+const keyOf = new Map<string, Uint8Array>();
+function key(name: string): Uint8Array {
+  let k = keyOf.get(name);
+  if (k === undefined) keyOf.set(name, (k = new Uint8Array(randomBytes(32))));
+  return k;
+}
+const idOf = async (k: Uint8Array): Promise<string> => (await DiscSpeaker.bind(k).then(async (s) => [s.id, await s.close()]))[0] as string;
+
+/** A node with `key`, members at `tickets` (id and addresses), `stored` from an earlier run; not started. */
+async function node(k: Uint8Array, tickets: { id: string; addrs: string[] }[], stored?: StoredPeers): Promise<Node> {
+  const late: { d?: Discovery } = {};
+  const t = await Transport.start({
+    secretKey: k,
+    bindAddr: '127.0.0.1:0',
+    isMember: (id) => tickets.some((m) => m.id === id),
+    onRecords: () => undefined,
+    onDiscoveryConnection: (conn, peerId) => late.d?.accept(conn, peerId),
+    dialTimeoutMs: 1_500,
+  });
+  const book = new AddressBook(t.id, tickets, stored, Date.now());
+  const n: Node = { key: k, t, book, d: undefined as unknown as Discovery, stored };
+  n.d = late.d = new Discovery({
+    book,
+    selfAddrs: () => t.addrs(),
+    connect: (id, addrs) => t.connect(id, addrs, DISC_ALPN_BYTES),
+    onLearned: (id) => t.addPeer({ id, addrs: book.dialAddrs(id) }),
+    persist: (s) => (n.stored = s),
+    intervalMs: 0,
+    timeoutMs: 2_000,
+  });
+  open.push(n);
+  return n;
+}
+
+const entry = (n: Node, id: string): ReturnType<AddressBook['view']>[number] => n.book.view().find((m) => m.id === id)!;
+
+let A: Node;
+let B: Node;
+let C: Node;
+let ids: { a: string; b: string; c: string; d: string };
+let oldB: string[];
+
+describe('exchanges between members', () => {
+  test("one exchange teaches both sides, and the answer is the node's own announcement", async () => {
+    ids = { a: await idOf(key('a')), b: await idOf(key('b')), c: await idOf(key('c')), d: await idOf(key('d')) };
+    // Each node's ticket addresses are filled in once every node is bound; D never runs (its key speaks by hand).
+    const dead = ['127.0.0.1:9'];
+    A = await node(key('a'), [
+      { id: ids.b, addrs: dead },
+      { id: ids.c, addrs: dead },
+      { id: ids.d, addrs: dead },
+    ]);
+    B = await node(key('b'), [
+      { id: ids.a, addrs: A.t.addrs() },
+      { id: ids.c, addrs: dead },
+    ]);
+    oldB = B.t.addrs();
+    expect(await B.d.exchange(ids.a)).toBe(true);
+    expect(entry(A, ids.b)).toMatchObject({ source: 'discovery', addrs: oldB });
+    expect(entry(B, ids.a)).toMatchObject({ source: 'discovery', addrs: A.t.addrs() });
+    expect(A.d.counters).toMatchObject({ exchanges: 1, learned: 1 });
+    expect(B.d.counters).toMatchObject({ exchanges: 1, learned: 1, exchangeFailures: 0 });
+    expect(A.stored?.members[ids.b]).toEqual({ generation: entry(A, ids.b).generation, addrs: oldB });
+  });
+
+  test('a member restarted on another port is learned, and the raft transport dials it there', async () => {
+    B.d.close();
+    await B.t.destroy();
+    B = await node(
+      key('b'),
+      [
+        { id: ids.a, addrs: A.t.addrs() },
+        { id: ids.c, addrs: ['127.0.0.1:9'] },
+      ],
+      B.stored,
+    );
+    const newB = B.t.addrs();
+    expect(newB).not.toEqual(oldB);
+    B.d.start();
+    await until(() => entry(A, ids.b).addrs[0] === newB[0]);
+    expect(entry(A, ids.b).generation).toBeGreaterThan(0);
+    expect(A.t.stats().peers[ids.b]?.addrs).toEqual([...newB, '127.0.0.1:9']);
+  });
+
+  test('a node with only stale tickets learns a moved member from gossip, proved by dialing that member', async () => {
+    C = await node(key('c'), [
+      { id: ids.a, addrs: A.t.addrs() },
+      { id: ids.b, addrs: oldB },
+    ]);
+    expect(await C.d.exchange(ids.a)).toBe(true);
+    await until(() => entry(C, ids.b).source === 'discovery');
+    expect(entry(C, ids.b).addrs).toEqual(B.t.addrs());
+    expect(C.d.counters.hintsProbed).toBe(1);
+    // B heard from C in that probe: C is learned without C ever being dialed by anyone else.
+    expect(entry(B, ids.c)).toMatchObject({ source: 'discovery', addrs: C.t.addrs() });
+  });
+});
+
+describe('refusals change nothing', () => {
+  test('a stranger is closed at once with NotMember, even with a valid frame', async () => {
+    const s = await DiscSpeaker.bind(new Uint8Array(randomBytes(32)));
+    speakers.push(s);
+    const before = JSON.stringify(A.book.view());
+    const r = await s.speak(
+      { id: A.t.id, addrs: A.t.addrs() },
+      frame(encodeAnnouncement({ self: { generation: 2 ** 50, addrs: ['127.0.0.1:1'] }, gossip: [] })),
+    );
+    expect(r.reply).toBeUndefined();
+    expect(r.closed).toMatch(/not a member/);
+    expect(A.d.counters.strangers).toBe(1);
+    expect(JSON.stringify(A.book.view())).toBe(before);
+  });
+
+  test('seeded fuzz from a member: refused and stale frames change nothing; the node keeps answering (the seed is in every failure message)', async () => {
+    const seed = Number(process.env.FUZZ_SEED ?? 14_06);
+    const s = await DiscSpeaker.bind(key('d'));
+    speakers.push(s);
+    const to = { id: A.t.id, addrs: A.t.addrs() };
+    const fresh = { generation: 1_000_000, addrs: ['127.0.0.1:4242'] };
+    const first = await s.speak(to, frame(encodeAnnouncement({ self: fresh, gossip: [] })));
+    expect(first.reply?.self.addrs).toEqual(A.t.addrs());
+    expect(entry(A, ids.d)).toMatchObject({ generation: fresh.generation, addrs: fresh.addrs, source: 'discovery' });
+    const fuzz = new DiscFuzz(seed, fresh, [ids.b, ids.c]);
+    const kinds = new Map<string, number>();
+    for (let i = 0; i < 120; i++) {
+      const c = fuzz.next();
+      kinds.set(c.kind, (kinds.get(c.kind) ?? 0) + 1);
+      const r = await s.speak(to, c.bytes);
+      const why = `seed ${seed} case ${i} (${c.kind})`;
+      expect(entry(A, ids.d), why).toMatchObject({ generation: fresh.generation, addrs: fresh.addrs });
+      // Well-formed frames are answered (and ignored when stale); the rest close the connection.
+      if (c.kind === 'stale' || c.kind === 'conflict' || c.kind === 'replay') expect(r.reply, why).toBeDefined();
+      else expect(r.reply, why).toBeUndefined();
+    }
+    expect(A.d.counters.badFrames).toBeGreaterThan(40);
+    expect(A.d.counters.stale + A.d.counters.conflicts).toBeGreaterThan(20);
+    expect([...kinds.keys()].sort()).toEqual(['conflict', 'garbage', 'oversize', 'replay', 'shape', 'stale', 'truncated', 'twoFrames']);
+    // A newer claim still wins, and replaying the older one afterwards does not undo it.
+    const newer = { generation: fresh.generation + 1, addrs: ['127.0.0.1:4343'] };
+    expect((await s.speak(to, frame(encodeAnnouncement({ self: newer, gossip: [] })))).reply).toBeDefined();
+    expect((await s.speak(to, frame(encodeAnnouncement({ self: fresh, gossip: [] })))).reply).toBeDefined();
+    expect(entry(A, ids.d)).toMatchObject(newer);
+    // And the members still exchange.
+    expect(await B.d.exchange(ids.a)).toBe(true);
+  }, 120_000);
+});
+
+async function until(f: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!f()) {
+    if (Date.now() > end) throw new Error('condition not reached');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
