@@ -1,12 +1,18 @@
 /**
- * Discovery (`iroh-raft-discovery/0`) on three real node processes over real Iroh on 127.0.0.1:
- * node 3 restarted on other HTTP and Iroh ports, with no new ticket given to anyone, is found again
- * (node 1's status shows its new address, learned by discovery) and catches up, by snapshot for
- * every shard whose log was compacted while it was down, which needs the leaders to dial it at its
- * new address; then node 1 restarted on new ports, while node 3 is down, finds node 3 at the
- * address it stored in peers.json, and node 3, restarted with node 1's old ticket, learns node 1's
- * new address. Then a seeded fuzz of discovery frames from a stranger and from a member (its key,
- * while that node is down): no crash, no change of the known addresses, the node keeps serving.
+ * Discovery (`iroh-raft-discovery/0`) on three real node processes over real Iroh on 127.0.0.1.
+ *
+ * 1. Node 3 restarted on other HTTP and Iroh ports, with no new ticket given to anyone: nodes 1
+ *    and 2 learn its new address from its own announcement (status shows it, source `discovery`),
+ *    and it catches up by snapshot (the logs were compacted while it was down). This much would
+ *    also work without discovery, as long as the connections node 3 opens itself stay up: Iroh
+ *    answers on the path a peer dialed in from. The next case would not.
+ * 2. Node 3 stopped, node 1 restarted on new ports while node 3 is down: node 1, given node 3's
+ *    old ticket only, finds node 3's new address in its peers.json (source `stored`); node 3,
+ *    restarted with node 1's old ticket only, learns node 1's new address from node 2's gossip,
+ *    proved by dialing node 1. Nodes 1 and 3 then hear each other directly (liveness); without
+ *    discovery neither would ever dial the other where it is.
+ * 3. A seeded fuzz of discovery frames from a stranger and from a member (its key, while that
+ *    node is down): no crash, no change of the known addresses, the node keeps serving.
  */
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -33,7 +39,13 @@ interface MemberAddrs {
 interface Status {
   node: number;
   shards: { shard: number; applied: number; leader: number; firstIndex: number }[];
-  discovery: { generation: number; addrs: string[]; members: MemberAddrs[]; counters: Record<string, number> };
+  discovery: {
+    generation: number;
+    addrs: string[];
+    members: MemberAddrs[];
+    counters: { strangers: number; badFrames: number; stale: number; conflicts: number };
+  };
+  liveness: { peers: { node: number; up: boolean }[] };
 }
 const status = async (n: number): Promise<Status> => (await (await fetch(`${c.node(n).url}/v1/status`)).json()) as Status;
 const idOf = (n: number): string => decodeTicket(c.node(n).ticket).id;
@@ -103,6 +115,11 @@ test('a restarted node finds a member that moved while it was down in peers.json
   // Node 3 comes back where it was, with node 1's old ticket.
   await c.startNode(3);
   await eventually(async () => (await known(3, 1)).addrs[0] === `127.0.0.1:${c.node(1).listenPort}`, 20_000, "node 3 learns node 1's new address");
+  // Neither node 1 nor node 3 was given the other's address: they hear each other directly only
+  // because of peers.json (node 1) and gossip proved by a dial (node 3).
+  const [n1, n3] = [(await status(1)).node, (await status(3)).node];
+  const hears = async (a: number, b: number): Promise<boolean> => (await status(a)).liveness.peers.find((p) => p.node === b)?.up === true;
+  await eventually(async () => (await hears(1, n3)) && (await hears(3, n1)), 20_000, 'nodes 1 and 3 hear each other');
   await eventually(() => healthy([1, 2, 3]), 30_000, 'healthy again');
   expect(await put(1, 'after-second-move', 'there')).toBe(true);
   await eventually(async () => (await staleGet(3, 'after-second-move')) === 'there', 20_000, 'node 3 has the write');

@@ -27,6 +27,9 @@ import type { AddressBook, MemberAddrs, StoredPeers, Verdict } from './book.js';
 import { DISC_BODY_BYTES_MAX, DiscoveryWireError, LENGTH_BYTES, decodeAnnouncement, encodeFrame } from './wire.js';
 import type { Announcement } from './wire.js';
 
+/** Tries of the exchange with each member at start. */
+const START_TRIES = 5;
+
 export interface DiscoveryOptions {
   readonly book: AddressBook;
   /** This node's direct addresses now (canonical `ip:port`). */
@@ -115,19 +118,36 @@ export class Discovery {
     this.connectionsMax = opts.connectionsMax ?? 32;
   }
 
-  /** Persists the generation this run announces under, then exchanges with every member now and every intervalMs. */
+  /**
+   * Persists the generation this run announces under, then exchanges with every member now
+   * (retried a few times: a member starting at the same moment may not take exchanges yet) and
+   * every intervalMs.
+   */
   start(): void {
     this.save();
-    this.round();
+    for (const id of this.book.members()) void this.announceAtStart(id);
+    this.schedule();
   }
 
   /** Exchanges with every member now (skipping one already in progress). */
   round(): void {
     for (const id of this.book.members()) void this.exchange(id);
+    this.schedule();
+  }
+
+  private schedule(): void {
     if (this.intervalMs > 0 && !this.closing) {
       clearTimeout(this.timer);
       this.timer = setTimeout(() => this.round(), this.intervalMs * (0.75 + Math.random() / 2));
       this.timer.unref();
+    }
+  }
+
+  /** One exchange with `id`, tried up to START_TRIES times, 0.5 s, 1 s, 2 s... apart. */
+  private async announceAtStart(id: string): Promise<void> {
+    for (let i = 0; i < START_TRIES && !this.closing; i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 500 * 2 ** (i - 1)).unref());
+      if (await this.exchange(id)) return;
     }
   }
 
