@@ -16,6 +16,7 @@
  *   announcement wins (a node that lost its peers.json would otherwise be outranked by its own
  *   older announcements held by others).
  */
+import { strict as assert } from 'node:assert';
 import type { AddrClaim, Announcement } from './wire.js';
 import { ADDRS_MAX, GOSSIP_MAX } from './wire.js';
 
@@ -56,7 +57,10 @@ export interface MemberAddrs {
 
 export class AddressBook {
   private readonly entries = new Map<string, Entry>();
-  /** This node's generation: above every generation it has announced or seen claimed for itself. Only grows. */
+  /**
+   * This node's generation: at least every generation it has announced, and above every other
+   * claim about it it has seen. Only grows.
+   */
   private selfGeneration: number;
   /** The addresses announced under selfGeneration; undefined before the first announcement. */
   private selfAddrs: readonly string[] | undefined;
@@ -113,7 +117,7 @@ export class AddressBook {
    */
   announce(addrs: readonly string[]): { announcement: Announcement; changed: boolean } {
     let changed = false;
-    if (this.selfAddrs !== undefined && !sameSet(this.selfAddrs, addrs)) {
+    if (this.selfAddrs !== undefined && !sameSet(this.selfAddrs, addrs) && this.selfGeneration < Number.MAX_SAFE_INTEGER) {
       this.selfGeneration++;
       changed = true;
     }
@@ -128,13 +132,16 @@ export class AddressBook {
   /** `from`'s own claim (from a connection that authenticated `from`, a member). */
   applyOwn(from: string, claim: AddrClaim, nowMs: number): Verdict {
     const e = this.entries.get(from);
-    if (e === undefined) throw new Error(`applyOwn for ${from}, not a member (the caller checks)`);
+    assert(e !== undefined, `applyOwn for ${from}, not a member (the caller checks)`);
     if (claim.generation < e.generation) return 'stale';
     if (claim.generation === e.generation) return sameSet(claim.addrs, e.addrs) ? 'unchanged' : 'conflict';
+    const was = e.generation;
     e.generation = claim.generation;
     e.addrs = [...claim.addrs];
     e.source = 'discovery';
     e.learnedAtMs = nowMs;
+    assert(e.generation > was);
+    assert(e.addrs.length >= 1);
     return 'learned';
   }
 
@@ -153,9 +160,12 @@ export class AddressBook {
     for (const g of gossip) {
       if (g.id === this.selfId) {
         const differs = this.selfAddrs === undefined || !sameSet(g.addrs, this.selfAddrs);
-        if (g.generation > this.selfGeneration || (g.generation === this.selfGeneration && differs)) {
+        // A claim at the top of the range cannot be outranked; it is left to lose to time (or an operator).
+        const outranked = g.generation > this.selfGeneration || (g.generation === this.selfGeneration && differs);
+        if (outranked && g.generation < Number.MAX_SAFE_INTEGER) {
           this.selfGeneration = g.generation + 1;
           refuted = true;
+          assert(this.selfGeneration > g.generation);
         }
         continue;
       }

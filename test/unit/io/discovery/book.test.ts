@@ -76,6 +76,11 @@ describe('gossip', () => {
     expect(b.applyGossip(A, [{ id: SELF, generation: g0 + 40, addrs: ['127.0.0.1:1000'] }]).refuted).toBe(true);
     expect(b.generation).toBe(g0 + 41);
     expect(b.announce(['127.0.0.1:1000']).announcement.self.generation).toBe(g0 + 41);
+    // A claim at the top of the range is not refuted (its successor could not be encoded).
+    expect(b.applyGossip(A, [{ id: SELF, generation: Number.MAX_SAFE_INTEGER, addrs: ['127.0.0.1:1'] }]).refuted).toBe(false);
+    expect(b.applyGossip(A, [{ id: SELF, generation: Number.MAX_SAFE_INTEGER - 1, addrs: ['127.0.0.1:1'] }]).refuted).toBe(true);
+    expect(b.generation).toBe(Number.MAX_SAFE_INTEGER);
+    expect(b.announce(['127.0.0.1:7']).announcement.self.generation).toBe(Number.MAX_SAFE_INTEGER);
   });
 
   test("an announcement carries every claimed member as gossip, never a ticket's addresses", () => {
