@@ -5,7 +5,6 @@
  * start order.
  */
 import type * as Iroh from '@number0/iroh/index.js';
-import { Counter } from 'prom-client';
 import type { Registry } from 'prom-client';
 import { AddressBook, DISC_ALPN_BYTES, Discovery } from '../io/discovery/index.js';
 import type { DiscoveryCounters } from '../io/discovery/index.js';
@@ -74,29 +73,15 @@ function registerDiscoveryMetrics(registry: Registry, c: DiscoveryCounters): voi
     'Address exchanges this node started that failed: unreachable, timed out, or a bad answer.',
     () => c.exchangeFailures,
   );
-  new Counter({
-    name: 'iroh_raft_discovery_refused_total',
-    help: 'Discovery connections or frames refused, by reason (stranger: not a member; busy: too many at once; bad_frame: not an announcement).',
-    labelNames: ['reason'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc({ reason: 'stranger' }, c.strangers);
-      this.inc({ reason: 'busy' }, c.busy);
-      this.inc({ reason: 'bad_frame' }, c.badFrames);
-    },
-  });
-  new Counter({
-    name: 'iroh_raft_discovery_claims_total',
-    help: "Members' own address claims received, by outcome (learned: newer generation; stale: older; conflict: same generation, other addresses).",
-    labelNames: ['outcome'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc({ outcome: 'learned' }, c.learned);
-      this.inc({ outcome: 'unchanged' }, c.unchanged);
-      this.inc({ outcome: 'stale' }, c.stale);
-      this.inc({ outcome: 'conflict' }, c.conflicts);
-    },
-  });
+  // One family per count rather than labels: the metric conventions keep labels to a few known names.
+  const counts: [string, string, keyof DiscoveryCounters][] = [
+    ['strangers_refused', 'Discovery connections from endpoints that are not members, closed at once (close code 2).', 'strangers'],
+    ['busy_refused', 'Discovery connections closed at once: too many exchanges at once, or the node stopping.', 'busy'],
+    ['bad_frames', 'Discovery frames refused (garbage, truncated, oversize length, broken rule, bytes after it); each closes its connection.', 'badFrames'],
+    ['claims_learned', "Members' own address claims with a newer generation than known, taken.", 'learned'],
+    ['claims_stale', "Members' own address claims with an older generation than known, ignored.", 'stale'],
+    ['claims_conflicting', "Members' own address claims with the known generation but other addresses, ignored.", 'conflicts'],
+    ['hints_probed', 'Gossip hints about a member checked by dialing it at the hinted addresses.', 'hintsProbed'],
+  ];
+  for (const [name, help, key] of counts) counterFrom(registry, `iroh_raft_discovery_${name}_total`, help, () => c[key]);
 }
