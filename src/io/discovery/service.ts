@@ -107,6 +107,9 @@ export class Discovery {
   /** Per member, the highest hinted generation probed already, so a repeated hint costs nothing. */
   private readonly probed = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
+  /** A round to every member after this node's generation moved to refute a claim; at most one per second. */
+  private reannounceTimer: NodeJS.Timeout | undefined;
+  private lastReannounceMs = 0;
   private closing = false;
 
   constructor(private readonly opts: DiscoveryOptions) {
@@ -155,6 +158,7 @@ export class Discovery {
   close(): void {
     this.closing = true;
     clearTimeout(this.timer);
+    clearTimeout(this.reannounceTimer);
   }
 
   /** Status: this node's generation and addresses, every member's known addresses, the counters. */
@@ -249,6 +253,7 @@ export class Discovery {
     if (g.refuted) {
       this.counters.refuted++;
       this.log.info({ from, generation: this.book.generation }, 'discovery: a claim about this node was newer: generation moved above it');
+      this.reannounce();
     }
     if (verdict === 'learned' || g.refuted) this.save();
     if (verdict === 'learned') this.opts.onLearned(from);
@@ -258,6 +263,22 @@ export class Discovery {
       this.counters.hintsProbed++;
       void this.exchange(h.id, h.addrs);
     }
+  }
+
+  /**
+   * Members that hold a newer claim about this node than its own (its peers.json was lost, or the
+   * clock went back) ignored what it just said: tell every member again under the new generation,
+   * soon, at most once per second however often it happens.
+   */
+  private reannounce(): void {
+    if (this.reannounceTimer !== undefined || this.closing) return;
+    const wait = Math.max(0, this.lastReannounceMs + 1_000 - this.now());
+    this.reannounceTimer = setTimeout(() => {
+      this.reannounceTimer = undefined;
+      this.lastReannounceMs = this.now();
+      for (const id of this.book.members()) void this.exchange(id);
+    }, wait);
+    this.reannounceTimer.unref();
   }
 
   private save(): void {

@@ -128,6 +128,31 @@ describe('exchanges between members', () => {
   });
 });
 
+describe('a node whose generation is below what members hold of it', () => {
+  test('moves its generation above theirs and is learned after all (peers.json lost, clock behind)', async () => {
+    // What a member holds of E: an announcement from far in the future (E's key, spoken by hand).
+    const s = await DiscSpeaker.bind(key('e'));
+    speakers.push(s);
+    const idE = await idOf(key('e'));
+    const X = await node(key('x'), [
+      { id: idE, addrs: ['127.0.0.1:9'] },
+      { id: ids.a, addrs: A.t.addrs() },
+    ]);
+    const future = { generation: 2 ** 52, addrs: ['127.0.0.1:4444'] };
+    expect((await s.speak({ id: X.t.id, addrs: X.t.addrs() }, frame(encodeAnnouncement({ self: future, gossip: [] })))).reply).toBeDefined();
+    expect(entry(X, idE)).toMatchObject(future);
+    // E starts with no stored generation: its own starts at the clock, far below.
+    const E = await node(key('e'), [{ id: X.t.id, addrs: X.t.addrs() }]);
+    expect(E.book.generation).toBeLessThan(future.generation);
+    E.d.start();
+    await until(() => entry(X, idE).addrs[0] === E.t.addrs()[0]);
+    expect(entry(X, idE).generation).toBe(future.generation + 1);
+    expect(E.d.counters.refuted).toBe(1);
+    expect(X.d.counters.stale).toBe(1);
+    expect(E.stored?.generation).toBe(future.generation + 1);
+  });
+});
+
 describe('refusals change nothing', () => {
   test('a stranger is closed at once with NotMember, even with a valid frame', async () => {
     const s = await DiscSpeaker.bind(new Uint8Array(randomBytes(32)));
