@@ -103,6 +103,7 @@ export async function startNode(cfg: NodeConfig, opts: StartOptions): Promise<Ru
   try {
     return await assemble(cfg, opts, { dir, transport, peers, late, unlock, tls, admin });
   } catch (e) {
+    late.discovery?.close();
     await transport.destroy();
     unlock();
     throw e;
