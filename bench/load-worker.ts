@@ -12,7 +12,8 @@
  * is parsed; both stamp `process.hrtime.bigint()` into the request's context.
  */
 import autocannon from 'autocannon';
-import { shardOf } from '../src/router/placement.js';
+import { hashOfPlacement } from '../src/wire/shard-hash.js';
+import type { ShardHash } from '../src/wire/shard-hash.js';
 import { runClientLoad } from './client-load.js';
 import { OpStats } from './op-stats.js';
 import type { LoadConfig, LoadResult, WorkerMessage } from './workload.js';
@@ -26,6 +27,20 @@ interface RequestContext {
   instance: number;
   /** A put's write number; a compare-and-set's preloaded key index. */
   seq: number;
+}
+
+/**
+ * --direct: the cluster's key -> shard function from GET /v1/placement (the bench's nodes run
+ * with auth off, so it comes with the placement key), once the node knows it.
+ */
+async function placementHash(url: string): Promise<ShardHash> {
+  for (let tries = 0; ; tries++) {
+    const p = (await (await fetch(`${url}/v1/placement`)).json()) as { hash: string; placementKey?: string };
+    const fn = hashOfPlacement(p.hash, p.placementKey);
+    if (fn !== undefined) return fn;
+    if (tries >= 100) throw new Error(`--direct: ${url} names no key -> shard function this bench computes: ${JSON.stringify(p.hash)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /**
@@ -109,12 +124,12 @@ async function run(cfg: LoadConfig): Promise<LoadResult> {
   };
 
   const leaders = cfg.direct === undefined ? undefined : await LeaderMap.start(cfg.urls, cfg.direct.shards);
-  const direct = cfg.direct;
+  const direct = cfg.direct === undefined ? undefined : { ...cfg.direct, hash: await placementHash(cfg.urls[0]!) };
   /** With --direct: preloaded read keys by shard. */
   const readKeysByShard: number[][] = [];
   if (direct !== undefined) {
     for (let s = 0; s < direct.shards; s++) readKeysByShard.push([]);
-    for (let k = 0; k < cfg.readKeys; k++) readKeysByShard[shardOf(direct.tenant, Buffer.from(readKey(cfg.prefix, k)), direct.shards)]!.push(k);
+    for (let k = 0; k < cfg.readKeys; k++) readKeysByShard[direct.hash.shardOf(direct.tenant, Buffer.from(readKey(cfg.prefix, k)), direct.shards)]!.push(k);
   }
   /** A preloaded read key: with --direct, one on a shard the instance's node leads (when it leads any). */
   const pickReadKey = (index: number): number => {
@@ -134,7 +149,7 @@ async function run(cfg: LoadConfig): Promise<LoadResult> {
       if (direct === undefined || led === undefined || led.size === 0) return seq++;
       for (;;) {
         const s = seq++;
-        if (led.has(shardOf(direct.tenant, Buffer.from(writeKey(cfg.prefix, index, s)), direct.shards))) return s;
+        if (led.has(direct.hash.shardOf(direct.tenant, Buffer.from(writeKey(cfg.prefix, index, s)), direct.shards))) return s;
       }
     };
     const setupRequest = (req: autocannon.Request, context: object): autocannon.Request => {

@@ -122,6 +122,13 @@ export const ServiceErrorCode = {
   ShardNotFound: 'ShardNotFound',
   /** Router: the node that should answer is not a member or did not answer in time. */
   Unreachable: 'Unreachable',
+  /**
+   * Router: this node does not know yet where client keys live: a new cluster's nodes read the
+   * cluster's placement key in their first moments (`/healthz` says not ready until then); the
+   * request waited for it up to its deadline. (Not raft's storage code `Unavailable`, which no
+   * client meets.)
+   */
+  NotReady: 'NotReady',
 
   // ------------------------------------------------ the outcome is unknown
   /** Pool, router: no answer before the deadline; a write may still be applied. */

@@ -130,8 +130,16 @@ export interface Placement {
   readonly shards: number;
   /** Replicas per shard. */
   readonly replicas: number;
-  /** Name of the key -> shard function (SHARD_HASH of src/wire/shard-hash.ts). */
+  /**
+   * Name of the cluster's key -> shard function: KEYED_HASH or UNKEYED_HASH of
+   * src/wire/shard-hash.ts, or `pending` while this node has not read the cluster's choice yet.
+   */
   readonly hash: string;
+  /**
+   * The keyed hash's 16-byte key as 32 hex digits, only for callers trusted with it (the admin
+   * token, or anyone when auth is off): with it, a client computes each key's shard itself.
+   */
+  readonly placementKey?: string;
   /** Per shard: the raft id of its leader as this node knows it, null when unknown. */
   readonly leaders: readonly (number | null)[];
 }
@@ -147,7 +155,8 @@ export interface KvService {
   scan(r: ScanArgs): Promise<Result<ScanResult>>;
   /** JSON-serializable. */
   status(): Promise<unknown>;
-  placement(): Placement;
+  /** `withKey`: include the placement key (the caller may know it). Default false. */
+  placement(withKey?: boolean): Placement;
   metrics(): Promise<MetricsText>;
   health(): Health;
 }

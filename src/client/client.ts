@@ -298,21 +298,24 @@ export class Client {
   /** Attempts until one succeeds or fails for good; `tried.last` is the latest failure. */
   private async attempts(call: Call, shard: number | undefined, req: AttemptRequest, signal: AbortSignal, tried: { last?: ClientError }): Promise<Answer> {
     let avoid: Endpoint | undefined;
+    const of = call.key === undefined ? undefined : { tenant: this.tenant, key: call.key };
     for (let i = 0; ; i++) {
-      const ep = this.routing.pick(shard, call.toLeader, avoid);
+      const keyLeader = shard === undefined && of !== undefined ? this.routing.keyLeader(of.tenant, of.key) : undefined;
+      const ep = this.routing.pick(shard, call.toLeader, avoid, keyLeader);
       try {
         const a = await attempt(ep.url, req, signal, Math.min(this.retry.attemptTimeoutMs, this.timeoutMs));
         this.routing.answered(ep);
+        // A tenant's token gets no x-shard: then only the key's leader is learned.
         const s = Number(a.headers.get('x-shard') ?? NaN);
         const n = Number(a.headers.get('x-node') ?? NaN);
-        if (call.toLeader && Number.isSafeInteger(s) && Number.isSafeInteger(n)) this.routing.learned(s, n);
+        if (call.toLeader && Number.isSafeInteger(n)) this.routing.learned(Number.isSafeInteger(s) ? s : undefined, n, of);
         return a;
       } catch (e) {
         if (!(e instanceof ClientError)) throw e;
         tried.last = e;
         if (!isRetryable(e.code) || i + 1 >= this.retry.attemptsMax) throw e;
         if (e.status === 0) this.routing.failed(ep);
-        else if (e.code === 'NotLeader' || e.code === 'Unreachable' || e.code === 'Timeout') this.routing.leaderUnknown(shard);
+        else if (e.code === 'NotLeader' || e.code === 'Unreachable' || e.code === 'Timeout' || e.code === 'NotReady') this.routing.leaderUnknown(shard, of);
         // Another node may serve it now (a new leader, one less loaded).
         avoid = ep;
       }

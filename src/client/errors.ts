@@ -80,6 +80,7 @@ export const RETRYABLE: Readonly<Record<ClientErrorCode, boolean>> = {
   ProposalDropped: true,
   ShardNotFound: true,
   Unreachable: true,
+  NotReady: true,
   Timeout: true,
   ProposalOutcomeUnknown: true,
   // The request is wrong: the same request fails the same way.

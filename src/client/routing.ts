@@ -2,13 +2,23 @@
  * Where the client sends a request: the shard's leader when it knows it, else any endpoint.
  *
  * It learns the cluster from `GET /v1/placement` of every endpoint: each endpoint names its own
- * raft node id (`node`), which maps a leader's node id to an endpoint URL; `shards` and `hash`
- * say how to compute a key's shard (with the same function as the nodes, src/wire/shard-hash.ts);
- * `leaders` says who leads what. Answers refine it (`x-shard` and `x-node` name the shard and the
- * node that served a write or linearizable read: its leader). An endpoint that failed is avoided
- * for a while and the leaders it stood for are forgotten.
+ * raft node id (`node`), which maps a leader's node id to an endpoint URL; `shards`, `hash` and
+ * (for callers trusted with it) `placementKey` say how to compute a key's shard (with the same
+ * function as the nodes, src/wire/shard-hash.ts); `leaders` says who leads what. Answers refine it
+ * (`x-shard` and `x-node` name the shard and the node that served a write or linearizable read:
+ * its leader). An endpoint that failed is avoided for a while and the leaders it stood for are
+ * forgotten.
+ *
+ * A tenant's token does not get the placement key of a keyed cluster, nor `x-shard` in answers: the
+ * client cannot compute shards then, and remembers the node that served each key it used (from
+ * `x-node`, at most {@link LEARNED_KEYS_MAX} keys), so a key's next requests go to its leader;
+ * others go to any endpoint, which forwards them.
  */
-import { SHARD_HASH, shardOf } from '../wire/shard-hash.js';
+import { hashOfPlacement } from '../wire/shard-hash.js';
+import type { ShardHash } from '../wire/shard-hash.js';
+
+/** Keys whose leader the client remembers from answers when it cannot compute shards; the oldest go first. */
+export const LEARNED_KEYS_MAX = 10_000;
 
 /** One node the client was given. */
 export interface Endpoint {
@@ -25,6 +35,8 @@ interface PlacementAnswer {
   readonly node: number;
   readonly shards: number;
   readonly hash: string;
+  /** The keyed hash's key (32 hex digits), when the caller may know it. */
+  readonly placementKey?: string;
   readonly leaders: readonly (number | null)[];
 }
 
@@ -54,8 +66,14 @@ export interface RoutingOptions {
 
 export class Routing {
   readonly endpoints: Endpoint[];
-  /** The cluster's shard count, once known and its hash is the one this client computes. */
+  /** The cluster's shard count, once an endpoint answered its placement. */
   private shards: number | undefined;
+  /** The cluster's key -> shard function, when this client can compute it (known name, and the key if keyed). */
+  private fn: ShardHash | undefined;
+  /** The last answer named no function yet (a new cluster's first moments): ask again soon. */
+  private pending = false;
+  /** tenant, 0, key (latin1) -> node id of the key's leader, from answers; used while `fn` is undefined. Oldest first; at most LEARNED_KEYS_MAX. */
+  private readonly learnedKeys = new Map<string, number>();
   /** Per shard: the node id of its leader as last heard, or null. */
   private leaders: (number | null)[] = [];
   private readonly byNode = new Map<number, Endpoint>();
@@ -64,6 +82,8 @@ export class Routing {
   private refreshing: Promise<void> | undefined;
   /** performance.now() of the last refresh started (-Infinity: never). */
   private refreshedAt = -Infinity;
+  /** The function last built, with the `hash` and `placementKey` it was built from. */
+  private built: { readonly id: string; readonly fn: ShardHash | undefined } | undefined;
   /** Placement requests in flight, so close() can end them. */
   private readonly aborter = new AbortController();
 
@@ -74,20 +94,29 @@ export class Routing {
     this.endpoints = urls.map((url) => ({ url: url.replace(/\/+$/, ''), node: undefined, downUntil: 0 }));
   }
 
-  /** The shard of a key, when the cluster's placement is known (undefined: route anywhere). */
+  /** The shard of a key, when the client can compute it (undefined: see keyLeader, else route anywhere). */
   shardOf(tenant: string, key: Uint8Array): number | undefined {
-    return this.shards === undefined ? undefined : shardOf(tenant, key, this.shards);
+    if (this.shards === undefined) return undefined;
+    if (this.fn !== undefined) return this.fn.shardOf(tenant, key, this.shards);
+    if (this.pending) this.refreshSoon();
+    return undefined;
+  }
+
+  /** The node that last served a key as its leader, when the client cannot compute shards. */
+  keyLeader(tenant: string, key: Uint8Array): number | undefined {
+    return this.fn === undefined ? this.learnedKeys.get(learnedKey(tenant, key)) : undefined;
   }
 
   /**
-   * The endpoint for an attempt: the leader of `shard` when `toLeader` and it is known and up,
-   * else the next endpoint in turn that is up (every one when all are down), skipping `avoid`
-   * (the one that just failed) when another is left.
+   * The endpoint for an attempt: the leader of `shard` (or `keyLeader`, the key's last leader, when
+   * the shard is unknown) when `toLeader` and it is known and up, else the next endpoint in turn
+   * that is up (every one when all are down), skipping `avoid` (the one that just failed) when
+   * another is left.
    */
-  pick(shard: number | undefined, toLeader: boolean, avoid?: Endpoint): Endpoint {
+  pick(shard: number | undefined, toLeader: boolean, avoid?: Endpoint, keyLeader?: number): Endpoint {
     const now = performance.now();
-    if (toLeader && shard !== undefined) {
-      const lead = this.leaders[shard];
+    if (toLeader && (shard !== undefined || keyLeader !== undefined)) {
+      const lead = shard === undefined ? keyLeader : this.leaders[shard];
       const ep = lead === null || lead === undefined ? undefined : this.byNode.get(lead);
       if (ep !== undefined && ep !== avoid && ep.downUntil <= now) return ep;
     }
@@ -104,14 +133,25 @@ export class Routing {
     return this.endpoints[0]!;
   }
 
-  /** An answer named the shard's serving node (`x-shard`, `x-node`): its leader, for leader-bound requests. */
-  learned(shard: number, node: number): void {
-    if (this.shards !== undefined && shard < this.shards && this.byNode.has(node)) this.leaders[shard] = node;
+  /**
+   * An answer of a leader-bound request named its serving node (`x-node`), the leader of the
+   * request's shard (`x-shard`, when given); and, when the client cannot compute shards, the
+   * leader of the request's key.
+   */
+  learned(shard: number | undefined, node: number, of?: { readonly tenant: string; readonly key: Uint8Array }): void {
+    if (this.shards === undefined || !this.byNode.has(node)) return;
+    if (shard !== undefined && shard < this.shards) this.leaders[shard] = node;
+    if (of === undefined || this.fn !== undefined) return;
+    const k = learnedKey(of.tenant, of.key);
+    this.learnedKeys.delete(k);
+    if (this.learnedKeys.size >= LEARNED_KEYS_MAX) this.learnedKeys.delete(this.learnedKeys.keys().next().value!);
+    this.learnedKeys.set(k, node);
   }
 
-  /** The shard's leader is not who the client thought (NotLeader and the like): ask around again. */
-  leaderUnknown(shard: number | undefined): void {
+  /** The shard's (or the key's) leader is not who the client thought (NotLeader and the like): ask around again. */
+  leaderUnknown(shard: number | undefined, of?: { readonly tenant: string; readonly key: Uint8Array }): void {
     if (shard !== undefined) this.leaders[shard] = null;
+    if (of !== undefined) this.learnedKeys.delete(learnedKey(of.tenant, of.key));
     this.refreshSoon();
   }
 
@@ -119,6 +159,7 @@ export class Routing {
   failed(ep: Endpoint): void {
     ep.downUntil = performance.now() + this.opts.downMs;
     if (ep.node !== undefined) this.leaders = this.leaders.map((l) => (l === ep.node ? null : l));
+    // The keys it led are not forgotten one by one: pick() skips an endpoint that is down.
     this.refreshSoon();
   }
 
@@ -158,16 +199,20 @@ export class Routing {
     const answers = await Promise.all(this.endpoints.map((ep) => this.placementOf(ep)));
     const merged: (number | null)[] = [];
     let shards: number | undefined;
+    let fn: ShardHash | undefined;
+    let pending = false;
     for (const [i, a] of answers.entries()) {
       if (a === undefined) continue;
       const ep = this.endpoints[i]!;
       if (ep.node !== undefined && ep.node !== a.node) this.byNode.delete(ep.node);
       ep.node = a.node;
       this.byNode.set(a.node, ep);
-      // A cluster with another key hash than this client's: route anywhere, the nodes forward.
-      if (a.hash !== SHARD_HASH) continue;
       shards ??= a.shards;
       if (a.shards !== shards) continue;
+      // A function this client does not know, or a keyed one without its key: route by what
+      // answers teach, else anywhere; the nodes forward.
+      fn ??= this.functionOf(a);
+      pending ||= a.hash === 'pending';
       for (let s = 0; s < shards; s++) {
         const l = a.leaders[s];
         const lead = typeof l === 'number' && Number.isSafeInteger(l) ? l : null;
@@ -175,8 +220,19 @@ export class Routing {
       }
     }
     if (shards === undefined) return;
+    if (shards !== this.shards) this.learnedKeys.clear();
     this.shards = shards;
+    this.fn = fn;
+    this.pending = fn === undefined && pending;
+    if (fn !== undefined) this.learnedKeys.clear();
     this.leaders = Array.from({ length: shards }, (_, s) => merged[s] ?? null);
+  }
+
+  /** The function an answer names, when this client computes it (built once per name and key). */
+  private functionOf(a: PlacementAnswer): ShardHash | undefined {
+    const id = `${a.hash} ${typeof a.placementKey === 'string' ? a.placementKey : ''}`;
+    if (this.built?.id !== id) this.built = { id, fn: hashOfPlacement(a.hash, typeof a.placementKey === 'string' ? a.placementKey : undefined) };
+    return this.built.fn;
   }
 
   private async placementOf(ep: Endpoint): Promise<PlacementAnswer | undefined> {
@@ -192,4 +248,11 @@ export class Routing {
       return undefined;
     }
   }
+}
+
+/** The learned-shard map's key of a tenant's key: tenant, 0, the key's bytes as latin1 (the bytes the nodes hash). */
+function learnedKey(tenant: string, key: Uint8Array): string {
+  let s = `${tenant}\u0000`;
+  for (let i = 0; i < key.length; i++) s += String.fromCharCode(key[i]!);
+  return s;
 }

@@ -46,7 +46,12 @@ export function adminSurfaces(
   let auth: HttpAuthOptions | undefined;
   if (p.admin !== undefined) {
     const tenants = new TenantDirectory({ kv: router, adminSecretHash: p.admin.secretHash, usage: (t) => router.quotas?.cached(t) });
-    router.quotas = new QuotaGuard({ shards: cfg.shards, quotaOf: (t) => tenants.quotaOf(t), query: (s, q, c) => router.query(s, q, c) });
+    router.quotas = new QuotaGuard({
+      shards: cfg.shards,
+      quotaOf: (t) => tenants.quotaOf(t),
+      query: (s, q, c) => router.query(s, q, c),
+      shardOf: (t, k) => router.hash.shardOf(t, k, cfg.shards),
+    });
     auth = { tenants };
   }
   const roles = new RoleDirectory({ kv: router });

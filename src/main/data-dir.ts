@@ -1,22 +1,27 @@
 /**
  * The data directory of one node, and everything in it:
  *
- * - `LOCK`: the pid of the one process using the directory;
+ * - `LOCK`: the pid of the one process using the directory (the lock itself is an abstract socket
+ *   on Linux, see {@link DataDir.lock});
  * - `cluster.json`: the shard count, replicas and members the directory was first started with;
- *   a later start must agree, since keys are placed by those;
+ *   a later start must agree, since keys are placed by those; and the cluster's key -> shard
+ *   function once this node has read it;
  * - `node.key`: the Iroh secret key, the node's identity (loaded, or created once, by
  *   {@link DataDir.loadOrCreateKey}; the transport is handed the key's bytes);
  * - `worker-<w>/`: worker w's LMDB environment (the name is {@link workerDir}'s, which the
  *   worker threads use too; the store checks the worker count recorded inside it).
  */
-import { chmodSync, closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { DataDirError } from './data-dir-error.js';
 import { loadOrCreateKey } from './node-key.js';
 import type { KeyLogger } from './node-key.js';
 import { workerDir } from '../workers/protocol.js';
+import { LOCK_KIND, lockDir } from './dir-lock.js';
+import type { LockKind, Unlock } from './dir-lock.js';
 
 export { DataDirError } from './data-dir-error.js';
+export type { LockKind, Unlock } from './dir-lock.js';
 
 /** What a data directory was first started with (`cluster.json`); a later start must agree. */
 export interface ClusterLayout {
@@ -32,13 +37,21 @@ export interface ClusterLayout {
    * {@link DataDir.checkStores}). Absent before that, and in directories of older versions.
    */
   readonly workers?: number;
+  /**
+   * The cluster's key -> shard function for client tenants, as this node read it from the
+   * cluster's record (src/router/placement-record.ts): `{"hash": KEYED_HASH, "key": "<32 hex>"}`
+   * or `{"hash": UNKEYED_HASH}`, kept so a restart routes at once; `{"hash": "pending"}` in a
+   * directory created by this version before that read. Absent in directories of older versions:
+   * their cluster placed keys with the unkeyed function and keeps it.
+   */
+  readonly placement?: ClusterPlacement;
 }
 
-/** Releases a lock taken by {@link DataDir.lock}; safe to call more than once. */
-export type Unlock = () => void;
+/** {@link ClusterLayout.placement}: the names are those of src/wire/shard-hash.ts. */
+export type ClusterPlacement = { readonly hash: string; readonly key?: string };
 
 export class DataDir {
-  /** `LOCK`: the owner's pid, as decimal text. */
+  /** `LOCK`: the lock holder's pid, as decimal text. */
   readonly lockPath: string;
   /** `cluster.json`: the {@link ClusterLayout}, as JSON. */
   readonly clusterPath: string;
@@ -58,7 +71,20 @@ export class DataDir {
    * What is inside needs no mode of its own then.
    */
   static open(path: string): DataDir {
-    mkdirSync(path, { recursive: true, mode: 0o700 });
+    const first = mkdirSync(path, { recursive: true, mode: 0o700 });
+    // A directory made here must survive a crash as the files in it do (a node key that vanished
+    // with its directory would come back as a new identity): each new entry is flushed in its parent.
+    if (first !== undefined)
+      for (let d = resolve(path); ; d = dirname(d)) {
+        try {
+          syncDir(dirname(d));
+        } catch (e) {
+          // A parent this user may enter but not read (mode 0711) cannot be opened to flush it.
+          const code = (e as NodeJS.ErrnoException).code;
+          if (code !== 'EACCES' && code !== 'EPERM') throw e;
+        }
+        if (d === resolve(first)) break;
+      }
     const mode = statSync(path).mode & 0o777;
     const dir = new DataDir(path);
     if ((mode & 0o077) !== 0) {
@@ -85,43 +111,15 @@ export class DataDir {
   }
 
   /**
-   * One process per data directory: the LOCK file holds the owner's pid. A lock whose process is
-   * gone (killed) is taken over; a live one is refused with DataDirError `DataDirLocked`.
-   *
-   * LOCK is only ever created exclusively, and only removed by the holder of `LOCK.takeover`
-   * (also created exclusively), after it read LOCK again under that guard and found its process
-   * gone. So of several processes starting at once on a directory with a stale LOCK, one takes it
-   * and the others see a live owner; none removes a lock another has just taken.
+   * One process per data directory, for the life of the process: on Linux an abstract Unix socket
+   * named after the directory's device and inode, which the kernel releases when the process ends
+   * (also by SIGKILL); elsewhere the pid file `LOCK` (see `dir-lock.ts` for both and their limits).
+   * `LOCK` holds the holder's pid either way. Per process: a second call in the same process
+   * succeeds. DataDirError `DataDirLocked` (naming the holder's pid when known) when another
+   * process holds it.
    */
-  lock(): Unlock {
-    const path = this.lockPath;
-    const guard = `${path}.takeover`;
-    for (let attempt = 0; attempt < LOCK_ATTEMPTS; attempt++) {
-      if (createExclusive(path)) return () => rmSync(path, { force: true });
-      const owner = pidIn(path);
-      if (owner !== undefined && isAlive(owner)) throw this.locked(owner);
-      // Stale (or gone meanwhile): take it over under the guard.
-      if (!createExclusive(guard)) {
-        const guardOwner = pidIn(guard);
-        // A guard whose process died in the middle of a takeover would block every start.
-        if (guardOwner === undefined || !isAlive(guardOwner)) rmSync(guard, { force: true });
-        pause(5 + attempt * 5);
-        continue;
-      }
-      try {
-        const again = pidIn(path);
-        if (again !== undefined && isAlive(again)) throw this.locked(again);
-        rmSync(path, { force: true });
-        if (createExclusive(path)) return () => rmSync(path, { force: true });
-      } finally {
-        rmSync(guard, { force: true });
-      }
-    }
-    throw new DataDirError('DataDirLocked', `${this.path}: could not take the LOCK file`);
-  }
-
-  private locked(pid: number): DataDirError {
-    return new DataDirError('DataDirLocked', `${this.path} is in use by process ${pid}; stop it first or use another --data directory`);
+  lock(kind: LockKind = LOCK_KIND): Promise<Unlock> {
+    return lockDir(this.path, this.lockPath, kind);
   }
 
   /** The layout recorded in `cluster.json`, or undefined before the first start. */
@@ -144,19 +142,9 @@ export class DataDir {
       closeSync(fd);
     }
     renameSync(tmp, this.clusterPath);
-    const dirFd = openSync(this.path, 'r');
-    try {
-      fsyncSync(dirFd);
-    } finally {
-      closeSync(dirFd);
-    }
+    syncDir(this.path);
   }
 
-  /**
-   * Records `want` at the first start; later, refuses a start whose shard count, replicas or
-   * members differ from the recorded ones with DataDirError `ClusterMismatch`, naming the settings
-   * to use.
-   */
   /**
    * The amnesia guard: refuses with DataDirError `StoresLost` when `have` records worker stores
    * and one of them is gone (deleted, a disk lost) while the rest of the directory, the node key
@@ -178,13 +166,32 @@ export class DataDir {
     );
   }
 
-  /** Records, once the first start's stores exist, that this node has run with `workers` stores. */
+  /**
+   * Records, once the first start's stores exist, that this node has run with `workers` stores.
+   * First flushes the directories that name the stores' files (`worker-<w>/` and this directory):
+   * LMDB flushes its files but not their names, and a store whose name a crash lost is a node
+   * that forgot its votes. Runs before the node votes or acknowledges anything.
+   */
   recordStores(workers: number): void {
     const have = this.readCluster();
     if (have === undefined || have.workers !== undefined) return;
+    for (let w = 0; w < workers; w++) syncDir(workerDir(this.path, w));
+    syncDir(this.path);
     this.writeCluster({ ...have, workers });
   }
 
+  /** Records the cluster's key -> shard function once this node has read it (see {@link ClusterLayout.placement}). */
+  recordPlacement(placement: ClusterPlacement): void {
+    const have = this.readCluster();
+    if (have === undefined) throw new DataDirError('ClusterMismatch', `${this.clusterPath} is gone while the node runs`);
+    this.writeCluster({ ...have, placement });
+  }
+
+  /**
+   * Records `want` at the first start; later, refuses a start whose shard count, replicas or
+   * members differ from the recorded ones with DataDirError `ClusterMismatch`, naming the settings
+   * to use.
+   */
   checkCluster(want: ClusterLayout): void {
     const have = this.readCluster();
     if (have === undefined) {
@@ -206,54 +213,18 @@ export class DataDir {
   }
 }
 
-/** Tries to take LOCK (or its guard) for a start. */
-const LOCK_ATTEMPTS = 20;
-
 /**
- * Creates `path` holding this process's pid, only if it does not exist; false when it does. The
- * pid is written to a file of its own first and linked into place, so nobody ever reads the file
- * empty (an exclusive create then a write would show an empty file for a moment, which a racing
- * start would take for a stale lock).
+ * Flushes directory `path` itself (its list of names), so files created, renamed or removed in it
+ * survive a crash. Directories that refuse fsync (some filesystems do, with EINVAL) are skipped:
+ * nothing more can be done there.
  */
-function createExclusive(path: string): boolean {
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, String(process.pid), { mode: 0o600 });
+export function syncDir(path: string): void {
+  const fd = openSync(path, 'r');
   try {
-    linkSync(tmp, path);
-    return true;
+    fsyncSync(fd);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw e;
+    if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
   } finally {
-    rmSync(tmp, { force: true });
+    closeSync(fd);
   }
-}
-
-/** The pid a lock file names; undefined when it is gone or names none. */
-function pidIn(path: string): number | undefined {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
-  const pid = Number(text);
-  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-}
-
-/** Whether another process with this pid runs (this process's own pid counts as not: the lock is per process). */
-function isAlive(pid: number): boolean {
-  if (pid === process.pid) return false;
-  try {
-    return process.kill(pid, 0);
-  } catch (e) {
-    // EPERM: it exists but belongs to someone else.
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** Waits `ms` milliseconds, synchronously (lock() runs before anything else of the node). */
-function pause(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }

@@ -24,6 +24,9 @@ import type { PoolOptions } from '../workers/pool.js';
 import { ConfigError } from './config.js';
 import type { NodeConfig } from './config.js';
 import { DataDir } from './data-dir.js';
+import type { ClusterLayout } from './data-dir.js';
+import { PLACEMENT_PENDING, settleLater, startingPlacement } from './placement.js';
+import type { StartingPlacement } from './placement.js';
 import { DiskAlarm } from './disk-alarm.js';
 import { LeaderBalancer, handOffLeaders } from '../router/leader-balance.js';
 import { httpLatencyMetric, registerNodeMetrics, registerProcessMetrics } from './node-metrics.js';
@@ -67,7 +70,7 @@ export async function startNode(cfg: NodeConfig, opts: StartOptions): Promise<Ru
   const dir = DataDir.open(cfg.data);
   if (dir.tightened !== undefined)
     log.warn({ data: cfg.data, was: dir.tightened.toString(8), now: '700' }, 'data directory was open to group or others; made it 0700');
-  const unlock = dir.lock();
+  const unlock = await dir.lock();
   let peers: { id: string; addrs: string[] }[];
   let secretKey: Uint8Array;
   let admin: AdminToken | undefined;
@@ -149,7 +152,7 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
   const { members, self } = clusterLayout(transport.id, peers);
   late.memberIds = new Set(members.map((m) => m.peerId));
   const replicas = Math.min(cfg.replicas, members.length);
-  dir.checkCluster({ shards: cfg.shards, members: members.map((m) => m.peerId), replicas });
+  const placement = checkLayout(dir, { shards: cfg.shards, members: members.map((m) => m.peerId), replicas }, log);
   const memberIds = members.map((m) => m.nodeId);
   const local = localShards(self, memberIds, cfg.shards, replicas);
   const leaderChanges = { n: 0 };
@@ -184,9 +187,11 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
     onPeerDown: (node) => snapshots.peerGone(node),
     metrics: () => scrape(registry, pool),
     writeGuard: disk,
+    placementHash: placement.hash,
     ...statusSources(late, snapshots),
   });
   late.router = router;
+  const settling = settleLater(placement, router, dir, log);
   router.startLiveness();
   const balance = startLeaderBalance(cfg, self, router, pool, log);
   const surfaces = adminSurfaces(cfg, { admin, router, members, log, registry, isMember: (id) => late.memberIds.has(id) });
@@ -212,8 +217,18 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
     httpUrl: http.url,
     router,
     adminTokenPath: admin?.path,
-    close: stopper({ http, mgmt: surfaces.mgmt, discovery, snapshots, pool, router, disk, balance, transport, unlock, log, self }),
+    close: stopper({ http, mgmt: surfaces.mgmt, discovery, snapshots, pool, router, disk, balance, settling, transport, unlock, log, self }),
   };
+}
+
+/**
+ * The cluster's placement as cluster.json has it (read first), then the layout checked against
+ * cluster.json, or recorded there at the first start (with the placement pending).
+ */
+function checkLayout(dir: DataDir, layout: Omit<ClusterLayout, 'placement'>, log: Logger): StartingPlacement {
+  const placement = startingPlacement(dir, log);
+  dir.checkCluster({ ...layout, placement: PLACEMENT_PENDING });
+  return placement;
 }
 
 /** The router's admission limits: writes in flight (bytes; count while tenants share) and scan reads. */
@@ -248,6 +263,7 @@ function stopper(p: {
   router: Router;
   disk: DiskAlarm;
   balance: { stop(): Promise<void> };
+  settling: { stop(): void };
   transport: Transport;
   unlock: () => void;
   log: StartOptions['logger'];
@@ -256,6 +272,7 @@ function stopper(p: {
   let closing: Promise<void> | undefined;
   return () =>
     (closing ??= (async () => {
+      p.settling.stop();
       await p.balance.stop();
       p.http.beginDrain();
       await p.http.close();

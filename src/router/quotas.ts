@@ -18,7 +18,7 @@ import { ServiceErrorCode } from '../api/index.js';
 import type { Outcome } from '../shards/host.js';
 import { KvOp, decodeKvReply, encodeGet, encodeUsage } from '../shards/kv/index.js';
 import type { ShardId } from '../shards/raft/index.js';
-import { shardOf } from './placement.js';
+import { unkeyedHash } from '../wire/shard-hash.js';
 
 export interface QuotaGuardOptions {
   /** Shards of the cluster: a tenant's usage is summed over 0..shards-1. */
@@ -27,6 +27,11 @@ export interface QuotaGuardOptions {
   readonly quotaOf: (tenant: string) => Promise<Result<TenantQuota | undefined>>;
   /** A read of one shard through the router (its leader, wherever it is). */
   readonly query: (shard: ShardId, query: Uint8Array, consistency: Consistency) => Promise<Outcome>;
+  /**
+   * The shard of a tenant's key (the router's placement); undefined while unknown: the write is
+   * then charged as a new key. Default: the unkeyed function.
+   */
+  readonly shardOf?: (tenant: string, key: Uint8Array) => ShardId | undefined;
   /** Age in ms past which a tenant's cached usage is refreshed in the background. Default 500. */
   readonly refreshMs?: number;
   /** Age in ms past which a write waits for a refresh instead of using the cached usage. Default 1,000. */
@@ -106,7 +111,8 @@ export class QuotaGuard {
     let growth: Growth = { keys: 1, bytes: key.length + value.length };
     if (over(quota, used(e.usage), growth) !== undefined) {
       // Near a bound: what the write really adds depends on whether the key exists, and its size.
-      const old = await this.storedBytes(shardOf(tenant, key, this.opts.shards), tenant, key);
+      const shard = this.opts.shardOf ? this.opts.shardOf(tenant, key) : (unkeyedHash.shardOf(tenant, key, this.opts.shards) as ShardId);
+      const old = shard === undefined ? undefined : await this.storedBytes(shard, tenant, key);
       if (old !== undefined) growth = { keys: 0, bytes: key.length + value.length - old };
       // Counted again after the read: checks that passed meanwhile have charged their writes.
       const why = over(quota, used(e.usage ?? { keys: 0, bytes: 0 }), growth);

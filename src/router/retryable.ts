@@ -48,6 +48,8 @@ const RETRYABLE: Readonly<Record<ServiceErrorCode, boolean>> = {
   RequestTooLarge: false,
   HeadersTooLarge: false,
   ReplyTooLarge: false,
+  // The router has waited for the placement key for the whole deadline already.
+  NotReady: false,
   // Load and shutdown: the client backs off (HTTP retry-after), the router does not pile on.
   ShuttingDown: false,
   Overloaded: false,

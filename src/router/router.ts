@@ -21,7 +21,6 @@ import {
   encodeReply,
   peekMessageFrom,
   peekMessageTo,
-  SHARD_HASH,
 } from '../wire/index.js';
 import type { Outcome } from '../shards/host.js';
 import { KV_LIMITS_DEFAULT, KvOp, decodeKvReply, encodeCas, encodeDelete, encodeDeleteIf, encodeGet, encodePut, encodeScan } from '../shards/kv/index.js';
@@ -54,7 +53,9 @@ import { waitedMessage, writeGate } from './write-gate.js';
 import { mergeScanPages } from './scan-merge.js';
 import { nodesView, wireLoad, workerStatus } from './status.js';
 import type { SelfLoad } from './status.js';
-import { localShards, replicasOf, served, shardOf } from './placement.js';
+import { localShards, replicasOf, served } from './placement.js';
+import { PlacementHash, placementHashOf } from './placement-hash.js';
+import { UNKEYED_HASH } from '../wire/shard-hash.js';
 import type { QuotaGuard } from './quotas.js';
 
 /** What the router needs from the transport. */
@@ -153,6 +154,8 @@ export interface RouterOptions {
   readonly snapshotsActive?: () => { sending: number; receiving: number };
   /** Members' known addresses and where they came from (discovery), for status. Default: not reported. */
   readonly discovery?: () => unknown;
+  /** The cluster's key -> shard function, maybe not known yet (PlacementHash). Default: the unkeyed one. */
+  readonly placementHash?: PlacementHash;
 }
 
 interface Forward {
@@ -225,8 +228,11 @@ export class Router implements KvService {
    * (the tenant directory reads through this router); none: no quotas.
    */
   quotas: QuotaGuard | undefined;
+  /** The cluster's key -> shard function (RouterOptions.placementHash); requests wait for it up to their deadline. */
+  readonly hash: PlacementHash;
 
   constructor(private readonly opts: RouterOptions) {
+    this.hash = opts.placementHash ?? new PlacementHash({ hash: UNKEYED_HASH });
     for (const m of opts.members) {
       this.byNode.set(m.nodeId, m);
       this.byPeer.set(m.peerId, m);
@@ -585,11 +591,12 @@ export class Router implements KvService {
   // ---------------------------------------------------------------- KvService (the HTTP API's view)
 
   async put(r: PutArgs): Promise<Result<PutResult>> {
-    return refusingBadFields(async () => (await this.quotas?.check(r)) ?? this.putChecked(r));
+    return refusingBadFields(() =>
+      this.hash.withShard(r, this.opts.shards, this.timeoutMs, async (s) => (await this.quotas?.check(r)) ?? this.putChecked(r, s)),
+    );
   }
 
-  private async putChecked(r: PutArgs): Promise<Result<PutResult>> {
-    const shard = shardOf(r.tenant, r.key, this.opts.shards);
+  private async putChecked(r: PutArgs, shard: ShardId): Promise<Result<PutResult>> {
     if (r.expectedVersion === undefined) {
       const o = await this.command(shard, encodePut(r.tenant, r.key, r.value), r.session, r.tenant);
       return this.decode(o, KvOp.Put, (v) => ({ version: v.version, swapped: true, ...served(shard, o) }));
@@ -599,11 +606,10 @@ export class Router implements KvService {
   }
 
   async delete(r: DeleteArgs): Promise<Result<DeleteResult>> {
-    return refusingBadFields(() => this.deleteChecked(r));
+    return refusingBadFields(() => this.hash.withShard(r, this.opts.shards, this.timeoutMs, (s) => this.deleteChecked(r, s)));
   }
 
-  private async deleteChecked(r: DeleteArgs): Promise<Result<DeleteResult>> {
-    const shard = shardOf(r.tenant, r.key, this.opts.shards);
+  private async deleteChecked(r: DeleteArgs, shard: ShardId): Promise<Result<DeleteResult>> {
     if (r.expectedVersion === undefined) {
       const o = await this.command(shard, encodeDelete(r.tenant, r.key), r.session, r.tenant);
       return this.decode(o, KvOp.Delete, (v) => ({ deleted: v.deleted, ...served(shard, o) }));
@@ -613,11 +619,10 @@ export class Router implements KvService {
   }
 
   async get(r: GetArgs): Promise<Result<GetResult>> {
-    return refusingBadFields(() => this.getChecked(r));
+    return refusingBadFields(() => this.hash.withShard(r, this.opts.shards, this.timeoutMs, (s) => this.getChecked(r, s)));
   }
 
-  private async getChecked(r: GetArgs): Promise<Result<GetResult>> {
-    const shard = shardOf(r.tenant, r.key, this.opts.shards);
+  private async getChecked(r: GetArgs, shard: ShardId): Promise<Result<GetResult>> {
     const o = await this.query(shard, encodeGet(r.tenant, r.key), r.consistency);
     return this.decode(o, KvOp.Get, (v) =>
       v.found
@@ -676,13 +681,14 @@ export class Router implements KvService {
   /**
    * Who leads each shard as this node knows it: the freshest NotLeader hint, else the local
    * replica's last event; null when neither names a node that can serve now (unlike
-   * {@link leaderOf}, no replica stands in for an unknown leader).
+   * {@link leaderOf}, no replica stands in for an unknown leader). The placement key only with
+   * `withKey` (callers trusted with it) and a keyed hash.
    */
-  placement(): Placement {
+  placement(withKey = false): Placement {
     const known = (s: ShardId): NodeId | undefined =>
       [this.hints.get(s), this.opts.pool.leaders.get(s)?.lead].find((n) => n !== undefined && n !== 0 && this.canServe(n, s));
     const leaders = Array.from({ length: this.opts.shards }, (_, s) => known(s as ShardId) ?? null);
-    return { node: this.opts.self, shards: this.opts.shards, replicas: this.opts.replicas, hash: SHARD_HASH, leaders };
+    return { node: this.opts.self, shards: this.opts.shards, replicas: this.opts.replicas, ...placementHashOf(this.hash, withKey), leaders };
   }
 
   /** The NoSpace answer while the write guard refuses writes, else undefined. */
@@ -697,10 +703,11 @@ export class Router implements KvService {
     return this.opts.metrics ? this.opts.metrics() : Promise.resolve({ contentType: 'text/plain; version=0.0.4', body: '' });
   }
 
+  /** Ready when every local shard knows a leader and the cluster's placement is known. */
   health(): { ok: boolean; detail: unknown } {
     const local = this.localShards();
     const led = local.filter((s) => (this.opts.pool.leaders.get(s.shard)?.lead ?? 0) !== 0).length;
-    return { ok: led === local.length, detail: { shards: local.length, withLeader: led } };
+    return { ok: led === local.length && this.hash.choice !== undefined, detail: { shards: local.length, withLeader: led, placement: this.hash.name } };
   }
 
   /** Fails in-flight forwards and stops liveness records (shutdown). */

@@ -75,5 +75,6 @@ export {
 } from './snapshot.js';
 export type { SnapChunk, SnapEnd, SnapMessage, SnapOffer, SnapshotRequest } from './snapshot.js';
 export type { LivenessFrame, LivenessSection, NodeLoad } from './liveness.js';
-export { SHARD_HASH, shardOf } from './shard-hash.js';
+export { KEYED_HASH, PLACEMENT_KEY_BYTES, UNKEYED_HASH, hashOfPlacement, keyedHash, sipHash24, shardOf, unkeyedHash } from './shard-hash.js';
+export type { ShardHash } from './shard-hash.js';
 export { CLIENT_ID_HEADER, CLIENT_ID_MAX, CLIENT_ID_MIN, CLIENT_SEQ_HEADER, ROUTER_ID_LIMIT, isClientId } from './session.js';

@@ -11,7 +11,7 @@
  */
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { Client, ClientError } from '../../src/client/index.js';
-import { SHARD_HASH } from '../../src/wire/index.js';
+import { KEYED_HASH } from '../../src/wire/index.js';
 import { TestCluster, eventually, sleep } from './cluster.js';
 
 const c = new TestCluster({ nodes: 3, shards: 6 });
@@ -27,17 +27,21 @@ interface Placement {
   node: number;
   shards: number;
   hash: string;
+  placementKey?: string;
   leaders: (number | null)[];
 }
 const placement = async (n: number): Promise<Placement> => (await (await fetch(`${c.node(n).url}/v1/placement`)).json()) as Placement;
 
-test('GET /v1/placement: each node names itself (as in /v1/status), the shard count, the shared hash, and the same leaders', async () => {
+test('GET /v1/placement: each node names itself (as in /v1/status), the shard count, the keyed hash with one key (auth off), and the same leaders', async () => {
   const ps = await Promise.all([1, 2, 3].map(placement));
   for (const [i, p] of ps.entries()) {
     const st = (await (await fetch(`${c.node(i + 1).url}/v1/status`)).json()) as { node: number };
-    expect(p).toMatchObject({ node: st.node, shards: 6, replicas: 3, hash: SHARD_HASH });
+    expect(p).toMatchObject({ node: st.node, shards: 6, replicas: 3, hash: KEYED_HASH });
+    expect(p.placementKey).toMatch(/^[0-9a-f]{32}$/);
     expect(p.leaders).toHaveLength(6);
   }
+  // One key for the cluster, whichever node wrote it first.
+  expect(new Set(ps.map((p) => p.placementKey)).size).toBe(1);
   expect(new Set(ps.map((p) => p.node)).size).toBe(3);
   // Settled: every node knows every shard's leader, and they agree.
   await eventually(

@@ -10,6 +10,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { hashOfPlacement } from '../../src/wire/shard-hash.js';
+import type { ShardHash } from '../../src/wire/shard-hash.js';
 
 export const CLI = new URL('../../dist/main/cli.js', import.meta.url).pathname;
 
@@ -154,4 +156,23 @@ export async function eventually(f: () => Promise<boolean>, ms = 30_000, what = 
     if (Date.now() > deadline) throw new Error(`${what} not reached within ${ms} ms`);
     await sleep(100);
   }
+}
+
+/**
+ * The cluster's key -> shard function as the node at `url` reports it once it knows it (auth off:
+ * `GET /v1/placement` gives the placement key), for tests that choose keys by shard.
+ */
+export async function clusterHash(url: string): Promise<ShardHash> {
+  let p: { hash?: string; placementKey?: string } = {};
+  await eventually(
+    async () => {
+      p = (await (await fetch(`${url}/v1/placement`)).json()) as typeof p;
+      return p.hash !== 'pending';
+    },
+    60_000,
+    "the cluster's placement",
+  );
+  const fn = hashOfPlacement(p.hash ?? '', p.placementKey);
+  if (fn !== undefined) return fn;
+  throw new Error(`a placement this test does not know: ${JSON.stringify(p)}`);
 }

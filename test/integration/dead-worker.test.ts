@@ -11,8 +11,8 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { shardOf } from '../../src/router/placement.js';
-import { TestCluster, eventually, sleep } from './cluster.js';
+import type { ShardHash } from '../../src/wire/shard-hash.js';
+import { TestCluster, clusterHash, eventually, sleep } from './cluster.js';
 
 const SHARDS = 12;
 const WORKERS = 2;
@@ -22,7 +22,12 @@ const ELECTION_MS = 2 * 10 * TICK_MS;
 const HOOK = new URL('./crash-worker.cjs', import.meta.url).pathname;
 
 const c = new TestCluster({ nodes: 3, shards: SHARDS, workers: WORKERS, tickMs: TICK_MS, nodeArgs: ['--require', HOOK] });
-beforeAll(() => c.start(), 90_000);
+/** The cluster's key -> shard function (keyed: read from the cluster). */
+let hash: ShardHash;
+beforeAll(async () => {
+  await c.start();
+  hash = await clusterHash(c.node(1).url);
+}, 90_000);
 afterAll(() => c.close());
 
 interface Status {
@@ -38,7 +43,7 @@ const status = async (i: number): Promise<Status> => (await (await fetch(`${c.no
 function keyIn(shard: number, tag: string): string {
   for (let i = 0; ; i++) {
     const k = `${tag}-${i}`;
-    if (shardOf('default', new TextEncoder().encode(k), SHARDS) === shard) return k;
+    if (hash.shardOf('default', new TextEncoder().encode(k), SHARDS) === shard) return k;
   }
 }
 

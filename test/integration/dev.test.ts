@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, expect, test } from 'vitest';
-import { shardOf } from '../../src/router/placement.js';
-import { CLI, eventually } from './cluster.js';
+import type { ShardHash } from '../../src/wire/shard-hash.js';
+import { CLI, clusterHash, eventually } from './cluster.js';
 
 const root = mkdtempSync(join(tmpdir(), 'iroh-raft-dev-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -106,11 +106,11 @@ const staleGet = async (url: string, key: string): Promise<string> => (await fet
 const healthy = async (url: string): Promise<boolean> => (await fetch(`${url}/healthz`)).status === 200;
 
 /** One key per shard of `shards`, so that a round of writes touches every shard. */
-function keyPerShard(prefix: string, shards: number): string[] {
+function keyPerShard(prefix: string, shards: number, hash: ShardHash): string[] {
   const keys = new Map<number, string>();
   for (let i = 0; keys.size < shards; i++) {
     const k = `${prefix}-${i}`;
-    const s = shardOf('default', new TextEncoder().encode(k), shards);
+    const s = hash.shardOf('default', new TextEncoder().encode(k), shards);
     if (!keys.has(s)) keys.set(s, k);
   }
   return [...keys.values()];
@@ -145,6 +145,7 @@ test(
       await eventually(async () => Promise.resolve(dev.lines.filter((l) => l.includes('listening: HTTP')).length === 3), 90_000, 'three nodes listening');
       await eventually(async () => (await Promise.all(urls.map(healthy))).every(Boolean), 90_000, 'every shard has a leader');
       expect(await put(urls[0]!, 'before', 'b')).toBe(true);
+      const hash = await clusterHash(urls[0]!);
 
       // SIGKILL node 2, as a person trying a failover would.
       let mark = dev.lines.length;
@@ -163,7 +164,7 @@ test(
       expect(dev.proc.signalCode).toBeNull();
 
       // The two survivors serve every shard (each has a replica on node 2; some had their leader there).
-      const whileDown2 = keyPerShard('down2', shards);
+      const whileDown2 = keyPerShard('down2', shards, hash);
       for (const [i, k] of whileDown2.entries()) {
         const [via, readVia] = i % 2 === 0 ? [urls[0]!, urls[2]!] : [urls[2]!, urls[0]!];
         await eventually(async () => put(via, k, `v-${k}`), 60_000, `write ${k} with node 2 down`);
@@ -210,7 +211,7 @@ test(
         'the exit notice of node 3',
       );
       const command3 = (await dev.line(/^ {2}(\S.* start --data \S+\/node-3 .*)$/, mark, 'the command line of node 3'))[1]!;
-      const whileDown3 = keyPerShard('down3', shards);
+      const whileDown3 = keyPerShard('down3', shards, hash);
       for (const k of whileDown3) await eventually(async () => put(urls[1]!, k, `v-${k}`), 60_000, `write ${k} with node 3 down`);
       // Its own process group, so that the shell and the node it runs are stopped together.
       manual = spawn('sh', ['-c', command3], { stdio: ['ignore', 'pipe', 'pipe'], env: process.env, detached: true });

@@ -21,13 +21,13 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { shardOf } from '../../src/router/placement.js';
+import type { ShardHash } from '../../src/wire/shard-hash.js';
 import { dataKey } from '../../src/shards/kv/index.js';
 import { USAGE_PREFIX } from '../../src/shards/kv/storage.js';
 import { RESERVED_PREFIX, Store } from '../../src/shards/store.js';
 import type { ShardId } from '../../src/shards/raft/index.js';
 import { workerDir } from '../../src/workers/protocol.js';
-import { TestCluster, eventually, sleep } from './cluster.js';
+import { TestCluster, clusterHash, eventually, sleep } from './cluster.js';
 
 const SHARDS = 4;
 const TENANT = 'snap';
@@ -48,7 +48,12 @@ const c = new TestCluster({
   // Does nothing unless IROH_RAFT_TEST_KILL_IN_INSTALL is set when a node starts (test 3).
   nodeArgs: ['--require', HOOK],
 });
-beforeAll(() => c.start(), 90_000);
+/** The cluster's key -> shard function (keyed: read from the cluster). */
+let hash: ShardHash;
+beforeAll(async () => {
+  await c.start();
+  hash = await clusterHash(c.node(1).url);
+}, 90_000);
 afterAll(() => c.close());
 
 /** Every acknowledged write: key -> value (each key is written once, or again with the same bytes). */
@@ -90,7 +95,7 @@ async function put(via: number, key: string, value: Buffer): Promise<void> {
 function keyIn(shard: number, tag: string): string {
   for (let i = 0; ; i++) {
     const k = `${tag}-${i}`;
-    if (shardOf(TENANT, Buffer.from(k), SHARDS) === shard) return k;
+    if (hash.shardOf(TENANT, Buffer.from(k), SHARDS) === shard) return k;
   }
 }
 
@@ -168,6 +173,9 @@ const STORED_HEADER_BYTES = 24;
  * -> sha256 of the stored bytes (the state machine's keys and the host's reserved ones); and per
  * key of the KV, the sha256 of its value (the stored bytes after the KV's header).
  */
+/** The hex prefix of the test tenant's keys in a shard's data. */
+const TENANT_PREFIX = Buffer.from(dataKey(TENANT, new Uint8Array(0))).toString('hex');
+
 async function onDisk(i: number): Promise<Map<ShardId, Shard>> {
   const store = Store.open({ path: workerDir(c.node(i).data, 0), worker: 0, workers: 1 });
   try {
@@ -178,8 +186,10 @@ async function onDisk(i: number): Promise<Map<ShardId, Shard>> {
       const values = new Map<string, string>();
       for (const { key, value } of ss.data.getRange({})) {
         data.set(hex(key), digest(value));
-        // Client keys only: not the host's sessions (0xff) nor the KV's usage counts (0x00).
-        if (key[0] !== RESERVED_PREFIX && key[0] !== USAGE_PREFIX) values.set(hex(key), digest(value.subarray(STORED_HEADER_BYTES)));
+        // The test tenant's keys only: not the host's sessions (0xff), the KV's usage counts (0x00),
+        // nor the nodes' own records of `_system` (the cluster's placement key).
+        if (key[0] !== RESERVED_PREFIX && key[0] !== USAGE_PREFIX && hex(key).startsWith(TENANT_PREFIX))
+          values.set(hex(key), digest(value.subarray(STORED_HEADER_BYTES)));
       }
       out.set(id, { applied: ss.applied(), data, values });
     }

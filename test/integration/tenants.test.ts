@@ -8,6 +8,8 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { Client } from '../../src/client/index.js';
+import { KEYED_HASH } from '../../src/wire/shard-hash.js';
 import { CLI, TestCluster, eventually } from './cluster.js';
 
 const c = new TestCluster({ nodes: 2, shards: 4, extra: ['--auth', 'on'] });
@@ -202,6 +204,44 @@ describe('tenants and auth (--auth on)', () => {
     const deletedMs = Date.now() - t0;
     expect((await call('/v1/kv/c', { token: adminToken(1), headers: { 'x-tenant': 'gamma' } })).body).toBe('c');
     console.log(`tenant seen on node 2 after ${seenMs} ms; rotation after ${rotatedMs} ms; deletion after ${deletedMs} ms`);
+  });
+
+  test("the placement key and x-shard: the admin's token gets them, a tenant's does not; the typed client works with either", async () => {
+    const token = await createTenant('placer');
+    const asTenant = JSON.parse((await call('/v1/placement', { token })).body) as { hash: string; placementKey?: string };
+    expect(asTenant.hash).toBe(KEYED_HASH);
+    expect(asTenant).not.toHaveProperty('placementKey');
+    for (const n of [1, 2]) {
+      const asAdmin = JSON.parse((await call('/v1/placement', { token: adminToken(n), node: n })).body) as { hash: string; placementKey?: string };
+      expect(asAdmin.hash).toBe(KEYED_HASH);
+      expect(asAdmin.placementKey).toMatch(/^[0-9a-f]{32}$/);
+      // One key for the cluster, whichever node answers.
+      if (n === 2)
+        expect(asAdmin.placementKey).toBe((JSON.parse((await call('/v1/placement', { token: adminToken(1) })).body) as { placementKey: string }).placementKey);
+    }
+    const endpoints = [c.node(1).url, c.node(2).url];
+    const tenantClient = new Client({ endpoints, tenant: 'placer', token });
+    // An admin token is its node's own: that client talks to node 1 only.
+    const adminClient = new Client({ endpoints: [c.node(1).url], tenant: 'placer', token: adminToken(1) });
+    try {
+      for (let i = 0; i < 20; i++) expect((await tenantClient.put(`p${i}`, `v${i}`)).version).toBe(1);
+      for (let i = 0; i < 20; i++) expect((await adminClient.get(`p${i}`))?.value.text()).toBe(`v${i}`);
+      expect((await adminClient.put('p0', 'again')).version).toBe(2);
+      expect((await tenantClient.get('p0'))?.value.text()).toBe('again');
+      // Nor does a tenant's token learn a key's shard from answers (it could collect keys of one shard by probing); the admin's does.
+      for (const r of [
+        await call('/v1/kv/p1', { token }),
+        await call('/v1/kv/absent', { token }),
+        await call('/v1/kv/p2', { token, method: 'PUT', body: 'x' }),
+      ]) {
+        expect(r.headers.get('x-shard')).toBeNull();
+        expect(r.headers.get('x-node')).toMatch(/^\d+$/);
+      }
+      const asAdmin = await call('/v1/kv/p1', { token: adminToken(1), headers: { 'x-tenant': 'placer' } });
+      expect(asAdmin.headers.get('x-shard')).toMatch(/^\d+$/);
+    } finally {
+      await Promise.all([tenantClient.close(), adminClient.close()]);
+    }
   });
 
   test('two admins creating one name at once, through two nodes: exactly one wins', async () => {

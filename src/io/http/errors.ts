@@ -125,6 +125,7 @@ export const statusByCode: Readonly<Record<ServiceErrorCode, StatusRule>> = {
   ProposalDropped: retry(503),
   ShardNotFound: retry(503),
   Unreachable: retry(503),
+  NotReady: retry(503),
   // The outcome is unknown: the write may or may not have been applied.
   Timeout: { status: 504 },
   ProposalOutcomeUnknown: { status: 504 },

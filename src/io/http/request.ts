@@ -49,22 +49,22 @@ export type ApiRequest =
    * `PUT /v1/kv/<key>`; the body is the value. `expectedVersion` (0 = must not exist) makes it a
    * compare-and-set. `session`: the client's own (headers `x-client-id`, `x-client-seq`), if given.
    */
-  | {
+  | ({
       readonly route: 'put';
       readonly tenant: string;
       readonly key: Uint8Array;
       readonly expectedVersion: number | undefined;
       readonly session?: Session | undefined;
-    }
-  | {
+    } & ShardShown)
+  | ({
       readonly route: 'delete';
       readonly tenant: string;
       readonly key: Uint8Array;
       readonly expectedVersion: number | undefined;
       readonly session?: Session | undefined;
-    }
+    } & ShardShown)
   /** `json`: answer `{"key","value",...}` instead of the raw value. */
-  | { readonly route: 'get'; readonly tenant: string; readonly key: Uint8Array; readonly consistency: Consistency; readonly json: boolean }
+  | ({ readonly route: 'get'; readonly tenant: string; readonly key: Uint8Array; readonly consistency: Consistency; readonly json: boolean } & ShardShown)
   /** `startAfter` undefined: from the first key with the prefix. */
   | {
       readonly route: 'scan';
@@ -77,11 +77,20 @@ export type ApiRequest =
   | { readonly route: 'status' }
   /** `GET /` or `/ui`: the live status page (HTML). */
   | { readonly route: 'page' }
-  | { readonly route: 'placement' }
+  /** `withKey`: the caller may see the placement key (no tenant token: auth off, or the admin token). */
+  | { readonly route: 'placement'; readonly withKey: boolean }
   | { readonly route: 'health' }
   | { readonly route: 'metrics' }
   | TenantRequest
   | RoleRequest;
+
+/**
+ * `hideShard`: the answer does not name the key's shard (`x-shard`): asked with a tenant's token,
+ * which must not learn where its keys land (it could collect keys of one shard by probing).
+ */
+interface ShardShown {
+  readonly hideShard?: true;
+}
 
 /**
  * The route and arguments of a request, checked in this order: the target, the method (405 with
@@ -106,7 +115,7 @@ export function parseRequest(head: RequestHead, limits: ParseLimits, bound?: str
     const q = parseQuery(query);
     if (method === 'PUT') {
       const tenant = tenantOf(head, q, bound);
-      return { route: 'put', tenant, key, expectedVersion: expectedVersionOf(head, q), session: sessionOf(head) };
+      return { route: 'put', tenant, key, expectedVersion: expectedVersionOf(head, q), session: sessionOf(head), ...hideShard(bound) };
     }
     if (method === 'DELETE') {
       const tenant = tenantOf(head, q, bound);
@@ -114,11 +123,11 @@ export function parseRequest(head: RequestHead, limits: ParseLimits, bound?: str
       // Version 0 would mean "delete only if absent": nothing to delete, so it is a mistake.
       if (expectedVersion === 0)
         throw new HttpError(HttpErrorCode.BadRequest, 'a conditional DELETE needs version 1 or more (0 would mean the key must not exist)');
-      return { route: 'delete', tenant, key, expectedVersion, session: sessionOf(head) };
+      return { route: 'delete', tenant, key, expectedVersion, session: sessionOf(head), ...hideShard(bound) };
     }
     const tenant = tenantOf(head, q, bound);
     const consistency = consistencyOf(q);
-    return { route: 'get', tenant, key, consistency, json: wantsJson(head, q) };
+    return { route: 'get', tenant, key, consistency, json: wantsJson(head, q), ...hideShard(bound) };
   }
   if (isTenantPath(path)) return parseTenantRoute(method, path);
   if (isRolePath(path)) return parseRoleRoute(method, path);
@@ -133,7 +142,8 @@ export function parseRequest(head: RequestHead, limits: ParseLimits, bound?: str
       return { route: 'page' };
     case '/v1/placement':
       allow(method, READ_METHODS);
-      return { route: 'placement' };
+      // A tenant's token (bound) must not learn the key: it could aim its keys at one shard.
+      return { route: 'placement', withKey: bound === undefined };
     case '/healthz':
       allow(method, READ_METHODS);
       return { route: 'health' };
@@ -143,6 +153,11 @@ export function parseRequest(head: RequestHead, limits: ParseLimits, bound?: str
     default:
       throw new HttpError(HttpErrorCode.NotFound, `no route for ${method} ${path}`);
   }
+}
+
+/** `hideShard` for a request of a tenant's token (`bound`). */
+function hideShard(bound: string | undefined): { hideShard?: true } {
+  return bound === undefined ? {} : { hideShard: true };
 }
 
 function parseScan(head: RequestHead, q: Query, limits: ParseLimits, bound: string | undefined): ApiRequest {

@@ -17,7 +17,8 @@
  * - `PUT` and `DELETE` may carry the client's own session, headers `x-client-id` and `x-client-seq`
  *   (src/wire/session.ts): the write is then applied once however often it is sent, through any
  *   node, while the shard keeps the session (SESSION_TTL_MS of log time, 60 s, after its last use).
- * - `GET /v1/placement`: `{"node","shards","replicas","hash","leaders"}` (see Placement).
+ * - `GET /v1/placement`: `{"node","shards","replicas","hash","leaders"}`, and `placementKey` for
+ *   callers trusted with it (see Placement).
  * - `GET /v1/status`, `GET /healthz` (200 or 503), `GET /metrics`.
  * - `/v1/tenants` and `/v1/roles`: the admin APIs (tenant-routes.ts, role-routes.ts).
  * - `GET /` or `/ui`: the live status page (status-page.ts), which polls `GET /v1/status`.
@@ -73,7 +74,7 @@ export async function answer(req: ApiRequest, ctx: RouteContext): Promise<Reply>
     case 'page':
       return statusPageReply();
     case 'placement':
-      return jsonReply(200, ctx.service.placement());
+      return jsonReply(200, ctx.service.placement(req.withKey));
     case 'health': {
       const h = ctx.service.health();
       return jsonReply(h.ok ? 200 : 503, { ok: h.ok, detail: h.detail });
@@ -118,16 +119,19 @@ async function put(req: Extract<ApiRequest, { route: 'put' }>, ctx: RouteContext
       version: current,
     });
   }
-  return jsonReply(200, { version: r.value.version }, { 'x-version': String(r.value.version), ...servedHeaders(r.value.served) });
+  return jsonReply(200, { version: r.value.version }, { 'x-version': String(r.value.version), ...servedHeaders(r.value.served, req.hideShard) });
 }
 
 /**
  * `x-shard` and `x-node`: the request's shard and the node (raft id, as `node` in `GET /v1/status`)
  * that served it, its leader for writes and linearizable or lease reads. A client that sends the
- * shard's next requests to that node saves a forward.
+ * shard's next requests to that node saves a forward. `x-node` only for a tenant's token: knowing
+ * each key's shard, a tenant could collect keys of one shard by probing, which the keyed placement
+ * hash is there to prevent.
  */
-function servedHeaders(served: Served | undefined): Record<string, string> {
-  return served === undefined ? {} : { 'x-shard': String(served.shard), 'x-node': String(served.node) };
+function servedHeaders(served: Served | undefined, hideShard: true | undefined): Record<string, string> {
+  if (served === undefined) return {};
+  return hideShard === true ? { 'x-node': String(served.node) } : { 'x-shard': String(served.shard), 'x-node': String(served.node) };
 }
 
 async function del(req: Extract<ApiRequest, { route: 'delete' }>, ctx: RouteContext): Promise<Reply> {
@@ -144,7 +148,7 @@ async function del(req: Extract<ApiRequest, { route: 'delete' }>, ctx: RouteCont
     // The key is at another version, or gone (version 0): nothing was deleted.
     throw new HttpError(HttpErrorCode.VersionMismatch, `expected version ${expectedVersion}, the key is at version ${version ?? 0}`, { version: version ?? 0 });
   }
-  return jsonReply(200, { deleted }, servedHeaders(served));
+  return jsonReply(200, { deleted }, servedHeaders(served, req.hideShard));
 }
 
 async function get(req: Extract<ApiRequest, { route: 'get' }>, ctx: RouteContext): Promise<Reply> {
@@ -152,12 +156,12 @@ async function get(req: Extract<ApiRequest, { route: 'get' }>, ctx: RouteContext
   const r = await ctx.service.get({ tenant, key, consistency });
   if (!r.ok) throw serviceError(r, ctx.logger);
   const v = r.value;
-  if (!v.found) throw new HttpError(HttpErrorCode.KeyNotFound, 'no such key', undefined, servedHeaders(v.served));
+  if (!v.found) throw new HttpError(HttpErrorCode.KeyNotFound, 'no such key', undefined, servedHeaders(v.served, req.hideShard));
   const meta = {
     'x-version': String(v.version),
     'x-create-index': String(v.createIndex),
     'x-mod-index': String(v.modIndex),
-    ...servedHeaders(v.served),
+    ...servedHeaders(v.served, req.hideShard),
   };
   if (req.json) {
     const body = { key: bytesToJson(key), value: bytesToJson(v.value), version: v.version, createIndex: v.createIndex, modIndex: v.modIndex };

@@ -14,7 +14,7 @@ import { Client, ClientError, RETRYABLE, isRetryable } from '../../../src/client
 import { backoffMs, RETRY_DEFAULTS } from '../../../src/client/backoff.js';
 import { bytesFromJson, percentEncode } from '../../../src/client/bytes.js';
 import { Lanes, randomClientId } from '../../../src/client/lanes.js';
-import { SHARD_HASH, shardOf } from '../../../src/wire/index.js';
+import { KEYED_HASH, UNKEYED_HASH, keyedHash, shardOf } from '../../../src/wire/index.js';
 
 interface Seen {
   readonly server: number;
@@ -140,7 +140,7 @@ describe('retries', () => {
 describe('leader-aware routing', () => {
   test('writes go to the leader placement names (by each endpoint own node id); answers x-shard/x-node update it', async () => {
     const leaderOf = [2, 1]; // raft ids; server i is node i+1
-    const placement = (server: number): unknown => ({ node: server + 1, shards: 2, replicas: 2, hash: SHARD_HASH, leaders: leaderOf });
+    const placement = (server: number): unknown => ({ node: server + 1, shards: 2, replicas: 2, hash: UNKEYED_HASH, leaders: leaderOf });
     const { urls, seen } = await serve(
       2,
       (s) => ({ status: 200, body: { version: 1 }, headers: { 'x-shard': String(s.server === 0 ? 1 : 0), 'x-node': String(s.server + 1) } }),
@@ -156,11 +156,71 @@ describe('leader-aware routing', () => {
     expect(seen.map((s) => s.server)).toEqual([1, 0, 1]);
     await c.close();
   });
+
+  const PLACEMENT_KEY = '000102030405060708090a0b0c0d0e0f';
+  const keyed = keyedHash(Buffer.from(PLACEMENT_KEY, 'hex'));
+  /** A key of `default` on `shard` (of 2) by `fn`, and on the other shard by the unkeyed function (so a client that used that would go wrong). */
+  const keyedKeyOf = (shard: number, tag: string): string => {
+    for (let i = 0; ; i++) {
+      const k = new TextEncoder().encode(`${tag}${i}`);
+      if (keyed.shardOf('default', k, 2) === shard && shardOf('default', k, 2) !== shard) return `${tag}${i}`;
+    }
+  };
+
+  test('a keyed cluster with its placementKey (admin or auth off): shards computed with the keyed hash', async () => {
+    const placement = (server: number): unknown => ({
+      node: server + 1,
+      shards: 2,
+      replicas: 2,
+      hash: KEYED_HASH,
+      placementKey: PLACEMENT_KEY,
+      leaders: [2, 1],
+    });
+    const { urls, seen } = await serve(2, () => ({ status: 200, body: { version: 1 } }), placement);
+    const c = new Client({ endpoints: urls, retry: fast });
+    await c.put(keyedKeyOf(0, 'a'), 'v');
+    await c.put(keyedKeyOf(1, 'b'), 'v');
+    await c.put(keyedKeyOf(0, 'c'), 'v');
+    // Shard 0 is led by node 2 (server 1), shard 1 by node 1 (server 0).
+    expect(seen.map((s) => s.server)).toEqual([1, 0, 1]);
+    await c.close();
+  });
+
+  test("a keyed cluster without the key (a tenant's token): any endpoint first, then the key's leader learned from x-node", async () => {
+    const placement = (server: number): unknown => ({ node: server + 1, shards: 2, replicas: 2, hash: KEYED_HASH, leaders: [2, 1] });
+    // Every endpoint serves (forwarding, in a real node) and names the key's leader, not its shard (as to a tenant's token).
+    const leaderOfPath = (url: string): number =>
+      keyed.shardOf('default', new TextEncoder().encode(decodeURIComponent(url.slice('/v1/kv/'.length))), 2) === 0 ? 2 : 1;
+    const { urls, seen } = await serve(2, (s) => ({ status: 200, body: { version: 1 }, headers: { 'x-node': String(leaderOfPath(s.url)) } }), placement);
+    const c = new Client({ endpoints: urls, retry: fast });
+    const k0 = keyedKeyOf(0, 'x');
+    const k1 = keyedKeyOf(1, 'y');
+    for (let i = 0; i < 3; i++) {
+      await c.put(k0, 'v');
+      await c.put(k1, 'v');
+    }
+    // After its first answer, each key goes to its leader: k0 to node 2 (server 1), k1 to node 1 (server 0).
+    expect(seen.slice(2).map((s) => s.server)).toEqual([1, 0, 1, 0]);
+    await c.close();
+  });
+
+  test('a node that has not read its placement yet (pending): requests go anywhere; NotReady is retried', async () => {
+    const { urls, seen } = await serve(
+      1,
+      (_s, n) => (n === 1 ? err(503, 'NotReady') : { status: 200, body: { version: 1 } }),
+      () => ({ node: 1, shards: 2, replicas: 1, hash: 'pending', leaders: [null, null] }),
+    );
+    const c = new Client({ endpoints: urls, retry: fast });
+    expect(await c.put('k', 'v')).toEqual({ version: 1 });
+    expect(seen).toHaveLength(2);
+    await c.close();
+  });
 });
 
 describe('pieces', () => {
   test('every server code that means "not now" is retryable; refusals are not', () => {
-    for (const code of ['NotLeader', 'Overloaded', 'Unreachable', 'Timeout', 'ShuttingDown', 'WorkerRestarted']) expect(isRetryable(code), code).toBe(true);
+    for (const code of ['NotLeader', 'Overloaded', 'Unreachable', 'Timeout', 'ShuttingDown', 'WorkerRestarted', 'NotReady'])
+      expect(isRetryable(code), code).toBe(true);
     for (const code of ['BadRequest', 'VersionMismatch', 'SessionSeqStale', 'InvalidSession', 'Aborted', '__proto__', 'Nope'])
       expect(isRetryable(code), code).toBe(false);
     expect(Object.keys(RETRYABLE).length).toBeGreaterThan(30);

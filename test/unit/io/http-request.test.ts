@@ -64,7 +64,17 @@ describe('routes', () => {
     expect(parse('GET', '/v1/status')).toEqual({ route: 'status' });
     for (const path of ['/', '/ui', '/ui/']) expect(parse('GET', path)).toEqual({ route: 'page' });
     expect(parse('HEAD', '/ui')).toEqual({ route: 'page' });
-    expect(parse('GET', '/v1/placement')).toEqual({ route: 'placement' });
+    // No tenant token (auth off, or the admin's): the placement key may be shown; a tenant's token: never.
+    expect(parse('GET', '/v1/placement')).toEqual({ route: 'placement', withKey: true });
+    expect(parseRequest({ method: 'GET', url: '/v1/placement', headers: {} }, { maxKeyBytes: MAX_KEY }, 'acme')).toEqual({
+      route: 'placement',
+      withKey: false,
+    });
+    // Nor do a tenant's answers name the key's shard.
+    for (const method of ['GET', 'PUT', 'DELETE']) {
+      expect(parseRequest({ method, url: '/v1/kv/k', headers: {} }, { maxKeyBytes: MAX_KEY }, 'acme')).toMatchObject({ hideShard: true });
+      expect(parse(method, '/v1/kv/k')).not.toHaveProperty('hideShard');
+    }
     expect(refusal('PUT', '/v1/placement').code).toBe('MethodNotAllowed');
     expect(parse('GET', '/healthz')).toEqual({ route: 'health' });
     expect(parse('HEAD', '/metrics')).toEqual({ route: 'metrics' });

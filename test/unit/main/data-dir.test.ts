@@ -4,13 +4,15 @@
  * where each worker keeps its LMDB environment.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import type { ChildProcess, ChildProcessByStdio } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { DataDir, DataDirError } from '../../../src/main/data-dir.js';
-import type { ClusterLayout } from '../../../src/main/data-dir.js';
+import type { ClusterLayout, LockKind } from '../../../src/main/data-dir.js';
+import { LOCK_KIND, lockName } from '../../../src/main/dir-lock.js';
 import { ticketOf } from '../../../src/main/ticket.js';
 import { decodeTicket } from '../../../src/io/ticket.js';
 import { workerDir } from '../../../src/workers/protocol.js';
@@ -86,103 +88,190 @@ describe('DataDir modes and cluster.json', () => {
   });
 });
 
-describe('DataDir.lock', () => {
-  let child: ChildProcess | undefined;
+/** A child process (lock-child.ts) that takes `dir`'s lock of `kind` when told to; its stdout lines in order. */
+function racer(dir: string, kind: LockKind): { p: ChildProcessByStdio<Writable, Readable, null>; line: (n: number) => Promise<string>; go: () => void } {
+  const p = spawn(process.execPath, ['--import', 'tsx', LOCK_CHILD, dir, kind], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines: string[] = [];
+  let buf = '';
+  const waiters: (() => void)[] = [];
+  p.stdout.on('data', (d: Buffer) => {
+    buf += d.toString();
+    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+      lines.push(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+      for (const w of waiters.splice(0)) w();
+    }
+  });
+  const line = async (n: number): Promise<string> => {
+    while (lines.length < n) await new Promise<void>((r) => waiters.push(r));
+    return lines[n - 1]!;
+  };
+  return { p, line, go: () => p.stdin.write('go\n') };
+}
+
+const LOCK_CHILD = new URL('./lock-child.ts', import.meta.url).pathname;
+
+/** A pid that belonged to a process that has exited. */
+const deadPid = (): number => spawnSync(process.execPath, ['-e', 'process.pid'], { stdio: 'ignore' }).pid;
+
+describe.each(['socket', 'pid-file'] as const)('DataDir.lock (%s)', (kind) => {
+  const children: ChildProcess[] = [];
   afterEach(() => {
-    child?.kill('SIGKILL');
-    child = undefined;
+    for (const c of children.splice(0)) c.kill('SIGKILL');
   });
 
-  it("writes this process's pid into LOCK, and unlock removes it", () => {
+  /** A child process holding `dir`'s lock. */
+  async function holder(dir: DataDir): Promise<ChildProcess> {
+    const r = racer(dir.path, kind);
+    children.push(r.p);
+    expect(await r.line(1)).toBe('ready');
+    r.go();
+    expect(await r.line(2)).toBe('locked');
+    return r.p;
+  }
+
+  it("writes this process's pid into LOCK, and unlock removes it", async () => {
     const dir = fresh();
-    const unlock = dir.lock();
+    const unlock = await dir.lock(kind);
     expect(readFileSync(dir.lockPath, 'utf8')).toBe(String(process.pid));
     unlock();
     expect(existsSync(dir.lockPath)).toBe(false);
     unlock();
     expect(existsSync(dir.lockPath)).toBe(false);
+    // Released: it can be taken again.
+    (await dir.lock(kind))();
   });
 
-  it('refuses a directory whose LOCK names a live process, and leaves its LOCK alone', async () => {
+  it('refuses a directory another process holds, naming its pid, and leaves its LOCK alone', async () => {
     const dir = fresh();
-    child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
-    await new Promise<void>((ok, fail) => child!.once('spawn', ok).once('error', fail));
-    const pid = child.pid!;
-    writeFileSync(dir.lockPath, String(pid));
-    const e = thrown(() => dir.lock());
+    const pid = (await holder(dir)).pid!;
+    expect(readFileSync(dir.lockPath, 'utf8')).toBe(String(pid));
+    const e = await dir.lock(kind).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(DataDirError);
     expect((e as DataDirError).code).toBe('DataDirLocked');
     expect((e as DataDirError).message).toBe(`${dir.path} is in use by process ${pid}; stop it first or use another --data directory`);
     expect(readFileSync(dir.lockPath, 'utf8')).toBe(String(pid));
   });
 
-  it('takes over a LOCK whose process is gone (killed)', () => {
+  it('a holder killed with SIGKILL: the lock is free at once, its LOCK file notwithstanding', async () => {
     const dir = fresh();
-    const gone = spawnSync(process.execPath, ['-e', 'process.pid'], { stdio: 'ignore' });
-    expect(gone.pid).toBeGreaterThan(0);
-    writeFileSync(dir.lockPath, String(gone.pid));
-    const unlock = dir.lock();
+    const p = await holder(dir);
+    const exited = new Promise((r) => p.once('exit', r));
+    p.kill('SIGKILL');
+    await exited;
+    expect(readFileSync(dir.lockPath, 'utf8')).toBe(String(p.pid));
+    const unlock = await dir.lock(kind);
     expect(readFileSync(dir.lockPath, 'utf8')).toBe(String(process.pid));
     unlock();
   });
 
-  it('racing starts on a directory with a stale LOCK: exactly one takes it, the others are refused', async () => {
-    const child = new URL('./lock-child.ts', import.meta.url).pathname;
-    for (let round = 0; round < 3; round++) {
-      const dir = fresh();
-      const gone = spawnSync(process.execPath, ['-e', 'process.pid'], { stdio: 'ignore' });
-      writeFileSync(dir.lockPath, String(gone.pid));
-      const racers = Array.from({ length: 6 }, () => {
-        const p = spawn(process.execPath, ['--import', 'tsx', child, dir.path], { stdio: ['pipe', 'pipe', 'inherit'] });
-        const lines: string[] = [];
-        let buf = '';
-        const waiters: (() => void)[] = [];
-        p.stdout.on('data', (d: Buffer) => {
-          buf += d.toString();
-          for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-            lines.push(buf.slice(0, i));
-            buf = buf.slice(i + 1);
-            for (const w of waiters.splice(0)) w();
-          }
-        });
-        const line = async (n: number): Promise<string> => {
-          while (lines.length < n) await new Promise<void>((r) => waiters.push(r));
-          return lines[n - 1]!;
-        };
-        return { p, line };
-      });
-      try {
-        // Every racer loaded, then all go at once.
-        for (const r of racers) expect(await r.line(1)).toBe('ready');
-        for (const r of racers) r.p.stdin.write('go\n');
-        const outcomes = await Promise.all(racers.map((r) => r.line(2)));
-        expect(outcomes.filter((o) => o === 'locked').length, outcomes.join(', ')).toBe(1);
-        expect(outcomes.filter((o) => o === 'refused DataDirLocked').length, outcomes.join(', ')).toBe(5);
-        expect(existsSync(`${dir.lockPath}.takeover`)).toBe(false);
-      } finally {
-        for (const r of racers) r.p.kill('SIGKILL');
-      }
-    }
-  }, 90_000);
+  it('takes over a LOCK whose process is gone (killed)', async () => {
+    const dir = fresh();
+    writeFileSync(dir.lockPath, String(deadPid()));
+    const unlock = await dir.lock(kind);
+    expect(readFileSync(dir.lockPath, 'utf8')).toBe(String(process.pid));
+    unlock();
+  });
 
-  it('takes over a LOCK that holds no pid', () => {
+  it('takes over a LOCK that holds no pid', async () => {
     for (const junk of ['', 'not a pid', '-1', '0', '1.5']) {
       const dir = fresh();
       writeFileSync(dir.lockPath, junk);
-      const unlock = dir.lock();
+      const unlock = await dir.lock(kind);
       expect(readFileSync(dir.lockPath, 'utf8'), junk).toBe(String(process.pid));
       unlock();
     }
   });
 
-  it('takes over a LOCK naming this very process: the lock is per process, not per call', () => {
+  it('takes over a LOCK naming this very process: the lock is per process, not per call', async () => {
     const dir = fresh();
-    const first = dir.lock();
-    const second = dir.lock();
+    const first = await dir.lock(kind);
+    const second = await dir.lock(kind);
     expect(readFileSync(dir.lockPath, 'utf8')).toBe(String(process.pid));
     second();
     first();
     expect(existsSync(dir.lockPath)).toBe(false);
+  });
+
+  it('racing starts on a directory with a stale LOCK: exactly one takes it, the others are refused', async () => {
+    for (let round = 0; round < 3; round++) {
+      const dir = fresh();
+      // Stale: a gone process for the pid file; for the socket lock even a live one (this process,
+      // unrelated to the racers) must not matter.
+      writeFileSync(dir.lockPath, String(kind === 'socket' ? process.pid : deadPid()));
+      const racers = Array.from({ length: 6 }, () => racer(dir.path, kind));
+      children.push(...racers.map((r) => r.p));
+      // Every racer loaded, then all go at once.
+      for (const r of racers) expect(await r.line(1)).toBe('ready');
+      for (const r of racers) r.go();
+      const outcomes = await Promise.all(racers.map((r) => r.line(2)));
+      expect(outcomes.filter((o) => o === 'locked').length, outcomes.join(', ')).toBe(1);
+      expect(outcomes.filter((o) => o === 'refused DataDirLocked').length, outcomes.join(', ')).toBe(5);
+      expect(existsSync(`${dir.lockPath}.takeover`)).toBe(false);
+      for (const c of children.splice(0)) c.kill('SIGKILL');
+    }
+  }, 90_000);
+});
+
+describe('DataDir.lock: the pid-file lock (other platforms)', () => {
+  it('its known limit: a LOCK naming a live process refuses, whatever that process is', async () => {
+    const dir = fresh();
+    writeFileSync(dir.lockPath, String(process.ppid));
+    await expect(dir.lock('pid-file')).rejects.toMatchObject({ code: 'DataDirLocked', message: expect.stringContaining(`process ${process.ppid}`) as unknown });
+    expect(readFileSync(dir.lockPath, 'utf8')).toBe(String(process.ppid));
+  });
+});
+
+describe('DataDir.lock: the socket lock (Linux)', () => {
+  it.runIf(process.platform === 'linux')('is the default on Linux', () => {
+    expect(LOCK_KIND).toBe('socket');
+  });
+
+  it('holding the lock keeps no process alive: a process that only holds it exits by itself, and the lock is free', async () => {
+    const dir = fresh();
+    const p = spawn(process.execPath, ['--import', 'tsx', LOCK_CHILD, dir.path, 'socket', 'exit'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out === 'ready\n') p.stdin.write('go\n');
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const code = await new Promise((r) => {
+      p.once('exit', r);
+      timer = setTimeout(() => r('still running after 20 s'), 20_000);
+    });
+    clearTimeout(timer);
+    p.kill('SIGKILL');
+    expect(out).toBe('ready\nlocked\n');
+    expect(code).toBe(0);
+    (await dir.lock('socket'))();
+  }, 30_000);
+
+  it('a LOCK naming a live unrelated process (pid 1, the parent) does not block a start', async () => {
+    for (const pid of [1, process.ppid]) {
+      const dir = fresh();
+      writeFileSync(dir.lockPath, String(pid));
+      const unlock = await dir.lock('socket');
+      expect(readFileSync(dir.lockPath, 'utf8')).toBe(String(process.pid));
+      unlock();
+    }
+  });
+
+  it('every path to the directory names one lock: a holder through a symlink refuses a start by the real path', async () => {
+    const dir = fresh();
+    const link = join(root, `link${++seq}`);
+    symlinkSync(dir.path, link);
+    expect(lockName(link)).toBe(lockName(dir.path));
+    expect(lockName(relative(process.cwd(), dir.path))).toBe(lockName(dir.path));
+    const r = racer(link, 'socket');
+    try {
+      expect(await r.line(1)).toBe('ready');
+      r.go();
+      expect(await r.line(2)).toBe('locked');
+      await expect(dir.lock('socket')).rejects.toMatchObject({ code: 'DataDirLocked', message: expect.stringContaining(`process ${r.p.pid}`) as unknown });
+    } finally {
+      r.p.kill('SIGKILL');
+    }
   });
 });
 
