@@ -9,10 +9,20 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, test } from 'vitest';
-import { AddressBook, DISC_ALPN_BYTES, Discovery, encodeAnnouncement } from '../../../../src/io/discovery/index.js';
+import {
+  AddressBook,
+  DISC_ALPN,
+  DISC_ALPN_BYTES,
+  DISC_BODY_BYTES_MAX,
+  Discovery,
+  decodeAnnouncement,
+  encodeAnnouncement,
+} from '../../../../src/io/discovery/index.js';
+import type { AddrClaim } from '../../../../src/io/discovery/index.js';
 import type { StoredPeers } from '../../../../src/io/discovery/index.js';
 import { Transport } from '../../../../src/io/transport/index.js';
 import { DiscFuzz, DiscSpeaker, frame } from '../../../support/disc-fuzz.js';
+import { Rng, endpointAddr, fuzzEndpoint, fuzzSeed, mutate, sendCase } from '../../../support/frame-fuzz.js';
 
 interface Node {
   readonly key: Uint8Array;
@@ -201,6 +211,57 @@ describe('refusals change nothing', () => {
     expect(await B.d.exchange(ids.a)).toBe(true);
   }, 120_000);
 });
+
+describe('the shared frame fuzz (test/support/frame-fuzz.ts) on the discovery ALPN', () => {
+  test("a member's mutated frames change its entry only when one whole frame is a newer claim, and then to exactly that", async () => {
+    const seed = fuzzSeed();
+    console.log(`discovery frame fuzz seed ${seed} (FUZZ_SEED=${seed} replays it)`);
+    const rng = new Rng(seed);
+    let taken = 0;
+    const ep = await fuzzEndpoint(key('d'));
+    try {
+      const to = endpointAddr(A.t.id, A.t.addrs());
+      const base = entry(A, ids.d).generation;
+      // Valid bodies around the generation A holds: older, equal, a little newer.
+      const valid = [base - 5, base, base + 1, base + 3].map((generation, i) =>
+        encodeAnnouncement({ self: { generation, addrs: [`127.0.0.1:${5000 + i}`] }, gossip: [{ id: ids.b, generation: 1, addrs: ['127.0.0.1:9'] }] }),
+      );
+      const history: Uint8Array[] = [];
+      for (let i = 0; i < 150; i++) {
+        const { mutation, bytes } = mutate(rng, valid, DISC_BODY_BYTES_MAX, history);
+        history.push(bytes);
+        const finish = rng.next() < 0.9;
+        const before = entry(A, ids.d);
+        const expected = finish ? newerClaim(bytes, before.generation) : undefined;
+        const out = await sendCase(ep, to, DISC_ALPN, bytes, { finish, waitMs: 300 });
+        const why = `seed ${seed} case ${i} (${mutation}${finish ? '' : ', not finished'})`;
+        expect(out.connected, why).toBe(true);
+        const after = entry(A, ids.d);
+        if (expected === undefined)
+          expect({ generation: after.generation, addrs: after.addrs }, why).toEqual({ generation: before.generation, addrs: before.addrs });
+        else expect({ generation: after.generation, addrs: after.addrs }, why).toEqual(expected);
+        if (expected !== undefined) taken++;
+      }
+      console.log(`discovery frame fuzz: 150 cases, ${taken} whole newer claims taken, the rest changed nothing`);
+    } finally {
+      await ep.close();
+    }
+    expect(await B.d.exchange(ids.a)).toBe(true);
+  }, 120_000);
+});
+
+/** The claim in `bytes` when they are exactly one valid frame whose generation is above `known`; else undefined. */
+function newerClaim(bytes: Uint8Array, known: number): AddrClaim | undefined {
+  if (bytes.length < 4) return undefined;
+  const len = Buffer.from(bytes.buffer, bytes.byteOffset, 4).readUInt32LE(0);
+  if (len !== bytes.length - 4) return undefined;
+  try {
+    const a = decodeAnnouncement(bytes.subarray(4));
+    return a.self.generation > known ? { generation: a.self.generation, addrs: [...a.self.addrs] } : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 async function until(f: () => boolean, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;
