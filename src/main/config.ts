@@ -75,6 +75,11 @@ export interface NodeConfig {
   readonly scanTenantReadsMax?: number;
   /** Milliseconds between leader-balancing rounds (leadership transfers toward nodes that lead fewer shards); 0: off. Default 5000. */
   readonly leaderBalanceMs: number;
+  /**
+   * Milliseconds between rounds of address exchanges with every member (`iroh-raft-discovery/0`),
+   * jittered to 75-125 %; 0: only at start and when a peer restarts.
+   */
+  readonly discoveryIntervalMs: number;
   /** How long a graceful shutdown may take before the node exits anyway, in milliseconds. */
   readonly shutdownTimeoutMs: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -268,6 +273,13 @@ export const SETTINGS: readonly Setting[] = [
     parse: int(0, 3_600_000),
   },
   {
+    key: 'discoveryIntervalMs',
+    flag: '--discovery-interval-ms',
+    env: 'IROH_RAFT_DISCOVERY_INTERVAL_MS',
+    help: 'milliseconds between exchanges of addresses with every member (iroh-raft-discovery/0); 0 = only at start and when a peer restarts (default 30000)',
+    parse: int(0, 3_600_000),
+  },
+  {
     key: 'snapshotBytesPerSec',
     flag: '--snapshot-bytes-per-sec',
     env: 'IROH_RAFT_SNAPSHOT_BYTES_PER_SEC',
@@ -332,6 +344,7 @@ export function defaults(): NodeConfig {
     // known to every replica before the next round counts leaders, and a node back from a restart
     // gets its share again within a few rounds.
     leaderBalanceMs: 5000,
+    discoveryIntervalMs: 30_000,
     diskFreeBytesMin: 256 << 20,
     shutdownTimeoutMs: 10_000,
     logLevel: 'info',

@@ -38,6 +38,8 @@ import type { AdminToken } from './admin-token.js';
 import { acceptMgmt, adminSurfaces } from './admin-surfaces.js';
 import type { AdminSurfaces } from './admin-surfaces.js';
 import type { MgmtServer } from '../io/mgmt/index.js';
+import type { Discovery } from '../io/discovery/index.js';
+import { acceptDiscovery, startDiscovery } from './node-discovery.js';
 
 import { NodeError } from './node-error.js';
 export { NodeError };
@@ -92,13 +94,19 @@ export async function startNode(cfg: NodeConfig, opts: StartOptions): Promise<Ru
       if (late.snapshots !== undefined) late.snapshots.accept(stream);
       else stream.close('not ready');
     },
-    onPeerRestart: (peerId) => late.snapshots?.peerRestarted(peerId),
+    onPeerRestart: (peerId) => {
+      late.snapshots?.peerRestarted(peerId);
+      // It may be at another address now: tell it where this node is, and hear where it is.
+      void late.discovery?.exchange(peerId);
+    },
     onMgmtConnection: (conn, peerId) => acceptMgmt(late.mgmt, conn, peerId),
+    onDiscoveryConnection: (conn, peerId) => acceptDiscovery(late.discovery, conn, peerId),
     logger: log,
   });
   try {
     return await assemble(cfg, opts, { dir, transport, peers, late, unlock, tls, admin });
   } catch (e) {
+    late.discovery?.close();
     await transport.destroy();
     unlock();
     throw e;
@@ -114,6 +122,8 @@ interface Late {
   http?: HttpServer;
   /** The management server (ALPN `iroh-raft-mgmt/0`); connections before it exists are closed. */
   mgmt?: MgmtServer;
+  /** Address exchanges with members (ALPN `iroh-raft-discovery/0`); connections before it exists are closed. */
+  discovery?: Discovery;
 }
 
 interface Started {
@@ -141,7 +151,6 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
   const log = opts.logger;
   const { members, self } = clusterLayout(transport.id, peers);
   late.memberIds = new Set(members.map((m) => m.peerId));
-  for (const p of peers) transport.addPeer(p);
   const replicas = Math.min(cfg.replicas, members.length);
   const placement = checkLayout(dir, { shards: cfg.shards, members: members.map((m) => m.peerId), replicas }, log);
   const memberIds = members.map((m) => m.nodeId);
@@ -149,6 +158,7 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
   const leaderChanges = { n: 0 };
   const registry = new Registry();
   registerProcessMetrics(registry);
+  const discovery = (late.discovery = startDiscovery(cfg, { transport, peers, log, registry }));
   const pool = await startPool(cfg, opts, self, local, transport.limits.maxRecordBytes, {
     onRaftMessage: (shard, payload) => late.router?.onLocalRaftMessage(shard, payload),
     onShardEvent: (shard, e) => {
@@ -207,7 +217,7 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
     httpUrl: http.url,
     router,
     adminTokenPath: admin?.path,
-    close: stopper({ http, mgmt: surfaces.mgmt, snapshots, pool, router, disk, balance, settling, transport, unlock, log, self }),
+    close: stopper({ http, mgmt: surfaces.mgmt, discovery, snapshots, pool, router, disk, balance, settling, transport, unlock, log, self }),
   };
 }
 
@@ -247,6 +257,7 @@ function served(cfg: NodeConfig, http: HttpServer, tls: HttpTlsOptions | undefin
 function stopper(p: {
   http: HttpServer;
   mgmt: MgmtServer;
+  discovery: Discovery;
   snapshots: Snapshots;
   pool: WorkerPool;
   router: Router;
@@ -266,6 +277,7 @@ function stopper(p: {
       p.http.beginDrain();
       await p.http.close();
       await p.mgmt.close();
+      p.discovery.close();
       p.snapshots.close();
       await p.pool.close();
       p.router.close();
@@ -478,8 +490,9 @@ function pem(path: string, flag: string): Buffer {
 }
 
 /** What the router's status reports besides its own: the HTTP server's client load and URL, and snapshot transfers. */
-function statusSources(late: Late, snapshots: Snapshots): Pick<RouterOptions, 'load' | 'snapshotsActive'> {
+function statusSources(late: Late, snapshots: Snapshots): Pick<RouterOptions, 'load' | 'snapshotsActive' | 'discovery'> {
   return {
+    discovery: () => late.discovery?.status(),
     load: () => late.http && { ...late.http.clientLoad(), httpUrl: late.http.url },
     snapshotsActive: () => snapshots.active(),
   };

@@ -152,6 +152,8 @@ export interface RouterOptions {
   readonly load?: () => SelfLoad | undefined;
   /** Snapshot transfers in progress here, each way, for status. Default: not reported. */
   readonly snapshotsActive?: () => { sending: number; receiving: number };
+  /** Members' known addresses and where they came from (discovery), for status. Default: not reported. */
+  readonly discovery?: () => unknown;
   /** The cluster's key -> shard function, maybe not known yet (PlacementHash). Default: the unkeyed one. */
   readonly placementHash?: PlacementHash;
 }
@@ -669,6 +671,7 @@ export class Router implements KvService {
       liveness: { ...this.liveness.counters, peers: peers.map(({ node, up, workers, workersDown }) => ({ node, up, workers, workersDown })) },
       nodes: nodesView(this.opts.members, { node: this.opts.self, workersRunning: this.opts.pool.workersRunning(), load: this.opts.load?.() }, peers),
       snapshots: this.opts.snapshotsActive?.() ?? null,
+      discovery: this.opts.discovery?.() ?? null,
       // Membership is fixed at the first start: no shard replica ever moves yet.
       moves: { supported: false, active: [] },
       ...(this.opts.writeGuard === undefined ? {} : { disk: this.opts.writeGuard.status() }),

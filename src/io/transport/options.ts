@@ -36,6 +36,12 @@ export interface TransportOptions {
    * ALPN is not offered.
    */
   readonly onMgmtConnection?: (conn: Iroh.Connection, peerId: string) => void;
+  /**
+   * A connection made with the discovery ALPN (`iroh-raft-discovery/0`) from any endpoint: the
+   * handler owns it, and closes a non-member's at once (src/io/discovery). Without a handler the
+   * ALPN is not offered.
+   */
+  readonly onDiscoveryConnection?: (conn: Iroh.Connection, peerId: string) => void;
   /** Largest frame accepted or sent, in bytes. Default 16 MiB. */
   readonly maxFrameBytes?: number;
   /** Largest record payload accepted or sent, in bytes. Default 8 MiB. */

@@ -4,7 +4,9 @@
  * records both ways.
  *
  * Connections with the management ALPN (`iroh-raft-mgmt/0`) go to `onMgmtConnection` from any
- * endpoint (src/io/mgmt checks roles per request); the raft and snapshot ALPNs are members only.
+ * endpoint (src/io/mgmt checks roles per request); those with the discovery ALPN
+ * (`iroh-raft-discovery/0`) go to `onDiscoveryConnection`, which closes a stranger's at once
+ * (src/io/discovery counts them); the raft and snapshot ALPNs are members only.
  *
  * Wire, per connection (ALPN {@link RAFT_ALPN}): the dialer opens one bidirectional stream; each
  * side first writes a {@link HELLO_BYTES}-byte hello (`"IRFT"`, the wire version u8, three zero bytes,
@@ -70,6 +72,7 @@ import type { Limits, PeerStats, TransportCounters, TransportOptions, TransportS
 import { Peer } from './peer.js';
 import { SNAP_ALPN_BYTES, SnapStream } from './snapshot-stream.js';
 import { MGMT_ALPN_BYTES } from '../mgmt/frame.js';
+import { DISC_ALPN_BYTES } from '../discovery/wire.js';
 
 /**
  * The raft transport of one node. Start with {@link Transport.start}; stop with close() (flush,
@@ -86,6 +89,7 @@ export class Transport {
   private readonly onSnapshotStream: ((stream: SnapStream) => void) | undefined;
   private readonly onPeerRestart: ((peerId: string) => void) | undefined;
   private readonly onMgmtConnection: TransportOptions['onMgmtConnection'];
+  private readonly onDiscoveryConnection: TransportOptions['onDiscoveryConnection'];
   /** What this transport's links use of it. */
   private readonly host: LinkHost;
   private readonly hello: number[];
@@ -118,6 +122,7 @@ export class Transport {
     this.onSnapshotStream = opts.onSnapshotStream;
     this.onPeerRestart = opts.onPeerRestart;
     this.onMgmtConnection = opts.onMgmtConnection;
+    this.onDiscoveryConnection = opts.onDiscoveryConnection;
     this.host = {
       limits,
       log,
@@ -153,7 +158,12 @@ export class Transport {
       iroh.presetMinimal(b);
       b.relayMode(iroh.RelayMode.disabled());
       b.secretKey(key);
-      b.alpns(opts.onMgmtConnection === undefined ? [ALPN_BYTES, SNAP_ALPN_BYTES] : [ALPN_BYTES, SNAP_ALPN_BYTES, MGMT_ALPN_BYTES]);
+      b.alpns([
+        ALPN_BYTES,
+        SNAP_ALPN_BYTES,
+        ...(opts.onMgmtConnection === undefined ? [] : [MGMT_ALPN_BYTES]),
+        ...(opts.onDiscoveryConnection === undefined ? [] : [DISC_ALPN_BYTES]),
+      ]);
       for (const a of addrs) b.bindAddr(a);
       ep = await b.bind();
     } catch (e) {
@@ -290,6 +300,31 @@ export class Transport {
       closeQuietly(conn, CloseCode.Normal, errText(e));
       throw e;
     }
+  }
+
+  /**
+   * Connects to `peerId` at `addrs` with another ALPN of this endpoint's (discovery), within
+   * dialTimeoutMs; the caller owns the connection. Neither the raft link nor the peer's known
+   * addresses change. TransportError `DialTimeout` (also when closed), `ProtocolError` when another
+   * endpoint answered, `InvalidPeer` for a malformed id.
+   */
+  async connect(peerId: string, addrs: readonly string[], alpn: readonly number[]): Promise<Iroh.Connection> {
+    const ep = this.ep;
+    if (ep === undefined || this.closing) throw new TransportError('DialTimeout', 'the transport is closed');
+    let endpointId: Iroh.EndpointId;
+    try {
+      endpointId = iroh.EndpointId.fromString(peerId);
+    } catch (e) {
+      throw new TransportError('InvalidPeer', `${peerId} is not a valid endpoint id: ${errText(e)}`);
+    }
+    const deadline = Date.now() + this.limits.dialTimeoutMs;
+    const addr = new iroh.EndpointAddr(endpointId, null, [...addrs]);
+    const conn = await withDeadline(ep.connect(addr, [...alpn]), deadline, 'connect', (late) => closeQuietly(late, CloseCode.Normal, 'dial timed out'));
+    if (conn.remoteId().toString() !== peerId) {
+      closeQuietly(conn, CloseCode.ProtocolError, 'another endpoint id than dialed');
+      throw new TransportError('ProtocolError', 'connected to another endpoint id than dialed');
+    }
+    return conn;
   }
 
   /** Counters in total and per peer. */
@@ -473,6 +508,11 @@ export class Transport {
     // Management is for operators too, not only members: roles are checked per request there.
     if (this.onMgmtConnection !== undefined && sameBytes(conn.alpn(), MGMT_ALPN_BYTES)) {
       this.onMgmtConnection(conn, peerId);
+      return;
+    }
+    // Discovery counts and closes strangers itself, so their attempts show in its metrics.
+    if (this.onDiscoveryConnection !== undefined && sameBytes(conn.alpn(), DISC_ALPN_BYTES)) {
+      this.onDiscoveryConnection(conn, peerId);
       return;
     }
     if (!this.isMember(peerId)) {

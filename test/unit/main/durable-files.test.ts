@@ -1,5 +1,6 @@
 /**
- * Every metadata file a node writes into its data directory (node.key, admin.token, cluster.json)
+ * Every metadata file a node writes into its data directory (node.key, admin.token, cluster.json,
+ * peers.json)
  * reaches disk whole and under its name: written to a temporary file in the same directory,
  * flushed, renamed (or linked) into place, then the directory flushed; every directory the start
  * creates is flushed in its parent; the stores' directories are flushed before cluster.json records
@@ -83,7 +84,7 @@ describe('metadata files in the data directory', () => {
     expect(ev.length).toBeGreaterThan(0);
   });
 
-  for (const name of ['node.key', 'admin.token', 'cluster.json']) {
+  for (const name of ['node.key', 'admin.token', 'cluster.json', 'peers.json']) {
     it(`${name}: a temporary file in the same directory, flushed, moved into place, then the directory flushed`, () => {
       const file = join(data, name);
       const move = lastAt(ev, (e) => e.kind === 'move' && e.to === file);
