@@ -51,7 +51,7 @@ import { refusingBadFields } from './bad-fields.js';
 import { ScanBudget } from './scan-budget.js';
 import { waitedMessage, writeGate } from './write-gate.js';
 import { mergeScanPages } from './scan-merge.js';
-import { nodesView, wireLoad, workerStatus } from './status.js';
+import { nodesView, sideSections, wireLoad, workerStatus } from './status.js';
 import type { SelfLoad } from './status.js';
 import { localShards, replicasOf, served } from './placement.js';
 import { PlacementHash, placementHashOf } from './placement-hash.js';
@@ -670,11 +670,7 @@ export class Router implements KvService {
       // `peers` keeps the shape it always had; `nodes` has every member with its load.
       liveness: { ...this.liveness.counters, peers: peers.map(({ node, up, workers, workersDown }) => ({ node, up, workers, workersDown })) },
       nodes: nodesView(this.opts.members, { node: this.opts.self, workersRunning: this.opts.pool.workersRunning(), load: this.opts.load?.() }, peers),
-      snapshots: this.opts.snapshotsActive?.() ?? null,
-      discovery: this.opts.discovery?.() ?? null,
-      // Membership is fixed at the first start: no shard replica ever moves yet.
-      moves: { supported: false, active: [] },
-      ...(this.opts.writeGuard === undefined ? {} : { disk: this.opts.writeGuard.status() }),
+      ...sideSections(this.opts),
     };
   }
 

@@ -125,3 +125,18 @@ function round(v: number, digits: number): number {
   const f = 10 ** digits;
   return Math.round(v * f) / f;
 }
+
+/** The parts of a node's status that come from outside the router: snapshots, discovery, moves and the disk alarm. */
+export function sideSections(o: {
+  readonly snapshotsActive?: () => unknown;
+  readonly discovery?: () => unknown;
+  readonly writeGuard?: { status(): unknown };
+}): Record<string, unknown> {
+  return {
+    snapshots: o.snapshotsActive?.() ?? null,
+    discovery: o.discovery?.() ?? null,
+    // Membership is fixed at the first start: no shard replica ever moves yet.
+    moves: { supported: false, active: [] },
+    ...(o.writeGuard === undefined ? {} : { disk: o.writeGuard.status() }),
+  };
+}
