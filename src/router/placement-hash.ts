@@ -10,9 +10,7 @@ import type { Result } from '../api/index.js';
 import type { ShardId } from '../shards/raft/index.js';
 import { KEYED_HASH, UNKEYED_HASH, keyedHash, unkeyedHash } from '../wire/shard-hash.js';
 import type { ShardHash } from '../wire/shard-hash.js';
-
-/** The reserved tenant of the cluster's own records (tenants.ts, placement-record.ts). */
-const SYSTEM_TENANT = '_system';
+import { SYSTEM_TENANT } from './tenants.js';
 
 /** The cluster's choice: the unkeyed function, or the keyed one with its 16-byte key. */
 export type PlacementChoice = { readonly hash: typeof UNKEYED_HASH } | { readonly hash: typeof KEYED_HASH; readonly key: Uint8Array };

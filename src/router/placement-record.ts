@@ -17,10 +17,10 @@ import { ServiceErrorCode } from '../api/index.js';
 import type { Failure, KvService, Result } from '../api/index.js';
 import { KEYED_HASH, PLACEMENT_KEY_BYTES, UNKEYED_HASH } from '../wire/shard-hash.js';
 import type { PlacementChoice } from './placement-hash.js';
+import { SYSTEM_TENANT } from './tenants.js';
 
 /** Key of the record in `_system`. */
 export const PLACEMENT_RECORD_KEY = 'placement/key';
-const SYSTEM_TENANT = '_system';
 
 export interface SettleOptions {
   /** Where the record lives (the router). */

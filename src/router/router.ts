@@ -57,6 +57,7 @@ import { localShards, replicasOf, served } from './placement.js';
 import { PlacementHash, placementHashOf } from './placement-hash.js';
 import { UNKEYED_HASH } from '../wire/shard-hash.js';
 import type { QuotaGuard } from './quotas.js';
+import { SYSTEM_TENANT } from './tenants.js';
 
 /** What the router needs from the transport. */
 export interface PeerLink {
@@ -509,7 +510,9 @@ export class Router implements KvService {
    */
   async command(shard: ShardId, command: Uint8Array, session: Session | undefined, tenant: string): Promise<Routed> {
     // Refused before it takes a lane or waits for room: nothing is proposed while the disk is short.
-    const blocked = this.writeBlocked();
+    // The cluster's own records (placement key, tenants, roles: a few hundred bytes each) are
+    // exempt: a node needs its placement key to serve even reads.
+    const blocked = tenant === SYSTEM_TENANT ? undefined : this.writeBlocked();
     if (blocked !== undefined) return blocked;
     const lane = session === undefined ? this.lanes.take() : undefined;
     if (session === undefined && lane === undefined) return fail('Overloaded', 'too many requests in flight (requestsMax)');
