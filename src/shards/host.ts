@@ -115,12 +115,6 @@ export interface HostOptions {
    * flush.
    */
   readonly asyncWrites?: boolean;
-  /**
-   * With `asyncWrites`: turns whose flush may be in flight at once. While that many are, no new
-   * turn starts and the Readys of every shard gather for the next one (more entries per flush).
-   * Default 1.
-   */
-  readonly asyncFlushesMax?: number;
 }
 
 export const HostErrorCode = {
@@ -239,8 +233,6 @@ export class ShardHost {
   private readonly inFlight = new Set<Shard>();
   /** With `asyncWrites`: the turns' flushes not yet done (each settles after its turn finished). */
   private readonly flushes = new Set<Promise<void>>();
-  /** `asyncFlushesMax`, or unbounded without `asyncWrites` (no flush is ever in flight then). */
-  private readonly asyncFlushesMax: number;
 
   constructor(private readonly opts: HostOptions) {
     this.entryBytesMax = opts.raft?.appendBytesMax ?? APPEND_BYTES_MAX_DEFAULT;
@@ -248,9 +240,6 @@ export class ShardHost {
     this.compactKeep = opts.compactKeepEntries ?? 1_000;
     assert(Number.isInteger(this.compactEvery) && this.compactEvery > 0, 'compactEveryEntries must be a positive integer');
     assert(Number.isInteger(this.compactKeep) && this.compactKeep >= 0, 'compactKeepEntries must be >= 0');
-    this.asyncFlushesMax = opts.asyncWrites === true ? (opts.asyncFlushesMax ?? 1) : Infinity;
-    assert(Number.isInteger(this.asyncFlushesMax) || this.asyncFlushesMax === Infinity, 'asyncFlushesMax must be a positive integer');
-    assert(this.asyncFlushesMax > 0, 'asyncFlushesMax must be a positive integer');
     this.tickMs = opts.tickMs ?? 100;
     assert(this.tickMs > 0 && Number.isFinite(this.tickMs), 'tickMs must be positive');
     if (opts.clock) this.nextTickAtMs = opts.clock() + this.tickMs;
@@ -594,7 +583,6 @@ export class ShardHost {
 
   /** True when some shard has a Ready to handle. Looks at touched shards only (see `dirty`). */
   hasReady(): boolean {
-    if (this.flushes.size >= this.asyncFlushesMax) return false;
     for (const s of this.dirty) {
       if (s.node.hasReady()) return true;
       this.dirty.delete(s);
@@ -608,7 +596,6 @@ export class ShardHost {
    * for it. Returns the number of shards that had work.
    */
   turn(): number {
-    if (this.flushes.size >= this.asyncFlushesMax) return 0;
     const turns: Turn[] = [];
     for (const s of this.dirty) {
       // A shard in flight has an outstanding Ready (its core says no Ready); it leaves `dirty`

@@ -165,8 +165,6 @@ try {
     tickMs: init.tickMs,
     latency: metrics.latency,
     asyncWrites,
-    // IROH_RAFT_ASYNC_FLUSHES: turns in flight at once (default 1), while it is measured.
-    asyncFlushesMax: Number(process.env.IROH_RAFT_ASYNC_FLUSHES ?? 1),
   });
 } catch (e) {
   // Report a refusal (e.g. a data directory laid out for another worker count) to the pool.

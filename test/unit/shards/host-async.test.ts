@@ -93,7 +93,7 @@ describe('durability ordering with asynchronous writes', () => {
 
 describe('stepping while a flush is in flight', () => {
   test('proposals taken while a shard waits for its flush ride its next transaction, and every one is answered', async () => {
-    cluster = new HostCluster({ nodes: 1, shards: 2, asyncWrites: true, host: { asyncFlushesMax: 2 } });
+    cluster = new HostCluster({ nodes: 1, shards: 2, asyncWrites: true });
     const c = cluster;
     await c.untilAsync(() => c.leaderOf(0) !== undefined && c.leaderOf(1) !== undefined);
     await c.untilAsync(() => c.nodes[0]!.host.flushesInFlight() === 0 && !c.nodes[0]!.host.hasReady(), 200, false);
@@ -117,28 +117,6 @@ describe('stepping while a flush is in flight', () => {
     expect(n.host.counters.entriesPersisted - persisted).toBe(5);
     const indexes = more.map((r) => indexOf((n.replies.get(r) as { body: Uint8Array }).body));
     expect(indexes).toEqual(indexes.map((_, i) => indexes[0]! + i));
-  });
-
-  test('with one flush in flight at most (the default), every shard waits for it and the next turn takes them all', async () => {
-    cluster = new HostCluster({ nodes: 1, shards: 3, asyncWrites: true });
-    const c = cluster;
-    await c.untilAsync(() => [0, 1, 2].every((s) => c.leaderOf(s) !== undefined));
-    const n = c.nodes[0]!;
-    await n.host.drain();
-    while (n.host.hasReady()) {
-      n.host.turn();
-      await n.host.drain();
-    }
-    const w0 = c.propose(n, 0, 'a');
-    expect(n.host.turn()).toBe(1);
-    const others = [c.propose(n, 1, 'b'), c.propose(n, 2, 'c'), c.propose(n, 0, 'd')];
-    expect(n.host.hasReady()).toBe(false);
-    expect(n.host.turn()).toBe(0);
-    await n.host.drain();
-    // One turn for all three: shard 0's commit of 'a' and its 'd', and the others' proposals.
-    expect(n.host.turn()).toBe(3);
-    await n.host.drain();
-    await c.untilAsync(() => [w0, ...others].every((r) => n.replies.get(r)?.ok === true), 50, false);
   });
 
   test('a node crashed with flushes in flight restarts from its store and catches up', async () => {
