@@ -105,16 +105,6 @@ export interface HostOptions {
   readonly latency?: HostLatency;
   /** Test only: send what depends on a write before the write is durable (breaks the durability rule). */
   readonly unsafeSendBeforePersist?: boolean;
-  /**
-   * Asynchronous storage writes: a turn's transaction is committed and flushed by LMDB's writer
-   * thread ({@link Store.commitAsync}) while this thread goes on stepping messages, proposals and
-   * ticks into the cores; a shard whose Ready is in flight gets no new Ready until its flush is
-   * done (one outstanding Ready per shard), other shards start later turns meanwhile. When a
-   * turn's flush is done its `messagesAfterPersist` leave, reads are served and the cores advance
-   * ({@link ShardHost.whenFlushed} wakes the caller's loop). Default false: `turn` blocks in the
-   * flush.
-   */
-  readonly asyncWrites?: boolean;
 }
 
 export const HostErrorCode = {
@@ -166,9 +156,6 @@ interface Shard {
   /** The term of that clock entry: a step is measured only within one term (0: never). */
   logClockTerm: number;
 }
-
-/** Snapshots a turn owns: installed by its transaction or refused by its cores; deleted after it. */
-type StagedSnapshots = Map<ShardId, StagedSnapshot>;
 
 /** One shard's Ready and the results of handling it inside the commit. */
 interface Turn {
@@ -225,14 +212,6 @@ export class ShardHost {
   private readonly entryBytesMax: number;
   /** Raft counts of the shards closed here, so raftTotals() only grows. */
   private readonly retiredRaft = zeroRaftTotals();
-  /**
-   * With `asyncWrites`: the shards whose Ready a turn took and whose transaction is not yet
-   * flushed. Invariant: exactly the shards whose core has an outstanding Ready between turns; a
-   * shard leaves it when its turn's flush is done and its core has advanced.
-   */
-  private readonly inFlight = new Set<Shard>();
-  /** With `asyncWrites`: the turns' flushes not yet done (each settles after its turn finished). */
-  private readonly flushes = new Set<Promise<void>>();
 
   constructor(private readonly opts: HostOptions) {
     this.entryBytesMax = opts.raft?.appendBytesMax ?? APPEND_BYTES_MAX_DEFAULT;
@@ -598,8 +577,6 @@ export class ShardHost {
   turn(): number {
     const turns: Turn[] = [];
     for (const s of this.dirty) {
-      // A shard in flight has an outstanding Ready (its core says no Ready); it leaves `dirty`
-      // here and comes back when its flush is done (finish -> touched).
       if (!s.node.hasReady()) {
         this.dirty.delete(s);
         continue;
@@ -615,10 +592,6 @@ export class ShardHost {
       return 0;
     }
     this.counters.turns++;
-    if (this.opts.asyncWrites === true && turns.some((t) => needsWrite(t.rd))) {
-      this.turnAsync(turns);
-      return turns.length;
-    }
     if (turns.some((t) => needsWrite(t.rd))) {
       const how = { stateMachine: this.opts.stateMachine, counters: this.counters, compactEvery: this.compactEvery, compactKeep: this.compactKeep };
       this.opts.store.commit(() => {
@@ -636,89 +609,6 @@ export class ShardHost {
       this.finish(t);
     }
     return turns.length;
-  }
-
-  /**
-   * The asynchronous form of a turn's write: the transaction runs when LMDB's writer thread is
-   * ready for it (the writes and the answers of applied entries, as in the synchronous turn);
-   * everything that needs the flush (messagesAfterPersist, read answers, advance) waits for it.
-   * LMDB commits in order and a flush covers every commit before it, so turns finish in the order
-   * their flushes complete without waiting for each other; the Readys of one shard never overlap.
-   */
-  private turnAsync(turns: Turn[]): void {
-    const staged = this.takeStaged(turns);
-    for (const t of turns) {
-      assert(!this.inFlight.has(t.shard), `shard ${t.shard.id}: a second Ready while one is in flight`);
-      this.inFlight.add(t.shard);
-    }
-    const how = { stateMachine: this.opts.stateMachine, counters: this.counters, compactEvery: this.compactEvery, compactKeep: this.compactKeep };
-    const flush = this.opts.store
-      .commitAsync(() => {
-        for (const t of turns) t.applied.push(...writeTurn(t.shard.id, t.shard.store, t.rd, staged.get(t.shard.id), how));
-        // As in turn(): answers need their entries durable in a quorum's logs, not this flush.
-        for (const t of turns) if (this.hosts(t.shard)) this.answerApplied(t);
-      })
-      .then(
-        () => {
-          this.flushes.delete(flush);
-          this.counters.commits++;
-          dropStaged(staged);
-          this.appliedAt(turns);
-          for (const t of turns) {
-            this.inFlight.delete(t.shard);
-            if (!this.hosts(t.shard)) continue;
-            if (!this.opts.unsafeSendBeforePersist) this.sendAll(t.shard.id, t.rd.messagesAfterPersist);
-            this.finish(t);
-          }
-        },
-        (e: unknown) => {
-          // A failed write leaves the cores ahead of the disk: the worker stops and its shards
-          // recover from what LMDB holds.
-          setImmediate(() => {
-            throw e;
-          });
-        },
-      );
-    this.flushes.add(flush);
-  }
-
-  /**
-   * Staged snapshots a turn owns: those of shards not in flight (a shard in flight takes its own at
-   * its next turn). Each is installed by the turn's Ready or was refused by its core.
-   */
-  private takeStaged(turns: readonly Turn[]): StagedSnapshots {
-    const taken: StagedSnapshots = new Map();
-    const inTurn = new Set(turns.map((t) => t.shard.id));
-    for (const [id, st] of this.staged) {
-      const s = this.shards.get(id);
-      if (s !== undefined && this.inFlight.has(s) && !inTurn.has(id)) continue;
-      taken.set(id, st);
-      this.staged.delete(id);
-    }
-    return taken;
-  }
-
-  /** True while `s` is the hosted shard of its id (not closed since). */
-  private hosts(s: Shard): boolean {
-    return this.shards.get(s.id) === s;
-  }
-
-  /**
-   * With `asyncWrites`: resolves when one of the flushes in flight is done and its turn finished
-   * (the caller's loop then looks for new Readys); undefined when none is in flight.
-   */
-  whenFlushed(): Promise<void> | undefined {
-    return this.flushes.size === 0 ? undefined : Promise.race(this.flushes);
-  }
-
-  /** Number of turns whose flush is in flight (0 without `asyncWrites`). */
-  flushesInFlight(): number {
-    return this.flushes.size;
-  }
-
-  /** Waits until no flush is in flight: what they release has left (for shutdown). */
-  async drain(): Promise<void> {
-    while (this.flushes.size > 0) await Promise.all(this.flushes);
   }
 
   /**
@@ -743,12 +633,10 @@ export class ShardHost {
     for (const t of turns) if (t.rd.committedEntries.length > 0) latency.apply((now - t.takenAtMs) / 1000, t.rd.committedEntries.length);
   }
 
-  /**
-   * After a synchronous turn: every staged snapshot was installed or refused by its core (a shard
-   * in flight keeps its own for its next turn); their files go.
-   */
+  /** After a turn: every staged snapshot was installed or refused by its core; their files go. */
   private dropStaged(): void {
-    dropStaged(this.takeStaged([]));
+    for (const st of this.staged.values()) rmSync(st.path, { force: true });
+    this.staged.clear();
   }
 
   /**
@@ -844,10 +732,6 @@ export class ShardHost {
   private replyError(id: ShardId, reqId: number, code: string, message: string, leaderHint = 0): void {
     this.reply(id, { reqId, ok: false, code, message, leaderHint });
   }
-}
-
-function dropStaged(staged: StagedSnapshots): void {
-  for (const st of staged.values()) rmSync(st.path, { force: true });
 }
 
 function needsWrite(rd: Ready): boolean {

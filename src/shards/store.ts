@@ -10,10 +10,6 @@
  * synchronous flush (`overlappingSync: false`): when `commit` returns, every shard's writes of the
  * turn are on disk, with one fsync for all of them (group commit).
  *
- * With `asyncCommits` the environment is opened with lmdb-js's `overlappingSync` and a turn may
- * instead use {@link Store.commitAsync}: LMDB's writer thread commits and flushes while the worker
- * thread goes on. Power loss then falls back to the last flushed commit (see commitAsync).
- *
  * A root database `manifest` records the worker count the data directory was laid out with, so a
  * restart with another count refuses to start instead of opening empty shards.
  */
@@ -38,15 +34,7 @@ export interface StoreOptions {
   readonly shardsMax?: number;
   /** LMDB map size in bytes (the file grows up to it). Default 8 GiB. */
   readonly mapSizeBytes?: number;
-  /**
-   * Opens the environment with `overlappingSync` so that {@link Store.commitAsync} can be used.
-   * {@link Store.commit} and {@link Store.batch} stay durable when they return. Default false.
-   */
-  readonly asyncCommits?: boolean;
 }
-
-/** lmdb-js runs `sync(cb)` (mdb_env_sync) on a libuv pool thread; its types leave it out. */
-type SyncableEnv = RootDatabase & { sync(cb: (e?: Error) => void): void };
 
 const EMPTY = new Uint8Array(0);
 const LOG_TYPE = 0;
@@ -406,9 +394,8 @@ export class Store {
       path: options.path,
       maxDbs: options.shardsMax * 3 + 4,
       mapSize: options.mapSizeBytes,
-      // Durability: a synchronous commit returns after the data is flushed, not merely visible,
-      // in both modes (with overlappingSync a commit without MDB_NOSYNC still syncs in place).
-      overlappingSync: options.asyncCommits,
+      // Durability: a commit returns after the data is flushed, not merely visible.
+      overlappingSync: false,
       noSync: false,
     });
     const manifest = this.env.openDB<{ workers: number; worker: number }, string>({ name: 'manifest' });
@@ -427,7 +414,7 @@ export class Store {
   }
 
   static open(opts: StoreOptions): Store {
-    return new Store({ shardsMax: 1024, mapSizeBytes: 8 * 1024 ** 3, asyncCommits: false, ...opts });
+    return new Store({ shardsMax: 1024, mapSizeBytes: 8 * 1024 ** 3, ...opts });
   }
 
   /** Shards this store holds on disk. */
@@ -517,44 +504,6 @@ export class Store {
       this.inCommit = false;
     }
     this.commits++;
-  }
-
-  /**
-   * Runs `fn` in a write transaction on LMDB's writer thread's schedule (lmdb-js calls `fn` on
-   * this thread, later, with the writer's transaction open) and resolves once that transaction
-   * is flushed. The calling thread does not wait for the commit or its fsync; reads see the writes
-   * once committed, possibly before the flush. Transactions commit in call order; a later
-   * {@link commit} or {@link batch} may commit before an earlier commitAsync's `fn` has run.
-   *
-   * Why the flush is known: the promise of `env.transaction` resolves after LMDB's commit, then
-   * `env.sync(cb)` runs mdb_env_sync on a pool thread, which returns only when every transaction
-   * committed before it is flushed (data fdatasync, then the "flushed" meta page written through
-   * the O_DSYNC descriptor), at once when the writer's own flush already covered it.
-   *
-   * Crash consistency (lmdb-js's overlappingSync, mdb.c): a transaction's meta page is written
-   * marked "not flushed" and the flush writes a second, "flushed" meta; pages of the last flushed
-   * snapshot are not reused until a later flush. After a process crash (same boot id) the latest
-   * commit is used, since the page cache kept it; after a power loss (another boot id) the last
-   * flushed one, whose pages are intact. Nothing acknowledged depends on a commit whose flush
-   * was not reported. Rejects (StoreClosed, or LMDB's error) when the transaction fails.
-   */
-  commitAsync(fn: () => void): Promise<void> {
-    if (this.closed) return Promise.reject(new StoreError('StoreClosed', 'store is closed'));
-    assert(this.options.asyncCommits, 'store: commitAsync needs asyncCommits');
-    const committed = this.env.transaction(() => {
-      assert(!this.inCommit, 'store: nested commit');
-      this.inCommit = true;
-      try {
-        fn();
-      } finally {
-        this.inCommit = false;
-      }
-    });
-    return committed
-      .then(() => new Promise<void>((resolve, reject) => (this.env as SyncableEnv).sync((e) => (e ? reject(e) : resolve()))))
-      .then(() => {
-        this.commits++;
-      });
   }
 
   assertInCommit(): void {

@@ -133,22 +133,10 @@ async function loadStateMachine(): Promise<StateMachine> {
   return mod.createStateMachine(init.stateMachine.options);
 }
 
-/**
- * Experimental, off by default: asynchronous storage writes (ShardHost `asyncWrites`), switched
- * on by IROH_RAFT_ASYNC_WRITES=1 in the node's environment while it is measured.
- */
-const asyncWrites = process.env.IROH_RAFT_ASYNC_WRITES === '1';
-
 let store: Store;
 let host: ShardHost;
 try {
-  store = Store.open({
-    path: workerDir(init.dataDir, init.worker),
-    worker: init.worker,
-    workers: init.workers,
-    shardsMax: init.shardsMax,
-    asyncCommits: asyncWrites,
-  });
+  store = Store.open({ path: workerDir(init.dataDir, init.worker), worker: init.worker, workers: init.workers, shardsMax: init.shardsMax });
   host = new ShardHost({
     store,
     stateMachine: await loadStateMachine(),
@@ -164,7 +152,6 @@ try {
     logClock: () => performance.now(),
     tickMs: init.tickMs,
     latency: metrics.latency,
-    asyncWrites,
   });
 } catch (e) {
   // Report a refusal (e.g. a data directory laid out for another worker count) to the pool.
@@ -274,13 +261,8 @@ async function loop(): Promise<void> {
     const ms = Math.max(1, host.msUntilTick());
     const waits: Promise<void>[] = [waitForData(ms)];
     if (outbox.records() > 0) waits.push(waitForSpace(ms));
-    // A finished flush releases messages and replies and may leave new Readys.
-    const flushed = host.whenFlushed();
-    if (flushed !== undefined) waits.push(flushed);
     await Promise.race(waits);
   }
-  // Flushes in flight finish, and what they release leaves, before the store closes.
-  await host.drain();
   outbox.flush();
   stopped();
 }

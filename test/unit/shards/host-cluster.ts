@@ -9,13 +9,7 @@ import { ShardHost } from '../../../src/shards/host.js';
 import type { ClientReply, HostOptions, HostSink, Outcome, SnapshotWish } from '../../../src/shards/host.js';
 import { Store } from '../../../src/shards/store.js';
 import type { StateMachine } from '../../../src/shards/state-machine.js';
-import type { HardState, LogIndex, Message, NodeId, ShardId } from '../../../src/shards/raft/index.js';
-
-/** What one shard's store holds: its hard state and last log index. */
-export interface Stored {
-  readonly hard: HardState;
-  readonly lastIndex: LogIndex;
-}
+import type { Message, NodeId, ShardId } from '../../../src/shards/raft/index.js';
 
 /**
  * A test state machine: a command is a key; applying it stores (key -> index) and replies with the
@@ -52,12 +46,6 @@ export interface ClusterNode {
   /** Outcomes by request id. */
   readonly replies: Map<number, Outcome>;
   up: boolean;
-  /**
-   * With `asyncWrites`: each shard's state as of the last transaction whose flush the store
-   * reported (recorded inside that transaction, published when its flush resolves, before the
-   * host hears of it).
-   */
-  readonly durable: Map<ShardId, Stored>;
 }
 
 export interface HostClusterOptions {
@@ -73,8 +61,6 @@ export interface HostClusterOptions {
    * clock by `tickMs` and calls every running host's catchUp() (its worker's loop top).
    */
   readonly clock?: { readonly tickMs: number };
-  /** Stores open with asyncCommits and hosts with asyncWrites; drive them with roundAsync. */
-  readonly asyncWrites?: boolean;
 }
 
 export class HostCluster {
@@ -104,40 +90,20 @@ export class HostCluster {
     for (let i = 1; i <= opts.nodes; i++) {
       const id = i as NodeId;
       const dir = join(this.root, `n${i}`);
-      const node = { id, dir, replies: new Map<number, Outcome>(), up: true, durable: new Map() } as ClusterNode;
-      node.store = this.openStore(node);
+      const node = { id, dir, replies: new Map<number, Outcome>(), up: true } as ClusterNode;
+      node.store = Store.open({ path: dir, worker: 0, workers: 1 });
       node.host = this.makeHost(node);
       this.nodes.push(node);
     }
   }
 
-  private openStore(node: ClusterNode): Store {
-    const store = Store.open({ path: node.dir, worker: 0, workers: 1, asyncCommits: this.opts.asyncWrites === true });
-    if (this.opts.asyncWrites !== true) return store;
-    const commitAsync = store.commitAsync.bind(store);
-    store.commitAsync = (fn) => {
-      let seen = new Map<ShardId, Stored>();
-      return commitAsync(() => {
-        fn();
-        // Read through this transaction: exactly what its flush makes durable.
-        seen = new Map(store.shardIds().map((id) => [id, store.shard(id).readStored()] as const));
-      }).then(() => {
-        for (const [id, st] of seen) node.durable.set(id, st);
-      });
-    };
-    return store;
-  }
-
   private makeHost(node: ClusterNode): ShardHost {
     const sink: HostSink = {
       send: (shard, m) => {
-        // A crashed node's last flushes finish (see crash) but nothing of theirs leaves it.
-        if (!node.up) return;
         this.opts.onSend?.(node, shard, m);
         this.queue.push({ shard, m });
       },
       reply: (shard, r) => {
-        if (!node.up) return;
         this.opts.onReply?.(node, shard, r);
         const { reqId, ...o } = r;
         node.replies.set(reqId, o);
@@ -155,7 +121,6 @@ export class HostCluster {
       seed: node.id * 7919,
       raft: { electionTimeoutTicks: 10 },
       ...(this.opts.clock ? { clock: () => this.nowMs + (this.aheadMs.get(node.id) ?? 0), tickMs: this.opts.clock.tickMs } : {}),
-      ...(this.opts.asyncWrites === true ? { asyncWrites: true } : {}),
       ...this.opts.host,
     });
     const all = Array.from({ length: this.opts.nodes }, (_, i) => (i + 1) as NodeId);
@@ -224,27 +189,6 @@ export class HostCluster {
     this.aheadMs.set(id, (this.aheadMs.get(id) ?? 0) + ms);
   }
 
-  /**
-   * With `asyncWrites`: a round, then either (`settle`) until one flush of each node that has any
-   * in flight is done, or one pass of the event loop only, so that the next round steps messages
-   * into shards whose flush is still in flight. Rounds are ticks: a flush takes a few
-   * milliseconds, and rounds that never wait would run elections out before any vote is flushed.
-   */
-  async roundAsync(tick = true, settle = true): Promise<void> {
-    this.round(tick);
-    const flushed = settle ? this.nodes.map((n) => (n.up ? n.host.whenFlushed() : undefined)) : [];
-    await Promise.all([...flushed, new Promise<void>((resolve) => setImmediate(resolve))]);
-  }
-
-  /** Runs async rounds, every other one settling, until `done` holds (or throws after `max` rounds). */
-  async untilAsync(done: () => boolean, max = 2000, tick = true): Promise<void> {
-    for (let i = 0; i < max; i++) {
-      if (done()) return;
-      await this.roundAsync(tick, i % 2 === 0);
-    }
-    throw new Error(`condition not reached in ${max} rounds`);
-  }
-
   /** Runs rounds until `done` holds (or throws after `max` rounds). */
   until(done: () => boolean, max = 2000, tick = true): void {
     for (let i = 0; i < max; i++) {
@@ -279,22 +223,18 @@ export class HostCluster {
   async crash(id: number): Promise<void> {
     const n = this.node(id);
     n.up = false;
-    // The process dies: flushes in flight either happened or not; the store closes after them
-    // (an LMDB environment cannot be dropped with a transaction open).
-    await n.host.drain();
     await n.store.close();
   }
 
   /** Restart from disk. */
   restart(id: number): void {
     const n = this.node(id);
-    n.store = this.openStore(n);
+    n.store = Store.open({ path: n.dir, worker: 0, workers: 1 });
     n.host = this.makeHost(n);
     n.up = true;
   }
 
   async close(): Promise<void> {
-    for (const n of this.nodes) if (n.up) await n.host.drain();
     for (const n of this.nodes) if (n.up) await n.store.close();
     rmSync(this.root, { recursive: true, force: true });
   }
