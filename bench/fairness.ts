@@ -13,8 +13,10 @@
  *     [--tenants noisy:64,steady:4] [--mix put|get|mixed:R/W] [--rounds 1] [--json]
  *     [--node-args='--write-bytes-max 1048576']
  *
- * `--tenants FLOOD:N,STEADY:M`: the first tenant floods with N connections, the second is the
- * steady one, measured, with M. Exit code 2 for bad flags, 1 when a node fell over or a load
+ * `--tenants FLOOD:N,STEADY:M@R`: the first tenant floods with N connections, the second is the
+ * steady one, measured, with M; `@R` holds a tenant to R requests/s over its connections (a steady
+ * rate; without it, each connection sends again as soon as it is answered, a closed loop that
+ * takes whatever the cluster gives). Exit code 2 for bad flags, 1 when a node fell over or a load
  * generator failed. The result goes to bench/results/<date>-fairness.json.
  */
 import { spawn } from 'node:child_process';
@@ -32,6 +34,8 @@ import type { LoadConfig, LoadResult, Mix, WorkerMessage } from './workload.js';
 interface Tenant {
   readonly name: string;
   readonly connections: number;
+  /** Requests per second over all its connections (a steady rate); absent: as fast as answers come (closed loop). */
+  readonly ratePerSec?: number;
 }
 
 interface Flags {
@@ -50,14 +54,15 @@ interface Flags {
 function usage(msg: string): never {
   console.error(`bench/fairness: ${msg}
 usage: npm run bench:fairness -- [--nodes 3] [--shards 16] [--duration 10] [--value-size 256]
-  [--tenants FLOOD:N,STEADY:M (default noisy:64,steady:4)] [--mix put] [--rounds 1] [--json] [--node-args='...']`);
+  [--tenants FLOOD:N[@RATE],STEADY:M[@RATE] (default noisy:64,steady:4)] [--mix put] [--rounds 1] [--json] [--node-args='...']`);
   process.exit(2);
 }
 
 function parseTenant(s: string | undefined): Tenant {
-  const m = /^([a-z0-9][a-z0-9-]{0,30}):(\d{1,4})$/.exec(s ?? '');
-  if (!m || Number(m[2]) < 1) usage(`a tenant is NAME:CONNECTIONS (lowercase name, at least one connection), got ${JSON.stringify(s)}`);
-  return { name: m[1]!, connections: Number(m[2]) };
+  const m = /^([a-z0-9][a-z0-9-]{0,30}):(\d{1,4})(?:@(\d{1,6}))?$/.exec(s ?? '');
+  if (!m || Number(m[2]) < 1 || (m[3] !== undefined && Number(m[3]) < 1))
+    usage(`a tenant is NAME:CONNECTIONS[@RATE] (lowercase name, at least one connection, a rate of at least 1 request/s), got ${JSON.stringify(s)}`);
+  return { name: m[1]!, connections: Number(m[2]), ...(m[3] === undefined ? {} : { ratePerSec: Number(m[3]) }) };
 }
 
 function parseArgs(argv: readonly string[]): Flags {
@@ -140,6 +145,7 @@ function loadOnce(f: Flags, urls: readonly string[], tenant: Tenant, prefix: str
     timeoutS: LOAD_TIMEOUT_S,
     ackedKeptMax: 0,
     tenant: tenant.name,
+    ...(tenant.ratePerSec === undefined ? {} : { ratePerSec: tenant.ratePerSec }),
   };
   let ready: () => void = () => {};
   const started = new Promise<void>((r) => (ready = r));

@@ -230,6 +230,8 @@ async function run(cfg: LoadConfig): Promise<LoadResult> {
     return autocannon({
       url,
       connections,
+      // Split like the connections: each instance its part of the rate (at least 1 request/s).
+      ...(cfg.ratePerSec === undefined ? {} : { overallRate: Math.max(1, Math.round((cfg.ratePerSec * connections) / cfg.connections)) }),
       duration: cfg.durationS,
       timeout: cfg.timeoutS,
       requests: [{ setupRequest, onResponse }],

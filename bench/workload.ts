@@ -150,6 +150,11 @@ export interface LoadConfig {
   readonly client?: boolean;
   /** iroh-raft only: every request names this tenant in `x-tenant` (nodes with `--auth off`). Default: none (the node's default tenant). */
   readonly tenant?: string;
+  /**
+   * Requests per second over all connections (autocannon's overallRate, split over the URLs as the
+   * connections are): a steady load. Default: none, each connection sends as soon as its answer came.
+   */
+  readonly ratePerSec?: number;
 }
 
 export interface OpResult {
