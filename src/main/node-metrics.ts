@@ -122,6 +122,11 @@ function registerSnapshotMetrics(counter: Read, gauge: Read, snapshots: Snapshot
   counter('iroh_raft_snapshots_received_total', 'Snapshots this node received whole and handed to a shard.', () => sc.received);
   counter('iroh_raft_snapshots_receive_failures_total', 'Snapshot transfers this node received that failed (nothing installed).', () => sc.receiveFailures);
   counter('iroh_raft_snapshots_receive_busy_total', 'Snapshot offers this node deferred as busy.', () => sc.receiveBusy);
+  counter(
+    'iroh_raft_snapshots_receive_unoffered_total',
+    'Snapshot streams closed without an offer (offer deadline passed, or too many awaiting one).',
+    () => sc.receiveUnoffered,
+  );
   counter('iroh_raft_snapshots_received_bytes_total', 'Snapshot stream bytes received (deflated chunks).', () => sc.bytesReceived);
   counter('iroh_raft_snapshots_receive_seconds_total', 'Time spent in snapshot transfers that completed, receiving.', () => sc.receiveMs / 1000);
 }

@@ -14,6 +14,8 @@
  * with each failure; a receiver that is busy says how long to wait.
  *
  * Receiver: at most `receivesMax` transfers at once and one per shard (more are answered Busy);
+ * a stream must bring its offer within `offerTimeoutMs`, and at most `receivesMax` streams may be
+ * waiting for theirs (more are closed at once), so streams that never offer cannot pile up;
  * only the leader named in the offer may send it (the connection's authenticated peer); each chunk
  * is inflated and its crc32 checked on arrival and appended to a staging file, never to the live
  * shard; End must match the chunk count, the byte total and the crc32 over everything, and only
@@ -27,6 +29,7 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { CodecError, SnapAnswer, SnapMessageType, decodeSnapMessage, encodeSnapMessage, snapAnswerName } from '../wire/index.js';
 import type { SnapMessage, SnapOffer } from '../wire/index.js';
+import { assert } from '../shards/raft/index.js';
 import type { LogIndex, NodeId, ShardId, SnapshotMetadata, Term } from '../shards/raft/index.js';
 import type { SnapshotWish, StagedSnapshot } from '../shards/host.js';
 
@@ -76,6 +79,13 @@ export interface SnapshotOptions {
   readonly receivesMax?: number;
   /** A read that waits longer than this ends the transfer. Default 30 s. */
   readonly idleTimeoutMs?: number;
+  /**
+   * Time a received stream may take to bring its offer, in milliseconds (idleTimeoutMs when that
+   * is shorter); past it the stream is closed without an answer. Default 5,000: a sender writes its offer as soon as the stream is
+   * open, so it arrives within a round trip; the bound only has to cover a loaded node, and it
+   * keeps a member that opens streams and says nothing from holding them for idleTimeoutMs.
+   */
+  readonly offerTimeoutMs?: number;
   /** Backoff after a failed transfer: `min(maxMs, initialMs * 2^(n-1))`, jittered to 50-100 %. Defaults 500 and 30,000. */
   readonly backoff?: { readonly initialMs?: number; readonly maxMs?: number };
   readonly log: SnapshotLogger;
@@ -95,6 +105,8 @@ export interface SnapshotCounters {
   receiveFailures: number;
   /** Offers this node answered Busy. */
   receiveBusy: number;
+  /** Received streams closed without an offer: past offerTimeoutMs, or beyond receivesMax streams awaiting one. */
+  receiveUnoffered: number;
   bytesReceived: number;
   receiveMs: number;
 }
@@ -117,6 +129,7 @@ export class Snapshots {
     received: 0,
     receiveFailures: 0,
     receiveBusy: 0,
+    receiveUnoffered: 0,
     bytesReceived: 0,
     receiveMs: 0,
   };
@@ -125,6 +138,7 @@ export class Snapshots {
   private readonly sendsMax: number;
   private readonly receivesMax: number;
   private readonly idleTimeoutMs: number;
+  private readonly offerTimeoutMs: number;
   private readonly backoff: { initialMs: number; maxMs: number };
   /** Transfers being sent, by `shard:follower`. */
   private readonly sending = new Set<string>();
@@ -132,6 +146,8 @@ export class Snapshots {
   private readonly waiting = new Map<string, { shard: ShardId; wish: SnapshotWish }>();
   /** Per `shard:follower`: failures in a row and when the next attempt may start (Date.now ms). */
   private readonly retry = new Map<string, { failures: number; notBefore: number }>();
+  /** Received streams whose offer has not arrived yet; at most receivesMax (accept closes the rest). */
+  private awaitingOffer = 0;
   /** Shards being received. */
   private readonly receiving = new Set<ShardId>();
   /**
@@ -149,6 +165,7 @@ export class Snapshots {
     this.sendsMax = opts.sendsMax ?? 2;
     this.receivesMax = opts.receivesMax ?? 2;
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 30_000;
+    this.offerTimeoutMs = opts.offerTimeoutMs ?? 5_000;
     this.backoff = { initialMs: opts.backoff?.initialMs ?? 500, maxMs: opts.backoff?.maxMs ?? 30_000 };
     rmSync(opts.stagingDir, { recursive: true, force: true });
     mkdirSync(opts.stagingDir, { recursive: true });
@@ -323,9 +340,36 @@ export class Snapshots {
 
   // ---------------------------------------------------------------- receiving
 
-  /** A member opened a snapshot stream to this node; this owns it until it ends. */
+  /**
+   * A member opened a snapshot stream to this node; this owns it until it ends. Closed at once
+   * (counted in receiveUnoffered) when receivesMax streams already wait for their offer.
+   */
   accept(stream: SnapshotStream): void {
+    if (this.awaitingOffer >= this.receivesMax) {
+      this.counters.receiveUnoffered++;
+      this.opts.log.warn({ peer: stream.peerId, awaitingOffer: this.awaitingOffer }, 'snapshot stream refused: too many awaiting an offer');
+      stream.close('too many snapshot streams awaiting an offer');
+      return;
+    }
+    this.awaitingOffer++;
     void this.receive(stream);
+  }
+
+  /** The stream's first message, which must come within offerTimeoutMs; it leaves the awaiting count either way. */
+  private async readOffer(stream: SnapshotStream): Promise<SnapOffer> {
+    let body: Uint8Array;
+    try {
+      body = await stream.read(Math.min(this.offerTimeoutMs, this.idleTimeoutMs));
+    } catch (e) {
+      this.counters.receiveUnoffered++;
+      throw e;
+    } finally {
+      this.awaitingOffer--;
+      assert(this.awaitingOffer >= 0, 'awaitingOffer went below zero');
+    }
+    const first = decodeSnapMessage(body);
+    if (first.type !== SnapMessageType.Offer) throw new SnapshotFailure(`a snapshot stream starts with an offer, got message type ${first.type}`);
+    return first;
   }
 
   private async receive(stream: SnapshotStream): Promise<void> {
@@ -334,10 +378,9 @@ export class Snapshots {
     let path: string | undefined;
     let file: FileHandle | undefined;
     let mine = false;
+    let answered = true;
     try {
-      const first = decodeSnapMessage(await stream.read(this.idleTimeoutMs));
-      if (first.type !== SnapMessageType.Offer) throw new SnapshotFailure(`a snapshot stream starts with an offer, got message type ${first.type}`);
-      offer = first;
+      offer = await this.readOffer(stream);
       const shard = offer.shard as ShardId;
       this.streams.set(stream, offer.from as NodeId);
       // Only the leader the offer names may send it: the connection's authenticated peer.
@@ -382,12 +425,15 @@ export class Snapshots {
       this.opts.log.warn({ shard: offer?.shard, from: offer?.from, err: errText(e) }, 'snapshot receive failed');
       const code = e instanceof SnapshotFailure && typeof e.cause === 'number' ? e.cause : e instanceof CodecError ? SnapAnswer.BadStream : undefined;
       if (code !== undefined) await this.answer(stream, code as SnapAnswer).catch(() => undefined);
+      else answered = false;
     } finally {
       if (file !== undefined) await file.close().catch(() => undefined);
       if (path !== undefined) rmSync(path, { force: true });
       if (mine && offer !== undefined) this.receiving.delete(offer.shard as ShardId);
       this.streams.delete(stream);
-      await stream.linger(5000);
+      // Lingering only lets a last answer arrive; a stream that never offered gets none.
+      if (offer === undefined && !answered) stream.close('no snapshot offer');
+      else await stream.linger(5000);
     }
   }
 

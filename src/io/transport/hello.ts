@@ -26,6 +26,8 @@ export const CloseCode = {
   NotMember: 2n,
   Superseded: 3n,
   ShuttingDown: 4n,
+  /** A frame was not completed within frameTimeoutMs of its first byte (also a protocol error). */
+  FrameTimeout: 5n,
 } as const;
 
 /**

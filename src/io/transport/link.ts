@@ -56,12 +56,15 @@ export function closeQuietly(conn: Iroh.Connection, code: bigint, reason: string
   }
 }
 
-/** Counts and logs a protocol error, and closes the link (or the bare connection during a handshake). */
-export function protocolError(host: LinkHost, peer: Peer, conn: Iroh.Connection, why: string, l?: Link): void {
+/**
+ * Counts and logs a protocol error, and closes the link (or the bare connection during a
+ * handshake) with `code` (default `ProtocolError`).
+ */
+export function protocolError(host: LinkHost, peer: Peer, conn: Iroh.Connection, why: string, l?: Link, code: bigint = CloseCode.ProtocolError): void {
   host.count(peer, 'protocolErrors', 1);
   host.log.warn({ peer: peer.id, err: why }, 'protocol error: closing the connection');
-  if (l !== undefined) l.close(CloseCode.ProtocolError, why);
-  else closeQuietly(conn, CloseCode.ProtocolError, why);
+  if (l !== undefined) l.close(code, why);
+  else closeQuietly(conn, code, why);
 }
 
 /** Writes `length u32 LE, frame` in pieces of at most WRITE_CHUNK_BYTES. */
@@ -94,6 +97,10 @@ export class Link {
   /** We read the peer's stream to its end. */
   recvDone = false;
   drainTimer: NodeJS.Timeout | undefined;
+  /** Closes the link when the frame being read is not complete within frameTimeoutMs; set only while a frame is partly read. */
+  private frameTimer: NodeJS.Timeout | undefined;
+  /** The frame {@link frameTimer} watches, as the count of frames read before it; -1 when unset. */
+  private frameTimerFor = -1;
 
   constructor(
     private readonly host: LinkHost,
@@ -148,6 +155,7 @@ export class Link {
     let lenHave = 0;
     let frame: Uint8Array | undefined;
     let filled = 0;
+    let framesRead = 0;
     for (;;) {
       let chunk: number[];
       try {
@@ -191,10 +199,36 @@ export class Link {
         if (filled === frame.length) {
           const f = frame;
           frame = undefined;
+          framesRead++;
           if (!this.deliver(f)) return;
         }
       }
+      this.watchFrame(frame !== undefined || lenHave !== 0, framesRead);
     }
+  }
+
+  /**
+   * Called after each chunk read: arms the frame deadline when a frame is left partly read (once
+   * per frame, from the chunk where it began), and disarms it when none is. A deadline, not a
+   * rate, because the memory at stake is the whole stated length from the first byte on.
+   */
+  private watchFrame(pending: boolean, framesRead: number): void {
+    if (pending && this.frameTimerFor === framesRead) return;
+    this.stopFrameTimer();
+    if (!pending) return;
+    const ms = this.host.limits.frameTimeoutMs;
+    this.frameTimerFor = framesRead;
+    this.frameTimer = setTimeout(() => {
+      this.frameTimer = undefined;
+      // Closing makes the pending read fail, so the read loop ends and drops the frame's buffer.
+      protocolError(this.host, this.peer, this.conn, `frame not completed within frameTimeoutMs (${ms} ms)`, this, CloseCode.FrameTimeout);
+    }, ms);
+  }
+
+  private stopFrameTimer(): void {
+    if (this.frameTimer !== undefined) clearTimeout(this.frameTimer);
+    this.frameTimer = undefined;
+    this.frameTimerFor = -1;
   }
 
   /** Hands one frame's records to onRecords; false when the link was closed for it. */
@@ -267,6 +301,7 @@ export class Link {
     if (this.state === 'closed') return;
     this.state = 'closed';
     if (this.drainTimer !== undefined) clearTimeout(this.drainTimer);
+    this.stopFrameTimer();
     closeQuietly(this.conn, code, reason);
     const peer = this.peer;
     peer.links.delete(this);

@@ -50,6 +50,16 @@ export interface TransportOptions {
   readonly bulkRecordBytesMin?: number;
   /** Bulk bytes (on the wire) one frame carries at most, unless a single bulk record is larger. Default 512 KiB. */
   readonly frameBulkBytesMax?: number;
+  /**
+   * Time a frame may take to arrive once its first length byte is read, in milliseconds; past it
+   * the connection is closed (close code `FrameTimeout`) and counted as a protocol error. A started
+   * frame holds a buffer of its stated length (up to maxFrameBytes), so without this bound a member
+   * could announce a large frame, stall, and pin that memory for as long as the connection lives.
+   * Default 10,000: a frame of the largest record at the default limits (8 MiB) still arrives over
+   * a link as slow as 1 MiB/s, and a frame of normal traffic (at most frameBulkBytesMax, 512 KiB)
+   * over one of 64 KiB/s; raise it for slower links or larger limits.
+   */
+  readonly frameTimeoutMs?: number;
   /** Time a dial (connect + hello) may take, in milliseconds. Default 3,000. */
   readonly dialTimeoutMs?: number;
   /** Bytes (on the wire) queued for one peer; beyond it records are dropped and counted. Default 64 MiB. */
@@ -87,7 +97,7 @@ export interface TransportCounters {
   recordsReceived: number;
   /** Records not sent: queue full, breaker open, no address, lost with a broken connection, or sent after close. */
   dropped: number;
-  /** Malformed hellos or frames, and oversized lengths; each closes its connection. */
+  /** Malformed hellos or frames, oversized lengths, and frames not completed within frameTimeoutMs; each closes its connection. */
   protocolErrors: number;
   /** Connections and frames refused because the peer is not a member. */
   refused: number;
@@ -128,6 +138,7 @@ export interface Limits {
   readonly maxFrameBytes: number;
   readonly maxRecordBytes: number;
   readonly dialTimeoutMs: number;
+  readonly frameTimeoutMs: number;
   readonly peerQueueBytesMax: number;
   readonly bulkRecordBytesMin: number;
   readonly frameBulkBytesMax: number;
@@ -150,6 +161,7 @@ export function checkOptions(o: TransportOptions): Limits {
     maxFrameBytes: int('maxFrameBytes', o.maxFrameBytes, 16 * 1024 * 1024, 1024, U32_MAX),
     maxRecordBytes: int('maxRecordBytes', o.maxRecordBytes, 8 * 1024 * 1024, 1, U32_MAX),
     dialTimeoutMs: int('dialTimeoutMs', o.dialTimeoutMs, 3000, 1, 600_000),
+    frameTimeoutMs: int('frameTimeoutMs', o.frameTimeoutMs, 10_000, 1, 600_000),
     peerQueueBytesMax: int('peerQueueBytesMax', o.peerQueueBytesMax, 64 * 1024 * 1024, 1024, Number.MAX_SAFE_INTEGER),
     bulkRecordBytesMin: int('bulkRecordBytesMin', o.bulkRecordBytesMin, 16 * 1024, 0, U32_MAX),
     frameBulkBytesMax: int('frameBulkBytesMax', o.frameBulkBytesMax, 512 * 1024, 1, U32_MAX),

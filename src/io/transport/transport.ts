@@ -12,9 +12,10 @@
  * side first writes a {@link HELLO_BYTES}-byte hello (`"IRFT"`, the wire version u8, three zero bytes,
  * an 8-byte incarnation drawn at random when the transport starts), then frames: `length u32
  * little-endian, frame` where the frame is `encodeFrame(records)` from the shared wire layout
- * (src/wire/record.ts). A length above `maxFrameBytes`, a frame that `decodeFrame` refuses or a
- * malformed hello is a protocol error: counted, logged, and that connection is closed; the process
- * carries on and the peer reconnects.
+ * (src/wire/record.ts). A length above `maxFrameBytes`, a frame that `decodeFrame` refuses, a
+ * frame not complete within `frameTimeoutMs` of its first byte (it holds a buffer of its stated
+ * length meanwhile) or a malformed hello is a protocol error: counted, logged, and that connection
+ * is closed; the process carries on and the peer reconnects.
  *
  * Identity: the sender of a record is the connection's authenticated remote endpoint id (the TLS
  * handshake proves the peer holds the key); nothing inside a frame is trusted for that. Only peers
