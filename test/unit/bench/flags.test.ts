@@ -16,7 +16,8 @@ function bench(args: string[], env: Record<string, string> = {}): Promise<{ code
     });
     let stderr = '';
     p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    p.on('exit', (code) => resolve({ code, stderr }));
+    // 'close', not 'exit': the process can exit before its stderr has been read to the end.
+    p.on('close', (code) => resolve({ code, stderr }));
   });
 }
 
