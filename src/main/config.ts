@@ -42,6 +42,10 @@ export interface NodeConfig {
   readonly compactKeepEntries: number;
   /** Bytes per second this node sends in snapshot transfers, over all of them. */
   readonly snapshotBytesPerSec: number;
+  /** Milliseconds within which a raft frame from a peer must complete once its first byte came; past it the connection closes. */
+  readonly peerFrameTimeoutMs: number;
+  /** Milliseconds within which a snapshot stream from a peer must bring its offer; past it the stream closes. */
+  readonly snapshotOfferTimeoutMs: number;
   /** Bytes of client writes in flight through this node; more wait, up to half their deadline, then Overloaded. */
   readonly writeBytesMax: number;
   /** Client writes in flight through this node while two or more tenants write; more wait in their tenant's line (served round robin), then Overloaded. */
@@ -280,6 +284,20 @@ export const SETTINGS: readonly Setting[] = [
     parse: int(0, 3_600_000),
   },
   {
+    key: 'peerFrameTimeoutMs',
+    flag: '--peer-frame-timeout-ms',
+    env: 'IROH_RAFT_PEER_FRAME_TIMEOUT_MS',
+    help: 'milliseconds a started raft frame from a peer may take to arrive whole before its connection is closed (default 10000)',
+    parse: int(1, 600_000),
+  },
+  {
+    key: 'snapshotOfferTimeoutMs',
+    flag: '--snapshot-offer-timeout-ms',
+    env: 'IROH_RAFT_SNAPSHOT_OFFER_TIMEOUT_MS',
+    help: 'milliseconds a snapshot stream from a peer may take to bring its offer before it is closed (default 5000)',
+    parse: int(1, 600_000),
+  },
+  {
     key: 'snapshotBytesPerSec',
     flag: '--snapshot-bytes-per-sec',
     env: 'IROH_RAFT_SNAPSHOT_BYTES_PER_SEC',
@@ -333,6 +351,8 @@ export function defaults(): NodeConfig {
     compactEveryEntries: 10_000,
     compactKeepEntries: 1_000,
     snapshotBytesPerSec: 64 << 20,
+    peerFrameTimeoutMs: 10_000,
+    snapshotOfferTimeoutMs: 5_000,
     writeBytesMax: 2 << 20,
     writesSharedMax: 4096,
     httpBodiesBytesMax: 8 << 20,

@@ -89,6 +89,7 @@ export async function startNode(cfg: NodeConfig, opts: StartOptions): Promise<Ru
     secretKey,
     bindAddr: `${cfg.listen.host.includes(':') ? `[${cfg.listen.host}]` : cfg.listen.host}:${cfg.listen.port}`,
     isMember: (id) => late.memberIds.has(id),
+    frameTimeoutMs: cfg.peerFrameTimeoutMs,
     onRecords: (peer, records) => late.router?.onPeerRecords(peer, records),
     onSnapshotStream: (stream) => {
       if (late.snapshots !== undefined) late.snapshots.accept(stream);
@@ -409,6 +410,7 @@ function startSnapshots(cfg: NodeConfig, self: NodeId, members: readonly Member[
     peerOf: (node) => peerIds.get(node),
     stagingDir: join(cfg.data, 'staging'),
     bytesPerSecMax: cfg.snapshotBytesPerSec,
+    offerTimeoutMs: cfg.snapshotOfferTimeoutMs,
     log,
   });
 }
