@@ -12,12 +12,10 @@
 import { Buffer } from 'node:buffer';
 import { ServiceErrorCode, isEndpointId, isRole } from '../api/index.js';
 import type { Failure, KvService, Result, Role, RoleBinding, RoleService } from '../api/index.js';
-import { SYSTEM_TENANT } from './tenants.js';
+import { SYSTEM_TENANT, listSystemRecords } from './tenants.js';
 
 /** Key prefix of the bindings in `_system`. */
 const RECORD_PREFIX = 'roles/';
-/** Records read per scan page by list(). */
-const LIST_PAGE = 1000;
 
 export interface RoleDirectoryOptions {
   /** Where records live (the router). */
@@ -78,28 +76,8 @@ export class RoleDirectory implements RoleService {
     return p;
   }
 
-  async list(): Promise<Result<RoleBinding[]>> {
-    const out: RoleBinding[] = [];
-    let startAfter: Uint8Array | undefined;
-    for (;;) {
-      const page = await this.kv.scan({
-        tenant: SYSTEM_TENANT,
-        prefix: Buffer.from(RECORD_PREFIX),
-        limit: LIST_PAGE,
-        consistency: 'linearizable',
-        ...(startAfter === undefined ? {} : { startAfter }),
-      });
-      if (!page.ok) return page;
-      for (const item of page.value.items) {
-        const id = Buffer.from(item.key).toString('latin1').slice(RECORD_PREFIX.length);
-        const b = decodeBinding(id, item.value);
-        if (!b.ok) return b;
-        out.push(b.value);
-      }
-      const last = page.value.items.at(-1);
-      if (!page.value.more || last === undefined) return ok(out);
-      startAfter = last.key;
-    }
+  list(): Promise<Result<RoleBinding[]>> {
+    return listSystemRecords(this.kv, RECORD_PREFIX, decodeBinding);
   }
 
   async get(endpointId: string): Promise<Result<RoleBinding>> {

@@ -118,27 +118,12 @@ export class TenantDirectory implements TenantService {
   }
 
   async list(): Promise<Result<TenantInfo[]>> {
-    const out: TenantInfo[] = [];
-    let startAfter: Uint8Array | undefined;
-    for (;;) {
-      const page = await this.kv.scan({
-        tenant: SYSTEM_TENANT,
-        prefix: Buffer.from(RECORD_PREFIX),
-        limit: LIST_PAGE,
-        consistency: 'linearizable',
-        ...(startAfter === undefined ? {} : { startAfter }),
-      });
-      if (!page.ok) return page;
-      for (const item of page.value.items) {
-        const rec = decodeRecord(item.value);
-        if (!rec.ok) return rec;
-        const used = this.usage?.(rec.value.name);
-        out.push(used === undefined ? info(rec.value) : { ...info(rec.value), usage: used });
-      }
-      const last = page.value.items.at(-1);
-      if (!page.value.more || last === undefined) return ok(out);
-      startAfter = last.key;
-    }
+    return listSystemRecords(this.kv, RECORD_PREFIX, (_, value) => {
+      const rec = decodeRecord(value);
+      if (!rec.ok) return rec;
+      const used = this.usage?.(rec.value.name);
+      return ok(used === undefined ? info(rec.value) : { ...info(rec.value), usage: used });
+    });
   }
 
   async delete(name: string): Promise<Result<{ readonly deleted: true }>> {
@@ -155,43 +140,40 @@ export class TenantDirectory implements TenantService {
   async rotate(name: string): Promise<Result<IssuedToken>> {
     const bad = checkName(name);
     if (bad !== undefined) return bad;
-    for (let i = 0; i < ROTATE_TRIES; i++) {
-      const cur = await this.read(name);
-      if (!cur.ok) return cur;
-      if (cur.value === null) return failure(ServiceErrorCode.TenantNotFound, `no tenant '${name}'`);
-      const { record, version } = cur.value;
-      const { token, secretHash } = mintToken(name);
-      const next: StoredTenant = { ...record, generation: record.generation + 1, secretHash };
-      this.epoch++;
-      const r = await this.kv.put({ tenant: SYSTEM_TENANT, key: recordKey(name), value: encodeRecord(next), expectedVersion: version });
-      this.cache.delete(name);
-      if (!r.ok) return r;
-      if (r.value.swapped) return ok({ tenant: info(next), token });
-      // Deleted (version 0) or rotated by another admin meanwhile: read again.
-    }
-    return failure(ServiceErrorCode.Overloaded, `tenant '${name}' kept being changed by other admins (${ROTATE_TRIES} tries); nothing was rotated, try again`);
+    let token = '';
+    const r = await this.update(name, 'nothing was rotated', (record) => {
+      const minted = mintToken(name);
+      token = minted.token;
+      return { ...record, generation: record.generation + 1, secretHash: minted.secretHash };
+    });
+    return r.ok ? ok({ tenant: r.value, token }) : r;
   }
 
   async setQuota(name: string, quota: TenantQuota): Promise<Result<TenantInfo>> {
     const bad = checkName(name) ?? checkQuota(quota);
     if (bad !== undefined) return bad;
+    return this.update(name, 'its quota was not set', (record) => ({ ...record, quota: { ...quota } }));
+  }
+
+  /**
+   * Replaces the record of `name` by `change(record)` with compare-and-set on its version; if it
+   * was deleted or changed by another admin meanwhile, reads again (so no change is lost), up to
+   * ROTATE_TRIES times, then Overloaded (`undone` says what did not happen).
+   */
+  private async update(name: string, undone: string, change: (record: StoredTenant) => StoredTenant): Promise<Result<TenantInfo>> {
     for (let i = 0; i < ROTATE_TRIES; i++) {
       const cur = await this.read(name);
       if (!cur.ok) return cur;
       if (cur.value === null) return failure(ServiceErrorCode.TenantNotFound, `no tenant '${name}'`);
       const { record, version } = cur.value;
-      const next: StoredTenant = { ...record, quota: { ...quota } };
+      const next = change(record);
       this.epoch++;
       const r = await this.kv.put({ tenant: SYSTEM_TENANT, key: recordKey(name), value: encodeRecord(next), expectedVersion: version });
       this.cache.delete(name);
       if (!r.ok) return r;
       if (r.value.swapped) return ok(info(next));
-      // Deleted, rotated or changed by another admin meanwhile: read again, so nothing is lost.
     }
-    return failure(
-      ServiceErrorCode.Overloaded,
-      `tenant '${name}' kept being changed by other admins (${ROTATE_TRIES} tries); its quota was not set, try again`,
-    );
+    return failure(ServiceErrorCode.Overloaded, `tenant '${name}' kept being changed by other admins (${ROTATE_TRIES} tries); ${undone}, try again`);
   }
 
   /** The record of `name`, from the cache when fresh enough, else read (one read per name at a time). */
@@ -298,4 +280,31 @@ function decodeRecord(bytes: Uint8Array): Result<StoredTenant> {
     return failure(ServiceErrorCode.Internal, 'a tenant record in _system is malformed');
   }
   return ok({ name: r.name, quota: r.quota, createdMs: r.createdMs, generation: r.generation, secretHash: hash });
+}
+
+/**
+ * Every record of `_system` under `prefix`, read linearizably a page at a time, each decoded by
+ * `decode(id, value)` (id: the key after the prefix); the first failure is the answer.
+ */
+export async function listSystemRecords<T>(kv: KvService, prefix: string, decode: (id: string, value: Uint8Array) => Result<T>): Promise<Result<T[]>> {
+  const out: T[] = [];
+  let startAfter: Uint8Array | undefined;
+  for (;;) {
+    const page = await kv.scan({
+      tenant: SYSTEM_TENANT,
+      prefix: Buffer.from(prefix),
+      limit: LIST_PAGE,
+      consistency: 'linearizable',
+      ...(startAfter === undefined ? {} : { startAfter }),
+    });
+    if (!page.ok) return page;
+    for (const item of page.value.items) {
+      const d = decode(Buffer.from(item.key).toString('latin1').slice(prefix.length), item.value);
+      if (!d.ok) return d;
+      out.push(d.value);
+    }
+    const last = page.value.items.at(-1);
+    if (!page.value.more || last === undefined) return ok(out);
+    startAfter = last.key;
+  }
 }
