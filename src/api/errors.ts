@@ -58,6 +58,8 @@ export const ServiceErrorCode = {
   TenantNotFound: 'TenantNotFound',
   /** Role admin (HTTP `/v1/roles`, mgmt `roles.*`): no role is bound to that endpoint id. */
   RoleNotFound: 'RoleNotFound',
+  /** Membership: the change cannot be made in the cluster's state now (it would leave no member up; concurrent changes kept winning). */
+  MemberConflict: 'MemberConflict',
   /**
    * Router: the node is low on disk space (below `--disk-free-bytes-min`); writes are refused, never
    * proposed, until space is freed. Reads are served.

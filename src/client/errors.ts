@@ -105,6 +105,7 @@ export const RETRYABLE: Readonly<Record<ClientErrorCode, boolean>> = {
   TenantExists: false,
   TenantNotFound: false,
   RoleNotFound: false,
+  MemberConflict: false,
   // The tenant's rate on that node is spent: the caller waits retryAfterMs (another node would
   // only spend the tenant's rate there too).
   RateLimited: false,

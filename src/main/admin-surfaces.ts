@@ -14,7 +14,10 @@ import { CloseCode } from '../io/transport/hello.js';
 import { closeQuietly } from '../io/transport/link.js';
 import { QuotaGuard } from '../router/quotas.js';
 import { RoleDirectory } from '../router/roles.js';
-import type { Member, Router } from '../router/router.js';
+import type { Router } from '../router/router.js';
+import type { NodeId } from '../shards/raft/index.js';
+import type { ClusterLife } from './cluster-life.js';
+import { admitJoin, startRemoval } from './cluster-join.js';
 import { TenantDirectory } from '../router/tenants.js';
 import type { AdminToken } from './admin-token.js';
 import type { NodeConfig } from './config.js';
@@ -35,7 +38,9 @@ export function adminSurfaces(
   p: {
     readonly admin: AdminToken | undefined;
     readonly router: Router;
-    readonly members: readonly Member[];
+    readonly self: NodeId;
+    /** Cluster life here: the meta record that joins and removals change. */
+    readonly life: ClusterLife;
     readonly isMember: (endpointId: string) => boolean;
     readonly log: TransportLogger;
     /** Where the management server's metrics go. */
@@ -55,12 +60,15 @@ export function adminSurfaces(
     auth = { tenants };
   }
   const roles = new RoleDirectory({ kv: router });
-  const members = p.members.map((m) => ({ node: m.nodeId, id: m.peerId }));
   const mgmt = new MgmtServer({
     services: {
       status: () => router.status(),
-      members: () => members,
+      members: () => membersOf(router, p.life),
       isMember: p.isMember,
+      // Auth off (a loopback cluster): any endpoint may ask to join; on, only one granted a role.
+      joinOpen: p.admin === undefined,
+      join: (id, addrs) => admitJoin(p.life.meta, id, addrs),
+      removeMember: (ref) => startRemoval(p.life.meta, ref, (n) => n === p.self || router.peersUp().includes(n as NodeId)),
       roles,
       ...(auth === undefined ? {} : { tenants: auth.tenants }),
     },
@@ -70,6 +78,13 @@ export function adminSurfaces(
   });
   registerMgmtMetrics(p.registry, mgmt);
   return { auth, roles, mgmt };
+}
+
+/** The members with their state and addresses as the meta group last said, else as the router knows them. */
+export function membersOf(router: Router, life: ClusterLife): { node: number; id: string; state?: string; addrs?: readonly string[] }[] {
+  const m = life.current()?.meta.members;
+  if (m !== undefined) return m.map((x) => ({ node: x.node, id: x.id, state: x.state, addrs: x.addrs }));
+  return router.currentMembers().map((x) => ({ node: x.nodeId, id: x.peerId }));
 }
 
 /** The management server's counts: requests, refusals by code, connections open and refused. */

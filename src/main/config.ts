@@ -84,6 +84,19 @@ export interface NodeConfig {
    * jittered to 75-125 %; 0: only at start and when a peer restarts.
    */
   readonly discoveryIntervalMs: number;
+  /**
+   * A member's ticket: a node starting on an empty data directory asks that member to admit it
+   * (`members.join` over `iroh-raft-mgmt/0`) and takes the cluster's shard count and replicas from
+   * it. Ignored once the directory belongs to a cluster.
+   */
+  readonly join?: string;
+  /** Milliseconds between reads of the cluster's metadata (members, targets) and the membership steps that follow. Default 1000. */
+  readonly metaPollMs: number;
+  /**
+   * Milliseconds a member may stay unreachable before the meta group's leader declares it dead and
+   * rebuilds its replicas on the others. Default 300,000 (5 minutes).
+   */
+  readonly deadNodeTimeoutMs: number;
   /** How long a graceful shutdown may take before the node exits anyway, in milliseconds. */
   readonly shutdownTimeoutMs: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -283,6 +296,21 @@ export const SETTINGS: readonly Setting[] = [
     help: 'milliseconds between exchanges of addresses with every member (iroh-raft-discovery/0); 0 = only at start and when a peer restarts (default 30000)',
     parse: int(0, 3_600_000),
   },
+  { key: 'join', flag: '--join', env: 'IROH_RAFT_JOIN', help: "a member's ticket: join its cluster (first start of an empty data directory)", parse: str },
+  {
+    key: 'metaPollMs',
+    flag: '--meta-poll-ms',
+    env: 'IROH_RAFT_META_POLL_MS',
+    help: "milliseconds between reads of the cluster's members and replica targets, and the replica moves that follow (default 1000)",
+    parse: int(50, 600_000),
+  },
+  {
+    key: 'deadNodeTimeoutMs',
+    flag: '--dead-node-timeout-ms',
+    env: 'IROH_RAFT_DEAD_NODE_TIMEOUT_MS',
+    help: 'milliseconds a member may stay unreachable before its replicas are rebuilt on the others (default 300000: 5 minutes)',
+    parse: int(1000, 30 * 24 * 3_600_000),
+  },
   {
     key: 'peerFrameTimeoutMs',
     flag: '--peer-frame-timeout-ms',
@@ -365,6 +393,11 @@ export function defaults(): NodeConfig {
     // gets its share again within a few rounds.
     leaderBalanceMs: 5000,
     discoveryIntervalMs: 30_000,
+    metaPollMs: 1000,
+    // Longer than a restart or an upgrade of a machine takes, so routine maintenance moves no data
+    // (rebuilding a node's replicas copies all of them); short enough that a lost machine's
+    // replicas are rebuilt long before a second loss becomes likely.
+    deadNodeTimeoutMs: 300_000,
     diskFreeBytesMin: 256 << 20,
     shutdownTimeoutMs: 10_000,
     logLevel: 'info',

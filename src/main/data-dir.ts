@@ -45,6 +45,13 @@ export interface ClusterLayout {
    * their cluster placed keys with the unkeyed function and keeps it.
    */
   readonly placement?: ClusterPlacement;
+  /**
+   * This node's raft id when it joined an existing cluster (`--join`); founders derive theirs from
+   * the sorted `members`. A joined node's `members` is empty: the meta group (and `meta.json`) has them.
+   */
+  readonly node?: number;
+  /** True once this node created its founding replica of the meta group (or holds none by placement). */
+  readonly meta?: boolean;
 }
 
 /** {@link ClusterLayout.placement}: the names are those of src/wire/shard-hash.ts. */
@@ -133,16 +140,7 @@ export class DataDir {
    * the directory flushed, so a crash leaves the old file or the new one, never a torn one.
    */
   writeCluster(layout: ClusterLayout): void {
-    const tmp = `${this.clusterPath}.tmp`;
-    const fd = openSync(tmp, 'w', 0o600);
-    try {
-      writeFileSync(fd, `${JSON.stringify(layout, null, 2)}\n`);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, this.clusterPath);
-    syncDir(this.path);
+    writeAtomic(this.clusterPath, `${JSON.stringify(layout, null, 2)}\n`);
   }
 
   /**
@@ -180,6 +178,13 @@ export class DataDir {
     this.writeCluster({ ...have, workers });
   }
 
+  /** Records that the meta group's founding replica exists here (or was never placed here). */
+  recordMeta(): void {
+    const have = this.readCluster();
+    if (have === undefined || have.meta === true) return;
+    this.writeCluster({ ...have, meta: true });
+  }
+
   /** Records the cluster's key -> shard function once this node has read it (see {@link ClusterLayout.placement}). */
   recordPlacement(placement: ClusterPlacement): void {
     const have = this.readCluster();
@@ -211,6 +216,23 @@ export class DataDir {
       );
     }
   }
+}
+
+/**
+ * Replaces file `path` with `text` (mode 0600) atomically: a temporary file, flushed, renamed over
+ * it, and its directory flushed, so a crash leaves the old file or the new one, never a torn one.
+ */
+export function writeAtomic(path: string, text: string): void {
+  const tmp = `${path}.tmp`;
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    writeFileSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+  syncDir(dirname(path));
 }
 
 /**

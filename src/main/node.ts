@@ -17,7 +17,6 @@ import { decodeTicket } from '../io/ticket.js';
 import { Transport } from '../io/transport/index.js';
 import type { NodeId } from '../shards/raft/index.js';
 import { Router } from '../router/router.js';
-import { localShards } from '../router/placement.js';
 import type { Member, RouterOptions } from '../router/router.js';
 import { WorkerPool } from '../workers/pool.js';
 import type { PoolOptions } from '../workers/pool.js';
@@ -42,6 +41,11 @@ import type { Discovery } from '../io/discovery/index.js';
 import { acceptDiscovery, startDiscovery } from './node-discovery.js';
 
 import { NodeError } from './node-error.js';
+import { clusterStart } from './cluster-start.js';
+import type { ClusterStart } from './cluster-start.js';
+import { ClusterLife } from './cluster-life.js';
+import { writeMetaFile } from './meta-file.js';
+import type { ShardSpec } from '../shards/host.js';
 export { NodeError };
 
 export interface RunningNode {
@@ -52,6 +56,8 @@ export interface RunningNode {
   readonly router: Router;
   /** Auth on: the admin token file (`<data>/admin.token`); undefined with auth off. */
   readonly adminTokenPath: string | undefined;
+  /** Resolves with the reason when this node is removed from its cluster (it should then stop). */
+  readonly removed: Promise<string>;
   /** Graceful stop: refuse new requests, finish in-flight ones, flush, close. */
   close(): Promise<void>;
 }
@@ -150,17 +156,18 @@ export function authOf(cfg: NodeConfig): { readonly on: boolean; readonly why: s
 /** Everything after the transport: members, the worker pool, the router, metrics and HTTP. */
 async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, peers, late, unlock, tls, admin }: Started): Promise<RunningNode> {
   const log = opts.logger;
-  const { members, self } = clusterLayout(transport.id, peers);
+  const start = await clusterStart(cfg, { dir, transport, peers, log, layout: clusterLayout });
+  const { members, self, placement } = start;
+  const shards = start.shards;
+  // A node that joined takes the cluster's shard count, whatever its own flags say.
+  cfg = { ...cfg, shards };
   late.memberIds = new Set(members.map((m) => m.peerId));
-  const replicas = Math.min(cfg.replicas, members.length);
-  const placement = checkLayout(dir, { shards: cfg.shards, members: members.map((m) => m.peerId), replicas }, log);
-  const memberIds = members.map((m) => m.nodeId);
-  const local = localShards(self, memberIds, cfg.shards, replicas);
   const leaderChanges = { n: 0 };
   const registry = new Registry();
   registerProcessMetrics(registry);
-  const discovery = (late.discovery = startDiscovery(cfg, { transport, peers, log, registry }));
-  const pool = await startPool(cfg, opts, self, local, transport.limits.maxRecordBytes, {
+  const known = members.filter((m) => m.peerId !== transport.id).map((m) => ({ id: m.peerId, addrs: peers.find((x) => x.id === m.peerId)?.addrs ?? [] }));
+  const discovery = (late.discovery = startDiscovery(cfg, { transport, peers: known, log, registry }));
+  const pool = await startPool(cfg, opts, self, start.specs, transport.limits.maxRecordBytes, {
     onRaftMessage: (shard, payload) => late.router?.onLocalRaftMessage(shard, payload),
     onShardEvent: (shard, e) => {
       leaderChanges.n++;
@@ -169,16 +176,19 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
     },
     onSnapshotRequest: (shard, wish) => late.snapshots?.request(shard, wish),
   });
+  await openReplicas(pool, start);
   // The stores exist now, before this node has voted or acknowledged anything: from here on,
   // losing them must stop it from starting as the replica it was (DataDir.checkStores).
   dir.recordStores(cfg.workers);
-  const snapshots = (late.snapshots = startSnapshots(cfg, self, members, pool, transport, log));
+  dir.recordMeta();
+  const snapshots = (late.snapshots = startSnapshots(cfg, self, late, pool, transport, log));
   const disk = await startDiskAlarm(cfg, log);
   const router = new Router({
     self,
     members,
-    shards: cfg.shards,
-    replicas,
+    shards,
+    replicas: start.replicas,
+    placement: start.sets,
     pool,
     link: transport,
     requestTimeoutMs: cfg.requestTimeoutMs,
@@ -195,7 +205,12 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
   const settling = settleLater(placement, router, dir, log);
   router.startLiveness();
   const balance = startLeaderBalance(cfg, self, router, pool, snapshots, log);
-  const surfaces = adminSurfaces(cfg, { admin, router, members, log, registry, isMember: (id) => late.memberIds.has(id) });
+  const nodeOfPeer = new Map(members.map((m) => [m.peerId, m.nodeId]));
+  const life = startLife(cfg, { start, transport, router, pool, discovery, nodeOfPeer, late, log });
+  const surfaces = adminSurfaces(
+    { ...cfg, shards },
+    { admin, router, self, life: life.life, log, registry, isMember: (id) => late.memberIds.has(id) },
+  );
   const http = (late.http = await startHttp(cfg, router, log, { tls, ...surfaces }, httpLatencyMetric(registry)));
   late.mgmt = surfaces.mgmt;
   registerNodeMetrics(registry, {
@@ -207,9 +222,9 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
     http,
     disk,
     balancer: balance.balancer,
-    nodeOfPeer: new Map(members.map((m) => [m.peerId, m.nodeId])),
+    nodeOfPeer,
   });
-  log.info({ node: self, id: transport.id, ...served(cfg, http, tls), shards: local.length, members: members.length }, 'node started');
+  log.info({ node: self, id: transport.id, ...served(cfg, http, tls), shards: pool.hostedShards().length, members: members.length }, 'node started');
 
   return {
     nodeId: self,
@@ -218,7 +233,8 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
     httpUrl: http.url,
     router,
     adminTokenPath: admin?.path,
-    close: stopper({ http, mgmt: surfaces.mgmt, discovery, snapshots, pool, router, disk, balance, settling, transport, unlock, log, self }),
+    removed: life.removed,
+    close: stopper({ http, mgmt: surfaces.mgmt, discovery, snapshots, pool, router, disk, balance, settling, life: life.life, transport, unlock, log, self }),
   };
 }
 
@@ -265,6 +281,7 @@ function stopper(p: {
   disk: DiskAlarm;
   balance: { stop(): Promise<void> };
   settling: { stop(): void };
+  life: ClusterLife;
   transport: Transport;
   unlock: () => void;
   log: StartOptions['logger'];
@@ -274,6 +291,7 @@ function stopper(p: {
   return () =>
     (closing ??= (async () => {
       p.settling.stop();
+      await p.life.stop();
       await p.balance.stop();
       p.http.beginDrain();
       await p.http.close();
@@ -377,7 +395,7 @@ async function startPool(
   cfg: NodeConfig,
   opts: StartOptions,
   self: NodeId,
-  local: ReturnType<typeof localShards>,
+  specs: readonly ShardSpec[],
   peerRecordBytesMax: number,
   events: PoolEvents,
 ): Promise<WorkerPool> {
@@ -387,7 +405,7 @@ async function startPool(
     dataDir: cfg.data,
     workers: cfg.workers,
     nodeId: self,
-    shards: local.map((s) => ({ shard: s.shard, voters: s.voters })),
+    shards: specs,
     tickMs: cfg.tickMs,
     raft: { electionTimeoutTicks: cfg.electionTicks, quiesceAfterTicks: cfg.quiesceAfterTicks },
     requestTimeoutMs: cfg.requestTimeoutMs,
@@ -400,14 +418,83 @@ async function startPool(
   return pool;
 }
 
+/**
+ * The replicas a restart holds (every shard its stores have), and the meta group's founding
+ * replica in a founder's directory from before the meta group; the pool opened the first start's
+ * founding replicas itself.
+ */
+async function openReplicas(pool: WorkerPool, start: ClusterStart): Promise<void> {
+  if (start.openStored) {
+    const stored: ShardSpec[] = [];
+    for (let w = 0; w < pool.workers; w++) for (const shard of await pool.control(w).storedShards()) stored.push({ shard, voters: [] });
+    await pool.openShards(stored);
+  }
+  if (start.createMeta !== undefined) await pool.openShards([start.createMeta]);
+}
+
+/**
+ * Cluster life (src/main/cluster-life.ts), with what follows a change of members: the transport
+ * accepts and dials the new ones (through discovery's address book), forgets the removed ones,
+ * metrics name them, and `meta.json` keeps the record for the next start.
+ */
+function startLife(
+  cfg: NodeConfig,
+  p: {
+    start: ClusterStart;
+    transport: Transport;
+    router: Router;
+    pool: WorkerPool;
+    discovery: Discovery;
+    nodeOfPeer: Map<string, NodeId>;
+    late: Late;
+    log: Logger;
+  },
+): { life: ClusterLife; removed: Promise<string> } {
+  let onRemoved: (why: string) => void = () => undefined;
+  const removed = new Promise<string>((resolve) => (onRemoved = resolve));
+  const life = new ClusterLife({
+    self: p.start.self,
+    selfId: p.transport.id,
+    shards: p.start.shards,
+    replicas: p.start.replicas,
+    router: p.router,
+    pool: p.pool,
+    founders: p.start.founders,
+    pollMs: cfg.metaPollMs,
+    deadNodeTimeoutMs: cfg.deadNodeTimeoutMs,
+    lagMax: 64,
+    log: p.log,
+    onMembers: (view) => {
+      const live = view.meta.members.filter((m) => m.state !== 'removed');
+      const ids = new Set(live.map((m) => m.id));
+      for (const id of p.late.memberIds) if (!ids.has(id)) p.transport.removePeer(id);
+      p.late.memberIds = ids;
+      p.discovery.setMembers(live.filter((m) => m.id !== p.transport.id).map((m) => ({ id: m.id, addrs: m.addrs })));
+      p.nodeOfPeer.clear();
+      for (const m of live) p.nodeOfPeer.set(m.id, m.node as NodeId);
+      try {
+        writeMetaFile(cfg.data, view.version, view.meta);
+      } catch (e) {
+        p.log.warn({ err: e }, 'could not store the cluster metadata in meta.json');
+      }
+    },
+    onRemoved: (why) => {
+      p.log.error({ why }, 'this node was removed from its cluster: it stops serving');
+      onRemoved(why);
+    },
+  });
+  life.start();
+  return { life, removed };
+}
+
 /** Snapshot transfers to and from this node's replicas (see src/router/snapshots.ts). */
-function startSnapshots(cfg: NodeConfig, self: NodeId, members: readonly Member[], pool: WorkerPool, transport: Transport, log: Logger): Snapshots {
-  const peerIds = new Map(members.map((m) => [m.nodeId, m.peerId]));
+function startSnapshots(cfg: NodeConfig, self: NodeId, late: Late, pool: WorkerPool, transport: Transport, log: Logger): Snapshots {
   return new Snapshots({
     self,
     pool,
     connect: (peerId) => transport.openSnapshotStream(peerId),
-    peerOf: (node) => peerIds.get(node),
+    // Members change: the router has the current ones.
+    peerOf: (node) => late.router?.peerOf(node),
     stagingDir: join(cfg.data, 'staging'),
     bytesPerSecMax: cfg.snapshotBytesPerSec,
     offerTimeoutMs: cfg.snapshotOfferTimeoutMs,

@@ -68,7 +68,7 @@ export interface LivenessCounters {
 /** What one peer last said of itself, and the wakes owed on its behalf. */
 interface Peer {
   readonly id: NodeId;
-  /** Shards hosted here that the peer replicates too, ascending; fixed with the placement. */
+  /** Shards hosted here that the peer replicates too, ascending; replaced when the layout changes. */
   readonly shared: readonly ShardId[];
   /** When its last record of any kind arrived (ms); only grows. */
   heard: number;
@@ -131,14 +131,30 @@ export class Liveness {
     assert(opts.timeoutMs > 0, `liveness timeoutMs must be positive, got ${opts.timeoutMs}`);
     assert(opts.wakeGapMs >= 0, `liveness wakeGapMs must be >= 0, got ${opts.wakeGapMs}`);
     this.lastCheck = opts.now;
-    for (const id of opts.peers) {
-      if (id === opts.self) continue;
-      const shared = opts.local.filter((s) => s.voters.includes(id)).map((s) => s.shard);
+    this.setLayout(opts.peers, opts.local, opts.now);
+  }
+
+  /**
+   * The members and the shards hosted here changed (a join, a removal, a replica moved): new peers
+   * count as just heard, peers no longer members are forgotten, and every peer's shared shards
+   * are those of `local` it replicates too. What known peers said of themselves is kept.
+   */
+  setLayout(peers: readonly NodeId[], local: LivenessOptions['local'], now: number): void {
+    const keep = new Set(peers);
+    for (const id of this.peers.keys()) if (!keep.has(id)) this.peers.delete(id);
+    for (const id of peers) {
+      if (id === this.opts.self) continue;
+      const shared = local.filter((s) => s.voters.includes(id)).map((s) => s.shard);
       shared.sort((a, b) => a - b);
+      const had = this.peers.get(id);
+      if (had !== undefined) {
+        this.peers.set(id, { ...had, shared });
+        continue;
+      }
       this.peers.set(id, {
         id,
         shared,
-        heard: opts.now,
+        heard: now,
         up: true,
         running: [],
         load: undefined,

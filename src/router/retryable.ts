@@ -35,6 +35,7 @@ const RETRYABLE: Readonly<Record<ServiceErrorCode, boolean>> = {
   TenantExists: false,
   TenantNotFound: false,
   RoleNotFound: false,
+  MemberConflict: false,
   HostNotAllowed: false,
   ExpectationFailed: false,
   NoSpace: false,

@@ -7,6 +7,7 @@
  * transport batches them per peer) and from peers into the in-rings, with the sender checked
  * against the authenticated peer of the connection.
  */
+import { Buffer } from 'node:buffer';
 import type { WriteGuard } from './write-guard.js';
 import {
   CodecError,
@@ -53,7 +54,8 @@ import { waitedMessage, writeGate } from './write-gate.js';
 import { mergeScanPages } from './scan-merge.js';
 import { nodesView, sideSections, wireLoad, workerStatus } from './status.js';
 import type { SelfLoad } from './status.js';
-import { localShards, replicasOf, served } from './placement.js';
+import { served } from './placement.js';
+import { META_RECORD_KEY, genesisPlacement } from './meta-record.js';
 import { PlacementHash, placementHashOf } from './placement-hash.js';
 import { UNKEYED_HASH } from '../wire/shard-hash.js';
 import type { QuotaGuard } from './quotas.js';
@@ -74,9 +76,15 @@ export interface Member {
 
 export interface RouterOptions {
   readonly self: NodeId;
+  /** The members at start; {@link Router.setLayout} replaces them as the meta group changes them. */
   readonly members: readonly Member[];
   readonly shards: number;
   readonly replicas: number;
+  /**
+   * The replica set of every shard at start, `shards + 1` of them (the last is the meta group's):
+   * default the founding placement of `members` (src/router/meta-record.ts genesisPlacement).
+   */
+  readonly placement?: readonly (readonly NodeId[])[];
   readonly pool: WorkerPool;
   readonly link: PeerLink;
   /** Deadline of a client request, in milliseconds. Default 5,000. */
@@ -194,13 +202,17 @@ export class Router implements KvService {
   private readonly scanFanoutMax: number;
   /** Slots for the shard reads of scans, node-wide and per tenant. */
   readonly scanBudget: ScanBudget;
-  /** Per shard: whether this node hosts a replica of it (fixed placement). */
-  private readonly hosted: boolean[] = [];
+  /** The members, as the meta group last said (the founders until it did). */
+  private members: readonly Member[] = [];
+  /** Per shard, the meta group's last: whether this node hosts a replica of it. */
+  private hosted: boolean[] = [];
   /**
-   * Per shard: the replicas to try when its leader is unknown or cannot be reached, this node
-   * first when it hosts one, then the placement order. Fixed.
+   * Per shard (the meta group last): the replicas to try when its leader is unknown or cannot be
+   * reached, this node first when it hosts one, then the placement order.
    */
-  private readonly replicaOrder: NodeId[][] = [];
+  private replicaOrder: NodeId[][] = [];
+  /** Per shard (the meta group last), its replica set as placed. */
+  private sets: (readonly NodeId[])[] = [];
   /** `shardsWoken`: quiet replicas here that liveness woke (a worker's count of those it found quiet). */
   readonly counters = {
     forwarded: 0,
@@ -234,10 +246,6 @@ export class Router implements KvService {
 
   constructor(private readonly opts: RouterOptions) {
     this.hash = opts.placementHash ?? new PlacementHash({ hash: UNKEYED_HASH });
-    for (const m of opts.members) {
-      this.byNode.set(m.nodeId, m);
-      this.byPeer.set(m.peerId, m);
-    }
     this.timeoutMs = opts.requestTimeoutMs ?? 5000;
     this.writeGate = writeGate(opts);
     this.scanBytesMax = opts.scanBytesMax ?? KV_LIMITS_DEFAULT.scanBytesMax;
@@ -250,12 +258,7 @@ export class Router implements KvService {
       if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`router: ${name} must be a positive integer, got ${v}`);
     }
     const ids = opts.members.map((m) => m.nodeId);
-    for (let s = 0; s < opts.shards; s++) {
-      const replicas = replicasOf(s as ShardId, ids, opts.replicas);
-      const here = replicas.includes(opts.self);
-      this.hosted.push(here);
-      this.replicaOrder.push(here ? [opts.self, ...replicas.filter((id) => id !== opts.self)] : replicas);
-    }
+    this.setSets(opts.members, opts.placement ?? genesisPlacement(ids, opts.shards, opts.replicas));
     this.lanes = new Lanes(opts.requestsMax ?? 4096);
     // Peers count as up, all of their workers running, until they say or show otherwise.
     const timeoutMs = opts.livenessTimeoutMs ?? 1000;
@@ -269,6 +272,44 @@ export class Router implements KvService {
       wakeGapMs: opts.wakeGapMs ?? timeoutMs,
       now: this.clock(),
     });
+  }
+
+  /**
+   * The members and every shard's replica set (`shards + 1` sets, the meta group's last), as the
+   * meta group says now: routing, liveness and status follow at once.
+   */
+  setLayout(members: readonly Member[], sets: readonly (readonly NodeId[])[]): void {
+    this.setSets(members, sets);
+    this.liveness.setLayout(
+      members.map((m) => m.nodeId),
+      this.localShards(),
+      this.clock(),
+    );
+  }
+
+  private setSets(members: readonly Member[], sets: readonly (readonly NodeId[])[]): void {
+    if (sets.length !== this.opts.shards + 1) throw new RangeError(`router: ${sets.length} replica sets for ${this.opts.shards} shards and the meta group`);
+    this.members = [...members];
+    this.byNode.clear();
+    this.byPeer.clear();
+    for (const m of members) {
+      this.byNode.set(m.nodeId, m);
+      this.byPeer.set(m.peerId, m);
+    }
+    const self = this.opts.self;
+    this.sets = sets.map((r) => [...r]);
+    this.hosted = sets.map((r) => r.includes(self));
+    this.replicaOrder = sets.map((r) => (r.includes(self) ? [self, ...r.filter((id) => id !== self)] : [...r]));
+  }
+
+  /** The endpoint id of member `node`, undefined for a node that is not a member now. */
+  peerOf(node: NodeId): string | undefined {
+    return this.byNode.get(node)?.peerId;
+  }
+
+  /** The members as this router knows them now. */
+  currentMembers(): readonly Member[] {
+    return this.members;
   }
 
   /**
@@ -287,7 +328,7 @@ export class Router implements KvService {
     this.livenessTimer = setInterval(() => {
       const load = sent++ % loadEvery === 0 ? this.opts.load?.() : undefined;
       const payload = encodeLiveness({ running: this.opts.pool.workersRunning(), ...(load === undefined ? {} : { load: wireLoad(load) }) });
-      for (const m of this.opts.members) if (m.nodeId !== this.opts.self) this.opts.link.send(m.peerId, RecordKind.NodeHeartbeat, 0, payload);
+      for (const m of this.members) if (m.nodeId !== this.opts.self) this.opts.link.send(m.peerId, RecordKind.NodeHeartbeat, 0, payload);
       this.tickLiveness();
     }, intervalMs);
     this.livenessTimer.unref();
@@ -314,14 +355,13 @@ export class Router implements KvService {
     return this.liveness.peersUp();
   }
 
-  /** Shards whose replica set includes this node. */
+  /** Shards (the meta group among them) whose replica set includes this node, as placed now. */
   localShards(): { shard: ShardId; voters: NodeId[] }[] {
-    return localShards(
-      this.opts.self,
-      this.opts.members.map((m) => m.nodeId),
-      this.opts.shards,
-      this.opts.replicas,
-    );
+    const out: { shard: ShardId; voters: NodeId[] }[] = [];
+    this.sets.forEach((voters, s) => {
+      if (this.hosted[s] === true) out.push({ shard: s as ShardId, voters: [...voters] });
+    });
+    return out;
   }
 
   private hosts(shard: ShardId): boolean {
@@ -388,7 +428,8 @@ export class Router implements KvService {
   }
 
   private onPeerRecord(from: Member, kind: number, shard: ShardId, payload: Uint8Array): void {
-    if (shard >= this.opts.shards) {
+    // The meta group's id is one past the data shards.
+    if (shard > this.opts.shards) {
       this.counters.badRecords++;
       return;
     }
@@ -634,6 +675,21 @@ export class Router implements KvService {
     );
   }
 
+  /**
+   * The meta group's record (src/router/meta-record.ts), read linearizably: its bytes and version,
+   * or `found: false` before the first start wrote it.
+   */
+  metaGet(): Promise<Result<GetResult>> {
+    const key = Buffer.from(META_RECORD_KEY, 'latin1');
+    return this.getChecked({ tenant: SYSTEM_TENANT, key, consistency: 'linearizable' }, this.opts.shards as ShardId);
+  }
+
+  /** Writes the meta group's record if it is still at `expectedVersion` (0: absent); `swapped` says whether it was. */
+  metaPut(value: Uint8Array, expectedVersion: number): Promise<Result<PutResult>> {
+    const key = Buffer.from(META_RECORD_KEY, 'latin1');
+    return this.putChecked({ tenant: SYSTEM_TENANT, key, value, expectedVersion }, this.opts.shards as ShardId);
+  }
+
   /** A prefix scan within a tenant: every shard is asked, the answers merged in key order. */
   async scan(r: ScanArgs): Promise<Result<ScanResult>> {
     return refusingBadFields(() => this.scanChecked(r));
@@ -667,12 +723,12 @@ export class Router implements KvService {
     const peers = this.liveness.view(this.clock());
     return {
       node: this.opts.self,
-      members: this.opts.members.map((m) => ({ node: m.nodeId, id: m.peerId })),
+      members: this.members.map((m) => ({ node: m.nodeId, id: m.peerId })),
       ...(await workerStatus(this.opts.pool)),
       router: { ...this.counters, inflightForwards: this.forwards.size, peersUp: this.peersUp() },
       // `peers` keeps the shape it always had; `nodes` has every member with its load.
       liveness: { ...this.liveness.counters, peers: peers.map(({ node, up, workers, workersDown }) => ({ node, up, workers, workersDown })) },
-      nodes: nodesView(this.opts.members, { node: this.opts.self, workersRunning: this.opts.pool.workersRunning(), load: this.opts.load?.() }, peers),
+      nodes: nodesView(this.members, { node: this.opts.self, workersRunning: this.opts.pool.workersRunning(), load: this.opts.load?.() }, peers),
       ...sideSections(this.opts),
     };
   }

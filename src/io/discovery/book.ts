@@ -93,6 +93,23 @@ export class AddressBook {
     return this.selfGeneration;
   }
 
+  /**
+   * The members changed (the cluster's meta group said so): a new member enters with `addrs` as
+   * its ticket addresses (claims about it are taken from now on); one no longer listed is
+   * forgotten. Returns the ids that entered.
+   */
+  setMembers(members: readonly { readonly id: string; readonly addrs: readonly string[] }[]): string[] {
+    const keep = new Set(members.map((m) => m.id));
+    for (const id of [...this.entries.keys()]) if (!keep.has(id)) this.entries.delete(id);
+    const added: string[] = [];
+    for (const m of members) {
+      if (m.id === this.selfId || this.entries.has(m.id)) continue;
+      this.entries.set(m.id, { generation: 0, addrs: [...m.addrs], source: 'ticket', ticketAddrs: [...m.addrs], learnedAtMs: undefined });
+      added.push(m.id);
+    }
+    return added;
+  }
+
   /** Ids of the other members. */
   members(): string[] {
     return [...this.entries.keys()];

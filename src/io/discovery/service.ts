@@ -154,6 +154,17 @@ export class Discovery {
     }
   }
 
+  /**
+   * The members changed (src/io/discovery/book.ts setMembers): each new one is dialed at the
+   * addresses it came with and an exchange starts with it at once.
+   */
+  setMembers(members: readonly { readonly id: string; readonly addrs: readonly string[] }[]): void {
+    for (const id of this.book.setMembers(members)) {
+      this.opts.onLearned(id);
+      if (!this.closing) void this.announceAtStart(id);
+    }
+  }
+
   /** Stops the rounds; exchanges in flight end by their deadline. */
   close(): void {
     this.closing = true;

@@ -89,6 +89,7 @@ export const statusByCode: Readonly<Record<ServiceErrorCode, StatusRule>> = {
   Forbidden: { status: 403 },
   TenantNotFound: { status: 404 },
   RoleNotFound: { status: 404 },
+  MemberConflict: { status: 409 },
   TenantExists: { status: 409 },
   // The tenant's own rate: retry-after is computed from its bucket, not fixed here.
   RateLimited: { status: 429 },

@@ -39,15 +39,23 @@ export interface MgmtConnectOptions {
 }
 
 export class MgmtClient {
-  /** The caller's endpoint id (64 hex characters). */
+  /** The caller's endpoint id (64 hex characters); empty for a client made with {@link MgmtClient.over}. */
   readonly id: string;
 
   private constructor(
-    private readonly ep: Iroh.Endpoint,
+    private readonly ep: Iroh.Endpoint | undefined,
     private readonly conn: Iroh.Connection,
     private readonly replyBytesMax: number,
   ) {
-    this.id = ep.id().toString();
+    this.id = ep?.id().toString() ?? '';
+  }
+
+  /**
+   * A client over `conn`, a connection made with the management ALPN by an endpoint the caller
+   * owns (a node's own transport): close() then closes only the connection.
+   */
+  static over(conn: Iroh.Connection, replyBytesMax = 16 << 20): MgmtClient {
+    return new MgmtClient(undefined, conn, replyBytesMax);
   }
 
   /** Binds an endpoint on 127.0.0.1 (no relays, no discovery) and connects. MgmtClientError `Unreachable` or `Timeout`. */
@@ -108,6 +116,6 @@ export class MgmtClient {
   /** Closes the connection and the endpoint. */
   async close(): Promise<void> {
     closeQuietly(this.conn, CloseCode.Normal, 'done');
-    await this.ep.close().catch(() => undefined);
+    await this.ep?.close().catch(() => undefined);
   }
 }

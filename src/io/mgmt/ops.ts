@@ -7,6 +7,8 @@
  * |------------------|--------------------------------|-------|----------|--------|
  * | status           | -                              | yes   | yes      | yes    |
  * | members.list     | -                              | yes   | yes      | yes    |
+ * | members.join     | {addrs}                        | yes   | yes      |        |
+ * | members.remove   | {node}                         | yes   | yes      |        |
  * | tenants.list     | -                              | yes   | yes      |        |
  * | tenants.setQuota | {name, quota}                  | yes   | yes      |        |
  * | tenants.create   | {name, quota?}                 | yes   |          |        |
@@ -16,8 +18,10 @@
  * | roles.grant      | {endpointId, role}             | yes   |          |        |
  * | roles.revoke     | {endpointId}                   | yes   |          |        |
  *
- * Members of the cluster are recognised by membership, not a role; the peer operations of
- * membership changes will be theirs (`member` below). None is defined yet.
+ * `members.join` admits the caller's own endpoint (never another's) as a new member, with the
+ * addresses it gives. With the node's auth off (a loopback cluster), anyone may call it
+ * (`MgmtServices.joinOpen`); with auth on, only an endpoint that an admin granted a role.
+ * Members of the cluster are recognised by membership, not a role (`member` below).
  */
 import { ServiceErrorCode, isRole } from '../../api/index.js';
 import type { Failure, Result, Role, RoleService, TenantQuota, TenantService } from '../../api/index.js';
@@ -26,8 +30,14 @@ import type { Failure, Result, Role, RoleService, TenantQuota, TenantService } f
 export interface MgmtServices {
   /** What `GET /v1/status` answers. */
   status(): Promise<unknown>;
-  /** The cluster's members: raft id and endpoint id. */
+  /** The cluster's members: raft id and endpoint id (and, once the meta group answered, addresses and state). */
   members(): readonly { readonly node: number; readonly id: string }[];
+  /** Admits `endpointId` (the caller) as a member; what it needs to start (see src/main/cluster-join.ts). */
+  join(endpointId: string, addrs: readonly string[]): Promise<Result<unknown>>;
+  /** Starts removing member `node` (a raft id or an endpoint id): its replicas move away first. */
+  removeMember(node: number | string): Promise<Result<unknown>>;
+  /** Whether anyone may call members.join (auth off). */
+  readonly joinOpen: boolean;
   /** Whether `endpointId` is a member of the cluster (asked per request). */
   isMember(endpointId: string): boolean;
   /** The role bindings (replicated). */
@@ -48,8 +58,10 @@ interface OpRule {
   readonly roles: readonly Role[];
   /** Whether members (by membership alone) may call it. */
   readonly member: boolean;
+  /** Whether anyone may call it while the node's joins are open (MgmtServices.joinOpen). */
+  readonly open?: boolean;
   /** Checks the args and runs the op; a bad arg is a BadRequest (or InvalidTenant) Failure. */
-  run(args: unknown, s: MgmtServices): Promise<Result<unknown>>;
+  run(args: unknown, s: MgmtServices, caller: Caller): Promise<Result<unknown>>;
 }
 
 const ok = <T>(value: T): Result<T> => ({ ok: true, value });
@@ -61,6 +73,22 @@ const ADMINS: readonly Role[] = ['admin'];
 export const OPS = {
   status: { roles: ALL, member: false, run: (a, s) => noArgs(a, async () => ok(await s.status())) },
   'members.list': { roles: ALL, member: false, run: (a, s) => noArgs(a, () => Promise.resolve(ok({ members: s.members() }))) },
+  'members.join': {
+    roles: OPERATORS,
+    member: false,
+    open: true,
+    run: (a, s, caller) => withArgs(a, ['addrs'], ['addrs'], (v) => s.join(caller.endpointId, addrsOf(v.addrs))),
+  },
+  'members.remove': {
+    roles: OPERATORS,
+    member: false,
+    run: (a, s) =>
+      withArgs(a, ['node'], ['node'], (v) => {
+        const n = v.node;
+        if (!(typeof n === 'string' || (typeof n === 'number' && Number.isSafeInteger(n) && n > 0))) throw new ArgError('args.node must be a raft id or an endpoint id');
+        return s.removeMember(n);
+      }),
+  },
   'tenants.list': {
     roles: OPERATORS,
     member: false,
@@ -102,17 +130,17 @@ export function isMgmtOp(op: string): op is MgmtOp {
   return Object.hasOwn(OPS, op);
 }
 
-/** Whether `caller` may call `op`. */
-export function allowed(op: MgmtOp, caller: Caller): boolean {
+/** Whether `caller` may call `op` (`joinOpen`: anyone may call the open ops). */
+export function allowed(op: MgmtOp, caller: Caller, joinOpen = false): boolean {
   const rule: OpRule = OPS[op];
-  return (caller.role !== undefined && rule.roles.includes(caller.role)) || (caller.member && rule.member);
+  return (caller.role !== undefined && rule.roles.includes(caller.role)) || (caller.member && rule.member) || (joinOpen && rule.open === true);
 }
 
 /** Runs `op` (already allowed) with `args`; bad args answer BadRequest or InvalidTenant. */
-export async function runOp(op: MgmtOp, args: unknown, s: MgmtServices): Promise<Result<unknown>> {
+export async function runOp(op: MgmtOp, args: unknown, s: MgmtServices, caller: Caller): Promise<Result<unknown>> {
   const rule: OpRule = OPS[op];
   try {
-    return await rule.run(args, s);
+    return await rule.run(args, s, caller);
   } catch (e) {
     if (e instanceof ArgError) return fail(e.code, e.message);
     throw e;
@@ -154,6 +182,13 @@ function withArgs(
 function stringOf(v: unknown, what: string): string {
   if (typeof v !== 'string') throw new ArgError(`args.${what} must be a string`);
   return v;
+}
+
+/** 1..16 addresses `ip:port`, each at most 64 characters (the node checks them further). */
+function addrsOf(v: unknown): string[] {
+  if (!Array.isArray(v) || v.length < 1 || v.length > 16 || !v.every((a) => typeof a === 'string' && a.length > 0 && a.length <= 64))
+    throw new ArgError('args.addrs must be 1 to 16 addresses (strings of at most 64 characters)');
+  return v as string[];
 }
 
 function nameOf(v: Record<string, unknown>): string {

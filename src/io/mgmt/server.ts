@@ -205,10 +205,13 @@ export class MgmtServer {
     const req = asRequest(decoded.value);
     if (typeof req === 'string') throw new Refused(ServiceErrorCode.BadRequest, req);
     const caller = await this.caller(c.peerId);
-    if (caller.role === undefined && !caller.member) throw new Refused(ServiceErrorCode.Forbidden, `endpoint ${c.peerId} has no role on this cluster`);
+    const open = this.services.joinOpen;
+    // While joins are open (auth off), a stranger may ask to join, and only that.
+    const stranger = caller.role === undefined && !caller.member;
+    if (stranger && !(open && req.op === 'members.join')) throw new Refused(ServiceErrorCode.Forbidden, `endpoint ${c.peerId} has no role on this cluster`);
     if (!isMgmtOp(req.op)) throw new Refused(ServiceErrorCode.NotFound, `no op ${JSON.stringify(req.op)}`);
-    if (!allowed(req.op, caller)) throw new Refused(ServiceErrorCode.Forbidden, `op ${req.op} is not allowed to role ${caller.role ?? '(member)'}`);
-    return toReply(await runOp(req.op, req.args, this.services));
+    if (!allowed(req.op, caller, open)) throw new Refused(ServiceErrorCode.Forbidden, `op ${req.op} is not allowed to role ${caller.role ?? '(member)'}`);
+    return toReply(await runOp(req.op, req.args, this.services, caller));
   }
 
   private async caller(endpointId: string): Promise<Caller> {

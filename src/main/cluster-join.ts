@@ -1,0 +1,104 @@
+/**
+ * Joining a cluster, both sides.
+ *
+ * The new node (`iroh-raft start --join <ticket>` on an empty data directory) starts its transport,
+ * connects to the ticket's member over `iroh-raft-mgmt/0` with its own endpoint (so the member
+ * sees who asks), and sends `members.join` with the addresses it listens on. The member admits it
+ * in the meta group's record (the next raft id, state up, targets replanned) and answers with the
+ * record; the new node keeps it (`meta.json`), records its raft id in `cluster.json`, and starts
+ * as a member that hosts nothing yet: the meta group's targets then give it replicas, which the
+ * shards' leaders add as learners and promote once caught up.
+ *
+ * A join retried after an answer was lost is admitted once: the member finds the endpoint already
+ * listed and answers the same raft id.
+ */
+import { ServiceErrorCode } from '../api/index.js';
+import type { Failure, Result } from '../api/index.js';
+import { MGMT_ALPN_BYTES, MgmtClient, MgmtClientError } from '../io/mgmt/index.js';
+import { normalizeAddr } from '../io/ticket.js';
+import type { Transport } from '../io/transport/index.js';
+import { admit, setState } from '../router/meta.js';
+import type { MetaClient } from '../router/meta.js';
+import { checkMeta } from '../router/meta-record.js';
+import type { ClusterMeta } from '../router/meta-record.js';
+import { NodeError } from './node-error.js';
+
+/** What a member answers a join with. */
+export interface JoinInfo {
+  /** The new member's raft id. */
+  readonly node: number;
+  /** The meta record's version and state after the admission. */
+  readonly version: number;
+  readonly meta: ClusterMeta;
+}
+
+const fail = (code: ServiceErrorCode, message: string): Failure => ({ ok: false, code, message });
+
+/** The member's side of `members.join`: admits `endpointId` with `addrs` (checked and normalized). */
+export async function admitJoin(meta: MetaClient, endpointId: string, addrs: readonly string[]): Promise<Result<JoinInfo>> {
+  let clean: string[];
+  try {
+    clean = [...new Set(addrs.map(normalizeAddr))];
+  } catch (e) {
+    return fail(ServiceErrorCode.BadRequest, `args.addrs: ${(e as Error).message}`);
+  }
+  const w = await meta.update((cur) => (cur === undefined ? fail(ServiceErrorCode.NotReady, 'the cluster has no meta record yet: try again') : admit(cur, endpointId, clean)));
+  if (!w.ok) return w;
+  const me = w.value.meta.members.find((m) => m.id === endpointId);
+  if (me === undefined) return fail(ServiceErrorCode.Internal, 'the admitted endpoint is missing from the meta record');
+  return { ok: true, value: { node: me.node, version: w.value.version, meta: w.value.meta } };
+}
+
+/**
+ * The member side of `members.remove`: member `ref` (raft id or endpoint id) starts leaving (its
+ * replicas move away, then it is removed), or, when this node does not hear from it now, is
+ * declared dead (its replicas are rebuilt from the others at once).
+ */
+export async function startRemoval(meta: MetaClient, ref: number | string, isUp: (node: number) => boolean): Promise<Result<{ node: number; state: string }>> {
+  const cur = await meta.read();
+  if (!cur.ok) return cur;
+  const m = cur.value?.meta.members.find((x) => x.node === ref || x.id === ref);
+  if (m === undefined) return fail(ServiceErrorCode.NotFound, `no member ${JSON.stringify(ref)}`);
+  const state = isUp(m.node) ? 'leaving' : 'dead';
+  const w = await meta.update((c) => (c === undefined ? undefined : setState(c, m.node, state)));
+  if (!w.ok) return w;
+  const now = w.value.meta.members.find((x) => x.node === m.node);
+  return { ok: true, value: { node: m.node, state: now?.state ?? state } };
+}
+
+/**
+ * The new node's side: asks the member at `ticket` to admit this node's endpoint (the transport's)
+ * with `addrs`, trying again for up to `timeoutMs` while the member cannot answer yet. NodeError
+ * `JoinFailed` with the member's reason otherwise.
+ */
+export async function requestJoin(transport: Transport, ticket: { id: string; addrs: string[] }, addrs: readonly string[], timeoutMs: number): Promise<JoinInfo> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    try {
+      const conn = await transport.connect(ticket.id, ticket.addrs, MGMT_ALPN_BYTES);
+      const client = MgmtClient.over(conn);
+      try {
+        const reply = await client.call('members.join', { addrs }, Math.max(1000, deadline - Date.now()));
+        if (reply.ok) return joinInfoOf(reply.result);
+        last = `${reply.error.code}: ${reply.error.message}`;
+        // Only a member that is not ready yet is worth asking again.
+        if (!['NotReady', 'Timeout', 'NotLeader', 'Unreachable', 'ShuttingDown'].includes(reply.error.code)) break;
+      } finally {
+        await client.close();
+      }
+    } catch (e) {
+      last = e instanceof MgmtClientError || e instanceof Error ? e.message : String(e);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new NodeError('JoinFailed', `--join: the member ${ticket.id.slice(0, 12)}... did not admit this node: ${last}`);
+}
+
+function joinInfoOf(v: unknown): JoinInfo {
+  const o = v as { node?: unknown; version?: unknown; meta?: unknown } | null;
+  const meta = checkMeta(o?.meta);
+  if (typeof o?.node !== 'number' || typeof o.version !== 'number' || typeof meta === 'string')
+    throw new NodeError('JoinFailed', `--join: the member answered something that is not an admission${typeof meta === 'string' ? ` (${meta})` : ''}`);
+  return { node: o.node, version: o.version, meta };
+}

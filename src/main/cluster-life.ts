@@ -1,0 +1,288 @@
+/**
+ * Cluster life on one node: following the meta group (src/router/meta-record.ts) and doing this
+ * node's share of what it asks. Every `--meta-poll-ms` a round:
+ *
+ * 1. Reads the record (a founder writes the first one). When it changed: the router, the
+ *    transport's member list, discovery and `cluster.json` take the new members and replica sets.
+ * 2. Hosts what the targets give this node: opens an empty replica of each shard placed here that
+ *    it does not host (the shard's leader adds it as a learner and sends it a snapshot), and drops
+ *    a replica that is neither placed here nor in its shard's configuration any more.
+ * 3. As the leader of a shard, takes the next membership step toward the shard's target
+ *    (src/router/moves.ts nextStep: add a learner, promote it once caught up, remove the surplus,
+ *    hand leadership over before removing itself): one change at a time per shard.
+ * 4. As the leader of the meta group: declares members dead after `--dead-node-timeout-ms` of
+ *    silence (their replicas are rebuilt on the others), and replans the targets when members
+ *    changed.
+ * 5. A leaving member that hosts nothing any more records itself removed and stops; a member
+ *    that finds itself removed stops and says why.
+ */
+import type { Logger } from 'pino';
+import type { NodeId, ShardId } from '../shards/raft/index.js';
+import type { Router, Member } from '../router/router.js';
+import type { WorkerPool } from '../workers/pool.js';
+import { MetaClient, foundingMeta, replan, setState } from '../router/meta.js';
+import type { MetaView } from '../router/meta.js';
+import { metaShardOf } from '../router/meta-record.js';
+import type { ClusterMeta, MetaMember } from '../router/meta-record.js';
+import { nextStep } from '../router/moves.js';
+import type { Step } from '../router/moves.js';
+
+export interface LifeParts {
+  readonly self: NodeId;
+  readonly selfId: string;
+  readonly shards: number;
+  readonly replicas: number;
+  readonly router: Router;
+  readonly pool: WorkerPool;
+  /** Founding members (raft ids 1..n) when this node is one of them: it may write the first record. */
+  readonly founders: readonly { node: NodeId; id: string }[] | undefined;
+  /** The record changed: the transport, discovery and meta.json follow. */
+  readonly onMembers: (view: MetaView) => void;
+  /** This node was removed from the cluster (or finished leaving): the node stops. */
+  readonly onRemoved: (why: string) => void;
+  /** Milliseconds between rounds. */
+  readonly pollMs: number;
+  /** Milliseconds of silence after which the meta group's leader declares a member dead. */
+  readonly deadNodeTimeoutMs: number;
+  /** Entries a learner may trail its leader by and still be promoted. */
+  readonly lagMax: number;
+  readonly log: Logger;
+}
+
+/** What status shows of cluster life here. */
+export interface LifeStatus {
+  readonly version: number | undefined;
+  readonly cluster: string | undefined;
+  readonly members: readonly MetaMember[];
+  /** Shards whose replicas differ from their targets, as this node's replicas see them. */
+  readonly moves: readonly { shard: number; voters: number[]; learners: number[]; target: readonly number[] }[];
+  readonly counters: LifeCounters;
+}
+
+export interface LifeCounters {
+  rounds: number;
+  roundErrors: number;
+  opened: number;
+  dropped: number;
+  learnersAdded: number;
+  promoted: number;
+  removed: number;
+  transfers: number;
+  replans: number;
+  declaredDead: number;
+}
+
+export class ClusterLife {
+  readonly meta: MetaClient;
+  private view: MetaView | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+  private gone = false;
+  /** When each member was last seen up by this node (ms, performance.now). */
+  private readonly lastUp = new Map<number, number>();
+  private moves: LifeStatus['moves'] = [];
+  readonly counters: LifeCounters = {
+    rounds: 0,
+    roundErrors: 0,
+    opened: 0,
+    dropped: 0,
+    learnersAdded: 0,
+    promoted: 0,
+    removed: 0,
+    transfers: 0,
+    replans: 0,
+    declaredDead: 0,
+  };
+
+  constructor(private readonly p: LifeParts) {
+    this.meta = new MetaClient(p.router);
+  }
+
+  /** Starts the rounds. */
+  start(): void {
+    const next = (): void => {
+      if (this.stopped) return;
+      this.timer = setTimeout(() => {
+        this.running = this.round().finally(next);
+      }, this.p.pollMs);
+      this.timer.unref();
+    };
+    this.running = this.round().finally(next);
+  }
+
+  /** Stops the rounds, after the one under way. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+  }
+
+  status(): LifeStatus {
+    return {
+      version: this.view?.version,
+      cluster: this.view?.meta.cluster,
+      members: this.view?.meta.members ?? [],
+      moves: this.moves,
+      counters: { ...this.counters },
+    };
+  }
+
+  /** The record as last read here. */
+  current(): MetaView | undefined {
+    return this.view;
+  }
+
+  /** One round (see the module's comment). Errors are counted and logged; the next round retries. */
+  async round(): Promise<void> {
+    if (this.stopped || this.gone) return;
+    this.counters.rounds++;
+    try {
+      const r = await this.meta.read();
+      if (!r.ok) throw new Error(`${r.code}: ${r.message}`);
+      let v = r.value;
+      if (v === undefined) {
+        if (this.p.founders === undefined) return;
+        const w = await this.meta.update((cur) => cur ?? foundingMeta({ founders: this.p.founders!, shards: this.p.shards, replicas: this.p.replicas }));
+        if (!w.ok) throw new Error(`${w.code}: ${w.message}`);
+        v = w.value;
+      }
+      if (this.view === undefined || this.view.version !== v.version) this.apply(v);
+      if (this.checkSelf(v.meta)) return;
+      await this.host(v.meta);
+      await this.step(v.meta);
+      await this.lead(v.meta);
+    } catch (e) {
+      this.counters.roundErrors++;
+      this.p.log.debug({ err: e }, 'cluster round failed; retrying next round');
+    }
+  }
+
+  private apply(v: MetaView): void {
+    this.view = v;
+    const live = v.meta.members.filter((m) => m.state !== 'removed');
+    const members: Member[] = live.map((m) => ({ nodeId: m.node as NodeId, peerId: m.id }));
+    this.p.router.setLayout(members, v.meta.placement as NodeId[][]);
+    this.p.onMembers(v);
+    this.p.log.info({ version: v.version, members: live.map((m) => `${m.node}:${m.state}`).join(' ') }, 'cluster metadata changed');
+  }
+
+  /** True (and the node stops) when this node is removed, or has finished leaving. */
+  private checkSelf(m: ClusterMeta): boolean {
+    const me = m.members.find((x) => x.id === this.p.selfId);
+    if (me === undefined) return false; // a founder before the first record, or a join not yet read
+    if (me.state === 'removed') {
+      this.gone = true;
+      this.p.onRemoved(`node ${me.node} was removed from cluster ${m.cluster}`);
+      return true;
+    }
+    return false;
+  }
+
+  /** Opens the replicas placed here and drops those that are neither placed here nor members of their shard. */
+  private async host(m: ClusterMeta): Promise<void> {
+    const hosted = new Set(this.p.pool.hostedShards());
+    for (let s = 0; s <= m.shards; s++) {
+      if (!m.placement[s]!.includes(this.p.self) || hosted.has(s as ShardId)) continue;
+      const r = await this.p.pool.openShard({ shard: s as ShardId, voters: [] });
+      if (r === 'opened') this.counters.opened++;
+    }
+    for (const s of hosted) {
+      if (m.placement[s]?.includes(this.p.self) === true) continue;
+      const ms = await this.p.pool.membership(s);
+      if (ms === undefined || ms.voters.includes(this.p.self) || ms.learners.includes(this.p.self)) continue;
+      if ((await this.p.pool.dropShard(s)) === 'dropped') {
+        this.counters.dropped++;
+        this.p.log.info({ shard: s }, 'replica moved away: dropped its data here');
+      }
+    }
+    const me = m.members.find((x) => x.id === this.p.selfId);
+    if (me?.state === 'leaving' && this.p.pool.hostedShards().length === 0) {
+      const w = await this.meta.update((cur) => (cur === undefined ? undefined : setState(cur, me.node, 'removed')));
+      if (w.ok) this.p.log.info({ node: me.node }, 'every replica moved away: recorded this node as removed');
+    }
+  }
+
+  /** The next membership step of every shard led here. */
+  private async step(m: ClusterMeta): Promise<void> {
+    const moves: { shard: number; voters: number[]; learners: number[]; target: readonly number[] }[] = [];
+    for (const s of this.p.pool.hostedShards()) {
+      const target = m.placement[s];
+      const ms = await this.p.pool.membership(s);
+      if (target === undefined || ms === undefined) continue;
+      if (!sameSet(ms.voters, target) || ms.learners.length > 0) moves.push({ shard: s, voters: ms.voters, learners: ms.learners, target });
+      if (ms.role !== 'leader') continue;
+      const match = new Map(ms.progress.map((x) => [x.node, x.match]));
+      const step = nextStep({
+        self: this.p.self,
+        voters: ms.voters as NodeId[],
+        learners: ms.learners as NodeId[],
+        target: target as NodeId[],
+        match: (n) => match.get(n) ?? 0,
+        lastIndex: ms.lastIndex,
+        lagMax: this.p.lagMax,
+        reachable: (n) => n === this.p.self || this.p.router.liveness.reachable(n, s),
+      });
+      if (step !== undefined) await this.take(s, step);
+    }
+    this.moves = moves;
+  }
+
+  private async take(shard: ShardId, step: Step): Promise<void> {
+    const log = this.p.log;
+    if (step.kind === 'transfer') {
+      const w = this.p.pool.workerOf(shard);
+      if (!this.p.pool.isRunning(w)) return;
+      const r = await this.p.pool.control(w).transferLeader(shard, step.to);
+      if (r === 'started') this.counters.transfers++;
+      log.info({ shard, to: step.to, result: r }, 'handing leadership over before leaving the shard');
+      return;
+    }
+    const type = step.kind === 'addLearner' ? 'addLearner' : step.kind === 'promote' ? 'addVoter' : 'remove';
+    const r = await this.p.pool.changeMembership(shard, { type, node: step.node });
+    if (r !== 'proposed') return;
+    if (step.kind === 'addLearner') this.counters.learnersAdded++;
+    else if (step.kind === 'promote') this.counters.promoted++;
+    else this.counters.removed++;
+    log.info({ shard, step: step.kind, node: step.node }, 'shard membership change proposed');
+  }
+
+  /** The meta group's leader: dead members declared, targets replanned. */
+  private async lead(m: ClusterMeta): Promise<void> {
+    const metaShard = metaShardOf(m.shards);
+    if (this.p.pool.leaders.get(metaShard)?.lead !== this.p.self) {
+      this.lastUp.clear();
+      return;
+    }
+    const now = performance.now();
+    const up = new Set(this.p.router.peersUp());
+    for (const x of m.members) {
+      if (x.state !== 'up' || x.node === this.p.self) continue;
+      if (up.has(x.node as NodeId) || !this.lastUp.has(x.node)) this.lastUp.set(x.node, now);
+      if (now - this.lastUp.get(x.node)! < this.p.deadNodeTimeoutMs) continue;
+      const w = await this.meta.update((cur) => (cur === undefined ? undefined : setState(cur, x.node, 'dead')));
+      if (w.ok) {
+        this.counters.declaredDead++;
+        this.p.log.warn({ node: x.node, silentMs: Math.round(now - this.lastUp.get(x.node)!) }, 'member unreachable past the dead-node timeout: rebuilding its replicas on the others');
+      }
+    }
+    // Dead members whose replicas are all placed elsewhere are gone for good.
+    for (const x of m.members) {
+      if (x.state !== 'dead' || m.placement.some((set) => set.includes(x.node))) continue;
+      await this.meta.update((cur) => (cur === undefined ? undefined : setState(cur, x.node, 'removed')));
+    }
+    const planned = replan(m);
+    if (JSON.stringify(planned.placement) !== JSON.stringify(m.placement)) {
+      const w = await this.meta.update((cur) => {
+        if (cur === undefined) return undefined;
+        const p = replan(cur);
+        return JSON.stringify(p.placement) === JSON.stringify(cur.placement) ? undefined : p;
+      });
+      if (w.ok) this.counters.replans++;
+    }
+  }
+}
+
+function sameSet(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((x) => b.includes(x));
+}

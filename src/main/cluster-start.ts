@@ -1,0 +1,149 @@
+/**
+ * Who this node is in its cluster at start, and which replicas it opens, in the three ways a
+ * node starts:
+ *
+ * - **A founder** (`--peers`, or alone): the members are this node and the tickets' nodes, raft
+ *   ids 1..n in endpoint id order, as always. At its first start it creates the founding replicas
+ *   (src/router/meta-record.ts genesisPlacement), the meta group's among them when it is one of
+ *   the first five.
+ * - **A new node** (`--join <ticket>` on an empty directory): a member admits it
+ *   (src/main/cluster-join.ts); it records its raft id in `cluster.json` and opens nothing yet.
+ * - **A restart**: it opens exactly the replicas its stores hold. Never a founding replica again:
+ *   a replica that moved away and was dropped must not come back as a founding voter (it would
+ *   vote with a configuration and a log it no longer has). A founder's directory from before the
+ *   meta group gets the meta group's founding replica once (`cluster.json` `meta: true` after).
+ *
+ * Members and replica sets come from `meta.json` (the meta group's record as last read) when there
+ * is one, so a restart dials members that joined later.
+ */
+import type { Logger } from 'pino';
+import type { ShardSpec } from '../shards/host.js';
+import type { NodeId, ShardId } from '../shards/raft/index.js';
+import type { Member } from '../router/router.js';
+import { genesisPlacement, metaShardOf } from '../router/meta-record.js';
+import type { ClusterMeta } from '../router/meta-record.js';
+import type { Transport } from '../io/transport/index.js';
+import { decodeTicket } from '../io/ticket.js';
+import type { NodeConfig } from './config.js';
+import type { DataDir } from './data-dir.js';
+import { NodeError } from './node-error.js';
+import { PLACEMENT_PENDING, startingPlacement } from './placement.js';
+import type { StartingPlacement } from './placement.js';
+import { readMetaFile, writeMetaFile } from './meta-file.js';
+import { requestJoin } from './cluster-join.js';
+
+export interface ClusterStart {
+  readonly self: NodeId;
+  /** The members to route to and accept raft traffic from until the meta group answers. */
+  readonly members: readonly Member[];
+  /** Founding members when this node is one: it may write the meta group's first record. */
+  readonly founders: readonly { node: NodeId; id: string }[] | undefined;
+  readonly shards: number;
+  /** Replicas per shard wanted (the meta record's; the founders' `--replicas`). */
+  readonly replicas: number;
+  /** Every shard's replica set (`shards + 1`, the meta group's last) until the meta group answers. */
+  readonly sets: NodeId[][];
+  readonly placement: StartingPlacement;
+  /** Replicas to create or open at the pool's start. */
+  readonly specs: ShardSpec[];
+  /** Open every replica the stores hold (a restart). */
+  readonly openStored: boolean;
+  /** The meta group's founding replica, to create once in a founder's directory from before it. */
+  readonly createMeta: ShardSpec | undefined;
+}
+
+/** The start of a node on `dir` (see the module comment). NodeError `JoinFailed`, `Removed`; DataDirError from the checks. */
+export async function clusterStart(
+  cfg: NodeConfig,
+  p: { dir: DataDir; transport: Transport; peers: readonly { id: string; addrs: string[] }[]; log: Logger; layout: (selfPeer: string, peers: readonly { id: string }[]) => { members: Member[]; self: NodeId } },
+): Promise<ClusterStart> {
+  const { dir, log } = p;
+  let have = dir.readCluster();
+  if (have === undefined && cfg.join !== undefined) {
+    const ticket = decodeJoinTicket(cfg.join);
+    const info = await requestJoin(p.transport, ticket, p.transport.addrs(), 60_000);
+    writeMetaFile(cfg.data, info.version, info.meta);
+    dir.writeCluster({ shards: info.meta.shards, members: [], replicas: info.meta.replicas, node: info.node, placement: PLACEMENT_PENDING });
+    log.info({ node: info.node, cluster: info.meta.cluster, members: info.meta.members.length }, 'joined the cluster');
+    have = dir.readCluster();
+  } else if (have !== undefined && cfg.join !== undefined) {
+    log.info('--join ignored: this data directory already belongs to a cluster');
+  }
+  const stored = readMetaFile(cfg.data);
+  if (stored.why !== undefined) log.warn({ err: stored.why }, 'ignoring the stored cluster metadata');
+  const meta = stored.stored?.meta;
+  if (have?.node !== undefined) return joinedStart(dir, have.node as NodeId, have.shards, meta, p.transport.id, log);
+  return founderStart(cfg, p, meta);
+}
+
+function joinedStart(dir: DataDir, self: NodeId, shards: number, meta: ClusterMeta | undefined, selfId: string, log: Logger): ClusterStart {
+  const have = dir.readCluster()!;
+  dir.checkStores(have);
+  if (meta === undefined) throw new NodeError('JoinFailed', `${dir.path}: cluster.json says this node joined as ${self}, but meta.json, the cluster's members, is missing`);
+  const me = meta.members.find((m) => m.id === selfId);
+  if (me?.state === 'removed') throw new NodeError('Removed', `node ${self} was removed from cluster ${meta.cluster}; start a new node with another --data directory and --join`);
+  return {
+    self,
+    members: membersOf(meta),
+    founders: undefined,
+    shards,
+    replicas: meta.replicas,
+    sets: meta.placement.map((s) => [...s] as NodeId[]),
+    placement: startingPlacement(dir, log),
+    specs: [],
+    openStored: true,
+    createMeta: undefined,
+  };
+}
+
+function founderStart(
+  cfg: NodeConfig,
+  p: Parameters<typeof clusterStart>[1],
+  meta: ClusterMeta | undefined,
+): ClusterStart {
+  const { dir, log } = p;
+  const { members, self } = p.layout(p.transport.id, p.peers);
+  const founders = members.map((m) => ({ node: m.nodeId, id: m.peerId }));
+  const replicas = Math.min(cfg.replicas, members.length);
+  const before = dir.readCluster();
+  const first = before?.workers === undefined;
+  const placement = startingPlacement(dir, log);
+  dir.checkCluster({ shards: cfg.shards, members: members.map((m) => m.peerId), replicas, placement: PLACEMENT_PENDING });
+  if (meta?.members.find((m) => m.id === p.transport.id)?.state === 'removed')
+    throw new NodeError('Removed', `node ${self} was removed from cluster ${meta.cluster}; start a new node with another --data directory and --join`);
+  const genesis = genesisPlacement(
+    founders.map((f) => f.node),
+    cfg.shards,
+    cfg.replicas,
+  );
+  const metaShard = metaShardOf(cfg.shards);
+  const specs: ShardSpec[] = [];
+  if (first) genesis.forEach((voters, s) => voters.includes(self) && specs.push({ shard: s as ShardId, voters }));
+  const metaGenesis = genesis[metaShard]!;
+  const createMeta = !first && before?.meta !== true && metaGenesis.includes(self) ? { shard: metaShard, voters: metaGenesis } : undefined;
+  return {
+    self,
+    members: meta === undefined ? members : membersOf(meta),
+    founders,
+    shards: cfg.shards,
+    replicas: meta?.replicas ?? cfg.replicas,
+    sets: meta === undefined ? genesis : meta.placement.map((s) => [...s] as NodeId[]),
+    placement,
+    specs,
+    openStored: !first,
+    createMeta,
+  };
+}
+
+/** The members a node talks to: every one not removed. */
+export function membersOf(meta: ClusterMeta): Member[] {
+  return meta.members.filter((m) => m.state !== 'removed').map((m) => ({ nodeId: m.node as NodeId, peerId: m.id }));
+}
+
+function decodeJoinTicket(t: string): { id: string; addrs: string[] } {
+  try {
+    return decodeTicket(t);
+  } catch (e) {
+    throw new NodeError('InvalidTicket', `--join: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
