@@ -32,3 +32,4 @@ export { isClientTenantName } from './tenants.js';
 export type { IssuedToken, Principal, Refusal, TenantInfo, TenantQuota, TenantService, TenantUsage } from './tenants.js';
 export { ROLES, isEndpointId, isRole } from './roles.js';
 export type { Role, RoleBinding, RoleService } from './roles.js';
+export type { MemberInfo, MemberService } from './members.js';

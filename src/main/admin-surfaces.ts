@@ -15,6 +15,7 @@ import { closeQuietly } from '../io/transport/link.js';
 import { QuotaGuard } from '../router/quotas.js';
 import { RoleDirectory } from '../router/roles.js';
 import type { Router } from '../router/router.js';
+import type { MemberService } from '../api/index.js';
 import type { NodeId } from '../shards/raft/index.js';
 import type { ClusterLife } from './cluster-life.js';
 import { admitJoin, startRemoval } from './cluster-join.js';
@@ -27,6 +28,8 @@ export interface AdminSurfaces {
   readonly auth: HttpAuthOptions | undefined;
   readonly roles: RoleDirectory;
   readonly mgmt: MgmtServer;
+  /** The members admin API (`/v1/members`). */
+  readonly members: MemberService;
 }
 
 /**
@@ -60,6 +63,11 @@ export function adminSurfaces(
     auth = { tenants };
   }
   const roles = new RoleDirectory({ kv: router });
+  const isUp = (n: number): boolean => n === p.self || router.peersUp().includes(n as NodeId);
+  const members: MemberService = {
+    list: () => Promise.resolve({ ok: true, value: { members: membersOf(router, p.life), moves: p.life.status().moves } }),
+    remove: (ref) => startRemoval(p.life.meta, ref, isUp),
+  };
   const mgmt = new MgmtServer({
     services: {
       status: () => router.status(),
@@ -68,7 +76,7 @@ export function adminSurfaces(
       // Auth off (a loopback cluster): any endpoint may ask to join; on, only one granted a role.
       joinOpen: p.admin === undefined,
       join: (id, addrs) => admitJoin(p.life.meta, id, addrs),
-      removeMember: (ref) => startRemoval(p.life.meta, ref, (n) => n === p.self || router.peersUp().includes(n as NodeId)),
+      removeMember: (ref) => members.remove(ref),
       roles,
       ...(auth === undefined ? {} : { tenants: auth.tenants }),
     },
@@ -77,7 +85,7 @@ export function adminSurfaces(
     logger: p.log,
   });
   registerMgmtMetrics(p.registry, mgmt);
-  return { auth, roles, mgmt };
+  return { auth, roles, mgmt, members };
 }
 
 /** The members with their state and addresses as the meta group last said, else as the router knows them. */

@@ -79,19 +79,23 @@ export interface AdminRequest {
   readonly path: string;
   readonly body?: unknown;
   readonly via: string;
-  readonly token: string;
+  /** The admin token; none: sent without one (a node with auth off needs none). */
+  readonly token?: string;
 }
 
 /**
  * Sends `cmd`; the node's JSON answer goes to stdout (exit 0), its error line to stderr (exit 1),
  * `Unreachable` when it does not answer.
  */
-export async function sendAdminRequest(cmd: AdminRequest): Promise<number> {
+export async function sendAdminRequest(cmd: AdminRequest, onOk: (text: string) => void = (t) => console.log(t)): Promise<number> {
   let res: Response;
   try {
     res = await fetch(`${cmd.via}${cmd.path}`, {
       method: cmd.method,
-      headers: { authorization: `Bearer ${cmd.token}`, ...(cmd.body === undefined ? {} : { 'content-type': 'application/json' }) },
+      headers: {
+        ...(cmd.token === undefined ? {} : { authorization: `Bearer ${cmd.token}` }),
+        ...(cmd.body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
       ...(cmd.body === undefined ? {} : { body: JSON.stringify(cmd.body) }),
       signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
     });
@@ -101,7 +105,7 @@ export async function sendAdminRequest(cmd: AdminRequest): Promise<number> {
   }
   const text = await res.text();
   if (res.ok) {
-    console.log(text);
+    onOk(text);
     return 0;
   }
   // The server's own error line when it sent one, else one made from the status.

@@ -21,6 +21,7 @@ import type { RunningNode } from './node.js';
 import { tenantsCommand } from './tenants-cli.js';
 import { STATUS_USAGE, runStatus } from './status-cli.js';
 import { rolesCommand } from './roles-cli.js';
+import { membersCommand } from './members-cli.js';
 
 const USAGE = `usage: iroh-raft <command> [flags]
 
@@ -42,6 +43,8 @@ commands:
              IROH_RAFT_TOKEN); prints the node's JSON answer (see iroh-raft tenants --help)
   roles      grant <endpoint id> <admin|operator|reader> | revoke <endpoint id> | get <endpoint id> | list,
              with [--via <URL>] [--token ... | --token-file ...]: who may use the management ALPN
+  members    [remove <raft id | endpoint id>] [--via <URL>] [--json]: list the members and the
+             replica moves under way, or remove a member (its replicas move away first)
   key        new --out <file>: a new Iroh secret key (mode 0600); prints its endpoint id
   mgmt       <op> [<JSON args>] --ticket <node ticket> --key <file>: one management request over
              Iroh as the key's endpoint (iroh-raft mgmt --help lists the ops)
@@ -98,7 +101,7 @@ async function start(argv: readonly string[]): Promise<number> {
       node.close().then(
         () => {
           clearTimeout(timer);
-          done(0);
+          done(signal === 'removed' ? 3 : 0);
         },
         (e: unknown) => {
           log.error({ err: e }, 'shutdown failed');
@@ -108,6 +111,11 @@ async function start(argv: readonly string[]): Promise<number> {
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
+    // Removed from its cluster: it stops, and says why (exit 3, so a supervisor does not restart it).
+    void node.removed.then((why) => {
+      console.error(JSON.stringify({ error: { code: 'Removed', message: why } }));
+      stop('removed');
+    });
   });
   // Only now say that the node listens: a supervisor (or a test) that sends SIGTERM as soon as it
   // reads this line must find the handlers in place. Installed after the print, they were missing
@@ -169,6 +177,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       return runStatus(rest);
     case 'roles':
       return rolesCommand(rest);
+    case 'members':
+      return membersCommand(rest);
     case 'key':
     case 'mgmt': {
       // Loaded only here: the Iroh binding is not needed by the other client commands.

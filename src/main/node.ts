@@ -511,7 +511,7 @@ async function startHttp(
   cfg: NodeConfig,
   service: Router,
   log: StartOptions['logger'],
-  { tls, auth, roles }: { tls: HttpTlsOptions | undefined } & Pick<AdminSurfaces, 'auth' | 'roles'>,
+  { tls, auth, roles, members }: { tls: HttpTlsOptions | undefined } & Pick<AdminSurfaces, 'auth' | 'roles' | 'members'>,
   onAnswered: NonNullable<HttpServerOptions['onAnswered']>,
 ): Promise<HttpServer> {
   try {
@@ -527,6 +527,7 @@ async function startHttp(
       ...(tls === undefined ? {} : { tls }),
       ...(auth === undefined ? {} : { auth }),
       roles,
+      members,
     });
   } catch (e) {
     if (e instanceof HttpError && e.code === 'InvalidConfig') throw new ConfigError('InvalidConfig', e.message);

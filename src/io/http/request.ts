@@ -19,6 +19,8 @@ import { isTenantPath, parseTenantRoute } from './tenant-routes.js';
 import type { TenantRequest } from './tenant-routes.js';
 import { isRolePath, parseRoleRoute } from './role-routes.js';
 import type { RoleRequest } from './role-routes.js';
+import { isMemberPath, parseMemberRoute } from './member-routes.js';
+import type { MemberRequest } from './member-routes.js';
 
 /** Scan limits: default and largest. */
 export const SCAN_LIMIT_DEFAULT = 100;
@@ -82,7 +84,8 @@ export type ApiRequest =
   | { readonly route: 'health' }
   | { readonly route: 'metrics' }
   | TenantRequest
-  | RoleRequest;
+  | RoleRequest
+  | MemberRequest;
 
 /**
  * `hideShard`: the answer does not name the key's shard (`x-shard`): asked with a tenant's token,
@@ -131,6 +134,7 @@ export function parseRequest(head: RequestHead, limits: ParseLimits, bound?: str
   }
   if (isTenantPath(path)) return parseTenantRoute(method, path);
   if (isRolePath(path)) return parseRoleRoute(method, path);
+  if (isMemberPath(path)) return parseMemberRoute(method, path);
   switch (path) {
     case '/v1/status':
       allow(method, READ_METHODS);

@@ -29,7 +29,7 @@
  */
 import { Buffer, isUtf8 } from 'node:buffer';
 import { isServiceErrorCode } from '../../api/index.js';
-import type { Failure, KvService, RoleService, Served, TenantService } from '../../api/index.js';
+import type { Failure, KvService, RoleService, MemberService, Served, TenantService } from '../../api/index.js';
 import { HttpError, HttpErrorCode } from './errors.js';
 import type { HttpLogger } from './log.js';
 import { JSON_TYPE } from './request.js';
@@ -37,6 +37,7 @@ import { statusPageReply } from './status-page.js';
 import type { ApiRequest } from './request.js';
 import { answerTenants } from './tenant-routes.js';
 import { answerRoles } from './role-routes.js';
+import { answerMembers } from './member-routes.js';
 
 /** A whole response: status, headers (names in lowercase) and body. */
 export interface Reply {
@@ -52,6 +53,8 @@ export interface RouteContext {
   readonly tenants?: TenantService;
   /** The role bindings of the management ALPN; undefined: the role admin routes answer 404. */
   readonly roles?: RoleService;
+  /** The cluster's members; undefined: the members routes answer 404. */
+  readonly members?: MemberService;
   /** Told about service failures with a code outside ServiceErrorCode. */
   readonly logger: HttpLogger;
   /** Reads the whole request body (PUT); throws HttpError PayloadTooLarge or BadRequest. */
@@ -96,6 +99,12 @@ export async function answer(req: ApiRequest, ctx: RouteContext): Promise<Reply>
     case 'role-grant':
     case 'role-revoke': {
       const r = await answerRoles(req, ctx.roles, () => ctx.readBody());
+      if (!r.ok) throw serviceError(r, ctx.logger);
+      return jsonReply(200, r.value);
+    }
+    case 'member-list':
+    case 'member-remove': {
+      const r = await answerMembers(req, ctx.members);
       if (!r.ok) throw serviceError(r, ctx.logger);
       return jsonReply(200, r.value);
     }

@@ -16,7 +16,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ByteGate } from '../../api/index.js';
-import type { KvService, RoleService } from '../../api/index.js';
+import type { KvService, RoleService, MemberService } from '../../api/index.js';
 import { Authenticator } from './auth.js';
 import type { AuthCounts, HttpAuthOptions } from './auth.js';
 import { HttpError, HttpErrorCode } from './errors.js';
@@ -93,6 +93,8 @@ export interface HttpServerOptions {
    * when auth is on). Default: none (404).
    */
   readonly roles?: RoleService;
+  /** The cluster's members, served at `/v1/members` (member-routes.ts; admin token with auth on). Default: none (404). */
+  readonly members?: MemberService;
   /** Default: JSON lines on stderr. */
   readonly logger?: HttpLogger;
   /**
@@ -185,13 +187,14 @@ export class HttpServer {
 
   private constructor(
     private readonly server: Server,
-    opts: Required<Omit<HttpServerOptions, 'host' | 'port' | 'tls' | 'allowedHosts' | 'auth' | 'roles'>> & {
+    opts: Required<Omit<HttpServerOptions, 'host' | 'port' | 'tls' | 'allowedHosts' | 'auth' | 'roles' | 'members'>> & {
       readonly hosts: HostRule | null;
       readonly tls: boolean;
     },
     address: AddressInfo,
     auth: HttpAuthOptions | undefined,
     roles: RoleService | undefined,
+    private readonly members: MemberService | undefined,
   ) {
     this.roles = roles;
     this.auth = auth === undefined ? undefined : new Authenticator(auth, opts.logger);
@@ -257,7 +260,7 @@ export class HttpServer {
       });
     });
     // No I/O runs between the listen callback and here, so no connection can arrive unobserved.
-    const http = new HttpServer(server, opts, server.address() as AddressInfo, options.auth, options.roles);
+    const http = new HttpServer(server, opts, server.address() as AddressInfo, options.auth, options.roles, options.members);
     server.on('error', (err) => opts.logger.error({ err }, 'http server error'));
     server.on('connection', (socket: Socket) => {
       if (http.sockets.size >= opts.connectionsMax) {
@@ -455,6 +458,7 @@ export class HttpServer {
       readBody: () => this.readBody(ex),
       ...(tenants ? { tenants } : {}),
       ...(roles ? { roles } : {}),
+      ...(this.members ? { members: this.members } : {}),
     });
     this.send(ex, reply);
   }
