@@ -42,7 +42,9 @@ export async function admitJoin(meta: MetaClient, endpointId: string, addrs: rea
   } catch (e) {
     return fail(ServiceErrorCode.BadRequest, `args.addrs: ${(e as Error).message}`);
   }
-  const w = await meta.update((cur) => (cur === undefined ? fail(ServiceErrorCode.NotReady, 'the cluster has no meta record yet: try again') : admit(cur, endpointId, clean)));
+  const w = await meta.update((cur) =>
+    cur === undefined ? fail(ServiceErrorCode.NotReady, 'the cluster has no meta record yet: try again') : admit(cur, endpointId, clean),
+  );
   if (!w.ok) return w;
   const me = w.value.meta.members.find((m) => m.id === endpointId);
   if (me === undefined) return fail(ServiceErrorCode.Internal, 'the admitted endpoint is missing from the meta record');
@@ -71,7 +73,12 @@ export async function startRemoval(meta: MetaClient, ref: number | string, isUp:
  * with `addrs`, trying again for up to `timeoutMs` while the member cannot answer yet. NodeError
  * `JoinFailed` with the member's reason otherwise.
  */
-export async function requestJoin(transport: Transport, ticket: { id: string; addrs: string[] }, addrs: readonly string[], timeoutMs: number): Promise<JoinInfo> {
+export async function requestJoin(
+  transport: Transport,
+  ticket: { id: string; addrs: string[] },
+  addrs: readonly string[],
+  timeoutMs: number,
+): Promise<JoinInfo> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   while (Date.now() < deadline) {

@@ -263,7 +263,10 @@ export class ClusterLife {
       const w = await this.meta.update((cur) => (cur === undefined ? undefined : setState(cur, x.node, 'dead')));
       if (w.ok) {
         this.counters.declaredDead++;
-        this.p.log.warn({ node: x.node, silentMs: Math.round(now - this.lastUp.get(x.node)!) }, 'member unreachable past the dead-node timeout: rebuilding its replicas on the others');
+        this.p.log.warn(
+          { node: x.node, silentMs: Math.round(now - this.lastUp.get(x.node)!) },
+          'member unreachable past the dead-node timeout: rebuilding its replicas on the others',
+        );
       }
     }
     // Dead members whose replicas are all placed elsewhere are gone for good.

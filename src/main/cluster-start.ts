@@ -55,7 +55,13 @@ export interface ClusterStart {
 /** The start of a node on `dir` (see the module comment). NodeError `JoinFailed`, `Removed`; DataDirError from the checks. */
 export async function clusterStart(
   cfg: NodeConfig,
-  p: { dir: DataDir; transport: Transport; peers: readonly { id: string; addrs: string[] }[]; log: Logger; layout: (selfPeer: string, peers: readonly { id: string }[]) => { members: Member[]; self: NodeId } },
+  p: {
+    dir: DataDir;
+    transport: Transport;
+    peers: readonly { id: string; addrs: string[] }[];
+    log: Logger;
+    layout: (selfPeer: string, peers: readonly { id: string }[]) => { members: Member[]; self: NodeId };
+  },
 ): Promise<ClusterStart> {
   const { dir, log } = p;
   let have = dir.readCluster();
@@ -79,9 +85,11 @@ export async function clusterStart(
 function joinedStart(dir: DataDir, self: NodeId, shards: number, meta: ClusterMeta | undefined, selfId: string, log: Logger): ClusterStart {
   const have = dir.readCluster()!;
   dir.checkStores(have);
-  if (meta === undefined) throw new NodeError('JoinFailed', `${dir.path}: cluster.json says this node joined as ${self}, but meta.json, the cluster's members, is missing`);
+  if (meta === undefined)
+    throw new NodeError('JoinFailed', `${dir.path}: cluster.json says this node joined as ${self}, but meta.json, the cluster's members, is missing`);
   const me = meta.members.find((m) => m.id === selfId);
-  if (me?.state === 'removed') throw new NodeError('Removed', `node ${self} was removed from cluster ${meta.cluster}; start a new node with another --data directory and --join`);
+  if (me?.state === 'removed')
+    throw new NodeError('Removed', `node ${self} was removed from cluster ${meta.cluster}; start a new node with another --data directory and --join`);
   return {
     self,
     members: membersOf(meta),
@@ -96,11 +104,7 @@ function joinedStart(dir: DataDir, self: NodeId, shards: number, meta: ClusterMe
   };
 }
 
-function founderStart(
-  cfg: NodeConfig,
-  p: Parameters<typeof clusterStart>[1],
-  meta: ClusterMeta | undefined,
-): ClusterStart {
+function founderStart(cfg: NodeConfig, p: Parameters<typeof clusterStart>[1], meta: ClusterMeta | undefined): ClusterStart {
   const { dir, log } = p;
   const { members, self } = p.layout(p.transport.id, p.peers);
   const founders = members.map((m) => ({ node: m.nodeId, id: m.peerId }));

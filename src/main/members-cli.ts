@@ -86,9 +86,15 @@ interface ListAnswer {
 export function membersTable(a: ListAnswer): string {
   const rows = [['NODE', 'STATE', 'ENDPOINT', 'ADDRESSES'], ...a.members.map((m) => [String(m.node), m.state ?? '?', m.id, (m.addrs ?? []).join(',')])];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  const lines = rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
+  const lines = rows.map((r) =>
+    r
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd(),
+  );
   const moves = a.moves ?? [];
   lines.push(moves.length === 0 ? 'no replica moves under way' : `${moves.length} shards moving:`);
-  for (const m of moves) lines.push(`  shard ${m.shard}: voters ${m.voters.join(',')}${m.learners.length > 0 ? ` learners ${m.learners.join(',')}` : ''} -> ${m.target.join(',')}`);
+  for (const m of moves)
+    lines.push(`  shard ${m.shard}: voters ${m.voters.join(',')}${m.learners.length > 0 ? ` learners ${m.learners.join(',')}` : ''} -> ${m.target.join(',')}`);
   return lines.join('\n');
 }

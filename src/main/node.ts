@@ -129,6 +129,8 @@ interface Late {
   http?: HttpServer;
   /** The management server (ALPN `iroh-raft-mgmt/0`); connections before it exists are closed. */
   mgmt?: MgmtServer;
+  /** Cluster life: the meta group's record and the replica moves (status). */
+  life?: ClusterLife;
   /** Address exchanges with members (ALPN `iroh-raft-discovery/0`); connections before it exists are closed. */
   discovery?: Discovery;
 }
@@ -207,10 +209,7 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
   const balance = startLeaderBalance(cfg, self, router, pool, snapshots, log);
   const nodeOfPeer = new Map(members.map((m) => [m.peerId, m.nodeId]));
   const life = startLife(cfg, { start, transport, router, pool, discovery, nodeOfPeer, late, log });
-  const surfaces = adminSurfaces(
-    { ...cfg, shards },
-    { admin, router, self, life: life.life, log, registry, isMember: (id) => late.memberIds.has(id) },
-  );
+  const surfaces = adminSurfaces({ ...cfg, shards }, { admin, router, self, life: life.life, log, registry, isMember: (id) => late.memberIds.has(id) });
   const http = (late.http = await startHttp(cfg, router, log, { tls, ...surfaces }, httpLatencyMetric(registry)));
   late.mgmt = surfaces.mgmt;
   registerNodeMetrics(registry, {
@@ -483,6 +482,7 @@ function startLife(
       onRemoved(why);
     },
   });
+  p.late.life = life;
   life.start();
   return { life, removed };
 }
@@ -580,8 +580,9 @@ function pem(path: string, flag: string): Buffer {
 }
 
 /** What the router's status reports besides its own: the HTTP server's client load and URL, and snapshot transfers. */
-function statusSources(late: Late, snapshots: Snapshots): Pick<RouterOptions, 'load' | 'snapshotsActive' | 'discovery'> {
+function statusSources(late: Late, snapshots: Snapshots): Pick<RouterOptions, 'load' | 'snapshotsActive' | 'discovery' | 'cluster'> {
   return {
+    cluster: () => ({ ...(late.life?.status() ?? { moves: [] }) }),
     discovery: () => late.discovery?.status(),
     load: () => late.http && { ...late.http.clientLoad(), httpUrl: late.http.url },
     snapshotsActive: () => snapshots.active(),

@@ -204,7 +204,7 @@ export function renderStatus(doc: StatusDoc, via: string): string {
   );
   const snap = doc.snapshots;
   const snapshots = snap ? (snap.sending + snap.receiving === 0 ? 'none in progress' : `sending ${snap.sending}, receiving ${snap.receiving}`) : 'not reported';
-  const moves = doc.moves && doc.moves.active.length > 0 ? `${doc.moves.active.length} in progress` : 'none (membership is fixed)';
+  const moves = doc.moves && doc.moves.active.length > 0 ? `${doc.moves.active.length} in progress` : 'none';
   return [
     `node ${doc.node} at ${via}: ${up} of ${nodes.length} members up; ${doc.shards.length} shards hosted here, ${led} with a leader` +
       (doc.workersDown.length > 0 ? `; workers down here: ${doc.workersDown.join(', ')}` : ''),

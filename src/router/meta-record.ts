@@ -60,8 +60,7 @@ export const metaShardOf = (shards: number): ShardId => shards as ShardId;
 export const upMembers = (m: ClusterMeta): NodeId[] => m.members.filter((x) => x.state === 'up').map((x) => x.node as NodeId);
 
 /** Replicas the target wants for `shard`: the meta group up to {@link META_REPLICAS_MAX}, the others `replicas`. */
-export const factorOf = (m: Pick<ClusterMeta, 'shards' | 'replicas'>, shard: number): number =>
-  shard === m.shards ? META_REPLICAS_MAX : m.replicas;
+export const factorOf = (m: Pick<ClusterMeta, 'shards' | 'replicas'>, shard: number): number => (shard === m.shards ? META_REPLICAS_MAX : m.replicas);
 
 /**
  * The founding replicas of every shard and of the meta group, from the founding members (raft ids
@@ -98,12 +97,20 @@ const isCount = (x: unknown, min: number): x is number => typeof x === 'number' 
 export function checkMeta(v: unknown): ClusterMeta | string {
   const o = v as Partial<Record<keyof ClusterMeta, unknown>> | null;
   if (typeof o !== 'object' || o === null) return 'not an object';
-  if (typeof o.cluster !== 'string' || !isCount(o.shards, 1) || !isCount(o.replicas, 1) || !isCount(o.nextNode, 1)) return 'bad cluster, shards, replicas or nextNode';
+  if (typeof o.cluster !== 'string' || !isCount(o.shards, 1) || !isCount(o.replicas, 1) || !isCount(o.nextNode, 1))
+    return 'bad cluster, shards, replicas or nextNode';
   if (!Array.isArray(o.members) || !Array.isArray(o.placement)) return 'members and placement must be arrays';
   const nodes = new Set<number>();
   for (const m of o.members as unknown[]) {
     const x = m as Partial<Record<keyof MetaMember, unknown>> | null;
-    if (typeof x !== 'object' || x === null || !isCount(x.node, 1) || typeof x.id !== 'string' || !Array.isArray(x.addrs) || !STATES.includes(x.state as string))
+    if (
+      typeof x !== 'object' ||
+      x === null ||
+      !isCount(x.node, 1) ||
+      typeof x.id !== 'string' ||
+      !Array.isArray(x.addrs) ||
+      !STATES.includes(x.state as string)
+    )
       return 'bad member';
     if (x.node >= o.nextNode || nodes.has(x.node)) return `member ${x.node}: id taken or not below nextNode`;
     nodes.add(x.node);

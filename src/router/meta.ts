@@ -93,7 +93,8 @@ export function replan(m: ClusterMeta): ClusterMeta {
 export function admit(m: ClusterMeta, id: string, addrs: readonly string[]): MetaChange {
   const had = m.members.find((x) => x.id === id);
   if (had !== undefined) {
-    if (had.state === 'removed') return fail(ServiceErrorCode.Forbidden, `endpoint ${id} was removed from this cluster (raft id ${had.node}); start it with a new key to join again`);
+    if (had.state === 'removed')
+      return fail(ServiceErrorCode.Forbidden, `endpoint ${id} was removed from this cluster (raft id ${had.node}); start it with a new key to join again`);
     return undefined;
   }
   const member: MetaMember = { node: m.nextNode, id, addrs: [...addrs], state: 'up' };

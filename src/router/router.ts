@@ -163,6 +163,8 @@ export interface RouterOptions {
   readonly snapshotsActive?: () => { sending: number; receiving: number };
   /** Members' known addresses and where they came from (discovery), for status. Default: not reported. */
   readonly discovery?: () => unknown;
+  /** The cluster's metadata as last read and the replica moves under way (cluster life), for status. Default: not reported. */
+  readonly cluster?: () => { moves: readonly unknown[] } & Record<string, unknown>;
   /** The cluster's key -> shard function, maybe not known yet (PlacementHash). Default: the unkeyed one. */
   readonly placementHash?: PlacementHash;
 }

@@ -31,6 +31,8 @@ export async function workerStatus(pool: WorkerPool): Promise<{ shards: unknown[
       applied: s.applied,
       firstIndex: s.firstIndex,
       lastIndex: s.lastIndex,
+      voters: s.voters,
+      learners: s.learners,
     })),
     workersDown: pool.workersRunning().flatMap((r, w) => (r ? [] : [w])),
   };
@@ -131,12 +133,15 @@ export function sideSections(o: {
   readonly snapshotsActive?: () => unknown;
   readonly discovery?: () => unknown;
   readonly writeGuard?: { status(): unknown };
+  readonly cluster?: () => { moves: readonly unknown[] } & Record<string, unknown>;
 }): Record<string, unknown> {
+  const cluster = o.cluster?.();
   return {
     snapshots: o.snapshotsActive?.() ?? null,
     discovery: o.discovery?.() ?? null,
-    // Membership is fixed at the first start: no shard replica ever moves yet.
-    moves: { supported: false, active: [] },
+    // The meta group's record as this node last read it, and the replica moves its shards show.
+    cluster: cluster ?? null,
+    moves: { supported: cluster !== undefined, active: cluster?.moves ?? [] },
     ...(o.writeGuard === undefined ? {} : { disk: o.writeGuard.status() }),
   };
 }

@@ -291,7 +291,18 @@ const api = {
   },
   status(): {
     worker: number;
-    shards: { id: ShardId; role: string; term: number; lead: number; commit: number; applied: number; firstIndex: number; lastIndex: number }[];
+    shards: {
+      id: ShardId;
+      role: string;
+      term: number;
+      lead: number;
+      commit: number;
+      applied: number;
+      firstIndex: number;
+      lastIndex: number;
+      voters: number[];
+      learners: number[];
+    }[];
     counters: HostCounters & typeof local & { outRingDrops: number; outboxHeld: number; eventsCoalesced: number };
     /** What waits in the outbox now. */
     outbox: { records: number; bytes: number; full: boolean };
@@ -300,7 +311,19 @@ const api = {
       worker: init.worker,
       shards: host.shardIds().map((id) => {
         const s = host.status(id)!;
-        return { id, role: s.role, term: s.term, lead: s.lead, commit: s.commit, applied: s.applied, firstIndex: s.firstIndex, lastIndex: s.lastIndex };
+        const { voters, learners } = s.confState;
+        return {
+          id,
+          role: s.role,
+          term: s.term,
+          lead: s.lead,
+          commit: s.commit,
+          applied: s.applied,
+          firstIndex: s.firstIndex,
+          lastIndex: s.lastIndex,
+          voters: [...voters],
+          learners: [...learners],
+        };
       }),
       counters: {
         ...host.counters,

@@ -33,6 +33,8 @@ export interface NodeProc {
   readonly listenPort: number;
   readonly url: string;
   ticket: string;
+  /** A member's ticket this node joined by (`--join`); founders have none and start with `--peers`. */
+  join?: string;
   proc: ChildProcess | undefined;
   /** Everything the process printed (stdout and stderr), for failure messages. */
   output: string;
@@ -56,20 +58,38 @@ export class TestCluster {
 
   /** Creates keys and tickets (`iroh-raft ticket`), then starts every node. */
   async start(): Promise<void> {
-    for (let i = 0; i < this.opts.nodes; i++) {
-      const data = join(this.root, `n${i + 1}`);
-      mkdirSync(data, { recursive: true });
-      const httpPort = await freePort();
-      const listenPort = await freePort();
-      const t = spawnSync(process.execPath, [CLI, 'ticket', '--data', data, '--listen', `127.0.0.1:${listenPort}`], { encoding: 'utf8' });
-      if (t.status !== 0) throw new Error(`ticket failed: ${t.stderr}`);
-      this.nodes.push({ index: i + 1, data, httpPort, listenPort, url: `http://127.0.0.1:${httpPort}`, ticket: t.stdout.trim(), proc: undefined, output: '' });
-    }
+    for (let i = 0; i < this.opts.nodes; i++) await this.prepare();
     await Promise.all(this.nodes.map((n) => this.startNode(n.index)));
   }
 
+  /** A new node's directory, ports, key and ticket (not started); `join`: the member's ticket it joins by. */
+  private async prepare(joinBy?: string): Promise<NodeProc> {
+    const index = this.nodes.length + 1;
+    const data = join(this.root, `n${index}`);
+    mkdirSync(data, { recursive: true });
+    const httpPort = await freePort();
+    const listenPort = await freePort();
+    const t = spawnSync(process.execPath, [CLI, 'ticket', '--data', data, '--listen', `127.0.0.1:${listenPort}`], { encoding: 'utf8' });
+    if (t.status !== 0) throw new Error(`ticket failed: ${t.stderr}`);
+    const n: NodeProc = { index, data, httpPort, listenPort, url: `http://127.0.0.1:${httpPort}`, ticket: t.stdout.trim(), proc: undefined, output: '' };
+    if (joinBy !== undefined) n.join = joinBy;
+    this.nodes.push(n);
+    return n;
+  }
+
+  /**
+   * A new node started with `--join` and the ticket of member `via`, as a user adds a machine;
+   * resolves with its index once its HTTP API listens (it was admitted).
+   */
+  async join(via: number): Promise<number> {
+    const n = await this.prepare(this.node(via).ticket);
+    await this.startNode(n.index);
+    return n.index;
+  }
+
   args(n: NodeProc): string[] {
-    const peers = this.nodes.filter((m) => m !== n).map((m) => m.ticket);
+    const founders = this.nodes.filter((m) => m.join === undefined);
+    const peers = n.join === undefined ? founders.filter((m) => m !== n).map((m) => m.ticket) : [];
     return [
       CLI,
       'start',
@@ -88,6 +108,7 @@ export class TestCluster {
       '--log-level',
       'warn',
       ...(peers.length > 0 ? ['--peers', peers.join(',')] : []),
+      ...(n.join === undefined ? [] : ['--join', n.join]),
       ...(this.opts.extra ?? []),
     ];
   }

@@ -85,7 +85,8 @@ export const OPS = {
     run: (a, s) =>
       withArgs(a, ['node'], ['node'], (v) => {
         const n = v.node;
-        if (!(typeof n === 'string' || (typeof n === 'number' && Number.isSafeInteger(n) && n > 0))) throw new ArgError('args.node must be a raft id or an endpoint id');
+        if (!(typeof n === 'string' || (typeof n === 'number' && Number.isSafeInteger(n) && n > 0)))
+          throw new ArgError('args.node must be a raft id or an endpoint id');
         return s.removeMember(n);
       }),
   },

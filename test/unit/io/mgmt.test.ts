@@ -24,6 +24,9 @@ interface Node {
   /** What status answers; a test may change it. */
   status: { value: unknown; gate: Promise<void> | undefined };
   members: Set<string>;
+  /** Endpoints admitted by members.join, in order; and whether anyone may join. */
+  joined: { id: string; addrs: readonly string[] }[];
+  join: { open: boolean };
 }
 
 async function startNode(limits: Partial<MgmtLimits>): Promise<Node> {
@@ -32,6 +35,8 @@ async function startNode(limits: Partial<MgmtLimits>): Promise<Node> {
   const tenants = new TenantDirectory({ kv, adminSecretHash: mintToken('_admin').secretHash });
   const status: Node['status'] = { value: { node: 1 }, gate: undefined };
   const members = new Set<string>();
+  const joined: Node['joined'] = [];
+  const join = { open: false };
   const server = new MgmtServer({
     limits,
     services: {
@@ -43,6 +48,16 @@ async function startNode(limits: Partial<MgmtLimits>): Promise<Node> {
       isMember: (id) => members.has(id),
       roles,
       tenants,
+      // The membership directory is the meta group's (tested with real nodes in
+      // test/integration/join.test.ts); here the admissions are only recorded.
+      join: (id, addrs) => {
+        joined.push({ id, addrs });
+        return Promise.resolve({ ok: true, value: { node: joined.length + 1 } });
+      },
+      removeMember: (ref) => Promise.resolve({ ok: false, code: 'NotFound', message: `no member ${String(ref)}` }),
+      get joinOpen() {
+        return join.open;
+      },
     },
   });
   const transport = await Transport.start({
@@ -52,7 +67,7 @@ async function startNode(limits: Partial<MgmtLimits>): Promise<Node> {
     onRecords: () => undefined,
     onMgmtConnection: (conn, peerId) => server.accept(conn, peerId),
   });
-  return { transport, server, kv, roles, status, members };
+  return { transport, server, kv, roles, status, members, joined, join };
 }
 
 const LIMITS: Partial<MgmtLimits> = { requestBytesMax: 1024, replyBytesMax: 2048, requestTimeoutMs: 1_500, streamsPerConnectionMax: 2, connectionsMax: 16 };
@@ -84,6 +99,23 @@ describe('roles decide every op; the caller is the connection', () => {
     expect(await node.roles.list()).toEqual({ ok: true, value: [] });
     const t = await node.kv.scan({ tenant: '_system', prefix: new Uint8Array(0), limit: 100, consistency: 'linearizable' });
     expect(t.ok && t.value.items).toEqual([]);
+  });
+
+  test('members.join: a stranger is Forbidden while joins are closed; once open, it may join (as itself) and do nothing else', async () => {
+    const c = await client();
+    expect(codeOf(await c.call('members.join', { addrs: ['127.0.0.1:9'] }))).toBe('Forbidden');
+    expect(node.joined).toEqual([]);
+    node.join.open = true;
+    try {
+      expect(codeOf(await c.call('members.join', { addrs: 'nope' }))).toBe('BadRequest');
+      expect(await c.call('members.join', { addrs: ['127.0.0.1:9'] })).toEqual({ ok: true, result: { node: 2 } });
+      // The endpoint admitted is the connection's, never one the request names.
+      expect(node.joined).toEqual([{ id: c.id, addrs: ['127.0.0.1:9'] }]);
+      for (const op of ['status', 'members.list', 'members.remove', 'tenants.list', 'roles.grant'])
+        expect(codeOf(await c.call(op, { node: 1, endpointId: c.id, role: 'admin' })), op).toBe('Forbidden');
+    } finally {
+      node.join.open = false;
+    }
   });
 
   test('reader: status and members; operator: tenants list and quotas; admin: everything', async () => {
