@@ -95,6 +95,9 @@ export type Step =
   | { readonly kind: 'remove'; readonly node: NodeId }
   | { readonly kind: 'transfer'; readonly to: NodeId };
 
+/** The signature of {@link nextStep} (the simulator takes another one to prove its checks). */
+export type NextStep = (p: StepInput) => Step | undefined;
+
 /** What a shard's leader knows when it asks {@link nextStep}. */
 export interface StepInput {
   /** The leader asking. */

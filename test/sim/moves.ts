@@ -18,7 +18,7 @@ import type { ConfChange, ConfState, LogIndex } from '../../src/shards/raft/type
 import type { MemoryStorage } from '../../src/shards/raft/storage.js';
 import type { Status } from '../../src/shards/raft/rawnode.js';
 import { nextStep, rebalance } from '../../src/router/moves.js';
-import type { Step } from '../../src/router/moves.js';
+import type { NextStep, Step } from '../../src/router/moves.js';
 import { fail } from './checks.js';
 import type { MovesParams } from './params.js';
 
@@ -77,6 +77,7 @@ export class Moves {
     private readonly nodes: number,
     private readonly groups: number,
     private readonly host: MovesHost,
+    private readonly next: NextStep = nextStep,
   ) {
     for (let id = 1; id <= nodes; id++) this.state.set(id, id <= p.startNodes ? 'up' : 'absent');
     this.targets = rebalance(
@@ -156,7 +157,7 @@ export class Moves {
     const st = l.status();
     if (st.role !== 'leader' || st.leadTransferee !== 0) return;
     const self = st.id;
-    const step = nextStep({
+    const step = this.next({
       self,
       voters: st.confState.voters,
       learners: st.confState.learners,

@@ -12,6 +12,7 @@ import { describeParams, drawParams, leaderChurn, withMoves } from './params.js'
 import type { SimParams } from './params.js';
 import { Sim } from './sim.js';
 import type { SimStats } from './sim.js';
+import type { NextStep } from '../../src/router/moves.js';
 
 /** Virtual length of the chaos phase; sized so one seed takes a fraction of a second. */
 export const DEFAULT_DURATION_MS = 15_000;
@@ -48,6 +49,8 @@ export interface RunOptions {
    * the seed); for regression tests that pin a scenario the plain swarm reaches only rarely.
    */
   readonly tweak?: (p: SimParams) => SimParams;
+  /** Moves mode: the planner's step function instead of src/router/moves.ts `nextStep`. */
+  readonly nextStep?: NextStep;
 }
 
 /** Share of seeds that run the leader-churn profile (see {@link leaderChurn}). */
@@ -85,6 +88,7 @@ export function runSeed(seed: number, opts: RunOptions = {}): SimResult {
   if (opts.tweak) params = opts.tweak(params);
   const sim = new Sim(prng, params, {
     ...(opts.bug !== undefined ? { bug: opts.bug } : {}),
+    ...(opts.nextStep !== undefined ? { nextStep: opts.nextStep } : {}),
     chaosMs: opts.durationMs ?? DEFAULT_DURATION_MS,
     traceLines: opts.fullTrace ? Infinity : TRACE_TAIL_LINES,
   });

@@ -27,6 +27,8 @@ import type { SimParams } from './params.js';
 import { HostedNode } from './hosted-node.js';
 import { Moves } from './moves.js';
 import type { MovesHost } from './moves.js';
+import { nextStep } from '../../src/router/moves.js';
+import type { NextStep } from '../../src/router/moves.js';
 import { EventQueue } from './queue.js';
 import { Trace } from './trace.js';
 
@@ -70,6 +72,8 @@ export interface SimStats {
 
 export interface SimOptions {
   readonly bug?: BugName;
+  /** Moves mode: the planner's step function (a broken one proves the moves checks bite). */
+  readonly nextStep?: NextStep;
   readonly chaosMs: number;
   readonly traceLines: number;
 }
@@ -232,7 +236,7 @@ export class Sim {
     this.bugs = new Set(opts.bug ? [opts.bug] : []);
     for (let i = 1; i <= params.nodes; i++) this.nodes.push({ id: i, up: true, replicas: new Map(), disks: new Map() });
     if (params.moves !== undefined) {
-      this.moves = new Moves(params.moves, params.nodes, params.groups, this.movesHost());
+      this.moves = new Moves(params.moves, params.nodes, params.groups, this.movesHost(), opts.nextStep ?? nextStep);
       for (const n of this.nodes) n.up = this.moves.state.get(n.id) === 'up';
     }
     for (let g = 0; g < params.groups; g++) {
@@ -1265,11 +1269,13 @@ export class Sim {
     return this.moves?.unsettled(g) === undefined;
   }
 
-  /** Live but for the moves: a leader that commits and that every voter follows. */
+  /** Live but for the moves: a leader that commits and that every voter follows (but those dead for good). */
   private liveOtherwise(g: number): boolean {
     const l = this.leaderOf(g);
     if (l?.mark === undefined || l.mark.term !== l.soft.term || !l.mark.applied) return false;
     return l.rn.confState().voters.every((v) => {
+      // A voter dead for good follows nobody: its staying a voter is the moves' failure.
+      if (this.moves?.state.get(v) === 'dead') return true;
       const r = this.nodeAt(v)?.replicas.get(g);
       return r !== undefined && r.soft.lead === l.node.id && r.soft.term === l.soft.term;
     });
