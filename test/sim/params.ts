@@ -173,7 +173,7 @@ export function withMoves(s: SimParams, p: Prng): SimParams {
     diePerSec: p.pick([0, 0.2, 0.5]),
     // A learner trails a busy leader by what the network holds in flight (tens of entries with
     // clients that never pause); much below that it would wait for a lull that may never come.
-    lagMax: p.pick([10, 50, 200]),
+    lagMax: p.pick([20, 50, 200]),
     planEveryMs: p.pick([10, 30, 100]),
   };
   return {

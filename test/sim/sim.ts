@@ -168,6 +168,8 @@ type ChaosKind = 'crash' | 'partition' | 'link' | 'snapshot' | 'conf' | 'transfe
 const LOG_ENTRIES_MAX = 4000;
 /** Campaign messages kept per group for late copies (see SimParams.lateCampaignP). */
 const CAMPAIGN_ARCHIVE_MAX = 64;
+/** Election timeouts the liveness phase waits, in moves mode, for every group to reach its target. */
+const LIVENESS_TIMEOUTS_MOVES = 200;
 /** Client ids of one-off probe clients start here (above every regular client's). */
 const PROBE_CLIENT_BASE = 1_000_000;
 
@@ -1206,7 +1208,10 @@ export class Sim {
   private startLiveness(): void {
     this.phase = 'liveness';
     this.livenessStart = this.now;
-    this.livenessDeadline = this.now + 40 * this.params.electionTicks * this.params.tickMs;
+    // Moves need longer: each group may still have learners to bring up one after another over a
+    // lossy, throttled network while clients keep writing.
+    const timeouts = this.moves === undefined ? 40 : LIVENESS_TIMEOUTS_MOVES;
+    this.livenessDeadline = this.now + timeouts * this.params.electionTicks * this.params.tickMs;
     this.net.healAll();
     this.net.dropP = 0;
     this.net.dupP = 0;
