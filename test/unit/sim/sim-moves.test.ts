@@ -62,6 +62,14 @@ describe('simulator moves mode', () => {
     expect(total.applied).toBeGreaterThan(10);
   });
 
+  test('a moves seed replays identically', () => {
+    const a = runSeed(seeds[0]!, { durationMs: 3000, fullTrace: true });
+    const b = runSeed(seeds[0]!, { durationMs: 3000, fullTrace: true });
+    expect(b.stats).toEqual(a.stats);
+    expect(b.trace).toEqual(a.trace);
+    expect(a.trace.some((line) => line.includes('planner: '))).toBe(true);
+  });
+
   const broken: { name: string; step: NextStep; check: CheckName }[] = [
     { name: 'a learner promoted before it caught up', step: promoteEarly, check: 'moves-quorum' },
     { name: 'a voter removed before the target replicas are voters', step: removeEarly, check: 'moves-replicas' },
