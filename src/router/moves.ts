@@ -95,6 +95,9 @@ export type Step =
   | { readonly kind: 'remove'; readonly node: NodeId }
   | { readonly kind: 'transfer'; readonly to: NodeId };
 
+/** The signature of {@link nextStep} (the simulator takes another one to prove its checks). */
+export type NextStep = (p: StepInput) => Step | undefined;
+
 /** What a shard's leader knows when it asks {@link nextStep}. */
 export interface StepInput {
   /** The leader asking. */
@@ -132,8 +135,9 @@ export interface StepInput {
  * 4. A voter not in the target is removed only once every target node is a voter, so the shard
  *    never falls below its target replicas, and only if the voters left keep a quorum of caught-up
  *    replicas. The last voter is never removed. If that voter is the leader itself, the step is a
- *    transfer of leadership to a reachable target voter whose match is `lastIndex` (the next
- *    leader then removes it).
+ *    transfer of leadership to the caught-up target voter with the highest match (`lastIndex`
+ *    when one has it; under steady writes nobody may be exactly there when asked, and the core
+ *    brings the transferee to `lastIndex` before it hands over). The next leader removes it.
  */
 export function nextStep(p: StepInput): Step | undefined {
   const target = new Set(p.target);
@@ -162,8 +166,9 @@ export function nextStep(p: StepInput): Step | undefined {
     const rest = p.voters.filter((v) => v !== n);
     if (rest.length === 0 || !quorumCaughtUp(rest)) continue;
     if (n !== p.self) return { kind: 'remove', node: n };
-    const to = rest.find((v) => target.has(v) && p.reachable(v) && p.match(v) >= p.lastIndex);
-    if (to !== undefined) return { kind: 'transfer', to };
+    // The most caught-up target voter: the core sends it what it lacks before it hands over.
+    const heirs = rest.filter((v) => target.has(v) && caughtUp(v)).sort((a, b) => p.match(b) - p.match(a) || a - b);
+    if (heirs.length > 0) return { kind: 'transfer', to: heirs[0]! };
   }
   return undefined;
 }

@@ -20,6 +20,10 @@ export const CHECKS = {
   'proposal-outcome': 'a proposal reported dropped never commits, and no operation commits twice',
   'snapshot-divergence': 'state machine snapshots taken at the same index are identical',
   linearizability: 'the client history is linearizable',
+  'conf-in-flight': 'a leader appends a membership change only once every earlier one in its log is applied',
+  'moves-quorum': 'moves mode: a planned change leaves voters with a quorum of replicas holding the log before it',
+  'moves-replicas': 'moves mode: removing a voter never leaves fewer voters than the target',
+  'moves-converged': "moves mode: after healing, every group's voters are its target, of min(factor, members up) replicas",
   liveness: 'after healing, every group elects a leader all voters follow and commits a proposal',
   exception: 'the core threw (a broken assertion, or an error where none is allowed)',
 } as const;
@@ -181,6 +185,11 @@ export class GroupRecord {
     this.committedOps.add(op);
   }
 
+  /** Term of the entry known committed at `index`, if the run saw it. */
+  committedTerm(index: number): number | undefined {
+    return this.committed.get(index)?.term;
+  }
+
   onDropped(op: number): void {
     if (this.committedOps.has(op)) fail('proposal-outcome', `group ${this.group}: operation ${op} committed, yet it was reported dropped`);
     this.droppedOps.add(op);
@@ -248,5 +257,25 @@ export function checkAck(group: number, node: number, durable: MemoryStorage, m:
   const theirs = leaderTerm(m.index);
   if (theirs !== undefined && theirs !== mine) {
     fail('log-matching', `${where}: acknowledges ${m.index} to leader ${m.to} holding t${mine} there; the leader has t${theirs}`);
+  }
+}
+
+/**
+ * One membership change in flight per group, read off the log: a leader appending a change of
+ * its own term (`entries`, already written to `live`) has applied every earlier change in its log
+ * (`applied`: its applied index before this Ready's entries apply).
+ */
+export function checkConfInFlight(group: number, node: number, live: MemoryStorage, entries: readonly Entry[], term: number, applied: number): void {
+  for (const e of entries) {
+    if (e.type !== EntryType.ConfChange || e.term !== term) continue;
+    const lo = Math.max(applied + 1, live.firstIndex());
+    if (lo >= e.index) continue;
+    const earlier = live.entries(lo as LogIndex, e.index, Number.MAX_SAFE_INTEGER).find((x) => x.type === EntryType.ConfChange);
+    if (earlier !== undefined) {
+      fail(
+        'conf-in-flight',
+        `group ${group}: leader ${node} appends a membership change at ${e.index} while the one at ${earlier.index} is not applied (applied ${applied})`,
+      );
+    }
   }
 }

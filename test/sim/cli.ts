@@ -148,9 +148,18 @@ function sweep(seeds: number, opts: RunOptions, stopAtFirst: boolean): number {
   const failed: SimResult[] = [];
   const unknown: number[] = [];
   let run = 0;
+  const moves = { seeds: 0, joins: 0, leaves: 0, deaths: 0, proposed: 0, applied: 0 };
   for (let seed = 1; seed <= seeds; seed++) {
     const r = runSeed(seed, opts);
     run++;
+    if (r.params.includes('\nmoves: ')) {
+      moves.seeds++;
+      moves.joins += r.stats.joins;
+      moves.leaves += r.stats.leaves;
+      moves.deaths += r.stats.deaths;
+      moves.proposed += r.stats.plannedChanges;
+      moves.applied += r.stats.plannedApplied;
+    }
     if (r.linearizabilityUnknown) unknown.push(seed);
     if (r.ok) continue;
     if (opts.bug !== undefined) {
@@ -170,6 +179,11 @@ function sweep(seeds: number, opts: RunOptions, stopAtFirst: boolean): number {
   const out = process.stdout;
   const bug = opts.bug ? `, bug ${opts.bug}` : '';
   out.write(`${run} seeds${bug}: ${failed.length} failed, ${secs.toFixed(1)} s (${((secs * 1000) / run).toFixed(0)} ms/seed)\n`);
+  if (moves.seeds > 0) {
+    out.write(
+      `moves mode: ${moves.seeds} seeds, ${moves.joins} joins, ${moves.leaves} leaves, ${moves.deaths} deaths, ${moves.proposed} planned membership changes (${moves.applied} took effect)\n`,
+    );
+  }
   if (unknown.length > 0) out.write(`linearizability unknown (checker budget) for seeds: ${unknown.join(' ')}\n`);
   if (failed.length > 0) {
     const byCheck = new Map<string, number[]>();

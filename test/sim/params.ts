@@ -4,7 +4,9 @@
  * Testing"). Some knobs are often zero on purpose: a fault that is always on hides the bugs that
  * need calm stretches to show.
  */
+import { rebalance } from '../../src/router/moves.js';
 import type { Prng } from '../../src/shards/raft/prng.js';
+import { nodeId } from '../../src/shards/raft/types.js';
 
 export interface SimParams {
   readonly nodes: number;
@@ -72,6 +74,26 @@ export interface SimParams {
   readonly casP: number;
   readonly leaseReadP: number;
   readonly clientTimeoutMs: number;
+
+  /**
+   * Moves mode: membership changes come from the planner (src/router/moves.ts) instead of at
+   * random, while nodes join, leave and die for good (see test/sim/moves.ts).
+   */
+  readonly moves?: MovesParams;
+}
+
+/** Moves mode: node ids 1..startNodes found the cluster; the ids above them up to `nodes` may join. */
+export interface MovesParams {
+  /** Replicas each group aims for. */
+  readonly factor: number;
+  readonly startNodes: number;
+  readonly joinPerSec: number;
+  readonly leavePerSec: number;
+  readonly diePerSec: number;
+  /** Entries a learner may lag behind the leader's last index and still be promoted. */
+  readonly lagMax: number;
+  /** Virtual time between two planner rounds. */
+  readonly planEveryMs: number;
 }
 
 export function drawParams(p: Prng): SimParams {
@@ -136,6 +158,38 @@ export function drawParams(p: Prng): SimParams {
   };
 }
 
+/**
+ * Moves mode on top of drawn parameters: 1 or 3 founding nodes, up to 3 more that join, members
+ * leaving and dying for good, every membership change from the planner (the random ones are off).
+ */
+export function withMoves(s: SimParams, p: Prng): SimParams {
+  const startNodes = p.pick([1, 3, 3]);
+  const joinable = p.pick([2, 3]);
+  const moves: MovesParams = {
+    factor: 3,
+    startNodes,
+    joinPerSec: p.pick([0.3, 1, 3]),
+    leavePerSec: p.pick([0, 0.2, 0.5]),
+    diePerSec: p.pick([0, 0.2, 0.5]),
+    // A learner trails a busy leader by what the network holds in flight (tens of entries with
+    // clients that never pause); much below that it would wait for a lull that may never come.
+    lagMax: p.pick([20, 50, 200]),
+    planEveryMs: p.pick([10, 30, 100]),
+  };
+  return {
+    ...s,
+    nodes: startNodes + joinable,
+    votersOf: rebalance(
+      Array.from({ length: s.groups }, () => []),
+      Array.from({ length: startNodes }, (_, i) => nodeId(i + 1)),
+      () => moves.factor,
+    ),
+    confChangePerSec: 0,
+    maxDown: 1,
+    moves,
+  };
+}
+
 export function describeParams(s: SimParams): string {
   const parts = [
     `N=${s.nodes} G=${s.groups} voters=${s.votersOf.map((v) => `[${v.join(',')}]`).join('')}`,
@@ -144,6 +198,11 @@ export function describeParams(s: SimParams): string {
     `delay=${s.delayMinMs}..${s.delayMaxMs}ms spike=${s.delaySpikeP} drop=${s.dropP} dup=${s.dupP} fsync=${s.fsyncMinMs}..${s.fsyncMaxMs}ms`,
     `crash/s=${s.crashPerSec} newLeaderCrash=${s.crashNewLeaderP} targetLeader=${s.targetLeaderP} maxDown=${s.maxDown} partition/s=${s.partitionPerSec} linkCut/s=${s.linkCutPerSec ?? 0} snapshot/s=${s.snapshotPerSec} conf/s=${s.confChangePerSec} transfer/s=${s.transferPerSec} campaign/s=${s.campaignPerSec}`,
     `lateCampaign=${s.lateCampaignP ?? 0} staleHintRead=${s.staleHintReadP ?? 0}`,
+    ...(s.moves
+      ? [
+          `moves: factor=${s.moves.factor} start=${s.moves.startNodes} join/s=${s.moves.joinPerSec} leave/s=${s.moves.leavePerSec} die/s=${s.moves.diePerSec} lagMax=${s.moves.lagMax} planEvery=${s.moves.planEveryMs}ms`,
+        ]
+      : []),
     `clients=${s.clientsPerGroup}x${s.keysPerGroup}keys think<=${s.thinkMaxMs}ms read=${s.readP} cas=${s.casP} lease=${s.leaseReadP}`,
   ];
   return parts.join('\n');

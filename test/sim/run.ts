@@ -8,10 +8,11 @@ import { Violation } from './checks.js';
 import type { CheckName } from './checks.js';
 import { checkHistory } from './linearizability.js';
 import type { Operation } from './history.js';
-import { describeParams, drawParams, leaderChurn } from './params.js';
+import { describeParams, drawParams, leaderChurn, withMoves } from './params.js';
 import type { SimParams } from './params.js';
 import { Sim } from './sim.js';
 import type { SimStats } from './sim.js';
+import type { NextStep } from '../../src/router/moves.js';
 
 /** Virtual length of the chaos phase; sized so one seed takes a fraction of a second. */
 export const DEFAULT_DURATION_MS = 15_000;
@@ -48,6 +49,8 @@ export interface RunOptions {
    * the seed); for regression tests that pin a scenario the plain swarm reaches only rarely.
    */
   readonly tweak?: (p: SimParams) => SimParams;
+  /** Moves mode: the planner's step function instead of src/router/moves.ts `nextStep`. */
+  readonly nextStep?: NextStep;
 }
 
 /** Share of seeds that run the leader-churn profile (see {@link leaderChurn}). */
@@ -56,6 +59,9 @@ const CHURN_SALT = 0x5eedc4a1;
 /** Share of seeds whose groups go quiet when idle (with the shell's wake modeled, see Sim). */
 const QUIESCE_SEED_SHARE = 0.4;
 const QUIESCE_SALT = 0x0901e7;
+/** Share of seeds whose membership changes come from the planner while nodes join, leave and die (see test/sim/moves.ts). */
+const MOVES_SEED_SHARE = 0.3;
+const MOVES_SALT = 0x30fe5;
 
 export function runSeed(seed: number, opts: RunOptions = {}): SimResult {
   const prng = new Prng(seed);
@@ -77,9 +83,12 @@ export function runSeed(seed: number, opts: RunOptions = {}): SimResult {
       staleHintReadP: q.pick([0.7, 1]),
     };
   }
+  const mv = new Prng(seed ^ MOVES_SALT);
+  if (mv.chance(MOVES_SEED_SHARE)) params = withMoves(params, mv);
   if (opts.tweak) params = opts.tweak(params);
   const sim = new Sim(prng, params, {
     ...(opts.bug !== undefined ? { bug: opts.bug } : {}),
+    ...(opts.nextStep !== undefined ? { nextStep: opts.nextStep } : {}),
     chaosMs: opts.durationMs ?? DEFAULT_DURATION_MS,
     traceLines: opts.fullTrace ? Infinity : TRACE_TAIL_LINES,
   });

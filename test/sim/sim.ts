@@ -18,13 +18,17 @@ import { RawNode } from '../../src/shards/raft/rawnode.js';
 import { MemoryStorage } from '../../src/shards/raft/storage.js';
 import type { ConfChange, Entry, HardState, LogIndex, Message, NodeId, Ready, SoftState } from '../../src/shards/raft/types.js';
 import { ConfChangeType, EntryType, MessageType, messageTypeName, nodeId } from '../../src/shards/raft/types.js';
-import { GroupRecord, checkAck, checkHardState, fail } from './checks.js';
+import { GroupRecord, checkAck, checkConfInFlight, checkHardState, fail } from './checks.js';
 import type { KvInput, KvOutput, Operation } from './history.js';
 import type { Command } from './kv.js';
 import { KvMachine, decodeCommand, encodeCommand } from './kv.js';
 import { Network } from './network.js';
 import type { SimParams } from './params.js';
 import { HostedNode } from './hosted-node.js';
+import { Moves } from './moves.js';
+import type { MovesHost } from './moves.js';
+import { nextStep } from '../../src/router/moves.js';
+import type { NextStep } from '../../src/router/moves.js';
 import { EventQueue } from './queue.js';
 import { Trace } from './trace.js';
 
@@ -55,12 +59,21 @@ export interface SimStats {
   unknownOps: number;
   readsServed: number;
   writesAcked: number;
+  /** Moves mode: nodes that joined, left, died for good. */
+  joins: number;
+  leaves: number;
+  deaths: number;
+  /** Moves mode: membership changes the planner proposed, and those that took effect. */
+  plannedChanges: number;
+  plannedApplied: number;
   /** Virtual time from the end of the chaos phase until every group was live. */
   livenessMs: number;
 }
 
 export interface SimOptions {
   readonly bug?: BugName;
+  /** Moves mode: the planner's step function (a broken one proves the moves checks bite). */
+  readonly nextStep?: NextStep;
   readonly chaosMs: number;
   readonly traceLines: number;
 }
@@ -145,15 +158,18 @@ type Ev =
   | { readonly k: 'client'; readonly c: Client }
   | { readonly k: 'probe-read'; readonly r: Replica }
   | { readonly k: 'timeout'; readonly op: ClientOp }
+  | { readonly k: 'plan' }
   | { readonly k: 'liveness-start' }
   | { readonly k: 'liveness-check' };
 
-type ChaosKind = 'crash' | 'partition' | 'link' | 'snapshot' | 'conf' | 'transfer' | 'campaign';
+type ChaosKind = 'crash' | 'partition' | 'link' | 'snapshot' | 'conf' | 'transfer' | 'campaign' | 'join' | 'leave' | 'die';
 
 /** Log length at which a replica snapshots and compacts regardless of the snapshot rate. */
 const LOG_ENTRIES_MAX = 4000;
 /** Campaign messages kept per group for late copies (see SimParams.lateCampaignP). */
 const CAMPAIGN_ARCHIVE_MAX = 64;
+/** Election timeouts the liveness phase waits, in moves mode, for every group to reach its target. */
+const LIVENESS_TIMEOUTS_MOVES = 200;
 /** Client ids of one-off probe clients start here (above every regular client's). */
 const PROBE_CLIENT_BASE = 1_000_000;
 
@@ -180,6 +196,11 @@ export class Sim {
     unknownOps: 0,
     readsServed: 0,
     writesAcked: 0,
+    joins: 0,
+    leaves: 0,
+    deaths: 0,
+    plannedChanges: 0,
+    plannedApplied: 0,
     livenessMs: 0,
   };
   readonly trace: Trace;
@@ -204,6 +225,8 @@ export class Sim {
   private readonly campaignArchive: Message[][] = [];
   /** Late copies in flight: their recipient's answer travels on the dying connection and is lost. */
   private readonly lateCopies = new Set<Message>();
+  /** Moves mode only: members, targets and the planner. */
+  private readonly moves: Moves | undefined;
 
   constructor(
     private readonly prng: Prng,
@@ -214,6 +237,10 @@ export class Sim {
     this.net = new Network(prng, params);
     this.bugs = new Set(opts.bug ? [opts.bug] : []);
     for (let i = 1; i <= params.nodes; i++) this.nodes.push({ id: i, up: true, replicas: new Map(), disks: new Map() });
+    if (params.moves !== undefined) {
+      this.moves = new Moves(params.moves, params.nodes, params.groups, this.movesHost(), opts.nextStep ?? nextStep);
+      for (const n of this.nodes) n.up = this.moves.state.get(n.id) === 'up';
+    }
     for (let g = 0; g < params.groups; g++) {
       this.records.push(new GroupRecord(g));
       const voters = params.votersOf[g]!.map(nodeId);
@@ -239,7 +266,11 @@ export class Sim {
       ['conf', p.confChangePerSec],
       ['transfer', p.transferPerSec],
       ['campaign', p.campaignPerSec],
+      ['join', p.moves?.joinPerSec ?? 0],
+      ['leave', p.moves?.leavePerSec ?? 0],
+      ['die', p.moves?.diePerSec ?? 0],
     ];
+    if (p.moves) this.queue.push(p.moves.planEveryMs, { k: 'plan' });
     for (const [what, rate] of rates) if (rate > 0) this.queue.push(this.expDelay(rate), { k: 'chaos', what });
     let clientId = 1;
     for (let g = 0; g < p.groups; g++) {
@@ -320,6 +351,10 @@ export class Sim {
         return;
       case 'timeout':
         this.onTimeout(ev.op);
+        return;
+      case 'plan':
+        this.queue.push(this.now + this.params.moves!.planEveryMs, { k: 'plan' });
+        this.moves!.plan();
         return;
       case 'liveness-start':
         this.startLiveness();
@@ -557,6 +592,7 @@ export class Sim {
     const commitBefore = r.commitChecked;
     write(r.live, rd);
     rec.onLogWrite(r.node.id, r.live, rd.entries, commitBefore);
+    if (r.soft.role === 'leader') checkConfInFlight(r.group, r.node.id, r.live, rd.entries, r.soft.term, r.sm.applied);
     if (rd.hardState && rd.hardState.commit > r.commitChecked) {
       rec.onCommit(r.node.id, r.live, r.commitChecked, rd.hardState.commit);
       r.commitChecked = rd.hardState.commit;
@@ -708,6 +744,7 @@ export class Sim {
       out = r.sm.apply(cmd);
     }
     r.sm.applied = e.index;
+    if (e.type === EntryType.ConfChange) this.moves?.onApplied(r.group, e.index, e.term);
     if (e.index > r.commitChecked) {
       // Entries handed out to apply are committed even if no hard state reported it yet.
       this.records[r.group]!.onCommit(r.node.id, r.live, r.commitChecked, e.index);
@@ -789,7 +826,7 @@ export class Sim {
   /** Crashes `node` and schedules its restart, unless too many nodes are down already. */
   private crashFor(node: SimNode): void {
     if (!node.up) return;
-    const down = this.nodes.filter((n) => !n.up).length;
+    const down = this.nodes.filter((n) => !n.up && this.mayRun(n)).length;
     if (down >= this.params.maxDown) return;
     this.crash(node);
     this.queue.push(this.now + this.uniform(this.params.downMinMs, this.params.downMaxMs), { k: 'restart', node });
@@ -800,8 +837,14 @@ export class Sim {
     return leaders.length === 0 ? undefined : this.prng.pick(leaders).node;
   }
 
+  /** A node that may run: not (yet) absent, not dead for good (always, outside moves mode). */
+  private mayRun(node: SimNode): boolean {
+    const s = this.moves?.state.get(node.id);
+    return s === undefined || s === 'up' || s === 'leaving';
+  }
+
   private restart(node: SimNode): void {
-    if (node.up) return;
+    if (node.up || !this.mayRun(node)) return;
     node.up = true;
     this.log(node.id, -1, 'RESTART');
     for (const [g, disk] of node.disks) this.startReplica(node, g, disk);
@@ -819,6 +862,9 @@ export class Sim {
       conf: p.confChangePerSec,
       transfer: p.transferPerSec,
       campaign: p.campaignPerSec,
+      join: p.moves?.joinPerSec ?? 0,
+      leave: p.moves?.leavePerSec ?? 0,
+      die: p.moves?.diePerSec ?? 0,
     }[what];
     this.queue.push(this.now + this.expDelay(rate), { k: 'chaos', what });
     switch (what) {
@@ -868,6 +914,11 @@ export class Sim {
         this.markDirty(l);
         return;
       }
+      case 'join':
+      case 'leave':
+      case 'die':
+        this.onMembership(what);
+        return;
       case 'campaign': {
         const rs = this.upReplicas();
         if (rs.length === 0) return;
@@ -932,6 +983,71 @@ export class Sim {
     }
     this.stats.snapshotsTaken++;
     this.log(r.node.id, r.group, `snapshot at ${index}, log from ${r.live.firstIndex()}`);
+  }
+
+  /** Moves mode: a node joins (empty), a member leaves, or a member dies for good. */
+  private onMembership(what: 'join' | 'leave' | 'die'): void {
+    const m = this.moves!;
+    if (what === 'join') {
+      const id = m.join();
+      if (id === undefined) return;
+      const node = this.nodeAt(id)!;
+      node.up = true;
+      this.stats.joins++;
+      this.log(id, -1, 'JOIN (empty)');
+      return;
+    }
+    if (what === 'leave') {
+      const id = m.leave((ids) => this.prng.pick(ids));
+      if (id !== undefined) this.stats.leaves++;
+      return;
+    }
+    const candidates = this.nodes.filter((n) => n.up && m.canDie(n.id));
+    if (candidates.length === 0) return;
+    const node = this.prng.pick(candidates);
+    m.die(node.id);
+    this.crash(node);
+    this.stats.deaths++;
+    this.log(node.id, -1, 'DEAD for good');
+  }
+
+  /** What the planner sees of the cluster (see Moves). */
+  private movesHost(): MovesHost {
+    return {
+      now: () => this.now,
+      leader: (g) => {
+        const l = this.leaderOf(g);
+        return l === undefined ? undefined : { node: l.node.id, status: () => l.rn.status(), live: l.live };
+      },
+      reachable: (from, id) => {
+        const n = this.nodeAt(id);
+        return n !== undefined && n.up && this.net.canDeliver(from, id) && this.net.canDeliver(id, from);
+      },
+      logOf: (id, g) => {
+        const n = this.nodeAt(id);
+        if (n === undefined) return undefined;
+        return n.up ? n.replicas.get(g)?.live : n.disks.get(g)?.durable;
+      },
+      committedTerm: (g, index) => this.records[g]!.committedTerm(index),
+      propose: (g, cc) => {
+        const l = this.leaderOf(g)!;
+        const res = this.refusable(() => l.rn.proposeConfChange(cc));
+        this.markDirty(l);
+        if (res instanceof RaftError) {
+          this.log(l.node.id, g, `planner: ${cc.type}/${cc.node} refused: ${res.code}`);
+          return undefined;
+        }
+        this.stats.confChangesProposed++;
+        return res;
+      },
+      transfer: (g, to) => {
+        const l = this.leaderOf(g)!;
+        this.stats.transfers++;
+        this.refusable(() => l.rn.transferLeader(nodeId(to)));
+        this.markDirty(l);
+      },
+      log: (node, g, text) => this.log(node, g, text),
+    };
   }
 
   private changeMembership(): void {
@@ -1081,6 +1197,10 @@ export class Sim {
       this.stats.commits += rec.maxCommitted;
       this.stats.confChangesApplied += rec.confChangesApplied;
     }
+    if (this.moves) {
+      this.stats.plannedChanges = this.moves.stats.proposed;
+      this.stats.plannedApplied = this.moves.stats.applied;
+    }
   }
 
   // ------------------------------------------------------------------ liveness
@@ -1088,7 +1208,10 @@ export class Sim {
   private startLiveness(): void {
     this.phase = 'liveness';
     this.livenessStart = this.now;
-    this.livenessDeadline = this.now + 40 * this.params.electionTicks * this.params.tickMs;
+    // Moves need longer: each group may still have learners to bring up one after another over a
+    // lossy, throttled network while clients keep writing.
+    const timeouts = this.moves === undefined ? 40 : LIVENESS_TIMEOUTS_MOVES;
+    this.livenessDeadline = this.now + timeouts * this.params.electionTicks * this.params.tickMs;
     this.net.healAll();
     this.net.dropP = 0;
     this.net.dupP = 0;
@@ -1118,6 +1241,11 @@ export class Sim {
     if (this.now >= this.livenessDeadline) {
       const stuck: number[] = [];
       for (let g = 0; g < this.params.groups; g++) if (this.liveAt[g] === undefined) stuck.push(g);
+      const unsettled = stuck.map((g) => (this.liveOtherwise(g) ? this.moves?.unsettled(g) : undefined));
+      if (unsettled.every((u) => u !== undefined)) {
+        const why = stuck.map((g, i) => `group ${g}: ${unsettled[i]!}`).join('; ');
+        fail('moves-converged', `${why} (${this.now - this.livenessStart} ms after healing)\n${stuck.map((g) => this.describeGroup(g)).join('\n')}`);
+      }
       const why = stuck.map((g) => `group ${g}: ${this.whyNotLive(g)}`).join('; ');
       fail('liveness', `${why} (${this.now - this.livenessStart} ms after healing)\n${stuck.map((g) => this.describeGroup(g)).join('\n')}`);
     }
@@ -1143,7 +1271,19 @@ export class Sim {
       const r = this.nodeAt(v)?.replicas.get(g);
       if (r === undefined || r.soft.lead !== l.node.id || r.soft.term !== l.soft.term) return false;
     }
-    return true;
+    return this.moves?.unsettled(g) === undefined;
+  }
+
+  /** Live but for the moves: a leader that commits and that every voter follows (but those dead for good). */
+  private liveOtherwise(g: number): boolean {
+    const l = this.leaderOf(g);
+    if (l?.mark === undefined || l.mark.term !== l.soft.term || !l.mark.applied) return false;
+    return l.rn.confState().voters.every((v) => {
+      // A voter dead for good follows nobody: its staying a voter is the moves' failure.
+      if (this.moves?.state.get(v) === 'dead') return true;
+      const r = this.nodeAt(v)?.replicas.get(g);
+      return r !== undefined && r.soft.lead === l.node.id && r.soft.term === l.soft.term;
+    });
   }
 
   private whyNotLive(g: number): string {

@@ -207,7 +207,9 @@ class Group {
       case 'transfer':
         expect(this.voters).toContain(s.to);
         expect(s.to).not.toBe(this.self);
-        expect(this.match.get(s.to)).toBe(this.lastIndex);
+        expect(this.caughtUp(s.to, lagMax)).toBe(true);
+        for (const v of this.voters)
+          if (target.includes(v) && this.caughtUp(v, lagMax)) expect(this.match.get(s.to)).toBeGreaterThanOrEqual(this.match.get(v)!);
         this.self = s.to;
         return;
     }
@@ -256,8 +258,11 @@ describe('nextStep', () => {
     const g = new Group(ids(1, 2, 3), n(3), new Set());
     g.match.set(n(1), 99);
     const target = ids(1, 2);
-    // 1 lags by one entry: caught up with lagMax 1, but only 2 (match == lastIndex) may take over.
+    // 1 lags by one entry: caught up with lagMax 1, but 2 (match == lastIndex) is the better heir.
     expect(g.next(target, 1)).toEqual({ kind: 'transfer', to: 2 });
+    g.match.set(n(2), 98);
+    expect(g.next(target, 2)).toEqual({ kind: 'transfer', to: 1 });
+    g.match.set(n(2), 100);
     // With lagMax 0 the voters left ({1, 2}) would have one caught-up replica: wait.
     expect(g.next(target, 0)).toBeUndefined();
     g.apply({ kind: 'transfer', to: n(2) }, target, 1);
