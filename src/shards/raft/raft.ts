@@ -268,6 +268,7 @@ export class Raft {
       }
       case ConfChangeType.RemoveNode: {
         if (this.voters.has(cc.node) && this.voters.size === 1) return; // refused at proposal time
+        if (this.role === 'leader' && cc.node !== this.id) this.farewell(cc.node, index);
         this.prs.delete(cc.node);
         this.voters.delete(cc.node);
         this.learners.delete(cc.node);
@@ -291,6 +292,31 @@ export class Raft {
     } else if (this.role !== 'follower' && !this.voters.has(this.id)) {
       this.becomeFollower(this.term, NONE);
     }
+  }
+
+  /**
+   * The leader's last message to a replica it removes (at `index`): the entries it lacks and the
+   * commit index, so it applies its own removal. The entry commits on the others' copies, and
+   * after it applies here the leader sends the replica nothing more: without this it could keep
+   * the entry uncommitted forever and never learn it is out (a quiet group never campaigns, which
+   * would tell it too), and its node would keep hosting it.
+   */
+  private farewell(to: NodeId, index: LogIndex): void {
+    const pr = this.prs.get(to);
+    if (pr === undefined || pr.state === 'snapshot') return;
+    if (this.sendAppend(to, true)) return;
+    // Paused (a full window, or a probe in flight): a commit-only message is enough if it holds the entry.
+    if (pr.match < index) return;
+    const logTerm = this.log.term(pr.match);
+    if (logTerm === undefined) return;
+    this.msgs.push({
+      ...emptyMessage(MessageType.App, this.id, to, this.term),
+      index: pr.match,
+      logTerm,
+      entries: [],
+      commit: Math.min(this.log.committed, pr.match) as LogIndex,
+      commitOnly: true,
+    });
   }
 
   // ---------------------------------------------------------------- roles

@@ -90,6 +90,26 @@ describe('removing members', () => {
     expect(c.sent.filter((m) => m.to === 4 && m.type === MessageType.App && m.entries.some((e) => e.index === b.index))).toEqual([]);
   });
 
+  test('a removed follower applies its own removal even when the commit broadcast to it is lost (the leader says farewell)', () => {
+    const c = new Cluster([1, 2, 3], { checkQuorum: false }, 1);
+    c.elect(1);
+    c.propose(1, 'a');
+    const { index } = c.node(1).rn.proposeConfChange(remove(3));
+    // The first message that would tell node 3 the removal is committed is lost.
+    let lost = 0;
+    c.drop((m) => {
+      if (m.to !== 3 || m.type !== MessageType.App || m.commit < index || lost > 0) return false;
+      lost++;
+      return true;
+    });
+    c.deliver();
+    expect(lost).toBe(1);
+    expect(c.node(1).rn.confState().voters).toEqual([1, 2]);
+    // Node 3 applied the entry that removed it: it knows it is out and its node can drop it.
+    expect(c.node(3).rn.confState().voters).toEqual([1, 2]);
+    expect(c.node(3).rn.status().applied).toBeGreaterThanOrEqual(index);
+  });
+
   test('a removed leader steps down after applying its removal and the others elect a new leader', () => {
     const c = new Cluster([1, 2, 3], {}, 4);
     const l = c.settle();
