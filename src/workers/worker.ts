@@ -14,7 +14,18 @@ import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { pack } from 'msgpackr';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import { ShardHost } from '../shards/host.js';
-import type { ClientReply, Consistency, HostCounters, ShardEvent, ShardSpec, SnapshotWish, StagedSnapshot } from '../shards/host.js';
+import type {
+  ClientReply,
+  Consistency,
+  HostCounters,
+  Membership,
+  MembershipAnswer,
+  MembershipChange,
+  ShardEvent,
+  ShardSpec,
+  SnapshotWish,
+  StagedSnapshot,
+} from '../shards/host.js';
 import type { SnapshotReader } from '../shards/snapshot-io.js';
 import { KvStateMachine } from '../shards/kv/index.js';
 import { Store, StoreError } from '../shards/store.js';
@@ -113,7 +124,7 @@ const sink = {
 };
 
 /** Snapshot readers the main thread streams from, by stream id; closed when done or idle. */
-const readers = new Map<number, { reader: SnapshotReader; usedAt: number }>();
+const readers = new Map<number, { reader: SnapshotReader; shard: ShardId; usedAt: number }>();
 let nextReader = 1;
 /** A reader not used for this long is closed (its stream broke): its read transaction pins old pages. */
 const READER_IDLE_MS = 60_000;
@@ -282,8 +293,45 @@ const api = {
     });
     return host.shardIds();
   },
+  /**
+   * Opens one shard at runtime, creating it (durably) when this store has never held it, else
+   * from its stored state. `hosted` when it was open already (nothing changes); a refusal of the
+   * store (StoreError ShardExists: shardsMax reached) as a value with its code.
+   */
+  openShard(spec: ShardSpec): 'opened' | 'hosted' | { code: string; message: string } {
+    if (host.has(spec.shard)) return 'hosted';
+    try {
+      store.batch(() => host.open(spec));
+    } catch (e) {
+      // A refusal of the store (shardsMax reached) keeps its code across the thread boundary.
+      if (e instanceof StoreError) return { code: e.code, message: e.message };
+      throw e;
+    }
+    return 'opened';
+  },
   closeShard(id: ShardId): void {
     host.close(id);
+  },
+  /**
+   * Closes shard `id` and deletes all it has on disk (see ShardHost.drop): its snapshot streams
+   * are closed first (their read transactions use the databases dropped), its pending requests
+   * are answered ShardNotFound. `absent` when it was neither hosted nor stored.
+   */
+  dropShard(id: ShardId): 'dropped' | 'absent' {
+    for (const [stream, r] of readers) {
+      if (r.shard !== id) continue;
+      r.reader.close();
+      readers.delete(stream);
+    }
+    return host.drop(id);
+  },
+  /** The applied membership and raft position of this replica of `id` (see ShardHost.membership). */
+  membership(id: ShardId): Membership | undefined {
+    return host.membership(id);
+  },
+  /** Proposes a membership change on this replica of `id`, its leader (see ShardHost.changeMembership). */
+  changeMembership(id: ShardId, change: MembershipChange): MembershipAnswer {
+    return host.changeMembership(id, change);
   },
   /** Shards this worker's store holds on disk (hosted or not). */
   storedShards(): ShardId[] {
@@ -324,7 +372,7 @@ const api = {
     const reader = host.openSnapshot(id);
     if (!reader) return undefined;
     const stream = nextReader++;
-    readers.set(stream, { reader, usedAt: performance.now() });
+    readers.set(stream, { reader, shard: id, usedAt: performance.now() });
     return { stream, metadata: reader.metadata };
   },
   /**
