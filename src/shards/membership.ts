@@ -30,6 +30,8 @@ export interface Membership {
    * does not campaign); see the core's removedHint.
    */
   readonly removedHint: number;
+  /** Campaigns (pre-vote rounds and elections) this replica started since its worker started. */
+  readonly campaigns: number;
 }
 
 /** One membership change: add `node` as a learner, add (or promote) it as a voter, or remove it. */
@@ -104,5 +106,6 @@ export function membershipOf(node: RawNode): Membership {
     learners: [...st.confState.learners].sort((a, b) => a - b),
     progress,
     removedHint: st.removedHint,
+    campaigns: st.counters.preVotes + st.counters.elections,
   };
 }
