@@ -71,7 +71,12 @@ test('a dropped shard leaves nothing behind; created again under its id it start
   await reopened.close();
   const last = Store.open({ path: p, worker: 0, workers: 1 });
   expect(last.shardIds()).toEqual([2]);
-  expect(last.shard(2 as ShardId).entries(2 as LogIndex, 5 as LogIndex, Infinity).map((e) => e.index)).toEqual([2, 3, 4]);
+  expect(
+    last
+      .shard(2 as ShardId)
+      .entries(2 as LogIndex, 5 as LogIndex, Infinity)
+      .map((e) => e.index),
+  ).toEqual([2, 3, 4]);
   await last.close();
 });
 
