@@ -18,7 +18,7 @@ import type { NodeId, ShardId } from '../../../src/shards/raft/index.js';
 import type { Membership, Outcome, ShardSpec, SnapshotWish } from '../../../src/shards/host.js';
 import { PoolError } from '../../../src/workers/pool.js';
 import type { WorkerPool } from '../../../src/workers/pool.js';
-import { peekMessageTo } from '../../../src/wire/index.js';
+import { decodeMessage, peekMessageTo } from '../../../src/wire/index.js';
 import { startPool } from '../../support/pool.js';
 
 const root = mkdtempSync(join(tmpdir(), 'iroh-raft-runtime-shards-'));
@@ -35,6 +35,8 @@ interface Pair {
   readonly pools: WorkerPool[];
   /** False: raft messages and snapshots between the pools are lost, as in a partition. */
   linked: boolean;
+  /** When set, raft messages it returns true for are lost. */
+  lose: ((shard: ShardId, payload: Uint8Array) => boolean) | undefined;
   /** Snapshots streamed and installed (`stepped`) on the receiving pool. */
   snapshotsInstalled: number;
   close(): Promise<void>;
@@ -81,12 +83,13 @@ async function startPair(first: ShardSpec[], second: ShardSpec[]): Promise<Pair>
   const p: Pair = {
     pools,
     linked: true,
+    lose: undefined,
     snapshotsInstalled: 0,
     close: async () => void (await Promise.all(pools.map((x) => x.close()))),
   };
   const route = (shard: ShardId, payload: Uint8Array): void => {
     // Node 3 never runs: what is sent to it is lost, as to a node that is down.
-    if (p.linked) pools[peekMessageTo(payload) - 1]?.deliver(shard, payload);
+    if (p.linked && p.lose?.(shard, payload) !== true) pools[peekMessageTo(payload) - 1]?.deliver(shard, payload);
   };
   for (const [i, shards] of [first, second].entries()) {
     const pool = await startPool({
@@ -228,6 +231,41 @@ describe('runtime shards on two nodes', () => {
     // The shard goes on at node 2 meanwhile.
     await put(two, 0, 'later', 'z');
     expect((await member(two, 0)).role).toBe('leader');
+  });
+
+  test('a removed follower that never learns its removal committed campaigns once, is told it is out, stops, and stays hosted until dropped; the leader is not disturbed', async () => {
+    const spec = { shard: 1 as ShardId, voters: [1, 2] as NodeId[] };
+    const p = (pair = await startPair([spec], [spec]));
+    await vi.waitFor(() => expect(p.pools.some((x) => x.leaders.get(1 as ShardId)?.role === 'leader')).toBe(true), wait);
+    const lead = p.pools.find((x) => x.leaders.get(1 as ShardId)?.role === 'leader')!;
+    const follower = p.pools.find((x) => x !== lead)!;
+    const [leadId, followerId] = [lead === p.pools[0] ? 1 : 2, lead === p.pools[0] ? 2 : 1];
+    await put(lead, 1, 'k', 'v');
+    // The follower gets the removal entry and acknowledges it, but no message telling it the entry committed.
+    const removal = (await member(lead, 1)).lastIndex + 1;
+    p.lose = (shard, payload) => shard === 1 && peekMessageTo(payload) === followerId && decodeMessage(payload).commit >= removal;
+    expect(await lead.changeMembership(1 as ShardId, { type: 'remove', node: followerId })).toBe('proposed');
+    expect((await member(lead, 1)).lastIndex).toBe(removal);
+    await vi.waitFor(async () => expect((await member(lead, 1)).voters).toEqual([leadId]), wait);
+    const [leaderBefore, removedBefore] = [await member(lead, 1), await member(follower, 1)];
+    await new Promise((r) => setTimeout(r, 4 * ELECTION_TICKS * TICK_MS));
+    const [leaderAfter, removedAfter] = [await member(lead, 1), await member(follower, 1)];
+    expect(leaderAfter.role).toBe('leader');
+    expect(leaderAfter.term).toBe(leaderBefore.term);
+    // It still counts itself a voter (its membership is as applied), so it campaigned, once: the
+    // leader's answer said a newer configuration leaves it out (removedHint), and it stopped.
+    expect(removedBefore.voters).toEqual([1, 2]);
+    expect(removedAfter.voters).toEqual([1, 2]);
+    expect(removedAfter.lastIndex).toBe(removal);
+    expect(removedAfter.commit).toBeLessThan(removal);
+    expect(removedAfter.campaigns - removedBefore.campaigns).toBe(1);
+    expect(removedAfter.removedHint).toBe(removal);
+    expect(removedAfter.term).toBe(removedBefore.term);
+    expect(removedAfter.role).toBe('follower');
+    expect((await follower.control(0).status()).shards.map((s) => s.id)).toEqual([1]);
+    await put(lead, 1, 'k2', 'v2');
+    expect(await follower.dropShard(1 as ShardId)).toBe('dropped');
+    expect(await follower.control(0).storedShards()).toEqual([]);
   });
 
   test('a shard opened at runtime leads, serves, survives a worker restart with its data; dropping answers its waiting proposal ShardNotFound', async () => {
