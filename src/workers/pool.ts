@@ -40,6 +40,7 @@ import { ByteGate } from '../api/index.js';
 
 export { PoolError, PoolErrorCode } from './pool-options.js';
 export type { PoolOptions } from './pool-options.js';
+export type { Membership, MembershipAnswer, MembershipChange } from '../shards/host.js';
 
 /** How long a restarted worker may take to open its shards before it is replaced again. */
 const OPEN_SHARDS_TIMEOUT_MS = 60_000;
