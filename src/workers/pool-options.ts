@@ -78,6 +78,11 @@ export interface PoolOptions {
   readonly requestTimeoutMs?: number;
   /** How long close() waits for in-flight requests before stopping workers. Default 5,000 ms. */
   readonly closeTimeoutMs?: number;
+  /**
+   * Shards one worker's store may hold (three LMDB named databases each): the store is sized for
+   * it at start, and `WorkerPool.openShard` beyond it is refused with ShardLimit. Default:
+   * the larger of 1,024 and the shards per worker at start.
+   */
   readonly shardsPerWorkerMax?: number;
   readonly raft?: WorkerInit['raft'];
   readonly compactEveryEntries?: number;

@@ -301,7 +301,7 @@ describe('runtime shards on two nodes', () => {
     expect(await one.control(0).storedShards()).toEqual(lead === one ? [3] : [3, 5]);
   });
 
-  test('bad shard specs are refused InvalidConfig; after close every runtime call is refused or answers absent', async () => {
+  test('bad shard specs are refused InvalidConfig, a full store ShardLimit; after close every runtime call is refused or answers absent', async () => {
     const p = (pair = await startPair([], []));
     const [one] = p.pools as [WorkerPool, WorkerPool];
     const refused = (spec: ShardSpec): Promise<unknown> => one.openShard(spec).catch((e: unknown) => e);
@@ -318,6 +318,19 @@ describe('runtime shards on two nodes', () => {
     }
     expect(await one.control(0).storedShards()).toEqual([]);
     await one.close();
+    // A store sized for one shard refuses a second with ShardLimit, and keeps nothing of it.
+    const small = await startPool({ dataDir: join(root, `d${dirs++}`), workers: 1, shards: [], tickMs: TICK_MS, shardsPerWorkerMax: 1 });
+    try {
+      expect(await small.openShard({ shard: 0 as ShardId, voters: [1 as NodeId] })).toBe('opened');
+      const e = (await small.openShard({ shard: 1 as ShardId, voters: [1 as NodeId] }).catch((x: unknown) => x)) as PoolError;
+      expect(e).toBeInstanceOf(PoolError);
+      expect(e.code).toBe('ShardLimit');
+      expect(await small.control(0).storedShards()).toEqual([0]);
+      expect(await small.dropShard(0 as ShardId)).toBe('dropped');
+      expect(await small.openShard({ shard: 1 as ShardId, voters: [1 as NodeId] })).toBe('opened');
+    } finally {
+      await small.close();
+    }
     expect(((await refused({ shard: 1 as ShardId, voters: [] })) as PoolError).code).toBe('PoolClosed');
     expect(((await one.dropShard(1 as ShardId).catch((e: unknown) => e)) as PoolError).code).toBe('PoolClosed');
     expect(await one.membership(1 as ShardId)).toBeUndefined();
