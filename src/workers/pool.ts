@@ -61,8 +61,10 @@ interface Slot {
   outRing: Ring;
   state: 'running' | 'restarting' | 'stopped';
   /**
-   * The shards this worker hosts, by id: opened at start and after every restart. Grows by
-   * openShard once the worker opened the shard, shrinks by dropShard before the worker drops it.
+   * The shards this worker hosts, by id: opened at start and after every restart; only the
+   * shard events of these shards are taken. openShard adds a shard before the worker opens it
+   * (so its first events count) and takes it out again when the open fails; dropShard takes it
+   * out before the worker drops it (so a restart meanwhile does not reopen it).
    */
   readonly specs: Map<ShardId, ShardSpec>;
   restarts: number;
@@ -447,16 +449,22 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     const known = slot.specs.has(spec.shard);
     // Listed before the worker opens it, so its first shard events are not taken for a dropped shard's.
     if (!known) slot.specs.set(spec.shard, { shard: spec.shard, voters: [...spec.voters], learners: [...(spec.learners ?? [])] });
+    const forget = (): void => {
+      if (known) return;
+      slot.specs.delete(spec.shard);
+      this.leaders.delete(spec.shard);
+    };
     let answer: ReturnType<WorkerApi['openShard']>;
     try {
       answer = await untilExit(slot.worker, slot.index, async (): Promise<ReturnType<WorkerApi['openShard']>> => slot.api.openShard(spec));
     } catch (e) {
-      if (!known && slot.specs.get(spec.shard) !== undefined) slot.specs.delete(spec.shard);
+      forget();
       throw e;
     }
     if (typeof answer === 'object') {
-      if (!known) slot.specs.delete(spec.shard);
-      throw new PoolError('ShardLimit', `worker ${slot.index}: ${answer.message}`);
+      forget();
+      // The store refuses at shardsMax (ShardExists), or is closing with its worker (StoreClosed).
+      throw new PoolError(answer.code === 'ShardExists' ? 'ShardLimit' : 'WorkerUnavailable', `worker ${slot.index}: ${answer.message}`);
     }
     return answer;
   }
