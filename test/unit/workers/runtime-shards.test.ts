@@ -293,7 +293,10 @@ describe('runtime shards on two nodes', () => {
     const waiting = lead.propose(5 as ShardId, { command: encodePut('acme', enc.encode('b'), enc.encode('2')) }, 15_000);
     await new Promise((r) => setTimeout(r, 50));
     expect(lead.inflight()).toBe(1);
+    const stream = (await lead.snapshotOpen(5 as ShardId))!;
     expect(await lead.dropShard(5 as ShardId)).toBe('dropped');
+    // Its snapshot stream was closed with it (its read transaction used the databases dropped).
+    await expect(lead.snapshotNext(5 as ShardId, stream.stream, 1024)).rejects.toThrow(/is closed/);
     const answer = await waiting;
     expect(answer.ok).toBe(false);
     expect(!answer.ok && answer.code).toBe('ShardNotFound');
