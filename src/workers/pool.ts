@@ -445,28 +445,60 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
    */
   async openShard(spec: ShardSpec): Promise<'opened' | 'hosted'> {
     checkSpec(spec);
-    const slot = this.runningSlot(spec.shard);
-    const known = slot.specs.has(spec.shard);
-    // Listed before the worker opens it, so its first shard events are not taken for a dropped shard's.
-    if (!known) slot.specs.set(spec.shard, { shard: spec.shard, voters: [...spec.voters], learners: [...(spec.learners ?? [])] });
+    const r = await this.openOn(this.runningSlot(spec.shard), [spec]);
+    return r.opened === 1 ? 'opened' : 'hosted';
+  }
+
+  /**
+   * Opens many shards as {@link openShard} does each, one call and one durable transaction per
+   * worker (a restart that reopens thousands of stored shards). Each worker's share is all or
+   * nothing; counts of those opened and those hosted already. Throws PoolError as openShard does
+   * (InvalidConfig also for a shard listed twice); on a throw, some workers' shares may be open.
+   */
+  async openShards(specs: readonly ShardSpec[]): Promise<{ opened: number; hosted: number }> {
+    for (const spec of specs) checkSpec(spec);
+    if (new Set(specs.map((x) => x.shard)).size !== specs.length) throw new PoolError('InvalidConfig', 'openShards: a shard is listed twice');
+    const byWorker = new Map<Slot, ShardSpec[]>();
+    for (const spec of specs) {
+      const slot = this.runningSlot(spec.shard);
+      const list = byWorker.get(slot);
+      if (list) list.push(spec);
+      else byWorker.set(slot, [spec]);
+    }
+    const counts = await Promise.all([...byWorker].map(([slot, list]) => this.openOn(slot, list)));
+    return { opened: counts.reduce((a, c) => a + c.opened, 0), hosted: counts.reduce((a, c) => a + c.hosted, 0) };
+  }
+
+  /** Opens `list` on `slot`'s worker, listing them first (see Slot.specs) and forgetting them if the open fails. */
+  private async openOn(slot: Slot, list: readonly ShardSpec[]): Promise<{ opened: number; hosted: number }> {
+    const added = list.filter((x) => !slot.specs.has(x.shard));
+    for (const x of added) slot.specs.set(x.shard, { shard: x.shard, voters: [...x.voters], learners: [...(x.learners ?? [])] });
     const forget = (): void => {
-      if (known) return;
-      slot.specs.delete(spec.shard);
-      this.leaders.delete(spec.shard);
+      for (const x of added) slot.specs.delete(x.shard);
+      for (const x of added) this.leaders.delete(x.shard);
     };
-    let answer: ReturnType<WorkerApi['openShard']>;
+    type Answer = ReturnType<WorkerApi['openMany']>;
+    let answer: Answer;
     try {
-      answer = await untilExit(slot.worker, slot.index, async (): Promise<ReturnType<WorkerApi['openShard']>> => slot.api.openShard(spec));
+      answer = await untilExit(slot.worker, slot.index, async (): Promise<Answer> => slot.api.openMany([...list]));
     } catch (e) {
       forget();
       throw e;
     }
-    if (typeof answer === 'object') {
+    if ('code' in answer) {
       forget();
       // The store refuses at shardsMax (ShardExists), or is closing with its worker (StoreClosed).
       throw new PoolError(answer.code === 'ShardExists' ? 'ShardLimit' : 'WorkerUnavailable', `worker ${slot.index}: ${answer.message}`);
     }
     return answer;
+  }
+
+  /**
+   * The shards this pool hosts, ascending: those it started with and those opened since, minus
+   * those dropped; a restarting worker's shards included (it reopens them).
+   */
+  hostedShards(): ShardId[] {
+    return this.slots.flatMap((slot) => [...slot.specs.keys()]).sort((a, b) => a - b);
   }
 
   /**
@@ -490,23 +522,24 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
    * Membership: progress only on the leader). Undefined when the shard is not hosted here or its
    * worker is not running.
    */
-  async membership(shard: ShardId): Promise<Membership | undefined> {
-    const slot = this.slots[this.workerOf(shard)];
-    if (this.closing || slot?.state !== 'running') return undefined;
-    return untilExit(slot.worker, slot.index, async (): Promise<Membership | undefined> => slot.api.membership(shard)).catch(unavailableAs(undefined));
+  membership(shard: ShardId): Promise<Membership | undefined> {
+    return this.ask<Membership | undefined>(shard, undefined, async (api) => api.membership(shard));
   }
 
   /**
    * Proposes a membership change of `shard` on this node's replica, which must lead it (see
    * MembershipAnswer). `absent` when the shard is not hosted here or its worker is not running.
    */
-  async changeMembership(shard: ShardId, change: MembershipChange): Promise<MembershipAnswer> {
+  changeMembership(shard: ShardId, change: MembershipChange): Promise<MembershipAnswer> {
+    // A worker that dies with the call answers absent: whether the change was proposed is unknown (watch membership).
+    return this.ask<MembershipAnswer>(shard, 'absent', async (api) => api.changeMembership(shard, change));
+  }
+
+  /** `call` on the worker of `shard`; `absent` when the worker is not running or exits during the call. */
+  private ask<T>(shard: ShardId, absent: T, call: (api: Comlink.Remote<WorkerApi>) => Promise<T>): Promise<T> {
     const slot = this.slots[this.workerOf(shard)];
-    if (this.closing || slot?.state !== 'running') return 'absent';
-    // The worker died with the call: whether the change was proposed is unknown (watch membership).
-    return untilExit(slot.worker, slot.index, async (): Promise<MembershipAnswer> => slot.api.changeMembership(shard, change)).catch(
-      unavailableAs<MembershipAnswer>('absent'),
-    );
+    if (this.closing || slot?.state !== 'running') return Promise.resolve(absent);
+    return untilExit(slot.worker, slot.index, () => call(slot.api)).catch(unavailableAs(absent));
   }
 
   /** The running slot of `shard`'s worker; PoolError PoolClosed or WorkerUnavailable otherwise. */

@@ -294,20 +294,23 @@ const api = {
     return host.shardIds();
   },
   /**
-   * Opens one shard at runtime, creating it (durably) when this store has never held it, else
-   * from its stored state. `hosted` when it was open already (nothing changes); a refusal of the
-   * store (StoreError ShardExists: shardsMax reached) as a value with its code.
+   * Opens shards at runtime: each is created when this store never held it, else opened from its
+   * stored state (already hosted: nothing changes); one durable transaction for those created. All or nothing: on the store's refusal (its code and message as a value)
+   * none of those opened by this call stays open or stored.
    */
-  openShard(spec: ShardSpec): 'opened' | 'hosted' | { code: string; message: string } {
-    if (host.has(spec.shard)) return 'hosted';
+  openMany(specs: ShardSpec[]): { opened: number; hosted: number } | { code: string; message: string } {
+    const fresh = specs.filter((s) => !host.has(s.shard));
     try {
-      store.batch(() => host.open(spec));
+      store.batch(() => {
+        for (const s of fresh) host.open(s);
+      });
     } catch (e) {
-      // A refusal of the store (shardsMax reached) keeps its code across the thread boundary.
+      // The batch rolled back what it created: the cores opened on it go too.
+      for (const s of fresh) host.close(s.shard);
       if (e instanceof StoreError) return { code: e.code, message: e.message };
       throw e;
     }
-    return 'opened';
+    return { opened: fresh.length, hosted: specs.length - fresh.length };
   },
   closeShard(id: ShardId): void {
     host.close(id);

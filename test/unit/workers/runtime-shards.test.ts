@@ -301,7 +301,13 @@ describe('runtime shards on two nodes', () => {
     expect(answer.ok).toBe(false);
     expect(!answer.ok && answer.code).toBe('ShardNotFound');
     expect(lead.inflight()).toBe(0);
+    expect(lead.hostedShards()).toEqual(lead === one ? [3] : []);
     expect(await one.control(0).storedShards()).toEqual(lead === one ? [3] : [3, 5]);
+
+    // Many at once: those hosted already are counted, not reopened.
+    expect(await one.openShards([3, 6, 7].map((s) => ({ shard: s as ShardId, voters: [1 as NodeId] })))).toEqual({ opened: 2, hosted: 1 });
+    expect(one.hostedShards()).toEqual([3, 6, 7]);
+    await leads(one, 7);
   });
 
   test('bad shard specs are refused InvalidConfig, a full store ShardLimit; after close every runtime call is refused or answers absent', async () => {
@@ -321,16 +327,28 @@ describe('runtime shards on two nodes', () => {
     }
     expect(await one.control(0).storedShards()).toEqual([]);
     await one.close();
-    // A store sized for one shard refuses a second with ShardLimit, and keeps nothing of it.
-    const small = await startPool({ dataDir: join(root, `d${dirs++}`), workers: 1, shards: [], tickMs: TICK_MS, shardsPerWorkerMax: 1 });
-    try {
-      expect(await small.openShard({ shard: 0 as ShardId, voters: [1 as NodeId] })).toBe('opened');
-      const e = (await small.openShard({ shard: 1 as ShardId, voters: [1 as NodeId] }).catch((x: unknown) => x)) as PoolError;
+    // A store sized for two shards refuses a third with ShardLimit, and keeps nothing of the call
+    // that asked for it (openShards is all or nothing per worker).
+    const small = await startPool({ dataDir: join(root, `d${dirs++}`), workers: 1, shards: [], tickMs: TICK_MS, shardsPerWorkerMax: 2 });
+    const spec = (shard: number): ShardSpec => ({ shard: shard as ShardId, voters: [1 as NodeId] });
+    const limit = async (call: Promise<unknown>): Promise<void> => {
+      const e = (await call.catch((x: unknown) => x)) as PoolError;
       expect(e).toBeInstanceOf(PoolError);
       expect(e.code).toBe('ShardLimit');
+    };
+    try {
+      expect(await small.openShard(spec(0))).toBe('opened');
+      await limit(small.openShards([spec(1), spec(2)]));
       expect(await small.control(0).storedShards()).toEqual([0]);
+      expect((await small.control(0).status()).shards.map((x) => x.id)).toEqual([0]);
+      expect(small.hostedShards()).toEqual([0]);
+      expect(await small.openShard(spec(1))).toBe('opened');
+      await limit(small.openShard(spec(2)));
       expect(await small.dropShard(0 as ShardId)).toBe('dropped');
-      expect(await small.openShard({ shard: 1 as ShardId, voters: [1 as NodeId] })).toBe('opened');
+      expect(await small.openShard(spec(2))).toBe('opened');
+      expect(small.hostedShards()).toEqual([1, 2]);
+      const twice = (await small.openShards([spec(4), spec(4)]).catch((x: unknown) => x)) as PoolError;
+      expect(twice.code).toBe('InvalidConfig');
     } finally {
       await small.close();
     }
