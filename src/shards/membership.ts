@@ -22,9 +22,13 @@ export interface Membership {
   readonly learners: number[];
   /**
    * On the leader, each member's highest index known replicated on it (the leader's own
-   * included), ascending by node; empty on every other replica.
+   * included), ascending by node, and how the leader replicates to it: `probe` (it has not
+   * answered yet, or rejected an append: its match may be stale), `replicate` (it acknowledges
+   * appends), `snapshot` (it waits for a snapshot). A learner that has never answered shows match
+   * 0 in `probe`: caught up means `replicate` and a match close to `lastIndex`. Empty on every
+   * other replica.
    */
-  readonly progress: { node: number; match: number }[];
+  readonly progress: { node: number; match: number; state: 'probe' | 'replicate' | 'snapshot' }[];
   /**
    * Non-zero when members said a configuration at this index leaves this replica out (it then
    * does not campaign); see the core's removedHint.
@@ -94,7 +98,7 @@ export function proposeChange(node: RawNode, change: MembershipChange): Exclude<
 /** The replica's membership and position, from its core's status. */
 export function membershipOf(node: RawNode): Membership {
   const st = node.status();
-  const progress = [...st.progress].map(([id, pr]) => ({ node: id, match: pr.match })).sort((a, b) => a.node - b.node);
+  const progress = [...st.progress].map(([id, pr]) => ({ node: id, match: pr.match, state: pr.state })).sort((a, b) => a.node - b.node);
   return {
     role: st.role,
     term: st.term,

@@ -149,15 +149,20 @@ describe('runtime shards on two nodes', () => {
     const empty = await member(two, 0);
     expect(empty).toMatchObject({ role: 'follower', applied: 0, lastIndex: 0, voters: [], learners: [], progress: [] });
 
+    // Added while cut off, the learner shows in the leader's progress as not yet answering.
+    p.linked = false;
     expect(await one.changeMembership(0 as ShardId, { type: 'addLearner', node: 2 })).toBe('proposed');
+    await vi.waitFor(async () => expect((await member(one, 0)).learners).toEqual([2]), wait);
+    expect((await member(one, 0)).progress.find((x) => x.node === 2)).toEqual({ node: 2, match: 0, state: 'probe' });
+    p.linked = true;
     await vi.waitFor(async () => {
       const [lead, learner] = [await member(one, 0), await member(two, 0)];
       expect(learner.learners).toEqual([2]);
       expect(learner.voters).toEqual([1]);
       expect(learner.applied).toBe(lead.applied);
       expect(lead.progress).toEqual([
-        { node: 1, match: lead.lastIndex },
-        { node: 2, match: lead.lastIndex },
+        { node: 1, match: lead.lastIndex, state: 'replicate' },
+        { node: 2, match: lead.lastIndex, state: 'replicate' },
       ]);
     }, wait);
     expect(p.snapshotsInstalled).toBeGreaterThanOrEqual(1);
