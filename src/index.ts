@@ -8,7 +8,7 @@
  * `iroh-raft` command (src/main/cli.ts).
  */
 export { WorkerPool, PoolError, PoolErrorCode } from './workers/pool.js';
-export type { PoolOptions } from './workers/pool.js';
+export type { Membership, MembershipAnswer, MembershipChange, PoolOptions } from './workers/pool.js';
 export type { Consistency, Outcome, ShardSpec } from './shards/host.js';
 export type { AppliedCommand, DataReader, DataTxn, StateMachine } from './shards/state-machine.js';
 export {

@@ -12,7 +12,6 @@ import { rmSync } from 'node:fs';
 import { APPEND_BYTES_MAX_DEFAULT, ENTRY_OVERHEAD_BYTES, RawNode, Prng, RaftError, RaftErrorCode, assert, MessageType, emptyMessage } from './raft/index.js';
 import type { LogIndex, Message, NodeId, RaftConfig, Ready, Role, ShardId, Term } from './raft/index.js';
 import { writeTurn } from './turn-write.js';
-import type { AppliedEntry } from './turn-write.js';
 import { checkDumpFile } from './snapshot-io.js';
 import type { SnapshotReader, SnapshotWish, StagedSnapshot } from './snapshot-io.js';
 import { StoreError } from './store-error.js';
@@ -23,6 +22,9 @@ import type { StateMachine } from './state-machine.js';
 import { LOG_CLOCK_CLIENT, LOG_CLOCK_EVERY_MS, SESSION_SEQ_STALE, encodeLogClock, encodeProposal } from './sessions.js';
 import type { Outcome } from './sessions.js';
 import { verifyShard } from './verify.js';
+import type { PendingProposal, Shard, Turn } from './host-shard.js';
+import { membershipOf, proposeChange } from './membership.js';
+import type { Membership, MembershipAnswer, MembershipChange } from './membership.js';
 import type { VerifyResult } from './verify.js';
 
 /**
@@ -34,6 +36,7 @@ export type Consistency = 'linearizable' | 'lease' | 'stale';
 export type { Outcome } from './sessions.js';
 export type { HostCounters, HostLatency, RaftTotals } from './host-counters.js';
 export type { SnapshotWish, StagedSnapshot } from './snapshot-io.js';
+export type { Membership, MembershipAnswer, MembershipChange } from './membership.js';
 export { encodeProposal } from './sessions.js';
 
 /** The answer to one client request. */
@@ -116,55 +119,6 @@ export const HostErrorCode = {
   /** The proposal's entry alone exceeds `appendBytesMax`: no raft message could carry it. */
   RequestTooLarge: 'RequestTooLarge',
 } as const;
-
-interface PendingProposal {
-  readonly reqId: number;
-  readonly term: Term;
-  /** `clock()` when it was proposed, in ms (0 without a clock). */
-  readonly atMs: number;
-}
-
-interface PendingRead {
-  readonly reqId: number;
-  readonly query: Uint8Array;
-}
-
-/** One hosted shard: its core, its slice of the store and its outstanding client work. */
-interface Shard {
-  readonly id: ShardId;
-  readonly node: RawNode;
-  readonly store: ShardStore;
-  /**
-   * Proposals this replica accepted as leader, by log index; resolved when their index is applied
-   * (the applied entry's term says whether it was theirs) or when the core fails them. Several may
-   * wait at one index: a leader of a later term may propose at an index whose earlier entry was
-   * truncated here, and that earlier entry may still commit through another replica (Raft fig. 8),
-   * so only the commit decides.
-   */
-  readonly proposals: Map<number, PendingProposal[]>;
-  /** Reads waiting for their read index, by read context. */
-  readonly reads: Map<number, PendingRead>;
-  /** Reads whose index is known, waiting for applied to reach it (index order). */
-  readonly readyReads: { index: LogIndex; read: PendingRead }[];
-  /**
-   * Host ticks this shard's core has seen (ShardHost.ticks when it is level). A shard outside
-   * `ticking` falls behind; its lag is made up with skipTicks before its next input.
-   */
-  clock: number;
-  /** logClock ms at which this host, as leader, last wrote log time for this shard (-Infinity: never). */
-  logClockAtMs: number;
-  /** The term of that clock entry: a step is measured only within one term (0: never). */
-  logClockTerm: number;
-}
-
-/** One shard's Ready and the results of handling it inside the commit. */
-interface Turn {
-  readonly shard: Shard;
-  readonly rd: Ready;
-  readonly applied: AppliedEntry[];
-  /** `clock()` when the Ready was taken, in ms: the moment its committed entries count as committed. */
-  readonly takenAtMs: number;
-}
 
 export class ShardHost {
   private readonly shards = new Map<ShardId, Shard>();
@@ -265,6 +219,49 @@ export class ShardHost {
     for (const r of s.readyReads) fail(r.read.reqId);
     // Its core's counts stay in the totals, so they never go down while the worker runs.
     addRaftTotals(this.retiredRaft, s.node.counters());
+  }
+
+  /**
+   * Closes shard `id` (its outstanding requests fail with ShardNotFound, see {@link close}), drops
+   * a snapshot staged for it, and deletes everything the store holds for it (Store.drop), so a
+   * later {@link open} creates it empty. `absent` when it was neither hosted nor stored. The
+   * caller closes the shard's snapshot readers first.
+   */
+  drop(id: ShardId): 'dropped' | 'absent' {
+    const hosted = this.shards.has(id);
+    this.close(id);
+    const staged = this.staged.get(id);
+    if (staged !== undefined) rmSync(staged.path, { force: true });
+    this.staged.delete(id);
+    const stored = this.opts.store.drop(id);
+    assert(!this.shards.has(id), `host: shard ${id} still hosted after drop`);
+    return hosted || stored ? 'dropped' : 'absent';
+  }
+
+  /** The replica's membership as applied and its raft position (see membershipOf); undefined when not hosted. */
+  membership(id: ShardId): Membership | undefined {
+    const s = this.shards.get(id);
+    if (!s) return undefined;
+    this.catchUp();
+    this.level(s);
+    return membershipOf(s.node);
+  }
+
+  /**
+   * Proposes one membership change on this replica of shard `id` (it must lead); see
+   * MembershipAnswer for the answers. The change applies on each replica as it applies the entry
+   * (writeTurn records the new membership with the applied index).
+   */
+  changeMembership(id: ShardId, change: MembershipChange): MembershipAnswer {
+    const s = this.shards.get(id);
+    if (!s) return 'absent';
+    this.catchUp();
+    this.level(s);
+    try {
+      return proposeChange(s.node, change);
+    } finally {
+      this.touched(s);
+    }
   }
 
   /** The raft cores' event counts summed over every shard this host has hosted (monotonic). */

@@ -486,6 +486,32 @@ export class Store {
     return s;
   }
 
+  /**
+   * Deletes everything this store holds for shard `id`: its log, meta and data databases (their
+   * names are freed, so a later {@link create} starts empty) and its entry in the shard list, in
+   * one durable transaction (a crash leaves either all of it or none). False when the store does
+   * not hold the shard. The caller must have stopped using the shard first: its host closed, its
+   * snapshot readers closed (LMDB closes a dropped database's handle, which an open reader still
+   * uses). StoreError `StoreClosed` after close.
+   */
+  drop(id: ShardId): boolean {
+    if (this.closed) throw new StoreError('StoreClosed', 'store is closed');
+    assert(!this.inCommit, 'store: drop inside a commit');
+    if (!this.has(id)) return false;
+    this.env.transactionSync(() => {
+      // Opened (or reopened) here, so the handles dropped are this transaction's own; drop with
+      // delete frees each name and its slot of maxDbs.
+      this.env.openDB<Buffer, number>({ name: `s${id}/log`, encoding: 'binary' }).dropSync();
+      this.metaDb(id).dropSync();
+      this.env.openDB<Buffer, Buffer>({ name: `s${id}/data`, encoding: 'binary', keyEncoding: 'binary' }).dropSync();
+      this.shardsDb.removeSync(id);
+    });
+    this.shards.delete(id);
+    this.commits++;
+    assert(!this.has(id), `store: shard ${id} still listed after drop`);
+    return true;
+  }
+
   private metaDb(id: ShardId): Database<unknown, string> {
     return this.env.openDB<unknown, string>({ name: `s${id}/meta` });
   }

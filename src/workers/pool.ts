@@ -13,8 +13,6 @@ import { unpack } from 'msgpackr';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import {
   CodecError,
-  PROPOSE_FIXED_BYTES_MAX,
-  REPLY_FIXED_BYTES_MAX,
   RecordKind,
   ReadConsistency,
   clientFrameBoundBytes,
@@ -23,8 +21,8 @@ import {
   encodePropose,
   encodeRead,
 } from '../wire/index.js';
-import type { Consistency, Outcome, ShardEvent, ShardSpec, SnapshotWish, StagedSnapshot } from '../shards/host.js';
-import { KvError, kvBodyBytesMax, resolveKvLimits } from '../shards/kv/index.js';
+import type { Consistency, Membership, MembershipAnswer, MembershipChange, Outcome, ShardEvent, ShardSpec, StagedSnapshot } from '../shards/host.js';
+import { KvError, resolveKvLimits } from '../shards/kv/index.js';
 import type { KvLimits } from '../shards/kv/index.js';
 import { assert } from '../shards/raft/index.js';
 import type { LogIndex, NodeId, ShardId, SnapshotMetadata, Term } from '../shards/raft/index.js';
@@ -33,102 +31,19 @@ import type { SnapshotChunk } from './snapshot-chunks.js';
 import { Ring, maxPayloadBytes } from './ring.js';
 import { resolveRecordFit } from './fit.js';
 import type { RecordFit } from './fit.js';
-import { WorkerReplyCode } from './protocol.js';
 import type { WorkerInit, WorkerNotice } from './protocol.js';
 import type { WorkerApi } from './worker.js';
-import { CodedError } from '../errors.js';
+import { PoolError, PoolErrorCode, checkKvLimits } from './pool-options.js';
+import type { PoolOptions } from './pool-options.js';
+import { checkShardId, checkSpec, unavailableAs, untilExit } from './runtime-shards.js';
 import { ByteGate } from '../api/index.js';
+
+export { PoolError, PoolErrorCode } from './pool-options.js';
+export type { PoolOptions } from './pool-options.js';
+export type { Membership, MembershipAnswer, MembershipChange } from '../shards/host.js';
 
 /** How long a restarted worker may take to open its shards before it is replaced again. */
 const OPEN_SHARDS_TIMEOUT_MS = 60_000;
-
-export class PoolError extends CodedError<'InvalidConfig' | 'WorkerStartFailed' | 'WorkerCountMismatch' | 'PoolClosed'> {
-  override readonly name = 'PoolError';
-}
-
-/** Operating errors a request can end with (besides the shard's own codes, e.g. NotLeader). */
-export const PoolErrorCode = {
-  /** The in-ring is full or the in-flight table is at `inflightRequestsMax`: retry later. */
-  Overloaded: 'Overloaded',
-  /** No reply before the deadline; the request may still be applied. */
-  Timeout: 'Timeout',
-  /** The worker hosting the shard crashed; the request may or may not have been applied. */
-  WorkerRestarted: 'WorkerRestarted',
-  /** The worker hosting the shard is restarting. */
-  WorkerUnavailable: 'WorkerUnavailable',
-  /** The pool is shutting down. */
-  ShuttingDown: 'ShuttingDown',
-  /** The request is too large for a ring record. */
-  RequestTooLarge: 'RequestTooLarge',
-  /** The reply is too large for a ring record (answered by the worker at once, see WorkerReplyCode). */
-  ReplyTooLarge: WorkerReplyCode.ReplyTooLarge,
-} as const;
-
-export interface PoolOptions {
-  /** Data directory; worker w keeps its LMDB environment in `workerDir(dataDir, w)` (`<dataDir>/worker-<w>`). */
-  readonly dataDir: string;
-  /** Worker threads. Default: the number of cores. */
-  readonly workers?: number;
-  /** This node's replica id in its shards. Default 1. */
-  readonly nodeId?: number;
-  /** Shards to host (each on worker `shard % workers`). */
-  readonly shards: readonly ShardSpec[];
-  /**
-   * Bytes of each ring (power of two). Default 4 MiB. One record carries at most
-   * `maxPayloadBytes(ringBytes)` (about half of it); every shard's `appendBytesMax` is derived from
-   * that (see fit.ts), and with the built-in KV the largest request and reply its limits allow must
-   * fit one record (see `kvBodyBytesMax`), or the pool refuses to start with InvalidConfig.
-   */
-  readonly ringBytes?: number;
-  /**
-   * The transport's `maxRecordBytes` when raft messages and forwarded requests leave this node:
-   * a ring record larger than it is refused with InvalidConfig.
-   */
-  readonly peerRecordBytesMax?: number;
-  /**
-   * Payload bytes a worker keeps for its full out-ring (its outbox) before it drops raft messages
-   * and stops taking client requests (they then get `Overloaded`). Default: `ringBytes`.
-   */
-  readonly outboxBytesMax?: number;
-  /** Milliseconds per raft tick. Default 100. */
-  readonly tickMs?: number;
-  /** Requests waiting for a reply across all workers. Default 65,536. */
-  readonly inflightRequestsMax?: number;
-  /**
-   * Request payload bytes waiting for a reply across all workers; a request that would go beyond
-   * it is answered `Overloaded` at once (one request is always taken when none waits). The count
-   * bound alone (`inflightRequestsMax`) would let 65,536 requests of 1 MiB pin 64 GiB.
-   * Default 64 MiB.
-   */
-  readonly inflightBytesMax?: number;
-  /** Default request deadline in milliseconds. Default 5,000. */
-  readonly requestTimeoutMs?: number;
-  /** How long close() waits for in-flight requests before stopping workers. Default 5,000 ms. */
-  readonly closeTimeoutMs?: number;
-  readonly shardsPerWorkerMax?: number;
-  readonly raft?: WorkerInit['raft'];
-  readonly compactEveryEntries?: number;
-  readonly compactKeepEntries?: number;
-  /** Limits of the built-in KV (defaults: KV_LIMITS_DEFAULT); checked against the ring record size. */
-  readonly kvLimits?: Partial<KvLimits>;
-  readonly stateMachine?: { readonly module: string; readonly options?: unknown };
-  /** Worker entry: default the compiled `worker.js` beside this file. */
-  readonly workerUrl?: URL;
-  /** Extra workerData for a bootstrap entry (tests load TypeScript through one). */
-  readonly workerData?: Record<string, unknown>;
-  /** Compression and checksums of exported snapshots run in this many piscina threads. Default 1. */
-  readonly snapshotThreads?: number;
-  /** piscina task module for snapshot chunks: default the compiled `chunk-task.js` beside this file. */
-  readonly chunkTaskUrl?: URL;
-  readonly chunkTaskData?: unknown;
-  /** Seed for election timeouts; default random per start. */
-  readonly seed?: number;
-  /** Raft messages a worker sends to another replica (payload: the binary message layout; a copy). */
-  readonly onRaftMessage?: (shard: ShardId, payload: Uint8Array) => void;
-  readonly onShardEvent?: (shard: ShardId, e: ShardEvent) => void;
-  /** A shard's core wants a follower to get a snapshot (the router streams it; see src/router/snapshots.ts). */
-  readonly onSnapshotRequest?: (shard: ShardId, wish: SnapshotWish) => void;
-}
 
 interface Pending {
   readonly resolve: (o: Outcome) => void;
@@ -145,7 +60,13 @@ interface Slot {
   inRing: Ring;
   outRing: Ring;
   state: 'running' | 'restarting' | 'stopped';
-  specs: ShardSpec[];
+  /**
+   * The shards this worker hosts, by id: opened at start and after every restart; only the
+   * shard events of these shards are taken. openShard adds a shard before the worker opens it
+   * (so its first events count) and takes it out again when the open fails; dropShard takes it
+   * out before the worker drops it (so a restart meanwhile does not reopen it).
+   */
+  readonly specs: Map<ShardId, ShardSpec>;
   restarts: number;
 }
 
@@ -215,7 +136,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
       raft: { ...opts.raft, appendBytesMax: fit.appendBytesMax },
       compactEveryEntries: opts.compactEveryEntries ?? 10_000,
       compactKeepEntries: opts.compactKeepEntries ?? 1_000,
-      kvLimits: opts.stateMachine ? opts.kvLimits : WorkerPool.checkKvLimits(opts.kvLimits, opts.ringBytes ?? 4 << 20),
+      kvLimits: opts.stateMachine ? opts.kvLimits : checkKvLimits(opts.kvLimits, opts.ringBytes ?? 4 << 20),
       stateMachine: opts.stateMachine ? { module: opts.stateMachine.module, options: opts.stateMachine.options } : undefined,
     };
     check('tickMs', this.init.tickMs, 1);
@@ -231,40 +152,6 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
       if (ids.has(s.shard)) throw new PoolError('InvalidConfig', `shard ${s.shard} is listed twice`);
       ids.add(s.shard);
     }
-  }
-
-  /**
-   * Resolves the KV limits and checks that the largest request and reply they allow fit one ring
-   * record, so no KV answer is ever too large to carry. PoolError InvalidConfig otherwise.
-   */
-  private static checkKvLimits(partial: Partial<KvLimits> | undefined, ringBytes: number): KvLimits {
-    let limits: KvLimits;
-    try {
-      limits = resolveKvLimits(partial);
-    } catch (e) {
-      if (e instanceof KvError) throw new PoolError('InvalidConfig', `kvLimits: ${e.message}`);
-      throw e;
-    }
-    // An invalid ring size is refused by Ring.allocate with its own message.
-    if (!Number.isInteger(ringBytes) || ringBytes < 64 || (ringBytes & (ringBytes - 1)) !== 0) return limits;
-    const recordMax = maxPayloadBytes(ringBytes);
-    const { requestBytes, replyBytes } = kvBodyBytesMax(limits);
-    if (PROPOSE_FIXED_BYTES_MAX + requestBytes > recordMax) {
-      throw new PoolError(
-        'InvalidConfig',
-        `kvLimits: a write of valueBytesMax (${limits.valueBytesMax}) under keyBytesMax (${limits.keyBytesMax}) takes ${PROPOSE_FIXED_BYTES_MAX + requestBytes} bytes, ` +
-          `more than one record of a ${ringBytes}-byte ring carries (${recordMax}); lower the limits or raise ringBytes`,
-      );
-    }
-    if (REPLY_FIXED_BYTES_MAX + replyBytes > recordMax) {
-      throw new PoolError(
-        'InvalidConfig',
-        `kvLimits: the largest reply (a Get of valueBytesMax ${limits.valueBytesMax}, or a scan of scanBytesMax ${limits.scanBytesMax} ` +
-          `with ${limits.scanLimitMax} items) takes ${REPLY_FIXED_BYTES_MAX + replyBytes} bytes, more than one record of a ${ringBytes}-byte ring carries (${recordMax}); ` +
-          `lower scanBytesMax, scanLimitMax or valueBytesMax, or raise ringBytes`,
-      );
-    }
-    return limits;
   }
 
   /** Starts the workers and opens their shards. Throws PoolError (e.g. WorkerCountMismatch). */
@@ -320,7 +207,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
   private async startSlot(w: number): Promise<void> {
     const specs = this.opts.shards.filter((s) => s.shard % this.workers === w);
     const parts = await this.spawn(w);
-    const slot: Slot = { index: w, ...parts, state: 'running', specs, restarts: 0 };
+    const slot: Slot = { index: w, ...parts, state: 'running', specs: new Map(specs.map((s) => [s.shard, s])), restarts: 0 };
     this.slots[w] = slot;
     this.watch(slot);
     await slot.api.openShards(specs);
@@ -353,7 +240,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     slot.state = 'restarting';
     this.counters.restarts++;
     // Its shards' leadership died with it: forget it until they report again.
-    for (const spec of slot.specs) this.leaders.delete(spec.shard);
+    for (const shard of slot.specs.keys()) this.leaders.delete(shard);
     for (const [id, p] of this.pending) {
       if (p.worker !== slot.index) continue;
       this.settle(id, {
@@ -376,7 +263,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
       this.watch(slot);
       // A worker that dies during this call never answers it: bound the wait.
       await Promise.race([
-        slot.api.openShards(slot.specs),
+        slot.api.openShards([...slot.specs.values()]),
         new Promise((_, reject) => setTimeout(() => reject(new PoolError('WorkerStartFailed', 'opening shards timed out')), OPEN_SHARDS_TIMEOUT_MS).unref()),
       ]);
       if (this.closing) throw new PoolError('PoolClosed', 'the pool closed during the restart');
@@ -426,6 +313,8 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
           return;
         }
         case RecordKind.ShardEvent: {
+          // A dropped shard's last events may still be in the out-ring: they must not bring it back.
+          if (this.slots[this.workerOf(shard)]?.specs.has(shard) !== true) return;
           const e = unpack(payload) as ShardEvent;
           this.leaders.set(shard, e);
           this.opts.onShardEvent?.(shard, e);
@@ -543,6 +432,123 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     }
     const counts = await Promise.all(calls);
     return counts.reduce((a, b) => a + b, 0);
+  }
+
+  /**
+   * Opens shard `spec.shard` on its worker (`spec.shard % workers`) while the node runs: created
+   * when the worker's store never held it (a founding member with `spec.voters`, or with empty
+   * voters a replica that joins later and catches up by its leader's snapshot), else from its
+   * stored state (then `spec`'s members are not used). The worker reopens it after every restart.
+   * `hosted` when it was open already. Throws PoolError: InvalidConfig (a bad spec), PoolClosed,
+   * WorkerUnavailable (the worker is restarting or exited during the call: retry), ShardLimit
+   * (the worker holds `shardsPerWorkerMax` shards).
+   */
+  async openShard(spec: ShardSpec): Promise<'opened' | 'hosted'> {
+    checkSpec(spec);
+    const r = await this.openOn(this.runningSlot(spec.shard), [spec]);
+    return r.opened === 1 ? 'opened' : 'hosted';
+  }
+
+  /**
+   * Opens many shards as {@link openShard} does each, one call and one durable transaction per
+   * worker (a restart that reopens thousands of stored shards). Each worker's share is all or
+   * nothing; counts of those opened and those hosted already. Throws PoolError as openShard does
+   * (InvalidConfig also for a shard listed twice); on a throw, some workers' shares may be open.
+   */
+  async openShards(specs: readonly ShardSpec[]): Promise<{ opened: number; hosted: number }> {
+    for (const spec of specs) checkSpec(spec);
+    if (new Set(specs.map((x) => x.shard)).size !== specs.length) throw new PoolError('InvalidConfig', 'openShards: a shard is listed twice');
+    const byWorker = new Map<Slot, ShardSpec[]>();
+    for (const spec of specs) {
+      const slot = this.runningSlot(spec.shard);
+      const list = byWorker.get(slot);
+      if (list) list.push(spec);
+      else byWorker.set(slot, [spec]);
+    }
+    const counts = await Promise.all([...byWorker].map(([slot, list]) => this.openOn(slot, list)));
+    return { opened: counts.reduce((a, c) => a + c.opened, 0), hosted: counts.reduce((a, c) => a + c.hosted, 0) };
+  }
+
+  /** Opens `list` on `slot`'s worker, listing them first (see Slot.specs) and forgetting them if the open fails. */
+  private async openOn(slot: Slot, list: readonly ShardSpec[]): Promise<{ opened: number; hosted: number }> {
+    const added = list.filter((x) => !slot.specs.has(x.shard));
+    for (const x of added) slot.specs.set(x.shard, { shard: x.shard, voters: [...x.voters], learners: [...(x.learners ?? [])] });
+    const forget = (): void => {
+      for (const x of added) slot.specs.delete(x.shard);
+      for (const x of added) this.leaders.delete(x.shard);
+    };
+    type Answer = ReturnType<WorkerApi['openMany']>;
+    let answer: Answer;
+    try {
+      answer = await untilExit(slot.worker, slot.index, async (): Promise<Answer> => slot.api.openMany([...list]));
+    } catch (e) {
+      forget();
+      throw e;
+    }
+    if ('code' in answer) {
+      forget();
+      // The store refuses at shardsMax (ShardExists), or is closing with its worker (StoreClosed).
+      throw new PoolError(answer.code === 'ShardExists' ? 'ShardLimit' : 'WorkerUnavailable', `worker ${slot.index}: ${answer.message}`);
+    }
+    return answer;
+  }
+
+  /**
+   * The shards this pool hosts, ascending: those it started with and those opened since, minus
+   * those dropped; a restarting worker's shards included (it reopens them).
+   */
+  hostedShards(): ShardId[] {
+    return this.slots.flatMap((slot) => [...slot.specs.keys()]).sort((a, b) => a - b);
+  }
+
+  /**
+   * Closes shard `shard` on its worker and deletes everything its store holds for it (log, meta
+   * and data), so a later {@link openShard} starts it empty; its snapshot streams are closed, its
+   * requests in flight answered ShardNotFound, a worker restart no longer reopens it and
+   * {@link leaders} forgets it. `absent` when the worker neither hosted nor stored it. Throws
+   * PoolError PoolClosed, WorkerUnavailable (nothing was dropped, or the drop did not finish:
+   * retry; a restart does not reopen the shard meanwhile).
+   */
+  async dropShard(shard: ShardId): Promise<'dropped' | 'absent'> {
+    checkShardId(shard);
+    const slot = this.runningSlot(shard);
+    slot.specs.delete(shard);
+    this.leaders.delete(shard);
+    return untilExit(slot.worker, slot.index, async (): Promise<'dropped' | 'absent'> => slot.api.dropShard(shard));
+  }
+
+  /**
+   * The membership of this node's replica of `shard` as it applied it, and its raft position (see
+   * Membership: progress only on the leader). Undefined when the shard is not hosted here or its
+   * worker is not running.
+   */
+  membership(shard: ShardId): Promise<Membership | undefined> {
+    return this.ask<Membership | undefined>(shard, undefined, async (api) => api.membership(shard));
+  }
+
+  /**
+   * Proposes a membership change of `shard` on this node's replica, which must lead it (see
+   * MembershipAnswer). `absent` when the shard is not hosted here or its worker is not running.
+   */
+  changeMembership(shard: ShardId, change: MembershipChange): Promise<MembershipAnswer> {
+    // A worker that dies with the call answers absent: whether the change was proposed is unknown (watch membership).
+    return this.ask<MembershipAnswer>(shard, 'absent', async (api) => api.changeMembership(shard, change));
+  }
+
+  /** `call` on the worker of `shard`; `absent` when the worker is not running or exits during the call. */
+  private ask<T>(shard: ShardId, absent: T, call: (api: Comlink.Remote<WorkerApi>) => Promise<T>): Promise<T> {
+    const slot = this.slots[this.workerOf(shard)];
+    if (this.closing || slot?.state !== 'running') return Promise.resolve(absent);
+    return untilExit(slot.worker, slot.index, () => call(slot.api)).catch(unavailableAs(absent));
+  }
+
+  /** The running slot of `shard`'s worker; PoolError PoolClosed or WorkerUnavailable otherwise. */
+  private runningSlot(shard: ShardId): Slot {
+    if (this.closing) throw new PoolError('PoolClosed', 'the pool is closed');
+    const w = this.workerOf(shard);
+    const slot = this.slots[w];
+    if (slot?.state !== 'running') throw new PoolError('WorkerUnavailable', `worker ${w} (shard ${shard}) is restarting`);
+    return slot;
   }
 
   /** The control API of worker `w`. */

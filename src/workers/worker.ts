@@ -14,7 +14,18 @@ import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { pack } from 'msgpackr';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import { ShardHost } from '../shards/host.js';
-import type { ClientReply, Consistency, HostCounters, ShardEvent, ShardSpec, SnapshotWish, StagedSnapshot } from '../shards/host.js';
+import type {
+  ClientReply,
+  Consistency,
+  HostCounters,
+  Membership,
+  MembershipAnswer,
+  MembershipChange,
+  ShardEvent,
+  ShardSpec,
+  SnapshotWish,
+  StagedSnapshot,
+} from '../shards/host.js';
 import type { SnapshotReader } from '../shards/snapshot-io.js';
 import { KvStateMachine } from '../shards/kv/index.js';
 import { Store, StoreError } from '../shards/store.js';
@@ -113,7 +124,7 @@ const sink = {
 };
 
 /** Snapshot readers the main thread streams from, by stream id; closed when done or idle. */
-const readers = new Map<number, { reader: SnapshotReader; usedAt: number }>();
+const readers = new Map<number, { reader: SnapshotReader; shard: ShardId; usedAt: number }>();
 let nextReader = 1;
 /** A reader not used for this long is closed (its stream broke): its read transaction pins old pages. */
 const READER_IDLE_MS = 60_000;
@@ -282,8 +293,48 @@ const api = {
     });
     return host.shardIds();
   },
+  /**
+   * Opens shards at runtime: each is created when this store never held it, else opened from its
+   * stored state (already hosted: nothing changes); one durable transaction for those created. All or nothing: on the store's refusal (its code and message as a value)
+   * none of those opened by this call stays open or stored.
+   */
+  openMany(specs: ShardSpec[]): { opened: number; hosted: number } | { code: string; message: string } {
+    const fresh = specs.filter((s) => !host.has(s.shard));
+    try {
+      store.batch(() => {
+        for (const s of fresh) host.open(s);
+      });
+    } catch (e) {
+      // The batch rolled back what it created: the cores opened on it go too.
+      for (const s of fresh) host.close(s.shard);
+      if (e instanceof StoreError) return { code: e.code, message: e.message };
+      throw e;
+    }
+    return { opened: fresh.length, hosted: specs.length - fresh.length };
+  },
   closeShard(id: ShardId): void {
     host.close(id);
+  },
+  /**
+   * Closes shard `id` and deletes all it has on disk (see ShardHost.drop): its snapshot streams
+   * are closed first (their read transactions use the databases dropped), its pending requests
+   * are answered ShardNotFound. `absent` when it was neither hosted nor stored.
+   */
+  dropShard(id: ShardId): 'dropped' | 'absent' {
+    for (const [stream, r] of readers) {
+      if (r.shard !== id) continue;
+      r.reader.close();
+      readers.delete(stream);
+    }
+    return host.drop(id);
+  },
+  /** The applied membership and raft position of this replica of `id` (see ShardHost.membership). */
+  membership(id: ShardId): Membership | undefined {
+    return host.membership(id);
+  },
+  /** Proposes a membership change on this replica of `id`, its leader (see ShardHost.changeMembership). */
+  changeMembership(id: ShardId, change: MembershipChange): MembershipAnswer {
+    return host.changeMembership(id, change);
   },
   /** Shards this worker's store holds on disk (hosted or not). */
   storedShards(): ShardId[] {
@@ -347,7 +398,7 @@ const api = {
     const reader = host.openSnapshot(id);
     if (!reader) return undefined;
     const stream = nextReader++;
-    readers.set(stream, { reader, usedAt: performance.now() });
+    readers.set(stream, { reader, shard: id, usedAt: performance.now() });
     return { stream, metadata: reader.metadata };
   },
   /**
