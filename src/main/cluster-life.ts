@@ -212,13 +212,15 @@ export class ClusterLife {
       if (target === undefined || ms === undefined) continue;
       if (!sameSet(ms.voters, target) || ms.learners.length > 0) moves.push({ shard: s, voters: ms.voters, learners: ms.learners, target });
       if (ms.role !== 'leader') continue;
-      const match = new Map(ms.progress.map((x) => [x.node, x.match]));
+      // Only a replica that acknowledges appends counts as caught up: a learner that never answered
+      // shows match 0 (in probe), which a young log's lastIndex - lagMax would take for caught up.
+      const match = new Map(ms.progress.map((x) => [x.node, x.node === this.p.self || x.state === 'replicate' ? x.match : -1]));
       const step = nextStep({
         self: this.p.self,
         voters: ms.voters as NodeId[],
         learners: ms.learners as NodeId[],
         target: target as NodeId[],
-        match: (n) => match.get(n) ?? 0,
+        match: (n) => match.get(n) ?? -1,
         lastIndex: ms.lastIndex,
         lagMax: this.p.lagMax,
         reachable: (n) => n === this.p.self || this.p.router.liveness.reachable(n, s),

@@ -366,8 +366,12 @@ export class Router implements KvService {
     return out;
   }
 
+  /**
+   * This node has a replica of `shard` open: placed here, and opened (a replica placed here by a
+   * move is opened by cluster life a moment later; until then requests go elsewhere).
+   */
   private hosts(shard: ShardId): boolean {
-    return this.hosted[shard] === true;
+    return this.hosted[shard] === true && this.opts.pool.hosts(shard);
   }
 
   /** This node hosts `shard` and the worker hosting it runs, so the local replica can answer. */

@@ -497,6 +497,11 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
    * The shards this pool hosts, ascending: those it started with and those opened since, minus
    * those dropped; a restarting worker's shards included (it reopens them).
    */
+  /** Whether `shard` is open here (its worker's specs hold it; also while the worker restarts). */
+  hosts(shard: ShardId): boolean {
+    return this.slots[shard % this.slots.length]?.specs.has(shard) === true;
+  }
+
   hostedShards(): ShardId[] {
     return this.slots.flatMap((slot) => [...slot.specs.keys()]).sort((a, b) => a - b);
   }

@@ -141,7 +141,7 @@ describe('router', () => {
       [0, { lead: 2 }],
       [1, { lead: 0 }],
     ]);
-    const fakePool = { leaders, isRunning: () => true, workerOf: () => 0 } as unknown as WorkerPool;
+    const fakePool = { leaders, isRunning: () => true, hosts: () => true, workerOf: () => 0 } as unknown as WorkerPool;
     const router = new Router({ self: 1 as NodeId, members, shards: 4, replicas: 3, pool: fakePool, link: { send: () => undefined } });
     expect(router.placement()).toEqual({ node: 1, shards: 4, replicas: 3, hash: 'fnv1a32(tenant,0,key)%shards', leaders: [2, null, null, null] });
     router.close();
@@ -246,7 +246,12 @@ describe('router', () => {
 
   test('a raft message whose sender is not the connection peer is refused', () => {
     const delivered: number[] = [];
-    const fakePool = { deliver: (shard: ShardId) => delivered.push(shard), wake: () => Promise.resolve(0), leaders: new Map() } as unknown as WorkerPool;
+    const fakePool = {
+      deliver: (shard: ShardId) => delivered.push(shard),
+      wake: () => Promise.resolve(0),
+      leaders: new Map(),
+      hosts: () => true,
+    } as unknown as WorkerPool;
     const router = new Router({ self: 1 as NodeId, members, shards: 4, replicas: 3, pool: fakePool, link: { send: () => undefined } });
     const m = (from: number): Uint8Array => encodeMessage(emptyMessage(MessageType.Heartbeat, from as NodeId, 1 as NodeId, 1 as Term));
     router.onPeerRecords('peer-2', [{ kind: RecordKind.RaftMessage, shard: 0, payload: m(2) }]);
@@ -270,6 +275,7 @@ describe('router liveness', () => {
       leaders: new Map([...lead].map(([s, l]) => [s, { lead: l, term: 1, role: 'follower' }])),
       workerOf: (s: number) => s % workers,
       isRunning: (w: number) => running[w] === true,
+      hosts: () => true,
       workersRunning: () => [...running],
       wake: (leader?: number, shards?: readonly ShardId[]) => {
         wakes.push({ leader, shards });

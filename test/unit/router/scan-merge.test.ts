@@ -86,6 +86,7 @@ function cluster(shards: number, limits: Partial<KvLimits>, entries: readonly { 
     workers: 1,
     workerOf: () => 0,
     isRunning: () => true,
+    hosts: () => true,
     wake: () => Promise.resolve(0),
     read: (shard: ShardId, query: Uint8Array): Promise<Outcome> => {
       reads.n++;
