@@ -199,7 +199,12 @@ export class ClusterLife {
     const me = m.members.find((x) => x.id === this.p.selfId);
     if (me?.state === 'leaving' && this.p.pool.hostedShards().length === 0) {
       const w = await this.meta.update((cur) => (cur === undefined ? undefined : setState(cur, me.node, 'removed')));
-      if (w.ok) this.p.log.info({ node: me.node }, 'every replica moved away: recorded this node as removed');
+      if (w.ok) {
+        // The members stop taking this node's traffic now: it could not even read its own removal.
+        this.p.log.info({ node: me.node }, 'every replica moved away: recorded this node as removed');
+        this.apply(w.value);
+        this.checkSelf(w.value.meta);
+      }
     }
   }
 
@@ -214,13 +219,13 @@ export class ClusterLife {
       if (ms.role !== 'leader') continue;
       // Only a replica that acknowledges appends counts as caught up: a learner that never answered
       // shows match 0 (in probe), which a young log's lastIndex - lagMax would take for caught up.
-      const match = new Map(ms.progress.map((x) => [x.node, x.node === this.p.self || x.state === 'replicate' ? x.match : -1]));
+      const match = new Map(ms.progress.map((x) => [x.node, x.node === this.p.self || x.state === 'replicate' ? x.match : -Infinity]));
       const step = nextStep({
         self: this.p.self,
         voters: ms.voters as NodeId[],
         learners: ms.learners as NodeId[],
         target: target as NodeId[],
-        match: (n) => match.get(n) ?? -1,
+        match: (n) => match.get(n) ?? -Infinity,
         lastIndex: ms.lastIndex,
         lagMax: this.p.lagMax,
         reachable: (n) => n === this.p.self || this.p.router.liveness.reachable(n, s),
