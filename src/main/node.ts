@@ -23,9 +23,7 @@ import type { PoolOptions } from '../workers/pool.js';
 import { ConfigError } from './config.js';
 import type { NodeConfig } from './config.js';
 import { DataDir } from './data-dir.js';
-import type { ClusterLayout } from './data-dir.js';
-import { PLACEMENT_PENDING, settleLater, startingPlacement } from './placement.js';
-import type { StartingPlacement } from './placement.js';
+import { settleLater } from './placement.js';
 import { DiskAlarm } from './disk-alarm.js';
 import { LeaderBalancer, handOffLeaders } from '../router/leader-balance.js';
 import { httpLatencyMetric, registerNodeMetrics, registerProcessMetrics } from './node-metrics.js';
@@ -235,16 +233,6 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
     removed: life.removed,
     close: stopper({ http, mgmt: surfaces.mgmt, discovery, snapshots, pool, router, disk, balance, settling, life: life.life, transport, unlock, log, self }),
   };
-}
-
-/**
- * The cluster's placement as cluster.json has it (read first), then the layout checked against
- * cluster.json, or recorded there at the first start (with the placement pending).
- */
-function checkLayout(dir: DataDir, layout: Omit<ClusterLayout, 'placement'>, log: Logger): StartingPlacement {
-  const placement = startingPlacement(dir, log);
-  dir.checkCluster({ ...layout, placement: PLACEMENT_PENDING });
-  return placement;
 }
 
 /** The router's admission limits: writes in flight (bytes; count while tenants share) and scan reads. */
