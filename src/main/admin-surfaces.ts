@@ -18,7 +18,7 @@ import type { Router } from '../router/router.js';
 import type { MemberService } from '../api/index.js';
 import type { NodeId } from '../shards/raft/index.js';
 import type { ClusterLife } from './cluster-life.js';
-import { admitJoin, startRemoval } from './cluster-join.js';
+import { admitJoin, admitRejoin, startRemoval } from './cluster-join.js';
 import { TenantDirectory } from '../router/tenants.js';
 import type { AdminToken } from './admin-token.js';
 import type { NodeConfig } from './config.js';
@@ -76,6 +76,7 @@ export function adminSurfaces(
       // Auth off (a loopback cluster): any endpoint may ask to join; on, only one granted a role.
       joinOpen: p.admin === undefined,
       join: (id, addrs) => admitJoin(p.life.meta, id, addrs),
+      rejoin: (id, addrs, old) => admitRejoin(p.life.meta, id, addrs, old),
       removeMember: (ref) => members.remove(ref),
       roles,
       ...(auth === undefined ? {} : { tenants: auth.tenants }),

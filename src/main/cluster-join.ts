@@ -17,8 +17,8 @@ import type { Failure, Result } from '../api/index.js';
 import { MGMT_ALPN_BYTES, MgmtClient, MgmtClientError } from '../io/mgmt/index.js';
 import { normalizeAddr } from '../io/ticket.js';
 import type { Transport } from '../io/transport/index.js';
-import { admit, setState } from '../router/meta.js';
-import type { MetaClient } from '../router/meta.js';
+import { admit, memberOf, readmit, setState } from '../router/meta.js';
+import type { MetaChange, MetaClient } from '../router/meta.js';
 import { checkMeta } from '../router/meta-record.js';
 import type { ClusterMeta } from '../router/meta-record.js';
 import { NodeError } from './node-error.js';
@@ -35,7 +35,21 @@ export interface JoinInfo {
 const fail = (code: ServiceErrorCode, message: string): Failure => ({ ok: false, code, message });
 
 /** The member's side of `members.join`: admits `endpointId` with `addrs` (checked and normalized). */
-export async function admitJoin(meta: MetaClient, endpointId: string, addrs: readonly string[]): Promise<Result<JoinInfo>> {
+export function admitJoin(meta: MetaClient, endpointId: string, addrs: readonly string[]): Promise<Result<JoinInfo>> {
+  return admitWith(meta, endpointId, addrs, (cur, clean) => admit(cur, endpointId, clean));
+}
+
+/** The member's side of `members.rejoin`: member `endpointId`, raft id `old`, back as a new replica (meta.ts readmit). */
+export function admitRejoin(meta: MetaClient, endpointId: string, addrs: readonly string[], old: number): Promise<Result<JoinInfo>> {
+  return admitWith(meta, endpointId, addrs, (cur, clean) => readmit(cur, endpointId, clean, old));
+}
+
+async function admitWith(
+  meta: MetaClient,
+  endpointId: string,
+  addrs: readonly string[],
+  change: (cur: ClusterMeta, clean: string[]) => MetaChange,
+): Promise<Result<JoinInfo>> {
   let clean: string[];
   try {
     clean = [...new Set(addrs.map(normalizeAddr))];
@@ -43,10 +57,10 @@ export async function admitJoin(meta: MetaClient, endpointId: string, addrs: rea
     return fail(ServiceErrorCode.BadRequest, `args.addrs: ${(e as Error).message}`);
   }
   const w = await meta.update((cur) =>
-    cur === undefined ? fail(ServiceErrorCode.NotReady, 'the cluster has no meta record yet: try again') : admit(cur, endpointId, clean),
+    cur === undefined ? fail(ServiceErrorCode.NotReady, 'the cluster has no meta record yet: try again') : change(cur, clean),
   );
   if (!w.ok) return w;
-  const me = w.value.meta.members.find((m) => m.id === endpointId);
+  const me = memberOf(w.value.meta, endpointId);
   if (me === undefined) return fail(ServiceErrorCode.Internal, 'the admitted endpoint is missing from the meta record');
   return { ok: true, value: { node: me.node, version: w.value.version, meta: w.value.meta } };
 }
@@ -59,7 +73,7 @@ export async function admitJoin(meta: MetaClient, endpointId: string, addrs: rea
 export async function startRemoval(meta: MetaClient, ref: number | string, isUp: (node: number) => boolean): Promise<Result<{ node: number; state: string }>> {
   const cur = await meta.read();
   if (!cur.ok) return cur;
-  const m = cur.value?.meta.members.find((x) => x.node === ref || x.id === ref);
+  const m = cur.value === undefined ? undefined : typeof ref === 'number' ? cur.value.meta.members.find((x) => x.node === ref) : memberOf(cur.value.meta, ref);
   if (m === undefined) return fail(ServiceErrorCode.NotFound, `no member ${JSON.stringify(ref)}`);
   const state = isUp(m.node) ? 'leaving' : 'dead';
   const w = await meta.update((c) => (c === undefined ? undefined : setState(c, m.node, state)));
@@ -78,6 +92,7 @@ export async function requestJoin(
   ticket: { id: string; addrs: string[] },
   addrs: readonly string[],
   timeoutMs: number,
+  rejoinAs?: number,
 ): Promise<JoinInfo> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
@@ -86,7 +101,9 @@ export async function requestJoin(
       const conn = await transport.connect(ticket.id, ticket.addrs, MGMT_ALPN_BYTES);
       const client = MgmtClient.over(conn);
       try {
-        const reply = await client.call('members.join', { addrs }, Math.max(1000, deadline - Date.now()));
+        const left = Math.max(1000, deadline - Date.now());
+        const reply =
+          rejoinAs === undefined ? await client.call('members.join', { addrs }, left) : await client.call('members.rejoin', { addrs, old: rejoinAs }, left);
         if (reply.ok) return joinInfoOf(reply.result);
         last = `${reply.error.code}: ${reply.error.message}`;
         // Only a member that is not ready yet is worth asking again.

@@ -20,7 +20,7 @@ import type { Logger } from 'pino';
 import type { NodeId, ShardId } from '../shards/raft/index.js';
 import type { Router, Member } from '../router/router.js';
 import type { WorkerPool } from '../workers/pool.js';
-import { MetaClient, foundingMeta, replan, setState } from '../router/meta.js';
+import { MetaClient, foundingMeta, memberOf, replan, setState } from '../router/meta.js';
 import type { MetaView } from '../router/meta.js';
 import { metaShardOf } from '../router/meta-record.js';
 import type { ClusterMeta, MetaMember } from '../router/meta-record.js';
@@ -169,7 +169,7 @@ export class ClusterLife {
 
   /** True (and the node stops) when this node is removed, or has finished leaving. */
   private checkSelf(m: ClusterMeta): boolean {
-    const me = m.members.find((x) => x.id === this.p.selfId);
+    const me = memberOf(m, this.p.selfId);
     if (me === undefined) return false; // a founder before the first record, or a join not yet read
     if (me.state === 'removed') {
       this.gone = true;
@@ -196,7 +196,7 @@ export class ClusterLife {
         this.p.log.info({ shard: s }, 'replica moved away: dropped its data here');
       }
     }
-    const me = m.members.find((x) => x.id === this.p.selfId);
+    const me = memberOf(m, this.p.selfId);
     if (me?.state === 'leaving' && this.p.pool.hostedShards().length === 0) {
       const w = await this.meta.update((cur) => (cur === undefined ? undefined : setState(cur, me.node, 'removed')));
       if (w.ok) {

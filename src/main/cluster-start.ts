@@ -21,12 +21,18 @@ import type { ShardSpec } from '../shards/host.js';
 import type { NodeId, ShardId } from '../shards/raft/index.js';
 import type { Member } from '../router/router.js';
 import { genesisPlacement, metaShardOf } from '../router/meta-record.js';
+import { memberOf } from '../router/meta.js';
 import type { ClusterMeta } from '../router/meta-record.js';
 import type { Transport } from '../io/transport/index.js';
 import { decodeTicket } from '../io/ticket.js';
 import type { NodeConfig } from './config.js';
 import type { DataDir } from './data-dir.js';
 import { NodeError } from './node-error.js';
+import { DataDirError, syncDir } from './data-dir.js';
+import type { ClusterLayout } from './data-dir.js';
+import { readPeersFile } from './peers-file.js';
+import { mkdirSync, readdirSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
 import { PLACEMENT_PENDING, startingPlacement } from './placement.js';
 import type { StartingPlacement } from './placement.js';
 import { readMetaFile, writeMetaFile } from './meta-file.js';
@@ -78,8 +84,50 @@ export async function clusterStart(
   const stored = readMetaFile(cfg.data);
   if (stored.why !== undefined) log.warn({ err: stored.why }, 'ignoring the stored cluster metadata');
   const meta = stored.stored?.meta;
-  if (have?.node !== undefined) return joinedStart(dir, have.node as NodeId, have.shards, meta, p.transport.id, log);
-  return founderStart(cfg, p, meta);
+  try {
+    if (have?.node !== undefined) return joinedStart(dir, have.node as NodeId, have.shards, meta, p.transport.id, log);
+    return founderStart(cfg, p, meta);
+  } catch (e) {
+    if (!(e instanceof DataDirError && e.code === 'StoresLost') || have === undefined || (have.node === undefined && p.peers.length === 0)) throw e;
+    await rejoin(cfg, p, have, meta, e.message);
+    return joinedStart(dir, dir.readCluster()!.node as NodeId, have.shards, readMetaFile(cfg.data).stored?.meta, p.transport.id, log);
+  }
+}
+
+/**
+ * The amnesia guard's way back: this node's stores are gone (a lost disk) but its key is here, so
+ * it must never vote as the replica it was (it forgot its votes and the entries it acknowledged).
+ * What is left of its stores is moved aside (`retired-<ms>/`: they hold replicas of its old raft
+ * id), and a member readmits its endpoint under a new raft id (`members.rejoin`): the old id is
+ * declared dead, its replicas are rebuilt from the others, and this node gets new replicas that
+ * catch up from their leaders. NodeError `JoinFailed` when no member readmits it.
+ */
+async function rejoin(cfg: NodeConfig, p: Parameters<typeof clusterStart>[1], have: ClusterLayout, meta: ClusterMeta | undefined, why: string): Promise<void> {
+  const { dir, log, transport } = p;
+  const old = have.node ?? p.layout(transport.id, p.peers).self;
+  const retired = join(dir.path, `retired-${Date.now()}`);
+  mkdirSync(retired, { mode: 0o700 });
+  for (const f of readdirSync(dir.path)) if (/^worker-\d+$/.test(f)) renameSync(join(dir.path, f), join(retired, f));
+  syncDir(dir.path);
+  log.warn({ node: old, retired, why }, 'this node lost its stores: it rejoins its cluster as a new replica under a new raft id');
+  const asked = new Map<string, string[]>();
+  for (const m of meta?.members ?? []) if (m.id !== transport.id && m.state !== 'removed' && m.addrs.length > 0) asked.set(m.id, [...m.addrs]);
+  for (const t of p.peers) asked.set(t.id, [...new Set([...(asked.get(t.id) ?? []), ...t.addrs])]);
+  for (const [id, g] of Object.entries(readPeersFile(cfg.data).stored?.members ?? {})) if (id !== transport.id) asked.set(id, [...new Set([...g.addrs, ...(asked.get(id) ?? [])])]);
+  let last: unknown;
+  for (const [id, addrs] of asked) {
+    try {
+      const info = await requestJoin(transport, { id, addrs }, transport.addrs(), 20_000, old);
+      writeMetaFile(cfg.data, info.version, info.meta);
+      const { workers: _gone, ...rest } = have;
+      dir.writeCluster({ ...rest, node: info.node, meta: true });
+      log.warn({ old, node: info.node }, 'rejoined as a new replica');
+      return;
+    } catch (e) {
+      last = e;
+    }
+  }
+  throw last instanceof NodeError ? last : new NodeError('JoinFailed', `${why}; no member readmitted this node (${asked.size} asked)`);
 }
 
 function joinedStart(dir: DataDir, self: NodeId, shards: number, meta: ClusterMeta | undefined, selfId: string, log: Logger): ClusterStart {
@@ -87,7 +135,7 @@ function joinedStart(dir: DataDir, self: NodeId, shards: number, meta: ClusterMe
   dir.checkStores(have);
   if (meta === undefined)
     throw new NodeError('JoinFailed', `${dir.path}: cluster.json says this node joined as ${self}, but meta.json, the cluster's members, is missing`);
-  const me = meta.members.find((m) => m.id === selfId);
+  const me = memberOf(meta, selfId);
   if (me?.state === 'removed')
     throw new NodeError('Removed', `node ${self} was removed from cluster ${meta.cluster}; start a new node with another --data directory and --join`);
   return {
@@ -113,7 +161,7 @@ function founderStart(cfg: NodeConfig, p: Parameters<typeof clusterStart>[1], me
   const first = before?.workers === undefined;
   const placement = startingPlacement(dir, log);
   dir.checkCluster({ shards: cfg.shards, members: members.map((m) => m.peerId), replicas, placement: PLACEMENT_PENDING });
-  if (meta?.members.find((m) => m.id === p.transport.id)?.state === 'removed')
+  if (meta !== undefined && memberOf(meta, p.transport.id)?.state === 'removed')
     throw new NodeError('Removed', `node ${self} was removed from cluster ${meta.cluster}; start a new node with another --data directory and --join`);
   const genesis = genesisPlacement(
     founders.map((f) => f.node),

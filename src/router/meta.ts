@@ -91,7 +91,7 @@ export function replan(m: ClusterMeta): ClusterMeta {
  * for an endpoint that was removed: a removed member never comes back under its old identity.
  */
 export function admit(m: ClusterMeta, id: string, addrs: readonly string[]): MetaChange {
-  const had = m.members.find((x) => x.id === id);
+  const had = memberOf(m, id);
   if (had !== undefined) {
     if (had.state === 'removed')
       return fail(ServiceErrorCode.Forbidden, `endpoint ${id} was removed from this cluster (raft id ${had.node}); start it with a new key to join again`);
@@ -99,6 +99,36 @@ export function admit(m: ClusterMeta, id: string, addrs: readonly string[]): Met
   }
   const member: MetaMember = { node: m.nextNode, id, addrs: [...addrs], state: 'up' };
   return replan({ ...m, nextNode: m.nextNode + 1, members: [...m.members, member] });
+}
+
+/**
+ * The member entry of endpoint `id`: its latest (highest raft id), since an endpoint that came
+ * back without its stores has a new raft id beside its old, dead one. Undefined for a stranger.
+ */
+export function memberOf(m: Pick<ClusterMeta, 'members'>, id: string): MetaMember | undefined {
+  let out: MetaMember | undefined;
+  for (const x of m.members) if (x.id === id && (out === undefined || x.node > out.node)) out = x;
+  return out;
+}
+
+/**
+ * `m` with member endpoint `id`, which ran as raft id `old`, back as a new replica: a node that
+ * lost its stores but kept its key must never vote as the replica it was (it forgot its votes and
+ * the entries it acknowledged). Raft id `old` is declared dead (its replicas are rebuilt from the
+ * others; it is removed once no target names it) and the endpoint is admitted again under the next
+ * raft id, with `addrs`. Unchanged (undefined) when that happened already (the endpoint's latest
+ * entry is newer than `old`: a retried request); NotFound for an endpoint that is not a member,
+ * Forbidden for a removed one.
+ */
+export function readmit(m: ClusterMeta, id: string, addrs: readonly string[], old: number): MetaChange {
+  const had = memberOf(m, id);
+  if (had === undefined) return fail(ServiceErrorCode.NotFound, `endpoint ${id} is not a member of this cluster`);
+  if (had.state === 'removed') return fail(ServiceErrorCode.Forbidden, `endpoint ${id} was removed from this cluster (raft id ${had.node})`);
+  if (had.node > old) return undefined;
+  if (had.node !== old) return fail(ServiceErrorCode.NotFound, `endpoint ${id} is member ${had.node}, not ${old}`);
+  const members = m.members.map((x) => (x.node === old ? { ...x, state: 'dead' as const } : x));
+  const member: MetaMember = { node: m.nextNode, id, addrs: [...addrs], state: 'up' };
+  return replan({ ...m, nextNode: m.nextNode + 1, members: [...members, member] });
 }
 
 /**

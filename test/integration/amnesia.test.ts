@@ -1,17 +1,18 @@
 /**
  * The amnesia guard with real processes: a node of a three-node cluster loses its stores (its
  * worker directories deleted, as with a lost disk) but keeps the rest of its data directory, its
- * node key among it. Started again, it refuses (exit 2, StoresLost) instead of running as a
- * founding replica with an empty log that could help elect a leader lacking committed writes; the
- * other two serve on, and every acknowledged write is still there.
+ * node key among it. Started again, it never runs as the replica it was (a founding replica with an
+ * empty log could help elect a leader lacking committed writes): it moves what is left aside and
+ * rejoins under a new raft id, its old id is declared dead and then removed, every shard gets
+ * three voters again (the new id among them), and every acknowledged write reads back from its
+ * own new replicas.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { TestCluster } from './cluster.js';
+import { TestCluster, eventually } from './cluster.js';
 
-const c = new TestCluster({ nodes: 3, shards: 4 });
+const c = new TestCluster({ nodes: 3, shards: 4, extra: ['--meta-poll-ms', '300'] });
 beforeAll(() => c.start(), 60_000);
 afterAll(() => c.close());
 
@@ -24,33 +25,63 @@ async function putUntilOk(url: string, key: string, value: string): Promise<void
   }
 }
 
+interface Status {
+  node: number;
+  shards: { shard: number; voters: number[]; learners: number[] }[];
+  cluster: { members: { node: number; id: string; state: string }[] } | null;
+}
+const status = async (n: number): Promise<Status> => (await (await fetch(`${c.node(n).url}/v1/status`)).json()) as Status;
+
 describe('amnesia guard', () => {
-  test('a node whose stores are gone but whose key is kept refuses to start; the others serve on', async () => {
+  test('a node whose stores are gone but whose key is kept comes back as a new replica, never as its old self', async () => {
     for (let i = 0; i < 20; i++) await putUntilOk(c.node(1).url, `before/${i}`, String(i));
     const n3 = c.node(3);
     const layout = JSON.parse(readFileSync(join(n3.data, 'cluster.json'), 'utf8')) as { workers?: number };
     expect(layout.workers).toBe(1);
+    const oldId = (await status(3)).node;
 
-    // A restart with its stores intact is fine.
+    // A restart with its stores intact is fine: the same raft id.
     expect(await c.stop(3)).toBe(0);
     await c.startNode(3);
+    expect((await status(3)).node).toBe(oldId);
     expect(await c.stop(3)).toBe(0);
 
     const stores = readdirSync(n3.data).filter((f) => f.startsWith('worker-'));
     expect(stores.length).toBe(1);
     for (const s of stores) rmSync(join(n3.data, s), { recursive: true });
     expect(existsSync(join(n3.data, 'node.key'))).toBe(true);
-
-    const r = spawnSync(process.execPath, c.args(n3), { encoding: 'utf8', timeout: 30_000 });
-    expect(r.status).toBe(2);
-    const err = (JSON.parse(r.stderr.trim().split('\n')[0] ?? '{}') as { error: { code: string; message: string } }).error;
-    expect(err.code).toBe('StoresLost');
-    expect(err.message).toContain('worker-0');
-    // It created nothing in place of the lost store.
-    expect(readdirSync(n3.data).filter((f) => f.startsWith('worker-'))).toEqual([]);
-
-    // The two others still make a quorum of every shard: writes go on, nothing acknowledged is lost.
+    // Written while node 3 is down: it must get them from the others.
     for (let i = 0; i < 5; i++) await putUntilOk(c.node(2).url, `after/${i}`, String(i));
-    for (let i = 0; i < 20; i++) expect(await (await fetch(`${c.node(2).url}/v1/kv/before/${i}`)).text()).toBe(String(i));
-  }, 120_000);
+
+    await c.startNode(3);
+    const newId = (await status(3)).node;
+    expect(newId).toBeGreaterThan(3);
+    expect(n3.output).toMatch(/rejoins its cluster as a new replica/);
+    await eventually(
+      async () => {
+        const s = await status(1);
+        const states = s.cluster?.members.map((m) => `${m.node}:${m.state}`) ?? [];
+        return states.includes(`${oldId}:removed`) && states.includes(`${newId}:up`);
+      },
+      60_000,
+      'the old id removed, the new one up',
+    );
+    const want = JSON.stringify([1, 2, newId].filter((n) => n !== oldId).concat(oldId === 3 ? [] : [3]).sort((a, b) => a - b));
+    await eventually(
+      async () => {
+        for (const n of [1, 2, 3]) {
+          const s = await status(n);
+          if (s.shards.length !== 5 || s.shards.some((x) => JSON.stringify(x.voters) !== want || x.learners.length > 0)) return false;
+        }
+        return true;
+      },
+      60_000,
+      `every shard on voters ${want}`,
+    );
+    // Its own new replicas hold every acknowledged write.
+    for (const k of [...Array.from({ length: 20 }, (_, i) => `before/${i}`), ...Array.from({ length: 5 }, (_, i) => `after/${i}`)])
+      expect(await (await fetch(`${n3.url}/v1/kv/${k}?consistency=stale`)).text()).toBe(k.split('/')[1]);
+    // What was left of its stores went aside, not away.
+    expect(readdirSync(n3.data).filter((f) => f.startsWith('retired-'))).toHaveLength(1);
+  }, 180_000);
 });

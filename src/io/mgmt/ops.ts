@@ -9,6 +9,7 @@
  * | members.list     | -                              | yes   | yes      | yes    |
  * | members.join     | {addrs}                        | yes   | yes      |        |
  * | members.remove   | {node}                         | yes   | yes      |        |
+ * | members.rejoin   | {addrs, old}                   | (members only)              |
  * | tenants.list     | -                              | yes   | yes      |        |
  * | tenants.setQuota | {name, quota}                  | yes   | yes      |        |
  * | tenants.create   | {name, quota?}                 | yes   |          |        |
@@ -34,6 +35,8 @@ export interface MgmtServices {
   members(): readonly { readonly node: number; readonly id: string }[];
   /** Admits `endpointId` (the caller) as a member; what it needs to start (see src/main/cluster-join.ts). */
   join(endpointId: string, addrs: readonly string[]): Promise<Result<unknown>>;
+  /** Admits member `endpointId` (the caller), which ran as raft id `old` and lost its stores, as a new replica. */
+  rejoin(endpointId: string, addrs: readonly string[], old: number): Promise<Result<unknown>>;
   /** Starts removing member `node` (a raft id or an endpoint id): its replicas move away first. */
   removeMember(node: number | string): Promise<Result<unknown>>;
   /** Whether anyone may call members.join (auth off). */
@@ -78,6 +81,16 @@ export const OPS = {
     member: false,
     open: true,
     run: (a, s, caller) => withArgs(a, ['addrs'], ['addrs'], (v) => s.join(caller.endpointId, addrsOf(v.addrs))),
+  },
+  'members.rejoin': {
+    roles: [],
+    member: true,
+    run: (a, s, caller) =>
+      withArgs(a, ['addrs', 'old'], ['addrs', 'old'], (v) => {
+        const old = v.old;
+        if (typeof old !== 'number' || !Number.isSafeInteger(old) || old < 1) throw new ArgError('args.old must be a raft id');
+        return s.rejoin(caller.endpointId, addrsOf(v.addrs), old);
+      }),
   },
   'members.remove': {
     roles: OPERATORS,

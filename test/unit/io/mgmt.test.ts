@@ -54,6 +54,7 @@ async function startNode(limits: Partial<MgmtLimits>): Promise<Node> {
         joined.push({ id, addrs });
         return Promise.resolve({ ok: true, value: { node: joined.length + 1 } });
       },
+      rejoin: () => Promise.resolve({ ok: false, code: 'NotFound', message: 'no cluster here' }),
       removeMember: (ref) => Promise.resolve({ ok: false, code: 'NotFound', message: `no member ${String(ref)}` }),
       get joinOpen() {
         return join.open;
