@@ -10,6 +10,11 @@ describe('parseDevCommand', () => {
     expect(parseDevCommand('r 1', 1)).toEqual({ kind: 'restart', node: 1 });
   });
 
+  it('reads add in its long and short form, whatever the number of nodes', () => {
+    expect(parseDevCommand('add', 1)).toEqual({ kind: 'add' });
+    expect(parseDevCommand(' A ', 9)).toEqual({ kind: 'add' });
+  });
+
   it('reads status and help', () => {
     expect(parseDevCommand('status', 3)).toEqual({ kind: 'status' });
     expect(parseDevCommand('s', 3)).toEqual({ kind: 'status' });
@@ -34,6 +39,7 @@ describe('parseDevCommand', () => {
     expect(parseDevCommand('restart', 3).kind).toBe('invalid');
     expect(parseDevCommand('r 1 2', 3).kind).toBe('invalid');
     expect(parseDevCommand('status 1', 3).kind).toBe('invalid');
+    expect(parseDevCommand('add 4', 3).kind).toBe('invalid');
     expect(parseDevCommand('help me', 3).kind).toBe('invalid');
   });
 
