@@ -206,6 +206,8 @@ class DevCluster {
   private adding = 0;
   /** The `add`s in progress, one after another, so nodes are appended in index order. */
   private adds: Promise<void> = Promise.resolve();
+  /** Called once the process of an added node has printed its listening line or has ended; then removed. */
+  private readonly settled = new Map<DevNode, () => void>();
 
   constructor(
     /** Founders first, then added nodes in the order added; node i is `nodes[i - 1]`. Only grows. */
@@ -231,7 +233,9 @@ class DevCluster {
     n.proc = proc;
     const prefix = `[node ${n.index}] `;
     forwardLines(proc.stdout, process.stdout, prefix, (line) => {
-      if (line.includes(LISTENING)) n.served = true;
+      if (!line.includes(LISTENING)) return;
+      n.served = true;
+      this.settled.get(n)?.();
     });
     forwardLines(proc.stderr, process.stderr, prefix);
     // 'close' rather than 'exit': it comes after the node's last output line, so the notice follows it.
@@ -249,6 +253,7 @@ class DevCluster {
 
   private exited(n: DevNode, proc: ChildProcess, how: string, clean: boolean): void {
     if (n.proc !== proc) return; // already reported (a failed spawn reports 'error', then maybe 'close')
+    this.settled.get(n)?.();
     n.proc = undefined;
     n.lastExit = how;
     if (this.finished) return;
@@ -367,9 +372,15 @@ class DevCluster {
     assert(this.nodes.length === index - 1);
     this.nodes.push(n);
     assert(this.nodes.length <= DEV_NODES_MAX);
+    // The next add waits until this node listens (it was admitted) or has exited: members get raft
+    // ids in the order they are admitted, so one join at a time gives added node i the raft id i
+    // (the founders hold 1..nodes), and the printed lines tell one join after the other.
+    const admitted = new Promise<void>((r) => this.settled.set(n, r));
     const proc = this.launch(n);
     say(`node ${index} joins the cluster by the ticket of node ${via.index} (--join):`);
     console.log(`  node ${index}: ${n.url}  data ${n.data}  pid ${proc.pid ?? '-'}`);
+    await admitted;
+    this.settled.delete(n);
   }
 
   stop(): void {
