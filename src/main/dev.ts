@@ -119,6 +119,17 @@ export function parseDevCommand(line: string, nodes: number): DevCommand {
   }
 }
 
+/**
+ * Why `add` cannot start node `index` (1-based) while `running` nodes have a process, or undefined
+ * when it can: a new node needs a running member to admit it, and a place in the port scheme.
+ */
+export function addRefusal(index: number, running: readonly unknown[]): string | undefined {
+  if (index > DEV_NODES_MAX)
+    return `no room for node ${index}: dev runs at most ${DEV_NODES_MAX} nodes (ports base-port+0..${DEV_NODES_MAX - 1} and +100..${100 + DEV_NODES_MAX - 1})`;
+  if (running.length === 0) return `no node is running to admit node ${index}; "restart <n>" one first`;
+  return undefined;
+}
+
 // ------------------------------------------------------------------ the printed command line
 
 /** Quotes `arg` for a POSIX shell (sh, bash, zsh) only when it needs it. */
@@ -330,12 +341,12 @@ class DevCluster {
       return;
     }
     const index = this.nodes.length + this.adding + 1;
-    if (index > DEV_NODES_MAX) {
-      complain(`no room for node ${index}: dev runs at most ${DEV_NODES_MAX} nodes (the ports base-port+0..8 and +100..108)`);
-      return;
-    }
-    if (!this.nodes.some((m) => m.proc !== undefined)) {
-      complain(`no node is running to admit node ${index}; "restart <n>" one first`);
+    const refused = addRefusal(
+      index,
+      this.nodes.filter((m) => m.proc !== undefined),
+    );
+    if (refused !== undefined) {
+      complain(refused);
       return;
     }
     this.adding++;
@@ -357,7 +368,7 @@ class DevCluster {
     // Chosen now rather than when typed: the node picked then may have exited since.
     const via = this.nodes.find((m) => m.proc !== undefined);
     if (via === undefined) {
-      complain(`no node is running to admit node ${index}; "restart <n>" one first`);
+      complain(addRefusal(index, [])!);
       return;
     }
     let n: DevNode;
