@@ -225,8 +225,12 @@ class DevCluster {
     private readonly nodes: DevNode[],
     /** The nodes' environment: dev's own, which the printed command lines reproduce. */
     private readonly env: NodeJS.ProcessEnv,
-    /** Makes node `index` (key, ticket, arguments), to join the cluster by `joinTicket`; starts nothing. */
-    private readonly prepare: (index: number, joinTicket: string) => Promise<DevNode>,
+    /**
+     * Makes node `index` (key, ticket, arguments), to join the cluster by `joinTicket`; starts
+     * nothing. `member`: its data directory already belongs to a cluster (an earlier dev run on the
+     * same `--data`), so the node will ignore `--join` and start with its data.
+     */
+    private readonly prepare: (index: number, joinTicket: string) => Promise<{ node: DevNode; member: boolean }>,
     private readonly done: (code: number) => void,
   ) {}
 
@@ -372,8 +376,9 @@ class DevCluster {
       return;
     }
     let n: DevNode;
+    let member: boolean;
     try {
-      n = await this.prepare(index, via.ticket);
+      ({ node: n, member } = await this.prepare(index, via.ticket));
     } catch (e) {
       complain(`node ${index} could not be prepared: ${e instanceof Error ? e.message : String(e)}`);
       return;
@@ -388,7 +393,11 @@ class DevCluster {
     // (the founders hold 1..nodes), and the printed lines tell one join after the other.
     const admitted = new Promise<void>((r) => this.settled.set(n, r));
     const proc = this.launch(n);
-    say(`node ${index} joins the cluster by the ticket of node ${via.index} (--join):`);
+    say(
+      member
+        ? `node ${index} starts with its data, which already belongs to a cluster (the --join is ignored):`
+        : `node ${index} joins the cluster by the ticket of node ${via.index} (--join):`,
+    );
     console.log(`  node ${index}: ${n.url}  data ${n.data}  pid ${proc.pid ?? '-'}`);
     await admitted;
     this.settled.delete(n);
@@ -473,9 +482,11 @@ export async function runDev(f: DevFlags, cli: string): Promise<number> {
   );
   // A node added later joins by ticket instead of --peers: the founders' membership is fixed at
   // their first start, and a join is what `add` is there to show.
-  const prepare = async (index: number, joinTicket: string): Promise<DevNode> => {
+  const prepare = async (index: number, joinTicket: string): Promise<{ node: DevNode; member: boolean }> => {
     const p = placeOf(f, index);
-    return devNode(p, await ticketOf(DataDir.open(p.data), p.listen), startArgs(f, cli, p, ['--join', joinTicket]));
+    const dir = DataDir.open(p.data);
+    const member = dir.readCluster() !== undefined;
+    return { node: devNode(p, await ticketOf(dir, p.listen), startArgs(f, cli, p, ['--join', joinTicket])), member };
   };
   // A relative config path would name another file once the printed command runs elsewhere.
   const env = { ...process.env };
