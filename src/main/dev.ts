@@ -123,10 +123,10 @@ export function parseDevCommand(line: string, nodes: number): DevCommand {
  * Why `add` cannot start node `index` (1-based) while `running` nodes have a process, or undefined
  * when it can: a new node needs a running member to admit it, and a place in the port scheme.
  */
-export function addRefusal(index: number, running: readonly unknown[]): string | undefined {
+export function addRefusal(index: number, running: number): string | undefined {
   if (index > DEV_NODES_MAX)
     return `no room for node ${index}: dev runs at most ${DEV_NODES_MAX} nodes (ports base-port+0..${DEV_NODES_MAX - 1} and +100..${100 + DEV_NODES_MAX - 1})`;
-  if (running.length === 0) return `no node is running to admit node ${index}; "restart <n>" one first`;
+  if (running === 0) return `no node is running to admit node ${index}; "restart <n>" one first`;
   return undefined;
 }
 
@@ -345,10 +345,7 @@ class DevCluster {
       return;
     }
     const index = this.nodes.length + this.adding + 1;
-    const refused = addRefusal(
-      index,
-      this.nodes.filter((m) => m.proc !== undefined),
-    );
+    const refused = addRefusal(index, this.nodes.filter((m) => m.proc !== undefined).length);
     if (refused !== undefined) {
       complain(refused);
       return;
@@ -372,7 +369,7 @@ class DevCluster {
     // Chosen now rather than when typed: the node picked then may have exited since.
     const via = this.nodes.find((m) => m.proc !== undefined);
     if (via === undefined) {
-      complain(addRefusal(index, [])!);
+      complain(addRefusal(index, 0)!);
       return;
     }
     let n: DevNode;

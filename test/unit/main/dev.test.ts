@@ -52,17 +52,17 @@ describe('parseDevCommand', () => {
 
 describe('addRefusal', () => {
   it('lets add start a node while one runs and the ports have room', () => {
-    expect(addRefusal(2, [1])).toBeUndefined();
-    expect(addRefusal(DEV_NODES_MAX, [1])).toBeUndefined();
+    expect(addRefusal(2, 1)).toBeUndefined();
+    expect(addRefusal(DEV_NODES_MAX, 1)).toBeUndefined();
   });
 
   it('refuses a node beyond the port scheme, naming the limit', () => {
     expect(DEV_NODES_MAX).toBe(9);
-    expect(addRefusal(10, [1, 2])).toBe('no room for node 10: dev runs at most 9 nodes (ports base-port+0..8 and +100..108)');
+    expect(addRefusal(10, 2)).toBe('no room for node 10: dev runs at most 9 nodes (ports base-port+0..8 and +100..108)');
   });
 
   it('refuses when no running node could admit the new one', () => {
-    expect(addRefusal(3, [])).toBe('no node is running to admit node 3; "restart <n>" one first');
+    expect(addRefusal(3, 0)).toBe('no node is running to admit node 3; "restart <n>" one first');
   });
 });
 
