@@ -3,7 +3,7 @@
  * leaves the others serving and can be brought back from dev's stdin or with the command line dev
  * prints; Ctrl-C stops them all.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -274,3 +274,92 @@ test('dev with every node exited waits for "restart" while stdin is open, and ex
     if (pid > 0 && alive(pid)) process.kill(pid, 'SIGKILL');
   }
 });
+
+interface ShardView {
+  shard: number;
+  voters: number[];
+  learners: number[];
+}
+
+test(
+  'dev --nodes 1 grows to three by "add" on stdin: the added nodes join, every shard and the meta group get voters 1, 2, 3, and SIGINT stops all three',
+  { timeout: 300_000 },
+  async () => {
+    const base = 20_000 + Math.floor(Math.random() * 20_000);
+    const shards = 4;
+    const dev = startDev(
+      ['--nodes', '1', '--shards', String(shards), '--base-port', String(base), '--data', join(root, 'grow'), '--tick-ms', '50', '--log-level', 'warn'],
+      'pipe',
+    );
+    const pids: number[] = [];
+    try {
+      pids.push(Number((await dev.line(/^ {2}node 1: \S+ +data \S+ +pid (\d+)$/, 0, 'the startup line of node 1'))[1]));
+      await dev.line(new RegExp(`^Watch a join: "add" starts node 2 on http://127\\.0\\.0\\.1:${base + 1} with --join`), 0, 'the line about add');
+      const url1 = `http://127.0.0.1:${base}`;
+      await eventually(async () => healthy(url1).catch(() => false), 90_000, 'node 1 healthy');
+      expect(await put(url1, 'grown', 'from-one')).toBe(true);
+
+      // Two adds typed at once: dev starts them one after the other, each with --join.
+      let mark = dev.lines.length;
+      dev.proc.stdin!.write('add\nadd\n');
+      const added = [];
+      for (const i of [2, 3]) {
+        await dev.line(new RegExp(`^\\[dev\\] node ${i} joins the cluster by the ticket of node \\d \\(--join\\):$`), mark, `the add notice of node ${i}`);
+        const m = await dev.line(new RegExp(`^ {2}node ${i}: (http://\\S+) +data (\\S+) +pid (\\d+)$`), mark, `the address line of node ${i}`);
+        expect(m[1]).toBe(`http://127.0.0.1:${base + i - 1}`);
+        expect(m[2]).toMatch(new RegExp(`/grow/node-${i}$`));
+        pids.push(Number(m[3]));
+        added.push(m[1]!);
+      }
+      const url3 = added[1]!;
+
+      // Node 1 sees every shard and the meta group (shard `shards`) replicated on all three, learners promoted.
+      let last = '';
+      await eventually(
+        async () => {
+          const st = (await (await fetch(`${url1}/v1/status`)).json()) as { shards: ShardView[] };
+          last = JSON.stringify(st.shards.map((s) => [s.shard, s.voters, s.learners]));
+          return st.shards.length === shards + 1 && st.shards.every((s) => JSON.stringify([...s.voters].sort()) === '[1,2,3]' && s.learners.length === 0);
+        },
+        120_000,
+        'voters 1, 2, 3 everywhere',
+      ).catch((e: unknown) => {
+        throw new Error(`${String(e)}; node 1 says ${last}; dev printed:\n${dev.lines.join('\n')}`);
+      });
+      // Node 3 holds the write made before it existed, in its own replica.
+      await eventually(async () => (await staleGet(url3, 'grown')) === 'from-one', 30_000, 'the write on node 3');
+      expect(await (await fetch(`${url3}/v1/kv/grown`)).text()).toBe('from-one');
+
+      const members = spawnSync(process.execPath, [CLI, 'members', '--via', url1], { encoding: 'utf8' });
+      expect(members.status, members.stderr).toBe(0);
+      expect(members.stdout.split('\n').filter((l) => /^[123]\s+up\s/.test(l))).toHaveLength(3);
+
+      // An added node is restarted like a founder: its data says it is a member, so it is not admitted again.
+      mark = dev.lines.length;
+      process.kill(pids[2]!, 'SIGKILL');
+      await dev.line(
+        new RegExp(`^\\[dev\\] node 3 \\(pid ${pids[2]}\\) was killed by SIGKILL; 2 of 3 nodes running \\(1, 2\\)$`),
+        mark,
+        'the exit notice of node 3',
+      );
+      expect((await dev.line(/^ {2}(\S.* start --data \S+\/node-3 .*)$/, mark, 'the command line of node 3'))[1]).toContain(' --join irohraft1');
+      dev.proc.stdin!.write('r 3\n');
+      pids.push(Number((await dev.line(/^\[dev\] node 3 starting again with its data: pid (\d+)$/, mark, 'the restart of node 3'))[1]));
+      await dev.line(/^\[node 3\] iroh-raft node 3 listening: HTTP/, mark, 'node 3 listening again');
+      await eventually(async () => (await staleGet(url3, 'grown').catch(() => '')) === 'from-one', 60_000, 'the write on node 3 after its restart');
+      const again = spawnSync(process.execPath, [CLI, 'members', '--via', url1], { encoding: 'utf8' });
+      expect(again.stdout.split('\n').filter((l) => /^\d+\s+\S+\s/.test(l))).toHaveLength(3);
+
+      const code = await new Promise<number | null>((resolve) => {
+        dev.proc.once('exit', (c) => resolve(c));
+        dev.proc.kill('SIGINT');
+      });
+      expect(code).toBe(0);
+      for (const u of [url1, ...added]) await expect(fetch(`${u}/healthz`)).rejects.toThrow();
+      for (const p of pids) expect(alive(p), `pid ${p}`).toBe(false);
+    } finally {
+      if (dev.proc.exitCode === null && dev.proc.signalCode === null) dev.proc.kill('SIGKILL');
+      for (const p of pids) if (alive(p)) process.kill(p, 'SIGKILL');
+    }
+  },
+);
