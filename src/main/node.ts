@@ -306,7 +306,8 @@ function startLeaderBalance(
   const balancer = new LeaderBalancer({
     self,
     shardCount: cfg.shards,
-    shards: () => router.localShards(),
+    // The data shards: the meta group's leadership costs next to nothing, wherever it is.
+    shards: () => router.localShards().filter((s) => s.shard < cfg.shards),
     leaderOf: (shard) => pool.leaders.get(shard)?.lead,
     canLead: (node, shard) => router.liveness.reachable(node, shard),
     streaming: (shard) => snapshots.sends(shard),

@@ -730,7 +730,7 @@ export class Router implements KvService {
     return {
       node: this.opts.self,
       members: this.members.map((m) => ({ node: m.nodeId, id: m.peerId })),
-      ...(await workerStatus(this.opts.pool)),
+      ...(await workerStatus(this.opts.pool, this.opts.shards)),
       router: { ...this.counters, inflightForwards: this.forwards.size, peersUp: this.peersUp() },
       // `peers` keeps the shape it always had; `nodes` has every member with its load.
       liveness: { ...this.liveness.counters, peers: peers.map(({ node, up, workers, workersDown }) => ({ node, up, workers, workersDown })) },

@@ -9,7 +9,7 @@ import type { PeerView } from './liveness.js';
  * running worker, in shard order; and the workers that are down. A worker that is restarting
  * would never answer: it is listed as down instead, and one that fails to answer adds no shards.
  */
-export async function workerStatus(pool: WorkerPool): Promise<{ shards: unknown[]; workersDown: number[] }> {
+export async function workerStatus(pool: WorkerPool, metaShard: number): Promise<{ shards: unknown[]; metaGroup: unknown; workersDown: number[] }> {
   const workers = await Promise.all(
     Array.from({ length: pool.workers }, (_, w) =>
       pool.isRunning(w)
@@ -20,20 +20,24 @@ export async function workerStatus(pool: WorkerPool): Promise<{ shards: unknown[
         : Promise.resolve(undefined),
     ),
   );
-  const shards = workers.flatMap((w) => w?.shards ?? []).sort((a, b) => a.id - b.id);
+  const all = workers.flatMap((w) => w?.shards ?? []).sort((a, b) => a.id - b.id);
+  const view = (s: (typeof all)[number]): Record<string, unknown> => ({
+    shard: s.id,
+    role: s.role,
+    leader: s.lead,
+    term: s.term,
+    commit: s.commit,
+    applied: s.applied,
+    firstIndex: s.firstIndex,
+    lastIndex: s.lastIndex,
+    voters: s.voters,
+    learners: s.learners,
+  });
+  const meta = all.find((s) => s.id === metaShard);
   return {
-    shards: shards.map((s) => ({
-      shard: s.id,
-      role: s.role,
-      leader: s.lead,
-      term: s.term,
-      commit: s.commit,
-      applied: s.applied,
-      firstIndex: s.firstIndex,
-      lastIndex: s.lastIndex,
-      voters: s.voters,
-      learners: s.learners,
-    })),
+    // The data shards; the meta group (src/router/meta-record.ts) beside them, when hosted here.
+    shards: all.filter((s) => s.id !== metaShard).map(view),
+    metaGroup: meta === undefined ? null : view(meta),
     workersDown: pool.workersRunning().flatMap((r, w) => (r ? [] : [w])),
   };
 }

@@ -313,11 +313,12 @@ test(
       }
       const url3 = added[1]!;
 
-      // Node 1 sees every shard and the meta group (shard `shards`) replicated on all three, learners promoted.
+      // Node 1 sees every shard and the meta group (`metaGroup`, shard `shards`) replicated on all three, learners promoted.
       let last = '';
       await eventually(
         async () => {
-          const st = (await (await fetch(`${url1}/v1/status`)).json()) as { shards: ShardView[] };
+          const body = (await (await fetch(`${url1}/v1/status`)).json()) as { shards: ShardView[]; metaGroup: ShardView | null };
+          const st = { shards: body.metaGroup === null ? body.shards : [...body.shards, body.metaGroup] };
           last = JSON.stringify(st.shards.map((s) => [s.shard, s.voters, s.learners]));
           return st.shards.length === shards + 1 && st.shards.every((s) => JSON.stringify([...s.voters].sort()) === '[1,2,3]' && s.learners.length === 0);
         },

@@ -34,7 +34,11 @@ interface Status {
   shards: ShardStatus[];
   cluster: { members: { node: number; id: string; state: string }[]; moves: unknown[] } | null;
 }
-const status = async (n: number): Promise<Status> => (await (await fetch(`${c.node(n).url}/v1/status`)).json()) as Status;
+/** Node `n`'s status, its meta group replica (`metaGroup`) counted among its shards. */
+async function status(n: number): Promise<Status> {
+  const s = (await (await fetch(`${c.node(n).url}/v1/status`)).json()) as Status & { metaGroup: Status['shards'][number] | null };
+  return { ...s, shards: s.metaGroup === null ? s.shards : [...s.shards, s.metaGroup] };
+}
 
 /** What each node says of its shards and the cluster, for failure messages. */
 async function dump(nodes: number[]): Promise<string> {

@@ -19,7 +19,11 @@ interface Status {
   shards: { shard: number; role: string; voters: number[]; learners: number[] }[];
   cluster: { members: { node: number; state: string }[]; moves: unknown[] } | null;
 }
-const status = async (n: number): Promise<Status> => (await (await fetch(`${c.node(n).url}/v1/status`)).json()) as Status;
+/** Node `n`'s status, its meta group replica (`metaGroup`) counted among its shards. */
+async function status(n: number): Promise<Status> {
+  const s = (await (await fetch(`${c.node(n).url}/v1/status`)).json()) as Status & { metaGroup: Status['shards'][number] | null };
+  return { ...s, shards: s.metaGroup === null ? s.shards : [...s.shards, s.metaGroup] };
+}
 
 const acked = new Map<string, string>();
 let writing = true;
