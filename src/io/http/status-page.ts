@@ -144,7 +144,7 @@ function drawActivity(s) {
   const snap = s.snapshots;
   $('snapshots').textContent = snap ? (snap.sending + snap.receiving === 0 ? 'none in progress' : 'sending ' + snap.sending + ', receiving ' + snap.receiving) : 'not reported';
   const moves = s.moves;
-  $('moves').textContent = moves && moves.active && moves.active.length ? moves.active.length + ' in progress' : 'no moves (membership is fixed)';
+  $('moves').textContent = moves && moves.active && moves.active.length ? moves.active.length + ' in progress' : 'no moves';
 }
 
 function draw(s) {

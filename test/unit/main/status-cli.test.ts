@@ -119,7 +119,7 @@ describe('status table', () => {
       '0      1       leader        3      10       10    0',
       '1      none    follower      3       7        5    2',
       '',
-      'snapshots: sending 1, receiving 0; moves: none (membership is fixed)',
+      'snapshots: sending 1, receiving 0; moves: none',
     ]);
   });
 
