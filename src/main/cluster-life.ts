@@ -138,7 +138,8 @@ export class ClusterLife {
     if (this.stopped || this.gone) return;
     this.counters.rounds++;
     try {
-      const r = await this.meta.read();
+      // Watching needs no quorum round: an idle cluster's meta group stays quiet.
+      const r = await this.meta.read('stale');
       if (!r.ok) throw new Error(`${r.code}: ${r.message}`);
       let v = r.value;
       if (v === undefined) {
@@ -147,7 +148,9 @@ export class ClusterLife {
         if (!w.ok) throw new Error(`${w.code}: ${w.message}`);
         v = w.value;
       }
-      if (this.view === undefined || this.view.version !== v.version) this.apply(v);
+      // A stale read may come from a replica behind the last one read: never go back.
+      if (this.view === undefined || v.version > this.view.version) this.apply(v);
+      else v = this.view;
       if (this.checkSelf(v.meta)) return;
       await this.host(v.meta);
       await this.step(v.meta);

@@ -30,9 +30,14 @@ const fail = (code: ServiceErrorCode, message: string): Failure => ({ ok: false,
 export class MetaClient {
   constructor(private readonly router: Pick<Router, 'metaGet' | 'metaPut'>) {}
 
-  /** The record, linearizably; `undefined` before it was first written. Internal for a record this version cannot read. */
-  async read(): Promise<Result<MetaView | undefined>> {
-    const r = await this.router.metaGet();
+  /**
+   * The record, `undefined` before it was first written; Internal for a record this version
+   * cannot read. Linearizable by default; `stale` (a replica's applied state, no quorum round, so
+   * an idle meta group stays quiet) for watching it: what is read may lag, never goes back, and
+   * every change is made by {@link update} on a linearizable read anyway.
+   */
+  async read(consistency: 'linearizable' | 'stale' = 'linearizable'): Promise<Result<MetaView | undefined>> {
+    const r = await this.router.metaGet(consistency);
     if (!r.ok) return r;
     if (!r.value.found) return { ok: true, value: undefined };
     const m = decodeMeta(r.value.value);

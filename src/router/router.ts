@@ -682,12 +682,12 @@ export class Router implements KvService {
   }
 
   /**
-   * The meta group's record (src/router/meta-record.ts), read linearizably: its bytes and version,
+   * The meta group's record (src/router/meta-record.ts), read linearizably by default: its bytes and version,
    * or `found: false` before the first start wrote it.
    */
-  metaGet(): Promise<Result<GetResult>> {
+  metaGet(consistency: Consistency = 'linearizable'): Promise<Result<GetResult>> {
     const key = Buffer.from(META_RECORD_KEY, 'latin1');
-    return this.getChecked({ tenant: SYSTEM_TENANT, key, consistency: 'linearizable' }, this.opts.shards as ShardId);
+    return this.getChecked({ tenant: SYSTEM_TENANT, key, consistency }, this.opts.shards as ShardId);
   }
 
   /** Writes the meta group's record if it is still at `expectedVersion` (0: absent); `swapped` says whether it was. */
