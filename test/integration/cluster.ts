@@ -46,6 +46,8 @@ export interface ClusterOptions {
   readonly workers?: number;
   readonly tickMs?: number;
   readonly extra?: readonly string[];
+  /** The nodes' `--log-level` (default warn). */
+  readonly logLevel?: string;
   /** Flags for node itself, before the script (e.g. `--require` of a test hook). */
   readonly nodeArgs?: readonly string[];
 }
@@ -106,7 +108,7 @@ export class TestCluster {
       '--tick-ms',
       String(this.opts.tickMs ?? 20),
       '--log-level',
-      'warn',
+      this.opts.logLevel ?? 'warn',
       ...(peers.length > 0 ? ['--peers', peers.join(',')] : []),
       ...(n.join === undefined ? [] : ['--join', n.join]),
       ...(this.opts.extra ?? []),
