@@ -113,7 +113,8 @@ async function rejoin(cfg: NodeConfig, p: Parameters<typeof clusterStart>[1], ha
   const asked = new Map<string, string[]>();
   for (const m of meta?.members ?? []) if (m.id !== transport.id && m.state !== 'removed' && m.addrs.length > 0) asked.set(m.id, [...m.addrs]);
   for (const t of p.peers) asked.set(t.id, [...new Set([...(asked.get(t.id) ?? []), ...t.addrs])]);
-  for (const [id, g] of Object.entries(readPeersFile(cfg.data).stored?.members ?? {})) if (id !== transport.id) asked.set(id, [...new Set([...g.addrs, ...(asked.get(id) ?? [])])]);
+  for (const [id, g] of Object.entries(readPeersFile(cfg.data).stored?.members ?? {}))
+    if (id !== transport.id) asked.set(id, [...new Set([...g.addrs, ...(asked.get(id) ?? [])])]);
   let last: unknown;
   for (const [id, addrs] of asked) {
     try {

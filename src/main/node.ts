@@ -221,7 +221,10 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
     balancer: balance.balancer,
     nodeOfPeer,
   });
-  log.info({ node: self, id: transport.id, ...served(cfg, http, tls), shards: pool.hostedShards().filter((s) => s < shards).length, members: members.length }, 'node started');
+  log.info(
+    { node: self, id: transport.id, ...served(cfg, http, tls), shards: pool.hostedShards().filter((s) => s < shards).length, members: members.length },
+    'node started',
+  );
 
   return {
     nodeId: self,

@@ -28,7 +28,7 @@ async function status(n: number): Promise<Status> {
 
 const acked = new Map<string, string>();
 let writing = true;
-let targets = [1, 2, 3];
+const targets = [1, 2, 3];
 async function writer(): Promise<void> {
   for (let i = 0; writing; i++) {
     const n = targets[i % targets.length]!;
