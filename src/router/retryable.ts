@@ -17,6 +17,9 @@ const RETRYABLE: Readonly<Record<ServiceErrorCode, boolean>> = {
   ProposalDropped: true,
   ProposalOutcomeUnknown: true,
   Unreachable: true,
+  // A leadership transfer (balancing, a replica moving away) ends within an election timeout,
+  // and the proposal it refused was never appended: the next attempt reaches the new leader.
+  TransferInProgress: true,
   // The same request would fail the same way.
   BadRequest: false,
   InvalidTenant: false,
@@ -56,7 +59,6 @@ const RETRYABLE: Readonly<Record<ServiceErrorCode, boolean>> = {
   Overloaded: false,
   ReadQueueFull: false,
   UncommittedBytesExceeded: false,
-  TransferInProgress: false,
   ShardNotFound: false,
   // The deadline has passed, or a bug.
   Timeout: false,
