@@ -313,6 +313,7 @@ function startLeaderBalance(
     shards: () => router.localShards().filter((s) => s.shard < cfg.shards),
     leaderOf: (shard) => pool.leaders.get(shard)?.lead,
     canLead: (node, shard) => router.liveness.reachable(node, shard),
+    leadsOf: (node) => router.leadsOf(node),
     streaming: (shard) => snapshots.sends(shard),
     transfer: (shard, to) => {
       const w = pool.workerOf(shard);

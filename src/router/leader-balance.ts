@@ -8,11 +8,14 @@
  * wait meanwhile and the router retries them). Each node moves only its own leaderships, a few
  * per round, so nodes never fight over one shard; counts settle within one of each other.
  *
- * A node balances only when it hosts every shard (as many replicas as members, the usual three
- * nodes): its counts are then every node's true counts, and each move lowers the spread for good
- * (a move from a count x to a count y <= x - 2 lowers the sum of squared counts), so rounds end.
- * With more members than replicas a node sees only part of the others' counts, and moves judged on
- * parts can undo each other; it does nothing then until nodes share their counts.
+ * A node that hosts every shard (as many replicas as members, the usual three nodes) counts every
+ * node's leads itself: its counts are every node's true counts, and each move lowers the spread
+ * for good (a move from a count x to a count y <= x - 2 lowers the sum of squared counts), so
+ * rounds end. With more members than replicas a node sees only part of the others' leads: it
+ * then uses the counts the others report about once a second on their liveness records
+ * (`leadsOf`), and its own exact count; a voter whose count it has not heard lately is passed
+ * over. Reports may be a second old, so two nodes may both move toward one node in a round; the
+ * next rounds even that out, since every move still goes from a count x to one at most x - 2.
  */
 import type { NodeId, ShardId } from '../shards/raft/index.js';
 
@@ -34,6 +37,11 @@ export interface BalanceParts {
    * still receiving this one, would answer it Busy until it ends).
    */
   readonly streaming: (shard: ShardId) => boolean;
+  /**
+   * How many data shards another node leads, as it reported lately; undefined when not known.
+   * Used when this node hosts only some of the shards. Default: never known (no balancing then).
+   */
+  readonly leadsOf?: (node: NodeId) => number | undefined;
   /** Starts the transfer; `started` when it did. */
   readonly transfer: (shard: ShardId, to: NodeId) => Promise<'started' | 'not-leader' | 'invalid-target' | 'target-behind' | 'absent'>;
 }
@@ -52,13 +60,22 @@ export interface Transfer {
  */
 export function planTransfers(parts: Omit<BalanceParts, 'transfer'>, max: number): Transfer[] {
   const shards = parts.shards();
-  if (shards.length < parts.shardCount) return [];
+  const partial = shards.length < parts.shardCount;
+  if (partial && parts.leadsOf === undefined) return [];
   const leads = new Map<number, number>();
   for (const { shard } of shards) {
     const l = parts.leaderOf(shard);
-    if (l !== undefined && l !== 0) leads.set(l, (leads.get(l) ?? 0) + 1);
+    if (l !== undefined && l !== 0 && (!partial || l === parts.self)) leads.set(l, (leads.get(l) ?? 0) + 1);
   }
-  const count = (n: number): number => leads.get(n) ?? 0;
+  if (partial)
+    for (const { voters } of shards)
+      for (const v of voters)
+        if (v !== parts.self && !leads.has(v)) {
+          const c = parts.leadsOf!(v);
+          if (c !== undefined) leads.set(v, c);
+        }
+  // A voter whose count is not known (partial view, not reported lately) is passed over.
+  const count = (n: number): number => leads.get(n) ?? (partial && n !== parts.self ? Number.POSITIVE_INFINITY : 0);
   const out: Transfer[] = [];
   for (const { shard, voters } of shards) {
     if (out.length >= max) break;

@@ -11,7 +11,7 @@
  * Pure bookkeeping: the caller passes the time and runs the wakes it is handed, so tests drive it
  * without timers, threads or a network.
  */
-import { CodecError, decodeLiveness } from '../wire/index.js';
+import { CodecError, decodeLiveness, leadsOf } from '../wire/index.js';
 import type { NodeLoad } from '../wire/index.js';
 import { assert } from '../shards/raft/index.js';
 import type { NodeId, ShardId } from '../shards/raft/index.js';
@@ -81,6 +81,8 @@ interface Peer {
   running: readonly boolean[];
   /** The client load the peer last reported, and when (ms); undefined until it says. Kept while it is down. */
   load: { readonly load: NodeLoad; readonly at: number } | undefined;
+  /** How many data shards the peer last said it leads, and when (ms); undefined until it says. */
+  leads: { readonly count: number; readonly at: number } | undefined;
   /**
    * Quiet followers here may have lost their leader to this peer (it went silent, or a worker of
    * it stopped) and no round has run since. The round wakes those still led by the peer whose
@@ -158,6 +160,7 @@ export class Liveness {
         up: true,
         running: [],
         load: undefined,
+        leads: undefined,
         orphaned: false,
         returnedAll: false,
         returned: new Set(),
@@ -178,6 +181,8 @@ export class Liveness {
       const frame = decodeLiveness(payload);
       running = frame.running;
       if (frame.load !== undefined) p.load = { load: frame.load, at: now };
+      const leads = leadsOf(frame);
+      if (leads !== undefined) p.leads = { count: leads, at: now };
     } catch (e) {
       if (!(e instanceof CodecError)) throw e;
       this.counters.bad++;
@@ -295,6 +300,16 @@ export class Liveness {
     if (node === this.opts.self) return true;
     const p = this.peers.get(node);
     return p !== undefined && this.canLead(p, shard);
+  }
+
+  /**
+   * How many data shards peer `node` leads, as it said at most `maxAgeMs` before `now`; undefined
+   * when it is down, never said, or said it longer ago.
+   */
+  leadsOf(node: NodeId, now: number, maxAgeMs: number): number | undefined {
+    const p = this.peers.get(node);
+    if (p === undefined || !p.up || p.leads === undefined || now - p.leads.at > maxAgeMs) return undefined;
+    return p.leads.count;
   }
 
   /** Peers currently counted as up. */

@@ -17,6 +17,7 @@ import {
   decodeRead,
   decodeReply,
   encodeLiveness,
+  leadsSection,
   encodePropose,
   encodeRead,
   encodeReply,
@@ -328,12 +329,27 @@ export class Router implements KvService {
     const loadEvery = Math.max(1, Math.round(LOAD_REPORT_MS / intervalMs));
     let sent = 0;
     this.livenessTimer = setInterval(() => {
-      const load = sent++ % loadEvery === 0 ? this.opts.load?.() : undefined;
-      const payload = encodeLiveness({ running: this.opts.pool.workersRunning(), ...(load === undefined ? {} : { load: wireLoad(load) }) });
+      const every = sent++ % loadEvery === 0;
+      const load = every ? this.opts.load?.() : undefined;
+      // With the load, about once a second: the data shards led here, for peers' leader balancing.
+      const sections = every ? [leadsSection(this.leadsHere())] : [];
+      const payload = encodeLiveness({ running: this.opts.pool.workersRunning(), ...(load === undefined ? {} : { load: wireLoad(load) }), sections });
       for (const m of this.members) if (m.nodeId !== this.opts.self) this.opts.link.send(m.peerId, RecordKind.NodeHeartbeat, 0, payload);
       this.tickLiveness();
     }, intervalMs);
     this.livenessTimer.unref();
+  }
+
+  /** Data shards whose local replica leads now. */
+  leadsHere(): number {
+    let n = 0;
+    for (const [shard, e] of this.opts.pool.leaders) if (shard < this.opts.shards && e.lead === this.opts.self) n++;
+    return n;
+  }
+
+  /** How many data shards peer `node` leads, as it said within the last 3 s; undefined when unknown. */
+  leadsOf(node: NodeId): number | undefined {
+    return this.liveness.leadsOf(node, this.clock(), 3 * LOAD_REPORT_MS);
   }
 
   /** Declares silent peers gone and runs the wakes due (startLiveness calls it every interval). */

@@ -46,6 +46,27 @@ export interface LivenessSection {
 
 /** Tag of the {@link NodeLoad} section, the first one defined. */
 export const LOAD_TAG = 1;
+/**
+ * Tag of the leads section: how many data shards the sender leads, a u32 (little endian). Leader
+ * balancing reads it when a node hosts only some of the shards and cannot count the others' leads
+ * itself. Carried in {@link LivenessFrame.sections}; a receiver that does not know it keeps it unread.
+ */
+export const LEADS_TAG = 2;
+
+/** The leads section for `count` data shards led (a u32). */
+export function leadsSection(count: number): LivenessSection {
+  if (!isU32(count)) bug(`leads ${count} is not a u32`);
+  const body = new Uint8Array(4);
+  new DataView(body.buffer).setUint32(0, count, true);
+  return { tag: LEADS_TAG, body };
+}
+
+/** The leads a frame carries; undefined when it has no well-formed leads section. */
+export function leadsOf(f: LivenessFrame): number | undefined {
+  const s = f.sections?.find((x) => x.tag === LEADS_TAG);
+  if (s === undefined || s.body.length !== 4) return undefined;
+  return new DataView(s.body.buffer, s.body.byteOffset, 4).getUint32(0, true);
+}
 /** Worker count u16. */
 const LIVENESS_FIXED_BYTES = 2;
 const LIVENESS_WORKERS_MAX = U16_MAX;

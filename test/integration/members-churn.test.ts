@@ -11,7 +11,12 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { CLI, TestCluster, eventually, sleep } from './cluster.js';
 
 const SHARDS = 8;
-const c = new TestCluster({ nodes: 3, shards: SHARDS, tickMs: 50, extra: ['--meta-poll-ms', '300', '--dead-node-timeout-ms', '3000'] });
+const c = new TestCluster({
+  nodes: 3,
+  shards: SHARDS,
+  tickMs: 50,
+  extra: ['--meta-poll-ms', '300', '--dead-node-timeout-ms', '3000', '--leader-balance-ms', '1000'],
+});
 beforeAll(() => c.start(), 90_000);
 afterAll(() => c.close());
 
@@ -89,6 +94,15 @@ test('three nodes grow to five and spread their replicas; one leaves, one dies f
       );
       throw new Error(`${String(e)}\n${views.join('\n')}`);
     },
+  );
+  // Leaders spread too: nodes that host only some shards balance by the counts the others report.
+  await eventually(
+    async () => {
+      spread = await layout([1, 2, 3, n4, n5]);
+      return spread !== undefined && Math.max(...spread.leaders) - Math.min(...spread.leaders) <= 2 && spread.leaders.reduce((a, b) => a + b, 0) === SHARDS + 1;
+    },
+    60_000,
+    'leaders spread over five nodes',
   );
   console.log(`churn: five nodes, replicas per node ${spread!.replicas.join('/')}, leaders per node ${spread!.leaders.join('/')}`);
   expect(Math.max(...spread!.replicas) - Math.min(...spread!.replicas)).toBeLessThanOrEqual(1);

@@ -1,6 +1,15 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { AssertionError, decodeLiveness, encodeLiveness, type LivenessFrame, type NodeLoad } from '../../../src/wire/index.js';
+import {
+  AssertionError,
+  LEADS_TAG,
+  decodeLiveness,
+  encodeLiveness,
+  leadsOf,
+  leadsSection,
+  type LivenessFrame,
+  type NodeLoad,
+} from '../../../src/wire/index.js';
 import { RUNS, describeHostileInput, expectBadFrame, u32 } from './support.js';
 
 const urlArb = fc.stringMatching(/^[!-~]{0,40}$/);
@@ -39,6 +48,17 @@ describe('liveness codec', () => {
     expect([...b]).toEqual([1, 0, 1, 1, 12, 0, 2, 1, 0, 0, 1, 0, 0, 0, 3, 0x68, 0x3a, 0x31]);
     // A payload of the layout before sections still decodes: the same workers, no load.
     expect(decodeLiveness(b.subarray(0, 3))).toEqual({ running: [true] });
+  });
+
+  test('the leads section (tag 2, u32 little endian) round-trips; a body of another length reads as no count', () => {
+    for (const count of [0, 1, 7, 2 ** 32 - 1]) {
+      const f = decodeLiveness(encodeLiveness({ running: [true], sections: [leadsSection(count)] }));
+      expect(leadsOf(f)).toBe(count);
+    }
+    expect(leadsSection(0x01020304).body).toEqual(Uint8Array.of(4, 3, 2, 1));
+    expect(leadsOf(decodeLiveness(encodeLiveness({ running: [true] })))).toBeUndefined();
+    expect(leadsOf({ running: [true], sections: [{ tag: LEADS_TAG, body: new Uint8Array(3) }] })).toBeUndefined();
+    expect(() => leadsSection(-1)).toThrow(AssertionError);
   });
 
   test('sections of a later layout (unknown tags) are kept unread, so a newer peer still counts its workers', () => {
