@@ -56,15 +56,19 @@ export function viaUrl(text: string): string {
 
 /** The admin token (`--token`, `--token-file`, else IROH_RAFT_TOKEN); required here. */
 export function adminToken(flags: ReadonlyMap<string, string>, env: NodeJS.ProcessEnv): string {
-  let token: string | undefined;
+  const token = optionalAdminToken(flags, env);
+  if (token === undefined) throw new UsageError('InvalidFlag', 'an admin token is needed: --token, --token-file or IROH_RAFT_TOKEN');
+  return token;
+}
+
+/** The admin token given by `--token`, `--token-file` or IROH_RAFT_TOKEN, if any; UsageError for a file that cannot be read. */
+export function optionalAdminToken(flags: ReadonlyMap<string, string>, env: NodeJS.ProcessEnv): string | undefined {
   try {
-    token = tokenOf(flags.get('--token'), flags.get('--token-file'), env);
+    return tokenOf(flags.get('--token'), flags.get('--token-file'), env);
   } catch (e) {
     if (e instanceof ConfigError) throw new UsageError('InvalidFlag', e.message);
     throw e;
   }
-  if (token === undefined) throw new UsageError('InvalidFlag', 'an admin token is needed: --token, --token-file or IROH_RAFT_TOKEN');
-  return token;
 }
 
 /** Prints `{"error":{code,message}}` on stderr; returns `exit`. */

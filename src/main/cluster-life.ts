@@ -54,7 +54,7 @@ export interface LifeStatus {
   readonly version: number | undefined;
   readonly cluster: string | undefined;
   readonly members: readonly MetaMember[];
-  /** Shards whose replicas differ from their targets, as this node's replicas see them. */
+  /** Shards led here whose replicas differ from their targets (each shard shows on its leader's node). */
   readonly moves: readonly { shard: number; voters: number[]; learners: number[]; target: readonly number[] }[];
   readonly counters: LifeCounters;
 }
@@ -211,13 +211,14 @@ export class ClusterLife {
     }
   }
 
-  /** The next membership step of every shard led here. */
+  /** The next membership step of every shard led here; the moves they show, for status. */
   private async step(m: ClusterMeta): Promise<void> {
     const moves: { shard: number; voters: number[]; learners: number[]; target: readonly number[] }[] = [];
-    for (const s of this.p.pool.hostedShards()) {
+    // Only leaders move their shards: one call per worker for the shards led here, not one per shard.
+    const led = this.p.pool.hostedShards().filter((s) => this.p.pool.leaders.get(s)?.lead === this.p.self);
+    for (const [s, ms] of await this.p.pool.memberships(led)) {
       const target = m.placement[s];
-      const ms = await this.p.pool.membership(s);
-      if (target === undefined || ms === undefined) continue;
+      if (target === undefined) continue;
       if (!sameSet(ms.voters, target) || ms.learners.length > 0) moves.push({ shard: s, voters: ms.voters, learners: ms.learners, target });
       if (ms.role !== 'leader') continue;
       // Only a replica that acknowledges appends counts as caught up: a learner that never answered

@@ -13,10 +13,8 @@
  * to IROH_RAFT_TOKEN. Exit 1 with the node's error line on stderr; 2 for bad usage.
  */
 import { isEndpointId } from '../api/index.js';
-import { ConfigError } from './config.js';
-import { UsageError, VIA_DEFAULT, fail, parseFlags, sendAdminRequest, viaUrl } from './cli-flags.js';
+import { UsageError, VIA_DEFAULT, fail, optionalAdminToken, parseFlags, sendAdminRequest, viaUrl } from './cli-flags.js';
 import type { AdminRequest } from './cli-flags.js';
-import { tokenOf } from './token-flag.js';
 
 const USAGE = `usage: iroh-raft members [remove <raft id | endpoint id>] [--via <URL>] [--json]
                         [--token <token> | --token-file <path>]
@@ -39,13 +37,8 @@ export function parseMembersArgs(argv: readonly string[], env: NodeJS.ProcessEnv
     'members',
   );
   const via = viaUrl(flags.get('--via') ?? VIA_DEFAULT);
-  let token: string | undefined;
-  try {
-    token = tokenOf(flags.get('--token'), flags.get('--token-file'), env);
-  } catch (e) {
-    if (e instanceof ConfigError) throw new UsageError('InvalidFlag', e.message);
-    throw e;
-  }
+  // A node with auth off needs no token.
+  const token = optionalAdminToken(flags, env);
   const auth = token === undefined ? {} : { token };
   if (words.length === 0 || (words.length === 1 && words[0] === 'list')) return { req: { method: 'GET', path: '/v1/members', via, ...auth }, json };
   const [verb, ref, ...extra] = words;

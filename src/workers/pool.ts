@@ -532,6 +532,26 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
   }
 
   /**
+   * {@link membership} of each of `shards`, with one call per worker (cluster life asks for many
+   * shards every round). A shard not hosted, or on a worker not running, is absent from the map.
+   */
+  async memberships(shards: readonly ShardId[]): Promise<Map<ShardId, Membership>> {
+    const byWorker = new Map<number, ShardId[]>();
+    for (const s of shards) {
+      const w = this.workerOf(s);
+      byWorker.set(w, [...(byWorker.get(w) ?? []), s]);
+    }
+    const out = new Map<ShardId, Membership>();
+    await Promise.all(
+      [...byWorker].map(async ([, ids]) => {
+        const got = await this.ask<(Membership | undefined)[]>(ids[0]!, [], (api) => api.memberships(ids));
+        got.forEach((m, i) => m !== undefined && out.set(ids[i]!, m));
+      }),
+    );
+    return out;
+  }
+
+  /**
    * Proposes a membership change of `shard` on this node's replica, which must lead it (see
    * MembershipAnswer). `absent` when the shard is not hosted here or its worker is not running.
    */

@@ -332,6 +332,10 @@ const api = {
   membership(id: ShardId): Membership | undefined {
     return host.membership(id);
   },
+  /** {@link membership} of each of `ids` (undefined for one not hosted), in one call. */
+  memberships(ids: ShardId[]): (Membership | undefined)[] {
+    return ids.map((id) => host.membership(id));
+  },
   /** Proposes a membership change on this replica of `id`, its leader (see ShardHost.changeMembership). */
   changeMembership(id: ShardId, change: MembershipChange): MembershipAnswer {
     return host.changeMembership(id, change);

@@ -165,3 +165,13 @@ export class HttpError extends CodedError<HttpErrorCode | ServiceErrorCode> {
     return { ...this.extra, code: this.code, message: this.message };
   }
 }
+
+/**
+ * Throws HttpError MethodNotAllowed (with an `allow` header) unless `method` is one of `methods`
+ * (`'GET, HEAD'`, as the header lists them).
+ */
+export function allow(method: string, methods: string): void {
+  if (!methods.split(', ').includes(method)) {
+    throw new HttpError(HttpErrorCode.MethodNotAllowed, `method ${method} is not allowed here (allowed: ${methods})`, {}, { allow: methods });
+  }
+}

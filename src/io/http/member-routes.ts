@@ -10,7 +10,7 @@
  */
 import { isEndpointId } from '../../api/index.js';
 import type { MemberService, Result } from '../../api/index.js';
-import { HttpError, HttpErrorCode } from './errors.js';
+import { HttpError, HttpErrorCode, allow } from './errors.js';
 
 const MEMBERS_PATH = '/v1/members';
 
@@ -35,12 +35,6 @@ export function parseMemberRoute(method: string, path: string): MemberRequest {
   if (/^[1-9][0-9]{0,9}$/.test(ref)) return { route: 'member-remove', ref: Number(ref) };
   if (isEndpointId(ref)) return { route: 'member-remove', ref };
   throw new HttpError(HttpErrorCode.BadRequest, `a member is a raft id or a 64 hex character endpoint id, got ${JSON.stringify(String(ref).slice(0, 80))}`);
-}
-
-function allow(method: string, methods: string): void {
-  if (!methods.split(', ').includes(method)) {
-    throw new HttpError(HttpErrorCode.MethodNotAllowed, `method ${method} is not allowed here (allowed: ${methods})`, {}, { allow: methods });
-  }
 }
 
 /** Answers a members request through `members` (undefined: NotFound). */

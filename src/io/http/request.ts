@@ -14,7 +14,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { isClientTenantName, isConsistency } from '../../api/index.js';
 import type { Consistency, Session } from '../../api/index.js';
 import { CLIENT_ID_HEADER, CLIENT_ID_MAX, CLIENT_ID_MIN, CLIENT_SEQ_HEADER, isClientId } from '../../wire/index.js';
-import { HttpError, HttpErrorCode } from './errors.js';
+import { HttpError, HttpErrorCode, allow } from './errors.js';
 import { isTenantPath, parseTenantRoute } from './tenant-routes.js';
 import type { TenantRequest } from './tenant-routes.js';
 import { isRolePath, parseRoleRoute } from './role-routes.js';
@@ -178,12 +178,6 @@ function parseScan(head: RequestHead, q: Query, limits: ParseLimits, bound: stri
   const afterBytes = q.get('after');
   const startAfter = afterBytes === undefined || afterBytes.length === 0 ? undefined : checkKeyLength(afterBytes, 'after', limits);
   return { route: 'scan', tenant, prefix, limit, startAfter, consistency };
-}
-
-function allow(method: string, methods: string): void {
-  if (!methods.split(', ').includes(method)) {
-    throw new HttpError(HttpErrorCode.MethodNotAllowed, `method ${method} is not allowed here (allowed: ${methods})`, {}, { allow: methods });
-  }
 }
 
 /** Path and query of a request target; the absolute form (`http://host/path`) is reduced to its path. */

@@ -13,7 +13,7 @@
 import { Buffer, isUtf8 } from 'node:buffer';
 import { isEndpointId, isRole } from '../../api/index.js';
 import type { Result, RoleService } from '../../api/index.js';
-import { HttpError, HttpErrorCode } from './errors.js';
+import { HttpError, HttpErrorCode, allow } from './errors.js';
 
 /** Longest body of `PUT /v1/roles/<id>`, in bytes. */
 export const ROLE_BODY_BYTES_MAX = 1024;
@@ -47,12 +47,6 @@ export function parseRoleRoute(method: string, path: string): RoleRequest {
   if (method === 'PUT') return { route: 'role-grant', endpointId };
   if (method === 'DELETE') return { route: 'role-revoke', endpointId };
   return { route: 'role-get', endpointId };
-}
-
-function allow(method: string, methods: string): void {
-  if (!methods.split(', ').includes(method)) {
-    throw new HttpError(HttpErrorCode.MethodNotAllowed, `method ${method} is not allowed here (allowed: ${methods})`, {}, { allow: methods });
-  }
 }
 
 /**

@@ -14,7 +14,7 @@
  */
 import { Buffer, isUtf8 } from 'node:buffer';
 import type { Result, TenantQuota, TenantService } from '../../api/index.js';
-import { HttpError, HttpErrorCode } from './errors.js';
+import { HttpError, HttpErrorCode, allow } from './errors.js';
 
 /** Longest body of `POST /v1/tenants`, in bytes. */
 export const TENANT_BODY_BYTES_MAX = 4096;
@@ -50,12 +50,6 @@ export function parseTenantRoute(method: string, path: string): TenantRequest {
     return { route: 'tenant-rotate', name };
   }
   throw new HttpError(HttpErrorCode.NotFound, `no route for ${method} ${path}`);
-}
-
-function allow(method: string, methods: string): void {
-  if (!methods.split(', ').includes(method)) {
-    throw new HttpError(HttpErrorCode.MethodNotAllowed, `method ${method} is not allowed here (allowed: ${methods})`, {}, { allow: methods });
-  }
 }
 
 function decodeName(text: string): string {
