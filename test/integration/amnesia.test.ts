@@ -10,7 +10,7 @@
 import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { TestCluster, eventually } from './cluster.js';
+import { TestCluster, eventually, statusWithMeta } from './cluster.js';
 
 const c = new TestCluster({ nodes: 3, shards: 4, extra: ['--meta-poll-ms', '300'] });
 beforeAll(() => c.start(), 60_000);
@@ -30,11 +30,7 @@ interface Status {
   shards: { shard: number; voters: number[]; learners: number[] }[];
   cluster: { members: { node: number; id: string; state: string }[] } | null;
 }
-/** Node `n`'s status, its meta group replica (`metaGroup`) counted among its shards. */
-async function status(n: number): Promise<Status> {
-  const s = (await (await fetch(`${c.node(n).url}/v1/status`)).json()) as Status & { metaGroup: Status['shards'][number] | null };
-  return { ...s, shards: s.metaGroup === null ? s.shards : [...s.shards, s.metaGroup] };
-}
+const status = (n: number): Promise<Status> => statusWithMeta<Status>(c.node(n).url);
 
 describe('amnesia guard', () => {
   test('a node whose stores are gone but whose key is kept comes back as a new replica, never as its old self', async () => {

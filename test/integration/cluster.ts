@@ -199,3 +199,9 @@ export async function clusterHash(url: string): Promise<ShardHash> {
   if (fn !== undefined) return fn;
   throw new Error(`a placement this test does not know: ${JSON.stringify(p)}`);
 }
+
+/** `GET /v1/status` of the node at `url`, its meta group replica (`metaGroup`) counted among its `shards`. */
+export async function statusWithMeta<S extends { shards: unknown[] }>(url: string): Promise<S> {
+  const s = (await (await fetch(`${url}/v1/status`)).json()) as S & { metaGroup: S['shards'][number] | null };
+  return { ...s, shards: s.metaGroup === null ? s.shards : [...s.shards, s.metaGroup] };
+}

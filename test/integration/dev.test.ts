@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, expect, test } from 'vitest';
 import type { ShardHash } from '../../src/wire/shard-hash.js';
-import { CLI, clusterHash, eventually } from './cluster.js';
+import { CLI, clusterHash, eventually, statusWithMeta } from './cluster.js';
 
 const root = mkdtempSync(join(tmpdir(), 'iroh-raft-dev-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -317,8 +317,7 @@ test(
       let last = '';
       await eventually(
         async () => {
-          const body = (await (await fetch(`${url1}/v1/status`)).json()) as { shards: ShardView[]; metaGroup: ShardView | null };
-          const st = { shards: body.metaGroup === null ? body.shards : [...body.shards, body.metaGroup] };
+          const st = await statusWithMeta<{ shards: ShardView[] }>(url1);
           last = JSON.stringify(st.shards.map((s) => [s.shard, s.voters, s.learners]));
           return st.shards.length === shards + 1 && st.shards.every((s) => JSON.stringify([...s.voters].sort()) === '[1,2,3]' && s.learners.length === 0);
         },

@@ -9,7 +9,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { CLI, TestCluster, eventually, sleep } from './cluster.js';
+import { CLI, TestCluster, eventually, sleep, statusWithMeta } from './cluster.js';
 
 const SHARDS = 4;
 const c = new TestCluster({
@@ -34,11 +34,7 @@ interface Status {
   shards: ShardStatus[];
   cluster: { members: { node: number; id: string; state: string }[]; moves: unknown[] } | null;
 }
-/** Node `n`'s status, its meta group replica (`metaGroup`) counted among its shards. */
-async function status(n: number): Promise<Status> {
-  const s = (await (await fetch(`${c.node(n).url}/v1/status`)).json()) as Status & { metaGroup: Status['shards'][number] | null };
-  return { ...s, shards: s.metaGroup === null ? s.shards : [...s.shards, s.metaGroup] };
-}
+const status = (n: number): Promise<Status> => statusWithMeta<Status>(c.node(n).url);
 
 /** What each node says of its shards and the cluster, for failure messages. */
 async function dump(nodes: number[]): Promise<string> {

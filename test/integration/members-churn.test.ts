@@ -8,7 +8,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { CLI, TestCluster, eventually, sleep } from './cluster.js';
+import { CLI, TestCluster, eventually, sleep, statusWithMeta } from './cluster.js';
 
 const SHARDS = 8;
 const c = new TestCluster({
@@ -25,11 +25,7 @@ interface Status {
   shards: { shard: number; role: string; voters: number[]; learners: number[] }[];
   cluster: { members: { node: number; state: string }[]; moves: unknown[] } | null;
 }
-/** Node `n`'s status, its meta group replica (`metaGroup`) counted among its shards. */
-async function status(n: number): Promise<Status> {
-  const s = (await (await fetch(`${c.node(n).url}/v1/status`)).json()) as Status & { metaGroup: Status['shards'][number] | null };
-  return { ...s, shards: s.metaGroup === null ? s.shards : [...s.shards, s.metaGroup] };
-}
+const status = (n: number): Promise<Status> => statusWithMeta<Status>(c.node(n).url);
 
 const acked = new Map<string, string>();
 let writing = true;
