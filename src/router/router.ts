@@ -57,6 +57,8 @@ import { nodesView, sideSections, wireLoad, workerStatus } from './status.js';
 import type { SelfLoad } from './status.js';
 import { served } from './placement.js';
 import { META_RECORD_KEY, genesisPlacement } from './meta-record.js';
+import { Layout } from './layout.js';
+import type { Member } from './layout.js';
 import { PlacementHash, placementHashOf } from './placement-hash.js';
 import { UNKEYED_HASH } from '../wire/shard-hash.js';
 import type { QuotaGuard } from './quotas.js';
@@ -69,11 +71,7 @@ export interface PeerLink {
   readonly maxRecordBytes?: number;
 }
 
-export interface Member {
-  readonly nodeId: NodeId;
-  /** The member's Iroh endpoint id. */
-  readonly peerId: string;
-}
+export type { Member } from './layout.js';
 
 export interface RouterOptions {
   readonly self: NodeId;
@@ -190,8 +188,8 @@ const fail = (code: ServiceErrorCode, message: string, leaderHint = 0): Outcome 
 type Routed = Outcome & { readonly node?: NodeId };
 
 export class Router implements KvService {
-  private readonly byNode = new Map<NodeId, Member>();
-  private readonly byPeer = new Map<string, Member>();
+  /** Members and replica sets, as the meta group last said (the founders' until it did). */
+  private readonly layout: Layout;
   /** Leaders learned from NotLeader hints, for shards this node does not host. */
   private readonly hints = new Map<ShardId, NodeId>();
   /** The router's own sessions, for writes that bring none. */
@@ -205,17 +203,6 @@ export class Router implements KvService {
   private readonly scanFanoutMax: number;
   /** Slots for the shard reads of scans, node-wide and per tenant. */
   readonly scanBudget: ScanBudget;
-  /** The members, as the meta group last said (the founders until it did). */
-  private members: readonly Member[] = [];
-  /** Per shard, the meta group's last: whether this node hosts a replica of it. */
-  private hosted: boolean[] = [];
-  /**
-   * Per shard (the meta group last): the replicas to try when its leader is unknown or cannot be
-   * reached, this node first when it hosts one, then the placement order.
-   */
-  private replicaOrder: NodeId[][] = [];
-  /** Per shard (the meta group last), its replica set as placed. */
-  private sets: (readonly NodeId[])[] = [];
   /** `shardsWoken`: quiet replicas here that liveness woke (a worker's count of those it found quiet). */
   readonly counters = {
     forwarded: 0,
@@ -261,7 +248,8 @@ export class Router implements KvService {
       if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`router: ${name} must be a positive integer, got ${v}`);
     }
     const ids = opts.members.map((m) => m.nodeId);
-    this.setSets(opts.members, opts.placement ?? genesisPlacement(ids, opts.shards, opts.replicas));
+    this.layout = new Layout(opts.self, opts.shards);
+    this.layout.set(opts.members, opts.placement ?? genesisPlacement(ids, opts.shards, opts.replicas));
     this.lanes = new Lanes(opts.requestsMax ?? 4096);
     // Peers count as up, all of their workers running, until they say or show otherwise.
     const timeoutMs = opts.livenessTimeoutMs ?? 1000;
@@ -282,7 +270,7 @@ export class Router implements KvService {
    * meta group says now: routing, liveness and status follow at once.
    */
   setLayout(members: readonly Member[], sets: readonly (readonly NodeId[])[]): void {
-    this.setSets(members, sets);
+    this.layout.set(members, sets);
     this.liveness.setLayout(
       members.map((m) => m.nodeId),
       this.localShards(),
@@ -290,29 +278,14 @@ export class Router implements KvService {
     );
   }
 
-  private setSets(members: readonly Member[], sets: readonly (readonly NodeId[])[]): void {
-    if (sets.length !== this.opts.shards + 1) throw new RangeError(`router: ${sets.length} replica sets for ${this.opts.shards} shards and the meta group`);
-    this.members = [...members];
-    this.byNode.clear();
-    this.byPeer.clear();
-    for (const m of members) {
-      this.byNode.set(m.nodeId, m);
-      this.byPeer.set(m.peerId, m);
-    }
-    const self = this.opts.self;
-    this.sets = sets.map((r) => [...r]);
-    this.hosted = sets.map((r) => r.includes(self));
-    this.replicaOrder = sets.map((r) => (r.includes(self) ? [self, ...r.filter((id) => id !== self)] : [...r]));
-  }
-
   /** The endpoint id of member `node`, undefined for a node that is not a member now. */
   peerOf(node: NodeId): string | undefined {
-    return this.byNode.get(node)?.peerId;
+    return this.layout.byRaftId(node)?.peerId;
   }
 
   /** The members as this router knows them now. */
   currentMembers(): readonly Member[] {
-    return this.members;
+    return this.layout.all();
   }
 
   /**
@@ -334,7 +307,7 @@ export class Router implements KvService {
       // With the load, about once a second: the data shards led here, for peers' leader balancing.
       const sections = every ? [leadsSection(this.leadsHere())] : [];
       const payload = encodeLiveness({ running: this.opts.pool.workersRunning(), ...(load === undefined ? {} : { load: wireLoad(load) }), sections });
-      for (const m of this.members) if (m.nodeId !== this.opts.self) this.opts.link.send(m.peerId, RecordKind.NodeHeartbeat, 0, payload);
+      for (const m of this.layout.all()) if (m.nodeId !== this.opts.self) this.opts.link.send(m.peerId, RecordKind.NodeHeartbeat, 0, payload);
       this.tickLiveness();
     }, intervalMs);
     this.livenessTimer.unref();
@@ -375,11 +348,7 @@ export class Router implements KvService {
 
   /** Shards (the meta group among them) whose replica set includes this node, as placed now. */
   localShards(): { shard: ShardId; voters: NodeId[] }[] {
-    const out: { shard: ShardId; voters: NodeId[] }[] = [];
-    this.sets.forEach((voters, s) => {
-      if (this.hosted[s] === true) out.push({ shard: s as ShardId, voters: [...voters] });
-    });
-    return out;
+    return this.layout.placed();
   }
 
   /**
@@ -387,7 +356,7 @@ export class Router implements KvService {
    * move is opened by cluster life a moment later; until then requests go elsewhere).
    */
   private hosts(shard: ShardId): boolean {
-    return this.hosted[shard] === true && this.opts.pool.hosts(shard);
+    return this.layout.placedHere(shard) && this.opts.pool.hosts(shard);
   }
 
   /** This node hosts `shard` and the worker hosting it runs, so the local replica can answer. */
@@ -412,7 +381,7 @@ export class Router implements KvService {
     if (hint !== undefined && this.canServe(hint, shard)) return hint;
     const lead = this.opts.pool.leaders.get(shard)?.lead;
     if (lead !== undefined && lead !== 0 && this.canServe(lead, shard)) return lead;
-    return this.replicaOrder[shard]?.find((id) => this.canServe(id, shard));
+    return this.layout.replicaOrder(shard).find((id) => this.canServe(id, shard));
   }
 
   // ---------------------------------------------------------------- raft traffic
@@ -424,7 +393,7 @@ export class Router implements KvService {
 
   /** A raft message from a local worker: to the peer it names. */
   onLocalRaftMessage(shard: ShardId, payload: Uint8Array): void {
-    const to = this.byNode.get(peekMessageTo(payload));
+    const to = this.layout.byRaftId(peekMessageTo(payload));
     if (!to) {
       this.counters.raftDropped++;
       return;
@@ -435,7 +404,7 @@ export class Router implements KvService {
 
   /** Records from an authenticated peer. */
   onPeerRecords(peerId: string, records: readonly { kind: number; shard: number; payload: Uint8Array }[]): void {
-    const member = this.byPeer.get(peerId);
+    const member = this.layout.byEndpoint(peerId);
     if (!member) return;
     // Its node is there, whatever the records say (liveness records may wait behind bulk traffic).
     this.liveness.onTraffic(member.nodeId, this.clock());
@@ -519,7 +488,7 @@ export class Router implements KvService {
   }
 
   private forward(to: NodeId, kind: number, shard: ShardId, build: (reqId: number) => Uint8Array, timeoutMs: number): Promise<Outcome> {
-    const m = this.byNode.get(to);
+    const m = this.layout.byRaftId(to);
     if (!m) return Promise.resolve(fail('Unreachable', `node ${to} is not a member`));
     const reqId = this.nextForward++;
     const payload = build(reqId);
@@ -745,12 +714,12 @@ export class Router implements KvService {
     const peers = this.liveness.view(this.clock());
     return {
       node: this.opts.self,
-      members: this.members.map((m) => ({ node: m.nodeId, id: m.peerId })),
+      members: this.layout.all().map((m) => ({ node: m.nodeId, id: m.peerId })),
       ...(await workerStatus(this.opts.pool, this.opts.shards)),
       router: { ...this.counters, inflightForwards: this.forwards.size, peersUp: this.peersUp() },
       // `peers` keeps the shape it always had; `nodes` has every member with its load.
       liveness: { ...this.liveness.counters, peers: peers.map(({ node, up, workers, workersDown }) => ({ node, up, workers, workersDown })) },
-      nodes: nodesView(this.members, { node: this.opts.self, workersRunning: this.opts.pool.workersRunning(), load: this.opts.load?.() }, peers),
+      nodes: nodesView(this.layout.all(), { node: this.opts.self, workersRunning: this.opts.pool.workersRunning(), load: this.opts.load?.() }, peers),
       ...sideSections(this.opts),
     };
   }
