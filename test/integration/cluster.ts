@@ -6,6 +6,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createSocket } from 'node:dgram';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +25,38 @@ export async function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+/** Whether TCP `port` on 127.0.0.1 can be bound right now. */
+async function tcpFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/** Whether UDP `port` on 127.0.0.1 can be bound right now. */
+async function udpFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createSocket('udp4');
+    s.once('error', () => resolve(false));
+    s.bind(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A `--base-port` for `iroh-raft dev` whose ports are free now: HTTP (TCP) on `base..base+8` and
+ * Iroh (UDP) on `base+100..base+108`. It is drawn below Linux's ephemeral range (32768 and up),
+ * where the ports other tests and their connections take from the OS never land.
+ */
+export async function devBasePort(): Promise<number> {
+  for (;;) {
+    const base = 10_000 + Math.floor(Math.random() * 22_000);
+    let free = true;
+    for (let i = 0; i < 9 && free; i++) free = (await tcpFree(base + i)) && (await udpFree(base + 100 + i));
+    if (free) return base;
+  }
 }
 
 export interface NodeProc {

@@ -11,13 +11,13 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, expect, test } from 'vitest';
 import type { ShardHash } from '../../src/wire/shard-hash.js';
-import { CLI, clusterHash, eventually, statusWithMeta } from './cluster.js';
+import { CLI, clusterHash, devBasePort, eventually, statusWithMeta } from './cluster.js';
 
 const root = mkdtempSync(join(tmpdir(), 'iroh-raft-dev-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 test('dev --nodes 2 prints each HTTP address, serves through every node, and stops every process on SIGINT', async () => {
-  const base = 20_000 + Math.floor(Math.random() * 20_000);
+  const base = await devBasePort();
   const dev = spawn(
     process.execPath,
     [CLI, 'dev', '--nodes', '2', '--shards', '2', '--base-port', String(base), '--data', root, '--tick-ms', '20', '--log-level', 'warn'],
@@ -120,7 +120,7 @@ test(
   'dev --nodes 3 survives a SIGKILLed node, prints how it died and how to restart it, and restarts it from stdin or from the printed command line',
   { timeout: 400_000 },
   async () => {
-    const base = 20_000 + Math.floor(Math.random() * 20_000);
+    const base = await devBasePort();
     const data = join(root, 'three');
     const shards = 3;
     // A setting from the environment, which the nodes inherit: the printed command must carry it.
@@ -254,7 +254,7 @@ test(
 );
 
 test('dev with every node exited waits for "restart" while stdin is open, and exits 1 once stdin ends', { timeout: 200_000 }, async () => {
-  const base = 20_000 + Math.floor(Math.random() * 20_000);
+  const base = await devBasePort();
   const dev = startDev(
     ['--nodes', '1', '--shards', '1', '--base-port', String(base), '--data', join(root, 'one'), '--tick-ms', '20', '--log-level', 'warn'],
     'pipe',
@@ -285,7 +285,7 @@ test(
   'dev --nodes 1 grows to three by "add" on stdin: the added nodes join, every shard and the meta group get voters 1, 2, 3, and SIGINT stops all three',
   { timeout: 300_000 },
   async () => {
-    const base = 20_000 + Math.floor(Math.random() * 20_000);
+    const base = await devBasePort();
     const shards = 4;
     const dev = startDev(
       ['--nodes', '1', '--shards', String(shards), '--base-port', String(base), '--data', join(root, 'grow'), '--tick-ms', '50', '--log-level', 'warn'],
@@ -296,7 +296,9 @@ test(
       pids.push(Number((await dev.line(/^ {2}node 1: \S+ +data \S+ +pid (\d+)$/, 0, 'the startup line of node 1'))[1]));
       await dev.line(new RegExp(`^Watch a join: "add" starts node 2 on http://127\\.0\\.0\\.1:${base + 1} with --join`), 0, 'the line about add');
       const url1 = `http://127.0.0.1:${base}`;
-      await eventually(async () => healthy(url1).catch(() => false), 90_000, 'node 1 healthy');
+      await eventually(async () => healthy(url1).catch(() => false), 90_000, 'node 1 healthy').catch((e: unknown) => {
+        throw new Error(`${String(e)}; dev printed:\n${dev.lines.join('\n')}`);
+      });
       expect(await put(url1, 'grown', 'from-one')).toBe(true);
 
       // Two adds typed at once: dev starts them one after the other, each with --join.

@@ -16,7 +16,7 @@ import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, expect, test } from 'vitest';
-import { CLI, TestCluster, eventually } from './cluster.js';
+import { CLI, TestCluster, devBasePort, eventually } from './cluster.js';
 
 const root = mkdtempSync(join(tmpdir(), 'iroh-raft-page-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -45,7 +45,7 @@ function problemsOf(page: Page): string[] {
 
 test('the status page of node 1 shows three members up and every leader, then node 3 down after its SIGKILL, without a reload', async () => {
   const executablePath = chromiumPath();
-  const base = 20_000 + Math.floor(Math.random() * 20_000);
+  const base = await devBasePort();
   const dev = spawn(
     process.execPath,
     [CLI, 'dev', '--nodes', '3', '--shards', String(SHARDS), '--base-port', String(base), '--data', root, '--log-level', 'warn'],
