@@ -33,3 +33,4 @@ export type { IssuedToken, Principal, Refusal, TenantInfo, TenantQuota, TenantSe
 export { ROLES, isEndpointId, isRole } from './roles.js';
 export type { Role, RoleBinding, RoleService } from './roles.js';
 export type { MemberInfo, MemberService } from './members.js';
+export { INVITES_MAX, INVITE_SECRET_CHARS, INVITE_TTL_DEFAULT_MS, INVITE_TTL_MAX_MS, isInviteSecret } from './members.js';

@@ -18,6 +18,7 @@
 
 import { isIPv4, isIPv6 } from 'node:net';
 import { crc32 } from 'node:zlib';
+import { INVITE_SECRET_CHARS, isInviteSecret } from '../api/index.js';
 import { CodedError } from '../errors.js';
 
 /** What a ticket carries. */
@@ -227,4 +228,24 @@ export function decodeTicket(s: string): { id: string; addrs: string[] } {
   }
   if (off !== end) invalid(`${end - off} trailing bytes in ticket`);
   return { id, addrs };
+}
+
+// ------------------------------------------------------------------ join strings
+
+/** The `--join` string of an invite: `ticket.secret`. */
+export function joinString(ticket: string, secret: string): string {
+  return `${ticket}.${secret}`;
+}
+
+/**
+ * A `--join` value: a member's ticket, with an invite's secret after a dot or without one.
+ * TicketError `InvalidTicket` for a bad ticket or a secret of the wrong shape.
+ */
+export function parseJoin(s: string): { id: string; addrs: string[]; invite?: string } {
+  const t = s.trim();
+  const dot = t.indexOf('.');
+  if (dot < 0) return decodeTicket(t);
+  const invite = t.slice(dot + 1);
+  if (!isInviteSecret(invite)) throw new TicketError(`the invite after the ticket's "." must be ${INVITE_SECRET_CHARS} base64url characters`);
+  return { ...decodeTicket(t.slice(0, dot)), invite };
 }

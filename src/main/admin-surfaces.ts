@@ -18,7 +18,7 @@ import type { Router } from '../router/router.js';
 import type { MemberService } from '../api/index.js';
 import type { NodeId } from '../shards/raft/index.js';
 import type { ClusterLife } from './cluster-life.js';
-import { admitJoin, admitRejoin, startRemoval } from './cluster-join.js';
+import { admitJoin, admitRejoin, createInvite, startRemoval } from './cluster-join.js';
 import { TenantDirectory } from '../router/tenants.js';
 import type { AdminToken } from './admin-token.js';
 import type { NodeConfig } from './config.js';
@@ -45,6 +45,8 @@ export function adminSurfaces(
     /** Cluster life here: the meta record that joins and removals change. */
     readonly life: ClusterLife;
     readonly isMember: (endpointId: string) => boolean;
+    /** This node's ticket: the first half of the join strings its invites give. */
+    readonly ticket: () => string;
     readonly log: TransportLogger;
     /** Where the management server's metrics go. */
     readonly registry: Registry;
@@ -67,15 +69,17 @@ export function adminSurfaces(
   const members: MemberService = {
     list: () => Promise.resolve({ ok: true, value: { members: membersOf(router, p.life), moves: p.life.status().moves } }),
     remove: (ref) => startRemoval(p.life.meta, ref, isUp),
+    invite: (ttlMs) => createInvite(p.life.meta, p.ticket(), ttlMs),
   };
   const mgmt = new MgmtServer({
     services: {
       status: () => router.status(),
       members: () => membersOf(router, p.life),
       isMember: p.isMember,
-      // Auth off (a loopback cluster): any endpoint may ask to join; on, only one granted a role.
+      // Auth off (a loopback cluster): any endpoint may ask to join; on, only one granted a role or holding an invite.
       joinOpen: p.admin === undefined,
-      join: (id, addrs) => admitJoin(p.life.meta, id, addrs),
+      join: (id, addrs, invite) => admitJoin(p.life.meta, id, addrs, invite),
+      invite: (ttlMs) => members.invite(ttlMs),
       rejoin: (id, addrs, old) => admitRejoin(p.life.meta, id, addrs, old),
       removeMember: (ref) => members.remove(ref),
       roles,

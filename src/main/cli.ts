@@ -43,8 +43,9 @@ commands:
              IROH_RAFT_TOKEN); prints the node's JSON answer (see iroh-raft tenants --help)
   roles      grant <endpoint id> <admin|operator|reader> | revoke <endpoint id> | get <endpoint id> | list,
              with [--via <URL>] [--token ... | --token-file ...]: who may use the management ALPN
-  members    [remove <raft id | endpoint id>] [--via <URL>] [--json]: list the members and the
-             replica moves under way, or remove a member (its replicas move away first)
+  members    [remove <raft id | endpoint id> | invite [--ttl-ms <ms>]] [--via <URL>] [--json]: list
+             the members and the replica moves under way, remove a member (its replicas move away
+             first), or print a one-time join string for a new node (auth on)
   key        new --out <file>: a new Iroh secret key (mode 0600); prints its endpoint id
   mgmt       <op> [<JSON args>] --ticket <node ticket> --key <file>: one management request over
              Iroh as the key's endpoint (iroh-raft mgmt --help lists the ops)

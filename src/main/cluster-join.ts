@@ -10,15 +10,17 @@
  * shards' leaders add as learners and promote once caught up.
  *
  * A join retried after an answer was lost is admitted once: the member finds the endpoint already
- * listed and answers the same raft id.
+ * listed and answers the same raft id. With auth on, a stranger's join must carry an invite
+ * (src/router/invites.ts), which `--join` takes after the ticket.
  */
 import { ServiceErrorCode } from '../api/index.js';
 import type { Failure, Result } from '../api/index.js';
 import { MGMT_ALPN_BYTES, MgmtClient, MgmtClientError } from '../io/mgmt/index.js';
-import { normalizeAddr } from '../io/ticket.js';
+import { joinString, normalizeAddr } from '../io/ticket.js';
 import type { Transport } from '../io/transport/index.js';
 import { admit, memberOf, readmit, setState } from '../router/meta.js';
 import type { MetaChange, MetaClient } from '../router/meta.js';
+import { addInvite, admitByInvite, inviteHash, newInviteSecret } from '../router/invites.js';
 import { checkMeta } from '../router/meta-record.js';
 import type { ClusterMeta } from '../router/meta-record.js';
 import { NodeError } from './node-error.js';
@@ -34,9 +36,29 @@ export interface JoinInfo {
 
 const fail = (code: ServiceErrorCode, message: string): Failure => ({ ok: false, code, message });
 
-/** The member's side of `members.join`: admits `endpointId` with `addrs` (checked and normalized). */
-export function admitJoin(meta: MetaClient, endpointId: string, addrs: readonly string[]): Promise<Result<JoinInfo>> {
-  return admitWith(meta, endpointId, addrs, (cur, clean) => admit(cur, endpointId, clean));
+/**
+ * The member's side of `members.join`: admits `endpointId` with `addrs` (checked and normalized),
+ * spending the invite whose secret is `invite` when one is given (src/router/invites.ts).
+ */
+export function admitJoin(meta: MetaClient, endpointId: string, addrs: readonly string[], invite?: string): Promise<Result<JoinInfo>> {
+  if (invite === undefined) return admitWith(meta, endpointId, addrs, (cur, clean) => admit(cur, endpointId, clean));
+  const hash = inviteHash(invite);
+  return admitWith(meta, endpointId, addrs, (cur, clean) => admitByInvite(cur, endpointId, clean, hash, Date.now()));
+}
+
+/**
+ * A new invite, valid for `ttlMs`: recorded (hashed) in the meta record, answered as the string to
+ * pass to `--join` (`ticket`, a dot, the secret) with its expiry.
+ */
+export async function createInvite(meta: MetaClient, ticket: string, ttlMs: number): Promise<Result<{ join: string; expires: string }>> {
+  const secret = newInviteSecret();
+  const now = Date.now();
+  const expires = now + ttlMs;
+  const w = await meta.update((cur) =>
+    cur === undefined ? fail(ServiceErrorCode.NotReady, 'the cluster has no meta record yet: try again') : addInvite(cur, inviteHash(secret), expires, now),
+  );
+  if (!w.ok) return w;
+  return { ok: true, value: { join: joinString(ticket, secret), expires: new Date(expires).toISOString() } };
 }
 
 /** The member's side of `members.rejoin`: member `endpointId`, raft id `old`, back as a new replica (meta.ts readmit). */
@@ -89,7 +111,7 @@ export async function startRemoval(meta: MetaClient, ref: number | string, isUp:
  */
 export async function requestJoin(
   transport: Transport,
-  ticket: { id: string; addrs: string[] },
+  ticket: { id: string; addrs: string[]; invite?: string },
   addrs: readonly string[],
   timeoutMs: number,
   rejoinAs?: number,
@@ -103,7 +125,9 @@ export async function requestJoin(
       try {
         const left = Math.max(1000, deadline - Date.now());
         const reply =
-          rejoinAs === undefined ? await client.call('members.join', { addrs }, left) : await client.call('members.rejoin', { addrs, old: rejoinAs }, left);
+          rejoinAs === undefined
+            ? await client.call('members.join', ticket.invite === undefined ? { addrs } : { addrs, invite: ticket.invite }, left)
+            : await client.call('members.rejoin', { addrs, old: rejoinAs }, left);
         if (reply.ok) return joinInfoOf(reply.result);
         last = `${reply.error.code}: ${reply.error.message}`;
         // Only a member that is not ready yet is worth asking again.

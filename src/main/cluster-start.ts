@@ -24,7 +24,7 @@ import { genesisPlacement, metaShardOf } from '../router/meta-record.js';
 import { memberOf } from '../router/meta.js';
 import type { ClusterMeta } from '../router/meta-record.js';
 import type { Transport } from '../io/transport/index.js';
-import { decodeTicket } from '../io/ticket.js';
+import { parseJoin } from '../io/ticket.js';
 import type { NodeConfig } from './config.js';
 import type { DataDir } from './data-dir.js';
 import { NodeError } from './node-error.js';
@@ -193,9 +193,9 @@ export function membersOf(meta: ClusterMeta): Member[] {
   return meta.members.filter((m) => m.state !== 'removed').map((m) => ({ nodeId: m.node as NodeId, peerId: m.id }));
 }
 
-function decodeJoinTicket(t: string): { id: string; addrs: string[] } {
+function decodeJoinTicket(t: string): { id: string; addrs: string[]; invite?: string } {
   try {
-    return decodeTicket(t);
+    return parseJoin(t);
   } catch (e) {
     throw new NodeError('InvalidTicket', `--join: ${e instanceof Error ? e.message : String(e)}`);
   }

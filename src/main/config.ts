@@ -296,7 +296,13 @@ export const SETTINGS: readonly Setting[] = [
     help: 'milliseconds between exchanges of addresses with every member (iroh-raft-discovery/0); 0 = only at start and when a peer restarts (default 30000)',
     parse: int(0, 3_600_000),
   },
-  { key: 'join', flag: '--join', env: 'IROH_RAFT_JOIN', help: "a member's ticket: join its cluster (first start of an empty data directory)", parse: str },
+  {
+    key: 'join',
+    flag: '--join',
+    env: 'IROH_RAFT_JOIN',
+    help: "a member's ticket, or with auth on the join string of `iroh-raft members invite` (ticket.secret): join its cluster (first start of an empty data directory)",
+    parse: str,
+  },
   {
     key: 'metaPollMs',
     flag: '--meta-poll-ms',

@@ -207,7 +207,10 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
   const balance = startLeaderBalance(cfg, self, router, pool, snapshots, log);
   const nodeOfPeer = new Map(members.map((m) => [m.peerId, m.nodeId]));
   const life = startLife(cfg, { start, transport, router, pool, discovery, nodeOfPeer, late, log });
-  const surfaces = adminSurfaces({ ...cfg, shards }, { admin, router, self, life: life.life, log, registry, isMember: (id) => late.memberIds.has(id) });
+  const surfaces = adminSurfaces(
+    { ...cfg, shards },
+    { admin, router, self, life: life.life, log, registry, isMember: (id) => late.memberIds.has(id), ticket: () => transport.ticket() },
+  );
   const http = (late.http = await startHttp(cfg, router, log, { tls, ...surfaces }, httpLatencyMetric(registry)));
   late.mgmt = surfaces.mgmt;
   registerNodeMetrics(registry, {

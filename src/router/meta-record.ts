@@ -39,6 +39,14 @@ export interface MetaMember {
   readonly state: MemberState;
 }
 
+/** An invite to join (src/router/invites.ts): the SHA-256 of its secret, and when it expires. */
+export interface MetaInvite {
+  /** SHA-256 of the secret, 64 hex. */
+  readonly hash: string;
+  /** Expiry, ms since the epoch. */
+  readonly expires: number;
+}
+
 export interface ClusterMeta {
   /** Random id of the cluster, fixed at its first start. */
   readonly cluster: string;
@@ -51,6 +59,8 @@ export interface ClusterMeta {
   readonly members: readonly MetaMember[];
   /** Target replica set per shard, `shards + 1` of them: the last is the meta group's. */
   readonly placement: readonly (readonly number[])[];
+  /** Join invites not yet spent (absent: none). */
+  readonly invites?: readonly MetaInvite[];
 }
 
 /** The meta group's shard id in a cluster of `shards` data shards. */
@@ -118,6 +128,13 @@ export function checkMeta(v: unknown): ClusterMeta | string {
   if (o.placement.length !== o.shards + 1) return `placement has ${o.placement.length} sets for ${o.shards} shards and the meta group`;
   for (const set of o.placement as unknown[]) {
     if (!Array.isArray(set) || !set.every((n) => nodes.has(n as number))) return 'placement names a node that is not a member';
+  }
+  if (o.invites !== undefined) {
+    if (!Array.isArray(o.invites)) return 'invites must be an array';
+    for (const i of o.invites as unknown[]) {
+      const x = i as Partial<Record<keyof MetaInvite, unknown>> | null;
+      if (typeof x !== 'object' || x === null || typeof x.hash !== 'string' || !/^[0-9a-f]{64}$/.test(x.hash) || !isCount(x.expires, 0)) return 'bad invite';
+    }
   }
   return o as unknown as ClusterMeta;
 }

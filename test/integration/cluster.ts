@@ -113,11 +113,12 @@ export class TestCluster {
   }
 
   /**
-   * A new node started with `--join` and the ticket of member `via`, as a user adds a machine;
-   * resolves with its index once its HTTP API listens (it was admitted).
+   * A new node started with `--join` and the ticket of member `via` (or `by`, e.g. the join string
+   * of an invite), as a user adds a machine; resolves with its index once its HTTP API listens (it
+   * was admitted).
    */
-  async join(via: number): Promise<number> {
-    const n = await this.prepare(this.node(via).ticket);
+  async join(via: number, by?: string): Promise<number> {
+    const n = await this.prepare(by ?? this.node(via).ticket);
     await this.startNode(n.index);
     return n.index;
   }
@@ -234,7 +235,8 @@ export async function clusterHash(url: string): Promise<ShardHash> {
 }
 
 /** `GET /v1/status` of the node at `url`, its meta group replica (`metaGroup`) counted among its `shards`. */
-export async function statusWithMeta<S extends { shards: unknown[] }>(url: string): Promise<S> {
-  const s = (await (await fetch(`${url}/v1/status`)).json()) as S & { metaGroup: S['shards'][number] | null };
+export async function statusWithMeta<S extends { shards: unknown[] }>(url: string, token?: string): Promise<S> {
+  const headers = token === undefined ? {} : { authorization: `Bearer ${token}` };
+  const s = (await (await fetch(`${url}/v1/status`, { headers })).json()) as S & { metaGroup: S['shards'][number] | null };
   return { ...s, shards: s.metaGroup === null ? s.shards : [...s.shards, s.metaGroup] };
 }

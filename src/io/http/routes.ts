@@ -103,8 +103,9 @@ export async function answer(req: ApiRequest, ctx: RouteContext): Promise<Reply>
       return jsonReply(200, r.value);
     }
     case 'member-list':
-    case 'member-remove': {
-      const r = await answerMembers(req, ctx.members);
+    case 'member-remove':
+    case 'member-invite': {
+      const r = await answerMembers(req, ctx.members, () => ctx.readBody());
       if (!r.ok) throw serviceError(r, ctx.logger);
       return jsonReply(200, r.value);
     }

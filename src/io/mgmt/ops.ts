@@ -24,7 +24,7 @@
  * (`MgmtServices.joinOpen`); with auth on, only an endpoint that an admin granted a role.
  * Members of the cluster are recognised by membership, not a role (`member` below).
  */
-import { ServiceErrorCode, isRole } from '../../api/index.js';
+import { INVITE_TTL_DEFAULT_MS, INVITE_TTL_MAX_MS, ServiceErrorCode, isInviteSecret, isRole } from '../../api/index.js';
 import type { Failure, Result, Role, RoleService, TenantQuota, TenantService } from '../../api/index.js';
 
 /** What the operations call: the node's services. */
@@ -33,8 +33,13 @@ export interface MgmtServices {
   status(): Promise<unknown>;
   /** The cluster's members: raft id and endpoint id (and, once the meta group answered, addresses and state). */
   members(): readonly { readonly node: number; readonly id: string }[];
-  /** Admits `endpointId` (the caller) as a member; what it needs to start (see src/main/cluster-join.ts). */
-  join(endpointId: string, addrs: readonly string[]): Promise<Result<unknown>>;
+  /**
+   * Admits `endpointId` (the caller) as a member, spending the invite whose secret is `invite` when
+   * given; what it needs to start (see src/main/cluster-join.ts). Forbidden for a bad invite.
+   */
+  join(endpointId: string, addrs: readonly string[], invite?: string): Promise<Result<unknown>>;
+  /** A join invite valid for `ttlMs` (src/router/invites.ts): `{join, expires}`. */
+  invite(ttlMs: number): Promise<Result<unknown>>;
   /** Admits member `endpointId` (the caller), which ran as raft id `old` and lost its stores, as a new replica. */
   rejoin(endpointId: string, addrs: readonly string[], old: number): Promise<Result<unknown>>;
   /** Starts removing member `node` (a raft id or an endpoint id): its replicas move away first. */
@@ -61,7 +66,7 @@ interface OpRule {
   readonly roles: readonly Role[];
   /** Whether members (by membership alone) may call it. */
   readonly member: boolean;
-  /** Whether anyone may call it while the node's joins are open (MgmtServices.joinOpen). */
+  /** Whether anyone may call it while the node's joins are open (MgmtServices.joinOpen), or with an invite. */
   readonly open?: boolean;
   /** Checks the args and runs the op; a bad arg is a BadRequest (or InvalidTenant) Failure. */
   run(args: unknown, s: MgmtServices, caller: Caller): Promise<Result<unknown>>;
@@ -80,7 +85,22 @@ export const OPS = {
     roles: OPERATORS,
     member: false,
     open: true,
-    run: (a, s, caller) => withArgs(a, ['addrs'], ['addrs'], (v) => s.join(caller.endpointId, addrsOf(v.addrs))),
+    run: (a, s, caller) =>
+      withArgs(a, ['addrs', 'invite'], ['addrs'], (v) => {
+        if (v.invite !== undefined && !isInviteSecret(v.invite)) throw new ArgError('args.invite must be the secret of an invite (43 base64url characters)');
+        return s.join(caller.endpointId, addrsOf(v.addrs), v.invite);
+      }),
+  },
+  'members.invite': {
+    roles: OPERATORS,
+    member: false,
+    run: (a, s) =>
+      withArgs(a, ['ttlMs'], [], (v) => {
+        const ttl = v.ttlMs ?? INVITE_TTL_DEFAULT_MS;
+        if (typeof ttl !== 'number' || !Number.isSafeInteger(ttl) || ttl < 1000 || ttl > INVITE_TTL_MAX_MS)
+          throw new ArgError(`args.ttlMs must be whole milliseconds from 1000 to ${INVITE_TTL_MAX_MS}`);
+        return s.invite(ttl);
+      }),
   },
   'members.rejoin': {
     roles: [],
@@ -145,6 +165,10 @@ export function isMgmtOp(op: string): op is MgmtOp {
 }
 
 /** Whether `caller` may call `op` (`joinOpen`: anyone may call the open ops). */
+/**
+ * Whether `caller` may call `op`. `joinOpen`: anyone may call an `open` op, as while joins are open
+ * (auth off) or when the request carries an invite, which the op itself then checks.
+ */
 export function allowed(op: MgmtOp, caller: Caller, joinOpen = false): boolean {
   const rule: OpRule = OPS[op];
   return (caller.role !== undefined && rule.roles.includes(caller.role)) || (caller.member && rule.member) || (joinOpen && rule.open === true);

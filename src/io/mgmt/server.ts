@@ -16,7 +16,7 @@
  * nothing. A throw from an op is a bug: logged, answered `Internal`, and the node carries on.
  */
 import type * as Iroh from '@number0/iroh/index.js';
-import { ServiceErrorCode, isServiceErrorCode } from '../../api/index.js';
+import { ServiceErrorCode, isInviteSecret, isServiceErrorCode } from '../../api/index.js';
 import type { Failure, Result } from '../../api/index.js';
 import { TransportError, errText, noopLogger } from '../transport/errors.js';
 import type { TransportLogger } from '../transport/errors.js';
@@ -205,8 +205,9 @@ export class MgmtServer {
     const req = asRequest(decoded.value);
     if (typeof req === 'string') throw new Refused(ServiceErrorCode.BadRequest, req);
     const caller = await this.caller(c.peerId);
-    const open = this.services.joinOpen;
-    // While joins are open (auth off), a stranger may ask to join, and only that.
+    // While joins are open (auth off), a stranger may ask to join, and only that; with an invite
+    // it may ask at any time (members.join checks the invite in the same change that admits it).
+    const open = this.services.joinOpen || (req.op === 'members.join' && hasInvite(req.args));
     const stranger = caller.role === undefined && !caller.member;
     if (stranger && !(open && req.op === 'members.join')) throw new Refused(ServiceErrorCode.Forbidden, `endpoint ${c.peerId} has no role on this cluster`);
     if (!isMgmtOp(req.op)) throw new Refused(ServiceErrorCode.NotFound, `no op ${JSON.stringify(req.op)}`);
@@ -275,4 +276,9 @@ function checkLimits(l: MgmtLimits): MgmtLimits {
       throw new TransportError('InvalidConfig', `mgmt limit ${k} must be a positive integer, got ${String(v)}`);
   }
   return l;
+}
+
+/** Whether `args` carry an invite's secret (its shape; the op checks it is a live invite). */
+function hasInvite(args: unknown): boolean {
+  return typeof args === 'object' && args !== null && isInviteSecret((args as { invite?: unknown }).invite);
 }

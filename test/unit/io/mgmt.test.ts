@@ -24,10 +24,12 @@ interface Node {
   /** What status answers; a test may change it. */
   status: { value: unknown; gate: Promise<void> | undefined };
   members: Set<string>;
-  /** Endpoints admitted by members.join, in order; and whether anyone may join. */
-  joined: { id: string; addrs: readonly string[] }[];
+  /** Endpoints admitted by members.join, in order (with the invite they gave); and whether anyone may join. */
+  joined: { id: string; addrs: readonly string[]; invite?: string }[];
   join: { open: boolean };
 }
+
+const LIVE_INVITE = 'L'.repeat(43);
 
 async function startNode(limits: Partial<MgmtLimits>): Promise<Node> {
   const kv = new MemoryKv();
@@ -50,10 +52,14 @@ async function startNode(limits: Partial<MgmtLimits>): Promise<Node> {
       tenants,
       // The membership directory is the meta group's (tested with real nodes in
       // test/integration/join.test.ts); here the admissions are only recorded.
-      join: (id, addrs) => {
-        joined.push({ id, addrs });
+      // An invite is checked by the meta record's change (test/unit/router/invites.test.ts); here
+      // one secret stands for a live invite and any other for a spent one.
+      join: (id, addrs, invite) => {
+        if (invite !== undefined && invite !== LIVE_INVITE) return Promise.resolve({ ok: false, code: 'Forbidden', message: 'the invite is spent' });
+        joined.push({ id, addrs, ...(invite === undefined ? {} : { invite }) });
         return Promise.resolve({ ok: true, value: { node: joined.length + 1 } });
       },
+      invite: (ttlMs) => Promise.resolve({ ok: true, value: { join: 'ticket.secret', expires: new Date(ttlMs).toISOString() } }),
       rejoin: () => Promise.resolve({ ok: false, code: 'NotFound', message: 'no cluster here' }),
       removeMember: (ref) => Promise.resolve({ ok: false, code: 'NotFound', message: `no member ${String(ref)}` }),
       get joinOpen() {
@@ -116,6 +122,39 @@ describe('roles decide every op; the caller is the connection', () => {
         expect(codeOf(await c.call(op, { node: 1, endpointId: c.id, role: 'admin' })), op).toBe('Forbidden');
     } finally {
       node.join.open = false;
+    }
+  });
+
+  test('members.join with an invite: a stranger may ask while joins are closed; the op checks the invite; the invite opens nothing else', async () => {
+    node.joined.length = 0;
+    const c = await client();
+    expect(codeOf(await c.call('members.join', { addrs: ['127.0.0.1:9'], invite: 'short' }))).toBe('Forbidden');
+    expect(codeOf(await c.call('members.join', { addrs: ['127.0.0.1:9'], invite: 'S'.repeat(43) }))).toBe('Forbidden');
+    expect(node.joined).toEqual([]);
+    for (const op of ['status', 'members.invite', 'members.remove', 'roles.grant'])
+      expect(codeOf(await c.call(op, { invite: LIVE_INVITE, node: 1, endpointId: c.id, role: 'admin' })), op).toBe('Forbidden');
+    expect(await c.call('members.join', { addrs: ['127.0.0.1:9'], invite: LIVE_INVITE })).toEqual({ ok: true, result: { node: 2 } });
+    expect(node.joined).toEqual([{ id: c.id, addrs: ['127.0.0.1:9'], invite: LIVE_INVITE }]);
+    node.joined.length = 0;
+  });
+
+  test('members.invite: operators and admins only; ttlMs checked', async () => {
+    const reader = await client();
+    const op = await client();
+    expect((await node.roles.grant(reader.id, 'reader')).ok).toBe(true);
+    expect((await node.roles.grant(op.id, 'operator')).ok).toBe(true);
+    try {
+      expect(codeOf(await reader.call('members.invite', {}))).toBe('Forbidden');
+      expect(await op.call('members.invite', { ttlMs: 60_000 })).toEqual({
+        ok: true,
+        result: { join: 'ticket.secret', expires: new Date(60_000).toISOString() },
+      });
+      for (const ttlMs of [999, 8 * 24 * 3_600_000, 1.5, '60000', -1])
+        expect(codeOf(await op.call('members.invite', { ttlMs })), String(ttlMs)).toBe('BadRequest');
+      expect(codeOf(await op.call('members.invite', { ttl: 60_000 }))).toBe('BadRequest');
+    } finally {
+      await node.roles.revoke(reader.id);
+      await node.roles.revoke(op.id);
     }
   });
 
