@@ -24,7 +24,7 @@ import { MetaClient, foundingMeta, memberOf, replan, setState } from '../router/
 import type { MetaView } from '../router/meta.js';
 import { metaShardOf } from '../router/meta-record.js';
 import type { ClusterMeta, MetaMember } from '../router/meta-record.js';
-import { nextStep } from '../router/moves.js';
+import { lagAllowance, nextStep } from '../router/moves.js';
 import type { Step } from '../router/moves.js';
 
 export interface LifeParts {
@@ -82,6 +82,11 @@ export class ClusterLife {
   /** When each member was last seen up by this node (ms, performance.now). */
   private readonly lastUp = new Map<number, number>();
   private moves: LifeStatus['moves'] = [];
+  /**
+   * Each shard led here at the previous round, with its last index then: where a learner must have
+   * come to keep up with the writes (lagAllowance). A shard led again after a while starts afresh.
+   */
+  private lastIndexBefore = new Map<number, number>();
   readonly counters: LifeCounters = {
     rounds: 0,
     roundErrors: 0,
@@ -216,11 +221,14 @@ export class ClusterLife {
     const moves: { shard: number; voters: number[]; learners: number[]; target: readonly number[] }[] = [];
     // Only leaders move their shards: one call per worker for the shards led here, not one per shard.
     const led = this.p.pool.hostedShards().filter((s) => this.p.pool.leaders.get(s)?.lead === this.p.self);
+    const lastIndexNow = new Map<number, number>();
     for (const [s, ms] of await this.p.pool.memberships(led)) {
       const target = m.placement[s];
       if (target === undefined) continue;
       if (!sameSet(ms.voters, target) || ms.learners.length > 0) moves.push({ shard: s, voters: ms.voters, learners: ms.learners, target });
       if (ms.role !== 'leader') continue;
+      const before = this.lastIndexBefore.get(s);
+      lastIndexNow.set(s, ms.lastIndex);
       // Only a replica that acknowledges appends counts as caught up: a learner that never answered
       // shows match 0 (in probe), which a young log's lastIndex - lagMax would take for caught up.
       const match = new Map(ms.progress.map((x) => [x.node, x.node === this.p.self || x.state === 'replicate' ? x.match : -Infinity]));
@@ -231,12 +239,13 @@ export class ClusterLife {
         target: target as NodeId[],
         match: (n) => match.get(n) ?? -Infinity,
         lastIndex: ms.lastIndex,
-        lagMax: this.p.lagMax,
+        lagMax: lagAllowance(this.p.lagMax, ms.lastIndex, before),
         reachable: (n) => n === this.p.self || this.p.router.liveness.reachable(n, s),
       });
       if (step !== undefined) await this.take(s, step);
     }
     this.moves = moves;
+    this.lastIndexBefore = lastIndexNow;
   }
 
   private async take(shard: ShardId, step: Step): Promise<void> {

@@ -98,6 +98,18 @@ export type Step =
 /** The signature of {@link nextStep} (the simulator takes another one to prove its checks). */
 export type NextStep = (p: StepInput) => Step | undefined;
 
+/**
+ * The lag a replica may have and still count as caught up, for a leader whose last index is
+ * `lastIndex` now and was `before` one round ago (undefined: no earlier round): `lagMax`, or the
+ * entries the leader appended during the last round when that is more. A learner that has reached
+ * where the leader was a round ago keeps up with the writes, so under sustained writes faster than
+ * `lagMax` entries per round it is still promoted; a fixed bound alone would keep it a learner
+ * until the writes slow.
+ */
+export function lagAllowance(lagMax: number, lastIndex: number, before: number | undefined): number {
+  return before === undefined ? lagMax : Math.max(lagMax, lastIndex - before);
+}
+
 /** What a shard's leader knows when it asks {@link nextStep}. */
 export interface StepInput {
   /** The leader asking. */

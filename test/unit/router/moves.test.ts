@@ -4,7 +4,7 @@
  * target through changes the core accepts, without dropping below a quorum of caught-up voters.
  */
 import { describe, expect, test } from 'vitest';
-import { nextStep, rebalance } from '../../../src/router/moves.js';
+import { lagAllowance, nextStep, rebalance } from '../../../src/router/moves.js';
 import type { Step } from '../../../src/router/moves.js';
 import type { NodeId } from '../../../src/shards/raft/index.js';
 import { Prng } from '../../../src/shards/raft/prng.js';
@@ -239,6 +239,28 @@ function drive(g: Group, target: readonly NodeId[], lagMax: number, p: Prng, rou
 }
 
 describe('nextStep', () => {
+  test('under sustained writes a learner that reached where the leader was a round ago is promoted (lagAllowance)', () => {
+    expect(lagAllowance(64, 1000, undefined)).toBe(64);
+    expect(lagAllowance(64, 1000, 990)).toBe(64);
+    expect(lagAllowance(64, 1000, 700)).toBe(300);
+    // 300 entries a round: the learner trails by 150 at every look, always past a fixed 64.
+    const g = new Group(ids(1, 2, 3), n(1), new Set());
+    const target = ids(1, 2, 4);
+    g.apply({ kind: 'addLearner', node: n(4) }, target, 0);
+    let before: number | undefined;
+    const steps: (Step | undefined)[] = [];
+    for (let round = 0; round < 3; round++) {
+      g.lastIndex += 300;
+      for (const v of g.voters) g.match.set(v, g.lastIndex);
+      g.match.set(n(4), g.lastIndex - 150);
+      expect(g.next(target, 64), `round ${round}, fixed bound`).toBeUndefined();
+      steps.push(g.next(target, lagAllowance(64, g.lastIndex, before)));
+      before = g.lastIndex;
+    }
+    // The first look has no round before it; from the second on, 150 < 300 entries a round.
+    expect(steps).toEqual([undefined, { kind: 'promote', node: 4 }, { kind: 'promote', node: 4 }]);
+  });
+
   test('a new replica joins as a learner, is promoted once caught up, then the surplus voter leaves', () => {
     const g = new Group(ids(1, 2, 3), n(1), new Set());
     const target = ids(1, 2, 4);
