@@ -81,6 +81,8 @@ export function adminSurfaces(
       join: (id, addrs, invite) => admitJoin(p.life.meta, id, addrs, invite),
       invite: (ttlMs) => members.invite(ttlMs),
       rejoin: (id, addrs, old) => admitRejoin(p.life.meta, id, addrs, old),
+      // From the record as last read here: a stranger's question costs the cluster no raft round.
+      selfEntries: (id) => (p.life.current()?.meta.members ?? []).filter((m) => m.id === id).map((m) => ({ node: m.node, state: m.state })),
       removeMember: (ref) => members.remove(ref),
       roles,
       ...(auth === undefined ? {} : { tenants: auth.tenants }),

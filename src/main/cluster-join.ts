@@ -104,6 +104,44 @@ export async function startRemoval(meta: MetaClient, ref: number | string, isUp:
   return { ok: true, value: { node: m.node, state: now?.state ?? state } };
 }
 
+/** One entry of an endpoint in the cluster's record, as `members.self` answers it. */
+export interface SelfEntry {
+  readonly node: number;
+  readonly state: string;
+}
+
+/**
+ * What `members` (endpoint ids, dialed at `addrsOf`) say of this node's endpoint (`members.self`
+ * over `iroh-raft-mgmt/0`, asked of all of them at once): every entry each one that answers
+ * within `timeoutMs` gives. Members that do not answer, or answer something else, are left out;
+ * none answering gives an empty list.
+ */
+export async function askSelf(
+  transport: Transport,
+  members: readonly string[],
+  addrsOf: (id: string) => readonly string[],
+  timeoutMs: number,
+): Promise<SelfEntry[]> {
+  const asks = members.map(async (id): Promise<SelfEntry[]> => {
+    const conn = await transport.connect(id, addrsOf(id), MGMT_ALPN_BYTES);
+    const client = MgmtClient.over(conn);
+    try {
+      const reply = await client.call('members.self', undefined, timeoutMs);
+      return reply.ok ? selfEntriesOf(reply.result) : [];
+    } finally {
+      await client.close();
+    }
+  });
+  const answers = await Promise.allSettled(asks);
+  return answers.flatMap((a) => (a.status === 'fulfilled' ? a.value : []));
+}
+
+function selfEntriesOf(v: unknown): SelfEntry[] {
+  const entries = (v as { entries?: unknown } | null)?.entries;
+  if (!Array.isArray(entries)) return [];
+  return entries.filter((e): e is SelfEntry => typeof (e as SelfEntry | null)?.node === 'number' && typeof (e as SelfEntry).state === 'string');
+}
+
 /**
  * The new node's side: asks the member at `ticket` to admit this node's endpoint (the transport's)
  * with `addrs`, trying again for up to `timeoutMs` while the member cannot answer yet. NodeError

@@ -10,11 +10,12 @@
  * 3. As the leader of a shard, takes the next membership step toward the shard's target
  *    (src/router/moves.ts nextStep: add a learner, promote it once caught up, remove the surplus,
  *    hand leadership over before removing itself): one change at a time per shard.
- * 4. As the leader of the meta group: declares members dead after `--dead-node-timeout-ms` of
- *    silence (their replicas are rebuilt on the others), and replans the targets when members
- *    changed.
+ * 4. As the leader of the meta group: declares members (up or leaving) dead after
+ *    `--dead-node-timeout-ms` of silence (their replicas are rebuilt on the others), and replans
+ *    the targets when members changed.
  * 5. A leaving member that hosts nothing any more records itself removed and stops; a member
- *    that finds itself removed stops and says why.
+ *    that finds itself removed stops and says why. So does one that hears from no other member
+ *    and is told by one of them (`members.self`) that it was removed while it was away.
  */
 import type { Logger } from 'pino';
 import type { NodeId, ShardId } from '../shards/raft/index.js';
@@ -26,6 +27,10 @@ import { metaShardOf } from '../router/meta-record.js';
 import type { ClusterMeta, MetaMember } from '../router/meta-record.js';
 import { lagAllowance, nextStep } from '../router/moves.js';
 import type { Step } from '../router/moves.js';
+import type { SelfEntry } from './cluster-join.js';
+
+/** Milliseconds of hearing from no other member before asking them what they say of this node, and between two asks. */
+const ISOLATED_ASK_MS = 5_000;
 
 export interface LifeParts {
   readonly self: NodeId;
@@ -40,6 +45,12 @@ export interface LifeParts {
   readonly onMembers: (view: MetaView) => void;
   /** This node was removed from the cluster (or finished leaving): the node stops. */
   readonly onRemoved: (why: string) => void;
+  /**
+   * What the other members say of this node's endpoint (`members.self`; cluster-join.ts askSelf),
+   * asked while it hears from none of them: a member removed while it was down or cut off has its
+   * raft traffic refused by all, so it could never read its removal from the meta group.
+   */
+  readonly askSelf: () => Promise<readonly SelfEntry[]>;
   /** Milliseconds between rounds. */
   readonly pollMs: number;
   /** Milliseconds of silence after which the meta group's leader declares a member dead. */
@@ -81,6 +92,10 @@ export class ClusterLife {
   private gone = false;
   /** When each member was last seen up by this node (ms, performance.now). */
   private readonly lastUp = new Map<number, number>();
+  /** Since when this node hears from no other member (ms, performance.now); undefined while it hears one. */
+  private isolatedSince: number | undefined;
+  /** When it last asked the members what they say of it (ms, performance.now). */
+  private lastAsk = -Infinity;
   private moves: LifeStatus['moves'] = [];
   /**
    * Each shard led here at the previous round, with its last index then: where a learner must have
@@ -143,6 +158,7 @@ export class ClusterLife {
     if (this.stopped || this.gone) return;
     this.counters.rounds++;
     try {
+      if (await this.removedWhileAway()) return;
       // Watching needs no quorum round: an idle cluster's meta group stays quiet.
       const r = await this.meta.read('stale');
       if (!r.ok) throw new Error(`${r.code}: ${r.message}`);
@@ -185,6 +201,29 @@ export class ClusterLife {
       return true;
     }
     return false;
+  }
+
+  /**
+   * True (and the node stops) when, hearing from none of the other members for
+   * {@link ISOLATED_ASK_MS}, this node asks them and one says it was removed. A removed member is
+   * refused by all (so its own stale replica of the meta group says it is up), and would otherwise
+   * go on serving what it has. A member's word is enough: `removed` is final in the record.
+   */
+  private async removedWhileAway(): Promise<boolean> {
+    const others = this.p.router.currentMembers().filter((m) => m.nodeId !== this.p.self);
+    const now = performance.now();
+    if (others.length === 0 || this.p.router.peersUp().length > 0) {
+      this.isolatedSince = undefined;
+      return false;
+    }
+    this.isolatedSince ??= now;
+    if (now - this.isolatedSince < ISOLATED_ASK_MS || now - this.lastAsk < ISOLATED_ASK_MS) return false;
+    this.lastAsk = now;
+    const said = await this.p.askSelf();
+    if (!said.some((e) => e.node === this.p.self && e.state === 'removed')) return false;
+    this.gone = true;
+    this.p.onRemoved(`node ${this.p.self} was removed from its cluster while it was away (its members say so and refuse its traffic)`);
+    return true;
   }
 
   /** Opens the replicas placed here and drops those that are neither placed here nor members of their shard. */
@@ -277,7 +316,8 @@ export class ClusterLife {
     const now = performance.now();
     const up = new Set(this.p.router.peersUp());
     for (const x of m.members) {
-      if (x.state !== 'up' || x.node === this.p.self) continue;
+      // A leaving member that falls silent is dead too: it would never finish leaving, so never be removed.
+      if ((x.state !== 'up' && x.state !== 'leaving') || x.node === this.p.self) continue;
       if (up.has(x.node as NodeId) || !this.lastUp.has(x.node)) this.lastUp.set(x.node, now);
       if (now - this.lastUp.get(x.node)! < this.p.deadNodeTimeoutMs) continue;
       const w = await this.meta.update((cur) => (cur === undefined ? undefined : setState(cur, x.node, 'dead')));

@@ -37,3 +37,16 @@ export function readMetaFile(dataDir: string): { stored?: { version: number; met
 export function writeMetaFile(dataDir: string, version: number, meta: ClusterMeta): void {
   writeAtomic(join(dataDir, META_FILE), `${JSON.stringify({ version, meta })}\n`);
 }
+
+/**
+ * Marks raft id `node` removed in `meta.json` of `dataDir`, for a node that learned its removal
+ * from the members rather than from the record (it was refused by all of them): its next start
+ * is refused at once (NodeError `Removed`). No file, no such entry, or one removed already: left
+ * as it is. Throws the file system's errors.
+ */
+export function recordRemoved(dataDir: string, node: number): void {
+  const stored = readMetaFile(dataDir).stored;
+  if (stored === undefined || !stored.meta.members.some((m) => m.node === node && m.state !== 'removed')) return;
+  const members = stored.meta.members.map((m) => (m.node === node ? { ...m, state: 'removed' as const } : m));
+  writeMetaFile(dataDir, stored.version, { ...stored.meta, members });
+}

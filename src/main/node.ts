@@ -42,7 +42,8 @@ import { NodeError } from './node-error.js';
 import { clusterStart } from './cluster-start.js';
 import type { ClusterStart } from './cluster-start.js';
 import { ClusterLife } from './cluster-life.js';
-import { writeMetaFile } from './meta-file.js';
+import { recordRemoved, writeMetaFile } from './meta-file.js';
+import { askSelf } from './cluster-join.js';
 import type { ShardSpec } from '../shards/host.js';
 export { NodeError };
 
@@ -473,8 +474,21 @@ function startLife(
         p.log.warn({ err: e }, 'could not store the cluster metadata in meta.json');
       }
     },
+    askSelf: () =>
+      askSelf(
+        p.transport,
+        [...p.late.memberIds].filter((id) => id !== p.transport.id),
+        (id) => p.discovery.status().members.find((m) => m.id === id)?.addrs ?? [],
+        5_000,
+      ),
     onRemoved: (why) => {
       p.log.error({ why }, 'this node was removed from its cluster: it stops serving');
+      try {
+        // Learned from the members, the record here may not say so yet: the next start must refuse.
+        recordRemoved(cfg.data, p.start.self);
+      } catch (e) {
+        p.log.warn({ err: e }, 'could not record the removal in meta.json');
+      }
       onRemoved(why);
     },
   });

@@ -10,6 +10,7 @@
  * | members.join     | {addrs}                        | yes   | yes      |        |
  * | members.remove   | {node}                         | yes   | yes      |        |
  * | members.rejoin   | {addrs, old}                   | (members only)              |
+ * | members.self     | -                              | (anyone)                    |
  * | tenants.list     | -                              | yes   | yes      |        |
  * | tenants.setQuota | {name, quota}                  | yes   | yes      |        |
  * | tenants.create   | {name, quota?}                 | yes   |          |        |
@@ -23,6 +24,9 @@
  * addresses it gives. With the node's auth off (a loopback cluster), anyone may call it
  * (`MgmtServices.joinOpen`); with auth on, only an endpoint that an admin granted a role.
  * Members of the cluster are recognised by membership, not a role (`member` below).
+ * `members.self` answers anyone, members and strangers alike, with what the cluster's record
+ * says of the caller's own endpoint and nothing else: a member that was removed while it was
+ * down or cut off (its raft traffic is refused from then on) learns it that way and stops.
  */
 import { INVITE_TTL_DEFAULT_MS, INVITE_TTL_MAX_MS, ServiceErrorCode, isInviteSecret, isRole } from '../../api/index.js';
 import type { Failure, Result, Role, RoleService, TenantQuota, TenantService } from '../../api/index.js';
@@ -42,6 +46,11 @@ export interface MgmtServices {
   invite(ttlMs: number): Promise<Result<unknown>>;
   /** Admits member `endpointId` (the caller), which ran as raft id `old` and lost its stores, as a new replica. */
   rejoin(endpointId: string, addrs: readonly string[], old: number): Promise<Result<unknown>>;
+  /**
+   * The entries of endpoint `endpointId` (the caller) in the cluster's record as this node last
+   * read it: raft id and state, oldest first; none for an endpoint that never was a member.
+   */
+  selfEntries(endpointId: string): readonly { readonly node: number; readonly state: string }[];
   /** Starts removing member `node` (a raft id or an endpoint id): its replicas move away first. */
   removeMember(node: number | string): Promise<Result<unknown>>;
   /** Whether anyone may call members.join (auth off). */
@@ -68,6 +77,8 @@ interface OpRule {
   readonly member: boolean;
   /** Whether anyone may call it while the node's joins are open (MgmtServices.joinOpen), or with an invite. */
   readonly open?: boolean;
+  /** Whether anyone may call it, always: it reveals only what concerns the caller itself. */
+  readonly anyone?: boolean;
   /** Checks the args and runs the op; a bad arg is a BadRequest (or InvalidTenant) Failure. */
   run(args: unknown, s: MgmtServices, caller: Caller): Promise<Result<unknown>>;
 }
@@ -111,6 +122,12 @@ export const OPS = {
         if (typeof old !== 'number' || !Number.isSafeInteger(old) || old < 1) throw new ArgError('args.old must be a raft id');
         return s.rejoin(caller.endpointId, addrsOf(v.addrs), old);
       }),
+  },
+  'members.self': {
+    roles: ALL,
+    member: true,
+    anyone: true,
+    run: (a, s, caller) => noArgs(a, () => Promise.resolve(ok({ entries: s.selfEntries(caller.endpointId) }))),
   },
   'members.remove': {
     roles: OPERATORS,
@@ -171,7 +188,19 @@ export function isMgmtOp(op: string): op is MgmtOp {
  */
 export function allowed(op: MgmtOp, caller: Caller, joinOpen = false): boolean {
   const rule: OpRule = OPS[op];
-  return (caller.role !== undefined && rule.roles.includes(caller.role)) || (caller.member && rule.member) || (joinOpen && rule.open === true);
+  return (
+    rule.anyone === true ||
+    (caller.role !== undefined && rule.roles.includes(caller.role)) ||
+    (caller.member && rule.member) ||
+    (joinOpen && rule.open === true)
+  );
+}
+
+/** Whether an endpoint with no role that is not a member may call `op` (an unknown op: no). */
+export function strangerMay(op: string, joinOpen: boolean): boolean {
+  if (!isMgmtOp(op)) return false;
+  const rule: OpRule = OPS[op];
+  return rule.anyone === true || (joinOpen && rule.open === true);
 }
 
 /** Runs `op` (already allowed) with `args`; bad args answer BadRequest or InvalidTenant. */

@@ -25,7 +25,7 @@ import { CloseCode } from '../transport/hello.js';
 import { closeQuietly } from '../transport/link.js';
 import { LENGTH_BYTES, asRequest, decodeBody, encodeFrame, frameLength, fromArray, toArray } from './frame.js';
 import type { MgmtReply } from './frame.js';
-import { allowed, isMgmtOp, runOp } from './ops.js';
+import { allowed, isMgmtOp, runOp, strangerMay } from './ops.js';
 import type { Caller, MgmtServices } from './ops.js';
 
 /** The server's bounds. */
@@ -205,11 +205,12 @@ export class MgmtServer {
     const req = asRequest(decoded.value);
     if (typeof req === 'string') throw new Refused(ServiceErrorCode.BadRequest, req);
     const caller = await this.caller(c.peerId);
-    // While joins are open (auth off), a stranger may ask to join, and only that; with an invite
-    // it may ask at any time (members.join checks the invite in the same change that admits it).
+    // A stranger may ask what the cluster says of itself (members.self); to join while joins are
+    // open (auth off), or with an invite at any time (members.join checks the invite in the same
+    // change that admits it); nothing else.
     const open = this.services.joinOpen || (req.op === 'members.join' && hasInvite(req.args));
     const stranger = caller.role === undefined && !caller.member;
-    if (stranger && !(open && req.op === 'members.join')) throw new Refused(ServiceErrorCode.Forbidden, `endpoint ${c.peerId} has no role on this cluster`);
+    if (stranger && !strangerMay(req.op, open)) throw new Refused(ServiceErrorCode.Forbidden, `endpoint ${c.peerId} has no role on this cluster`);
     if (!isMgmtOp(req.op)) throw new Refused(ServiceErrorCode.NotFound, `no op ${JSON.stringify(req.op)}`);
     if (!allowed(req.op, caller, open)) throw new Refused(ServiceErrorCode.Forbidden, `op ${req.op} is not allowed to role ${caller.role ?? '(member)'}`);
     return toReply(await runOp(req.op, req.args, this.services, caller));

@@ -27,6 +27,8 @@ interface Node {
   /** Endpoints admitted by members.join, in order (with the invite they gave); and whether anyone may join. */
   joined: { id: string; addrs: readonly string[]; invite?: string }[];
   join: { open: boolean };
+  /** What the record says of each endpoint (members.self). */
+  entries: Map<string, { node: number; state: string }[]>;
 }
 
 const LIVE_INVITE = 'L'.repeat(43);
@@ -39,6 +41,7 @@ async function startNode(limits: Partial<MgmtLimits>): Promise<Node> {
   const members = new Set<string>();
   const joined: Node['joined'] = [];
   const join = { open: false };
+  const entries: Node['entries'] = new Map();
   const server = new MgmtServer({
     limits,
     services: {
@@ -61,6 +64,7 @@ async function startNode(limits: Partial<MgmtLimits>): Promise<Node> {
       },
       invite: (ttlMs) => Promise.resolve({ ok: true, value: { join: 'ticket.secret', expires: new Date(ttlMs).toISOString() } }),
       rejoin: () => Promise.resolve({ ok: false, code: 'NotFound', message: 'no cluster here' }),
+      selfEntries: (id) => entries.get(id) ?? [],
       removeMember: (ref) => Promise.resolve({ ok: false, code: 'NotFound', message: `no member ${String(ref)}` }),
       get joinOpen() {
         return join.open;
@@ -74,7 +78,7 @@ async function startNode(limits: Partial<MgmtLimits>): Promise<Node> {
     onRecords: () => undefined,
     onMgmtConnection: (conn, peerId) => server.accept(conn, peerId),
   });
-  return { transport, server, kv, roles, status, members, joined, join };
+  return { transport, server, kv, roles, status, members, joined, join, entries };
 }
 
 const LIMITS: Partial<MgmtLimits> = { requestBytesMax: 1024, replyBytesMax: 2048, requestTimeoutMs: 1_500, streamsPerConnectionMax: 2, connectionsMax: 16 };
@@ -156,6 +160,17 @@ describe('roles decide every op; the caller is the connection', () => {
       await node.roles.revoke(reader.id);
       await node.roles.revoke(op.id);
     }
+  });
+
+  test('members.self: anyone learns what the record says of its own endpoint, and of no other', async () => {
+    const c = await client();
+    expect(await c.call('members.self')).toEqual({ ok: true, result: { entries: [] } });
+    node.entries.set(c.id, [{ node: 4, state: 'removed' }]);
+    node.entries.set('b'.repeat(64), [{ node: 5, state: 'up' }]);
+    expect(await c.call('members.self')).toEqual({ ok: true, result: { entries: [{ node: 4, state: 'removed' }] } });
+    expect(codeOf(await c.call('members.self', { endpointId: 'b'.repeat(64) }))).toBe('BadRequest');
+    // Still nothing else for a stranger.
+    expect(codeOf(await c.call('members.list'))).toBe('Forbidden');
   });
 
   test('reader: status and members; operator: tenants list and quotas; admin: everything', async () => {
