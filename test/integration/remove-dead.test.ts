@@ -1,0 +1,200 @@
+/**
+ * `iroh-raft members remove` of a member that is gone for good, with real processes: three
+ * founders and a fourth node started with `--join`, four shards of three replicas (and the meta
+ * group on all four), a client writing through the founders all along. Node 4 holds replicas of
+ * several shards when it is SIGKILLed for good; the nodes keep the default
+ * `--dead-node-timeout-ms` (5 minutes), so the timer cannot be what acts. The operator runs
+ * `members remove <raft id>` against a survivor: the answer says `dead`, the member becomes
+ * `removed`, and every shard and the meta group are back to three voters on the survivors well
+ * within the test's 90 s deadline, with every acknowledged write on each survivor's own replica.
+ * A later start of node 4's directory is refused.
+ */
+import { spawnSync } from 'node:child_process';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { CLI, TestCluster, eventually, sleep, statusWithMeta } from './cluster.js';
+
+const SHARDS = 4;
+/** Longer than the test takes to rebuild, far shorter than the default dead-node timeout (300 s). */
+const REBUILD_DEADLINE_MS = 90_000;
+const c = new TestCluster({ nodes: 3, shards: SHARDS, tickMs: 50, extra: ['--meta-poll-ms', '300', '--leader-balance-ms', '1000'] });
+beforeAll(() => c.start(), 90_000);
+afterAll(() => c.close());
+
+interface Status {
+  node: number;
+  shards: { shard: number; role: string; voters: number[]; learners: number[] }[];
+  cluster: { members: { node: number; id: string; state: string }[]; moves: unknown[] } | null;
+  liveness: { peers: { node: number; up: boolean }[] };
+}
+const status = (n: number): Promise<Status> => statusWithMeta<Status>(c.node(n).url);
+
+const acked = new Map<string, string>();
+/** When each acknowledged write was acknowledged (Date.now()). */
+const ackedAt: number[] = [];
+let failed = 0;
+let writing = true;
+const SURVIVORS = [1, 2, 3];
+async function writer(): Promise<void> {
+  for (let i = 0; writing; i++) {
+    const key = `d${i}`;
+    const res = await fetch(`${c.node(SURVIVORS[i % 3]!).url}/v1/kv/${key}`, { method: 'PUT', body: `v${i}`, signal: AbortSignal.timeout(10_000) }).catch(
+      () => undefined,
+    );
+    if (res?.status === 200) {
+      acked.set(key, `v${i}`);
+      ackedAt.push(Date.now());
+    } else failed++;
+    await sleep(10);
+  }
+}
+
+/**
+ * Every shard and the meta group with exactly the voters `want` (the meta group: all of them, up
+ * to five), no learners, no moves under way, as each of `nodes` sees its own replicas; undefined
+ * otherwise. Per node: the replicas it hosts and the shards it leads.
+ */
+async function settled(nodes: number[], want: number[]): Promise<{ replicas: number[]; leads: number[][] } | undefined> {
+  const replicas: number[] = [];
+  const leads: number[][] = [];
+  const sets = new Map<number, string>();
+  for (const n of nodes) {
+    const s = await status(n);
+    if ((s.cluster?.moves.length ?? 1) > 0) return undefined;
+    replicas.push(s.shards.length);
+    leads.push(s.shards.filter((x) => x.role === 'leader').map((x) => x.shard));
+    for (const sh of s.shards) {
+      const size = sh.shard === SHARDS ? Math.min(5, want.length) : 3;
+      if (sh.learners.length > 0 || sh.voters.length !== size || !sh.voters.every((v) => want.includes(v))) return undefined;
+      const v = JSON.stringify(sh.voters);
+      if ((sets.get(sh.shard) ?? v) !== v) return undefined;
+      sets.set(sh.shard, v);
+    }
+  }
+  if (sets.size !== SHARDS + 1 || replicas.reduce((a, b) => a + b, 0) !== 3 * SHARDS + Math.min(5, want.length)) return undefined;
+  return { replicas, leads };
+}
+
+async function dump(nodes: number[]): Promise<string> {
+  const views = await Promise.all(
+    nodes.map(async (n) => {
+      const s = await status(n);
+      return `node ${n}: ${JSON.stringify(s.shards.map((x) => [x.shard, x.role, x.voters, x.learners]))} members ${JSON.stringify(s.cluster?.members.map((m) => `${m.node}:${m.state}`))} moves ${JSON.stringify(s.cluster?.moves)}`;
+    }),
+  );
+  return views.join('\n');
+}
+
+async function readsBack(n: number): Promise<string | undefined> {
+  for (const [k, v] of acked) {
+    const res = await fetch(`${c.node(n).url}/v1/kv/${k}?consistency=stale`);
+    const got = res.status === 200 ? await res.text() : `HTTP ${res.status}`;
+    if (got !== v) return `${k} on node ${n}: ${got}`;
+  }
+  return undefined;
+}
+
+/** `iroh-raft members ...` through node `via`, as an operator types it. */
+function members(via: number, ...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  return spawnSync(process.execPath, [CLI, 'members', ...args, '--via', c.node(via).url], { encoding: 'utf8' });
+}
+
+/** The victim's state in `members --json` through node `via`. */
+function stateOf(via: number, node: number): string | undefined {
+  const r = members(via, '--json');
+  if (r.status !== 0) return undefined;
+  return (JSON.parse(r.stdout) as { members: { node: number; state: string }[] }).members.find((m) => m.node === node)?.state;
+}
+
+test('members remove of a SIGKILLed member: declared dead, its replicas rebuilt on the survivors long before the dead-node timeout; every write kept; its directory refused', async () => {
+  await eventually(async () => (await Promise.all(SURVIVORS.map((n) => fetch(`${c.node(n).url}/healthz`)))).every((r) => r.status === 200), 60_000, 'healthy');
+  const w = writer();
+  const v = await c.join(1);
+  const raftId = (await status(v)).node;
+  const all = [...SURVIVORS.map((n) => n), v];
+  let spread: Awaited<ReturnType<typeof settled>>;
+  const ids = async (): Promise<number[]> => Promise.all(all.map(async (n) => (await status(n)).node));
+  const raftIds = await ids();
+  await eventually(async () => (spread = await settled(all, raftIds)) !== undefined, 120_000, 'replicas spread over four nodes').catch(async (e: unknown) => {
+    throw new Error(`${String(e)}\n${await dump(all)}`);
+  });
+  // Leaders spread too, so the victim may well lead some; not required: what it leads is reported.
+  await eventually(async () => ((spread = (await settled(all, raftIds)) ?? spread)?.leads.at(-1)?.length ?? 0) > 0, 20_000, 'the victim leads').catch(
+    () => undefined,
+  );
+  const victimShards = (await status(v)).shards.map((x) => x.shard);
+  console.log(
+    `remove-dead: four nodes, replicas per node ${spread!.replicas.join('/')}; victim (raft id ${raftId}) hosts shards ${victimShards.join(',')} (${SHARDS} is the meta group), leads ${spread!.leads.at(-1)!.join(',') || 'none'}`,
+  );
+  expect(victimShards.filter((s) => s < SHARDS).length).toBeGreaterThanOrEqual(2);
+  const victimId = (await status(1)).cluster!.members.find((m) => m.node === raftId)!.id;
+
+  await c.kill(v);
+  const killedAt = Date.now();
+  // The operator removes a machine the cluster no longer hears from (as `members` shows it).
+  await eventually(async () => (await status(1)).liveness.peers.find((p) => p.node === raftId)?.up === false, 30_000, 'node 1 notices the victim is gone');
+  const removedAt = Date.now();
+  const rm = members(1, 'remove', String(raftId));
+  expect(rm.status, rm.stderr).toBe(0);
+  expect(JSON.parse(rm.stdout)).toEqual({ node: raftId, state: 'dead' });
+
+  // Dead, then removed once no target names it; never leaving, never up again.
+  const seen: string[] = ['dead'];
+  await eventually(
+    () => {
+      const s = stateOf(2, raftId);
+      if (s !== undefined && s !== seen.at(-1)) seen.push(s);
+      return Promise.resolve(s === 'removed');
+    },
+    REBUILD_DEADLINE_MS,
+    'the victim removed',
+  );
+  expect(seen).toEqual(['dead', 'removed']);
+  // The same removal asked again, by endpoint id: nothing left to do, the answer says so.
+  const again = members(3, 'remove', victimId);
+  expect(again.status, again.stderr).toBe(0);
+  expect(JSON.parse(again.stdout)).toEqual({ node: raftId, state: 'removed' });
+
+  let back: Awaited<ReturnType<typeof settled>>;
+  const survivorIds = raftIds.filter((x) => x !== raftId).sort((a, b) => a - b);
+  await eventually(
+    async () => (back = await settled(SURVIVORS, survivorIds)) !== undefined,
+    REBUILD_DEADLINE_MS - (Date.now() - removedAt),
+    'three voters of every shard on the survivors',
+  ).catch(async (e: unknown) => {
+    throw new Error(`${String(e)}\n${await dump(SURVIVORS)}`);
+  });
+  const rebuiltMs = Date.now() - removedAt;
+  const duringRebuild = ackedAt.filter((t) => t >= killedAt).length;
+  writing = false;
+  await w;
+  console.log(
+    `remove-dead: victim noticed gone ${removedAt - killedAt} ms after SIGKILL; every shard back to three voters on the survivors ${rebuiltMs} ms after members remove (replicas per node ${back!.replicas.join('/')}); writes acknowledged ${acked.size} (${duringRebuild} between the SIGKILL and the rebuild), failed ${failed}`,
+  );
+  expect(acked.size).toBeGreaterThan(50);
+  // The survivors kept taking writes while the victim's replicas were rebuilt.
+  expect(duringRebuild).toBeGreaterThan(0);
+  for (const n of SURVIVORS) {
+    let bad: string | undefined = 'not checked';
+    await eventually(async () => (bad = await readsBack(n)) === undefined, 30_000, `writes on node ${n}`).catch(() => undefined);
+    expect(bad).toBeUndefined();
+  }
+  const list = members(1);
+  expect(list.status, list.stderr).toBe(0);
+  expect(list.stdout).toMatch(new RegExp(`^${raftId}\\s+removed\\s+${victimId}`, 'm'));
+  expect(list.stdout).toMatch(/no replica moves under way/);
+  expect((await status(1)).cluster?.members.map((m) => `${m.node}:${m.state}`)).toEqual([...survivorIds.map((x) => `${x}:up`), `${raftId}:removed`]);
+
+  // The victim's directory comes back: it learns it was removed and refuses to serve.
+  const started = c.startNode(v).then(
+    () => 'listening',
+    (e: unknown) => String(e),
+  );
+  const exit = new Promise<number | null>((r) => c.node(v).proc!.once('exit', (code) => r(code)));
+  const code = await Promise.race([exit, sleep(60_000).then(() => 'still running')]);
+  console.log(`remove-dead: the victim's directory started again: ${await Promise.race([started, sleep(0).then(() => 'pending')])}, exit ${String(code)}`);
+  expect(code, c.node(v).output.slice(-3000)).toBe(3);
+  expect(c.node(v).output).toMatch(/"code":"Removed"/);
+  c.node(v).proc = undefined;
+  // From then on its directory is refused at once.
+  await expect(c.startNode(v)).rejects.toThrow(/exited \(2\)[\s\S]*Removed/);
+}, 400_000);
