@@ -68,7 +68,8 @@ export function adminSurfaces(
   const isUp = (n: number): boolean => n === p.self || router.peersUp().includes(n as NodeId);
   const members: MemberService = {
     list: () => Promise.resolve({ ok: true, value: { members: membersOf(router, p.life), moves: p.life.status().moves } }),
-    remove: (ref) => startRemoval(p.life.meta, ref, isUp),
+    // This node's members list shows the change at once; the others', at their next round.
+    remove: (ref) => startRemoval(p.life.meta, ref, isUp, (v) => p.life.learn(v)),
     invite: (ttlMs) => createInvite(p.life.meta, p.ticket(), ttlMs),
   };
   const mgmt = new MgmtServer({

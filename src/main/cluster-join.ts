@@ -19,7 +19,7 @@ import { MGMT_ALPN_BYTES, MgmtClient, MgmtClientError } from '../io/mgmt/index.j
 import { joinString, normalizeAddr } from '../io/ticket.js';
 import type { Transport } from '../io/transport/index.js';
 import { admit, memberOf, readmit, setState } from '../router/meta.js';
-import type { MetaChange, MetaClient } from '../router/meta.js';
+import type { MetaChange, MetaClient, MetaView } from '../router/meta.js';
 import { addInvite, admitByInvite, inviteHash, newInviteSecret } from '../router/invites.js';
 import { checkMeta } from '../router/meta-record.js';
 import type { ClusterMeta } from '../router/meta-record.js';
@@ -90,9 +90,15 @@ async function admitWith(
 /**
  * The member side of `members.remove`: member `ref` (raft id or endpoint id) starts leaving (its
  * replicas move away, then it is removed), or, when this node does not hear from it now, is
- * declared dead (its replicas are rebuilt from the others at once).
+ * declared dead (its replicas are rebuilt from the others at once). `learn` takes the record
+ * as written (or read, when there was nothing to change).
  */
-export async function startRemoval(meta: MetaClient, ref: number | string, isUp: (node: number) => boolean): Promise<Result<{ node: number; state: string }>> {
+export async function startRemoval(
+  meta: MetaClient,
+  ref: number | string,
+  isUp: (node: number) => boolean,
+  learn: (v: MetaView) => void = () => undefined,
+): Promise<Result<{ node: number; state: string }>> {
   const cur = await meta.read();
   if (!cur.ok) return cur;
   const m = cur.value === undefined ? undefined : typeof ref === 'number' ? cur.value.meta.members.find((x) => x.node === ref) : memberOf(cur.value.meta, ref);
@@ -100,6 +106,7 @@ export async function startRemoval(meta: MetaClient, ref: number | string, isUp:
   const state = isUp(m.node) ? 'leaving' : 'dead';
   const w = await meta.update((c) => (c === undefined ? undefined : setState(c, m.node, state)));
   if (!w.ok) return w;
+  learn(w.value);
   const now = w.value.meta.members.find((x) => x.node === m.node);
   return { ok: true, value: { node: m.node, state: now?.state ?? state } };
 }

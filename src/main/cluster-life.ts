@@ -153,6 +153,15 @@ export class ClusterLife {
     return this.view;
   }
 
+  /**
+   * A record this node just wrote (a removal asked of it): taken at once when newer than the one
+   * read last, so this node's members list shows its own change without waiting for a round.
+   */
+  learn(v: MetaView): void {
+    if (this.stopped || this.gone) return;
+    if (this.view === undefined || v.version > this.view.version) this.apply(v);
+  }
+
   /** One round (see the module's comment). Errors are counted and logged; the next round retries. */
   async round(): Promise<void> {
     if (this.stopped || this.gone) return;
