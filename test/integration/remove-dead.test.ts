@@ -146,6 +146,9 @@ test('members remove of a SIGKILLed member: declared dead, its replicas rebuilt 
   const rm = members(via, 'remove', String(raftId));
   expect(rm.status, rm.stderr).toBe(0);
   expect(JSON.parse(rm.stdout)).toEqual({ node: raftId, state: 'dead' });
+  // The node that made the change lists it at once, without waiting for its next read of the record.
+  const listed = (await (await fetch(`${c.node(via).url}/v1/members`)).json()) as { members: { node: number; state: string }[] };
+  expect(listed.members.find((m) => m.node === raftId)?.state).toBe('dead');
 
   // Dead, then removed once no target names it; never leaving, never up again. Asked of the node
   // that made the change (another shows it at its next read of the record).
