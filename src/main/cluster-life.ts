@@ -174,7 +174,16 @@ export class ClusterLife {
       let v = r.value;
       if (v === undefined) {
         if (this.p.founders === undefined) return;
-        const w = await this.meta.update((cur) => cur ?? foundingMeta({ founders: this.p.founders!, shards: this.p.shards, replicas: this.p.replicas }));
+        const w = await this.meta.update(
+          (cur) =>
+            cur ??
+            foundingMeta({
+              founders: this.p.founders!,
+              shards: this.p.shards,
+              replicas: this.p.replicas,
+              systemOnMeta: this.p.router.hash.systemOnMeta,
+            }),
+        );
         if (!w.ok) throw new Error(`${w.code}: ${w.message}`);
         v = w.value;
       }

@@ -75,7 +75,15 @@ export async function clusterStart(
     const ticket = decodeJoinTicket(cfg.join);
     const info = await requestJoin(p.transport, ticket, p.transport.addrs(), 60_000);
     writeMetaFile(cfg.data, info.version, info.meta);
-    dir.writeCluster({ shards: info.meta.shards, members: [], replicas: info.meta.replicas, node: info.node, placement: PLACEMENT_PENDING });
+    dir.writeCluster({
+      shards: info.meta.shards,
+      members: [],
+      replicas: info.meta.replicas,
+      node: info.node,
+      placement: PLACEMENT_PENDING,
+      // The cluster's choice of where `_system` lives, not this version's.
+      ...(info.meta.system === 'meta' ? { system: 'meta' as const } : {}),
+    });
     log.info({ node: info.node, cluster: info.meta.cluster, members: info.meta.members.length }, 'joined the cluster');
     have = dir.readCluster();
   } else if (have !== undefined && cfg.join !== undefined) {
@@ -146,7 +154,7 @@ function joinedStart(dir: DataDir, self: NodeId, shards: number, meta: ClusterMe
     shards,
     replicas: meta.replicas,
     sets: meta.placement.map((s) => [...s] as NodeId[]),
-    placement: startingPlacement(dir, log),
+    placement: startingPlacement(dir, log, have.system === 'meta'),
     specs: [],
     openStored: true,
     createMeta: undefined,
@@ -160,8 +168,11 @@ function founderStart(cfg: NodeConfig, p: Parameters<typeof clusterStart>[1], me
   const replicas = Math.min(cfg.replicas, members.length);
   const before = dir.readCluster();
   const first = before?.workers === undefined;
-  const placement = startingPlacement(dir, log);
-  dir.checkCluster({ shards: cfg.shards, members: members.map((m) => m.peerId), replicas, placement: PLACEMENT_PENDING });
+  // A cluster founded by this version keeps `_system` on its meta group; one founded before keeps it
+  // where its records are (checkCluster writes `system` into a new directory only).
+  const systemOnMeta = before === undefined || before.system === 'meta';
+  const placement = startingPlacement(dir, log, systemOnMeta);
+  dir.checkCluster({ shards: cfg.shards, members: members.map((m) => m.peerId), replicas, placement: PLACEMENT_PENDING, system: 'meta' });
   if (meta !== undefined && memberOf(meta, p.transport.id)?.state === 'removed')
     throw new NodeError('Removed', `node ${self} was removed from cluster ${meta.cluster}; start a new node with another --data directory and --join`);
   const genesis = genesisPlacement(

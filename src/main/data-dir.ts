@@ -50,6 +50,13 @@ export interface ClusterLayout {
    * the sorted `members`. A joined node's `members` is empty: the meta group (and `meta.json`) has them.
    */
   readonly node?: number;
+  /**
+   * `meta`: the reserved tenant `_system` (tenants, roles, the placement record) lives on the meta
+   * group, set in directories this version creates and taken from the cluster's record on a join.
+   * Absent in directories of clusters created before: their `_system` records stay on the data
+   * shards, where they were written.
+   */
+  readonly system?: 'meta';
   /** True once this node created its founding replica of the meta group (or holds none by placement). */
   readonly meta?: boolean;
 }

@@ -35,19 +35,19 @@ export interface StartingPlacement {
  * pending (new directory: propose a keyed hash) or absent (older directory: propose unkeyed).
  * Warns once when this cluster's placement is (or will be proposed) unkeyed.
  */
-export function startingPlacement(dir: DataDir, log: Logger): StartingPlacement {
+export function startingPlacement(dir: DataDir, log: Logger, systemOnMeta: boolean): StartingPlacement {
   const have = dir.readCluster();
   const recorded = have?.placement;
   const known = placementOfJson(recorded);
   if (known !== undefined) {
     if (known.hash === UNKEYED_HASH) warnUnkeyed(log);
-    return { hash: new PlacementHash(known), proposal: known };
+    return { hash: new PlacementHash(known, systemOnMeta), proposal: known };
   }
   if (have !== undefined && recorded === undefined) {
     warnUnkeyed(log);
-    return { hash: new PlacementHash(), proposal: { hash: UNKEYED_HASH } };
+    return { hash: new PlacementHash(undefined, systemOnMeta), proposal: { hash: UNKEYED_HASH } };
   }
-  return { hash: new PlacementHash(), proposal: { hash: KEYED_HASH, key: randomBytes(PLACEMENT_KEY_BYTES) } };
+  return { hash: new PlacementHash(undefined, systemOnMeta), proposal: { hash: KEYED_HASH, key: randomBytes(PLACEMENT_KEY_BYTES) } };
 }
 
 /**

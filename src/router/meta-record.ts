@@ -59,6 +59,11 @@ export interface ClusterMeta {
   readonly members: readonly MetaMember[];
   /** Target replica set per shard, `shards + 1` of them: the last is the meta group's. */
   readonly placement: readonly (readonly number[])[];
+  /**
+   * `meta`: the reserved tenant `_system` lives on the meta group (clusters created by this version);
+   * absent: on the data shards, placed by the unkeyed hash (clusters created before).
+   */
+  readonly system?: 'meta';
   /** Join invites not yet spent (absent: none). */
   readonly invites?: readonly MetaInvite[];
 }
@@ -129,6 +134,7 @@ export function checkMeta(v: unknown): ClusterMeta | string {
   for (const set of o.placement as unknown[]) {
     if (!Array.isArray(set) || !set.every((n) => nodes.has(n as number))) return 'placement names a node that is not a member';
   }
+  if (o.system !== undefined && o.system !== 'meta') return 'bad system';
   if (o.invites !== undefined) {
     if (!Array.isArray(o.invites)) return 'invites must be an array';
     for (const i of o.invites as unknown[]) {

@@ -72,7 +72,7 @@ export class MetaClient {
 }
 
 /** The first record of a cluster founded by `founders` (raft ids 1..n in endpoint id order). */
-export function foundingMeta(p: { founders: readonly { node: NodeId; id: string }[]; shards: number; replicas: number }): ClusterMeta {
+export function foundingMeta(p: { founders: readonly { node: NodeId; id: string }[]; shards: number; replicas: number; systemOnMeta?: boolean }): ClusterMeta {
   const ids = p.founders.map((f) => f.node);
   return {
     cluster: randomBytes(8).toString('hex'),
@@ -81,6 +81,7 @@ export function foundingMeta(p: { founders: readonly { node: NodeId; id: string 
     nextNode: Math.max(...ids) + 1,
     members: p.founders.map((f) => ({ node: f.node, id: f.id, addrs: [], state: 'up' })),
     placement: genesisPlacement(ids, p.shards, p.replicas),
+    ...(p.systemOnMeta === true ? { system: 'meta' as const } : {}),
   };
 }
 

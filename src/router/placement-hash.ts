@@ -1,8 +1,9 @@
 /**
  * The cluster's key -> shard function as this node knows it (src/wire/shard-hash.ts): unknown
  * from a new node's first start until it has read the cluster's choice (placement-record.ts),
- * then fixed for the process's life. The reserved tenant `_system` is always placed by the
- * unkeyed function, known from the start: the cluster's choice itself is stored there.
+ * then fixed for the process's life. The reserved tenant `_system` is known from the start, as
+ * the cluster's choice itself is stored there: on the meta group (shard id `shards`, one past the
+ * data shards) in clusters created by this version, else placed by the unkeyed function.
  */
 import { Buffer } from 'node:buffer';
 import { ServiceErrorCode } from '../api/index.js';
@@ -26,7 +27,14 @@ export class PlacementHash {
    */
   private readonly waiters = new Set<() => void>();
 
-  constructor(initial?: PlacementChoice) {
+  /**
+   * @param systemOnMeta `_system` lives on the meta group (ClusterMeta.system), so every `_system`
+   *   key goes to shard `shards` and a `_system` scan asks that shard alone.
+   */
+  constructor(
+    initial?: PlacementChoice,
+    readonly systemOnMeta = false,
+  ) {
     if (initial !== undefined) this.set(initial);
   }
 
@@ -57,7 +65,7 @@ export class PlacementHash {
 
   /** The shard of a tenant's key among `shards`; undefined while the cluster's choice is unknown (never for `_system`). */
   shardOf(tenant: string, key: Uint8Array, shards: number): ShardId | undefined {
-    if (tenant === SYSTEM_TENANT) return unkeyedHash.shardOf(tenant, key, shards) as ShardId;
+    if (tenant === SYSTEM_TENANT) return (this.systemOnMeta ? shards : unkeyedHash.shardOf(tenant, key, shards)) as ShardId;
     return this.fn?.shardOf(tenant, key, shards) as ShardId | undefined;
   }
 

@@ -693,7 +693,11 @@ export class Router implements KvService {
    */
   private async scanChecked(r: ScanArgs): Promise<Result<ScanResult>> {
     const q = encodeScan(r.tenant, r.prefix, r.limit, r.startAfter);
-    const parts = await this.scanBudget.fanOut(this.opts.shards, this.scanFanoutMax, r.tenant, this.timeoutMs, (s) => this.query(s, q, r.consistency));
+    // `_system` on the meta group: one shard holds it all.
+    const parts =
+      r.tenant === SYSTEM_TENANT && this.hash.systemOnMeta
+        ? [await this.query(this.opts.shards as ShardId, q, r.consistency)]
+        : await this.scanBudget.fanOut(this.opts.shards, this.scanFanoutMax, r.tenant, this.timeoutMs, (s) => this.query(s, q, r.consistency));
     const pages: { items: ScanItem[]; more: boolean }[] = [];
     for (const o of parts) {
       const d = this.decode(o, KvOp.Scan, (v) => v);

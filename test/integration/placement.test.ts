@@ -143,6 +143,8 @@ describe('a data directory of the version before the keyed hash: the unkeyed has
     expect(p.hash).toBe(UNKEYED_HASH);
     expect(p).not.toHaveProperty('placementKey');
     expect(clusterJson(n.data).placement).toEqual({ hash: UNKEYED_HASH });
+    // Its `_system` records (the placement record among them) stay on the data shards they were written to.
+    expect(clusterJson(n.data)).not.toHaveProperty('system');
     expect(n.output.split(UNKEYED_WARNING).length - 1).toBe(1);
   }, 60_000);
 

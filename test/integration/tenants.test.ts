@@ -173,6 +173,37 @@ describe('tenants and auth (--auth on)', () => {
     expect([sys.status, codeOf(sys)]).toEqual([400, 'InvalidTenant']);
   });
 
+  test("tenant records live on the meta group: creating and deleting tenants advances its log, not the data shards'", async () => {
+    interface Shard {
+      shard: number;
+      applied: number;
+    }
+    const applied = async (): Promise<{ data: number[]; meta: number }> => {
+      const st = JSON.parse((await call('/v1/status', { token: adminToken(1) })).body) as { shards: Shard[]; metaGroup: Shard | null };
+      return { data: st.shards.map((s) => s.applied), meta: st.metaGroup?.applied ?? -1 };
+    };
+    // The shards settle (elections, the placement record) before they are compared.
+    let before = await applied();
+    await eventually(
+      async () => {
+        const now = await applied();
+        const same = JSON.stringify(now) === JSON.stringify(before);
+        before = now;
+        return same;
+      },
+      30_000,
+      'quiet shards',
+    );
+    for (let i = 0; i < 5; i++) {
+      await createTenant(`where-${i}`);
+      expect((await call(`/v1/tenants/where-${i}`, { method: 'DELETE', token: adminToken(1) })).status).toBe(200);
+    }
+    let after = before;
+    await eventually(async () => (after = await applied()).meta >= before.meta + 10, 10_000, 'the meta group applied the ten changes');
+    expect(after.data).toEqual(before.data);
+    expect(JSON.parse(readFileSync(join(c.node(1).data, 'cluster.json'), 'utf8'))).toHaveProperty('system', 'meta');
+  }, 60_000);
+
   test('records are replicated: a tenant made through node 1 works through node 2; rotation and deletion reach it within about a second', async () => {
     const tokenC = await createTenant('gamma');
     let t0 = Date.now();
