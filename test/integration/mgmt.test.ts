@@ -189,7 +189,7 @@ describe('a seeded fuzz of frames on iroh-raft-mgmt/0', () => {
     test(`from ${who === 'stranger' ? 'a stranger' : 'an admin'}: every frame answered with a known code, never Internal; refused ones change nothing`, async () => {
       const key = newKey(`fuzz-${who}`);
       if (who === 'admin') expect((await http(`/v1/roles/${key.id}`, { method: 'PUT', token: adminToken(1), body: { role: 'admin' } })).status).toBe(200);
-      const fuzz = new MgmtFuzz(SEED + (who === 'admin' ? 1 : 0), 64 * 1024);
+      const fuzz = new MgmtFuzz(SEED + (who === 'admin' ? 1 : 0), 64 * 1024, { self: key.id });
       let m = await clientOf(key.file);
       let expected = await state();
       const seen: Record<string, number> = {};
