@@ -219,6 +219,13 @@ describe('a seeded fuzz of frames on iroh-raft-mgmt/0', () => {
       console.log(`mgmt fuzz from ${who}, seed ${SEED}: ${JSON.stringify(seen)}`);
       for (const code of who === 'stranger' ? ['Forbidden', 'BadRequest', 'PayloadTooLarge'] : ['ok', 'NotFound', 'BadRequest', 'PayloadTooLarge'])
         expect(seen[code] ?? 0, code).toBeGreaterThan(0);
+      // The fuzz names no real node in members.remove or members.rejoin: both are members, up.
+      const members = await http('/v1/members', { token: adminToken(1) });
+      const real = [1, 2].map((n) => decodeTicket(c.node(n).ticket).id);
+      expect((members.json as { members: { id: string; state: string }[] }).members.filter((x) => real.includes(x.id)).map((x) => x.state)).toEqual([
+        'up',
+        'up',
+      ]);
       // The node keeps serving, over Iroh and HTTP, and logged no bug.
       const check = await clientOf(key.file);
       const after = await check.call('status');

@@ -38,7 +38,7 @@ export interface MgmtFuzzOptions {
 /** The lowest raft id a generated request names: above any member of a test cluster. */
 export const FUZZ_RAFT_ID_MIN = 10_000;
 
-/** The ops that change the cluster's membership: a third of the requests, so each is reached often. */
+/** The ops that change the cluster's membership: a third of the requests pick among them (and the rest among all), so each is reached often. */
 const MEMBER_OPS = ['members.join', 'members.rejoin', 'members.remove'];
 
 const OPS = [
