@@ -45,7 +45,7 @@ interface Status {
     generation: number;
     addrs: string[];
     members: MemberAddrs[];
-    counters: { strangers: number; badFrames: number; stale: number; conflicts: number };
+    counters: { strangers: number; badFrames: number; stale: number; conflicts: number; hintsProbed: number };
   };
   liveness: { peers: { node: number; up: boolean }[] };
 }
@@ -166,6 +166,8 @@ test('seeded discovery fuzz from a stranger and from a member: refused, nothing 
     expect(st.discovery.counters.strangers).toBeGreaterThanOrEqual(60);
     expect(st.discovery.counters.badFrames).toBeGreaterThan(10);
     expect(st.discovery.counters.stale + st.discovery.counters.conflicts).toBeGreaterThan(5);
+    // Gossip that outranked node 3's claim was probed, not believed.
+    expect(st.discovery.counters.hintsProbed).toBeGreaterThan(0);
     const metrics = await (await fetch(`${c.node(1).url}/metrics`)).text();
     expect(metrics).toMatch(/^iroh_raft_discovery_strangers_refused_total [1-9]\d+$/m);
   } finally {
