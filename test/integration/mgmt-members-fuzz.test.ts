@@ -12,9 +12,10 @@
  * for a join (auth off opens nothing else to a caller with no role), and a join admits the
  * connection's own endpoint and no other, once: the first one adds it (one member more, the
  * version one up), every later one, replays included, answers the same raft id and changes
- * nothing. Afterwards the nodes still serve, every shard keeps the voters it had (the admitted
- * fuzz endpoint never shows up, so the shards' leaders never add it, see src/router/moves.ts
- * nextStep), and no node logged a management bug.
+ * nothing. The admitted fuzz endpoint never shows up: targets name it, but no shard gets a replica
+ * on it, not even a learner (a new member counts as up for a liveness timeout; a shard's leader
+ * adds a learner only on a peer heard from, src/main/cluster-life.ts). Afterwards the nodes still
+ * serve, every shard keeps the voters it had, and no node logged a management bug.
  *
  * What the fuzz names, so a run cannot break the cluster it tests (test/support/mgmt-fuzz.ts):
  * `members.remove` only the caller or refs that name nobody (refused here anyway: auth off opens
@@ -74,6 +75,17 @@ const FRAME_ONLY: readonly string[] = ['garbage', 'truncated', 'oversize'];
 async function voters(): Promise<string> {
   const s = await statusWithMeta<{ shards: { shard: number; voters: number[] }[] }>(c.node(1).url);
   return JSON.stringify(s.shards.map((x) => [x.shard, [...x.voters].sort((a, b) => a - b)]).sort((a, b) => Number(a[0]) - Number(b[0])));
+}
+
+/** Shards (meta group included) where `node` is a voter or a learner, as nodes 1 to 3 see them. */
+async function replicasOn(node: number): Promise<string[]> {
+  const out: string[] = [];
+  for (const n of [1, 2, 3]) {
+    if (c.node(n).proc === undefined) continue;
+    const s = await statusWithMeta<{ shards: { shard: number; voters: number[]; learners: number[] }[] }>(c.node(n).url);
+    for (const x of s.shards) if ([...x.voters, ...x.learners].includes(node)) out.push(`node ${n} shard ${x.shard}: ${JSON.stringify(x)}`);
+  }
+  return out;
 }
 
 const healthy = async (ns: number[]): Promise<boolean> => (await Promise.all(ns.map((n) => fetch(`${c.node(n).url}/healthz`)))).every((r) => r.status === 200);
@@ -171,6 +183,8 @@ test('membership ops fuzzed from a stranger and from a member: refused ones chan
   expect(stranger.joinReplays, 'replays of an accepted join').toBeGreaterThan(0);
   const ghost = (await record()).members.filter((x) => !founders.some((f) => f.id === x.id));
   expect(ghost.map((x) => x.state)).toEqual(['up']);
+  // The fuzz's endpoint, admitted but never seen, is placed in targets but never given a replica.
+  expect(await replicasOn(ghost[0]!.node)).toEqual([]);
 
   // Node 3's key, spoken while node 3 is down, so only the fuzz speaks for that id.
   expect(await c.stop(3)).toBe(0);
@@ -187,6 +201,7 @@ test('membership ops fuzzed from a stranger and from a member: refused ones chan
   const got = await fetch(`${c.node(3).url}/v1/kv/after-fuzz`);
   expect([got.status, await got.text()]).toEqual([200, 'still here']);
   expect(await voters()).toBe(before);
+  expect(await replicasOn(ghost[0]!.node)).toEqual([]);
   const listed = (await (await fetch(`${c.node(1).url}/v1/members`)).json()) as { members: Member[] };
   expect(listed.members.map((x) => [x.node, x.id, x.state])).toEqual([...founders, ...ghost].map((x) => [x.node, x.id, x.state]));
   for (const n of [1, 2, 3]) {
