@@ -3,8 +3,9 @@
  * auth off, so joins are open: any endpoint may ask to join, as itself. From a stranger (a fresh
  * key) and from a member (node 3's own `node.key`, spoken while node 3 is down, so only the fuzz
  * speaks for that id): garbage, truncated and oversize frames, wrong shapes, requests with random
- * and plausible args (`members.join`, `members.rejoin` and `members.remove` among the other ops),
- * and replays of earlier frames, among them replays of an accepted join.
+ * and plausible args (`members.join`, with forged invites too, `members.rejoin`, `members.remove`
+ * and `members.invite` among the other ops), and replays of earlier frames, among them replays
+ * of an accepted join.
  *
  * After every frame, the meta record as node 1 reads it (members and version, `GET /v1/status`
  * `cluster`): the answer is ok or a known service error code, never Internal; a refused request
@@ -178,7 +179,7 @@ test('membership ops fuzzed from a stranger and from a member: refused ones chan
   const founders = (await record()).members;
 
   const stranger = await fuzzAs('a stranger', new Uint8Array(randomBytes(32)), SEED);
-  for (const code of ['ok', 'Forbidden', 'BadRequest', 'PayloadTooLarge', 'members.join:ok', 'members.remove:Forbidden'])
+  for (const code of ['ok', 'Forbidden', 'BadRequest', 'PayloadTooLarge', 'members.join:ok', 'members.remove:Forbidden', 'members.invite:Forbidden'])
     expect(stranger.seen[code] ?? 0, `stranger ${code}`).toBeGreaterThan(0);
   expect(stranger.joinReplays, 'replays of an accepted join').toBeGreaterThan(0);
   const ghost = (await record()).members.filter((x) => !founders.some((f) => f.id === x.id));
@@ -190,7 +191,17 @@ test('membership ops fuzzed from a stranger and from a member: refused ones chan
   expect(await c.stop(3)).toBe(0);
   const key3 = new Uint8Array(Buffer.from(readFileSync(join(c.node(3).data, 'node.key'), 'utf8').trim(), 'hex'));
   const member = await fuzzAs('a member', key3, SEED + 1);
-  for (const code of ['ok', 'Forbidden', 'BadRequest', 'PayloadTooLarge', 'NotFound', 'members.join:ok', 'members.rejoin:NotFound', 'members.remove:Forbidden'])
+  for (const code of [
+    'ok',
+    'Forbidden',
+    'BadRequest',
+    'PayloadTooLarge',
+    'NotFound',
+    'members.join:ok',
+    'members.rejoin:NotFound',
+    'members.remove:Forbidden',
+    'members.invite:Forbidden',
+  ])
     expect(member.seen[code] ?? 0, `member ${code}`).toBeGreaterThan(0);
 
   // Node 3 comes back as itself; the cluster serves; no shard lost or gained a voter.

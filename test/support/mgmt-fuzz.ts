@@ -15,7 +15,8 @@
  * {@link FUZZ_RAFT_ID_MIN} up, a random endpoint id, a malformed one), and `members.rejoin` names
  * only raft ids from {@link FUZZ_RAFT_ID_MIN} up or malformed ones (a member may rejoin as itself:
  * with its own raft id that would declare the real node dead). `members.join` admits the caller
- * only, whatever its args say, so it needs no such care.
+ * only, whatever its args say, so it needs no such care; its invites are never ones a member
+ * issued (forged secrets of the right shape, and wrong shapes).
  */
 import { Buffer } from 'node:buffer';
 import { pack } from 'msgpackr';
@@ -39,7 +40,7 @@ export interface MgmtFuzzOptions {
 export const FUZZ_RAFT_ID_MIN = 10_000;
 
 /** The ops that change the cluster's membership: a third of the requests pick among them (and the rest among all), so each is reached often. */
-const MEMBER_OPS = ['members.join', 'members.rejoin', 'members.remove'];
+const MEMBER_OPS = ['members.join', 'members.rejoin', 'members.remove', 'members.invite'];
 
 const OPS = [
   'status',
@@ -160,17 +161,26 @@ export class MgmtFuzz {
   /** Args in the shape of membership op `op` (now and then another's), plausible or not. */
   private memberArgs(op: string): unknown {
     const own = MEMBER_OPS.indexOf(op);
-    switch (own >= 0 && this.int(0, 3) > 0 ? own : this.int(0, 3)) {
+    switch (own >= 0 && this.int(0, 3) > 0 ? own : this.int(0, 4)) {
       case 0:
-        return { addrs: this.addrs() };
+        return this.int(0, 2) === 0 ? { addrs: this.addrs(), invite: this.invite() } : { addrs: this.addrs() };
       case 1:
         return { addrs: this.addrs(), old: this.raftId() };
       case 2:
         return { node: this.memberRef() };
+      case 3:
+        return { ttlMs: this.pick([1_000, 60_000, 999, 0, -1, 1.5, 2 ** 53, 31 * 24 * 3_600_000, '60000', null]) };
       default:
         // Every field at once, or one the ops do not know.
         return this.int(0, 1) === 0 ? { addrs: this.addrs(), old: this.raftId(), node: this.memberRef() } : { addrs: this.addrs(), endpointId: this.hex(64) };
     }
+  }
+
+  /** An invite's secret: of the right shape but never issued (so refused), or of a wrong one. */
+  private invite(): unknown {
+    const b64 = (n: number): string =>
+      Array.from({ length: n }, () => 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'[this.int(0, 63)]!).join('');
+    return this.int(0, 1) === 0 ? b64(43) : this.pick([b64(42), b64(44), `${b64(42)}=`, `${b64(42)}+`, '', 43, null]);
   }
 
   /** Mostly 1-3 plausible addresses on 127.0.0.1; else a broken list or entry. */
