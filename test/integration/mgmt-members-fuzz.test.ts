@@ -175,6 +175,16 @@ async function fuzzAs(who: string, secretKey: Uint8Array, seed: number): Promise
 test('membership ops fuzzed from a stranger and from a member: refused ones change nothing, a join admits only the caller and only once', async () => {
   await eventually(async () => (await healthy([1, 2, 3])) && (await record()).members.length === 3, 60_000, 'three members, every shard led');
   await eventually(async () => (JSON.parse(await voters()) as [number, number[]][]).every(([, v]) => v.length === 3), 60_000, 'three voters per shard');
+  // The founders replan a few times in their first second: start once the record is quiet.
+  await eventually(
+    async () => {
+      const v = (await record()).version;
+      await sleep(1_000);
+      return (await record()).version === v;
+    },
+    30_000,
+    'the meta record is quiet',
+  );
   const before = await voters();
   const founders = (await record()).members;
 

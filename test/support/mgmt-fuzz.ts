@@ -162,8 +162,13 @@ export class MgmtFuzz {
   private memberArgs(op: string): unknown {
     const own = MEMBER_OPS.indexOf(op);
     switch (own >= 0 && this.int(0, 3) > 0 ? own : this.int(0, 4)) {
-      case 0:
-        return this.int(0, 2) === 0 ? { addrs: this.addrs(), invite: this.invite() } : { addrs: this.addrs() };
+      case 0: {
+        const a: Record<string, unknown> = { addrs: this.addrs() };
+        if (this.int(0, 2) === 0) a.invite = this.invite();
+        // Now and then a field naming another endpoint, as if a join could admit someone else.
+        if (this.int(0, 2) === 0) a[this.pick(['endpointId', 'id', 'peer'])] = this.hex(64);
+        return a;
+      }
       case 1:
         return { addrs: this.addrs(), old: this.raftId() };
       case 2:
