@@ -10,7 +10,8 @@
  * After every frame, the meta record as node 1 reads it (members and version, `GET /v1/status`
  * `cluster`): the answer is ok or a known service error code, never Internal; a refused request
  * leaves the record as it was; no entry of another endpoint ever changes; an answer is ok only
- * for a join (auth off opens nothing else to a caller with no role), and a join admits the
+ * for a join or for `members.self` (auth off opens nothing else to a caller with no role), the
+ * latter telling only what the record says of the caller and changing nothing; a join admits the
  * connection's own endpoint and no other, once: the first one adds it (one member more, the
  * version one up), every later one, replays included, answers the same raft id and changes
  * nothing. The admitted fuzz endpoint never shows up: targets name it, but no shard gets a replica
@@ -112,6 +113,11 @@ async function fuzzAs(who: string, secretKey: Uint8Array, seed: number): Promise
   let joinReplays = 0;
   try {
     for (let i = 0; i < CASES; i++) {
+      // Now and then a fresh connection, as a reconnecting caller would make.
+      if (i > 0 && i % 50 === 0) {
+        await m.close();
+        m = await MgmtClient.connect({ secretKey, node });
+      }
       const k = fuzz.next();
       const what = `${who}, seed ${seed}, case ${i} (${k.kind} ${k.op ?? ''}): ${k.bytes.subarray(0, 60).toString('hex')}`;
       const reply = await m.exchange(k.bytes, 15_000);
@@ -129,8 +135,14 @@ async function fuzzAs(who: string, secretKey: Uint8Array, seed: number): Promise
         expect(now, what).toEqual(expected);
         continue;
       }
-      // Auth off opens joins and nothing else to a caller with no role.
-      expect(k.op, what).toBe('members.join');
+      // Auth off opens joins to a caller with no role, and members.self, which tells it what the
+      // record says of its own endpoint and changes nothing; nothing else.
+      expect(['members.join', 'members.self'], what).toContain(k.op);
+      if (k.op === 'members.self') {
+        expect(reply.result, what).toEqual({ entries: now.members.filter((x) => x.id === self).map((x) => ({ node: x.node, state: x.state })) });
+        expect(now, what).toEqual(expected);
+        continue;
+      }
       const r = reply.result as { node: number; version: number; meta: { members: Member[] } };
       expect(
         r.meta.members.filter((x) => x.id === self).map((x) => x.node),
@@ -157,11 +169,6 @@ async function fuzzAs(who: string, secretKey: Uint8Array, seed: number): Promise
       if (k.kind === 'replay' && acceptedJoins.has(hex)) joinReplays++;
       acceptedJoins.add(hex);
       expected = now;
-      // Now and then a fresh connection, as a reconnecting caller would make.
-      if (i % 50 === 49) {
-        await m.close();
-        m = await MgmtClient.connect({ secretKey, node });
-      }
     }
   } finally {
     await m.close();
@@ -189,7 +196,16 @@ test('membership ops fuzzed from a stranger and from a member: refused ones chan
   const founders = (await record()).members;
 
   const stranger = await fuzzAs('a stranger', new Uint8Array(randomBytes(32)), SEED);
-  for (const code of ['ok', 'Forbidden', 'BadRequest', 'PayloadTooLarge', 'members.join:ok', 'members.remove:Forbidden', 'members.invite:Forbidden'])
+  for (const code of [
+    'ok',
+    'Forbidden',
+    'BadRequest',
+    'PayloadTooLarge',
+    'members.join:ok',
+    'members.remove:Forbidden',
+    'members.invite:Forbidden',
+    'members.self:ok',
+  ])
     expect(stranger.seen[code] ?? 0, `stranger ${code}`).toBeGreaterThan(0);
   expect(stranger.joinReplays, 'replays of an accepted join').toBeGreaterThan(0);
   const ghost = (await record()).members.filter((x) => !founders.some((f) => f.id === x.id));
@@ -208,11 +224,14 @@ test('membership ops fuzzed from a stranger and from a member: refused ones chan
     'PayloadTooLarge',
     'NotFound',
     'members.join:ok',
-    'members.rejoin:NotFound',
     'members.remove:Forbidden',
     'members.invite:Forbidden',
+    'members.self:ok',
   ])
     expect(member.seen[code] ?? 0, `member ${code}`).toBeGreaterThan(0);
+  // A member may call members.rejoin: its requests got past the role check, to the args and the record.
+  expect((member.seen['members.rejoin:BadRequest'] ?? 0) + (member.seen['members.rejoin:NotFound'] ?? 0)).toBeGreaterThan(0);
+  expect(member.seen['members.rejoin:Forbidden'] ?? 0).toBe(0);
 
   // Node 3 comes back as itself; the cluster serves; no shard lost or gained a voter.
   await c.startNode(3);

@@ -39,8 +39,8 @@ export interface MgmtFuzzOptions {
 /** The lowest raft id a generated request names: above any member of a test cluster. */
 export const FUZZ_RAFT_ID_MIN = 10_000;
 
-/** The ops that change the cluster's membership: a third of the requests pick among them (and the rest among all), so each is reached often. */
-const MEMBER_OPS = ['members.join', 'members.rejoin', 'members.remove', 'members.invite'];
+/** The membership ops (members.self only reads): a third of the requests pick among them (and the rest among all), so each is reached often. */
+const MEMBER_OPS = ['members.join', 'members.rejoin', 'members.remove', 'members.invite', 'members.self'];
 
 const OPS = [
   'status',
@@ -161,7 +161,7 @@ export class MgmtFuzz {
   /** Args in the shape of membership op `op` (now and then another's), plausible or not. */
   private memberArgs(op: string): unknown {
     const own = MEMBER_OPS.indexOf(op);
-    switch (own >= 0 && this.int(0, 3) > 0 ? own : this.int(0, 4)) {
+    switch (own >= 0 && this.int(0, 3) > 0 ? own : this.int(0, 5)) {
       case 0: {
         const a: Record<string, unknown> = { addrs: this.addrs() };
         if (this.int(0, 2) === 0) a.invite = this.invite();
@@ -175,6 +175,9 @@ export class MgmtFuzz {
         return { node: this.memberRef() };
       case 3:
         return { ttlMs: this.pick([1_000, 60_000, 999, 0, -1, 1.5, 2 ** 53, 31 * 24 * 3_600_000, '60000', null]) };
+      case 4:
+        // members.self takes none.
+        return this.pick([{}, null, { node: this.memberRef() }]);
       default:
         // Every field at once, or one the ops do not know.
         return this.int(0, 1) === 0 ? { addrs: this.addrs(), old: this.raftId(), node: this.memberRef() } : { addrs: this.addrs(), endpointId: this.hex(64) };
