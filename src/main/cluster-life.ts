@@ -297,7 +297,9 @@ export class ClusterLife {
         match: (n) => match.get(n) ?? -Infinity,
         lastIndex: ms.lastIndex,
         lagMax: lagAllowance(this.p.lagMax, ms.lastIndex, before),
-        reachable: (n) => n === this.p.self || this.p.router.liveness.reachable(n, s),
+        // Only a peer heard from since it became a member: one admitted but never seen counts as up
+        // for a liveness timeout, and would otherwise be added as a learner that never answers.
+        reachable: (n) => n === this.p.self || (this.p.router.liveness.reachable(n, s) && this.p.router.liveness.heardFrom(n)),
       });
       if (step !== undefined) await this.take(s, step);
     }

@@ -75,6 +75,11 @@ interface Peer {
   /** False once silent for longer than timeoutMs; true again at its next record. */
   up: boolean;
   /**
+   * True once a record or traffic came from it since it became a peer here; never false again.
+   * Until then it is up only on the benefit of the doubt (see {@link Liveness.heardFrom}).
+   */
+  said: boolean;
+  /**
    * Per worker of the peer, as its last valid record said: true while it runs. Empty: not said
    * (every worker counts as running). Kept while the peer is down: the last word it gave.
    */
@@ -158,6 +163,7 @@ export class Liveness {
         shared,
         heard: now,
         up: true,
+        said: false,
         running: [],
         load: undefined,
         leads: undefined,
@@ -189,6 +195,7 @@ export class Liveness {
       return false;
     }
     p.heard = Math.max(p.heard, now);
+    p.said = true;
     if (!p.up) {
       p.running = running;
       this.back(p);
@@ -221,6 +228,7 @@ export class Liveness {
     const p = this.peers.get(peer);
     if (!p) return;
     p.heard = Math.max(p.heard, now);
+    p.said = true;
     if (!p.up) this.back(p);
   }
 
@@ -310,6 +318,16 @@ export class Liveness {
     const p = this.peers.get(node);
     if (p === undefined || !p.up || p.leads === undefined || now - p.leads.at > maxAgeMs) return undefined;
     return p.leads.count;
+  }
+
+  /**
+   * Whether peer `node` has said anything (a record, or any traffic) since it became a peer here.
+   * A new peer counts as up from the start, so a node that restarts does not take every peer for
+   * gone; but a member admitted and never seen (a join whose node never started) is up only on
+   * that benefit of the doubt, for one timeout, and must not get a replica in that window.
+   */
+  heardFrom(node: NodeId): boolean {
+    return this.peers.get(node)?.said === true;
   }
 
   /** Peers currently counted as up. */

@@ -6,8 +6,9 @@
  * Kinds: random garbage (sometimes behind a right magic); a valid frame cut short; a length prefix
  * past DISC_BODY_BYTES_MAX; a valid body broken by one rule (`shape`); a valid frame whose own
  * claim is older than the one the node holds (`stale`), or as old with other addresses
- * (`conflict`); two frames on one stream; and replays of frames sent before. None of them may
- * change what the node knows; every address is on 127.0.0.1.
+ * (`conflict`); two frames on one stream; and replays of frames sent before. Their gossip names
+ * other members at generations below and above what the node knows. None of them may change what
+ * the node knows; every address is on 127.0.0.1.
  */
 import { Buffer } from 'node:buffer';
 import type * as Iroh from '@number0/iroh/index.js';
@@ -126,7 +127,9 @@ export class DiscFuzz {
 
   private gossip(): Announcement['gossip'] {
     const ids = this.others.filter(() => this.int(0, 1) === 0);
-    return ids.map((id) => ({ id, generation: this.int(1, 2 ** 40), addrs: this.otherAddrs() }));
+    // Half of them outrank any real claim (a generation starts at the clock in ms): the node may
+    // only probe the member named, never take the gossip's addresses on its word.
+    return ids.map((id) => ({ id, generation: this.int(0, 1) === 0 ? this.int(1, 2 ** 40) : 2 ** 52 + this.int(0, 2 ** 20), addrs: this.otherAddrs() }));
   }
 
   /** 1-3 addresses on 127.0.0.1, none of them one of `known`'s. */

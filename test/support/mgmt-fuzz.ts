@@ -7,6 +7,16 @@
  * little body or none); framed msgpack that is not a request (wrong types, extra fields, a deep
  * nest, binary, huge numbers); requests with known and unknown ops and random args; and replays
  * of frames sent before.
+ *
+ * The membership ops get plausible args as well as junk (addresses on 127.0.0.1 and broken ones,
+ * raft ids, endpoint ids), but never ones that could move a real node of the test's cluster, so a
+ * run that is allowed everything still leaves the cluster whole: `members.remove` names the
+ * caller itself ({@link MgmtFuzzOptions.self}) or a ref that names nobody (a raft id from
+ * {@link FUZZ_RAFT_ID_MIN} up, a random endpoint id, a malformed one), and `members.rejoin` names
+ * only raft ids from {@link FUZZ_RAFT_ID_MIN} up or malformed ones (a member may rejoin as itself:
+ * with its own raft id that would declare the real node dead). `members.join` admits the caller
+ * only, whatever its args say, so it needs no such care; its invites are never ones a member
+ * issued (forged secrets of the right shape, and wrong shapes).
  */
 import { Buffer } from 'node:buffer';
 import { pack } from 'msgpackr';
@@ -17,11 +27,25 @@ export type FuzzKind = 'garbage' | 'truncated' | 'oversize' | 'shape' | 'request
 export interface FuzzCase {
   readonly kind: FuzzKind;
   readonly bytes: Buffer;
+  /** The op of a whole request or of the one replayed (undefined for every other kind). */
+  readonly op?: string;
 }
+
+export interface MgmtFuzzOptions {
+  /** The caller's own endpoint id: the only member a generated `members.remove` names. */
+  readonly self?: string;
+}
+
+/** The lowest raft id a generated request names: above any member of a test cluster. */
+export const FUZZ_RAFT_ID_MIN = 10_000;
+
+/** The membership ops (members.self only reads): a third of the requests pick among them (and the rest among all), so each is reached often. */
+const MEMBER_OPS = ['members.join', 'members.rejoin', 'members.remove', 'members.invite', 'members.self'];
 
 const OPS = [
   'status',
   'members.list',
+  ...MEMBER_OPS,
   'tenants.list',
   'tenants.create',
   'tenants.delete',
@@ -45,11 +69,13 @@ export function frame(body: Uint8Array): Buffer {
 
 export class MgmtFuzz {
   private readonly rng: Prng;
-  private readonly sent: Buffer[] = [];
+  /** Whole requests sent so far, for replays. */
+  private readonly sent: { bytes: Buffer; op: string }[] = [];
 
   constructor(
     seed: number,
     private readonly requestBytesMax: number,
+    private readonly opts: MgmtFuzzOptions = {},
   ) {
     this.rng = new Prng(seed);
   }
@@ -58,12 +84,26 @@ export class MgmtFuzz {
   next(): FuzzCase {
     const kinds: FuzzKind[] = ['garbage', 'truncated', 'oversize', 'shape', 'request', 'replay'];
     const kind = this.pick(kinds);
-    const bytes = this.make(kind);
-    if (kind === 'request') this.sent.push(bytes);
-    return { kind, bytes };
+    if (kind === 'request' || kind === 'replay') {
+      const sent = kind === 'replay' && this.sent.length > 0 ? this.replayed() : this.whole();
+      if (kind === 'request') this.sent.push(sent);
+      return { kind, ...sent };
+    }
+    return { kind, bytes: this.make(kind) };
   }
 
-  private make(kind: FuzzKind): Buffer {
+  /** A request sent before; half the time one of a membership op, when there is one. */
+  private replayed(): { bytes: Buffer; op: string } {
+    const members = this.sent.filter((x) => MEMBER_OPS.includes(x.op));
+    return this.pick(members.length > 0 && this.int(0, 1) === 0 ? members : this.sent);
+  }
+
+  private whole(): { bytes: Buffer; op: string } {
+    const req = this.request();
+    return { bytes: frame(pack(req)), op: req.op };
+  }
+
+  private make(kind: Exclude<FuzzKind, 'request' | 'replay'>): Buffer {
     switch (kind) {
       case 'garbage':
         return this.bytes(this.int(0, 300));
@@ -78,10 +118,6 @@ export class MgmtFuzz {
       }
       case 'shape':
         return frame(this.shape());
-      case 'request':
-        return frame(pack(this.request()));
-      case 'replay':
-        return this.sent.length === 0 ? frame(pack(this.request())) : this.pick(this.sent);
     }
   }
 
@@ -117,9 +153,84 @@ export class MgmtFuzz {
   }
 
   private request(): { op: string; args?: unknown } {
-    const op = this.pick(OPS);
-    const args = this.int(0, 3) === 0 ? undefined : this.args();
+    const op = this.pick(this.int(0, 2) === 0 ? MEMBER_OPS : OPS);
+    const args = this.int(0, 3) === 0 ? undefined : op.startsWith('members.') && this.int(0, 3) > 0 ? this.memberArgs(op) : this.args();
     return args === undefined ? { op } : { op, args };
+  }
+
+  /** Args in the shape of membership op `op` (now and then another's), plausible or not. */
+  private memberArgs(op: string): unknown {
+    const own = MEMBER_OPS.indexOf(op);
+    switch (own >= 0 && this.int(0, 3) > 0 ? own : this.int(0, 5)) {
+      case 0: {
+        const a: Record<string, unknown> = { addrs: this.addrs() };
+        if (this.int(0, 2) === 0) a.invite = this.invite();
+        // Now and then a field naming another endpoint, as if a join could admit someone else.
+        if (this.int(0, 2) === 0) a[this.pick(['endpointId', 'id', 'peer'])] = this.hex(64);
+        return a;
+      }
+      case 1:
+        return { addrs: this.addrs(), old: this.raftId() };
+      case 2:
+        return { node: this.memberRef() };
+      case 3:
+        return { ttlMs: this.pick([1_000, 60_000, 999, 0, -1, 1.5, 2 ** 53, 31 * 24 * 3_600_000, '60000', null]) };
+      case 4:
+        // members.self takes none.
+        return this.pick([{}, null, { node: this.memberRef() }]);
+      default:
+        // Every field at once, or one the ops do not know.
+        return this.int(0, 1) === 0 ? { addrs: this.addrs(), old: this.raftId(), node: this.memberRef() } : { addrs: this.addrs(), endpointId: this.hex(64) };
+    }
+  }
+
+  /** An invite's secret: of the right shape but never issued (so refused), or of a wrong one. */
+  private invite(): unknown {
+    const b64 = (n: number): string =>
+      Array.from({ length: n }, () => 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'[this.int(0, 63)]!).join('');
+    return this.int(0, 1) === 0 ? b64(43) : this.pick([b64(42), b64(44), `${b64(42)}=`, `${b64(42)}+`, '', 43, null]);
+  }
+
+  /** Mostly 1-3 plausible addresses on 127.0.0.1; else a broken list or entry. */
+  private addrs(): unknown {
+    const good = (): string => `127.0.0.1:${this.int(1, 65535)}`;
+    switch (this.int(0, 8)) {
+      case 0:
+      case 1:
+      case 2:
+      case 3:
+      case 4:
+        return Array.from({ length: this.int(1, 3) }, good);
+      case 5:
+        return [good(), this.pick(['', 'x', '127.0.0.1', '127.0.0.1:0', '127.0.0.1:65536', '999.0.0.1:1', 'host:80', '[::1]:', ':80', 'x'.repeat(65)])];
+      case 6:
+        return this.pick([[], Array.from({ length: 17 }, good), 'nope', 7, null, [7], [['127.0.0.1:1']]]);
+      case 7:
+        return [good(), good(), good(), good()].map((a) => (this.int(0, 1) === 0 ? a : a.replace('127.0.0.1', '[::1]')));
+      default:
+        return this.value(1);
+    }
+  }
+
+  /** A raft id no member of a test cluster has, or not a raft id at all. */
+  private raftId(): unknown {
+    return this.int(0, 1) === 0
+      ? FUZZ_RAFT_ID_MIN + this.int(0, 1_000_000)
+      : this.pick([0, -1, 1.5, 2 ** 53, 2 ** 64, -(2 ** 31), '1', '', null, [1], { node: 1 }]);
+  }
+
+  /** The caller itself, or a ref that names no member (see the module's comment). */
+  private memberRef(): unknown {
+    switch (this.int(0, 3)) {
+      case 0:
+        return this.opts.self ?? this.hex(64);
+      case 1:
+        return this.raftId();
+      case 2:
+        return this.hex(this.pick([0, 8, 63, 64, 64, 65]));
+      default:
+        return this.pick(['x', 'ABC', (this.opts.self ?? this.hex(64)).toUpperCase(), ` ${this.opts.self ?? ''}`, ' '.repeat(64)]);
+    }
   }
 
   private args(): unknown {

@@ -177,6 +177,29 @@ describe('liveness: a silent peer', () => {
     expect(l.counters.peersDown).toBe(1);
   });
 
+  test('a peer counts as up from the start or its admission, but as heard from only once it said something (a bad payload is no word)', () => {
+    const l = three(new Map([[0, 2]]));
+    expect([l.reachable(n(2), 0 as ShardId), l.heardFrom(n(2))]).toEqual([true, false]);
+    l.onRecord(n(2), alive(true), 100);
+    expect(l.heardFrom(n(2))).toBe(true);
+    // A member admitted later whose node never shows up.
+    const local = [{ shard: 0 as ShardId, voters: [n(1), n(2), n(3)] }];
+    l.setLayout([n(1), n(2), n(3), n(4)], local, 200);
+    expect([l.reachable(n(4), 0 as ShardId), l.heardFrom(n(4))]).toEqual([true, false]);
+    expect(l.onRecord(n(4), new Uint8Array([1]), 300)).toBe(false);
+    expect(l.heardFrom(n(4))).toBe(false);
+    for (let t = 300; t <= 1300; t += 100) l.check(t);
+    expect(l.peersUp()).not.toContain(4);
+    // Any traffic is a word; silence later makes it down, not unheard.
+    l.onTraffic(n(4), 1400);
+    expect([l.reachable(n(4), 0 as ShardId), l.heardFrom(n(4))]).toEqual([true, true]);
+    for (let t = 1500; t <= 2500; t += 100) l.check(t);
+    expect([l.reachable(n(4), 0 as ShardId), l.heardFrom(n(4))]).toEqual([false, true]);
+    // Forgotten once no longer a member.
+    l.setLayout([n(1), n(2), n(3)], local, 2600);
+    expect(l.heardFrom(n(4))).toBe(false);
+  });
+
   test('malformed payloads are counted and ignored: they refresh nothing, and never throw', () => {
     const l = three(new Map([[0, 2]]));
     const garbage = [new Uint8Array([1]), alive(true, true).subarray(0, 2), new Uint8Array([0, 0, 0]), new Uint8Array([2, 0, 0xff]), new Uint8Array([9, 0, 1])];
