@@ -5,7 +5,7 @@
  */
 import type { Result } from './service.js';
 
-/** A member: raft id, endpoint id, state (`up`, `leaving`, `dead`, `removed`) and last given addresses. */
+/** A member: raft id, endpoint id, state (`joining`, `up`, `leaving`, `dead`, `removed`) and last given addresses. */
 export interface MemberInfo {
   readonly node: number;
   readonly id: string;

@@ -80,6 +80,8 @@ export interface LifeCounters {
   removed: number;
   transfers: number;
   replans: number;
+  /** Joining members made up once heard from (by this node as the meta group's leader). */
+  membersUp: number;
   declaredDead: number;
 }
 
@@ -112,6 +114,7 @@ export class ClusterLife {
     removed: 0,
     transfers: 0,
     replans: 0,
+    membersUp: 0,
     declaredDead: 0,
   };
 
@@ -335,9 +338,19 @@ export class ClusterLife {
     }
     const now = performance.now();
     const up = new Set(this.p.router.peersUp());
+    // A joining member is up once heard from: then, and not before, the targets give it replicas.
     for (const x of m.members) {
-      // A leaving member that falls silent is dead too: it would never finish leaving, so never be removed.
-      if ((x.state !== 'up' && x.state !== 'leaving') || x.node === this.p.self) continue;
+      if (x.state !== 'joining' || !up.has(x.node as NodeId) || !this.p.router.liveness.heardFrom(x.node as NodeId)) continue;
+      const w = await this.meta.update((cur) => (cur === undefined || memberState(cur, x.node) !== 'joining' ? undefined : setState(cur, x.node, 'up')));
+      if (w.ok) {
+        this.counters.membersUp++;
+        this.p.log.info({ node: x.node }, 'a joining member is heard from: up, replicas planned on it');
+      }
+    }
+    for (const x of m.members) {
+      // A leaving member that falls silent is dead too: it would never finish leaving, so never be
+      // removed; and a joining one that never shows up would stay listed.
+      if ((x.state !== 'up' && x.state !== 'leaving' && x.state !== 'joining') || x.node === this.p.self) continue;
       if (up.has(x.node as NodeId) || !this.lastUp.has(x.node)) this.lastUp.set(x.node, now);
       if (now - this.lastUp.get(x.node)! < this.p.deadNodeTimeoutMs) continue;
       const w = await this.meta.update((cur) => (cur === undefined ? undefined : setState(cur, x.node, 'dead')));
@@ -364,6 +377,10 @@ export class ClusterLife {
       if (w.ok) this.counters.replans++;
     }
   }
+}
+
+function memberState(m: ClusterMeta, node: number): string | undefined {
+  return m.members.find((x) => x.node === node)?.state;
 }
 
 function sameSet(a: readonly number[], b: readonly number[]): boolean {

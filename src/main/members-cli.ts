@@ -3,7 +3,7 @@
  * (`/v1/members`).
  *
  *   iroh-raft members [--via <URL>] [--json] [--token <admin token> | --token-file <path>]
- *       lists the members: raft id, state (up, leaving, dead, removed), endpoint id, addresses,
+ *       lists the members: raft id, state (joining, up, leaving, dead, removed), endpoint id, addresses,
  *       and the replica moves under way; `--json` prints the node's JSON answer.
  *   iroh-raft members remove <raft id | endpoint id> [--via <URL>] [...]
  *       starts removing a member: one that is heard from moves its replicas away, then stops; one
@@ -21,7 +21,7 @@ import type { AdminRequest } from './cli-flags.js';
 
 const USAGE = `usage: iroh-raft members [remove <raft id | endpoint id> | invite [--ttl-ms <ms>]] [--via <URL>]
                         [--json] [--token <token> | --token-file <path>]
-  (no command)  list the members and their state (up, leaving, dead, removed), and moves under way
+  (no command)  list the members and their state (joining, up, leaving, dead, removed), and moves under way
   remove        move a member's replicas away, then remove it (a member not heard from: rebuild
                 its replicas from the others at once)
   invite        print a join string for one new node: iroh-raft start --join <it> (with auth on,

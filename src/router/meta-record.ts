@@ -22,12 +22,14 @@ export const META_RECORD_KEY = 'meta/cluster';
 export const META_REPLICAS_MAX = 5;
 
 /**
- * A member's state. `up`: holds replicas. `leaving`: asked to go (`members remove`); its
+ * A member's state. `joining`: admitted, not yet heard from by the meta group's leader; it gets no
+ * replica, so a join whose node never starts holds no shard's moves (silent past the dead-node
+ * timeout, it is declared dead and then removed). `up`: holds replicas. `leaving`: asked to go (`members remove`); its
  * replicas move away, then it becomes `removed`. `dead`: unreachable past the dead-node timeout
  * (or removed while unreachable); its replicas are rebuilt elsewhere, then it becomes `removed`.
  * `removed`: gone for good; its raft id and endpoint id are never admitted again.
  */
-export type MemberState = 'up' | 'leaving' | 'dead' | 'removed';
+export type MemberState = 'joining' | 'up' | 'leaving' | 'dead' | 'removed';
 
 export interface MetaMember {
   /** Raft id, never reused. */
@@ -105,7 +107,7 @@ export function decodeMeta(bytes: Uint8Array): ClusterMeta | string {
   return checkMeta(v);
 }
 
-const STATES: readonly string[] = ['up', 'leaving', 'dead', 'removed'];
+const STATES: readonly string[] = ['joining', 'up', 'leaving', 'dead', 'removed'];
 const isCount = (x: unknown, min: number): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= min;
 
 /** `v` as a ClusterMeta when every field is what this version writes, else why not. */

@@ -92,8 +92,8 @@ export function replan(m: ClusterMeta): ClusterMeta {
 }
 
 /**
- * `m` with endpoint `id` admitted as a new member (the next raft id, state up) and the targets
- * replanned; `m` unchanged (undefined) when it is a member already (a retried join). Forbidden
+ * `m` with endpoint `id` admitted as a new member: the next raft id, state `joining` (the meta
+ * group's leader makes it `up`, and the targets give it replicas, once it hears from it); `m` unchanged (undefined) when it is a member already (a retried join). Forbidden
  * for an endpoint that was removed: a removed member never comes back under its old identity.
  */
 export function admit(m: ClusterMeta, id: string, addrs: readonly string[]): MetaChange {
@@ -103,8 +103,8 @@ export function admit(m: ClusterMeta, id: string, addrs: readonly string[]): Met
       return fail(ServiceErrorCode.Forbidden, `endpoint ${id} was removed from this cluster (raft id ${had.node}); start it with a new key to join again`);
     return undefined;
   }
-  const member: MetaMember = { node: m.nextNode, id, addrs: [...addrs], state: 'up' };
-  return replan({ ...m, nextNode: m.nextNode + 1, members: [...m.members, member] });
+  const member: MetaMember = { node: m.nextNode, id, addrs: [...addrs], state: 'joining' };
+  return { ...m, nextNode: m.nextNode + 1, members: [...m.members, member] };
 }
 
 /**
@@ -133,7 +133,7 @@ export function readmit(m: ClusterMeta, id: string, addrs: readonly string[], ol
   if (had.node > old) return undefined;
   if (had.node !== old) return fail(ServiceErrorCode.NotFound, `endpoint ${id} is member ${had.node}, not ${old}`);
   const members = m.members.map((x) => (x.node === old ? { ...x, state: 'dead' as const } : x));
-  const member: MetaMember = { node: m.nextNode, id, addrs: [...addrs], state: 'up' };
+  const member: MetaMember = { node: m.nextNode, id, addrs: [...addrs], state: 'joining' };
   return replan({ ...m, nextNode: m.nextNode + 1, members: [...members, member] });
 }
 

@@ -38,13 +38,15 @@ describe('invites in the meta record', () => {
     expect(decodeMeta(encodeMeta(m))).toEqual(m);
   });
 
-  test('an invite admits the caller once: the next raft id, up, targets replanned, the invite spent', () => {
+  test('an invite admits the caller once: the next raft id, joining (no replica until heard from), the invite spent', () => {
     const s = newInviteSecret();
     const m = applied(base(), addInvite(base(), inviteHash(s), NOW + 60_000, NOW));
     const joined = applied(m, admitByInvite(m, NEW, ['127.0.0.1:9'], inviteHash(s), NOW + 1));
-    expect(memberOf(joined, NEW)).toEqual({ node: 2, id: NEW, addrs: ['127.0.0.1:9'], state: 'up' });
+    expect(memberOf(joined, NEW)).toEqual({ node: 2, id: NEW, addrs: ['127.0.0.1:9'], state: 'joining' });
     expect(joined.invites).toEqual([]);
-    expect(joined.placement.at(-1)).toEqual([1, 2]);
+    expect(joined.placement.at(-1)).toEqual([1]);
+    // Once up (its node heard from), the targets give it replicas.
+    expect(applied(joined, setState(joined, 2, 'up')).placement.at(-1)).toEqual([1, 2]);
     // A retried join of the admitted endpoint: no change, with or without the spent invite.
     expect(admitByInvite(joined, NEW, ['127.0.0.1:9'], inviteHash(s), NOW + 2)).toBeUndefined();
     // Another endpoint with the spent invite: refused, nothing changes.
