@@ -202,7 +202,6 @@ const QUEUE_GAUGES = [
   'iroh_raft_router_writes_inflight',
   'iroh_raft_router_write_inflight_bytes',
   'iroh_raft_router_writes_waiting',
-  'iroh_raft_router_writes_shared_max',
   'iroh_raft_http_requests_waiting_for_body_room',
 ] as const;
 

@@ -81,7 +81,7 @@ export class FairGate {
   readonly capacityBytes: number;
   readonly capacityRequests: number;
   readonly quantumBytes: number;
-  private shared_: number;
+  readonly sharedRequests: number;
   private readonly activeWindowMs: number;
   private readonly now: () => number;
   /**
@@ -108,9 +108,9 @@ export class FairGate {
     this.capacityBytes = check('capacityBytes', limits.capacityBytes);
     this.capacityRequests = check('capacityRequests', limits.capacityRequests);
     this.quantumBytes = check('quantumBytes', limits.quantumBytes ?? 64 << 10);
-    this.shared_ = check('sharedRequests', limits.sharedRequests ?? this.capacityRequests);
-    if (this.shared_ > this.capacityRequests)
-      throw new RangeError(`FairGate: sharedRequests ${this.shared_} exceeds capacityRequests ${this.capacityRequests}`);
+    this.sharedRequests = check('sharedRequests', limits.sharedRequests ?? this.capacityRequests);
+    if (this.sharedRequests > this.capacityRequests)
+      throw new RangeError(`FairGate: sharedRequests ${this.sharedRequests} exceeds capacityRequests ${this.capacityRequests}`);
     this.activeWindowMs = limits.activeWindowMs ?? 1000;
     if (!(this.activeWindowMs >= 0)) throw new RangeError(`FairGate: activeWindowMs must be at least 0, got ${this.activeWindowMs}`);
     this.now = limits.now ?? (() => performance.now());
@@ -128,23 +128,6 @@ export class FairGate {
       this.lastSeenMs.delete(t);
     }
     return Math.max(this.lastSeenMs.size, this.lines.size);
-  }
-
-  /** Takers held at once while two or more tenants use the gate (FairGateLimits.sharedRequests). */
-  get sharedRequests(): number {
-    return this.shared_;
-  }
-
-  /**
-   * Changes the shared bound (an adaptive limit sets it as it learns), kept within 1 and
-   * capacityRequests; a larger bound lets waiters in at once. Takers held above a smaller one stay.
-   */
-  setSharedRequests(n: number): void {
-    const next = Math.max(1, Math.min(this.capacityRequests, Math.round(n)));
-    if (next === this.shared_) return;
-    const grew = next > this.shared_;
-    this.shared_ = next;
-    if (grew) this.admitWaiters();
   }
 
   /** Whether two or more tenants use the gate now (the sharedRequests bound applies). */

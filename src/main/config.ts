@@ -49,7 +49,7 @@ export interface NodeConfig {
   /** Bytes of client writes in flight through this node; more wait, up to half their deadline, then Overloaded. */
   readonly writeBytesMax: number;
   /** Client writes in flight through this node while two or more tenants write; more wait in their tenant's line (served round robin), then Overloaded. */
-  readonly writesSharedMax: number | 'auto';
+  readonly writesSharedMax: number;
   /** Bytes of HTTP request bodies read and held at once; more wait unread, then 503 Overloaded. */
   readonly httpBodiesBytesMax: number;
   /** Open HTTP connections at most; one more is answered 503 Overloaded and closed. */
@@ -204,8 +204,8 @@ export const SETTINGS: readonly Setting[] = [
     key: 'writesSharedMax',
     flag: '--writes-shared-max',
     env: 'IROH_RAFT_WRITES_SHARED_MAX',
-    help: "client writes in flight through this node while two or more tenants write; the rest wait in their tenant's line, served round robin; auto: a bound that follows the write latency it causes (src/router/adaptive-limit.ts); 8 is fairer and slower (default 4096: no bound beyond the router's)",
-    parse: (raw, where) => (typeof raw === 'string' && raw.trim() === 'auto' ? 'auto' : int(1, 1 << 20)(raw, where)),
+    help: "client writes in flight through this node while two or more tenants write; the rest wait in their tenant's line, served round robin; 8 is fairer and slower (default 4096: no bound beyond the router's)",
+    parse: int(1, 1 << 20),
   },
   {
     key: 'httpBodiesBytesMax',

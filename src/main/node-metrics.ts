@@ -191,11 +191,6 @@ function registerWriteGateMetrics(counter: Read, gauge: Read, r: NodeParts['rout
     () => r.writeRoom.heldWrites,
   );
   gauge(
-    'iroh_raft_router_writes_shared_max',
-    'Client writes let in flight through this node while two or more tenants write (writesSharedMax; with auto, as the adaptive limit set it).',
-    () => r.writeRoom.sharedMax,
-  );
-  gauge(
     'iroh_raft_router_writes_waiting',
     "Client writes waiting for room under writesSharedMax or writeBytesMax, each in its tenant's line.",
     () => r.writeRoom.waiting,

@@ -52,7 +52,6 @@ import { retryable } from './retryable.js';
 import { refusingBadFields } from './bad-fields.js';
 import { ScanBudget } from './scan-budget.js';
 import { waitedMessage, writeGate } from './write-gate.js';
-import type { AdaptiveLimit } from './adaptive-limit.js';
 import { mergeScanPages } from './scan-merge.js';
 import { nodesView, sideSections, wireLoad, workerStatus } from './status.js';
 import type { SelfLoad } from './status.js';
@@ -108,11 +107,9 @@ export interface RouterOptions {
    * round robin by bytes (see FairGate), so one tenant's flood does not queue ahead of another
    * tenant's next write: without it small writes never fill writeBytesMax, all go in, and the
    * queue forms in the workers, first come first served, for every tenant alike. Lower is fairer
-   * and costs throughput while tenants share (smaller raft batches). `auto`: a bound that follows
-   * the latency of the writes made while tenants share (src/router/adaptive-limit.ts). Default
-   * 4096 (no bound beyond requestsMax).
+   * and costs throughput while tenants share (smaller raft batches). Default 8.
    */
-  readonly writesSharedMax?: number | 'auto';
+  readonly writesSharedMax?: number;
   /**
    * Milliseconds without a liveness record from a peer before it counts as gone: the quiet shards
    * it leads here are then woken so they can elect another leader. Other records (raft traffic,
@@ -199,8 +196,6 @@ export class Router implements KvService {
   private readonly lanes: Lanes;
   /** The commands in flight through {@link command} (writeBytesMax, writesSharedMax); the others wait here, per tenant. */
   private readonly writeGate: FairGate;
-  /** With writesSharedMax `auto`: sets writeGate's shared bound from the latency of writes made while tenants share. */
-  private readonly writeLimit: AdaptiveLimit | undefined;
   private readonly forwards = new Map<number, Forward>();
   private nextForward = 1;
   private readonly timeoutMs: number;
@@ -242,7 +237,7 @@ export class Router implements KvService {
   constructor(private readonly opts: RouterOptions) {
     this.hash = opts.placementHash ?? new PlacementHash({ hash: UNKEYED_HASH });
     this.timeoutMs = opts.requestTimeoutMs ?? 5000;
-    ({ gate: this.writeGate, adaptive: this.writeLimit } = writeGate(opts));
+    this.writeGate = writeGate(opts);
     this.scanBytesMax = opts.scanBytesMax ?? KV_LIMITS_DEFAULT.scanBytesMax;
     this.scanFanoutMax = opts.scanFanoutMax ?? 4;
     this.scanBudget = new ScanBudget(opts.scanReadsMax ?? 32, opts.scanTenantReadsMax);
@@ -533,8 +528,8 @@ export class Router implements KvService {
   // ---------------------------------------------------------------- client requests
 
   /** Writes in flight now and their bytes (writesSharedMax, writeBytesMax), and writes waiting for room. */
-  get writeRoom(): { readonly heldBytes: number; readonly heldWrites: number; readonly waiting: number; readonly sharedMax: number } {
-    return { heldBytes: this.writeGate.held, heldWrites: this.writeGate.holding, waiting: this.writeGate.waiting, sharedMax: this.writeGate.sharedRequests };
+  get writeRoom(): { readonly heldBytes: number; readonly heldWrites: number; readonly waiting: number } {
+    return { heldBytes: this.writeGate.held, heldWrites: this.writeGate.holding, waiting: this.writeGate.waiting };
   }
 
   /**
@@ -565,7 +560,6 @@ export class Router implements KvService {
       }
       // A lane's sequence counts proposals, never refusals.
       const seq = session?.seq ?? ++lane!.seq;
-      const admitted = performance.now();
       try {
         return await this.retrying(
           shard,
@@ -577,9 +571,6 @@ export class Router implements KvService {
         );
       } finally {
         this.writeGate.release(tenant, command.length);
-        // Only writes made while tenants share teach the limit: it bounds nothing otherwise.
-        if (this.writeLimit !== undefined && this.writeGate.shared && this.writeLimit.sample(performance.now() - admitted))
-          this.writeGate.setSharedRequests(this.writeLimit.limit);
       }
     } finally {
       if (lane !== undefined) this.lanes.give(lane);

@@ -4,7 +4,6 @@
  * (FairGate in src/api). Kept here so the router only acquires and releases.
  */
 import { FairGate } from '../api/index.js';
-import { AdaptiveLimit } from './adaptive-limit.js';
 
 /** Defaults of the limits below; see RouterOptions for their meaning. */
 export const WRITE_BYTES_MAX_DEFAULT = 2 << 20;
@@ -13,23 +12,16 @@ export const WRITES_SHARED_MAX_DEFAULT = 4096;
 export const REQUESTS_MAX_DEFAULT = 4096;
 
 /**
- * The gate for these limits (and, with `writesSharedMax: 'auto'`, the adaptive limit that sets its
- * shared bound): one tenant alone is held only to requestsMax (the router's lanes)
+ * The gate for these limits: one tenant alone is held only to requestsMax (the router's lanes)
  * and writeBytesMax; two or more to writesSharedMax writes in flight (at most requestsMax).
  */
-export function writeGate(o: { readonly requestsMax?: number; readonly writeBytesMax?: number; readonly writesSharedMax?: number | 'auto' }): {
-  gate: FairGate;
-  adaptive: AdaptiveLimit | undefined;
-} {
+export function writeGate(o: { readonly requestsMax?: number; readonly writeBytesMax?: number; readonly writesSharedMax?: number }): FairGate {
   const requestsMax = o.requestsMax ?? REQUESTS_MAX_DEFAULT;
-  const adaptive = o.writesSharedMax === 'auto' ? new AdaptiveLimit({ max: requestsMax }) : undefined;
-  const shared = adaptive?.limit ?? (o.writesSharedMax as number | undefined) ?? WRITES_SHARED_MAX_DEFAULT;
-  const gate = new FairGate({
+  return new FairGate({
     capacityBytes: o.writeBytesMax ?? WRITE_BYTES_MAX_DEFAULT,
     capacityRequests: requestsMax,
-    sharedRequests: Math.min(shared, requestsMax),
+    sharedRequests: Math.min(o.writesSharedMax ?? WRITES_SHARED_MAX_DEFAULT, requestsMax),
   });
-  return { gate, adaptive };
 }
 
 /** The message of the Overloaded answer to a write that waited `waitMs` without room: what was in flight, under which limits. */
