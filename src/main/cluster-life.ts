@@ -65,6 +65,11 @@ export interface LifeStatus {
   readonly version: number | undefined;
   readonly cluster: string | undefined;
   readonly members: readonly MetaMember[];
+  /**
+   * Every shard's target replica set as the record says (the meta group's last), so one node's
+   * status shows where every shard's replicas go, hosted here or not.
+   */
+  readonly targets: readonly (readonly number[])[];
   /** Shards led here whose replicas differ from their targets (each shard shows on its leader's node). */
   readonly moves: readonly { shard: number; voters: number[]; learners: number[]; target: readonly number[] }[];
   readonly counters: LifeCounters;
@@ -146,6 +151,7 @@ export class ClusterLife {
       version: this.view?.version,
       cluster: this.view?.meta.cluster,
       members: this.view?.meta.members ?? [],
+      targets: this.view?.meta.placement ?? [],
       moves: this.moves,
       counters: { ...this.counters },
     };

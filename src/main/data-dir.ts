@@ -167,7 +167,7 @@ export class DataDir {
       'StoresLost',
       `${lost.join(', ')}: the store is gone, but this node has run with it (cluster.json records ${have.workers} worker stores) and its node.key is here. ` +
         'Starting would make it a replica that forgot its votes and the entries it acknowledged: it could help elect a leader that lacks committed writes. ' +
-        'Restore the stores from a backup of this directory, or retire this node: membership is fixed at the first start (no way yet to rejoin as a new replica).',
+        'Restore the stores from a backup of this directory; or, for a member of a cluster of several nodes, start it with its --peers or as it joined: it then rejoins as a new replica under a new raft id; a node alone has no member to readmit it.',
     );
   }
 

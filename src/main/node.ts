@@ -205,9 +205,16 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
   late.router = router;
   const settling = settleLater(placement, router, dir, log);
   router.startLiveness();
-  const balance = startLeaderBalance(cfg, self, router, pool, snapshots, log);
+  // Leaderships go only to members up (not joining, leaving or dead) once the meta record says so.
+  const lifeRef: { life?: ClusterLife } = {};
+  const memberUp = (node: NodeId): boolean => {
+    const m = lifeRef.life?.current()?.meta.members.find((x) => x.node === node);
+    return m === undefined || m.state === 'up';
+  };
+  const balance = startLeaderBalance(cfg, self, router, pool, snapshots, log, memberUp);
   const nodeOfPeer = new Map(members.map((m) => [m.peerId, m.nodeId]));
   const life = startLife(cfg, { start, transport, router, pool, discovery, nodeOfPeer, late, log });
+  lifeRef.life = life.life;
   const surfaces = adminSurfaces(
     { ...cfg, shards },
     { admin, router, self, life: life.life, log, registry, isMember: (id) => late.memberIds.has(id), ticket: () => transport.ticket() },
@@ -309,6 +316,7 @@ function startLeaderBalance(
   pool: WorkerPool,
   snapshots: Snapshots,
   log: StartOptions['logger'],
+  memberUp: (node: NodeId) => boolean,
 ): { balancer: LeaderBalancer; stop(): Promise<void> } {
   const balancer = new LeaderBalancer({
     self,
@@ -316,7 +324,8 @@ function startLeaderBalance(
     // The data shards: the meta group's leadership costs next to nothing, wherever it is.
     shards: () => router.localShards().filter((s) => s.shard < cfg.shards),
     leaderOf: (shard) => pool.leaders.get(shard)?.lead,
-    canLead: (node, shard) => router.liveness.reachable(node, shard),
+    // A member leaving is handing its leaderships over: never give it one back.
+    canLead: (node, shard) => router.liveness.reachable(node, shard) && memberUp(node),
     leadsOf: (node) => router.leadsOf(node),
     streaming: (shard) => snapshots.sends(shard),
     transfer: (shard, to) => {

@@ -138,7 +138,9 @@ export interface StepInput {
  *
  * A replica is *caught up* when it is reachable and its match is at least `lastIndex - lagMax`.
  * The rules, safety first, in the order they are tried:
- * 1. A learner not in the target is removed (a learner never counts towards a quorum).
+ * 1. A learner not in the target is removed (a learner never counts towards a quorum). A leader
+ *    not in the target hands leadership to the caught-up target voter with the highest match, when
+ *    there is one, before anything else: a node being removed stops leading first.
  * 2. A target learner that is caught up is promoted, and only if the voters with it would still
  *    have a quorum of caught-up replicas (a promotion must not leave the group waiting on a
  *    replica that lags).
@@ -159,6 +161,14 @@ export function nextStep(p: StepInput): Step | undefined {
 
   const stray = p.learners.find((n) => !target.has(n));
   if (stray !== undefined) return { kind: 'remove', node: stray };
+
+  // A leader the target leaves out (its node leaving, or the replica moved away) hands leadership
+  // to a caught-up target voter first: the moves are then made by a leader that stays, and a node
+  // being removed stops leading at once.
+  if (!target.has(p.self)) {
+    const heir = p.voters.filter((v) => v !== p.self && target.has(v) && caughtUp(v)).sort((a, b) => p.match(b) - p.match(a) || a - b)[0];
+    if (heir !== undefined) return { kind: 'transfer', to: heir };
+  }
 
   for (const n of p.learners) {
     if (caughtUp(n) && quorumCaughtUp([...p.voters, n])) return { kind: 'promote', node: n };

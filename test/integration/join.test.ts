@@ -32,7 +32,7 @@ interface ShardStatus {
 interface Status {
   node: number;
   shards: ShardStatus[];
-  cluster: { members: { node: number; id: string; state: string }[]; moves: unknown[] } | null;
+  cluster: { members: { node: number; id: string; state: string }[]; moves: unknown[]; targets: number[][] } | null;
 }
 const status = (n: number): Promise<Status> => statusWithMeta<Status>(c.node(n).url);
 
@@ -115,12 +115,24 @@ test('a node alone grows to three by --join while a client writes; every shard e
   await sleep(1000);
   // A new node takes client requests once it says it is ready (as behind a load balancer).
   const ready = async (n: number): Promise<void> => eventually(async () => (await fetch(`${c.node(n).url}/healthz`)).status === 200, 60_000, `node ${n} ready`);
+  // Node 1 leads every shard: its status shows the moves while node 2 joins.
+  let movesSeen = 0;
+  let watching = true;
+  const watch = (async () => {
+    while (watching) {
+      movesSeen = Math.max(movesSeen, (await status(1).catch(() => undefined))?.cluster?.moves.length ?? 0);
+      await sleep(100);
+    }
+  })();
   const n2 = await c.join(1);
   await ready(n2);
   members = [1, n2];
   await eventually(() => replicated([1, n2]), 60_000, 'every shard on nodes 1 and 2').catch(async (e: unknown) => {
     throw new Error(`${String(e)}\n${await dump([1, n2])}\n${c.node(n2).output.slice(-3000)}`);
   });
+  watching = false;
+  await watch;
+  expect(movesSeen, 'shards shown moving in the status of their leader').toBeGreaterThan(0);
   const n3 = await c.join(2);
   await ready(n3);
   members = [1, n2, n3];
@@ -143,6 +155,8 @@ test('a node alone grows to three by --join while a client writes; every shard e
   }
   const s = await status(1);
   expect(s.cluster?.members.map((m) => `${m.node}:${m.state}`)).toEqual(['1:up', `${n2}:up`, `${n3}:up`]);
+  // Every shard's target (the meta group's last) in one node's status: all three nodes.
+  expect(s.cluster?.targets.map((t) => [...t].sort().join())).toEqual(Array.from({ length: SHARDS + 1 }, () => [1, n2, n3].sort().join()));
 }, 240_000);
 
 test('iroh-raft members lists them; members remove moves a node away, it stops with exit code 3, nothing acknowledged is lost', async () => {
