@@ -240,3 +240,16 @@ export async function statusWithMeta<S extends { shards: unknown[] }>(url: strin
   const s = (await (await fetch(`${url}/v1/status`, { headers })).json()) as S & { metaGroup: S['shards'][number] | null };
   return { ...s, shards: s.metaGroup === null ? s.shards : [...s.shards, s.metaGroup] };
 }
+
+/**
+ * Every acknowledged write (`acked`: key -> value) as the node at `url` holds it in its own
+ * replica (a stale read, no forwarding): undefined when all read back, else the first that does not.
+ */
+export async function staleReadsBack(url: string, acked: ReadonlyMap<string, string>): Promise<string | undefined> {
+  for (const [k, v] of acked) {
+    const res = await fetch(`${url}/v1/kv/${k}?consistency=stale`);
+    const got = res.status === 200 ? await res.text() : `HTTP ${res.status}`;
+    if (got !== v) return `${k} at ${url}: ${got.slice(0, 40)}`;
+  }
+  return undefined;
+}

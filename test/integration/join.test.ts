@@ -9,7 +9,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { CLI, TestCluster, eventually, sleep, statusWithMeta } from './cluster.js';
+import { CLI, TestCluster, eventually, sleep, staleReadsBack, statusWithMeta } from './cluster.js';
 
 const SHARDS = 4;
 const c = new TestCluster({
@@ -98,15 +98,7 @@ async function replicated(nodes: number[]): Promise<boolean> {
   return true;
 }
 
-/** Every acknowledged write reads back from node `n`'s own replica. */
-async function readsBack(n: number): Promise<string | undefined> {
-  for (const [k, v] of acked) {
-    const res = await fetch(`${c.node(n).url}/v1/kv/${k}?consistency=stale`);
-    const got = res.status === 200 ? await res.text() : `HTTP ${res.status}`;
-    if (got !== v) return `${k} on node ${n}: ${got.slice(0, 40)}`;
-  }
-  return undefined;
-}
+const readsBack = (n: number): Promise<string | undefined> => staleReadsBack(c.node(n).url, acked);
 
 test('a node alone grows to three by --join while a client writes; every shard ends with three voters and nothing acknowledged is lost', async () => {
   await eventually(async () => (await fetch(`${c.node(1).url}/healthz`)).status === 200, 30_000, 'node 1 healthy');

@@ -8,7 +8,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { CLI, TestCluster, eventually, sleep, statusWithMeta } from './cluster.js';
+import { CLI, TestCluster, eventually, sleep, staleReadsBack, statusWithMeta } from './cluster.js';
 
 const SHARDS = 8;
 const c = new TestCluster({
@@ -65,14 +65,7 @@ async function layout(nodes: number[]): Promise<{ replicas: number[]; leaders: n
   return { replicas, leaders };
 }
 
-async function readsBack(n: number): Promise<string | undefined> {
-  for (const [k, v] of acked) {
-    const res = await fetch(`${c.node(n).url}/v1/kv/${k}?consistency=stale`);
-    const got = res.status === 200 ? await res.text() : `HTTP ${res.status}`;
-    if (got !== v) return `${k} on node ${n}: ${got}`;
-  }
-  return undefined;
-}
+const readsBack = (n: number): Promise<string | undefined> => staleReadsBack(c.node(n).url, acked);
 
 test('three nodes grow to five and spread their replicas; one leaves, one dies for good; back on three with every write', async () => {
   await eventually(async () => (await Promise.all([1, 2, 3].map((n) => fetch(`${c.node(n).url}/healthz`)))).every((r) => r.status === 200), 60_000, 'healthy');

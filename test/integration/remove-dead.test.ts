@@ -13,7 +13,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { CLI, TestCluster, eventually, sleep, statusWithMeta } from './cluster.js';
+import { CLI, TestCluster, eventually, sleep, staleReadsBack, statusWithMeta } from './cluster.js';
 
 const SHARDS = 4;
 /** Longer than the test takes to rebuild, far shorter than the default dead-node timeout (300 s). */
@@ -89,14 +89,7 @@ async function dump(nodes: number[]): Promise<string> {
   return views.join('\n');
 }
 
-async function readsBack(n: number): Promise<string | undefined> {
-  for (const [k, v] of acked) {
-    const res = await fetch(`${c.node(n).url}/v1/kv/${k}?consistency=stale`);
-    const got = res.status === 200 ? await res.text() : `HTTP ${res.status}`;
-    if (got !== v) return `${k} on node ${n}: ${got}`;
-  }
-  return undefined;
-}
+const readsBack = (n: number): Promise<string | undefined> => staleReadsBack(c.node(n).url, acked);
 
 /** `iroh-raft members ...` through node `via`, as an operator types it. */
 function members(via: number, ...args: string[]): { status: number | null; stdout: string; stderr: string } {
