@@ -36,7 +36,8 @@ import { join } from 'node:path';
 import { PLACEMENT_PENDING, startingPlacement } from './placement.js';
 import type { StartingPlacement } from './placement.js';
 import { readMetaFile, writeMetaFile } from './meta-file.js';
-import { requestJoin } from './cluster-join.js';
+import { askSelf, requestJoin } from './cluster-join.js';
+import type { JoinInfo, SelfEntry } from './cluster-join.js';
 
 export interface ClusterStart {
   readonly self: NodeId;
@@ -71,19 +72,22 @@ export async function clusterStart(
 ): Promise<ClusterStart> {
   const { dir, log } = p;
   let have = dir.readCluster();
+  if (have === undefined && dir.keyServed()) {
+    // Everything but the key is gone: this identity has served, so it comes back as a new replica.
+    await rejoin(
+      cfg,
+      p,
+      undefined,
+      readMetaFile(cfg.data).stored?.meta,
+      `${dir.clusterPath} is gone, but ${dir.keyPath} says this identity has served a replica`,
+    );
+    return joinedStart(dir, dir.readCluster()!.node as NodeId, dir.readCluster()!.shards, readMetaFile(cfg.data).stored?.meta, p.transport.id, log);
+  }
   if (have === undefined && cfg.join !== undefined) {
     const ticket = decodeJoinTicket(cfg.join);
     const info = await requestJoin(p.transport, ticket, p.transport.addrs(), 60_000);
     writeMetaFile(cfg.data, info.version, info.meta);
-    dir.writeCluster({
-      shards: info.meta.shards,
-      members: [],
-      replicas: info.meta.replicas,
-      node: info.node,
-      placement: PLACEMENT_PENDING,
-      // The cluster's choice of where `_system` lives, not this version's.
-      ...(info.meta.system === 'meta' ? { system: 'meta' as const } : {}),
-    });
+    dir.writeCluster(joinedLayout(info));
     log.info({ node: info.node, cluster: info.meta.cluster, members: info.meta.members.length }, 'joined the cluster');
     have = dir.readCluster();
   } else if (have !== undefined && cfg.join !== undefined) {
@@ -108,28 +112,52 @@ export async function clusterStart(
  * What is left of its stores is moved aside (`retired-<ms>/`: they hold replicas of its old raft
  * id), and a member readmits its endpoint under a new raft id (`members.rejoin`): the old id is
  * declared dead, its replicas are rebuilt from the others, and this node gets new replicas that
- * catch up from their leaders. NodeError `JoinFailed` when no member readmits it.
+ * catch up from their leaders.
+ *
+ * With `cluster.json` lost as well (`have` undefined), the old raft id is what the members say
+ * this endpoint is now (`members.self`), and the members asked are those of `--peers` and `--join`.
+ * NodeError `JoinFailed` when no member readmits it, `Removed` when they say it was removed;
+ * DataDirError `StoresLost` when there is no member to ask.
  */
-async function rejoin(cfg: NodeConfig, p: Parameters<typeof clusterStart>[1], have: ClusterLayout, meta: ClusterMeta | undefined, why: string): Promise<void> {
+async function rejoin(
+  cfg: NodeConfig,
+  p: Parameters<typeof clusterStart>[1],
+  have: ClusterLayout | undefined,
+  meta: ClusterMeta | undefined,
+  why: string,
+): Promise<void> {
   const { dir, log, transport } = p;
-  const old = have.node ?? p.layout(transport.id, p.peers).self;
+  const asked = new Map<string, string[]>();
+  const ask = (id: string, addrs: readonly string[]): void => {
+    if (id !== transport.id) asked.set(id, [...new Set([...(asked.get(id) ?? []), ...addrs])]);
+  };
+  for (const m of meta?.members ?? []) if (m.state !== 'removed' && m.addrs.length > 0) ask(m.id, m.addrs);
+  for (const t of p.peers) ask(t.id, t.addrs);
+  for (const [id, g] of Object.entries(readPeersFile(cfg.data).stored?.members ?? {})) ask(id, g.addrs);
+  if (cfg.join !== undefined) {
+    const t = decodeJoinTicket(cfg.join);
+    ask(t.id, t.addrs);
+  }
+  if (asked.size === 0)
+    throw new DataDirError(
+      'StoresLost',
+      `${why}; it has no member to readmit it: start it with its --peers or --join <ticket of a member>, or restore the directory from a backup`,
+    );
+  const old = have === undefined ? await currentId(transport, asked, why) : (have.node ?? p.layout(transport.id, p.peers).self);
   const retired = join(dir.path, `retired-${Date.now()}`);
   mkdirSync(retired, { mode: 0o700 });
   for (const f of readdirSync(dir.path)) if (/^worker-\d+$/.test(f)) renameSync(join(dir.path, f), join(retired, f));
   syncDir(dir.path);
   log.warn({ node: old, retired, why }, 'this node lost its stores: it rejoins its cluster as a new replica under a new raft id');
-  const asked = new Map<string, string[]>();
-  for (const m of meta?.members ?? []) if (m.id !== transport.id && m.state !== 'removed' && m.addrs.length > 0) asked.set(m.id, [...m.addrs]);
-  for (const t of p.peers) asked.set(t.id, [...new Set([...(asked.get(t.id) ?? []), ...t.addrs])]);
-  for (const [id, g] of Object.entries(readPeersFile(cfg.data).stored?.members ?? {}))
-    if (id !== transport.id) asked.set(id, [...new Set([...g.addrs, ...(asked.get(id) ?? [])])]);
   let last: unknown;
   for (const [id, addrs] of asked) {
     try {
       const info = await requestJoin(transport, { id, addrs }, transport.addrs(), 20_000, old);
       writeMetaFile(cfg.data, info.version, info.meta);
-      const { workers: _gone, ...rest } = have;
-      dir.writeCluster({ ...rest, node: info.node, meta: true });
+      if (have !== undefined) {
+        const { workers: _gone, ...rest } = have;
+        dir.writeCluster({ ...rest, node: info.node, meta: true });
+      } else dir.writeCluster({ ...joinedLayout(info), meta: true });
       log.warn({ old, node: info.node }, 'rejoined as a new replica');
       return;
     } catch (e) {
@@ -137,6 +165,36 @@ async function rejoin(cfg: NodeConfig, p: Parameters<typeof clusterStart>[1], ha
     }
   }
   throw last instanceof NodeError ? last : new NodeError('JoinFailed', `${why}; no member readmitted this node (${asked.size} asked)`);
+}
+
+/**
+ * This endpoint's raft id now, as the members in `asked` say (its newest entry in their records).
+ * NodeError `JoinFailed` when none answers or none lists it, `Removed` when it was removed.
+ */
+async function currentId(transport: Transport, asked: ReadonlyMap<string, string[]>, why: string): Promise<number> {
+  const entries = await askSelf(transport, [...asked.keys()], (id) => asked.get(id) ?? [], 10_000);
+  const newest = entries.reduce<SelfEntry | undefined>((a, e) => (a === undefined || e.node > a.node ? e : a), undefined);
+  if (newest === undefined)
+    throw new NodeError(
+      'JoinFailed',
+      `${why}; none of the ${asked.size} members asked lists this endpoint, so it cannot rejoin as a new replica: is it up, and of this cluster?`,
+    );
+  if (newest.state === 'removed')
+    throw new NodeError('Removed', `node ${newest.node} was removed from its cluster; start a new node with another --data directory and --join`);
+  return newest.node;
+}
+
+/** `cluster.json` of a node a member just admitted (`info`): it hosts nothing yet. */
+function joinedLayout(info: JoinInfo): ClusterLayout {
+  return {
+    shards: info.meta.shards,
+    members: [],
+    replicas: info.meta.replicas,
+    node: info.node,
+    placement: PLACEMENT_PENDING,
+    // The cluster's choice of where `_system` lives, not this version's.
+    ...(info.meta.system === 'meta' ? { system: 'meta' as const } : {}),
+  };
 }
 
 function joinedStart(dir: DataDir, self: NodeId, shards: number, meta: ClusterMeta | undefined, selfId: string, log: Logger): ClusterStart {

@@ -11,16 +11,18 @@
  * - `worker-<w>/`: worker w's LMDB environment (the name is {@link workerDir}'s, which the
  *   worker threads use too; the store checks the worker count recorded inside it).
  */
-import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { DataDirError } from './data-dir-error.js';
-import { loadOrCreateKey } from './node-key.js';
+import { keyServed, loadOrCreateKey, markKeyServed } from './node-key.js';
+import { syncDir, writeAtomic } from './durable-write.js';
 import type { KeyLogger } from './node-key.js';
 import { workerDir } from '../workers/protocol.js';
 import { LOCK_KIND, lockDir } from './dir-lock.js';
 import type { LockKind, Unlock } from './dir-lock.js';
 
 export { DataDirError } from './data-dir-error.js';
+export { syncDir, writeAtomic } from './durable-write.js';
 export type { LockKind, Unlock } from './dir-lock.js';
 
 /** What a data directory was first started with (`cluster.json`); a later start must agree. */
@@ -136,6 +138,19 @@ export class DataDir {
     return lockDir(this.path, this.lockPath, kind);
   }
 
+  /**
+   * Whether this node's identity has served a replica (`node.key` marked, see src/main/node-key.ts):
+   * with no `cluster.json`, the rest of the directory was lost, not never made.
+   */
+  keyServed(): boolean {
+    return keyServed(this.keyPath);
+  }
+
+  /** Marks `node.key` served (once; before the node votes or acknowledges anything). */
+  markKeyServed(): void {
+    markKeyServed(this.keyPath);
+  }
+
   /** The layout recorded in `cluster.json`, or undefined before the first start. */
   readCluster(): ClusterLayout | undefined {
     if (!existsSync(this.clusterPath)) return undefined;
@@ -222,38 +237,5 @@ export class DataDir {
         `${this.path} belongs to a cluster started with ${problems.join(' and ')}; start with those settings, or use another --data directory`,
       );
     }
-  }
-}
-
-/**
- * Replaces file `path` with `text` (mode 0600) atomically: a temporary file, flushed, renamed over
- * it, and its directory flushed, so a crash leaves the old file or the new one, never a torn one.
- */
-export function writeAtomic(path: string, text: string): void {
-  const tmp = `${path}.tmp`;
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    writeFileSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-  syncDir(dirname(path));
-}
-
-/**
- * Flushes directory `path` itself (its list of names), so files created, renamed or removed in it
- * survive a crash. Directories that refuse fsync (some filesystems do, with EINVAL) are skipped:
- * nothing more can be done there.
- */
-export function syncDir(path: string): void {
-  const fd = openSync(path, 'r');
-  try {
-    fsyncSync(fd);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
-  } finally {
-    closeSync(fd);
   }
 }

@@ -179,7 +179,9 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
   });
   await openReplicas(pool, start);
   // The stores exist now, before this node has voted or acknowledged anything: from here on,
-  // losing them must stop it from starting as the replica it was (DataDir.checkStores).
+  // losing them must stop it from starting as the replica it was (DataDir.checkStores), and so
+  // must losing them with `cluster.json` (the key's mark, clusterStart).
+  dir.markKeyServed();
   dir.recordStores(cfg.workers);
   dir.recordMeta();
   const snapshots = (late.snapshots = startSnapshots(cfg, self, late, pool, transport, log));

@@ -5,7 +5,8 @@
  * empty log could help elect a leader lacking committed writes): it moves what is left aside and
  * rejoins under a new raft id, its old id is declared dead and then removed, every shard gets
  * three voters again (the new id among them), and every acknowledged write reads back from its
- * own new replicas.
+ * own new replicas. The same when everything but the key is lost (cluster.json too): the key
+ * remembers that this identity has served.
  */
 import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -88,5 +89,42 @@ describe('amnesia guard', () => {
       expect(await (await fetch(`${n3.url}/v1/kv/${k}?consistency=stale`)).text()).toBe(k.split('/')[1]);
     // What was left of its stores went aside, not away.
     expect(readdirSync(n3.data).filter((f) => f.startsWith('retired-'))).toHaveLength(1);
-  }, 180_000);
+
+    // Everything lost but the key (its stores, cluster.json, meta.json, peers.json), restarted with
+    // its original --peers: the key's mark says it has served, so it must not found again as the
+    // voter of its founding layout; it asks the members who it is now and rejoins as a new replica.
+    expect(readFileSync(join(n3.data, 'node.key'), 'utf8')).toMatch(/^[0-9a-f]{64}\nserved\n$/);
+    expect(await c.stop(3)).toBe(0);
+    for (const f of readdirSync(n3.data)) if (f !== 'node.key') rmSync(join(n3.data, f), { recursive: true });
+    for (let i = 0; i < 5; i++) await putUntilOk(c.node(1).url, `wiped/${i}`, String(i));
+    await c.startNode(3);
+    const third = (await status(3)).node;
+    expect(third).toBeGreaterThan(newId);
+    await eventually(
+      async () => {
+        const states = (await status(1)).cluster?.members.map((m) => `${m.node}:${m.state}`) ?? [];
+        return states.includes(`${newId}:removed`) && states.includes(`${third}:up`);
+      },
+      60_000,
+      'the second id removed, the third up',
+    );
+    const again = JSON.stringify([...JSON.parse(want).filter((n: number) => n !== newId), third].sort((a, b) => a - b));
+    await eventually(
+      async () => {
+        for (const n of [1, 2, 3]) {
+          const s = await status(n);
+          if (s.shards.length !== 5 || s.shards.some((x) => JSON.stringify(x.voters) !== again || x.learners.length > 0)) return false;
+        }
+        return true;
+      },
+      60_000,
+      `every shard on voters ${again}`,
+    );
+    const all = [
+      ...Array.from({ length: 20 }, (_, i) => `before/${i}`),
+      ...Array.from({ length: 5 }, (_, i) => `after/${i}`),
+      ...Array.from({ length: 5 }, (_, i) => `wiped/${i}`),
+    ];
+    for (const k of all) expect(await (await fetch(`${n3.url}/v1/kv/${k}?consistency=stale`)).text()).toBe(k.split('/')[1]);
+  }, 240_000);
 });

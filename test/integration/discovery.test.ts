@@ -134,7 +134,7 @@ test('seeded discovery fuzz from a stranger and from a member: refused, nothing 
   const stranger = await DiscSpeaker.bind(new Uint8Array(randomBytes(32)));
   // Node 2's key, spoken while node 2 is down, so only the fuzz speaks for that id.
   expect(await c.stop(2)).toBe(0);
-  const member = await DiscSpeaker.bind(new Uint8Array(Buffer.from(readFileSync(join(c.node(2).data, 'node.key'), 'utf8').trim(), 'hex')));
+  const member = await DiscSpeaker.bind(new Uint8Array(Buffer.from(readFileSync(join(c.node(2).data, 'node.key'), 'utf8').split('\n')[0]!, 'hex')));
   try {
     expect(member.id).toBe(idOf(2));
     const before = await known(1, 2);

@@ -349,6 +349,28 @@ describe('node.key', () => {
     expect(warnings).toEqual(['node key file is readable by group or others; chmod 600 it']);
   });
 
+  it('is marked served once, atomically, keeping the key; the mark survives a reload, and a mangled mark is refused', async () => {
+    const dir = fresh();
+    const log = { info: () => undefined, warn: () => undefined };
+    const key = await dir.loadOrCreateKey(log);
+    expect(dir.keyServed()).toBe(false);
+    dir.markKeyServed();
+    expect(dir.keyServed()).toBe(true);
+    const text = readFileSync(dir.keyPath, 'utf8');
+    expect(text).toBe(`${Buffer.from(key).toString('hex')}\nserved\n`);
+    expect(statSync(dir.keyPath).mode & 0o777).toBe(0o600);
+    dir.markKeyServed();
+    expect(readFileSync(dir.keyPath, 'utf8')).toBe(text);
+    const again = DataDir.open(dir.path);
+    expect(again.keyServed()).toBe(true);
+    expect(await again.loadOrCreateKey(log)).toEqual(key);
+    writeFileSync(dir.keyPath, `${Buffer.from(key).toString('hex')}\nserved twice\n`, { mode: 0o600 });
+    expect(dir.keyServed()).toBe(false);
+    await expect(dir.loadOrCreateKey(log)).rejects.toMatchObject({ code: 'BadKeyFile' });
+    expect(() => dir.markKeyServed()).toThrow(DataDirError);
+    expect(fresh().keyServed()).toBe(false);
+  });
+
   it('another data directory is another identity', async () => {
     const listen = { host: '127.0.0.1', port: 7100 };
     const a = decodeTicket(await ticketOf(fresh(), listen)).id;
