@@ -108,7 +108,7 @@ describe('amnesia guard', () => {
       60_000,
       'the second id removed, the third up',
     );
-    const again = JSON.stringify([...JSON.parse(want).filter((n: number) => n !== newId), third].sort((a, b) => a - b));
+    const again = JSON.stringify([...(JSON.parse(want) as number[]).filter((n) => n !== newId), third].sort((a, b) => a - b));
     await eventually(
       async () => {
         for (const n of [1, 2, 3]) {
