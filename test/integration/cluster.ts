@@ -243,13 +243,21 @@ export async function statusWithMeta<S extends { shards: unknown[] }>(url: strin
 
 /**
  * Every acknowledged write (`acked`: key -> value) as the node at `url` holds it in its own
- * replica (a stale read, no forwarding): undefined when all read back, else the first that does not.
+ * replica (a stale read, no forwarding): undefined when all read back, else one that does not.
+ * Reads 8 at a time.
  */
 export async function staleReadsBack(url: string, acked: ReadonlyMap<string, string>): Promise<string | undefined> {
-  for (const [k, v] of acked) {
-    const res = await fetch(`${url}/v1/kv/${k}?consistency=stale`);
-    const got = res.status === 200 ? await res.text() : `HTTP ${res.status}`;
-    if (got !== v) return `${k} at ${url}: ${got.slice(0, 40)}`;
-  }
-  return undefined;
+  const all = [...acked];
+  let next = 0;
+  let bad: string | undefined;
+  const lane = async (): Promise<void> => {
+    while (bad === undefined && next < all.length) {
+      const [k, v] = all[next++]!;
+      const res = await fetch(`${url}/v1/kv/${k}?consistency=stale`);
+      const got = res.status === 200 ? await res.text() : `HTTP ${res.status}`;
+      if (got !== v) bad ??= `${k} at ${url}: ${got.slice(0, 40)}`;
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, lane));
+  return bad;
 }
