@@ -124,6 +124,22 @@ function int(min: number, max: number) {
   };
 }
 
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A duration with its unit (`1500ms`, `90s`, `5m`, `2h`, `1d`), as milliseconds in [min, max]. */
+function duration(min: number, max: number) {
+  return (raw: unknown, where: string): number => {
+    const m = typeof raw === 'string' ? /^(\d+)(ms|s|m|h|d)$/.exec(raw.trim()) : null;
+    const n = m === null ? NaN : Number(m[1]) * UNIT_MS[m[2]!]!;
+    if (!Number.isSafeInteger(n) || n < min || n > max)
+      throw new ConfigError(
+        'InvalidConfig',
+        `${where}: expected a duration with a unit (ms, s, m, h, d) from ${min} ms to ${max / 86_400_000} days, e.g. 5m; got ${JSON.stringify(raw)}`,
+      );
+    return n;
+  };
+}
+
 function hostPort(raw: unknown, where: string): { host: string; port: number } {
   if (typeof raw !== 'string') throw new ConfigError('InvalidConfig', `${where}: expected host:port, got ${JSON.stringify(raw)}`);
   const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(raw.trim());
@@ -318,6 +334,13 @@ export const SETTINGS: readonly Setting[] = [
     parse: int(1000, 30 * 24 * 3_600_000),
   },
   {
+    key: 'deadNodeTimeoutMs',
+    flag: '--dead-node-timeout',
+    env: 'IROH_RAFT_DEAD_NODE_TIMEOUT',
+    help: '--dead-node-timeout-ms with a unit: 90s, 5m, 2h (default 5m)',
+    parse: duration(1000, 30 * 24 * 3_600_000),
+  },
+  {
     key: 'peerFrameTimeoutMs',
     flag: '--peer-frame-timeout-ms',
     env: 'IROH_RAFT_PEER_FRAME_TIMEOUT_MS',
@@ -456,6 +479,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     const v = flags.get(s.flag);
     if (v !== undefined) out[s.key] = s.parse(v, `flag ${s.flag}`);
   }
+  if (flags.has('--dead-node-timeout') && flags.has('--dead-node-timeout-ms'))
+    throw new ConfigError('InvalidFlag', '--dead-node-timeout and --dead-node-timeout-ms are the same setting: give one');
   const cfg = out as unknown as NodeConfig;
   if ((cfg.tlsCert === undefined) !== (cfg.tlsKey === undefined))
     throw new ConfigError('InvalidConfig', '--tls-cert and --tls-key go together (HTTPS needs both a certificate and its key)');
