@@ -120,7 +120,7 @@ export interface SelfEntry {
 /**
  * What `members` (endpoint ids, dialed at `addrsOf`) say of this node's endpoint (`members.self`
  * over `iroh-raft-mgmt/0`, asked of all of them at once): every entry each one that answers
- * within `timeoutMs` gives. Members that do not answer, or answer something else, are left out;
+ * within `timeoutMs` (connect included) gives. Members that do not answer, or answer something else, are left out;
  * none answering gives an empty list.
  */
 export async function askSelf(
@@ -139,7 +139,18 @@ export async function askSelf(
       await client.close();
     }
   });
-  const answers = await Promise.allSettled(asks);
+  // A connect to an unreachable member fails only after tens of seconds: none may hold the others.
+  const answers = await Promise.allSettled(
+    asks.map(async (ask) => {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('no answer in time')), timeoutMs)));
+      try {
+        return await Promise.race([ask, late]);
+      } finally {
+        clearTimeout(timer);
+      }
+    }),
+  );
   return answers.flatMap((a) => (a.status === 'fulfilled' ? a.value : []));
 }
 

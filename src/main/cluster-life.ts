@@ -29,7 +29,7 @@ import { lagAllowance, nextStep } from '../router/moves.js';
 import type { Step } from '../router/moves.js';
 import type { SelfEntry } from './cluster-join.js';
 
-/** Milliseconds of hearing from no other member before asking them what they say of this node, and between two asks. */
+/** Milliseconds between two asks of the other members what they say of this node, while it hears from none of them. */
 const ISOLATED_ASK_MS = 5_000;
 
 export interface LifeParts {
@@ -100,7 +100,6 @@ export class ClusterLife {
   /** When each member was last seen up by this node (ms, performance.now). */
   private readonly lastUp = new Map<number, number>();
   /** Since when this node hears from no other member (ms, performance.now); undefined while it hears one. */
-  private isolatedSince: number | undefined;
   /** When it last asked the members what they say of it (ms, performance.now). */
   private lastAsk = -Infinity;
   private moves: LifeStatus['moves'] = [];
@@ -231,20 +230,17 @@ export class ClusterLife {
   }
 
   /**
-   * True (and the node stops) when, hearing from none of the other members for
-   * {@link ISOLATED_ASK_MS}, this node asks them and one says it was removed. A removed member is
+   * True (and the node stops) when, hearing from none of the other members (within the liveness
+   * timeout), this node asks them and one says it was removed. A removed member is
    * refused by all (so its own stale replica of the meta group says it is up), and would otherwise
    * go on serving what it has. A member's word is enough: `removed` is final in the record.
    */
   private async removedWhileAway(): Promise<boolean> {
     const others = this.p.router.currentMembers().filter((m) => m.nodeId !== this.p.self);
     const now = performance.now();
-    if (others.length === 0 || this.p.router.peersUp().length > 0) {
-      this.isolatedSince = undefined;
-      return false;
-    }
-    this.isolatedSince ??= now;
-    if (now - this.isolatedSince < ISOLATED_ASK_MS || now - this.lastAsk < ISOLATED_ASK_MS) return false;
+    // No member heard within the liveness timeout: ask at once (a removed node that was away
+    // serves what it has until it knows), then at most every ISOLATED_ASK_MS.
+    if (others.length === 0 || this.p.router.peersUp().length > 0 || now - this.lastAsk < ISOLATED_ASK_MS) return false;
     this.lastAsk = now;
     const said = await this.p.askSelf();
     if (!said.some((e) => e.node === this.p.self && e.state === 'removed')) return false;

@@ -197,13 +197,17 @@ test('members remove of a SIGKILLed member: declared dead, its replicas rebuilt 
 
   // The victim's directory comes back: refused by every member, it asks them, learns it was
   // removed and stops.
+  let listening: number | undefined;
   const started = c.startNode(victim).then(
-    () => 'listening',
+    () => ((listening = performance.now()), 'listening'),
     (e: unknown) => String(e),
   );
   const exit = new Promise<number | null>((r) => c.node(victim).proc!.once('exit', (code) => r(code)));
   const code = await Promise.race([exit, sleep(60_000).then(() => 'still running')]);
-  console.log(`remove-dead: the victim's directory started again: ${await Promise.race([started, sleep(0).then(() => 'pending')])}, exit ${String(code)}`);
+  const servedMs = listening === undefined ? 0 : Math.round(performance.now() - listening);
+  console.log(
+    `remove-dead: the victim's directory started again: ${await Promise.race([started, sleep(0).then(() => 'pending')])}, exit ${String(code)}, ${servedMs} ms from listening to its exit`,
+  );
   expect(code, c.node(victim).output.slice(-3000)).toBe(3);
   expect(c.node(victim).output).toMatch(/"code":"Removed"/);
   c.node(victim).proc = undefined;
