@@ -81,7 +81,7 @@ export async function clusterStart(
       readMetaFile(cfg.data).stored?.meta,
       `${dir.clusterPath} is gone, but ${dir.keyPath} says this identity has served a replica`,
     );
-    return joinedStart(dir, dir.readCluster()!.node as NodeId, dir.readCluster()!.shards, readMetaFile(cfg.data).stored?.meta, p.transport.id, log);
+    return joinedStart(cfg, p, readMetaFile(cfg.data).stored?.meta);
   }
   if (have === undefined && cfg.join !== undefined) {
     const ticket = decodeJoinTicket(cfg.join);
@@ -97,12 +97,12 @@ export async function clusterStart(
   if (stored.why !== undefined) log.warn({ err: stored.why }, 'ignoring the stored cluster metadata');
   const meta = stored.stored?.meta;
   try {
-    if (have?.node !== undefined) return joinedStart(dir, have.node as NodeId, have.shards, meta, p.transport.id, log);
+    if (have?.node !== undefined) return joinedStart(cfg, p, meta);
     return founderStart(cfg, p, meta);
   } catch (e) {
     if (!(e instanceof DataDirError && e.code === 'StoresLost') || have === undefined || (have.node === undefined && p.peers.length === 0)) throw e;
     await rejoin(cfg, p, have, meta, e.message);
-    return joinedStart(dir, dir.readCluster()!.node as NodeId, have.shards, readMetaFile(cfg.data).stored?.meta, p.transport.id, log);
+    return joinedStart(cfg, p, readMetaFile(cfg.data).stored?.meta);
   }
 }
 
@@ -197,8 +197,13 @@ function joinedLayout(info: JoinInfo): ClusterLayout {
   };
 }
 
-function joinedStart(dir: DataDir, self: NodeId, shards: number, meta: ClusterMeta | undefined, selfId: string, log: Logger): ClusterStart {
+/** The start of a node that joined (`cluster.json` has its raft id), from `meta`, the record it last read. */
+function joinedStart(cfg: NodeConfig, p: Parameters<typeof clusterStart>[1], meta: ClusterMeta | undefined): ClusterStart {
+  const { dir, log } = p;
+  const selfId = p.transport.id;
   const have = dir.readCluster()!;
+  const self = have.node as NodeId;
+  const shards = have.shards;
   dir.checkStores(have);
   if (meta === undefined)
     throw new NodeError('JoinFailed', `${dir.path}: cluster.json says this node joined as ${self}, but meta.json, the cluster's members, is missing`);
@@ -212,7 +217,7 @@ function joinedStart(dir: DataDir, self: NodeId, shards: number, meta: ClusterMe
     shards,
     replicas: meta.replicas,
     sets: meta.placement.map((s) => [...s] as NodeId[]),
-    placement: startingPlacement(dir, log, have.system === 'meta'),
+    placement: startingPlacement(dir, log, have.system === 'meta', cfg.unkeyedPlacement === 'allow'),
     specs: [],
     openStored: true,
     createMeta: undefined,
@@ -229,7 +234,7 @@ function founderStart(cfg: NodeConfig, p: Parameters<typeof clusterStart>[1], me
   // A cluster founded by this version keeps `_system` on its meta group; one founded before keeps it
   // where its records are (checkCluster writes `system` into a new directory only).
   const systemOnMeta = before === undefined || before.system === 'meta';
-  const placement = startingPlacement(dir, log, systemOnMeta);
+  const placement = startingPlacement(dir, log, systemOnMeta, cfg.unkeyedPlacement === 'allow');
   dir.checkCluster({ shards: cfg.shards, members: members.map((m) => m.peerId), replicas, placement: PLACEMENT_PENDING, system: 'meta' });
   if (meta !== undefined && memberOf(meta, p.transport.id)?.state === 'removed')
     throw new NodeError('Removed', `node ${self} was removed from cluster ${meta.cluster}; start a new node with another --data directory and --join`);

@@ -71,6 +71,11 @@ export interface NodeConfig {
    * limits). Unset: on when HTTP listens on a non-loopback address, off on loopback.
    */
   readonly auth?: 'on' | 'off';
+  /**
+   * `allow` runs a data directory whose cluster places keys with the unkeyed hash (created before
+   * the keyed one); `refuse` (the default) stops its start with DataDirError `UnkeyedPlacement`.
+   */
+  readonly unkeyedPlacement: 'refuse' | 'allow';
   /** Free bytes on the data directory's file system below which writes are refused (NoSpace); 0: never. */
   readonly diskFreeBytesMin: number;
   /** Shard reads of scans in flight on this node over all scans; more wait, then Overloaded. */
@@ -278,6 +283,16 @@ export const SETTINGS: readonly Setting[] = [
     },
   },
   {
+    key: 'unkeyedPlacement',
+    flag: '--unkeyed-placement',
+    env: 'IROH_RAFT_UNKEYED_PLACEMENT',
+    help: 'a data directory whose cluster places keys with the unkeyed hash (created before the keyed one): refuse to start, or allow (default refuse)',
+    parse: (raw, where) => {
+      if (raw !== 'refuse' && raw !== 'allow') throw new ConfigError('InvalidConfig', `${where}: expected refuse or allow, got ${JSON.stringify(raw)}`);
+      return raw;
+    },
+  },
+  {
     key: 'diskFreeBytesMin',
     flag: '--disk-free-bytes-min',
     env: 'IROH_RAFT_DISK_FREE_BYTES_MIN',
@@ -427,6 +442,7 @@ export function defaults(): NodeConfig {
     // (rebuilding a node's replicas copies all of them); short enough that a lost machine's
     // replicas are rebuilt long before a second loss becomes likely.
     deadNodeTimeoutMs: 300_000,
+    unkeyedPlacement: 'refuse',
     diskFreeBytesMin: 256 << 20,
     shutdownTimeoutMs: 10_000,
     logLevel: 'info',

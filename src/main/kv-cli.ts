@@ -21,6 +21,9 @@ export const KV_USAGE = `usage: iroh-raft kv <put|get|del|scan> ... [--via URL,.
   kv del <key>                delete; prints {"deleted":true|false}; --version N (1 or more): only at that version
   kv scan <prefix>            keys with the prefix, "key<TAB>value" per line (--json: one JSON object per line);
                               --limit N (default all), --consistency c
+  kv load                     write the keys of JSON lines on stdin, as kv scan --json prints them
+                              ({"key","value"}, text or {"base64"}), 16 at a time; prints {"loaded":n};
+                              a bad line refuses the whole input before anything is written (BadInput)
 
   --via URL,...               nodes' HTTP APIs (default http://127.0.0.1:7070; env IROH_RAFT_VIA)
   --tenant T                  tenant (default "default")
@@ -45,8 +48,9 @@ const OWN: Readonly<Record<string, Readonly<Record<string, boolean>>>> = {
   get: { '--consistency': true, '--json': false },
   del: { '--version': true },
   scan: { '--consistency': true, '--json': false, '--limit': true },
+  load: {},
 };
-const ARITY: Readonly<Record<string, number>> = { put: 2, get: 1, del: 1, scan: 1 };
+const ARITY: Readonly<Record<string, number>> = { put: 2, get: 1, del: 1, scan: 1, load: 0 };
 
 interface Parsed {
   readonly sub: string;
@@ -56,7 +60,7 @@ interface Parsed {
 
 function parse(argv: readonly string[]): Parsed {
   const [sub, ...rest] = argv;
-  if (sub === undefined || !(sub in OWN)) throw new UsageError('UnknownCommand', `kv needs put, get, del or scan, got ${JSON.stringify(sub ?? '')}`);
+  if (sub === undefined || !(sub in OWN)) throw new UsageError('UnknownCommand', `kv needs put, get, del, scan or load, got ${JSON.stringify(sub ?? '')}`);
   const known = { ...COMMON, ...OWN[sub] };
   const args: string[] = [];
   const flags = new Map<string, string>();
@@ -151,9 +155,65 @@ async function valueOf(p: Parsed, stdin: () => Promise<Buffer>): Promise<Uint8Ar
   return p.args[1] === '-' ? stdin() : new TextEncoder().encode(p.args[1]);
 }
 
+/** Bytes of a `kv scan --json` field: text, or `{"base64"}`; undefined when it is neither. */
+function bytesOfJson(v: unknown): Uint8Array | undefined {
+  if (typeof v === 'string') return new TextEncoder().encode(v);
+  const b64 = (v as { base64?: unknown } | null)?.base64;
+  if (typeof b64 !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(b64) || b64.length % 4 !== 0) return undefined;
+  return Buffer.from(b64, 'base64');
+}
+
+/** The pairs of `kv scan --json` lines; UsageError `BadInput` naming the first bad line. */
+function pairsOf(text: string): { key: Uint8Array; value: Uint8Array }[] {
+  const out: { key: Uint8Array; value: Uint8Array }[] = [];
+  for (const [i, line] of text.split('\n').entries()) {
+    if (line.trim() === '') continue;
+    let o: { key?: unknown; value?: unknown } | null;
+    try {
+      o = JSON.parse(line) as { key?: unknown; value?: unknown } | null;
+    } catch {
+      throw new UsageError('BadInput', `stdin line ${i + 1}: not JSON; nothing was written`);
+    }
+    const key = bytesOfJson(o?.key);
+    const value = bytesOfJson(o?.value);
+    if (key === undefined || key.length === 0 || value === undefined)
+      throw new UsageError('BadInput', `stdin line ${i + 1}: expected {"key","value"} as kv scan --json prints them; nothing was written`);
+    out.push({ key, value });
+  }
+  return out;
+}
+
+/** Writes every pair, 16 at a time; ClientError of the first that fails (after those under way end). */
+async function load(client: Client, pairs: readonly { key: Uint8Array; value: Uint8Array }[]): Promise<number> {
+  let next = 0;
+  let loaded = 0;
+  let failed: Error | undefined;
+  const lane = async (): Promise<void> => {
+    while (failed === undefined && next < pairs.length) {
+      const { key, value } = pairs[next++]!;
+      try {
+        await client.put(key, value);
+        loaded++;
+      } catch (e) {
+        failed ??= e instanceof Error ? e : new Error(String(e));
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: 16 }, lane));
+  if (failed instanceof ClientError)
+    throw new ClientError(failed.code, `${failed.message} (${loaded} of ${pairs.length} keys written)`, { status: failed.status });
+  if (failed !== undefined) throw failed;
+  return loaded;
+}
+
 async function runSub(p: Parsed, client: Client, out: (b: Uint8Array | string) => void, stdin: () => Promise<Buffer>): Promise<void> {
   const key = p.args[0]!;
   switch (p.sub) {
+    case 'load': {
+      const pairs = pairsOf((await stdin()).toString('utf8'));
+      out(`${JSON.stringify({ loaded: await load(client, pairs) })}\n`);
+      return;
+    }
     case 'put':
       out(`${JSON.stringify(await client.put(key, await valueOf(p, stdin), expectedVersion(p.flags)))}\n`);
       return;

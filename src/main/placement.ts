@@ -18,6 +18,7 @@ import { PlacementHash, sameChoice } from '../router/placement-hash.js';
 import type { PlacementChoice } from '../router/placement-hash.js';
 import { placementOfJson, settlePlacement } from '../router/placement-record.js';
 import { KEYED_HASH, PLACEMENT_KEY_BYTES, UNKEYED_HASH } from '../wire/shard-hash.js';
+import { DataDirError } from './data-dir.js';
 import type { ClusterPlacement, DataDir } from './data-dir.js';
 
 /** cluster.json's placement of a directory that has not read its cluster's choice yet. */
@@ -33,18 +34,19 @@ export interface StartingPlacement {
 /**
  * Reads cluster.json's placement (before checkCluster writes a new directory's file): known,
  * pending (new directory: propose a keyed hash) or absent (older directory: propose unkeyed).
- * Warns once when this cluster's placement is (or will be proposed) unkeyed.
+ * A cluster whose placement is (or will be proposed) unkeyed starts only with `allowUnkeyed`
+ * (`--unkeyed-placement allow`), and is warned about once; DataDirError `UnkeyedPlacement` otherwise.
  */
-export function startingPlacement(dir: DataDir, log: Logger, systemOnMeta: boolean): StartingPlacement {
+export function startingPlacement(dir: DataDir, log: Logger, systemOnMeta: boolean, allowUnkeyed: boolean): StartingPlacement {
   const have = dir.readCluster();
   const recorded = have?.placement;
   const known = placementOfJson(recorded);
   if (known !== undefined) {
-    if (known.hash === UNKEYED_HASH) warnUnkeyed(log);
+    if (known.hash === UNKEYED_HASH) checkUnkeyed(dir, log, allowUnkeyed);
     return { hash: new PlacementHash(known, systemOnMeta), proposal: known };
   }
   if (have !== undefined && recorded === undefined) {
-    warnUnkeyed(log);
+    checkUnkeyed(dir, log, allowUnkeyed);
     return { hash: new PlacementHash(undefined, systemOnMeta), proposal: { hash: UNKEYED_HASH } };
   }
   return { hash: new PlacementHash(undefined, systemOnMeta), proposal: { hash: KEYED_HASH, key: randomBytes(PLACEMENT_KEY_BYTES) } };
@@ -90,6 +92,24 @@ export function settleLater(start: StartingPlacement, kv: KvService, dir: DataDi
     log.info({ hash: choice.hash, proposed: proposal.hash === choice.hash }, "read the cluster's placement; serving client keys");
   });
   return { stop: () => aborter.abort() };
+}
+
+/**
+ * A directory whose cluster places keys unkeyed: refused unless allowed. Its keys cannot move to
+ * the keyed hash in place (every node places by the one function; a key's shard would change under
+ * the data), so the message names the ways on: allow it as it is, or copy its keys into a new
+ * cluster (`iroh-raft kv scan "" --json` into `iroh-raft kv load`).
+ */
+function checkUnkeyed(dir: DataDir, log: Logger, allow: boolean): void {
+  if (!allow)
+    throw new DataDirError(
+      'UnkeyedPlacement',
+      `${dir.path} belongs to a cluster created before the keyed placement hash: it places keys with the unkeyed hash (${UNKEYED_HASH}), ` +
+        'so a tenant can choose keys that all land on one shard. Either start it as it is with --unkeyed-placement allow ' +
+        "(on every node of that cluster), or copy its data into a new cluster, which uses the keyed hash: for each tenant, `iroh-raft kv scan '' --json --via <this cluster>` " +
+        'piped into `iroh-raft kv load --via <new cluster>` (see the README, "Members and placement").',
+    );
+  warnUnkeyed(log);
 }
 
 function warnUnkeyed(log: Logger): void {

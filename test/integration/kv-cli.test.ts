@@ -87,6 +87,45 @@ describe('iroh-raft kv', () => {
     expect((await kv(['scan', 'users/', '--tenant', 'globex'])).stdout.toString()).toBe('');
   });
 
+  test('load: the JSON lines of scan --json written into another tenant, binary keys and values too; a bad line writes nothing', async () => {
+    const file = join(c.root, 'bin-value.bin');
+    writeFileSync(file, new Uint8Array([0, 255, 10, 7]));
+    expect((await kv(['put', 'copy/bin', '--file', file, '--tenant', 'src'])).code).toBe(0);
+    for (let i = 0; i < 40; i++)
+      expect((await fetch(`${c.node(1).url}/v1/kv/copy/${i}`, { method: 'PUT', body: `v${i}`, headers: { 'x-tenant': 'src' } })).status).toBe(200);
+    const dump = await kv(['scan', 'copy/', '--tenant', 'src', '--json']);
+    expect(dump.code).toBe(0);
+    const loaded = await kv(['load', '--tenant', 'dst'], { stdin: dump.stdout });
+    expect([loaded.code, loaded.stdout.toString(), loaded.stderr]).toEqual([0, '{"loaded":41}\n', '']);
+    const copied = await kv(['scan', 'copy/', '--tenant', 'dst', '--json']);
+    const strip = (b: Buffer): unknown[] =>
+      b
+        .toString()
+        .trim()
+        .split('\n')
+        .map((l) => {
+          const { key, value } = JSON.parse(l) as { key: unknown; value: unknown };
+          return { key, value };
+        });
+    expect(strip(copied.stdout)).toEqual(strip(dump.stdout));
+    expect(strip(copied.stdout)).toContainEqual({ key: 'copy/bin', value: { base64: 'AP8KBw==' } });
+
+    // A bad line anywhere refuses the whole input: exit 2, BadInput naming the line, nothing written.
+    for (const bad of [
+      '{"key":"a","value":"1"}\nnot json\n',
+      '{"key":"a","value":"1"}\n{"key":"b"}\n',
+      '{"key":{"base64":"!!"},"value":"1"}\n',
+      '{"key":"","value":"1"}\n',
+    ]) {
+      const r = await kv(['load', '--tenant', 'refused'], { stdin: new TextEncoder().encode(bad) });
+      expect([r.code, errorOf(r).code], bad).toEqual([2, 'BadInput']);
+      expect(errorOf(r).message).toMatch(/line \d+/);
+    }
+    expect((await kv(['scan', '', '--tenant', 'refused'])).stdout.toString()).toBe('');
+    const extra = await kv(['load', 'k'], { stdin: new Uint8Array(0) });
+    expect([extra.code, errorOf(extra).code]).toEqual([2, 'InvalidArgument']);
+  });
+
   test('errors: bad usage exits 2, what the cluster answers exits 1, each one JSON line with a stable code', async () => {
     const cases: [string[], number, string][] = [
       [['frob', 'k'], 2, 'UnknownCommand'],

@@ -8,9 +8,12 @@
  *   shard 0 of 16 spread over the shards of a keyed node, and all land on shard 0 of a node whose
  *   directory predates the keyed hash;
  * - such a directory (written as the version before the keyed hash wrote it: keys placed by the
- *   unkeyed function, cluster.json without `placement`) keeps the unkeyed function: every key
- *   written before is found, cluster.json records the choice, the log says once that placement
- *   is unkeyed.
+ *   unkeyed function, cluster.json without `placement`) is refused at start (exit 2,
+ *   `UnkeyedPlacement`) unless `--unkeyed-placement allow` is given; allowed, it keeps the
+ *   unkeyed function: every key written before is found, cluster.json records the choice, the log
+ *   says once that placement is unkeyed;
+ * - the way off it: `iroh-raft kv scan '' --json` piped into `iroh-raft kv load` copies its keys
+ *   into a new cluster, where the aimed keys spread over the shards.
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -107,8 +110,8 @@ describe('a new cluster: the keyed hash', () => {
   }, 60_000);
 });
 
-describe('a data directory of the version before the keyed hash: the unkeyed hash, kept', () => {
-  const c = new TestCluster({ nodes: 1, shards: SHARDS, workers: 2 });
+describe('a data directory of the version before the keyed hash: refused, or the unkeyed hash kept when allowed', () => {
+  const c = new TestCluster({ nodes: 1, shards: SHARDS, workers: 2, extra: ['--unkeyed-placement', 'allow'] });
   /** Keys written by the old layout: the aimed ones, and others on every shard. */
   const before = [...GROUND.slice(0, 50), ...Array.from({ length: 50 }, (_, i) => `before-${i}`)];
 
@@ -124,6 +127,20 @@ describe('a data directory of the version before the keyed hash: the unkeyed has
       encoding: 'utf8',
     });
     expect(made.status, made.stderr).toBe(0);
+    expect(clusterJson(data).placement).toBeUndefined();
+    // Without the flag: refused before anything starts, with the ways on.
+    const refused = spawnSync(
+      process.execPath,
+      [CLI, 'start', '--data', data, '--http', `127.0.0.1:${httpPort}`, '--listen', `127.0.0.1:${listenPort}`, '--shards', String(SHARDS), '--workers', '2'],
+      {
+        encoding: 'utf8',
+        timeout: 30_000,
+      },
+    );
+    expect(refused.status, refused.stderr).toBe(2);
+    expect(refused.stderr).toMatch(/"code":"UnkeyedPlacement"/);
+    expect(refused.stderr).toMatch(/--unkeyed-placement allow/);
+    expect(refused.stderr).toMatch(/kv load/);
     expect(clusterJson(data).placement).toBeUndefined();
     c.nodes.push({ index: 1, data, httpPort, listenPort, url: `http://127.0.0.1:${httpPort}`, ticket, proc: undefined, output: '' });
     await c.startNode(1);
@@ -159,4 +176,29 @@ describe('a data directory of the version before the keyed hash: the unkeyed has
     expect(n.output.split(UNKEYED_WARNING).length - 1).toBe(1);
     for (const key of before.slice(50)) expect(await (await fetch(`${n.url}/v1/kv/${key}`)).text()).toBe(`v:${key}`);
   }, 60_000);
+
+  test('kv scan --json piped into kv load copies every key into a new cluster, where the aimed keys spread', async () => {
+    const fresh = new TestCluster({ nodes: 1, shards: SHARDS, workers: 2 });
+    try {
+      await fresh.start();
+      await healthy(fresh.node(1).url);
+      const dump = spawnSync(process.execPath, [CLI, 'kv', 'scan', '', '--json', '--via', c.node(1).url], { encoding: 'buffer', timeout: 60_000 });
+      expect(dump.status, dump.stderr.toString()).toBe(0);
+      const load = spawnSync(process.execPath, [CLI, 'kv', 'load', '--via', fresh.node(1).url], { input: dump.stdout, encoding: 'utf8', timeout: 60_000 });
+      expect(load.status, load.stderr).toBe(0);
+      const all = [...new Set([...before, ...GROUND])];
+      expect(JSON.parse(load.stdout)).toEqual({ loaded: all.length });
+      const perShard = new Array<number>(SHARDS).fill(0);
+      for (const key of all) {
+        const res = await fetch(`${fresh.node(1).url}/v1/kv/${key}`);
+        expect(res.status, key).toBe(200);
+        expect(await res.text()).toBe(`v:${key}`);
+        const sh = Number(res.headers.get('x-shard'));
+        perShard[sh] = perShard[sh]! + 1;
+      }
+      expect(Math.max(...perShard), JSON.stringify(perShard)).toBeLessThanOrEqual(Math.floor(all.length / 3));
+    } finally {
+      await fresh.close();
+    }
+  }, 120_000);
 });
