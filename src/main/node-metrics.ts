@@ -234,6 +234,13 @@ function registerAdmissionMetrics(counter: Read, gauge: Read, parts: NodeParts):
   counter('iroh_raft_disk_alarms_total', 'Times the disk-space alarm was raised.', () => parts.disk.raisedCount);
   gauge('iroh_raft_scan_reads_inflight', 'Shard reads of scans running on this node (at most --scan-reads-max).', () => r.scanBudget.inflight);
   gauge('iroh_raft_scan_reads_waiting', 'Shard reads of scans waiting for a slot (node-wide or their tenant share).', () => r.scanBudget.waiting);
+  gauge('iroh_raft_scans_running', 'Scans admitted and asking shards (at most --scan-reads-max / 4 node-wide).', () => r.scanBudget.scansRunning);
+  gauge('iroh_raft_scans_waiting', 'Scans waiting for their turn, first come first served.', () => r.scanBudget.scansWaiting);
+  counter(
+    'iroh_raft_scans_refused_total',
+    'Scans whose turn did not come before their deadline (answered Overloaded, no shard asked).',
+    () => r.scanBudget.scansRefused,
+  );
   counter(
     'iroh_raft_scan_reads_refused_total',
     'Shard reads of scans that found no slot before their deadline (the scan answered Overloaded).',

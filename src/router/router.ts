@@ -240,7 +240,7 @@ export class Router implements KvService {
     this.writeGate = writeGate(opts);
     this.scanBytesMax = opts.scanBytesMax ?? KV_LIMITS_DEFAULT.scanBytesMax;
     this.scanFanoutMax = opts.scanFanoutMax ?? 4;
-    this.scanBudget = new ScanBudget(opts.scanReadsMax ?? 32, opts.scanTenantReadsMax);
+    this.scanBudget = new ScanBudget(opts.scanReadsMax ?? 32, opts.scanTenantReadsMax, this.scanFanoutMax);
     for (const [name, v] of [
       ['scanBytesMax', this.scanBytesMax],
       ['scanFanoutMax', this.scanFanoutMax],
@@ -697,7 +697,7 @@ export class Router implements KvService {
     const parts =
       r.tenant === SYSTEM_TENANT && this.hash.systemOnMeta
         ? [await this.query(this.opts.shards as ShardId, q, r.consistency)]
-        : await this.scanBudget.fanOut(this.opts.shards, this.scanFanoutMax, r.tenant, this.timeoutMs, (s) => this.query(s, q, r.consistency));
+        : await this.scanBudget.fanOut(this.opts.shards, r.tenant, this.timeoutMs, (s) => this.query(s, q, r.consistency));
     const pages: { items: ScanItem[]; more: boolean }[] = [];
     for (const o of parts) {
       const d = this.decode(o, KvOp.Scan, (v) => v);

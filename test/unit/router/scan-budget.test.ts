@@ -45,7 +45,7 @@ describe('ScanBudget', () => {
   });
 
   test('one tenant flooding scans leaves the other tenants their share', async () => {
-    const b = new ScanBudget(8, 4);
+    const b = new ScanBudget(8, 4, 4);
     const asked: string[] = [];
     const slow = (tenant: string) => async (): Promise<Outcome> => {
       asked.push(tenant);
@@ -53,10 +53,10 @@ describe('ScanBudget', () => {
       return ok;
     };
     // Tenant noisy runs 10 scans of 16 shards at once, 4 reads each.
-    const noisy = Array.from({ length: 10 }, () => b.fanOut(16, 4, 'noisy', 10_000, slow('noisy')));
+    const noisy = Array.from({ length: 10 }, () => b.fanOut(16, 'noisy', 10_000, slow('noisy')));
     await new Promise((r) => setTimeout(r, 5));
     expect(b.inflight).toBe(4);
-    const quiet = await b.fanOut(16, 4, 'quiet', 10_000, slow('quiet'));
+    const quiet = await b.fanOut(16, 'quiet', 10_000, slow('quiet'));
     const noisyBefore = asked.filter((t) => t === 'noisy').length;
     // Quiet ran in its own 4 slots beside noisy's 4: about 4 noisy reads per quiet round of 4 (20
     // by the end). Without the per-tenant share the same run lets 40 noisy reads in first.
@@ -68,10 +68,10 @@ describe('ScanBudget', () => {
   });
 
   test('a scan whose read finds no slot in time fails Overloaded and asks no more shards', async () => {
-    const b = new ScanBudget(1);
+    const b = new ScanBudget(1, 1, 2);
     const held = await b.acquire('other', 0);
     let asked = 0;
-    const parts = await b.fanOut(10, 2, 't', 30, () => {
+    const parts = await b.fanOut(10, 't', 30, () => {
       asked++;
       return Promise.resolve(ok);
     });
@@ -86,5 +86,40 @@ describe('ScanBudget', () => {
     expect(() => new ScanBudget(4, 5)).toThrow(RangeError);
     expect(() => new ScanBudget(4, 0)).toThrow(RangeError);
     expect(() => new ScanBudget(2.5)).toThrow(RangeError);
+    expect(() => new ScanBudget(4, 2, 0)).toThrow(RangeError);
+  });
+
+  test('under a flood of scans, scans run in turn: the first ones finish whole, later ones wait for their turn or time out', async () => {
+    // 16 read slots, 8 per tenant, 4 shards at a time per scan: two scans of a tenant run at once.
+    const b = new ScanBudget(16, 8, 4);
+    const done: number[] = [];
+    let running = 0;
+    let mostRunning = 0;
+    const flood = Array.from({ length: 12 }, (_, i) =>
+      b
+        .fanOut(32, 't', 300, async () => {
+          mostRunning = Math.max(mostRunning, b.scansRunning);
+          running++;
+          await new Promise((r) => setTimeout(r, 5));
+          running--;
+          return ok;
+        })
+        .then((parts) => {
+          if (parts.every((o) => o.ok)) done.push(i);
+          return parts;
+        }),
+    );
+    await new Promise((r) => setTimeout(r, 1));
+    expect(b.scansRunning).toBe(2);
+    expect(b.scansWaiting).toBe(10);
+    const parts = await Promise.all(flood);
+    expect(mostRunning).toBe(2);
+    expect(running).toBe(0);
+    // Each scan takes 8 rounds of 5 ms or more: about 40 ms per pair of scans, so within 300 ms the
+    // first pairs finish whole, in the order they came, and the rest are refused without a read.
+    expect(done.length).toBeGreaterThan(0);
+    expect([...done].sort((a, c) => a - c)).toEqual(Array.from({ length: done.length }, (_, i) => i));
+    for (const p of parts.slice(done.length)) expect(p.every((o) => !o.ok && o.code === 'Overloaded')).toBe(true);
+    expect(b.scansRunning + b.scansWaiting + b.inflight).toBe(0);
   });
 });
