@@ -102,6 +102,8 @@ export class ClusterLife {
   /** Since when this node hears from no other member (ms, performance.now); undefined while it hears one. */
   /** When it last asked the members what they say of it (ms, performance.now). */
   private lastAsk = -Infinity;
+  /** An ask of the members about this node is under way. */
+  private asking = false;
   private moves: LifeStatus['moves'] = [];
   /**
    * Each shard led here at the previous round, with its last index then: where a learner must have
@@ -175,7 +177,7 @@ export class ClusterLife {
     if (this.stopped || this.gone) return;
     this.counters.rounds++;
     try {
-      if (await this.removedWhileAway()) return;
+      this.askIfIsolated();
       // Watching needs no quorum round: an idle cluster's meta group stays quiet.
       const r = await this.meta.read('stale');
       if (!r.ok) throw new Error(`${r.code}: ${r.message}`);
@@ -230,23 +232,27 @@ export class ClusterLife {
   }
 
   /**
-   * True (and the node stops) when, hearing from none of the other members (within the liveness
-   * timeout), this node asks them and one says it was removed. A removed member is
-   * refused by all (so its own stale replica of the meta group says it is up), and would otherwise
-   * go on serving what it has. A member's word is enough: `removed` is final in the record.
+   * Hearing from none of the other members (within the liveness timeout), asks them what they say
+   * of this node, in the background (a member that cannot be reached must not hold the round), at
+   * most every {@link ISOLATED_ASK_MS}; when one says it was removed, the node stops. A removed
+   * member is refused by all (so its own stale replica of the meta group says it is up), and would
+   * otherwise go on serving what it has. A member's word is enough: `removed` is final in the record.
    */
-  private async removedWhileAway(): Promise<boolean> {
+  private askIfIsolated(): void {
     const others = this.p.router.currentMembers().filter((m) => m.nodeId !== this.p.self);
     const now = performance.now();
-    // No member heard within the liveness timeout: ask at once (a removed node that was away
-    // serves what it has until it knows), then at most every ISOLATED_ASK_MS.
-    if (others.length === 0 || this.p.router.peersUp().length > 0 || now - this.lastAsk < ISOLATED_ASK_MS) return false;
+    if (this.asking || others.length === 0 || this.p.router.peersUp().length > 0 || now - this.lastAsk < ISOLATED_ASK_MS) return;
     this.lastAsk = now;
-    const said = await this.p.askSelf();
-    if (!said.some((e) => e.node === this.p.self && e.state === 'removed')) return false;
-    this.gone = true;
-    this.p.onRemoved(`node ${this.p.self} was removed from its cluster while it was away (its members say so and refuse its traffic)`);
-    return true;
+    this.asking = true;
+    void this.p
+      .askSelf()
+      .then((said) => {
+        if (this.gone || this.stopped || !said.some((e) => e.node === this.p.self && e.state === 'removed')) return;
+        this.gone = true;
+        this.p.onRemoved(`node ${this.p.self} was removed from its cluster while it was away (its members say so and refuse its traffic)`);
+      })
+      .catch((e: unknown) => this.p.log.debug({ err: e }, 'asking the members about this node failed'))
+      .finally(() => (this.asking = false));
   }
 
   /** Opens the replicas placed here and drops those that are neither placed here nor members of their shard. */
