@@ -10,6 +10,7 @@
 import { randomInt } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { APPEND_BYTES_MAX_DEFAULT, ENTRY_OVERHEAD_BYTES, RawNode, Prng, RaftError, RaftErrorCode, assert, MessageType, emptyMessage } from './raft/index.js';
+import { campaignRankOf } from './raft/index.js';
 import type { LogIndex, Message, NodeId, RaftConfig, Ready, Role, ShardId, Term } from './raft/index.js';
 import { writeTurn } from './turn-write.js';
 import { checkDumpFile } from './snapshot-io.js';
@@ -185,6 +186,7 @@ export class ShardHost {
     const ss = store.has(spec.shard) ? store.shard(spec.shard) : store.create(spec.shard, spec.voters, spec.learners ?? []);
     const node = new RawNode({
       ...this.opts.raft,
+      campaignRank: campaignRankOf(spec.shard, this.opts.nodeId, ss.initialState().confState.voters),
       id: this.opts.nodeId,
       storage: ss,
       prng: new Prng((this.opts.seed ^ Math.imul(spec.shard + 1, 0x9e3779b1)) >>> 0),

@@ -62,6 +62,9 @@ const QUIESCE_SALT = 0x0901e7;
 /** Share of seeds whose membership changes come from the planner while nodes join, leave and die (see test/sim/moves.ts). */
 const MOVES_SEED_SHARE = 0.3;
 const MOVES_SALT = 0x30fe5;
+/** Share of seeds whose replicas stagger their first campaign after each start by rank (RaftConfig.campaignStaggerTicks). */
+const STAGGER_SEED_SHARE = 0.4;
+const STAGGER_SALT = 0x57a66e;
 
 export function runSeed(seed: number, opts: RunOptions = {}): SimResult {
   const prng = new Prng(seed);
@@ -82,7 +85,12 @@ export function runSeed(seed: number, opts: RunOptions = {}): SimResult {
       lateCampaignP: q.pick([0.7, 1]),
       staleHintReadP: q.pick([0.7, 1]),
     };
+    // Drawn last, so the draws above stay what they were for every seed.
+    if (q.chance(0.5)) params = { ...params, quiesceNewLeaderAfterTicks: 1 };
   }
+  // Staggered first campaigns (a preferred replica per group) in some seeds, from a generator of their own.
+  const st = new Prng(seed ^ STAGGER_SALT);
+  if (st.chance(STAGGER_SEED_SHARE)) params = { ...params, campaignStaggerTicks: st.pick([1, 2]) * params.electionTicks };
   const mv = new Prng(seed ^ MOVES_SALT);
   if (mv.chance(MOVES_SEED_SHARE)) params = withMoves(params, mv);
   if (opts.tweak) params = opts.tweak(params);

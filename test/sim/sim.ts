@@ -30,6 +30,7 @@ import type { MovesHost } from './moves.js';
 import { nextStep } from '../../src/router/moves.js';
 import type { NextStep } from '../../src/router/moves.js';
 import { EventQueue } from './queue.js';
+import { campaignRankOf } from '../../src/shards/raft/config.js';
 import { Trace } from './trace.js';
 
 export interface SimStats {
@@ -545,6 +546,11 @@ export class Sim {
         preVote: p.preVote,
         checkQuorum: p.checkQuorum,
         ...(p.quiesceAfterTicks !== undefined ? { quiesceAfterTicks: p.quiesceAfterTicks } : {}),
+        ...(p.quiesceNewLeaderAfterTicks !== undefined ? { quiesceNewLeaderAfterTicks: p.quiesceNewLeaderAfterTicks } : {}),
+        // Ranked by the group's current voters, as the shard host ranks a replica it opens.
+        ...(p.campaignStaggerTicks !== undefined
+          ? { campaignStaggerTicks: p.campaignStaggerTicks, campaignRank: campaignRankOf(group, nodeId(node.id), live.initialState().confState.voters) }
+          : {}),
         ...(p.appendBytesMax !== undefined ? { appendBytesMax: p.appendBytesMax } : {}),
         ...(p.inflightMessagesMax !== undefined ? { inflightMessagesMax: p.inflightMessagesMax } : {}),
         ...(p.inflightBytesMax !== undefined ? { inflightBytesMax: p.inflightBytesMax } : {}),

@@ -209,6 +209,8 @@ export class Raft {
     this.confIndex = this.log.applied;
     this.applyConfState(confState);
     this.becomeFollower(this.term, NONE);
+    // Only the first timeout after a start is staggered: later ones follow the usual rules.
+    this.randomizedElectionTimeout += cfg.campaignRank * cfg.campaignStaggerTicks;
   }
 
   // ---------------------------------------------------------------- membership
