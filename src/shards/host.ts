@@ -306,25 +306,55 @@ export class ShardHost {
   }
 
   /**
-   * Runs every tick the clock says is due, so the tick count is level with real time; returns how
-   * many ran. The worker calls it at the top of each loop pass; the host itself calls it right
-   * before each decision that a tick count stands for real time in (see read and step), because a
-   * pass can stall between its catch-up and such a decision (a long commit, a GC pause). Without a
-   * `clock` it does nothing.
+   * Moves every shard's clock by the ticks that are due, so the tick count is level with real
+   * time; returns how many. The worker calls it at the top of each loop pass, with `timers` (see
+   * below); the host itself calls it right before each decision that a tick count stands for real
+   * time in (see read and step), because a pass can stall between its catch-up and such a decision
+   * (a long commit, a GC pause). Without a `clock` it does nothing.
+   *
+   * The timers (elections, heartbeats, check-quorum...) run only with `timers`, at most once per
+   * call, when at least one tick passed since they last ran (RawNode.elapse, tickTimers): ticks due
+   * in a row, or passing while a pass runs, come from a slow pass during which the shards could
+   * step nothing new, so they say nothing about their peers. Counted on the timers, they started
+   * campaigns whose answers were not stepped yet and deposed leaders whose followers had answered,
+   * and with thousands of groups that traffic was what kept the worker behind.
    */
-  catchUp(): number {
+  catchUp(timers = false): number {
     const clock = this.opts.clock;
     if (clock === undefined) return 0;
     const now = clock();
     let ran = 0;
     while (now >= this.nextTickAtMs) {
-      this.tickOnce();
       this.nextTickAtMs += this.tickMs;
       ran++;
     }
-    if (ran > 1) this.counters.ticksLate += ran - 1;
+    if (ran > 0) {
+      // The first tick since the timers last ran gets its timer run; every other one is late.
+      this.counters.ticksLate += this.ticksSinceTimers === 0 ? ran - 1 : ran;
+      this.ticks += ran;
+      this.counters.ticks += ran;
+      this.ticksSinceTimers += ran;
+      for (const s of this.ticking) {
+        s.node.elapse(ran);
+        s.clock = this.ticks;
+      }
+    }
     assert(now < this.nextTickAtMs, 'catchUp: a due tick was left unrun');
+    if (timers && this.ticksSinceTimers > 0) {
+      this.ticksSinceTimers = 0;
+      this.runTimers();
+    }
     return ran;
+  }
+
+  /** One tick's timer work on every shard that is not quiet; their clocks are level already. */
+  private runTimers(): void {
+    for (const s of this.ticking) {
+      assert(s.clock === this.ticks, 'runTimers: a ticking shard whose clock lags');
+      s.node.tickTimers();
+      if (s.node.hasReady()) this.dirty.add(s);
+      if (s.node.ticksIdle()) this.ticking.delete(s);
+    }
   }
 
   /** Milliseconds until the next tick is due (0 when one is due now); the tick length without a clock. */
@@ -332,6 +362,9 @@ export class ShardHost {
     const clock = this.opts.clock;
     return clock === undefined ? this.tickMs : Math.max(0, this.nextTickAtMs - clock());
   }
+
+  /** Clock ticks since the timers last ran (see {@link catchUp}). */
+  private ticksSinceTimers = 0;
 
   private tickOnce(): void {
     this.ticks++;

@@ -50,6 +50,8 @@ export interface SimStats {
   commits: number;
   snapshotsTaken: number;
   snapshotsInstalled: number;
+  /** Node ticks run late (clocks moved, timers not). */
+  lateTicks: number;
   confChangesProposed: number;
   /** Distinct membership changes committed and applied. */
   confChangesApplied: number;
@@ -189,6 +191,7 @@ export class Sim {
     commits: 0,
     snapshotsTaken: 0,
     snapshotsInstalled: 0,
+    lateTicks: 0,
     confChangesProposed: 0,
     confChangesApplied: 0,
     transfers: 0,
@@ -228,6 +231,8 @@ export class Sim {
   private readonly lateCopies = new Set<Message>();
   /** Moves mode only: members, targets and the planner. */
   private readonly moves: Moves | undefined;
+  /** Late-tick draws (params.lateTickP), apart from the main stream so other seeds stay as they were. */
+  private readonly lateTicks: Prng | undefined;
 
   constructor(
     private readonly prng: Prng,
@@ -237,6 +242,7 @@ export class Sim {
     this.trace = new Trace(opts.traceLines);
     this.net = new Network(prng, params);
     this.bugs = new Set(opts.bug ? [opts.bug] : []);
+    this.lateTicks = params.lateTickSeed !== undefined ? new Prng(params.lateTickSeed) : undefined;
     for (let i = 1; i <= params.nodes; i++) this.nodes.push({ id: i, up: true, replicas: new Map(), disks: new Map() });
     if (params.moves !== undefined) {
       this.moves = new Moves(params.moves, params.nodes, params.groups, this.movesHost(), opts.nextStep ?? nextStep);
@@ -369,9 +375,13 @@ export class Sim {
   private onTick(node: SimNode): void {
     this.queue.push(this.now + this.params.tickMs, { k: 'tick', node });
     if (!node.up) return;
+    // A late tick, node-wide as a stalled worker's: every replica's clock moves, no timer does.
+    const late = this.lateTicks !== undefined && this.lateTicks.chance(this.params.lateTickP ?? 0);
+    if (late) this.stats.lateTicks++;
     for (const r of node.replicas.values()) {
       this.livenessOracle(r);
-      r.rn.tick();
+      if (late) r.rn.elapse(1);
+      else r.rn.tick();
       this.markDirty(r);
     }
   }
