@@ -13,6 +13,7 @@ import { APPEND_BYTES_MAX_DEFAULT, ENTRY_OVERHEAD_BYTES, RawNode, Prng, RaftErro
 import { campaignRankOf } from './raft/index.js';
 import type { LogIndex, Message, NodeId, RaftConfig, Ready, Role, ShardId, Term } from './raft/index.js';
 import { writeTurn } from './turn-write.js';
+import { TickClock } from './tick-clock.js';
 import { checkDumpFile } from './snapshot-io.js';
 import type { SnapshotReader, SnapshotWish, StagedSnapshot } from './snapshot-io.js';
 import { StoreError } from './store-error.js';
@@ -125,13 +126,8 @@ export class ShardHost {
   private readonly shards = new Map<ShardId, Shard>();
   /** Ticks so far; only grows. */
   private ticks = 0;
-  /**
-   * With `clock`: the clock time (ms) at which the next tick is due. Only grows, by `tickMs` per
-   * tick; invariant after catchUp(): `clock() < nextTickAtMs`, i.e. no tick that is due is left
-   * unrun, so the tick count never lags real time at a decision and never runs ahead of it.
-   */
-  private nextTickAtMs = 0;
-  private readonly tickMs: number;
+  /** Which ticks are due by `clock` (none without one), and the tick length (see TickClock). */
+  private readonly dueTicks: TickClock;
   /**
    * Shards whose tick does more than move the clock: every shard but quiet ones. Invariant: a
    * hosted shard not in it has `node.ticksIdle()`, so skipping its ticks changes nothing but its
@@ -174,9 +170,7 @@ export class ShardHost {
     this.compactKeep = opts.compactKeepEntries ?? 1_000;
     assert(Number.isInteger(this.compactEvery) && this.compactEvery > 0, 'compactEveryEntries must be a positive integer');
     assert(Number.isInteger(this.compactKeep) && this.compactKeep >= 0, 'compactKeepEntries must be >= 0');
-    this.tickMs = opts.tickMs ?? 100;
-    assert(this.tickMs > 0 && Number.isFinite(this.tickMs), 'tickMs must be positive');
-    if (opts.clock) this.nextTickAtMs = opts.clock() + this.tickMs;
+    this.dueTicks = new TickClock(opts.clock, opts.tickMs ?? 100);
   }
 
   /** Opens a shard from disk, creating it first when this store has never held it. */
@@ -320,57 +314,35 @@ export class ShardHost {
    * and with thousands of groups that traffic was what kept the worker behind.
    */
   catchUp(timers = false): number {
-    const clock = this.opts.clock;
-    if (clock === undefined) return 0;
-    const now = clock();
-    let ran = 0;
-    while (now >= this.nextTickAtMs) {
-      this.nextTickAtMs += this.tickMs;
-      ran++;
-    }
+    const ran = this.dueTicks.advance(this.counters);
     if (ran > 0) {
-      // The first tick since the timers last ran gets its timer run; every other one is late.
-      this.counters.ticksLate += this.ticksSinceTimers === 0 ? ran - 1 : ran;
       this.ticks += ran;
-      this.counters.ticks += ran;
-      this.ticksSinceTimers += ran;
       for (const s of this.ticking) {
         s.node.elapse(ran);
         s.clock = this.ticks;
       }
     }
-    assert(now < this.nextTickAtMs, 'catchUp: a due tick was left unrun');
-    if (timers && this.ticksSinceTimers > 0) {
-      this.ticksSinceTimers = 0;
-      this.runTimers();
-    }
+    if (timers && this.dueTicks.takeTimers()) this.tickOnce(true);
     return ran;
-  }
-
-  /** One tick's timer work on every shard that is not quiet; their clocks are level already. */
-  private runTimers(): void {
-    for (const s of this.ticking) {
-      assert(s.clock === this.ticks, 'runTimers: a ticking shard whose clock lags');
-      s.node.tickTimers();
-      if (s.node.hasReady()) this.dirty.add(s);
-      if (s.node.ticksIdle()) this.ticking.delete(s);
-    }
   }
 
   /** Milliseconds until the next tick is due (0 when one is due now); the tick length without a clock. */
   msUntilTick(): number {
-    const clock = this.opts.clock;
-    return clock === undefined ? this.tickMs : Math.max(0, this.nextTickAtMs - clock());
+    return this.dueTicks.msUntilTick();
   }
 
-  /** Clock ticks since the timers last ran (see {@link catchUp}). */
-  private ticksSinceTimers = 0;
-
-  private tickOnce(): void {
-    this.ticks++;
-    this.counters.ticks++;
+  /**
+   * One tick on every shard that is not quiet: the clock and the timers (tick()), or with
+   * `timersOnly` the timers of shards whose clocks are level already (see catchUp).
+   */
+  private tickOnce(timersOnly = false): void {
+    if (!timersOnly) {
+      this.ticks++;
+      this.counters.ticks++;
+    }
     for (const s of this.ticking) {
-      s.node.tick();
+      if (timersOnly) s.node.tickTimers();
+      else s.node.tick();
       s.clock = this.ticks;
       if (s.node.hasReady()) this.dirty.add(s);
       if (s.node.ticksIdle()) this.ticking.delete(s);
