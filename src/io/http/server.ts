@@ -260,6 +260,12 @@ export class HttpServer {
       },
       options.tls,
     );
+    // A client may half-close its connection once it has sent its request (`nc -N`, some HTTP/1.0
+    // tools). By default Node then drops the request in flight without an answer, though its route
+    // runs on (a DELETE applied, a PUT written, the client told nothing). With this Node keeps the
+    // socket writable, answers, and closes after that answer. (Node's own flag, read by its
+    // server at the client's end; over TLS the socket ends with the client's anyway.)
+    (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen({ host: options.host, port: options.port }, () => {
