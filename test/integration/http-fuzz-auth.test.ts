@@ -131,7 +131,7 @@ async function probeLeaks(m: Model, t: Tally): Promise<void> {
   for (const [tenant, rec] of m.tenants) {
     const own = m.data.get(tenant) ?? new Map();
     const others = new Set([...m.data].filter(([n]) => n !== tenant).flatMap(([, keys]) => [...keys.keys()]));
-    for (const hex of [...others].filter((k) => !own.has(k)).slice(0, 40)) {
+    for (const hex of [...others].filter((k) => !own.has(k)).slice(0, 12)) {
       const key = [...Buffer.from(hex, 'hex')].map((x) => `%${x.toString(16).padStart(2, '0')}`).join('');
       const r = await call('GET', `/v1/kv/${key}`, rec.token);
       expect([r.status, (r.body as { error?: { code?: string } }).error?.code], `tenant ${tenant} GET of another tenant's key ${hex}`).toEqual([
