@@ -10,9 +10,9 @@ import { Buffer } from 'node:buffer';
 import { expect } from 'vitest';
 import { isServiceErrorCode } from '../../src/api/index.js';
 import { limitOf } from './http-fuzz-auth-gen.js';
-import type { KeyText, Route } from './http-fuzz-auth-gen.js';
+import type { Route } from './http-fuzz-auth-gen.js';
 import { bytesToJson } from './http-fuzz-auth-model.js';
-import type { Model, Principal } from './http-fuzz-auth-model.js';
+import type { Model } from './http-fuzz-auth-model.js';
 import type { Answer, Built } from './http-fuzz-auth-wire.js';
 
 /** Paths answered without a token (README, "Tenants and auth"). */
@@ -108,6 +108,12 @@ function refusal(b: Built, a: Answer, code: string, m: Model, what: string): voi
   const tenant = tenantOf(b);
   if (code === 'KeyNotFound' && r.r === 'get' && tenant !== undefined)
     expect(m.get(tenant, r.key.bytes), `404 for a key the model holds: ${what}`).toBeUndefined();
+  if (code === 'VersionMismatch' && (r.r === 'put' || r.r === 'delete') && tenant !== undefined && b.replay === undefined) {
+    // Refused at another version than the model's current one, which the answer names (a replay answers as it did then).
+    const current = m.get(tenant, r.key.bytes)?.version ?? 0;
+    expect(current, `412 at the version asked for: ${what}`).not.toBe(expectedVersion(r));
+    expect((json(a.body) as { error: { version?: unknown } }).error.version, what).toBe(current);
+  }
   if (code === 'TenantExists' && r.r === 'tenant-create' && r.body.valid) expect(m.tenants.has(r.body.name), what).toBe(true);
   if (code === 'TenantNotFound' && (r.r === 'tenant-delete' || r.r === 'tenant-rotate')) expect(m.tenants.has(decodeURIComponent(r.name)), what).toBe(false);
   if (code === 'QuotaExceeded') {
@@ -251,5 +257,3 @@ export function rolesListed(body: unknown): [string, string][] {
 export function modelRoles(m: Model): [string, string][] {
   return [...m.roles].sort();
 }
-
-export type { KeyText, Principal };

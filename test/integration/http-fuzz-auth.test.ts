@@ -5,13 +5,16 @@
  * (tenants' own, another tenant's, the admin's on tenant routes, rotated and deleted ones, forged
  * and malformed `authorization` headers), `x-tenant` and `?tenant=` naming other tenants, bad
  * versions, limits, prefixes and escapes, bodies of odd sizes and framings, session writes sent
- * again, and writes that cross a tenant's key, byte and rate quotas.
+ * again, writes that cross a tenant's key, byte and rate quotas, and clients that half-close
+ * their connection once the request is sent.
  *
  * Every request is answered, never with a 5xx; a refusal is JSON with a known stable code; the
  * node never dies. A model of what each tenant holds (changed only by 2xx answers) and of the
  * tenants and roles is checked answer by answer (a read returns exactly what its own tenant
  * wrote: never another tenant's value) and against the node's whole state at checkpoints and at
- * the end: a refused request changed nothing. `FUZZ_SEED` replays another run.
+ * the end: a refused request changed nothing. `FUZZ_SEED` replays another run. The same seed
+ * sends the same requests; only 429s depend on the clock (a tenant's requests per second), so a
+ * rerun may see a few different answers, each judged against the model as it then stands.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
