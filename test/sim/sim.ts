@@ -445,6 +445,7 @@ export class Sim {
       if (archive.length > CAMPAIGN_ARCHIVE_MAX) archive.shift();
     }
     if (m.type === MessageType.App) this.records[r.group]!.onLeaderApp(r.node.id, r.live, m);
+    if (m.type === MessageType.AppResp) this.records[r.group]!.onAppResp(r.node.id, m);
     if (r.loseNext !== undefined && r.loseNext.type === m.type && r.loseNext.to === m.to) {
       r.loseNext = undefined;
       this.stats.messagesLost++;

@@ -18,8 +18,11 @@ const SEEDS = Array.from({ length: 10 }, (_, i) => i + 1);
 const SEEDS_ONE_LOSS = Array.from({ length: 20 }, (_, i) => i + 1);
 const DURATION_MS = 3000;
 
-/** The checks a replica that forgot its state can break: a lost commit, two leaders of one term, two entries at one (index, term). */
-const CONSEQUENCES: readonly CheckName[] = ['committed-changed', 'election-safety', 'log-matching'];
+/**
+ * The checks a replica that forgot its state can break: it refuses entries it had acknowledged,
+ * a commit is lost, two leaders win one term, two entries sit at one (index, term).
+ */
+const CONSEQUENCES: readonly CheckName[] = ['acknowledged-lost', 'committed-changed', 'election-safety', 'log-matching'];
 
 function run(tweak: (p: SimParams) => SimParams, seeds: readonly number[] = SEEDS): SimResult[] {
   return seeds.map((seed) => runSeed(seed, { durationMs: DURATION_MS, tweak }));
