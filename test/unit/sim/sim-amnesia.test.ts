@@ -7,6 +7,9 @@
  * check holds on the same seeds; with no disk loss at all, so do they.
  */
 import { describe, expect, test } from 'vitest';
+import { MessageType, emptyMessage } from '../../../src/shards/raft/types.js';
+import type { LogIndex, Message, NodeId, Term } from '../../../src/shards/raft/types.js';
+import { GroupRecord, Violation } from '../../sim/checks.js';
 import type { CheckName } from '../../sim/checks.js';
 import { diskLossUnderFire } from '../../sim/params.js';
 import type { SimParams } from '../../sim/params.js';
@@ -93,5 +96,32 @@ describe('simulator disk loss (amnesia)', () => {
     expect(b.trace).toEqual(a.trace);
     expect(a.trace.some((line) => /DISK LOST: its id is dead; it comes back as node [45]/.test(line))).toBe(true);
     expect(a.trace.some((line) => /planner: addLearner [45] /.test(line))).toBe(true);
+  });
+});
+
+describe('acknowledged-lost', () => {
+  const resp = (term: number, index: number, reject = false): Message => ({
+    ...emptyMessage(MessageType.AppResp, 2 as NodeId, 1 as NodeId, term as Term),
+    index: index as LogIndex,
+    ...(reject ? { reject: true, rejectHint: 1 as LogIndex } : {}),
+  });
+
+  test('a refusal at or below what the replica acknowledged in the same term breaks it', () => {
+    const rec = new GroupRecord(0);
+    rec.onAppResp(2, resp(3, 12));
+    expect(() => rec.onAppResp(2, resp(3, 12, true))).toThrow(Violation);
+    try {
+      rec.onAppResp(2, resp(3, 7, true));
+    } catch (e) {
+      expect((e as Violation).check).toBe('acknowledged-lost');
+    }
+  });
+
+  test('a refusal above it, or in another term, holds', () => {
+    const rec = new GroupRecord(0);
+    rec.onAppResp(2, resp(3, 12));
+    expect(() => rec.onAppResp(2, resp(3, 13, true))).not.toThrow();
+    expect(() => rec.onAppResp(2, resp(4, 5, true))).not.toThrow();
+    expect(() => rec.onAppResp(3, resp(3, 5, true))).not.toThrow();
   });
 });
