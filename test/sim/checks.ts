@@ -15,6 +15,7 @@ export const CHECKS = {
   'apply-order': 'every replica applies the committed sequence index after index, or jumps forward by a snapshot',
   'hard-state-regressed': 'durable term, vote (within a term) and commit never go backwards',
   durability: 'a vote or an append acknowledgement leaves only once what it acknowledges is durable',
+  'acknowledged-lost': 'a replica never refuses an append at an index it acknowledged in the same term (it lost what it made durable)',
   'stale-read': 'a read index is at least every index committed before the read was asked',
   'leader-commit-rule': 'a leader advances its commit index only onto an entry of its own term (Raft §5.4.2)',
   'proposal-outcome': 'a proposal reported dropped never commits, and no operation commits twice',
@@ -77,6 +78,8 @@ export class GroupRecord {
   confChangesApplied = 0;
   /** Highest index any replica applied. */
   private maxApplied = 0;
+  /** `node:term` -> highest index the node acknowledged in that term; only grows. */
+  private readonly acked = new Map<string, number>();
 
   constructor(readonly group: number) {}
 
@@ -183,6 +186,28 @@ export class GroupRecord {
     if (this.committedOps.has(op)) fail('proposal-outcome', `group ${this.group}: operation ${op} committed twice`);
     if (this.droppedOps.has(op)) fail('proposal-outcome', `group ${this.group}: operation ${op} was reported dropped, yet it committed`);
     this.committedOps.add(op);
+  }
+
+  /**
+   * An append answer leaving `node`. What it acknowledged in a term matches that term's leader's
+   * log (log matching), and that leader never rewrites its own log: an App of the same term at
+   * or below it can only be refused by a replica that lost entries it had made durable (a lost
+   * disk). Its leader would probe it forever without going below what it believes matched.
+   */
+  onAppResp(node: number, m: Message): void {
+    if (m.notMember === true) return;
+    const key = `${node}:${m.term}`;
+    const acked = this.acked.get(key) ?? 0;
+    if (!m.reject) {
+      if (m.index > acked) this.acked.set(key, m.index);
+      return;
+    }
+    if (m.index <= acked) {
+      fail(
+        'acknowledged-lost',
+        `group ${this.group}: node ${node} refuses an append at ${m.index} in term ${m.term} (its log ends at ${m.rejectHint}), having acknowledged up to ${acked} in that term`,
+      );
+    }
   }
 
   /** Term of the entry known committed at `index`, if the run saw it. */

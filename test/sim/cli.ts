@@ -4,6 +4,7 @@
  *   npm run sim -- --seed 17 [--verbose]       replay one seed, with its trace
  *   npm run sim -- --list-bugs                 the injectable bugs
  *   npm run sim -- --seeds 300 --inject-bug commit-previous-term
+ *   npm run sim -- --seeds 300 --amnesia-unguarded   nodes that lose their disk come back as the replica they were
  * Options: --duration <virtual seconds of chaos>, --fail-fast.
  * Exit: 0 all passed (or, with --inject-bug, the bug was not caught); 1 a failure; 2 bad usage.
  */
@@ -19,6 +20,9 @@ const USAGE = `usage: npm run sim -- (--seeds N | --seed N | --list-bugs | --lis
   --seed N           replay seed N and print its failure with the trace
   --verbose          with --seed: print the whole trace, and the stats
   --inject-bug NAME  run with a deliberately injected core bug (see --list-bugs); stops at the first violation
+  --amnesia-unguarded
+                     a node that loses its disk (moves mode) restarts under its old id with empty
+                     storage, the bug the amnesia guard prevents; expect failures
   --duration S       virtual seconds of the chaos phase (default ${DEFAULT_DURATION_MS / 1000})
   --fail-fast        stop at the first failing seed
   --list-bugs        the injectable bugs
@@ -31,6 +35,7 @@ interface Args {
   seed?: number;
   verbose: boolean;
   bug?: BugName;
+  amnesiaUnguarded: boolean;
   durationMs?: number;
   failFast: boolean;
   listBugs: boolean;
@@ -39,7 +44,7 @@ interface Args {
 }
 
 function parse(argv: readonly string[]): Args {
-  const a: Args = { verbose: false, failFast: false, listBugs: false, listChecks: false, help: false };
+  const a: Args = { amnesiaUnguarded: false, verbose: false, failFast: false, listBugs: false, listChecks: false, help: false };
   const value = (i: number, flag: string): string => {
     const v = argv[i + 1];
     if (v === undefined || v.startsWith('--')) throw new UsageError(`${flag} needs a value`);
@@ -72,6 +77,9 @@ function parse(argv: readonly string[]): Args {
         a.durationMs = s * 1000;
         break;
       }
+      case '--amnesia-unguarded':
+        a.amnesiaUnguarded = true;
+        break;
       case '--verbose':
         a.verbose = true;
         break;
@@ -121,6 +129,7 @@ function main(argv: readonly string[]): number {
   const opts: RunOptions = {
     ...(args.bug !== undefined ? { bug: args.bug } : {}),
     ...(args.durationMs !== undefined ? { durationMs: args.durationMs } : {}),
+    ...(args.amnesiaUnguarded ? { amnesiaUnguarded: true } : {}),
   };
   if (args.seed !== undefined) return replay(args.seed, { ...opts, fullTrace: args.verbose }, args.verbose);
   return sweep(args.seeds!, opts, args.failFast || args.bug !== undefined);
@@ -148,7 +157,7 @@ function sweep(seeds: number, opts: RunOptions, stopAtFirst: boolean): number {
   const failed: SimResult[] = [];
   const unknown: number[] = [];
   let run = 0;
-  const moves = { seeds: 0, joins: 0, leaves: 0, deaths: 0, proposed: 0, applied: 0 };
+  const moves = { seeds: 0, joins: 0, leaves: 0, deaths: 0, amnesias: 0, proposed: 0, applied: 0 };
   for (let seed = 1; seed <= seeds; seed++) {
     const r = runSeed(seed, opts);
     run++;
@@ -157,6 +166,7 @@ function sweep(seeds: number, opts: RunOptions, stopAtFirst: boolean): number {
       moves.joins += r.stats.joins;
       moves.leaves += r.stats.leaves;
       moves.deaths += r.stats.deaths;
+      moves.amnesias += r.stats.amnesias;
       moves.proposed += r.stats.plannedChanges;
       moves.applied += r.stats.plannedApplied;
     }
@@ -181,7 +191,7 @@ function sweep(seeds: number, opts: RunOptions, stopAtFirst: boolean): number {
   out.write(`${run} seeds${bug}: ${failed.length} failed, ${secs.toFixed(1)} s (${((secs * 1000) / run).toFixed(0)} ms/seed)\n`);
   if (moves.seeds > 0) {
     out.write(
-      `moves mode: ${moves.seeds} seeds, ${moves.joins} joins, ${moves.leaves} leaves, ${moves.deaths} deaths, ${moves.proposed} planned membership changes (${moves.applied} took effect)\n`,
+      `moves mode: ${moves.seeds} seeds, ${moves.joins} joins, ${moves.leaves} leaves, ${moves.deaths} deaths, ${moves.amnesias} disk losses, ${moves.proposed} planned membership changes (${moves.applied} took effect)\n`,
     );
   }
   if (unknown.length > 0) out.write(`linearizability unknown (checker budget) for seeds: ${unknown.join(' ')}\n`);

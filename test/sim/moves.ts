@@ -22,8 +22,12 @@ import type { NextStep, Step } from '../../src/router/moves.js';
 import { fail } from './checks.js';
 import type { MovesParams } from './params.js';
 
-/** A member's life: absent until it joins; leaving and dead members are out of every target. */
-export type MemberState = 'absent' | 'up' | 'leaving' | 'dead';
+/**
+ * A member's life: absent until it joins; leaving and dead members are out of every target. A
+ * spare id is kept for a node that lost its disk and comes back as a new member (see
+ * {@link Moves.rejoin}); regular joins never take it.
+ */
+export type MemberState = 'absent' | 'spare' | 'up' | 'leaving' | 'dead';
 
 /** What the planner needs of the simulated cluster. */
 export interface MovesHost {
@@ -63,13 +67,15 @@ export interface MovesStats {
   applied: number;
   /** Leaderships handed over so a leader could be removed. */
   transfers: number;
+  /** Members that lost their disk and came back under a new id. */
+  rejoins: number;
 }
 
 export class Moves {
   readonly state = new Map<number, MemberState>();
   readonly diedAt = new Map<number, number>();
   targets: NodeId[][];
-  readonly stats: MovesStats = { joins: 0, leaves: 0, deaths: 0, proposed: 0, applied: 0, transfers: 0 };
+  readonly stats: MovesStats = { joins: 0, leaves: 0, deaths: 0, proposed: 0, applied: 0, transfers: 0, rejoins: 0 };
   private readonly proposals = new Map<string, Proposal>();
 
   constructor(
@@ -79,7 +85,8 @@ export class Moves {
     private readonly host: MovesHost,
     private readonly next: NextStep = nextStep,
   ) {
-    for (let id = 1; id <= nodes; id++) this.state.set(id, id <= p.startNodes ? 'up' : 'absent');
+    const spareFrom = nodes - (p.amnesiaMax ?? 0);
+    for (let id = 1; id <= nodes; id++) this.state.set(id, id <= p.startNodes ? 'up' : id <= spareFrom ? 'absent' : 'spare');
     this.targets = rebalance(
       Array.from({ length: groups }, () => []),
       this.members(),
@@ -144,6 +151,24 @@ export class Moves {
     this.diedAt.set(id, this.host.now());
     this.stats.deaths++;
     this.replan(`node ${id} dies for good`);
+  }
+
+  /**
+   * Member `old` lost its disk and comes back as a new member, as the amnesia guard has it
+   * (src/main/cluster-start.ts): its old id is declared dead, so the planner rebuilds its
+   * replicas from the others, and it takes a spare id, in every target from now on but hosting
+   * nothing until the planner adds it as a learner. Returns the new id; undefined when no spare
+   * id is left.
+   */
+  rejoin(old: number): number | undefined {
+    const id = [...this.state].find(([, s]) => s === 'spare')?.[0];
+    if (id === undefined) return undefined;
+    this.state.set(old, 'dead');
+    this.diedAt.set(old, this.host.now());
+    this.state.set(id, 'up');
+    this.stats.rejoins++;
+    this.replan(`node ${old} lost its disk: its id is dead, it comes back as node ${id}`);
+    return id;
   }
 
   /** One planner round: each group's leader takes its next step. */

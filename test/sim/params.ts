@@ -104,6 +104,23 @@ export interface MovesParams {
   readonly lagMax: number;
   /** Virtual time between two planner rounds. */
   readonly planEveryMs: number;
+  /**
+   * Disk losses (amnesia): a member crashes and loses every group's durable raft state (log,
+   * hard state, snapshots, applied state), its identity kept. Rate per virtual second (0 or
+   * absent: none), at most `amnesiaMax` per run; each one is drawn only when the member could
+   * also die for good (every group settled, each keeps a quorum without it).
+   */
+  readonly amnesiaPerSec?: number;
+  /** Disk losses per run at most; the ids above `startNodes` + the joinable ones are kept for them. */
+  readonly amnesiaMax?: number;
+  /**
+   * How a node that lost its disk comes back. Guarded (false or absent, what the product does:
+   * src/main/cluster-start.ts): its old id is declared dead in the meta group, so the planner
+   * rebuilds its replicas on the others, and it joins under a spare id, hosting nothing until the
+   * planner adds it as a learner. Unguarded (true, the bug the guard prevents): it restarts under
+   * its old id with empty storage, a voter of the configuration it last knew, term 1, empty log.
+   */
+  readonly amnesiaUnguarded?: boolean;
 }
 
 export function drawParams(p: Prng): SimParams {
@@ -168,6 +185,13 @@ export function drawParams(p: Prng): SimParams {
   };
 }
 
+/** Disk losses per run at most when a seed draws them (each uses up one spare node id). */
+const AMNESIA_MAX = 2;
+
+function diskLosses(perSec: number): Pick<MovesParams, 'amnesiaPerSec' | 'amnesiaMax'> {
+  return perSec > 0 ? { amnesiaPerSec: perSec, amnesiaMax: AMNESIA_MAX } : {};
+}
+
 /**
  * Moves mode on top of drawn parameters: 1 or 3 founding nodes, up to 3 more that join, members
  * leaving and dying for good, every membership change from the planner (the random ones are off).
@@ -185,10 +209,12 @@ export function withMoves(s: SimParams, p: Prng): SimParams {
     // clients that never pause); much below that it would wait for a lull that may never come.
     lagMax: p.pick([20, 50, 200]),
     planEveryMs: p.pick([10, 30, 100]),
+    // Drawn last, so every other draw of a seed stays what it was before disk losses existed.
+    ...diskLosses(p.pick([0, 0, 0.2, 0.5])),
   };
   return {
     ...s,
-    nodes: startNodes + joinable,
+    nodes: startNodes + joinable + (moves.amnesiaMax ?? 0),
     votersOf: rebalance(
       Array.from({ length: s.groups }, () => []),
       Array.from({ length: startNodes }, (_, i) => nodeId(i + 1)),
@@ -210,7 +236,7 @@ export function describeParams(s: SimParams): string {
     `lateCampaign=${s.lateCampaignP ?? 0} staleHintRead=${s.staleHintReadP ?? 0}`,
     ...(s.moves
       ? [
-          `moves: factor=${s.moves.factor} start=${s.moves.startNodes} join/s=${s.moves.joinPerSec} leave/s=${s.moves.leavePerSec} die/s=${s.moves.diePerSec} lagMax=${s.moves.lagMax} planEvery=${s.moves.planEveryMs}ms`,
+          `moves: factor=${s.moves.factor} start=${s.moves.startNodes} join/s=${s.moves.joinPerSec} leave/s=${s.moves.leavePerSec} die/s=${s.moves.diePerSec} lagMax=${s.moves.lagMax} planEvery=${s.moves.planEveryMs}ms amnesia/s=${s.moves.amnesiaPerSec ?? 0} amnesiaMax=${s.moves.amnesiaMax ?? 0}${s.moves.amnesiaUnguarded === true ? ' UNGUARDED' : ''}`,
         ]
       : []),
     `clients=${s.clientsPerGroup}x${s.keysPerGroup}keys think<=${s.thinkMaxMs}ms read=${s.readP} cas=${s.casP} lease=${s.leaseReadP}`,
@@ -236,5 +262,47 @@ export function leaderChurn(p: SimParams): SimParams {
     downMaxMs: 200,
     dropP: 0.15,
     partitionPerSec: 3,
+  };
+}
+
+/**
+ * Disk losses under fire: three founding nodes in moves mode that neither join, leave nor die,
+ * members losing their disk often (`amnesiaUnguarded` says how they come back), crashes and
+ * partitions aimed at leaders, one entry per App, lossy links; so a member that lost its disk
+ * often held commits another voter lacks, and the leader that had them goes down or is cut off
+ * soon after. New leaders crash less often than in {@link leaderChurn}: a disk loss waits for a
+ * moment when every group has a settled leader. At most `lossesMax` disk losses (a spare id
+ * each). The scenario of the amnesia test
+ * (test/unit/sim/sim-amnesia.test.ts).
+ */
+export function diskLossUnderFire(p: SimParams, unguarded: boolean, lossesMax: number = AMNESIA_MAX): SimParams {
+  const moves: MovesParams = {
+    factor: 3,
+    startNodes: 3,
+    joinPerSec: 0,
+    leavePerSec: 0,
+    diePerSec: 0,
+    lagMax: 50,
+    planEveryMs: 30,
+    amnesiaPerSec: 2,
+    amnesiaMax: lossesMax,
+    amnesiaUnguarded: unguarded,
+  };
+  return {
+    ...p,
+    nodes: moves.startNodes + lossesMax,
+    groups: 1,
+    votersOf: [[1, 2, 3]],
+    appendBytesMax: 60,
+    crashPerSec: 3,
+    crashNewLeaderP: 0.3,
+    targetLeaderP: 0.9,
+    maxDown: 2,
+    downMinMs: 20,
+    downMaxMs: 200,
+    dropP: 0.15,
+    partitionPerSec: 3,
+    confChangePerSec: 0,
+    moves,
   };
 }

@@ -51,6 +51,11 @@ export interface RunOptions {
   readonly tweak?: (p: SimParams) => SimParams;
   /** Moves mode: the planner's step function instead of src/router/moves.ts `nextStep`. */
   readonly nextStep?: NextStep;
+  /**
+   * Moves mode: a node that lost its disk restarts under its old id with empty storage, the bug
+   * the amnesia guard prevents (see MovesParams.amnesiaUnguarded); never on by default.
+   */
+  readonly amnesiaUnguarded?: boolean;
 }
 
 /** Share of seeds that run the leader-churn profile (see {@link leaderChurn}). */
@@ -100,6 +105,7 @@ export function runSeed(seed: number, opts: RunOptions = {}): SimResult {
   const mv = new Prng(seed ^ MOVES_SALT);
   if (mv.chance(MOVES_SEED_SHARE)) params = withMoves(params, mv);
   if (opts.tweak) params = opts.tweak(params);
+  if (opts.amnesiaUnguarded === true && params.moves !== undefined) params = { ...params, moves: { ...params.moves, amnesiaUnguarded: true } };
   const sim = new Sim(prng, params, {
     ...(opts.bug !== undefined ? { bug: opts.bug } : {}),
     ...(opts.nextStep !== undefined ? { nextStep: opts.nextStep } : {}),

@@ -11,12 +11,13 @@
  * the shard host ticks its shards: a quiet replica's ticks are left out and made up before its
  * next input (see HostedNode).
  */
+import { assert } from '../../src/shards/raft/errors.js';
 import type { BugName } from '../../src/shards/raft/config.js';
 import { RaftError, RaftErrorCode } from '../../src/shards/raft/errors.js';
 import { Prng } from '../../src/shards/raft/prng.js';
 import { RawNode } from '../../src/shards/raft/rawnode.js';
 import { MemoryStorage } from '../../src/shards/raft/storage.js';
-import type { ConfChange, Entry, HardState, LogIndex, Message, NodeId, Ready, SoftState } from '../../src/shards/raft/types.js';
+import type { ConfChange, ConfState, Entry, HardState, LogIndex, Message, NodeId, Ready, SoftState } from '../../src/shards/raft/types.js';
 import { ConfChangeType, EntryType, MessageType, messageTypeName, nodeId } from '../../src/shards/raft/types.js';
 import { GroupRecord, checkAck, checkConfInFlight, checkHardState, fail } from './checks.js';
 import type { KvInput, KvOutput, Operation } from './history.js';
@@ -69,6 +70,8 @@ export interface SimStats {
   /** Moves mode: membership changes the planner proposed, and those that took effect. */
   plannedChanges: number;
   plannedApplied: number;
+  /** Moves mode: members that lost their disk (see MovesParams.amnesiaPerSec). */
+  amnesias: number;
   /** Virtual time from the end of the chaos phase until every group was live. */
   livenessMs: number;
 }
@@ -162,10 +165,11 @@ type Ev =
   | { readonly k: 'probe-read'; readonly r: Replica }
   | { readonly k: 'timeout'; readonly op: ClientOp }
   | { readonly k: 'plan' }
+  | { readonly k: 'disk-loss' }
   | { readonly k: 'liveness-start' }
   | { readonly k: 'liveness-check' };
 
-type ChaosKind = 'crash' | 'partition' | 'link' | 'snapshot' | 'conf' | 'transfer' | 'campaign' | 'join' | 'leave' | 'die';
+type ChaosKind = 'crash' | 'partition' | 'link' | 'snapshot' | 'conf' | 'transfer' | 'campaign' | 'join' | 'leave' | 'die' | 'amnesia';
 
 /** Log length at which a replica snapshots and compacts regardless of the snapshot rate. */
 const LOG_ENTRIES_MAX = 4000;
@@ -205,6 +209,7 @@ export class Sim {
     deaths: 0,
     plannedChanges: 0,
     plannedApplied: 0,
+    amnesias: 0,
     livenessMs: 0,
   };
   readonly trace: Trace;
@@ -233,6 +238,8 @@ export class Sim {
   private readonly moves: Moves | undefined;
   /** Late-tick draws (params.lateTickP), apart from the main stream so other seeds stay as they were. */
   private readonly lateTicks: Prng | undefined;
+  /** A disk loss is drawn and waits for a member that may lose its disk (see loseDisk). */
+  private diskLossWaits = false;
 
   constructor(
     private readonly prng: Prng,
@@ -276,6 +283,7 @@ export class Sim {
       ['join', p.moves?.joinPerSec ?? 0],
       ['leave', p.moves?.leavePerSec ?? 0],
       ['die', p.moves?.diePerSec ?? 0],
+      ['amnesia', p.moves?.amnesiaPerSec ?? 0],
     ];
     if (p.moves) this.queue.push(p.moves.planEveryMs, { k: 'plan' });
     for (const [what, rate] of rates) if (rate > 0) this.queue.push(this.expDelay(rate), { k: 'chaos', what });
@@ -358,6 +366,10 @@ export class Sim {
         return;
       case 'timeout':
         this.onTimeout(ev.op);
+        return;
+      case 'disk-loss':
+        this.diskLossWaits = false;
+        this.loseDisk();
         return;
       case 'plan':
         this.queue.push(this.now + this.params.moves!.planEveryMs, { k: 'plan' });
@@ -444,6 +456,7 @@ export class Sim {
       if (archive.length > CAMPAIGN_ARCHIVE_MAX) archive.shift();
     }
     if (m.type === MessageType.App) this.records[r.group]!.onLeaderApp(r.node.id, r.live, m);
+    if (m.type === MessageType.AppResp) this.records[r.group]!.onAppResp(r.node.id, m);
     if (r.loseNext !== undefined && r.loseNext.type === m.type && r.loseNext.to === m.to) {
       r.loseNext = undefined;
       this.stats.messagesLost++;
@@ -881,6 +894,7 @@ export class Sim {
       join: p.moves?.joinPerSec ?? 0,
       leave: p.moves?.leavePerSec ?? 0,
       die: p.moves?.diePerSec ?? 0,
+      amnesia: p.moves?.amnesiaPerSec ?? 0,
     }[what];
     this.queue.push(this.now + this.expDelay(rate), { k: 'chaos', what });
     switch (what) {
@@ -934,6 +948,9 @@ export class Sim {
       case 'leave':
       case 'die':
         this.onMembership(what);
+        return;
+      case 'amnesia':
+        this.loseDisk();
         return;
       case 'campaign': {
         const rs = this.upReplicas();
@@ -999,6 +1016,74 @@ export class Sim {
     }
     this.stats.snapshotsTaken++;
     this.log(r.node.id, r.group, `snapshot at ${index}, log from ${r.live.firstIndex()}`);
+  }
+
+  /**
+   * Moves mode: a member loses its disk, every group's durable state (log, hard state, snapshot,
+   * applied state), and keeps its identity. It is drawn only where the cluster survives losing
+   * the member's replicas (as for a death: every group settled, each keeps a quorum without it).
+   * Guarded, it comes back as a new member under a spare id (see Moves.rejoin); unguarded, under
+   * its old id with empty storage: a voter of the configuration it last knew, term 1, empty log,
+   * no memory of its votes or of the entries it acknowledged.
+   */
+  private loseDisk(): void {
+    const m = this.moves!;
+    const mp = this.params.moves!;
+    if (this.phase !== 'chaos' || this.stats.amnesias >= (mp.amnesiaMax ?? 0)) return;
+    const candidates = this.nodes.filter((n) => n.up && m.canDie(n.id));
+    if (candidates.length === 0) {
+      // Under churn the moments it may strike are short: it waits for the next one, one tick on.
+      if (!this.diskLossWaits) this.queue.push(this.now + this.params.tickMs, { k: 'disk-loss' });
+      this.diskLossWaits = true;
+      return;
+    }
+    this.diskLossWaits = false;
+    const node = this.diskLossVictim(candidates);
+    const confs = new Map<number, ConfState>();
+    for (const [g, r] of node.replicas) confs.set(g, r.rn.confState());
+    this.crash(node);
+    node.disks.clear();
+    this.stats.amnesias++;
+    const back = this.now + this.uniform(this.params.downMinMs, this.params.downMaxMs);
+    if (mp.amnesiaUnguarded === true) {
+      for (const [g, cs] of confs) {
+        // A new disk: the hard state it had is gone with the old one, so nothing to compare with.
+        const durable = MemoryStorage.withMembers(cs.voters, cs.learners);
+        node.disks.set(g, { durable, lastHard: durable.hardState() });
+      }
+      this.log(node.id, -1, 'DISK LOST: restarts under its old id with empty storage (unguarded)');
+      this.queue.push(back, { k: 'restart', node });
+      return;
+    }
+    const id = m.rejoin(node.id);
+    // A spare id is kept for each disk loss a run may draw.
+    assert(id !== undefined, 'a disk loss without a spare id');
+    this.log(node.id, -1, `DISK LOST: its id is dead; it comes back as node ${id}, hosting nothing`);
+    this.queue.push(back, { k: 'restart', node: this.nodeAt(id)! });
+  }
+
+  /**
+   * With chance targetLeaderP, a member whose loss hurts: one that holds commits another voter of
+   * a group lacks, so that, coming back as the replica it was, its vote could elect that voter.
+   */
+  private diskLossVictim(candidates: SimNode[]): SimNode {
+    if (this.prng.chance(this.params.targetLeaderP)) {
+      const ahead = candidates.filter((n) => this.holdsWhatOthersLack(n.id));
+      if (ahead.length > 0) return this.prng.pick(ahead);
+    }
+    return this.prng.pick(candidates);
+  }
+
+  /** In some group, node `id` holds committed entries that another voter lacks (as its leader sees it). */
+  private holdsWhatOthersLack(id: number): boolean {
+    for (let g = 0; g < this.params.groups; g++) {
+      const st = this.leaderOf(g)?.rn.status();
+      if (st === undefined || !st.confState.voters.includes(nodeId(id))) continue;
+      const match = (v: number): number => (v === st.id ? st.lastIndex : (st.progress.get(nodeId(v))?.match ?? 0));
+      const mine = Math.min(match(id), st.commit);
+      if (st.confState.voters.some((v) => v !== id && match(v) < mine)) return true;
+    }
+    return false;
   }
 
   /** Moves mode: a node joins (empty), a member leaves, or a member dies for good. */

@@ -144,6 +144,14 @@ interface Exchange {
   route: string;
   /** A client API request (a `/v1/kv` route): its duration counts in the load window. */
   kv: boolean;
+  /**
+   * Set when Node's parser refused the body after the head was whole and the request was being
+   * served: a body read fails with it (the route then answers BadRequest); a route that reads no
+   * body answers what it did. Never cleared.
+   */
+  bodyError?: HttpError;
+  /** Fails the body read under way, if any (set by readBody while it waits for data). */
+  failBodyRead?: ((e: HttpError) => void) | undefined;
 }
 
 /** The running HTTP API. Start it with {@link HttpServer.start}; end it with close() or destroy(). */
@@ -160,8 +168,8 @@ export class HttpServer {
   private closing: Promise<void> | undefined;
   /** Every open connection, so destroy() and close()'s deadline can end them. */
   private readonly sockets = new Set<Socket>();
-  /** The response a connection is answering now, so a client error does not write over it. */
-  private readonly answering = new WeakMap<Duplex, ServerResponse>();
+  /** The exchange a connection is answering now, so a client error does not write over its reply. */
+  private readonly answering = new WeakMap<Duplex, Exchange>();
   /** Connections to close after the reply in progress: what followed its request did not parse. */
   private readonly closeAfterReply = new WeakSet<Duplex>();
   private readonly service: KvService;
@@ -252,6 +260,12 @@ export class HttpServer {
       },
       options.tls,
     );
+    // A client may half-close its connection once it has sent its request (`nc -N`, some HTTP/1.0
+    // tools). By default Node then drops the request in flight without an answer, though its route
+    // runs on (a DELETE applied, a PUT written, the client told nothing). With this Node keeps the
+    // socket writable, answers, and closes after that answer. (Node's own flag, read by its
+    // server at the client's end; over TLS the socket ends with the client's anyway.)
+    (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen({ host: options.host, port: options.port }, () => {
@@ -343,8 +357,8 @@ export class HttpServer {
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
     const arrivedMs = performance.now();
     this.inflightCount++;
-    this.answering.set(req.socket, res);
     const ex: Exchange = { req, res, bodyRead: false, closeAfter: false, route: 'unrouted', kv: false };
+    this.answering.set(req.socket, ex);
     res.once('close', () => {
       if (res.writableFinished) this.onAnswered(ex.route, res.statusCode, (performance.now() - arrivedMs) / 1000);
       this.inflightCount--;
@@ -352,7 +366,7 @@ export class HttpServer {
         const now = performance.now();
         this.loadWindow.record(now - arrivedMs, now);
       }
-      if (this.answering.get(req.socket) === res) this.answering.delete(req.socket);
+      if (this.answering.get(req.socket) === ex) this.answering.delete(req.socket);
       // Connections that were answering when close() began are idle now: close them too.
       if (this.closing !== undefined && this.inflightCount === 0) this.server.closeIdleConnections();
     });
@@ -367,7 +381,7 @@ export class HttpServer {
   private refuseExpectation(req: IncomingMessage, res: ServerResponse): void {
     const ex: Exchange = { req, res, bodyRead: false, closeAfter: true, route: 'unrouted', kv: false };
     // As onRequest does: a parse error in the unread body must not be answered a second time.
-    this.answering.set(req.socket, res);
+    this.answering.set(req.socket, ex);
     this.send(
       ex,
       errorReply(new HttpError(HttpErrorCode.ExpectationFailed, `expect: ${JSON.stringify(req.headers.expect ?? '')} is not served (only 100-continue)`)),
@@ -397,7 +411,7 @@ export class HttpServer {
    */
   private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
     const current = this.answering.get(socket);
-    if (err.code === 'ECONNRESET' || !socket.writable || current?.headersSent === true) {
+    if (err.code === 'ECONNRESET' || !socket.writable || current?.res.headersSent === true) {
       socket.destroy();
       return;
     }
@@ -407,6 +421,18 @@ export class HttpServer {
     // applied was refused.
     if (current !== undefined && current.req.complete) {
       this.closeAfterReply.add(socket);
+      return;
+    }
+    // A broken body under a request being served (its head was whole): its route may have acted
+    // already (a DELETE reads no body), so a 400 here could tell the client that nothing happened
+    // when something did. The request answers for itself: a body read fails with BadRequest, a
+    // route that reads no body answers what it did; the connection closes after that reply.
+    // Only the parser's own errors: a timeout is answered 408 as before, and a body cut short by
+    // the client's end (HPE_INVALID_EOF_STATE) closes the connection, which fails the read.
+    if (current !== undefined && err.code?.startsWith('HPE_') === true && err.code !== 'HPE_INVALID_EOF_STATE') {
+      current.closeAfter = true;
+      current.bodyError = new HttpError(HttpErrorCode.BadRequest, `malformed request body (${err.code ?? err.message})`);
+      current.failBodyRead?.(current.bodyError);
       return;
     }
     const e =
@@ -470,6 +496,7 @@ export class HttpServer {
       ex.closeAfter = true;
       return payloadTooLarge(this.maxBodyBytes);
     };
+    if (ex.bodyError !== undefined) throw ex.bodyError;
     const declared = declaredBodyBytes(req.headers);
     if ((declared ?? 0) > this.maxBodyBytes) throw tooLarge();
     await this.roomForBody(ex, declared ?? this.maxBodyBytes);
@@ -478,6 +505,7 @@ export class HttpServer {
     let size = 0;
     await new Promise<void>((resolve, reject) => {
       const done = (err?: HttpError): void => {
+        ex.failBodyRead = undefined;
         req.off('data', onData);
         req.off('end', onEnd);
         req.off('close', onClose);
@@ -496,6 +524,9 @@ export class HttpServer {
       const onEnd = (): void => done();
       // The client went away, or Node timed the request out (it has answered 408 already).
       const onClose = (): void => done(new HttpError(HttpErrorCode.BadRequest, 'the request body was cut short'));
+      // Broken while waiting for room (roomForBody): fail now, no data will come.
+      if (ex.bodyError !== undefined) return done(ex.bodyError);
+      ex.failBodyRead = done;
       req.on('data', onData);
       req.on('end', onEnd);
       req.on('close', onClose);
