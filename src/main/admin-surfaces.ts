@@ -65,11 +65,16 @@ export function adminSurfaces(
     auth = { tenants };
   }
   const roles = new RoleDirectory({ kv: router });
-  const isUp = (n: number): boolean => n === p.self || router.peersUp().includes(n as NodeId);
   const members: MemberService = {
     list: () => Promise.resolve({ ok: true, value: { members: membersOf(router, p.life), moves: p.life.status().moves } }),
     // This node's members list shows the change at once; the others', at their next round.
-    remove: (ref) => startRemoval(p.life.meta, ref, isUp, (v) => p.life.learn(v)),
+    remove: (ref) =>
+      startRemoval(
+        p.life.meta,
+        ref,
+        () => new Set<number>([p.self, ...router.peersUp()]),
+        (v) => p.life.learn(v),
+      ),
     invite: (ttlMs) => createInvite(p.life.meta, p.ticket(), ttlMs),
   };
   const mgmt = new MgmtServer({

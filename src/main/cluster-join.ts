@@ -89,21 +89,24 @@ async function admitWith(
 
 /**
  * The member side of `members.remove`: member `ref` (raft id or endpoint id) starts leaving (its
- * replicas move away, then it is removed), or, when this node does not hear from it now, is
- * declared dead (its replicas are rebuilt from the others at once). `learn` takes the record
- * as written (or read, when there was nothing to change).
+ * replicas move away, then it is removed), or, when this node did not hear from it when asked, is
+ * declared dead (its replicas are rebuilt from the others at once). `upNow` gives the members
+ * this node hears from; it is read before the record, since reading the record may wait for the
+ * meta group to elect a leader (its leader may be the member in question) longer than the
+ * liveness timeout. `learn` takes the record as written (or read, when there was nothing to change).
  */
 export async function startRemoval(
   meta: MetaClient,
   ref: number | string,
-  isUp: (node: number) => boolean,
+  upNow: () => ReadonlySet<number>,
   learn: (v: MetaView) => void = () => undefined,
 ): Promise<Result<{ node: number; state: string }>> {
+  const up = upNow();
   const cur = await meta.read();
   if (!cur.ok) return cur;
   const m = cur.value === undefined ? undefined : typeof ref === 'number' ? cur.value.meta.members.find((x) => x.node === ref) : memberOf(cur.value.meta, ref);
   if (m === undefined) return fail(ServiceErrorCode.NotFound, `no member ${JSON.stringify(ref)}`);
-  const state = isUp(m.node) ? 'leaving' : 'dead';
+  const state = up.has(m.node) ? 'leaving' : 'dead';
   const w = await meta.update((c) => (c === undefined ? undefined : setState(c, m.node, state)));
   if (!w.ok) return w;
   learn(w.value);
