@@ -538,8 +538,11 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
   async memberships(shards: readonly ShardId[]): Promise<Map<ShardId, Membership>> {
     const byWorker = new Map<number, ShardId[]>();
     for (const s of shards) {
-      const w = this.workerOf(s);
-      byWorker.set(w, [...(byWorker.get(w) ?? []), s]);
+      // Appended in place: copying the list for each shard cost the main thread quadratic time
+      // (a few thousand shards led here, asked about every cluster round).
+      const list = byWorker.get(this.workerOf(s));
+      if (list) list.push(s);
+      else byWorker.set(this.workerOf(s), [s]);
     }
     const out = new Map<ShardId, Membership>();
     await Promise.all(
