@@ -65,22 +65,17 @@ describe('leader balancing', () => {
     const stopping = ((await (await fetch(`${c.node(1).url}/v1/status`)).json()) as { node: number }).node;
     expect((await led(2)).filter((l) => l === stopping).length).toBeGreaterThan(0);
     expect(await c.stop(1)).toBe(0);
-    // At once: node 2 names the stopped node leader of no shard. A shard handed to node 3 in the
-    // last moments may show no leader for the few ms until node 3's first append reaches node 2
-    // (it voted for it already); none waits for an election timeout (10 ticks of 20 ms).
+    // At once, or within 100 ms (half an election timeout of 10 ticks of 20 ms): node 2 names the
+    // stopped node leader of no shard, and every shard has a leader. A shard handed to node 3 in the
+    // last moments may still show the stopped node, or no leader, at node 2 for the few ms until
+    // node 3's vote request or first append reaches it; none waits for an election timeout.
     const now = await led(2);
+    if (now.includes(0) || now.includes(stopping)) await new Promise((res) => setTimeout(res, 100));
+    const later = await led(2);
     expect(
-      now.filter((l) => l === stopping),
-      `leaders seen by node 2: ${now.join(',')}; stopped ${stopping}`,
+      later.filter((l) => l === stopping || l === 0),
+      `leaders seen by node 2 at once: ${now.join(',')}, then: ${later.join(',')}; stopped ${stopping}`,
     ).toEqual([]);
-    if (now.includes(0)) {
-      await new Promise((res) => setTimeout(res, 100));
-      const later = await led(2);
-      expect(
-        later.filter((l) => l === stopping || l === 0),
-        `leaders seen by node 2 at once: ${now.join(',')}, 100 ms later: ${later.join(',')}; stopped ${stopping}`,
-      ).toEqual([]);
-    }
     expect(c.node(1).output).not.toMatch(/"level":(50|60)/);
   }, 60_000);
 });
