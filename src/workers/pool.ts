@@ -157,11 +157,13 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
   /** Starts the workers and opens their shards. Throws PoolError (e.g. WorkerCountMismatch). */
   static async start(opts: PoolOptions): Promise<WorkerPool> {
     const pool = new WorkerPool(opts);
-    try {
-      await Promise.all(Array.from({ length: pool.workers }, (_, w) => pool.startSlot(w)));
-    } catch (e) {
+    // Every worker's start is waited for, failed or not: a worker still starting when another
+    // failed would otherwise run on, outside the pool that gave up.
+    const started = await Promise.allSettled(Array.from({ length: pool.workers }, (_, w) => pool.startSlot(w)));
+    const failed = started.find((r) => r.status === 'rejected');
+    if (failed !== undefined) {
       await pool.destroy();
-      throw e;
+      throw failed.reason;
     }
     return pool;
   }
@@ -210,8 +212,35 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     const slot: Slot = { index: w, ...parts, state: 'running', specs: new Map(specs.map((s) => [s.shard, s])), restarts: 0 };
     this.slots[w] = slot;
     this.watch(slot);
-    await slot.api.openShards(specs);
+    await this.openAll(slot, specs);
     void this.pump(slot);
+  }
+
+  /**
+   * Opens a started worker's shards. A worker that dies during this call never answers it, so
+   * the wait ends with WorkerStartFailed at the worker's exit or after OPEN_SHARDS_TIMEOUT_MS.
+   */
+  private async openAll(slot: Slot, specs: ShardSpec[]): Promise<void> {
+    const worker = slot.worker;
+    let onExit: ((code: number) => void) | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        slot.api.openShards(specs),
+        new Promise<never>((_, reject) => {
+          onExit = (code) => reject(new PoolError('WorkerStartFailed', `worker ${slot.index} exited (code ${code}) while opening its shards`));
+          worker.once('exit', onExit);
+          timer = setTimeout(
+            () => reject(new PoolError('WorkerStartFailed', `worker ${slot.index} did not open its shards in ${OPEN_SHARDS_TIMEOUT_MS} ms`)),
+            OPEN_SHARDS_TIMEOUT_MS,
+          );
+          timer.unref();
+        }),
+      ]);
+    } finally {
+      if (onExit) worker.off('exit', onExit);
+      clearTimeout(timer);
+    }
   }
 
   /** Restarts a worker that exited without being asked to. */
@@ -261,11 +290,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
       if (this.closing) throw new PoolError('PoolClosed', 'the pool closed during the restart');
       Object.assign(slot, parts);
       this.watch(slot);
-      // A worker that dies during this call never answers it: bound the wait.
-      await Promise.race([
-        slot.api.openShards([...slot.specs.values()]),
-        new Promise((_, reject) => setTimeout(() => reject(new PoolError('WorkerStartFailed', 'opening shards timed out')), OPEN_SHARDS_TIMEOUT_MS).unref()),
-      ]);
+      await this.openAll(slot, [...slot.specs.values()]);
       if (this.closing) throw new PoolError('PoolClosed', 'the pool closed during the restart');
       slot.state = 'running';
       this.emit('restart', slot.index, reason);

@@ -27,7 +27,12 @@ const enc = new TextEncoder();
 const specs = (n: number) => Array.from({ length: n }, (_, s) => ({ shard: s as ShardId, voters: [1 as NodeId] }));
 
 async function leaders(pool: WorkerPool, shards: number): Promise<void> {
-  while (pool.leaders.size < shards || [...pool.leaders.values()].some((e) => e.role !== 'leader')) await new Promise((r) => setTimeout(r, 5));
+  const deadline = performance.now() + 60_000;
+  while (pool.leaders.size < shards || [...pool.leaders.values()].some((e) => e.role !== 'leader')) {
+    if (performance.now() > deadline)
+      throw new Error(`no leader for every shard in 60 s: ${JSON.stringify([...pool.leaders])}, workers ${JSON.stringify(pool.workersRunning())}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }
 
 const tenants = ['acme', 'globex', 'initech'];
