@@ -185,18 +185,29 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     const url = this.opts.workerUrl ?? new URL('./worker.js', import.meta.url);
     const worker = new Worker(url, { workerData: { ...this.opts.workerData, ...init } });
     const notice = await new Promise<WorkerNotice>((resolve, reject) => {
-      const onMessage = (m: WorkerNotice): void => {
-        if (m.type !== 'started' && m.type !== 'start-failed') return;
+      const done = (): void => {
         worker.off('message', onMessage);
         worker.off('error', onError);
+        worker.off('exit', onExit);
+      };
+      const onMessage = (m: WorkerNotice): void => {
+        if (m.type !== 'started' && m.type !== 'start-failed') return;
+        done();
         resolve(m);
       };
       const onError = (e: Error): void => {
-        worker.off('message', onMessage);
+        done();
         reject(new PoolError('WorkerStartFailed', `worker ${w} failed to start: ${e.message}`));
+      };
+      // Messages posted before a worker's exit are delivered before 'exit': an exit seen here
+      // came without a word (killed, out of memory), and nothing else would end this wait.
+      const onExit = (code: number): void => {
+        done();
+        reject(new PoolError('WorkerStartFailed', `worker ${w} exited (code ${code}) before it started`));
       };
       worker.on('message', onMessage);
       worker.once('error', onError);
+      worker.once('exit', onExit);
     });
     if (notice.type === 'start-failed') {
       await worker.terminate();

@@ -162,6 +162,13 @@ describe('worker pool life', () => {
     }
   });
 
+  test('a worker that exits before it starts fails the start with WorkerStartFailed and its exit code', async () => {
+    const workerUrl = new URL('../../support/silent-exit-worker.mjs', import.meta.url);
+    const err = await WorkerPool.start({ dataDir: freshDir(), workers: 2, shards: specs(2), tickMs: 10, workerUrl }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PoolError);
+    expect(err).toMatchObject({ code: 'WorkerStartFailed', message: expect.stringMatching(/exited \(code 7\) before it started/) as unknown });
+  });
+
   test('restarting with another worker count refuses clearly; the same count finds every shard', async () => {
     const dir = freshDir();
     const first = await startPool({ dataDir: dir, workers: 2, shards: specs(4), tickMs: 10 });
