@@ -9,21 +9,7 @@
  */
 import { Buffer } from 'node:buffer';
 import type { WriteGuard } from './write-guard.js';
-import {
-  CodecError,
-  RecordKind,
-  clientFrameBoundBytes,
-  decodePropose,
-  decodeRead,
-  decodeReply,
-  encodeLiveness,
-  leadsSection,
-  encodePropose,
-  encodeRead,
-  encodeReply,
-  peekMessageFrom,
-  peekMessageTo,
-} from '../wire/index.js';
+import { RecordKind, encodeLiveness, leadsSection, encodePropose, encodeRead } from '../wire/index.js';
 import type { Outcome } from '../shards/host.js';
 import { KV_LIMITS_DEFAULT, KvOp, decodeKvReply, encodeCas, encodeDelete, encodeDeleteIf, encodeGet, encodePut, encodeScan } from '../shards/kv/index.js';
 import type { NodeId, ShardId } from '../shards/raft/index.js';
@@ -43,7 +29,6 @@ import type {
   ScanItem,
   ScanResult,
   Placement,
-  ServiceErrorCode,
   Session,
 } from '../api/index.js';
 import { Lanes } from './lanes.js';
@@ -64,12 +49,9 @@ import { UNKEYED_HASH } from '../wire/shard-hash.js';
 import type { QuotaGuard } from './quotas.js';
 import { SYSTEM_TENANT } from './tenants.js';
 
-/** What the router needs from the transport. */
-export interface PeerLink {
-  send(peerId: string, kind: number, shard: number, payload: Uint8Array): void;
-  /** Largest record payload a peer accepts, in bytes (the transport's maxRecordBytes); unbounded when absent. */
-  readonly maxRecordBytes?: number;
-}
+import { Hops, fail } from './hops.js';
+import type { PeerLink } from './hops.js';
+export type { PeerLink } from './hops.js';
 
 export type { Member } from './layout.js';
 
@@ -168,21 +150,10 @@ export interface RouterOptions {
   readonly placementHash?: PlacementHash;
 }
 
-interface Forward {
-  readonly resolve: (o: Outcome) => void;
-  timer: NodeJS.Timeout;
-}
-
 /** About how often this node's load goes to peers with a liveness record, in ms. */
 const LOAD_REPORT_MS = 1000;
 
-/** A forwarded attempt is given up after this long without an answer if its peer went silent meanwhile. */
-const FORWARD_ATTEMPT_MS = 1000;
-/** Slices of FORWARD_ATTEMPT_MS a forwarded attempt waits for a peer that is still heard from. */
-const FORWARD_LIVE_SLICES = 3;
-
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const fail = (code: ServiceErrorCode, message: string, leaderHint = 0): Outcome => ({ ok: false, code, message, leaderHint });
 
 /** An outcome and the node that gave it (undefined: none was asked, e.g. no leader known). */
 type Routed = Outcome & { readonly node?: NodeId };
@@ -196,8 +167,8 @@ export class Router implements KvService {
   private readonly lanes: Lanes;
   /** The commands in flight through {@link command} (writeBytesMax, writesSharedMax); the others wait here, per tenant. */
   private readonly writeGate: FairGate;
-  private readonly forwards = new Map<number, Forward>();
-  private nextForward = 1;
+  /** Raft messages and forwarded requests between nodes. */
+  private readonly hops: Hops;
   private readonly timeoutMs: number;
   private readonly scanBytesMax: number;
   private readonly scanFanoutMax: number;
@@ -262,6 +233,18 @@ export class Router implements KvService {
       timeoutMs,
       wakeGapMs: opts.wakeGapMs ?? timeoutMs,
       now: this.clock(),
+    });
+    this.hops = new Hops({
+      self: opts.self,
+      shards: opts.shards,
+      pool: opts.pool,
+      link: opts.link,
+      layout: this.layout,
+      liveness: this.liveness,
+      counters: this.counters,
+      timeoutMs: this.timeoutMs,
+      clock: this.clock,
+      writeBlocked: () => this.writeBlocked(),
     });
   }
 
@@ -393,136 +376,12 @@ export class Router implements KvService {
 
   /** A raft message from a local worker: to the peer it names. */
   onLocalRaftMessage(shard: ShardId, payload: Uint8Array): void {
-    const to = this.layout.byRaftId(peekMessageTo(payload));
-    if (!to) {
-      this.counters.raftDropped++;
-      return;
-    }
-    this.counters.raftOut++;
-    this.opts.link.send(to.peerId, RecordKind.RaftMessage, shard, payload);
+    this.hops.onLocalRaftMessage(shard, payload);
   }
 
   /** Records from an authenticated peer. */
   onPeerRecords(peerId: string, records: readonly { kind: number; shard: number; payload: Uint8Array }[]): void {
-    const member = this.layout.byEndpoint(peerId);
-    if (!member) return;
-    // Its node is there, whatever the records say (liveness records may wait behind bulk traffic).
-    this.liveness.onTraffic(member.nodeId, this.clock());
-    for (const r of records) {
-      try {
-        this.onPeerRecord(member, r.kind, r.shard as ShardId, r.payload);
-      } catch (e) {
-        if (!(e instanceof CodecError)) throw e;
-        this.counters.badRecords++;
-      }
-    }
-  }
-
-  private onPeerRecord(from: Member, kind: number, shard: ShardId, payload: Uint8Array): void {
-    // The meta group's id is one past the data shards.
-    if (shard > this.opts.shards) {
-      this.counters.badRecords++;
-      return;
-    }
-    switch (kind) {
-      case RecordKind.RaftMessage:
-        // The sender is the connection's peer, never what the message claims.
-        if (peekMessageFrom(payload) !== from.nodeId || peekMessageTo(payload) !== this.opts.self) {
-          this.counters.spoofed++;
-          return;
-        }
-        this.counters.raftIn++;
-        this.opts.pool.deliver(shard, payload);
-        return;
-      case RecordKind.ClientPropose: {
-        const p = decodePropose(payload);
-        this.counters.forwardedIn++;
-        const blocked = this.writeBlocked();
-        if (blocked !== undefined) return this.answer(from, shard, p.reqId, blocked);
-        void this.opts.pool
-          .propose(shard, { clientId: p.clientId, seq: p.seq, command: p.command }, this.timeoutMs)
-          .then((o) => this.answer(from, shard, p.reqId, o));
-        return;
-      }
-      case RecordKind.ClientRead: {
-        const r = decodeRead(payload);
-        const consistency: Consistency = r.consistency === 1 ? 'lease' : r.consistency === 2 ? 'stale' : 'linearizable';
-        this.counters.forwardedIn++;
-        void this.opts.pool.read(shard, r.query, consistency, this.timeoutMs).then((o) => this.answer(from, shard, r.reqId, o));
-        return;
-      }
-      case RecordKind.NodeHeartbeat:
-        // A payload that does not decode is counted there and ignored: it refreshes nothing.
-        this.liveness.onRecord(from.nodeId, payload, this.clock());
-        return;
-      case RecordKind.ClientReply: {
-        const r = decodeReply(payload);
-        const f = this.forwards.get(r.reqId);
-        if (!f) return;
-        this.forwards.delete(r.reqId);
-        clearTimeout(f.timer);
-        const { reqId: _id, ...o } = r;
-        f.resolve(o);
-        return;
-      }
-      default:
-        this.counters.badRecords++;
-    }
-  }
-
-  /**
-   * Answers a forwarded request. A reply larger than a peer record (it came out of a ring larger
-   * than the link's limit) becomes ReplyTooLarge, so the asking node hears at once instead of
-   * retrying until its deadline. Sizes are measured with the widest reqId, so the largest reply
-   * that fits does not depend on the request's id.
-   */
-  private answer(to: Member, shard: ShardId, reqId: number, o: Outcome): void {
-    let bytes = encodeReply({ reqId, ...o });
-    const max = this.opts.link.maxRecordBytes;
-    const bound = clientFrameBoundBytes(bytes, reqId);
-    if (max !== undefined && bound > max) {
-      this.counters.repliesTooLarge++;
-      bytes = encodeReply({ reqId, ...fail('ReplyTooLarge', `the reply of ${bound} bytes exceeds the ${max} bytes of a peer record`) });
-    }
-    this.opts.link.send(to.peerId, RecordKind.ClientReply, shard, bytes);
-  }
-
-  private forward(to: NodeId, kind: number, shard: ShardId, build: (reqId: number) => Uint8Array, timeoutMs: number): Promise<Outcome> {
-    const m = this.layout.byRaftId(to);
-    if (!m) return Promise.resolve(fail('Unreachable', `node ${to} is not a member`));
-    const reqId = this.nextForward++;
-    const payload = build(reqId);
-    const max = this.opts.link.maxRecordBytes;
-    // Measured with the widest reqId, so whether a request fits does not depend on its id.
-    const bound = clientFrameBoundBytes(payload, reqId);
-    if (max !== undefined && bound > max) {
-      return Promise.resolve(fail('RequestTooLarge', `the request of ${bound} bytes exceeds the ${max} bytes of a peer record`));
-    }
-    this.counters.forwarded++;
-    this.opts.link.send(m.peerId, kind, shard, payload);
-    // A hop waits in slices of FORWARD_ATTEMPT_MS: after a slice without an answer it is given up
-    // (and retried, with the same session) if the peer went silent or its worker for the shard
-    // stopped, so a leader that died costs one slice, not the whole request. A live leader gets up
-    // to FORWARD_LIVE_SLICES slices: it may be slow (megabytes queued ahead of this write), and a
-    // copy sent now would only queue behind the first; after that the answer counts as lost.
-    const deadline = performance.now() + Math.min(timeoutMs, FORWARD_ATTEMPT_MS * FORWARD_LIVE_SLICES);
-    return new Promise<Outcome>((resolve) => {
-      const arm = (): NodeJS.Timeout =>
-        setTimeout(
-          () => {
-            const left = deadline - performance.now();
-            const entry = this.forwards.get(reqId);
-            if (entry !== undefined && left > 0 && this.liveness.reachable(to, shard)) {
-              entry.timer = arm();
-              return;
-            }
-            this.forwards.delete(reqId);
-            resolve(fail('Unreachable', `no answer from node ${to} within ${Math.round(timeoutMs - Math.max(0, left))} ms`));
-          },
-          Math.max(0, Math.min(deadline - performance.now(), FORWARD_ATTEMPT_MS)),
-        );
-      this.forwards.set(reqId, { resolve, timer: arm() });
-    });
+    this.hops.onPeerRecords(peerId, records);
   }
 
   // ---------------------------------------------------------------- client requests
@@ -566,7 +425,7 @@ export class Router implements KvService {
           (target, left) =>
             target === this.opts.self
               ? this.opts.pool.propose(shard, { clientId, seq, command }, left)
-              : this.forward(target, RecordKind.ClientPropose, shard, (reqId) => encodePropose({ reqId, clientId, seq, command }), left),
+              : this.hops.forward(target, RecordKind.ClientPropose, shard, (reqId) => encodePropose({ reqId, clientId, seq, command }), left),
           deadline,
         );
       } finally {
@@ -586,7 +445,7 @@ export class Router implements KvService {
     return this.retrying(shard, (target, left) =>
       local || target === this.opts.self
         ? this.opts.pool.read(shard, query, consistency, left)
-        : this.forward(
+        : this.hops.forward(
             target,
             RecordKind.ClientRead,
             shard,
@@ -720,7 +579,7 @@ export class Router implements KvService {
       node: this.opts.self,
       members: this.layout.all().map((m) => ({ node: m.nodeId, id: m.peerId })),
       ...(await workerStatus(this.opts.pool, this.opts.shards)),
-      router: { ...this.counters, inflightForwards: this.forwards.size, peersUp: this.peersUp() },
+      router: { ...this.counters, inflightForwards: this.hops.inflight, peersUp: this.peersUp() },
       // `peers` keeps the shape it always had; `nodes` has every member with its load.
       liveness: { ...this.liveness.counters, peers: peers.map(({ node, up, workers, workersDown }) => ({ node, up, workers, workersDown })) },
       nodes: nodesView(this.layout.all(), { node: this.opts.self, workersRunning: this.opts.pool.workersRunning(), load: this.opts.load?.() }, peers),
@@ -763,10 +622,6 @@ export class Router implements KvService {
   /** Fails in-flight forwards and stops liveness records (shutdown). */
   close(): void {
     if (this.livenessTimer) clearInterval(this.livenessTimer);
-    for (const [id, f] of this.forwards) {
-      clearTimeout(f.timer);
-      f.resolve(fail('ShuttingDown', 'the node is shutting down'));
-      this.forwards.delete(id);
-    }
+    this.hops.close();
   }
 }
