@@ -31,6 +31,7 @@ import type { MovesHost } from './moves.js';
 import { nextStep } from '../../src/router/moves.js';
 import type { NextStep } from '../../src/router/moves.js';
 import { EventQueue } from './queue.js';
+import { campaignRankOf } from '../../src/shards/raft/config.js';
 import { Trace } from './trace.js';
 
 export interface SimStats {
@@ -50,6 +51,8 @@ export interface SimStats {
   commits: number;
   snapshotsTaken: number;
   snapshotsInstalled: number;
+  /** Node ticks run late (clocks moved, timers not). */
+  lateTicks: number;
   confChangesProposed: number;
   /** Distinct membership changes committed and applied. */
   confChangesApplied: number;
@@ -192,6 +195,7 @@ export class Sim {
     commits: 0,
     snapshotsTaken: 0,
     snapshotsInstalled: 0,
+    lateTicks: 0,
     confChangesProposed: 0,
     confChangesApplied: 0,
     transfers: 0,
@@ -232,6 +236,8 @@ export class Sim {
   private readonly lateCopies = new Set<Message>();
   /** Moves mode only: members, targets and the planner. */
   private readonly moves: Moves | undefined;
+  /** Late-tick draws (params.lateTickP), apart from the main stream so other seeds stay as they were. */
+  private readonly lateTicks: Prng | undefined;
   /** A disk loss is drawn and waits for a member that may lose its disk (see loseDisk). */
   private diskLossWaits = false;
 
@@ -243,6 +249,7 @@ export class Sim {
     this.trace = new Trace(opts.traceLines);
     this.net = new Network(prng, params);
     this.bugs = new Set(opts.bug ? [opts.bug] : []);
+    this.lateTicks = params.lateTickSeed !== undefined ? new Prng(params.lateTickSeed) : undefined;
     for (let i = 1; i <= params.nodes; i++) this.nodes.push({ id: i, up: true, replicas: new Map(), disks: new Map() });
     if (params.moves !== undefined) {
       this.moves = new Moves(params.moves, params.nodes, params.groups, this.movesHost(), opts.nextStep ?? nextStep);
@@ -380,9 +387,13 @@ export class Sim {
   private onTick(node: SimNode): void {
     this.queue.push(this.now + this.params.tickMs, { k: 'tick', node });
     if (!node.up) return;
+    // A late tick, node-wide as a stalled worker's: every replica's clock moves, no timer does.
+    const late = this.lateTicks !== undefined && this.lateTicks.chance(this.params.lateTickP ?? 0);
+    if (late) this.stats.lateTicks++;
     for (const r of node.replicas.values()) {
       this.livenessOracle(r);
-      r.rn.tick();
+      if (late) r.rn.elapse(1);
+      else r.rn.tick();
       this.markDirty(r);
     }
   }
@@ -558,6 +569,11 @@ export class Sim {
         preVote: p.preVote,
         checkQuorum: p.checkQuorum,
         ...(p.quiesceAfterTicks !== undefined ? { quiesceAfterTicks: p.quiesceAfterTicks } : {}),
+        ...(p.quiesceNewLeaderAfterTicks !== undefined ? { quiesceNewLeaderAfterTicks: p.quiesceNewLeaderAfterTicks } : {}),
+        // Ranked by the group's current voters, as the shard host ranks a replica it opens.
+        ...(p.campaignStaggerTicks !== undefined
+          ? { campaignStaggerTicks: p.campaignStaggerTicks, campaignRank: campaignRankOf(group, nodeId(node.id), live.initialState().confState.voters) }
+          : {}),
         ...(p.appendBytesMax !== undefined ? { appendBytesMax: p.appendBytesMax } : {}),
         ...(p.inflightMessagesMax !== undefined ? { inflightMessagesMax: p.inflightMessagesMax } : {}),
         ...(p.inflightBytesMax !== undefined ? { inflightBytesMax: p.inflightBytesMax } : {}),
