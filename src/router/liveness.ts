@@ -23,6 +23,14 @@ export interface LivenessOptions {
   readonly local: readonly { readonly shard: ShardId; readonly voters: readonly NodeId[] }[];
   /** The leader the local replica of `shard` last reported; 0 or undefined when none is known. */
   readonly localLead: (shard: ShardId) => number | undefined;
+  /**
+   * Every shard hosted here whose local replica last reported `peer` as its leader, whatever the
+   * placement says. A peer that leads a group keeps leading it after the placement moved its
+   * replicas away (it is leaving, or its replica moves) until a membership change removes it, and
+   * such a change needs a leader: when that peer dies, only a wake brings the quiet followers here
+   * to elect another one.
+   */
+  readonly ledBy: (peer: NodeId) => readonly ShardId[];
   /** Milliseconds without a liveness record before a peer counts as gone (an election timeout). */
   readonly timeoutMs: number;
   /**
@@ -68,7 +76,11 @@ export interface LivenessCounters {
 /** What one peer last said of itself, and the wakes owed on its behalf. */
 interface Peer {
   readonly id: NodeId;
-  /** Shards hosted here that the peer replicates too, ascending; replaced when the layout changes. */
+  /**
+   * Shards placed here that the peer is placed on too, ascending; replaced when the layout changes.
+   * Placement only: a replica the targets already moved off the peer is not in it, though the peer
+   * may still be in that group, even lead it (see {@link LivenessOptions.ledBy}).
+   */
   readonly shared: readonly ShardId[];
   /** When its last record of any kind arrived (ms); only grows. */
   heard: number;
@@ -114,6 +126,13 @@ export interface PeerView {
   readonly heardMsAgo: number;
   readonly load?: NodeLoad;
   readonly loadMsAgo?: number;
+}
+
+/** The shards of `leaders` (shard -> the leader its local replica last reported) led by `peer`. */
+export function shardsLedBy(leaders: ReadonlyMap<ShardId, { readonly lead: number }>, peer: NodeId): ShardId[] {
+  const out: ShardId[] = [];
+  for (const [shard, e] of leaders) if (e.lead === peer) out.push(shard);
+  return out;
 }
 
 export class Liveness {
@@ -269,10 +288,12 @@ export class Liveness {
 
   /**
    * The wake rounds due now, at most one per peer per wakeGapMs; each names only shards hosted
-   * here that the peer replicates too and that need it now:
+   * here that need it now:
    * - followers still led by the peer, when the peer cannot lead that shard (gone, or the
-   *   shard's worker on it stopped);
-   * - shards led here whose replica on the peer came back (with the node or with its worker).
+   *   shard's worker on it stopped): every such shard hosted here, placed on the peer or not (a
+   *   leaving peer that dies leads groups the placement already moved off it);
+   * - shards led here that the peer replicates too, whose replica on the peer came back (with the
+   *   node or with its worker).
    */
   due(now: number): WakeRequest[] {
     const out: WakeRequest[] = [];
@@ -281,7 +302,10 @@ export class Liveness {
       p.nextWakeAt = now + this.opts.wakeGapMs;
       this.counters.wakes++;
       if (p.orphaned) {
-        const shards = p.shared.filter((s) => this.opts.localLead(s) === p.id && !this.canLead(p, s));
+        const shards = this.opts
+          .ledBy(p.id)
+          .filter((s) => !this.canLead(p, s))
+          .sort((a, b) => a - b);
         if (shards.length > 0) out.push({ leader: p.id, shards });
         this.counters.wakeShards += shards.length;
       }
