@@ -33,6 +33,7 @@ import type { NextStep } from '../../src/router/moves.js';
 import { EventQueue } from './queue.js';
 import { campaignRankOf } from '../../src/shards/raft/config.js';
 import { Trace } from './trace.js';
+import { ShellLiveness } from './shell-liveness.js';
 
 export interface SimStats {
   virtualMs: number;
@@ -240,6 +241,8 @@ export class Sim {
   private readonly lateTicks: Prng | undefined;
   /** A disk loss is drawn and waits for a member that may lose its disk (see loseDisk). */
   private diskLossWaits = false;
+  /** Moves mode: each running node's liveness (see ShellLiveness); a crash loses it. */
+  private readonly shellLiveness = new Map<number, ShellLiveness>();
 
   constructor(
     private readonly prng: Prng,
@@ -390,8 +393,9 @@ export class Sim {
     // A late tick, node-wide as a stalled worker's: every replica's clock moves, no timer does.
     const late = this.lateTicks !== undefined && this.lateTicks.chance(this.params.lateTickP ?? 0);
     if (late) this.stats.lateTicks++;
+    if (this.moves !== undefined) this.shellWakes(node);
     for (const r of node.replicas.values()) {
-      this.livenessOracle(r);
+      if (this.moves === undefined) this.livenessOracle(r);
       if (late) r.rn.elapse(1);
       else r.rn.tick();
       this.markDirty(r);
@@ -411,6 +415,41 @@ export class Sim {
       this.stats.quietWakes++;
       r.rn.wake();
       this.markDirty(r);
+    }
+  }
+
+  /**
+   * Moves mode: the node's liveness, as a node's router keeps it, names the quiet replicas here to
+   * wake (those led by a peer gone silent, and those led here whose replica on a returning peer is
+   * back); as a worker does, only those still quiet and led by the named leader wake.
+   */
+  private shellWakes(node: SimNode): void {
+    let l = this.shellLiveness.get(node.id);
+    if (l === undefined) {
+      const m = this.moves!;
+      const timeoutMs = this.params.electionTicks * this.params.tickMs;
+      l = new ShellLiveness(
+        node.id,
+        {
+          members: () => [...m.state].filter(([, st]) => st !== 'absent' && st !== 'spare').map(([id]) => id),
+          targets: () => m.targets,
+          leadOf: (g) => node.replicas.get(g)?.soft.lead,
+          hosted: () => [...node.replicas.keys()],
+          hears: (peer) => this.nodeAt(peer)?.up === true && this.net.canDeliver(peer, node.id) && this.net.canDeliver(node.id, peer),
+        },
+        timeoutMs,
+        this.now,
+      );
+      this.shellLiveness.set(node.id, l);
+    }
+    for (const w of l.tick(this.now)) {
+      for (const g of w.shards) {
+        const r = node.replicas.get(g);
+        if (r === undefined || !r.rn.isQuiesced() || r.soft.lead !== w.leader) continue;
+        this.stats.quietWakes++;
+        r.rn.wake();
+        this.markDirty(r);
+      }
     }
   }
 
@@ -842,6 +881,7 @@ export class Sim {
 
   private crash(node: SimNode): void {
     node.up = false;
+    this.shellLiveness.delete(node.id);
     this.stats.crashes++;
     this.log(node.id, -1, 'CRASH');
     for (const r of node.replicas.values()) {
