@@ -141,6 +141,12 @@ export class Liveness {
   private lastCheck: number;
   /** The last check was skipped as a stall: the next one is not, so detection waits one check at most. */
   private skipped = false;
+  /**
+   * Peers forgotten (no longer members) since the last round: their traffic is refused from now
+   * on, so quiet followers here that they lead owe a wake, even when this node never found them
+   * silent. Emptied by each {@link due}.
+   */
+  private readonly forgotten = new Set<NodeId>();
   readonly counters: LivenessCounters = {
     peersDown: 0,
     peersUp: 0,
@@ -162,12 +168,17 @@ export class Liveness {
 
   /**
    * The members and the shards hosted here changed (a join, a removal, a replica moved): new peers
-   * count as just heard, peers no longer members are forgotten, and every peer's shared shards
-   * are those of `local` it replicates too. What known peers said of themselves is kept.
+   * count as just heard, peers no longer members are forgotten (the quiet followers they lead
+   * here are woken at the next round), and every peer's shared shards are those of `local` it
+   * replicates too. What known peers said of themselves is kept.
    */
   setLayout(peers: readonly NodeId[], local: LivenessOptions['local'], now: number): void {
     const keep = new Set(peers);
-    for (const id of this.peers.keys()) if (!keep.has(id)) this.peers.delete(id);
+    for (const id of this.peers.keys()) {
+      if (keep.has(id)) continue;
+      this.peers.delete(id);
+      this.forgotten.add(id);
+    }
     for (const id of peers) {
       if (id === this.opts.self) continue;
       const shared = local.filter((s) => s.voters.includes(id)).map((s) => s.shard);
@@ -289,6 +300,8 @@ export class Liveness {
   /**
    * The wake rounds due now, at most one per peer per wakeGapMs; each names only shards hosted
    * here that need it now:
+   * - followers still led by a peer forgotten since the last round (no longer a member), with no
+   *   wait for a gap: it can lead nothing now;
    * - followers still led by the peer, when the peer cannot lead that shard (gone, or the
    *   shard's worker on it stopped): every such shard hosted here, placed on the peer or not (a
    *   leaving peer that dies leads groups the placement already moved off it);
@@ -297,6 +310,16 @@ export class Liveness {
    */
   due(now: number): WakeRequest[] {
     const out: WakeRequest[] = [];
+    for (const id of this.forgotten) {
+      // A member again (forgotten, then added back before this round): its own rounds decide.
+      if (this.peers.has(id)) continue;
+      const shards = [...this.opts.ledBy(id)].sort((a, b) => a - b);
+      if (shards.length === 0) continue;
+      this.counters.wakes++;
+      this.counters.wakeShards += shards.length;
+      out.push({ leader: id, shards });
+    }
+    this.forgotten.clear();
     for (const p of this.peers.values()) {
       if (!this.owes(p) || now < p.nextWakeAt) continue;
       p.nextWakeAt = now + this.opts.wakeGapMs;

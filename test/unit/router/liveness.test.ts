@@ -202,6 +202,25 @@ describe('liveness: a silent peer', () => {
     expect(l.counters.wakeShards).toBe(3);
   });
 
+  test('a peer no longer a member wakes the quiet followers it leads here at the next round, though it was never found silent', () => {
+    const lead = new Map([0, 1, 2].map((s) => [s, s === 2 ? 3 : 2]));
+    const l = three(lead);
+    expect(heartbeats(l, new Map([[2, alive(true)]]), 0, 300)).toEqual([]);
+    // Removed from the members while still heard: its traffic is refused from now on.
+    l.setLayout(
+      [n(1), n(3)],
+      [0, 1, 2].map((s) => ({ shard: s as ShardId, voters: [n(1), n(3)] })),
+      400,
+    );
+    expect(l.due(400)).toEqual([{ leader: 2, shards: [0, 1] }]);
+    expect(l.due(500)).toEqual([]);
+    // Forgotten and admitted again before a round: a member like any other, nothing owed.
+    l.setLayout([n(1), n(3)], [], 600);
+    l.setLayout([n(1), n(2), n(3)], [], 600);
+    expect(l.due(600)).toEqual([]);
+    expect(l.counters.wakeShards).toBe(2);
+  });
+
   test('a peer counts as up from the start or its admission, but as heard from only once it said something (a bad payload is no word)', () => {
     const l = three(new Map([[0, 2]]));
     expect([l.reachable(n(2), 0 as ShardId), l.heardFrom(n(2))]).toEqual([true, false]);
