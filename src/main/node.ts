@@ -414,7 +414,7 @@ async function startPool(
     nodeId: self,
     shards: specs,
     tickMs: cfg.tickMs,
-    raft: { electionTimeoutTicks: cfg.electionTicks, quiesceAfterTicks: cfg.quiesceAfterTicks },
+    raft: raftSettings(cfg),
     requestTimeoutMs: cfg.requestTimeoutMs,
     compactEveryEntries: cfg.compactEveryEntries,
     compactKeepEntries: cfg.compactKeepEntries,
@@ -423,6 +423,22 @@ async function startPool(
   });
   pool.on('restart', (w, reason) => opts.logger.warn({ worker: w, reason }, 'worker restarted'));
   return pool;
+}
+
+/**
+ * Raft settings of every shard. A new leader with nothing proposed goes quiet after one idle tick
+ * (not `--quiesce-after-ticks`): at the first start of many shards, heartbeats for every group
+ * between its election and its going quiet were more than the workers could step. First campaigns
+ * are staggered by two election timeouts per rank, so one preferred replica of each group
+ * campaigns alone and elections stop colliding (see campaignRankOf).
+ */
+function raftSettings(cfg: NodeConfig): NonNullable<PoolOptions['raft']> {
+  return {
+    electionTimeoutTicks: cfg.electionTicks,
+    quiesceAfterTicks: cfg.quiesceAfterTicks,
+    quiesceNewLeaderAfterTicks: Math.min(1, cfg.quiesceAfterTicks),
+    campaignStaggerTicks: 2 * cfg.electionTicks,
+  };
 }
 
 /**

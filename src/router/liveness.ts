@@ -23,6 +23,14 @@ export interface LivenessOptions {
   readonly local: readonly { readonly shard: ShardId; readonly voters: readonly NodeId[] }[];
   /** The leader the local replica of `shard` last reported; 0 or undefined when none is known. */
   readonly localLead: (shard: ShardId) => number | undefined;
+  /**
+   * Every shard hosted here whose local replica last reported `peer` as its leader, whatever the
+   * placement says. A peer that leads a group keeps leading it after the placement moved its
+   * replicas away (it is leaving, or its replica moves) until a membership change removes it, and
+   * such a change needs a leader: when that peer dies, only a wake brings the quiet followers here
+   * to elect another one.
+   */
+  readonly ledBy: (peer: NodeId) => readonly ShardId[];
   /** Milliseconds without a liveness record before a peer counts as gone (an election timeout). */
   readonly timeoutMs: number;
   /**
@@ -68,7 +76,11 @@ export interface LivenessCounters {
 /** What one peer last said of itself, and the wakes owed on its behalf. */
 interface Peer {
   readonly id: NodeId;
-  /** Shards hosted here that the peer replicates too, ascending; replaced when the layout changes. */
+  /**
+   * Shards placed here that the peer is placed on too, ascending; replaced when the layout changes.
+   * Placement only: a replica the targets already moved off the peer is not in it, though the peer
+   * may still be in that group, even lead it (see {@link LivenessOptions.ledBy}).
+   */
   readonly shared: readonly ShardId[];
   /** When its last record of any kind arrived (ms); only grows. */
   heard: number;
@@ -116,12 +128,25 @@ export interface PeerView {
   readonly loadMsAgo?: number;
 }
 
+/** The shards of `leaders` (shard -> the leader its local replica last reported) led by `peer`. */
+export function shardsLedBy(leaders: ReadonlyMap<ShardId, { readonly lead: number }>, peer: NodeId): ShardId[] {
+  const out: ShardId[] = [];
+  for (const [shard, e] of leaders) if (e.lead === peer) out.push(shard);
+  return out;
+}
+
 export class Liveness {
   private readonly peers = new Map<NodeId, Peer>();
   /** When check() last ran (ms), to tell a stall of this node's own event loop. */
   private lastCheck: number;
   /** The last check was skipped as a stall: the next one is not, so detection waits one check at most. */
   private skipped = false;
+  /**
+   * Peers forgotten (no longer members) since the last round: their traffic is refused from now
+   * on, so quiet followers here that they lead owe a wake, even when this node never found them
+   * silent. Emptied by each {@link due}.
+   */
+  private readonly forgotten = new Set<NodeId>();
   readonly counters: LivenessCounters = {
     peersDown: 0,
     peersUp: 0,
@@ -143,12 +168,17 @@ export class Liveness {
 
   /**
    * The members and the shards hosted here changed (a join, a removal, a replica moved): new peers
-   * count as just heard, peers no longer members are forgotten, and every peer's shared shards
-   * are those of `local` it replicates too. What known peers said of themselves is kept.
+   * count as just heard, peers no longer members are forgotten (the quiet followers they lead
+   * here are woken at the next round), and every peer's shared shards are those of `local` it
+   * replicates too. What known peers said of themselves is kept.
    */
   setLayout(peers: readonly NodeId[], local: LivenessOptions['local'], now: number): void {
     const keep = new Set(peers);
-    for (const id of this.peers.keys()) if (!keep.has(id)) this.peers.delete(id);
+    for (const id of this.peers.keys()) {
+      if (keep.has(id)) continue;
+      this.peers.delete(id);
+      this.forgotten.add(id);
+    }
     for (const id of peers) {
       if (id === this.opts.self) continue;
       const shared = local.filter((s) => s.voters.includes(id)).map((s) => s.shard);
@@ -269,19 +299,36 @@ export class Liveness {
 
   /**
    * The wake rounds due now, at most one per peer per wakeGapMs; each names only shards hosted
-   * here that the peer replicates too and that need it now:
+   * here that need it now:
+   * - followers still led by a peer forgotten since the last round (no longer a member), with no
+   *   wait for a gap: it can lead nothing now;
    * - followers still led by the peer, when the peer cannot lead that shard (gone, or the
-   *   shard's worker on it stopped);
-   * - shards led here whose replica on the peer came back (with the node or with its worker).
+   *   shard's worker on it stopped): every such shard hosted here, placed on the peer or not (a
+   *   leaving peer that dies leads groups the placement already moved off it);
+   * - shards led here that the peer replicates too, whose replica on the peer came back (with the
+   *   node or with its worker).
    */
   due(now: number): WakeRequest[] {
     const out: WakeRequest[] = [];
+    for (const id of this.forgotten) {
+      // A member again (forgotten, then added back before this round): its own rounds decide.
+      if (this.peers.has(id)) continue;
+      const shards = [...this.opts.ledBy(id)].sort((a, b) => a - b);
+      if (shards.length === 0) continue;
+      this.counters.wakes++;
+      this.counters.wakeShards += shards.length;
+      out.push({ leader: id, shards });
+    }
+    this.forgotten.clear();
     for (const p of this.peers.values()) {
       if (!this.owes(p) || now < p.nextWakeAt) continue;
       p.nextWakeAt = now + this.opts.wakeGapMs;
       this.counters.wakes++;
       if (p.orphaned) {
-        const shards = p.shared.filter((s) => this.opts.localLead(s) === p.id && !this.canLead(p, s));
+        const shards = this.opts
+          .ledBy(p.id)
+          .filter((s) => !this.canLead(p, s))
+          .sort((a, b) => a - b);
         if (shards.length > 0) out.push({ leader: p.id, shards });
         this.counters.wakeShards += shards.length;
       }

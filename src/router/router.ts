@@ -32,7 +32,7 @@ import type {
   Session,
 } from '../api/index.js';
 import { Lanes } from './lanes.js';
-import { Liveness } from './liveness.js';
+import { Liveness, shardsLedBy } from './liveness.js';
 import { retryable } from './retryable.js';
 import { refusingBadFields } from './bad-fields.js';
 import { ScanBudget } from './scan-budget.js';
@@ -230,6 +230,7 @@ export class Router implements KvService {
       peers: ids,
       local: this.localShards(),
       localLead: (shard) => opts.pool.leaders.get(shard)?.lead,
+      ledBy: (peer) => shardsLedBy(opts.pool.leaders, peer),
       timeoutMs,
       wakeGapMs: opts.wakeGapMs ?? timeoutMs,
       now: this.clock(),

@@ -10,8 +10,10 @@
 import { randomInt } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { APPEND_BYTES_MAX_DEFAULT, ENTRY_OVERHEAD_BYTES, RawNode, Prng, RaftError, RaftErrorCode, assert, MessageType, emptyMessage } from './raft/index.js';
+import { campaignRankOf } from './raft/index.js';
 import type { LogIndex, Message, NodeId, RaftConfig, Ready, Role, ShardId, Term } from './raft/index.js';
 import { writeTurn } from './turn-write.js';
+import { TickClock } from './tick-clock.js';
 import { checkDumpFile } from './snapshot-io.js';
 import type { SnapshotReader, SnapshotWish, StagedSnapshot } from './snapshot-io.js';
 import { StoreError } from './store-error.js';
@@ -124,13 +126,8 @@ export class ShardHost {
   private readonly shards = new Map<ShardId, Shard>();
   /** Ticks so far; only grows. */
   private ticks = 0;
-  /**
-   * With `clock`: the clock time (ms) at which the next tick is due. Only grows, by `tickMs` per
-   * tick; invariant after catchUp(): `clock() < nextTickAtMs`, i.e. no tick that is due is left
-   * unrun, so the tick count never lags real time at a decision and never runs ahead of it.
-   */
-  private nextTickAtMs = 0;
-  private readonly tickMs: number;
+  /** Which ticks are due by `clock` (none without one), and the tick length (see TickClock). */
+  private readonly dueTicks: TickClock;
   /**
    * Shards whose tick does more than move the clock: every shard but quiet ones. Invariant: a
    * hosted shard not in it has `node.ticksIdle()`, so skipping its ticks changes nothing but its
@@ -173,9 +170,7 @@ export class ShardHost {
     this.compactKeep = opts.compactKeepEntries ?? 1_000;
     assert(Number.isInteger(this.compactEvery) && this.compactEvery > 0, 'compactEveryEntries must be a positive integer');
     assert(Number.isInteger(this.compactKeep) && this.compactKeep >= 0, 'compactKeepEntries must be >= 0');
-    this.tickMs = opts.tickMs ?? 100;
-    assert(this.tickMs > 0 && Number.isFinite(this.tickMs), 'tickMs must be positive');
-    if (opts.clock) this.nextTickAtMs = opts.clock() + this.tickMs;
+    this.dueTicks = new TickClock(opts.clock, opts.tickMs ?? 100);
   }
 
   /** Opens a shard from disk, creating it first when this store has never held it. */
@@ -185,6 +180,7 @@ export class ShardHost {
     const ss = store.has(spec.shard) ? store.shard(spec.shard) : store.create(spec.shard, spec.voters, spec.learners ?? []);
     const node = new RawNode({
       ...this.opts.raft,
+      campaignRank: campaignRankOf(spec.shard, this.opts.nodeId, ss.initialState().confState.voters),
       id: this.opts.nodeId,
       storage: ss,
       prng: new Prng((this.opts.seed ^ Math.imul(spec.shard + 1, 0x9e3779b1)) >>> 0),
@@ -304,38 +300,49 @@ export class ShardHost {
   }
 
   /**
-   * Runs every tick the clock says is due, so the tick count is level with real time; returns how
-   * many ran. The worker calls it at the top of each loop pass; the host itself calls it right
-   * before each decision that a tick count stands for real time in (see read and step), because a
-   * pass can stall between its catch-up and such a decision (a long commit, a GC pause). Without a
-   * `clock` it does nothing.
+   * Moves every shard's clock by the ticks that are due, so the tick count is level with real
+   * time; returns how many. The worker calls it at the top of each loop pass, with `timers` (see
+   * below); the host itself calls it right before each decision that a tick count stands for real
+   * time in (see read and step), because a pass can stall between its catch-up and such a decision
+   * (a long commit, a GC pause). Without a `clock` it does nothing.
+   *
+   * The timers (elections, heartbeats, check-quorum...) run only with `timers`, at most once per
+   * call, when at least one tick passed since they last ran (RawNode.elapse, tickTimers): ticks due
+   * in a row, or passing while a pass runs, come from a slow pass during which the shards could
+   * step nothing new, so they say nothing about their peers. Counted on the timers, they started
+   * campaigns whose answers were not stepped yet and deposed leaders whose followers had answered,
+   * and with thousands of groups that traffic was what kept the worker behind.
    */
-  catchUp(): number {
-    const clock = this.opts.clock;
-    if (clock === undefined) return 0;
-    const now = clock();
-    let ran = 0;
-    while (now >= this.nextTickAtMs) {
-      this.tickOnce();
-      this.nextTickAtMs += this.tickMs;
-      ran++;
+  catchUp(timers = false): number {
+    const ran = this.dueTicks.advance(this.counters);
+    if (ran > 0) {
+      this.ticks += ran;
+      for (const s of this.ticking) {
+        s.node.elapse(ran);
+        s.clock = this.ticks;
+      }
     }
-    if (ran > 1) this.counters.ticksLate += ran - 1;
-    assert(now < this.nextTickAtMs, 'catchUp: a due tick was left unrun');
+    if (timers && this.dueTicks.takeTimers()) this.tickOnce(true);
     return ran;
   }
 
   /** Milliseconds until the next tick is due (0 when one is due now); the tick length without a clock. */
   msUntilTick(): number {
-    const clock = this.opts.clock;
-    return clock === undefined ? this.tickMs : Math.max(0, this.nextTickAtMs - clock());
+    return this.dueTicks.msUntilTick();
   }
 
-  private tickOnce(): void {
-    this.ticks++;
-    this.counters.ticks++;
+  /**
+   * One tick on every shard that is not quiet: the clock and the timers (tick()), or with
+   * `timersOnly` the timers of shards whose clocks are level already (see catchUp).
+   */
+  private tickOnce(timersOnly = false): void {
+    if (!timersOnly) {
+      this.ticks++;
+      this.counters.ticks++;
+    }
     for (const s of this.ticking) {
-      s.node.tick();
+      if (timersOnly) s.node.tickTimers();
+      else s.node.tick();
       s.clock = this.ticks;
       if (s.node.hasReady()) this.dirty.add(s);
       if (s.node.ticksIdle()) this.ticking.delete(s);

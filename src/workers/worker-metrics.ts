@@ -46,7 +46,7 @@ const HOST_HELP: Record<keyof HostCounters, string> = {
   duplicateProposals: 'Proposals applied once already (a client retry), answered from the session.',
   sessionsExpired: 'Client sessions expired by log time.',
   ticks: 'Worker ticks run (each ticks every shard that is not quiet).',
-  ticksLate: 'Ticks that ran late, caught up after a stall (long commit, GC pause).',
+  ticksLate: "Ticks that moved the shards' clocks but ran no timers: due in a row after a stall, or while a pass ran (long commit, GC pause, many shards).",
 };
 
 /** Metric name and help of each summed raft total. */

@@ -253,9 +253,10 @@ function waitForSpace(ms: number): Promise<void> {
 async function loop(): Promise<void> {
   while (!stopping) {
     outbox.flush();
-    // Time first, and all of it. The host also catches up by itself right before each lease
-    // decision and each raft message, since this pass may stall before it gets to them.
-    host.catchUp();
+    // Time first, and all of it, with the timers' one run for this pass. The host also catches
+    // its clocks up by itself right before each lease decision and each raft message, since this
+    // pass may stall before it gets to them.
+    host.catchUp(true);
     let n = 0;
     while (n < DRAIN_BUDGET && inRing.readView(dispatch)) n++;
     let turned = 0;

@@ -41,6 +41,11 @@ export class HostedNode extends RawNode {
     super.step(m);
   }
 
+  override elapse(n: number): void {
+    this.level();
+    super.elapse(n);
+  }
+
   override campaign(): void {
     this.level();
     super.campaign();

@@ -21,6 +21,16 @@ export interface SimParams {
   readonly checkQuorum: boolean;
   /** Idle ticks before a group goes quiet (0: never); see RaftConfig.quiesceAfterTicks. */
   readonly quiesceAfterTicks?: number;
+  /** Idle ticks before a new leader with nothing proposed goes quiet; see RaftConfig.quiesceNewLeaderAfterTicks. */
+  readonly quiesceNewLeaderAfterTicks?: number;
+  /** Extra ticks per rank before a replica's first campaign after a start; see RaftConfig.campaignStaggerTicks. */
+  readonly campaignStaggerTicks?: number;
+  /**
+   * Chance that a node's tick runs late: it moves its replicas' clocks but none of their timers
+   * (RawNode.elapse), as the shard host's catch-up after a stall does. Drawn from `lateTickSeed`.
+   */
+  readonly lateTickP?: number;
+  readonly lateTickSeed?: number;
   readonly appendBytesMax: number | undefined;
   readonly inflightMessagesMax: number | undefined;
   readonly inflightBytesMax: number | undefined;
@@ -219,7 +229,7 @@ export function withMoves(s: SimParams, p: Prng): SimParams {
 export function describeParams(s: SimParams): string {
   const parts = [
     `N=${s.nodes} G=${s.groups} voters=${s.votersOf.map((v) => `[${v.join(',')}]`).join('')}`,
-    `hb=${s.heartbeatTicks} preVote=${s.preVote} checkQuorum=${s.checkQuorum} quiesce=${s.quiesceAfterTicks ?? 0}`,
+    `hb=${s.heartbeatTicks} preVote=${s.preVote} checkQuorum=${s.checkQuorum} quiesce=${s.quiesceAfterTicks ?? 0}/${s.quiesceNewLeaderAfterTicks ?? s.quiesceAfterTicks ?? 0} stagger=${s.campaignStaggerTicks ?? 0} lateTick=${s.lateTickP ?? 0}`,
     `appendBytesMax=${s.appendBytesMax ?? '-'} inflight=${s.inflightMessagesMax ?? '-'}/${s.inflightBytesMax ?? '-'}B uncommitted=${s.uncommittedBytesMax ?? '-'} committedPerReady=${s.committedBytesPerReadyMax ?? '-'} readQueue=${s.readQueueMax ?? '-'}`,
     `delay=${s.delayMinMs}..${s.delayMaxMs}ms spike=${s.delaySpikeP} drop=${s.dropP} dup=${s.dupP} fsync=${s.fsyncMinMs}..${s.fsyncMaxMs}ms`,
     `crash/s=${s.crashPerSec} newLeaderCrash=${s.crashNewLeaderP} targetLeader=${s.targetLeaderP} maxDown=${s.maxDown} partition/s=${s.partitionPerSec} linkCut/s=${s.linkCutPerSec ?? 0} snapshot/s=${s.snapshotPerSec} conf/s=${s.confChangePerSec} transfer/s=${s.transferPerSec} campaign/s=${s.campaignPerSec}`,

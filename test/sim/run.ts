@@ -67,6 +67,12 @@ const QUIESCE_SALT = 0x0901e7;
 /** Share of seeds whose membership changes come from the planner while nodes join, leave and die (see test/sim/moves.ts). */
 const MOVES_SEED_SHARE = 0.3;
 const MOVES_SALT = 0x30fe5;
+/** Share of seeds whose replicas stagger their first campaign after each start by rank (RaftConfig.campaignStaggerTicks). */
+const STAGGER_SEED_SHARE = 0.4;
+const STAGGER_SALT = 0x57a66e;
+/** Share of seeds whose nodes run some ticks late: the clocks move, the timers do not (RawNode.elapse). */
+const LATE_TICK_SEED_SHARE = 0.4;
+const LATE_TICK_SALT = 0x1a7e71c;
 
 export function runSeed(seed: number, opts: RunOptions = {}): SimResult {
   const prng = new Prng(seed);
@@ -87,7 +93,15 @@ export function runSeed(seed: number, opts: RunOptions = {}): SimResult {
       lateCampaignP: q.pick([0.7, 1]),
       staleHintReadP: q.pick([0.7, 1]),
     };
+    // Drawn last, so the draws above stay what they were for every seed.
+    if (q.chance(0.5)) params = { ...params, quiesceNewLeaderAfterTicks: 1 };
   }
+  // Staggered first campaigns (a preferred replica per group) in some seeds, from a generator of their own.
+  const st = new Prng(seed ^ STAGGER_SALT);
+  if (st.chance(STAGGER_SEED_SHARE)) params = { ...params, campaignStaggerTicks: st.pick([1, 2]) * params.electionTicks };
+  // Late ticks (clock moves, timers do not) in some seeds: the shard host's catch-up after a stall.
+  const lt = new Prng(seed ^ LATE_TICK_SALT);
+  if (lt.chance(LATE_TICK_SEED_SHARE)) params = { ...params, lateTickP: lt.pick([0.1, 0.3, 0.6]), lateTickSeed: lt.int(1, 1 << 30) };
   const mv = new Prng(seed ^ MOVES_SALT);
   if (mv.chance(MOVES_SEED_SHARE)) params = withMoves(params, mv);
   if (opts.tweak) params = opts.tweak(params);

@@ -31,7 +31,9 @@ import type { MovesHost } from './moves.js';
 import { nextStep } from '../../src/router/moves.js';
 import type { NextStep } from '../../src/router/moves.js';
 import { EventQueue } from './queue.js';
+import { campaignRankOf } from '../../src/shards/raft/config.js';
 import { Trace } from './trace.js';
+import { ShellLiveness } from './shell-liveness.js';
 
 export interface SimStats {
   virtualMs: number;
@@ -50,6 +52,8 @@ export interface SimStats {
   commits: number;
   snapshotsTaken: number;
   snapshotsInstalled: number;
+  /** Node ticks run late (clocks moved, timers not). */
+  lateTicks: number;
   confChangesProposed: number;
   /** Distinct membership changes committed and applied. */
   confChangesApplied: number;
@@ -192,6 +196,7 @@ export class Sim {
     commits: 0,
     snapshotsTaken: 0,
     snapshotsInstalled: 0,
+    lateTicks: 0,
     confChangesProposed: 0,
     confChangesApplied: 0,
     transfers: 0,
@@ -232,8 +237,12 @@ export class Sim {
   private readonly lateCopies = new Set<Message>();
   /** Moves mode only: members, targets and the planner. */
   private readonly moves: Moves | undefined;
+  /** Late-tick draws (params.lateTickP), apart from the main stream so other seeds stay as they were. */
+  private readonly lateTicks: Prng | undefined;
   /** A disk loss is drawn and waits for a member that may lose its disk (see loseDisk). */
   private diskLossWaits = false;
+  /** Moves mode: each running node's liveness (see ShellLiveness); a crash loses it. */
+  private readonly shellLiveness = new Map<number, ShellLiveness>();
 
   constructor(
     private readonly prng: Prng,
@@ -243,6 +252,7 @@ export class Sim {
     this.trace = new Trace(opts.traceLines);
     this.net = new Network(prng, params);
     this.bugs = new Set(opts.bug ? [opts.bug] : []);
+    this.lateTicks = params.lateTickSeed !== undefined ? new Prng(params.lateTickSeed) : undefined;
     for (let i = 1; i <= params.nodes; i++) this.nodes.push({ id: i, up: true, replicas: new Map(), disks: new Map() });
     if (params.moves !== undefined) {
       this.moves = new Moves(params.moves, params.nodes, params.groups, this.movesHost(), opts.nextStep ?? nextStep);
@@ -380,9 +390,14 @@ export class Sim {
   private onTick(node: SimNode): void {
     this.queue.push(this.now + this.params.tickMs, { k: 'tick', node });
     if (!node.up) return;
+    // A late tick, node-wide as a stalled worker's: every replica's clock moves, no timer does.
+    const late = this.lateTicks !== undefined && this.lateTicks.chance(this.params.lateTickP ?? 0);
+    if (late) this.stats.lateTicks++;
+    if (this.moves !== undefined) this.shellWakes(node);
     for (const r of node.replicas.values()) {
-      this.livenessOracle(r);
-      r.rn.tick();
+      if (this.moves === undefined) this.livenessOracle(r);
+      if (late) r.rn.elapse(1);
+      else r.rn.tick();
       this.markDirty(r);
     }
   }
@@ -400,6 +415,41 @@ export class Sim {
       this.stats.quietWakes++;
       r.rn.wake();
       this.markDirty(r);
+    }
+  }
+
+  /**
+   * Moves mode: the node's liveness, as a node's router keeps it, names the quiet replicas here to
+   * wake (those led by a peer gone silent, and those led here whose replica on a returning peer is
+   * back); as a worker does, only those still quiet and led by the named leader wake.
+   */
+  private shellWakes(node: SimNode): void {
+    let l = this.shellLiveness.get(node.id);
+    if (l === undefined) {
+      const m = this.moves!;
+      const timeoutMs = this.params.electionTicks * this.params.tickMs;
+      l = new ShellLiveness(
+        node.id,
+        {
+          members: () => [...m.state].filter(([, st]) => st !== 'absent' && st !== 'spare').map(([id]) => id),
+          targets: () => m.targets,
+          leadOf: (g) => node.replicas.get(g)?.soft.lead,
+          hosted: () => [...node.replicas.keys()],
+          hears: (peer) => this.nodeAt(peer)?.up === true && this.net.canDeliver(peer, node.id) && this.net.canDeliver(node.id, peer),
+        },
+        timeoutMs,
+        this.now,
+      );
+      this.shellLiveness.set(node.id, l);
+    }
+    for (const w of l.tick(this.now)) {
+      for (const g of w.shards) {
+        const r = node.replicas.get(g);
+        if (r === undefined || !r.rn.isQuiesced() || r.soft.lead !== w.leader) continue;
+        this.stats.quietWakes++;
+        r.rn.wake();
+        this.markDirty(r);
+      }
     }
   }
 
@@ -558,6 +608,11 @@ export class Sim {
         preVote: p.preVote,
         checkQuorum: p.checkQuorum,
         ...(p.quiesceAfterTicks !== undefined ? { quiesceAfterTicks: p.quiesceAfterTicks } : {}),
+        ...(p.quiesceNewLeaderAfterTicks !== undefined ? { quiesceNewLeaderAfterTicks: p.quiesceNewLeaderAfterTicks } : {}),
+        // Ranked by the group's current voters, as the shard host ranks a replica it opens.
+        ...(p.campaignStaggerTicks !== undefined
+          ? { campaignStaggerTicks: p.campaignStaggerTicks, campaignRank: campaignRankOf(group, nodeId(node.id), live.initialState().confState.voters) }
+          : {}),
         ...(p.appendBytesMax !== undefined ? { appendBytesMax: p.appendBytesMax } : {}),
         ...(p.inflightMessagesMax !== undefined ? { inflightMessagesMax: p.inflightMessagesMax } : {}),
         ...(p.inflightBytesMax !== undefined ? { inflightBytesMax: p.inflightBytesMax } : {}),
@@ -826,6 +881,7 @@ export class Sim {
 
   private crash(node: SimNode): void {
     node.up = false;
+    this.shellLiveness.delete(node.id);
     this.stats.crashes++;
     this.log(node.id, -1, 'CRASH');
     for (const r of node.replicas.values()) {

@@ -63,6 +63,24 @@ export interface RaftConfig {
    * replicas when it learns the leader's node is gone ({@link RawNode.wake}). Default 0.
    */
   readonly quiesceAfterTicks?: number;
+  /**
+   * Idle ticks after which a leader whose term holds only its own first entry (the no-op every
+   * new leader appends) goes quiet, once every follower matches it. Nothing was proposed in the
+   * term yet, so there is no stream of writes to expect; thousands of groups elected at once stop
+   * heartbeating right after their elections instead of `quiesceAfterTicks` later. Between 1 and
+   * `quiesceAfterTicks` (ignored when that is 0). Default `quiesceAfterTicks`.
+   */
+  readonly quiesceNewLeaderAfterTicks?: number;
+  /**
+   * Ticks added, per rank, to this replica's first election timeout after it starts: a replica
+   * of `campaignRank` r waits r x `campaignStaggerTicks` more before its first campaign. A shell
+   * that starts many groups at once ranks each group's voters so that one preferred replica
+   * campaigns alone first, and the others only if it did not win. Only timing: a campaign is the
+   * same campaign whenever it starts. Default 0 (no stagger).
+   */
+  readonly campaignStaggerTicks?: number;
+  /** This replica's rank among its group's voters for {@link campaignStaggerTicks}; 0 = preferred. Default 0. */
+  readonly campaignRank?: number;
   /** Test only: bugs to inject. */
   readonly bugs?: ReadonlySet<BugName>;
 }
@@ -93,6 +111,9 @@ export function resolveConfig(c: RaftConfig): ResolvedConfig {
     readQueueMax: c.readQueueMax ?? 4096,
     transferTimeoutTicks: c.transferTimeoutTicks ?? electionTimeoutTicks,
     quiesceAfterTicks: c.quiesceAfterTicks ?? 0,
+    quiesceNewLeaderAfterTicks: c.quiesceNewLeaderAfterTicks ?? c.quiesceAfterTicks ?? 0,
+    campaignStaggerTicks: c.campaignStaggerTicks ?? 0,
+    campaignRank: c.campaignRank ?? 0,
     bugs: c.bugs ?? new Set(),
   };
   const positive = (name: string, v: number): void => {
@@ -118,6 +139,28 @@ export function resolveConfig(c: RaftConfig): ResolvedConfig {
   }
   if (!Number.isInteger(r.quiesceAfterTicks) || r.quiesceAfterTicks < 0)
     throw new RaftError(RaftErrorCode.InvalidConfig, 'quiesceAfterTicks must be an integer >= 0');
+  const q = r.quiesceNewLeaderAfterTicks;
+  if (r.quiesceAfterTicks > 0 && (!Number.isInteger(q) || q < 1 || q > r.quiesceAfterTicks))
+    throw new RaftError(RaftErrorCode.InvalidConfig, `quiesceNewLeaderAfterTicks must be an integer in [1, quiesceAfterTicks], got ${q}`);
+  for (const [name, v] of [
+    ['campaignStaggerTicks', r.campaignStaggerTicks],
+    ['campaignRank', r.campaignRank],
+  ] as const) {
+    if (!Number.isInteger(v) || v < 0) throw new RaftError(RaftErrorCode.InvalidConfig, `${name} must be an integer >= 0, got ${v}`);
+  }
   if (!Number.isInteger(r.applied) || r.applied < 0) throw new RaftError(RaftErrorCode.InvalidConfig, 'applied must be >= 0');
   return r;
+}
+
+/**
+ * A rank for {@link RaftConfig.campaignRank}: `self`'s place among the group's `voters` in id order,
+ * rotated by the group's number, so each node is the preferred replica (rank 0) of an even share of
+ * the groups, and first elections spread leaders as a leader balance would. 0 for a replica that
+ * is not a voter (it does not campaign).
+ */
+export function campaignRankOf(group: number, self: NodeId, voters: readonly NodeId[]): number {
+  const sorted = [...voters].sort((a, b) => a - b);
+  const i = sorted.indexOf(self);
+  if (i < 0) return 0;
+  return (i - (group % sorted.length) + sorted.length) % sorted.length;
 }

@@ -1,7 +1,7 @@
 export { RawNode } from './rawnode.js';
 export type { Status, ProgressStatus } from './rawnode.js';
 export type { RaftCounters } from './raft.js';
-export { APPEND_BYTES_MAX_DEFAULT, BUGS, resolveConfig } from './config.js';
+export { APPEND_BYTES_MAX_DEFAULT, BUGS, campaignRankOf, resolveConfig } from './config.js';
 export type { BugName, RaftConfig, ResolvedConfig } from './config.js';
 export { encodeConfChange, decodeConfChange } from './confchange.js';
 export { RaftError, RaftErrorCode, AssertionError, assert } from './errors.js';

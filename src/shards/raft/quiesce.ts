@@ -90,6 +90,19 @@ export class Quiescence {
     return true;
   }
 
+  /**
+   * The leader's term holds one entry, its first (the no-op of its election): nothing was proposed
+   * since. A compacted predecessor (term unknown) does not count as another term's entry, so such
+   * a log counts as not fresh and waits the usual idle ticks.
+   */
+  private onlyFirstEntry(): boolean {
+    const c = this.core;
+    const last = c.log.lastIndex();
+    if (c.log.term(last) !== c.term) return false;
+    const before = c.log.term((last - 1) as LogIndex);
+    return before !== undefined && before !== c.term;
+  }
+
   /** Leader, at the end of each tick: counts idle ticks and goes quiet after enough of them. */
   maybeQuiesce(): void {
     if (this.core.cfg.quiesceAfterTicks === 0 || this.core.role !== 'leader') return;
@@ -97,7 +110,7 @@ export class Quiescence {
       this.idleTicks = 0;
       return;
     }
-    if (++this.idleTicks < this.core.cfg.quiesceAfterTicks) return;
+    if (++this.idleTicks < (this.onlyFirstEntry() ? this.core.cfg.quiesceNewLeaderAfterTicks : this.core.cfg.quiesceAfterTicks)) return;
     this.hooks.bcastQuiesce();
     this.quiesced = true;
     assert(this.hooks.readsHeld() === 0 && this.core.leadTransferee === NONE, 'a quiet leader holds no reads and no transfer');

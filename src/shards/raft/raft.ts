@@ -209,6 +209,8 @@ export class Raft {
     this.confIndex = this.log.applied;
     this.applyConfState(confState);
     this.becomeFollower(this.term, NONE);
+    // Only the first timeout after a start is staggered: later ones follow the usual rules.
+    this.randomizedElectionTimeout += cfg.campaignRank * cfg.campaignStaggerTicks;
   }
 
   // ---------------------------------------------------------------- membership
@@ -401,6 +403,15 @@ export class Raft {
 
   tick(): void {
     this.now++;
+    this.tickTimers();
+  }
+
+  /**
+   * A tick's timer work without moving the clock: `elapse(1)` then `tickTimers()` is one tick. A
+   * shell that moves the clock wherever it reads it may run the timers once per pass of its loop
+   * (see {@link elapse} for why that is safe).
+   */
+  tickTimers(): void {
     if (this.quiet.quiesced) {
       // Forwarded reads whose answer got lost still expire while quiet.
       if (this.role !== 'leader') this.read.expireForwardedReads();
@@ -408,6 +419,22 @@ export class Raft {
     }
     if (this.role === 'leader') this.tickLeader();
     else this.tickElection();
+  }
+
+  /**
+   * Moves the logical clock `n` ticks on without counting them on any timer (election, heartbeat,
+   * check-quorum, transfer, snapshot retry, stall): for ticks a shell runs late, in a row, after
+   * its thread stalled. This replica could step no message meanwhile, so those ticks say nothing
+   * about its peers: counted on the timers they start campaigns whose answers cannot have
+   * arrived yet and depose leaders whose followers did answer, and on thousands of groups at once
+   * that traffic is what keeps the worker behind. Only liveness rides on the timers; what safety
+   * rides on is dated by the clock (a follower's promise not to vote, `leaseUntil`, and the send
+   * ticks of the heartbeats a lease counts), and the clock stays level with real time. Timers that
+   * count fewer ticks than the clock only make campaigns, step-downs and heartbeats later.
+   */
+  elapse(n: number): void {
+    assert(Number.isInteger(n) && n >= 0, `elapse: bad tick count ${n}`);
+    this.now += n;
   }
 
   /** See {@link Quiescence.ticksIdle}: the shell may skip this node's ticks while it holds. */

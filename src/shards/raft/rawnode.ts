@@ -67,6 +67,11 @@ export class RawNode {
     this.raft.tick();
   }
 
+  /** One tick's timer work without moving the clock: `elapse(1)` + `tickTimers()` = `tick()`. */
+  tickTimers(): void {
+    this.raft.tickTimers();
+  }
+
   /** Feeds a message from a peer. Messages addressed to another node are ignored. */
   step(m: Message): void {
     assert(m.type !== MessageType.Hup, 'step: Hup is local; use campaign()');
@@ -119,6 +124,14 @@ export class RawNode {
    */
   skipTicks(n: number): void {
     this.raft.skipTicks(n);
+  }
+
+  /**
+   * Moves the clock `n` ticks on without counting them on any timer: for ticks a shell runs late,
+   * in a row, after its thread stalled (see {@link Raft.elapse}). Any node, quiet or not.
+   */
+  elapse(n: number): void {
+    this.raft.elapse(n);
   }
 
   /**

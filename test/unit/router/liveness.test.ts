@@ -16,6 +16,12 @@ const self = 1 as NodeId;
 const n = (id: number): NodeId => id as NodeId;
 const alive = (...running: boolean[]): Uint8Array => encodeLiveness({ running });
 
+/** The shards of `lead` whose local replica reports `peer` as its leader (the router asks its pool). */
+const ledByOf =
+  (lead: ReadonlyMap<number, number>) =>
+  (peer: NodeId): ShardId[] =>
+    [...lead].filter(([, l]) => l === peer).map(([s]) => s as ShardId);
+
 /**
  * Three members, every shard on all three; `lead` says who leads each shard as the local
  * replicas last reported.
@@ -27,6 +33,7 @@ function three(lead: Map<number, number>, over: Partial<LivenessOptions> = {}): 
     peers: [n(1), n(2), n(3)],
     local: shards,
     localLead: (s) => lead.get(s),
+    ledBy: ledByOf(lead),
     timeoutMs: TIMEOUT,
     wakeGapMs: TIMEOUT,
     now: 0,
@@ -177,6 +184,43 @@ describe('liveness: a silent peer', () => {
     expect(l.counters.peersDown).toBe(1);
   });
 
+  test('a leaving peer that dies wakes the quiet followers it still leads here, though the placement already moved those shards off it', () => {
+    // Shards 0-3 on nodes 1-3; node 2 leads 0 and 1. Node 2 is leaving: the targets move every
+    // replica off it, but it still leads (and is a voter of) its groups until a leader removes it,
+    // which needs a new leader first. Shard 3 is hosted here but moved off this node as well.
+    const lead = new Map([0, 1, 2, 3].map((s) => [s, s < 2 || s === 3 ? 2 : 3]));
+    const l = three(lead);
+    l.setLayout(
+      [n(1), n(2), n(3)],
+      [0, 1, 2].map((s) => ({ shard: s as ShardId, voters: [n(1), n(3)] })),
+      0,
+    );
+    expect(heartbeats(l, new Map([[3, alive(true)]]), 0, 1000)).toEqual([]);
+    const wakes = heartbeats(l, new Map([[3, alive(true)]]), 1100, 1100);
+    expect(l.peersUp()).toEqual([3]);
+    expect(wakes).toEqual([{ leader: 2, shards: [0, 1, 3] }]);
+    expect(l.counters.wakeShards).toBe(3);
+  });
+
+  test('a peer no longer a member wakes the quiet followers it leads here at the next round, though it was never found silent', () => {
+    const lead = new Map([0, 1, 2].map((s) => [s, s === 2 ? 3 : 2]));
+    const l = three(lead);
+    expect(heartbeats(l, new Map([[2, alive(true)]]), 0, 300)).toEqual([]);
+    // Removed from the members while still heard: its traffic is refused from now on.
+    l.setLayout(
+      [n(1), n(3)],
+      [0, 1, 2].map((s) => ({ shard: s as ShardId, voters: [n(1), n(3)] })),
+      400,
+    );
+    expect(l.due(400)).toEqual([{ leader: 2, shards: [0, 1] }]);
+    expect(l.due(500)).toEqual([]);
+    // Forgotten and admitted again before a round: a member like any other, nothing owed.
+    l.setLayout([n(1), n(3)], [], 600);
+    l.setLayout([n(1), n(2), n(3)], [], 600);
+    expect(l.due(600)).toEqual([]);
+    expect(l.counters.wakeShards).toBe(2);
+  });
+
   test('a peer counts as up from the start or its admission, but as heard from only once it said something (a bad payload is no word)', () => {
     const l = three(new Map([[0, 2]]));
     expect([l.reachable(n(2), 0 as ShardId), l.heardFrom(n(2))]).toEqual([true, false]);
@@ -250,7 +294,8 @@ describe('liveness: a returning peer, and a flapping one', () => {
   const shared = (peer: number): number[] => local.filter((s) => s.voters.includes(n(peer))).map((s) => s.shard);
   // This node leads every shard it hosts, so every shard shared with a returning peer may need a wake.
   const lead = new Map(local.map((s) => [s.shard as number, 1]));
-  const make = (): Liveness => new Liveness({ self, peers: members, local, localLead: (s) => lead.get(s), timeoutMs: TIMEOUT, wakeGapMs: TIMEOUT, now: 0 });
+  const make = (): Liveness =>
+    new Liveness({ self, peers: members, local, localLead: (s) => lead.get(s), ledBy: ledByOf(lead), timeoutMs: TIMEOUT, wakeGapMs: TIMEOUT, now: 0 });
   const everyone = (except: number): Map<number, Uint8Array> => new Map([2, 3, 4, 5].filter((p) => p !== except).map((p) => [p, alive(true)]));
 
   test('a peer that comes back wakes only the shards led here that it replicates, not every quiet shard', () => {
@@ -265,7 +310,16 @@ describe('liveness: a returning peer, and a flapping one', () => {
   });
 
   test.each([1, 5])('a peer flapping 100 times costs at most one wake round per gap (%i timeouts), each naming at most the shards it shares', (gaps) => {
-    const l = new Liveness({ self, peers: members, local, localLead: (s) => lead.get(s), timeoutMs: TIMEOUT, wakeGapMs: gaps * TIMEOUT, now: 0 });
+    const l = new Liveness({
+      self,
+      peers: members,
+      local,
+      localLead: (s) => lead.get(s),
+      ledBy: ledByOf(lead),
+      timeoutMs: TIMEOUT,
+      wakeGapMs: gaps * TIMEOUT,
+      now: 0,
+    });
     let t = 0;
     let named = 0;
     for (let flap = 0; flap < 100; flap++) {

@@ -164,7 +164,7 @@ export class HostCluster {
     for (const n of this.nodes) {
       if (!n.up || this.paused.has(n.id)) continue;
       if (tick) {
-        if (this.opts.clock) n.host.catchUp();
+        if (this.opts.clock) n.host.catchUp(true);
         else n.host.tick();
       }
       for (let i = 0; i < 8 && n.host.hasReady(); i++) n.host.turn();

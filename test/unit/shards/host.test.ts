@@ -469,10 +469,14 @@ describe('leases judged on real time (hosts with a clock)', () => {
     turnAll(l);
     expect(okIndex(l, r0)).toBe(okIndex(l, w1));
 
-    // b's election timer fires (its clock runs ahead; only its own timers see that). Messages now
-    // travel without time passing: a judges b's (pre-)votes on its promise alone.
-    c.runAhead(b.id, 2 * E * TICK_MS);
-    c.round();
+    // b's election timer fires (its clock runs ahead, a tick per pass, so its timers count each
+    // tick; only its own timers see that). Messages now travel without time passing: a judges b's
+    // (pre-)votes on its promise alone.
+    for (let i = 0; i < 2 * E; i++) {
+      c.runAhead(b.id, TICK_MS);
+      b.host.catchUp(true);
+      c.round(false);
+    }
     for (let i = 0; i < 30 && role(b) !== 'leader'; i++) c.round(false);
     let stale = false;
     if (role(b) === 'leader') {
@@ -486,6 +490,34 @@ describe('leases judged on real time (hosts with a clock)', () => {
     expect(stale).toBe(false);
     expect(role(b)).not.toBe('leader');
     expect(role(l)).toBe('leader');
+  });
+});
+
+describe('ticks run late move clocks, not timers (hosts with a clock)', () => {
+  const TICK_MS = 100;
+  const E = 10; // electionTimeoutTicks of HostCluster
+  test('a follower whose worker stalls for three election timeouts, its leader alive, does not campaign when it resumes', () => {
+    cluster = new HostCluster({ nodes: 3, shards: 1, clock: { tickMs: TICK_MS } });
+    const c = cluster;
+    c.elect();
+    const l = c.leaderOf(0)!;
+    const f = c.nodes.find((n) => n !== l)!;
+    const w = c.propose(l, 0, 'k');
+    c.until(() => l.replies.has(w));
+    for (let i = 0; i < 3; i++) c.round();
+    const status = () => f.host.status(0 as ShardId)!;
+    const before = { preVotes: status().counters.preVotes, term: status().term };
+    // Its worker stalls: the leader's heartbeats wait in its in-ring while 3E ticks pass.
+    c.paused.add(f.id);
+    for (let i = 0; i < 3 * E; i++) c.round();
+    c.paused.delete(f.id);
+    // It catches up all 3E ticks on its clock, but they were one pass: its election timer moves one tick.
+    for (let i = 0; i < 3; i++) c.round();
+    expect(f.host.counters.ticksLate).toBeGreaterThanOrEqual(3 * E - 1);
+    expect(status().counters.preVotes).toBe(before.preVotes);
+    expect(status().term).toBe(before.term);
+    expect(status().lead).toBe(l.id);
+    expect(c.leaderOf(0)).toBe(l);
   });
 });
 

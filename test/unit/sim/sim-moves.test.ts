@@ -12,6 +12,7 @@ import { EntryType } from '../../../src/shards/raft/types.js';
 import { Violation, checkConfInFlight } from '../../sim/checks.js';
 import type { CheckName } from '../../sim/checks.js';
 import { formatFailure, runSeed } from '../../sim/run.js';
+import type { SimParams } from '../../sim/params.js';
 
 const DURATION_MS = 6000;
 const SEEDS_MAX = 120;
@@ -42,6 +43,25 @@ const neverShrink: NextStep = (p) => {
   return s;
 };
 
+/**
+ * Idle groups that go quiet one tick after an election (no clients, so nothing wakes them), and
+ * members dying for good often, with no other fault: a member that dies leading quiet groups is
+ * already out of their targets when the others' liveness finds it silent.
+ */
+const quietDeaths = (p: SimParams): SimParams =>
+  p.moves === undefined
+    ? p
+    : {
+        ...p,
+        clientsPerGroup: 0,
+        quiesceAfterTicks: 3,
+        quiesceNewLeaderAfterTicks: 1,
+        crashPerSec: 0,
+        partitionPerSec: 0,
+        linkCutPerSec: 0,
+        moves: { ...p.moves, diePerSec: 2, leavePerSec: 0, amnesiaPerSec: 0 },
+      };
+
 describe('simulator moves mode', () => {
   const seeds = movesSeeds();
 
@@ -60,6 +80,18 @@ describe('simulator moves mode', () => {
     expect(total.leaves).toBeGreaterThan(0);
     expect(total.deaths).toBeGreaterThan(0);
     expect(total.applied).toBeGreaterThan(10);
+  });
+
+  test("a member that dies leading quiet groups: the nodes' liveness wakes their followers, which elect a leader that moves the replicas", () => {
+    const total = { deaths: 0, quietWakes: 0 };
+    for (const seed of seeds.slice(0, 8)) {
+      const r = runSeed(seed, { durationMs: DURATION_MS, tweak: quietDeaths });
+      expect(r.ok, formatFailure(r)).toBe(true);
+      total.deaths += r.stats.deaths;
+      total.quietWakes += r.stats.quietWakes;
+    }
+    expect(total.deaths).toBeGreaterThan(0);
+    expect(total.quietWakes).toBeGreaterThan(0);
   });
 
   test('a moves seed replays identically', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import type { RaftConfig } from '../../../../src/shards/raft/config.js';
-import { resolveConfig } from '../../../../src/shards/raft/config.js';
+import { campaignRankOf, resolveConfig } from '../../../../src/shards/raft/config.js';
 import { RaftError, RaftErrorCode } from '../../../../src/shards/raft/errors.js';
 import { Prng } from '../../../../src/shards/raft/prng.js';
 import { RawNode } from '../../../../src/shards/raft/rawnode.js';
@@ -50,6 +50,33 @@ describe('config validation', () => {
 
   test('an election timeout below 3 ticks leaves no room for the lease margin: InvalidConfig', () => {
     expect(raftErrorOf(() => resolveConfig({ ...base(), electionTimeoutTicks: 2, heartbeatIntervalTicks: 1 })).code).toBe(RaftErrorCode.InvalidConfig);
+  });
+
+  test('quiesceNewLeaderAfterTicks: default quiesceAfterTicks; outside [1, quiesceAfterTicks] while quiescence is on throws InvalidConfig', () => {
+    expect(resolveConfig({ ...base(), quiesceAfterTicks: 20 }).quiesceNewLeaderAfterTicks).toBe(20);
+    expect(resolveConfig({ ...base(), quiesceAfterTicks: 20, quiesceNewLeaderAfterTicks: 1 }).quiesceNewLeaderAfterTicks).toBe(1);
+    for (const v of [0, 21, 1.5, -1]) {
+      expect(raftErrorOf(() => resolveConfig({ ...base(), quiesceAfterTicks: 20, quiesceNewLeaderAfterTicks: v })).code).toBe(RaftErrorCode.InvalidConfig);
+    }
+    // Quiescence off: the setting does not apply.
+    expect(() => resolveConfig({ ...base(), quiesceAfterTicks: 0, quiesceNewLeaderAfterTicks: 0 })).not.toThrow();
+  });
+
+  test('campaignStaggerTicks and campaignRank: default 0; negative or fractional throws InvalidConfig', () => {
+    const r = resolveConfig(base());
+    expect(r.campaignStaggerTicks).toBe(0);
+    expect(r.campaignRank).toBe(0);
+    for (const f of ['campaignStaggerTicks', 'campaignRank'] as const) {
+      for (const v of [-1, 0.5, Number.NaN]) expect(raftErrorOf(() => resolveConfig({ ...base(), [f]: v })).code).toBe(RaftErrorCode.InvalidConfig);
+    }
+  });
+
+  test('campaignRankOf: each voter is preferred (rank 0) for an even share of groups; a non-voter ranks 0', () => {
+    const voters = [nodeId(7), nodeId(3), nodeId(5)];
+    const preferred = [0, 1, 2, 3, 4, 5].map((g) => voters.find((v) => campaignRankOf(g, v, voters) === 0));
+    expect(preferred).toEqual([3, 5, 7, 3, 5, 7]);
+    expect([3, 5, 7].map((v) => campaignRankOf(1, nodeId(v), voters))).toEqual([2, 0, 1]);
+    expect(campaignRankOf(1, nodeId(9), voters)).toBe(0);
   });
 
   test('a negative or fractional applied index throws InvalidConfig', () => {

@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { MessageType } from '../../../../src/shards/raft/types.js';
+import { MessageType, nodeId } from '../../../../src/shards/raft/types.js';
+import { campaignRankOf } from '../../../../src/shards/raft/config.js';
 import type { Message, NodeId } from '../../../../src/shards/raft/types.js';
 import { Cluster } from './harness.js';
 import { ent, msg, persist, reopen, solo } from './fixtures.js';
@@ -349,5 +350,33 @@ describe('restart', () => {
     const lt = c.node(l).rn.status();
     const lr = c.restart(l).rn.status();
     expect(lr).toMatchObject({ term: lt.term, vote: l, role: 'follower' });
+  });
+});
+
+describe('staggered first campaigns (campaignStaggerTicks, campaignRank)', () => {
+  /** A fresh 3-node group whose replicas are ranked as a shard host ranks shard `group`'s. */
+  function ranked(seed: number, group: number, stagger: number): Cluster {
+    const c = new Cluster([1, 2, 3], { campaignStaggerTicks: stagger }, seed);
+    const voters = [1, 2, 3].map(nodeId);
+    for (const v of voters) c.add(v, c.node(v).storage, { campaignRank: campaignRankOf(group, v, voters) });
+    return c;
+  }
+
+  test('the preferred replica (rank 0) wins the first election of every seed; without the stagger the winner varies', () => {
+    const first = (stagger: number): NodeId[] => [1, 2, 3, 4, 5, 6, 7, 8].map((seed) => ranked(seed, 1, stagger).settle());
+    // Group 1 of voters 1, 2, 3 prefers node 2.
+    expect(first(20)).toEqual(Array(8).fill(2));
+    expect(new Set(first(0)).size).toBeGreaterThan(1);
+  });
+
+  test('only timing: with the preferred replica cut off, a replica of the next rank wins after the stagger', () => {
+    const c = ranked(3, 0, 20);
+    c.isolate(1); // group 0 prefers node 1
+    for (let t = 0; t < 29; t++) {
+      c.tickAll();
+      expect(c.leaders()).toEqual([]);
+    }
+    c.tickAll(40);
+    expect(c.leaders().filter((l) => l !== 1)).toHaveLength(1);
   });
 });

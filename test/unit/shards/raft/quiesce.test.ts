@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { MessageType } from '../../../../src/shards/raft/types.js';
+import { MessageType, nodeId } from '../../../../src/shards/raft/types.js';
 import { Cluster } from './harness.js';
 
 const Q = 4;
@@ -161,5 +161,44 @@ describe('quiescence: idle groups go quiet', () => {
     expect(c.sent.slice(mark).some((m) => m.type === MessageType.Heartbeat && m.from === l)).toBe(true);
     expect(c.node(l).readStates.map((r) => r.context)).toContain(99);
     expect(c.node(l).rn.status().counters.leaseReads).toBe(0);
+  });
+});
+
+describe('quiescence of a new leader with nothing proposed (quiesceNewLeaderAfterTicks)', () => {
+  const quietAll = (c: Cluster): boolean => [...c.nodes.values()].every((n) => n.rn.status().quiesced);
+
+  test('after its election the group goes quiet within quiesceNewLeaderAfterTicks + 1 ticks; without the setting it keeps heartbeating', () => {
+    const fast = new Cluster([1, 2, 3], { quiesceAfterTicks: 20, quiesceNewLeaderAfterTicks: 1 }, 5);
+    fast.settle();
+    fast.tickAll(2);
+    expect(quietAll(fast)).toBe(true);
+    const slow = new Cluster([1, 2, 3], { quiesceAfterTicks: 20 }, 5);
+    slow.settle();
+    slow.tickAll(2);
+    expect(quietAll(slow)).toBe(false);
+    slow.tickAll(20);
+    expect(quietAll(slow)).toBe(true);
+  });
+
+  test('once a proposal was made in the term, the usual quiesceAfterTicks applies', () => {
+    const c = new Cluster([1, 2, 3], { quiesceAfterTicks: 20, quiesceNewLeaderAfterTicks: 1 }, 6);
+    const l = c.settle();
+    c.propose(l, 'x');
+    c.tickAll(5);
+    expect(c.node(l).rn.status().quiesced).toBe(false);
+    c.tickAll(20);
+    expect(quietAll(c)).toBe(true);
+  });
+
+  test('a new leader whose follower has not acknowledged its first entry stays awake until it has', () => {
+    const c = new Cluster([1, 2, 3], { quiesceAfterTicks: 20, quiesceNewLeaderAfterTicks: 1 }, 7);
+    c.drop((m) => m.to === nodeId(3) && m.type === MessageType.App);
+    const l = c.settle();
+    expect(l).not.toBe(3);
+    c.tickAll(10);
+    expect(c.node(l).rn.status().quiesced).toBe(false);
+    c.heal();
+    c.tickAll(3);
+    expect(quietAll(c)).toBe(true);
   });
 });
