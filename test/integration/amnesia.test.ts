@@ -33,6 +33,20 @@ interface Status {
 }
 const status = (n: number): Promise<Status> => statusWithMeta<Status>(c.node(n).url);
 
+/** Waits until nodes 1-3 each see every shard (4 and the meta group) on exactly `voters` (JSON, sorted), with no learners. */
+async function everyShardOn(voters: string): Promise<void> {
+  await eventually(
+    async () => {
+      for (const n of [1, 2, 3]) {
+        const s = await status(n);
+        if (s.shards.length !== 5 || s.shards.some((x) => JSON.stringify(x.voters) !== voters || x.learners.length > 0)) return false;
+      }
+      return true;
+    },
+    60_000,
+    `every shard on voters ${voters}`,
+  );
+}
 describe('amnesia guard', () => {
   test('a node whose stores are gone but whose key is kept comes back as a new replica, never as its old self', async () => {
     for (let i = 0; i < 20; i++) await putUntilOk(c.node(1).url, `before/${i}`, String(i));
@@ -73,17 +87,7 @@ describe('amnesia guard', () => {
         .concat(oldId === 3 ? [] : [3])
         .sort((a, b) => a - b),
     );
-    await eventually(
-      async () => {
-        for (const n of [1, 2, 3]) {
-          const s = await status(n);
-          if (s.shards.length !== 5 || s.shards.some((x) => JSON.stringify(x.voters) !== want || x.learners.length > 0)) return false;
-        }
-        return true;
-      },
-      60_000,
-      `every shard on voters ${want}`,
-    );
+    await everyShardOn(want);
     // Its own new replicas hold every acknowledged write.
     for (const k of [...Array.from({ length: 20 }, (_, i) => `before/${i}`), ...Array.from({ length: 5 }, (_, i) => `after/${i}`)])
       expect(await (await fetch(`${n3.url}/v1/kv/${k}?consistency=stale`)).text()).toBe(k.split('/')[1]);
@@ -109,17 +113,7 @@ describe('amnesia guard', () => {
       'the second id removed, the third up',
     );
     const again = JSON.stringify([...(JSON.parse(want) as number[]).filter((n) => n !== newId), third].sort((a, b) => a - b));
-    await eventually(
-      async () => {
-        for (const n of [1, 2, 3]) {
-          const s = await status(n);
-          if (s.shards.length !== 5 || s.shards.some((x) => JSON.stringify(x.voters) !== again || x.learners.length > 0)) return false;
-        }
-        return true;
-      },
-      60_000,
-      `every shard on voters ${again}`,
-    );
+    await everyShardOn(again);
     const all = [
       ...Array.from({ length: 20 }, (_, i) => `before/${i}`),
       ...Array.from({ length: 5 }, (_, i) => `after/${i}`),

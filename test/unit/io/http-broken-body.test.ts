@@ -25,8 +25,8 @@ beforeAll(async () => {
 });
 afterAll(() => server.destroy());
 
-/** Sends `raw` whole (no half-close) and reads until the server closes: status, body, and how many answers came. */
-function exchange(raw: string): Promise<{ status: number; body: string; answers: number }> {
+/** Sends `raw` (then half-closes when `halfClose`) and reads until the server closes: everything it answered. */
+function rawExchange(raw: string, halfClose: boolean): Promise<string> {
   return new Promise((resolve, reject) => {
     const s = connect({ host: '127.0.0.1', port: server.address.port });
     const chunks: Buffer[] = [];
@@ -35,12 +35,18 @@ function exchange(raw: string): Promise<{ status: number; body: string; answers:
     s.on('error', () => undefined);
     s.on('close', () => {
       clearTimeout(timer);
-      const text = Buffer.concat(chunks).toString('latin1');
-      const status = Number(/^HTTP\/1\.1 (\d{3}) /.exec(text)?.[1] ?? 0);
-      resolve({ status, body: text.slice(text.indexOf('\r\n\r\n') + 4), answers: text.match(/HTTP\/1\.1 \d{3} /g)?.length ?? 0 });
+      resolve(Buffer.concat(chunks).toString('latin1'));
     });
-    s.write(raw);
+    if (halfClose) s.end(raw);
+    else s.write(raw);
   });
+}
+
+/** Sends `raw` whole (no half-close) and reads until the server closes: status, body, and how many answers came. */
+async function exchange(raw: string): Promise<{ status: number; body: string; answers: number }> {
+  const text = await rawExchange(raw, false);
+  const status = Number(/^HTTP\/1\.1 (\d{3}) /.exec(text)?.[1] ?? 0);
+  return { status, body: text.slice(text.indexOf('\r\n\r\n') + 4), answers: text.match(/HTTP\/1\.1 \d{3} /g)?.length ?? 0 };
 }
 
 const broken = (method: string, key: string): string =>
@@ -72,18 +78,7 @@ describe('a broken chunked body under a route that already runs', () => {
 
 /** Sends `raw` and half-closes at once (as `nc -N` or a shell's `exec 3<>` do), then reads until the server closes. */
 function halfClosed(raw: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = connect({ host: '127.0.0.1', port: server.address.port });
-    const chunks: Buffer[] = [];
-    const timer = setTimeout(() => reject(new Error('no close within 5 s')), 5_000);
-    s.on('data', (c: Buffer) => chunks.push(c));
-    s.on('error', () => undefined);
-    s.on('close', () => {
-      clearTimeout(timer);
-      resolve(Buffer.concat(chunks).toString('latin1'));
-    });
-    s.end(raw);
-  });
+  return rawExchange(raw, true);
 }
 
 describe('a client that half-closes after its whole request', () => {
