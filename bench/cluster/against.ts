@@ -169,7 +169,22 @@ function roundsTable(rounds: readonly Round[], q: ReturnType<typeof ratios>): st
   return table(rows);
 }
 
-/** The comparison's summary: what ran, the table, the ratios, the CPU per request, the notes and the problems. */
+/** The largest peak RSS among a system's server processes in one run, MiB; undefined when none was read. */
+function peakServerRssMiB(r: SystemResult): number | undefined {
+  const peaks = r.processes.flatMap((p) => (p.peakRssBytes === undefined ? [] : [p.peakRssBytes]));
+  return peaks.length === 0 ? undefined : Math.max(...peaks) / 2 ** 20;
+}
+
+/** What the medians hide: the tail past p99 and the memory of the largest server process, medians over the rounds. */
+function hiddenCosts(rounds: readonly Round[]): string {
+  const side = (sys: 'ours' | 'etcd'): string => {
+    const tail = fmtMs(med(rounds, (r) => r.latency.all.p999Ms, sys));
+    return `p99.9 ${tail} ms, peak RSS of its largest server process ${fmtInt(med(rounds, peakServerRssMiB, sys))} MiB`;
+  };
+  return `hidden costs (medians): iroh-raft ${side('ours')}; etcd ${side('etcd')}`;
+}
+
+/** The comparison's summary: what ran, the table, the ratios, the CPU per request, the hidden costs, the notes and the problems. */
 function summaryLines(
   cfg: Config,
   against: Against,
@@ -191,7 +206,7 @@ function summaryLines(
       `server CPU per ok request: iroh-raft median ${fmtInt(med(rounds, (r) => r.serverCpuUsPerOk, 'ours'))} µs, etcd median ${fmtInt(med(rounds, (r) => r.serverCpuUsPerOk, 'etcd'))} µs (ratio ${x(cpu.median)}, min ${x(cpu.min)}, max ${x(cpu.max)})`,
     );
   else lines.push('server CPU per ok request: unknown for etcd (its processes are not on this machine or not visible)');
-  lines.push(...againstEtcdNotes(cfg), ...problemLines(problems));
+  lines.push(hiddenCosts(rounds), ...againstEtcdNotes(cfg), ...problemLines(problems));
   return lines;
 }
 

@@ -449,7 +449,7 @@ describe('router liveness', () => {
       snapshotsActive: () => ({ sending: 1, receiving: 0 }),
     });
     router.startLiveness();
-    await vi.waitFor(() => expect(sent.length).toBeGreaterThanOrEqual(22), { timeout: 5000 });
+    await vi.waitFor(() => expect(sent.length).toBeGreaterThanOrEqual(22), { timeout: 30_000 });
     router.close();
     // Every 10th round (1,000 / 100 ms) carries the load, to both peers alike; the others do not.
     const rounds = sent.slice(0, 22).filter((s) => s.peer === 'peer-2');
