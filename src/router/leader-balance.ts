@@ -93,16 +93,37 @@ export function planTransfers(parts: Omit<BalanceParts, 'transfer'>, max: number
   return out;
 }
 
+/**
+ * Share of the data shards led here that one round may move at most, when that is more than
+ * `transfersPerRound`. After a start of a large cluster the first elections may leave a node
+ * hundreds of leaderships off the mean (10,000 shards on three nodes); at two moves per round the
+ * nodes went on handing leaderships over for many minutes, every move waking a quiet group and
+ * electing in it, so an idle cluster was never still (all of its leader changes). A fiftieth
+ * per round settles such a start within a few rounds; a node leading under a hundred shards
+ * moves as before.
+ */
+export const TRANSFERS_SHARE_PER_ROUND = 1 / 50;
+
 export class LeaderBalancer {
   /** Transfers started, and those the shard refused (it no longer led, or the target was no voter). */
   readonly counters = { transfersStarted: 0, transfersRefused: 0, rounds: 0 };
   private running = false;
 
-  /** `transfersPerRound`: moves one round may start; a few, so leadership shifts gradually. */
+  /**
+   * `transfersPerRound`: moves one round may start at least; a few, so leadership shifts gradually
+   * (a node leading many shards may move more, see {@link TRANSFERS_SHARE_PER_ROUND}).
+   */
   constructor(
     readonly parts: BalanceParts,
     private readonly transfersPerRound = 2,
   ) {}
+
+  /** Moves one round may start: `transfersPerRound`, or a {@link TRANSFERS_SHARE_PER_ROUND} of the shards led here if more. */
+  movesPerRound(): number {
+    let led = 0;
+    for (const { shard } of this.parts.shards()) if (this.parts.leaderOf(shard) === this.parts.self) led++;
+    return Math.max(this.transfersPerRound, Math.floor(led * TRANSFERS_SHARE_PER_ROUND));
+  }
 
   /** One round: plans and starts the moves; resolves with how many started. Rounds never overlap. */
   async round(): Promise<number> {
@@ -111,7 +132,7 @@ export class LeaderBalancer {
     try {
       this.counters.rounds++;
       let started = 0;
-      for (const t of planTransfers(this.parts, this.transfersPerRound)) {
+      for (const t of planTransfers(this.parts, this.movesPerRound())) {
         if ((await this.parts.transfer(t.shard, t.to)) === 'started') started++;
         else this.counters.transfersRefused++;
       }

@@ -1,7 +1,7 @@
 /** Leader balancing: which leaderships a node hands over, and that the cluster settles even. */
 import { describe, expect, test } from 'vitest';
 import { ConfigError, loadConfig } from '../../../src/main/config.js';
-import { LeaderBalancer, handOffLeaders, planTransfers } from '../../../src/router/leader-balance.js';
+import { LeaderBalancer, TRANSFERS_SHARE_PER_ROUND, handOffLeaders, planTransfers } from '../../../src/router/leader-balance.js';
 import type { NodeId, ShardId } from '../../../src/shards/raft/index.js';
 
 const n = (x: number): NodeId => x as NodeId;
@@ -144,6 +144,36 @@ describe('LeaderBalancer', () => {
       [1, 3],
     ]);
     expect(b.counters).toEqual({ transfersStarted: 1, transfersRefused: 1, rounds: 1 });
+  });
+});
+
+describe('LeaderBalancer moves per round', () => {
+  test('a node far off the mean moves a fiftieth of the shards it leads per round, not two', async () => {
+    // 1,500 shards on three nodes, all led by node 1: it leads 1,500, a fiftieth is 30.
+    const c = cluster(1500, 3, 3, Array(1500).fill(1));
+    const moved: number[] = [];
+    const b = new LeaderBalancer(
+      {
+        ...c.partsOf(1),
+        transfer: (shard, to) => {
+          moved.push(shard);
+          c.lead[shard] = to;
+          return Promise.resolve('started' as const);
+        },
+      },
+      2,
+    );
+    expect(b.movesPerRound()).toBe(TRANSFERS_SHARE_PER_ROUND * 1500);
+    expect(await b.round()).toBe(30);
+    expect(moved.length).toBe(30);
+    expect(c.counts()).toEqual([1470, 15, 15]);
+  });
+
+  test('a node leading few shards moves transfersPerRound', async () => {
+    const c = cluster(60, 3, 3, Array(60).fill(1));
+    const b = new LeaderBalancer({ ...c.partsOf(1), transfer: () => Promise.resolve('started' as const) }, 2);
+    expect(b.movesPerRound()).toBe(2);
+    expect(await b.round()).toBe(2);
   });
 });
 
