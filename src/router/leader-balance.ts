@@ -62,18 +62,7 @@ export function planTransfers(parts: Omit<BalanceParts, 'transfer'>, max: number
   const shards = parts.shards();
   const partial = shards.length < parts.shardCount;
   if (partial && parts.leadsOf === undefined) return [];
-  const leads = new Map<number, number>();
-  for (const { shard } of shards) {
-    const l = parts.leaderOf(shard);
-    if (l !== undefined && l !== 0 && (!partial || l === parts.self)) leads.set(l, (leads.get(l) ?? 0) + 1);
-  }
-  if (partial)
-    for (const { voters } of shards)
-      for (const v of voters)
-        if (v !== parts.self && !leads.has(v)) {
-          const c = parts.leadsOf!(v);
-          if (c !== undefined) leads.set(v, c);
-        }
+  const leads = leadCounts(parts, shards, partial);
   // A voter whose count is not known (partial view, not reported lately) is passed over.
   const count = (n: number): number => leads.get(n) ?? (partial && n !== parts.self ? Number.POSITIVE_INFINITY : 0);
   const out: Transfer[] = [];
@@ -91,6 +80,27 @@ export function planTransfers(parts: Omit<BalanceParts, 'transfer'>, max: number
     leads.set(best, count(best) + 1);
   }
   return out;
+}
+
+/**
+ * Data shards each node leads as seen from here: counted over the shards hosted here when they are
+ * all of them, else this node's own count and what the voters of its shards reported (`leadsOf`).
+ * A voter that leads none of the hosted shards (full view) is absent.
+ */
+function leadCounts(parts: Omit<BalanceParts, 'transfer'>, shards: ReturnType<BalanceParts['shards']>, partial: boolean): Map<number, number> {
+  const leads = new Map<number, number>();
+  for (const { shard } of shards) {
+    const l = parts.leaderOf(shard);
+    if (l !== undefined && l !== 0 && (!partial || l === parts.self)) leads.set(l, (leads.get(l) ?? 0) + 1);
+  }
+  if (partial)
+    for (const { voters } of shards)
+      for (const v of voters)
+        if (v !== parts.self && !leads.has(v)) {
+          const c = parts.leadsOf?.(v);
+          if (c !== undefined) leads.set(v, c);
+        }
+  return leads;
 }
 
 /**
@@ -118,11 +128,25 @@ export class LeaderBalancer {
     private readonly transfersPerRound = 2,
   ) {}
 
-  /** Moves one round may start: `transfersPerRound`, or a {@link TRANSFERS_SHARE_PER_ROUND} of the shards led here if more. */
+  /**
+   * Moves one round may start: `transfersPerRound`, or more when this node leads many shards: up
+   * to a {@link TRANSFERS_SHARE_PER_ROUND} of them, and at most half of what it leads above the
+   * mean of the nodes it counts. Half, because the other nodes above the mean plan their rounds on
+   * the same counts and may hand theirs to the same node: all of them giving half their excess
+   * still leaves that node at most at the mean (with three nodes), where giving all of it would
+   * push it past and make it hand leaderships back.
+   */
   movesPerRound(): number {
-    let led = 0;
-    for (const { shard } of this.parts.shards()) if (this.parts.leaderOf(shard) === this.parts.self) led++;
-    return Math.max(this.transfersPerRound, Math.floor(led * TRANSFERS_SHARE_PER_ROUND));
+    const shards = this.parts.shards();
+    const partial = shards.length < this.parts.shardCount;
+    const leads = leadCounts(this.parts, shards, partial);
+    const nodes = new Set<number>([this.parts.self]);
+    for (const { voters } of shards) for (const v of voters) if (!partial || leads.has(v)) nodes.add(v);
+    let total = 0;
+    for (const n of nodes) total += leads.get(n) ?? 0;
+    const mine = leads.get(this.parts.self) ?? 0;
+    const excess = mine - total / nodes.size;
+    return Math.max(this.transfersPerRound, Math.min(Math.floor(mine * TRANSFERS_SHARE_PER_ROUND), Math.floor(excess / 2)));
   }
 
   /** One round: plans and starts the moves; resolves with how many started. Rounds never overlap. */

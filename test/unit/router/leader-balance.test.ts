@@ -169,6 +169,20 @@ describe('LeaderBalancer moves per round', () => {
     expect(c.counts()).toEqual([1470, 15, 15]);
   });
 
+  test('nodes above the mean that plan on the same counts do not push the node below it past the mean', () => {
+    // 9,000 shards: node 1 leads 2,900, nodes 2 and 3 lead 3,050 each (mean 3,000).
+    const lead = Array.from({ length: 9000 }, (_, s) => (s < 2900 ? 1 : s < 5950 ? 2 : 3));
+    const c = cluster(9000, 3, 3, lead);
+    const plans = [2, 3].map((self) => {
+      const b = new LeaderBalancer({ ...c.partsOf(self), transfer: () => Promise.resolve('started' as const) }, 2);
+      // Both plan before either moves, as two rounds at about the same time do.
+      return planTransfers(c.partsOf(self), b.movesPerRound());
+    });
+    expect(plans.map((p) => p.length)).toEqual([25, 25]);
+    for (const p of plans) for (const t of p) c.lead[t.shard] = t.to;
+    expect(c.counts()).toEqual([2950, 3025, 3025]);
+  });
+
   test('a node leading few shards moves transfersPerRound', async () => {
     const c = cluster(60, 3, 3, Array(60).fill(1));
     const b = new LeaderBalancer({ ...c.partsOf(1), transfer: () => Promise.resolve('started' as const) }, 2);
