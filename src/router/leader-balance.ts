@@ -130,11 +130,12 @@ export class LeaderBalancer {
 
   /**
    * Moves one round may start: `transfersPerRound`, or more when this node leads many shards: up
-   * to a {@link TRANSFERS_SHARE_PER_ROUND} of them, and at most half of what it leads above the
-   * mean of the nodes it counts. Half, because the other nodes above the mean plan their rounds on
-   * the same counts and may hand theirs to the same node: all of them giving half their excess
-   * still leaves that node at most at the mean (with three nodes), where giving all of it would
-   * push it past and make it hand leaderships back.
+   * to a {@link TRANSFERS_SHARE_PER_ROUND} of them, and no more than it leads above the mean of the
+   * nodes it counts (not down to one more than the node leading fewest, where a round of two moves
+   * stops). The other nodes above the mean plan their rounds on the same counts and may hand
+   * theirs to the same node: with three nodes their excesses together are what the one below the
+   * mean lacks, so it ends at the mean, not past it handing leaderships back. With more nodes a
+   * node may pass the mean by what several gave it, and gives that back in a later round.
    */
   movesPerRound(): number {
     const shards = this.parts.shards();
@@ -146,7 +147,7 @@ export class LeaderBalancer {
     for (const n of nodes) total += leads.get(n) ?? 0;
     const mine = leads.get(this.parts.self) ?? 0;
     const excess = mine - total / nodes.size;
-    return Math.max(this.transfersPerRound, Math.min(Math.floor(mine * TRANSFERS_SHARE_PER_ROUND), Math.floor(excess / 2)));
+    return Math.max(this.transfersPerRound, Math.min(Math.floor(mine * TRANSFERS_SHARE_PER_ROUND), Math.floor(excess)));
   }
 
   /** One round: plans and starts the moves; resolves with how many started. Rounds never overlap. */

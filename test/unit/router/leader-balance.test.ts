@@ -178,9 +178,9 @@ describe('LeaderBalancer moves per round', () => {
       // Both plan before either moves, as two rounds at about the same time do.
       return planTransfers(c.partsOf(self), b.movesPerRound());
     });
-    expect(plans.map((p) => p.length)).toEqual([25, 25]);
+    expect(plans.map((p) => p.length)).toEqual([50, 50]);
     for (const p of plans) for (const t of p) c.lead[t.shard] = t.to;
-    expect(c.counts()).toEqual([2950, 3025, 3025]);
+    expect(c.counts()).toEqual([3000, 3000, 3000]);
   });
 
   test('a node leading few shards moves transfersPerRound', async () => {
