@@ -135,10 +135,14 @@ export class LeaderBalancer {
    * stops). The other nodes above the mean plan their rounds on the same counts and may hand
    * theirs to the same node: with three nodes their excesses together are what the one below the
    * mean lacks, so it ends at the mean, not past it handing leaderships back. With more nodes a
-   * node may pass the mean by what several gave it, and gives that back in a later round.
+   * node may pass the mean by what several gave it, and gives that back in a later round. While a
+   * shard hosted here knows no leader, `transfersPerRound`.
    */
   movesPerRound(): number {
     const shards = this.parts.shards();
+    // While shards here still elect their first leaders, counts move by themselves and the extra
+    // transfers would only add campaigns to a busy start.
+    if (shards.some(({ shard }) => !this.parts.leaderOf(shard))) return this.transfersPerRound;
     const partial = shards.length < this.parts.shardCount;
     const leads = leadCounts(this.parts, shards, partial);
     const nodes = new Set<number>([this.parts.self]);

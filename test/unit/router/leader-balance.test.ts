@@ -183,6 +183,16 @@ describe('LeaderBalancer moves per round', () => {
     expect(c.counts()).toEqual([3000, 3000, 3000]);
   });
 
+  test('while a shard hosted here knows no leader, a round moves transfersPerRound', () => {
+    const lead: (number | undefined)[] = Array<number | undefined>(1500).fill(1);
+    lead[7] = undefined;
+    const c = cluster(1500, 3, 3, lead as number[]);
+    const b = new LeaderBalancer({ ...c.partsOf(1), transfer: () => Promise.resolve('started' as const) }, 2);
+    expect(b.movesPerRound()).toBe(2);
+    c.lead[7] = 1;
+    expect(b.movesPerRound()).toBe(30);
+  });
+
   test('a node leading few shards moves transfersPerRound', async () => {
     const c = cluster(60, 3, 3, Array(60).fill(1));
     const b = new LeaderBalancer({ ...c.partsOf(1), transfer: () => Promise.resolve('started' as const) }, 2);
