@@ -108,11 +108,11 @@ function leadCounts(parts: Omit<BalanceParts, 'transfer'>, shards: ReturnType<Ba
  * `transfersPerRound`. After a start of a large cluster the first elections may leave a node
  * hundreds of leaderships off the mean (10,000 shards on three nodes); at two moves per round the
  * nodes went on handing leaderships over for many minutes, every move waking a quiet group and
- * electing in it, so an idle cluster was never still (all of its leader changes). A fiftieth
- * per round settles such a start within a few rounds; a node leading under a hundred shards
- * moves as before.
+ * electing in it, so an idle cluster was never still (all of its leader changes). A twentieth
+ * per round settles such a start within a few rounds; a node leading under 60 shards moves as
+ * before.
  */
-export const TRANSFERS_SHARE_PER_ROUND = 1 / 50;
+export const TRANSFERS_SHARE_PER_ROUND = 1 / 20;
 
 export class LeaderBalancer {
   /** Transfers started, and those the shard refused (it no longer led, or the target was no voter). */
