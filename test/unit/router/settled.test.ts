@@ -7,6 +7,15 @@ const self = 1 as NodeId;
 const s = (x: number): ShardId => x as ShardId;
 const settledAnswer: SettledAnswer = { role: 'leader', term: 3, voters: [1, 2, 3], learners: [], applied: 7, lastIndex: 7 };
 
+/** The shards of `led` that `st` asks this round, each in term `term` of the map (3 when absent) against `target`. */
+function asked(st: SettledShards, led: readonly number[], target: readonly number[], term: ReadonlyMap<ShardId, number> = new Map()): ShardId[] {
+  return st.toAsk(
+    led.map(s),
+    (x) => term.get(x) ?? 3,
+    () => target,
+  );
+}
+
 describe('isSettled', () => {
   test('a leader whose voters are its target, with no learners and its whole log applied', () => {
     expect(isSettled(self, settledAnswer, [3, 2, 1])).toBe(true);
@@ -26,29 +35,10 @@ describe('SettledShards', () => {
   test('a settled shard is not asked again while led here in the same term with the same target', () => {
     const target = [1, 2, 3];
     const st = new SettledShards(self);
-    const term = new Map([[s(5), 3]]);
-    expect(
-      st.toAsk(
-        [s(5)],
-        (x) => term.get(x),
-        () => target,
-      ),
-    ).toEqual([5]);
+    expect(asked(st, [5], target)).toEqual([5]);
     st.answered(s(5), settledAnswer, target);
-    expect(
-      st.toAsk(
-        [s(5)],
-        (x) => term.get(x),
-        () => target,
-      ),
-    ).toEqual([]);
-    expect(
-      st.toAsk(
-        [s(5)],
-        (x) => term.get(x),
-        () => target,
-      ),
-    ).toEqual([]);
+    expect(asked(st, [5], target)).toEqual([]);
+    expect(asked(st, [5], target)).toEqual([]);
     expect(st.skipped).toBe(2);
     expect(st.size).toBe(1);
   });
@@ -57,12 +47,7 @@ describe('SettledShards', () => {
     const target = [1, 2, 3];
     const st = new SettledShards(self);
     const term = new Map([[s(5), 3]]);
-    const ask = (t: readonly number[] = target): ShardId[] =>
-      st.toAsk(
-        [s(5)],
-        (x) => term.get(x),
-        () => t,
-      );
+    const ask = (t: readonly number[] = target): ShardId[] => asked(st, [5], t, term);
     const settle = (): void => {
       ask();
       st.answered(s(5), { ...settledAnswer, term: term.get(s(5))! }, target);
@@ -79,32 +64,16 @@ describe('SettledShards', () => {
     st.changed(s(5));
     expect(ask()).toEqual([5]);
     settle();
-    expect(
-      st.toAsk(
-        [],
-        (x) => term.get(x),
-        () => target,
-      ),
-    ).toEqual([]); // not led here this round
+    expect(asked(st, [], target, term)).toEqual([]); // not led here this round
     expect(ask()).toEqual([5]);
   });
 
   test('an answer that is not settled is asked again every round', () => {
     const target = [1, 2, 3];
     const st = new SettledShards(self);
-    st.toAsk(
-      [s(1)],
-      () => 3,
-      () => target,
-    );
+    asked(st, [1], target);
     st.answered(s(1), { ...settledAnswer, learners: [4] }, target);
-    expect(
-      st.toAsk(
-        [s(1)],
-        () => 3,
-        () => target,
-      ),
-    ).toEqual([1]);
+    expect(asked(st, [1], target)).toEqual([1]);
     expect(st.size).toBe(0);
   });
 });
