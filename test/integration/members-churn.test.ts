@@ -77,7 +77,12 @@ test('three nodes grow to five and spread their replicas; one leaves, one dies f
     async (e: unknown) => {
       const views = await Promise.all(
         [1, 2, 3, n4, n5].map(async (n) => {
-          const s = await status(n);
+          // A node that stopped answering says how it ended and what it printed last.
+          const s = await status(n).catch(() => undefined);
+          if (s === undefined) {
+            const p = c.node(n).proc;
+            return `node ${n}: not answering (exit ${p?.exitCode ?? '-'}, signal ${p?.signalCode ?? '-'}); its output ends:\n${c.node(n).output.slice(-3000)}`;
+          }
           return `node ${n}: ${JSON.stringify(s.shards.map((x) => [x.shard, x.role, x.voters, x.learners]))} moves ${JSON.stringify(s.cluster?.moves)}`;
         }),
       );
