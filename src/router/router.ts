@@ -358,14 +358,16 @@ export class Router implements KvService {
    * now (gone, or the worker hosting the shard there stopped, this node's own included). A
    * NotLeader hint (the freshest news) wins over the local replica's last event until the next
    * event. Without a usable leader, a replica that can answer (this node's first), which points
-   * on with a hint; undefined when none can.
+   * on with a hint; undefined when none can. Nodes in `passed` (they said they do not host the
+   * shard) are passed over.
    */
-  leaderOf(shard: ShardId): NodeId | undefined {
+  leaderOf(shard: ShardId, passed?: ReadonlySet<NodeId>): NodeId | undefined {
+    const usable = (n: NodeId): boolean => passed?.has(n) !== true && this.canServe(n, shard);
     const hint = this.hints.get(shard);
-    if (hint !== undefined && this.canServe(hint, shard)) return hint;
+    if (hint !== undefined && usable(hint)) return hint;
     const lead = this.opts.pool.leaders.get(shard)?.lead;
-    if (lead !== undefined && lead !== 0 && this.canServe(lead, shard)) return lead;
-    return this.layout.replicaOrder(shard).find((id) => this.canServe(id, shard));
+    if (lead !== undefined && lead !== 0 && usable(lead)) return lead;
+    return this.layout.replicaOrder(shard).find(usable);
   }
 
   // ---------------------------------------------------------------- raft traffic
@@ -442,9 +444,8 @@ export class Router implements KvService {
    * leader), else forwards.
    */
   query(shard: ShardId, query: Uint8Array, consistency: Consistency): Promise<Routed> {
-    const local = this.servesLocally(shard);
     return this.retrying(shard, (target, left) =>
-      local || target === this.opts.self
+      this.servesLocally(shard) || target === this.opts.self
         ? this.opts.pool.read(shard, query, consistency, left)
         : this.hops.forward(
             target,
@@ -462,16 +463,31 @@ export class Router implements KvService {
     deadline = performance.now() + this.timeoutMs,
   ): Promise<Routed> {
     let last: Outcome | undefined;
+    // Nodes that answered ShardNotFound during this request: tried again only after a wait.
+    const passed = new Set<NodeId>();
     for (let i = 0; ; i++) {
       const left = Math.floor(deadline - performance.now());
       if (left <= 0) {
         const why = last && !last.ok ? ` (last: ${last.code})` : '';
         return fail('Timeout', `shard ${shard}: no answer within ${this.timeoutMs} ms${why}`);
       }
-      const target = this.leaderOf(shard) ?? (this.hosts(shard) ? this.opts.self : undefined);
+      const target = this.leaderOf(shard, passed) ?? (this.hosts(shard) && !passed.has(this.opts.self) ? this.opts.self : undefined);
       const o = target === undefined ? fail('NotLeader', `shard ${shard} has no known leader`) : await attempt(target, left);
+      if (!o.ok && o.code === 'ShardNotFound' && target !== undefined) {
+        // The node does not host the shard (any more): a leader or hint from before a replica
+        // moved, or a new replica not opened yet. Another replica is asked at once and the stale
+        // hint is forgotten; kept, it sent every request for the shard to that node until a local
+        // event replaced it, which never comes on a node without a replica. Safe as after
+        // NotLeader: the attempt keeps its session, so a write that did apply is not applied twice.
+        passed.add(target);
+        if (this.hints.get(shard) === target) this.hints.delete(shard);
+        this.counters.retries++;
+        last = o;
+        continue;
+      }
       if (o.ok || !retryable(o.code)) return target === undefined ? o : { ...o, node: target };
       last = o;
+      passed.clear();
       const hinted = o.code === 'NotLeader' && o.leaderHint !== 0;
       if (hinted) this.hints.set(shard, o.leaderHint as NodeId);
       else this.hints.delete(shard);

@@ -254,8 +254,8 @@ export async function staleReadsBack(url: string, acked: ReadonlyMap<string, str
     while (bad === undefined && next < all.length) {
       const [k, v] = all[next++]!;
       const res = await fetch(`${url}/v1/kv/${k}?consistency=stale`);
-      const got = res.status === 200 ? await res.text() : `HTTP ${res.status}`;
-      if (got !== v) bad ??= `${k} at ${url}: ${got.slice(0, 40)}`;
+      const got = res.status === 200 ? await res.text() : `HTTP ${res.status} ${(await res.text()).slice(0, 200)}`;
+      if (got !== v) bad ??= `${k} at ${url}: ${got.slice(0, 240)}`;
     }
   };
   await Promise.all(Array.from({ length: 8 }, lane));

@@ -220,7 +220,7 @@ test('a node alone grows to three, then five, then six by --join while a client 
   for (const n of [1, n2, n3, n4, n5, n6]) {
     let bad: string | undefined = 'not checked';
     await eventually(async () => (bad = await readsBack(n)) === undefined, 30_000, `acknowledged writes on node ${n}`).catch(() => undefined);
-    expect(bad).toBeUndefined();
+    if (bad !== undefined) throw new Error(`${bad}\n${await dump([1, n2, n3, n4, n5, n6])}\n${c.node(n).output.slice(-4000)}`);
   }
 }, 400_000);
 

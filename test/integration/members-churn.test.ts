@@ -83,7 +83,7 @@ test('three nodes grow to five and spread their replicas; one leaves, one dies f
             const p = c.node(n).proc;
             return `node ${n}: not answering (exit ${p?.exitCode ?? '-'}, signal ${p?.signalCode ?? '-'}); its output ends:\n${c.node(n).output.slice(-3000)}`;
           }
-          return `node ${n}: ${JSON.stringify(s.shards.map((x) => [x.shard, x.role, x.voters, x.learners]))} moves ${JSON.stringify(s.cluster?.moves)}`;
+          return `node ${n}: ${JSON.stringify(s.shards.map((x) => [x.shard, x.role, x.voters, x.learners]))} moves ${JSON.stringify(s.cluster?.moves)}\nFULL ${n}: ${JSON.stringify(s)}\nLOG ${n}: ${c.node(n).output.slice(-6000)}`;
         }),
       );
       throw new Error(`${String(e)}\n${views.join('\n')}`);

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
-import { RecordKind, decodeLiveness, decodePropose, encodeLiveness, encodeMessage, encodeReply } from '../../../src/wire/index.js';
+import { RecordKind, decodeLiveness, decodePropose, decodeRead, encodeLiveness, encodeMessage, encodeReply } from '../../../src/wire/index.js';
 import { MessageType, emptyMessage } from '../../../src/shards/raft/index.js';
 import type { NodeId, ShardId, Term } from '../../../src/shards/raft/index.js';
 import { Router } from '../../../src/router/router.js';
@@ -133,6 +133,39 @@ describe('router', () => {
     expect(own.clientId).toBeGreaterThan(0);
     expect(own.clientId).toBeLessThan(2 ** 52);
     expect(own.seq).toBe(1);
+    router.close();
+  });
+
+  test('a node that answers ShardNotFound (its replica moved away) is passed over at once, and its stale hint forgotten', async () => {
+    const key = remoteKey('moved');
+    const shard = shardOf('t', key, 4);
+    const owner = replicasOf(shard, [1, 2, 3] as NodeId[], 1)[0]!;
+    const other = owner === 2 ? 3 : 2;
+    const seen: { peer: string; kind: number; clientId?: number; seq?: number }[] = [];
+    const ok = (reqId: number) => ({ reqId, ok: true, body: new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f]) }) as const;
+    let pointed = false;
+    const router = makeRouter((s, r) => {
+      if (s.kind !== RecordKind.ClientPropose && s.kind !== RecordKind.ClientRead) return;
+      const p = s.kind === RecordKind.ClientPropose ? decodePropose(s.payload) : decodeRead(s.payload);
+      seen.push({ peer: s.peer, kind: s.kind, ...('clientId' in p ? { clientId: p.clientId, seq: p.seq } : {}) });
+      setImmediate(() => {
+        // The first answer points at a node that led the shard once; that node no longer hosts it.
+        if (!pointed) {
+          pointed = true;
+          reply(r, s.peer, s.shard, { reqId: p.reqId, ok: false, code: 'NotLeader', message: 'not me', leaderHint: other });
+        } else if (s.peer === `peer-${other}`)
+          reply(r, s.peer, s.shard, { reqId: p.reqId, ok: false, code: 'ShardNotFound', message: 'not hosted here', leaderHint: 0 });
+        else reply(r, s.peer, s.shard, ok(p.reqId));
+      });
+    }, 5000);
+    expect(await router.put({ tenant: 't', key, value: new Uint8Array([1]) })).toMatchObject({ ok: true, value: { served: { shard, node: owner } } });
+    expect(seen.map((s) => s.peer)).toEqual([`peer-${owner}`, `peer-${other}`, `peer-${owner}`]);
+    // Each attempt carried the same session.
+    expect(new Set(seen.map((s) => `${s.clientId}/${s.seq}`)).size).toBe(1);
+    // The hint was forgotten: a read (stale, as a client checking a replica would) goes to the owner first.
+    seen.length = 0;
+    await router.get({ tenant: 't', key, consistency: 'stale' });
+    expect(seen.map((s) => [s.peer, s.kind])).toEqual([[`peer-${owner}`, RecordKind.ClientRead]]);
     router.close();
   });
 
