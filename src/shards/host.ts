@@ -410,8 +410,11 @@ export class ShardHost {
     } catch (e) {
       if (!(e instanceof RaftError)) throw e;
       return e.code === RaftErrorCode.NotLeader ? 'not-leader' : 'invalid-target';
+    } finally {
+      // Refused or not, as after every input: a replica left out of the ticks while quiet that
+      // no longer is must be ticked again, or its next input finds it behind and awake.
+      this.touched(s);
     }
-    this.touched(s);
     return 'started';
   }
 

@@ -62,9 +62,9 @@ export async function devBasePort(): Promise<number> {
 export interface NodeProc {
   readonly index: number;
   readonly data: string;
-  readonly httpPort: number;
-  readonly listenPort: number;
-  readonly url: string;
+  httpPort: number;
+  listenPort: number;
+  url: string;
   ticket: string;
   /** A member's ticket this node joined by (`--join`); founders have none and start with `--peers`. */
   join?: string;
@@ -102,14 +102,21 @@ export class TestCluster {
     const index = this.nodes.length + 1;
     const data = join(this.root, `n${index}`);
     mkdirSync(data, { recursive: true });
-    const httpPort = await freePort();
-    const listenPort = await freePort();
-    const t = spawnSync(process.execPath, [CLI, 'ticket', '--data', data, '--listen', `127.0.0.1:${listenPort}`], { encoding: 'utf8' });
-    if (t.status !== 0) throw new Error(`ticket failed: ${t.stderr}`);
-    const n: NodeProc = { index, data, httpPort, listenPort, url: `http://127.0.0.1:${httpPort}`, ticket: t.stdout.trim(), proc: undefined, output: '' };
+    const n: NodeProc = { index, data, httpPort: 0, listenPort: 0, url: '', ticket: '', proc: undefined, output: '' };
+    await this.pickPorts(n);
     if (joinBy !== undefined) n.join = joinBy;
     this.nodes.push(n);
     return n;
+  }
+
+  /** Free ports for node `n`, and its ticket for them. */
+  private async pickPorts(n: NodeProc): Promise<void> {
+    n.httpPort = await freePort();
+    n.listenPort = await freePort();
+    n.url = `http://127.0.0.1:${n.httpPort}`;
+    const t = spawnSync(process.execPath, [CLI, 'ticket', '--data', n.data, '--listen', `127.0.0.1:${n.listenPort}`], { encoding: 'utf8' });
+    if (t.status !== 0) throw new Error(`ticket failed: ${t.stderr}`);
+    n.ticket = t.stdout.trim();
   }
 
   /**
@@ -119,8 +126,17 @@ export class TestCluster {
    */
   async join(via: number, by?: string): Promise<number> {
     const n = await this.prepare(by ?? this.node(via).ticket);
-    await this.startNode(n.index);
-    return n.index;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.startNode(n.index);
+        return n.index;
+      } catch (e) {
+        // A port picked free was taken before the node bound it (another process's outgoing
+        // connection, say): a new node can take other ports, since nobody knows its ticket yet.
+        if (attempt >= 3 || !String(e).includes('BindFailed')) throw e;
+        await this.pickPorts(n);
+      }
+    }
   }
 
   args(n: NodeProc): string[] {

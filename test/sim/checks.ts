@@ -26,6 +26,7 @@ export const CHECKS = {
   'moves-replicas': 'moves mode: removing a voter never leaves fewer voters than the target',
   'moves-converged': "moves mode: after healing, every group's voters are its target, of min(factor, members up) replicas",
   liveness: 'after healing, every group elects a leader all voters follow and commits a proposal',
+  'refusal-changed': 'a refused leadership transfer leaves the replica as it was (a quiet one stays quiet)',
   exception: 'the core threw (a broken assertion, or an error where none is allowed)',
 } as const;
 export type CheckName = keyof typeof CHECKS;

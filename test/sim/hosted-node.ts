@@ -5,8 +5,10 @@
  * it, so its checks (safety, linearizable and lease reads, liveness) cover skipped ticks.
  */
 import type { RaftConfig } from '../../src/shards/raft/config.js';
+import { RaftError } from '../../src/shards/raft/errors.js';
 import { RawNode } from '../../src/shards/raft/rawnode.js';
 import type { ConfChange, LogIndex, Message, NodeId, Ready, Term } from '../../src/shards/raft/types.js';
+import { fail } from './checks.js';
 
 export class HostedNode extends RawNode {
   /** Ticks left out since the node became idle; made up before its next input. */
@@ -68,7 +70,20 @@ export class HostedNode extends RawNode {
 
   override transferLeader(to: NodeId): void {
     this.level();
-    super.transferLeader(to);
+    // A refused transfer changes nothing: the shard host ticks a quiet replica again only after
+    // an input it sees take effect, so a refusal that woke one left it awake and unticked.
+    const before = this.quietState();
+    try {
+      super.transferLeader(to);
+    } catch (e) {
+      if (e instanceof RaftError && this.quietState() !== before)
+        fail('refusal-changed', `node ${this.status().id}: a refused transfer to ${to} (${e.code}) changed it: ${before} -> ${this.quietState()}`);
+      throw e;
+    }
+  }
+
+  private quietState(): string {
+    return `quiesced=${this.isQuiesced()} ticksIdle=${this.ticksIdle()} role=${this.status().role}`;
   }
 
   override abortTransfer(): void {

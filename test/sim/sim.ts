@@ -973,8 +973,12 @@ export class Sim {
         this.changeMembership();
         return;
       case 'transfer': {
-        const l = this.leaderOf(this.prng.int(0, p.groups));
-        if (l === undefined) return;
+        const g = this.prng.int(0, p.groups);
+        const leader = this.leaderOf(g);
+        if (leader === undefined) return;
+        // A shell's view of the leader may be stale (leader balance, a replica moving away): one
+        // transfer in four is asked of any replica of the group, which refuses it unless it leads.
+        const l = this.prng.int(0, 4) === 0 ? this.prng.pick(this.upReplicas().filter((r) => r.group === g)) : leader;
         const others = l.rn.confState().voters.filter((v) => v !== l.node.id);
         if (others.length === 0) return;
         const to = this.prng.pick(others);

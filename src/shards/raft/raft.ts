@@ -1131,11 +1131,13 @@ export class Raft {
   // ---------------------------------------------------------------- leadership transfer
 
   transferLeader(to: NodeId): void {
-    this.wake();
+    // Refused before anything changes: a refusal must leave a quiet replica quiet, since a shell
+    // may leave a quiet replica unticked and learns only from its inputs that it woke.
     if (this.role !== 'leader') throw new RaftError(RaftErrorCode.NotLeader, `node ${this.id} is not the leader`, this.lead);
     if (to === this.id || !this.voters.has(to)) {
       throw new RaftError(RaftErrorCode.InvalidTransferTarget, `cannot transfer leadership to ${to}: not another voter`);
     }
+    this.wake();
     if (this.leadTransferee === to) return;
     this.leadTransferee = to;
     this.transferElapsed = 0;

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { ENTRY_OVERHEAD_BYTES, MessageType, RawNode } from '../../../src/shards/raft/index.js';
-import type { Message, ShardId } from '../../../src/shards/raft/index.js';
+import type { Message, NodeId, ShardId } from '../../../src/shards/raft/index.js';
 import type { ClientReply } from '../../../src/shards/host.js';
 import { HostCluster, indexOf } from './host-cluster.js';
 import type { ClusterNode } from './host-cluster.js';
@@ -241,6 +241,28 @@ describe('quiet shards', () => {
     c.restart(dead);
     c.until(() => quiet(c));
     for (let s = 0; s < shards; s++) expect(c.node(dead).host.status(s as ShardId)!.commit).toBe(c.leaderOf(s)!.host.status(s as ShardId)!.commit);
+  });
+
+  test('a transfer asked of a quiet replica that does not lead (a stale view of the leader) is refused and leaves it quiet and unticked; its later inputs are served', () => {
+    cluster = new HostCluster({ nodes: 3, shards: 1, host: { raft: { electionTimeoutTicks: 10, quiesceAfterTicks: 5 } } });
+    const c = cluster;
+    c.elect();
+    c.until(() => quiet(c));
+    c.round();
+    const leader = c.leaderOf(0)!;
+    const [follower, other] = c.nodes.filter((n) => n !== leader) as [ClusterNode, ClusterNode];
+    expect(follower.host.transferLeader(0 as ShardId, other.id)).toBe('not-leader');
+    // The leader asked to hand over to a replica that is no voter: refused too.
+    expect(leader.host.transferLeader(0 as ShardId, 99 as NodeId)).toBe('invalid-target');
+    expect(follower.host.activeShards() + leader.host.activeShards()).toBe(0);
+    // Time passes with both left out of the ticks; then an input reaches each: they catch the
+    // ticks up and serve it (a replica woken by the refusal but left unticked failed here).
+    for (let i = 0; i < 30; i++) c.round();
+    expect(follower.host.membership(0 as ShardId)?.role).toBe('follower');
+    const w = c.propose(leader, 0, 'after');
+    c.until(() => leader.replies.has(w));
+    expect(leader.replies.get(w)).toMatchObject({ ok: true });
+    expect(c.leaderOf(0)).toBe(leader);
   });
 });
 
