@@ -209,6 +209,11 @@ function registerBalanceMetrics(counter: Read, parts: NodeParts): void {
     'Planned balancing transfers a shard refused (it no longer led here, or the target was no voter).',
     () => parts.balancer.counters.transfersRefused,
   );
+  counter(
+    'iroh_raft_leader_transfers_failed_total',
+    'Planned balancing transfers whose call failed (a worker restarting, an error from the worker).',
+    () => parts.balancer.counters.transfersFailed,
+  );
 }
 
 /** What waits for room, and how much is held: client writes (writeBytesMax) and request bodies. */

@@ -94,8 +94,11 @@ export function planTransfers(parts: Omit<BalanceParts, 'transfer'>, max: number
 }
 
 export class LeaderBalancer {
-  /** Transfers started, and those the shard refused (it no longer led, or the target was no voter). */
-  readonly counters = { transfersStarted: 0, transfersRefused: 0, rounds: 0 };
+  /**
+   * Transfers started, those the shard refused (it no longer led, or the target was no voter), and
+   * those whose call failed (a worker restarting, an error thrown across the thread boundary).
+   */
+  readonly counters = { transfersStarted: 0, transfersRefused: 0, transfersFailed: 0, rounds: 0 };
   private running = false;
 
   /** `transfersPerRound`: moves one round may start; a few, so leadership shifts gradually. */
@@ -104,7 +107,11 @@ export class LeaderBalancer {
     private readonly transfersPerRound = 2,
   ) {}
 
-  /** One round: plans and starts the moves; resolves with how many started. Rounds never overlap. */
+  /**
+   * One round: plans and starts the moves; resolves with how many started. Rounds never overlap.
+   * A transfer whose call fails is counted and the round goes on: the caller runs rounds on a
+   * timer, where a rejection would go unhandled and stop the node.
+   */
   async round(): Promise<number> {
     if (this.running) return 0;
     this.running = true;
@@ -112,7 +119,9 @@ export class LeaderBalancer {
       this.counters.rounds++;
       let started = 0;
       for (const t of planTransfers(this.parts, this.transfersPerRound)) {
-        if ((await this.parts.transfer(t.shard, t.to)) === 'started') started++;
+        const r = await this.parts.transfer(t.shard, t.to).catch(() => 'failed' as const);
+        if (r === 'started') started++;
+        else if (r === 'failed') this.counters.transfersFailed++;
         else this.counters.transfersRefused++;
       }
       this.counters.transfersStarted += started;

@@ -143,7 +143,27 @@ describe('LeaderBalancer', () => {
       [0, 2],
       [1, 3],
     ]);
-    expect(b.counters).toEqual({ transfersStarted: 1, transfersRefused: 1, rounds: 1 });
+    expect(b.counters).toEqual({ transfersStarted: 1, transfersRefused: 1, transfersFailed: 0, rounds: 1 });
+  });
+
+  test('a transfer whose call fails is counted, the round goes on and resolves, and the next round runs', async () => {
+    const c = cluster(6, 3, 3, Array(6).fill(1));
+    const calls: number[] = [];
+    const b = new LeaderBalancer(
+      {
+        ...c.partsOf(1),
+        transfer: (shard) => {
+          calls.push(shard);
+          return shard === 0 ? Promise.reject(new Error('skipTicks: the node is not idle')) : Promise.resolve('started');
+        },
+      },
+      2,
+    );
+    expect(await b.round()).toBe(1);
+    expect(calls).toEqual([0, 1]);
+    expect(b.counters).toEqual({ transfersStarted: 1, transfersRefused: 0, transfersFailed: 1, rounds: 1 });
+    await b.round();
+    expect(b.counters.rounds).toBe(2);
   });
 });
 
