@@ -27,6 +27,7 @@ import { metaShardOf } from '../router/meta-record.js';
 import type { ClusterMeta, MetaMember } from '../router/meta-record.js';
 import { lagAllowance, nextStep } from '../router/moves.js';
 import type { Step } from '../router/moves.js';
+import { SettledShards } from '../router/settled.js';
 import type { SelfEntry } from './cluster-join.js';
 
 /** Milliseconds between two asks of the other members what they say of this node, while it hears from none of them. */
@@ -110,6 +111,10 @@ export class ClusterLife {
    * come to keep up with the writes (lagAllowance). A shard led again after a while starts afresh.
    */
   private lastIndexBefore = new Map<number, number>();
+  /** The record (as read, the same object while unchanged) whose placement replan left as it was. */
+  private plannedAlready: ClusterMeta | undefined;
+  /** Shards led here at their target: left out of the round's membership asks (see settled.ts). */
+  private readonly settled: SettledShards;
   readonly counters: LifeCounters = {
     rounds: 0,
     roundErrors: 0,
@@ -126,6 +131,7 @@ export class ClusterLife {
 
   constructor(private readonly p: LifeParts) {
     this.meta = new MetaClient(p.router);
+    this.settled = new SettledShards(p.self);
   }
 
   /** Starts the rounds. */
@@ -289,10 +295,17 @@ export class ClusterLife {
     const moves: { shard: number; voters: number[]; learners: number[]; target: readonly number[] }[] = [];
     // Only leaders move their shards: one call per worker for the shards led here, not one per shard.
     const led = this.p.pool.hostedShards().filter((s) => this.p.pool.leaders.get(s)?.lead === this.p.self);
+    // Shards already at their target are not asked again while led here in the same term (settled.ts).
+    const ask = this.settled.toAsk(
+      led,
+      (s) => this.p.pool.leaders.get(s)?.term,
+      (s) => m.placement[s],
+    );
     const lastIndexNow = new Map<number, number>();
-    for (const [s, ms] of await this.p.pool.memberships(led)) {
+    for (const [s, ms] of await this.p.pool.memberships(ask)) {
       const target = m.placement[s];
       if (target === undefined) continue;
+      this.settled.answered(s, ms, target);
       if (!sameSet(ms.voters, target) || ms.learners.length > 0) moves.push({ shard: s, voters: ms.voters, learners: ms.learners, target });
       if (ms.role !== 'leader') continue;
       const before = this.lastIndexBefore.get(s);
@@ -312,7 +325,9 @@ export class ClusterLife {
         // for a liveness timeout, and would otherwise be added as a learner that never answers.
         reachable: (n) => n === this.p.self || (this.p.router.liveness.reachable(n, s) && this.p.router.liveness.heardFrom(n)),
       });
-      if (step !== undefined) await this.take(s, step);
+      if (step === undefined) continue;
+      this.settled.changed(s);
+      await this.take(s, step);
     }
     this.moves = moves;
     this.lastIndexBefore = lastIndexNow;
@@ -375,8 +390,12 @@ export class ClusterLife {
       if (x.state !== 'dead' || m.placement.some((set) => set.includes(x.node))) continue;
       await this.meta.update((cur) => (cur === undefined ? undefined : setState(cur, x.node, 'removed')));
     }
+    // A record already found to need no replan needs none while it is the record read: replanning
+    // 10,000 shards every round was a steady cost of the meta group's leader in an idle cluster.
+    if (m === this.plannedAlready) return;
     const planned = replan(m);
-    if (JSON.stringify(planned.placement) !== JSON.stringify(m.placement)) {
+    if (JSON.stringify(planned.placement) === JSON.stringify(m.placement)) this.plannedAlready = m;
+    else {
       const w = await this.meta.update((cur) => {
         if (cur === undefined) return undefined;
         const p = replan(cur);

@@ -62,18 +62,7 @@ export function planTransfers(parts: Omit<BalanceParts, 'transfer'>, max: number
   const shards = parts.shards();
   const partial = shards.length < parts.shardCount;
   if (partial && parts.leadsOf === undefined) return [];
-  const leads = new Map<number, number>();
-  for (const { shard } of shards) {
-    const l = parts.leaderOf(shard);
-    if (l !== undefined && l !== 0 && (!partial || l === parts.self)) leads.set(l, (leads.get(l) ?? 0) + 1);
-  }
-  if (partial)
-    for (const { voters } of shards)
-      for (const v of voters)
-        if (v !== parts.self && !leads.has(v)) {
-          const c = parts.leadsOf!(v);
-          if (c !== undefined) leads.set(v, c);
-        }
+  const leads = leadCounts(parts, shards, partial);
   // A voter whose count is not known (partial view, not reported lately) is passed over.
   const count = (n: number): number => leads.get(n) ?? (partial && n !== parts.self ? Number.POSITIVE_INFINITY : 0);
   const out: Transfer[] = [];
@@ -93,6 +82,38 @@ export function planTransfers(parts: Omit<BalanceParts, 'transfer'>, max: number
   return out;
 }
 
+/**
+ * Data shards each node leads as seen from here: counted over the shards hosted here when they are
+ * all of them, else this node's own count and what the voters of its shards reported (`leadsOf`).
+ * A voter that leads none of the hosted shards (full view) is absent.
+ */
+function leadCounts(parts: Omit<BalanceParts, 'transfer'>, shards: ReturnType<BalanceParts['shards']>, partial: boolean): Map<number, number> {
+  const leads = new Map<number, number>();
+  for (const { shard } of shards) {
+    const l = parts.leaderOf(shard);
+    if (l !== undefined && l !== 0 && (!partial || l === parts.self)) leads.set(l, (leads.get(l) ?? 0) + 1);
+  }
+  if (partial)
+    for (const { voters } of shards)
+      for (const v of voters)
+        if (v !== parts.self && !leads.has(v)) {
+          const c = parts.leadsOf?.(v);
+          if (c !== undefined) leads.set(v, c);
+        }
+  return leads;
+}
+
+/**
+ * Share of the data shards led here that one round may move at most, when that is more than
+ * `transfersPerRound`. After a start of a large cluster the first elections may leave a node
+ * hundreds of leaderships off the mean (10,000 shards on three nodes); at two moves per round the
+ * nodes went on handing leaderships over for many minutes, every move waking a quiet group and
+ * electing in it, so an idle cluster was never still (all of its leader changes). A twentieth
+ * per round settles such a start within a few rounds; a node leading under 60 shards moves as
+ * before.
+ */
+export const TRANSFERS_SHARE_PER_ROUND = 1 / 20;
+
 export class LeaderBalancer {
   /**
    * Transfers started, those the shard refused (it no longer led, or the target was no voter), and
@@ -101,11 +122,40 @@ export class LeaderBalancer {
   readonly counters = { transfersStarted: 0, transfersRefused: 0, transfersFailed: 0, rounds: 0 };
   private running = false;
 
-  /** `transfersPerRound`: moves one round may start; a few, so leadership shifts gradually. */
+  /**
+   * `transfersPerRound`: moves one round may start at least; a few, so leadership shifts gradually
+   * (a node leading many shards may move more, see {@link TRANSFERS_SHARE_PER_ROUND}).
+   */
   constructor(
     readonly parts: BalanceParts,
     private readonly transfersPerRound = 2,
   ) {}
+
+  /**
+   * Moves one round may start: `transfersPerRound`, or more when this node leads many shards: up
+   * to a {@link TRANSFERS_SHARE_PER_ROUND} of them, and no more than it leads above the mean of the
+   * nodes it counts (not down to one more than the node leading fewest, where a round of two moves
+   * stops). The other nodes above the mean plan their rounds on the same counts and may hand
+   * theirs to the same node: with three nodes their excesses together are what the one below the
+   * mean lacks, so it ends at the mean, not past it handing leaderships back. With more nodes a
+   * node may pass the mean by what several gave it, and gives that back in a later round. While a
+   * shard hosted here knows no leader, `transfersPerRound`.
+   */
+  movesPerRound(): number {
+    const shards = this.parts.shards();
+    // While shards here still elect their first leaders, counts move by themselves and the extra
+    // transfers would only add campaigns to a busy start.
+    if (shards.some(({ shard }) => !this.parts.leaderOf(shard))) return this.transfersPerRound;
+    const partial = shards.length < this.parts.shardCount;
+    const leads = leadCounts(this.parts, shards, partial);
+    const nodes = new Set<number>([this.parts.self]);
+    for (const { voters } of shards) for (const v of voters) if (!partial || leads.has(v)) nodes.add(v);
+    let total = 0;
+    for (const n of nodes) total += leads.get(n) ?? 0;
+    const mine = leads.get(this.parts.self) ?? 0;
+    const excess = mine - total / nodes.size;
+    return Math.max(this.transfersPerRound, Math.min(Math.floor(mine * TRANSFERS_SHARE_PER_ROUND), Math.floor(excess)));
+  }
 
   /**
    * One round: plans and starts the moves; resolves with how many started. Rounds never overlap.
@@ -118,7 +168,7 @@ export class LeaderBalancer {
     try {
       this.counters.rounds++;
       let started = 0;
-      for (const t of planTransfers(this.parts, this.transfersPerRound)) {
+      for (const t of planTransfers(this.parts, this.movesPerRound())) {
         const r = await this.parts.transfer(t.shard, t.to).catch(() => 'failed' as const);
         if (r === 'started') started++;
         else if (r === 'failed') this.counters.transfersFailed++;

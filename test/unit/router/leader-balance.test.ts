@@ -1,7 +1,7 @@
 /** Leader balancing: which leaderships a node hands over, and that the cluster settles even. */
 import { describe, expect, test } from 'vitest';
 import { ConfigError, loadConfig } from '../../../src/main/config.js';
-import { LeaderBalancer, handOffLeaders, planTransfers } from '../../../src/router/leader-balance.js';
+import { LeaderBalancer, TRANSFERS_SHARE_PER_ROUND, handOffLeaders, planTransfers } from '../../../src/router/leader-balance.js';
 import type { NodeId, ShardId } from '../../../src/shards/raft/index.js';
 
 const n = (x: number): NodeId => x as NodeId;
@@ -164,6 +164,60 @@ describe('LeaderBalancer', () => {
     expect(b.counters).toEqual({ transfersStarted: 1, transfersRefused: 0, transfersFailed: 1, rounds: 1 });
     await b.round();
     expect(b.counters.rounds).toBe(2);
+  });
+});
+
+describe('LeaderBalancer moves per round', () => {
+  test('a node far off the mean moves a twentieth of the shards it leads per round, not two', async () => {
+    // 1,500 shards on three nodes, all led by node 1: it leads 1,500, a twentieth is 75.
+    const c = cluster(1500, 3, 3, Array(1500).fill(1));
+    const moved: number[] = [];
+    const b = new LeaderBalancer(
+      {
+        ...c.partsOf(1),
+        transfer: (shard, to) => {
+          moved.push(shard);
+          c.lead[shard] = to;
+          return Promise.resolve('started' as const);
+        },
+      },
+      2,
+    );
+    expect(b.movesPerRound()).toBe(TRANSFERS_SHARE_PER_ROUND * 1500);
+    expect(await b.round()).toBe(75);
+    expect(moved.length).toBe(75);
+    expect(c.counts()).toEqual([1425, 38, 37]);
+  });
+
+  test('nodes above the mean that plan on the same counts do not push the node below it past the mean', () => {
+    // 9,000 shards: node 1 leads 2,900, nodes 2 and 3 lead 3,050 each (mean 3,000).
+    const lead = Array.from({ length: 9000 }, (_, s) => (s < 2900 ? 1 : s < 5950 ? 2 : 3));
+    const c = cluster(9000, 3, 3, lead);
+    const plans = [2, 3].map((self) => {
+      const b = new LeaderBalancer({ ...c.partsOf(self), transfer: () => Promise.resolve('started' as const) }, 2);
+      // Both plan before either moves, as two rounds at about the same time do.
+      return planTransfers(c.partsOf(self), b.movesPerRound());
+    });
+    expect(plans.map((p) => p.length)).toEqual([50, 50]);
+    for (const p of plans) for (const t of p) c.lead[t.shard] = t.to;
+    expect(c.counts()).toEqual([3000, 3000, 3000]);
+  });
+
+  test('while a shard hosted here knows no leader, a round moves transfersPerRound', () => {
+    const lead: (number | undefined)[] = Array<number | undefined>(1500).fill(1);
+    lead[7] = undefined;
+    const c = cluster(1500, 3, 3, lead as number[]);
+    const b = new LeaderBalancer({ ...c.partsOf(1), transfer: () => Promise.resolve('started' as const) }, 2);
+    expect(b.movesPerRound()).toBe(2);
+    c.lead[7] = 1;
+    expect(b.movesPerRound()).toBe(75);
+  });
+
+  test('a node leading few shards moves transfersPerRound', async () => {
+    const c = cluster(59, 3, 3, Array(59).fill(1));
+    const b = new LeaderBalancer({ ...c.partsOf(1), transfer: () => Promise.resolve('started' as const) }, 2);
+    expect(b.movesPerRound()).toBe(2);
+    expect(await b.round()).toBe(2);
   });
 });
 
