@@ -84,6 +84,8 @@ const CONSISTENCY: Record<Consistency, ReadConsistency> = {
 export class WorkerPool extends EventEmitter<PoolEvents> {
   readonly workers: number;
   private readonly slots: Slot[] = [];
+  /** {@link hostedShards}, sorted; undefined after a change of any slot's specs until asked again. */
+  private hostedSorted: readonly ShardId[] | undefined;
   /**
    * Requests in flight by request id, until their reply or timeout. At most `inflightRequestsMax`:
    * {@link submit} refuses at the limit and checks the bound after each addition.
@@ -222,6 +224,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     const parts = await this.spawn(w);
     const slot: Slot = { index: w, ...parts, state: 'running', specs: new Map(specs.map((s) => [s.shard, s])), restarts: 0 };
     this.slots[w] = slot;
+    this.hostedSorted = undefined;
     this.watch(slot);
     await this.openAll(slot, specs);
     void this.pump(slot);
@@ -509,7 +512,9 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
   private async openOn(slot: Slot, list: readonly ShardSpec[]): Promise<{ opened: number; hosted: number }> {
     const added = list.filter((x) => !slot.specs.has(x.shard));
     for (const x of added) slot.specs.set(x.shard, { shard: x.shard, voters: [...x.voters], learners: [...(x.learners ?? [])] });
+    this.hostedSorted = undefined;
     const forget = (): void => {
+      this.hostedSorted = undefined;
       for (const x of added) slot.specs.delete(x.shard);
       for (const x of added) this.leaders.delete(x.shard);
     };
@@ -529,17 +534,20 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     return answer;
   }
 
-  /**
-   * The shards this pool hosts, ascending: those it started with and those opened since, minus
-   * those dropped; a restarting worker's shards included (it reopens them).
-   */
   /** Whether `shard` is open here (its worker's specs hold it; also while the worker restarts). */
   hosts(shard: ShardId): boolean {
     return this.slots[shard % this.slots.length]?.specs.has(shard) === true;
   }
 
-  hostedShards(): ShardId[] {
-    return this.slots.flatMap((slot) => [...slot.specs.keys()]).sort((a, b) => a - b);
+  /**
+   * The shards this pool hosts, ascending: those it started with and those opened since, minus
+   * those dropped; a restarting worker's shards included (it reopens them). Kept between changes:
+   * cluster life asks for it several times a round, and sorting 10,000 ids each time was a
+   * visible share of an idle node's main thread.
+   */
+  hostedShards(): readonly ShardId[] {
+    this.hostedSorted ??= this.slots.flatMap((slot) => [...slot.specs.keys()]).sort((a, b) => a - b);
+    return this.hostedSorted;
   }
 
   /**
@@ -554,6 +562,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     checkShardId(shard);
     const slot = this.runningSlot(shard);
     slot.specs.delete(shard);
+    this.hostedSorted = undefined;
     this.leaders.delete(shard);
     return untilExit(slot.worker, slot.index, async (): Promise<'dropped' | 'absent'> => slot.api.dropShard(shard));
   }
