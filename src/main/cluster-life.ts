@@ -336,9 +336,7 @@ export class ClusterLife {
   private async take(shard: ShardId, step: Step): Promise<void> {
     const log = this.p.log;
     if (step.kind === 'transfer') {
-      const w = this.p.pool.workerOf(shard);
-      if (!this.p.pool.isRunning(w)) return;
-      const r = await this.p.pool.control(w).transferLeader(shard, step.to);
+      const r = await this.p.pool.transferLeader(shard, step.to);
       if (r === 'started') this.counters.transfers++;
       log.info({ shard, to: step.to, result: r }, 'handing leadership over before leaving the shard');
       return;

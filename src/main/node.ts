@@ -330,10 +330,8 @@ function startLeaderBalance(
     canLead: (node, shard) => router.liveness.reachable(node, shard) && memberUp(node),
     leadsOf: (node) => router.leadsOf(node),
     streaming: (shard) => snapshots.sends(shard),
-    transfer: (shard, to) => {
-      const w = pool.workerOf(shard);
-      return pool.isRunning(w) ? pool.control(w).transferLeader(shard, to) : Promise.resolve('absent' as const);
-    },
+    transfer: (shard, to) => pool.transferLeader(shard, to),
+    failed: (shard, to, err) => log.warn({ err, shard, to }, 'a balancing transfer failed'),
   });
   const parts = balancer.parts;
   let timer: NodeJS.Timeout | undefined;

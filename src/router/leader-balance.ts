@@ -44,6 +44,8 @@ export interface BalanceParts {
   readonly leadsOf?: (node: NodeId) => number | undefined;
   /** Starts the transfer; `started` when it did. */
   readonly transfer: (shard: ShardId, to: NodeId) => Promise<'started' | 'not-leader' | 'invalid-target' | 'target-behind' | 'absent'>;
+  /** A transfer whose call failed (rejected): told here, for the log; the round goes on. */
+  readonly failed?: (shard: ShardId, to: NodeId, err: unknown) => void;
 }
 
 /** A planned move: shard `shard`'s leadership from this node to `to`. */
@@ -169,7 +171,10 @@ export class LeaderBalancer {
       this.counters.rounds++;
       let started = 0;
       for (const t of planTransfers(this.parts, this.movesPerRound())) {
-        const r = await this.parts.transfer(t.shard, t.to).catch(() => 'failed' as const);
+        const r = await this.parts.transfer(t.shard, t.to).catch((e: unknown) => {
+          this.parts.failed?.(t.shard, t.to, e);
+          return 'failed' as const;
+        });
         if (r === 'started') started++;
         else if (r === 'failed') this.counters.transfersFailed++;
         else this.counters.transfersRefused++;
@@ -204,7 +209,12 @@ export async function handOffLeaders(parts: BalanceParts, waitMs: number): Promi
       targets.sort((a, b) => (leads.get(a) ?? 0) - (leads.get(b) ?? 0) || a - b);
       // The first target that is caught up takes it; a lagging one would hold the shard's writes.
       for (const to of targets) {
-        if ((await parts.transfer(shard, to)) !== 'started') continue;
+        // A call that fails counts as refused: a stop must go on to close the node whatever happens.
+        const r = await parts.transfer(shard, to).catch((e: unknown) => {
+          parts.failed?.(shard, to, e);
+          return 'failed' as const;
+        });
+        if (r !== 'started') continue;
         leads.set(to, (leads.get(to) ?? 0) + 1);
         moving.push(shard);
         return;

@@ -444,34 +444,48 @@ export class Router implements KvService {
    * leader), else forwards.
    */
   query(shard: ShardId, query: Uint8Array, consistency: Consistency): Promise<Routed> {
-    return this.retrying(shard, (target, left) =>
-      this.servesLocally(shard) || target === this.opts.self
-        ? this.opts.pool.read(shard, query, consistency, left)
-        : this.hops.forward(
-            target,
-            RecordKind.ClientRead,
-            shard,
-            (reqId) => encodeRead({ reqId, consistency: consistency === 'lease' ? 1 : consistency === 'stale' ? 2 : 0, query }),
-            left,
-          ),
+    return this.retrying(
+      shard,
+      (target, left) =>
+        target === this.opts.self
+          ? this.opts.pool.read(shard, query, consistency, left)
+          : this.hops.forward(
+              target,
+              RecordKind.ClientRead,
+              shard,
+              (reqId) => encodeRead({ reqId, consistency: consistency === 'lease' ? 1 : consistency === 'stale' ? 2 : 0, query }),
+              left,
+            ),
+      undefined,
+      true,
     );
   }
 
+  /**
+   * Runs `attempt` at the node {@link leaderOf} names (this node's replica first with
+   * `preferLocal`, when it serves) until an answer that is not retryable or the deadline.
+   */
   private async retrying(
     shard: ShardId,
     attempt: (target: NodeId, leftMs: number) => Promise<Outcome>,
     deadline = performance.now() + this.timeoutMs,
+    preferLocal = false,
   ): Promise<Routed> {
+    // The last real answer, for the Timeout message.
     let last: Outcome | undefined;
     // Nodes that answered ShardNotFound during this request: tried again only after a wait.
     const passed = new Set<NodeId>();
-    for (let i = 0; ; i++) {
+    const self = this.opts.self;
+    for (let waits = 0; ;) {
       const left = Math.floor(deadline - performance.now());
       if (left <= 0) {
         const why = last && !last.ok ? ` (last: ${last.code})` : '';
         return fail('Timeout', `shard ${shard}: no answer within ${this.timeoutMs} ms${why}`);
       }
-      const target = this.leaderOf(shard, passed) ?? (this.hosts(shard) && !passed.has(this.opts.self) ? this.opts.self : undefined);
+      const target =
+        preferLocal && !passed.has(self) && this.servesLocally(shard)
+          ? self
+          : (this.leaderOf(shard, passed) ?? (this.hosts(shard) && !passed.has(self) ? self : undefined));
       const o = target === undefined ? fail('NotLeader', `shard ${shard} has no known leader`) : await attempt(target, left);
       if (!o.ok && o.code === 'ShardNotFound' && target !== undefined) {
         // The node does not host the shard (any more): a leader or hint from before a replica
@@ -486,16 +500,21 @@ export class Router implements KvService {
         continue;
       }
       if (o.ok || !retryable(o.code)) return target === undefined ? o : { ...o, node: target };
-      last = o;
-      passed.clear();
-      const hinted = o.code === 'NotLeader' && o.leaderHint !== 0;
+      if (target !== undefined || last === undefined) last = o;
+      // A hint naming a node that said it does not host the shard is stale: no hint.
+      const hinted = o.code === 'NotLeader' && o.leaderHint !== 0 && !passed.has(o.leaderHint as NodeId);
       if (hinted) this.hints.set(shard, o.leaderHint as NodeId);
-      else this.hints.delete(shard);
+      else {
+        this.hints.delete(shard);
+        // After the wait below every node may be asked again: replicas move and open.
+        passed.clear();
+      }
       this.counters.retries++;
       // A hint names the leader: go there at once. Without one (an election under way, a leader
       // unreachable) wait longer each time: every attempt may carry the whole write across Iroh
       // again, and during an election it only finds no leader yet.
-      await sleep(hinted ? Math.min(100, 5 * 2 ** Math.min(i, 5)) : Math.min(500, 20 * 2 ** Math.min(i, 5)));
+      const i = Math.min(waits++, 5);
+      await sleep(hinted ? Math.min(100, 5 * 2 ** i) : Math.min(500, 20 * 2 ** i));
     }
   }
 

@@ -608,6 +608,15 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     return this.ask<MembershipAnswer>(shard, 'absent', async (api) => api.changeMembership(shard, change));
   }
 
+  /**
+   * Asks this node's replica of `shard`, which should lead it, to hand leadership to `to` (see
+   * ShardHost.transferLeader). `absent` when the shard is not hosted here or its worker is not
+   * running or exits during the call (an exit never leaves the call waiting).
+   */
+  transferLeader(shard: ShardId, to: NodeId): Promise<'started' | 'not-leader' | 'invalid-target' | 'target-behind' | 'absent'> {
+    return this.ask(shard, 'absent' as const, async (api) => api.transferLeader(shard, to));
+  }
+
   /** `call` on the worker of `shard`; `absent` when the worker is not running or exits during the call. */
   private ask<T>(shard: ShardId, absent: T, call: (api: Comlink.Remote<WorkerApi>) => Promise<T>): Promise<T> {
     const slot = this.slots[this.workerOf(shard)];

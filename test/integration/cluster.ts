@@ -133,7 +133,7 @@ export class TestCluster {
       } catch (e) {
         // A port picked free was taken before the node bound it (another process's outgoing
         // connection, say): a new node can take other ports, since nobody knows its ticket yet.
-        if (attempt >= 3 || !String(e).includes('BindFailed')) throw e;
+        if (attempt >= 3 || !/BindFailed|EADDRINUSE/.test(String(e))) throw e;
         await this.pickPorts(n);
       }
     }

@@ -146,9 +146,10 @@ describe('LeaderBalancer', () => {
     expect(b.counters).toEqual({ transfersStarted: 1, transfersRefused: 1, transfersFailed: 0, rounds: 1 });
   });
 
-  test('a transfer whose call fails is counted, the round goes on and resolves, and the next round runs', async () => {
+  test('a transfer whose call fails is counted and told, the round goes on and resolves, and the next round runs', async () => {
     const c = cluster(6, 3, 3, Array(6).fill(1));
     const calls: number[] = [];
+    const failed: [number, number, string][] = [];
     const b = new LeaderBalancer(
       {
         ...c.partsOf(1),
@@ -156,10 +157,12 @@ describe('LeaderBalancer', () => {
           calls.push(shard);
           return shard === 0 ? Promise.reject(new Error('skipTicks: the node is not idle')) : Promise.resolve('started');
         },
+        failed: (shard, to, err) => failed.push([shard, to, String(err)]),
       },
       2,
     );
     expect(await b.round()).toBe(1);
+    expect(failed).toEqual([[0, 2, 'Error: skipTicks: the node is not idle']]);
     expect(calls).toEqual([0, 1]);
     expect(b.counters).toEqual({ transfersStarted: 1, transfersRefused: 0, transfersFailed: 1, rounds: 1 });
     await b.round();
@@ -250,6 +253,25 @@ describe('handOffLeaders', () => {
     const result = await handOffLeaders({ ...c.partsOf(1), transfer: () => Promise.resolve('started') }, 5_000);
     expect(result).toEqual({ handed: 0, left: 3 });
     expect(performance.now() - t0).toBeLessThan(1_000);
+  });
+
+  test('a transfer whose call fails is told and passed over: the next voter takes the shard, and the hand-over resolves', async () => {
+    const c = cluster(4, 3, 3, [1, 1, 2, 1]);
+    const failed: [number, number, string][] = [];
+    const result = await handOffLeaders(
+      {
+        ...c.partsOf(1),
+        transfer: (shard, to) => {
+          if (shard === 0 && to === 3) return Promise.reject(new Error('worker gone'));
+          setTimeout(() => (c.lead[shard] = to), 30);
+          return Promise.resolve('started');
+        },
+        failed: (shard, to, err) => failed.push([shard, to, String(err)]),
+      },
+      2_000,
+    );
+    expect(result).toEqual({ handed: 3, left: 0 });
+    expect(failed).toEqual([[0, 3, 'Error: worker gone']]);
   });
 });
 
