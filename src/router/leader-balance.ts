@@ -18,6 +18,7 @@
  * next rounds even that out, since every move still goes from a count x to one at most x - 2.
  */
 import type { NodeId, ShardId } from '../shards/raft/index.js';
+import type { TransferAnswer } from '../workers/pool.js';
 
 /** What a round needs to know and do. */
 export interface BalanceParts {
@@ -43,7 +44,7 @@ export interface BalanceParts {
    */
   readonly leadsOf?: (node: NodeId) => number | undefined;
   /** Starts the transfer; `started` when it did. */
-  readonly transfer: (shard: ShardId, to: NodeId) => Promise<'started' | 'not-leader' | 'invalid-target' | 'target-behind' | 'absent'>;
+  readonly transfer: (shard: ShardId, to: NodeId) => Promise<TransferAnswer>;
   /** A transfer whose call failed (rejected): told here, for the log; the round goes on. */
   readonly failed?: (shard: ShardId, to: NodeId, err: unknown) => void;
 }
@@ -171,10 +172,7 @@ export class LeaderBalancer {
       this.counters.rounds++;
       let started = 0;
       for (const t of planTransfers(this.parts, this.movesPerRound())) {
-        const r = await this.parts.transfer(t.shard, t.to).catch((e: unknown) => {
-          this.parts.failed?.(t.shard, t.to, e);
-          return 'failed' as const;
-        });
+        const r = await tryTransfer(this.parts, t.shard, t.to);
         if (r === 'started') started++;
         else if (r === 'failed') this.counters.transfersFailed++;
         else this.counters.transfersRefused++;
@@ -210,11 +208,7 @@ export async function handOffLeaders(parts: BalanceParts, waitMs: number): Promi
       // The first target that is caught up takes it; a lagging one would hold the shard's writes.
       for (const to of targets) {
         // A call that fails counts as refused: a stop must go on to close the node whatever happens.
-        const r = await parts.transfer(shard, to).catch((e: unknown) => {
-          parts.failed?.(shard, to, e);
-          return 'failed' as const;
-        });
-        if (r !== 'started') continue;
+        if ((await tryTransfer(parts, shard, to)) !== 'started') continue;
         leads.set(to, (leads.get(to) ?? 0) + 1);
         moving.push(shard);
         return;
@@ -226,4 +220,12 @@ export async function handOffLeaders(parts: BalanceParts, waitMs: number): Promi
   while (stillMine() > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   const left = mine.filter((s) => parts.leaderOf(s.shard) === parts.self).length;
   return { handed: mine.length - left, left };
+}
+
+/** `parts.transfer`, with a call that fails (rejects) told to `parts.failed` and answered `failed`. */
+function tryTransfer(parts: BalanceParts, shard: ShardId, to: NodeId): Promise<TransferAnswer | 'failed'> {
+  return parts.transfer(shard, to).catch((e: unknown) => {
+    parts.failed?.(shard, to, e);
+    return 'failed' as const;
+  });
 }

@@ -474,7 +474,8 @@ export class Router implements KvService {
     // The last real answer, for the Timeout message.
     let last: Outcome | undefined;
     // Nodes that answered ShardNotFound during this request: tried again only after a wait.
-    const passed = new Set<NodeId>();
+    // Made only when one does (most requests never need it).
+    let passed: Set<NodeId> | undefined;
     const self = this.opts.self;
     for (let waits = 0; ;) {
       const left = Math.floor(deadline - performance.now());
@@ -483,9 +484,9 @@ export class Router implements KvService {
         return fail('Timeout', `shard ${shard}: no answer within ${this.timeoutMs} ms${why}`);
       }
       const target =
-        preferLocal && !passed.has(self) && this.servesLocally(shard)
+        preferLocal && passed?.has(self) !== true && this.servesLocally(shard)
           ? self
-          : (this.leaderOf(shard, passed) ?? (this.hosts(shard) && !passed.has(self) ? self : undefined));
+          : (this.leaderOf(shard, passed) ?? (this.hosts(shard) && passed?.has(self) !== true ? self : undefined));
       const o = target === undefined ? fail('NotLeader', `shard ${shard} has no known leader`) : await attempt(target, left);
       if (!o.ok && o.code === 'ShardNotFound' && target !== undefined) {
         // The node does not host the shard (any more): a leader or hint from before a replica
@@ -493,7 +494,7 @@ export class Router implements KvService {
         // hint is forgotten; kept, it sent every request for the shard to that node until a local
         // event replaced it, which never comes on a node without a replica. Safe as after
         // NotLeader: the attempt keeps its session, so a write that did apply is not applied twice.
-        passed.add(target);
+        (passed ??= new Set()).add(target);
         if (this.hints.get(shard) === target) this.hints.delete(shard);
         this.counters.retries++;
         last = o;
@@ -502,12 +503,12 @@ export class Router implements KvService {
       if (o.ok || !retryable(o.code)) return target === undefined ? o : { ...o, node: target };
       if (target !== undefined || last === undefined) last = o;
       // A hint naming a node that said it does not host the shard is stale: no hint.
-      const hinted = o.code === 'NotLeader' && o.leaderHint !== 0 && !passed.has(o.leaderHint as NodeId);
+      const hinted = o.code === 'NotLeader' && o.leaderHint !== 0 && passed?.has(o.leaderHint as NodeId) !== true;
       if (hinted) this.hints.set(shard, o.leaderHint as NodeId);
       else {
         this.hints.delete(shard);
         // After the wait below every node may be asked again: replicas move and open.
-        passed.clear();
+        passed = undefined;
       }
       this.counters.retries++;
       // A hint names the leader: go there at once. Without one (an election under way, a leader

@@ -39,6 +39,9 @@ export type { Outcome } from './sessions.js';
 export type { HostCounters, HostLatency, RaftTotals } from './host-counters.js';
 export type { SnapshotWish, StagedSnapshot } from './snapshot-io.js';
 export type { Membership, MembershipAnswer, MembershipChange } from './membership.js';
+
+/** What a leadership transfer request answers (see ShardHost.transferLeader). */
+export type TransferAnswer = 'started' | 'not-leader' | 'invalid-target' | 'target-behind' | 'absent';
 export { encodeProposal } from './sessions.js';
 
 /** The answer to one client request. */
@@ -395,7 +398,7 @@ export class ShardHost {
    * transfer to it would hold proposals while it catches up, maybe by snapshot, and likely time
    * out), or the shard is not hosted here.
    */
-  transferLeader(id: ShardId, to: NodeId): 'started' | 'not-leader' | 'invalid-target' | 'target-behind' | 'absent' {
+  transferLeader(id: ShardId, to: NodeId): TransferAnswer {
     const s = this.shards.get(id);
     if (!s) return 'absent';
     this.catchUp();

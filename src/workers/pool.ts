@@ -21,7 +21,17 @@ import {
   encodePropose,
   encodeRead,
 } from '../wire/index.js';
-import type { Consistency, Membership, MembershipAnswer, MembershipChange, Outcome, ShardEvent, ShardSpec, StagedSnapshot } from '../shards/host.js';
+import type {
+  Consistency,
+  Membership,
+  MembershipAnswer,
+  MembershipChange,
+  Outcome,
+  ShardEvent,
+  ShardSpec,
+  StagedSnapshot,
+  TransferAnswer,
+} from '../shards/host.js';
 import { KvError, resolveKvLimits } from '../shards/kv/index.js';
 import type { KvLimits } from '../shards/kv/index.js';
 import { assert } from '../shards/raft/index.js';
@@ -40,7 +50,7 @@ import { ByteGate } from '../api/index.js';
 
 export { PoolError, PoolErrorCode } from './pool-options.js';
 export type { PoolOptions } from './pool-options.js';
-export type { Membership, MembershipAnswer, MembershipChange } from '../shards/host.js';
+export type { Membership, MembershipAnswer, MembershipChange, TransferAnswer } from '../shards/host.js';
 
 /** How long a restarted worker may take to open its shards before it is replaced again. */
 const OPEN_SHARDS_TIMEOUT_MS = 60_000;
@@ -613,7 +623,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
    * ShardHost.transferLeader). `absent` when the shard is not hosted here or its worker is not
    * running or exits during the call (an exit never leaves the call waiting).
    */
-  transferLeader(shard: ShardId, to: NodeId): Promise<'started' | 'not-leader' | 'invalid-target' | 'target-behind' | 'absent'> {
+  transferLeader(shard: ShardId, to: NodeId): Promise<TransferAnswer> {
     return this.ask(shard, 'absent' as const, async (api) => api.transferLeader(shard, to));
   }
 

@@ -25,6 +25,7 @@ import type {
   ShardSpec,
   SnapshotWish,
   StagedSnapshot,
+  TransferAnswer,
 } from '../shards/host.js';
 import type { SnapshotReader } from '../shards/snapshot-io.js';
 import { KvStateMachine } from '../shards/kv/index.js';
@@ -434,7 +435,7 @@ const api = {
     return host.wake(leader as NodeId | undefined, shards);
   },
   /** Hands shard `id`'s leadership from this replica to `to` (see ShardHost.transferLeader). */
-  transferLeader(id: ShardId, to: number): 'started' | 'not-leader' | 'invalid-target' | 'target-behind' | 'absent' {
+  transferLeader(id: ShardId, to: number): TransferAnswer {
     return host.transferLeader(id, to as NodeId);
   },
   /** Replays each shard's log and compares with its data (see verifyShard); for checks and tests. */
