@@ -548,6 +548,12 @@ export class HttpServer {
    */
   private async roomForBody(ex: Exchange, bytes: number): Promise<void> {
     const { res } = ex;
+    // Room at once (the usual case): hold it until the reply is done, with no AbortController
+    // (making one and aborting it on every close costs a DOMException per request).
+    if (this.bodies.tryAcquire(bytes)) {
+      res.once('close', () => this.bodies.release(bytes));
+      return;
+    }
     const gone = new AbortController();
     let held = 0;
     const onClose = (): void => {
