@@ -106,12 +106,16 @@ async function run(cfg: LoadConfig): Promise<LoadResult> {
   let readMismatches = 0;
   const readMismatchSamples: string[] = [];
   let ackedWrites = 0;
+  let ackedWritesMeasured = 0;
   const acked: [number, number][] = [];
   /** --mix cas: the version last seen per preloaded key (all start at 1), and the highest acknowledged. */
   const casKnown = new Map<number, number>();
   const casMax = new Map<number, number>();
   let ok = 0;
   let nonOk = 0;
+  const warmupS = cfg.warmupS ?? 0;
+  /** False during the warm-up: answers are checked and counted by status, not timed. */
+  let measuring = warmupS === 0;
   const expected = new Map<string, string>();
   const expectedValue = (key: string): string => {
     // Preloaded values are read over and over: keep the small ones as strings to compare with.
@@ -201,7 +205,10 @@ async function run(cfg: LoadConfig): Promise<LoadResult> {
         return;
       }
       ok++;
-      stats.latency.recordNs(t1 - ctx.t0);
+      if (measuring) {
+        stats.latency.recordNs(t1 - ctx.t0);
+        if (ctx.op === 'put') ackedWritesMeasured++;
+      }
       if (cfg.mix.cas === true) {
         ackedWrites++;
       } else if (ctx.op === 'put') {
@@ -232,7 +239,7 @@ async function run(cfg: LoadConfig): Promise<LoadResult> {
       connections,
       // Split like the connections: each instance its part of the rate (at least 1 request/s).
       ...(cfg.ratePerSec === undefined ? {} : { overallRate: Math.max(1, Math.round((cfg.ratePerSec * connections) / cfg.connections)) }),
-      duration: cfg.durationS,
+      duration: warmupS + cfg.durationS,
       timeout: cfg.timeoutS,
       requests: [{ setupRequest, onResponse }],
       setupClient: (client) => {
@@ -247,6 +254,15 @@ async function run(cfg: LoadConfig): Promise<LoadResult> {
 
   const share = (i: number): number => Math.floor(cfg.connections / cfg.urls.length) + (i < cfg.connections % cfg.urls.length ? 1 : 0);
   const t0 = performance.now();
+  let measuredFrom = t0;
+  const warmup =
+    warmupS === 0
+      ? undefined
+      : setTimeout(() => {
+          measuring = true;
+          measuredFrom = performance.now();
+          void send({ type: 'measuring' });
+        }, warmupS * 1000);
   let last = { t: t0, ok: 0, nonOk: 0 };
   const progress = setInterval(() => {
     const t = performance.now();
@@ -259,9 +275,11 @@ async function run(cfg: LoadConfig): Promise<LoadResult> {
     results = await Promise.all(cfg.urls.map((u, i) => instance(i, u, share(i))));
   } finally {
     clearInterval(progress);
+    clearTimeout(warmup);
     leaders?.stop();
   }
-  const elapsedS = (performance.now() - t0) / 1000;
+  if (!measuring) throw new Error(`the load ended before its ${warmupS} s warm-up did`);
+  const elapsedS = (performance.now() - measuredFrom) / 1000;
   const sum = (f: (r: autocannon.Result) => number): number => results.reduce((a, r) => a + f(r), 0);
   return {
     elapsedS,
@@ -270,6 +288,7 @@ async function run(cfg: LoadConfig): Promise<LoadResult> {
     readMismatches,
     readMismatchSamples,
     ackedWrites,
+    ackedWritesMeasured,
     acked,
     ackedSampled: ackedWrites > acked.length,
     autocannon: {

@@ -155,6 +155,12 @@ export interface LoadConfig {
    * connections are): a steady load. Default: none, each connection sends as soon as its answer came.
    */
   readonly ratePerSec?: number;
+  /**
+   * Seconds of load before the measured window (autocannon only): answers that complete in it count
+   * for the checks (acknowledged writes are read back, reads compared, non-2xx answers reported)
+   * but not for the rate or the latencies. Default 0.
+   */
+  readonly warmupS?: number;
 }
 
 export interface OpResult {
@@ -177,6 +183,8 @@ export interface LoadResult {
   readonly readMismatchSamples: readonly string[];
   /** Acknowledged writes (200 with a version), all of them. */
   readonly ackedWrites: number;
+  /** Of those, the ones acknowledged in the measured window (after the warm-up); absent: all of them. */
+  readonly ackedWritesMeasured?: number;
   /** [instance, seq] of acknowledged writes: all of them, or a uniform sample of ackedKeptMax. */
   readonly acked: readonly (readonly [number, number])[];
   readonly ackedSampled: boolean;
@@ -197,6 +205,8 @@ export interface LoadResult {
 
 export type WorkerMessage =
   | { readonly type: 'ready' }
+  /** The warm-up is over: the measured window starts now (sent only with warmupS > 0). */
+  | { readonly type: 'measuring' }
   | { readonly type: 'progress'; readonly elapsedS: number; readonly okPerSec: number; readonly nonOkPerSec: number }
   | { readonly type: 'result'; readonly result: LoadResult }
   | { readonly type: 'error'; readonly message: string };

@@ -15,6 +15,8 @@ export interface Config {
   readonly workers: number;
   readonly connections: number;
   readonly durationS: number;
+  /** Seconds of load before the measured --duration (0: none); see LoadConfig.warmupS. */
+  readonly warmupS: number;
   readonly valueSize: number;
   readonly keys: number;
   readonly mix: Mix;
@@ -45,6 +47,9 @@ const USAGE = `usage: npm run bench -- [flags]
                       core; with more nodes 1, since they share this machine's cores)
   --connections N     HTTP connections in total, split over the nodes (default 64)
   --duration S        seconds of load (default 15)
+  --warmup S          seconds of load before those, not measured (default 0): answers in it are
+                      checked (writes read back, non-2xx reported) but left out of the rate, the
+                      latencies, the CPU and the counters; with --against, on both systems
   --value-size B      bytes per value (default 256, at most ${VALUE_BYTES_MAX})
   --keys N            read key space; min(N, ${PRELOAD_KEYS_MAX}) keys are preloaded (default 100000)
   --mix M             put | get | cas | mixed:R/W (R % reads, W % writes; default put); cas: compare-and-set
@@ -96,6 +101,7 @@ const RANGES: Record<string, readonly [number, number]> = {
   'value-size': [1, VALUE_BYTES_MAX],
   keys: [1, 1_000_000_000],
   'idle-seconds': [0, 600],
+  warmup: [0, 600],
   rounds: [1, 20],
 };
 
@@ -108,7 +114,21 @@ const LOCAL_CLUSTER_FLAGS = ['nodes', 'shards', 'workers', 'idle-seconds'];
 /** Flags --against refuses: modes and extras of a run of iroh-raft alone. */
 const NOT_WITH_AGAINST = ['sweep', 'idle', 'profile', 'ceiling', 'idle-seconds', 'client'];
 /** Flags --idle refuses: there is no load, and the cluster is a fresh local one. */
-const NOT_WITH_IDLE = ['target', 'sweep', 'ceiling', 'idle-seconds', 'connections', 'value-size', 'keys', 'mix', 'consistency', 'profile', 'direct', 'client'];
+const NOT_WITH_IDLE = [
+  'target',
+  'sweep',
+  'ceiling',
+  'idle-seconds',
+  'warmup',
+  'connections',
+  'value-size',
+  'keys',
+  'mix',
+  'consistency',
+  'profile',
+  'direct',
+  'client',
+];
 
 type Values = Readonly<Record<string, string | boolean | undefined>>;
 
@@ -227,6 +247,7 @@ function parseConfig(f: Flags): Config {
     workers,
     connections,
     durationS: f.int('duration', 15),
+    warmupS: f.int('warmup', 0),
     valueSize: f.int('value-size', 256),
     keys: f.int('keys', 100_000),
     mix,
@@ -246,6 +267,7 @@ function parseConfig(f: Flags): Config {
   };
   if (cfg.client && cfg.direct) usageError('--client and --direct are two leader-aware loads: give one');
   if (cfg.client && cfg.ceiling) usageError('--client speaks to iroh-raft nodes only: it cannot drive --ceiling');
+  if (cfg.client && cfg.warmupS > 0) usageError('--warmup drives autocannon: it has no effect with --client');
   if (cfg.client && mix.cas === true) usageError('--client drives put, get and mixed mixes, not --mix cas');
   for (const n of cfg.nodeFlags) if (!/^--[a-z0-9_-]+(=[A-Za-z0-9._,:/-]*)?$/.test(n)) usageError(`--node-flags: '${n}' is not a --flag or --flag=value`);
   if (cfg.nodeFlags.length > 0 && target) usageError('--node-flags needs a local cluster: it has no effect with --target');

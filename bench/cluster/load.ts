@@ -64,6 +64,7 @@ function loadConfig(t: Target, cfg: Config, prefix: string, readKeys: number): L
     ackedKeptMax: ACKED_KEPT_MAX,
     ...(cfg.direct && t.api === 'iroh-raft' ? { direct: { shards: cfg.shards, tenant: 'default' } } : {}),
     ...(cfg.client && t.api === 'iroh-raft' ? { client: true } : {}),
+    ...(cfg.warmupS > 0 ? { warmupS: cfg.warmupS } : {}),
   };
 }
 
@@ -98,9 +99,16 @@ export async function drive(
     child.on('message', (m: WorkerMessage) => {
       switch (m.type) {
         case 'ready':
+          // With a warm-up the measured window starts at 'measuring' instead.
+          if (cfg.warmupS === 0) {
+            atStart();
+            cpu0 = cpuSeconds(pid);
+          }
+          child.send(loadConfig(t, cfg, prefix, readKeys));
+          break;
+        case 'measuring':
           atStart();
           cpu0 = cpuSeconds(pid);
-          child.send(loadConfig(t, cfg, prefix, readKeys));
           break;
         case 'progress':
           reportProgress(t, m, reported);

@@ -199,15 +199,20 @@ export async function measure(t: Target, cfg: Config, prefix: string): Promise<S
   const rss = new RssPoller(t.procs.map((p) => p.pid));
   let start: CpuSample = { cpu: [], threads: [], machine: undefined };
   // Scraped before the load generator starts: /metrics is not free, and not part of the load.
-  const metrics0 = await scrapeAll(t, unscraped);
+  // With a warm-up, when the measured window starts (once, while the load runs).
+  let metrics0 = cfg.warmupS === 0 ? await scrapeAll(t, unscraped) : undefined;
+  let metrics0AfterWarmup: ReturnType<typeof scrapeAll> | undefined;
   const speedBefore = cpuSpeedKops();
-  progress(`[${t.system}] load: ${cfg.connections} connections, ${cfg.durationS} s, ${cfg.mix.label}, ${cfg.valueSize} B values`);
+  const warmup = cfg.warmupS > 0 ? ` after ${cfg.warmupS} s of warm-up` : '';
+  progress(`[${t.system}] load: ${cfg.connections} connections, ${cfg.durationS} s${warmup}, ${cfg.mix.label}, ${cfg.valueSize} B values`);
   let fromUs = 0;
   const run = await drive(t, cfg, prefix, pre.keys, rss, () => {
     fromUs = monotonicUs();
     start = sampleCpu(t);
     rss.start();
+    if (cfg.warmupS > 0) metrics0AfterWarmup = scrapeAll(t, unscraped);
   });
+  if (metrics0AfterWarmup !== undefined) metrics0 = await metrics0AfterWarmup;
   const loadWindowUs = { fromUs, toUs: monotonicUs() };
   const end = sampleCpu(t);
   rss.stop();
@@ -316,7 +321,7 @@ function countsOf(r: LoadResult, ok: number): SystemResult['counts'] {
 /** What only nodes tell (/metrics, /v1/status): Iroh traffic, leadership and the COUNTERS, over the load. */
 function nodeFigures(t: Target, m: Readings, requests: number): Pick<SystemResult, 'iroh' | 'leadersPerNode' | 'counters'> {
   const bytesSent = m.deltas.sum('iroh_raft_transport_sent_bytes_total');
-  const acked = m.run.result.ackedWrites;
+  const acked = m.run.result.ackedWritesMeasured ?? m.run.result.ackedWrites;
   return {
     iroh: {
       bytesSent,

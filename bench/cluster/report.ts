@@ -169,7 +169,7 @@ function outcomeLines(cfg: Config, r: SystemResult): string[] {
         .join(', ')}`,
     );
   lines.push(
-    `preload: ${r.preload.keys} keys in ${r.preload.seconds.toFixed(1)} s; load wall time ${r.elapsedS.toFixed(2)} s; autocannon counted ${fmtInt(r.autocannon.requests)} responses, ${r.autocannon.errors} errors, ${r.autocannon.timeouts} timeouts, ${r.autocannon.non2xx} non-2xx`,
+    `preload: ${r.preload.keys} keys in ${r.preload.seconds.toFixed(1)} s; load wall time ${r.elapsedS.toFixed(2)} s; autocannon counted ${fmtInt(r.autocannon.requests)} responses${cfg.warmupS > 0 ? ' (warm-up included)' : ''}, ${r.autocannon.errors} errors, ${r.autocannon.timeouts} timeouts, ${r.autocannon.non2xx} non-2xx`,
   );
   return lines;
 }
@@ -179,7 +179,7 @@ export function report(cfg: Config, results: SystemResult[], extra: Record<strin
   const out: string[] = [];
   const where = cfg.target ? `target ${cfg.target.join(',')}` : `${cfg.nodes} node(s), ${cfg.shards} shards, ${cfg.workers} worker(s) per node`;
   out.push(
-    `\n${where}; ${cfg.connections} connections, ${cfg.durationS} s, mix ${cfg.mix.label}, ${cfg.valueSize} B values${cfg.mix.readPercent > 0 ? `, reads ${cfg.consistency} over ${Math.min(cfg.keys, PRELOAD_KEYS_MAX)} keys` : ''}`,
+    `\n${where}; ${cfg.connections} connections, ${cfg.durationS} s${cfg.warmupS > 0 ? ` (after ${cfg.warmupS} s of warm-up: its answers are read back and its non-2xx counted, not its rate, latencies, CPU or counters)` : ''}, mix ${cfg.mix.label}, ${cfg.valueSize} B values${cfg.mix.readPercent > 0 ? `, reads ${cfg.consistency} over ${Math.min(cfg.keys, PRELOAD_KEYS_MAX)} keys` : ''}`,
   );
   if (results.length === 0) return [...out, ...problemLines(problems)].join('\n');
   out.push(latencyTable(results, cfg.valueSize), ...processLines(results));

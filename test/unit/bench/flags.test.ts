@@ -43,6 +43,10 @@ const cases: [string[], RegExp][] = [
   [['--client', '--ceiling'], /--client speaks to iroh-raft nodes only/],
   [['--client', '--mix', 'cas'], /--client drives put, get and mixed mixes/],
   [['--idle', '--client'], /--client has no effect with --idle/],
+  [['--client', '--warmup', '5'], /--warmup drives autocannon: it has no effect with --client/],
+  [['--idle', '--warmup', '5'], /--warmup has no effect with --idle/],
+  [['--warmup', '601'], /--warmup must be between 0 and 600/],
+  [['--warmup', 'soon'], /--warmup must be a whole number/],
 ];
 
 describe('bench flags', () => {
