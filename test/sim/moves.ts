@@ -36,6 +36,8 @@ export interface MovesHost {
   leader(group: number): { readonly node: number; status(): Status; readonly live: MemoryStorage } | undefined;
   /** Node `id`'s process runs and hears `from` and is heard by it. */
   reachable(from: number, id: number): boolean;
+  /** The membership replica (`id`, `group`) has applied, as it sees it; undefined while its node is down or it hosts none. */
+  confOf(id: number, group: number): ConfState | undefined;
   /** The log a replica holds: live while its node runs, durable while it is down; undefined if none. */
   logOf(id: number, group: number): MemoryStorage | undefined;
   /** Term of the entry committed at `index` in `group`, if known. */
@@ -142,6 +144,14 @@ export class Moves {
       for (const pr of this.proposals.values()) if (pr.group === g && pr.index > st.applied) return false;
       const voters = st.confState.voters;
       if (voters.includes(nodeId(id)) && voters.length < 3) return false;
+      // Every other voter has applied that membership too: one that has not learned yet that the
+      // last change committed campaigns (or stays a learner) under the one before, and with this
+      // member gone it may never hear of it (the leader applied the change, the others did not).
+      for (const v of voters) {
+        if (v === nodeId(id)) continue;
+        const cs = this.host.confOf(v, g);
+        if (cs === undefined || !sameSet(cs.voters, voters) || cs.learners.length > 0) return false;
+      }
     }
     return true;
   }

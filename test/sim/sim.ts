@@ -1168,6 +1168,10 @@ export class Sim {
         const n = this.nodeAt(id);
         return n !== undefined && n.up && this.net.canDeliver(from, id) && this.net.canDeliver(id, from);
       },
+      confOf: (id, g) => {
+        const n = this.nodeAt(id);
+        return n?.up === true ? n.replicas.get(g)?.rn.confState() : undefined;
+      },
       logOf: (id, g) => {
         const n = this.nodeAt(id);
         if (n === undefined) return undefined;

@@ -153,7 +153,7 @@ export class Raft {
   /** Linearizable reads and the leader's lease (read.ts). */
   private readonly read = new ReadPath(this, {
     now: () => this.now,
-    bcastHeartbeat: () => this.bcastHeartbeat(),
+    heartbeatQuorum: () => this.heartbeatQuorum(),
   });
 
   /** Quiescence of an idle group (quiesce.ts). */
@@ -1119,6 +1119,32 @@ export class Raft {
         context: seq,
       };
       this.msgs.push(quiesce ? { ...m, quiesce: true } : m);
+    }
+    return seq;
+  }
+
+  /**
+   * A read round's heartbeat: sent only to as many other voters as a quorum needs, those that
+   * answered the most recent heartbeat, since a round waits for a quorum's answers and no more
+   * (with three voters, one heartbeat and one answer per round instead of two of each). The
+   * sequence and its send tick are recorded as for any heartbeat, so the answers also date the
+   * lease. A chosen voter that does not answer holds the round until the next heartbeat sent to
+   * every member (the next tick's; a round's reads keep the leader awake), whose answers complete
+   * it too, and the voter that answered it is chosen from then on.
+   */
+  private heartbeatQuorum(): number {
+    const seq = this.read.queue.nextHeartbeat(this.now, this.cfg.electionTimeoutTicks);
+    const need = majority(this.voters.size) - (this.voters.has(this.id) ? 1 : 0);
+    const acked = (id: NodeId): number => this.prs.get(id)?.ackedHeartbeat ?? 0;
+    const others = [...this.voters].filter((id) => id !== this.id).sort((a, b) => acked(b) - acked(a) || a - b);
+    for (const id of others.slice(0, need)) {
+      const pr = this.prs.get(id);
+      if (!pr) continue;
+      this.msgs.push({
+        ...emptyMessage(MessageType.Heartbeat, this.id, id, this.term),
+        commit: Math.min(pr.match, this.log.committed) as LogIndex,
+        context: seq,
+      });
     }
     return seq;
   }

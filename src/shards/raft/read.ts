@@ -32,8 +32,8 @@ export interface ReadCore extends CoreView {
 export interface ReadHooks {
   /** Ticks since the node started. */
   now(): number;
-  /** Sends a heartbeat to every other member; returns its sequence number. */
-  bcastHeartbeat(): number;
+  /** Sends a heartbeat to enough other voters for a quorum (see Raft.heartbeatQuorum); returns its sequence number. */
+  heartbeatQuorum(): number;
 }
 
 /**
@@ -143,7 +143,7 @@ export class ReadPath {
     if (c.role !== 'leader' || this.queue.pendingCount() === 0 || this.queue.roundsInFlight() > 0) return;
     // The commit index is only trustworthy as a read index once this term committed an entry.
     if (!this.committedInTerm()) return;
-    const seq = c.voters.size === 1 ? ++this.queue.heartbeatSeq : this.hooks.bcastHeartbeat();
+    const seq = c.voters.size === 1 ? ++this.queue.heartbeatSeq : this.hooks.heartbeatQuorum();
     const started = this.queue.startRound(seq, c.log.committed);
     assert(started && this.queue.roundsInFlight() === 1 && this.queue.pendingCount() === 0, 'read rounds: one at a time, carrying every pending read');
     c.counters.readRounds++;

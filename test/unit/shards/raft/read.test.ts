@@ -30,7 +30,8 @@ describe('ReadIndex (§6.4 of the Raft thesis)', () => {
     const mark = c.sent.length;
     c.node(1).rn.readIndex(7);
     c.deliver();
-    expect(heartbeatsFrom(c, 1, mark)).toBe(2);
+    // A quorum of three is the leader and one follower: the round asks one.
+    expect(heartbeatsFrom(c, 1, mark)).toBe(1);
     expect(c.node(1).readStates).toEqual([]);
     silent.release();
     expect(c.node(1).readStates).toEqual([{ index: commit, context: 7 }]);
@@ -44,12 +45,55 @@ describe('ReadIndex (§6.4 of the Raft thesis)', () => {
     c.deliver();
     for (let i = 2; i <= 20; i++) c.node(1).rn.readIndex(i);
     c.deliver();
-    expect(heartbeatsFrom(c, 1, mark)).toBe(2);
+    expect(heartbeatsFrom(c, 1, mark)).toBe(1);
     silent.release();
-    // Round one released read 1; round two (one heartbeat per follower) released the other 19.
-    expect(heartbeatsFrom(c, 1, mark)).toBe(4);
+    // Round one released read 1; round two (one heartbeat, to one follower) released the other 19.
+    expect(heartbeatsFrom(c, 1, mark)).toBe(2);
     expect(c.node(1).readStates.map((r) => r.context)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
     expect(c.node(1).rn.status().counters.readRounds).toBe(2);
+  });
+
+  test('a round asks only the followers a quorum needs, those that answered last; a silent one holds the round until the next heartbeat to all', () => {
+    const c = safeCluster();
+    const roundTargets = (since: number): number[] =>
+      c.sent
+        .slice(since)
+        .filter((m) => m.type === MessageType.Heartbeat && m.from === 1)
+        .map((m) => m.to);
+    // Both followers answered everything so far: the lower id is asked.
+    let mark = c.sent.length;
+    c.node(1).rn.readIndex(1);
+    c.deliver();
+    expect(roundTargets(mark)).toEqual([2]);
+    expect(c.node(1).readStates.map((r) => r.context)).toEqual([1]);
+    // Node 2 stops answering: the next round waits for it...
+    c.isolate(2);
+    mark = c.sent.length;
+    c.node(1).rn.readIndex(2);
+    c.deliver();
+    expect(roundTargets(mark)).toEqual([2]);
+    expect(c.node(1).readStates.map((r) => r.context)).toEqual([1]);
+    // ... until the tick's heartbeat goes to every member and node 3's answer completes the round.
+    c.tick(1);
+    c.deliver();
+    expect(c.node(1).readStates.map((r) => r.context)).toEqual([1, 2]);
+    // Node 3 answered the latest heartbeat: from now on the rounds ask it.
+    mark = c.sent.length;
+    c.node(1).rn.readIndex(3);
+    c.deliver();
+    expect(roundTargets(mark)).toEqual([3]);
+    expect(c.node(1).readStates.map((r) => r.context)).toEqual([1, 2, 3]);
+  });
+
+  test('with five voters a round asks two followers', () => {
+    const c = new Cluster([1, 2, 3, 4, 5], { checkQuorum: false });
+    c.elect(1);
+    c.propose(1, 'x');
+    const mark = c.sent.length;
+    c.node(1).rn.readIndex(9);
+    c.deliver();
+    expect(heartbeatsFrom(c, 1, mark)).toBe(2);
+    expect(c.node(1).readStates.map((r) => r.context)).toEqual([9]);
   });
 
   test('a read on a follower is forwarded to the leader and answered with the leader read index', () => {
