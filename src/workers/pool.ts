@@ -226,7 +226,10 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
       const code = notice.code === 'WorkerCountMismatch' ? 'WorkerCountMismatch' : 'WorkerStartFailed';
       throw new PoolError(code, notice.message);
     }
-    return { worker, api: Comlink.wrap<WorkerApi>(nodeEndpoint(worker)), inRing: new Ring(inBuf), outRing: new Ring(outBuf) };
+    const inRing = new Ring(inBuf);
+    // Many requests arrive in one pass of the event loop (one poll phase): one wakeup for all.
+    inRing.wakeOncePerPass = true;
+    return { worker, api: Comlink.wrap<WorkerApi>(nodeEndpoint(worker)), inRing, outRing: new Ring(outBuf) };
   }
 
   private async startSlot(w: number): Promise<void> {

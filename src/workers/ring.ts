@@ -99,6 +99,13 @@ export class Ring {
   private readonly mask: number;
   /** Bytes in use at or below which a read wakes waiting producers (SPACE_LOW_WATER_FRACTION). */
   private readonly spaceLowWaterBytes: number;
+  /**
+   * Producer on a thread whose event loop keeps running (the main thread): a sleeping consumer is
+   * woken once per pass of the event loop (setImmediate), after every record written in that
+   * pass, instead of once per record. See {@link wakeConsumer}.
+   */
+  wakeOncePerPass = false;
+  private wakeScheduled = false;
 
   /** Allocates the shared memory for a ring of `capacityBytes` (a power of two, >= 64). */
   static allocate(capacityBytes: number): SharedArrayBuffer {
@@ -168,12 +175,27 @@ export class Ring {
     // The head only grows, so the one seen above bounds the bytes held from above.
     if ((published - head) >>> 0 > this.capacityBytes) assert(false, `ring: tail ${published} beyond head ${head} + capacity ${this.capacityBytes}`);
     // After the tail store, never before it: see the race argument at the top of the file.
+    if (this.wakeOncePerPass) {
+      if (!this.wakeScheduled) {
+        this.wakeScheduled = true;
+        setImmediate(this.wakeConsumer);
+      }
+    } else this.wakeConsumer();
+    return true;
+  }
+
+  /**
+   * The producer's check for a sleeping consumer (p2-p4 of the race argument). Deferred to the
+   * end of the event loop's pass with wakeOncePerPass: it still comes after every tail store it
+   * covers, which is all the argument asks; a consumer woken later only waits longer.
+   */
+  private readonly wakeConsumer = (): void => {
+    this.wakeScheduled = false;
     if (Atomics.load(this.ctl, DATA_WAITERS) !== 0) {
       Atomics.add(this.ctl, DATA_SEQ, 1);
       Atomics.notify(this.ctl, DATA_SEQ);
     }
-    return true;
-  }
+  };
 
   /**
    * Writes one record, waiting (without blocking the event loop) while the ring is full, for at

@@ -250,6 +250,53 @@ describe('ring wakeups: a sleeping side wakes for every record and for room, non
     }
   });
 
+  test('wakeOncePerPass: records written in one pass of the event loop wake a sleeping consumer once, after the pass', async () => {
+    const ring = new Ring(Ring.allocate(1024));
+    ring.wakeOncePerPass = true;
+    const dataSeq = (): number => Atomics.load(new Int32Array(ring.buffer, 0, 16), 2);
+    const woke = ring.waitForData(5000);
+    const seq0 = dataSeq();
+    const t0 = performance.now();
+    for (let i = 0; i < 10; i++) expect(ring.tryWrite(1, i, recordBytes(i, 8))).toBe(true);
+    // Nothing notified inside the pass...
+    expect(dataSeq()).toBe(seq0);
+    await woke;
+    // ... one wakeup after it, long before the wait's timeout, for all ten records.
+    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(dataSeq()).toBe(seq0 + 1);
+    expect(ring.waiters()).toEqual({ data: 0, space: 0 });
+    let n = 0;
+    while (ring.read()) n++;
+    expect(n).toBe(10);
+  });
+
+  test('wakeOncePerPass: a consumer thread sleeping in waitForDataSync between single records from an async producer takes all 2,000 before the deadline', async () => {
+    const ring = new Ring(Ring.allocate(1024));
+    ring.wakeOncePerPass = true;
+    const sync = new SharedArrayBuffer(16);
+    const syncWords = new Int32Array(sync);
+    const p = await startPeer('sleeping-consumer', ring.buffer, sync, 0x5eed9);
+    try {
+      const done = p.go();
+      const t0 = performance.now();
+      for (let i = 0; i < WAKEUP_RECORDS; i++) {
+        expect(ring.tryWrite(i & 0xffff, i, recordBytes(i, i % 50))).toBe(true);
+        // The event loop must turn for the deferred wakeup: wait asynchronously for the take.
+        while (Atomics.load(syncWords, CONSUMED) <= i) {
+          expect(performance.now() - t0).toBeLessThan(DEADLINE_MS);
+          const w = Atomics.waitAsync(syncWords, CONSUMED, i, 10);
+          if (w.async) await w.value;
+        }
+      }
+      const r = await done;
+      expect(Atomics.load(syncWords, CONSUMED)).toBe(WAKEUP_RECORDS);
+      expect(r.longestWaitMs).toBeLessThan(LONG_WAIT_MS / 3);
+      expect(r.waiters).toEqual({ data: 0, space: 0 });
+    } finally {
+      await p.worker.terminate();
+    }
+  });
+
   test('an async consumer (waitForData) between single records from a producer thread takes all 2,000 before the deadline', async () => {
     const ring = new StretchedRing(Ring.allocate(1024), prng(0x5eed7));
     const sync = new SharedArrayBuffer(16);
