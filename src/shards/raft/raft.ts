@@ -1130,13 +1130,15 @@ export class Raft {
    * sequence and its send tick are recorded as for any heartbeat, so the answers also date the
    * lease. A chosen voter that does not answer holds the round until the next heartbeat sent to
    * every member (the next tick's; a round's reads keep the leader awake), whose answers complete
-   * it too, and the voter that answered it is chosen from then on.
+   * it too, and the voter that answered it is chosen from then on. A transfer's target comes last:
+   * once told to campaign it would not answer.
    */
   private heartbeatQuorum(): number {
     const seq = this.read.queue.nextHeartbeat(this.now, this.cfg.electionTimeoutTicks);
     const need = majority(this.voters.size) - (this.voters.has(this.id) ? 1 : 0);
     const acked = (id: NodeId): number => this.prs.get(id)?.ackedHeartbeat ?? 0;
-    const others = [...this.voters].filter((id) => id !== this.id).sort((a, b) => acked(b) - acked(a) || a - b);
+    const last = (id: NodeId): number => (id === this.leadTransferee ? 1 : 0);
+    const others = [...this.voters].filter((id) => id !== this.id).sort((a, b) => last(a) - last(b) || acked(b) - acked(a) || a - b);
     for (const id of others.slice(0, need)) {
       const pr = this.prs.get(id);
       if (!pr) continue;

@@ -143,7 +143,8 @@ export class ReadPath {
     if (c.role !== 'leader' || this.queue.pendingCount() === 0 || this.queue.roundsInFlight() > 0) return;
     // The commit index is only trustworthy as a read index once this term committed an entry.
     if (!this.committedInTerm()) return;
-    const seq = c.voters.size === 1 ? ++this.queue.heartbeatSeq : this.hooks.heartbeatQuorum();
+    // A leader that is the only voter is its own quorum; one that is not a voter asks the voters.
+    const seq = c.voters.size === 1 && c.voters.has(c.id) ? ++this.queue.heartbeatSeq : this.hooks.heartbeatQuorum();
     const started = this.queue.startRound(seq, c.log.committed);
     assert(started && this.queue.roundsInFlight() === 1 && this.queue.pendingCount() === 0, 'read rounds: one at a time, carrying every pending read');
     c.counters.readRounds++;

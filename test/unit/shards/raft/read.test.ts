@@ -85,6 +85,23 @@ describe('ReadIndex (§6.4 of the Raft thesis)', () => {
     expect(c.node(1).readStates.map((r) => r.context)).toEqual([1, 2, 3]);
   });
 
+  test("a round during a leadership transfer asks another follower than the transfer's target", () => {
+    const c = safeCluster();
+    c.hold((m) => m.type === MessageType.TimeoutNow);
+    c.node(1).rn.transferLeader(2);
+    c.deliver();
+    const mark = c.sent.length;
+    c.node(1).rn.readIndex(4);
+    c.deliver();
+    expect(
+      c.sent
+        .slice(mark)
+        .filter((m) => m.type === MessageType.Heartbeat && m.from === 1)
+        .map((m) => m.to),
+    ).toEqual([3]);
+    expect(c.node(1).readStates.map((r) => r.context)).toEqual([4]);
+  });
+
   test('with five voters a round asks two followers', () => {
     const c = new Cluster([1, 2, 3, 4, 5], { checkQuorum: false });
     c.elect(1);
