@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { RaftErrorCode } from '../../../../src/shards/raft/errors.js';
-import { MessageType } from '../../../../src/shards/raft/types.js';
+import { MessageType, nodeId } from '../../../../src/shards/raft/types.js';
 import { Cluster } from './harness.js';
 import { msg, persist, solo } from './fixtures.js';
 
@@ -88,7 +88,7 @@ describe('ReadIndex (§6.4 of the Raft thesis)', () => {
   test("a round during a leadership transfer asks another follower than the transfer's target", () => {
     const c = safeCluster();
     c.hold((m) => m.type === MessageType.TimeoutNow);
-    c.node(1).rn.transferLeader(2);
+    c.node(1).rn.transferLeader(nodeId(2));
     c.deliver();
     const mark = c.sent.length;
     c.node(1).rn.readIndex(4);
