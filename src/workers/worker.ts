@@ -251,6 +251,13 @@ function waitForSpace(ms: number): Promise<void> {
   return spaceWait;
 }
 
+/** Steps up to DRAIN_BUDGET records from the in-ring; returns how many. */
+function drain(): number {
+  let n = 0;
+  while (n < DRAIN_BUDGET && inRing.readView(dispatch)) n++;
+  return n;
+}
+
 async function loop(): Promise<void> {
   while (!stopping) {
     outbox.flush();
@@ -258,16 +265,14 @@ async function loop(): Promise<void> {
     // its clocks up by itself right before each lease decision and each raft message, since this
     // pass may stall before it gets to them.
     host.catchUp(true);
-    let n = 0;
-    while (n < DRAIN_BUDGET && inRing.readView(dispatch)) n++;
+    let n = drain();
     let turned = 0;
     for (let i = 0; i < 4 && host.hasReady(); i++) {
       turned += host.turn();
       // What arrived during the turn's commit joins the next one: a turn that applies what the
       // last one made durable also appends the proposals and steps the acknowledgments that came
       // meanwhile, so a write costs one commit here, not one to append and one to apply.
-      const more = n + DRAIN_BUDGET;
-      while (n < more && inRing.readView(dispatch)) n++;
+      n += drain();
     }
     outbox.flush();
     if (n > 0 || turned > 0) {

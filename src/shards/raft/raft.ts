@@ -1111,16 +1111,18 @@ export class Raft {
   private bcastHeartbeat(quiesce = false): number {
     // Send ticks older than an election timeout are useless for the lease, so they are dropped.
     const seq = this.read.queue.nextHeartbeat(this.now, this.cfg.electionTimeoutTicks);
-    for (const [id, pr] of this.prs) {
-      if (id === this.id) continue;
-      const m: Message = {
-        ...emptyMessage(MessageType.Heartbeat, this.id, id, this.term),
-        commit: Math.min(pr.match, this.log.committed) as LogIndex,
-        context: seq,
-      };
-      this.msgs.push(quiesce ? { ...m, quiesce: true } : m);
-    }
+    for (const [id, pr] of this.prs) if (id !== this.id) this.sendHeartbeat(id, pr, seq, quiesce);
     return seq;
+  }
+
+  /** A heartbeat of sequence `seq` to `to`, with the commit index it may know (at most its match). */
+  private sendHeartbeat(to: NodeId, pr: Progress, seq: number, quiesce = false): void {
+    const m: Message = {
+      ...emptyMessage(MessageType.Heartbeat, this.id, to, this.term),
+      commit: Math.min(pr.match, this.log.committed) as LogIndex,
+      context: seq,
+    };
+    this.msgs.push(quiesce ? { ...m, quiesce: true } : m);
   }
 
   /**
@@ -1141,12 +1143,7 @@ export class Raft {
     const others = [...this.voters].filter((id) => id !== this.id).sort((a, b) => last(a) - last(b) || acked(b) - acked(a) || a - b);
     for (const id of others.slice(0, need)) {
       const pr = this.prs.get(id);
-      if (!pr) continue;
-      this.msgs.push({
-        ...emptyMessage(MessageType.Heartbeat, this.id, id, this.term),
-        commit: Math.min(pr.match, this.log.committed) as LogIndex,
-        context: seq,
-      });
+      if (pr) this.sendHeartbeat(id, pr, seq);
     }
     return seq;
   }
