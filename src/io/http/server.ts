@@ -152,6 +152,8 @@ interface Exchange {
   bodyError?: HttpError;
   /** Fails the body read under way, if any (set by readBody while it waits for data). */
   failBodyRead?: ((e: HttpError) => void) | undefined;
+  /** The response closed (answered, or the connection went away); set by onRequest's close listener. */
+  closed: boolean;
 }
 
 /** The running HTTP API. Start it with {@link HttpServer.start}; end it with close() or destroy(). */
@@ -357,9 +359,10 @@ export class HttpServer {
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
     const arrivedMs = performance.now();
     this.inflightCount++;
-    const ex: Exchange = { req, res, bodyRead: false, closeAfter: false, route: 'unrouted', kv: false };
+    const ex: Exchange = { req, res, bodyRead: false, closeAfter: false, route: 'unrouted', kv: false, closed: false };
     this.answering.set(req.socket, ex);
     res.once('close', () => {
+      ex.closed = true;
       if (res.writableFinished) this.onAnswered(ex.route, res.statusCode, (performance.now() - arrivedMs) / 1000);
       this.inflightCount--;
       if (ex.kv) {
@@ -379,7 +382,7 @@ export class HttpServer {
 
   /** A request whose `expect` is not `100-continue`: 417 ExpectationFailed, its body unread, the connection closed. */
   private refuseExpectation(req: IncomingMessage, res: ServerResponse): void {
-    const ex: Exchange = { req, res, bodyRead: false, closeAfter: true, route: 'unrouted', kv: false };
+    const ex: Exchange = { req, res, bodyRead: false, closeAfter: true, route: 'unrouted', kv: false, closed: false };
     // As onRequest does: a parse error in the unread body must not be answered a second time.
     this.answering.set(req.socket, ex);
     this.send(
@@ -548,6 +551,9 @@ export class HttpServer {
    */
   private async roomForBody(ex: Exchange, bytes: number): Promise<void> {
     const { res } = ex;
+    // Gone before its body was asked for (e.g. while auth looked up its token): its 'close' has
+    // fired already, so room taken now would never be given back.
+    if (ex.closed) throw new HttpError(HttpErrorCode.BadRequest, 'the connection closed before the request body was read');
     // Room at once (the usual case): hold it until the reply is done, with no AbortController
     // (making one and aborting it on every close costs a DOMException per request).
     if (this.bodies.tryAcquire(bytes)) {

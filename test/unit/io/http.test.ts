@@ -9,6 +9,7 @@ import { connect } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { HttpServer, statusByCode, statusRuleOf } from '../../../src/io/http/index.js';
 import type { HttpLogger, HttpServerOptions } from '../../../src/io/http/index.js';
+import type { TenantService } from '../../../src/api/index.js';
 import { MemoryKv } from '../../support/memory-kv.js';
 
 interface LogLine {
@@ -841,6 +842,49 @@ describe('HttpServer body budget (bodiesBytesMax)', () => {
       release();
       await until(() => server.bodyRoom.heldBytes === 0 && server.bodyRoom.waiting === 0);
       expect((await fetch(`${server.url}/v1/kv/c`, { method: 'PUT', body: 'c' })).status).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('a request whose connection is gone before its body is asked for (auth still checking its token) leaves no bytes held', async () => {
+    // The token check holds until Node has timed the half-sent request out and closed it; the
+    // request then goes on to read its body.
+    let admit: () => void = () => undefined;
+    const checked = new Promise<void>((resolve) => {
+      admit = resolve;
+    });
+    let asked = 0;
+    const tenants: TenantService = {
+      authenticate: async () => {
+        asked++;
+        await checked;
+        return { ok: true, value: { kind: 'tenant', tenant: 'acme', quota: {} } };
+      },
+      create: () => Promise.reject(new Error('not used')),
+      list: () => Promise.resolve({ ok: true, value: [] }),
+      delete: () => Promise.reject(new Error('not used')),
+      rotate: () => Promise.reject(new Error('not used')),
+      setQuota: () => Promise.reject(new Error('not used')),
+    };
+    const { server, kv, port } = await startServer({ bodiesBytesMax: 5, bodyWaitMs: 5_000, requestTimeoutMs: 300, auth: { tenants } });
+    try {
+      const cut = await rawExchange(port, [`PUT /v1/kv/a HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer acme.s3cret\r\ncontent-length: 5\r\n\r\nhe`], {
+        waitMs: 5_000,
+      });
+      expect(cut.responses().map((x) => x.status)).toEqual([408]);
+      expect(asked).toBe(1);
+      // The response's close has been seen (it ends the request's count), and only then does auth answer.
+      await until(() => server.inflight === 0);
+      admit();
+      await sleep(50);
+      // All 5 bytes of room are free again: the next body of 5 bytes is read and stored.
+      expect(server.bodyRoom).toEqual({ heldBytes: 0, waiting: 0 });
+      const r = await rawExchange(port, [
+        `PUT /v1/kv/b HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer acme.s3cret\r\ncontent-length: 5\r\nconnection: close\r\n\r\nworld`,
+      ]);
+      expect(r.responses().map((x) => x.status)).toEqual([200]);
+      expect(kv.calls.map((c) => Buffer.from((c.req as { key: Uint8Array }).key).toString())).toEqual(['b']);
     } finally {
       await server.close();
     }
