@@ -91,6 +91,13 @@ async function start(argv: readonly string[]): Promise<number> {
   } catch (e) {
     return usageError(e);
   }
+  // This process is the node's own: its helper threads may stop taking the event loop's core.
+  if (cfg.helperThreads === 'batch') {
+    const { batchHelperThreads } = await import('./thread-policy.js');
+    const outcome = batchHelperThreads();
+    if (outcome.applied) log.info({ threads: outcome.threads }, 'helper threads scheduled SCHED_BATCH (--helper-threads batch)');
+    else log.warn({ why: outcome.why }, 'helper threads keep the default scheduling');
+  }
   const stopped = new Promise<number>((done) => {
     const stop = (signal: string): void => {
       log.info({ signal }, 'shutting down');

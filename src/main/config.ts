@@ -8,6 +8,8 @@ import { availableParallelism } from 'node:os';
 import { CodedError } from '../errors.js';
 import { LOG_FORMATS, defaultLogFormat } from './log.js';
 import type { LogFormat } from './log.js';
+import { HELPER_THREADS } from './thread-policy.js';
+import type { HelperThreads } from './thread-policy.js';
 
 export class ConfigError extends CodedError<'InvalidFlag' | 'InvalidConfig' | 'UnknownFlag' | 'ConfigFileUnreadable'> {
   override readonly name = 'ConfigError';
@@ -107,6 +109,12 @@ export interface NodeConfig {
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** JSON lines, or readable lines for a terminal (see log.ts). Default: pretty when stdout is a terminal, else json. */
   readonly logFormat: LogFormat;
+  /**
+   * Linux: `batch` (the default) schedules every thread of the node but its event loop under
+   * SCHED_BATCH, so a worker or an Iroh thread it wakes does not take its core (thread-policy.ts);
+   * `normal` leaves the kernel's default. Applied by `iroh-raft start` only.
+   */
+  readonly helperThreads: HelperThreads;
 }
 
 /** One setting: its flag, environment variable, parser and a line of help. */
@@ -395,6 +403,17 @@ export const SETTINGS: readonly Setting[] = [
     },
   },
   {
+    key: 'helperThreads',
+    flag: '--helper-threads',
+    env: 'IROH_RAFT_HELPER_THREADS',
+    help: "Linux: batch schedules the node's threads other than its event loop (shard workers, Iroh's, V8's) so that waking one does not take the event loop's core; normal keeps the kernel's default (default batch)",
+    parse: (raw, where) => {
+      if (typeof raw !== 'string' || !(HELPER_THREADS as readonly string[]).includes(raw))
+        throw new ConfigError('InvalidConfig', `${where}: expected one of ${HELPER_THREADS.join(', ')}, got ${JSON.stringify(raw)}`);
+      return raw;
+    },
+  },
+  {
     key: 'logFormat',
     flag: '--log-format',
     env: 'IROH_RAFT_LOG_FORMAT',
@@ -447,6 +466,7 @@ export function defaults(): NodeConfig {
     shutdownTimeoutMs: 10_000,
     logLevel: 'info',
     logFormat: defaultLogFormat(),
+    helperThreads: 'batch',
   };
 }
 
