@@ -161,6 +161,15 @@ function hostPort(raw: unknown, where: string): { host: string; port: number } {
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
 }
 
+/** One of a fixed set of words, spelled exactly. */
+function oneOf<const T extends string>(values: readonly T[]) {
+  return (raw: unknown, where: string): T => {
+    if (typeof raw !== 'string' || !(values as readonly string[]).includes(raw))
+      throw new ConfigError('InvalidConfig', `${where}: expected one of ${values.join(', ')}, got ${JSON.stringify(raw)}`);
+    return raw as T;
+  };
+}
+
 function str(raw: unknown, where: string): string {
   if (typeof raw !== 'string' || raw.length === 0) throw new ConfigError('InvalidConfig', `${where}: expected a non-empty string`);
   return raw;
@@ -285,20 +294,14 @@ export const SETTINGS: readonly Setting[] = [
     flag: '--auth',
     env: 'IROH_RAFT_AUTH',
     help: 'bearer tokens for tenants and the admin (<data>/admin.token): on or off (default: on unless HTTP is on a loopback address)',
-    parse: (raw, where) => {
-      if (raw !== 'on' && raw !== 'off') throw new ConfigError('InvalidConfig', `${where}: expected on or off, got ${JSON.stringify(raw)}`);
-      return raw;
-    },
+    parse: oneOf(['on', 'off']),
   },
   {
     key: 'unkeyedPlacement',
     flag: '--unkeyed-placement',
     env: 'IROH_RAFT_UNKEYED_PLACEMENT',
     help: 'a data directory whose cluster places keys with the unkeyed hash (created before the keyed one): refuse to start, or allow (default refuse)',
-    parse: (raw, where) => {
-      if (raw !== 'refuse' && raw !== 'allow') throw new ConfigError('InvalidConfig', `${where}: expected refuse or allow, got ${JSON.stringify(raw)}`);
-      return raw;
-    },
+    parse: oneOf(['refuse', 'allow']),
   },
   {
     key: 'diskFreeBytesMin',
@@ -396,33 +399,21 @@ export const SETTINGS: readonly Setting[] = [
     flag: '--log-level',
     env: 'IROH_RAFT_LOG_LEVEL',
     help: `log level: ${LOG_LEVELS.join(', ')} (default info)`,
-    parse: (raw, where) => {
-      if (typeof raw !== 'string' || !(LOG_LEVELS as readonly string[]).includes(raw))
-        throw new ConfigError('InvalidConfig', `${where}: expected one of ${LOG_LEVELS.join(', ')}`);
-      return raw;
-    },
+    parse: oneOf(LOG_LEVELS),
   },
   {
     key: 'helperThreads',
     flag: '--helper-threads',
     env: 'IROH_RAFT_HELPER_THREADS',
     help: "Linux: batch schedules the node's threads other than its event loop (shard workers, Iroh's, V8's) so that waking one does not take the event loop's core; normal keeps the kernel's default (default batch)",
-    parse: (raw, where) => {
-      if (typeof raw !== 'string' || !(HELPER_THREADS as readonly string[]).includes(raw))
-        throw new ConfigError('InvalidConfig', `${where}: expected one of ${HELPER_THREADS.join(', ')}, got ${JSON.stringify(raw)}`);
-      return raw;
-    },
+    parse: oneOf(HELPER_THREADS),
   },
   {
     key: 'logFormat',
     flag: '--log-format',
     env: 'IROH_RAFT_LOG_FORMAT',
     help: 'log lines: json, or pretty for people (default: pretty on a terminal, else json)',
-    parse: (raw, where) => {
-      if (typeof raw !== 'string' || !(LOG_FORMATS as readonly string[]).includes(raw))
-        throw new ConfigError('InvalidConfig', `${where}: expected one of ${LOG_FORMATS.join(', ')}, got ${JSON.stringify(raw)}`);
-      return raw;
-    },
+    parse: oneOf(LOG_FORMATS),
   },
 ];
 
