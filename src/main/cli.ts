@@ -85,16 +85,24 @@ async function start(argv: readonly string[]): Promise<number> {
   // The engine (LMDB, Iroh, workers) loads only for the commands that run it: `kv`, `status` and
   // `tenants` start in a fraction of the time.
   const { startNode } = await import('./node.js');
+  // This process is the node's own: its helper threads may stop taking the event loop's core.
+  // A shard worker restarted after a crash is a new thread of the event loop's, so the policy is
+  // applied again then.
+  const batched = cfg.helperThreads === 'batch' ? await import('./thread-policy.js') : undefined;
   let node: RunningNode;
   try {
-    node = await startNode(cfg, { logger: log });
+    node = await startNode(cfg, {
+      logger: log,
+      onWorkerRestart: (worker) => {
+        const outcome = batched?.batchHelperThreads();
+        if (outcome?.applied === false) log.warn({ worker, why: outcome.why }, 'restarted worker keeps the default scheduling');
+      },
+    });
   } catch (e) {
     return usageError(e);
   }
-  // This process is the node's own: its helper threads may stop taking the event loop's core.
-  if (cfg.helperThreads === 'batch') {
-    const { batchHelperThreads } = await import('./thread-policy.js');
-    const outcome = batchHelperThreads();
+  if (batched !== undefined) {
+    const outcome = batched.batchHelperThreads();
     if (outcome.applied) log.info({ threads: outcome.threads }, 'helper threads scheduled SCHED_BATCH (--helper-threads batch)');
     else log.warn({ why: outcome.why }, 'helper threads keep the default scheduling');
   }

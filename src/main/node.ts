@@ -66,6 +66,8 @@ export interface StartOptions {
   /** Worker entry override (tests running from TypeScript sources). */
   readonly workerUrl?: URL;
   readonly workerData?: Record<string, unknown>;
+  /** Called after a crashed shard worker runs again (a new thread, created by this one). */
+  readonly onWorkerRestart?: (worker: number) => void;
 }
 
 export async function startNode(cfg: NodeConfig, opts: StartOptions): Promise<RunningNode> {
@@ -419,7 +421,10 @@ async function startPool(
     ...events,
     ...(opts.workerUrl ? { workerUrl: opts.workerUrl, workerData: opts.workerData } : {}),
   });
-  pool.on('restart', (w, reason) => opts.logger.warn({ worker: w, reason }, 'worker restarted'));
+  pool.on('restart', (w, reason) => {
+    opts.logger.warn({ worker: w, reason }, 'worker restarted');
+    opts.onWorkerRestart?.(w);
+  });
   return pool;
 }
 

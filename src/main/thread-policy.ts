@@ -13,7 +13,8 @@
  * Applied by the `start` command, which owns its process (a program that embeds the node keeps
  * its threads as they are): `chrt` (util-linux) sets every thread of the process to SCHED_BATCH
  * and then the main thread back to SCHED_OTHER. Threads created later by a helper thread inherit
- * SCHED_BATCH; those the main thread creates later (a restarted shard worker) keep the default.
+ * SCHED_BATCH; the main thread's later ones do not, so `start` applies the policy again after a
+ * crashed shard worker is restarted (a new thread).
  */
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';

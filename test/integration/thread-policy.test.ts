@@ -5,11 +5,13 @@
  * The policies are read from /proc/<pid>/task/<tid>/stat (field 41), as the kernel sees them.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { CLI, TestCluster, eventually } from './cluster.js';
 
+/** Test-only preload: `<data>/crash-worker-<w>` crashes shard worker w (see crash-worker.cjs). */
+const HOOK = new URL('./crash-worker.cjs', import.meta.url).pathname;
 const SCHED_OTHER = 0;
 const SCHED_BATCH = 3;
 
@@ -33,8 +35,8 @@ function policies(pid: number): Map<number, number> {
 const clusters: TestCluster[] = [];
 afterAll(() => Promise.all(clusters.map((c) => c.close())));
 
-async function started(extra: string[]): Promise<{ c: TestCluster; pid: number }> {
-  const c = new TestCluster({ nodes: 1, shards: 4, workers: 2, extra, logLevel: 'info' });
+async function started(extra: string[], nodeArgs: string[] = []): Promise<{ c: TestCluster; pid: number }> {
+  const c = new TestCluster({ nodes: 1, shards: 4, workers: 2, extra, logLevel: 'info', nodeArgs });
   clusters.push(c);
   await c.start();
   const pid = c.node(1).proc!.pid!;
@@ -55,6 +57,28 @@ describe.runIf(process.platform === 'linux')('--helper-threads', () => {
     const put = await fetch(`${c.node(1).url}/v1/kv/k`, { method: 'PUT', body: 'v' });
     expect(put.status).toBe(200);
     expect(await (await fetch(`${c.node(1).url}/v1/kv/k`)).text()).toBe('v');
+  });
+
+  test('batch: a shard worker restarted after a crash (a new thread of the event loop) runs under SCHED_BATCH too', async () => {
+    const { c, pid } = await started([], ['--require', HOOK]);
+    await eventually(() => Promise.resolve(c.node(1).output.includes('helper threads scheduled SCHED_BATCH')), 10_000, 'the policy is set');
+    const before = new Set(policies(pid).keys());
+    const marker = join(c.node(1).data, 'crash-worker-0');
+    writeFileSync(marker, '');
+    const workersDown = async (): Promise<number[]> => ((await (await fetch(`${c.node(1).url}/v1/status`)).json()) as { workersDown: number[] }).workersDown;
+    await eventually(async () => (await workersDown()).includes(0), 20_000, 'worker 0 is down');
+    rmSync(marker);
+    await eventually(async () => c.node(1).output.includes('"worker restarted"') && (await workersDown()).length === 0, 30_000, 'worker 0 runs again');
+    await eventually(
+      async () => (await fetch(`${c.node(1).url}/v1/kv/after-restart`, { method: 'PUT', body: 'v' })).status === 200,
+      30_000,
+      'the node writes again',
+    );
+    const p = policies(pid);
+    // The restarted worker is a thread that was not there before, and nothing runs under the default but the event loop.
+    expect([...p.keys()].filter((tid) => !before.has(tid)).length).toBeGreaterThan(0);
+    expect(p.get(pid)).toBe(SCHED_OTHER);
+    expect([...p].filter(([tid, policy]) => tid !== pid && policy !== SCHED_BATCH)).toEqual([]);
   });
 
   test('normal: every thread keeps SCHED_OTHER', async () => {
