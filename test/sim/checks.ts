@@ -19,6 +19,7 @@ export const CHECKS = {
   'stale-read': 'a read index is at least every index committed before the read was asked',
   'leader-commit-rule': 'a leader advances its commit index only onto an entry of its own term (Raft §5.4.2)',
   'proposal-outcome': 'a proposal reported dropped never commits, and no operation commits twice',
+  'proposal-silent': "a write whose entry another leader's entries replaced or cut from the proposer's log is reported failed in the Ready that shows the loss",
   'snapshot-divergence': 'state machine snapshots taken at the same index are identical',
   linearizability: 'the client history is linearizable',
   'conf-in-flight': 'a leader appends a membership change only once every earlier one in its log is applied',

@@ -107,6 +107,8 @@ interface Replica {
   sm: KvMachine;
   /** A Ready is taken and not yet advanced. */
   busy: boolean;
+  /** Readys handed out by this replica's core. */
+  readies: number;
   /** Durable writes scheduled but not done (only with apply-before-persist, where advance runs first). */
   durableQueued: number;
   lastDurableAt: number;
@@ -148,6 +150,8 @@ interface ClientOp {
   done: boolean;
   index: number;
   term: number;
+  /** Writes: Readys this replica had handed out when the op was proposed (its entry is in a later one). */
+  readiesBefore: number;
   /** Every index committed anywhere before the call: the read index may not be below it. */
   minReadIndex: number;
   lease: boolean;
@@ -631,6 +635,7 @@ export class Sim {
       disk,
       sm: KvMachine.fromSnapshot(snap.metadata.index, snap.data),
       busy: false,
+      readies: 0,
       durableQueued: 0,
       lastDurableAt: 0,
       dirty: false,
@@ -654,6 +659,7 @@ export class Sim {
     const rd = r.rn.ready();
     const rec = this.records[r.group]!;
     this.stats.readies++;
+    r.readies++;
     if (rd.softState) this.onSoftState(r, rd.softState);
     this.traceReady(r, rd);
     // The page cache: the core reads these at once.
@@ -724,6 +730,7 @@ export class Sim {
     for (const rs of rd.readStates) this.onReadState(r, rs.index, rs.context);
     if (r.waiting.length > 0) this.serveWaitingReads(r);
     for (const fp of rd.failedProposals) this.onFailedProposal(r, fp.index, fp.term, fp.code);
+    this.checkProposalsHeld(r);
     for (const fr of rd.failedReads) {
       const op = r.reads.get(fr.context);
       if (op === undefined) continue;
@@ -737,6 +744,29 @@ export class Sim {
     // every append, so an endless log would make a calm, busy seed quadratic.
     if (r.durableQueued === 0 && r.live.lastIndex() - r.live.firstIndex() >= LOG_ENTRIES_MAX && r.sm.applied > r.live.snapshot().metadata.index) {
       this.snapshot(r);
+    }
+  }
+
+  /**
+   * After a Ready's failed proposals are settled: every write still waiting here whose entry was in
+   * this Ready's log (proposed before it was taken) has that entry in the log, with its term. One
+   * whose entry another leader replaced or cut off must have been reported in that Ready: the
+   * commit index may never pass its index, and waiting for it leaves the client hanging.
+   */
+  private checkProposalsHeld(r: Replica): void {
+    const live = r.live;
+    for (const [index, ops] of r.proposals) {
+      if (index < live.firstIndex()) continue; // compacted: committed, settled as it applies
+      for (const op of ops) {
+        if (op.readiesBefore >= r.readies) continue; // its entry is not in a Ready yet
+        const held = index <= live.lastIndex() && live.term(index as LogIndex) === op.term;
+        if (!held) {
+          fail(
+            'proposal-silent',
+            `group ${r.group} node ${r.node.id}: op${op.id} at ${index}/t${op.term} is not in the log (last ${live.lastIndex()}), and no Ready reported it failed`,
+          );
+        }
+      }
     }
   }
 
@@ -783,6 +813,7 @@ export class Sim {
       done: false,
       index: 0,
       term: 0,
+      readiesBefore: 0,
       minReadIndex: 0,
       lease: true,
     };
@@ -1262,7 +1293,18 @@ export class Sim {
       retry();
       return;
     }
-    const op: ClientOp = { id: this.nextOpId++, client: c, input, call: this.now, done: false, index: 0, term: 0, minReadIndex: 0, lease: false };
+    const op: ClientOp = {
+      id: this.nextOpId++,
+      client: c,
+      input,
+      call: this.now,
+      done: false,
+      index: 0,
+      term: 0,
+      readiesBefore: 0,
+      minReadIndex: 0,
+      lease: false,
+    };
     if (input.op === 'get') {
       const ctx = this.nextContext++;
       const lease = p.leaseReadP > 0 && this.prng.chance(p.leaseReadP);
@@ -1283,6 +1325,7 @@ export class Sim {
       }
       op.index = res.index;
       op.term = res.term;
+      op.readiesBefore = r.readies;
       let ps = r.proposals.get(res.index);
       if (ps === undefined) {
         ps = [];

@@ -5,7 +5,11 @@ import type { FailedProposal, LogIndex, Term } from './types.js';
  * Proposals this node accepted as leader whose fate is not known yet. Each is settled when the
  * commit index passes its index: the same term there means it applies (the shell sees it among
  * committed entries); another term means it never will (ProposalDropped); a compacted index means
- * nobody can tell (ProposalOutcomeUnknown). Bounded by the leader's uncommitted byte budget.
+ * nobody can tell (ProposalOutcomeUnknown). One whose entry this node's log no longer holds
+ * (another leader's entries replaced it or cut the log short) is settled at once as
+ * ProposalOutcomeUnknown: the commit index may never pass it (a new leader with nothing to
+ * propose goes quiet), and the entry may still commit through a node that kept it, so only a
+ * retry under the same client session can tell. Bounded by the leader's uncommitted byte budget.
  */
 export class ProposalTracker {
   /** Ordered by index (a leader re-elected after truncation may propose below older entries). */
@@ -21,9 +25,14 @@ export class ProposalTracker {
     this.list.splice(i, 0, { index, term });
   }
 
-  /** Settles every proposal at or below `committed`; returns those that failed. */
-  resolve(committed: LogIndex, termAt: (i: LogIndex) => Term | undefined): FailedProposal[] {
-    if (this.list.length === 0 || this.list[0]!.index > committed) return [];
+  /**
+   * Settles every proposal at or below `committed`, and with `lastIndex` (a log that may have
+   * lost entries: a follower's) every one above it whose entry the log no longer holds; returns
+   * those that failed.
+   */
+  resolve(committed: LogIndex, termAt: (i: LogIndex) => Term | undefined, lastIndex?: LogIndex): FailedProposal[] {
+    if (this.list.length === 0) return [];
+    if (this.list[0]!.index > committed && lastIndex === undefined) return [];
     const failed: FailedProposal[] = [];
     let n = 0;
     for (const p of this.list) {
@@ -34,6 +43,15 @@ export class ProposalTracker {
       else if (t !== p.term) failed.push({ ...p, code: RaftErrorCode.ProposalDropped });
     }
     this.list.splice(0, n);
+    if (this.list.length > 0 && lastIndex !== undefined) {
+      // Above the commit index: those whose entry is gone from this log.
+      let kept = 0;
+      for (const p of this.list) {
+        if (p.index > lastIndex || termAt(p.index) !== p.term) failed.push({ ...p, code: RaftErrorCode.ProposalOutcomeUnknown });
+        else this.list[kept++] = p;
+      }
+      this.list.length = kept;
+    }
     return failed;
   }
 }

@@ -1020,7 +1020,9 @@ export class Raft {
   }
 
   private resolveProposals(): void {
-    for (const f of this.proposals.resolve(this.log.committed, (i) => this.log.term(i))) this.failedProposals.push(f);
+    // A leader's log keeps every entry it proposed; any other role's may have lost some.
+    const lastIndex = this.role === 'leader' ? undefined : this.log.lastIndex();
+    for (const f of this.proposals.resolve(this.log.committed, (i) => this.log.term(i), lastIndex)) this.failedProposals.push(f);
   }
 
   /** Called as the shell confirms entries applied, to release uncommitted budget. */

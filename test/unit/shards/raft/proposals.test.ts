@@ -53,6 +53,47 @@ describe('proposals', () => {
     expect(won.index).toBeGreaterThanOrEqual(lost.index);
   });
 
+  test('a proposal whose entry another leader cut from the log is reported at once, though no commit ever passes its index', () => {
+    const c = new Cluster([1, 2, 3], { checkQuorum: false });
+    c.elect(1);
+    c.propose(1, 'kept');
+    c.isolate(1);
+    const lost = [c.propose(1, 'lost0'), c.propose(1, 'lost1'), c.propose(1, 'lost2')];
+    // The new leader appends only its election's entry, at the first lost index, and proposes nothing.
+    c.elect(2);
+    const last = c.node(2).rn.status().commit;
+    expect(last).toBe(lost[0]!.index);
+    c.heal();
+    c.tickAll(3);
+    expect(c.leaders()).toEqual([2]);
+    expect(c.node(2).rn.status().commit).toBe(last);
+    // The first lost index now holds the new leader's entry, committed: dropped for sure. The other
+    // two are gone from node 1's log and no commit reaches them: their fate is unknown here, and
+    // said now, not at a later write to the group (that may never come).
+    expect(c.node(1).failedProposals).toEqual([
+      { index: lost[0]!.index, term: lost[0]!.term, code: RaftErrorCode.ProposalDropped },
+      { index: lost[1]!.index, term: lost[1]!.term, code: RaftErrorCode.ProposalOutcomeUnknown },
+      { index: lost[2]!.index, term: lost[2]!.term, code: RaftErrorCode.ProposalOutcomeUnknown },
+    ]);
+    expect(c.node(1).rn.backlog().proposals).toBe(0);
+    for (const id of [1, 2, 3]) expect(c.appliedData(id)).toEqual(['kept']);
+  });
+
+  test('a deposed leader keeps its proposals while its log still holds them: they may yet commit', () => {
+    const c = new Cluster([1, 2, 3], { checkQuorum: false });
+    c.elect(1);
+    const held = c.hold((m) => m.from === 1 && m.to === 3);
+    const p = c.propose(1, 'maybe');
+    // Node 2 has the entry; node 1 learns of a new term before hearing that it committed.
+    c.isolate(1);
+    c.elect(2);
+    held.release();
+    c.heal();
+    c.tickAll(3);
+    expect(c.node(1).failedProposals).toEqual([]);
+    expect(c.node(1).applied.map((e) => `${e.index}/${e.term}`)).toContain(`${p.index}/${p.term}`);
+  });
+
   test('never silently: every accepted proposal is applied or reported failed', () => {
     const c = new Cluster([1, 2, 3], { checkQuorum: false });
     c.elect(1);
