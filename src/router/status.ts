@@ -7,17 +7,13 @@ import type { PeerView } from './liveness.js';
 /**
  * Every hosted shard's role, leader, term, commit and applied index and log range, asked of each
  * running worker, in shard order; and the workers that are down. A worker that is restarting
- * would never answer: it is listed as down instead, and one that fails to answer adds no shards.
+ * would never answer: it is listed as down instead, and one that fails to answer (or dies while
+ * asked) adds no shards.
  */
 export async function workerStatus(pool: WorkerPool, metaShard: number): Promise<{ shards: unknown[]; metaGroup: unknown; workersDown: number[] }> {
   const workers = await Promise.all(
     Array.from({ length: pool.workers }, (_, w) =>
-      pool.isRunning(w)
-        ? pool
-            .control(w)
-            .status()
-            .catch(() => undefined)
-        : Promise.resolve(undefined),
+      pool.isRunning(w) ? pool.call(w, (api) => api.status()).catch(() => undefined) : Promise.resolve(undefined),
     ),
   );
   const all = workers.flatMap((w) => w?.shards ?? []).sort((a, b) => a.id - b.id);

@@ -646,11 +646,23 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     return slot;
   }
 
-  /** The control API of worker `w`. */
+  /** The control API of worker `w`. A call to it waits forever if the worker dies first: prefer {@link call}. */
   control(w: number): Comlink.Remote<WorkerApi> {
     const slot = this.slots[w];
     if (!slot) throw new PoolError('InvalidConfig', `no worker ${w}`);
     return slot.api;
+  }
+
+  /**
+   * `fn` on worker `w`'s control API, ended by the worker's exit: a worker that crashes with the
+   * call never answers it, so the call rejects with PoolError WorkerUnavailable instead of waiting
+   * forever. WorkerUnavailable at once when the worker is not running.
+   */
+  call<T>(w: number, fn: (api: Comlink.Remote<WorkerApi>) => Promise<T>): Promise<T> {
+    const slot = this.slots[w];
+    if (!slot) return Promise.reject(new PoolError('InvalidConfig', `no worker ${w}`));
+    if (slot.state !== 'running') return Promise.reject(new PoolError('WorkerUnavailable', `worker ${w} is not running`));
+    return untilExit(slot.worker, w, () => fn(slot.api));
   }
 
   /**
@@ -659,26 +671,26 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
    * Undefined when the shard is not hosted here.
    */
   snapshotOpen(shard: ShardId): Promise<{ stream: number; metadata: SnapshotMetadata } | undefined> {
-    return this.control(this.workerOf(shard)).snapshotOpen(shard);
+    return this.call(this.workerOf(shard), (api) => api.snapshotOpen(shard));
   }
 
   /** The stream's next piece of raw dump bytes (at most `maxBytes` unless one pair is larger), undefined at its end. */
   snapshotNext(shard: ShardId, stream: number, maxBytes: number): Promise<Uint8Array | undefined> {
-    return this.control(this.workerOf(shard)).snapshotNext(stream, maxBytes);
+    return this.call(this.workerOf(shard), (api) => api.snapshotNext(stream, maxBytes));
   }
 
   async snapshotClose(shard: ShardId, stream: number): Promise<void> {
-    await this.control(this.workerOf(shard)).snapshotClose(stream);
+    await this.call(this.workerOf(shard), (api) => api.snapshotClose(stream));
   }
 
   /** Would a snapshot at `index` bring the local replica of `shard` anything? */
   snapshotOffer(shard: ShardId, index: LogIndex): Promise<'accept' | 'stale' | 'absent'> {
-    return this.control(this.workerOf(shard)).snapshotOffer(shard, index);
+    return this.call(this.workerOf(shard), (api) => api.snapshotOffer(shard, index));
   }
 
   /** Hands a received, checked and staged snapshot to the local replica of `shard` (which then owns the file). */
   snapshotInstall(shard: ShardId, staged: StagedSnapshot): Promise<'stepped' | 'absent' | 'bad'> {
-    return this.control(this.workerOf(shard)).snapshotInstall(shard, staged);
+    return this.call(this.workerOf(shard), (api) => api.snapshotInstall(shard, staged));
   }
 
   /** Deflates and checksums raw snapshot bytes in the piscina pool, off this thread and off the workers. */
@@ -707,7 +719,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
 
   /** Every running worker's metrics (prom-client JSON), to merge with AggregatorRegistry.aggregate. */
   async metrics(): Promise<MetricObjectWithValues<MetricValue<string>>[][]> {
-    return Promise.all(this.slots.filter((s) => s.state === 'running').map((s) => s.api.metrics()));
+    return Promise.all(this.slots.filter((s) => s.state === 'running').map((s) => untilExit(s.worker, s.index, () => s.api.metrics())));
   }
 
   /** Finishes in-flight requests (up to closeTimeoutMs), then stops every worker after its current turn. */

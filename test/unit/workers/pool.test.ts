@@ -162,6 +162,25 @@ describe('worker pool life', () => {
     }
   });
 
+  test('a control call the worker dies with ends with WorkerUnavailable instead of waiting forever (the status of /v1/status)', async () => {
+    const workerUrl = new URL('../../support/unanswering-worker.mjs', import.meta.url);
+    const pool = await WorkerPool.start({ dataDir: freshDir(), workers: 1, shards: specs(1), tickMs: 10, workerUrl });
+    try {
+      const asked = pool
+        .call(0, async (api) => api.status())
+        .then(
+          () => 'answered',
+          (e: unknown) => (e instanceof PoolError ? e.code : String(e)),
+        );
+      const hung = new Promise<string>((resolve) => setTimeout(() => resolve('still waiting after 10 s'), 10_000).unref());
+      expect(await Promise.race([asked, hung])).toBe('WorkerUnavailable');
+      // Asked again while it is down: refused at once.
+      expect(await pool.call(0, async (api) => api.status()).catch((e: unknown) => (e as PoolError).code)).toBe('WorkerUnavailable');
+    } finally {
+      await pool.destroy();
+    }
+  });
+
   test('a worker that exits before it starts fails the start with WorkerStartFailed and its exit code', async () => {
     const workerUrl = new URL('../../support/silent-exit-worker.mjs', import.meta.url);
     const err = await WorkerPool.start({ dataDir: freshDir(), workers: 2, shards: specs(2), tickMs: 10, workerUrl }).catch((e: unknown) => e);
