@@ -315,7 +315,7 @@ describe('router liveness', () => {
         return Promise.resolve(shards?.length ?? 0);
       },
       deliver: () => true,
-      control: () => ({ status: () => Promise.resolve({ shards: [] }) }),
+      call: <T>(_w: number, fn: (api: { status: () => Promise<{ shards: never[] }> }) => Promise<T>) => fn({ status: () => Promise.resolve({ shards: [] }) }),
     };
     return { pool: pool as unknown as WorkerPool, wakes, running };
   }
