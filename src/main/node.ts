@@ -98,6 +98,7 @@ export async function startNode(cfg: NodeConfig, opts: StartOptions): Promise<Ru
     isMember: (id) => late.memberIds.has(id),
     frameTimeoutMs: cfg.peerFrameTimeoutMs,
     onRecords: (peer, records) => late.router?.onPeerRecords(peer, records),
+    onTraffic: (peer) => late.router?.onPeerTraffic(peer),
     onSnapshotStream: (stream) => {
       if (late.snapshots !== undefined) late.snapshots.accept(stream);
       else stream.close('not ready');

@@ -91,6 +91,16 @@ export class Hops {
     this.o.link.send(to.peerId, RecordKind.RaftMessage, shard, payload);
   }
 
+  /**
+   * Bytes of a frame from an authenticated peer, before the frame is whole: its node is there. A
+   * megabyte frame takes a good part of a liveness timeout to cross the Iroh binding, and the
+   * peer's liveness records wait behind it: without this, a peer sending one looked silent.
+   */
+  onPeerTraffic(peerId: string): void {
+    const member = this.o.layout.byEndpoint(peerId);
+    if (member) this.o.liveness.onTraffic(member.nodeId, this.o.clock());
+  }
+
   /** Records from an authenticated peer. */
   onPeerRecords(peerId: string, records: readonly { kind: number; shard: number; payload: Uint8Array }[]): void {
     const member = this.o.layout.byEndpoint(peerId);

@@ -382,6 +382,11 @@ export class Router implements KvService {
     this.hops.onLocalRaftMessage(shard, payload);
   }
 
+  /** Bytes of a frame from an authenticated peer, before the frame is whole: it is there. */
+  onPeerTraffic(peerId: string): void {
+    this.hops.onPeerTraffic(peerId);
+  }
+
   /** Records from an authenticated peer. */
   onPeerRecords(peerId: string, records: readonly { kind: number; shard: number; payload: Uint8Array }[]): void {
     this.hops.onPeerRecords(peerId, records);

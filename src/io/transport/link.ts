@@ -35,6 +35,8 @@ export interface LinkHost {
   readonly log: TransportLogger;
   readonly isMember: (peerId: string) => boolean;
   readonly onRecords: (peerId: string, records: DecodedRecord[]) => void;
+  /** Bytes of a frame arrived from the peer (see TransportOptions.onTraffic). */
+  readonly onTraffic: (peerId: string) => void;
   /** close() or destroy() was called. */
   closing(): boolean;
   /** Adds `n` to a counter, in the totals and (when given) the peer's. */
@@ -177,6 +179,7 @@ export class Link {
         return;
       }
       host.count(peer, 'bytesReceived', n);
+      host.onTraffic(peer.id);
       let i = 0;
       while (i < n) {
         if (frame === undefined) {

@@ -20,6 +20,11 @@ export interface TransportOptions {
   /** Records of one frame from `peerId` (the authenticated sender), in order. Payloads are copies. */
   readonly onRecords: (peerId: string, records: DecodedRecord[]) => void;
   /**
+   * Bytes arrived from `peerId` (the authenticated sender) on a raft link, before the frame they
+   * belong to is whole: a large frame takes a while to cross, and the peer is there meanwhile.
+   */
+  readonly onTraffic?: (peerId: string) => void;
+  /**
    * A member opened a snapshot stream to this node (ALPN `iroh-raft-snap/0`); the handler owns it
    * and closes it. Without a handler such connections are refused.
    */

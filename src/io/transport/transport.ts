@@ -129,6 +129,7 @@ export class Transport {
       log,
       isMember: opts.isMember,
       onRecords: opts.onRecords,
+      onTraffic: opts.onTraffic ?? (() => undefined),
       closing: () => this.closing,
       count: (peer, what, n) => this.count(peer, what, n),
       pump: (peer) => this.pump(peer),

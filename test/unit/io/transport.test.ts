@@ -473,6 +473,19 @@ describe('Transport', () => {
     });
   });
 
+  it('says a peer is there as soon as bytes of a frame arrive, before the frame is whole (onTraffic)', async () => {
+    const heard: string[] = [];
+    const b = await node({ onTraffic: (peer) => heard.push(peer) });
+    const ep = await rawEndpoint();
+    const { send } = await rawRaftStream(ep, b.t);
+    // The length of a 1 MiB frame, then 200 KB of it: nothing whole yet.
+    const len = 1 << 20;
+    await send.writeAll([len & 0xff, (len >> 8) & 0xff, (len >> 16) & 0xff, len >>> 24, ...bytes(200_000, 3)]);
+    await waitFor(() => heard.length > 0, 'traffic from the raw peer');
+    expect(new Set(heard)).toEqual(new Set([ep.id().toString()]));
+    expect(b.frames).toBe(0);
+  });
+
   it('keeps accepting after a connection with a wrong ALPN', async () => {
     const b = await node();
     const ep = await rawEndpoint();

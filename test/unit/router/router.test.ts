@@ -407,6 +407,32 @@ describe('router liveness', () => {
     router.close();
   });
 
+  test('bytes of a frame still crossing keep a peer up; traffic from a stranger keeps nobody up', () => {
+    const { pool, wakes } = fakePool(1, new Map([[0, 2]]));
+    let now = 0;
+    const router = new Router({
+      self: 1 as NodeId,
+      members,
+      shards: 4,
+      replicas: 3,
+      pool,
+      link: { send: () => undefined },
+      livenessTimeoutMs: 200,
+      clock: () => now,
+    });
+    router.onPeerRecords('peer-2', [heartbeat([true])]);
+    router.onPeerRecords('peer-3', [heartbeat([true])]);
+    // Node 2 sends one long frame: no record for 1 s, but its bytes keep arriving. Node 3 is
+    // silent; a stranger's bytes under no member's id change nothing.
+    for (; now <= 1000; now += 20) {
+      router.onPeerTraffic('peer-2');
+      router.onPeerTraffic('stranger');
+      router.tickLiveness();
+    }
+    expect(router.peersUp()).toEqual([2]);
+    expect(wakes).toEqual([]);
+  });
+
   test('malformed liveness payloads are counted and ignored, never a crash; they say nothing of the workers', () => {
     // Node 2 (one worker) leads shard 0 and reports its worker down; then it sends only garbage.
     const { pool, wakes } = fakePool(1, new Map([[0, 2]]));
