@@ -805,18 +805,7 @@ export class Sim {
     const keys = Array.from({ length: this.params.keysPerGroup }, (_, i) => `g${r.group}k${i}`);
     const c: Client = { id: this.nextProbeClient++, group: r.group, keys, hint: r.node.id, seq: 0, lastSeen: new Map(), probe: true };
     const key = this.prng.pick(keys);
-    const op: ClientOp = {
-      id: this.nextOpId++,
-      client: c,
-      input: { op: 'get', key },
-      call: this.now,
-      done: false,
-      index: 0,
-      term: 0,
-      readiesBefore: 0,
-      minReadIndex: 0,
-      lease: true,
-    };
+    const op = this.newOp(c, { op: 'get', key }, true);
     const ctx = this.nextContext++;
     op.minReadIndex = this.records[r.group]!.maxCommitted;
     r.reads.set(ctx, op);
@@ -1293,18 +1282,7 @@ export class Sim {
       retry();
       return;
     }
-    const op: ClientOp = {
-      id: this.nextOpId++,
-      client: c,
-      input,
-      call: this.now,
-      done: false,
-      index: 0,
-      term: 0,
-      readiesBefore: 0,
-      minReadIndex: 0,
-      lease: false,
-    };
+    const op = this.newOp(c, input, false);
     if (input.op === 'get') {
       const ctx = this.nextContext++;
       const lease = p.leaseReadP > 0 && this.prng.chance(p.leaseReadP);
@@ -1341,6 +1319,11 @@ export class Sim {
     }
     this.queue.push(this.now + p.clientTimeoutMs, { k: 'timeout', op });
     this.markDirty(r);
+  }
+
+  /** A client operation not yet asked of any replica. */
+  private newOp(client: Client, input: KvInput, lease: boolean): ClientOp {
+    return { id: this.nextOpId++, client, input, call: this.now, done: false, index: 0, term: 0, readiesBefore: 0, minReadIndex: 0, lease };
   }
 
   private onTimeout(op: ClientOp): void {

@@ -320,6 +320,10 @@ describe('router liveness', () => {
     return { pool: pool as unknown as WorkerPool, wakes, running };
   }
 
+  /** Node 1's router over `pool`, with a 200 ms liveness timeout, on a clock the test moves. */
+  const livenessRouter = (pool: WorkerPool, clock: () => number): Router =>
+    new Router({ self: 1 as NodeId, members, shards: 4, replicas: 3, pool, link: { send: () => undefined }, livenessTimeoutMs: 200, clock });
+
   const heartbeat = (running: boolean[]) => ({ kind: RecordKind.NodeHeartbeat, shard: 0, payload: encodeLiveness({ running }) });
   const raft = (from: number) => ({
     kind: RecordKind.RaftMessage,
@@ -339,16 +343,7 @@ describe('router liveness', () => {
       ]),
     );
     let now = 0;
-    const router = new Router({
-      self: 1 as NodeId,
-      members,
-      shards: 4,
-      replicas: 3,
-      pool,
-      link: { send: () => undefined },
-      livenessTimeoutMs: 200,
-      clock: () => now,
-    });
+    const router = livenessRouter(pool, () => now);
     for (; now <= 1000; now += 20) {
       router.onPeerRecords('peer-2', [raft(2)]); // node 2 is busy: only raft traffic gets through
       router.onPeerRecords('peer-3', [heartbeat([true])]);
@@ -381,16 +376,7 @@ describe('router liveness', () => {
       ]),
     );
     let now = 0;
-    const router = new Router({
-      self: 1 as NodeId,
-      members,
-      shards: 4,
-      replicas: 3,
-      pool,
-      link: { send: () => undefined },
-      livenessTimeoutMs: 200,
-      clock: () => now,
-    });
+    const router = livenessRouter(pool, () => now);
     const beat = (two: boolean[]): void => {
       router.onPeerRecords('peer-2', [heartbeat(two)]);
       router.onPeerRecords('peer-3', [heartbeat([true])]);
@@ -410,16 +396,7 @@ describe('router liveness', () => {
   test('bytes of a frame still crossing keep a peer up; traffic from a stranger keeps nobody up', () => {
     const { pool, wakes } = fakePool(1, new Map([[0, 2]]));
     let now = 0;
-    const router = new Router({
-      self: 1 as NodeId,
-      members,
-      shards: 4,
-      replicas: 3,
-      pool,
-      link: { send: () => undefined },
-      livenessTimeoutMs: 200,
-      clock: () => now,
-    });
+    const router = livenessRouter(pool, () => now);
     router.onPeerRecords('peer-2', [heartbeat([true])]);
     router.onPeerRecords('peer-3', [heartbeat([true])]);
     // Node 2 sends one long frame: no record for 1 s, but its bytes keep arriving. Node 3 is
@@ -437,16 +414,7 @@ describe('router liveness', () => {
     // Node 2 (one worker) leads shard 0 and reports its worker down; then it sends only garbage.
     const { pool, wakes } = fakePool(1, new Map([[0, 2]]));
     let now = 0;
-    const router = new Router({
-      self: 1 as NodeId,
-      members,
-      shards: 4,
-      replicas: 3,
-      pool,
-      link: { send: () => undefined },
-      livenessTimeoutMs: 200,
-      clock: () => now,
-    });
+    const router = livenessRouter(pool, () => now);
     const garbage = [new Uint8Array([7]), new Uint8Array([0, 0]), new Uint8Array([3, 0, 0xf8]), new Uint8Array([1, 0, 1, 0])];
     router.onPeerRecords('peer-2', [heartbeat([false])]);
     for (; now <= 400; now += 20) {
