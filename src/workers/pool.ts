@@ -631,10 +631,9 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
   }
 
   /** `call` on the worker of `shard`; `absent` when the worker is not running or exits during the call. */
-  private ask<T>(shard: ShardId, absent: T, call: (api: Comlink.Remote<WorkerApi>) => Promise<T>): Promise<T> {
-    const slot = this.slots[this.workerOf(shard)];
-    if (this.closing || slot?.state !== 'running') return Promise.resolve(absent);
-    return untilExit(slot.worker, slot.index, () => call(slot.api)).catch(unavailableAs(absent));
+  private ask<T>(shard: ShardId, absent: T, fn: (api: Comlink.Remote<WorkerApi>) => Promise<T>): Promise<T> {
+    if (this.closing) return Promise.resolve(absent);
+    return this.call(this.workerOf(shard), fn).catch(unavailableAs(absent));
   }
 
   /** The running slot of `shard`'s worker; PoolError PoolClosed or WorkerUnavailable otherwise. */
@@ -719,7 +718,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
 
   /** Every running worker's metrics (prom-client JSON), to merge with AggregatorRegistry.aggregate. */
   async metrics(): Promise<MetricObjectWithValues<MetricValue<string>>[][]> {
-    return Promise.all(this.slots.filter((s) => s.state === 'running').map((s) => untilExit(s.worker, s.index, () => s.api.metrics())));
+    return Promise.all(this.slots.filter((s) => s.state === 'running').map((s) => this.call(s.index, (api) => api.metrics())));
   }
 
   /** Finishes in-flight requests (up to closeTimeoutMs), then stops every worker after its current turn. */
