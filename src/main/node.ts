@@ -329,8 +329,8 @@ function startLeaderBalance(
     // The data shards: the meta group's leadership costs next to nothing, wherever it is.
     shards: () => router.localShards().filter((s) => s.shard < cfg.shards),
     leaderOf: (shard) => pool.leaders.get(shard)?.lead,
-    // A member leaving is handing its leaderships over: never give it one back.
-    canLead: (node, shard) => router.liveness.reachable(node, shard) && memberUp(node),
+    // A member leaving, or a node stopping, is handing its leaderships over: never give it one back.
+    canLead: (node, shard) => router.liveness.reachable(node, shard) && memberUp(node) && !router.liveness.stopping(node),
     leadsOf: (node) => router.leadsOf(node),
     streaming: (shard) => snapshots.sends(shard),
     transfer: (shard, to) => pool.transferLeader(shard, to),
@@ -344,9 +344,10 @@ function startLeaderBalance(
   };
   if (cfg.leaderBalanceMs > 0) next();
   // Stopping hands this node's leaderships over first (up to an election timeout), so no shard
-  // waits for one to pass before it has a leader again.
+  // waits for one to pass before it has a leader again; and from then on the node takes none back.
   const stop = async (): Promise<void> => {
     clearTimeout(timer);
+    router.beginStopping();
     const { handed, left } = await handOffLeaders(parts, cfg.tickMs * cfg.electionTicks);
     if (handed + left > 0) log.info({ handed, left }, 'handed leaderships over before stopping');
   };

@@ -14,8 +14,10 @@ import {
   encodeReply,
   peekMessageFrom,
   peekMessageTo,
+  peekMessageType,
 } from '../wire/index.js';
 import type { Outcome } from '../shards/host.js';
+import { MessageType } from '../shards/raft/index.js';
 import type { NodeId, ShardId } from '../shards/raft/index.js';
 import type { WorkerPool } from '../workers/pool.js';
 import type { Consistency, ServiceErrorCode } from '../api/index.js';
@@ -39,6 +41,7 @@ export interface HopCounters {
   raftOut: number;
   raftDropped: number;
   repliesTooLarge: number;
+  leadershipsRefused: number;
 }
 
 export interface HopsOptions {
@@ -55,6 +58,8 @@ export interface HopsOptions {
   readonly clock: () => number;
   /** The answer for writes while they are refused (NoSpace), else undefined. */
   readonly writeBlocked: () => Outcome | undefined;
+  /** True while this node is stopping: a leadership offered to it (TimeoutNow) is refused. */
+  readonly stopping: () => boolean;
 }
 
 interface Forward {
@@ -131,6 +136,12 @@ export class Hops {
           return;
         }
         this.o.counters.raftIn++;
+        // A node that is stopping would win the election and then leave the shard to wait for
+        // another: its peer's transfer times out instead, and that peer keeps leading meanwhile.
+        if (peekMessageType(payload) === MessageType.TimeoutNow && this.o.stopping()) {
+          this.o.counters.leadershipsRefused++;
+          return;
+        }
         this.o.pool.deliver(shard, payload);
         return;
       case RecordKind.ClientPropose: {

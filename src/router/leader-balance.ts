@@ -204,14 +204,18 @@ export async function handOffLeaders(parts: BalanceParts, waitMs: number): Promi
   await Promise.all(
     mine.map(async ({ shard, voters }) => {
       const targets = voters.filter((v) => v !== parts.self && parts.canLead(v, shard));
+      // Ranked before the first answer, counting the shards ranked before this one as handed to
+      // their first choice: otherwise every shard would go to the same least loaded node.
       targets.sort((a, b) => (leads.get(a) ?? 0) - (leads.get(b) ?? 0) || a - b);
       // The first target that is caught up takes it; a lagging one would hold the shard's writes.
       for (const to of targets) {
-        // A call that fails counts as refused: a stop must go on to close the node whatever happens.
-        if ((await tryTransfer(parts, shard, to)) !== 'started') continue;
         leads.set(to, (leads.get(to) ?? 0) + 1);
-        moving.push(shard);
-        return;
+        // A call that fails counts as refused: a stop must go on to close the node whatever happens.
+        if ((await tryTransfer(parts, shard, to)) === 'started') {
+          moving.push(shard);
+          return;
+        }
+        leads.set(to, (leads.get(to) ?? 0) - 1);
       }
     }),
   );

@@ -11,7 +11,7 @@
  * Pure bookkeeping: the caller passes the time and runs the wakes it is handed, so tests drive it
  * without timers, threads or a network.
  */
-import { CodecError, decodeLiveness, leadsOf } from '../wire/index.js';
+import { CodecError, decodeLiveness, isStopping, leadsOf } from '../wire/index.js';
 import type { NodeLoad } from '../wire/index.js';
 import { assert } from '../shards/raft/index.js';
 import type { NodeId, ShardId } from '../shards/raft/index.js';
@@ -100,6 +100,8 @@ interface Peer {
   load: { readonly load: NodeLoad; readonly at: number } | undefined;
   /** How many data shards the peer last said it leads, and when (ms); undefined until it says. */
   leads: { readonly count: number; readonly at: number } | undefined;
+  /** Whether its last valid record said it is stopping (and handing its leaderships over). */
+  stopping: boolean;
   /**
    * Quiet followers here may have lost their leader to this peer (it went silent, or a worker of
    * it stopped) and no round has run since. The round wakes those still led by the peer whose
@@ -197,6 +199,7 @@ export class Liveness {
         running: [],
         load: undefined,
         leads: undefined,
+        stopping: false,
         orphaned: false,
         returnedAll: false,
         returned: new Set(),
@@ -219,6 +222,7 @@ export class Liveness {
       if (frame.load !== undefined) p.load = { load: frame.load, at: now };
       const leads = leadsOf(frame);
       if (leads !== undefined) p.leads = { count: leads, at: now };
+      p.stopping = isStopping(frame);
     } catch (e) {
       if (!(e instanceof CodecError)) throw e;
       this.counters.bad++;
@@ -355,6 +359,11 @@ export class Liveness {
     if (node === this.opts.self) return true;
     const p = this.peers.get(node);
     return p !== undefined && this.canLead(p, shard);
+  }
+
+  /** Whether peer `node` said in its last record that it is stopping: it must be given no leadership. */
+  stopping(node: NodeId): boolean {
+    return this.peers.get(node)?.stopping === true;
   }
 
   /**

@@ -9,7 +9,7 @@
  */
 import { Buffer } from 'node:buffer';
 import type { WriteGuard } from './write-guard.js';
-import { RecordKind, encodeLiveness, leadsSection, encodePropose, encodeRead } from '../wire/index.js';
+import { RecordKind, encodeLiveness, leadsSection, encodePropose, encodeRead, stoppingSection } from '../wire/index.js';
 import type { Outcome } from '../shards/host.js';
 import { KV_LIMITS_DEFAULT, KvOp, decodeKvReply, encodeCas, encodeDelete, encodeDeleteIf, encodeGet, encodePut, encodeScan } from '../shards/kv/index.js';
 import type { NodeId, ShardId } from '../shards/raft/index.js';
@@ -191,10 +191,15 @@ export class Router implements KvService {
     repliesTooLarge: 0,
     /** Writes answered NoSpace by the write guard (local and forwarded in). */
     writesRefusedNoSpace: 0,
+    /** Leaderships offered here (TimeoutNow) while stopping, and refused. */
+    leadershipsRefused: 0,
   };
   /** Peers and their workers: who can lead which shard, and the wakes that follow. */
   readonly liveness: Liveness;
   private livenessTimer: NodeJS.Timeout | undefined;
+  private livenessSent = 0;
+  /** Set by {@link beginStopping}: this node is shutting down and takes no leadership. */
+  private stopping = false;
   private readonly clock: () => number;
   /**
    * Tenants' byte and key quotas (quotas.ts): a put or compare-and-set past them is answered
@@ -246,6 +251,7 @@ export class Router implements KvService {
       timeoutMs: this.timeoutMs,
       clock: this.clock,
       writeBlocked: () => this.writeBlocked(),
+      stopping: () => this.stopping,
     });
   }
 
@@ -281,20 +287,35 @@ export class Router implements KvService {
    */
   startLiveness(): void {
     if (this.livenessTimer) return; // already running
-    const intervalMs = this.opts.livenessIntervalMs ?? 100;
-    // The load rides on one record per second or so: peers need it only for status pages.
-    const loadEvery = Math.max(1, Math.round(LOAD_REPORT_MS / intervalMs));
-    let sent = 0;
     this.livenessTimer = setInterval(() => {
-      const every = sent++ % loadEvery === 0;
-      const load = every ? this.opts.load?.() : undefined;
-      // With the load, about once a second: the data shards led here, for peers' leader balancing.
-      const sections = every ? [leadsSection(this.leadsHere())] : [];
-      const payload = encodeLiveness({ running: this.opts.pool.workersRunning(), ...(load === undefined ? {} : { load: wireLoad(load) }), sections });
-      for (const m of this.layout.all()) if (m.nodeId !== this.opts.self) this.opts.link.send(m.peerId, RecordKind.NodeHeartbeat, 0, payload);
+      this.sendLiveness();
       this.tickLiveness();
-    }, intervalMs);
+    }, this.opts.livenessIntervalMs ?? 100);
     this.livenessTimer.unref();
+  }
+
+  /** One liveness record to every peer. */
+  private sendLiveness(): void {
+    // The load rides on one record per second or so: peers need it only for status pages.
+    const loadEvery = Math.max(1, Math.round(LOAD_REPORT_MS / (this.opts.livenessIntervalMs ?? 100)));
+    const every = this.livenessSent++ % loadEvery === 0;
+    const load = every ? this.opts.load?.() : undefined;
+    // With the load, about once a second: the data shards led here, for peers' leader balancing.
+    const sections = every ? [leadsSection(this.leadsHere())] : [];
+    if (this.stopping) sections.push(stoppingSection());
+    const payload = encodeLiveness({ running: this.opts.pool.workersRunning(), ...(load === undefined ? {} : { load: wireLoad(load) }), sections });
+    for (const m of this.layout.all()) if (m.nodeId !== this.opts.self) this.opts.link.send(m.peerId, RecordKind.NodeHeartbeat, 0, payload);
+  }
+
+  /**
+   * This node is shutting down gracefully: from now on it refuses leaderships offered to it
+   * (TimeoutNow) and every liveness record says it is stopping, so peers' leader balancing gives
+   * it none while it hands its own over. Tells the peers at once.
+   */
+  beginStopping(): void {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.sendLiveness();
   }
 
   /** Data shards whose local replica leads now. */

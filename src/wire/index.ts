@@ -61,7 +61,7 @@ export {
   encodeReply,
 } from './client.js';
 export type { ProposeFrame, ReadFrame, ReplyError, ReplyFrame, ReplyOk } from './client.js';
-export { LEADS_TAG, LOAD_TAG, decodeLiveness, encodeLiveness, leadsOf, leadsSection } from './liveness.js';
+export { LEADS_TAG, LOAD_TAG, STOPPING_TAG, decodeLiveness, encodeLiveness, isStopping, leadsOf, leadsSection, stoppingSection } from './liveness.js';
 export {
   SNAPSHOT_ALPN,
   SNAPSHOT_MESSAGE_BYTES_MAX,

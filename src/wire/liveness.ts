@@ -67,6 +67,22 @@ export function leadsOf(f: LivenessFrame): number | undefined {
   if (s === undefined || s.body.length !== 4) return undefined;
   return new DataView(s.body.buffer, s.body.byteOffset, 4).getUint32(0, true);
 }
+/**
+ * Tag of the stopping section (no body): the sender is shutting down gracefully and hands its
+ * leaderships over; peers give it none back while its records carry the section. Every record of
+ * a stopping node carries it; a record without it says the sender is not stopping.
+ */
+export const STOPPING_TAG = 3;
+
+/** The stopping section. */
+export function stoppingSection(): LivenessSection {
+  return { tag: STOPPING_TAG, body: new Uint8Array(0) };
+}
+
+/** Whether a frame says its sender is stopping (a stopping section, with no body). */
+export function isStopping(f: LivenessFrame): boolean {
+  return f.sections?.some((x) => x.tag === STOPPING_TAG && x.body.length === 0) === true;
+}
 /** Worker count u16. */
 const LIVENESS_FIXED_BYTES = 2;
 const LIVENESS_WORKERS_MAX = U16_MAX;

@@ -3,6 +3,7 @@
  * the nodes hand leaderships over until each leads four while writes go on; and a node stopped
  * with SIGTERM hands its leaderships over before it exits.
  */
+import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { TestCluster } from './cluster.js';
 
@@ -58,24 +59,43 @@ describe('leader balancing', () => {
     expect(after.reduce((a, b) => a + b, 0)).toBe(before);
   }, 90_000);
 
-  test('a node stopping gracefully hands its leaderships over first: no shard waits for an election', async () => {
-    const led = async (from: number): Promise<number[]> =>
-      ((await (await fetch(`${c.node(from).url}/v1/status`)).json()) as Status).shards.map((s) => s.leader);
-    // The raft id of the process stopped (raft ids follow the sorted endpoint ids, not the start order).
-    const stopping = ((await (await fetch(`${c.node(1).url}/v1/status`)).json()) as { node: number }).node;
-    expect((await led(2)).filter((l) => l === stopping).length).toBeGreaterThan(0);
-    expect(await c.stop(1)).toBe(0);
+  test('a node stopping gracefully hands its leaderships over first, spread over the others, and takes none back: no shard waits for an election', async () => {
+    const status = async (from: number): Promise<Status & { node: number }> =>
+      (await (await fetch(`${c.node(from).url}/v1/status`)).json()) as Status & { node: number };
+    const led = async (from: number): Promise<number[]> => (await status(from)).shards.map((s) => s.leader);
+    // The raft ids (they follow the sorted endpoint ids, not the start order).
+    const [stopping, second, third] = await Promise.all([1, 2, 3].map(async (i) => (await status(i)).node));
+    expect((await led(2)).filter((l) => l === stopping).length).toBe(4);
+    // A PUT whose body is still arriving keeps node 1 in its graceful stop, its leaderships handed
+    // over, for 1.5 s: several balancing rounds of the others (every ~300 ms), which find it leading
+    // none, two fewer than the mean. They must not give it one back: it would win the election and
+    // then exit, leaving that shard to wait for another.
+    const held = request(`${c.node(1).url}/v1/kv/held/1`, { method: 'PUT', headers: { 'content-length': '2' } });
+    const answered = new Promise<number>((resolve, reject) => {
+      held.on('response', (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      held.on('error', reject);
+    });
+    held.write('o');
+    await new Promise((res) => setTimeout(res, 200));
+    const exited = c.stop(1);
+    await new Promise((res) => setTimeout(res, 1500));
+    held.end('k');
+    expect(await answered).toBe(200);
+    expect(await exited).toBe(0);
     // At once, or within 100 ms (half an election timeout of 10 ticks of 20 ms): node 2 names the
-    // stopped node leader of no shard, and every shard has a leader. A shard handed to node 3 in the
-    // last moments may still show the stopped node, or no leader, at node 2 for the few ms until
-    // node 3's vote request or first append reaches it; none waits for an election timeout.
+    // stopped node leader of no shard, and every shard has a leader.
     const now = await led(2);
-    if (now.includes(0) || now.includes(stopping)) await new Promise((res) => setTimeout(res, 100));
+    if (now.includes(0) || now.includes(stopping!)) await new Promise((res) => setTimeout(res, 100));
     const later = await led(2);
     expect(
       later.filter((l) => l === stopping || l === 0),
       `leaders seen by node 2 at once: ${now.join(',')}, then: ${later.join(',')}; stopped ${stopping}`,
     ).toEqual([]);
+    // The four went two and two: each of the others leads six.
+    expect([later.filter((l) => l === second).length, later.filter((l) => l === third).length]).toEqual([6, 6]);
     expect(c.node(1).output).not.toMatch(/"level":(50|60)/);
   }, 60_000);
 });

@@ -247,6 +247,23 @@ describe('handOffLeaders', () => {
     expect(tried).toContainEqual([0, 3]);
   });
 
+  test('spreads the leaderships over the other voters by how many each leads, counting those handed over before', async () => {
+    // Node 1 leads 8 of 12 shards, node 2 leads 3, node 3 leads 1: after the hand-over each leads 6.
+    const c = cluster(12, 3, 3, [1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 3]);
+    const result = await handOffLeaders(
+      {
+        ...c.partsOf(1),
+        transfer: (shard, to) => {
+          setTimeout(() => (c.lead[shard] = to), 10);
+          return Promise.resolve('started');
+        },
+      },
+      2_000,
+    );
+    expect(result).toEqual({ handed: 8, left: 0 });
+    expect(c.counts()).toEqual([0, 6, 6]);
+  });
+
   test('a shard no other voter can take stays, and nothing is waited for (a single-node cluster)', async () => {
     const c = cluster(3, 1, 1);
     const t0 = performance.now();

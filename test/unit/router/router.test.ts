@@ -10,7 +10,19 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
-import { RecordKind, decodeLiveness, decodePropose, decodeRead, encodeLiveness, encodeMessage, encodeReply } from '../../../src/wire/index.js';
+import {
+  RecordKind,
+  decodeLiveness,
+  decodePropose,
+  decodeRead,
+  encodeLiveness,
+  encodeMessage,
+  encodeReply,
+  isStopping,
+  leadsSection,
+  stoppingSection,
+} from '../../../src/wire/index.js';
+import type { LivenessSection } from '../../../src/wire/index.js';
 import { MessageType, emptyMessage } from '../../../src/shards/raft/index.js';
 import type { NodeId, ShardId, Term } from '../../../src/shards/raft/index.js';
 import { Router } from '../../../src/router/router.js';
@@ -457,6 +469,53 @@ describe('router liveness', () => {
     sent.length = 0;
     await vi.waitFor(() => expect(sent.length).toBeGreaterThanOrEqual(2));
     expect(sent[0]!.running).toEqual([true, false, true]);
+    router.close();
+  });
+
+  test('a stopping node says so on every liveness record from the moment it begins, and refuses the leaderships offered to it', () => {
+    const delivered: number[] = [];
+    const { pool } = fakePool(1, new Map());
+    (pool as unknown as { deliver: (s: number) => void }).deliver = (s) => delivered.push(s);
+    const sent: { peer: string; stopping: boolean }[] = [];
+    const router = new Router({
+      self: 1 as NodeId,
+      members,
+      shards: 4,
+      replicas: 3,
+      pool,
+      link: { send: (peer, kind, _shard, payload) => kind === RecordKind.NodeHeartbeat && sent.push({ peer, stopping: isStopping(decodeLiveness(payload)) }) },
+    });
+    const offer = (type: MessageType) => ({
+      kind: RecordKind.RaftMessage,
+      shard: 2,
+      payload: encodeMessage(emptyMessage(type, 2 as NodeId, 1 as NodeId, 5 as Term)),
+    });
+    router.onPeerRecords('peer-2', [offer(MessageType.TimeoutNow)]);
+    expect(delivered).toEqual([2]);
+    router.beginStopping();
+    // Told at once, not at the next interval (the liveness timer is not even running here).
+    expect(sent).toEqual([
+      { peer: 'peer-2', stopping: true },
+      { peer: 'peer-3', stopping: true },
+    ]);
+    router.onPeerRecords('peer-2', [offer(MessageType.TimeoutNow), offer(MessageType.App)]);
+    expect(delivered).toEqual([2, 2]);
+    expect(router.counters.leadershipsRefused).toBe(1);
+    router.close();
+  });
+
+  test("a peer's stopping section marks it stopping until a record without it", () => {
+    const { pool } = fakePool(1, new Map());
+    let now = 0;
+    const router = livenessRouter(pool, () => now);
+    const record = (sections: LivenessSection[]) => ({ kind: RecordKind.NodeHeartbeat, shard: 0, payload: encodeLiveness({ running: [true], sections }) });
+    expect(router.liveness.stopping(2 as NodeId)).toBe(false);
+    router.onPeerRecords('peer-2', [record([leadsSection(3), stoppingSection()])]);
+    expect(router.liveness.stopping(2 as NodeId)).toBe(true);
+    expect(router.liveness.stopping(3 as NodeId)).toBe(false);
+    now = 50;
+    router.onPeerRecords('peer-2', [record([])]);
+    expect(router.liveness.stopping(2 as NodeId)).toBe(false);
     router.close();
   });
 

@@ -7,6 +7,9 @@ import {
   encodeLiveness,
   leadsOf,
   leadsSection,
+  STOPPING_TAG,
+  isStopping,
+  stoppingSection,
   type LivenessFrame,
   type NodeLoad,
 } from '../../../src/wire/index.js';
@@ -59,6 +62,16 @@ describe('liveness codec', () => {
     expect(leadsOf(decodeLiveness(encodeLiveness({ running: [true] })))).toBeUndefined();
     expect(leadsOf({ running: [true], sections: [{ tag: LEADS_TAG, body: new Uint8Array(3) }] })).toBeUndefined();
     expect(() => leadsSection(-1)).toThrow(AssertionError);
+  });
+
+  test('the stopping section (tag 3, no body) round-trips after the leads section; a body makes it no stopping section', () => {
+    const b = encodeLiveness({ running: [true], sections: [leadsSection(2), stoppingSection()] });
+    expect([...b.subarray(b.length - 3)]).toEqual([STOPPING_TAG, 0, 0]);
+    const f = decodeLiveness(b);
+    expect(isStopping(f)).toBe(true);
+    expect(leadsOf(f)).toBe(2);
+    expect(isStopping(decodeLiveness(encodeLiveness({ running: [true], sections: [leadsSection(2)] })))).toBe(false);
+    expect(isStopping({ running: [true], sections: [{ tag: STOPPING_TAG, body: Uint8Array.of(1) }] })).toBe(false);
   });
 
   test('sections of a later layout (unknown tags) are kept unread, so a newer peer still counts its workers', () => {
