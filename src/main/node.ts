@@ -348,7 +348,9 @@ function startLeaderBalance(
   const stop = async (): Promise<void> => {
     clearTimeout(timer);
     router.beginStopping();
-    const { handed, left } = await handOffLeaders(parts, cfg.tickMs * cfg.electionTicks);
+    // The meta group's leadership too: balancing leaves it where it is, but a stop must not leave
+    // the cluster's membership and placement waiting for an election.
+    const { handed, left } = await handOffLeaders({ ...parts, shards: () => router.localShards() }, cfg.tickMs * cfg.electionTicks);
     if (handed + left > 0) log.info({ handed, left }, 'handed leaderships over before stopping');
   };
   return { balancer, stop };

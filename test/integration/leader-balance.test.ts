@@ -59,18 +59,27 @@ describe('leader balancing', () => {
     expect(after.reduce((a, b) => a + b, 0)).toBe(before);
   }, 90_000);
 
-  test('a node stopping gracefully hands its leaderships over first, spread over the others, and takes none back: no shard waits for an election', async () => {
-    const status = async (from: number): Promise<Status & { node: number }> =>
-      (await (await fetch(`${c.node(from).url}/v1/status`)).json()) as Status & { node: number };
-    const led = async (from: number): Promise<number[]> => (await status(from)).shards.map((s) => s.leader);
-    // The raft ids (they follow the sorted endpoint ids, not the start order).
-    const [stopping, second, third] = await Promise.all([1, 2, 3].map(async (i) => (await status(i)).node));
-    expect((await led(2)).filter((l) => l === stopping).length).toBe(4);
-    // A PUT whose body is still arriving keeps node 1 in its graceful stop, its leaderships handed
-    // over, for 1.5 s: several balancing rounds of the others (every ~300 ms), which find it leading
-    // none, two fewer than the mean. They must not give it one back: it would win the election and
-    // then exit, leaving that shard to wait for another.
-    const held = request(`${c.node(1).url}/v1/kv/held/1`, { method: 'PUT', headers: { 'content-length': '2' } });
+  test('a node stopping gracefully hands its leaderships over first (the meta group too), spread over the others, and takes none back: no group waits for an election', async () => {
+    const status = async (i: number): Promise<Status & { node: number; metaGroup: { leader: number } | null }> =>
+      (await (await fetch(`${c.node(i).url}/v1/status`)).json()) as Status & { node: number; metaGroup: { leader: number } | null };
+    /** Each data shard's leader as node `i` sees it, then the meta group's. */
+    const led = async (i: number): Promise<number[]> => {
+      const s = await status(i);
+      return [...s.shards.map((x) => x.leader), s.metaGroup?.leader ?? -1];
+    };
+    // The raft ids follow the sorted endpoint ids, not the start order. The process stopped is the
+    // one leading the meta group, so that its hand-over has the meta group's to give as well.
+    const ids = await Promise.all([1, 2, 3].map(async (i) => (await status(i)).node));
+    const k = ids.indexOf((await status(1)).metaGroup?.leader ?? -1) + 1;
+    expect(k).toBeGreaterThan(0);
+    const [a, b] = [1, 2, 3].filter((i) => i !== k) as [number, number];
+    const stopping = ids[k - 1]!;
+    expect((await led(a)).slice(0, 12).filter((l) => l === stopping).length).toBe(4);
+    // A PUT whose body is still arriving keeps the node in its graceful stop, its leaderships
+    // handed over, for 1.5 s: several balancing rounds of the others (every ~300 ms), which find it
+    // leading none, two fewer than the mean. They must not give it one back: it would win the
+    // election and then exit, leaving that shard to wait for another.
+    const held = request(`${c.node(k).url}/v1/kv/held/1`, { method: 'PUT', headers: { 'content-length': '2' } });
     const answered = new Promise<number>((resolve, reject) => {
       held.on('response', (res) => {
         res.resume();
@@ -80,22 +89,23 @@ describe('leader balancing', () => {
     });
     held.write('o');
     await new Promise((res) => setTimeout(res, 200));
-    const exited = c.stop(1);
+    const exited = c.stop(k);
     await new Promise((res) => setTimeout(res, 1500));
     held.end('k');
     expect(await answered).toBe(200);
     expect(await exited).toBe(0);
-    // At once, or within 100 ms (half an election timeout of 10 ticks of 20 ms): node 2 names the
-    // stopped node leader of no shard, and every shard has a leader.
-    const now = await led(2);
-    if (now.includes(0) || now.includes(stopping!)) await new Promise((res) => setTimeout(res, 100));
-    const later = await led(2);
+    // At once, or within 100 ms (half an election timeout of 10 ticks of 20 ms): node a names the
+    // stopped node leader of no group, and every group has a leader.
+    const now = await led(a);
+    if (now.includes(0) || now.includes(stopping)) await new Promise((res) => setTimeout(res, 100));
+    const later = await led(a);
     expect(
       later.filter((l) => l === stopping || l === 0),
-      `leaders seen by node 2 at once: ${now.join(',')}, then: ${later.join(',')}; stopped ${stopping}`,
+      `leaders seen by node ${a} at once: ${now.join(',')}, then: ${later.join(',')} (the meta group's last); stopped ${stopping}`,
     ).toEqual([]);
-    // The four went two and two: each of the others leads six.
-    expect([later.filter((l) => l === second).length, later.filter((l) => l === third).length]).toEqual([6, 6]);
-    expect(c.node(1).output).not.toMatch(/"level":(50|60)/);
+    // The four data shards went two and two: each of the others leads six.
+    const data = later.slice(0, 12);
+    expect([data.filter((l) => l === ids[a - 1]).length, data.filter((l) => l === ids[b - 1]).length]).toEqual([6, 6]);
+    expect(c.node(k).output).not.toMatch(/"level":(50|60)/);
   }, 60_000);
 });
