@@ -6,9 +6,6 @@
  */
 import { AggregatorRegistry, Registry } from 'prom-client';
 import type { Logger } from 'pino';
-import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { createSecureContext } from 'node:tls';
 import { HttpError } from '../io/http/index.js';
 import { HttpServer } from '../io/http/server.js';
 import type { HttpTlsOptions } from '../io/http/server.js';
@@ -25,7 +22,6 @@ import type { NodeConfig } from './config.js';
 import { DataDir } from './data-dir.js';
 import { settleLater } from './placement.js';
 import { DiskAlarm } from './disk-alarm.js';
-import { LeaderBalancer, handOffLeaders } from '../router/leader-balance.js';
 import { httpLatencyMetric, registerNodeMetrics, registerProcessMetrics } from './node-metrics.js';
 import { Snapshots } from '../router/snapshots.js';
 import { join } from 'node:path';
@@ -44,6 +40,8 @@ import type { ClusterStart } from './cluster-start.js';
 import { ClusterLife } from './cluster-life.js';
 import { recordRemoved, writeMetaFile } from './meta-file.js';
 import { askSelf } from './cluster-join.js';
+import { startLeaderBalance, stopper } from './node-stop.js';
+import { loadTls } from './node-tls.js';
 import type { ShardSpec } from '../shards/host.js';
 export { NodeError };
 
@@ -189,37 +187,13 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
   dir.recordMeta();
   const snapshots = (late.snapshots = startSnapshots(cfg, self, late, pool, transport, log));
   const disk = await startDiskAlarm(cfg, log);
-  const router = new Router({
-    self,
-    members,
-    shards,
-    replicas: start.replicas,
-    placement: start.sets,
-    pool,
-    link: transport,
-    requestTimeoutMs: cfg.requestTimeoutMs,
-    ...admissionOf(cfg),
-    livenessIntervalMs: cfg.tickMs,
-    livenessTimeoutMs: cfg.tickMs * cfg.electionTicks,
-    onPeerDown: (node) => snapshots.peerGone(node),
-    metrics: () => scrape(registry, pool),
-    writeGuard: disk,
-    placementHash: placement.hash,
-    ...statusSources(late, snapshots),
-  });
+  const router = startRouter(cfg, start, { pool, transport, snapshots, disk, registry, late });
   late.router = router;
   const settling = settleLater(placement, router, dir, log);
   router.startLiveness();
-  // Leaderships go only to members up (not joining, leaving or dead) once the meta record says so.
-  const lifeRef: { life?: ClusterLife } = {};
-  const memberUp = (node: NodeId): boolean => {
-    const m = lifeRef.life?.current()?.meta.members.find((x) => x.node === node);
-    return m === undefined || m.state === 'up';
-  };
-  const balance = startLeaderBalance(cfg, self, router, pool, snapshots, log, memberUp);
+  const balance = startLeaderBalance(cfg, self, router, pool, snapshots, log, () => late.life);
   const nodeOfPeer = new Map(members.map((m) => [m.peerId, m.nodeId]));
   const life = startLife(cfg, { start, transport, router, pool, discovery, nodeOfPeer, late, log });
-  lifeRef.life = life.life;
   const surfaces = adminSurfaces(
     { ...cfg, shards },
     { admin, router, self, life: life.life, log, registry, isMember: (id) => late.memberIds.has(id), ticket: () => transport.ticket() },
@@ -254,6 +228,32 @@ async function assemble(cfg: NodeConfig, opts: StartOptions, { dir, transport, p
   };
 }
 
+/** The router over this node's pool and transport, as the cluster's start laid it out. */
+function startRouter(
+  cfg: NodeConfig,
+  start: ClusterStart,
+  p: { pool: WorkerPool; transport: Transport; snapshots: Snapshots; disk: DiskAlarm; registry: Registry; late: Late },
+): Router {
+  return new Router({
+    self: start.self,
+    members: start.members,
+    shards: start.shards,
+    replicas: start.replicas,
+    placement: start.sets,
+    pool: p.pool,
+    link: p.transport,
+    requestTimeoutMs: cfg.requestTimeoutMs,
+    ...admissionOf(cfg),
+    livenessIntervalMs: cfg.tickMs,
+    livenessTimeoutMs: cfg.tickMs * cfg.electionTicks,
+    onPeerDown: (node) => p.snapshots.peerGone(node),
+    metrics: () => scrape(p.registry, p.pool),
+    writeGuard: p.disk,
+    placementHash: start.placement.hash,
+    ...statusSources(p.late, p.snapshots),
+  });
+}
+
 /** The router's admission limits: writes in flight (bytes; count while tenants share) and scan reads. */
 function admissionOf(cfg: NodeConfig): Pick<RouterOptions, 'writeBytesMax' | 'writesSharedMax' | 'scanReadsMax' | 'scanTenantReadsMax'> {
   return {
@@ -274,86 +274,6 @@ function served(cfg: NodeConfig, http: HttpServer, tls: HttpTlsOptions | undefin
     auth: auth.on ? 'on' : 'off',
     authWhy: auth.why,
   };
-}
-
-/** A graceful stop, once: HTTP drains, snapshot transfers end, workers flush and stop, then the rest. */
-function stopper(p: {
-  http: HttpServer;
-  mgmt: MgmtServer;
-  discovery: Discovery;
-  snapshots: Snapshots;
-  pool: WorkerPool;
-  router: Router;
-  disk: DiskAlarm;
-  balance: { stop(): Promise<void> };
-  settling: { stop(): void };
-  life: ClusterLife;
-  transport: Transport;
-  unlock: () => void;
-  log: StartOptions['logger'];
-  self: NodeId;
-}): () => Promise<void> {
-  let closing: Promise<void> | undefined;
-  return () =>
-    (closing ??= (async () => {
-      p.settling.stop();
-      await p.life.stop();
-      await p.balance.stop();
-      p.http.beginDrain();
-      await p.http.close();
-      await p.mgmt.close();
-      p.discovery.close();
-      p.snapshots.close();
-      await p.pool.close();
-      p.router.close();
-      p.disk.close();
-      await p.transport.close();
-      p.unlock();
-      p.log.info({ node: p.self }, 'node stopped');
-    })());
-}
-
-/** Leader balancing every `--leader-balance-ms` (off at 0), with jitter so nodes do not move in step. */
-function startLeaderBalance(
-  cfg: NodeConfig,
-  self: NodeId,
-  router: Router,
-  pool: WorkerPool,
-  snapshots: Snapshots,
-  log: StartOptions['logger'],
-  memberUp: (node: NodeId) => boolean,
-): { balancer: LeaderBalancer; stop(): Promise<void> } {
-  const balancer = new LeaderBalancer({
-    self,
-    shardCount: cfg.shards,
-    // The data shards: the meta group's leadership costs next to nothing, wherever it is.
-    shards: () => router.localShards().filter((s) => s.shard < cfg.shards),
-    leaderOf: (shard) => pool.leaders.get(shard)?.lead,
-    // A member leaving, or a node stopping, is handing its leaderships over: never give it one back.
-    canLead: (node, shard) => router.liveness.reachable(node, shard) && memberUp(node) && !router.liveness.stopping(node),
-    leadsOf: (node) => router.leadsOf(node),
-    streaming: (shard) => snapshots.sends(shard),
-    transfer: (shard, to) => pool.transferLeader(shard, to),
-    failed: (shard, to, err) => log.warn({ err, shard, to }, 'a balancing transfer failed'),
-  });
-  const parts = balancer.parts;
-  let timer: NodeJS.Timeout | undefined;
-  const next = (): void => {
-    timer = setTimeout(() => void balancer.round().finally(next), cfg.leaderBalanceMs * (0.75 + Math.random() / 2));
-    timer.unref();
-  };
-  if (cfg.leaderBalanceMs > 0) next();
-  // Stopping hands this node's leaderships over first (up to an election timeout), so no shard
-  // waits for one to pass before it has a leader again; and from then on the node takes none back.
-  const stop = async (): Promise<void> => {
-    clearTimeout(timer);
-    router.beginStopping();
-    // The meta group's leadership too: balancing leaves it where it is, but a stop must not leave
-    // the cluster's membership and placement waiting for an election.
-    const { handed, left } = await handOffLeaders({ ...parts, shards: () => router.localShards() }, cfg.tickMs * cfg.electionTicks);
-    if (handed + left > 0) log.info({ handed, left }, 'handed leaderships over before stopping');
-  };
-  return { balancer, stop };
 }
 
 /** The disk-space alarm on the data directory (`--disk-free-bytes-min`), its changes logged. */
@@ -576,50 +496,6 @@ async function startHttp(
   } catch (e) {
     if (e instanceof HttpError && e.code === 'InvalidConfig') throw new ConfigError('InvalidConfig', e.message);
     throw e;
-  }
-}
-
-/**
- * The HTTPS certificate, key and client CA of `cfg` (undefined for plain HTTP), read and checked
- * to load together. ConfigError InvalidConfig naming the flag otherwise.
- */
-function loadTls(cfg: NodeConfig): HttpTlsOptions | undefined {
-  if (cfg.tlsCert === undefined || cfg.tlsKey === undefined) return undefined;
-  const cert = pem(cfg.tlsCert, '--tls-cert');
-  const key = pem(cfg.tlsKey, '--tls-key');
-  const ca = cfg.tlsCa === undefined ? undefined : pem(cfg.tlsCa, '--tls-ca');
-  // Node ignores CA text that holds no certificate, which would refuse every client quietly.
-  if (ca !== undefined) certificates(ca, `--tls-ca ${cfg.tlsCa}`);
-  try {
-    createSecureContext({ cert, key, ...(ca === undefined ? {} : { ca }) });
-  } catch (e) {
-    throw new ConfigError(
-      'InvalidConfig',
-      `--tls-cert ${cfg.tlsCert} / --tls-key ${cfg.tlsKey}${ca === undefined ? '' : ` / --tls-ca ${cfg.tlsCa}`}: ${(e as Error).message}`,
-    );
-  }
-  return ca === undefined ? { cert, key } : { cert, key, ca };
-}
-
-/** Parses each certificate of a PEM text; ConfigError InvalidConfig naming `what` when there is none or one is bad. */
-function certificates(text: Buffer, what: string): void {
-  const blocks = text.toString('latin1').match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
-  if (blocks.length === 0) throw new ConfigError('InvalidConfig', `${what}: no PEM certificate in it`);
-  for (const b of blocks) {
-    try {
-      new X509Certificate(b);
-    } catch (e) {
-      throw new ConfigError('InvalidConfig', `${what}: ${(e as Error).message}`);
-    }
-  }
-}
-
-/** A PEM file's text; ConfigError InvalidConfig naming the flag when it cannot be read. */
-function pem(path: string, flag: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (e) {
-    throw new ConfigError('InvalidConfig', `${flag} ${path}: ${(e as Error).message}`);
   }
 }
 
