@@ -126,6 +126,12 @@ export class Raft {
   /** Transfer target, or NONE. Proposals are refused while set. */
   leadTransferee: NodeId = NONE;
   private transferElapsed = 0;
+  /**
+   * Leader: the sequence of the latest heartbeat sent to every member, and the voter whose answer
+   * to it (or to a later one) came first, NONE until one has: the one read rounds ask.
+   */
+  private raceSeq = 0;
+  private raceWinner: NodeId = NONE;
 
   /**
    * Index of the last membership change applied (or of the snapshot that set the membership).
@@ -336,6 +342,8 @@ export class Raft {
     this.votes.clear();
     this.leadTransferee = NONE;
     this.transferElapsed = 0;
+    this.raceSeq = 0;
+    this.raceWinner = NONE;
     this.uncommittedBytes = 0;
     this.read.reset();
     const next = (this.log.lastIndex() + 1) as LogIndex;
@@ -903,6 +911,7 @@ export class Raft {
     pr.recentActive = true;
     pr.probeSent = false;
     if (m.context > pr.ackedHeartbeat) pr.ackedHeartbeat = m.context;
+    if (this.raceWinner === NONE && this.raceSeq > 0 && m.context >= this.raceSeq && this.voters.has(m.from)) this.raceWinner = m.from;
     // The follower is alive but its match has not moved for a while: what was in flight is lost
     // (the network dropped it, or the follower restarted). Probe again from its match.
     const stallAfter = pr.state === 'replicate' ? stallTicksFor(pr.inflights.bytes, this.cfg.heartbeatIntervalTicks, pr.ackTicks) : Infinity;
@@ -1114,6 +1123,8 @@ export class Raft {
     // Send ticks older than an election timeout are useless for the lease, so they are dropped.
     const seq = this.read.queue.nextHeartbeat(this.now, this.cfg.electionTimeoutTicks);
     for (const [id, pr] of this.prs) if (id !== this.id) this.sendHeartbeat(id, pr, seq, quiesce);
+    this.raceSeq = seq;
+    this.raceWinner = NONE;
     return seq;
   }
 
@@ -1128,21 +1139,24 @@ export class Raft {
   }
 
   /**
-   * A read round's heartbeat: sent only to as many other voters as a quorum needs, those that
-   * answered the most recent heartbeat, since a round waits for a quorum's answers and no more
-   * (with three voters, one heartbeat and one answer per round instead of two of each). The
-   * sequence and its send tick are recorded as for any heartbeat, so the answers also date the
-   * lease. A chosen voter that does not answer holds the round until the next heartbeat sent to
-   * every member (the next tick's; a round's reads keep the leader awake), whose answers complete
-   * it too, and the voter that answered it is chosen from then on. A transfer's target comes last:
-   * once told to campaign it would not answer.
+   * A read round's heartbeat: sent only to as many other voters as a quorum needs, since a round
+   * waits for a quorum's answers and no more (with three voters, one heartbeat and one answer per
+   * round instead of two of each). First the voter that answered the latest heartbeat sent to
+   * every member first (each tick's heartbeat is a race, so a follower slower than another stops
+   * being asked within a heartbeat interval), then those that answered the most recent heartbeat.
+   * The sequence and its send tick are recorded as for any heartbeat, so the answers also date
+   * the lease. A chosen voter that does not answer holds the round until the next heartbeat sent
+   * to every member (the next tick's; a round's reads keep the leader awake), whose answers
+   * complete it too, and whose first answer picks the voter asked from then on. A transfer's
+   * target comes last: once told to campaign it would not answer.
    */
   private heartbeatQuorum(): number {
     const seq = this.read.queue.nextHeartbeat(this.now, this.cfg.electionTimeoutTicks);
     const need = majority(this.voters.size) - (this.voters.has(this.id) ? 1 : 0);
     const acked = (id: NodeId): number => this.prs.get(id)?.ackedHeartbeat ?? 0;
     const last = (id: NodeId): number => (id === this.leadTransferee ? 1 : 0);
-    const others = [...this.voters].filter((id) => id !== this.id).sort((a, b) => last(a) - last(b) || acked(b) - acked(a) || a - b);
+    const first = (id: NodeId): number => (id === this.raceWinner ? 1 : 0);
+    const others = [...this.voters].filter((id) => id !== this.id).sort((a, b) => last(a) - last(b) || first(b) - first(a) || acked(b) - acked(a) || a - b);
     for (const id of others.slice(0, need)) {
       const pr = this.prs.get(id);
       if (pr) this.sendHeartbeat(id, pr, seq);

@@ -85,6 +85,35 @@ describe('ReadIndex (§6.4 of the Raft thesis)', () => {
     expect(c.node(1).readStates.map((r) => r.context)).toEqual([1, 2, 3]);
   });
 
+  test('a round asks the follower that answered the latest heartbeat to every member first, not one that answers later', () => {
+    const c = safeCluster();
+    const roundTargets = (since: number): number[] =>
+      c.sent
+        .slice(since)
+        .filter((m) => m.type === MessageType.Heartbeat && m.from === 1)
+        .map((m) => m.to);
+    /** The tick's heartbeat to every member, with `slow`'s answer arriving after the other's. */
+    const race = (slow: number): void => {
+      const late = c.hold((m) => m.type === MessageType.HeartbeatResp && m.from === slow);
+      c.tick(1);
+      c.deliver();
+      late.release();
+    };
+    race(2);
+    // Both answered that heartbeat; node 3 first. Asked before: the lower id, however slow.
+    let mark = c.sent.length;
+    c.node(1).rn.readIndex(1);
+    c.deliver();
+    expect(roundTargets(mark)).toEqual([3]);
+    // Node 3 turns slow: one heartbeat to every member later, node 2 is asked.
+    race(3);
+    mark = c.sent.length;
+    c.node(1).rn.readIndex(2);
+    c.deliver();
+    expect(roundTargets(mark)).toEqual([2]);
+    expect(c.node(1).readStates.map((r) => r.context)).toEqual([1, 2]);
+  });
+
   test("a round during a leadership transfer asks another follower than the transfer's target", () => {
     const c = safeCluster();
     c.hold((m) => m.type === MessageType.TimeoutNow);
