@@ -214,6 +214,25 @@ function registerBalanceMetrics(counter: Read, parts: NodeParts): void {
     'Planned balancing transfers whose call failed (a worker restarting, an error from the worker).',
     () => parts.balancer.counters.transfersFailed,
   );
+  counter(
+    'iroh_raft_leaderships_refused_total',
+    'Leaderships offered to this node (TimeoutNow) while it was stopping, refused: the offering leader keeps the shard.',
+    () => parts.router.counters.leadershipsRefused,
+  );
+}
+
+/** Scans and their shard reads: running, waiting for a slot (--scan-reads-max), refused at their deadline. */
+function registerScanMetrics(counter: Read, gauge: Read, b: NodeParts['router']['scanBudget']): void {
+  gauge('iroh_raft_scan_reads_inflight', 'Shard reads of scans running on this node (at most --scan-reads-max).', () => b.inflight);
+  gauge('iroh_raft_scan_reads_waiting', 'Shard reads of scans waiting for a slot (node-wide or their tenant share).', () => b.waiting);
+  gauge('iroh_raft_scans_running', 'Scans admitted and asking shards (at most --scan-reads-max / 4 node-wide).', () => b.scansRunning);
+  gauge('iroh_raft_scans_waiting', 'Scans waiting for their turn, first come first served.', () => b.scansWaiting);
+  counter('iroh_raft_scans_refused_total', 'Scans whose turn did not come before their deadline (answered Overloaded, no shard asked).', () => b.scansRefused);
+  counter(
+    'iroh_raft_scan_reads_refused_total',
+    'Shard reads of scans that found no slot before their deadline (the scan answered Overloaded).',
+    () => b.refused,
+  );
 }
 
 /** What waits for room, and how much is held: client writes (writeBytesMax) and request bodies. */
@@ -237,20 +256,7 @@ function registerAdmissionMetrics(counter: Read, gauge: Read, parts: NodeParts):
   );
   gauge('iroh_raft_disk_alarm', '1 while the disk-space alarm is up (writes refused with NoSpace), else 0.', () => (parts.disk.raised ? 1 : 0));
   counter('iroh_raft_disk_alarms_total', 'Times the disk-space alarm was raised.', () => parts.disk.raisedCount);
-  gauge('iroh_raft_scan_reads_inflight', 'Shard reads of scans running on this node (at most --scan-reads-max).', () => r.scanBudget.inflight);
-  gauge('iroh_raft_scan_reads_waiting', 'Shard reads of scans waiting for a slot (node-wide or their tenant share).', () => r.scanBudget.waiting);
-  gauge('iroh_raft_scans_running', 'Scans admitted and asking shards (at most --scan-reads-max / 4 node-wide).', () => r.scanBudget.scansRunning);
-  gauge('iroh_raft_scans_waiting', 'Scans waiting for their turn, first come first served.', () => r.scanBudget.scansWaiting);
-  counter(
-    'iroh_raft_scans_refused_total',
-    'Scans whose turn did not come before their deadline (answered Overloaded, no shard asked).',
-    () => r.scanBudget.scansRefused,
-  );
-  counter(
-    'iroh_raft_scan_reads_refused_total',
-    'Shard reads of scans that found no slot before their deadline (the scan answered Overloaded).',
-    () => r.scanBudget.refused,
-  );
+  registerScanMetrics(counter, gauge, r.scanBudget);
   gauge(
     'iroh_raft_http_body_held_bytes',
     'Bytes of request bodies being read or served (at most --http-bodies-bytes-max).',

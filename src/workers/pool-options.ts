@@ -3,6 +3,9 @@ import type { ShardEvent, ShardSpec, SnapshotWish } from '../shards/host.js';
 import { KvError, kvBodyBytesMax, resolveKvLimits } from '../shards/kv/index.js';
 import type { KvLimits } from '../shards/kv/index.js';
 import { PROPOSE_FIXED_BYTES_MAX, REPLY_FIXED_BYTES_MAX } from '../wire/index.js';
+import { availableParallelism } from 'node:os';
+import { resolveRecordFit } from './fit.js';
+import type { RecordFit } from './fit.js';
 import { maxPayloadBytes } from './ring.js';
 import type { ShardId } from '../shards/raft/index.js';
 import { CodedError } from '../errors.js';
@@ -140,4 +143,65 @@ export function checkKvLimits(partial: Partial<KvLimits> | undefined, ringBytes:
     );
   }
   return limits;
+}
+
+/**
+ * The pool's options checked and with their defaults: worker count, record sizes and what each
+ * worker is started with. PoolError InvalidConfig naming the option otherwise.
+ */
+export function resolvePool(opts: PoolOptions): {
+  workers: number;
+  fit: RecordFit;
+  init: Omit<WorkerInit, 'worker' | 'inRing' | 'outRing'>;
+  inflightRequestsMax: number;
+  inflightBytesMax: number;
+} {
+  const workers = opts.workers ?? availableParallelism();
+  const check = (name: string, v: number, min: number): void => {
+    if (!Number.isInteger(v) || v < min) throw new PoolError('InvalidConfig', `${name} must be an integer >= ${min}, got ${v}`);
+  };
+  check('workers', workers, 1);
+  const ringBytes = opts.ringBytes ?? 4 << 20;
+  if (!Number.isInteger(ringBytes) || ringBytes < 1024 || ringBytes > 1 << 30 || (ringBytes & (ringBytes - 1)) !== 0) {
+    throw new PoolError('InvalidConfig', `ringBytes must be a power of two in [1024, 2^30], got ${ringBytes}`);
+  }
+  let kvLimits: KvLimits | undefined;
+  try {
+    kvLimits = opts.stateMachine === undefined ? resolveKvLimits(opts.kvLimits) : undefined;
+  } catch (e) {
+    if (!(e instanceof KvError)) throw e;
+    throw new PoolError('InvalidConfig', `kvLimits: ${e.message}`);
+  }
+  const fit = resolveRecordFit({ ringBytes, appendBytesMax: opts.raft?.appendBytesMax, peerRecordBytesMax: opts.peerRecordBytesMax, kvLimits });
+  if ('problem' in fit) throw new PoolError('InvalidConfig', fit.problem);
+  const shardsPerWorker = Math.ceil(opts.shards.length / workers);
+  const init = {
+    workers,
+    dataDir: opts.dataDir,
+    nodeId: opts.nodeId ?? 1,
+    seed: opts.seed ?? Math.floor(Math.random() * 2 ** 31),
+    tickMs: opts.tickMs ?? 100,
+    outboxBytesMax: opts.outboxBytesMax ?? opts.ringBytes ?? 4 << 20,
+    shardsMax: opts.shardsPerWorkerMax ?? Math.max(1024, shardsPerWorker),
+    raft: { ...opts.raft, appendBytesMax: fit.appendBytesMax },
+    compactEveryEntries: opts.compactEveryEntries ?? 10_000,
+    compactKeepEntries: opts.compactKeepEntries ?? 1_000,
+    kvLimits: opts.stateMachine ? opts.kvLimits : checkKvLimits(opts.kvLimits, opts.ringBytes ?? 4 << 20),
+    stateMachine: opts.stateMachine ? { module: opts.stateMachine.module, options: opts.stateMachine.options } : undefined,
+  };
+  const inflightRequestsMax = opts.inflightRequestsMax ?? 65_536;
+  const inflightBytesMax = opts.inflightBytesMax ?? 64 << 20;
+  check('tickMs', init.tickMs, 1);
+  check('outboxBytesMax', init.outboxBytesMax, 1);
+  check('nodeId', init.nodeId, 1);
+  check('inflightRequestsMax', inflightRequestsMax, 1);
+  check('inflightBytesMax', inflightBytesMax, 1);
+  check('requestTimeoutMs', opts.requestTimeoutMs ?? 5000, 1);
+  const ids = new Set<number>();
+  for (const s of opts.shards) {
+    check('shard id', s.shard, 0);
+    if (ids.has(s.shard)) throw new PoolError('InvalidConfig', `shard ${s.shard} is listed twice`);
+    ids.add(s.shard);
+  }
+  return { workers, fit, init, inflightRequestsMax, inflightBytesMax };
 }

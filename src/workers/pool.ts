@@ -4,7 +4,6 @@
  * (bounded in-flight table with deadlines), hands raft messages between rings and the caller,
  * restarts a crashed worker (its shards recover from disk) and stops cleanly.
  */
-import { availableParallelism } from 'node:os';
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import * as Comlink from 'comlink';
@@ -32,21 +31,17 @@ import type {
   StagedSnapshot,
   TransferAnswer,
 } from '../shards/host.js';
-import { KvError, resolveKvLimits } from '../shards/kv/index.js';
-import type { KvLimits } from '../shards/kv/index.js';
-import { assert } from '../shards/raft/index.js';
 import type { LogIndex, NodeId, ShardId, SnapshotMetadata, Term } from '../shards/raft/index.js';
 import { SnapshotChunker } from './snapshot-chunks.js';
 import type { SnapshotChunk } from './snapshot-chunks.js';
 import { Ring, maxPayloadBytes } from './ring.js';
-import { resolveRecordFit } from './fit.js';
 import type { RecordFit } from './fit.js';
 import type { WorkerInit, WorkerNotice } from './protocol.js';
 import type { WorkerApi } from './worker.js';
-import { PoolError, PoolErrorCode, checkKvLimits } from './pool-options.js';
+import { PoolError, PoolErrorCode, resolvePool } from './pool-options.js';
 import type { PoolOptions } from './pool-options.js';
 import { checkShardId, checkSpec, unavailableAs, untilExit } from './runtime-shards.js';
-import { ByteGate } from '../api/index.js';
+import { PoolRequests, poolFailure } from './pool-requests.js';
 
 export { PoolError, PoolErrorCode } from './pool-options.js';
 export type { PoolOptions } from './pool-options.js';
@@ -54,14 +49,6 @@ export type { Membership, MembershipAnswer, MembershipChange, TransferAnswer } f
 
 /** How long a restarted worker may take to open its shards before it is replaced again. */
 const OPEN_SHARDS_TIMEOUT_MS = 60_000;
-
-interface Pending {
-  readonly resolve: (o: Outcome) => void;
-  readonly timer: NodeJS.Timeout;
-  readonly worker: number;
-  /** Payload bytes of the request (counted in `inflightBytes`). */
-  readonly bytes: number;
-}
 
 interface Slot {
   readonly index: number;
@@ -96,14 +83,8 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
   private readonly slots: Slot[] = [];
   /** {@link hostedShards}, sorted; undefined after a change of any slot's specs until asked again. */
   private hostedSorted: readonly ShardId[] | undefined;
-  /**
-   * Requests in flight by request id, until their reply or timeout. At most `inflightRequestsMax`:
-   * {@link submit} refuses at the limit and checks the bound after each addition.
-   */
-  private readonly pending = new Map<number, Pending>();
-  /** Holds the `bytes` of every request in `pending` (inflightBytesMax); nothing waits in it. */
-  private readonly requestBytes: ByteGate;
-  private nextReqId = 1;
+  /** Client requests in flight, until their reply or deadline (inflightRequestsMax, inflightBytesMax). */
+  private readonly requests: PoolRequests;
   private closing = false;
   private chunker: SnapshotChunker | undefined;
   private readonly init: Omit<WorkerInit, 'worker' | 'inRing' | 'outRing'>;
@@ -116,54 +97,11 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
 
   private constructor(private readonly opts: PoolOptions) {
     super();
-    const workers = opts.workers ?? availableParallelism();
-    const check = (name: string, v: number, min: number): void => {
-      if (!Number.isInteger(v) || v < min) throw new PoolError('InvalidConfig', `${name} must be an integer >= ${min}, got ${v}`);
-    };
-    check('workers', workers, 1);
-    this.workers = workers;
-    const ringBytes = opts.ringBytes ?? 4 << 20;
-    if (!Number.isInteger(ringBytes) || ringBytes < 1024 || ringBytes > 1 << 30 || (ringBytes & (ringBytes - 1)) !== 0) {
-      throw new PoolError('InvalidConfig', `ringBytes must be a power of two in [1024, 2^30], got ${ringBytes}`);
-    }
-    let kvLimits: KvLimits | undefined;
-    try {
-      kvLimits = opts.stateMachine === undefined ? resolveKvLimits(opts.kvLimits) : undefined;
-    } catch (e) {
-      if (!(e instanceof KvError)) throw e;
-      throw new PoolError('InvalidConfig', `kvLimits: ${e.message}`);
-    }
-    const fit = resolveRecordFit({ ringBytes, appendBytesMax: opts.raft?.appendBytesMax, peerRecordBytesMax: opts.peerRecordBytesMax, kvLimits });
-    if ('problem' in fit) throw new PoolError('InvalidConfig', fit.problem);
-    this.fit = fit;
-    const shardsPerWorker = Math.ceil(opts.shards.length / workers);
-    this.init = {
-      workers,
-      dataDir: opts.dataDir,
-      nodeId: opts.nodeId ?? 1,
-      seed: opts.seed ?? Math.floor(Math.random() * 2 ** 31),
-      tickMs: opts.tickMs ?? 100,
-      outboxBytesMax: opts.outboxBytesMax ?? opts.ringBytes ?? 4 << 20,
-      shardsMax: opts.shardsPerWorkerMax ?? Math.max(1024, shardsPerWorker),
-      raft: { ...opts.raft, appendBytesMax: fit.appendBytesMax },
-      compactEveryEntries: opts.compactEveryEntries ?? 10_000,
-      compactKeepEntries: opts.compactKeepEntries ?? 1_000,
-      kvLimits: opts.stateMachine ? opts.kvLimits : checkKvLimits(opts.kvLimits, opts.ringBytes ?? 4 << 20),
-      stateMachine: opts.stateMachine ? { module: opts.stateMachine.module, options: opts.stateMachine.options } : undefined,
-    };
-    check('tickMs', this.init.tickMs, 1);
-    check('outboxBytesMax', this.init.outboxBytesMax, 1);
-    check('nodeId', this.init.nodeId, 1);
-    check('inflightRequestsMax', this.inflightMax(), 1);
-    check('inflightBytesMax', opts.inflightBytesMax ?? 64 << 20, 1);
-    check('requestTimeoutMs', opts.requestTimeoutMs ?? 5000, 1);
-    this.requestBytes = new ByteGate(opts.inflightBytesMax ?? 64 << 20);
-    const ids = new Set<number>();
-    for (const s of opts.shards) {
-      check('shard id', s.shard, 0);
-      if (ids.has(s.shard)) throw new PoolError('InvalidConfig', `shard ${s.shard} is listed twice`);
-      ids.add(s.shard);
-    }
+    const r = resolvePool(opts);
+    this.workers = r.workers;
+    this.fit = r.fit;
+    this.init = r.init;
+    this.requests = new PoolRequests(r.inflightRequestsMax, r.inflightBytesMax);
   }
 
   /** Starts the workers and opens their shards. Throws PoolError (e.g. WorkerCountMismatch). */
@@ -178,10 +116,6 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
       throw failed.reason;
     }
     return pool;
-  }
-
-  private inflightMax(): number {
-    return this.opts.inflightRequestsMax ?? 65_536;
   }
 
   /** The worker that hosts `shard`. */
@@ -297,15 +231,10 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     this.counters.restarts++;
     // Its shards' leadership died with it: forget it until they report again.
     for (const shard of slot.specs.keys()) this.leaders.delete(shard);
-    for (const [id, p] of this.pending) {
-      if (p.worker !== slot.index) continue;
-      this.settle(id, {
-        ok: false,
-        code: PoolErrorCode.WorkerRestarted,
-        message: `worker ${slot.index} restarted (${reason}); the request may or may not have been applied`,
-        leaderHint: 0,
-      });
-    }
+    this.requests.failWorker(
+      slot.index,
+      poolFailure(PoolErrorCode.WorkerRestarted, `worker ${slot.index} restarted (${reason}); the request may or may not have been applied`),
+    );
     // Back off on repeated crashes so a crash loop does not spin.
     const delayMs = Math.min(5000, 50 * 2 ** Math.min(slot.restarts, 7));
     slot.restarts++;
@@ -353,7 +282,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
         case RecordKind.ClientReply: {
           const r = decodeReply(payload);
           const { reqId, ...outcome } = r;
-          this.settle(reqId, outcome);
+          this.requests.settle(reqId, outcome);
           return;
         }
         case RecordKind.RaftMessage:
@@ -381,49 +310,30 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     }
   }
 
-  private settle(reqId: number, o: Outcome): void {
-    const p = this.pending.get(reqId);
-    if (!p) return; // timed out earlier
-    this.pending.delete(reqId);
-    this.requestBytes.release(p.bytes);
-    clearTimeout(p.timer);
-    p.resolve(o);
-  }
-
   private submit(shard: ShardId, kind: number, build: (reqId: number) => Uint8Array, timeoutMs: number | undefined): Promise<Outcome> {
-    const fail = (code: string, message: string): Promise<Outcome> => Promise.resolve({ ok: false, code, message, leaderHint: 0 });
+    const fail = (code: Parameters<typeof poolFailure>[0], message: string): Promise<Outcome> => Promise.resolve(poolFailure(code, message));
     if (this.closing) return fail(PoolErrorCode.ShuttingDown, 'the node is shutting down');
-    if (this.pending.size >= this.inflightMax()) return fail(PoolErrorCode.Overloaded, `${this.pending.size} requests in flight (inflightRequestsMax)`);
+    const full = this.requests.full();
+    if (full !== undefined) return Promise.resolve(full);
     const w = this.workerOf(shard);
     const slot = this.slots[w];
     if (!slot || slot.state !== 'running') return fail(PoolErrorCode.WorkerUnavailable, `worker ${w} (shard ${shard}) is restarting`);
-    const reqId = this.nextReqId++;
+    const reqId = this.requests.nextReqId();
     const payload = build(reqId);
     // Measured with the widest reqId, so whether a request fits never depends on its id.
     const bound = clientFrameBoundBytes(payload, reqId);
     if (bound > maxPayloadBytes(slot.inRing.capacityBytes)) return fail(PoolErrorCode.RequestTooLarge, `request of ${bound} bytes does not fit a ring record`);
-    if (!this.requestBytes.tryAcquire(payload.length)) {
+    const refused = this.requests.hold(payload.length);
+    if (refused !== undefined) {
       this.counters.bytesRefused++;
-      return fail(PoolErrorCode.Overloaded, `${this.requestBytes.held} request bytes in flight (inflightBytesMax ${this.requestBytes.capacityBytes})`);
+      return Promise.resolve(refused);
     }
     // It fits, so tryWrite could throw only for a shard that is not a u32: a bug of the caller.
     if (!slot.inRing.tryWrite(kind, shard, payload)) {
-      this.requestBytes.release(payload.length);
+      this.requests.unhold(payload.length);
       return fail(PoolErrorCode.Overloaded, `worker ${w} in-ring is full`);
     }
-    const ms = timeoutMs ?? this.opts.requestTimeoutMs ?? 5000;
-    return new Promise<Outcome>((resolve) => {
-      const timer = setTimeout(() => {
-        this.settle(reqId, {
-          ok: false,
-          code: PoolErrorCode.Timeout,
-          message: `no reply from shard ${shard} within ${ms} ms; the request may still be applied`,
-          leaderHint: 0,
-        });
-      }, ms);
-      this.pending.set(reqId, { resolve, timer, worker: w, bytes: payload.length });
-      if (this.pending.size > this.inflightMax()) assert(false, `pool: ${this.pending.size} requests in flight, beyond ${this.inflightMax()}`);
-    });
+    return this.requests.wait(reqId, w, payload.length, timeoutMs ?? this.opts.requestTimeoutMs ?? 5000, shard);
   }
 
   /**
@@ -713,7 +623,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
 
   /** Requests waiting for a reply. */
   inflight(): number {
-    return this.pending.size;
+    return this.requests.size;
   }
 
   /** Every running worker's metrics (prom-client JSON), to merge with AggregatorRegistry.aggregate. */
@@ -726,7 +636,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     if (this.closing) return;
     this.closing = true;
     const deadline = performance.now() + (this.opts.closeTimeoutMs ?? 5000);
-    while (this.pending.size > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    while (this.requests.size > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 5));
     await Promise.all(
       this.slots.map(async (slot) => {
         if (slot.state === 'running') {
@@ -755,8 +665,6 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
   }
 
   private failAll(): void {
-    for (const id of [...this.pending.keys()]) {
-      this.settle(id, { ok: false, code: PoolErrorCode.ShuttingDown, message: 'the node stopped before replying', leaderHint: 0 });
-    }
+    this.requests.failAll(poolFailure(PoolErrorCode.ShuttingDown, 'the node stopped before replying'));
   }
 }

@@ -46,6 +46,19 @@ async function udpFree(port: number): Promise<boolean> {
 }
 
 /**
+ * A port free now for `kind` (TCP for HTTP, UDP for Iroh), drawn below Linux's ephemeral range
+ * (32768 and up) as {@link devBasePort} does: a port the OS handed out (freePort) can be taken
+ * again by another process's connection or socket before the node binds it, and a TCP check says
+ * nothing of the UDP port.
+ */
+export async function freeLowPort(kind: 'tcp' | 'udp'): Promise<number> {
+  for (;;) {
+    const port = 10_000 + Math.floor(Math.random() * 22_000);
+    if (kind === 'tcp' ? await tcpFree(port) : await udpFree(port)) return port;
+  }
+}
+
+/**
  * A `--base-port` for `iroh-raft dev` whose ports are free now: HTTP (TCP) on `base..base+8` and
  * Iroh (UDP) on `base+100..base+108`. It is drawn below Linux's ephemeral range (32768 and up),
  * where the ports other tests and their connections take from the OS never land.
@@ -111,8 +124,8 @@ export class TestCluster {
 
   /** Free ports for node `n`, and its ticket for them. */
   private async pickPorts(n: NodeProc): Promise<void> {
-    n.httpPort = await freePort();
-    n.listenPort = await freePort();
+    n.httpPort = await freeLowPort('tcp');
+    n.listenPort = await freeLowPort('udp');
     n.url = `http://127.0.0.1:${n.httpPort}`;
     const t = spawnSync(process.execPath, [CLI, 'ticket', '--data', n.data, '--listen', `127.0.0.1:${n.listenPort}`], { encoding: 'utf8' });
     if (t.status !== 0) throw new Error(`ticket failed: ${t.stderr}`);

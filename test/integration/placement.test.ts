@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { decodeTicket } from '../../src/io/ticket.js';
 import { KEYED_HASH, UNKEYED_HASH, keyedHash, shardOf } from '../../src/wire/shard-hash.js';
-import { CLI, TestCluster, eventually, freePort } from './cluster.js';
+import { CLI, TestCluster, eventually, freeLowPort } from './cluster.js';
 
 const SHARDS = 16;
 const TENANT = 'default';
@@ -117,8 +117,8 @@ describe('a data directory of the version before the keyed hash: refused, or the
 
   beforeAll(async () => {
     const data = join(c.root, 'n1');
-    const httpPort = await freePort();
-    const listenPort = await freePort();
+    const httpPort = await freeLowPort('tcp');
+    const listenPort = await freeLowPort('udp');
     const t = spawnSync(process.execPath, [CLI, 'ticket', '--data', data, '--listen', `127.0.0.1:${listenPort}`], { encoding: 'utf8' });
     expect(t.status, t.stderr).toBe(0);
     const ticket = t.stdout.trim();
