@@ -324,6 +324,8 @@ export class ClusterLife {
         // Only a peer heard from since it became a member: one admitted but never seen counts as up
         // for a liveness timeout, and would otherwise be added as a learner that never answers.
         reachable: (n) => n === this.p.self || (this.p.router.liveness.reachable(n, s) && this.p.router.liveness.heardFrom(n)),
+        // A node stopping would refuse it, and the transfer would hold the shard's writes until it timed out.
+        canLead: (n) => !this.p.router.liveness.stopping(n),
       });
       if (step === undefined) continue;
       this.settled.changed(s);

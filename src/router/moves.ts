@@ -128,6 +128,8 @@ export interface StepInput {
   readonly lagMax: number;
   /** The leader hears from `node` now (its liveness). */
   readonly reachable: (node: NodeId) => boolean;
+  /** Whether `node` may be handed the leadership (not a node stopping); default: any. */
+  readonly canLead?: (node: NodeId) => boolean;
 }
 
 /**
@@ -139,8 +141,8 @@ export interface StepInput {
  * A replica is *caught up* when it is reachable and its match is at least `lastIndex - lagMax`.
  * The rules, safety first, in the order they are tried:
  * 1. A learner not in the target is removed (a learner never counts towards a quorum). A leader
- *    not in the target hands leadership to the caught-up target voter with the highest match, when
- *    there is one, before anything else: a node being removed stops leading first.
+ *    not in the target hands leadership to the caught-up target voter with the highest match (one
+ *    that can lead: not a node stopping), when there is one, before anything else: a node being removed stops leading first.
  * 2. A target learner that is caught up is promoted, and only if the voters with it would still
  *    have a quorum of caught-up replicas (a promotion must not leave the group waiting on a
  *    replica that lags).
@@ -156,6 +158,7 @@ export interface StepInput {
 export function nextStep(p: StepInput): Step | undefined {
   const target = new Set(p.target);
   const caughtUp = (n: NodeId): boolean => p.reachable(n) && p.match(n) >= p.lastIndex - p.lagMax;
+  const heirOk = (n: NodeId): boolean => target.has(n) && caughtUp(n) && (p.canLead?.(n) ?? true);
   const quorumCaughtUp = (voters: readonly NodeId[]): boolean => voters.filter(caughtUp).length >= Math.floor(voters.length / 2) + 1;
   if (!p.voters.includes(p.self)) return undefined;
 
@@ -166,7 +169,7 @@ export function nextStep(p: StepInput): Step | undefined {
   // to a caught-up target voter first: the moves are then made by a leader that stays, and a node
   // being removed stops leading at once.
   if (!target.has(p.self)) {
-    const heir = p.voters.filter((v) => v !== p.self && target.has(v) && caughtUp(v)).sort((a, b) => p.match(b) - p.match(a) || a - b)[0];
+    const heir = p.voters.filter((v) => v !== p.self && heirOk(v)).sort((a, b) => p.match(b) - p.match(a) || a - b)[0];
     if (heir !== undefined) return { kind: 'transfer', to: heir };
   }
 
@@ -189,7 +192,7 @@ export function nextStep(p: StepInput): Step | undefined {
     if (rest.length === 0 || !quorumCaughtUp(rest)) continue;
     if (n !== p.self) return { kind: 'remove', node: n };
     // The most caught-up target voter: the core sends it what it lacks before it hands over.
-    const heirs = rest.filter((v) => target.has(v) && caughtUp(v)).sort((a, b) => p.match(b) - p.match(a) || a - b);
+    const heirs = rest.filter(heirOk).sort((a, b) => p.match(b) - p.match(a) || a - b);
     if (heirs.length > 0) return { kind: 'transfer', to: heirs[0]! };
   }
   return undefined;

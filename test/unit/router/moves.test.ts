@@ -302,6 +302,31 @@ describe('nextStep', () => {
     expect(g.next(target, 1)).toEqual({ kind: 'remove', node: 3 });
   });
 
+  test('a node that cannot lead (it is stopping) is passed over as heir: the next caught-up target voter, or none yet', () => {
+    const g = new Group(ids(1, 2, 3), n(3), new Set());
+    const stopping = new Set([2]);
+    const next = (target: readonly NodeId[]) =>
+      nextStep({
+        self: g.self,
+        voters: g.voters,
+        learners: g.learners,
+        target,
+        match: (x) => g.match.get(x) ?? 0,
+        lastIndex: g.lastIndex,
+        lagMax: 1,
+        reachable: g.reachable,
+        canLead: (x) => !stopping.has(x),
+      });
+    // The leader leaves: 2 (match 100) would be the heir before 1 (99), but it is stopping.
+    g.match.set(n(1), 99);
+    expect(next(ids(1, 2))).toEqual({ kind: 'transfer', to: 1 });
+    // Only 2 is caught up among the target voters: no transfer while it stops (the moves wait).
+    g.match.set(n(1), 10);
+    expect(next(ids(1, 2))).toBeUndefined();
+    stopping.clear();
+    expect(next(ids(1, 2))).toEqual({ kind: 'transfer', to: 2 });
+  });
+
   test('a dead voter goes first, and only when the voters left keep a quorum of caught-up replicas', () => {
     const g = new Group(ids(1, 2, 3, 4), n(1), new Set([n(3)]));
     g.match.set(n(4), 100);
