@@ -200,7 +200,7 @@ export async function handOffLeaders(parts: BalanceParts, waitMs: number): Promi
   }
   const mine = shards.filter((s) => parts.leaderOf(s.shard) === parts.self);
   // Only shards with another voter able to lead can be handed over (a single-node cluster has none).
-  const moving: ShardId[] = [];
+  const moving: { shard: ShardId; to: NodeId }[] = [];
   await Promise.all(
     mine.map(async ({ shard, voters }) => {
       const targets = voters.filter((v) => v !== parts.self && parts.canLead(v, shard));
@@ -212,7 +212,7 @@ export async function handOffLeaders(parts: BalanceParts, waitMs: number): Promi
         leads.set(to, (leads.get(to) ?? 0) + 1);
         // A call that fails counts as refused: a stop must go on to close the node whatever happens.
         if ((await tryTransfer(parts, shard, to)) === 'started') {
-          moving.push(shard);
+          moving.push({ shard, to });
           return;
         }
         leads.set(to, (leads.get(to) ?? 0) - 1);
@@ -220,7 +220,9 @@ export async function handOffLeaders(parts: BalanceParts, waitMs: number): Promi
     }),
   );
   const deadline = performance.now() + waitMs;
-  const stillMine = (): number => moving.filter((s) => parts.leaderOf(s) === parts.self).length;
+  // A target that can no longer lead (it went down, or is stopping too: several nodes stopped at
+  // once) will not take the shard: waiting for it would only hold the stop.
+  const stillMine = (): number => moving.filter((m) => parts.leaderOf(m.shard) === parts.self && parts.canLead(m.to, m.shard)).length;
   while (stillMine() > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   const left = mine.filter((s) => parts.leaderOf(s.shard) === parts.self).length;
   return { handed: mine.length - left, left };

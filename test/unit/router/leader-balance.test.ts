@@ -264,6 +264,24 @@ describe('handOffLeaders', () => {
     expect(c.counts()).toEqual([0, 6, 6]);
   });
 
+  test('a target that can no longer lead (stopping too) is not waited for: the hand-over resolves with the shard left', async () => {
+    const c = cluster(3, 3, 3, [1, 2, 3]);
+    const t0 = performance.now();
+    const result = await handOffLeaders(
+      {
+        ...c.partsOf(1),
+        transfer: (_shard, to) => {
+          // The target refuses the leadership (it is stopping) and says so a moment later.
+          setTimeout(() => c.down.add(to), 20);
+          return Promise.resolve('started');
+        },
+      },
+      5_000,
+    );
+    expect(result).toEqual({ handed: 0, left: 1 });
+    expect(performance.now() - t0).toBeLessThan(2_500);
+  });
+
   test('a shard no other voter can take stays, and nothing is waited for (a single-node cluster)', async () => {
     const c = cluster(3, 1, 1);
     const t0 = performance.now();
