@@ -22,11 +22,11 @@ import {
   leadsSection,
   stoppingSection,
 } from '../../../src/wire/index.js';
-import type { LivenessSection } from '../../../src/wire/index.js';
+import type { LivenessFrame, LivenessSection } from '../../../src/wire/index.js';
 import { MessageType, emptyMessage } from '../../../src/shards/raft/index.js';
 import type { NodeId, ShardId, Term } from '../../../src/shards/raft/index.js';
 import { Router } from '../../../src/router/router.js';
-import type { Member, PeerLink } from '../../../src/router/router.js';
+import type { Member, PeerLink, RouterOptions } from '../../../src/router/router.js';
 import { replicasOf, shardOf } from '../../../src/router/placement.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -336,6 +336,18 @@ describe('router liveness', () => {
   const livenessRouter = (pool: WorkerPool, clock: () => number): Router =>
     new Router({ self: 1 as NodeId, members, shards: 4, replicas: 3, pool, link: { send: () => undefined }, livenessTimeoutMs: 200, clock });
 
+  /** Node 1's router over `pool`, each liveness record it sends handed to `heard` decoded; `extra` options besides. */
+  const announcingRouter = (pool: WorkerPool, heard: (peer: string, f: LivenessFrame) => void, extra: Partial<RouterOptions> = {}): Router =>
+    new Router({
+      self: 1 as NodeId,
+      members,
+      shards: 4,
+      replicas: 3,
+      pool,
+      link: { send: (peer, kind, _shard, payload) => kind === RecordKind.NodeHeartbeat && heard(peer, decodeLiveness(payload)) },
+      ...extra,
+    });
+
   const heartbeat = (running: boolean[]) => ({ kind: RecordKind.NodeHeartbeat, shard: 0, payload: encodeLiveness({ running }) });
   const raft = (from: number) => ({
     kind: RecordKind.RaftMessage,
@@ -450,15 +462,7 @@ describe('router liveness', () => {
   test('this node announces which of its workers run, and keeps announcing while one is down', async () => {
     const { pool, running } = fakePool(3, new Map());
     const sent: { peer: string; running: readonly boolean[] }[] = [];
-    const router = new Router({
-      self: 1 as NodeId,
-      members,
-      shards: 4,
-      replicas: 3,
-      pool,
-      link: { send: (peer, kind, _shard, payload) => kind === RecordKind.NodeHeartbeat && sent.push({ peer, running: decodeLiveness(payload).running }) },
-      livenessIntervalMs: 5,
-    });
+    const router = announcingRouter(pool, (peer, f) => sent.push({ peer, running: f.running }), { livenessIntervalMs: 5 });
     router.startLiveness();
     await vi.waitFor(() => expect(sent.length).toBeGreaterThanOrEqual(2));
     expect(sent.slice(0, 2)).toEqual([
@@ -477,14 +481,7 @@ describe('router liveness', () => {
     const { pool } = fakePool(1, new Map());
     (pool as unknown as { deliver: (s: number) => void }).deliver = (s) => delivered.push(s);
     const sent: { peer: string; stopping: boolean }[] = [];
-    const router = new Router({
-      self: 1 as NodeId,
-      members,
-      shards: 4,
-      replicas: 3,
-      pool,
-      link: { send: (peer, kind, _shard, payload) => kind === RecordKind.NodeHeartbeat && sent.push({ peer, stopping: isStopping(decodeLiveness(payload)) }) },
-    });
+    const router = announcingRouter(pool, (peer, f) => sent.push({ peer, stopping: isStopping(f) }));
     const offer = (type: MessageType) => ({
       kind: RecordKind.RaftMessage,
       shard: 2,
@@ -523,13 +520,7 @@ describe('router liveness', () => {
     const { pool } = fakePool(1, new Map());
     const sent: { peer: string; load: unknown }[] = [];
     let calls = 0;
-    const router = new Router({
-      self: 1 as NodeId,
-      members,
-      shards: 4,
-      replicas: 3,
-      pool,
-      link: { send: (peer, kind, _shard, payload) => kind === RecordKind.NodeHeartbeat && sent.push({ peer, load: decodeLiveness(payload).load }) },
+    const router = announcingRouter(pool, (peer, f) => sent.push({ peer, load: f.load }), {
       livenessIntervalMs: 100,
       load: () => ({ requestsPerSec: 12.6, p99Ms: 3.2004, httpUrl: `http://127.0.0.1:${7070 + calls++}` }),
       snapshotsActive: () => ({ sending: 1, receiving: 0 }),

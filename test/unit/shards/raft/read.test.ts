@@ -7,6 +7,13 @@ import { msg, persist, solo } from './fixtures.js';
 const heartbeatsFrom = (c: Cluster, from: number, since: number): number =>
   c.sent.slice(since).filter((m) => m.type === MessageType.Heartbeat && m.from === from).length;
 
+/** The followers node 1's heartbeats went to since `since`, in order sent. */
+const roundTargets = (c: Cluster, since: number): number[] =>
+  c.sent
+    .slice(since)
+    .filter((m) => m.type === MessageType.Heartbeat && m.from === 1)
+    .map((m) => m.to);
+
 function safeCluster(): Cluster {
   const c = new Cluster([1, 2, 3], { checkQuorum: false });
   c.elect(1);
@@ -55,23 +62,18 @@ describe('ReadIndex (§6.4 of the Raft thesis)', () => {
 
   test('a round asks only the followers a quorum needs, those that answered last; a silent one holds the round until the next heartbeat to all', () => {
     const c = safeCluster();
-    const roundTargets = (since: number): number[] =>
-      c.sent
-        .slice(since)
-        .filter((m) => m.type === MessageType.Heartbeat && m.from === 1)
-        .map((m) => m.to);
     // Both followers answered everything so far: the lower id is asked.
     let mark = c.sent.length;
     c.node(1).rn.readIndex(1);
     c.deliver();
-    expect(roundTargets(mark)).toEqual([2]);
+    expect(roundTargets(c, mark)).toEqual([2]);
     expect(c.node(1).readStates.map((r) => r.context)).toEqual([1]);
     // Node 2 stops answering: the next round waits for it...
     c.isolate(2);
     mark = c.sent.length;
     c.node(1).rn.readIndex(2);
     c.deliver();
-    expect(roundTargets(mark)).toEqual([2]);
+    expect(roundTargets(c, mark)).toEqual([2]);
     expect(c.node(1).readStates.map((r) => r.context)).toEqual([1]);
     // ... until the tick's heartbeat goes to every member and node 3's answer completes the round.
     c.tick(1);
@@ -81,17 +83,12 @@ describe('ReadIndex (§6.4 of the Raft thesis)', () => {
     mark = c.sent.length;
     c.node(1).rn.readIndex(3);
     c.deliver();
-    expect(roundTargets(mark)).toEqual([3]);
+    expect(roundTargets(c, mark)).toEqual([3]);
     expect(c.node(1).readStates.map((r) => r.context)).toEqual([1, 2, 3]);
   });
 
   test('a round asks the follower that answered the latest heartbeat to every member first, not one that answers later', () => {
     const c = safeCluster();
-    const roundTargets = (since: number): number[] =>
-      c.sent
-        .slice(since)
-        .filter((m) => m.type === MessageType.Heartbeat && m.from === 1)
-        .map((m) => m.to);
     /** The tick's heartbeat to every member, with `slow`'s answer arriving after the other's. */
     const race = (slow: number): void => {
       const late = c.hold((m) => m.type === MessageType.HeartbeatResp && m.from === slow);
@@ -104,13 +101,13 @@ describe('ReadIndex (§6.4 of the Raft thesis)', () => {
     let mark = c.sent.length;
     c.node(1).rn.readIndex(1);
     c.deliver();
-    expect(roundTargets(mark)).toEqual([3]);
+    expect(roundTargets(c, mark)).toEqual([3]);
     // Node 3 turns slow: one heartbeat to every member later, node 2 is asked.
     race(3);
     mark = c.sent.length;
     c.node(1).rn.readIndex(2);
     c.deliver();
-    expect(roundTargets(mark)).toEqual([2]);
+    expect(roundTargets(c, mark)).toEqual([2]);
     expect(c.node(1).readStates.map((r) => r.context)).toEqual([1, 2]);
   });
 
