@@ -138,7 +138,7 @@ export class Hops {
         this.o.counters.raftIn++;
         // A node that is stopping would win the election and then leave the shard to wait for
         // another: its peer's transfer times out instead, and that peer keeps leading meanwhile.
-        if (peekMessageType(payload) === MessageType.TimeoutNow && this.o.stopping()) {
+        if (this.o.stopping() && peekMessageType(payload) === MessageType.TimeoutNow) {
           this.o.counters.leadershipsRefused++;
           return;
         }

@@ -43,7 +43,7 @@ export class ProposalTracker {
       else if (t !== p.term) failed.push({ ...p, code: RaftErrorCode.ProposalDropped });
     }
     this.list.splice(0, n);
-    if (this.list.length > 0 && lastIndex !== undefined) {
+    if (lastIndex !== undefined) {
       // Above the commit index: those whose entry is gone from this log.
       let kept = 0;
       for (const p of this.list) {
