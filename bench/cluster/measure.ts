@@ -20,6 +20,7 @@ import type { VerifyResult } from './verify.js';
 export const COUNTERS: Record<string, string> = {
   turns: 'iroh_raft_host_turns_total',
   commits: 'iroh_raft_host_commits_total',
+  checkpoints: 'iroh_raft_host_checkpoints_total',
   entriesPersisted: 'iroh_raft_host_entries_persisted_total',
   entriesApplied: 'iroh_raft_host_entries_applied_total',
   proposals: 'iroh_raft_host_proposals_total',

@@ -133,8 +133,8 @@ function nodeLines(r: SystemResult): string[] {
     crow.push([k, ...counters[k]!.map((v) => (v === null ? '-' : fmtInt(v))), fmtInt(sum(k)), fmtInt(sum(k) / r.elapsedS)]);
   lines.push(...table(crow).split('\n'));
   lines.push(
-    `per ok request: ${per(sum('commits'), r.counts.ok)} LMDB commits, ${per(sum('raftMessagesSent'), r.counts.ok)} raft messages, ${per(sum('irohFramesSent'), r.counts.ok)} Iroh frames; ` +
-      `${per(sum('entriesPersisted'), sum('commits'))} entries per commit, ${per(sum('irohRecordsSent'), sum('irohFramesSent'))} records per frame, ${per(sum('entriesPersisted'), sum('turns'))} entries per turn`,
+    `per ok request: ${per(sum('commits'), r.counts.ok)} durable writes (write-ahead log records), ${per(sum('checkpoints'), r.counts.ok)} checkpoints, ${per(sum('raftMessagesSent'), r.counts.ok)} raft messages, ${per(sum('irohFramesSent'), r.counts.ok)} Iroh frames; ` +
+      `${per(sum('entriesPersisted'), sum('commits'))} entries per durable write, ${per(sum('entriesApplied'), sum('checkpoints'))} entries per checkpoint, ${per(sum('irohRecordsSent'), sum('irohFramesSent'))} records per frame, ${per(sum('entriesPersisted'), sum('turns'))} entries per turn`,
   );
   return lines;
 }

@@ -3,7 +3,10 @@
 /** Counts for metrics; monotonic. */
 export interface HostCounters {
   turns: number;
+  /** Turns that wrote: each one durable write (a write-ahead log record, or an LMDB commit). */
   commits: number;
+  /** LMDB commits of what the write-ahead log's records hold, with the compactions due. */
+  checkpoints: number;
   entriesPersisted: number;
   entriesApplied: number;
   proposals: number;
@@ -38,6 +41,7 @@ export function zeroHostCounters(): HostCounters {
   return {
     turns: 0,
     commits: 0,
+    checkpoints: 0,
     entriesPersisted: 0,
     entriesApplied: 0,
     proposals: 0,

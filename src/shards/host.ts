@@ -11,119 +11,31 @@ import { randomInt } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { APPEND_BYTES_MAX_DEFAULT, ENTRY_OVERHEAD_BYTES, RawNode, Prng, RaftError, RaftErrorCode, assert, MessageType, emptyMessage } from './raft/index.js';
 import { campaignRankOf } from './raft/index.js';
-import type { LogIndex, Message, NodeId, RaftConfig, Ready, Role, ShardId, Term } from './raft/index.js';
-import { writeTurn } from './turn-write.js';
+import type { LogIndex, Message, NodeId, Ready, ShardId } from './raft/index.js';
+import { compactIfDue, compactionDue, writeTurn } from './turn-write.js';
 import { TickClock } from './tick-clock.js';
 import { checkDumpFile } from './snapshot-io.js';
-import type { SnapshotReader, SnapshotWish, StagedSnapshot } from './snapshot-io.js';
+import type { SnapshotReader, StagedSnapshot } from './snapshot-io.js';
 import { StoreError } from './store-error.js';
 import { addRaftTotals, zeroHostCounters, zeroRaftTotals } from './host-counters.js';
-import type { HostCounters, HostLatency, RaftTotals } from './host-counters.js';
-import type { ShardStore, Store } from './store.js';
-import type { StateMachine } from './state-machine.js';
-import { LOG_CLOCK_CLIENT, LOG_CLOCK_EVERY_MS, SESSION_SEQ_STALE, encodeLogClock, encodeProposal } from './sessions.js';
-import type { Outcome } from './sessions.js';
+import type { HostCounters, RaftTotals } from './host-counters.js';
+import type { ShardStore } from './store.js';
+import { LOG_CLOCK_CLIENT, LOG_CLOCK_EVERY_MS, encodeLogClock, encodeProposal } from './sessions.js';
 import { verifyShard } from './verify.js';
 import type { PendingProposal, Shard, Turn } from './host-shard.js';
 import { membershipOf, proposeChange } from './membership.js';
 import type { Membership, MembershipAnswer, MembershipChange } from './membership.js';
 import type { VerifyResult } from './verify.js';
 
-/**
- * How a read is served: after a quorum round (default), on the leader's lease, or from local state.
- * The same type as src/api's Consistency, which shards may not import (test/unit/api holds them equal).
- */
-export type Consistency = 'linearizable' | 'lease' | 'stale';
-
 export type { Outcome } from './sessions.js';
 export type { HostCounters, HostLatency, RaftTotals } from './host-counters.js';
 export type { SnapshotWish, StagedSnapshot } from './snapshot-io.js';
 export type { Membership, MembershipAnswer, MembershipChange } from './membership.js';
-
-/** What a leadership transfer request answers (see ShardHost.transferLeader). */
-export type TransferAnswer = 'started' | 'not-leader' | 'invalid-target' | 'target-behind' | 'absent';
 export { encodeProposal } from './sessions.js';
-
-/** The answer to one client request. */
-export type ClientReply = Outcome & { readonly reqId: number };
-
-/** A change of a shard's leader or of this replica's role, for routing. */
-export interface ShardEvent {
-  readonly lead: NodeId;
-  readonly term: Term;
-  readonly role: Role;
-}
-
-/** Where the host's output goes. Calls happen in the order the durability rule allows. */
-export interface HostSink {
-  /** A raft message for another replica of `shard`. */
-  send(shard: ShardId, m: Message): void;
-  /** The answer to a proposal or read this host received. */
-  reply(shard: ShardId, r: ClientReply): void;
-  /** Leader or role change of `shard` on this replica. */
-  event(shard: ShardId, e: ShardEvent): void;
-  /**
-   * The core wants follower `to` to get a snapshot (at `index` or later): the shell streams it
-   * from {@link ShardHost.openSnapshot} here to {@link ShardHost.installStaged} there. A snapshot
-   * never travels as a raft message (it would not fit a ring record or a frame).
-   */
-  snapshot(shard: ShardId, req: SnapshotWish): void;
-}
-
-export interface ShardSpec {
-  readonly shard: ShardId;
-  /** Founding voters when the shard is created here; empty for a replica that joins later. */
-  readonly voters: readonly NodeId[];
-  readonly learners?: readonly NodeId[];
-}
-
-export interface HostOptions {
-  readonly store: Store;
-  readonly stateMachine: StateMachine;
-  readonly sink: HostSink;
-  /** This node's replica id in every shard it hosts. */
-  readonly nodeId: NodeId;
-  /** Seed for the shards' election-timeout PRNGs (mixed with the shard id). */
-  readonly seed: number;
-  /** Raft settings shared by all shards (ids, storage and PRNG are filled in). */
-  readonly raft?: Omit<RaftConfig, 'id' | 'storage' | 'prng' | 'applied'>;
-  /** Applied entries between log compactions. Default 10,000. */
-  readonly compactEveryEntries?: number;
-  /** Entries kept behind the applied index at compaction, for followers that lag a little. Default 1,000. */
-  readonly compactKeepEntries?: number;
-  /**
-   * Monotonic milliseconds (the worker passes `performance.now`; only the shell reads a clock).
-   * With it the host keeps its ticks level with real time by itself ({@link ShardHost.catchUp}),
-   * also right before each decision a tick count stands for real time in: a lease read, a
-   * message from a leader or a candidate. Without it (tests, simulations), ticks come only from
-   * {@link ShardHost.tick}.
-   */
-  readonly clock?: () => number;
-  /** Milliseconds per tick when `clock` is given. Default 100. */
-  readonly tickMs?: number;
-  /**
-   * A monotonic clock in ms (performance.now), for log time: as leader the host writes into the
-   * log how far it moved since its previous clock entry of the same term (at most every
-   * LOG_CLOCK_EVERY_MS, before a client proposal with a session), and client sessions expire only
-   * after SESSION_TTL_MS of log time (see sessions.ts). Without it no log time is written, and
-   * sessions never expire.
-   */
-  readonly logClock?: () => number;
-  /** Told commit and apply latencies (needs `clock`; without one nothing is measured). */
-  readonly latency?: HostLatency;
-  /** Test only: send what depends on a write before the write is durable (breaks the durability rule). */
-  readonly unsafeSendBeforePersist?: boolean;
-}
-
-export const HostErrorCode = {
-  ShardNotFound: 'ShardNotFound',
-  /** A proposal's client id is not a non-negative integer (negative ids are the host's own). */
-  InvalidClientId: 'InvalidClientId',
-  /** The client reused a sequence number older than its last one: the reply is gone. */
-  SessionSeqStale: SESSION_SEQ_STALE,
-  /** The proposal's entry alone exceeds `appendBytesMax`: no raft message could carry it. */
-  RequestTooLarge: 'RequestTooLarge',
-} as const;
+export type { ClientReply, Consistency, HostOptions, HostSink, ShardEvent, ShardSpec, TransferAnswer } from './host-types.js';
+export { HostErrorCode } from './host-types.js';
+import type { ClientReply, Consistency, HostOptions, ShardSpec, TransferAnswer } from './host-types.js';
+import { HostErrorCode } from './host-types.js';
 
 export class ShardHost {
   private readonly shards = new Map<ShardId, Shard>();
@@ -285,6 +197,8 @@ export class ShardHost {
   /** Replays the shard's log and compares with its data (see verifyShard). */
   verify(id: ShardId): VerifyResult | undefined {
     const s = this.shards.get(id);
+    // The check compares the log with LMDB's data: what waits for a checkpoint goes there first.
+    if (s?.store.hasPending()) this.commitWith(() => undefined);
     return s ? verifyShard(s.store, this.opts.stateMachine) : undefined;
   }
 
@@ -604,13 +518,19 @@ export class ShardHost {
     this.counters.turns++;
     if (turns.some((t) => needsWrite(t.rd))) {
       const how = { stateMachine: this.opts.stateMachine, counters: this.counters, compactEvery: this.compactEvery, compactKeep: this.compactKeep };
-      this.opts.store.commit(() => {
+      const write = (): void => {
         for (const t of turns) t.applied.push(...writeTurn(t.shard.id, t.shard.store, t.rd, this.staged.get(t.shard.id), how));
-        // Answers leave before this commit's flush: they wait on their entries' durability, which
+        // Answers leave before this turn's flush: they wait on their entries' durability, which
         // the raft log already has (see answerApplied), not on the apply's.
         for (const t of turns) this.answerApplied(t);
-      });
+      };
+      // A snapshot installs straight into LMDB, in a checkpoint; every other turn is logged.
+      if (turns.some((t) => t.rd.snapshot !== undefined)) this.commitWith(write);
+      else this.opts.store.logged(write);
       this.counters.commits++;
+      // A compaction comes due as entries apply; it runs in a checkpoint, at once (every
+      // compactEveryEntries entries of a shard).
+      if (turns.some((t) => compactionDue(t.shard.store, this.compactEvery, this.compactKeep))) this.commitWith(() => undefined);
       this.appliedAt(turns);
     }
     this.dropStaged();
@@ -619,6 +539,22 @@ export class ShardHost {
       this.finish(t);
     }
     return turns.length;
+  }
+
+  /** A checkpoint when one is due (see Store.checkpointDue); true when it ran. */
+  maybeCheckpoint(): boolean {
+    if (!this.opts.store.checkpointDue()) return false;
+    this.commitWith(() => undefined);
+    return true;
+  }
+
+  /** A checkpoint with `fn`, and the compactions due, in one durable LMDB commit. */
+  private commitWith(fn: () => void): void {
+    this.opts.store.commit(() => {
+      fn();
+      for (const s of this.shards.values()) if (compactIfDue(s.store, this.compactEvery, this.compactKeep)) this.counters.compactions++;
+    });
+    this.counters.checkpoints++;
   }
 
   /**

@@ -74,10 +74,18 @@ export function writeTurn(id: ShardId, ss: ShardStore, rd: Ready, staged: Staged
   }
   ss.setApplied(last, conf);
   counters.entriesApplied += applied.length;
-  const now = ss.applied();
-  if (now - ss.compactedIndex() >= ctx.compactEvery + ctx.compactKeep) {
-    ss.compact((now - ctx.compactKeep) as LogIndex);
-    counters.compactions++;
-  }
+  // A logged turn leaves compaction to the next checkpoint's commit.
+  if (!ss.logging() && compactIfDue(ss, ctx.compactEvery, ctx.compactKeep)) counters.compactions++;
   return applied;
+}
+
+/** Drops the log up to `keep` entries behind the applied index once `every` more were applied; true when it did. */
+export function compactIfDue(ss: ShardStore, every: number, keep: number): boolean {
+  if (!compactionDue(ss, every, keep)) return false;
+  ss.compact((ss.applied() - keep) as LogIndex);
+  return true;
+}
+
+export function compactionDue(ss: ShardStore, every: number, keep: number): boolean {
+  return ss.applied() - ss.compactedIndex() >= every + keep;
 }

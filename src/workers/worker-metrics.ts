@@ -29,7 +29,8 @@ export interface WorkerCounted {
 /** What each host counter counts (a Record, so a new counter cannot be left out). */
 const HOST_HELP: Record<keyof HostCounters, string> = {
   turns: 'Shard host turns that handled at least one Ready.',
-  commits: 'Durable LMDB commits (one per turn that wrote; every shard of the worker in it).',
+  commits: 'Durable writes of turns (a write-ahead log record, or an LMDB commit for a turn that installs a snapshot; every shard of the worker in it).',
+  checkpoints: 'LMDB commits of what the write-ahead log holds (data, applied indexes, log entries), with the compactions due.',
   entriesPersisted: 'Raft log entries written durably.',
   entriesApplied: 'Committed entries applied to the state machine.',
   proposals: 'Client proposals accepted by a leader here.',

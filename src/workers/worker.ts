@@ -274,6 +274,8 @@ async function loop(): Promise<void> {
       // meanwhile, so a write costs one commit here, not one to append and one to apply.
       n += drain();
     }
+    // What the write-ahead log holds goes into LMDB in large commits, between turns.
+    host.maybeCheckpoint();
     outbox.flush();
     if (n > 0 || turned > 0) {
       // Let comlink calls and timers in between busy turns.

@@ -121,4 +121,14 @@ describe('metadata files in the data directory', () => {
     expect(dataSynced).toBeGreaterThan(mdb);
     expect(dataSynced).toBeLessThan(recorded);
   });
+
+  it("the write-ahead log's name is flushed in its directory before the store opens for writes", () => {
+    const store = join(data, 'worker-0');
+    const wal = at(ev, (e) => e.kind === 'create' && e.path === join(store, 'wal'));
+    expect(wal, 'no write-ahead log created').toBeGreaterThanOrEqual(0);
+    const synced = at(ev, fsyncOf(store), wal);
+    expect(synced).toBeGreaterThan(wal);
+    // Before the opening's checkpoint, the store's first commit (its fdatasync of data.mdb).
+    expect(synced).toBeLessThan(at(ev, fsyncOf(join(store, 'data.mdb')), wal));
+  });
 });
