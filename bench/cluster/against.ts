@@ -47,8 +47,8 @@ function againstEtcdNotes(cfg: Config): string[] {
         : ', linearizable reads (both ReadIndex)';
   return [
     'the same: load generator (autocannon in its own process), connections split evenly over the same number of members,',
-    `  a new key per write, the same value bytes, durable writes (iroh-raft: an fsynced LMDB commit before the reply;`,
-    `  etcd: its write-ahead log fsynced before the entry applies)${reads}, every acknowledged write read back afterwards,`,
+    `  a new key per write, the same value bytes, durable writes (both: the entry in a write-ahead log fsynced on a quorum`,
+    `  before the reply, the applied data written to the backend later in batches)${reads}, every acknowledged write read back afterwards,`,
     '  writes to a follower forwarded to the leader (iroh-raft over Iroh, etcd inside raft); the order alternates per round',
     'different: etcd is one raft group (every write through one leader), iroh-raft --shards groups with leaders spread',
     '  over the nodes; etcd members are Go processes that run on every core, an iroh-raft node is one main thread plus',

@@ -266,7 +266,8 @@ export class Store {
    * the write-ahead log, durable (one `fdatasync`) when this returns; its other writes (applied
    * data, applied index) wait in memory for a checkpoint, and every read sees them meanwhile. A
    * restart replays the log from the applied index of the last checkpoint. If `fn` throws half
-   * way, the store refuses all further use (`StoreFailed`): the worker must stop and reopen it.
+   * way, or its record cannot be written, the store refuses all further use (`StoreFailed`): the
+   * worker must stop and reopen it.
    * Without a write-ahead log (`wal: false`) this is {@link commit}.
    */
   logged(fn: () => void): void {
@@ -285,7 +286,14 @@ export class Store {
       this.mode = undefined;
       this.record = undefined;
     }
-    if (!rec.empty()) this.wal.append(rec);
+    if (rec.empty()) return;
+    try {
+      this.wal.append(rec);
+    } catch (e) {
+      // The shards' memory holds the turn; the disk may not (a full disk, an I/O error).
+      this.failed = true;
+      throw e;
+    }
   }
 
   /** True when writes have waited long enough, or the write-ahead log has grown enough, for a checkpoint. */

@@ -26,6 +26,12 @@ const FLAG_HARD = 1;
 const FLAG_ENTRIES = 2;
 /** A record larger than this is not a record (a torn length): 1 GiB. */
 const RECORD_BYTES_MAX = 1024 ** 3;
+/**
+ * A turn's items go into records of about this many bytes (an item is never split): one shard's
+ * entries of a turn stay under its raft uncommittedBytesMax (64 MiB by default), so a record
+ * stays far below RECORD_BYTES_MAX.
+ */
+export const RECORD_TARGET_BYTES = 64 * 1024 * 1024;
 
 /** What one record says of one shard. */
 export interface WalItem {
@@ -34,54 +40,69 @@ export interface WalItem {
   readonly entries?: readonly Entry[] | undefined;
 }
 
-/** Collects one turn's items and encodes them as the body of a record. */
+/** Collects one turn's items and encodes them as the bodies of records. */
 export class WalRecord {
   private readonly items: WalItem[] = [];
-  private bytes = 0;
+  private readonly sizes: number[] = [];
 
   add(item: WalItem): void {
-    this.items.push(item);
-    this.bytes += 5 + (item.hard ? 16 : 0);
+    let bytes = 5 + (item.hard ? 16 : 0);
     if (item.entries) {
-      this.bytes += 12;
-      for (const e of item.entries) this.bytes += 13 + e.data.length;
+      bytes += 12;
+      for (const e of item.entries) bytes += 13 + e.data.length;
     }
+    if (bytes > RECORD_BYTES_MAX) throw new StoreError('BadWal', `shard ${item.shard} writes ${bytes} bytes in one turn, over a record's ${RECORD_BYTES_MAX}`);
+    this.items.push(item);
+    this.sizes.push(bytes);
   }
 
   empty(): boolean {
     return this.items.length === 0;
   }
 
-  encode(gen: number): Buffer {
-    const out = Buffer.allocUnsafe(HEADER_BYTES + this.bytes);
-    out.writeUInt32LE(this.bytes, 0);
-    out.writeUInt32LE(gen, 8);
-    let at = HEADER_BYTES;
-    for (const it of this.items) {
-      out.writeUInt32LE(it.shard, at);
-      out.writeUInt8((it.hard ? FLAG_HARD : 0) | (it.entries ? FLAG_ENTRIES : 0), at + 4);
-      at += 5;
-      if (it.hard) {
-        out.writeDoubleLE(it.hard.term, at);
-        out.writeDoubleLE(it.hard.vote, at + 8);
-        at += 16;
-      }
-      if (it.entries) {
-        out.writeDoubleLE(it.entries[0]?.index ?? 0, at);
-        out.writeUInt32LE(it.entries.length, at + 8);
-        at += 12;
-        for (const e of it.entries) {
-          out.writeUInt8(e.type, at);
-          out.writeDoubleLE(e.term, at + 1);
-          out.writeUInt32LE(e.data.length, at + 9);
-          out.set(e.data, at + 13);
-          at += 13 + e.data.length;
-        }
-      }
+  /** The records: items in order, a new record once one holds `targetBytes`. */
+  encode(gen: number, targetBytes = RECORD_TARGET_BYTES): Buffer[] {
+    const out: Buffer[] = [];
+    for (let i = 0; i < this.items.length; ) {
+      let body = 0;
+      let j = i;
+      while (j < this.items.length && (j === i || body + this.sizes[j]! <= targetBytes)) body += this.sizes[j++]!;
+      out.push(encodeRecord(gen, this.items.slice(i, j), body));
+      i = j;
     }
-    out.writeUInt32LE(crc32(out.subarray(8)), 4);
     return out;
   }
+}
+
+function encodeRecord(gen: number, items: readonly WalItem[], bytes: number): Buffer {
+  const out = Buffer.allocUnsafe(HEADER_BYTES + bytes);
+  out.writeUInt32LE(bytes, 0);
+  out.writeUInt32LE(gen, 8);
+  let at = HEADER_BYTES;
+  for (const it of items) {
+    out.writeUInt32LE(it.shard, at);
+    out.writeUInt8((it.hard ? FLAG_HARD : 0) | (it.entries ? FLAG_ENTRIES : 0), at + 4);
+    at += 5;
+    if (it.hard) {
+      out.writeDoubleLE(it.hard.term, at);
+      out.writeDoubleLE(it.hard.vote, at + 8);
+      at += 16;
+    }
+    if (it.entries) {
+      out.writeDoubleLE(it.entries[0]?.index ?? 0, at);
+      out.writeUInt32LE(it.entries.length, at + 8);
+      at += 12;
+      for (const e of it.entries) {
+        out.writeUInt8(e.type, at);
+        out.writeDoubleLE(e.term, at + 1);
+        out.writeUInt32LE(e.data.length, at + 9);
+        out.set(e.data, at + 13);
+        at += 13 + e.data.length;
+      }
+    }
+  }
+  out.writeUInt32LE(crc32(out.subarray(8)), 4);
+  return out;
 }
 
 function decodeBody(body: Buffer): WalItem[] {
@@ -172,16 +193,24 @@ export class Wal {
     }
   }
 
-  /** Appends one record and returns once it is on disk. */
-  append(rec: WalRecord): void {
-    const buf = rec.encode(this.gen);
-    if (this.pos + buf.length > this.allocated) this.grow(this.pos + buf.length);
-    let off = 0;
-    while (off < buf.length) off += writeSync(this.fd, buf, off, buf.length - off, this.pos + off);
+  /**
+   * Appends a turn's records and returns once they are on disk (one `fdatasync`). A replay after
+   * a crash in between finds a prefix of them: nothing of the turn was acknowledged yet.
+   */
+  append(rec: WalRecord, targetBytes?: number): void {
+    const bufs = rec.encode(this.gen, targetBytes);
+    const total = bufs.reduce((n, b) => n + b.length, 0);
+    if (this.pos + total > this.allocated) this.grow(this.pos + total);
+    let at = this.pos;
+    for (const buf of bufs) {
+      let off = 0;
+      while (off < buf.length) off += writeSync(this.fd, buf, off, buf.length - off, at + off);
+      at += buf.length;
+    }
     fdatasyncSync(this.fd);
-    this.pos += buf.length;
-    this.records++;
-    this.bytes += buf.length;
+    this.pos = at;
+    this.records += bufs.length;
+    this.bytes += total;
   }
 
   /** Bytes of records in the current generation. */

@@ -6,13 +6,14 @@
  * leaves no record behind, and a turn that throws half way stops the store until it is reopened.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, test } from 'vitest';
 import { Store } from '../../../src/shards/store.js';
 import type { ShardStore } from '../../../src/shards/store.js';
+import { Wal, WalRecord } from '../../../src/shards/wal.js';
 import { EntryType, Prng } from '../../../src/shards/raft/index.js';
 import type { LogIndex, NodeId, ShardId, Term } from '../../../src/shards/raft/index.js';
 
@@ -31,8 +32,8 @@ function path(): string {
 }
 
 /** Runs wal-child.ts on `p`, kills it with SIGKILL once it has written, returns where its records end. */
-async function crashChild(p: string): Promise<number[]> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, p], { stdio: ['ignore', 'pipe', 'inherit'] });
+async function crashChild(p: string, mode = ''): Promise<number[]> {
+  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, p, mode], { stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_c, signal) => resolve(signal)));
   let ends: number[] | undefined;
   for await (const line of createInterface({ input: child.stdout })) {
@@ -41,7 +42,7 @@ async function crashChild(p: string): Promise<number[]> {
   }
   child.kill('SIGKILL');
   expect(await exited).toBe('SIGKILL');
-  expect(ends).toHaveLength(3);
+  expect(ends).toHaveLength(mode === 'large' ? 1 : 3);
   return ends!;
 }
 
@@ -101,6 +102,65 @@ describe('after a SIGKILL', () => {
     expect(termsOf(ss).every((t) => t === 2)).toBe(true);
     expect(ss.hardState()).toMatchObject({ term: 2, vote: 2 });
     await s.close();
+  });
+});
+
+describe('sizes', () => {
+  const MiB = 1024 * 1024;
+  const big = (shard: number, i: number) => ({ index: i as LogIndex, term: 1 as Term, type: EntryType.Normal, data: new Uint8Array(MiB).fill(shard * 16 + i) });
+
+  test('a turn of 1 MiB entries past a step of the file growth (4 MiB) comes back whole after a SIGKILL', async () => {
+    const p = path();
+    await crashChild(p, 'large');
+    const s = Store.open({ path: p, worker: 0, workers: 1 });
+    const ss = s.shard(1 as ShardId);
+    expect(ss.lastIndex()).toBe(7);
+    const es = ss.entries(2 as LogIndex, 8 as LogIndex, Infinity);
+    expect(es.map((e) => [e.index, e.data.length, e.data[0], e.data[MiB - 1]])).toEqual([2, 3, 4, 5, 6, 7].map((i) => [i, MiB, i, i]));
+    expect(ss.hardState()).toMatchObject({ term: 2, vote: 3 });
+    await s.close();
+  });
+
+  test('a turn larger than a record is written as several (at and past the target), replayed in order; a cut in the second keeps the first', () => {
+    const dir = path();
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, 'wal');
+    const wal = new Wal(file, 5);
+    const rec = new WalRecord();
+    // Three shards of four 1 MiB entries: with a 4 MiB target each item (4 MiB and its headers) is a record of its own.
+    for (const shard of [1, 2, 3]) rec.add({ shard: shard as ShardId, entries: [1, 2, 3, 4].map((i) => big(shard, i)) });
+    rec.add({ shard: 3 as ShardId, hard: { term: 4 as Term, vote: 1 as NodeId } });
+    const target = 4 * MiB;
+    const records = rec.encode(5, target);
+    // Past the target: each 4 MiB item alone; the small hard state after them starts a fourth.
+    expect(records.map((r) => r.length > target)).toEqual([true, true, true, false]);
+    // At the target exactly: two 2 MiB items fill one record, the third starts the next.
+    const exact = new WalRecord();
+    for (const shard of [1, 2, 3]) exact.add({ shard: shard as ShardId, entries: [big(shard, 1), big(shard, 2)] });
+    const half = exact.encode(5, 2 * (5 + 12 + 2 * (13 + MiB)));
+    expect(half).toHaveLength(2);
+    wal.append(rec, target);
+    expect(wal.records).toBe(4);
+    wal.close();
+    const again = new Wal(file, 5);
+    const items = [...again.replay()];
+    expect(items.map((it) => [it.shard, it.entries?.length ?? 0, it.hard?.term ?? 0])).toEqual([
+      [1, 4, 0],
+      [2, 4, 0],
+      [3, 4, 0],
+      [3, 0, 4],
+    ]);
+    expect(items[1]!.entries!.map((e) => [e.index, e.data.length, e.data[0], e.data[MiB - 1]])).toEqual([1, 2, 3, 4].map((i) => [i, MiB, 32 + i, 32 + i]));
+    again.close();
+    // A crash in the middle of the turn's second record: the first one's item is all a replay finds.
+    writeFileSync(file, readFileSync(file).subarray(0, records[0]!.length + records[1]!.length - 1));
+    const cut = new Wal(file, 5);
+    expect([...cut.replay()].map((it) => it.shard)).toEqual([1]);
+    cut.close();
+    // Another generation reads nothing.
+    const other = new Wal(file, 6);
+    expect([...other.replay()]).toEqual([]);
+    other.close();
   });
 });
 

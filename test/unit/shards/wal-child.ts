@@ -3,7 +3,7 @@
  * checkpoint between them) as a shard host would, prints where each record ends in the log's
  * file, then waits to be killed with SIGKILL.
  *
- * Usage: wal-child.ts <path>
+ * Usage: wal-child.ts <path> [large]
  */
 import { Store } from '../../../src/shards/store.js';
 import { EntryType } from '../../../src/shards/raft/index.js';
@@ -26,15 +26,28 @@ function turn(lo: number, hi: number, term: number, apply: number): void {
   });
 }
 
-turn(2, 12, 2, 5); // entries 2..11 of term 2, applied 5
-store.commit(() => undefined); // a checkpoint: LMDB holds all of that
-const base = store.walTotals().bytes;
-const ends: number[] = [];
-turn(12, 20, 2, 6); // 12..19, applied 6
-ends.push(store.walTotals().bytes - base);
-turn(8, 14, 3, 7); // a new leader's entries from 8 on cut into the checkpointed part: 8..13 of term 3
-ends.push(store.walTotals().bytes - base);
-turn(14, 16, 4, 9); // 14..15 of term 4, applied 9
-ends.push(store.walTotals().bytes - base);
-process.stdout.write(`${JSON.stringify({ ends })}\n`);
-setInterval(() => undefined, 1000);
+if (process.argv[3] === 'large') {
+  // One turn of six 1 MiB entries: one record larger than a step of the file's growth (4 MiB).
+  const big = (i: number) => ({ index: i as LogIndex, term: 2 as Term, type: EntryType.Normal, data: new Uint8Array(1024 * 1024).fill(i) });
+  store.logged(() => ss.append([2, 3, 4, 5, 6, 7].map(big)));
+  store.logged(() => ss.setHardState({ term: 2 as Term, vote: 3 as NodeId, commit: 7 as LogIndex }));
+  process.stdout.write(`${JSON.stringify({ ends: [store.walTotals().bytes] })}\n`);
+  setInterval(() => undefined, 1000);
+} else {
+  runTurns();
+}
+
+function runTurns(): void {
+  turn(2, 12, 2, 5); // entries 2..11 of term 2, applied 5
+  store.commit(() => undefined); // a checkpoint: LMDB holds all of that
+  const base = store.walTotals().bytes;
+  const ends: number[] = [];
+  turn(12, 20, 2, 6); // 12..19, applied 6
+  ends.push(store.walTotals().bytes - base);
+  turn(8, 14, 3, 7); // a new leader's entries from 8 on cut into the checkpointed part: 8..13 of term 3
+  ends.push(store.walTotals().bytes - base);
+  turn(14, 16, 4, 9); // 14..15 of term 4, applied 9
+  ends.push(store.walTotals().bytes - base);
+  process.stdout.write(`${JSON.stringify({ ends })}\n`);
+  setInterval(() => undefined, 1000);
+}
