@@ -63,7 +63,7 @@ export class WalRecord {
   /** The records: items in order, a new record once one holds `targetBytes`. */
   encode(gen: number, targetBytes = RECORD_TARGET_BYTES): Buffer[] {
     const out: Buffer[] = [];
-    for (let i = 0; i < this.items.length; ) {
+    for (let i = 0; i < this.items.length;) {
       let body = 0;
       let j = i;
       while (j < this.items.length && (j === i || body + this.sizes[j]! <= targetBytes)) body += this.sizes[j++]!;
