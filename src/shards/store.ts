@@ -55,6 +55,16 @@ export interface StoreOptions {
   readonly checkpointMs?: number;
   /** ... or once the write-ahead log holds this many bytes. Default 16 MiB. */
   readonly checkpointBytes?: number;
+  /** Told how long each durable write took: a turn's write-ahead log records, a checkpoint. */
+  readonly observe?: StoreObserver | undefined;
+}
+
+/** Durations of the store's durable writes, in seconds (metrics). */
+export interface StoreObserver {
+  /** A logged turn's records written and flushed (write and `fdatasync`). */
+  walSync(seconds: number): void;
+  /** A checkpoint's LMDB transaction, written and flushed. */
+  checkpoint(seconds: number): void;
 }
 
 /** One worker's LMDB environment, and its write-ahead log. */
@@ -109,7 +119,15 @@ export class Store {
   }
 
   static open(opts: StoreOptions): Store {
-    return new Store({ shardsMax: 1024, mapSizeBytes: 8 * 1024 ** 3, wal: true, checkpointMs: 200, checkpointBytes: 16 * 1024 ** 2, ...opts });
+    return new Store({
+      shardsMax: 1024,
+      mapSizeBytes: 8 * 1024 ** 3,
+      wal: true,
+      checkpointMs: 200,
+      checkpointBytes: 16 * 1024 ** 2,
+      observe: undefined,
+      ...opts,
+    });
   }
 
   /**
@@ -238,6 +256,7 @@ export class Store {
     assert(this.mode === undefined, 'store: nested commit');
     const gen = this.wal.generation() + 1;
     const waited = this.pending.size > 0;
+    const t0 = performance.now();
     this.mode = 'commit';
     try {
       this.env.transactionSync(() => {
@@ -258,6 +277,7 @@ export class Store {
     }
     this.wal.restart(gen);
     this.lastCheckpointMs = performance.now();
+    this.options.observe?.checkpoint((this.lastCheckpointMs - t0) / 1000);
     this.commits++;
   }
 
@@ -287,8 +307,10 @@ export class Store {
       this.record = undefined;
     }
     if (rec.empty()) return;
+    const t0 = performance.now();
     try {
       this.wal.append(rec);
+      this.options.observe?.walSync((performance.now() - t0) / 1000);
     } catch (e) {
       // The shards' memory holds the turn; the disk may not (a full disk, an I/O error).
       this.failed = true;

@@ -9,6 +9,7 @@
 import { getHeapStatistics } from 'node:v8';
 import { Histogram, Registry } from 'prom-client';
 import type { HostCounters, HostLatency, RaftTotals } from '../shards/host.js';
+import type { StoreObserver } from '../shards/store.js';
 import { LATENCY_BUCKETS_SECONDS, counterFrom, gaugeFrom } from './metrics.js';
 
 /** What the metrics read at scrape time. */
@@ -64,8 +65,8 @@ const RAFT_METRICS: Record<keyof RaftTotals, [string, string]> = {
 
 const snake = (s: string): string => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
-/** The worker's registry, and the latency sink its shard host reports to. */
-export function workerMetrics(worker: number): { registry: Registry; latency: HostLatency; register(c: WorkerCounted): void } {
+/** The worker's registry, and the latency sinks its shard host and its store report to. */
+export function workerMetrics(worker: number): { registry: Registry; latency: HostLatency; store: StoreObserver; register(c: WorkerCounted): void } {
   const registry = new Registry();
   const histogram = (name: string, help: string): Histogram => new Histogram({ name, help, buckets: [...LATENCY_BUCKETS_SECONDS], registers: [registry] });
   const commit = histogram(
@@ -74,8 +75,14 @@ export function workerMetrics(worker: number): { registry: Registry; latency: Ho
   );
   const apply = histogram(
     'iroh_raft_shard_apply_seconds',
-    'Committed entries: time from being handed out for applying to applied durably (one observation per entry).',
+    'Committed entries: time from being handed out for applying to applied, the turn written (one observation per entry; the data reaches LMDB at the next checkpoint).',
   );
+  const walSync = histogram('iroh_raft_wal_fsync_seconds', "A turn's write-ahead log records: time to write them and fdatasync.");
+  const checkpoint = histogram(
+    'iroh_raft_checkpoint_seconds',
+    'Checkpoints: time of the LMDB transaction that writes what the write-ahead log holds (and what waited in memory), flushed.',
+  );
+  const store: StoreObserver = { walSync: (s) => walSync.observe(s), checkpoint: (s) => checkpoint.observe(s) };
   const latency: HostLatency = {
     commit: (s) => commit.observe(s),
     apply: (s, n) => {
@@ -89,7 +96,7 @@ export function workerMetrics(worker: number): { registry: Registry; latency: Ho
     () => getHeapStatistics().used_heap_size,
     { worker: String(worker) },
   );
-  return { registry, latency, register: (counted) => registerCounts(registry, worker, counted) };
+  return { registry, latency, store, register: (counted) => registerCounts(registry, worker, counted) };
 }
 
 /** The worker's counts and gauges, read at scrape time. */

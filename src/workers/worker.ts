@@ -148,7 +148,13 @@ async function loadStateMachine(): Promise<StateMachine> {
 let store: Store;
 let host: ShardHost;
 try {
-  store = Store.open({ path: workerDir(init.dataDir, init.worker), worker: init.worker, workers: init.workers, shardsMax: init.shardsMax });
+  store = Store.open({
+    path: workerDir(init.dataDir, init.worker),
+    worker: init.worker,
+    workers: init.workers,
+    shardsMax: init.shardsMax,
+    observe: metrics.store,
+  });
   host = new ShardHost({
     store,
     stateMachine: await loadStateMachine(),

@@ -125,7 +125,13 @@ describe('/metrics of a running node', () => {
   test('histograms: buckets with le up to +Inf, cumulative, _count equal to the +Inf bucket, and a _sum', () => {
     const hists = [...fams.values()].filter((f) => f.type === 'histogram');
     expect(hists.map((h) => h.name)).toEqual(
-      expect.arrayContaining(['iroh_raft_http_request_duration_seconds', 'iroh_raft_shard_commit_seconds', 'iroh_raft_shard_apply_seconds']),
+      expect.arrayContaining([
+        'iroh_raft_http_request_duration_seconds',
+        'iroh_raft_shard_commit_seconds',
+        'iroh_raft_shard_apply_seconds',
+        'iroh_raft_wal_fsync_seconds',
+        'iroh_raft_checkpoint_seconds',
+      ]),
     );
     for (const h of hists) {
       const series = new Map<string, Sample[]>();
@@ -186,6 +192,20 @@ describe('/metrics of a running node', () => {
     expect(elections.samples.length).toBe(WORKERS);
     expect(elections.samples.reduce((a, s) => a + s.value, 0)).toBeGreaterThanOrEqual(SHARDS);
     expect(family(fams, 'iroh_raft_shard_leaderships_won_total').samples.reduce((a, s) => a + s.value, 0)).toBeGreaterThanOrEqual(SHARDS);
+  });
+
+  test("the store's durable writes: a write-ahead log flush per logged turn that wrote, checkpoints timed, merged over workers", () => {
+    const sum = (name: string): number => family(fams, name).samples.reduce((a, s) => a + s.value, 0);
+    const wal = family(fams, 'iroh_raft_wal_fsync_seconds');
+    const flushes = value(wal, 'iroh_raft_wal_fsync_seconds_count');
+    // Every client write went through a logged turn: at least one flush, never more than the turns that wrote.
+    expect(flushes).toBeGreaterThan(0);
+    expect(flushes).toBeLessThanOrEqual(sum('iroh_raft_host_commits_total'));
+    const checkpoints = value(family(fams, 'iroh_raft_checkpoint_seconds'), 'iroh_raft_checkpoint_seconds_count');
+    // Each store's opening is one; the host's own (time, compaction) are counted besides.
+    expect(checkpoints).toBeGreaterThanOrEqual(WORKERS + sum('iroh_raft_host_checkpoints_total'));
+    for (const n of ['iroh_raft_wal_fsync_seconds', 'iroh_raft_checkpoint_seconds'])
+      for (const s of family(fams, n).samples) expect(s.labels.worker, `${s.name} merged over workers`).toBeUndefined();
   });
 
   test('process metrics appear once, for the whole process (not once per worker, added up)', () => {
