@@ -254,7 +254,8 @@ export class Store {
   commit(fn: () => void): void {
     this.usable();
     assert(this.mode === undefined, 'store: nested commit');
-    const gen = this.wal.generation() + 1;
+    // Records carry it as a u32; only equality matters, so it wraps (after 4e9 checkpoints).
+    const gen = this.wal.generation() >= 0xffffffff ? 1 : this.wal.generation() + 1;
     const waited = this.pending.size > 0;
     const t0 = performance.now();
     this.mode = 'commit';

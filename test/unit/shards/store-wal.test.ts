@@ -14,6 +14,7 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { Store } from '../../../src/shards/store.js';
 import type { ShardStore } from '../../../src/shards/store.js';
 import { Wal, WalRecord } from '../../../src/shards/wal.js';
+import { open } from 'lmdb';
 import { EntryType, Prng } from '../../../src/shards/raft/index.js';
 import type { LogIndex, NodeId, ShardId, Term } from '../../../src/shards/raft/index.js';
 
@@ -258,6 +259,29 @@ test('a logged turn that throws half way stops the store (StoreFailed); reopened
   await s.close();
   const again = Store.open({ path: p, worker: 0, workers: 1 });
   expect(again.shard(1 as ShardId).lastIndex()).toBe(2);
+  await again.close();
+});
+
+test('the generation number at the largest u32 and past it (it wraps to 1): records written and read back at both', async () => {
+  const p = path();
+  const first = Store.open({ path: p, worker: 0, workers: 1 });
+  first.create(1 as ShardId, [1, 2, 3] as NodeId[]);
+  await first.close();
+  // The opening's checkpoint takes the stored generation one further: 0xfffffffe -> 0xffffffff.
+  const env = open({ path: p });
+  await env.openDB<number, string>({ name: 'wal' }).put('generation', 0xfffffffe);
+  await env.close();
+  const s = Store.open({ path: p, worker: 0, workers: 1, checkpointMs: 1e9 });
+  const ss = s.shard(1 as ShardId);
+  s.logged(() => ss.append([entry(2, 2)]));
+  expect(s.walItems().map((it) => it.entries?.[0]?.index)).toEqual([2]);
+  s.commit(() => undefined);
+  s.logged(() => ss.append([entry(3, 2)]));
+  expect(s.walItems().map((it) => it.entries?.[0]?.index)).toEqual([3]);
+  expect(ss.readStored().lastIndex).toBe(3);
+  await s.close();
+  const again = Store.open({ path: p, worker: 0, workers: 1 });
+  expect(again.shard(1 as ShardId).lastIndex()).toBe(3);
   await again.close();
 });
 
