@@ -4,8 +4,7 @@
  */
 import type { Database } from 'lmdb';
 import type { DataReader, DataTxn } from './state-machine.js';
-import type { ConfState, Entry, EntryType, HardState, LogIndex, Snapshot, SnapshotMetadata, Storage, Term } from './raft/index.js';
-import type { ShardId } from './raft/index.js';
+import type { ConfState, Entry, EntryType, HardState, LogIndex, ShardId, Snapshot, SnapshotMetadata, Storage, Term } from './raft/index.js';
 import { RaftError, RaftErrorCode, assert, entrySize } from './raft/index.js';
 import { SnapshotReader } from './snapshot-io.js';
 import { decodeDataDump } from './data-dump.js';
@@ -40,6 +39,7 @@ function decodeLogEntry(index: LogIndex, b: Uint8Array): Entry {
     data: b.slice(LOG_HEADER_BYTES),
   };
 }
+
 /** The membership as of the applied index, and where the log was last compacted. */
 interface ShardMeta {
   hard: HardState;
@@ -231,9 +231,12 @@ export class ShardStore implements Storage {
     return this.store.isLogging();
   }
 
-  // ------------------------------------------------------------------ writes (inside Store.commit)
+  // ------------------------------------------------------------------ writes (inside Store.commit or Store.logged)
 
-  /** Appends entries, replacing any conflicting suffix. Must run inside {@link Store.commit}. */
+  /**
+   * Appends entries, replacing any conflicting suffix: into LMDB inside {@link Store.commit}, into
+   * the turn's write-ahead log record and this shard's tail inside {@link Store.logged}.
+   */
   append(entries: readonly Entry[]): void {
     this.store.assertInCommit();
     if (entries.length === 0) return;
