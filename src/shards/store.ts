@@ -12,7 +12,7 @@
  * write go into one record of the write-ahead log, on disk with one `fdatasync` when the turn's
  * writes return (group commit: every shard of the worker in one record); the data it applies and
  * the applied indexes wait in memory, where reads see them. A checkpoint ({@link Store.commit},
- * every ~200 ms with writes waiting, and before anything that reads LMDB alone) writes all of
+ * every ~100 ms with writes waiting, and before anything that reads LMDB alone) writes all of
  * that into LMDB in one durable transaction, so a commit carries hundreds of entries instead of a
  * turn's few. A restart replays the write-ahead log into the log (and hard state) and applies
  * again from the applied index of the last checkpoint: applying is a deterministic function of
@@ -51,7 +51,7 @@ export interface StoreOptions {
    * memory for a checkpoint (default true); false: every turn is one durable LMDB commit.
    */
   readonly wal?: boolean;
-  /** A checkpoint is due this long after the last one, with writes waiting. Default 200 ms. */
+  /** A checkpoint is due this long after the last one, with writes waiting. Default 100 ms (see README, Figures). */
   readonly checkpointMs?: number;
   /** ... or once the write-ahead log holds this many bytes. Default 16 MiB. */
   readonly checkpointBytes?: number;
@@ -123,7 +123,7 @@ export class Store {
       shardsMax: 1024,
       mapSizeBytes: 8 * 1024 ** 3,
       wal: true,
-      checkpointMs: 200,
+      checkpointMs: 100,
       checkpointBytes: 16 * 1024 ** 2,
       observe: undefined,
       ...opts,
