@@ -494,9 +494,10 @@ export class ShardHost {
   }
 
   /**
-   * Handles every shard's Ready: messages that may leave at once, then one durable commit of all
-   * shards' log appends, hard states, snapshots and applied entries, then everything that waited
-   * for it. Returns the number of shards that had work.
+   * Handles every shard's Ready: messages that may leave at once, then one durable write of all
+   * shards' log appends and hard states (a write-ahead log record; an LMDB commit when a snapshot
+   * installs) with the applied entries, then everything that waited for it. Returns the number of
+   * shards that had work.
    */
   turn(): number {
     const turns: Turn[] = [];
@@ -586,14 +587,14 @@ export class ShardHost {
   }
 
   /**
-   * Answers the proposals of `t`'s applied entries. Called inside the turn's transaction, after
-   * its writes and before its flush: an entry is applied only once committed, and a leader counts
+   * Answers the proposals of `t`'s applied entries. Called inside the turn's write, after its
+   * writes and before its flush: an entry is applied only once committed, and a leader counts
    * its own copy of an entry toward the commit only once its log append was durable
    * (RawNode.advance -> onPersisted), so every answered entry is durable in the logs of a quorum,
    * this leader's included. The apply itself need not be durable yet: it is a deterministic
-   * function of the log, and a restart replays the log from the applied index its store last
-   * flushed, reaching the same state and the same answers (client sessions keep a replayed
-   * write from applying twice). If the commit fails, the worker stops and its shards recover so.
+   * function of the log, and a restart replays the log from the applied index of its store's last
+   * checkpoint, reaching the same state and the same answers (client sessions keep a replayed
+   * write from applying twice). If the write fails, the worker stops and its shards recover so.
    */
   private answerApplied(t: Turn): void {
     const s = t.shard;

@@ -1,8 +1,9 @@
 /**
- * What one shard's Ready writes inside its turn's commit: the snapshot it installs, the entries
+ * What one shard's Ready writes inside its turn's write: the snapshot it installs, the entries
  * it appends, its hard state, the committed entries it applies (with their client sessions) and
- * the applied index, and a log compaction when one is due. All of it lands in one transaction, so
- * a crash never applies an entry twice or records an applied index without its data.
+ * the applied index, and (in a checkpoint's commit) a log compaction when one is due. The data
+ * and the applied index reach LMDB in one transaction (the turn's, or a later checkpoint's), so a
+ * crash never applies an entry twice or records an applied index without its data.
  */
 import { EntryType, assert } from './raft/index.js';
 import type { LogIndex, Ready, ShardId, Term } from './raft/index.js';

@@ -1,6 +1,6 @@
 /**
  * Entry of one worker thread: opens this worker's store, hosts its shards and runs the event loop
- * that drains the in-ring, ticks, turns the shard host (one durable commit per turn) and writes
+ * that drains the in-ring, ticks, turns the shard host (one durable write per turn) and writes
  * replies and raft messages to the out-ring. The control API is exposed with comlink.
  *
  * The loop never blocks on the out-ring: what does not fit waits in a bounded outbox (see
@@ -275,9 +275,9 @@ async function loop(): Promise<void> {
     let turned = 0;
     for (let i = 0; i < 4 && host.hasReady(); i++) {
       turned += host.turn();
-      // What arrived during the turn's commit joins the next one: a turn that applies what the
+      // What arrived during the turn's flush joins the next one: a turn that applies what the
       // last one made durable also appends the proposals and steps the acknowledgments that came
-      // meanwhile, so a write costs one commit here, not one to append and one to apply.
+      // meanwhile, so a write costs one flush here, not one to append and one to apply.
       n += drain();
     }
     // What the write-ahead log holds goes into LMDB in large commits, between turns.
