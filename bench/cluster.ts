@@ -5,7 +5,8 @@
  * back through a random node (linearizable) and reports throughput, latency percentiles to the
  * microsecond, errors, CPU and memory per process, bytes sent over Iroh per write and leader
  * changes. With --ceiling, the same workload also runs against a do-nothing in-memory KV on
- * node:http (bench/ceiling.ts), and the node's throughput is shown as a share of it.
+ * node:http (bench/ceiling.ts), and the node's throughput is shown as a share of it; with
+ * --ceiling --rounds N, N such pairs in alternating order and the median share.
  *
  *   npm run bench -- [--nodes 3] [--shards 16] [--workers 1] [--connections 64] [--duration 15]
  *     [--value-size 256] [--keys 100000] [--mix put|get|mixed:R/W] [--consistency linearizable]
@@ -23,11 +24,12 @@
  * but do not fail the run on their own.
  *
  * This file wires the parts in bench/cluster/: flags.ts (parsing and checking), the modes once.ts
- * (one run, with --ceiling and --profile), sweep.ts, idle.ts and against.ts, and what they share:
+ * (one run, with --ceiling and --profile), ceiling-rounds.ts, sweep.ts, idle.ts and against.ts, and what they share:
  * nodes.ts (iroh-raft under the load once), servers.ts (processes started here), load.ts,
  * measure.ts, verify.ts, report.ts.
  */
 import { runAgainst } from './cluster/against.js';
+import { runCeilingRounds } from './cluster/ceiling-rounds.js';
 import { parseFlags } from './cluster/flags.js';
 import { runIdle } from './cluster/idle.js';
 import { runOnce } from './cluster/once.js';
@@ -37,7 +39,15 @@ import { runSweep } from './cluster/sweep.js';
 async function main(): Promise<void> {
   stopServersOnSignals();
   const { cfg, sweep } = parseFlags(process.argv.slice(2));
-  const failed = cfg.idle ? await runIdle(cfg) : cfg.against ? await runAgainst(cfg) : sweep ? await runSweep(sweep, cfg.json) : (await runOnce(cfg)).failed;
+  const failed = cfg.idle
+    ? await runIdle(cfg)
+    : cfg.against
+      ? await runAgainst(cfg)
+      : sweep
+        ? await runSweep(sweep, cfg.json)
+        : cfg.ceiling && cfg.rounds > 1
+          ? await runCeilingRounds(cfg)
+          : (await runOnce(cfg)).failed;
   process.exitCode = failed ? 1 : 0;
 }
 

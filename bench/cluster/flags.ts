@@ -29,7 +29,10 @@ export interface Config {
   readonly idle: boolean;
   /** Run the nodes under `node --cpu-prof` and summarize where their time went during the load. */
   readonly profile: boolean;
-  /** --against etcd=URLS|local: the same workload against etcd, alternating with ours, `rounds` times each. */
+  /**
+   * --against etcd=URLS|local: the same workload against etcd, alternating with ours, `rounds`
+   * times each; with --ceiling alone, `rounds` runs of iroh-raft and the ceiling, alternating.
+   */
   readonly against: { readonly system: 'etcd'; readonly urls: readonly string[] | 'local' } | undefined;
   readonly rounds: number;
   /** Node.js / V8 flags for every node process (e.g. --max-semi-space-size=32). */
@@ -66,7 +69,8 @@ const USAGE = `usage: npm run bench -- [flags]
   --against etcd=URLS the same workload against an etcd v3 cluster's JSON gateway (comma-separated
                       http://host:port), alternating runs with ours; etcd=local starts a local etcd
                       cluster of --nodes members (the etcd binary: PATH or $ETCD_BIN)
-  --rounds N          with --against: runs of each system, alternating (default 3)
+  --rounds N          with --against: runs of each system, alternating (default 3); with --ceiling:
+                      runs of iroh-raft and of the ceiling, alternating, then the median share (default 1)
   --node-flags=F      Node.js / V8 flags for every node process, space-separated (e.g. --node-flags='--max-semi-space-size=32')
   --profile           run the nodes under node --cpu-prof and print where each thread's time went
                       during the load (profiles kept in bench/results/<date>-<name>-profile/)
@@ -321,7 +325,11 @@ export function parseFlags(argv: string[]): { cfg: Config; sweep: Sweep | undefi
   const cfg = parseConfig(f);
   const against = f.str('against');
   if (against !== undefined) return { cfg: withAgainst(f, cfg, against), sweep: undefined };
-  if (f.str('rounds') !== undefined) usageError('--rounds needs --against');
+  if (f.str('rounds') !== undefined) {
+    if (!cfg.ceiling) usageError('--rounds needs --against or --ceiling');
+    if (f.str('sweep') !== undefined) usageError('--rounds with --ceiling runs one configuration: it cannot be combined with --sweep');
+    return { cfg: { ...cfg, rounds: f.int('rounds', 1) }, sweep: undefined };
+  }
   if (cfg.idle) {
     for (const k of NOT_WITH_IDLE) {
       if (f.values[k] !== undefined) usageError(`--${k} has no effect with --idle (no load; a fresh local cluster)`);

@@ -42,15 +42,21 @@ async function runCeiling(cfg: Config, prefix: string, results: SystemResult[], 
   return failed;
 }
 
-/** One full run: a fresh cluster (unless --target), the load, the report and its result file. */
-export async function runOnce(cfg: Config): Promise<{ results: SystemResult[]; failed: boolean; file: string }> {
+/**
+ * One full run: a fresh cluster (unless --target), the load, the report and its result file.
+ * With --ceiling the ceiling runs after iroh-raft, or before it with `ceilingFirst` (the rounds
+ * of ceiling-rounds.ts alternate the order).
+ */
+export async function runOnce(cfg: Config, ceilingFirst = false): Promise<{ results: SystemResult[]; failed: boolean; file: string }> {
   const run = facts();
   const prefix = `bench-${Date.now().toString(36)}/`;
   const results: SystemResult[] = [];
   const problems: string[] = [];
   const extra: Record<string, unknown> = {};
-  let failed = await runNodes(cfg, prefix, run.machine.date, results, problems, extra);
-  if (cfg.ceiling) failed = (await runCeiling(cfg, prefix, results, problems)) || failed;
+  let failed = false;
+  if (cfg.ceiling && ceilingFirst) failed = await runCeiling(cfg, prefix, results, problems);
+  failed = (await runNodes(cfg, prefix, run.machine.date, results, problems, extra)) || failed;
+  if (cfg.ceiling && !ceilingFirst) failed = (await runCeiling(cfg, prefix, results, problems)) || failed;
 
   if (extra.profile !== undefined) console.log(`\n${(extra.profile as { text: string }).text}`);
   const n = results.find((r) => r.system === 'iroh-raft');
