@@ -1,7 +1,9 @@
 /**
  * What quiet shards cost: a cluster with no load, measured per node (CPU, RSS, Iroh bytes and
- * records sent per second) after IDLE_SETTLE_MS of settling. --idle is a mode of its own;
- * --idle-seconds measures the same before a run's load.
+ * records sent per second) after IDLE_SETTLE_MS of settling. --idle is a mode of its own, and
+ * waits first for the start's leader balancing to end (what a cluster costs at rest, with how
+ * long it took to get there reported beside it); --idle-seconds measures the same before a run's
+ * load.
  */
 import { scrape, sleep } from '../kv-client.js';
 import type { LocalServers } from '../local-cluster.js';
@@ -13,7 +15,7 @@ import { metric } from './measure.js';
 import { progress } from './progress.js';
 import { writeResult } from './report.js';
 import { assertRunning, release, startCluster, untilHealthy } from './servers.js';
-import { IDLE_SETTLE_MS } from './settings.js';
+import { IDLE_SETTLE_MS, LEADERS_SETTLE_MAX_MS, LEADERS_STILL_MS } from './settings.js';
 
 interface IdleNode {
   readonly name: string;
@@ -70,15 +72,53 @@ export async function measureIdle(servers: LocalServers, seconds: number, check:
 
 type Idle = Awaited<ReturnType<typeof measureIdle>>;
 
+/** Leader changes counted by all nodes so far. */
+async function leaderChanges(urls: readonly string[]): Promise<number> {
+  const m = await Promise.all(urls.map((u) => scrape(u)));
+  return urls.reduce((a, _, i) => a + metric(m, i, 'iroh_raft_shard_leader_changes_total'), 0);
+}
+
+/**
+ * Waits until no node has counted a leader change for LEADERS_STILL_MS (the start's elections and
+ * leader balancing are over), at most LEADERS_SETTLE_MAX_MS; returns the seconds waited and
+ * whether the leaders settled.
+ */
+async function leadersSettled(servers: LocalServers, check: () => void): Promise<{ waitedS: number; settled: boolean; changes: number }> {
+  const t0 = performance.now();
+  const first = await leaderChanges(servers.urls);
+  let last = first;
+  let stillSince = performance.now();
+  progress(`[iroh-raft] waiting for the leaders to stop moving (no change for ${LEADERS_STILL_MS / 1000} s)`);
+  while (performance.now() - stillSince < LEADERS_STILL_MS) {
+    if (performance.now() - t0 > LEADERS_SETTLE_MAX_MS) return { waitedS: (performance.now() - t0) / 1000, settled: false, changes: last - first };
+    await sleep(1000);
+    check();
+    const now = await leaderChanges(servers.urls);
+    if (now !== last) stillSince = performance.now();
+    last = now;
+  }
+  return { waitedS: (performance.now() - t0) / 1000, settled: true, changes: last - first };
+}
+
 /** A fresh cluster, healthy, then measured with no load; undefined when it did not get that far (see `problems`). */
-async function idleCluster(cfg: Config, problems: string[]): Promise<Idle | undefined> {
+async function idleCluster(cfg: Config, problems: string[]): Promise<{ idle: Idle; leaders: Awaited<ReturnType<typeof leadersSettled>> } | undefined> {
   const t0 = performance.now();
   const servers = await startCluster(cfg, () => cfg.nodeFlags);
-  let idle: Idle | undefined;
+  let idle: { idle: Idle; leaders: Awaited<ReturnType<typeof leadersSettled>> } | undefined;
   let keep = false;
   try {
     await untilHealthy(servers, cfg.shards, t0);
-    idle = await measureIdle(servers, cfg.durationS, assertRunning(servers));
+    const leaders = await leadersSettled(servers, assertRunning(servers));
+    progress(
+      leaders.settled
+        ? `[iroh-raft] leaders settled ${leaders.waitedS.toFixed(1)} s after healthy (${leaders.changes} leader changes meanwhile)`
+        : `[iroh-raft] leaders still moving ${leaders.waitedS.toFixed(0)} s after healthy: measuring anyway`,
+    );
+    if (!leaders.settled)
+      problems.push(
+        `the leaders were still moving ${leaders.waitedS.toFixed(0)} s after healthy (${leaders.changes} leader changes): the window includes them`,
+      );
+    idle = { idle: await measureIdle(servers, cfg.durationS, assertRunning(servers)), leaders };
     await servers.stop();
   } catch (e) {
     keep = true;
@@ -96,9 +136,11 @@ async function idleCluster(cfg: Config, problems: string[]): Promise<Idle | unde
 export async function runIdle(cfg: Config): Promise<boolean> {
   const run = facts();
   const problems: string[] = [];
-  const idle = await idleCluster(cfg, problems);
+  const measured = await idleCluster(cfg, problems);
+  const idle = measured?.idle;
+  const leaders = measured?.leaders;
   const lines = [
-    `\nidle: ${cfg.nodes} node(s), ${cfg.shards} shards, ${cfg.workers} worker(s) per node; ${cfg.durationS} s after ${IDLE_SETTLE_MS / 1000} s settling, no load`,
+    `\nidle: ${cfg.nodes} node(s), ${cfg.shards} shards, ${cfg.workers} worker(s) per node; ${cfg.durationS} s, no load, after the leaders stopped moving (${leaders === undefined ? '-' : `${leaders.waitedS.toFixed(1)} s after healthy, ${leaders.changes} leader changes in that time`}${leaders?.settled === false ? ', not settled' : ''}) and ${IDLE_SETTLE_MS / 1000} s more`,
   ];
   if (idle) {
     const rows = [['node', 'pid', 'CPU %', 'RSS MiB', 'peak RSS MiB', 'Iroh B/s', 'Iroh records/s']];
@@ -119,7 +161,16 @@ export async function runIdle(cfg: Config): Promise<boolean> {
   const out = {
     name: `idle-${cfg.name}`,
     ...run,
-    config: { nodes: cfg.nodes, shards: cfg.shards, workers: cfg.workers, durationS: cfg.durationS, settleS: IDLE_SETTLE_MS / 1000 },
+    config: {
+      nodes: cfg.nodes,
+      shards: cfg.shards,
+      workers: cfg.workers,
+      durationS: cfg.durationS,
+      settleS: IDLE_SETTLE_MS / 1000,
+      leadersStillS: LEADERS_STILL_MS / 1000,
+      leadersSettleMaxS: LEADERS_SETTLE_MAX_MS / 1000,
+    },
+    leaders: leaders ?? null,
     idle,
     problems,
     failed: problems.length > 0,

@@ -19,6 +19,14 @@ export const LOAD_TIMEOUT_S = 10;
 export const ACKED_KEPT_MAX = 1_000_000;
 /** Quiet time before an idle measurement, so shards have time to go quiet (20 ticks of 100 ms). */
 export const IDLE_SETTLE_MS = 3000;
+/**
+ * Before an idle window: the leaders count as settled once no node has counted a leader change
+ * for this long (the start's leader balancing moves many leaders over the first ~40 s at 10,000
+ * shards)...
+ */
+export const LEADERS_STILL_MS = 6000;
+/** ...or once this long has passed since healthy, whichever comes first (then the report says so). */
+export const LEADERS_SETTLE_MAX_MS = 180_000;
 /** Load generator CPU (% of one core) above which it, not the server, may be the bottleneck. */
 export const LOADGEN_SATURATED_PERCENT = 90;
 /** How long running nodes (--target), the ceiling or etcd may take to answer their health check. */
