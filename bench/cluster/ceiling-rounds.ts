@@ -1,7 +1,8 @@
 /**
  * --ceiling --rounds N: N full runs of iroh-raft and the do-nothing ceiling under the same load,
  * the order flipping every round (ours first, then the ceiling first, ...), then both rows per
- * round and the median share of the ceiling with its spread. One pair says little on a shared
+ * round, the share of the ceiling (the ratio of the two median rates, the median per round with its
+ * spread, and the median per order). One pair says little on a shared
  * machine: the ceiling's rate moves with the machine's speed more than iroh-raft's does, since its
  * load generator, not the server, is what it measures near its limit.
  */
@@ -73,12 +74,19 @@ export async function runCeilingRounds(cfg: Config): Promise<boolean> {
   }
   const shares = rounds.flatMap((r) => (r.percent === undefined ? [] : [r.percent]));
   const spread = { median: median(shares), min: Math.min(...shares), max: Math.max(...shares), n: shares.length };
+  // The machine drifts within minutes, so the order inside a pair can favour either side for a
+  // while: the share per order shows it, and an even number of rounds gives both orders equal weight.
+  const byOrder = (first: 0 | 1): number => median(rounds.flatMap((r, i) => (i % 2 === first && r.percent !== undefined ? [r.percent] : [])));
+  const ofMedians = (med(rounds, (r) => r.ours?.okPerSec) / med(rounds, (r) => r.ceiling?.okPerSec)) * 100;
   console.log(
     [
       `\niroh-raft against the ceiling, alternating, ${rounds.length} round(s): ${cfg.nodes} node(s), ${cfg.shards} shards, ${cfg.workers} worker(s) per node`,
       `${cfg.connections} connections, ${cfg.durationS} s per run after ${cfg.warmupS} s of warm-up, mix ${cfg.mix.label}, ${cfg.valueSize} B values`,
       ceilingRoundsTable(rounds),
-      `share of the ceiling: median ${pct(spread.median)} (min ${pct(spread.min)}, max ${pct(spread.max)} over ${spread.n} round(s))`,
+      `share of the ceiling: iroh-raft's median rate over the ceiling's ${pct(ofMedians)}; per round median ${pct(spread.median)} (min ${pct(spread.min)}, max ${pct(spread.max)} over ${spread.n} round(s)); iroh-raft first ${pct(byOrder(0))}, the ceiling first ${pct(byOrder(1))}`,
+      ...(rounds.length % 2 === 1
+        ? ['(an odd number of rounds runs iroh-raft first once more than the ceiling: give an even --rounds for a balanced figure)']
+        : []),
       ...problemLines(problems),
     ].join('\n'),
   );
@@ -86,7 +94,7 @@ export async function runCeilingRounds(cfg: Config): Promise<boolean> {
     name: `${cfg.name}-of-ceiling`,
     ...run,
     config: configOf(cfg),
-    summary: { ofCeilingPercent: spread },
+    summary: { ofMediansPercent: ofMedians, perRoundPercent: spread, oursFirstPercent: byOrder(0), ceilingFirstPercent: byOrder(1) },
     rounds: rounds.map((r) => ({ percent: r.percent ?? null, ours: r.ours ?? null, ceiling: r.ceiling ?? null, file: r.file })),
     problems,
     failed,
