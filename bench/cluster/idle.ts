@@ -78,40 +78,50 @@ async function leaderChanges(urls: readonly string[]): Promise<number> {
   return urls.reduce((a, _, i) => a + metric(m, i, 'iroh_raft_shard_leader_changes_total'), 0);
 }
 
+/** How the start's leader moves ended before an idle window (seconds from healthy). */
+interface Leaders {
+  /** When no node had counted a change for LEADERS_STILL_MS, or when the wait gave up. */
+  readonly waitedS: number;
+  /** When a poll last saw the count move (1 s polls); 0 when it never did. */
+  readonly lastChangeS: number;
+  readonly settled: boolean;
+  readonly changes: number;
+}
+
 /**
  * Waits until no node has counted a leader change for LEADERS_STILL_MS (the start's elections and
- * leader balancing are over), at most LEADERS_SETTLE_MAX_MS; returns the seconds waited and
- * whether the leaders settled.
+ * leader balancing are over), at most LEADERS_SETTLE_MAX_MS.
  */
-async function leadersSettled(servers: LocalServers, check: () => void): Promise<{ waitedS: number; settled: boolean; changes: number }> {
+async function leadersSettled(servers: LocalServers, check: () => void): Promise<Leaders> {
   const t0 = performance.now();
+  const since = (): number => (performance.now() - t0) / 1000;
   const first = await leaderChanges(servers.urls);
   let last = first;
-  let stillSince = performance.now();
+  let lastChangeS = 0;
   progress(`[iroh-raft] waiting for the leaders to stop moving (no change for ${LEADERS_STILL_MS / 1000} s)`);
-  while (performance.now() - stillSince < LEADERS_STILL_MS) {
-    if (performance.now() - t0 > LEADERS_SETTLE_MAX_MS) return { waitedS: (performance.now() - t0) / 1000, settled: false, changes: last - first };
+  while (since() - lastChangeS < LEADERS_STILL_MS / 1000) {
+    if (since() > LEADERS_SETTLE_MAX_MS / 1000) return { waitedS: since(), lastChangeS, settled: false, changes: last - first };
     await sleep(1000);
     check();
     const now = await leaderChanges(servers.urls);
-    if (now !== last) stillSince = performance.now();
+    if (now !== last) lastChangeS = since();
     last = now;
   }
-  return { waitedS: (performance.now() - t0) / 1000, settled: true, changes: last - first };
+  return { waitedS: since(), lastChangeS, settled: true, changes: last - first };
 }
 
 /** A fresh cluster, healthy, then measured with no load; undefined when it did not get that far (see `problems`). */
-async function idleCluster(cfg: Config, problems: string[]): Promise<{ idle: Idle; leaders: Awaited<ReturnType<typeof leadersSettled>> } | undefined> {
+async function idleCluster(cfg: Config, problems: string[]): Promise<{ idle: Idle; leaders: Leaders } | undefined> {
   const t0 = performance.now();
   const servers = await startCluster(cfg, () => cfg.nodeFlags);
-  let idle: { idle: Idle; leaders: Awaited<ReturnType<typeof leadersSettled>> } | undefined;
+  let idle: { idle: Idle; leaders: Leaders } | undefined;
   let keep = false;
   try {
     await untilHealthy(servers, cfg.shards, t0);
     const leaders = await leadersSettled(servers, assertRunning(servers));
     progress(
       leaders.settled
-        ? `[iroh-raft] leaders settled ${leaders.waitedS.toFixed(1)} s after healthy (${leaders.changes} leader changes meanwhile)`
+        ? `[iroh-raft] leaders settled: the last change seen ${leaders.lastChangeS.toFixed(1)} s after healthy (${leaders.changes} leader changes meanwhile)`
         : `[iroh-raft] leaders still moving ${leaders.waitedS.toFixed(0)} s after healthy: measuring anyway`,
     );
     if (!leaders.settled)
@@ -140,7 +150,7 @@ export async function runIdle(cfg: Config): Promise<boolean> {
   const idle = measured?.idle;
   const leaders = measured?.leaders;
   const lines = [
-    `\nidle: ${cfg.nodes} node(s), ${cfg.shards} shards, ${cfg.workers} worker(s) per node; ${cfg.durationS} s, no load, after the leaders stopped moving (${leaders === undefined ? '-' : `${leaders.waitedS.toFixed(1)} s after healthy, ${leaders.changes} leader changes in that time`}${leaders?.settled === false ? ', not settled' : ''}) and ${IDLE_SETTLE_MS / 1000} s more`,
+    `\nidle: ${cfg.nodes} node(s), ${cfg.shards} shards, ${cfg.workers} worker(s) per node; ${cfg.durationS} s, no load, after the leaders stopped moving (${leaders === undefined ? '-' : `the last change seen ${leaders.lastChangeS.toFixed(1)} s after healthy, ${leaders.changes} leader changes in that time`}${leaders?.settled === false ? ', not settled' : ''}) and ${IDLE_SETTLE_MS / 1000} s more`,
   ];
   if (idle) {
     const rows = [['node', 'pid', 'CPU %', 'RSS MiB', 'peak RSS MiB', 'Iroh B/s', 'Iroh records/s']];
