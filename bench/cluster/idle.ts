@@ -150,7 +150,7 @@ export async function runIdle(cfg: Config): Promise<boolean> {
   const idle = measured?.idle;
   const leaders = measured?.leaders;
   const lines = [
-    `\nidle: ${cfg.nodes} node(s), ${cfg.shards} shards, ${cfg.workers} worker(s) per node; ${cfg.durationS} s, no load, after the leaders stopped moving (${leaders === undefined ? '-' : `the last change seen ${leaders.lastChangeS.toFixed(1)} s after healthy, ${leaders.changes} leader changes in that time`}${leaders?.settled === false ? ', not settled' : ''}) and ${IDLE_SETTLE_MS / 1000} s more`,
+    `\nidle: ${cfg.nodes} node(s), ${cfg.shards} shards, ${cfg.workers} worker(s) per node; ${cfg.durationS} s, no load, after the leaders stopped moving (${leaders === undefined ? '-' : leaders.changes === 0 ? 'none moved after healthy' : `the last change seen ${leaders.lastChangeS.toFixed(1)} s after healthy, ${leaders.changes} leader changes in that time`}${leaders?.settled === false ? ', not settled' : ''}) and ${IDLE_SETTLE_MS / 1000} s more`,
   ];
   if (idle) {
     const rows = [['node', 'pid', 'CPU %', 'RSS MiB', 'peak RSS MiB', 'Iroh B/s', 'Iroh records/s']];
