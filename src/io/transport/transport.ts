@@ -35,7 +35,8 @@
  * and liveness records never wait behind more than about one such frame of bulk.
  *
  * Dialing: peers given to addPeer are kept connected (dialed at start, redialed after a break);
- * other peers are dialed on demand when they have records queued and an address is known. Keeping
+ * other peers are dialed on demand when they have records queued and an address is known. A peer
+ * `isMember` refuses is not dialed (its records are dropped) until it says yes again. Keeping
  * connections matters after a crash: a peer killed without closing its connections leaves the
  * others holding a dead one (writes vanish until QUIC's 30 s idle timeout), so the restarted peer
  * dials everyone at once and its new incarnation replaces the dead connection. A dial (connect +
@@ -415,6 +416,14 @@ export class Transport {
         this.pump(peer);
       }, at - now);
     };
+    if (!this.isMember(peer.id)) {
+      // A peer this node refuses (inbound and per frame) is not dialed either: whatever waits for
+      // it goes, and a peer kept connected is asked about again after the longest backoff, since
+      // it may become a member again.
+      this.dropQueue(peer);
+      if (peer.wanted && !this.closing) retryAt(now + this.limits.backoffMaxMs);
+      return;
+    }
     const decision = dialDecision(peer.dial, now);
     if (decision.kind === 'open') {
       this.dropQueue(peer);

@@ -295,6 +295,12 @@ describe('Transport', () => {
     a.t.send(b.t.id, RecordKind.RaftMessage, 2, new Uint8Array([2]));
     await waitFor(() => (b.t.stats().peers[a.t.id]?.refused ?? 0) >= 1, 'the frame to be refused');
     await waitFor(() => b.t.stats().peers[a.t.id]?.connections === 0, 'the connection to close');
+    // And it stays cut off for a second, twenty initial backoffs: the refusing side does not dial
+    // the peer again, and the peer's dials back are refused before they count as connections.
+    for (const until = Date.now() + 1000; Date.now() < until;) {
+      expect(b.t.stats().peers[a.t.id]?.connections).toBe(0);
+      await new Promise((r) => setTimeout(r, 10));
+    }
     expect(b.got.length).toBe(before);
   });
 
