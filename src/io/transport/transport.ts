@@ -585,6 +585,13 @@ export class Transport {
 
   /** Makes a fresh link usable, settling duplicates (see the header comment). */
   private register(l: Link): void {
+    // Membership may have changed while the connection was dialed or its hellos exchanged.
+    if (!this.isMember(l.peer.id)) {
+      this.count(l.peer, 'refused', 1);
+      closeQuietly(l.conn, CloseCode.NotMember, 'not a member');
+      this.pump(l.peer);
+      return;
+    }
     if (l.peer.adopt(l, this.id, this.log)) this.onPeerRestart?.(l.peer.id);
     void l.readLoop();
     this.pump(l.peer);
