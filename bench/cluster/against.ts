@@ -10,7 +10,7 @@ import { pidListeningOn } from '../proc.js';
 import { median } from '../stats.js';
 import { machine, versions } from './facts.js';
 import type { Config } from './flags.js';
-import { fmtInt, fmtMs, problemLines, table } from './format.js';
+import { fmtInt, fmtMs, problemLines, rateCells, table } from './format.js';
 import type { Target } from './load.js';
 import { measure } from './measure.js';
 import type { SystemResult } from './measure.js';
@@ -133,11 +133,6 @@ function med(rounds: readonly Round[], f: (r: SystemResult) => number | undefine
   return median(rounds.flatMap((r) => (r[sys] && f(r[sys]) !== undefined ? [f(r[sys])!] : [])));
 }
 
-/** Requests/s, p50 and p99 of one system in one round. */
-function figures(r: SystemResult | undefined): string[] {
-  return r ? [fmtInt(r.okPerSec), fmtMs(r.latency.all.p50Ms), fmtMs(r.latency.all.p99Ms)] : ['-', '-', '-'];
-}
-
 /** Requests/s, p50 and p99 of one system: the medians over the rounds. */
 function medianFigures(rounds: readonly Round[], sys: 'ours' | 'etcd'): string[] {
   return [
@@ -164,7 +159,7 @@ function ratios(rounds: readonly Round[]) {
 /** Both systems side by side, a row per round and the medians, with the ratios. */
 function roundsTable(rounds: readonly Round[], q: ReturnType<typeof ratios>): string {
   const rows = [['round', 'iroh-raft req/s', 'p50 ms', 'p99 ms', 'etcd req/s', 'p50 ms', 'p99 ms', 'req/s ratio', 'p99 ratio']];
-  rounds.forEach((r, i) => rows.push([String(i + 1), ...figures(r.ours), ...figures(r.etcd), x(q.pairs[i]!.tput), x(q.pairs[i]!.p99)]));
+  rounds.forEach((r, i) => rows.push([String(i + 1), ...rateCells(r.ours), ...rateCells(r.etcd), x(q.pairs[i]!.tput), x(q.pairs[i]!.p99)]));
   rows.push(['median', ...medianFigures(rounds, 'ours'), ...medianFigures(rounds, 'etcd'), x(q.tput.median), x(q.p99.median)]);
   return table(rows);
 }

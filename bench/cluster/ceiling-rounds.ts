@@ -9,7 +9,7 @@
 import { median } from '../stats.js';
 import { machine, versions } from './facts.js';
 import type { Config } from './flags.js';
-import { fmtInt, fmtMs, problemLines, table } from './format.js';
+import { fmtInt, fmtMs, problemLines, rateCells, table } from './format.js';
 import type { SystemResult } from './measure.js';
 import { runOnce } from './once.js';
 import { progress } from './progress.js';
@@ -25,11 +25,6 @@ interface Round {
 
 const pct = (v: number): string => (Number.isFinite(v) ? `${v.toFixed(1)} %` : '-');
 
-/** Requests/s, p50 and p99 of one system in one round. */
-function figures(r: SystemResult | undefined): string[] {
-  return r ? [fmtInt(r.okPerSec), fmtMs(r.latency.all.p50Ms), fmtMs(r.latency.all.p99Ms)] : ['-', '-', '-'];
-}
-
 /** The median of a figure over the rounds that have it. */
 function med(rounds: readonly Round[], f: (r: Round) => number | undefined): number {
   return median(rounds.flatMap((r) => (f(r) === undefined ? [] : [f(r)!])));
@@ -39,7 +34,7 @@ function med(rounds: readonly Round[], f: (r: Round) => number | undefined): num
 function ceilingRoundsTable(rounds: readonly Round[]): string {
   const rows = [['round', 'order', 'iroh-raft req/s', 'p50 ms', 'p99 ms', 'ceiling req/s', 'p50 ms', 'p99 ms', 'of ceiling']];
   rounds.forEach((r, i) =>
-    rows.push([String(i + 1), i % 2 === 0 ? 'ours first' : 'ceiling first', ...figures(r.ours), ...figures(r.ceiling), pct(r.percent ?? NaN)]),
+    rows.push([String(i + 1), i % 2 === 0 ? 'ours first' : 'ceiling first', ...rateCells(r.ours), ...rateCells(r.ceiling), pct(r.percent ?? NaN)]),
   );
   rows.push([
     'median',

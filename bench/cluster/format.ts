@@ -1,4 +1,5 @@
 /** Number formats, the plain-text table and the date in file names of the cluster load test's output. */
+import type { SystemResult } from './measure.js';
 
 /** A whole number with thousands separators; '-' when not finite. */
 export const fmtInt = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-');
@@ -10,6 +11,11 @@ export const fmtMBps = (n: number): string => (Number.isFinite(n) ? n.toFixed(n 
 export const fmtMiB = (b: number | undefined): string => (b === undefined ? '-' : (b / 2 ** 20).toFixed(1));
 /** A number with `digits` decimals; '-' when unknown. */
 export const fmtOpt = (n: number | undefined, digits: number): string => (n === undefined ? '-' : n.toFixed(digits));
+
+/** Requests/s, p50 and p99 of one system's run, as table cells; dashes when it did not finish. */
+export function rateCells(r: SystemResult | undefined): string[] {
+  return r ? [fmtInt(r.okPerSec), fmtMs(r.latency.all.p50Ms), fmtMs(r.latency.all.p99Ms)] : ['-', '-', '-'];
+}
 
 /** Rows as aligned columns; columns from `rightFrom` on are right-aligned. The first row is the header. */
 export function table(rows: string[][], rightFrom = 1): string {
