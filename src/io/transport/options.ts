@@ -75,6 +75,13 @@ export interface TransportOptions {
   readonly breaker?: { readonly failures?: number; readonly coolDownMs?: number };
   /** How long close() may spend flushing and draining, in milliseconds. Default 2,000. */
   readonly closeTimeoutMs?: number;
+  /**
+   * How long close() and destroy() wait for the Iroh endpoint's own close once every connection
+   * was closed, in milliseconds. Default 250. The endpoint waits for its connections to finish
+   * closing, about 3 s for a peer that was gone already (a node stopping after the others); the
+   * close frames left earlier, so past this bound the close goes on in the background.
+   */
+  readonly endpointCloseWaitMs?: number;
   readonly logger?: TransportLogger;
 }
 
@@ -152,6 +159,7 @@ export interface Limits {
   readonly breakerFailures: number;
   readonly breakerCoolDownMs: number;
   readonly closeTimeoutMs: number;
+  readonly endpointCloseWaitMs: number;
 }
 
 export function checkOptions(o: TransportOptions): Limits {
@@ -175,6 +183,7 @@ export function checkOptions(o: TransportOptions): Limits {
     breakerFailures: int('breaker.failures', o.breaker?.failures, 5, 1, 1_000_000),
     breakerCoolDownMs: int('breaker.coolDownMs', o.breaker?.coolDownMs, 10_000, 0, 3_600_000),
     closeTimeoutMs: int('closeTimeoutMs', o.closeTimeoutMs, 2000, 0, 600_000),
+    endpointCloseWaitMs: int('endpointCloseWaitMs', o.endpointCloseWaitMs, 250, 0, 600_000),
   };
   if (l.maxRecordBytes + RECORD_HEADER_BYTES + 3 > l.maxFrameBytes) {
     throw new TransportError('InvalidConfig', `maxRecordBytes (${l.maxRecordBytes}) plus a record header must fit in maxFrameBytes (${l.maxFrameBytes})`);

@@ -607,8 +607,12 @@ export class Transport {
         clearImmediate(this.flushHandle);
         this.flush();
       }
+      // A dial after a failed one is not waited for: that peer is likely down, and the dial would
+      // hold the close until dialTimeoutMs (what is queued for it is dropped, counted; raft resends).
       const busy = (): boolean =>
-        [...this.peers.values()].some((p) => (p.queue.size > 0 && (p.active !== undefined || p.dialing)) || p.active?.writing === true);
+        [...this.peers.values()].some(
+          (p) => (p.queue.size > 0 && (p.active !== undefined || (p.dialing && p.dial.failures === 0))) || p.active?.writing === true,
+        );
       while (busy() && Date.now() < deadline) await sleep(5);
       for (const p of this.peers.values()) {
         this.dropQueue(p);
@@ -628,11 +632,33 @@ export class Transport {
     const ep = this.ep;
     if (ep !== undefined) {
       this.lastAddrs = ep.addr().directAddresses();
-      await ep.close();
+      await this.closeEndpoint(ep);
     }
     await this.acceptLoop;
     this.ep = undefined;
     this.log.info({ id: this.id }, 'transport closed');
+  }
+
+  /**
+   * The endpoint's close, awaited for at most endpointCloseWaitMs. Our connections are closed by
+   * now and their close frames sent; what the endpoint still waits for is a peer's answer to them,
+   * which never comes from a peer that is gone (about 3 s in the binding).
+   */
+  private async closeEndpoint(ep: Iroh.Endpoint): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const closed = ep.close().then(
+      () => true,
+      (e: unknown) => {
+        this.log.warn({ err: errText(e) }, 'endpoint close failed');
+        return true;
+      },
+    );
+    const waited = new Promise<false>((r) => (timer = setTimeout(() => r(false), this.limits.endpointCloseWaitMs)));
+    const done = await Promise.race([closed, waited]);
+    clearTimeout(timer);
+    if (!done) {
+      this.log.info({ waitedMs: this.limits.endpointCloseWaitMs }, 'endpoint still closing (a peer gone already); not waiting for it');
+    }
   }
 }
 

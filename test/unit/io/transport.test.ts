@@ -264,6 +264,7 @@ describe('Transport', () => {
     await expect(Transport.start({ ...base, maxRecordBytes: 16 * 1024 * 1024 })).rejects.toMatchObject({ code: 'InvalidConfig' });
     await expect(Transport.start({ ...base, backoff: { initialMs: 100, maxMs: 10 } })).rejects.toMatchObject({ code: 'InvalidConfig' });
     await expect(Transport.start({ ...base, dialTimeoutMs: 0 })).rejects.toMatchObject({ code: 'InvalidConfig' });
+    await expect(Transport.start({ ...base, endpointCloseWaitMs: -1 })).rejects.toMatchObject({ code: 'InvalidConfig' });
     await expect(Transport.start({ ...base, bindAddr: 'nowhere' })).rejects.toMatchObject({ code: 'BindFailed' });
     const a = await node();
     expect(() => a.t.addPeer('garbage')).toThrow(expect.objectContaining({ code: 'InvalidTicket' }) as unknown);
@@ -599,6 +600,46 @@ describe('Transport', () => {
     expect(a.t.stats().dropped).toBe(1);
     await waitFor(() => b.t.stats().peers[a.t.id]?.connections === 0, 'b to see the connection end');
     await a.t.close(); // idempotent
+  });
+
+  it("close() after a peer closed does not wait out the endpoint's close (endpointCloseWaitMs)", async () => {
+    // The binding's endpoint close waits about 3 s for a peer that is gone to answer the close of
+    // its connection; a node stopping just after its peers would wait that long on every stop.
+    const a = await node();
+    const b = await node({ endpointCloseWaitMs: 200 });
+    await connect(a, b);
+    b.t.send(a.t.id, RecordKind.RaftMessage, 0, new Uint8Array(1));
+    await waitFor(() => a.got.length > 0, 'a record from b');
+    await a.t.close();
+    await waitFor(() => b.t.stats().peers[a.t.id]?.connections === 0, 'b to see the connection end');
+    // b still wants a and dials it again (after 50 ms of backoff). A connection that never heard
+    // from its peer has no round-trip time yet, and QUIC keeps a closed connection for three probe
+    // timeouts of the initial estimate (~1 s each): that is what the endpoint's close waits for.
+    await waitFor(() => b.t.stats().peers[a.t.id]?.state === 'dialing', 'b to dial a again');
+    await new Promise((r) => setTimeout(r, 300));
+    const t0 = performance.now();
+    await b.t.close();
+    const ms = performance.now() - t0;
+    // Without the bound this takes the binding's ~3,000 ms; with it, about 200.
+    expect(ms).toBeLessThan(2_500);
+  });
+
+  it('close() does not wait for a dial to a peer whose last dial failed; what was queued for it is dropped', async () => {
+    const a = await node();
+    const b = await node({ dialTimeoutMs: 1500, endpointCloseWaitMs: 200 });
+    await connect(a, b);
+    await a.t.close();
+    // a's endpoint is closed but its port still bound: b's dials to it fail at dialTimeoutMs.
+    await waitFor(() => b.t.stats().peers[a.t.id]?.consecutiveFailures === 1, 'a failed dial', 10_000);
+    await waitFor(() => b.t.stats().peers[a.t.id]?.state === 'dialing', 'b to dial a again');
+    const dropped = b.t.stats().dropped;
+    expect(b.t.send(a.t.id, RecordKind.RaftMessage, 0, new Uint8Array(1))).toBe(true);
+    const t0 = performance.now();
+    await b.t.close();
+    const ms = performance.now() - t0;
+    // Waiting for the dial would take until it fails, up to 1,500 ms; without it, about 200.
+    expect(ms).toBeLessThan(1_000);
+    expect(b.t.stats().dropped).toBe(dropped + 1);
   });
 
   it('leaves nothing running after close(): the process exits on its own', async () => {
