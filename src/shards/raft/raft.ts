@@ -7,32 +7,9 @@ import { Progress } from './progress.js';
 import { majority, quorumValue, voteResult } from './quorum.js';
 import { Quiescence } from './quiesce.js';
 import { ReadPath } from './read.js';
+import { Replication } from './replication.js';
 import type { ConfChange, ConfState, Entry, FailedProposal, FailedRead, LogIndex, Message, NodeId, ReadState, Role, Term } from './types.js';
-import { ConfChangeType, ENTRY_OVERHEAD_BYTES, EntryType, MessageType, NONE, emptyMessage, entrySize } from './types.js';
-
-/** Ticks (beyond a heartbeat interval) a replicating follower may go without progress before it is probed again. */
-const STALL_TICKS_MAX = 2;
-/**
- * Bytes in flight granted one more tick before a stall is declared: probing again resends all of
- * them, so a few MiB of large entries, slower to cross than a few ticks (heartbeats overtake them
- * and prove nothing), must not be resent every few ticks.
- */
-const STALL_BYTES_PER_TICK = 256 * 1024;
-
-/**
- * Ticks without progress after which a replicating follower with `inflightBytes` in flight counts
- * as stalled, when its acknowledgments have taken `ackTicks` ticks (smoothed) so far. Entries on a
- * busy path take longer to cross than the heartbeats that overtake them: twice the usual
- * acknowledgment time must pass before they count as lost, or every slow window is sent twice
- * (and the resent bytes make the path slower still).
- */
-export function stallTicksFor(inflightBytes: number, heartbeatIntervalTicks: number, ackTicks = 0): number {
-  const bySize = STALL_TICKS_MAX + heartbeatIntervalTicks + Math.floor(inflightBytes / STALL_BYTES_PER_TICK);
-  return Math.max(bySize, Math.ceil(2 * ackTicks) + heartbeatIntervalTicks);
-}
-
-/** Weight of a new acknowledgment-time sample in {@link Progress.ackTicks}. */
-const ACK_TICKS_GAIN = 1 / 8;
+import { ConfChangeType, ENTRY_OVERHEAD_BYTES, EntryType, MessageType, NONE, emptyMessage } from './types.js';
 
 /** Largest k in the election timeout range [E, (1 + 2^k) E) after k campaigns without a leader. */
 const ELECTION_BACKOFF_MAX = 3;
@@ -79,8 +56,6 @@ export class Raft {
   lead: NodeId = NONE;
   role: Role = 'follower';
 
-  /** Ticks counted while leader (never reset): the clock of in-flight send times. */
-  private leaderTicks = 0;
   /** Progress of every member (voters and learners), including this node. */
   prs = new Map<NodeId, Progress>();
   voters = new Set<NodeId>();
@@ -126,12 +101,6 @@ export class Raft {
   /** Transfer target, or NONE. Proposals are refused while set. */
   leadTransferee: NodeId = NONE;
   private transferElapsed = 0;
-  /**
-   * Leader: the sequence of the latest heartbeat sent to every member, and the voter whose answer
-   * to it (or to a later one) came first, NONE until one has: the one read rounds ask.
-   */
-  private raceSeq = 0;
-  private raceWinner: NodeId = NONE;
 
   /**
    * Index of the last membership change applied (or of the snapshot that set the membership).
@@ -157,10 +126,13 @@ export class Raft {
   private readonly proposals = new ProposalTracker();
 
   /** Linearizable reads and the leader's lease (read.ts). */
-  private readonly read = new ReadPath(this, {
+  private readonly read: ReadPath = new ReadPath(this, {
     now: () => this.now,
-    heartbeatQuorum: () => this.heartbeatQuorum(),
+    heartbeatQuorum: () => this.repl.heartbeatQuorum(),
   });
+
+  /** The leader's side of log replication (replication.ts). */
+  private readonly repl: Replication = new Replication(this, this.read, { now: () => this.now });
 
   /** Quiescence of an idle group (quiesce.ts). */
   private readonly quiet = new Quiescence(this, {
@@ -174,10 +146,10 @@ export class Raft {
     },
     heartbeatNow: () => {
       this.heartbeatElapsed = 0;
-      this.bcastHeartbeat();
+      this.repl.bcastHeartbeat();
     },
     bcastQuiesce: () => {
-      this.bcastHeartbeat(true);
+      this.repl.bcastHeartbeat(true);
     },
     endPromise: () => {
       this.leaseUntil = this.now;
@@ -276,7 +248,7 @@ export class Raft {
       }
       case ConfChangeType.RemoveNode: {
         if (this.voters.has(cc.node) && this.voters.size === 1) return; // refused at proposal time
-        if (this.role === 'leader' && cc.node !== this.id) this.farewell(cc.node, index);
+        if (this.role === 'leader' && cc.node !== this.id) this.repl.farewell(cc.node, index);
         this.prs.delete(cc.node);
         this.voters.delete(cc.node);
         this.learners.delete(cc.node);
@@ -292,39 +264,14 @@ export class Raft {
       if (this.leadTransferee !== NONE && !this.voters.has(this.leadTransferee)) this.abortTransfer();
       if (cc.type === ConfChangeType.AddVoter || cc.type === ConfChangeType.AddLearner) {
         const pr = this.prs.get(cc.node);
-        if (pr && cc.node !== this.id) this.sendAppend(cc.node, true);
+        if (pr && cc.node !== this.id) this.repl.sendAppend(cc.node, true);
       }
       // The quorum may be smaller now.
-      if (this.maybeCommit()) this.bcastAppend();
+      if (this.maybeCommit()) this.repl.bcastAppend();
       this.read.maybeCompleteReadRounds();
     } else if (this.role !== 'follower' && !this.voters.has(this.id)) {
       this.becomeFollower(this.term, NONE);
     }
-  }
-
-  /**
-   * The leader's last message to a replica it removes (at `index`): the entries it lacks and the
-   * commit index, so it applies its own removal. The entry commits on the others' copies, and
-   * after it applies here the leader sends the replica nothing more: without this it could keep
-   * the entry uncommitted forever and never learn it is out (a quiet group never campaigns, which
-   * would tell it too), and its node would keep hosting it.
-   */
-  private farewell(to: NodeId, index: LogIndex): void {
-    const pr = this.prs.get(to);
-    if (pr === undefined || pr.state === 'snapshot') return;
-    if (this.sendAppend(to, true)) return;
-    // Paused (a full window, or a probe in flight): a commit-only message is enough if it holds the entry.
-    if (pr.match < index) return;
-    const logTerm = this.log.term(pr.match);
-    if (logTerm === undefined) return;
-    this.msgs.push({
-      ...emptyMessage(MessageType.App, this.id, to, this.term),
-      index: pr.match,
-      logTerm,
-      entries: [],
-      commit: Math.min(this.log.committed, pr.match) as LogIndex,
-      commitOnly: true,
-    });
   }
 
   // ---------------------------------------------------------------- roles
@@ -342,8 +289,7 @@ export class Raft {
     this.votes.clear();
     this.leadTransferee = NONE;
     this.transferElapsed = 0;
-    this.raceSeq = 0;
-    this.raceWinner = NONE;
+    this.repl.reset();
     this.uncommittedBytes = 0;
     this.read.reset();
     const next = (this.log.lastIndex() + 1) as LogIndex;
@@ -404,7 +350,7 @@ export class Raft {
     // Conf changes wait until this leader applied its own first entry: the one-at-a-time rule
     // is safe only once an entry of the current term is committed.
     this.pendingConfIndex = this.log.lastIndex();
-    this.bcastAppend();
+    this.repl.bcastAppend();
   }
 
   // ---------------------------------------------------------------- ticks
@@ -483,7 +429,7 @@ export class Raft {
   }
 
   private tickLeader(): void {
-    this.leaderTicks++;
+    this.repl.tick();
     this.heartbeatElapsed++;
     this.electionElapsed++;
     if (this.leadTransferee !== NONE) {
@@ -512,7 +458,7 @@ export class Raft {
     }
     if (this.heartbeatElapsed >= this.cfg.heartbeatIntervalTicks) {
       this.heartbeatElapsed = 0;
-      this.bcastHeartbeat();
+      this.repl.bcastHeartbeat();
     }
     this.quiet.maybeQuiesce();
   }
@@ -856,10 +802,10 @@ export class Raft {
     const pr = this.prs.get(m.from);
     switch (m.type) {
       case MessageType.AppResp:
-        if (pr) this.handleAppendResponse(m, pr);
+        if (pr) this.repl.handleAppendResponse(m, pr);
         return;
       case MessageType.HeartbeatResp:
-        if (pr) this.handleHeartbeatResponse(m, pr);
+        if (pr) this.repl.handleHeartbeatResponse(m, pr);
         return;
       case MessageType.ReadIndex:
         this.read.queueRead({ context: m.context, from: m.from, tick: this.now });
@@ -867,67 +813,6 @@ export class Raft {
       default:
         return;
     }
-  }
-
-  private handleAppendResponse(m: Message, pr: Progress): void {
-    pr.recentActive = true;
-    if (m.reject) {
-      let nextProbe = m.rejectHint;
-      if (m.logTerm > 0) nextProbe = this.log.findConflictByTerm(m.rejectHint, m.logTerm).index;
-      if (pr.maybeDecrTo(m.index, nextProbe)) {
-        if (pr.state === 'replicate') pr.becomeProbe();
-        this.sendAppend(m.from, false);
-      }
-      return;
-    }
-    const wasPaused = pr.isPaused();
-    // An accepted probe at the follower's match (the empty App a heartbeat answer brings in probe
-    // state) moves nothing, but says where the follower stands: replicate from there.
-    if (!pr.maybeUpdate(m.index) && !(pr.state === 'probe' && pr.match === m.index)) {
-      if (wasPaused && pr.state === 'probe') this.sendAppend(m.from, false);
-      return;
-    }
-    if (pr.state === 'probe') {
-      pr.becomeReplicate();
-    } else if (pr.state === 'snapshot' && pr.match + 1 >= this.log.firstIndex()) {
-      pr.becomeProbe();
-      pr.becomeReplicate();
-    } else if (pr.state === 'replicate') {
-      const sentTick = pr.inflights.freeLE(m.index);
-      if (sentTick >= 0) {
-        const sample = this.leaderTicks - sentTick;
-        pr.ackTicks = pr.ackTicks === 0 ? sample : pr.ackTicks + (sample - pr.ackTicks) * ACK_TICKS_GAIN;
-      }
-    }
-    if (this.maybeCommit()) {
-      this.bcastAppend();
-    } else {
-      while (this.sendAppend(m.from, false));
-    }
-    if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
-  }
-
-  private handleHeartbeatResponse(m: Message, pr: Progress): void {
-    pr.recentActive = true;
-    pr.probeSent = false;
-    if (m.context > pr.ackedHeartbeat) pr.ackedHeartbeat = m.context;
-    if (this.raceWinner === NONE && this.raceSeq > 0 && m.context >= this.raceSeq && this.voters.has(m.from)) this.raceWinner = m.from;
-    // The follower is alive but its match has not moved for a while: what was in flight is lost
-    // (the network dropped it, or the follower restarted). Probe again from its match.
-    const stallAfter = pr.state === 'replicate' ? stallTicksFor(pr.inflights.bytes, this.cfg.heartbeatIntervalTicks, pr.ackTicks) : Infinity;
-    if (pr.stallTicks >= stallAfter) {
-      this.counters.stallProbes++;
-      // Lost, or slower than it ever was: until acknowledgments say otherwise, the path counts as
-      // at least this slow, so the next stall waits twice as long (up to twice an election timeout).
-      pr.ackTicks = Math.min(this.cfg.electionTimeoutTicks, Math.max(pr.ackTicks, stallAfter));
-      pr.becomeProbe();
-    }
-    // In probe state the heartbeat's answer is met with an empty App: its answer tells where the
-    // follower stands, and entries follow from there. Resending the entries themselves at every
-    // heartbeat would put the same bytes on the wire again and again whenever they take longer to
-    // cross than a heartbeat interval (a few MiB of large values behind a slow link).
-    if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, pr.state === 'probe', pr.state !== 'probe');
-    this.read.maybeCompleteReadRounds();
   }
 
   /** Raises commit to what a quorum of voters durably holds, counting only entries of this term. */
@@ -966,7 +851,7 @@ export class Raft {
     const stable = this.log.stableLastIndex();
     if (stable > self.match && this.log.term(stable) !== undefined) {
       self.maybeUpdate(stable);
-      if (this.maybeCommit()) this.bcastAppend();
+      if (this.maybeCommit()) this.repl.bcastAppend();
     }
   }
 
@@ -1048,125 +933,11 @@ export class Raft {
   flushAppends(): void {
     if (!this.appendPending) return;
     this.appendPending = false;
-    if (this.role === 'leader') this.bcastAppend();
+    if (this.role === 'leader') this.repl.bcastAppend();
   }
 
   hasPendingAppends(): boolean {
     return this.appendPending && this.role === 'leader';
-  }
-
-  private bcastAppend(): void {
-    for (const id of this.prs.keys()) if (id !== this.id) this.sendAppend(id, true);
-  }
-
-  /**
-   * Sends entries (or a snapshot) to `to` if its progress allows. `sendIfEmpty` also sends an
-   * empty App to carry the commit index. Returns whether something was sent.
-   */
-  private sendAppend(to: NodeId, sendIfEmpty: boolean, withEntries = true): boolean {
-    const pr = this.prs.get(to);
-    if (!pr || pr.isPaused()) return false;
-    const prevIndex = (pr.next - 1) as LogIndex;
-    // The other half of Progress's match < next: an App never starts at or below what the follower holds.
-    if (!(prevIndex >= pr.match)) assert(false, `sendAppend to ${to}: prev ${prevIndex} below match ${pr.match}`);
-    const prevTerm = this.log.term(prevIndex);
-    const ents = prevTerm === undefined ? undefined : withEntries ? this.log.entriesFrom(pr.next, this.cfg.appendBytesMax) : [];
-    if (prevTerm === undefined || ents === undefined) return this.sendSnapshot(to, pr);
-    if (ents.length === 0 && !sendIfEmpty) return false;
-    const app: Message = {
-      ...emptyMessage(MessageType.App, this.id, to, this.term),
-      index: prevIndex,
-      logTerm: prevTerm,
-      entries: ents,
-      commit: this.log.committed,
-    };
-    // In replicate state an empty App's answer would repeat the answer to the App that carried
-    // the entries up to prevIndex; if that answer is lost, stall detection probes again (a few
-    // ticks later). A transferee's answer is what sends TimeoutNow: it is always asked for.
-    this.msgs.push(ents.length === 0 && pr.state === 'replicate' && to !== this.leadTransferee ? { ...app, commitOnly: true } : app);
-    if (ents.length > 0) {
-      const last = ents[ents.length - 1]!.index;
-      const firstNew = ents[0]!.index > pr.sentMax;
-      switch (pr.state) {
-        case 'replicate':
-          pr.optimisticUpdate(last);
-          pr.inflights.add(
-            last,
-            ents.reduce((s, e) => s + entrySize(e), 0),
-            firstNew ? this.leaderTicks : -1,
-          );
-          break;
-        case 'probe':
-          pr.probeSent = true;
-          break;
-        case 'snapshot':
-          assert(false, 'sendAppend in state snapshot');
-      }
-      if (last > pr.sentMax) pr.sentMax = last;
-    } else if (pr.state === 'probe') {
-      pr.probeSent = true;
-    }
-    return true;
-  }
-
-  private sendSnapshot(to: NodeId, pr: Progress): boolean {
-    if (!pr.recentActive) return false;
-    const snap = this.log.snapshot();
-    assert(snap.metadata.index > 0, 'sendSnapshot: log compacted without a snapshot');
-    pr.becomeSnapshot(snap.metadata.index);
-    this.counters.snapshotsSent++;
-    this.msgs.push({ ...emptyMessage(MessageType.Snap, this.id, to, this.term), snapshot: snap });
-    return true;
-  }
-
-  private bcastHeartbeat(quiesce = false): number {
-    // Send ticks older than an election timeout are useless for the lease, so they are dropped.
-    const seq = this.read.queue.nextHeartbeat(this.now, this.cfg.electionTimeoutTicks);
-    for (const [id, pr] of this.prs) if (id !== this.id) this.sendHeartbeat(id, pr, seq, quiesce);
-    this.raceSeq = seq;
-    this.raceWinner = NONE;
-    return seq;
-  }
-
-  /** A heartbeat of sequence `seq` to `to`, with the commit index it may know (at most its match). */
-  private sendHeartbeat(to: NodeId, pr: Progress, seq: number, quiesce = false): void {
-    const m: Message = {
-      ...emptyMessage(MessageType.Heartbeat, this.id, to, this.term),
-      commit: Math.min(pr.match, this.log.committed) as LogIndex,
-      context: seq,
-    };
-    this.msgs.push(quiesce ? { ...m, quiesce: true } : m);
-  }
-
-  /**
-   * A read round's heartbeat: sent only to as many other voters as a quorum needs, since a round
-   * waits for a quorum's answers and no more (with three voters, one heartbeat and one answer per
-   * round instead of two of each). First the voter that answered the latest heartbeat sent to
-   * every member first (each tick's heartbeat is a race, so a follower slower than another stops
-   * being asked within a heartbeat interval), then those that answered the most recent heartbeat.
-   * The sequence and its send tick are recorded as for any heartbeat, so the answers also date
-   * the lease. A chosen voter that does not answer holds the round until the next heartbeat sent
-   * to every member (the next tick's; a round's reads keep the leader awake), whose answers
-   * complete it too, and whose first answer picks the voter asked from then on. A transfer's
-   * target comes last: once told to campaign it would not answer.
-   */
-  private heartbeatQuorum(): number {
-    const seq = this.read.queue.nextHeartbeat(this.now, this.cfg.electionTimeoutTicks);
-    const need = majority(this.voters.size) - (this.voters.has(this.id) ? 1 : 0);
-    const acked = (id: NodeId): number => this.prs.get(id)?.ackedHeartbeat ?? 0;
-    const last = (id: NodeId): number => (id === this.leadTransferee ? 1 : 0);
-    const first = (id: NodeId): number => (id === this.raceWinner ? 1 : 0);
-    const others = [...this.voters].filter((id) => id !== this.id).sort((a, b) => last(a) - last(b) || first(b) - first(a) || acked(b) - acked(a) || a - b);
-    for (const id of others.slice(0, need)) {
-      const pr = this.prs.get(id);
-      if (pr) this.sendHeartbeat(id, pr, seq);
-    }
-    return seq;
-  }
-
-  private sendTimeoutNow(to: NodeId): void {
-    this.read.revokeLease();
-    this.msgs.push(emptyMessage(MessageType.TimeoutNow, this.id, to, this.term));
   }
 
   // ---------------------------------------------------------------- leadership transfer
@@ -1183,8 +954,8 @@ export class Raft {
     this.leadTransferee = to;
     this.transferElapsed = 0;
     const pr = this.prs.get(to)!;
-    if (pr.match === this.log.lastIndex()) this.sendTimeoutNow(to);
-    else this.sendAppend(to, true);
+    if (pr.match === this.log.lastIndex()) this.repl.sendTimeoutNow(to);
+    else this.repl.sendAppend(to, true);
   }
 
   /** Abandons a leadership transfer in progress (no-op without one); proposals are accepted again. */
