@@ -3,13 +3,14 @@ import { decodeConfChange } from './confchange.js';
 import { RaftError, RaftErrorCode, assert } from './errors.js';
 import { RaftLog } from './log.js';
 import { ProposalTracker } from './proposals.js';
-import { Progress } from './progress.js';
+import type { Progress } from './progress.js';
 import { majority, quorumValue, voteResult } from './quorum.js';
+import { Membership } from './membership.js';
 import { Quiescence } from './quiesce.js';
 import { ReadPath } from './read.js';
 import { Replication } from './replication.js';
 import type { ConfChange, ConfState, Entry, FailedProposal, FailedRead, LogIndex, Message, NodeId, ReadState, Role, Term } from './types.js';
-import { ConfChangeType, ENTRY_OVERHEAD_BYTES, EntryType, MessageType, NONE, emptyMessage } from './types.js';
+import { ENTRY_OVERHEAD_BYTES, EntryType, MessageType, NONE, emptyMessage } from './types.js';
 
 /** Largest k in the election timeout range [E, (1 + 2^k) E) after k campaigns without a leader. */
 const ELECTION_BACKOFF_MAX = 3;
@@ -103,12 +104,6 @@ export class Raft {
   private transferElapsed = 0;
 
   /**
-   * Index of the last membership change applied (or of the snapshot that set the membership).
-   * A conf change entry at or below it is stale (it came in a Ready handed out before a snapshot
-   * was installed) and must not roll the membership back.
-   */
-  private confIndex: LogIndex;
-  /**
    * Index of a configuration that a member told us (notMember) leaves this replica out, newer
    * than ours; 0 when none. While set the replica does not campaign: it was removed while cut off
    * and never learned it, and would otherwise pre-vote every election timeout forever. Cleared
@@ -116,8 +111,6 @@ export class Raft {
    * hint came from a configuration since replaced).
    */
   removedHint = 0 as LogIndex;
-  /** A conf change at an index above `applied` is pending: no new one until it is applied. */
-  private pendingConfIndex = 0 as LogIndex;
   /** Bytes of proposed entries not yet applied (leader only). */
   private uncommittedBytes = 0;
   /** Entries were proposed since the last broadcast; see {@link flushAppends}. */
@@ -134,12 +127,15 @@ export class Raft {
   /** The leader's side of log replication (replication.ts). */
   private readonly repl: Replication = new Replication(this, this.read, { now: () => this.now });
 
+  /** The configuration and its changes (membership.ts). */
+  private readonly members: Membership = new Membership(this, this.repl, this.read);
+
   /** Quiescence of an idle group (quiesce.ts). */
   private readonly quiet = new Quiescence(this, {
     advanceClock: (n) => {
       this.now += n;
     },
-    pendingConfIndex: () => this.pendingConfIndex,
+    pendingConfIndex: () => this.members.pendingConfIndex,
     readsHeld: () => this.read.queue.size(),
     restartElectionTimer: () => {
       this.electionElapsed = 0;
@@ -184,8 +180,7 @@ export class Raft {
     this.term = hardState.term;
     this.vote = hardState.vote;
     this.leaseUntil = cfg.electionTimeoutTicks;
-    this.confIndex = this.log.applied;
-    this.applyConfState(confState);
+    this.members.restore(confState, this.log.applied);
     this.becomeFollower(this.term, NONE);
     // Only the first timeout after a start is staggered: later ones follow the usual rules.
     this.randomizedElectionTimeout += cfg.campaignRank * cfg.campaignStaggerTicks;
@@ -193,28 +188,8 @@ export class Raft {
 
   // ---------------------------------------------------------------- membership
 
-  private applyConfState(cs: ConfState): void {
-    this.prs.clear();
-    this.voters.clear();
-    this.learners.clear();
-    const next = (this.log.lastIndex() + 1) as LogIndex;
-    for (const v of cs.voters) {
-      this.voters.add(v);
-      this.prs.set(v, this.newProgress(next, false));
-    }
-    for (const l of cs.learners) {
-      assert(!this.voters.has(l), `conf state: ${l} is both voter and learner`);
-      this.learners.add(l);
-      this.prs.set(l, this.newProgress(next, true));
-    }
-  }
-
-  private newProgress(next: LogIndex, isLearner: boolean): Progress {
-    return new Progress(next, isLearner, this.cfg.inflightMessagesMax, this.cfg.inflightBytesMax);
-  }
-
   confState(): ConfState {
-    return { voters: [...this.voters].sort((a, b) => a - b), learners: [...this.learners].sort((a, b) => a - b) };
+    return this.members.confState();
   }
 
   /** A voter of the current configuration may campaign (unless members said it was removed). */
@@ -224,54 +199,7 @@ export class Raft {
 
   /** Applies the committed membership change at `index` (as the shell confirms it applied the entry). */
   applyConfChange(cc: ConfChange, index: LogIndex): void {
-    if (index <= this.confIndex) return;
-    this.confIndex = index;
-    this.removedHint = 0 as LogIndex;
-    const next = (this.log.lastIndex() + 1) as LogIndex;
-    switch (cc.type) {
-      case ConfChangeType.AddVoter: {
-        const pr = this.prs.get(cc.node);
-        if (pr) {
-          pr.isLearner = false;
-        } else {
-          this.prs.set(cc.node, this.newProgress(next, false));
-        }
-        this.learners.delete(cc.node);
-        this.voters.add(cc.node);
-        break;
-      }
-      case ConfChangeType.AddLearner: {
-        if (this.voters.has(cc.node)) return; // demotion is refused at proposal time
-        if (!this.prs.has(cc.node)) this.prs.set(cc.node, this.newProgress(next, true));
-        this.learners.add(cc.node);
-        break;
-      }
-      case ConfChangeType.RemoveNode: {
-        if (this.voters.has(cc.node) && this.voters.size === 1) return; // refused at proposal time
-        if (this.role === 'leader' && cc.node !== this.id) this.repl.farewell(cc.node, index);
-        this.prs.delete(cc.node);
-        this.voters.delete(cc.node);
-        this.learners.delete(cc.node);
-        break;
-      }
-    }
-    if (this.role === 'leader') {
-      if (!this.voters.has(this.id)) {
-        // A leader that applied its own removal steps down; the rest elect a new leader.
-        this.becomeFollower(this.term, NONE);
-        return;
-      }
-      if (this.leadTransferee !== NONE && !this.voters.has(this.leadTransferee)) this.abortTransfer();
-      if (cc.type === ConfChangeType.AddVoter || cc.type === ConfChangeType.AddLearner) {
-        const pr = this.prs.get(cc.node);
-        if (pr && cc.node !== this.id) this.repl.sendAppend(cc.node, true);
-      }
-      // The quorum may be smaller now.
-      if (this.maybeCommit()) this.repl.bcastAppend();
-      this.read.maybeCompleteReadRounds();
-    } else if (this.role !== 'follower' && !this.voters.has(this.id)) {
-      this.becomeFollower(this.term, NONE);
-    }
+    this.members.applyConfChange(cc, index);
   }
 
   // ---------------------------------------------------------------- roles
@@ -294,7 +222,7 @@ export class Raft {
     this.read.reset();
     const next = (this.log.lastIndex() + 1) as LogIndex;
     for (const [id, pr] of this.prs) {
-      const fresh = this.newProgress(next, pr.isLearner);
+      const fresh = this.members.newProgress(next, pr.isLearner);
       if (id === this.id) fresh.maybeUpdate(this.log.stableLastIndex());
       this.prs.set(id, fresh);
     }
@@ -349,7 +277,7 @@ export class Raft {
     this.appendEntries([{ term: this.term, index: 0 as LogIndex, type: EntryType.Normal, data: new Uint8Array(0) }], false);
     // Conf changes wait until this leader applied its own first entry: the one-at-a-time rule
     // is safe only once an entry of the current term is committed.
-    this.pendingConfIndex = this.log.lastIndex();
+    this.members.pendingConfIndex = this.log.lastIndex();
     this.repl.bcastAppend();
   }
 
@@ -558,14 +486,14 @@ export class Raft {
       return;
     }
     if (m.notMember === true) {
-      this.onNotMember(m);
+      this.members.onNotMember(m);
       return;
     }
     if ((m.type === MessageType.PreVote || m.type === MessageType.Vote) && !this.prs.has(m.from)) {
       // Tell a campaigning non-member which configuration left it out; the request itself is
       // still handled as usual (our configuration may be the one that lags).
       const t = m.type === MessageType.PreVote ? MessageType.PreVoteResp : MessageType.VoteResp;
-      this.msgs.push({ ...emptyMessage(t, this.id, m.from, this.term), reject: true, notMember: true, index: this.confIndex });
+      this.msgs.push({ ...emptyMessage(t, this.id, m.from, this.term), reject: true, notMember: true, index: this.members.confIndex });
       this.counters.notMemberHintsSent++;
     }
     if (this.quiet.quiesced) this.quiet.wakeOn(m);
@@ -618,20 +546,6 @@ export class Raft {
         this.stepFollower(m);
         break;
     }
-  }
-
-  /**
-   * A member says our campaign comes from outside its configuration. If that configuration is
-   * newer than ours, we were removed while cut off: stop campaigning (nothing else changes; no
-   * term, no vote). An older one lags behind ours and says nothing.
-   */
-  private onNotMember(m: Message): void {
-    if (m.type !== MessageType.PreVoteResp && m.type !== MessageType.VoteResp) return;
-    // Only a voter of our own configuration speaks for it.
-    if (!this.voters.has(m.from) || m.index <= this.confIndex || this.role === 'leader') return;
-    if (this.removedHint === 0) this.counters.removedHints++;
-    this.removedHint = Math.max(this.removedHint, m.index) as LogIndex;
-    if (this.role !== 'follower') this.becomeFollower(this.term, NONE);
   }
 
   private handleVoteRequest(m: Message): void {
@@ -789,9 +703,7 @@ export class Raft {
       return false;
     }
     this.log.restore({ metadata: { index, term, confState }, data: s.data });
-    this.applyConfState(confState);
-    this.confIndex = index;
-    this.removedHint = 0 as LogIndex;
+    this.members.restore(confState, index);
     this.resolveProposals();
     return true;
   }
@@ -886,30 +798,9 @@ export class Raft {
   proposeConfChange(cc: ConfChange, data: Uint8Array): { index: LogIndex; term: Term } {
     this.wake();
     if (this.role !== 'leader') throw new RaftError(RaftErrorCode.NotLeader, `node ${this.id} is not the leader`, this.lead);
-    if (this.pendingConfIndex > this.log.applied) {
-      throw new RaftError(
-        RaftErrorCode.ConfChangePending,
-        `a membership change at ${this.pendingConfIndex} is not applied yet (applied ${this.log.applied})`,
-        this.lead,
-      );
-    }
-    const isVoter = this.voters.has(cc.node);
-    const isLearner = this.learners.has(cc.node);
-    switch (cc.type) {
-      case ConfChangeType.AddVoter:
-        if (isVoter) throw new RaftError(RaftErrorCode.InvalidConfChange, `${cc.node} is already a voter`);
-        break;
-      case ConfChangeType.AddLearner:
-        if (isVoter) throw new RaftError(RaftErrorCode.InvalidConfChange, `${cc.node} is a voter; demotion is not supported`);
-        if (isLearner) throw new RaftError(RaftErrorCode.InvalidConfChange, `${cc.node} is already a learner`);
-        break;
-      case ConfChangeType.RemoveNode:
-        if (!isVoter && !isLearner) throw new RaftError(RaftErrorCode.InvalidConfChange, `${cc.node} is not a member`);
-        if (isVoter && this.voters.size === 1) throw new RaftError(RaftErrorCode.InvalidConfChange, 'cannot remove the last voter');
-        break;
-    }
+    this.members.checkProposal(cc);
     const r = this.propose(data, EntryType.ConfChange);
-    this.pendingConfIndex = r.index;
+    this.members.pendingConfIndex = r.index;
     return r;
   }
 
