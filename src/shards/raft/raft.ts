@@ -5,6 +5,7 @@ import { RaftLog } from './log.js';
 import { ProposalTracker } from './proposals.js';
 import type { Progress } from './progress.js';
 import { majority, quorumValue, voteResult } from './quorum.js';
+import { Follower } from './follower.js';
 import { Membership } from './membership.js';
 import { Quiescence } from './quiesce.js';
 import { ReadPath } from './read.js';
@@ -151,6 +152,9 @@ export class Raft {
       this.leaseUntil = this.now;
     },
   });
+
+  /** A follower's side of replication (follower.ts). */
+  private readonly follower: Follower = new Follower(this, this.members, this.quiet, { resolveProposals: () => this.resolveProposals() });
 
   readonly counters: RaftCounters = {
     elections: 0,
@@ -614,9 +618,9 @@ export class Raft {
       case MessageType.Heartbeat:
       case MessageType.Snap:
         this.heardFromLeader(m.from);
-        if (m.type === MessageType.App) this.handleAppend(m);
-        else if (m.type === MessageType.Heartbeat) this.handleHeartbeat(m);
-        else this.handleSnapshot(m);
+        if (m.type === MessageType.App) this.follower.handleAppend(m);
+        else if (m.type === MessageType.Heartbeat) this.follower.handleHeartbeat(m);
+        else this.follower.handleSnapshot(m);
         return;
       case MessageType.TimeoutNow:
         // The leader asked us to take over: campaign at once, overriding leases and pre-vote.
@@ -628,84 +632,6 @@ export class Raft {
       default:
         return;
     }
-  }
-
-  // ---------------------------------------------------------------- follower handlers
-
-  private handleAppend(msg: Message): void {
-    let m = msg;
-    const committed = this.log.committed;
-    if (m.index < committed) {
-      // The entries up to our commit index are here already, and they are the leader's too (a
-      // committed entry is in the log of every leader of this or a later term): append what
-      // follows them. Answering only "committed" would drop the rest, and a leader that sent more
-      // behind it (pipelined, or again after a probe its own entries overtook) would see every
-      // later App refused and send the whole window again.
-      const last = m.entries.length > 0 ? m.entries[m.entries.length - 1]!.index : m.index;
-      const committedTerm = this.log.term(committed);
-      if (last <= committed || committedTerm === undefined) {
-        this.msgsAfterPersist.push({ ...emptyMessage(MessageType.AppResp, this.id, m.from, this.term), index: committed });
-        return;
-      }
-      m = { ...m, index: committed, logTerm: committedTerm, entries: m.entries.filter((e) => e.index > committed) };
-      assert(m.entries[0]!.index === committed + 1, 'trimmed App starts right after the commit index');
-    }
-    const lastNew = this.log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
-    this.resolveProposals();
-    if (lastNew !== undefined) {
-      if (m.commitOnly === true && m.entries.length === 0) return;
-      this.msgsAfterPersist.push({ ...emptyMessage(MessageType.AppResp, this.id, m.from, this.term), index: lastNew });
-      return;
-    }
-    // Fast backtracking: tell the leader the last index at or before its probe whose term is no
-    // newer than the probe's, so it can skip a whole term of mismatching entries per round trip.
-    const hintIndex = Math.min(m.index, this.log.lastIndex()) as LogIndex;
-    const hint = this.log.findConflictByTerm(hintIndex, m.logTerm);
-    this.msgsAfterPersist.push({
-      ...emptyMessage(MessageType.AppResp, this.id, m.from, this.term),
-      index: m.index,
-      reject: true,
-      rejectHint: hint.index,
-      logTerm: hint.term,
-    });
-  }
-
-  private handleHeartbeat(m: Message): void {
-    this.log.commitTo(Math.min(m.commit, this.log.lastIndex()) as LogIndex);
-    this.resolveProposals();
-    this.msgs.push({ ...emptyMessage(MessageType.HeartbeatResp, this.id, m.from, this.term), context: m.context });
-    // Go quiet only with a log that ends exactly where the leader's does.
-    this.quiet.onHeartbeat(m);
-  }
-
-  private handleSnapshot(m: Message): void {
-    const s = m.snapshot;
-    assert(s !== undefined, 'Snap message without snapshot');
-    if (this.restore(s)) {
-      this.counters.snapshotsInstalled++;
-      this.msgsAfterPersist.push({ ...emptyMessage(MessageType.AppResp, this.id, m.from, this.term), index: this.log.lastIndex() });
-    } else {
-      this.msgsAfterPersist.push({ ...emptyMessage(MessageType.AppResp, this.id, m.from, this.term), index: this.log.committed });
-    }
-  }
-
-  /** Installs a snapshot if it brings something new; false when it is stale or already matched. */
-  private restore(s: { metadata: { index: LogIndex; term: Term; confState: ConfState }; data: Uint8Array }): boolean {
-    const { index, term, confState } = s.metadata;
-    if (index <= this.log.committed) return false;
-    // The snapshot comes from this term's leader, so it is the truth at its index even when its
-    // membership leaves this node out (taken before the node was added or re-added): the log that
-    // follows brings the membership up to date.
-    if (this.log.matchTerm(index, term)) {
-      // We already have the entry: just fast-forward the commit.
-      this.log.commitTo(index);
-      this.resolveProposals();
-      return false;
-    }
-    this.log.restore({ metadata: { index, term, confState }, data: s.data });
-    this.members.restore(confState, index);
-    this.resolveProposals();
-    return true;
   }
 
   // ---------------------------------------------------------------- leader
