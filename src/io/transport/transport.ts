@@ -349,16 +349,18 @@ export class Transport {
   }
 
   /**
-   * Graceful stop: sends are refused from now on; queued records are flushed to connected peers,
-   * then every connection drains (both halves finished and read), all within closeTimeoutMs; then
-   * the endpoint closes. Records still queued at the deadline are dropped and counted.
+   * Graceful stop: sends are refused from now on; queued records are flushed to connected peers
+   * (and to a peer being dialed, unless its last dial failed), then every connection
+   * drains (both halves finished and read), all within closeTimeoutMs; then the endpoint closes,
+   * awaited for at most endpointCloseWaitMs. Records still queued at the deadline, or for a peer
+   * whose last dial failed, are dropped and counted.
    */
   close(): Promise<void> {
     this.closed ??= this.shutdown(true);
     return this.closed;
   }
 
-  /** Stops at once: connections are closed without flushing, the endpoint closes. */
+  /** Stops at once: connections are closed without flushing, the endpoint closes (awaited for at most endpointCloseWaitMs). */
   destroy(): Promise<void> {
     this.closed ??= this.shutdown(false);
     return this.closed;
