@@ -350,10 +350,10 @@ export class Transport {
 
   /**
    * Graceful stop: sends are refused from now on; queued records are flushed to connected peers
-   * (and to a peer being dialed, unless its last dial failed), then every connection
-   * drains (both halves finished and read), all within closeTimeoutMs; then the endpoint closes,
-   * awaited for at most endpointCloseWaitMs. Records still queued at the deadline, or for a peer
-   * whose last dial failed, are dropped and counted.
+   * (and to a peer being dialed, unless its last dial failed), then every connection drains (both
+   * halves finished and read), all within closeTimeoutMs; then the endpoint closes, awaited for at
+   * most endpointCloseWaitMs. Records still queued at the deadline, or for a peer whose last dial
+   * failed, are dropped and counted.
    */
   close(): Promise<void> {
     this.closed ??= this.shutdown(true);
