@@ -1,10 +1,11 @@
 import type { ResolvedConfig } from './config.js';
 import { decodeConfChange } from './confchange.js';
+import { Election, TRANSFER_CONTEXT } from './election.js';
 import { RaftError, RaftErrorCode, assert } from './errors.js';
 import { RaftLog } from './log.js';
 import { ProposalTracker } from './proposals.js';
 import type { Progress } from './progress.js';
-import { majority, quorumValue, voteResult } from './quorum.js';
+import { majority, quorumValue } from './quorum.js';
 import { Follower } from './follower.js';
 import { Membership } from './membership.js';
 import { Quiescence } from './quiesce.js';
@@ -12,12 +13,6 @@ import { ReadPath } from './read.js';
 import { Replication } from './replication.js';
 import type { ConfChange, ConfState, Entry, FailedProposal, FailedRead, LogIndex, Message, NodeId, ReadState, Role, Term } from './types.js';
 import { ENTRY_OVERHEAD_BYTES, EntryType, MessageType, NONE, emptyMessage } from './types.js';
-
-/** Largest k in the election timeout range [E, (1 + 2^k) E) after k campaigns without a leader. */
-const ELECTION_BACKOFF_MAX = 3;
-
-/** Vote context marking a campaign that a leader asked for (leadership transfer). */
-const TRANSFER_CONTEXT = 1;
 
 /** Counters the shell turns into metrics. */
 export interface RaftCounters {
@@ -62,8 +57,6 @@ export class Raft {
   prs = new Map<NodeId, Progress>();
   voters = new Set<NodeId>();
   learners = new Set<NodeId>();
-  /** Election responses in the current (pre-)campaign. */
-  private votes = new Map<NodeId, boolean>();
 
   /** Messages that may leave at once. */
   msgs: Message[] = [];
@@ -78,17 +71,6 @@ export class Raft {
   private heartbeatElapsed = 0;
   /** Random in [electionTimeoutTicks, 2 * electionTimeoutTicks), drawn at each role change. */
   private randomizedElectionTimeout = 0;
-  /**
-   * Contended campaigns this replica started since it last had a leader (heard one, or was one):
-   * each widens the range its next election timeout is drawn from (see {@link electionTimeout}),
-   * so replicas whose campaigns keep colliding spread out. 0 after any contact with a leader.
-   */
-  private campaignsWithoutLeader = 0;
-  /**
-   * While (pre-)campaigning: another replica campaigned too, or a vote was refused. A campaign
-   * that simply got no answer (this replica is cut off) is not contended and does not back off.
-   */
-  private campaignContended = false;
   /** Ticks since this node started. */
   private now = 0;
   /**
@@ -156,6 +138,17 @@ export class Raft {
   /** A follower's side of replication (follower.ts). */
   private readonly follower: Follower = new Follower(this, this.members, this.quiet, { resolveProposals: () => this.resolveProposals() });
 
+  /** Campaigns and votes (election.ts). */
+  private readonly election: Election = new Election(this, {
+    becomePreCandidate: () => this.becomePreCandidate(),
+    becomeCandidate: () => this.becomeCandidate(),
+    becomeLeader: () => this.becomeLeader(),
+    inLease: () => this.inLease(),
+    restartElectionTimer: () => {
+      this.electionElapsed = 0;
+    },
+  });
+
   readonly counters: RaftCounters = {
     elections: 0,
     preVotes: 0,
@@ -217,8 +210,8 @@ export class Raft {
     this.quiet.reset();
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
-    this.randomizedElectionTimeout = this.electionTimeout();
-    this.votes.clear();
+    this.randomizedElectionTimeout = this.election.timeout();
+    this.election.clearVotes();
     this.leadTransferee = NONE;
     this.transferElapsed = 0;
     this.repl.reset();
@@ -237,7 +230,7 @@ export class Raft {
     const oldLead = this.lead;
     this.read.failReads(wasLeader);
     // A leader is known: elections work, and the timeout reset() draws is the usual one.
-    if (lead !== NONE) this.forgetCampaigns();
+    if (lead !== NONE) this.election.forgetCampaigns();
     this.reset(t);
     this.role = 'follower';
     this.lead = lead;
@@ -249,11 +242,11 @@ export class Raft {
     this.read.failReads(this.role === 'leader');
     this.read.failForwardedReads();
     // Pre-vote changes neither term nor vote: a node that cannot win disturbs nobody.
-    this.votes.clear();
+    this.election.clearVotes();
     this.lead = NONE;
     this.role = 'pre-candidate';
     this.electionElapsed = 0;
-    this.randomizedElectionTimeout = this.electionTimeout();
+    this.randomizedElectionTimeout = this.election.timeout();
     this.counters.preVotes++;
   }
 
@@ -269,7 +262,7 @@ export class Raft {
 
   private becomeLeader(): void {
     assert(this.role === 'candidate', `becomeLeader: role ${this.role}`);
-    this.forgetCampaigns();
+    this.election.forgetCampaigns();
     this.reset(this.term);
     this.role = 'leader';
     this.lead = this.id;
@@ -331,24 +324,6 @@ export class Raft {
   /** Exactly what `n` calls of {@link tick} do to a node for which {@link ticksIdle} holds. */
   skipTicks(n: number): void {
     this.quiet.skipTicks(n);
-  }
-
-  /**
-   * A random election timeout: [E, 2E) ticks while elections succeed, as the Raft paper has it;
-   * after k contended campaigns without a leader, [E, (1 + 2^k) E) with k at most 3. When a round takes
-   * about as long as the spread of timeouts (thousands of groups in one worker, each turn
-   * slower), replicas of a group kept starting campaigns over each other's and none won;
-   * backing off spreads them until one round fits.
-   */
-  private electionTimeout(): number {
-    const e = this.cfg.electionTimeoutTicks;
-    return this.cfg.prng.int(e, e + e * 2 ** Math.min(this.campaignsWithoutLeader, ELECTION_BACKOFF_MAX));
-  }
-
-  /** A leader is known (heard, or this replica): campaigns so far say nothing about the next election. */
-  private forgetCampaigns(): void {
-    this.campaignsWithoutLeader = 0;
-    this.campaignContended = false;
   }
 
   private tickElection(): void {
@@ -415,54 +390,7 @@ export class Raft {
 
   /** Starts a (pre-)campaign. `transfer`: asked by the leader, so skip pre-vote and override leases. */
   hup(transfer: boolean): void {
-    if (this.role === 'leader' || !this.promotable()) return;
-    // Campaigning means voting for oneself: not while a leader may rely on our promise.
-    if (!transfer && this.inLease()) return;
-    // A node must not campaign with committed entries it has not applied: they may hold conf changes.
-    if (this.hasUnappliedConfChange()) return;
-    if (!transfer) {
-      if (this.campaignContended) this.campaignsWithoutLeader++;
-      this.campaignContended = false;
-    }
-    if (this.cfg.preVote && !transfer) this.campaign('pre');
-    else this.campaign(transfer ? 'transfer' : 'real');
-  }
-
-  private hasUnappliedConfChange(): boolean {
-    if (this.log.applied >= this.log.committed) return false;
-    const ents = this.log.slice((this.log.applied + 1) as LogIndex, (this.log.committed + 1) as LogIndex, Number.MAX_SAFE_INTEGER);
-    return ents?.some((e) => e.type === EntryType.ConfChange) ?? false;
-  }
-
-  private campaign(kind: 'pre' | 'real' | 'transfer'): void {
-    let voteTerm: Term;
-    if (kind === 'pre') {
-      this.becomePreCandidate();
-      voteTerm = (this.term + 1) as Term;
-    } else {
-      this.becomeCandidate();
-      voteTerm = this.term;
-    }
-    this.votes.set(this.id, true);
-    if (voteResult(this.voters, this.votes) === 'won') {
-      if (kind === 'pre') this.campaign('real');
-      else this.becomeLeader();
-      return;
-    }
-    const lastIndex = this.log.lastIndex();
-    const lastTerm = this.log.lastTerm();
-    for (const v of [...this.voters].sort((a, b) => a - b)) {
-      if (v === this.id) continue;
-      const m: Message = {
-        ...emptyMessage(kind === 'pre' ? MessageType.PreVote : MessageType.Vote, this.id, v, voteTerm),
-        index: lastIndex,
-        logTerm: lastTerm,
-        context: kind === 'transfer' ? TRANSFER_CONTEXT : 0,
-      };
-      // A real vote request must not leave before this node's own vote is durable.
-      if (kind === 'pre') this.msgs.push(m);
-      else this.msgsAfterPersist.push(m);
-    }
+    this.election.hup(transfer);
   }
 
   /** Followers that heard from a leader recently (or just restarted) refuse to help unseat it. */
@@ -474,7 +402,7 @@ export class Raft {
   /** A message from the leader of the current term: election timer and lease promise restart. */
   private heardFromLeader(from: NodeId): void {
     this.electionElapsed = 0;
-    this.forgetCampaigns();
+    this.election.forgetCampaigns();
     // A leader counts us in its configuration.
     this.removedHint = 0 as LogIndex;
     this.lead = from;
@@ -502,7 +430,7 @@ export class Raft {
     }
     if (this.quiet.quiesced) this.quiet.wakeOn(m);
     const campaigning = this.role === 'candidate' || this.role === 'pre-candidate';
-    if (campaigning && (m.type === MessageType.PreVote || m.type === MessageType.Vote) && m.from !== this.id) this.campaignContended = true;
+    if (campaigning && (m.type === MessageType.PreVote || m.type === MessageType.Vote) && m.from !== this.id) this.election.contended();
     if (m.term > this.term) {
       if (m.type === MessageType.Vote || m.type === MessageType.PreVote) {
         const force = m.type === MessageType.Vote && m.context === TRANSFER_CONTEXT;
@@ -533,7 +461,7 @@ export class Raft {
     switch (m.type) {
       case MessageType.Vote:
       case MessageType.PreVote:
-        this.handleVoteRequest(m);
+        this.election.handleVoteRequest(m);
         return;
       default:
         break;
@@ -552,28 +480,6 @@ export class Raft {
     }
   }
 
-  private handleVoteRequest(m: Message): void {
-    const pre = m.type === MessageType.PreVote;
-    const canVote = this.vote === m.from || (this.vote === NONE && this.lead === NONE) || (pre && m.term > this.term);
-    const logOk = this.log.isUpToDate(m.index, m.logTerm);
-    const respType = pre ? MessageType.PreVoteResp : MessageType.VoteResp;
-    // Membership is not checked: a replica whose configuration lags (or that is still empty,
-    // waiting for its first snapshot) may be a voter in the candidate's configuration.
-    if (canVote && logOk) {
-      const resp = emptyMessage(respType, this.id, m.from, m.term);
-      if (pre) {
-        this.msgs.push(resp);
-      } else {
-        this.electionElapsed = 0;
-        this.vote = m.from;
-        // The grant depends on the vote being durable.
-        this.msgsAfterPersist.push(resp);
-      }
-    } else {
-      this.msgs.push({ ...emptyMessage(respType, this.id, m.from, this.term), reject: true });
-    }
-  }
-
   private stepCandidate(m: Message): void {
     switch (m.type) {
       case MessageType.App:
@@ -584,26 +490,9 @@ export class Raft {
         this.stepFollower(m);
         return;
       case MessageType.PreVoteResp:
-      case MessageType.VoteResp: {
-        const myType = this.role === 'pre-candidate' ? MessageType.PreVoteResp : MessageType.VoteResp;
-        if (m.type !== myType) return;
-        if (!this.voters.has(m.from)) return;
-        if (m.reject) this.campaignContended = true;
-        this.votes.set(m.from, !m.reject);
-        const r = voteResult(this.voters, this.votes);
-        if (r === 'won') {
-          if (this.role === 'pre-candidate') {
-            // A conf change may have become known as committed during the pre-vote.
-            if (this.hasUnappliedConfChange()) this.becomeFollower(this.term, NONE);
-            else this.campaign('real');
-          } else {
-            this.becomeLeader();
-          }
-        } else if (r === 'lost') {
-          this.becomeFollower(this.term, NONE);
-        }
+      case MessageType.VoteResp:
+        this.election.handleVoteResponse(m);
         return;
-      }
       case MessageType.ReadIndexResp:
         this.read.handleReadIndexResp(m);
         return;
