@@ -69,7 +69,7 @@ export class Raft {
   /** Ticks since the last election timeout reset (follower: since it heard from the leader). */
   private electionElapsed = 0;
   private heartbeatElapsed = 0;
-  /** Random in [electionTimeoutTicks, 2 * electionTimeoutTicks), drawn at each role change. */
+  /** Drawn at each role change by {@link Election.timeout}: [E, 2E) ticks, wider after contended campaigns. */
   private randomizedElectionTimeout = 0;
   /** Ticks since this node started. */
   private now = 0;
