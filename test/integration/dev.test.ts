@@ -52,6 +52,33 @@ test('dev --nodes 2 prints each HTTP address, serves through every node, and sto
   for (const u of urls) await expect(fetch(`${u}/healthz`)).rejects.toThrow();
 });
 
+test('dev --nodes 3 with a node stopped: Ctrl-C stops the other two without waiting for the one gone', { timeout: 180_000 }, async () => {
+  const base = await devBasePort();
+  const dev = startDev(
+    ['--nodes', '3', '--shards', '3', '--base-port', String(base), '--data', join(root, 'stop'), '--tick-ms', '20', '--log-level', 'warn'],
+    'ignore',
+  );
+  const started = await Promise.all(
+    [1, 2, 3].map((i) => dev.line(new RegExp(`^ {2}node ${i}: (http://\\S+) +data (\\S+) +pid (\\d+)$`), 0, `startup line of node ${i}`)),
+  );
+  const urls = started.map((m) => m[1]!);
+  const pid3 = Number(started[2]![3]);
+  await eventually(async () => (await Promise.all(urls.map(healthy))).every(Boolean), 90_000, 'every shard has a leader');
+  expect(await put(urls[0]!, 'before-stop', 'v')).toBe(true);
+  const mark = dev.lines.length;
+  process.kill(pid3, 'SIGTERM');
+  await dev.line(new RegExp(`^\\[dev\\] node 3 \\(pid ${pid3}\\) exited with code 0; 2 of 3 nodes running`), mark, 'the exit notice of node 3');
+  // The other two go on serving, and dial node 3 again and again in vain.
+  await eventually(async () => put(urls[1]!, 'after-stop', 'v'), 30_000, 'a write with node 3 gone');
+  await new Promise((r) => setTimeout(r, 2_000));
+  const t0 = performance.now();
+  dev.proc.kill('SIGINT');
+  expect(await dev.exited).toBe(0);
+  // Before the transport bounded its close, this took ~4.3 s: the flush waited for a dial to node 3
+  // until it timed out, then the endpoint's close waited ~3 s for node 3 to answer; now ~0.4 s.
+  expect(performance.now() - t0).toBeLessThan(3_000);
+});
+
 /** A running `iroh-raft dev`, with every line it printed on stdout and stderr, in arrival order. */
 interface Dev {
   readonly proc: ChildProcess;
