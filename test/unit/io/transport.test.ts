@@ -629,7 +629,8 @@ describe('Transport', () => {
     const b = await node({ dialTimeoutMs: 1500, endpointCloseWaitMs: 200 });
     await connect(a, b);
     await a.t.close();
-    // a's endpoint is closed but its port still bound: b's dials to it fail at dialTimeoutMs.
+    // b's first redial meets a closing or gone and fails; the next one, to a port still bound but
+    // no longer answering, would hang until dialTimeoutMs.
     await waitFor(() => b.t.stats().peers[a.t.id]?.consecutiveFailures === 1, 'a failed dial', 10_000);
     await waitFor(() => b.t.stats().peers[a.t.id]?.state === 'dialing', 'b to dial a again');
     const dropped = b.t.stats().dropped;
