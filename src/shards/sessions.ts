@@ -8,6 +8,7 @@ import { assert } from './raft/index.js';
 import type { Entry } from './raft/index.js';
 import type { DataTxn, StateMachine } from './state-machine.js';
 import { RESERVED_PREFIX } from './store.js';
+import { pooledBytes } from '../wire/index.js';
 
 /** What a request came to: the state machine's reply bytes, or an error with a stable `code`. */
 export type Outcome =
@@ -25,8 +26,8 @@ export const PROPOSAL_HEADER_BYTES = 16;
  * command. Client id 0 means "no session" (the command is applied every time it is committed).
  */
 export function encodeProposal(clientId: number, seq: number, command: Uint8Array): Uint8Array {
-  const out = new Uint8Array(PROPOSAL_HEADER_BYTES + command.length);
-  const v = new DataView(out.buffer);
+  const out = pooledBytes(PROPOSAL_HEADER_BYTES + command.length);
+  const v = new DataView(out.buffer, out.byteOffset, PROPOSAL_HEADER_BYTES);
   v.setFloat64(0, clientId, true);
   v.setFloat64(8, seq, true);
   out.set(command, PROPOSAL_HEADER_BYTES);
@@ -47,8 +48,8 @@ function sessionKey(clientId: number): Uint8Array {
 function encodeSession(seq: number, index: number, reply: Outcome): Uint8Array {
   const enc = new TextEncoder();
   const body = reply.ok ? reply.body : enc.encode(JSON.stringify({ code: reply.code, message: reply.message }));
-  const out = new Uint8Array(17 + body.length);
-  const v = new DataView(out.buffer);
+  const out = pooledBytes(17 + body.length);
+  const v = new DataView(out.buffer, out.byteOffset, 17);
   v.setFloat64(0, seq, true);
   v.setFloat64(8, index, true);
   v.setUint8(16, reply.ok ? 0 : 1);

@@ -22,7 +22,21 @@
  */
 
 export { AssertionError, CodecError } from './errors.js';
-export { ByteReader, ByteWriter, U16_MAX, U32_MAX, U8_MAX, UVARINT_BYTES_MAX, UVARINT_U32_BYTES_MAX, isU32, isU53, utf8Length, uvarintBytes } from './bytes.js';
+export {
+  ByteReader,
+  ByteWriter,
+  U16_MAX,
+  U32_MAX,
+  U8_MAX,
+  UVARINT_BYTES_MAX,
+  UVARINT_U32_BYTES_MAX,
+  isU32,
+  isU53,
+  pooledBytes,
+  pooledCopy,
+  utf8Length,
+  uvarintBytes,
+} from './bytes.js';
 export {
   RECORD_HEADER_BYTES,
   RecordKind,

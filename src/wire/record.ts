@@ -8,7 +8,7 @@
  * and a ring without being re-framed, and the router routes them by their header alone.
  */
 
-import { U32_MAX, isU32 } from './bytes.js';
+import { U32_MAX, isU32, pooledBytes, pooledCopy } from './bytes.js';
 import { bad, bug } from './errors.js';
 
 /** Kind of a ring / wire record (a u16 in the record header); names who encodes the payload. */
@@ -106,8 +106,8 @@ export function encodeFrame(records: readonly FrameRecord[]): Uint8Array<ArrayBu
   const n = records.length;
   let size = 0;
   for (let i = 0; i < n; i++) size += recordBytes(records[i]!.payload.length);
-  const bytes = new Uint8Array(size);
-  const view = new DataView(bytes.buffer);
+  const bytes = pooledBytes(size);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, size);
   let off = 0;
   for (let i = 0; i < n; i++) {
     const r = records[i]!;
@@ -146,7 +146,7 @@ export function decodeFrame(b: Uint8Array, maxRecordBytes: number): DecodedRecor
     const next = end + recordPadBytes(plen);
     if (next > len) bad(`record of ${plen} bytes at byte ${off} exceeds the ${len}-byte frame`);
     for (let i = end; i < next; i++) if (b[i] !== 0) bad('record padding is not zero');
-    out.push({ kind: kind as RecordKind, shard, payload: b.slice(start, end) });
+    out.push({ kind: kind as RecordKind, shard, payload: pooledCopy(b.subarray(start, end)) });
     off = next;
   }
   return out;

@@ -19,6 +19,7 @@ import {
   decodeSnapshotRequest,
   encodePropose,
   encodeRead,
+  pooledCopy,
 } from '../wire/index.js';
 import type {
   Consistency,
@@ -286,7 +287,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
           return;
         }
         case RecordKind.RaftMessage:
-          this.opts.onRaftMessage?.(shard, payload.slice());
+          this.opts.onRaftMessage?.(shard, pooledCopy(payload));
           return;
         case RecordKind.SnapshotRequest: {
           const r = decodeSnapshotRequest(payload);

@@ -51,7 +51,7 @@
 
 import { CodedError } from '../errors.js';
 import { assert } from '../shards/raft/index.js';
-import { RECORD_HEADER_BYTES, recordBytes, recordKindAt, recordLengthAt, recordShardAt, writeRecordHeader } from '../wire/index.js';
+import { RECORD_HEADER_BYTES, pooledCopy, recordBytes, recordKindAt, recordLengthAt, recordShardAt, writeRecordHeader } from '../wire/index.js';
 
 const HEAD = 0;
 const TAIL = 1;
@@ -273,7 +273,7 @@ export class Ring {
   read(): RingRecord | undefined {
     let out: RingRecord | undefined;
     this.readView((kind, shard, view) => {
-      out = { kind, shard, payload: view.slice() };
+      out = { kind, shard, payload: pooledCopy(view) };
     });
     return out;
   }

@@ -29,6 +29,7 @@ import type { LoadReading } from './load-window.js';
 import { JSON_TYPE, declaredBodyBytes, hasBody, parseRequest, payloadTooLarge } from './request.js';
 import { answer, errorReply } from './routes.js';
 import type { Reply } from './routes.js';
+import { pooledBytes } from '../../wire/index.js';
 
 export interface HttpServerOptions {
   /** Address to listen on, e.g. 127.0.0.1 or ::. */
@@ -536,7 +537,7 @@ export class HttpServer {
       req.on('error', onClose);
     });
     ex.bodyRead = true;
-    const body = new Uint8Array(size);
+    const body = pooledBytes(size);
     let at = 0;
     for (const c of chunks) {
       body.set(c, at);

@@ -13,7 +13,7 @@
  */
 
 import type * as Iroh from '@number0/iroh/index.js';
-import { CodecError, decodeFrame, encodeFrame } from '../../wire/index.js';
+import { CodecError, decodeFrame, encodeFrame, pooledBytes } from '../../wire/index.js';
 import type { DecodedRecord } from '../../wire/index.js';
 import { afterLinkLost } from './backoff.js';
 import { errText } from './errors.js';
@@ -189,7 +189,7 @@ export class Link {
             protocolError(host, peer, this.conn, `frame of ${lenValue} bytes exceeds maxFrameBytes ${maxFrameBytes}`, this);
             return;
           }
-          frame = new Uint8Array(lenValue);
+          frame = pooledBytes(lenValue);
           filled = 0;
           lenValue = 0;
           lenHave = 0;

@@ -1,6 +1,17 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { AssertionError, ByteReader, ByteWriter, CodecError, UVARINT_BYTES_MAX, isU53, utf8Length, uvarintBytes } from '../../../src/wire/index.js';
+import {
+  AssertionError,
+  ByteReader,
+  ByteWriter,
+  CodecError,
+  UVARINT_BYTES_MAX,
+  isU53,
+  pooledBytes,
+  pooledCopy,
+  utf8Length,
+  uvarintBytes,
+} from '../../../src/wire/index.js';
 import { MAX, RUNS, bytes, expectBadFrame, u32, u53 } from './support.js';
 
 type Field =
@@ -59,7 +70,31 @@ describe('byte writer and reader', () => {
     w.u32(0x07060504);
     const out = w.finish();
     expect([...out]).toEqual([1, 2, 3, 4, 5, 6, 7]);
-    expect(out.buffer.byteLength).toBe(7);
+    expect(w.finish()).toBe(out);
+    // A guess too large: the part written, no copy; too small: the buffer grew.
+    const over = new ByteWriter(16);
+    over.u32(0x04030201);
+    const part = over.finish();
+    expect([...part]).toEqual([1, 2, 3, 4]);
+    expect(over.finish().byteOffset).toBe(part.byteOffset);
+    const under = new ByteWriter(1);
+    under.u32(0x04030201);
+    expect([...under.finish()]).toEqual([1, 2, 3, 4]);
+  });
+
+  test('pooled bytes: zeroed, small ones from a shared slab without overlap, large ones on their own', () => {
+    const pieces = Array.from({ length: 200 }, (_, i) => pooledBytes(1 + ((i * 37) % 3000)));
+    for (const p of pieces) expect(p.every((b) => b === 0)).toBe(true);
+    pieces.forEach((p, i) => p.fill(i + 1));
+    pieces.forEach((p, i) => expect(p.every((b) => b === i + 1)).toBe(true));
+    expect(new Set(pieces.map((p) => p.buffer)).size).toBeLessThan(pieces.length);
+    for (const n of [4096, 4097]) {
+      const small = pooledBytes(n);
+      expect(small.length).toBe(n);
+      expect(small.buffer.byteLength > n).toBe(n <= 4096);
+    }
+    const copy = pooledCopy(Uint8Array.of(9, 8, 7));
+    expect([...copy]).toEqual([9, 8, 7]);
   });
 
   test('values that do not fit their field are bugs: AssertionError naming the field', () => {

@@ -88,7 +88,7 @@ describe('snapshot stream messages', () => {
     expectBadFrame(() => decodeSnapMessage(zeroVoter));
     expectBadFrame(() => decodeSnapMessage(Uint8Array.of(SnapMessageType.Answer, 99, 0, 0, 0, 0)));
     const chunk = encodeSnapMessage({ type: SnapMessageType.Chunk, index: 0, rawLength: 1, crc32: 0, compressed: Uint8Array.of(1) });
-    new DataView(chunk.buffer).setUint32(5, 0, true);
+    new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength).setUint32(5, 0, true);
     expectBadFrame(() => decodeSnapMessage(chunk));
     expectBadFrame(() => decodeSnapMessage(new Uint8Array(0)));
     expectBadFrame(() => decodeSnapMessage(new Uint8Array(SNAPSHOT_MESSAGE_BYTES_MAX + 1).fill(SnapMessageType.Chunk)));
