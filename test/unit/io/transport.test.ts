@@ -182,6 +182,29 @@ describe('Transport', () => {
     for (let i = 0; i < n; i++) expect(got[i]).toEqual({ from: a.t.id, kind: RecordKind.RaftMessage, shard: i % 7, payload: bytes(i % 300, i) });
   });
 
+  it('frames to several peers at once, small and past a 64 KiB piece, arrive whole (one array is reused for every write)', async () => {
+    const a = await node();
+    const b = await node();
+    const c = await node();
+    await connect(a, b);
+    await connect(a, c);
+    const baseB = b.got.length;
+    const baseC = c.got.length;
+    // Each turn queues a record for each peer; both links write in the same turns, their frames'
+    // pieces interleaved, with sizes that shrink and grow the array between writes.
+    const sizes = [70_000, 3, 1_500, 130_000, 0, 700, 65_533];
+    for (let turn = 0; turn < sizes.length; turn++) {
+      a.t.send(b.t.id, RecordKind.RaftMessage, turn, bytes(sizes[turn]!, turn));
+      a.t.send(c.t.id, RecordKind.RaftMessage, turn, bytes(sizes[sizes.length - 1 - turn]!, 100 + turn));
+      await new Promise((r) => setImmediate(r));
+    }
+    await waitFor(() => b.got.length === baseB + sizes.length && c.got.length === baseC + sizes.length, 'every record at both peers');
+    sizes.forEach((n, turn) => {
+      expect(b.got[baseB + turn]!.payload).toEqual(bytes(n, turn));
+      expect(c.got[baseC + turn]!.payload).toEqual(bytes(sizes[sizes.length - 1 - turn]!, 100 + turn));
+    });
+  });
+
   it('splits a backlog larger than maxFrameBytes into several frames, and carries a large record', async () => {
     const a = await node({ maxFrameBytes: 64 * 1024, maxRecordBytes: 60 * 1024 });
     const b = await node({ maxFrameBytes: 64 * 1024, maxRecordBytes: 60 * 1024 });
