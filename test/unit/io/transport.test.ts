@@ -182,7 +182,7 @@ describe('Transport', () => {
     for (let i = 0; i < n; i++) expect(got[i]).toEqual({ from: a.t.id, kind: RecordKind.RaftMessage, shard: i % 7, payload: bytes(i % 300, i) });
   });
 
-  it('frames to several peers at once, small and past a 64 KiB piece, arrive whole (one array is reused for every write)', async () => {
+  it('frames to several peers at once, small and past a 64 KiB piece, arrive whole', async () => {
     const a = await node();
     const b = await node();
     const c = await node();
