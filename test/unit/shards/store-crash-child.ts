@@ -1,6 +1,6 @@
 /**
  * A process for the store's crash test: opens the store at <path> (replaying its write-ahead
- * log), creates the test's shards on a first start, prints `ready`, then runs the turns of
+ * log; the test created its shards), prints `ready`, then runs the turns of
  * store-crash-plan.ts from number <from> on, printing each turn's number once the store has
  * returned from it (a logged turn's record flushed, a checkpoint committed), until it is killed.
  *
@@ -11,13 +11,12 @@ import { Store } from '../../../src/shards/store.js';
 import type { ShardStore } from '../../../src/shards/store.js';
 import type { LogIndex, ShardId, Term } from '../../../src/shards/raft/index.js';
 import { encodeDataDump } from '../../../src/shards/data-dump.js';
-import { SHARDS, VOTERS, applyEffect, entryOf, planTurn, snapshotPairs } from './store-crash-plan.js';
+import { SHARDS, applyEffect, entryOf, planTurn, snapshotPairs } from './store-crash-plan.js';
 import type { View } from './store-crash-plan.js';
 
 const [path, seedArg, fromArg] = process.argv.slice(2);
 const seed = Number(seedArg);
 const store = Store.open({ path: path!, worker: 0, workers: 1, checkpointMs: 1e9, checkpointBytes: 1e12 });
-if (!store.has(SHARDS[0]!)) store.batch(() => SHARDS.forEach((s) => store.create(s, VOTERS)));
 const shards = new Map<ShardId, ShardStore>(SHARDS.map((s) => [s, store.shard(s)]));
 const say = (line: string): void => void writeSync(1, `${line}\n`);
 
