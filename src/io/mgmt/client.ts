@@ -9,10 +9,16 @@ import type { PeerAddr } from '../ticket.js';
 import { errText } from '../transport/errors.js';
 import { withDeadline } from '../transport/handshake.js';
 import { CloseCode } from '../transport/hello.js';
-import { iroh } from '../transport/iroh.js';
+import { closeEndpointWithin, iroh } from '../transport/iroh.js';
 import { closeQuietly } from '../transport/link.js';
 import { LENGTH_BYTES, MGMT_ALPN_BYTES, asReply, decodeBody, encodeFrame, frameLength, fromArray, toArray } from './frame.js';
 import type { MgmtReply } from './frame.js';
+
+/**
+ * How long closing waits for the client's own endpoint: its close frames are sent at once, and a
+ * node that is gone (or never answered the dial) would hold the close ~3 s for an answer.
+ */
+const ENDPOINT_CLOSE_WAIT_MS = 250;
 
 export type MgmtClientErrorCode =
   /** The node could not be reached, or the connection broke. */
@@ -77,7 +83,7 @@ export class MgmtClient {
       const conn = await withDeadline(ep.connect(addr, MGMT_ALPN_BYTES), deadline, 'connect', (late) => closeQuietly(late, CloseCode.Normal, 'too late'));
       return new MgmtClient(ep, conn, opts.replyBytesMax ?? 16 << 20);
     } catch (e) {
-      await ep.close().catch(() => undefined);
+      await closeEndpointWithin(ep, ENDPOINT_CLOSE_WAIT_MS);
       const late = e instanceof CodedError && e.code === 'DialTimeout';
       throw new MgmtClientError(late ? 'Timeout' : 'Unreachable', `${opts.node.addrs.join(', ')}: ${errText(e)}`);
     }
@@ -113,9 +119,9 @@ export class MgmtClient {
     }
   }
 
-  /** Closes the connection and the endpoint. */
+  /** Closes the connection and the endpoint (waiting for the endpoint at most ENDPOINT_CLOSE_WAIT_MS). */
   async close(): Promise<void> {
     closeQuietly(this.conn, CloseCode.Normal, 'done');
-    await this.ep?.close().catch(() => undefined);
+    if (this.ep !== undefined) await closeEndpointWithin(this.ep, ENDPOINT_CLOSE_WAIT_MS);
   }
 }

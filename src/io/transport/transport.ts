@@ -66,7 +66,7 @@ import { TransportError, errText, noopLogger } from './errors.js';
 import type { TransportLogger } from './errors.js';
 import { acceptHandshake, dialHandshake, withDeadline } from './handshake.js';
 import { ALPN_BYTES, CloseCode, INCARNATION_BYTES, encodeHello } from './hello.js';
-import { iroh } from './iroh.js';
+import { closeEndpointWithin, iroh } from './iroh.js';
 import { Link, closeQuietly, protocolError } from './link.js';
 import type { LinkHost } from './link.js';
 import { U32_MAX, checkOptions, zeroCounters } from './options.js';
@@ -647,17 +647,7 @@ export class Transport {
    * which never comes from a peer that is gone (about 3 s in the binding).
    */
   private async closeEndpoint(ep: Iroh.Endpoint): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const closed = ep.close().then(
-      () => true,
-      (e: unknown) => {
-        this.log.warn({ err: errText(e) }, 'endpoint close failed');
-        return true;
-      },
-    );
-    const waited = new Promise<false>((r) => (timer = setTimeout(() => r(false), this.limits.endpointCloseWaitMs)));
-    const done = await Promise.race([closed, waited]);
-    clearTimeout(timer);
+    const done = await closeEndpointWithin(ep, this.limits.endpointCloseWaitMs, (e) => this.log.warn({ err: errText(e) }, 'endpoint close failed'));
     if (!done) {
       this.log.info({ waitedMs: this.limits.endpointCloseWaitMs }, 'endpoint still closing (a peer gone already); not waiting for it');
     }

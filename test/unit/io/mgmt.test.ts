@@ -331,3 +331,21 @@ describe('connections per node and idle connections', () => {
     expect(codeOf(await d.call('status'))).toBe('ok');
   });
 });
+
+describe('a node that is gone', () => {
+  test('connect answers Timeout at connectTimeoutMs and does not then wait out its endpoint close (~3 s in the binding)', async () => {
+    const gone = await Transport.start({ secretKey: randomBytes(32), bindAddr: '127.0.0.1:0', isMember: () => false, onRecords: () => undefined });
+    const node = { id: gone.id, addrs: gone.addrs() };
+    await gone.close();
+    const t0 = performance.now();
+    const err = await MgmtClient.connect({ secretKey: randomBytes(32), node, connectTimeoutMs: 1_000 }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    const ms = performance.now() - t0;
+    expect(err).toMatchObject({ code: 'Timeout' });
+    // 1,000 ms of connecting, then at most a short wait for the endpoint: ~1,250 ms in all;
+    // waiting for the endpoint's close took ~4,000.
+    expect(ms).toBeLessThan(2_500);
+  });
+});
