@@ -21,8 +21,7 @@ const shards = new Map<ShardId, ShardStore>(SHARDS.map((s) => [s, store.shard(s)
 const say = (line: string): void => void writeSync(1, `${line}\n`);
 
 function viewOf(ss: ShardStore): View {
-  const hard = ss.hardState();
-  return { first: ss.firstIndex(), last: ss.lastIndex(), lastTerm: ss.term(ss.lastIndex()), term: hard.term, vote: hard.vote, applied: ss.applied() };
+  return { first: ss.firstIndex(), last: ss.lastIndex(), term: ss.hardState().term, applied: ss.applied() };
 }
 
 function run(t: number): void {

@@ -20,9 +20,7 @@ export const VOTERS = [1, 2, 3] as NodeId[];
 export interface View {
   readonly first: number;
   readonly last: number;
-  readonly lastTerm: number;
   readonly term: number;
-  readonly vote: number;
   readonly applied: number;
 }
 
@@ -149,15 +147,7 @@ export function initialModel(): Model {
 const lastOf = (m: ShardModel) => m.first + m.log.length - 1;
 
 export function viewOf(m: ShardModel): View {
-  const last = lastOf(m);
-  return {
-    first: m.first,
-    last,
-    lastTerm: m.log.length === 0 ? m.compactedTerm : m.log[m.log.length - 1]!.term,
-    term: m.term,
-    vote: m.vote,
-    applied: m.applied,
-  };
+  return { first: m.first, last: lastOf(m), term: m.term, applied: m.applied };
 }
 
 export const viewsOf = (model: Model): Map<ShardId, View> => new Map([...model].map(([s, m]) => [s, viewOf(m)]));
