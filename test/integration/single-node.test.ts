@@ -79,6 +79,12 @@ describe('a single node over HTTP', () => {
     expect(other.status).toBe(2);
     expect(other.stderr).toMatch(/ClusterMismatch.*--shards 4/);
     await c.startNode(1);
+    // Listening is not ready: /healthz says 200 once every local shard (the meta group's too)
+    // knows a leader again, as a load balancer would wait for. The next test asks it at once.
+    for (const until = Date.now() + 20_000; (await fetch(url('/healthz'))).status !== 200;) {
+      if (Date.now() > until) throw new Error('the restarted node did not become healthy within 20 s');
+      await new Promise((r) => setTimeout(r, 50));
+    }
     expect(await (await fetch(url('/v1/kv/greeting'))).text()).toBe('hi');
     expect(new Uint8Array(await (await fetch(url('/v1/kv/bin'))).arrayBuffer())).toEqual(bytes);
     const all = await json(await fetch(url('/v1/kv?prefix=user/&limit=100')));
