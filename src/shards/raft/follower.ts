@@ -3,7 +3,7 @@ import { assert } from './errors.js';
 import type { Membership } from './membership.js';
 import type { Quiescence } from './quiesce.js';
 import type { RaftCounters } from './raft.js';
-import type { ConfState, LogIndex, Message, Term } from './types.js';
+import type { ConfState, LogIndex, Message, NodeId, Term } from './types.js';
 import { MessageType, emptyMessage } from './types.js';
 
 /**
@@ -15,7 +15,7 @@ import { MessageType, emptyMessage } from './types.js';
 export interface FollowerCore extends CoreView {
   readonly msgs: Message[];
   readonly msgsAfterPersist: Message[];
-  readonly counters: Pick<RaftCounters, 'snapshotsInstalled'>;
+  readonly counters: Pick<RaftCounters, 'snapshotsInstalled' | 'messagesFolded'>;
 }
 
 /** The core's private parts the follower's side uses, handed over as closures so they stay private. */
@@ -49,7 +49,7 @@ export class Follower {
       const last = m.entries.length > 0 ? m.entries[m.entries.length - 1]!.index : m.index;
       const committedTerm = c.log.term(committed);
       if (last <= committed || committedTerm === undefined) {
-        c.msgsAfterPersist.push({ ...emptyMessage(MessageType.AppResp, c.id, m.from, c.term), index: committed });
+        this.accept(m.from, committed);
         return;
       }
       m = { ...m, index: committed, logTerm: committedTerm, entries: m.entries.filter((e) => e.index > committed) };
@@ -59,7 +59,7 @@ export class Follower {
     this.hooks.resolveProposals();
     if (lastNew !== undefined) {
       if (m.commitOnly === true && m.entries.length === 0) return;
-      c.msgsAfterPersist.push({ ...emptyMessage(MessageType.AppResp, c.id, m.from, c.term), index: lastNew });
+      this.accept(m.from, lastNew);
       return;
     }
     // Fast backtracking: tell the leader the last index at or before its probe whose term is no
@@ -73,6 +73,25 @@ export class Follower {
       rejectHint: hint.index,
       logTerm: hint.term,
     });
+  }
+
+  /**
+   * Answers the leader's App with "I hold your log up to `index`", folded into the answer to an
+   * earlier App of this Ready when that answer is the last one queued: within a term the prefix a
+   * follower shares with its leader only grows (the leader's entries never conflict with each
+   * other), so the larger index says all the smaller one did. A leader that sends a follower
+   * several Apps between two of its turns gets one answer, not one per App.
+   */
+  private accept(to: NodeId, index: LogIndex): void {
+    const c = this.core;
+    const out = c.msgsAfterPersist;
+    const last = out[out.length - 1];
+    if (last !== undefined && last.type === MessageType.AppResp && last.to === to && last.term === c.term && last.reject !== true) {
+      if (index > last.index) out[out.length - 1] = { ...last, index };
+      c.counters.messagesFolded++;
+      return;
+    }
+    out.push({ ...emptyMessage(MessageType.AppResp, c.id, to, c.term), index });
   }
 
   handleHeartbeat(m: Message): void {

@@ -30,6 +30,8 @@ export interface RaftCounters {
   quiesced: number;
   /** Replicating followers probed again because their match stood still too long (stall detection). */
   stallProbes: number;
+  /** Messages folded into one queued before them for the same replica (Replication.queueApp, Follower.accept). */
+  messagesFolded: number;
   /** Campaigns of non-members answered with a notMember hint. */
   notMemberHintsSent: number;
   /** Times this replica learned from a member that it was removed (and stopped campaigning). */
@@ -161,6 +163,7 @@ export class Raft {
     leaseReads: 0,
     transfersAborted: 0,
     stallProbes: 0,
+    messagesFolded: 0,
     quiesced: 0,
     notMemberHintsSent: 0,
     removedHints: 0,

@@ -16,9 +16,12 @@ import type { SimParams } from '../../sim/params.js';
 import { formatFailure, runSeed } from '../../sim/run.js';
 import type { SimResult } from '../../sim/run.js';
 
-const SEEDS = Array.from({ length: 10 }, (_, i) => i + 1);
-/** One disk loss per run catches less often (the loss must meet a lagging voter): more seeds. */
-const SEEDS_ONE_LOSS = Array.from({ length: 20 }, (_, i) => i + 1);
+/**
+ * Twenty seeds each: what a run catches depends on how its faults meet its traffic, so with fewer
+ * seeds a change to what raft sends (not to its safety) moves a count across a bound by chance.
+ */
+const SEEDS = Array.from({ length: 20 }, (_, i) => i + 1);
+const SEEDS_ONE_LOSS = SEEDS;
 const DURATION_MS = 3000;
 
 /**
@@ -61,7 +64,7 @@ describe('simulator disk loss (amnesia)', () => {
       run((p) => diskLossUnderFire(p, true)),
     );
     const failed = [...byCheck.values()].reduce((n, s) => n + s.length, 0);
-    expect(failed).toBeGreaterThanOrEqual(3);
+    expect(failed).toBeGreaterThanOrEqual(Math.ceil(SEEDS.length / 3));
     expect(byCheck.get('committed-changed')?.length ?? 0).toBeGreaterThanOrEqual(1);
   });
 

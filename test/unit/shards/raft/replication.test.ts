@@ -3,7 +3,7 @@ import { MemoryStorage } from '../../../../src/shards/raft/storage.js';
 import type { Message } from '../../../../src/shards/raft/types.js';
 import { ENTRY_OVERHEAD_BYTES, MessageType, entrySize, nodeId } from '../../../../src/shards/raft/types.js';
 import { Cluster } from './harness.js';
-import { allMessages, enc, ent, msg, persist, solo } from './fixtures.js';
+import { allMessages, dec, enc, ent, msg, persist, solo } from './fixtures.js';
 
 const isApp = (from: number, to: number) => (m: Message) => m.type === MessageType.App && m.from === from && m.to === to;
 const withEntries = (f: (m: Message) => boolean) => (m: Message) => f(m) && m.entries.length > 0;
@@ -145,6 +145,54 @@ describe('replication', () => {
     expect(c.appliedData(3)).toEqual(['warm', 'x']);
   });
 
+  test('a commit advance in a Ready that also sends entries costs no message of its own: the App with the entries carries it', () => {
+    const c = ready3();
+    const acks = hold(c, (m) => m.type === MessageType.AppResp && m.to === 1);
+    const x = c.propose(1, 'x').index;
+    const leader = c.node(1).rn;
+    leader.propose(enc('y'));
+    for (const m of acks.held.splice(0)) leader.step(m);
+    expect(leader.status().commit).toBe(x);
+    const rd = leader.ready();
+    for (const f of [2, 3]) {
+      const apps = rd.messages.filter(isApp(1, f));
+      expect(apps.map((m) => [m.entries.map((e) => dec(e.data)), m.commit])).toEqual([[['y'], x]]);
+    }
+    // Without the fold: each follower's App with y, then the commit-only App of flushAppends' broadcast.
+    expect(leader.status().counters.messagesFolded).toBe(2);
+    acks.release();
+    c.handleReady(c.node(1), rd);
+    c.deliver();
+    expect(c.appliedData(2)).toEqual(['warm', 'x', 'y']);
+    expect(c.appliedData(3)).toEqual(['warm', 'x', 'y']);
+  });
+
+  test('a commit index that rises after an App was queued rides that App (its commit raised), not a message of its own', () => {
+    const c = new Cluster([1, 2, 3, 4, 5], { checkQuorum: false });
+    c.elect(1);
+    c.propose(1, 'warm');
+    const acks = hold(c, (m) => m.type === MessageType.AppResp && m.to === 1);
+    const x = c.propose(1, 'x').index;
+    const leader = c.node(1).rn;
+    const before = leader.status().commit;
+    leader.propose(enc('y'));
+    const from = (f: number) => acks.held.find((m) => m.from === f)!;
+    // 2's answer commits nothing (2 of 5) and sends it y with the old commit index; 3's commits x.
+    leader.step(from(2));
+    expect(leader.status().commit).toBe(before);
+    leader.step(from(3));
+    expect(leader.status().commit).toBe(x);
+    const rd = leader.ready();
+    const to2 = rd.messages.filter(isApp(1, 2));
+    expect(to2.map((m) => [m.entries.map((e) => dec(e.data)), m.commit])).toEqual([[['y'], x]]);
+    for (const f of [3, 4, 5]) expect(rd.messages.filter(isApp(1, f)).map((m) => [m.entries.map((e) => dec(e.data)), m.commit])).toEqual([[['y'], x]]);
+    acks.held.splice(0);
+    acks.release();
+    c.handleReady(c.node(1), rd);
+    c.deliver();
+    for (const f of [2, 3, 4, 5]) expect(c.appliedData(f)).toEqual(['warm', 'x', 'y']);
+  });
+
   test('a lost answer to the entries is not repeated by the commit-only App: the stall probe recovers the follower match', () => {
     const c = ready3();
     dropOnce(c, (m) => m.type === MessageType.AppResp && m.from === 2);
@@ -155,6 +203,33 @@ describe('replication', () => {
     expect(pr().match).toBeLessThan(commit());
     for (let i = 0; i < 30 && pr().match < commit(); i++) c.tickAll();
     expect(pr().match).toBe(commit());
+  });
+
+  test('a follower answers the Apps of one Ready once, with the largest index it now shares with the leader', () => {
+    const f = solo(2, [1, 2, 3], { checkQuorum: false });
+    f.rn.step(msg(MessageType.App, 1, 2, 2, { index: 1 as never, logTerm: 1 as never, entries: [ent(2, 2, 'a')] }));
+    f.rn.step(msg(MessageType.App, 1, 2, 2, { index: 2 as never, logTerm: 2 as never, entries: [ent(3, 2, 'b'), ent(4, 2, 'c')] }));
+    // A copy of the first, late: it says less than what is queued.
+    f.rn.step(msg(MessageType.App, 1, 2, 2, { index: 1 as never, logTerm: 1 as never, entries: [ent(2, 2, 'a')] }));
+    const rd = f.rn.ready();
+    expect(rd.entries.map((e) => e.index)).toEqual([2, 3, 4]);
+    expect(rd.messagesAfterPersist).toEqual([msg(MessageType.AppResp, 2, 1, 2, { index: 4 as never })]);
+    expect(f.rn.status().counters.messagesFolded).toBe(2);
+    f.rn.advance();
+  });
+
+  test('a rejection is never folded: the answers around it stay apart and in order', () => {
+    const f = solo(2, [1, 2, 3], { checkQuorum: false });
+    f.rn.step(msg(MessageType.App, 1, 2, 2, { index: 1 as never, logTerm: 1 as never, entries: [ent(2, 2, 'a')] }));
+    f.rn.step(msg(MessageType.App, 1, 2, 2, { index: 7 as never, logTerm: 2 as never, entries: [ent(8, 2, 'z')] }));
+    f.rn.step(msg(MessageType.App, 1, 2, 2, { index: 2 as never, logTerm: 2 as never, entries: [ent(3, 2, 'b')] }));
+    const out = f.rn.ready().messagesAfterPersist;
+    expect(out.map((m) => [m.index, m.reject])).toEqual([
+      [2, false],
+      [7, true],
+      [3, false],
+    ]);
+    expect(f.rn.status().counters.messagesFolded).toBe(0);
   });
 
   test('a commit-only App that does not match the follower log is still answered (a rejection)', () => {
