@@ -2,7 +2,7 @@ import type { CoreView } from './core-view.js';
 import { assert } from './errors.js';
 import type { Membership } from './membership.js';
 import type { Quiescence } from './quiesce.js';
-import type { RaftCounters } from './raft.js';
+import type { RaftCounters } from './counters.js';
 import type { ConfState, LogIndex, Message, NodeId, Term } from './types.js';
 import { MessageType, emptyMessage } from './types.js';
 

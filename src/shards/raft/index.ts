@@ -1,6 +1,6 @@
 export { RawNode } from './rawnode.js';
 export type { Status, ProgressStatus } from './rawnode.js';
-export type { RaftCounters } from './raft.js';
+export type { RaftCounters } from './counters.js';
 export { APPEND_BYTES_MAX_DEFAULT, BUGS, campaignRankOf, resolveConfig } from './config.js';
 export type { BugName, RaftConfig, ResolvedConfig } from './config.js';
 export { encodeConfChange, decodeConfChange } from './confchange.js';

@@ -1,7 +1,7 @@
 import type { CoreView } from './core-view.js';
 import { RaftError, RaftErrorCode, assert } from './errors.js';
 import { Progress } from './progress.js';
-import type { RaftCounters } from './raft.js';
+import type { RaftCounters } from './counters.js';
 import type { ReadPath } from './read.js';
 import type { Replication } from './replication.js';
 import type { ConfChange, ConfState, LogIndex, Message, NodeId, Term } from './types.js';

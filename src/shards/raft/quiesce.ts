@@ -1,6 +1,6 @@
 import type { CoreView } from './core-view.js';
 import { assert } from './errors.js';
-import type { RaftCounters } from './raft.js';
+import type { RaftCounters } from './counters.js';
 import type { LogIndex, Message } from './types.js';
 import { MessageType, NONE } from './types.js';
 

@@ -4,6 +4,8 @@ import { Election, TRANSFER_CONTEXT } from './election.js';
 import { RaftError, RaftErrorCode, assert } from './errors.js';
 import { RaftLog } from './log.js';
 import { ProposalTracker } from './proposals.js';
+import { newRaftCounters } from './counters.js';
+import type { RaftCounters } from './counters.js';
 import type { Progress } from './progress.js';
 import { majority, quorumValue } from './quorum.js';
 import { Follower } from './follower.js';
@@ -13,30 +15,6 @@ import { ReadPath } from './read.js';
 import { Replication } from './replication.js';
 import type { ConfChange, ConfState, Entry, FailedProposal, FailedRead, LogIndex, Message, NodeId, ReadState, Role, Term } from './types.js';
 import { ENTRY_OVERHEAD_BYTES, EntryType, MessageType, NONE, emptyMessage } from './types.js';
-
-/** Counters the shell turns into metrics. */
-export interface RaftCounters {
-  elections: number;
-  preVotes: number;
-  leaderships: number;
-  stepDowns: number;
-  proposalsRefused: number;
-  snapshotsSent: number;
-  snapshotsInstalled: number;
-  readRounds: number;
-  leaseReads: number;
-  transfersAborted: number;
-  /** Times this replica, as leader, made its group go quiet. */
-  quiesced: number;
-  /** Replicating followers probed again because their match stood still too long (stall detection). */
-  stallProbes: number;
-  /** Messages folded into one queued before them for the same replica (Replication.queueApp, Follower.accept). */
-  messagesFolded: number;
-  /** Campaigns of non-members answered with a notMember hint. */
-  notMemberHintsSent: number;
-  /** Times this replica learned from a member that it was removed (and stopped campaigning). */
-  removedHints: number;
-}
 
 /**
  * The raft state machine: pure and synchronous. Inputs are steps, ticks and proposals; outputs are
@@ -151,23 +129,7 @@ export class Raft {
     },
   });
 
-  readonly counters: RaftCounters = {
-    elections: 0,
-    preVotes: 0,
-    leaderships: 0,
-    stepDowns: 0,
-    proposalsRefused: 0,
-    snapshotsSent: 0,
-    snapshotsInstalled: 0,
-    readRounds: 0,
-    leaseReads: 0,
-    transfersAborted: 0,
-    stallProbes: 0,
-    messagesFolded: 0,
-    quiesced: 0,
-    notMemberHintsSent: 0,
-    removedHints: 0,
-  };
+  readonly counters: RaftCounters = newRaftCounters();
 
   constructor(cfg: ResolvedConfig) {
     this.cfg = cfg;

@@ -4,7 +4,7 @@ import { encodeConfChange } from './confchange.js';
 import { assert } from './errors.js';
 import type { ProgressState } from './progress.js';
 import { Raft, confChangeOf } from './raft.js';
-import type { RaftCounters } from './raft.js';
+import type { RaftCounters } from './counters.js';
 import type { ConfChange, ConfState, Entry, HardState, LogIndex, Message, NodeId, Ready, Role, SoftState, Term } from './types.js';
 import { EntryType, MessageType } from './types.js';
 

@@ -1,7 +1,7 @@
 import type { CoreView } from './core-view.js';
 import { RaftErrorCode, assert } from './errors.js';
 import { majority, quorumValue } from './quorum.js';
-import type { RaftCounters } from './raft.js';
+import type { RaftCounters } from './counters.js';
 import { ReadOnly } from './read-only.js';
 import type { QueuedRead } from './read-only.js';
 import type { FailedRead, Message, NodeId, ReadState } from './types.js';

@@ -2,7 +2,7 @@ import type { CoreView } from './core-view.js';
 import { assert } from './errors.js';
 import type { Progress } from './progress.js';
 import { majority } from './quorum.js';
-import type { RaftCounters } from './raft.js';
+import type { RaftCounters } from './counters.js';
 import type { ReadPath } from './read.js';
 import type { LogIndex, Message, NodeId } from './types.js';
 import { MessageType, NONE, emptyMessage, entrySize } from './types.js';

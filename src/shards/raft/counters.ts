@@ -1,0 +1,46 @@
+/** What a raft core counts (src/shards/raft/raft.ts). */
+
+/** Counters the shell turns into metrics. */
+export interface RaftCounters {
+  elections: number;
+  preVotes: number;
+  leaderships: number;
+  stepDowns: number;
+  proposalsRefused: number;
+  snapshotsSent: number;
+  snapshotsInstalled: number;
+  readRounds: number;
+  leaseReads: number;
+  transfersAborted: number;
+  /** Times this replica, as leader, made its group go quiet. */
+  quiesced: number;
+  /** Replicating followers probed again because their match stood still too long (stall detection). */
+  stallProbes: number;
+  /** Messages folded into one queued before them for the same replica (Replication.queueApp, Follower.accept). */
+  messagesFolded: number;
+  /** Campaigns of non-members answered with a notMember hint. */
+  notMemberHintsSent: number;
+  /** Times this replica learned from a member that it was removed (and stopped campaigning). */
+  removedHints: number;
+}
+
+/** Every counter at zero. */
+export function newRaftCounters(): RaftCounters {
+  return {
+    elections: 0,
+    preVotes: 0,
+    leaderships: 0,
+    stepDowns: 0,
+    proposalsRefused: 0,
+    snapshotsSent: 0,
+    snapshotsInstalled: 0,
+    readRounds: 0,
+    leaseReads: 0,
+    transfersAborted: 0,
+    quiesced: 0,
+    stallProbes: 0,
+    messagesFolded: 0,
+    notMemberHintsSent: 0,
+    removedHints: 0,
+  };
+}
