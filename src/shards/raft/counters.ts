@@ -1,6 +1,7 @@
-/** What a raft core counts (src/shards/raft/raft.ts). */
-
-/** Counters the shell turns into metrics. */
+/**
+ * What a raft core counts (src/shards/raft/raft.ts), read through its status; the shard host sums
+ * some of them into its metrics (RaftTotals, src/shards/host-counters.ts).
+ */
 export interface RaftCounters {
   elections: number;
   preVotes: number;

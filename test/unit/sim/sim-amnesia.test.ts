@@ -21,7 +21,6 @@ import type { SimResult } from '../../sim/run.js';
  * seeds a change to what raft sends (not to its safety) moves a count across a bound by chance.
  */
 const SEEDS = Array.from({ length: 20 }, (_, i) => i + 1);
-const SEEDS_ONE_LOSS = SEEDS;
 const DURATION_MS = 3000;
 
 /**
@@ -30,8 +29,8 @@ const DURATION_MS = 3000;
  */
 const CONSEQUENCES: readonly CheckName[] = ['acknowledged-lost', 'committed-changed', 'election-safety', 'log-matching'];
 
-function run(tweak: (p: SimParams) => SimParams, seeds: readonly number[] = SEEDS): SimResult[] {
-  return seeds.map((seed) => runSeed(seed, { durationMs: DURATION_MS, tweak }));
+function run(tweak: (p: SimParams) => SimParams): SimResult[] {
+  return SEEDS.map((seed) => runSeed(seed, { durationMs: DURATION_MS, tweak }));
 }
 
 /** The failed runs, each checked to be a consequence of a disk loss; logs which seeds which check caught. */
@@ -52,7 +51,7 @@ describe('simulator disk loss (amnesia)', () => {
   test('unguarded, one disk loss per run: the node comes back as the replica it was, and a committed entry is replaced', () => {
     const byCheck = caught(
       'unguarded, one disk loss',
-      run((p) => diskLossUnderFire(p, true, 1), SEEDS_ONE_LOSS),
+      run((p) => diskLossUnderFire(p, true, 1)),
     );
     // The harm the guard exists for: an entry once committed is replaced.
     expect(byCheck.get('committed-changed')?.length ?? 0).toBeGreaterThanOrEqual(1);
@@ -70,7 +69,7 @@ describe('simulator disk loss (amnesia)', () => {
 
   test('guarded: the same seeds pass; the old ids die, the nodes rejoin as new members and get replicas from the planner', () => {
     for (const [results, lossesMax] of [
-      [run((p) => diskLossUnderFire(p, false, 1), SEEDS_ONE_LOSS), 1],
+      [run((p) => diskLossUnderFire(p, false, 1)), 1],
       [run((p) => diskLossUnderFire(p, false)), 2],
     ] as const) {
       for (const r of results) expect(r.ok, formatFailure(r)).toBe(true);
@@ -86,7 +85,7 @@ describe('simulator disk loss (amnesia)', () => {
     const results = run((p) => {
       const q = diskLossUnderFire(p, true);
       return { ...q, moves: { ...q.moves!, amnesiaPerSec: 0 } };
-    }, SEEDS_ONE_LOSS);
+    });
     for (const r of results) expect(r.ok, formatFailure(r)).toBe(true);
     for (const r of results) expect(r.stats.amnesias).toBe(0);
   });
