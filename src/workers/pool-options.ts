@@ -22,6 +22,9 @@ export class PoolError extends CodedError<'InvalidConfig' | 'WorkerStartFailed' 
   override readonly name = 'PoolError';
 }
 
+/** Default `startTimeoutMs`: a worker's start, and then the opening of its shards, each. */
+export const START_TIMEOUT_MS = 60_000;
+
 /** Operating errors a request can end with (besides the shard's own codes, e.g. NotLeader). */
 export const PoolErrorCode = {
   /** The in-ring is full or the in-flight table is at `inflightRequestsMax`: retry later. */
@@ -81,6 +84,11 @@ export interface PoolOptions {
   readonly requestTimeoutMs?: number;
   /** How long close() waits for in-flight requests before stopping workers. Default 5,000 ms. */
   readonly closeTimeoutMs?: number;
+  /**
+   * How long a worker may take to say it started, and then to open its shards, before the start
+   * (or restart) fails with WorkerStartFailed and the worker is stopped. Default 60,000 ms.
+   */
+  readonly startTimeoutMs?: number;
   /**
    * Shards one worker's store may hold (three LMDB named databases each): the store is sized for
    * it at start, and `WorkerPool.openShard` beyond it is refused with ShardLimit. Default:
@@ -197,6 +205,7 @@ export function resolvePool(opts: PoolOptions): {
   check('inflightRequestsMax', inflightRequestsMax, 1);
   check('inflightBytesMax', inflightBytesMax, 1);
   check('requestTimeoutMs', opts.requestTimeoutMs ?? 5000, 1);
+  check('startTimeoutMs', opts.startTimeoutMs ?? START_TIMEOUT_MS, 1);
   const ids = new Set<number>();
   for (const s of opts.shards) {
     check('shard id', s.shard, 0);

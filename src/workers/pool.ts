@@ -37,9 +37,10 @@ import { SnapshotChunker } from './snapshot-chunks.js';
 import type { SnapshotChunk } from './snapshot-chunks.js';
 import { Ring, maxPayloadBytes } from './ring.js';
 import type { RecordFit } from './fit.js';
-import type { WorkerInit, WorkerNotice } from './protocol.js';
+import type { WorkerInit } from './protocol.js';
+import { firstNotice } from './worker-start.js';
 import type { WorkerApi } from './worker.js';
-import { PoolError, PoolErrorCode, resolvePool } from './pool-options.js';
+import { PoolError, PoolErrorCode, START_TIMEOUT_MS, resolvePool } from './pool-options.js';
 import type { PoolOptions } from './pool-options.js';
 import { checkShardId, checkSpec, unavailableAs, untilExit } from './runtime-shards.js';
 import { PoolRequests, poolFailure } from './pool-requests.js';
@@ -47,9 +48,6 @@ import { PoolRequests, poolFailure } from './pool-requests.js';
 export { PoolError, PoolErrorCode } from './pool-options.js';
 export type { PoolOptions } from './pool-options.js';
 export type { Membership, MembershipAnswer, MembershipChange, TransferAnswer } from '../shards/host.js';
-
-/** How long a restarted worker may take to open its shards before it is replaced again. */
-const OPEN_SHARDS_TIMEOUT_MS = 60_000;
 
 interface Slot {
   readonly index: number;
@@ -131,31 +129,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     const init: WorkerInit = { ...this.init, worker: w, inRing: inBuf, outRing: outBuf };
     const url = this.opts.workerUrl ?? new URL('./worker.js', import.meta.url);
     const worker = new Worker(url, { workerData: { ...this.opts.workerData, ...init } });
-    const notice = await new Promise<WorkerNotice>((resolve, reject) => {
-      const done = (): void => {
-        worker.off('message', onMessage);
-        worker.off('error', onError);
-        worker.off('exit', onExit);
-      };
-      const onMessage = (m: WorkerNotice): void => {
-        if (m.type !== 'started' && m.type !== 'start-failed') return;
-        done();
-        resolve(m);
-      };
-      const onError = (e: Error): void => {
-        done();
-        reject(new PoolError('WorkerStartFailed', `worker ${w} failed to start: ${e.message}`));
-      };
-      // Messages posted before a worker's exit are delivered before 'exit': an exit seen here
-      // came without a word (killed, out of memory), and nothing else would end this wait.
-      const onExit = (code: number): void => {
-        done();
-        reject(new PoolError('WorkerStartFailed', `worker ${w} exited (code ${code}) before it started`));
-      };
-      worker.on('message', onMessage);
-      worker.once('error', onError);
-      worker.once('exit', onExit);
-    });
+    const notice = await firstNotice(worker, w, this.opts.startTimeoutMs ?? START_TIMEOUT_MS);
     if (notice.type === 'start-failed') {
       await worker.terminate();
       const code = notice.code === 'WorkerCountMismatch' ? 'WorkerCountMismatch' : 'WorkerStartFailed';
@@ -180,10 +154,11 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
 
   /**
    * Opens a started worker's shards. A worker that dies during this call never answers it, so
-   * the wait ends with WorkerStartFailed at the worker's exit or after OPEN_SHARDS_TIMEOUT_MS.
+   * the wait ends with WorkerStartFailed at the worker's exit or after `startTimeoutMs`.
    */
   private async openAll(slot: Slot, specs: ShardSpec[]): Promise<void> {
     const worker = slot.worker;
+    const startTimeoutMs = this.opts.startTimeoutMs ?? START_TIMEOUT_MS;
     let onExit: ((code: number) => void) | undefined;
     let timer: NodeJS.Timeout | undefined;
     try {
@@ -193,8 +168,8 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
           onExit = (code) => reject(new PoolError('WorkerStartFailed', `worker ${slot.index} exited (code ${code}) while opening its shards`));
           worker.once('exit', onExit);
           timer = setTimeout(
-            () => reject(new PoolError('WorkerStartFailed', `worker ${slot.index} did not open its shards in ${OPEN_SHARDS_TIMEOUT_MS} ms`)),
-            OPEN_SHARDS_TIMEOUT_MS,
+            () => reject(new PoolError('WorkerStartFailed', `worker ${slot.index} did not open its shards in ${startTimeoutMs} ms`)),
+            startTimeoutMs,
           );
           timer.unref();
         }),

@@ -188,6 +188,28 @@ describe('worker pool life', () => {
     expect(err).toMatchObject({ code: 'WorkerStartFailed', message: expect.stringMatching(/exited \(code 7\) before it started/) as unknown });
   });
 
+  test('a worker that neither starts nor exits fails the start with WorkerStartFailed after startTimeoutMs, and is stopped', async () => {
+    const workerUrl = new URL('../../support/mute-worker.mjs', import.meta.url);
+    const beats = new SharedArrayBuffer(4);
+    const view = new Int32Array(beats);
+    const err = await WorkerPool.start({
+      dataDir: freshDir(),
+      workers: 1,
+      shards: specs(1),
+      tickMs: 10,
+      workerUrl,
+      workerData: { beats },
+      startTimeoutMs: 300,
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PoolError);
+    expect(err).toMatchObject({ code: 'WorkerStartFailed', message: expect.stringMatching(/worker 0 did not start in 300 ms/) as unknown });
+    // It ran until then, and was stopped before the start failed.
+    const after = Atomics.load(view, 0);
+    expect(after).toBeGreaterThan(0);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(Atomics.load(view, 0)).toBe(after);
+  });
+
   test('restarting with another worker count refuses clearly; the same count finds every shard', async () => {
     const dir = freshDir();
     const first = await startPool({ dataDir: dir, workers: 2, shards: specs(4), tickMs: 10 });
@@ -291,7 +313,7 @@ describe('worker pool life', () => {
   });
 
   test('invalid pool configuration is refused with InvalidConfig', async () => {
-    for (const bad of [{ workers: 0 }, { tickMs: 0 }, { inflightRequestsMax: -1 }]) {
+    for (const bad of [{ workers: 0 }, { tickMs: 0 }, { inflightRequestsMax: -1 }, { startTimeoutMs: 0 }]) {
       const err = await startPool({ dataDir: freshDir(), shards: specs(1), ...bad }).catch((e: unknown) => e);
       expect((err as PoolError).code).toBe('InvalidConfig');
     }
