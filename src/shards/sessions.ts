@@ -44,10 +44,11 @@ function sessionKey(clientId: number): Uint8Array {
   return k;
 }
 
+const utf8 = new TextEncoder();
+
 /** Session record: last sequence applied (f64), index of its entry (f64), then the reply it got. */
 function encodeSession(seq: number, index: number, reply: Outcome): Uint8Array {
-  const enc = new TextEncoder();
-  const body = reply.ok ? reply.body : enc.encode(JSON.stringify({ code: reply.code, message: reply.message }));
+  const body = reply.ok ? reply.body : utf8.encode(JSON.stringify({ code: reply.code, message: reply.message }));
   const out = pooledBytes(17 + body.length);
   const v = new DataView(out.buffer, out.byteOffset, 17);
   v.setFloat64(0, seq, true);
@@ -55,6 +56,11 @@ function encodeSession(seq: number, index: number, reply: Outcome): Uint8Array {
   v.setUint8(16, reply.ok ? 0 : 1);
   out.set(body, 17);
   return out;
+}
+
+/** The last sequence applied of a session record, without decoding the rest (read on every apply). */
+function sessionSeq(b: Uint8Array): number {
+  return new DataView(b.buffer, b.byteOffset, 8).getFloat64(0, true);
 }
 
 function decodeSession(b: Uint8Array): { seq: number; index: number; reply: Outcome } {
@@ -195,7 +201,7 @@ export function afterEntry(target: ApplyTarget, index: number): number {
  * sequence gets the stored reply without applying again; an older sequence is refused.
  */
 export function applyEntry(sm: StateMachine, target: ApplyTarget, e: Entry): { outcome: Outcome; duplicate: boolean } {
-  assert(e.data.length >= PROPOSAL_HEADER_BYTES, `entry ${e.index} has no proposal header`);
+  if (e.data.length < PROPOSAL_HEADER_BYTES) assert(false, `entry ${e.index} has no proposal header`);
   const v = new DataView(e.data.buffer, e.data.byteOffset, e.data.byteLength);
   const clientId = v.getFloat64(0, true);
   const seq = v.getFloat64(8, true);
@@ -209,10 +215,10 @@ export function applyEntry(sm: StateMachine, target: ApplyTarget, e: Entry): { o
   const key = sessionKey(clientId);
   const prev = target.reservedGet(key);
   if (prev) {
-    const session = decodeSession(prev);
-    if (seq === session.seq) return { outcome: session.reply, duplicate: true };
-    if (seq < session.seq) {
-      const message = `client ${clientId} sequence ${seq} is older than its last applied ${session.seq}`;
+    const last = sessionSeq(prev);
+    if (seq === last) return { outcome: decodeSession(prev).reply, duplicate: true };
+    if (seq < last) {
+      const message = `client ${clientId} sequence ${seq} is older than its last applied ${last}`;
       return { outcome: { ok: false, code: SESSION_SEQ_STALE, message, leaderHint: 0 }, duplicate: false };
     }
   }

@@ -59,7 +59,7 @@ export function writeTurn(id: ShardId, ss: ShardStore, rd: Ready, staged: Staged
   let last = ss.applied();
   for (const e of rd.committedEntries) {
     if (e.index <= last) continue; // covered by a snapshot installed in this Ready
-    assert(e.index === last + 1, `shard ${id}: applying ${e.index} after ${last}`);
+    if (e.index !== last + 1) assert(false, `shard ${id}: applying ${e.index} after ${last}`);
     last = e.index;
     if (e.type === EntryType.ConfChange) {
       conf = nextConfState(conf, e);

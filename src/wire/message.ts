@@ -80,10 +80,10 @@ export interface WireMessage {
   readonly reject: boolean;
   readonly rejectHint: WireLogIndex;
   readonly context: number;
-  readonly snapshot?: WireSnapshot;
-  readonly quiesce?: boolean;
-  readonly commitOnly?: boolean;
-  readonly notMember?: boolean;
+  readonly snapshot?: WireSnapshot | undefined;
+  readonly quiesce?: boolean | undefined;
+  readonly commitOnly?: boolean | undefined;
+  readonly notMember?: boolean | undefined;
 }
 
 // ------------------------------------------------------------------ the layout
@@ -304,11 +304,25 @@ export function decodeMessage(b: Uint8Array): WireMessage {
   if (r.short) bug('message decode read past the end after checking every length');
   if (!r.done) bad(`${r.left} trailing bytes after the raft message`);
 
-  const base: WireMessage = { type, from, to, term, logTerm, index, entries, commit, reject: (flags & FLAG_REJECT) !== 0, rejectHint, context };
-  let m = (flags & FLAG_QUIESCE) !== 0 ? { ...base, quiesce: true } : base;
-  if ((flags & FLAG_COMMIT_ONLY) !== 0) m = { ...m, commitOnly: true };
-  if ((flags & FLAG_NOT_MEMBER) !== 0) m = { ...m, notMember: true };
-  return snapshot === undefined ? m : { ...m, snapshot };
+  // Every field present, in the order the raft core's emptyMessage lays them out: every message
+  // has one hidden class, decoded here or made by the core.
+  return {
+    type,
+    from,
+    to,
+    term,
+    logTerm,
+    index,
+    entries,
+    commit,
+    reject: (flags & FLAG_REJECT) !== 0,
+    rejectHint,
+    context,
+    snapshot,
+    quiesce: (flags & FLAG_QUIESCE) !== 0 ? true : undefined,
+    commitOnly: (flags & FLAG_COMMIT_ONLY) !== 0 ? true : undefined,
+    notMember: (flags & FLAG_NOT_MEMBER) !== 0 ? true : undefined,
+  };
 }
 
 // ------------------------------------------------------------------ peeks, for the router

@@ -43,7 +43,7 @@ export function usageKey(tenant: string): Uint8Array {
 export function readUsage(view: DataReader, tenant: string): TenantUsage {
   const v = view.get(usageKey(tenant));
   if (v === undefined) return { keys: 0, bytes: 0 };
-  assert(v.length === USAGE_BYTES, `kv: usage record of ${v.length} bytes`);
+  if (v.length !== USAGE_BYTES) assert(false, `kv: usage record of ${v.length} bytes`);
   const r = new ByteReader(v);
   return { keys: r.f64(), bytes: r.f64() };
 }
@@ -61,7 +61,8 @@ export function addUsage(txn: DataTxn, tenant: string, keys: number, bytes: numb
   const k = usageKey(tenant);
   const cur = readUsage(txn, tenant);
   const next = { keys: Math.max(0, cur.keys + keys), bytes: Math.max(0, cur.bytes + bytes) };
-  assert(Number.isSafeInteger(next.keys) && Number.isSafeInteger(next.bytes), `kv: usage of ${tenant} would be ${next.keys} keys, ${next.bytes} bytes`);
+  if (!(Number.isSafeInteger(next.keys) && Number.isSafeInteger(next.bytes)))
+    assert(false, `kv: usage of ${tenant} would be ${next.keys} keys, ${next.bytes} bytes`);
   if (next.keys === 0) {
     txn.remove(k);
     return;
@@ -87,7 +88,7 @@ export function putDataKey(w: ByteWriter, tenant: string, key: Uint8Array): void
 
 /** The data-database key of `key` in `tenant`: [tenant length u8][tenant ASCII][key]. */
 export function dataKey(tenant: string, key: Uint8Array): Uint8Array {
-  assert(isValidTenant(tenant), `dataKey: invalid tenant ${JSON.stringify(tenant)}`);
+  if (!isValidTenant(tenant)) assert(false, `dataKey: invalid tenant ${JSON.stringify(tenant)}`);
   return checkedDataKey(tenant, key);
 }
 
@@ -127,5 +128,5 @@ export function storedValue(version: number, createIndex: number, modIndex: numb
 }
 
 export function checkStored(stored: Uint8Array): void {
-  assert(stored.length >= STORED_HEADER_BYTES, `kv: stored value of ${stored.length} bytes is shorter than its header`);
+  if (stored.length < STORED_HEADER_BYTES) assert(false, `kv: stored value of ${stored.length} bytes is shorter than its header`);
 }

@@ -59,7 +59,12 @@ export class AssertionError extends Error {
   override readonly name = 'AssertionError';
 }
 
-/** Invariant check; stays on in production. A failure is a bug: crash, restart, recover from disk. */
+/**
+ * Invariant check; stays on in production. A failure is a bug: crash, restart, recover from disk.
+ * A message built from values (a template string) is built on every call, true or not: on paths
+ * taken per entry or per message, write `if (!ok) assert(false, \`...\`)` so it is built only
+ * when it is thrown.
+ */
 export function assert(cond: unknown, message: string): asserts cond {
   if (!cond) throw new AssertionError(message);
 }

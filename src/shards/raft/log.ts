@@ -115,7 +115,7 @@ export class RaftLog {
         const beyond = ents.filter((e) => e.index > this.lastIndex());
         if (beyond.length > 0 && beyond[0]!.index === this.lastIndex() + 1) this.append(beyond);
       } else {
-        assert(conflict > this.committed, `log: conflict at ${conflict} within committed ${this.committed}`);
+        if (conflict <= this.committed) assert(false, `log: conflict at ${conflict} within committed ${this.committed}`);
         this.append(ents.slice(conflict - ents[0]!.index));
       }
     }
@@ -149,7 +149,7 @@ export class RaftLog {
   append(ents: readonly Entry[]): void {
     if (ents.length === 0) return;
     const after = ents[0]!.index;
-    assert(after > this.committed, `log: append at ${after} would overwrite committed ${this.committed}`);
+    if (after <= this.committed) assert(false, `log: append at ${after} would overwrite committed ${this.committed}`);
     if (after === this.unstableOffset + this.unstable.length) {
       for (const e of ents) this.unstable.push(e);
     } else if (after <= this.unstableOffset) {
@@ -180,7 +180,7 @@ export class RaftLog {
   slice(lo: LogIndex, hi: LogIndex, maxBytes: number): Entry[] | undefined {
     if (lo >= hi) return [];
     if (lo < this.firstIndex()) return undefined;
-    assert(hi <= this.lastIndex() + 1, `log: slice to ${hi} beyond last ${this.lastIndex()}`);
+    if (hi > this.lastIndex() + 1) assert(false, `log: slice to ${hi} beyond last ${this.lastIndex()}`);
     const out: Entry[] = [];
     let bytes = 0;
     if (lo < this.unstableOffset) {
@@ -236,7 +236,7 @@ export class RaftLog {
   nextCommittedEnts(maxBytes: number): Entry[] {
     if (!this.hasNextCommittedEnts()) return [];
     const ents = this.slice((this.applying + 1) as LogIndex, (this.committed + 1) as LogIndex, maxBytes);
-    assert(ents !== undefined, `log: committed entries from ${this.applying + 1} are compacted`);
+    if (ents === undefined) assert(false, `log: committed entries from ${this.applying + 1} are compacted`);
     return ents;
   }
 
@@ -253,7 +253,7 @@ export class RaftLog {
   /** Replaces the log by a snapshot from the leader. */
   restore(s: Snapshot): void {
     const i = s.metadata.index;
-    assert(i > this.committed, `log: restore ${i} at or below commit ${this.committed}`);
+    if (i <= this.committed) assert(false, `log: restore ${i} at or below commit ${this.committed}`);
     this.committed = i;
     this.applying = i;
     this.unstableSnapshot = s;

@@ -73,7 +73,7 @@ export class Quiescence {
 
   /** Exactly what `n` ticks do to a node for which {@link ticksIdle} holds. */
   skipTicks(n: number): void {
-    assert(Number.isInteger(n) && n >= 0, `skipTicks: bad tick count ${n}`);
+    if (!(Number.isInteger(n) && n >= 0)) assert(false, `skipTicks: bad tick count ${n}`);
     assert(this.ticksIdle(), 'skipTicks: the node is not idle (its ticks do more than move the clock)');
     this.hooks.advanceClock(n);
   }

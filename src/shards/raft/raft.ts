@@ -277,7 +277,7 @@ export class Raft {
    * count fewer ticks than the clock only make campaigns, step-downs and heartbeats later.
    */
   elapse(n: number): void {
-    assert(Number.isInteger(n) && n >= 0, `elapse: bad tick count ${n}`);
+    if (!(Number.isInteger(n) && n >= 0)) assert(false, `elapse: bad tick count ${n}`);
     this.now += n;
   }
 

@@ -137,12 +137,12 @@ export interface Message {
   readonly reject: boolean;
   readonly rejectHint: LogIndex;
   readonly context: number;
-  readonly snapshot?: Snapshot;
+  readonly snapshot?: Snapshot | undefined;
   /**
    * Heartbeat only: the group is idle and the leader goes quiet; a follower whose log matches
    * stops its election timer until any other message (or the shell's wake()) arrives.
    */
-  readonly quiesce?: boolean;
+  readonly quiesce?: boolean | undefined;
   /**
    * App only: no entries, only the commit index, to a follower in replicate state. Accepting it
    * would answer what the answer to the App that carried the entries up to `index` already says,
@@ -150,13 +150,13 @@ export interface Message {
    * still answered; a lost answer of the entries is recovered by the leader's stall probe, a few
    * ticks later). Never sent to a leadership transferee, whose answer triggers TimeoutNow.
    */
-  readonly commitOnly?: boolean;
+  readonly commitOnly?: boolean | undefined;
   /**
    * PreVoteResp or VoteResp only, with `reject`: the candidate is not a member of the sender's
    * applied configuration, which took effect at `index`. Not a vote: a hint for a replica removed
    * while it was cut off, which then stops campaigning if its own configuration is older.
    */
-  readonly notMember?: boolean;
+  readonly notMember?: boolean | undefined;
 }
 
 export type Role = 'follower' | 'pre-candidate' | 'candidate' | 'leader';
@@ -213,6 +213,11 @@ export interface Ready {
   readonly failedProposals: readonly FailedProposal[];
 }
 
+/**
+ * A message of `type` with every other field zero. Every field is present, the optional ones as
+ * undefined, and messages are made from this one by spreading it: they all share one hidden
+ * class, so the code that reads every message (encoding, the host's send loop) stays monomorphic.
+ */
 export const emptyMessage = (type: MessageType, from: NodeId, to: NodeId, t: Term): Message => ({
   type,
   from,
@@ -225,4 +230,8 @@ export const emptyMessage = (type: MessageType, from: NodeId, to: NodeId, t: Ter
   reject: false,
   rejectHint: 0 as LogIndex,
   context: 0,
+  snapshot: undefined,
+  quiesce: undefined,
+  commitOnly: undefined,
+  notMember: undefined,
 });
