@@ -38,7 +38,7 @@ import type { SnapshotChunk } from './snapshot-chunks.js';
 import { Ring, maxPayloadBytes } from './ring.js';
 import type { RecordFit } from './fit.js';
 import type { WorkerInit } from './protocol.js';
-import { firstNotice } from './worker-start.js';
+import { firstNotice, stopWorker } from './worker-life.js';
 import type { WorkerApi } from './worker.js';
 import { PoolError, PoolErrorCode, START_TIMEOUT_MS, resolvePool } from './pool-options.js';
 import type { PoolOptions } from './pool-options.js';
@@ -230,7 +230,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     } catch (e) {
       // Never leave a half-started worker running beside its replacement (or after close).
       slot.state = 'restarting';
-      if (parts) await parts.worker.terminate().catch(() => undefined);
+      if (parts) await stopWorker(parts.worker, parts.api).catch(() => undefined);
       if (this.closing) return;
       this.emit('restart-failed', slot.index, e instanceof Error ? e.message : String(e));
       void this.restart(slot, 'restart failed');
@@ -613,31 +613,27 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     this.closing = true;
     const deadline = performance.now() + (this.opts.closeTimeoutMs ?? 5000);
     while (this.requests.size > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-    await Promise.all(
-      this.slots.map(async (slot) => {
-        if (slot.state === 'running') {
-          await Promise.race([slot.api.shutdown(), new Promise((r) => setTimeout(r, 5000))]).catch(() => undefined);
-        }
-        slot.state = 'stopped';
-        slot.api[Comlink.releaseProxy]();
-        await slot.worker.terminate();
-      }),
-    );
+    await Promise.all(this.slots.map(async (slot) => this.stopSlot(slot)));
     this.failAll();
     await this.chunker?.close();
   }
 
-  /** Stops every worker at once; in-flight requests fail with ShuttingDown. */
+  /**
+   * Stops every worker without waiting for in-flight requests (they fail with ShuttingDown): each
+   * after its current turn (see stopWorker).
+   */
   async destroy(): Promise<void> {
     this.closing = true;
-    await Promise.all(
-      this.slots.map(async (slot) => {
-        slot.state = 'stopped';
-        await slot.worker.terminate();
-      }),
-    );
+    await Promise.all(this.slots.map(async (slot) => this.stopSlot(slot)));
     this.failAll();
     await this.chunker?.destroy();
+  }
+
+  /** A worker being restarted stops in its restart (which sees `closing`); a crashed one is gone. */
+  private async stopSlot(slot: Slot): Promise<void> {
+    const wasRunning = slot.state === 'running';
+    slot.state = 'stopped';
+    await stopWorker(slot.worker, wasRunning ? slot.api : undefined);
   }
 
   private failAll(): void {
