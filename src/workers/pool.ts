@@ -629,11 +629,13 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
     await this.chunker?.destroy();
   }
 
-  /** A worker being restarted stops in its restart (which sees `closing`); a crashed one is gone. */
+  /**
+   * Stops the slot's worker, whatever its state: a crashed one is gone already, and the new
+   * worker of a restart under way is asked to stop like any other (its restart sees `closing`).
+   */
   private async stopSlot(slot: Slot): Promise<void> {
-    const wasRunning = slot.state === 'running';
     slot.state = 'stopped';
-    await stopWorker(slot.worker, wasRunning ? slot.api : undefined);
+    await stopWorker(slot.worker, slot.api);
   }
 
   private failAll(): void {

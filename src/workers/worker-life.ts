@@ -62,7 +62,8 @@ export function firstNotice(worker: Worker, w: number, timeoutMs: number): Promi
  * saving). Without `api` (it never started) it is terminated at once.
  */
 export async function stopWorker(worker: Worker, api: Comlink.Remote<WorkerApi> | undefined, graceMs: number = STOP_GRACE_MS): Promise<void> {
-  if (api !== undefined) {
+  // threadId turns -1 once the thread exited: nothing then answers, and nothing is left to cut.
+  if (api !== undefined && worker.threadId !== -1) {
     let timer: NodeJS.Timeout | undefined;
     let onExit: (() => void) | undefined;
     await Promise.race([
