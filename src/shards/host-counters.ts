@@ -94,11 +94,26 @@ export interface RaftTotals {
   transfersAborted: number;
   /** Times a leader here made its group go quiet. */
   quiesced: number;
+  /** Replicating followers probed again by a leader here because their match stood still too long. */
+  stallProbes: number;
+  /** Raft messages folded into one queued before them for the same replica (not sent on their own). */
+  messagesFolded: number;
 }
 
 /** Every raft total at zero. */
 export function zeroRaftTotals(): RaftTotals {
-  return { elections: 0, preVotes: 0, leaderships: 0, stepDowns: 0, readRounds: 0, leaseReads: 0, transfersAborted: 0, quiesced: 0 };
+  return {
+    elections: 0,
+    preVotes: 0,
+    leaderships: 0,
+    stepDowns: 0,
+    readRounds: 0,
+    leaseReads: 0,
+    transfersAborted: 0,
+    quiesced: 0,
+    stallProbes: 0,
+    messagesFolded: 0,
+  };
 }
 
 /** Adds the counts of `from` (a core's counters) into `into`. */

@@ -61,6 +61,14 @@ const RAFT_METRICS: Record<keyof RaftTotals, [string, string]> = {
   leaseReads: ['iroh_raft_shard_lease_reads_total', "Reads served on a leader's lease, without a quorum round."],
   transfersAborted: ['iroh_raft_shard_transfers_aborted_total', 'Leadership transfers aborted (timed out or cancelled).'],
   quiesced: ['iroh_raft_shard_quiesced_total', 'Times a leader here made its group go quiet.'],
+  stallProbes: [
+    'iroh_raft_shard_stall_probes_total',
+    'Followers a leader here probed again because their acknowledgments stood still too long (lost messages, a restarted follower).',
+  ],
+  messagesFolded: [
+    'iroh_raft_shard_messages_folded_total',
+    'Raft messages folded into one queued before them for the same replica in the same turn (a commit index raised, an answer merged) instead of sent.',
+  ],
 };
 
 const snake = (s: string): string => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);

@@ -192,6 +192,12 @@ describe('/metrics of a running node', () => {
     expect(elections.samples.length).toBe(WORKERS);
     expect(elections.samples.reduce((a, s) => a + s.value, 0)).toBeGreaterThanOrEqual(SHARDS);
     expect(family(fams, 'iroh_raft_shard_leaderships_won_total').samples.reduce((a, s) => a + s.value, 0)).toBeGreaterThanOrEqual(SHARDS);
+    // Every summed raft total is there for every worker, also those that count only with followers.
+    for (const name of ['iroh_raft_shard_quiesced_total', 'iroh_raft_shard_stall_probes_total', 'iroh_raft_shard_messages_folded_total']) {
+      const f = family(fams, name);
+      expect(f.samples.length, name).toBe(WORKERS);
+      for (const s of f.samples) expect(s.value, name).toBeGreaterThanOrEqual(0);
+    }
   });
 
   test("the store's durable writes: a write-ahead log flush per logged turn that wrote, checkpoints timed, merged over workers", () => {
