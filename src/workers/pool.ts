@@ -38,7 +38,7 @@ import type { SnapshotChunk } from './snapshot-chunks.js';
 import { Ring, maxPayloadBytes } from './ring.js';
 import type { RecordFit } from './fit.js';
 import type { WorkerInit } from './protocol.js';
-import { firstNotice, stopWorker } from './worker-life.js';
+import { checkWorkerDirs, firstNotice, stopWorker } from './worker-life.js';
 import type { WorkerApi } from './worker.js';
 import { PoolError, PoolErrorCode, START_TIMEOUT_MS, resolvePool } from './pool-options.js';
 import type { PoolOptions } from './pool-options.js';
@@ -106,6 +106,7 @@ export class WorkerPool extends EventEmitter<PoolEvents> {
   /** Starts the workers and opens their shards. Throws PoolError (e.g. WorkerCountMismatch). */
   static async start(opts: PoolOptions): Promise<WorkerPool> {
     const pool = new WorkerPool(opts);
+    checkWorkerDirs(opts.dataDir, pool.workers);
     // Every worker's start is waited for, failed or not: a worker still starting when another
     // failed would otherwise run on, outside the pool that gave up.
     const started = await Promise.allSettled(Array.from({ length: pool.workers }, (_, w) => pool.startSlot(w)));

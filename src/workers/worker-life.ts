@@ -3,9 +3,11 @@
  * `start-failed` with the store's reason; every other way a start can end becomes
  * WorkerStartFailed), and a stop that never cuts an LMDB transaction in two.
  */
+import { existsSync } from 'node:fs';
 import type { Worker } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import { PoolError } from './pool-options.js';
+import { workerDir } from './protocol.js';
 import type { WorkerNotice } from './protocol.js';
 import type { WorkerApi } from './worker.js';
 
@@ -79,4 +81,23 @@ export async function stopWorker(worker: Worker, api: Comlink.Remote<WorkerApi> 
     api[Comlink.releaseProxy]();
   }
   await worker.terminate();
+}
+
+/**
+ * Refuses, before any worker starts, a start with more workers than `dataDir` was laid out for:
+ * worker-0's store is there, and a store of a worker below `workers` is not. Each worker checks
+ * its own store's layout too (WorkerCountMismatch from Store.open), but a worker whose store does
+ * not exist yet would create it first: a refused start would leave a store behind.
+ */
+export function checkWorkerDirs(dataDir: string, workers: number): void {
+  if (!existsSync(workerDir(dataDir, 0))) return;
+  let laidOut = 1;
+  while (laidOut < workers && existsSync(workerDir(dataDir, laidOut))) laidOut++;
+  if (laidOut === workers) return;
+  throw new PoolError(
+    'WorkerCountMismatch',
+    `${dataDir} holds the stores of ${laidOut} worker(s) (worker-0 .. worker-${laidOut - 1}); this start asks for ${workers}. ` +
+      `Start with --workers ${laidOut} (shards are placed by shard % workers); ` +
+      `if the first start in this directory never finished (a crash while it made the stores), remove the directory and start afresh.`,
+  );
 }

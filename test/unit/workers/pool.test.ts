@@ -3,7 +3,7 @@
  * shard hosts, are committed to LMDB and answered on the out-ring. Results are compared with the
  * reference model of the KV semantics.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test, vi } from 'vitest';
@@ -270,6 +270,8 @@ describe('worker pool life', () => {
       expect(err).toBeInstanceOf(PoolError);
       expect((err as PoolError).code).toBe('WorkerCountMismatch');
       expect((err as PoolError).message).toMatch(/--workers 2/);
+      // A refused start leaves nothing behind: no store for the worker that does not belong.
+      expect(readdirSync(dir).sort()).toEqual(['worker-0', 'worker-1']);
     }
     const again = await startPool({ dataDir: dir, workers: 2, shards: specs(4), tickMs: 10 });
     try {
