@@ -1,5 +1,7 @@
 /** The shard host's counters (src/shards/host.ts), exported as metrics by its worker. */
 
+import type { RaftCounters } from './raft/index.js';
+
 /** Counts for metrics; monotonic. */
 export interface HostCounters {
   turns: number;
@@ -74,46 +76,29 @@ export interface HostLatency {
 }
 
 /**
- * The raft cores' event counts that the host sums over its shards (see RaftCounters). Snapshots
- * sent are left out: the host counts the same event as `snapshotsRequested`.
+ * The raft cores' event counts that the host sums over its shards (their meaning: RaftCounters).
+ * Snapshots sent are left out: the host counts the same event as `snapshotsRequested`.
  */
-export interface RaftTotals {
-  /** Campaigns for leadership (the vote round; pre-votes are not counted). */
-  elections: number;
-  /** Pre-vote rounds started. */
-  preVotes: number;
-  /** Times a replica here became leader. */
-  leaderships: number;
-  /** Times a leader here stepped down. */
-  stepDowns: number;
-  /** ReadIndex quorum rounds (each serves every read queued before it). */
-  readRounds: number;
-  /** Reads served on a leader's lease, without a round. */
-  leaseReads: number;
-  /** Leadership transfers that did not finish in time. */
-  transfersAborted: number;
-  /** Times a leader here made its group go quiet. */
-  quiesced: number;
-  /** Replicating followers probed again by a leader here because their match stood still too long. */
-  stallProbes: number;
-  /** Raft messages folded into one queued before them for the same replica (not sent on their own). */
-  messagesFolded: number;
-}
+const RAFT_TOTALS = [
+  'elections',
+  'preVotes',
+  'leaderships',
+  'stepDowns',
+  'readRounds',
+  'leaseReads',
+  'transfersAborted',
+  'quiesced',
+  'stallProbes',
+  'messagesFolded',
+] as const satisfies readonly (keyof RaftCounters)[];
+
+export type RaftTotals = Pick<RaftCounters, (typeof RAFT_TOTALS)[number]>;
 
 /** Every raft total at zero. */
 export function zeroRaftTotals(): RaftTotals {
-  return {
-    elections: 0,
-    preVotes: 0,
-    leaderships: 0,
-    stepDowns: 0,
-    readRounds: 0,
-    leaseReads: 0,
-    transfersAborted: 0,
-    quiesced: 0,
-    stallProbes: 0,
-    messagesFolded: 0,
-  };
+  const t = {} as RaftTotals;
+  for (const k of RAFT_TOTALS) t[k] = 0;
+  return t;
 }
 
 /** Adds the counts of `from` (a core's counters) into `into`. */

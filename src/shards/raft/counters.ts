@@ -3,15 +3,22 @@
  * some of them into its metrics (RaftTotals, src/shards/host-counters.ts).
  */
 export interface RaftCounters {
+  /** Campaigns for leadership (the vote round; pre-votes are not counted). */
   elections: number;
+  /** Pre-vote rounds started. */
   preVotes: number;
+  /** Times this replica became leader. */
   leaderships: number;
+  /** Times this replica, as leader, stepped down. */
   stepDowns: number;
   proposalsRefused: number;
   snapshotsSent: number;
   snapshotsInstalled: number;
+  /** ReadIndex quorum rounds (each serves every read queued before it). */
   readRounds: number;
+  /** Reads served on a leader's lease, without a round. */
   leaseReads: number;
+  /** Leadership transfers that did not finish in time. */
   transfersAborted: number;
   /** Times this replica, as leader, made its group go quiet. */
   quiesced: number;
