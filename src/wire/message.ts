@@ -304,8 +304,8 @@ export function decodeMessage(b: Uint8Array): WireMessage {
   if (r.short) bug('message decode read past the end after checking every length');
   if (!r.done) bad(`${r.left} trailing bytes after the raft message`);
 
-  // Every field present, in the order the raft core's emptyMessage lays them out: every message
-  // has one hidden class, decoded here or made by the core.
+  // Every field present, in the order the raft core's emptyMessage lays them out: every decoded
+  // message has the same hidden class, whichever flags it carries.
   return {
     type,
     from,

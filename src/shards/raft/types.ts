@@ -215,8 +215,10 @@ export interface Ready {
 
 /**
  * A message of `type` with every other field zero. Every field is present, the optional ones as
- * undefined, and messages are made from this one by spreading it: they all share one hidden
- * class, so the code that reads every message (encoding, the host's send loop) stays monomorphic.
+ * undefined, and messages are made from this one by spreading it, so the code that reads every
+ * message (encoding, the host's send loop) meets few hidden classes: this literal's, the one all
+ * spread copies share (whichever optional field they set), and decodeMessage's; not one per
+ * combination of optional fields.
  */
 export const emptyMessage = (type: MessageType, from: NodeId, to: NodeId, t: Term): Message => ({
   type,
